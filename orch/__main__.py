@@ -1,0 +1,5 @@
+"""`python -m orch` runs the CLI."""
+
+from orch.cli import main
+
+main()

@@ -1,0 +1,218 @@
+"""A private systemd for machines whose PID 1 is not systemd.
+
+`orch box up` boots systemd 252 as PID 1 of fresh PID, mount, UTS, IPC and cgroup
+namespaces (see orch.boxinit); the host's /tmp, sysctls and services stay untouched.
+The box shares the host's file system except /run, so orch commands run inside it
+through nsenter(1) see the same checkout, state files and journal.
+
+This module is the one place that runs systemd's own programs (systemctl inside the
+box, to wait for boot): the product talks to managers over D-Bus only (orch.systemd).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from orch.errors import OrchError, PermissionDenied
+
+BOOT_TIMEOUT = 60.0
+POWEROFF_TIMEOUT = 60.0
+NAMESPACES = ("-p", "-m", "-u", "-i", "-C")
+
+
+def box_dir() -> Path:
+    """Where the host keeps the running box's record (ORCH_BOX_DIR overrides it)."""
+    return Path(os.environ.get("ORCH_BOX_DIR", "/run/orch-box"))
+
+
+@dataclass(frozen=True)
+class BoxInfo:
+    """A running box: its systemd's host PID, that process's start time, and its state."""
+
+    pid: int
+    start_ticks: int
+    state: str = "unknown"
+
+
+def systemd_is_pid1() -> bool:
+    """True where this process's PID 1 is systemd (sd_booted(3)'s test)."""
+    return Path("/run/systemd/system").is_dir()
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot, or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise PermissionDenied(
+            "orch box needs root: it creates namespaces and runs systemd as their PID 1",
+            hint="run it with sudo",
+        )
+
+
+def _read_record() -> BoxInfo | None:
+    try:
+        data = json.loads((box_dir() / "box.json").read_text())
+        info = BoxInfo(pid=int(data["pid"]), start_ticks=int(data["start_ticks"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    # A PID from an earlier boot, or reused since, is not our box.
+    if _start_ticks(info.pid) != info.start_ticks:
+        return None
+    return info
+
+
+def running_box() -> BoxInfo | None:
+    """The box this host runs, or None."""
+    return _read_record()
+
+
+def _inside(pid: int, argv: Sequence[str], cwd: str | None = None) -> list[str]:
+    wd = [f"--wd={cwd}"] if cwd else []
+    return ["nsenter", "-t", str(pid), *NAMESPACES, *wd, "--", *argv]
+
+
+def system_state(info: BoxInfo, wait: bool = False, timeout: float = 10.0) -> str:
+    """The box manager's `is-system-running` answer ('running', 'degraded', ...)."""
+    argv = ["systemctl", "is-system-running", *(["--wait"] if wait else [])]
+    try:
+        out = subprocess.run(_inside(info.pid, argv), capture_output=True, text=True,
+                             timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return "unresponsive"
+    return out.stdout.strip() or "unknown"
+
+
+def _wait_booted(info: BoxInfo, deadline: float) -> str:
+    """Wait until the manager answers and has finished booting; its last answer."""
+    state = "unknown"
+    while time.monotonic() < deadline:
+        # Right after exec, systemd has no socket yet and systemctl answers nothing.
+        state = system_state(info, wait=True, timeout=max(1.0, deadline - time.monotonic()))
+        if state not in ("unknown", "offline", "unresponsive", ""):
+            return state
+        time.sleep(0.05)
+    return state
+
+
+def _child_of(pid: int, deadline: float) -> int:
+    """The PID that unshare --fork started (the box's PID 1), once it is systemd."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    while time.monotonic() < deadline:
+        try:
+            kids = children.read_text().split()
+        except OSError:
+            kids = []
+        if kids:
+            child = int(kids[0])
+            try:
+                if Path(f"/proc/{child}/comm").read_text().strip() == "systemd":
+                    return child
+            except OSError:
+                pass
+        elif not Path(f"/proc/{pid}").exists():
+            break
+        time.sleep(0.02)
+    raise OrchError("the box's systemd did not start", hint=f"see {box_dir() / 'console.log'}")
+
+
+def up() -> BoxInfo:
+    """Boot a box (or return the one already running) and wait until its manager runs."""
+    _require_root()
+    if systemd_is_pid1():
+        raise OrchError("systemd is already PID 1 here: orch uses it and needs no box")
+    existing = running_box()
+    if existing:
+        return BoxInfo(existing.pid, existing.start_ticks, system_state(existing))
+    directory = box_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    console = (directory / "console.log").open("wb")
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+           "PYTHONPATH": package_root}
+    try:
+        launcher = subprocess.Popen(
+            ["unshare", "--fork", "--pid", "--mount", "--uts", "--ipc", "--cgroup",
+             "--mount-proc", "--propagation", "private",
+             sys.executable, "-m", "orch.boxinit"],
+            stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+            start_new_session=True, env=env, cwd="/",
+        )
+    except OSError as err:
+        raise OrchError(f"cannot run unshare(1): {err.strerror}") from err
+    finally:
+        console.close()
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    try:
+        pid = _child_of(launcher.pid, deadline)
+    except OrchError:
+        launcher.wait(timeout=5)
+        reason = (directory / "console.log").read_text(errors="replace").strip().splitlines()
+        why = reason[-1] if reason else "unshare exited"
+        raise OrchError(f"the kernel refused the box's namespaces: {why}") from None
+    ticks = _start_ticks(pid)
+    assert ticks is not None
+    info = BoxInfo(pid, ticks)
+    (directory / "box.json").write_text(json.dumps({"pid": pid, "start_ticks": ticks}))
+    state = _wait_booted(info, deadline)
+    if state not in ("running", "degraded"):
+        raise OrchError(f"the box's manager did not come up (state: {state})",
+                        hint=f"see {directory / 'console.log'}; `orch box down` stops it")
+    return BoxInfo(pid, ticks, state)
+
+
+def down() -> bool:
+    """Power the box off cleanly and wait for it to exit; False if none was running."""
+    _require_root()
+    info = running_box()
+    if info is None:
+        (box_dir() / "box.json").unlink(missing_ok=True)
+        return False
+    # SIGRTMIN+4 asks systemd as PID 1 to power off, as `systemctl poweroff` would.
+    os.kill(info.pid, signal.SIGRTMIN + 4)
+    deadline = time.monotonic() + POWEROFF_TIMEOUT
+    while _start_ticks(info.pid) == info.start_ticks:
+        if time.monotonic() > deadline:
+            raise OrchError(f"the box (pid {info.pid}) did not power off within "
+                            f"{POWEROFF_TIMEOUT:.0f}s")
+        time.sleep(0.05)
+    (box_dir() / "box.json").unlink(missing_ok=True)
+    return True
+
+
+def status() -> BoxInfo | None:
+    """The running box with its manager's state, or None."""
+    info = running_box()
+    if info is None:
+        return None
+    return BoxInfo(info.pid, info.start_ticks, system_state(info))
+
+
+def as_dict(info: BoxInfo) -> dict[str, object]:
+    """The box as JSON data."""
+    return asdict(info)
+
+
+def exec_inside(argv: Sequence[str]) -> NoReturn:
+    """Replace this process with ARGV run inside the box, in the caller's directory."""
+    _require_root()
+    info = running_box()
+    if info is None:
+        raise OrchError("no box is running", hint="start one with `orch box up`")
+    command = _inside(info.pid, argv, cwd=os.getcwd())
+    os.execvp(command[0], command)

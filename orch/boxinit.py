@@ -1,0 +1,79 @@
+"""PID 1 of a fresh box: prepare /run, then become systemd.
+
+Run by `orch box up` through unshare(1), already inside new PID, mount, UTS, IPC and
+cgroup namespaces. Everything here touches only the box's private mounts: /run is a
+fresh tmpfs, so the masks and tmpfiles shadows below vanish with the box.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SYSTEMD = "/lib/systemd/systemd"
+
+# Units that would touch the kernel or host shared with the box, or do work no test
+# needs (see shared/systemd-in-a-box.md). Everything enabled under /etc is masked too.
+MASKED_UNITS = (
+    "systemd-sysctl.service",
+    "systemd-binfmt.service",
+    "systemd-modules-load.service",
+    "proc-sys-fs-binfmt_misc.automount",
+    "proc-sys-fs-binfmt_misc.mount",
+    "systemd-remount-fs.service",
+    "systemd-pstore.service",
+    "systemd-timesyncd.service",
+    "systemd-firstboot.service",
+    "systemd-repart.service",
+    "systemd-machine-id-commit.service",
+    "systemd-random-seed.service",
+    "systemd-hwdb-update.service",
+    "systemd-udev-trigger.service",
+    "systemd-udevd.service",
+    "e2scrub_reap.service",
+    "postgresql.service",
+    "getty.target",
+    "console-getty.service",
+)
+
+# tmpfiles rules that clean or recreate /tmp and /var/tmp: shadowed by empty files
+# of the same name, or booting the box would wipe the host's /tmp.
+SHADOWED_TMPFILES = ("tmp.conf", "systemd-tmp.conf", "x11.conf", "systemd-pstore.conf")
+
+
+def enabled_in_etc(etc: Path = Path("/etc/systemd/system")) -> list[str]:
+    """Names of units the host enabled through .wants/ links under /etc."""
+    names: set[str] = set()
+    for wants in etc.glob("*.wants"):
+        names.update(link.name for link in wants.iterdir())
+    return sorted(names)
+
+
+def prepare_run() -> None:
+    """Mount a private /run and write the runtime masks and tmpfiles shadows into it."""
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755,nosuid,nodev", "tmpfs", "/run"],
+                   check=True)
+    tmpfiles = Path("/run/tmpfiles.d")
+    tmpfiles.mkdir()
+    for name in SHADOWED_TMPFILES:
+        (tmpfiles / name).write_text("")
+    system = Path("/run/systemd/system")
+    system.mkdir(parents=True)
+    for name in sorted({*MASKED_UNITS, *enabled_in_etc()}):
+        (system / name).symlink_to("/dev/null")
+
+
+def main() -> None:
+    """Prepare the box, then exec systemd as its PID 1."""
+    if os.getpid() != 1:
+        sys.exit("orch.boxinit must run as PID 1 of a new PID namespace")
+    prepare_run()
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    env = {"container": "other", "PATH": path}
+    os.execve(SYSTEMD, [SYSTEMD, "--system", "--unit=basic.target"], env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,322 @@
+"""The `orch` command: a thin layer over orch.api. Data on stdout, messages on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import traceback
+from datetime import UTC, datetime
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from orch import __version__, api, box
+from orch.errors import OrchError
+from orch.journal import LogFormat
+from orch.scope import Scope
+from orch.session import Session
+
+app = typer.Typer(
+    name="orch",
+    help="Run AI coding agents and other long-running commands as systemd services.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+box_app = typer.Typer(help="A private systemd for hosts whose PID 1 is not systemd.",
+                      no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(box_app, name="box")
+
+UserOpt = Annotated[bool, typer.Option("--user", help="Use the calling user's manager.")]
+SystemOpt = Annotated[bool, typer.Option("--system", help="Use the system manager.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+RefArg = Annotated[str, typer.Argument(
+    help="A session id, a unique id prefix (4+ characters), a name, a unit name, or `self`.")]
+
+# Exit codes of `orch wait`, as scripts rely on them.
+WAIT_FAILED = 1
+WAIT_UNKNOWN = 2
+WAIT_TIMEOUT = 124
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _age(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    try:
+        seconds = int((datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds())
+    except ValueError:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def _table(sessions: list[Session]) -> str:
+    rows = [("ID", "NAME", "STATUS", "PID", "AGE", "COMMAND")]
+    for s in sessions:
+        command = shlex.join(s.argv)
+        rows.append((s.id[:8], s.name[:24], str(s.status), str(s.main_pid or "-"),
+                     _age(s.created_at), command[:60]))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True))
+        + "  " + row[5] for row in rows)
+
+
+def _details(session: Session) -> str:
+    data = session.to_json()
+    data["argv"] = shlex.join(session.argv)
+    data["tags"] = ", ".join(session.tags)
+    width = max(len(k) for k in data)
+    return "\n".join(f"{key + ':':<{width + 1}} {value}" for key, value in data.items()
+                     if value not in (None, ""))
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def spawn(
+    command: Annotated[list[str], typer.Argument(help="The program and its arguments.",
+                                                 metavar="-- CMD [ARG...]")],
+    name: Annotated[str | None, typer.Option(help="A name to refer to the session by.")] = None,
+    description: Annotated[str, typer.Option(help="What the session is for.")] = "",
+    tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable).")] = None,
+    env: Annotated[list[str] | None, typer.Option(
+        help="KEY=VALUE for the program's environment (repeatable).")] = None,
+    cwd: Annotated[str | None, typer.Option(help="Working directory (default: here).")] = None,
+    user: UserOpt = False,
+    system: SystemOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start CMD as a new session (a transient systemd service); print its id."""
+    from orch.spec import parse_env
+
+    session = api.spawn(command, name=name, description=description, tags=tag or [],
+                        env=parse_env(env or []), cwd=cwd,
+                        scope=api.current_scope(user, system))
+    if as_json:
+        _emit_json(session.to_json())
+    else:
+        print(session.id)
+
+
+@app.command()
+def ps(
+    running: Annotated[bool, typer.Option("--running", help="Only sessions not ended.")] = False,
+    tag: Annotated[str | None, typer.Option(help="Only sessions with this tag.")] = None,
+    user: UserOpt = False,
+    system: SystemOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List sessions, newest first, with their live status."""
+    sessions = api.list_sessions(api.current_scope(user, system), running=running, tag=tag)
+    if as_json:
+        _emit_json([s.to_json() for s in sessions])
+    elif sessions:
+        print(_table(sessions))
+
+
+@app.command()
+def show(ref: RefArg, user: UserOpt = False, system: SystemOpt = False,
+         as_json: JsonOpt = False) -> None:
+    """Show one session."""
+    session = api.show(ref, api.current_scope(user, system))
+    if as_json:
+        _emit_json(session.to_json())
+    else:
+        print(_details(session))
+
+
+@app.command()
+def logs(
+    ref: RefArg,
+    lines: Annotated[int | None, typer.Option("-n", "--lines", help="Last N lines.")] = None,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing.")] = False,
+    since: Annotated[str | None, typer.Option(help="As journalctl --since.")] = None,
+    output: Annotated[LogFormat, typer.Option("-o", "--output")] = LogFormat.SHORT,
+    user: UserOpt = False,
+    system: SystemOpt = False,
+) -> None:
+    """Show a session's output from the journal (journalctl)."""
+    argv = api.logs_command(ref, api.current_scope(user, system), lines=lines,
+                            follow=follow, since=since, output=output)
+    sys.stdout.flush()
+    try:
+        os.execvp(argv[0], argv)
+    except FileNotFoundError:
+        raise OrchError("journalctl is not installed") from None
+
+
+@app.command()
+def wait(
+    refs: Annotated[list[str], typer.Argument(help="Sessions to wait for.", metavar="ID...")],
+    any_: Annotated[bool, typer.Option("--any", help="Return when the first one ends.")] = False,
+    timeout: Annotated[float | None, typer.Option(help="Give up after S seconds (exit 124).",
+                                                  metavar="S")] = None,
+    user: UserOpt = False,
+    system: SystemOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Wait for sessions to end: exit 0 if all ended successfully, 1 if any ended
+    otherwise, 124 on timeout, 2 for an unknown id."""
+    outcome = api.wait(refs, api.current_scope(user, system), any_=any_, timeout=timeout)
+    if as_json:
+        _emit_json([s.to_json() for s in outcome.sessions])
+    if outcome.timed_out:
+        _say(f"orch: timed out after {timeout:g}s")
+        raise typer.Exit(WAIT_TIMEOUT)
+    for s in outcome.sessions:
+        if s.status.ended and not s.status.succeeded:
+            _say(f"orch: session {s.id[:8]} ({s.name}) {s.status}"
+                 + (f" (result {s.result})" if s.result else ""))
+    raise typer.Exit(0 if outcome.succeeded else WAIT_FAILED)
+
+
+@app.command()
+def stop(ref: RefArg, user: UserOpt = False, system: SystemOpt = False,
+         as_json: JsonOpt = False) -> None:
+    """Stop a session gracefully (SIGTERM, then SIGKILL after the stop timeout)."""
+    session = api.stop(ref, api.current_scope(user, system))
+    if as_json:
+        _emit_json(session.to_json())
+    else:
+        _say(f"orch: session {session.id[:8]} ({session.name}) {session.status}")
+
+
+@app.command()
+def kill(
+    ref: RefArg,
+    result: Annotated[str | None, typer.Argument(help="The final result to record.")] = None,
+    file: Annotated[str | None, typer.Option("--file", help="Read the result from a file.")] = None,
+    signal_: Annotated[str, typer.Option("--signal", help="Signal name or number.")] = "TERM",
+    user: UserOpt = False,
+    system: SystemOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a final result, then signal all of a session's processes."""
+    if result is not None and file is not None:
+        raise OrchError("give the result as an argument or with --file, not both")
+    text = api.read_result_file(file) if file is not None else result
+    session = api.kill(ref, text, api.current_scope(user, system),
+                       signum=api.parse_signal(signal_))
+    if as_json:
+        _emit_json(session.to_json())
+    else:
+        _say(f"orch: signalled session {session.id[:8]} ({session.name})")
+
+
+@box_app.command("up")
+def box_up(as_json: JsonOpt = False) -> None:
+    """Boot a private systemd (root only) and wait until it is running."""
+    info = box.up()
+    if as_json:
+        _emit_json(box.as_dict(info))
+    else:
+        _say(f"orch: box up: systemd pid {info.pid} (host), {info.state}")
+
+
+@box_app.command("down")
+def box_down() -> None:
+    """Power the box off cleanly."""
+    _say("orch: box powered off" if box.down() else "orch: no box was running")
+
+
+@box_app.command("status")
+def box_status(as_json: JsonOpt = False) -> None:
+    """Say whether a box runs, and its manager's state (exit 3 if none runs)."""
+    info = box.status()
+    if as_json:
+        _emit_json(box.as_dict(info) if info else None)
+    elif info:
+        print(f"running: systemd pid {info.pid} (host), {info.state}")
+    else:
+        print("not running")
+    if info is None:
+        raise typer.Exit(3)
+
+
+@box_app.command("exec", context_settings={"allow_interspersed_args": False})
+def box_exec(command: Annotated[list[str], typer.Argument(metavar="-- CMD [ARG...]")]) -> None:
+    """Run a command inside the box, in this directory."""
+    box.exec_inside(command)
+
+
+@box_app.command("shell")
+def box_shell() -> None:
+    """Open a shell inside the box."""
+    box.exec_inside([os.environ.get("SHELL") or "/bin/bash"])
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"orch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version.")] = False,
+) -> None:
+    """Run AI coding agents and other long-running commands as systemd services."""
+
+
+def _forward_into_box(args: list[str]) -> None:
+    """On a host whose PID 1 is not systemd, run session commands inside the box."""
+    if not args or args[0] in ("box", "--help", "--version", "-h"):
+        return
+    if os.environ.get("ORCH_IN_BOX") or box.systemd_is_pid1() or os.geteuid() != 0:
+        return
+    if box.running_box() is None:
+        return
+    os.environ["ORCH_IN_BOX"] = "1"
+    box.exec_inside([sys.executable, "-m", "orch", *args])
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    _say(f"orch: {message}")
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning expected failures into one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    head = args[: args.index("--")] if "--" in args else args
+    debug = "--debug" in head or bool(os.environ.get("ORCH_DEBUG"))
+    try:
+        _forward_into_box(args)
+        code = app(args=args, prog_name="orch", standalone_mode=False)
+    except typer.Exit as done:
+        code = done.exit_code
+    except typer.TyperException as err:  # click's usage errors, vendored by typer
+        if debug:
+            traceback.print_exc()
+        ctx = getattr(err, "ctx", None)
+        path = ctx.command_path.split(" ", 1)[-1] if ctx and " " in ctx.command_path else ""
+        where = f"orch {path} --help" if path else "orch --help"
+        _fail(f"{err.format_message()} (see `{where}`)".replace("\n", " "), err.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        _fail("interrupted", 130)
+    except OrchError as err:
+        if debug:
+            traceback.print_exc()
+        _fail(err.message + (f"; {err.hint}" if err.hint else ""), err.exit_code)
+    except Exception as err:
+        if debug:
+            traceback.print_exc()
+        _fail(f"internal error: {err!r} (run with --debug for the trace)", 70)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+__all__ = ["Scope", "app", "main"]

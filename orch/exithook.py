@@ -1,0 +1,69 @@
+"""ExecStopPost= of every session: record how its main process ended.
+
+systemd runs this after the main process exits, with SERVICE_RESULT, EXIT_CODE and
+EXIT_STATUS in the environment (systemd.exec(5)), whether or not any orch process is
+running at that moment. Recording it here keeps the evidence after the unit is
+garbage-collected, so an ended session is never mistaken for a lost one.
+
+    python -m orch.exithook STATE_DIR
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from orch.errors import StateError
+from orch.session import Ending, Record, now_iso
+from orch.state import Sessions, StateStore
+
+
+def ending_from_env(env: dict[str, str]) -> Ending:
+    """The Ending that systemd's ExecStopPost= environment describes."""
+    code = env.get("EXIT_CODE", "")
+    status = env.get("EXIT_STATUS", "")
+    exit_code: int | None = None
+    exit_signal: str | None = None
+    if code == "exited" and status.lstrip("-").isdigit():
+        exit_code = int(status)
+    elif code in ("killed", "dumped") and status:
+        exit_signal = status if status.startswith("SIG") or status.isdigit() else f"SIG{status}"
+    return Ending(now_iso(), exit_code, exit_signal, env.get("SERVICE_RESULT") or "unknown")
+
+
+def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
+                ending: Ending) -> bool:
+    """Record ENDING on the session's current invocation; False if there is no record."""
+
+    def change(sessions: Sessions) -> bool:
+        record: Record | None = sessions.get(session_id)
+        if record is None:
+            return False
+        if record.invocation_id not in (None, invocation_id):
+            return False  # an older invocation's late hook must not overwrite a newer one
+        sessions[session_id] = record.with_ending(ending, invocation_id)
+        return True
+
+    return store.update(change)
+
+
+def main(argv: list[str]) -> int:
+    """Entry point; exits 0 even when nothing could be recorded, so the unit's own
+    result is never changed by the hook."""
+    session_id = os.environ.get("ORCH_SESSION_ID")
+    if len(argv) != 1 or not session_id:
+        print("usage: python -m orch.exithook STATE_DIR (inside an orch session)",
+              file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    try:
+        record_exit(StateStore(Path(argv[0])), session_id, env.get("INVOCATION_ID"),
+                    ending_from_env(env))
+    except StateError as err:
+        print(f"orch: could not record the session's end: {err.message}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

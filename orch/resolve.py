@@ -1,0 +1,43 @@
+"""Which session a reference names: an id, a unique id prefix, a unit name or a name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from orch.errors import Ambiguous, NotFound
+from orch.session import Record
+
+MIN_PREFIX = 4
+
+
+def _listing(records: list[Record]) -> str:
+    newest = sorted(records, key=lambda r: r.created_at, reverse=True)
+    return ", ".join(f"{r.id[:8]} ({r.name}, {r.created_at[:19]})" for r in newest[:5])
+
+
+def resolve(ref: str, records: Iterable[Record]) -> Record:
+    """The one record REF names; NotFound or Ambiguous (one line saying which) otherwise.
+
+    Exact matches win over prefixes: a full id, then a unit name, then a name. A name
+    several sessions share is ambiguous: orch will not guess which one to stop or kill.
+    """
+    pool = list(records)
+    for record in pool:
+        if record.id == ref or record.unit == ref:
+            return record
+    named = [r for r in pool if r.name == ref]
+    if len(named) == 1:
+        return named[0]
+    if len(named) > 1:
+        raise Ambiguous(f"{len(named)} sessions are named {ref!r}: {_listing(named)}",
+                        hint="name one by its id")
+    if len(ref) < MIN_PREFIX:
+        raise NotFound(f"no session named {ref!r} (an id prefix needs at least "
+                       f"{MIN_PREFIX} characters)")
+    prefixed = [r for r in pool if r.id.startswith(ref.lower())]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    if len(prefixed) > 1:
+        raise Ambiguous(f"id prefix {ref!r} matches {len(prefixed)} sessions: "
+                        f"{_listing(prefixed)}", hint="give more characters of the id")
+    raise NotFound(f"no session matches {ref!r}")

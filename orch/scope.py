@@ -1,0 +1,49 @@
+"""Which manager a command talks to (the system's or the caller's own) and where its
+records live."""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+
+
+class Scope(StrEnum):
+    """A systemd manager: the system manager or the calling user's manager."""
+
+    USER = "user"
+    SYSTEM = "system"
+
+    @classmethod
+    def default(cls) -> Scope:
+        """As systemctl does: root talks to the system manager, everyone else to their own."""
+        return cls.SYSTEM if os.geteuid() == 0 else cls.USER
+
+    @classmethod
+    def choose(cls, user: bool = False, system: bool = False) -> Scope:
+        """The scope that --user / --system ask for, else the default."""
+        if user and system:
+            from orch.errors import UsageError
+
+            raise UsageError("--user and --system exclude each other")
+        if user:
+            return cls.USER
+        if system:
+            return cls.SYSTEM
+        return cls.default()
+
+    def state_dir(self) -> Path:
+        """Where this scope's state file lives for the caller (ORCH_STATE_DIR overrides)."""
+        override = os.environ.get("ORCH_STATE_DIR")
+        if override:
+            return Path(override)
+        if self is Scope.SYSTEM:
+            return Path("/var/lib/orch")
+        base = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
+        return Path(base) / "orch"
+
+    def runtime_dir(self) -> Path:
+        """The manager's runtime directory: /run for the system, XDG_RUNTIME_DIR for a user."""
+        if self is Scope.SYSTEM:
+            return Path("/run")
+        return Path(os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}")

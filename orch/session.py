@@ -1,0 +1,288 @@
+"""Sessions: the records orch keeps, what systemd says of their units, and the pure
+policy that turns both into a status.
+
+Kept free of pystemd, psutil and typer: the ExecStopPost hook imports it on every
+session's exit and must start fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    """A session's status: the closed vocabulary of the JSON contract."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    EXITED = "exited"  # ended successfully
+    FAILED = "failed"
+    STOPPED = "stopped"  # by `orch stop`, or by the manager stopping it
+    KILLED = "killed"  # by `orch kill`
+    LOST = "lost"  # gone, with no evidence of how it ended
+
+    @property
+    def ended(self) -> bool:
+        """True once the session can no longer run."""
+        return self not in (Status.STARTING, Status.RUNNING)
+
+    @property
+    def succeeded(self) -> bool:
+        """True only for a session whose program ended successfully on its own."""
+        return self is Status.EXITED
+
+
+class Intent(StrEnum):
+    """What orch asked of a running session, recorded before asking systemd."""
+
+    STOP = "stop"
+    KILL = "kill"
+
+
+def now_iso() -> str:
+    """The current time as the ISO 8601 UTC string used throughout records."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def usec_to_iso(usec: int) -> str | None:
+    """A systemd realtime timestamp (µs since the epoch, 0 for never) as ISO 8601."""
+    if usec <= 0:
+        return None
+    return datetime.fromtimestamp(usec / 1e6, UTC).isoformat(timespec="microseconds")
+
+
+def signal_name(number: int) -> str:
+    """SIGTERM for 15; the number as text for a signal Python does not name."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+@dataclass(frozen=True)
+class Ending:
+    """Evidence of how one invocation ended, from the exit hook or the unit."""
+
+    ended_at: str | None
+    exit_code: int | None  # set when the main process exited
+    exit_signal: str | None  # set when a signal ended it ("SIGTERM")
+    result: str  # systemd's Result: success, exit-code, signal, timeout, oom-kill, ...
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the state file keeps of a session: facts, never a derived status."""
+
+    id: str
+    name: str
+    unit: str
+    scope: str
+    argv: list[str]
+    cwd: str
+    tags: list[str] = field(default_factory=list)
+    description: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    parent_id: str | None = None
+    invocation_id: str | None = None
+    main_pid: int | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    exit_code: int | None = None
+    exit_signal: str | None = None
+    result: str | None = None
+    final_result: str | None = None
+    intent: Intent | None = None
+
+    def ending(self) -> Ending | None:
+        """The recorded end of the current invocation, if there is one."""
+        if self.result is None:
+            return None
+        return Ending(self.ended_at, self.exit_code, self.exit_signal, self.result)
+
+    def with_ending(self, ending: Ending, invocation_id: str | None) -> Record:
+        """This record with ENDING recorded for INVOCATION_ID (the current one)."""
+        return dataclasses.replace(
+            self,
+            invocation_id=self.invocation_id or invocation_id,
+            ended_at=ending.ended_at,
+            exit_code=ending.exit_code,
+            exit_signal=ending.exit_signal,
+            result=ending.result,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON data."""
+        data = dataclasses.asdict(self)
+        data["intent"] = str(self.intent) if self.intent else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: object, where: str) -> Record:
+        """A record from JSON data, refusing unknown or missing fields (WHERE names the file)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: a session record is not an object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown field {unknown[0]!r} in a session record")
+        try:
+            record = cls(**data)
+        except TypeError as err:
+            raise ValueError(f"{where}: bad session record: {err}") from None
+        if record.intent is not None:
+            record = dataclasses.replace(record, intent=Intent(record.intent))
+        _check_types(record, where)
+        return record
+
+
+def _check_types(record: Record, where: str) -> None:
+    strings = ("id", "name", "unit", "scope", "cwd", "description", "created_at")
+    for name in strings:
+        if not isinstance(getattr(record, name), str):
+            raise ValueError(f"{where}: field {name!r} of a session record is not a string")
+    if not (isinstance(record.argv, list) and record.argv
+            and all(isinstance(a, str) for a in record.argv)):
+        raise ValueError(f"{where}: field 'argv' of session {record.id} is not a list of strings")
+
+
+@dataclass(frozen=True)
+class UnitView:
+    """What the manager says of a session's unit at one moment."""
+
+    loaded: bool
+    active_state: str  # active, activating, deactivating, inactive, failed, ...
+    sub_state: str
+    invocation_id: str | None
+    main_pid: int
+    exec_main_start_usec: int  # realtime µs, 0 if never started
+    exec_main_start_mono_usec: int  # CLOCK_MONOTONIC µs of the same moment
+    exec_main_code: int  # CLD_EXITED=1, CLD_KILLED=2, CLD_DUMPED=3, 0 while running
+    exec_main_status: int
+    result: str
+
+    GONE_STATES = ("inactive", "failed")
+
+    def ending(self) -> Ending | None:
+        """How the unit's main process ended, if the unit says it has."""
+        if not self.loaded or self.exec_main_code == 0:
+            return None
+        if self.active_state not in self.GONE_STATES and self.main_pid:
+            return None
+        if self.exec_main_code == 1:
+            return Ending(None, self.exec_main_status, None, self.result)
+        return Ending(None, None, signal_name(self.exec_main_status), self.result)
+
+
+def ended_status(ending: Ending, intent: Intent | None) -> Status:
+    """The terminal status that an ENDING (and what orch had asked for) means."""
+    if intent is Intent.KILL:
+        return Status.KILLED
+    if intent is Intent.STOP:
+        return Status.STOPPED
+    if ending.result == "success":
+        # systemd counts a SIGTERM during a stop as success: the manager stopped it.
+        return Status.EXITED if ending.exit_signal is None else Status.STOPPED
+    return Status.FAILED
+
+
+STARTING_GRACE_SECONDS = 30.0
+
+
+def derive_status(record: Record, unit: UnitView | None, main_alive: bool,
+                  now: datetime | None = None) -> Status:
+    """The session's status from its record, what the manager says of its unit (None
+    if it could not be read) and whether the unit's MainPID is still the process
+    systemd started (start time checked, so a reused PID never counts)."""
+    current = unit is not None and unit.loaded and (
+        record.invocation_id is None or unit.invocation_id == record.invocation_id)
+    if unit is not None and current:
+        if unit.active_state == "activating":
+            return Status.STARTING
+        if unit.active_state in ("active", "reloading", "deactivating") and unit.main_pid:
+            return Status.RUNNING if main_alive else Status.LOST
+        ending = record.ending() or unit.ending()
+        if ending is not None:
+            return ended_status(ending, record.intent)
+        if unit.active_state not in UnitView.GONE_STATES:
+            return Status.RUNNING  # main process gone, stop-post hook still running
+        return Status.LOST
+    ending = record.ending()
+    if ending is not None:
+        return ended_status(ending, record.intent)
+    if record.invocation_id is None and _recent(record.created_at, now):
+        return Status.STARTING  # a spawn in flight has not confirmed its unit yet
+    return Status.LOST
+
+
+def _recent(iso: str, now: datetime | None) -> bool:
+    try:
+        created = datetime.fromisoformat(iso)
+    except ValueError:
+        return False
+    age = ((now or datetime.now(UTC)) - created).total_seconds()
+    return age < STARTING_GRACE_SECONDS
+
+
+@dataclass(frozen=True)
+class Session:
+    """A session as every `--json` shows it: the record joined with live status."""
+
+    id: str
+    name: str
+    unit: str
+    scope: str
+    status: Status
+    main_pid: int | None
+    invocation_id: str | None
+    argv: list[str]
+    cwd: str
+    tags: list[str]
+    description: str
+    created_at: str
+    started_at: str | None
+    ended_at: str | None
+    exit_code: int | None
+    exit_signal: str | None
+    result: str | None
+    final_result: str | None
+    parent_id: str | None
+
+    @classmethod
+    def of(cls, record: Record, status: Status, unit: UnitView | None = None) -> Session:
+        """The view of RECORD with STATUS, completed from UNIT where the record lacks facts."""
+        ending = record.ending()
+        if ending is None and unit is not None and status.ended:
+            ending = unit.ending()
+        main_pid = None
+        if status is Status.RUNNING and unit is not None and unit.main_pid:
+            main_pid = unit.main_pid
+        elif not status.ended:
+            main_pid = record.main_pid
+        started_at = record.started_at
+        if started_at is None and unit is not None:
+            started_at = usec_to_iso(unit.exec_main_start_usec)
+        return cls(
+            id=record.id, name=record.name, unit=record.unit, scope=record.scope,
+            status=status, main_pid=main_pid,
+            invocation_id=record.invocation_id or (unit.invocation_id if unit else None),
+            argv=list(record.argv), cwd=record.cwd, tags=list(record.tags),
+            description=record.description, created_at=record.created_at,
+            started_at=started_at,
+            ended_at=ending.ended_at if ending else None,
+            exit_code=ending.exit_code if ending else None,
+            exit_signal=ending.exit_signal if ending else None,
+            result=ending.result if ending else None,
+            final_result=record.final_result, parent_id=record.parent_id,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The session object of the JSON contract."""
+        data = dataclasses.asdict(self)
+        data["status"] = str(self.status)
+        return data

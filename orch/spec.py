@@ -1,0 +1,172 @@
+"""What to run: a session's spec, checked, and the transient unit properties it becomes.
+
+Pure apart from looking the program up on PATH: no D-Bus here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orch.errors import SpawnFailed, UsageError
+from orch.scope import Scope
+from orch.systemd import Property
+from orch.units import syslog_identifier
+
+RESERVED_ENV = ("ORCH_SESSION_ID", "ORCH_UNIT", "ORCH_SCOPE")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_NAME = 128
+MAX_TAG = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """Everything a caller chooses about a session."""
+
+    argv: list[str]
+    name: str | None = None
+    description: str = ""
+    tags: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+
+    def label(self) -> str:
+        """The readable part of the unit name: the name, else the program's base name."""
+        return self.name or os.path.basename(self.argv[0]) or "session"
+
+
+def _no_nul(text: str, what: str) -> None:
+    if "\x00" in text:
+        raise UsageError(f"{what} contains a NUL byte, which systemd cannot carry")
+
+
+def validate(spec: SessionSpec) -> None:
+    """Refuse, with one line, what systemd or the state file could not carry verbatim."""
+    if not spec.argv or not spec.argv[0]:
+        raise UsageError("no command given: orch spawn [OPTIONS] -- CMD [ARG...]")
+    for index, arg in enumerate(spec.argv):
+        _no_nul(arg, f"argument {index}")
+    if spec.name is not None and (
+            not spec.name or len(spec.name) > MAX_NAME or _CONTROL.search(spec.name)):
+        raise UsageError(f"--name must be 1 to {MAX_NAME} characters, "
+                             "with no control characters")
+    for tag in spec.tags:
+        if not tag or len(tag) > MAX_TAG or _CONTROL.search(tag) or "," in tag:
+            raise UsageError(f"--tag {tag!r}: tags are 1 to {MAX_TAG} characters, "
+                             "with no commas or control characters")
+    _no_nul(spec.description, "--description")
+    for key, value in spec.env.items():
+        if not ENV_NAME.match(key):
+            raise UsageError(f"--env {key!r}: not a valid environment variable name")
+        if key in RESERVED_ENV:
+            raise UsageError(f"--env {key}: orch sets this variable itself")
+        _no_nul(value, f"--env {key}")
+
+
+def parse_env(assignments: list[str]) -> dict[str, str]:
+    """K=V strings into a dict; one line naming the first that is malformed."""
+    env: dict[str, str] = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--env {item!r}: expected KEY=VALUE")
+        env[key] = value
+    return env
+
+
+def resolve_cwd(cwd: str | None) -> str:
+    """The session's working directory, absolute and existing."""
+    path = Path(cwd or os.getcwd()).absolute()
+    if not path.is_dir():
+        raise UsageError(f"--cwd {cwd}: no such directory")
+    return os.path.normpath(path)
+
+
+def resolve_program(program: str, search_path: str, cwd: str) -> str:
+    """PROGRAM as an absolute path to an executable file, found as a shell would."""
+    if "/" in program:
+        candidate = Path(cwd, program) if not os.path.isabs(program) else Path(program)
+        if not candidate.exists():
+            raise SpawnFailed(f"cannot run {program}: no such file")
+    else:
+        found = shutil.which(program, path=search_path)
+        if found is None:
+            if any(os.path.isfile(os.path.join(d, program)) for d in search_path.split(":") if d):
+                raise SpawnFailed(f"cannot run {program}: not executable")
+            raise SpawnFailed(f"cannot run {program}: not found on PATH")
+        candidate = Path(found)
+    if candidate.is_dir():
+        raise SpawnFailed(f"cannot run {program}: is a directory")
+    if not os.access(candidate, os.X_OK):
+        raise SpawnFailed(f"cannot run {program}: not executable")
+    return os.path.normpath(candidate.absolute())
+
+
+def orch_bin_dir() -> str | None:
+    """The directory holding this very orch's `orch` command, if it has one."""
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if argv0 is not None and argv0.name == "orch" and argv0.is_file():
+        return str(argv0.resolve().parent)
+    beside = Path(sys.executable).parent / "orch"
+    return str(beside.parent) if beside.is_file() else None
+
+
+def session_path(caller_path: str | None) -> str:
+    """The unit's PATH: the caller's, with this orch's directory first, so that
+    `orch kill self` inside a session reaches the same orch that started it."""
+    parts = (caller_path or DEFAULT_PATH).split(":")
+    own = orch_bin_dir()
+    if own is not None:
+        parts = [own, *[p for p in parts if p != own]]
+    return ":".join(p for p in parts if p)
+
+
+def exit_hook_argv(state_dir: Path) -> list[str]:
+    """The ExecStopPost= command recording the session's end (see orch.exithook).
+
+    -I keeps the agent's PYTHONPATH and user site out; the package's own directory is
+    put on sys.path explicitly so a source checkout works as an installed one does.
+    """
+    package_root = str(Path(__file__).resolve().parent.parent)
+    code = (f"import sys; sys.path.insert(0, {package_root!r}); "
+            "from orch.exithook import main; sys.exit(main(sys.argv[1:]))")
+    return [sys.executable, "-I", "-c", code, str(state_dir)]
+
+
+def description(session_id: uuid.UUID, spec: SessionSpec) -> str:
+    """The unit's Description=: carries the session id, so systemd alone can name it."""
+    summary = spec.description or shlex.join(spec.argv)
+    summary = _CONTROL.sub(" ", summary)
+    if len(summary) > 200:
+        summary = summary[:199] + "…"
+    return f"orch session {session_id}: {summary}"
+
+
+def properties(spec: SessionSpec, *, session_id: uuid.UUID, unit: str, scope: Scope,
+               program: str, cwd: str, path: str, state_dir: Path) -> list[Property]:
+    """The transient service's properties: argv as a list (no shell), Type=exec so a
+    program that cannot be executed fails the start job, and the exit hook."""
+    env = {"PATH": path, **spec.env,
+           "ORCH_SESSION_ID": str(session_id), "ORCH_UNIT": unit, "ORCH_SCOPE": str(scope)}
+    if os.environ.get("ORCH_STATE_DIR"):
+        env.setdefault("ORCH_STATE_DIR", os.environ["ORCH_STATE_DIR"])
+    hook = exit_hook_argv(state_dir)
+    return [
+        ("Description", "s", description(session_id, spec)),
+        ("Type", "s", "exec"),
+        ("ExecStart", "a(sasb)", [(program, list(spec.argv), False)]),
+        ("ExecStopPost", "a(sasb)", [(hook[0], hook, True)]),
+        ("WorkingDirectory", "s", cwd),
+        ("Environment", "as", [f"{k}={v}" for k, v in env.items()]),
+        ("SyslogIdentifier", "s", syslog_identifier(unit)),
+        # The exit hook keeps how it ended; the manager need not keep failed units.
+        ("CollectMode", "s", "inactive-or-failed"),
+    ]

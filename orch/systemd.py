@@ -1,0 +1,369 @@
+"""The one place orch talks to systemd: a D-Bus connection to one manager.
+
+Owns the pystemd connection, property reads, signal waits, error mapping and call
+timeouts; no other module imports pystemd. Every call is bounded: sd-bus honours
+SYSTEMD_BUS_TIMEOUT for method calls, and a SIGALRM backstop covers what it does not
+(the authentication of a new connection to a frozen manager hangs for 90 s otherwise).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType, TracebackType
+from typing import Any
+
+from orch.errors import (
+    ManagerTimeout,
+    ManagerUnreachable,
+    OrchError,
+    PermissionDenied,
+    UsageError,
+)
+from orch.scope import Scope
+from orch.session import UnitView
+from orch.units import object_path
+
+DESTINATION = b"org.freedesktop.systemd1"
+MANAGER_PATH = b"/org/freedesktop/systemd1"
+MANAGER_IFACE = b"org.freedesktop.systemd1.Manager"
+PROPERTIES_IFACE = b"org.freedesktop.DBus.Properties"
+DEFAULT_CALL_TIMEOUT = 20.0
+
+# A transient unit property: (name, D-Bus signature, value).
+Property = tuple[str, str, Any]
+
+
+def call_timeout() -> float:
+    """Seconds one D-Bus call may take (ORCH_CALL_TIMEOUT overrides the default)."""
+    try:
+        value = float(os.environ.get("ORCH_CALL_TIMEOUT", DEFAULT_CALL_TIMEOUT))
+    except ValueError:
+        return DEFAULT_CALL_TIMEOUT
+    return value if value > 0 else DEFAULT_CALL_TIMEOUT
+
+
+class _Deadline(Exception):
+    pass
+
+
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
+    raise _Deadline
+
+
+@contextmanager
+def _bounded(seconds: float, what: str) -> Iterator[None]:
+    """Raise ManagerTimeout if the body runs longer than SECONDS (main thread only;
+    elsewhere SYSTEMD_BUS_TIMEOUT alone bounds the calls)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _Deadline:
+        raise ManagerTimeout(f"the systemd manager did not answer {what} "
+                             f"within {seconds:.0f}s") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _b(value: Any) -> Any:
+    """Strings to bytes, recursively, as pystemd's encoder wants them."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if isinstance(value, list | tuple):
+        return type(value)(_b(v) for v in value)
+    return value
+
+
+def _s(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _properties_args(properties: Sequence[Property]) -> list[Any]:
+    from pystemd.dbuslib import apply_signature
+
+    args: list[Any] = [(ord("a"), b"(sv)")]
+    for name, signature, value in properties:
+        args += [(ord("r"), b"sv"), (ord("s"), name.encode()), (ord("v"), signature.encode())]
+        args += apply_signature(signature.encode(), [_b(value)])
+        args += [(-1, None), (-1, None)]
+    args.append((-1, None))
+    return args
+
+
+def _hex_id(raw: Any) -> str | None:
+    if not raw:
+        return None
+    return bytes(raw).hex()
+
+
+def unit_view(props: dict[bytes, Any]) -> UnitView:
+    """A UnitView from a GetAll answer."""
+    return UnitView(
+        loaded=_s(props.get(b"LoadState", b"")) == "loaded",
+        active_state=_s(props.get(b"ActiveState", b"")),
+        sub_state=_s(props.get(b"SubState", b"")),
+        invocation_id=_hex_id(props.get(b"InvocationID")),
+        main_pid=int(props.get(b"MainPID", 0)),
+        exec_main_start_usec=int(props.get(b"ExecMainStartTimestamp", 0)),
+        exec_main_start_mono_usec=int(props.get(b"ExecMainStartTimestampMonotonic", 0)),
+        exec_main_code=int(props.get(b"ExecMainCode", 0)),
+        exec_main_status=int(props.get(b"ExecMainStatus", 0)),
+        result=_s(props.get(b"Result", b"")),
+    )
+
+
+GONE = UnitView(False, "inactive", "dead", None, 0, 0, 0, 0, 0, "")
+
+
+class Manager:
+    """An open connection to the manager of SCOPE. Use as a context manager."""
+
+    def __init__(self, scope: Scope, timeout: float | None = None) -> None:
+        self.scope = scope
+        self.timeout = timeout or call_timeout()
+        self._bus: Any = None
+        self._jobs: dict[bytes, str] = {}
+        self._changed = False
+        self._job_match = False
+        # pystemd hands sd-bus a bare pointer to each callback: keep them alive here.
+        self._callbacks: list[Callable[..., None]] = []
+
+    # -- connection ---------------------------------------------------------------
+
+    def _address(self) -> bytes | None:
+        if self.scope is Scope.SYSTEM and os.geteuid() != 0:
+            return None  # non-root reaches the system manager through the system bus
+        return f"unix:path={self.scope.runtime_dir() / 'systemd' / 'private'}".encode()
+
+    def open(self) -> Manager:
+        """Connect; ManagerUnreachable if no manager answers at this scope's socket."""
+        from pystemd.dbuslib import DBus, DBusAddress
+
+        os.environ.setdefault("SYSTEMD_BUS_TIMEOUT", f"{self.timeout:g}s")
+        address = self._address()
+        bus = DBusAddress(address, peer_to_peer=True) if address else DBus(user_mode=False)
+        try:
+            with _bounded(self.timeout, "a new connection"):
+                bus.open()
+        except Exception as err:
+            raise self._unreachable(err) from None
+        self._bus = bus
+        return self
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._bus is not None:
+            self._bus.close()
+            self._bus = None
+
+    def __enter__(self) -> Manager:
+        return self.open()
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _unreachable(self, err: Exception) -> OrchError:
+        from orch.box import systemd_is_pid1
+
+        where = self._address().decode() if self._address() else "the system bus"  # type: ignore[union-attr]
+        if not systemd_is_pid1():
+            return ManagerUnreachable(
+                f"no systemd manager is reachable ({where}): systemd is not PID 1 here",
+                hint="boot a private one with `orch box up` (as root)")
+        if self.scope is Scope.USER:
+            return ManagerUnreachable(
+                f"no user manager is running for uid {os.geteuid()} ({where})",
+                hint="log in, or enable lingering: `loginctl enable-linger`")
+        return ManagerUnreachable(f"cannot reach the system manager ({where}): {err}")
+
+    # -- calls --------------------------------------------------------------------
+
+    def _call(self, path: bytes, interface: bytes, method: bytes, args: list[Any],
+              what: str) -> Any:
+        from pystemd.dbusexc import (
+            DBusAccessDeniedError,
+            DBusBaseError,
+            DBusInteractiveAuthorizationRequiredError,
+            DBusInvalidArgsError,
+            DBusNoSuchUnitError,
+            DBusTimedOutError,
+            DBusTimeoutError,
+            DBusUnknownObjectError,
+        )
+
+        if self._bus is None:
+            raise OrchError("internal error: the manager connection is not open")
+        try:
+            with _bounded(self.timeout + 1, what):
+                return self._bus.call_method(DESTINATION, path, interface, method, args).body
+        except (DBusAccessDeniedError, DBusInteractiveAuthorizationRequiredError):
+            raise PermissionDenied(
+                f"the {self.scope} manager refused {what}",
+                hint="changing system sessions needs root" if self.scope is Scope.SYSTEM
+                else None) from None
+        except (DBusTimeoutError, DBusTimedOutError):
+            raise ManagerTimeout(f"the systemd manager did not answer {what} "
+                                 f"within {self.timeout:.0f}s") from None
+        except DBusInvalidArgsError as err:
+            raise UsageError(f"the {self.scope} manager refused {what}: "
+                             f"{_s(err.err_message)}") from None
+        except (DBusNoSuchUnitError, DBusUnknownObjectError):
+            raise  # the callers that expect these turn them into GONE
+        except DBusBaseError as err:
+            if err.errno in (-errno.ETIMEDOUT, errno.ETIMEDOUT):
+                raise ManagerTimeout(f"the systemd manager did not answer {what} "
+                                     f"within {self.timeout:.0f}s") from None
+            if err.errno in (-errno.ECONNRESET, -errno.ENOTCONN, -errno.EPIPE):
+                raise ManagerUnreachable(f"the {self.scope} manager closed the connection "
+                                         f"during {what}") from None
+            detail = _s(err.err_message) or os.strerror(abs(err.errno))
+            raise OrchError(f"the {self.scope} manager refused {what}: {detail}") from None
+
+    def _manager_call(self, method: str, signature: bytes, values: list[Any],
+                      what: str) -> Any:
+        from pystemd.dbuslib import apply_signature
+
+        args = apply_signature(signature, _b(values)) if signature else []
+        return self._call(MANAGER_PATH, MANAGER_IFACE, method.encode(), args, what)
+
+    # -- jobs and signals ---------------------------------------------------------
+
+    def _watch_jobs(self) -> None:
+        if self._job_match:
+            return
+
+        def on_job_removed(msg: Any, error: Any = None, userdata: Any = None) -> None:
+            msg.process_reply(False)
+            _id, job, _unit, result = msg.body
+            self._jobs[bytes(job)] = _s(result)
+            self._changed = True
+
+        self._match(MANAGER_PATH, MANAGER_IFACE, b"JobRemoved", on_job_removed)
+        self._job_match = True
+
+    def _match(self, path: bytes, interface: bytes, member: bytes,
+               callback: Callable[..., None]) -> None:
+        self._callbacks.append(callback)
+        self._bus.match_signal(DESTINATION, path, interface, member, callback)
+
+    def _dispatch(self, seconds: float) -> None:
+        """Wait up to SECONDS for bus traffic and run the matching callbacks."""
+        self._bus.wait(max(1, int(seconds * 1_000_000)))
+        with _bounded(self.timeout, "while dispatching signals"):
+            while not self._bus.process().is_empty():
+                pass
+
+    def wait_job(self, job: bytes, what: str) -> str:
+        """Wait for JOB to finish; its result ('done', 'failed', 'canceled', ...)."""
+        deadline = time.monotonic() + self.timeout
+        while job not in self._jobs:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ManagerTimeout(f"the systemd manager did not finish {what} "
+                                     f"within {self.timeout:.0f}s")
+            self._dispatch(remaining)
+        return self._jobs.pop(job)
+
+    # -- operations ---------------------------------------------------------------
+
+    def submit_transient(self, unit: str, properties: Sequence[Property]) -> bytes:
+        """Ask the manager to start a transient UNIT; the start job's path.
+
+        If this raises, no unit was created. Follow with wait_job() for its result.
+        """
+        from pystemd.dbuslib import apply_signature
+
+        self._watch_jobs()
+        args = apply_signature(b"ss", [unit.encode(), b"fail"])
+        args += _properties_args(properties)
+        args += [(ord("a"), b"(sa(sv))"), (-1, None)]
+        return bytes(self._call(MANAGER_PATH, MANAGER_IFACE, b"StartTransientUnit", args,
+                                f"the start of {unit}"))
+
+    def stop(self, unit: str) -> str:
+        """Stop UNIT (SIGTERM, then SIGKILL after its stop timeout) and wait for it."""
+        from pystemd.dbusexc import DBusNoSuchUnitError
+
+        self._watch_jobs()
+        try:
+            job = self._manager_call("StopUnit", b"ss", [unit, "replace"], f"the stop of {unit}")
+        except DBusNoSuchUnitError:
+            return "gone"
+        return self.wait_job(bytes(job), f"the stop of {unit}")
+
+    def kill(self, unit: str, signum: int) -> bool:
+        """Send SIGNUM to every process of UNIT; False if the unit is not loaded."""
+        from pystemd.dbusexc import DBusNoSuchUnitError
+
+        try:
+            self._manager_call("KillUnit", b"ssi", [unit, "all", signum], f"the kill of {unit}")
+        except DBusNoSuchUnitError:
+            return False
+        return True
+
+    def unit(self, unit: str) -> UnitView:
+        """What the manager says of UNIT now (GONE if it is not loaded)."""
+        from pystemd.dbusexc import DBusNoSuchUnitError
+
+        try:
+            path = self._manager_call("GetUnit", b"s", [unit], f"a look-up of {unit}")
+        except DBusNoSuchUnitError:
+            return GONE
+        return self._view(bytes(path), unit)
+
+    def _view(self, path: bytes, unit: str) -> UnitView:
+        from pystemd.dbusexc import DBusNoSuchUnitError, DBusUnknownObjectError
+        from pystemd.dbuslib import apply_signature
+
+        try:
+            props = self._call(path, PROPERTIES_IFACE, b"GetAll", apply_signature(b"s", [b""]),
+                               f"the properties of {unit}")
+        except (DBusNoSuchUnitError, DBusUnknownObjectError):
+            return GONE
+        return unit_view(props)
+
+    def units(self, names: Iterable[str], pattern: str = "orch-*") -> dict[str, UnitView]:
+        """Views of NAMES in one listing pass: units not loaded are GONE without a call."""
+        wanted = set(names)
+        listed = self._manager_call("ListUnitsByPatterns", b"asas", [[], [pattern]],
+                                    "the list of units")
+        loaded = {_s(row[0]): bytes(row[6]) for row in listed}
+        return {name: (self._view(loaded[name], name) if name in loaded else GONE)
+                for name in wanted}
+
+    def wait_until(self, units: Sequence[str], done: Callable[[], bool],
+                   timeout: float | None) -> bool:
+        """Block on the manager's signals about UNITS until DONE() holds; False on timeout.
+
+        DONE is checked once after subscribing (so no change slips in between) and again
+        after every signal about the units; nothing is polled.
+        """
+        def on_change(msg: Any, error: Any = None, userdata: Any = None) -> None:
+            self._changed = True
+
+        for unit in units:
+            self._match(object_path(unit), PROPERTIES_IFACE, b"PropertiesChanged", on_change)
+        self._match(MANAGER_PATH, MANAGER_IFACE, b"UnitRemoved", on_change)
+        self._watch_jobs()
+        self._manager_call("Subscribe", b"", [], "a subscription to unit changes")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._changed = False
+            if done():
+                return True
+            while not self._changed:
+                remaining = 3600.0 if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._dispatch(remaining)
