@@ -129,7 +129,7 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
 
     confirmed = store.update(confirm)
     session = _view(confirmed, unit_now)
-    if outcome != "done":
+    if outcome != "done" and not _program_ran(session):
         raise SpawnFailed(f"cannot run {spec.argv[0]}: {_start_failure(session, outcome)}",
                           hint=f"session {session.id} is recorded as {session.status}")
     return session
@@ -138,6 +138,14 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
 # systemd.exec(5)'s exit codes for failures before the program runs.
 _EXEC_FAILURES = {200: "cannot change to its working directory", 203: "exec failed",
                   217: "its user does not exist", 226: "cannot set up its namespace"}
+
+
+def _program_ran(session: Session) -> bool:
+    """Whether the program itself ran: a start job also fails when a program that did run
+    exits at once; only statuses 200-243 are systemd's own (it could not be run)."""
+    if session.exit_signal is not None:
+        return True
+    return session.exit_code is not None and not 200 <= session.exit_code <= 243
 
 
 def _start_failure(session: Session, outcome: str) -> str:
@@ -155,10 +163,8 @@ def list_sessions(scope: Scope | None = None, *, running: bool = False,
     scope = scope or current_scope()
     records = store_for(scope).load()
     chosen = [r for r in records.values() if tag is None or tag in r.tags]
-    if not chosen:
-        return []
-    with Manager(scope) as manager:
-        units = manager.units(r.unit for r in chosen)
+    with Manager(scope) as manager:  # connects even with no records: no manager, no answer
+        units = manager.units(r.unit for r in chosen) if chosen else {}
     sessions = [_view(r, units[r.unit]) for r in chosen]
     if running:
         sessions = [s for s in sessions if not s.status.ended]

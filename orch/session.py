@@ -135,20 +135,44 @@ class Record:
             record = cls(**data)
         except TypeError as err:
             raise ValueError(f"{where}: bad session record: {err}") from None
-        if record.intent is not None:
-            record = dataclasses.replace(record, intent=Intent(record.intent))
         _check_types(record, where)
+        if record.intent is not None:
+            try:
+                record = dataclasses.replace(record, intent=Intent(record.intent))
+            except ValueError:
+                raise ValueError(f"{where}: field 'intent' of session {record.id!r} is not "
+                                 f"one of {', '.join(Intent)}") from None
         return record
 
 
+_STRINGS = ("id", "name", "unit", "scope", "cwd", "description", "created_at")
+_OPTIONAL_STRINGS = ("parent_id", "invocation_id", "started_at", "ended_at", "exit_signal",
+                     "result", "final_result")
+_OPTIONAL_INTS = ("main_pid", "exit_code")
+
+
 def _check_types(record: Record, where: str) -> None:
-    strings = ("id", "name", "unit", "scope", "cwd", "description", "created_at")
-    for name in strings:
+    def bad(name: str, expected: str) -> ValueError:
+        return ValueError(f"{where}: field {name!r} of session {record.id!r} is not {expected}")
+
+    for name in _STRINGS:
         if not isinstance(getattr(record, name), str):
-            raise ValueError(f"{where}: field {name!r} of a session record is not a string")
+            raise bad(name, "a string")
+    for name in _OPTIONAL_STRINGS:
+        if getattr(record, name) is not None and not isinstance(getattr(record, name), str):
+            raise bad(name, "a string or null")
+    for name in _OPTIONAL_INTS:
+        value = getattr(record, name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise bad(name, "an integer or null")
     if not (isinstance(record.argv, list) and record.argv
             and all(isinstance(a, str) for a in record.argv)):
-        raise ValueError(f"{where}: field 'argv' of session {record.id} is not a list of strings")
+        raise bad("argv", "a non-empty list of strings")
+    if not (isinstance(record.tags, list) and all(isinstance(t, str) for t in record.tags)):
+        raise bad("tags", "a list of strings")
+    if not (isinstance(record.env, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in record.env.items())):
+        raise bad("env", "an object of strings")
 
 
 @dataclass(frozen=True)
@@ -225,6 +249,8 @@ def _recent(iso: str, now: datetime | None) -> bool:
         created = datetime.fromisoformat(iso)
     except ValueError:
         return False
+    if created.tzinfo is None:  # orch writes UTC; a hand-edited stamp may lack the zone
+        created = created.replace(tzinfo=UTC)
     age = ((now or datetime.now(UTC)) - created).total_seconds()
     return age < STARTING_GRACE_SECONDS
 

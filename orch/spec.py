@@ -20,7 +20,7 @@ from orch.systemd import Property
 from orch.units import syslog_identifier
 
 RESERVED_ENV = ("ORCH_SESSION_ID", "ORCH_UNIT", "ORCH_SCOPE")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_NAME = 128
 MAX_TAG = 64
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -44,8 +44,14 @@ class SessionSpec:
 
 
 def _no_nul(text: str, what: str) -> None:
+    """Refuse what D-Bus cannot carry: a NUL byte, or bytes that are not UTF-8 (Python
+    hands those over as lone surrogates)."""
     if "\x00" in text:
         raise UsageError(f"{what} contains a NUL byte, which systemd cannot carry")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} is not valid UTF-8, which systemd cannot carry") from None
 
 
 def validate(spec: SessionSpec) -> None:
@@ -54,6 +60,12 @@ def validate(spec: SessionSpec) -> None:
         raise UsageError("no command given: orch spawn [OPTIONS] -- CMD [ARG...]")
     for index, arg in enumerate(spec.argv):
         _no_nul(arg, f"argument {index}")
+    if spec.name is not None:
+        _no_nul(spec.name, "--name")
+    for tag in spec.tags:
+        _no_nul(tag, "--tag")
+    if spec.cwd is not None:
+        _no_nul(spec.cwd, "--cwd")
     if spec.name is not None and (
             not spec.name or len(spec.name) > MAX_NAME or _CONTROL.search(spec.name)):
         raise UsageError(f"--name must be 1 to {MAX_NAME} characters, "
@@ -64,7 +76,8 @@ def validate(spec: SessionSpec) -> None:
                              "with no commas or control characters")
     _no_nul(spec.description, "--description")
     for key, value in spec.env.items():
-        if not ENV_NAME.match(key):
+        _no_nul(key, f"--env {key!r}")
+        if not ENV_NAME.fullmatch(key):
             raise UsageError(f"--env {key!r}: not a valid environment variable name")
         if key in RESERVED_ENV:
             raise UsageError(f"--env {key}: orch sets this variable itself")
@@ -162,8 +175,9 @@ def properties(spec: SessionSpec, *, session_id: uuid.UUID, unit: str, scope: Sc
     return [
         ("Description", "s", description(session_id, spec)),
         ("Type", "s", "exec"),
-        ("ExecStart", "a(sasb)", [(program, list(spec.argv), False)]),
-        ("ExecStopPost", "a(sasb)", [(hook[0], hook, True)]),
+        # ExecStartEx's no-env-expand: systemd would otherwise expand $VAR in the argv.
+        ("ExecStartEx", "a(sasas)", [(program, list(spec.argv), ["no-env-expand"])]),
+        ("ExecStopPostEx", "a(sasas)", [(hook[0], hook, ["ignore-failure", "no-env-expand"])]),
         ("WorkingDirectory", "s", cwd),
         ("Environment", "as", [f"{k}={v}" for k, v in env.items()]),
         ("SyslogIdentifier", "s", syslog_identifier(unit)),

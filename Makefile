@@ -1,0 +1,59 @@
+# orch's developer entry points. The README's two set-up commands are `make demo`
+# and `make test`; both install what a fresh Debian bookworm machine lacks.
+
+VENV ?= /opt/orch-dev/venv
+PY := $(VENV)/bin/python
+ORCH := $(VENV)/bin/orch
+TEST_USER ?= orch-test
+APT_PACKAGES := libsystemd-dev pkg-config python3-venv python3-dev gcc util-linux systemd dbus-user-session
+
+.PHONY: setup system-deps venv install test-user demo test unit lint box-up box-down clean
+
+setup: system-deps install test-user
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+# Built from Debian's python3 in a world-readable place: the integration tests run orch
+# as a non-root user too, who cannot reach an interpreter under /root.
+$(PY):
+	/usr/bin/python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+venv: $(PY)
+
+install: venv
+	$(PY) -m pip install -q ".[dev]"
+	$(PY) -m pip install -q --no-deps --force-reinstall .
+
+test-user:
+	@id -u $(TEST_USER) >/dev/null 2>&1 || useradd --create-home --shell /bin/bash $(TEST_USER)
+
+box-up: install
+	@[ -d /run/systemd/system ] || $(ORCH) box up
+
+box-down:
+	@[ -d /run/systemd/system ] || $(ORCH) box down
+
+# The main job: a demo session on a real systemd (a private one if systemd is not PID 1).
+demo: setup box-up
+	./scripts/demo.sh $(ORCH)
+
+lint: install
+	$(VENV)/bin/ruff check orch tests
+	$(VENV)/bin/mypy
+
+unit: install
+	$(PY) -m pytest tests/unit -q
+
+# The whole suite: unit tests, linters, and integration tests against real managers
+# (the system manager as root and a non-root user's manager) inside a box.
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,97 @@
+"""`orch box` seen from the host: it boots a real systemd and leaves the host alone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from orch import box
+from tests.integration.conftest import ORCH, TEST_USER, Machine
+
+pytestmark = pytest.mark.skipif(box.systemd_is_pid1(), reason="systemd is PID 1: no box")
+
+# Settings systemd-sysctl would change if it ran in the box (Debian's defaults).
+WATCHED_SYSCTLS = ("kernel/sysrq", "fs/protected_regular", "fs/protected_fifos",
+                   "net/ipv4/conf/all/rp_filter", "kernel/core_pattern")
+
+
+def _host(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([ORCH, *args], capture_output=True, text=True, check=False,
+                          timeout=120)
+
+
+def _sysctls() -> dict[str, str]:
+    values = {}
+    for name in WATCHED_SYSCTLS:
+        path = Path("/proc/sys") / name
+        if path.exists():
+            values[name] = path.read_text()
+    return values
+
+
+def test_rebooting_the_box_keeps_the_hosts_tmp_and_sysctls(machine: Machine) -> None:
+    assert _host("box", "down").returncode == 0
+    markers = [Path("/tmp") / f"orch-marker-{uuid.uuid4().hex}",
+               Path("/var/tmp") / f"orch-marker-{uuid.uuid4().hex}"]
+    for marker in markers:
+        marker.write_text("still here")
+    before = _sysctls()
+    try:
+        up = _host("box", "up")
+        assert up.returncode == 0, up.stderr
+        status = json.loads(_host("box", "status", "--json").stdout)
+        assert status["state"] in ("running", "degraded")
+        assert all(m.read_text() == "still here" for m in markers)
+        assert _sysctls() == before
+    finally:
+        for marker in markers:
+            marker.unlink(missing_ok=True)
+        _host("box", "up")
+
+
+def test_the_box_runs_systemd_as_pid_1_of_its_own(machine: Machine) -> None:
+    assert machine.sh("cat /proc/1/comm").strip() == "systemd"
+    assert machine.sh("systemctl is-system-running || true").strip() in ("running", "degraded")
+    # The box sees the host's files (a checkout under /tmp included).
+    probe = Path("/tmp") / f"orch-probe-{uuid.uuid4().hex}"
+    probe.write_text("shared")
+    try:
+        assert machine.sh(f"cat {probe}") == "shared"
+    finally:
+        probe.unlink()
+
+
+def test_box_exec_passes_the_exit_code_through(machine: Machine) -> None:
+    assert _host("box", "exec", "--", "sh", "-c", "exit 7").returncode == 7
+
+
+def test_box_needs_root_and_says_so_in_one_line(machine: Machine) -> None:
+    done = subprocess.run(["runuser", "-u", TEST_USER, "--", ORCH, "box", "up"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 4
+    assert done.stderr.count("\n") == 1 and "needs root" in done.stderr
+
+
+def test_box_up_inside_a_box_is_refused(machine: Machine) -> None:
+    done = machine.run([ORCH, "box", "up"])
+    assert done.returncode != 0 and "already PID 1" in done.stderr
+
+
+def test_host_commands_are_forwarded_into_the_running_box(machine: Machine,
+                                                          tmp_path: Path) -> None:
+    state = Path("/var/tmp") / f"orch-fwd-{uuid.uuid4().hex}"
+    env = {"ORCH_STATE_DIR": str(state)}
+    try:
+        spawned = subprocess.run([ORCH, "spawn", "--", "/bin/true"], capture_output=True,
+                                 text=True, check=False, env={**env, "PATH": "/usr/bin:/bin"})
+        assert spawned.returncode == 0, spawned.stderr
+        sid = spawned.stdout.strip()
+        waited = subprocess.run([ORCH, "wait", sid], capture_output=True, text=True,
+                                check=False, env={**env, "PATH": "/usr/bin:/bin"})
+        assert waited.returncode == 0, waited.stderr
+    finally:
+        subprocess.run(["rm", "-rf", str(state)], check=False)

@@ -1,0 +1,24 @@
+"""Shared setup for the unit tests: no test touches the caller's real home or state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+# No example database: it would leave a .hypothesis directory in the checkout.
+settings.register_profile("orch-unit", database=None, deadline=None)
+settings.load_profile("orch-unit")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point ORCH_STATE_DIR and the XDG directories at a fresh temp dir; return the state dir."""
+    base = tmp_path_factory.mktemp("env")
+    state_dir = base / "orch-state"
+    monkeypatch.setenv("ORCH_STATE_DIR", str(state_dir))
+    monkeypatch.setenv("XDG_STATE_HOME", str(base / "xdg-state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "xdg-config"))
+    return state_dir

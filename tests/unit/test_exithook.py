@@ -1,0 +1,113 @@
+"""The ExecStopPost hook: systemd's exit environment into the session's record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orch.exithook import ending_from_env, main, record_exit
+from orch.session import Ending, Record
+from orch.state import Sessions, StateStore
+
+SESSION = "22222222-3333-4444-8555-666666666666"
+INV = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+OTHER_INV = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+ENDING = Ending("2025-01-01T00:00:00.000000+00:00", 0, None, "success")
+
+
+def _record(invocation_id: str | None) -> Record:
+    return Record(id=SESSION, name="s", unit="orch-s-22222222.service", scope="user",
+                  argv=["prog"], cwd="/", created_at="2025-01-01T00:00:00+00:00",
+                  invocation_id=invocation_id)
+
+
+def _store_with(directory: Path, record: Record) -> StateStore:
+    store = StateStore(directory)
+
+    def add(sessions: Sessions) -> None:
+        sessions[record.id] = record
+
+    store.update(add)
+    return store
+
+
+@pytest.mark.parametrize(("env", "exit_code", "exit_signal", "result"), [
+    ({"SERVICE_RESULT": "success", "EXIT_CODE": "exited", "EXIT_STATUS": "0"}, 0, None,
+     "success"),
+    ({"SERVICE_RESULT": "signal", "EXIT_CODE": "killed", "EXIT_STATUS": "TERM"}, None,
+     "SIGTERM", "signal"),
+    ({"SERVICE_RESULT": "core-dump", "EXIT_CODE": "dumped", "EXIT_STATUS": "SEGV"}, None,
+     "SIGSEGV", "core-dump"),
+    ({"SERVICE_RESULT": "exit-code", "EXIT_CODE": "exited", "EXIT_STATUS": "203"}, 203, None,
+     "exit-code"),
+    ({"SERVICE_RESULT": "protocol"}, None, None, "protocol"),
+    ({}, None, None, "unknown"),
+])
+def test_ending_from_env(env: dict[str, str], exit_code: int | None, exit_signal: str | None,
+                         result: str) -> None:
+    ending = ending_from_env(env)
+    assert (ending.exit_code, ending.exit_signal, ending.result) == (
+        exit_code, exit_signal, result)
+    assert ending.ended_at is not None
+
+
+def test_record_exit_sets_ending_and_fills_invocation(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, _record(None))
+    assert record_exit(store, SESSION, INV, ENDING) is True
+    record = store.load()[SESSION]
+    assert record.invocation_id == INV
+    assert record.ending() == ENDING
+
+
+def test_record_exit_on_matching_invocation(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, _record(INV))
+    failed = Ending("2025-01-01T00:00:01.000000+00:00", 3, None, "exit-code")
+    assert record_exit(store, SESSION, INV, failed) is True
+    assert store.load()[SESSION].ending() == failed
+
+
+def test_record_exit_refuses_an_older_invocation(tmp_path: Path) -> None:
+    original = _record(INV)
+    store = _store_with(tmp_path, original)
+    before = store.path.read_bytes()
+    assert record_exit(store, SESSION, OTHER_INV, ENDING) is False
+    assert store.load()[SESSION] == original
+    assert store.path.read_bytes() == before
+
+
+def test_record_exit_unknown_session(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, _record(None))
+    assert record_exit(store, "99999999-0000-4000-8000-000000000000", INV, ENDING) is False
+    assert store.load() == {SESSION: _record(None)}
+
+
+def test_main_without_session_id_is_usage(monkeypatch: pytest.MonkeyPatch,
+                                          tmp_path: Path) -> None:
+    monkeypatch.delenv("ORCH_SESSION_ID", raising=False)
+    assert main([]) == 2
+    assert main([str(tmp_path)]) == 2
+
+
+def test_main_records_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path: Path) -> None:
+    store = _store_with(tmp_path, _record(None))
+    monkeypatch.setenv("ORCH_SESSION_ID", SESSION)
+    monkeypatch.setenv("INVOCATION_ID", INV)
+    monkeypatch.setenv("SERVICE_RESULT", "exit-code")
+    monkeypatch.setenv("EXIT_CODE", "exited")
+    monkeypatch.setenv("EXIT_STATUS", "7")
+    assert main([str(tmp_path)]) == 0
+    record = store.load()[SESSION]
+    assert (record.exit_code, record.exit_signal, record.result) == (7, None, "exit-code")
+    assert record.ended_at is not None
+    assert record.invocation_id == INV
+
+
+def test_main_exits_0_on_a_corrupt_state_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "sessions.json").write_bytes(b"{not json")
+    monkeypatch.setenv("ORCH_SESSION_ID", SESSION)
+    assert main([str(tmp_path)]) == 0
+    assert "could not record" in capsys.readouterr().err
+    assert (tmp_path / "sessions.json").read_bytes() == b"{not json"

@@ -1,0 +1,167 @@
+"""The pure status policy: a record and a unit view in, a status out."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from orch.session import Ending, Intent, Record, Session, Status, UnitView, derive_status
+
+NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
+INV = "0123456789abcdef0123456789abcdef"
+OTHER_INV = "fedcba9876543210fedcba9876543210"
+
+
+def _record(**changes: Any) -> Record:
+    base = Record(id="11111111-2222-4333-8444-555555555555", name="agent",
+                  unit="orch-agent-11111111.service", scope="user", argv=["agent", "--x"],
+                  cwd="/srv", tags=["t1"], description="d",
+                  created_at=(NOW - timedelta(hours=1)).isoformat(), invocation_id=INV,
+                  main_pid=4242, started_at=(NOW - timedelta(hours=1)).isoformat())
+    return dataclasses.replace(base, **changes)
+
+
+def _unit(**changes: Any) -> UnitView:
+    base = UnitView(loaded=True, active_state="active", sub_state="running",
+                    invocation_id=INV, main_pid=4242, exec_main_start_usec=1_700_000_000_000_000,
+                    exec_main_start_mono_usec=1_000, exec_main_code=0, exec_main_status=0,
+                    result="success")
+    return dataclasses.replace(base, **changes)
+
+
+GONE = _unit(loaded=False, active_state="inactive", sub_state="dead", invocation_id=None,
+             main_pid=0, exec_main_start_usec=0, exec_main_start_mono_usec=0)
+ENDED_OK: dict[str, Any] = {"ended_at": NOW.isoformat(), "exit_code": 0, "result": "success"}
+
+
+def test_running_when_current_active_and_alive() -> None:
+    assert derive_status(_record(), _unit(), main_alive=True, now=NOW) is Status.RUNNING
+
+
+def test_lost_not_running_when_main_pid_not_the_started_process() -> None:
+    assert derive_status(_record(), _unit(), main_alive=False, now=NOW) is Status.LOST
+
+
+def test_starting_while_activating() -> None:
+    unit = _unit(active_state="activating", sub_state="start", main_pid=0)
+    assert derive_status(_record(), unit, main_alive=False, now=NOW) is Status.STARTING
+
+
+@pytest.mark.parametrize("unit", [None, GONE])
+@pytest.mark.parametrize(("ending", "intent", "expected"), [
+    (ENDED_OK, None, Status.EXITED),
+    ({**ENDED_OK, "exit_code": None, "exit_signal": "SIGTERM"}, None, Status.STOPPED),
+    ({**ENDED_OK, "exit_code": 3, "result": "exit-code"}, None, Status.FAILED),
+    ({**ENDED_OK, "exit_code": None, "exit_signal": "SIGKILL", "result": "signal"}, None,
+     Status.FAILED),
+    (ENDED_OK, Intent.KILL, Status.KILLED),
+    (ENDED_OK, Intent.STOP, Status.STOPPED),
+    ({**ENDED_OK, "exit_code": 1, "result": "exit-code"}, Intent.STOP, Status.STOPPED),
+])
+def test_unit_gone_status_from_recorded_ending(unit: UnitView | None, ending: dict[str, Any],
+                                               intent: Intent | None, expected: Status) -> None:
+    record = _record(intent=intent, **ending)
+    assert derive_status(record, unit, main_alive=False, now=NOW) is expected
+
+
+@pytest.mark.parametrize("unit", [None, GONE])
+def test_lost_when_unit_gone_without_ending(unit: UnitView | None) -> None:
+    assert derive_status(_record(), unit, main_alive=False, now=NOW) is Status.LOST
+
+
+def test_starting_when_spawn_in_flight() -> None:
+    record = _record(invocation_id=None, main_pid=None, started_at=None,
+                     created_at=(NOW - timedelta(seconds=1)).isoformat())
+    assert derive_status(record, None, main_alive=False, now=NOW) is Status.STARTING
+
+
+def test_lost_when_spawn_never_confirmed_after_five_minutes() -> None:
+    record = _record(invocation_id=None, main_pid=None, started_at=None,
+                     created_at=(NOW - timedelta(minutes=5)).isoformat())
+    assert derive_status(record, None, main_alive=False, now=NOW) is Status.LOST
+
+
+def test_lost_when_unit_runs_another_invocation() -> None:
+    unit = _unit(invocation_id=OTHER_INV)
+    assert derive_status(_record(), unit, main_alive=True, now=NOW) is Status.LOST
+
+
+def test_recorded_ending_counts_when_unit_runs_another_invocation() -> None:
+    unit = _unit(invocation_id=OTHER_INV)
+    record = _record(**ENDED_OK)
+    assert derive_status(record, unit, main_alive=True, now=NOW) is Status.EXITED
+
+
+def test_failed_from_unit_evidence_when_record_has_none() -> None:
+    unit = _unit(active_state="inactive", sub_state="dead", main_pid=0, exec_main_code=1,
+                 exec_main_status=3, result="exit-code")
+    assert derive_status(_record(), unit, main_alive=False, now=NOW) is Status.FAILED
+    assert unit.ending() == Ending(None, 3, None, "exit-code")
+
+
+def test_unit_ending_names_the_killing_signal() -> None:
+    unit = _unit(active_state="failed", sub_state="failed", main_pid=0, exec_main_code=2,
+                 exec_main_status=9, result="signal")
+    assert unit.ending() == Ending(None, None, "SIGKILL", "signal")
+    assert derive_status(_record(), unit, main_alive=False, now=NOW) is Status.FAILED
+
+
+def test_unit_ending_none_while_main_process_runs() -> None:
+    assert _unit(exec_main_code=1).ending() is None
+    assert _unit(exec_main_code=0, active_state="inactive", main_pid=0).ending() is None
+
+
+def test_running_while_stop_post_hook_runs_after_main_exit() -> None:
+    unit = _unit(active_state="deactivating", sub_state="stop-post", main_pid=0)
+    assert derive_status(_record(), unit, main_alive=False, now=NOW) is Status.RUNNING
+
+
+def test_naive_created_at_does_not_crash() -> None:
+    record = _record(invocation_id=None, created_at="2025-06-01T11:00:00")
+    assert derive_status(record, None, main_alive=False, now=NOW) is Status.LOST
+
+
+def test_session_json_keys_exactly() -> None:
+    data = Session.of(_record(), Status.RUNNING, _unit()).to_json()
+    assert set(data) == {
+        "id", "name", "unit", "scope", "status", "main_pid", "invocation_id", "argv", "cwd",
+        "tags", "description", "created_at", "started_at", "ended_at", "exit_code",
+        "exit_signal", "result", "final_result", "parent_id"}
+    assert type(data["status"]) is str and data["status"] == "running"
+    assert data["main_pid"] == 4242
+
+
+def test_session_of_ended_takes_unit_evidence_and_drops_pid() -> None:
+    unit = _unit(active_state="failed", main_pid=0, exec_main_code=2, exec_main_status=15,
+                 result="signal")
+    session = Session.of(_record(), Status.FAILED, unit)
+    assert session.main_pid is None
+    assert (session.exit_code, session.exit_signal, session.result) == (None, "SIGTERM",
+                                                                       "signal")
+
+
+def test_session_of_fills_started_at_and_invocation_from_unit() -> None:
+    record = _record(invocation_id=None, started_at=None)
+    session = Session.of(record, Status.RUNNING, _unit())
+    assert session.invocation_id == INV
+    assert session.started_at == "2023-11-14T22:13:20.000000+00:00"
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_status_succeeded_only_for_exited(status: Status) -> None:
+    assert status.succeeded is (status is Status.EXITED)
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_status_ended_false_only_for_starting_and_running(status: Status) -> None:
+    assert status.ended is (status not in (Status.STARTING, Status.RUNNING))
+
+
+def test_record_json_round_trip_keeps_intent() -> None:
+    record = _record(intent=Intent.KILL, **ENDED_OK)
+    data = record.to_json()
+    assert data["intent"] == "kill"
+    assert Record.from_json(data, "here") == record

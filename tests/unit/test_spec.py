@@ -1,0 +1,230 @@
+"""Session specs: what is refused, how the program is found, and the unit's properties."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orch.errors import SpawnFailed, UsageError
+from orch.scope import Scope
+from orch.spec import (
+    SessionSpec,
+    description,
+    parse_env,
+    properties,
+    resolve_program,
+    session_path,
+    validate,
+)
+
+SID = uuid.UUID("5a5a5a5a-1111-4222-8333-444444444444")
+
+
+def _executable(path: Path, mode: int = 0o755) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(mode)
+    return path
+
+
+def test_validate_accepts_an_ordinary_spec() -> None:
+    validate(SessionSpec(argv=["prog", "a b", ""], name="x" * 128, description="d",
+                         tags=["t" * 64, "night run"], env={"_A1": "x\ny", "b": ""}))
+
+
+@pytest.mark.parametrize("spec", [
+    SessionSpec(argv=[]),
+    SessionSpec(argv=[""]),
+    SessionSpec(argv=["prog", "a\x00b"]),
+    SessionSpec(argv=["pr\x00og"]),
+    SessionSpec(argv=["prog"], env={"A": "1\x002"}),
+    SessionSpec(argv=["prog"], description="a\x00b"),
+    SessionSpec(argv=["prog"], env={"1X": "1"}),
+    SessionSpec(argv=["prog"], env={"A-B": "1"}),
+    SessionSpec(argv=["prog"], env={"": "1"}),
+    SessionSpec(argv=["prog"], env={"A B": "1"}),
+    SessionSpec(argv=["prog"], env={"ORCH_SESSION_ID": "x"}),
+    SessionSpec(argv=["prog"], env={"ORCH_UNIT": "x"}),
+    SessionSpec(argv=["prog"], env={"ORCH_SCOPE": "x"}),
+    SessionSpec(argv=["prog"], name=""),
+    SessionSpec(argv=["prog"], name="a\tb"),
+    SessionSpec(argv=["prog"], name="a\x7f"),
+    SessionSpec(argv=["prog"], name="x" * 129),
+    SessionSpec(argv=["prog"], tags=["a,b"]),
+    SessionSpec(argv=["prog"], tags=[""]),
+    SessionSpec(argv=["prog"], tags=["t" * 65]),
+    SessionSpec(argv=["prog"], tags=["a\nb"]),
+], ids=lambda spec: repr(spec)[:60])
+def test_validate_refuses(spec: SessionSpec) -> None:
+    with pytest.raises(UsageError) as caught:
+        validate(spec)
+    assert caught.value.exit_code == 2
+
+
+def test_validate_refuses_env_name_with_trailing_newline() -> None:
+    with pytest.raises(UsageError):
+        validate(SessionSpec(argv=["prog"], env={"A\n": "1"}))
+
+
+def test_validate_refuses_text_that_is_not_utf8() -> None:
+    with pytest.raises(UsageError):
+        validate(SessionSpec(argv=["prog", "caf\udce9"]))
+
+
+def test_parse_env() -> None:
+    assert parse_env(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
+
+
+def test_parse_env_last_assignment_wins() -> None:
+    assert parse_env(["A=1", "A=2"]) == {"A": "2"}
+
+
+def test_parse_env_refuses_missing_equals() -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_env(["A=1", "NOEQ"])
+    assert "NOEQ" in caught.value.message
+
+
+def test_label_prefers_name_then_program_basename() -> None:
+    assert SessionSpec(argv=["/usr/bin/claude"], name="rev").label() == "rev"
+    assert SessionSpec(argv=["/usr/bin/claude"]).label() == "claude"
+    assert SessionSpec(argv=["/usr/bin/"]).label() == "session"
+
+
+def test_resolve_program_on_path(tmp_path: Path) -> None:
+    tool = _executable(tmp_path / "bin" / "sh")
+    found = resolve_program("sh", f"{tmp_path / 'empty'}:{tmp_path / 'bin'}", "/")
+    assert found == str(tool)
+    assert os.path.isabs(found)
+
+
+def test_resolve_program_first_on_path_wins(tmp_path: Path) -> None:
+    first = _executable(tmp_path / "one" / "tool")
+    _executable(tmp_path / "two" / "tool")
+    assert resolve_program("tool", f"{tmp_path / 'one'}:{tmp_path / 'two'}", "/") == str(first)
+
+
+def test_resolve_program_missing(tmp_path: Path) -> None:
+    with pytest.raises(SpawnFailed) as caught:
+        resolve_program("no-such-tool", str(tmp_path), "/")
+    assert "not found" in caught.value.message
+
+
+def test_resolve_program_not_executable_on_path(tmp_path: Path) -> None:
+    _executable(tmp_path / "bin" / "tool", mode=0o644)
+    with pytest.raises(SpawnFailed) as caught:
+        resolve_program("tool", str(tmp_path / "bin"), "/")
+    assert "not executable" in caught.value.message
+
+
+def test_resolve_program_relative_to_cwd(tmp_path: Path) -> None:
+    tool = _executable(tmp_path / "work" / "tool")
+    assert resolve_program("./tool", "/nonexistent", str(tmp_path / "work")) == str(tool)
+    assert resolve_program("../work/tool", "", str(tmp_path / "work")) == str(tool)
+
+
+def test_resolve_program_relative_missing(tmp_path: Path) -> None:
+    with pytest.raises(SpawnFailed) as caught:
+        resolve_program("./tool", "", str(tmp_path))
+    assert "no such file" in caught.value.message
+
+
+def test_resolve_program_absolute_not_executable(tmp_path: Path) -> None:
+    tool = _executable(tmp_path / "tool", mode=0o644)
+    with pytest.raises(SpawnFailed) as caught:
+        resolve_program(str(tool), "", "/")
+    assert "not executable" in caught.value.message
+
+
+def test_resolve_program_directory(tmp_path: Path) -> None:
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(SpawnFailed) as caught:
+        resolve_program("./adir", "", str(tmp_path))
+    assert "directory" in caught.value.message
+
+
+NASTY_ARGV = ["prog", "$(rm -rf /)", "`id`", "a; b", "'quoted'", '"dq"', "line1\nline2",
+              "", " lead", "*", "\\x20"]
+
+
+def _props(spec: SessionSpec, state_dir: Path) -> dict[str, tuple[str, Any]]:
+    props = properties(spec, session_id=SID, unit="orch-prog-5a5a5a5a.service",
+                       scope=Scope.USER, program="/usr/bin/prog", cwd="/srv",
+                       path="/usr/bin:/bin", state_dir=state_dir)
+    names = [name for name, _, _ in props]
+    assert len(names) == len(set(names))
+    return {name: (signature, value) for name, signature, value in props}
+
+
+def test_properties_exec_start_is_argv_verbatim(tmp_path: Path) -> None:
+    props = _props(SessionSpec(argv=list(NASTY_ARGV)), tmp_path)
+    # no-env-expand: systemd would otherwise expand $HOME and friends inside the argv
+    assert props["ExecStartEx"] == ("a(sasas)", [("/usr/bin/prog", NASTY_ARGV, ["no-env-expand"])])
+    assert props["Type"] == ("s", "exec")
+    assert props["WorkingDirectory"] == ("s", "/srv")
+
+
+def test_properties_environment(tmp_path: Path, isolated_env: Path) -> None:
+    spec = SessionSpec(argv=["prog"], env={"API": "a=b", "EMPTY": ""})
+    signature, env = _props(spec, tmp_path)["Environment"]
+    assert signature == "as"
+    assert {"API=a=b", "EMPTY=", f"ORCH_SESSION_ID={SID}", "ORCH_UNIT=orch-prog-5a5a5a5a.service",
+            "ORCH_SCOPE=user", "PATH=/usr/bin:/bin", f"ORCH_STATE_DIR={isolated_env}"} <= set(env)
+    names = [item.partition("=")[0] for item in env]
+    assert len(names) == len(set(names))
+
+
+def test_properties_user_env_cannot_override_orch_variables(tmp_path: Path) -> None:
+    # validate refuses these; properties must still not let them through if called directly.
+    spec = SessionSpec(argv=["prog"], env={"ORCH_SESSION_ID": "forged"})
+    _, env = _props(spec, tmp_path)["Environment"]
+    assert f"ORCH_SESSION_ID={SID}" in env
+    assert "ORCH_SESSION_ID=forged" not in env
+
+
+def test_properties_identity_and_exit_hook(tmp_path: Path) -> None:
+    props = _props(SessionSpec(argv=["prog"]), tmp_path / "state")
+    assert props["SyslogIdentifier"] == ("s", "orch-prog-5a5a5a5a")
+    assert str(SID) in props["Description"][1]
+    signature, [(path, hook_argv, flags)] = props["ExecStopPostEx"]
+    assert signature == "a(sasas)"
+    assert hook_argv[-1] == str(tmp_path / "state")
+    assert path == hook_argv[0] == sys.executable
+    assert "ignore-failure" in flags
+
+
+def test_description_flattens_control_characters_and_is_bounded() -> None:
+    text = description(SID, SessionSpec(argv=["prog", "a\nb" + "x" * 500]))
+    assert text.startswith(f"orch session {SID}: ")
+    assert "\n" not in text
+    assert len(text) <= len(f"orch session {SID}: ") + 200
+
+
+def test_description_prefers_the_given_description() -> None:
+    assert description(SID, SessionSpec(argv=["prog"], description="nightly")) == (
+        f"orch session {SID}: nightly")
+
+
+def test_session_path_keeps_caller_entries_once(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    orch = _executable(tmp_path / "venv" / "bin" / "orch")
+    monkeypatch.setattr(sys, "argv", [str(orch)])
+    own = str(orch.parent)
+    assert session_path("/a:/b") == f"{own}:/a:/b"
+    assert session_path(f"/a:{own}:/b") == f"{own}:/a:/b"
+    parts = session_path("/a:/b").split(":")
+    assert len(parts) == len(set(parts))
+
+
+def test_session_path_default_when_caller_has_none(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    orch = _executable(tmp_path / "bin" / "orch")
+    monkeypatch.setattr(sys, "argv", [str(orch)])
+    parts = session_path(None).split(":")
+    assert parts[0] == str(tmp_path / "bin")
+    assert "/usr/bin" in parts and "/bin" in parts
