@@ -117,8 +117,9 @@ class Record:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The record as JSON data."""
-        data = dataclasses.asdict(self)
+        """The record as JSON data (shallow: json.dumps does not mutate; asdict's deep
+        copies cost more than the rest of a write)."""
+        data = {name: getattr(self, name) for name in _RECORD_FIELDS}
         data["intent"] = str(self.intent) if self.intent else None
         return data
 
@@ -127,8 +128,7 @@ class Record:
         """A record from JSON data, refusing unknown or missing fields (WHERE names the file)."""
         if not isinstance(data, dict):
             raise ValueError(f"{where}: a session record is not an object")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - set(_RECORD_FIELDS))
         if unknown:
             raise ValueError(f"{where}: unknown field {unknown[0]!r} in a session record")
         try:
@@ -145,6 +145,7 @@ class Record:
         return record
 
 
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Record))
 _STRINGS = ("id", "name", "unit", "scope", "cwd", "description", "created_at")
 _OPTIONAL_STRINGS = ("parent_id", "invocation_id", "started_at", "ended_at", "exit_signal",
                      "result", "final_result")

@@ -35,6 +35,11 @@ def _sysctls() -> dict[str, str]:
 
 def test_rebooting_the_box_keeps_the_hosts_tmp_and_sysctls(machine: Machine) -> None:
     assert _host("box", "down").returncode == 0
+    # With no manager at all, session commands say so in one line and name the way out.
+    lonely = subprocess.run([ORCH, "ps"], capture_output=True, text=True, check=False,
+                            env={"PATH": "/usr/bin:/bin", "ORCH_STATE_DIR": "/var/tmp/none"})
+    assert lonely.returncode == 3 and lonely.stderr.count("\n") == 1
+    assert "orch box up" in lonely.stderr
     markers = [Path("/tmp") / f"orch-marker-{uuid.uuid4().hex}",
                Path("/var/tmp") / f"orch-marker-{uuid.uuid4().hex}"]
     for marker in markers:

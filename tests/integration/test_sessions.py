@@ -268,3 +268,28 @@ def test_bad_input_gets_one_line_and_no_traceback(orch: Orch) -> None:
         assert len(done.stderr.strip().splitlines()) == 1, (args, done.stderr)
         assert done.stderr.startswith("orch: "), (args, done.stderr)
         assert done.stdout == "", args
+
+
+def test_kill_signals_nothing_when_the_result_cannot_be_recorded(user_orch: Orch) -> None:
+    sid = user_orch.spawn("sleep", "300")
+    user_orch.state_dir.chmod(0o500)  # the user can read its records but not replace them
+    try:
+        done = user_orch("kill", sid, "never recorded")
+    finally:
+        user_orch.state_dir.chmod(0o700)
+    assert done.returncode == 5 and "permission denied" in done.stderr
+    shown = user_orch.show(sid)
+    assert shown["status"] == "running" and shown["final_result"] is None
+
+
+def test_the_python_api_embeds_without_the_cli(root_orch: Orch) -> None:
+    program = (
+        "import orch\n"
+        "s = orch.spawn(['/bin/sh', '-c', 'echo api; exit 4'], name='embedded', tags=['x'])\n"
+        "out = orch.wait([s.id], timeout=60)\n"
+        "print(s.name, out.timed_out, out.succeeded, orch.show('embedded').status,\n"
+        "      [x.id for x in orch.list_sessions(tag='x')] == [s.id])\n"
+    )
+    done = root_orch.machine.run([PYTHON, "-c", program], env=root_orch.env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["embedded", "False", "False", "failed", "True"]
