@@ -7,7 +7,7 @@ ORCH := $(VENV)/bin/orch
 TEST_USER ?= orch-test
 APT_PACKAGES := libsystemd-dev pkg-config python3-venv python3-dev gcc util-linux systemd dbus-user-session
 
-.PHONY: setup system-deps venv install test-user demo test unit lint box-up box-down clean
+.PHONY: setup system-deps venv install test-user demo test unit lint box-up box-down units clean
 
 setup: system-deps install test-user
 
@@ -54,6 +54,10 @@ unit: install
 # (the system manager as root and a non-root user's manager) inside a box.
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# units/ is orch/unitfiles.py rendered for /usr/bin/orch.
+units: install
+	$(PY) -c 'from orch.unitfiles import write_tree; write_tree("units")'
 
 clean:
 	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

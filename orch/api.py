@@ -12,11 +12,13 @@ import signal
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from orch.errors import NotFound, OrchError, SpawnFailed, UsageError
-from orch.journal import LogFormat, logs_argv, read_logs
+from orch.journal import LogFormat, exit_evidence, logs_argv, read_logs
 from orch.procs import main_alive
+from orch.recovery import Decision, Outcome, counts, decide, record_from_unit
 from orch.resolve import resolve
 from orch.scope import Scope
 from orch.session import (
@@ -37,8 +39,8 @@ from orch.spec import (
     validate,
 )
 from orch.state import Sessions, StateStore
-from orch.systemd import Manager
-from orch.units import unit_name
+from orch.systemd import GONE, Manager
+from orch.units import is_orch_unit, unit_name
 
 SELF = "self"
 
@@ -83,11 +85,14 @@ def _find(ref: str, records: Sessions) -> Record:
 
 def spawn(argv: Sequence[str], *, name: str | None = None, description: str = "",
           tags: Iterable[str] = (), env: dict[str, str] | None = None,
-          cwd: str | None = None, scope: Scope | None = None) -> Session:
+          cwd: str | None = None, scope: Scope | None = None,
+          persistent: bool = False) -> Session:
     """Start ARGV as a new session: a transient service of SCOPE's manager.
 
     The argv reaches the program verbatim (no shell). Raises SpawnFailed, with one line
     naming the program, if it cannot be found or executed; no session then claims to run.
+    A PERSISTENT session is started again by `recover` (at boot) when its invocation
+    ended under it: a power cut or a shutdown.
     """
     scope = scope or current_scope()
     spec = SessionSpec(argv=list(argv), name=name, description=description,
@@ -97,27 +102,58 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
     path = session_path(os.environ.get("PATH"))
     program = resolve_program(spec.argv[0], spec.env.get("PATH", path), work_dir)
     session_id = uuid.uuid4()
-    unit = unit_name(spec.label(), session_id)
-    store = store_for(scope)
-    record = Record(id=str(session_id), name=spec.label(), unit=unit, scope=str(scope),
+    created = now_iso()
+    record = Record(id=str(session_id), name=spec.label(),
+                    unit=unit_name(spec.label(), session_id), scope=str(scope),
                     argv=spec.argv, cwd=work_dir, tags=spec.tags,
-                    description=spec.description, env=spec.env, created_at=now_iso(),
-                    parent_id=_parent_id())
-    props = properties(spec, session_id=session_id, unit=unit, scope=scope, program=program,
-                       cwd=work_dir, path=path, state_dir=store.directory)
+                    description=spec.description, env=spec.env, created_at=created,
+                    parent_id=_parent_id(), persistent=persistent, program=program, path=path,
+                    requested_at=created)
+    store = store_for(scope)
     with Manager(scope) as manager:
         # Recorded before the start, so a unit of ours never runs without a record.
         store.update(lambda s: s.__setitem__(record.id, record))
         try:
-            job = manager.submit_transient(unit, props)
-        except BaseException:
+            session, outcome = _launch(manager, store, record)
+        except _NotSubmitted as failure:
             store.update(lambda s: s.pop(record.id, None))  # no unit: no session
-            raise
-        outcome = manager.wait_job(job, f"the start of {unit}")
-        unit_now = manager.unit(unit)
+            raise failure.error from None
+    if outcome != "done" and not _program_ran(session):
+        raise SpawnFailed(f"cannot run {spec.argv[0]}: {_start_failure(session, outcome)}",
+                          hint=f"session {session.id} is recorded as {session.status}")
+    return session
+
+
+class _NotSubmitted(Exception):
+    """The manager refused to create the unit: nothing runs."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _launch(manager: Manager, store: StateStore, record: Record) -> tuple[Session, str]:
+    """Start RECORD's current invocation as its transient unit and record what the
+    manager says of it; the session and the start job's result."""
+    scope = Scope(record.scope)
+    spec = SessionSpec(argv=record.argv, name=record.name, description=record.description,
+                       tags=record.tags, env=record.env, cwd=record.cwd)
+    path = record.path or session_path(os.environ.get("PATH"))
+    program = record.program or resolve_program(record.argv[0], record.env.get("PATH", path),
+                                                record.cwd)
+    props = properties(spec, session_id=uuid.UUID(record.id), unit=record.unit, scope=scope,
+                       program=program, cwd=record.cwd, path=path, state_dir=store.directory)
+    try:
+        job = manager.submit_transient(record.unit, props)
+    except BaseException as err:
+        raise _NotSubmitted(err) from err
+    outcome = manager.wait_job(job, f"the start of {record.unit}")
+    unit_now = manager.unit(record.unit)
 
     def confirm(sessions: Sessions) -> Record:
-        current = sessions[record.id]
+        current = sessions.get(record.id)
+        if current is None:  # reaped meanwhile: nothing left to confirm
+            return record
         if unit_now.loaded and unit_now.invocation_id and \
                 current.invocation_id in (None, unit_now.invocation_id):
             current = dataclasses.replace(
@@ -127,12 +163,7 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
             sessions[record.id] = current
         return current
 
-    confirmed = store.update(confirm)
-    session = _view(confirmed, unit_now)
-    if outcome != "done" and not _program_ran(session):
-        raise SpawnFailed(f"cannot run {spec.argv[0]}: {_start_failure(session, outcome)}",
-                          hint=f"session {session.id} is recorded as {session.status}")
-    return session
+    return _view(store.update(confirm), unit_now), outcome
 
 
 # systemd.exec(5)'s exit codes for failures before the program runs.
@@ -174,6 +205,11 @@ def list_sessions(scope: Scope | None = None, *, running: bool = False,
 def _lookup(ref: str, scope: Scope) -> tuple[Record, StateStore]:
     store = store_for(scope)
     return _find(ref, store.load()), store
+
+
+def find_record(ref: str, scope: Scope | None = None) -> Record:
+    """The record REF names, without asking the manager anything."""
+    return _lookup(ref, scope or current_scope())[0]
 
 
 def show(ref: str, scope: Scope | None = None) -> Session:
@@ -327,3 +363,199 @@ def read_result_file(path: str) -> str:
         raise UsageError(f"--file {path}: not UTF-8 text") from None
     return text.removesuffix("\n")
 
+
+
+@dataclass(frozen=True)
+class RecoverReport:
+    """What `recover` found and did: each session's outcome, and the sessions as now."""
+
+    outcomes: dict[str, Outcome]
+    sessions: list[Session]
+    errors: list[str]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many sessions had each outcome."""
+        return counts(self.outcomes.values())
+
+
+def recover(scope: Scope | None = None) -> RecoverReport:
+    """Reconcile every record of SCOPE with its manager: refresh the running, record how
+    the ended ended (from the exit hook, the unit, or the journal), call the rest lost,
+    start persistent sessions again, and adopt units of ours that have no record.
+
+    Idempotent, and safe beside concurrent spawns and reaps: every write re-checks the
+    record under the state lock.
+    """
+    scope = scope or current_scope()
+    store = store_for(scope)
+    records = store.load()
+    outcomes: dict[str, Outcome] = {}
+    errors: list[str] = []
+    with Manager(scope) as manager:
+        loaded = manager.loaded()
+        views = {r.id: _unit_from(manager, loaded, r.unit) for r in records.values()}
+        needs_journal = [r for r in records.values()
+                         if r.ending() is None and r.invocation_id is not None
+                         and views[r.id].invocation_id != r.invocation_id]
+        journal = exit_evidence((r.unit for r in needs_journal), str(scope)) \
+            if needs_journal else {}
+        decisions = {}
+        for record in records.values():
+            view = views[record.id]
+            alive = view.loaded and view.main_pid > 0 and main_alive(view)
+            evidence = journal.get(record.invocation_id or "")
+            decisions[record.id] = decide(record, view, alive, evidence)
+        written = store.update(lambda s: _apply(s, records, decisions))
+        for session_id, decision in decisions.items():
+            outcomes[session_id] = decision.outcome
+            if decision.restart and session_id in written:
+                outcomes[session_id] = _restart(manager, store, session_id, errors)
+        for session_id in _adopt(manager, store, loaded, set(records), str(scope)):
+            outcomes[session_id] = Outcome.ADOPTED
+        final = store.load()
+        units = manager.units(r.unit for r in final.values())
+        sessions = [_view(final[i], units[final[i].unit]) for i in outcomes if i in final]
+    return RecoverReport(outcomes, sessions, errors)
+
+
+def _unit_from(manager: Manager, loaded: dict[str, tuple[bytes, tuple[str, str, str]]],
+               unit: str) -> UnitView:
+    if unit not in loaded:
+        return GONE
+    path, states = loaded[unit]
+    return manager.view(path, unit, states)
+
+
+def _apply(sessions: Sessions, seen: Sessions, decisions: dict[str, Decision]) -> set[str]:
+    """Write each decision whose record is unchanged since it was read; their ids."""
+    applied = set()
+    for session_id, decision in decisions.items():
+        if sessions.get(session_id) != seen[session_id]:
+            continue  # changed by a concurrent spawn, hook or reap: its next run decides
+        sessions[session_id] = decision.record
+        applied.add(session_id)
+    return applied
+
+
+def _restart(manager: Manager, store: StateStore, session_id: str,
+             errors: list[str]) -> Outcome:
+    """Start a persistent session again: a new invocation of the same session."""
+    def archive(sessions: Sessions) -> Record | None:
+        record = sessions.get(session_id)
+        if record is None or (record.invocation_id is None and record.ending() is None):
+            return None
+        sessions[session_id] = record.next_invocation(now_iso())
+        return sessions[session_id]
+
+    record = store.update(archive)
+    if record is None:
+        return Outcome.STARTING
+    manager.reset_failed(record.unit)
+    try:
+        _launch(manager, store, record)
+    except _NotSubmitted as failure:
+        errors.append(f"cannot restart {record.id[:8]} ({record.name}): {failure.error}")
+        return Outcome.LOST
+    return Outcome.RESTARTED
+
+
+def _adopt(manager: Manager, store: StateStore,
+           loaded: dict[str, tuple[bytes, tuple[str, str, str]]], known: set[str],
+           scope: str) -> list[str]:
+    """Record units of ours that have no record (a lost state file, a crash mid-spawn)."""
+    known_units = {r.unit for r in store.load().values()}
+    found: list[Record] = []
+    for unit, (path, states) in loaded.items():
+        if unit in known_units or not is_orch_unit(unit):
+            continue
+        record = record_from_unit(manager.facts(unit, path, states), scope,
+                                  str(store.directory))
+        if record is not None and record.id not in known:
+            found.append(record)
+
+    def insert(sessions: Sessions) -> list[str]:
+        added = []
+        for record in found:
+            if record.id not in sessions and all(r.unit != record.unit
+                                                 for r in sessions.values()):
+                sessions[record.id] = record
+                added.append(record.id)
+        return added
+
+    return store.update(insert) if found else []
+
+
+DEFAULT_REAP_AGE = 7 * 24 * 3600.0
+
+
+def reap(scope: Scope | None = None, *, older_than: float = DEFAULT_REAP_AGE,
+         everything: bool = False, dry_run: bool = False) -> list[Session]:
+    """Remove ended sessions that ended more than OLDER_THAN seconds ago (0: all ended
+    ones) and reset their failed units; with EVERYTHING, stop running sessions first and
+    remove them too. A running session is never removed otherwise. The reaped sessions."""
+    if older_than < 0:
+        raise UsageError("--older-than must be 0 or more")
+    scope = scope or current_scope()
+    store = store_for(scope)
+    sessions = list_sessions(scope)
+    now = datetime.now(UTC)
+    chosen = [s for s in sessions
+              if (s.status.ended and _age(s, now) >= older_than)
+              or (everything and not s.status.ended)]
+    if dry_run or not chosen:
+        return chosen
+    with Manager(scope) as manager:
+        for session in chosen:
+            if not session.status.ended:
+                _mark(store, session.id, Intent.STOP)
+                manager.stop(session.unit)
+            manager.reset_failed(session.unit)
+    gone = {s.id: s.invocation_id for s in chosen}
+
+    def remove(records: Sessions) -> None:
+        for session_id, invocation_id in gone.items():
+            record = records.get(session_id)
+            # A session restarted since it was chosen is not the one that was chosen.
+            if record is not None and record.invocation_id in (invocation_id, None):
+                del records[session_id]
+
+    store.update(remove)
+    return chosen
+
+
+def _age(session: Session, now: datetime) -> float:
+    """Seconds since the session ended (since it was last heard of, if lost)."""
+    stamp = session.ended_at or session.started_at or session.created_at
+    try:
+        then = datetime.fromisoformat(stamp)
+    except ValueError:
+        return float("inf")
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    return (now - then).total_seconds()
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from '0', '90', '45s', '30m', '12h', '7d', '2w' or combinations ('1h30m')."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    value = text.strip().lower()
+    if not value:
+        raise UsageError("empty duration")
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    total = 0.0
+    number = ""
+    for char in value:
+        if char.isdigit() or char == ".":
+            number += char
+        elif char in units and number:
+            total += float(number) * units[char]
+            number = ""
+        else:
+            raise UsageError(f"{text!r}: not a duration (use e.g. 45s, 30m, 12h, 7d, 2w)")
+    if number:
+        raise UsageError(f"{text!r}: a number without a unit at the end (s, m, h, d, w)")
+    return total

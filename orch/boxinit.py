@@ -47,7 +47,8 @@ def enabled_in_etc(etc: Path = Path("/etc/systemd/system")) -> list[str]:
     """Names of units the host enabled through .wants/ links under /etc."""
     names: set[str] = set()
     for wants in etc.glob("*.wants"):
-        names.update(link.name for link in wants.iterdir())
+        # orch's own units (orch units install) are what a box boot should run.
+        names.update(link.name for link in wants.iterdir() if not link.name.startswith("orch-"))
     return sorted(names)
 
 
@@ -72,7 +73,7 @@ def main() -> None:
     prepare_run()
     path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     env = {"container": "other", "PATH": path}
-    os.execve(SYSTEMD, [SYSTEMD, "--system", "--unit=basic.target"], env)
+    os.execve(SYSTEMD, [SYSTEMD, "--system", "--unit=multi-user.target"], env)
 
 
 if __name__ == "__main__":

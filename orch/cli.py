@@ -79,9 +79,20 @@ def _details(session: Session) -> str:
     data = session.to_json()
     data["argv"] = shlex.join(session.argv)
     data["tags"] = ", ".join(session.tags)
+    invocations = data.pop("invocations")
     width = max(len(k) for k in data)
-    return "\n".join(f"{key + ':':<{width + 1}} {value}" for key, value in data.items()
-                     if value not in (None, ""))
+    lines = [f"{key + ':':<{width + 1}} {value}" for key, value in data.items()
+             if value not in (None, "")]
+    lines.append("invocations:")
+    for number, run in enumerate(invocations, 1):
+        how = run["status"]
+        if run["exit_code"] is not None:
+            how += f" (exit code {run['exit_code']})"
+        elif run["exit_signal"]:
+            how += f" ({run['exit_signal']})"
+        lines.append(f"  {number}. {run['invocation_id'] or '-'}"
+                     f"  started {run['started_at'] or '-'}  ended {run['ended_at'] or '-'}  {how}")
+    return "\n".join(lines)
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
@@ -94,6 +105,8 @@ def spawn(
     env: Annotated[list[str] | None, typer.Option(
         help="KEY=VALUE for the program's environment (repeatable).")] = None,
     cwd: Annotated[str | None, typer.Option(help="Working directory (default: here).")] = None,
+    persistent: Annotated[bool, typer.Option(
+        "--persistent", help="Start it again at boot (orch recover) if it was cut off.")] = False,
     user: UserOpt = False,
     system: SystemOpt = False,
     as_json: JsonOpt = False,
@@ -103,7 +116,7 @@ def spawn(
 
     session = api.spawn(command, name=name, description=description, tags=tag or [],
                         env=parse_env(env or []), cwd=cwd,
-                        scope=api.current_scope(user, system))
+                        scope=api.current_scope(user, system), persistent=persistent)
     if as_json:
         _emit_json(session.to_json())
     else:
@@ -147,9 +160,14 @@ def logs(
     user: UserOpt = False,
     system: SystemOpt = False,
 ) -> None:
-    """Show a session's output from the journal (journalctl)."""
-    argv = api.logs_command(ref, api.current_scope(user, system), lines=lines,
-                            follow=follow, since=since, output=output)
+    """Show a session's output from the journal, every invocation in order; the short
+    format marks where each invocation starts."""
+    from orch.journal import invocation_ids, logs_argv, stream_short
+
+    record = api.find_record(ref, api.current_scope(user, system))
+    argv = logs_argv(record, lines=lines, follow=follow, since=since, output=output)
+    if output is LogFormat.SHORT:
+        raise typer.Exit(stream_short(argv, invocation_ids(record), follow=follow))
     sys.stdout.flush()
     try:
         os.execvp(argv[0], argv)
@@ -213,6 +231,71 @@ def kill(
         _emit_json(session.to_json())
     else:
         _say(f"orch: signalled session {session.id[:8]} ({session.name})")
+
+
+@app.command()
+def recover(user: UserOpt = False, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
+    """Reconcile records with the manager: refresh, record endings, restart persistent
+    sessions, adopt units of ours with no record. Safe to run any time."""
+    report = api.recover(api.current_scope(user, system))
+    if as_json:
+        _emit_json({"counts": report.counts,
+                    "outcomes": {k: str(v) for k, v in report.outcomes.items()},
+                    "sessions": [s.to_json() for s in report.sessions],
+                    "errors": report.errors})
+    else:
+        print(", ".join(f"{n} {outcome}" for outcome, n in report.counts.items() if n)
+              or "no sessions")
+    for error in report.errors:
+        _say(f"orch: {error}")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def reap(
+    older_than: Annotated[str, typer.Option(
+        help="Only sessions that ended longer ago than this (0: every ended one).",
+        metavar="DURATION")] = "7d",
+    everything: Annotated[bool, typer.Option(
+        "--all", help="Also stop running sessions and remove them.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
+    user: UserOpt = False,
+    system: SystemOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove ended sessions' records (and reset their failed units); print their ids."""
+    reaped = api.reap(api.current_scope(user, system), older_than=api.parse_duration(older_than),
+                      everything=everything, dry_run=dry_run)
+    if as_json:
+        _emit_json([s.to_json() for s in reaped])
+    else:
+        for session in reaped:
+            print(session.id)
+    _say(f"orch: {'would reap' if dry_run else 'reaped'} {len(reaped)} session(s)")
+
+
+units_app = typer.Typer(help="The units that recover sessions at boot and reap daily.",
+                        no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(units_app, name="units")
+
+
+@units_app.command("install")
+def units_install(user: UserOpt = False, system: SystemOpt = False) -> None:
+    """Write orch-recover.service, orch-reap.service and .timer for this orch; enable them."""
+    from orch import unitfiles
+
+    for path in unitfiles.install(api.current_scope(user, system)):
+        print(path)
+
+
+@units_app.command("uninstall")
+def units_uninstall(user: UserOpt = False, system: SystemOpt = False) -> None:
+    """Disable and remove the units `orch units install` wrote."""
+    from orch import unitfiles
+
+    for path in unitfiles.uninstall(api.current_scope(user, system)):
+        print(path)
 
 
 @box_app.command("up")

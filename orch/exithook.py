@@ -15,21 +15,14 @@ import sys
 from pathlib import Path
 
 from orch.errors import StateError
-from orch.session import Ending, Record, now_iso
+from orch.session import Ending, Record, ending_from_exit, now_iso
 from orch.state import Sessions, StateStore
 
 
 def ending_from_env(env: dict[str, str]) -> Ending:
     """The Ending that systemd's ExecStopPost= environment describes."""
-    code = env.get("EXIT_CODE", "")
-    status = env.get("EXIT_STATUS", "")
-    exit_code: int | None = None
-    exit_signal: str | None = None
-    if code == "exited" and status.lstrip("-").isdigit():
-        exit_code = int(status)
-    elif code in ("killed", "dumped") and status:
-        exit_signal = status if status.startswith("SIG") or status.isdigit() else f"SIG{status}"
-    return Ending(now_iso(), exit_code, exit_signal, env.get("SERVICE_RESULT") or "unknown")
+    return ending_from_exit(env.get("EXIT_CODE", ""), env.get("EXIT_STATUS", ""),
+                            env.get("SERVICE_RESULT") or "unknown", now_iso())
 
 
 def record_exit(store: StateStore, session_id: str, invocation_id: str | None,

@@ -74,6 +74,45 @@ class Ending:
     result: str  # systemd's Result: success, exit-code, signal, timeout, oom-kill, ...
 
 
+def ending_from_exit(code: str, status: str, result: str | None,
+                     ended_at: str | None) -> Ending:
+    """An Ending from systemd's own words for an exit: EXIT_CODE (exited, killed, dumped)
+    and EXIT_STATUS (a number, or a signal name such as TERM), as both ExecStopPost='s
+    environment and the journal's exit records give them."""
+    exit_code: int | None = None
+    exit_signal: str | None = None
+    if code == "exited" and status.lstrip("-").isdigit():
+        exit_code = int(status)
+    elif code in ("killed", "dumped") and status:
+        if status.isdigit():
+            exit_signal = signal_name(int(status))
+        else:
+            exit_signal = status if status.startswith("SIG") else f"SIG{status}"
+    if result is None:
+        result = "success" if exit_code == 0 else ("exit-code" if exit_code is not None
+                                                    else "signal")
+    return Ending(ended_at, exit_code, exit_signal, result)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One run of a session: a persistent session has one per (re)start."""
+
+    invocation_id: str | None
+    started_at: str | None
+    ended_at: str | None
+    status: Status
+    exit_code: int | None = None
+    exit_signal: str | None = None
+    result: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """As JSON data."""
+        data = dataclasses.asdict(self)
+        data["status"] = str(self.status)
+        return data
+
+
 @dataclass(frozen=True)
 class Record:
     """What the state file keeps of a session: facts, never a derived status."""
@@ -98,6 +137,12 @@ class Record:
     result: str | None = None
     final_result: str | None = None
     intent: Intent | None = None
+    persistent: bool = False
+    restarts: int = 0
+    program: str | None = None  # argv[0] resolved at spawn, for restarts
+    path: str | None = None  # the unit's PATH, for restarts
+    requested_at: str | None = None  # when the current invocation was asked for
+    history: list[dict[str, Any]] = field(default_factory=list)  # earlier invocations
 
     def ending(self) -> Ending | None:
         """The recorded end of the current invocation, if there is one."""
@@ -115,6 +160,18 @@ class Record:
             exit_signal=ending.exit_signal,
             result=ending.result,
         )
+
+    def next_invocation(self, requested_at: str) -> Record:
+        """This record with its current invocation archived (with how it ended, or as
+        lost) and a new one requested: the same session, started again."""
+        ending = self.ending()
+        ended_as = ended_status(ending, self.intent) if ending else Status.LOST
+        past = Invocation(self.invocation_id, self.started_at, self.ended_at, ended_as,
+                          self.exit_code, self.exit_signal, self.result)
+        return dataclasses.replace(
+            self, history=[*self.history, past.to_json()], restarts=self.restarts + 1,
+            invocation_id=None, main_pid=None, started_at=None, ended_at=None, exit_code=None,
+            exit_signal=None, result=None, intent=None, requested_at=requested_at)
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON data (shallow: json.dumps does not mutate; asdict's deep
@@ -148,7 +205,7 @@ class Record:
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Record))
 _STRINGS = ("id", "name", "unit", "scope", "cwd", "description", "created_at")
 _OPTIONAL_STRINGS = ("parent_id", "invocation_id", "started_at", "ended_at", "exit_signal",
-                     "result", "final_result")
+                     "result", "final_result", "program", "path", "requested_at")
 _OPTIONAL_INTS = ("main_pid", "exit_code")
 
 
@@ -171,6 +228,13 @@ def _check_types(record: Record, where: str) -> None:
         raise bad("argv", "a non-empty list of strings")
     if not (isinstance(record.tags, list) and all(isinstance(t, str) for t in record.tags)):
         raise bad("tags", "a list of strings")
+    if not isinstance(record.persistent, bool):
+        raise bad("persistent", "true or false")
+    if not isinstance(record.restarts, int) or isinstance(record.restarts, bool) \
+            or record.restarts < 0:
+        raise bad("restarts", "a count")
+    if not (isinstance(record.history, list) and all(isinstance(h, dict) for h in record.history)):
+        raise bad("history", "a list of objects")
     if not (isinstance(record.env, dict)
             and all(isinstance(k, str) and isinstance(v, str) for k, v in record.env.items())):
         raise bad("env", "an object of strings")
@@ -202,6 +266,20 @@ class UnitView:
         if self.exec_main_code == 1:
             return Ending(None, self.exec_main_status, None, self.result)
         return Ending(None, None, signal_name(self.exec_main_status), self.result)
+
+
+@dataclass(frozen=True)
+class UnitFacts:
+    """What a unit of ours tells about itself, for adopting it without a record."""
+
+    unit: str
+    view: UnitView
+    description: str
+    environment: list[str]
+    argv: list[str]
+    program: str
+    cwd: str
+    hook_argv: list[str]
 
 
 def ended_status(ending: Ending, intent: Intent | None) -> Status:
@@ -240,7 +318,7 @@ def derive_status(record: Record, unit: UnitView | None, main_alive: bool,
     ending = record.ending()
     if ending is not None:
         return ended_status(ending, record.intent)
-    if record.invocation_id is None and _recent(record.created_at, now):
+    if record.invocation_id is None and _recent(record.requested_at or record.created_at, now):
         return Status.STARTING  # a spawn in flight has not confirmed its unit yet
     return Status.LOST
 
@@ -279,6 +357,9 @@ class Session:
     result: str | None
     final_result: str | None
     parent_id: str | None
+    persistent: bool = False
+    restarts: int = 0
+    invocations: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def of(cls, record: Record, status: Status, unit: UnitView | None = None) -> Session:
@@ -306,6 +387,12 @@ class Session:
             exit_signal=ending.exit_signal if ending else None,
             result=ending.result if ending else None,
             final_result=record.final_result, parent_id=record.parent_id,
+            persistent=record.persistent, restarts=record.restarts,
+            invocations=[*record.history, Invocation(
+                record.invocation_id or (unit.invocation_id if unit else None), started_at,
+                ending.ended_at if ending else None, status,
+                ending.exit_code if ending else None, ending.exit_signal if ending else None,
+                ending.result if ending else None).to_json()],
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -26,7 +26,10 @@ from typing import TypeVar
 from orch.errors import StateError
 from orch.session import Record
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Versions this orch reads. v2 added persistent sessions (persistent, restarts, program,
+# path, requested_at, history); a v1 record is a v2 record with those at their defaults.
+READABLE_VERSIONS = (1, 2)
 STATE_FILE = "sessions.json"
 LOCK_FILE = "sessions.lock"
 LOCK_TIMEOUT = 30.0
@@ -50,9 +53,9 @@ def decode(raw: bytes, where: str) -> Sessions:
         raise ValueError(f"{where} is not a valid orch state file ({err})") from None
     if not isinstance(doc, dict) or "version" not in doc:
         raise ValueError(f"{where} is not an orch state file (no schema version)")
-    if doc["version"] != SCHEMA_VERSION:
-        raise ValueError(f"{where} has schema version {doc['version']!r}; "
-                         f"this orch reads version {SCHEMA_VERSION}")
+    if doc["version"] not in READABLE_VERSIONS or isinstance(doc["version"], bool):
+        raise ValueError(f"{where} has schema version {doc['version']!r}; this orch reads "
+                         f"versions {', '.join(map(str, READABLE_VERSIONS))}")
     extra = sorted(set(doc) - {"version", "sessions"})
     if extra or not isinstance(doc.get("sessions"), list):
         raise ValueError(f"{where} is not a valid orch state file (unexpected layout)")

@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -26,7 +26,7 @@ from orch.errors import (
     UsageError,
 )
 from orch.scope import Scope
-from orch.session import UnitView
+from orch.session import UnitFacts, UnitView
 from orch.units import object_path
 
 DESTINATION = b"org.freedesktop.systemd1"
@@ -325,7 +325,7 @@ class Manager:
             path = self._manager_call("GetUnit", b"s", [unit], f"a look-up of {unit}")
         except DBusNoSuchUnitError:
             return GONE
-        return self._view(bytes(path), unit)
+        return self.view(bytes(path), unit)
 
     def _get(self, path: bytes, interface: bytes, name: bytes, unit: str) -> Any:
         from pystemd.dbuslib import apply_signature
@@ -333,7 +333,7 @@ class Manager:
         return self._call(path, PROPERTIES_IFACE, b"Get", apply_signature(b"ss", [interface, name]),
                           f"the properties of {unit}")
 
-    def _view(self, path: bytes, unit: str,
+    def view(self, path: bytes, unit: str,
               states: tuple[str, str, str] | None = None) -> UnitView:
         """Read only what the status policy needs: a handful of Get calls costs a
         fraction of one GetAll, which serialises some 400 properties."""
@@ -355,22 +355,67 @@ class Manager:
             return GONE
         return unit_view(props)
 
+    def loaded(self, pattern: str = "orch-*") -> dict[str, tuple[bytes, tuple[str, str, str]]]:
+        """Every loaded unit matching PATTERN: its object path and (load, active, sub)."""
+        listed = self._manager_call("ListUnitsByPatterns", b"asas", [[], [pattern]],
+                                    "the list of units")
+        return {_s(row[0]): (bytes(row[6]), (_s(row[2]), _s(row[3]), _s(row[4])))
+                for row in listed}
+
     def units(self, names: Iterable[str], pattern: str = "orch-*") -> dict[str, UnitView]:
         """Views of NAMES from one listing pass plus a few property reads per loaded
         unit; units that are not loaded are GONE without a call."""
-        wanted = set(names)
-        listed = self._manager_call("ListUnitsByPatterns", b"asas", [[], [pattern]],
-                                    "the list of units")
-        loaded = {_s(row[0]): (bytes(row[6]), (_s(row[2]), _s(row[3]), _s(row[4])))
-                  for row in listed}
+        loaded = self.loaded(pattern)
         views = {}
-        for name in wanted:
+        for name in set(names):
             if name in loaded:
                 path, states = loaded[name]
-                views[name] = self._view(path, name, states)
+                views[name] = self.view(path, name, states)
             else:
                 views[name] = GONE
         return views
+
+    def facts(self, unit: str, path: bytes, states: tuple[str, str, str]) -> UnitFacts:
+        """What UNIT tells about itself (its command, directory, environment, hook)."""
+        view = self.view(path, unit, states)
+        start = self._get(path, SERVICE_IFACE, b"ExecStartEx", unit) or []
+        hook = self._get(path, SERVICE_IFACE, b"ExecStopPostEx", unit) or []
+        return UnitFacts(
+            unit=unit, view=view,
+            description=_s(self._get(path, UNIT_IFACE, b"Description", unit)),
+            environment=[_s(e) for e in self._get(path, SERVICE_IFACE, b"Environment", unit)],
+            argv=[_s(a) for a in start[0][1]] if start else [],
+            program=_s(start[0][0]) if start else "",
+            cwd=_s(self._get(path, SERVICE_IFACE, b"WorkingDirectory", unit)),
+            hook_argv=[_s(a) for a in hook[0][1]] if hook else [],
+        )
+
+    def reset_failed(self, unit: str) -> None:
+        """Forget UNIT's failed state (a no-op for a unit that is not loaded or not failed)."""
+        from pystemd.dbusexc import DBusNoSuchUnitError
+
+        with suppress(DBusNoSuchUnitError):
+            self._manager_call("ResetFailedUnit", b"s", [unit], f"the reset of {unit}")
+
+    def reload(self) -> None:
+        """Make the manager read its unit files again (daemon-reload)."""
+        self._manager_call("Reload", b"", [], "a reload")
+
+    def enable(self, files: Sequence[str]) -> None:
+        """Enable unit FILES (their [Install] links), as `systemctl enable` does."""
+        self._manager_call("EnableUnitFiles", b"asbb", [list(files), False, True],
+                           f"enabling {', '.join(files)}")
+
+    def disable(self, files: Sequence[str]) -> None:
+        """Remove unit FILES' [Install] links, as `systemctl disable` does."""
+        self._manager_call("DisableUnitFiles", b"asb", [list(files), False],
+                           f"disabling {', '.join(files)}")
+
+    def start(self, unit: str) -> str:
+        """Start UNIT and wait for its start job; the job's result."""
+        self._watch_jobs()
+        job = self._manager_call("StartUnit", b"ss", [unit, "replace"], f"the start of {unit}")
+        return self.wait_job(bytes(job), f"the start of {unit}")
 
     def wait_until(self, units: Sequence[str], done: Callable[[], bool],
                    timeout: float | None) -> bool:

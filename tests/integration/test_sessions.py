@@ -12,7 +12,8 @@ from tests.integration.conftest import PYTHON, VENV_BIN, Orch, wait_for
 CONTRACT_KEYS = {
     "id", "name", "unit", "scope", "status", "main_pid", "invocation_id", "argv", "cwd",
     "tags", "description", "created_at", "started_at", "ended_at", "exit_code",
-    "exit_signal", "result", "final_result", "parent_id",
+    "exit_signal", "result", "final_result", "parent_id", "persistent", "restarts",
+    "invocations",
 }
 PRINT_ARGV = "import json, sys; print(json.dumps(sys.argv[1:]))"
 

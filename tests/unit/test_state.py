@@ -151,7 +151,7 @@ def test_unknown_version_message_names_both_versions(tmp_path: Path) -> None:
     store.path.write_bytes(json.dumps({"version": 99, "sessions": []}).encode())
     with pytest.raises(StateError) as caught:
         store.load()
-    assert "99" in caught.value.message and "version 1" in caught.value.message
+    assert "99" in caught.value.message and "versions 1, 2" in caught.value.message
 
 
 def test_directory_at_state_path_refused(tmp_path: Path) -> None:
@@ -226,7 +226,7 @@ def test_encode_orders_records_by_creation() -> None:
     late, early = _record(1, created_at="2025-02-01"), _record(2, created_at="2025-01-01")
     doc = json.loads(state.encode({late.id: late, early.id: early}))
     assert [r["id"] for r in doc["sessions"]] == [early.id, late.id]
-    assert doc["version"] == 1
+    assert doc["version"] == state.SCHEMA_VERSION == 2
 
 
 # tests/unit/data/state-v1.json was written once by state.encode (schema version 1) and is

@@ -1,0 +1,209 @@
+"""Reconciling records with the manager: the pure decisions `orch recover` acts on.
+
+Every function here is pure: records, unit views and evidence in, decisions out. The
+effects (writing records, starting units, reading the journal) live in orch.api.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from orch.session import (
+    Ending,
+    Record,
+    Status,
+    UnitFacts,
+    UnitView,
+    derive_status,
+    ended_status,
+    ending_from_exit,
+    now_iso,
+    usec_to_iso,
+)
+
+
+class Outcome(StrEnum):
+    """What recover found, or did, for one session."""
+
+    RUNNING = "running"  # alive under its recorded invocation
+    STARTING = "starting"  # a spawn or restart in flight: left alone
+    ENDED = "ended"  # ended, and its evidence is recorded now
+    ALREADY_ENDED = "already-ended"  # ended, as its record already said
+    LOST = "lost"  # gone with no evidence of how it ended
+    RESTARTED = "restarted"  # a persistent session started again
+    ADOPTED = "adopted"  # a unit of ours with no record, recorded back
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One session's outcome and the record as it should now be kept."""
+
+    outcome: Outcome
+    record: Record
+    restart: bool = False  # start a new invocation of the session after writing RECORD
+
+
+def wants_restart(record: Record) -> bool:
+    """A persistent session comes back when its invocation ended under it: lost (a power
+    cut leaves no evidence) or stopped by the manager (a shutdown), not when it ended on
+    its own or was stopped or killed through orch."""
+    if not record.persistent:
+        return False
+    ending = record.ending()
+    if ending is None:
+        return True
+    return record.intent is None and ended_status(ending, None) is Status.STOPPED
+
+
+def decide(record: Record, unit: UnitView, alive: bool, journal: Ending | None,
+           now: datetime | None = None) -> Decision:
+    """What recover makes of RECORD, given its unit now (GONE if not loaded), whether the
+    unit's MainPID is the process systemd started, and the journal's evidence of the
+    recorded invocation's end (None if it has none)."""
+    status = derive_status(record, unit, alive, now)
+    current = unit.loaded and (record.invocation_id is None
+                               or unit.invocation_id == record.invocation_id)
+    if current:
+        if status in (Status.RUNNING, Status.STARTING):
+            return Decision(Outcome.RUNNING, _refreshed(record, unit))
+        if status is Status.LOST:
+            return Decision(Outcome.LOST, record)
+        return _ended(record, unit.ending() or journal, unit.invocation_id)
+    if unit.loaded:
+        # Our unit, under an invocation the record does not know: it was started again
+        # behind orch's back. Archive what the record knew and follow the unit.
+        ended = _ended(record, journal, record.invocation_id).record
+        return Decision(Outcome.RUNNING, _refreshed(ended.next_invocation(now_iso()), unit))
+    if status is Status.STARTING:
+        return Decision(Outcome.STARTING, record)
+    decision = _ended(record, journal, record.invocation_id)
+    if wants_restart(decision.record):
+        return Decision(Outcome.RESTARTED, decision.record, restart=True)
+    return decision
+
+
+def _refreshed(record: Record, unit: UnitView) -> Record:
+    return dataclasses.replace(
+        record,
+        invocation_id=unit.invocation_id or record.invocation_id,
+        main_pid=unit.main_pid or record.main_pid,
+        started_at=record.started_at or usec_to_iso(unit.exec_main_start_usec))
+
+
+def _ended(record: Record, evidence: Ending | None, invocation_id: str | None) -> Decision:
+    if record.ending() is not None:
+        return Decision(Outcome.ALREADY_ENDED, record)
+    if evidence is None:
+        return Decision(Outcome.LOST, record)
+    return Decision(Outcome.ENDED, record.with_ending(evidence, invocation_id))
+
+
+# The manager's journal records of a unit's end (see shared/systemd-in-a-box.md).
+MAIN_EXITED = "98e322203f7a4ed290d09fe03c09fe15"  # EXIT_CODE, EXIT_STATUS
+UNIT_FAILED = "d9b373ed55a64feb8242e02dbe79a49c"  # UNIT_RESULT
+UNIT_SUCCEEDED = "7ad2d189f7e94e70a38c781354912448"  # "Deactivated successfully."
+EXIT_MESSAGE_IDS = (MAIN_EXITED, UNIT_FAILED, UNIT_SUCCEEDED)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):  # journald's JSON gives non-UTF-8 fields as byte arrays
+        return bytes(value).decode("utf-8", "replace")
+    return str(value) if value is not None else ""
+
+
+def endings_from_journal(entries: Iterable[Mapping[str, Any]]) -> dict[str, Ending]:
+    """Each invocation's end as the manager logged it, keyed by invocation id.
+
+    A main process that exits 0 is logged only at debug level: "Deactivated
+    successfully" alone then says the invocation ended well.
+    """
+    exits: dict[str, Mapping[str, Any]] = {}
+    results: dict[str, str] = {}
+    succeeded: dict[str, str] = {}
+    for entry in entries:
+        invocation = _text(entry.get("INVOCATION_ID") or entry.get("USER_INVOCATION_ID"))
+        if not invocation:
+            continue
+        message_id = _text(entry.get("MESSAGE_ID"))
+        if message_id == MAIN_EXITED:
+            exits[invocation] = entry
+        elif message_id == UNIT_FAILED:
+            results[invocation] = _text(entry.get("UNIT_RESULT"))
+        elif message_id == UNIT_SUCCEEDED:
+            succeeded[invocation] = _when(entry)
+    endings: dict[str, Ending] = {}
+    for invocation in {*exits, *results, *succeeded}:
+        result = results.get(invocation) or ("success" if invocation in succeeded else None)
+        exit_entry = exits.get(invocation)
+        if exit_entry is not None:
+            endings[invocation] = ending_from_exit(_text(exit_entry.get("EXIT_CODE")),
+                                                   _text(exit_entry.get("EXIT_STATUS")), result,
+                                                   _when(exit_entry))
+        elif result is not None:
+            endings[invocation] = Ending(succeeded.get(invocation), None, None, result)
+    return endings
+
+
+def _when(entry: Mapping[str, Any]) -> str:
+    try:
+        return usec_to_iso(int(_text(entry.get("__REALTIME_TIMESTAMP")))) or now_iso()
+    except ValueError:
+        return now_iso()
+
+
+def record_from_unit(facts: UnitFacts, scope: str, state_dir: str) -> Record | None:
+    """A record rebuilt from a unit alone, or None if the unit is not one of this state
+    directory's sessions (its exit hook writes elsewhere, or it carries no session id)."""
+    if not facts.hook_argv or facts.hook_argv[-1] != state_dir:
+        return None
+    env = dict(item.split("=", 1) for item in facts.environment if "=" in item)
+    try:
+        session_id = str(uuid.UUID(env.get("ORCH_SESSION_ID", "")))
+    except ValueError:
+        return None
+    if env.get("ORCH_UNIT") != facts.unit:
+        return None
+    summary = facts.description.split(": ", 1)[1] if ": " in facts.description else ""
+    user_env = {k: v for k, v in env.items() if not k.startswith("ORCH_") and k != "PATH"}
+    started = usec_to_iso(facts.view.exec_main_start_usec)
+    return Record(
+        id=session_id, name=_label(facts.unit), unit=facts.unit, scope=scope,
+        argv=facts.argv or [facts.program], cwd=facts.cwd or "/", description=summary,
+        env=user_env, created_at=started or now_iso(), invocation_id=facts.view.invocation_id,
+        main_pid=facts.view.main_pid or None, started_at=started, program=facts.program,
+        path=env.get("PATH"), requested_at=started)
+
+
+def _label(unit: str) -> str:
+    """The readable part of orch-<label>-<short id>.service, unescaped."""
+    stem = unit.removeprefix("orch-").removesuffix(".service")
+    label = stem.rsplit("-", 1)[0] if "-" in stem else stem
+    raw = bytearray()
+    index = 0
+    while index < len(label):
+        if label.startswith("\\x", index) and index + 4 <= len(label):
+            try:
+                raw.append(int(label[index + 2:index + 4], 16))
+                index += 4
+                continue
+            except ValueError:
+                pass
+        raw += label[index].encode()
+        index += 1
+    return raw.decode("utf-8", "replace") or "session"
+
+
+def counts(decisions: Iterable[Outcome]) -> dict[str, int]:
+    """How many sessions had each outcome (every outcome named, zero or not)."""
+    tally = {str(o): 0 for o in Outcome}
+    for outcome in decisions:
+        tally[str(outcome)] += 1
+    return tally
+
+

@@ -1,0 +1,134 @@
+"""The unit files orch ships: boot-time recovery and a daily reap, for the system
+manager and for user managers.
+
+The files under units/ in the source tree are these texts rendered for /usr/bin/orch
+(a test keeps them in step); `orch units install` renders them for this installation.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+from orch.errors import OrchError
+from orch.scope import Scope
+from orch.systemd import Manager
+
+RECOVER = "orch-recover.service"
+REAP = "orch-reap.service"
+REAP_TIMER = "orch-reap.timer"
+ENABLED = (RECOVER, REAP_TIMER)
+
+
+def _environment(state_dir: str | None) -> str:
+    return f"Environment={shlex.quote('ORCH_STATE_DIR=' + state_dir)}\n" if state_dir else ""
+
+
+def render(scope: Scope, orch: str, state_dir: str | None = None) -> dict[str, str]:
+    """The unit files for SCOPE, running ORCH; STATE_DIR is baked in when given."""
+    flag = f"--{scope}"
+    wanted_by = "multi-user.target" if scope is Scope.SYSTEM else "default.target"
+    env = _environment(state_dir)
+    return {
+        RECOVER: (
+            "[Unit]\n"
+            "Description=Recover orch sessions (reconcile records, restart persistent ones)\n"
+            "Documentation=man:orch(1)\n"
+            "After=basic.target\n\n"
+            "[Service]\n"
+            "Type=oneshot\n"
+            f"{env}"
+            f"ExecStart={orch} recover {flag}\n\n"
+            "[Install]\n"
+            f"WantedBy={wanted_by}\n"
+        ),
+        REAP: (
+            "[Unit]\n"
+            "Description=Reap ended orch sessions older than the reap age\n"
+            "Documentation=man:orch(1)\n\n"
+            "[Service]\n"
+            "Type=oneshot\n"
+            f"{env}"
+            f"ExecStart={orch} reap {flag}\n"
+        ),
+        REAP_TIMER: (
+            "[Unit]\n"
+            "Description=Reap ended orch sessions daily\n"
+            "Documentation=man:orch(1)\n\n"
+            "[Timer]\n"
+            "OnCalendar=daily\n"
+            "Persistent=true\n"
+            "RandomizedDelaySec=1h\n\n"
+            "[Install]\n"
+            "WantedBy=timers.target\n"
+        ),
+    }
+
+
+def unit_dir(scope: Scope) -> Path:
+    """Where `orch units install` writes: the administrator's or the user's unit directory."""
+    if scope is Scope.SYSTEM:
+        return Path("/etc/systemd/system")
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
+    return Path(config) / "systemd" / "user"
+
+
+def this_orch() -> str:
+    """The absolute path of this installation's `orch` command."""
+    from orch.spec import orch_bin_dir
+
+    directory = orch_bin_dir()
+    if directory is None:
+        raise OrchError("cannot tell where this orch's command is installed",
+                        hint="run `orch units install` through the orch command itself")
+    return str(Path(directory) / "orch")
+
+
+def install(scope: Scope) -> list[Path]:
+    """Write the units for SCOPE (running this orch, with ORCH_STATE_DIR if set), reload
+    the manager, enable recovery and the reap timer, and start the timer."""
+    directory = unit_dir(scope)
+    texts = render(scope, this_orch(), os.environ.get("ORCH_STATE_DIR"))
+    written = []
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, text in texts.items():
+            path = directory / name
+            tmp = path.with_name(f".{name}.tmp")
+            tmp.write_text(text)
+            tmp.chmod(0o644)
+            os.replace(tmp, path)
+            written.append(path)
+    except OSError as err:
+        raise OrchError(f"cannot write units to {directory}: {err.strerror}") from None
+    with Manager(scope) as manager:
+        manager.reload()
+        manager.enable(list(ENABLED))
+        manager.start(REAP_TIMER)
+    return written
+
+
+def uninstall(scope: Scope) -> list[Path]:
+    """Stop and disable the units of SCOPE, remove their files, reload the manager."""
+    directory = unit_dir(scope)
+    present = [directory / name for name in render(scope, "orch") if (directory / name).exists()]
+    with Manager(scope) as manager:
+        manager.stop(REAP_TIMER)
+        if present:
+            manager.disable(list(ENABLED))
+        for path in present:
+            try:
+                path.unlink()
+            except OSError as err:
+                raise OrchError(f"cannot remove {path}: {err.strerror}") from None
+        manager.reload()
+    return present
+
+
+def write_tree(root: str, orch: str = "/usr/bin/orch") -> None:
+    """Render the shipped units into ROOT (system) and ROOT/user (user managers)."""
+    for scope, directory in ((Scope.SYSTEM, Path(root)), (Scope.USER, Path(root) / "user")):
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, text in render(scope, orch).items():
+            (directory / name).write_text(text)
