@@ -41,7 +41,9 @@ def test_options_passed_through() -> None:
 def test_defaults_no_lines_no_follow_short_output() -> None:
     argv = logs_argv(_record("user"))
     assert "--follow" not in argv and "--lines" not in argv and "--since" not in argv
-    assert argv[argv.index("--output") + 1] == "short"
+    # short is rendered by orch from JSON, with the manager's start records OR'd in
+    assert argv[argv.index("--output") + 1] == "json"
+    assert argv[argv.index("+") + 1] == "MESSAGE_ID=7d4958e842da4a758f6c1cdc7b36dcc5"
 
 
 def test_zero_lines_allowed() -> None:
