@@ -17,24 +17,44 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _API = ("spawn", "list_sessions", "show", "logs", "logs_command", "wait", "stop", "kill",
-        "current_scope", "WaitOutcome")
+        "recover", "reap", "current_scope", "WaitOutcome", "RecoverReport")
 _MODELS = {"Session": "orch.session", "Status": "orch.session", "Record": "orch.session",
            "Scope": "orch.scope", "OrchError": "orch.errors", "SessionSpec": "orch.spec"}
 
 __all__ = [
-    "OrchError", "Record", "Scope", "Session", "SessionSpec", "Status", "WaitOutcome",
-    "__version__", "current_scope", "kill", "list_sessions", "logs", "logs_command", "show",
-    "spawn", "stop", "wait",
+    "OrchError",
+    "Record",
+    "RecoverReport",
+    "Scope",
+    "Session",
+    "SessionSpec",
+    "Status",
+    "WaitOutcome",
+    "__version__",
+    "current_scope",
+    "kill",
+    "list_sessions",
+    "logs",
+    "logs_command",
+    "reap",
+    "recover",
+    "show",
+    "spawn",
+    "stop",
+    "wait",
 ]
 
 if TYPE_CHECKING:
     from orch.api import (
+        RecoverReport,
         WaitOutcome,
         current_scope,
         kill,
         list_sessions,
         logs,
         logs_command,
+        reap,
+        recover,
         show,
         spawn,
         stop,

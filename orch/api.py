@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import signal
 import uuid
 from collections.abc import Iterable, Sequence
@@ -443,9 +444,13 @@ def _restart(manager: Manager, store: StateStore, session_id: str,
     """Start a persistent session again: a new invocation of the same session."""
     def archive(sessions: Sessions) -> Record | None:
         record = sessions.get(session_id)
-        if record is None or (record.invocation_id is None and record.ending() is None):
+        if record is None:
             return None
-        sessions[session_id] = record.next_invocation(now_iso())
+        if record.invocation_id is None and record.ending() is None:
+            # Its start was never confirmed (a crash mid-spawn): nothing ran to archive.
+            sessions[session_id] = dataclasses.replace(record, requested_at=now_iso())
+        else:
+            sessions[session_id] = record.next_invocation(now_iso())
         return sessions[session_id]
 
     record = store.update(archive)
@@ -536,26 +541,17 @@ def _age(session: Session, now: datetime) -> float:
     return (now - then).total_seconds()
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhdw])+")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
 def parse_duration(text: str) -> float:
     """Seconds from '0', '90', '45s', '30m', '12h', '7d', '2w' or combinations ('1h30m')."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     value = text.strip().lower()
-    if not value:
-        raise UsageError("empty duration")
-    try:
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
         return float(value)
-    except ValueError:
-        pass
-    total = 0.0
-    number = ""
-    for char in value:
-        if char.isdigit() or char == ".":
-            number += char
-        elif char in units and number:
-            total += float(number) * units[char]
-            number = ""
-        else:
-            raise UsageError(f"{text!r}: not a duration (use e.g. 45s, 30m, 12h, 7d, 2w)")
-    if number:
-        raise UsageError(f"{text!r}: a number without a unit at the end (s, m, h, d, w)")
-    return total
+    if not _DURATION.fullmatch(value):
+        raise UsageError(f"{text!r}: not a duration: numbers each with a unit (s, m, h, d, w), "
+                         "e.g. 45s, 30m, 7d, 1h30m")
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(value))

@@ -162,12 +162,12 @@ def logs(
 ) -> None:
     """Show a session's output from the journal, every invocation in order; the short
     format marks where each invocation starts."""
-    from orch.journal import invocation_ids, logs_argv, stream_short
+    from orch.journal import invocation_starts, logs_argv, stream_short
 
     record = api.find_record(ref, api.current_scope(user, system))
     argv = logs_argv(record, lines=lines, follow=follow, since=since, output=output)
     if output is LogFormat.SHORT:
-        raise typer.Exit(stream_short(argv, invocation_ids(record), follow=follow))
+        raise typer.Exit(stream_short(argv, invocation_starts(record)))
     sys.stdout.flush()
     try:
         os.execvp(argv[0], argv)

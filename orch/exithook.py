@@ -5,7 +5,7 @@ EXIT_STATUS in the environment (systemd.exec(5)), whether or not any orch proces
 running at that moment. Recording it here keeps the evidence after the unit is
 garbage-collected, so an ended session is never mistaken for a lost one.
 
-    python -m orch.exithook STATE_DIR
+    python -I /path/to/orch/exithook.py STATE_DIR
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+
+if not __package__:  # run by path (python -I .../orch/exithook.py): find the package
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orch.errors import StateError
 from orch.session import Ending, Record, ending_from_exit, now_iso
@@ -46,7 +49,7 @@ def main(argv: list[str]) -> int:
     result is never changed by the hook."""
     session_id = os.environ.get("ORCH_SESSION_ID")
     if len(argv) != 1 or not session_id:
-        print("usage: python -m orch.exithook STATE_DIR (inside an orch session)",
+        print("usage: exithook.py STATE_DIR (inside an orch session)",
               file=sys.stderr)
         return 2
     env = dict(os.environ)

@@ -17,9 +17,6 @@ from orch.scope import Scope
 from orch.session import Ending, Record
 from orch.units import syslog_identifier
 
-# The manager logs "Starting UNIT..." with the new invocation's id at every start.
-UNIT_STARTING = "7d4958e842da4a758f6c1cdc7b36dcc5"
-
 
 class LogFormat(StrEnum):
     """Output formats `orch logs -o` offers (journalctl's names)."""
@@ -41,13 +38,6 @@ def _output_matches(record: Record) -> list[str]:
     return matches
 
 
-def _start_matches(record: Record) -> list[str]:
-    matches = [f"MESSAGE_ID={UNIT_STARTING}", f"{_unit_field(record.scope)}={record.unit}"]
-    if record.scope == Scope.USER:
-        matches.append(f"_UID={os.geteuid()}")
-    return matches
-
-
 def logs_argv(record: Record, *, lines: int | None = None, follow: bool = False,
               since: str | None = None, output: LogFormat = LogFormat.SHORT) -> list[str]:
     """The journalctl command that shows RECORD's output.
@@ -55,8 +45,8 @@ def logs_argv(record: Record, *, lines: int | None = None, follow: bool = False,
     Matches on SYSLOG_IDENTIFIER, which orch sets to the unit's stem: journald stamps it
     from the stream's header on every line, even for a process that exits before
     journald could look up its unit. For user sessions, _UID keeps out lines any other
-    user might have logged under the same identifier. The short format also asks for the
-    manager's "Starting" records, rendered as a line where each invocation starts.
+    user might have logged under the same identifier. The short format is read as JSON
+    and rendered by orch, with a line where each invocation starts.
     """
     if lines is not None and lines < 0:
         raise UsageError("-n must be 0 or more")
@@ -69,8 +59,6 @@ def logs_argv(record: Record, *, lines: int | None = None, follow: bool = False,
     if follow:
         argv.append("--follow")
     argv += _output_matches(record)
-    if output is LogFormat.SHORT:
-        argv += ["+", *_start_matches(record)]
     return argv
 
 
@@ -81,69 +69,102 @@ def _field(entry: dict[str, Any], name: str) -> str:
     return "" if value is None else str(value)
 
 
-def render_short(entry: dict[str, Any], invocations: Sequence[str]) -> str:
-    """One journal entry as journalctl's short format shows it, or, for the manager's
-    record of a start, a line marking where that invocation of the session starts."""
+def _usec(entry: dict[str, Any]) -> int:
     try:
-        stamp = datetime.fromtimestamp(int(_field(entry, "__REALTIME_TIMESTAMP")) / 1e6)
-        when = stamp.strftime("%b %d %H:%M:%S")
+        return int(_field(entry, "__REALTIME_TIMESTAMP"))
     except ValueError:
-        when = "-"
-    if _field(entry, "MESSAGE_ID") == UNIT_STARTING:
-        invocation = _field(entry, "INVOCATION_ID") or _field(entry, "USER_INVOCATION_ID")
-        number = invocations.index(invocation) + 1 if invocation in invocations else "?"
-        return f"-- {when} invocation {number} starts ({invocation or 'unknown id'}) --"
+        return 0
+
+
+def _clock(usec: int) -> str:
+    return datetime.fromtimestamp(usec / 1e6).strftime("%b %d %H:%M:%S") if usec else "-"
+
+
+def render_short(entry: dict[str, Any]) -> str:
+    """One journal entry as journalctl's short format shows it."""
     pid = _field(entry, "_PID")
     ident = _field(entry, "SYSLOG_IDENTIFIER")
     host = _field(entry, "_HOSTNAME")
-    return f"{when} {host} {ident}{f'[{pid}]' if pid else ''}: {_field(entry, 'MESSAGE')}"
+    return (f"{_clock(_usec(entry))} {host} {ident}{f'[{pid}]' if pid else ''}: "
+            f"{_field(entry, 'MESSAGE')}")
 
 
-def _made_at(entry: dict[str, Any]) -> int:
-    """When an entry was made: the manager stamps its records at the source, while a
-    program's stdout lines carry only when journald received them (later, and after
-    the manager's record of the start that preceded them)."""
-    for name in ("_SOURCE_REALTIME_TIMESTAMP", "__REALTIME_TIMESTAMP"):
-        try:
-            return int(_field(entry, name))
-        except ValueError:
-            continue
-    return 0
+class InvocationMarks:
+    """Places a line before the output of each invocation of a session.
+
+    A line belongs to the invocation journald stamped on it (_SYSTEMD_INVOCATION_ID);
+    journald cannot stamp the lines of a process that exits at once, and those belong
+    to the last invocation started before they were received: an invocation's start is
+    its main process's fork, which its output cannot precede. (The manager's own
+    "Starting" record is no bound: it is logged after the fork.)
+    """
+
+    def __init__(self, starts: Sequence[tuple[str, int]]) -> None:
+        self.starts = list(starts)  # (invocation id, start µs), oldest first
+        self.current: str | None = None
+
+    def _owner(self, entry: dict[str, Any]) -> str:
+        stamped = _field(entry, "_SYSTEMD_INVOCATION_ID")
+        if stamped:
+            return stamped
+        received = _usec(entry)
+        owner = self.starts[0][0] if self.starts else ""
+        for invocation, started in self.starts:
+            if started and started <= received:
+                owner = invocation
+        return owner
+
+    def render(self, entry: dict[str, Any]) -> list[str]:
+        """ENTRY in short format, after a marker line if it begins another invocation."""
+        owner = self._owner(entry)
+        lines = []
+        if owner != self.current:
+            self.current = owner
+            ids = [i for i, _ in self.starts]
+            number = ids.index(owner) + 1 if owner in ids else "?"
+            started = dict(self.starts).get(owner, 0)
+            lines.append(f"-- invocation {number} ({owner or 'unknown'}) started "
+                         f"{_clock(started)} --")
+        lines.append(render_short(entry))
+        return lines
 
 
-def stream_short(argv: list[str], invocations: Sequence[str], follow: bool = False) -> int:
-    """Run journalctl ARGV (JSON output) and print its entries in short format, in the
-    order they were made; when following, as they come. journalctl's exit status."""
+def stream_short(argv: list[str], starts: Sequence[tuple[str, int]]) -> int:
+    """Run journalctl ARGV (JSON output) and print its entries in short format as they
+    come, marking where each invocation starts; journalctl's exit status."""
     try:
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     except FileNotFoundError:
         raise OrchError("journalctl is not installed") from None
     assert process.stdout is not None
-    entries: list[dict[str, Any]] = []
+    marks = InvocationMarks(starts)
     try:
         for line in process.stdout:
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if follow:
-                sys.stdout.write(render_short(entry, invocations) + "\n")
-                sys.stdout.flush()
-            else:
-                entries.append(entry)
+            sys.stdout.write("\n".join(marks.render(entry)) + "\n")
+            sys.stdout.flush()
     except KeyboardInterrupt:
         process.terminate()
-    for entry in sorted(entries, key=_made_at):
-        sys.stdout.write(render_short(entry, invocations) + "\n")
     return process.wait()
 
 
-def invocation_ids(record: Record) -> list[str]:
-    """The session's invocation ids, oldest first."""
-    ids = [str(h.get("invocation_id")) for h in record.history if h.get("invocation_id")]
-    if record.invocation_id:
-        ids.append(record.invocation_id)
-    return ids
+def invocation_starts(record: Record) -> list[tuple[str, int]]:
+    """The session's invocations, oldest first: (id, start in µs since the epoch)."""
+    runs = [(h.get("invocation_id"), h.get("started_at")) for h in record.history]
+    runs.append((record.invocation_id, record.started_at))
+    starts = []
+    for invocation, started in runs:
+        if not invocation:
+            continue
+        try:
+            usec = int(datetime.fromisoformat(str(started)).timestamp() * 1e6) if started else 0
+        except ValueError:
+            usec = 0
+        starts.append((str(invocation), usec))
+    return starts
 
 
 def _entries(argv: list[str]) -> Iterator[dict[str, Any]]:

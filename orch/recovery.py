@@ -53,8 +53,8 @@ def wants_restart(record: Record) -> bool:
     """A persistent session comes back when its invocation ended under it: lost (a power
     cut leaves no evidence) or stopped by the manager (a shutdown), not when it ended on
     its own or was stopped or killed through orch."""
-    if not record.persistent:
-        return False
+    if not record.persistent or record.intent is not None:
+        return False  # stopped or killed through orch, even if its end went unrecorded
     ending = record.ending()
     if ending is None:
         return True
@@ -79,7 +79,9 @@ def decide(record: Record, unit: UnitView, alive: bool, journal: Ending | None,
         # Our unit, under an invocation the record does not know: it was started again
         # behind orch's back. Archive what the record knew and follow the unit.
         ended = _ended(record, journal, record.invocation_id).record
-        return Decision(Outcome.RUNNING, _refreshed(ended.next_invocation(now_iso()), unit))
+        following = dataclasses.replace(ended.next_invocation(now_iso()),
+                                        invocation_id=unit.invocation_id)
+        return decide(following, unit, alive, None, now)
     if status is Status.STARTING:
         return Decision(Outcome.STARTING, record)
     decision = _ended(record, journal, record.invocation_id)
@@ -103,6 +105,9 @@ def _ended(record: Record, evidence: Ending | None, invocation_id: str | None) -
         return Decision(Outcome.LOST, record)
     return Decision(Outcome.ENDED, record.with_ending(evidence, invocation_id))
 
+
+# Variables orch itself puts in a unit's environment (spec.properties): not the user's.
+ORCH_SET_ENV = ("ORCH_SESSION_ID", "ORCH_UNIT", "ORCH_SCOPE", "ORCH_STATE_DIR", "PATH")
 
 # The manager's journal records of a unit's end (see shared/systemd-in-a-box.md).
 MAIN_EXITED = "98e322203f7a4ed290d09fe03c09fe15"  # EXIT_CODE, EXIT_STATUS
@@ -170,7 +175,7 @@ def record_from_unit(facts: UnitFacts, scope: str, state_dir: str) -> Record | N
     if env.get("ORCH_UNIT") != facts.unit:
         return None
     summary = facts.description.split(": ", 1)[1] if ": " in facts.description else ""
-    user_env = {k: v for k, v in env.items() if not k.startswith("ORCH_") and k != "PATH"}
+    user_env = {k: v for k, v in env.items() if k not in ORCH_SET_ENV}
     started = usec_to_iso(facts.view.exec_main_start_usec)
     return Record(
         id=session_id, name=_label(facts.unit), unit=facts.unit, scope=scope,

@@ -145,13 +145,21 @@ def session_path(caller_path: str | None) -> str:
 def exit_hook_argv(state_dir: Path) -> list[str]:
     """The ExecStopPost= command recording the session's end (see orch.exithook).
 
-    -I keeps the agent's PYTHONPATH and user site out; the package's own directory is
-    put on sys.path explicitly so a source checkout works as an installed one does.
+    Plain words only: systemd 252 re-reads a transient unit's command after a
+    daemon-reload from a file it writes lossily (';' and '$' come back altered). -I keeps
+    the agent's PYTHONPATH and user site out; the hook finds its package from its path.
     """
-    package_root = str(Path(__file__).resolve().parent.parent)
-    code = (f"import sys; sys.path.insert(0, {package_root!r}); "
-            "from orch.exithook import main; sys.exit(main(sys.argv[1:]))")
-    return [sys.executable, "-I", "-c", code, str(state_dir)]
+    hook = Path(__file__).resolve().parent / "exithook.py"
+    return [sys.executable, "-I", str(hook), str(state_dir)]
+
+
+def literal_argv(argv: list[str]) -> list[str]:
+    """ARGV as ExecStart= must carry it to reach the program verbatim: systemd expands
+    $VAR and ${VAR} in command arguments when it executes them, and "$$" is its literal
+    dollar. (ExecStartEx's no-env-expand flag would do, but systemd 252 writes it into
+    the transient unit file under a key its own parser rejects, so the first
+    daemon-reload strips the unit of its command.)"""
+    return [arg.replace("$", "$$") for arg in argv]
 
 
 def description(session_id: uuid.UUID, spec: SessionSpec) -> str:
@@ -175,9 +183,8 @@ def properties(spec: SessionSpec, *, session_id: uuid.UUID, unit: str, scope: Sc
     return [
         ("Description", "s", description(session_id, spec)),
         ("Type", "s", "exec"),
-        # ExecStartEx's no-env-expand: systemd would otherwise expand $VAR in the argv.
-        ("ExecStartEx", "a(sasas)", [(program, list(spec.argv), ["no-env-expand"])]),
-        ("ExecStopPostEx", "a(sasas)", [(hook[0], hook, ["ignore-failure", "no-env-expand"])]),
+        ("ExecStart", "a(sasb)", [(program, literal_argv(spec.argv), False)]),
+        ("ExecStopPost", "a(sasb)", [(hook[0], literal_argv(hook), True)]),
         ("WorkingDirectory", "s", cwd),
         ("Environment", "as", [f"{k}={v}" for k, v in env.items()]),
         ("SyslogIdentifier", "s", syslog_identifier(unit)),

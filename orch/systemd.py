@@ -378,16 +378,16 @@ class Manager:
     def facts(self, unit: str, path: bytes, states: tuple[str, str, str]) -> UnitFacts:
         """What UNIT tells about itself (its command, directory, environment, hook)."""
         view = self.view(path, unit, states)
-        start = self._get(path, SERVICE_IFACE, b"ExecStartEx", unit) or []
-        hook = self._get(path, SERVICE_IFACE, b"ExecStopPostEx", unit) or []
+        start = self._get(path, SERVICE_IFACE, b"ExecStart", unit) or []
+        hook = self._get(path, SERVICE_IFACE, b"ExecStopPost", unit) or []
         return UnitFacts(
             unit=unit, view=view,
             description=_s(self._get(path, UNIT_IFACE, b"Description", unit)),
             environment=[_s(e) for e in self._get(path, SERVICE_IFACE, b"Environment", unit)],
-            argv=[_s(a) for a in start[0][1]] if start else [],
+            argv=[_s(a).replace("$$", "$") for a in start[0][1]] if start else [],
             program=_s(start[0][0]) if start else "",
             cwd=_s(self._get(path, SERVICE_IFACE, b"WorkingDirectory", unit)),
-            hook_argv=[_s(a) for a in hook[0][1]] if hook else [],
+            hook_argv=[_s(a).replace("$$", "$") for a in hook[0][1]] if hook else [],
         )
 
     def reset_failed(self, unit: str) -> None:

@@ -8,7 +8,6 @@ The files under units/ in the source tree are these texts rendered for /usr/bin/
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
 
 from orch.errors import OrchError
@@ -21,8 +20,18 @@ REAP_TIMER = "orch-reap.timer"
 ENABLED = (RECOVER, REAP_TIMER)
 
 
+def _word(text: str) -> str:
+    """TEXT as one word of a unit file setting: '%' doubled (systemd expands specifiers
+    there), and double-quoted, with C escapes, when it holds blanks, quotes or backslashes."""
+    text = text.replace("%", "%%")
+    if not any(c in text for c in " \t\n\"'\\;$"):
+        return text
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
 def _environment(state_dir: str | None) -> str:
-    return f"Environment={shlex.quote('ORCH_STATE_DIR=' + state_dir)}\n" if state_dir else ""
+    return f"Environment={_word('ORCH_STATE_DIR=' + state_dir)}\n" if state_dir else ""
 
 
 def render(scope: Scope, orch: str, state_dir: str | None = None) -> dict[str, str]:
@@ -39,7 +48,7 @@ def render(scope: Scope, orch: str, state_dir: str | None = None) -> dict[str, s
             "[Service]\n"
             "Type=oneshot\n"
             f"{env}"
-            f"ExecStart={orch} recover {flag}\n\n"
+            f"ExecStart={_word(orch)} recover {flag}\n\n"
             "[Install]\n"
             f"WantedBy={wanted_by}\n"
         ),
@@ -50,7 +59,7 @@ def render(scope: Scope, orch: str, state_dir: str | None = None) -> dict[str, s
             "[Service]\n"
             "Type=oneshot\n"
             f"{env}"
-            f"ExecStart={orch} reap {flag}\n"
+            f"ExecStart={_word(orch)} reap {flag}\n"
         ),
         REAP_TIMER: (
             "[Unit]\n"

@@ -167,3 +167,73 @@ def test_record_json_round_trip_keeps_intent() -> None:
     data = record.to_json()
     assert data["intent"] == "kill"
     assert Record.from_json(data, "here") == record
+
+
+# --- a new invocation of the same session (persistent sessions) -------------------------
+
+REQUESTED = "2025-06-01T12:00:00.000000+00:00"
+EARLIER: dict[str, Any] = {"invocation_id": OTHER_INV, "started_at": "2025-05-01T00:00:00",
+                           "ended_at": "2025-05-02T00:00:00", "status": "stopped",
+                           "exit_code": None, "exit_signal": "SIGTERM", "result": "success"}
+
+
+def test_next_invocation_archives_the_current_one_and_clears_it() -> None:
+    record = _record(persistent=True, restarts=2, env={"K": "v"}, history=[EARLIER],
+                     ended_at=NOW.isoformat(), exit_signal="SIGTERM", result="success",
+                     program="/usr/bin/agent", path="/usr/bin", requested_at="2025-05-01")
+    following = record.next_invocation(REQUESTED)
+    archived = {"invocation_id": INV, "started_at": record.started_at,
+                "ended_at": NOW.isoformat(), "status": "stopped", "exit_code": None,
+                "exit_signal": "SIGTERM", "result": "success"}
+    assert following == dataclasses.replace(
+        record, history=[EARLIER, archived], restarts=3, invocation_id=None, main_pid=None,
+        started_at=None, ended_at=None, exit_code=None, exit_signal=None, result=None,
+        intent=None, requested_at=REQUESTED)
+    assert record.history == [EARLIER] and record.restarts == 2  # the old record is intact
+
+
+@pytest.mark.parametrize(("ending", "intent", "status"), [
+    ({}, None, "lost"),
+    ({**ENDED_OK, "exit_code": 3, "result": "exit-code"}, None, "failed"),
+    ({**ENDED_OK, "exit_code": None, "exit_signal": "SIGTERM"}, None, "stopped"),
+    (ENDED_OK, None, "exited"),
+    ({**ENDED_OK, "exit_code": None, "exit_signal": "SIGKILL", "result": "signal"},
+     Intent.KILL, "killed"),
+])
+def test_next_invocation_archives_how_the_current_one_ended(
+        ending: dict[str, Any], intent: Intent | None, status: str) -> None:
+    following = _record(intent=intent, **ending).next_invocation(REQUESTED)
+    entry = following.history[-1]
+    assert type(entry["status"]) is str and entry["status"] == status
+    assert (entry["invocation_id"], entry["exit_code"], entry["result"]) == (
+        INV, ending.get("exit_code"), ending.get("result"))
+
+
+def test_next_invocation_round_trips_through_json() -> None:
+    following = _record(persistent=True, **ENDED_OK).next_invocation(REQUESTED)
+    assert Record.from_json(following.to_json(), "here") == following
+
+
+def test_session_invocations_list_history_then_the_current_one() -> None:
+    restarted = dataclasses.replace(
+        _record(persistent=True, restarts=1, history=[EARLIER]).next_invocation(REQUESTED),
+        invocation_id="aaaa0000aaaa0000aaaa0000aaaa0000", main_pid=5151)
+    unit = _unit(invocation_id="aaaa0000aaaa0000aaaa0000aaaa0000", main_pid=5151)
+    data = Session.of(restarted, Status.RUNNING, unit).to_json()
+    invocations = data["invocations"]
+    assert [i["invocation_id"] for i in invocations] == [
+        OTHER_INV, INV, "aaaa0000aaaa0000aaaa0000aaaa0000"]
+    assert [i["status"] for i in invocations] == ["stopped", "lost", "running"]
+    assert invocations[-1]["status"] == data["status"]
+    assert invocations[-1]["started_at"] == "2023-11-14T22:13:20.000000+00:00"
+    assert data["restarts"] == 2 and data["persistent"] is True
+
+
+def test_session_invocations_last_entry_carries_the_ending() -> None:
+    unit = _unit(active_state="failed", main_pid=0, exec_main_code=1, exec_main_status=3,
+                 result="exit-code")
+    data = Session.of(_record(history=[EARLIER]), Status.FAILED, unit).to_json()
+    last = data["invocations"][-1]
+    assert len(data["invocations"]) == 2
+    assert (last["status"], last["exit_code"], last["result"]) == ("failed", 3, "exit-code")
+    assert last["status"] == data["status"]

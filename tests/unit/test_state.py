@@ -260,3 +260,101 @@ def test_checked_in_v1_file_keeps_loading(tmp_path: Path) -> None:
     assert child.parent_id == V1_ID
     assert child.intent is None
     assert child.exit_code == 0 and child.result == "success"
+
+
+# tests/unit/data/state-v2.json was written once by state.encode (schema version 2) and is
+# checked in: a persistent session restarted once (one archived invocation) and a plain one.
+V2_ID = "9b2f6c1e-3d4a-4e8b-a6f0-1c2d3e4f5a6b"
+V2_PLAIN_ID = "0c0ffee0-1111-4222-8333-444455556666"
+
+
+def _load_checked_in(tmp_path: Path, name: str) -> Sessions:
+    directory = tmp_path / "orch"
+    directory.mkdir()
+    (directory / "sessions.json").write_bytes((DATA / name).read_bytes())
+    return StateStore(directory).load()
+
+
+def test_checked_in_v2_file_keeps_loading(tmp_path: Path) -> None:
+    sessions = _load_checked_in(tmp_path, "state-v2.json")
+    assert set(sessions) == {V2_ID, V2_PLAIN_ID}
+    agent = sessions[V2_ID]
+    assert agent.persistent is True
+    assert agent.restarts == 1
+    assert agent.history == [{
+        "invocation_id": "aa11aa11aa11aa11aa11aa11aa11aa11",
+        "started_at": "2025-04-01T08:00:00.250000+00:00",
+        "ended_at": "2025-04-02T23:59:58.500000+00:00", "status": "stopped",
+        "exit_code": None, "exit_signal": "SIGTERM", "result": "success"}]
+    assert agent.invocation_id == "bb22bb22bb22bb22bb22bb22bb22bb22"
+    assert agent.main_pid == 877
+    assert agent.started_at == "2025-04-03T07:30:01.400000+00:00"
+    assert agent.requested_at == "2025-04-03T07:30:01.000000+00:00"
+    assert agent.program == "/usr/local/bin/agent"
+    assert agent.path == "/usr/local/bin:/usr/bin:/bin"
+    assert agent.ending() is None and agent.intent is None
+    assert agent.argv == ["agent", "--watch", "a b"]
+    assert agent.env == {"MODE": "watch"}
+    assert agent.unit == "orch-night\\x20agent-9b2f6c1e.service"
+    plain = sessions[V2_PLAIN_ID]
+    assert (plain.persistent, plain.restarts, plain.history) == (False, 0, [])
+    assert (plain.exit_code, plain.result, plain.main_pid) == (2, "exit-code", None)
+
+
+def test_checked_in_v1_records_get_the_v2_defaults(tmp_path: Path) -> None:
+    sessions = _load_checked_in(tmp_path, "state-v1.json")
+    assert len(sessions) == 2
+    for record in sessions.values():
+        assert (record.persistent, record.restarts, record.history) == (False, 0, [])
+        assert (record.program, record.path, record.requested_at) == (None, None, None)
+
+
+def test_v1_file_is_rewritten_as_v2_on_the_next_change(tmp_path: Path) -> None:
+    sessions = _load_checked_in(tmp_path, "state-v1.json")
+    store = StateStore(tmp_path / "orch")
+    store.update(_add(_record(9)))
+    doc = json.loads(store.path.read_bytes())
+    assert doc["version"] == 2
+    assert all(r["persistent"] is False and r["history"] == [] for r in doc["sessions"])
+    assert {k: v for k, v in store.load().items() if k != _record(9).id} == sessions
+
+
+def _v2_doc(**record_changes: Any) -> dict[str, Any]:
+    data = _record(1, persistent=True, restarts=1).to_json()
+    data.update(record_changes)
+    return {"version": 2, "sessions": [data]}
+
+
+BAD_V2 = {
+    "restarts-negative": _v2_doc(restarts=-1),
+    "restarts-a-string": _v2_doc(restarts="1"),
+    "restarts-a-bool": _v2_doc(restarts=True),
+    "restarts-null": _v2_doc(restarts=None),
+    "persistent-a-string": _v2_doc(persistent="yes"),
+    "persistent-a-number": _v2_doc(persistent=1),
+    "history-of-strings": _v2_doc(history=["x"]),
+    "history-an-object": _v2_doc(history={"invocation_id": "x"}),
+    "program-a-list": _v2_doc(program=["/bin/x"]),
+    "requested-at-a-number": _v2_doc(requested_at=1),
+}
+
+
+@pytest.mark.parametrize("doc", BAD_V2.values(), ids=BAD_V2.keys())
+def test_bad_v2_field_refused_naming_the_file(tmp_path: Path, doc: dict[str, Any]) -> None:
+    store = StateStore(tmp_path)
+    raw = json.dumps(doc).encode()
+    store.path.write_bytes(raw)
+    with pytest.raises(StateError) as caught:
+        store.load()
+    assert str(store.path) in caught.value.message
+    with pytest.raises(StateError):
+        store.update(_add(_record(2)))
+    assert store.path.read_bytes() == raw
+
+
+def test_good_v2_doc_of_the_bad_ones_loads(tmp_path: Path) -> None:
+    # the refusals above are about the one bad field, not the rest of the record
+    store = StateStore(tmp_path)
+    store.path.write_bytes(json.dumps(_v2_doc()).encode())
+    record = store.load()[_record(1).id]
+    assert (record.persistent, record.restarts) == (True, 1)
