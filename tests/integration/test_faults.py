@@ -92,3 +92,19 @@ def test_a_user_cannot_reach_system_sessions(root_orch: Orch, user_orch: Orch) -
     assert denied.returncode != 0 and "refused the kill" in denied.stderr
     assert root_orch.show(sid)["status"] == "running"
 
+
+
+def test_sessions_survive_a_daemon_reload_and_still_record_their_end(orch: Orch) -> None:
+    flag = orch.state_dir.parent / "go"
+    sid = orch.spawn("/bin/sh", "-c", f"while [ ! -e {flag} ]; do sleep 0.05; done; exit 6")
+    before = orch.show(sid)
+    assert orch.systemctl("daemon-reload").returncode == 0
+    after = orch.show(sid)
+    assert after["status"] == "running"
+    assert (after["invocation_id"], after["main_pid"]) == \
+        (before["invocation_id"], before["main_pid"])
+    flag.write_text("")
+    assert orch("wait", sid).returncode == 1
+    ended = orch.show(sid)
+    # Recorded by the exit hook, as re-read from the unit file the reload parsed.
+    assert ended["status"] == "failed" and ended["exit_code"] == 6
