@@ -7,6 +7,7 @@ import os
 import pwd
 import signal
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -175,3 +176,22 @@ def test_a_power_cut_brings_persistent_sessions_back(orch: Orch, machine: Machin
         assert first in lines[markers[0]] and second in lines[markers[1]]
     finally:
         orch("units", "uninstall")
+
+
+def test_recover_beside_concurrent_spawns_loses_nothing(orch: Orch) -> None:
+    def work(i: int) -> tuple[str, str]:
+        if i % 4 == 3:
+            return ("recover", orch("recover").stderr)
+        done = orch("spawn", "--persistent", "--", "sleep", "300")
+        return ("spawn", done.stdout.strip() if done.returncode == 0 else "")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(work, range(24)))
+    spawned = {out for kind, out in results if kind == "spawn"}
+    assert len(spawned) == 18 and "" not in spawned
+    assert all(out == "" for kind, out in results if kind == "recover")
+    sessions = orch.ps()
+    assert {s["id"] for s in sessions} == spawned
+    # None was mistaken for a cut-off persistent session and started twice.
+    assert all(s["status"] == "running" and s["restarts"] == 0 for s in sessions)
+    assert _recover(orch)["counts"]["running"] == 18
