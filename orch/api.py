@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import signal
 import uuid
 from collections.abc import Iterable, Sequence
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from orch import secrets
+from orch import worktree as worktrees
 from orch.errors import NotFound, OrchError, SpawnFailed, UsageError
 from orch.journal import LogFormat, exit_evidence, logs_argv, read_logs
 from orch.procs import main_alive
@@ -32,7 +33,9 @@ from orch.session import (
     usec_to_iso,
 )
 from orch.spec import (
+    Restart,
     SessionSpec,
+    SpawnOptions,
     properties,
     resolve_cwd,
     resolve_program,
@@ -87,30 +90,47 @@ def _find(ref: str, records: Sessions) -> Record:
 def spawn(argv: Sequence[str], *, name: str | None = None, description: str = "",
           tags: Iterable[str] = (), env: dict[str, str] | None = None,
           cwd: str | None = None, scope: Scope | None = None,
-          persistent: bool = False) -> Session:
+          persistent: bool = False, options: SpawnOptions | None = None,
+          env_files: Sequence[str] = (), secret_env: Sequence[str] = (),
+          worktree: bool = False, provider: str | None = None) -> Session:
     """Start ARGV as a new session: a transient service of SCOPE's manager.
 
     The argv reaches the program verbatim (no shell). Raises SpawnFailed, with one line
     naming the program, if it cannot be found or executed; no session then claims to run.
     A PERSISTENT session is started again by `recover` (at boot) when its invocation
-    ended under it: a power cut or a shutdown.
+    ended under it: a power cut or a shutdown. OPTIONS set limits, restarts and the
+    sandbox; ENV_FILES and SECRET_ENV (names of this environment's variables) give the
+    program secrets that nothing records; WORKTREE runs it in a git worktree of its own.
     """
     scope = scope or current_scope()
+    options = options or SpawnOptions()
     spec = SessionSpec(argv=list(argv), name=name, description=description,
                        tags=list(tags), env=dict(env or {}), cwd=cwd)
     validate(spec)
     work_dir = resolve_cwd(cwd)
+    for directory in options.add_dirs:
+        if not os.path.isdir(directory):
+            raise UsageError(f"--add-dir {directory}: no such directory")
+    env_files = [os.path.abspath(f) for f in env_files]
+    secrets.gather(env_files, secret_env, os.environ)  # refuse bad files before starting
     path = session_path(os.environ.get("PATH"))
     program = resolve_program(spec.argv[0], spec.env.get("PATH", path), work_dir)
     session_id = uuid.uuid4()
     created = now_iso()
+    store = store_for(scope)
+    tree: tuple[str | None, str | None] = (None, None)
+    if worktree:
+        tree = worktrees.create(work_dir, store.directory / "worktrees",
+                                f"{spec.label()}-{session_id.hex[:8]}")
+        work_dir = tree[0] or work_dir
     record = Record(id=str(session_id), name=spec.label(),
                     unit=unit_name(spec.label(), session_id), scope=str(scope),
                     argv=spec.argv, cwd=work_dir, tags=spec.tags,
                     description=spec.description, env=spec.env, created_at=created,
                     parent_id=_parent_id(), persistent=persistent, program=program, path=path,
-                    requested_at=created)
-    store = store_for(scope)
+                    requested_at=created, options=options.to_json(), env_files=env_files,
+                    secret_env=list(secret_env), provider=provider,
+                    worktree=tree[0], worktree_repo=tree[1])
     with Manager(scope) as manager:
         # Recorded before the start, so a unit of ours never runs without a record.
         store.update(lambda s: s.__setitem__(record.id, record))
@@ -142,13 +162,23 @@ def _launch(manager: Manager, store: StateStore, record: Record) -> tuple[Sessio
     path = record.path or session_path(os.environ.get("PATH"))
     program = record.program or resolve_program(record.argv[0], record.env.get("PATH", path),
                                                 record.cwd)
+    options = SpawnOptions.from_json(record.options)
+    values = secrets.gather(record.env_files, record.secret_env, os.environ)
+    secret_file = secrets.write(scope, record.id, values) if values else None
     props = properties(spec, session_id=uuid.UUID(record.id), unit=record.unit, scope=scope,
-                       program=program, cwd=record.cwd, path=path, state_dir=store.directory)
+                       program=program, cwd=record.cwd, path=path, state_dir=store.directory,
+                       options=options, secrets_file=secret_file)
     try:
-        job = manager.submit_transient(record.unit, props)
-    except BaseException as err:
-        raise _NotSubmitted(err) from err
-    outcome = manager.wait_job(job, f"the start of {record.unit}")
+        try:
+            job = manager.submit_transient(record.unit, props)
+        except BaseException as err:
+            raise _NotSubmitted(err) from err
+        outcome = manager.wait_job(job, f"the start of {record.unit}")
+    finally:
+        # The manager read the file when it started the program. With --restart it reads
+        # it again at each start: the file then lives (in tmpfs) until the session ends.
+        if options.restart is Restart.NO:
+            secrets.remove(secret_file)
     unit_now = manager.unit(record.unit)
 
     def confirm(sessions: Sessions) -> Record:
@@ -410,6 +440,8 @@ def recover(scope: Scope | None = None) -> RecoverReport:
         written = store.update(lambda s: _apply(s, records, decisions))
         for session_id, decision in decisions.items():
             outcomes[session_id] = decision.outcome
+            if decision.outcome in (Outcome.ENDED, Outcome.ALREADY_ENDED, Outcome.LOST):
+                secrets.discard(scope, session_id)
             if decision.restart and session_id in written:
                 outcomes[session_id] = _restart(manager, store, session_id, errors)
         for session_id in _adopt(manager, store, loaded, set(records), str(scope)):
@@ -516,6 +548,12 @@ def reap(scope: Scope | None = None, *, older_than: float = DEFAULT_REAP_AGE,
                 _mark(store, session.id, Intent.STOP)
                 manager.stop(session.unit)
             manager.reset_failed(session.unit)
+            secrets.discard(scope, session.id)
+    records = store.load()
+    for session in chosen:
+        record = records.get(session.id)
+        if record is not None and record.worktree and record.worktree_repo:
+            worktrees.remove(record.worktree, record.worktree_repo)
     gone = {s.id: s.invocation_id for s in chosen}
 
     def remove(records: Sessions) -> None:
@@ -539,19 +577,3 @@ def _age(session: Session, now: datetime) -> float:
     if then.tzinfo is None:
         then = then.replace(tzinfo=UTC)
     return (now - then).total_seconds()
-
-
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhdw])+")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from '0', '90', '45s', '30m', '12h', '7d', '2w' or combinations ('1h30m')."""
-    value = text.strip().lower()
-    if re.fullmatch(r"\d+(?:\.\d+)?", value):
-        return float(value)
-    if not _DURATION.fullmatch(value):
-        raise UsageError(f"{text!r}: not a duration: numbers each with a unit (s, m, h, d, w), "
-                         "e.g. 45s, 30m, 7d, 1h30m")
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(value))

@@ -265,7 +265,10 @@ def reap(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove ended sessions' records (and reset their failed units); print their ids."""
-    reaped = api.reap(api.current_scope(user, system), older_than=api.parse_duration(older_than),
+    from orch.config import parse_duration_seconds
+
+    reaped = api.reap(api.current_scope(user, system),
+                      older_than=parse_duration_seconds(older_than),
                       everything=everything, dry_run=dry_run)
     if as_json:
         _emit_json([s.to_json() for s in reaped])

@@ -143,6 +143,18 @@ class Record:
     path: str | None = None  # the unit's PATH, for restarts
     requested_at: str | None = None  # when the current invocation was asked for
     history: list[dict[str, Any]] = field(default_factory=list)  # earlier invocations
+    options: dict[str, Any] = field(default_factory=dict)  # SpawnOptions.to_json()
+    env_files: list[str] = field(default_factory=list)  # paths, read again at restarts
+    secret_env: list[str] = field(default_factory=list)  # names, never values
+    provider: str | None = None
+    provider_session_id: str | None = None
+    agent_error: bool | None = None  # the agent's own verdict (claude's is_error)
+    usage: dict[str, int] | None = None
+    cost_usd: float | None = None
+    worktree: str | None = None  # a git worktree orch made for the session
+    worktree_repo: str | None = None
+    after: list[str] = field(default_factory=list)  # sessions this one waits for
+    blocked: str | None = None  # why it never ran
 
     def ending(self) -> Ending | None:
         """The recorded end of the current invocation, if there is one."""
@@ -205,7 +217,8 @@ class Record:
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Record))
 _STRINGS = ("id", "name", "unit", "scope", "cwd", "description", "created_at")
 _OPTIONAL_STRINGS = ("parent_id", "invocation_id", "started_at", "ended_at", "exit_signal",
-                     "result", "final_result", "program", "path", "requested_at")
+                     "result", "final_result", "program", "path", "requested_at", "provider",
+                     "provider_session_id", "worktree", "worktree_repo", "blocked")
 _OPTIONAL_INTS = ("main_pid", "exit_code")
 
 
@@ -235,6 +248,20 @@ def _check_types(record: Record, where: str) -> None:
         raise bad("restarts", "a count")
     if not (isinstance(record.history, list) and all(isinstance(h, dict) for h in record.history)):
         raise bad("history", "a list of objects")
+    for name in ("env_files", "secret_env", "after"):
+        value = getattr(record, name)
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise bad(name, "a list of strings")
+    if not isinstance(record.options, dict):
+        raise bad("options", "an object")
+    if record.agent_error is not None and not isinstance(record.agent_error, bool):
+        raise bad("agent_error", "true, false or null")
+    if record.usage is not None and not (isinstance(record.usage, dict) and all(
+            isinstance(k, str) and isinstance(v, int) for k, v in record.usage.items())):
+        raise bad("usage", "an object of counts")
+    if record.cost_usd is not None and (isinstance(record.cost_usd, bool)
+                                        or not isinstance(record.cost_usd, int | float)):
+        raise bad("cost_usd", "a number")
     if not (isinstance(record.env, dict)
             and all(isinstance(k, str) and isinstance(v, str) for k, v in record.env.items())):
         raise bad("env", "an object of strings")
@@ -282,13 +309,16 @@ class UnitFacts:
     hook_argv: list[str]
 
 
-def ended_status(ending: Ending, intent: Intent | None) -> Status:
-    """The terminal status that an ENDING (and what orch had asked for) means."""
+def ended_status(ending: Ending, intent: Intent | None, agent_error: bool | None = None) -> Status:
+    """The terminal status that an ENDING (and what orch had asked for, and the agent's
+    own verdict on its run) means."""
     if intent is Intent.KILL:
         return Status.KILLED
     if intent is Intent.STOP:
         return Status.STOPPED
     if ending.result == "success":
+        if agent_error:
+            return Status.FAILED  # the program exited 0, but the agent says it failed
         # systemd counts a SIGTERM during a stop as success: the manager stopped it.
         return Status.EXITED if ending.exit_signal is None else Status.STOPPED
     return Status.FAILED
@@ -311,13 +341,15 @@ def derive_status(record: Record, unit: UnitView | None, main_alive: bool,
             return Status.RUNNING if main_alive else Status.LOST
         ending = record.ending() or unit.ending()
         if ending is not None:
-            return ended_status(ending, record.intent)
+            return ended_status(ending, record.intent, record.agent_error)
         if unit.active_state not in UnitView.GONE_STATES:
             return Status.RUNNING  # main process gone, stop-post hook still running
         return Status.LOST
     ending = record.ending()
     if ending is not None:
-        return ended_status(ending, record.intent)
+        return ended_status(ending, record.intent, record.agent_error)
+    if record.blocked is not None:
+        return Status.FAILED  # a dependency failed: it never ran
     if record.invocation_id is None and _recent(record.requested_at or record.created_at, now):
         return Status.STARTING  # a spawn in flight has not confirmed its unit yet
     return Status.LOST
@@ -360,6 +392,14 @@ class Session:
     persistent: bool = False
     restarts: int = 0
     invocations: list[dict[str, Any]] = field(default_factory=list)
+    provider: str | None = None
+    provider_session_id: str | None = None
+    usage: dict[str, int] | None = None
+    cost_usd: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    worktree: str | None = None
+    after: list[str] = field(default_factory=list)
+    blocked: str | None = None
 
     @classmethod
     def of(cls, record: Record, status: Status, unit: UnitView | None = None) -> Session:
@@ -393,6 +433,9 @@ class Session:
                 ending.ended_at if ending else None, status,
                 ending.exit_code if ending else None, ending.exit_signal if ending else None,
                 ending.result if ending else None).to_json()],
+            provider=record.provider, provider_session_id=record.provider_session_id,
+            usage=record.usage, cost_usd=record.cost_usd, options=dict(record.options),
+            worktree=record.worktree, after=list(record.after), blocked=record.blocked,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ Pure apart from looking the program up on PATH: no D-Bus here.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -12,7 +13,9 @@ import shutil
 import sys
 import uuid
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from orch.errors import SpawnFailed, UsageError
 from orch.scope import Scope
@@ -25,6 +28,89 @@ MAX_NAME = 128
 MAX_TAG = 64
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class Restart(StrEnum):
+    """When systemd starts a session's program again after it exits."""
+
+    NO = "no"
+    ON_FAILURE = "on-failure"
+    ALWAYS = "always"
+
+
+# A bounded start limit for --restart: at most this many starts in the interval, then
+# the unit fails for good rather than looping.
+RESTART_DELAY_USEC = 1_000_000
+START_LIMIT_BURST = 5
+START_LIMIT_INTERVAL_USEC = 600_000_000
+
+
+@dataclass(frozen=True)
+class SpawnOptions:
+    """How systemd runs a session: limits, restart policy, sandbox. Kept in the record,
+    so a restart or resume runs the session as it was first run."""
+
+    timeout_sec: float | None = None
+    memory_max: int | None = None  # bytes
+    cpu_quota: int | None = None  # percent of one CPU
+    tasks_max: int | None = None
+    nice: int | None = None
+    restart: Restart = Restart.NO
+    sandbox: bool = False
+    add_dirs: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """As JSON data: only what differs from the defaults."""
+        data: dict[str, Any] = {}
+        for name, value in dataclasses.asdict(self).items():
+            if value != getattr(SpawnOptions, name, None) and value not in ((), None):
+                data[name] = list(value) if isinstance(value, tuple) else str(value) \
+                    if isinstance(value, Restart) else value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SpawnOptions:
+        """From to_json's data; ValueError on a field this orch does not know."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown spawn option {sorted(unknown)[0]!r}")
+        values = dict(data)
+        if "restart" in values:
+            values["restart"] = Restart(values["restart"])
+        if "add_dirs" in values:
+            values["add_dirs"] = tuple(values["add_dirs"])
+        return cls(**values)
+
+    def properties(self, scope: Scope, cwd: str) -> list[Property]:
+        """The unit properties these options become."""
+        props: list[Property] = []
+        if self.timeout_sec:
+            # The manager stops the unit when it runs longer: Result=timeout.
+            props.append(("RuntimeMaxUSec", "t", int(self.timeout_sec * 1_000_000)))
+        if self.memory_max is not None:
+            props.append(("MemoryMax", "t", self.memory_max))
+        if self.cpu_quota is not None:
+            props.append(("CPUQuotaPerSecUSec", "t", self.cpu_quota * 10_000))
+        if self.tasks_max is not None:
+            props.append(("TasksMax", "t", self.tasks_max))
+        if self.nice is not None:
+            props.append(("Nice", "i", self.nice))
+        if self.restart is not Restart.NO:
+            props += [("Restart", "s", str(self.restart)),
+                      ("RestartUSec", "t", RESTART_DELAY_USEC),
+                      ("StartLimitBurst", "u", START_LIMIT_BURST),
+                      ("StartLimitIntervalUSec", "t", START_LIMIT_INTERVAL_USEC)]
+        if self.sandbox:
+            props += [("ProtectSystem", "s", "strict"), ("ProtectHome", "s", "read-only"),
+                      ("ReadWritePaths", "as", [cwd, *self.add_dirs]),
+                      ("PrivateTmp", "b", True), ("NoNewPrivileges", "b", True),
+                      # The exit hook must still write the record outside the sandbox.
+                      ("PermissionsStartOnly", "b", True)]
+            if scope is Scope.USER:
+                # A user manager can set up these namespaces only inside a user namespace.
+                props.append(("PrivateUsers", "b", True))
+        return props
 
 
 @dataclass(frozen=True)
@@ -172,9 +258,12 @@ def description(session_id: uuid.UUID, spec: SessionSpec) -> str:
 
 
 def properties(spec: SessionSpec, *, session_id: uuid.UUID, unit: str, scope: Scope,
-               program: str, cwd: str, path: str, state_dir: Path) -> list[Property]:
+               program: str, cwd: str, path: str, state_dir: Path,
+               options: SpawnOptions | None = None,
+               secrets_file: Path | None = None) -> list[Property]:
     """The transient service's properties: argv as a list (no shell), Type=exec so a
-    program that cannot be executed fails the start job, and the exit hook."""
+    program that cannot be executed fails the start job, the exit hook, the options,
+    and the file the manager reads the secrets from when it starts the program."""
     env = {"PATH": path, **spec.env,
            "ORCH_SESSION_ID": str(session_id), "ORCH_UNIT": unit, "ORCH_SCOPE": str(scope)}
     if os.environ.get("ORCH_STATE_DIR"):
@@ -190,4 +279,6 @@ def properties(spec: SessionSpec, *, session_id: uuid.UUID, unit: str, scope: Sc
         ("SyslogIdentifier", "s", syslog_identifier(unit)),
         # The exit hook keeps how it ended; the manager need not keep failed units.
         ("CollectMode", "s", "inactive-or-failed"),
+        *(options or SpawnOptions()).properties(scope, cwd),
+        *([("EnvironmentFiles", "a(sb)", [(str(secrets_file), False)])] if secrets_file else []),
     ]

@@ -26,10 +26,13 @@ from typing import TypeVar
 from orch.errors import StateError
 from orch.session import Record
 
-SCHEMA_VERSION = 2
-# Versions this orch reads. v2 added persistent sessions (persistent, restarts, program,
-# path, requested_at, history); a v1 record is a v2 record with those at their defaults.
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+# Versions this orch reads; an older record is a newer one with the new fields at their
+# defaults. v2 added persistent sessions (persistent, restarts, program, path,
+# requested_at, history); v3 agents (options, env_files, secret_env, provider,
+# provider_session_id, agent_error, usage, cost_usd, worktree, worktree_repo, after,
+# blocked).
+READABLE_VERSIONS = (1, 2, 3)
 STATE_FILE = "sessions.json"
 LOCK_FILE = "sessions.lock"
 LOCK_TIMEOUT = 30.0

@@ -13,7 +13,8 @@ CONTRACT_KEYS = {
     "id", "name", "unit", "scope", "status", "main_pid", "invocation_id", "argv", "cwd",
     "tags", "description", "created_at", "started_at", "ended_at", "exit_code",
     "exit_signal", "result", "final_result", "parent_id", "persistent", "restarts",
-    "invocations",
+    "invocations", "provider", "provider_session_id", "usage", "cost_usd", "options",
+    "worktree", "after", "blocked",
 }
 PRINT_ARGV = "import json, sys; print(json.dumps(sys.argv[1:]))"
 

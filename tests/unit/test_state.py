@@ -151,7 +151,7 @@ def test_unknown_version_message_names_both_versions(tmp_path: Path) -> None:
     store.path.write_bytes(json.dumps({"version": 99, "sessions": []}).encode())
     with pytest.raises(StateError) as caught:
         store.load()
-    assert "99" in caught.value.message and "versions 1, 2" in caught.value.message
+    assert "99" in caught.value.message and "versions 1, 2, 3" in caught.value.message
 
 
 def test_directory_at_state_path_refused(tmp_path: Path) -> None:
@@ -226,7 +226,7 @@ def test_encode_orders_records_by_creation() -> None:
     late, early = _record(1, created_at="2025-02-01"), _record(2, created_at="2025-01-01")
     doc = json.loads(state.encode({late.id: late, early.id: early}))
     assert [r["id"] for r in doc["sessions"]] == [early.id, late.id]
-    assert doc["version"] == state.SCHEMA_VERSION == 2
+    assert doc["version"] == state.SCHEMA_VERSION == 3
 
 
 # tests/unit/data/state-v1.json was written once by state.encode (schema version 1) and is
@@ -309,12 +309,12 @@ def test_checked_in_v1_records_get_the_v2_defaults(tmp_path: Path) -> None:
         assert (record.program, record.path, record.requested_at) == (None, None, None)
 
 
-def test_v1_file_is_rewritten_as_v2_on_the_next_change(tmp_path: Path) -> None:
+def test_v1_file_is_rewritten_as_current_on_the_next_change(tmp_path: Path) -> None:
     sessions = _load_checked_in(tmp_path, "state-v1.json")
     store = StateStore(tmp_path / "orch")
     store.update(_add(_record(9)))
     doc = json.loads(store.path.read_bytes())
-    assert doc["version"] == 2
+    assert doc["version"] == state.SCHEMA_VERSION
     assert all(r["persistent"] is False and r["history"] == [] for r in doc["sessions"])
     assert {k: v for k, v in store.load().items() if k != _record(9).id} == sessions
 

@@ -1,0 +1,149 @@
+"""A scripted stand-in for the Anthropic Messages API, on loopback only.
+
+The real `claude` CLI, given ANTHROPIC_BASE_URL=http://127.0.0.1:PORT, streams its
+requests here; each POST /v1/messages is answered with the next scripted reply as the
+API's server-sent events (message_start, content_block_*, message_delta, message_stop),
+or with a scripted HTTP error. Requests are kept for the test to inspect.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Text:
+    """Reply with this text and end the turn."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """Reply by calling a tool (the CLI runs it and asks again with its result)."""
+
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Error:
+    """Reply with an HTTP error in the API's error shape."""
+
+    status: int
+    message: str
+    kind: str = "invalid_request_error"
+
+
+Reply = Text | ToolUse | Error
+
+
+@dataclass
+class Script:
+    """Replies in order; the last one repeats once the others are used."""
+
+    replies: list[Reply]
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    turns: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next(self, request: dict[str, Any]) -> Reply:
+        with self.lock:
+            self.requests.append(request)
+            if not request["body"].get("tools"):
+                # The CLI's side requests (a title for the session, say) offer no tools:
+                # only the conversation itself follows the script.
+                return Text("Scripted title")
+            self.turns += 1
+            return self.replies[min(self.turns, len(self.replies)) - 1]
+
+
+def _events(reply: Text | ToolUse, number: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    usage = {"input_tokens": 12, "output_tokens": 1, "cache_creation_input_tokens": 0,
+             "cache_read_input_tokens": 0}
+    yield "message_start", {"type": "message_start", "message": {
+        "id": f"msg_scripted_{number}", "type": "message", "role": "assistant",
+        "model": "claude-scripted", "content": [], "stop_reason": None,
+        "stop_sequence": None, "usage": usage}}
+    if isinstance(reply, Text):
+        yield "content_block_start", {"type": "content_block_start", "index": 0,
+                                      "content_block": {"type": "text", "text": ""}}
+        yield "content_block_delta", {"type": "content_block_delta", "index": 0,
+                                      "delta": {"type": "text_delta", "text": reply.text}}
+        stop = "end_turn"
+    else:
+        yield "content_block_start", {"type": "content_block_start", "index": 0,
+                                      "content_block": {"type": "tool_use",
+                                                        "id": f"toolu_scripted_{number}",
+                                                        "name": reply.name, "input": {}}}
+        yield "content_block_delta", {"type": "content_block_delta", "index": 0,
+                                      "delta": {"type": "input_json_delta",
+                                                "partial_json": json.dumps(reply.input)}}
+        stop = "tool_use"
+    yield "content_block_stop", {"type": "content_block_stop", "index": 0}
+    yield "message_delta", {"type": "message_delta",
+                            "delta": {"stop_reason": stop, "stop_sequence": None},
+                            "usage": {"output_tokens": 7}}
+    yield "message_stop", {"type": "message_stop"}
+
+
+def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            try:
+                payload = json.loads(body or b"{}")
+            except json.JSONDecodeError:
+                payload = {}
+            if not self.path.startswith("/v1/messages") or "count_tokens" in self.path:
+                self._json(404, {"type": "error", "error": {"type": "not_found_error",
+                                                            "message": "not scripted"}})
+                return
+            reply = script.next({"path": self.path, "headers": dict(self.headers.items()),
+                                 "body": payload})
+            if isinstance(reply, Error):
+                self._json(reply.status, {"type": "error", "error": {
+                    "type": reply.kind, "message": reply.message}})
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.end_headers()
+            for event, data in _events(reply, len(script.requests)):
+                self.wfile.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+                self.wfile.flush()
+
+        def _json(self, status: int, data: dict[str, Any]) -> None:
+            raw = json.dumps(data).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+    return Handler
+
+
+@contextmanager
+def serve(replies: list[Reply]) -> Iterator[tuple[str, Script]]:
+    """Serve SCRIPT on 127.0.0.1 (an ephemeral port) for the duration; (base URL, script)."""
+    script = Script(list(replies))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", script
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
