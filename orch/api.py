@@ -9,17 +9,21 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from orch import secrets
+from orch import agents, secrets
 from orch import worktree as worktrees
+from orch.config import parse_duration_seconds, parse_percent, parse_size_bytes
 from orch.errors import NotFound, OrchError, SpawnFailed, UsageError
-from orch.journal import LogFormat, exit_evidence, logs_argv, read_logs
+from orch.journal import LogFormat, exit_evidence, logs_argv, output_lines, read_logs
 from orch.procs import main_alive
+from orch.providers import AgentRequest
 from orch.recovery import Decision, Outcome, counts, decide, record_from_unit
 from orch.resolve import resolve
 from orch.scope import Scope
@@ -92,7 +96,8 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
           cwd: str | None = None, scope: Scope | None = None,
           persistent: bool = False, options: SpawnOptions | None = None,
           env_files: Sequence[str] = (), secret_env: Sequence[str] = (),
-          worktree: bool = False, provider: str | None = None) -> Session:
+          worktree: bool = False, provider: str | None = None,
+          agent: dict[str, Any] | None = None) -> Session:
     """Start ARGV as a new session: a transient service of SCOPE's manager.
 
     The argv reaches the program verbatim (no shell). Raises SpawnFailed, with one line
@@ -129,7 +134,7 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
                     description=spec.description, env=spec.env, created_at=created,
                     parent_id=_parent_id(), persistent=persistent, program=program, path=path,
                     requested_at=created, options=options.to_json(), env_files=env_files,
-                    secret_env=list(secret_env), provider=provider,
+                    secret_env=list(secret_env), provider=provider, agent=dict(agent or {}),
                     worktree=tree[0], worktree_repo=tree[1])
     with Manager(scope) as manager:
         # Recorded before the start, so a unit of ours never runs without a record.
@@ -143,6 +148,129 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
         raise SpawnFailed(f"cannot run {spec.argv[0]}: {_start_failure(session, outcome)}",
                           hint=f"session {session.id} is recorded as {session.status}")
     return session
+
+
+def spawn_agent(provider: str, request: AgentRequest, *, name: str | None = None,
+                scope: Scope | None = None, **spawn_args: Any) -> Session:
+    """Start an agent: PROVIDER's own headless command for REQUEST, as a session (the
+    other arguments as for spawn). The agent binary is resolved on this PATH now."""
+    scope = scope or current_scope()
+    argv = agents.fresh_argv(provider, request, scope)
+    return spawn(argv, name=name or provider, scope=scope, provider=provider,
+                 agent=agents.request_to_json(request), **spawn_args)
+
+
+def _text(settings: Mapping[str, object], key: str) -> str | None:
+    value = settings.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _texts(settings: Mapping[str, object], key: str) -> list[str]:
+    value = settings.get(key)
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def spawn_from_settings(command: Sequence[str], settings: Mapping[str, object], *,
+                        name: str | None = None, description: str = "",
+                        env: dict[str, str] | None = None,
+                        scope: Scope | None = None) -> Session:
+    """Spawn as the CLI does: COMMAND with spawn SETTINGS (the [spawn] keys of the
+    config, checked; flags over profile over [spawn]). With a provider other than exec,
+    COMMAND is one prompt for that agent."""
+    options = options_from_settings(settings)
+    common: dict[str, Any] = {
+        "description": description, "tags": _texts(settings, "tags"), "env": env,
+        "cwd": _text(settings, "cwd"), "scope": scope,
+        "persistent": bool(settings.get("persistent")), "options": options,
+        "env_files": _texts(settings, "env_files"),
+        "secret_env": _texts(settings, "secret_env"),
+        "worktree": bool(settings.get("worktree"))}
+    provider = _text(settings, "provider")
+    if provider is None or provider == "exec":
+        return spawn(command, name=name, **common)
+    if len(command) != 1:
+        raise UsageError(f"--provider {provider} takes one PROMPT argument (quote it), "
+                         f"got {len(command)}")
+    turns = settings.get("max_turns")
+    request = AgentRequest(prompt=command[0], model=_text(settings, "model"),
+                           system_prompt=_text(settings, "system_prompt"),
+                           auto_approve=bool(settings.get("auto_approve")),
+                           add_dirs=options.add_dirs,
+                           max_turns=turns if isinstance(turns, int) else None)
+    return spawn_agent(provider, request, name=name, **common)
+
+
+def resume(ref: str, prompt: str | None = None, scope: Scope | None = None) -> Session:
+    """A new invocation of an ended agent session that resumes the agent's own
+    conversation (claude --resume ...), saying PROMPT."""
+    record, store = _lookup(ref, scope or current_scope())
+    record = _collect(record, store)
+    with Manager(Scope(record.scope)) as manager:
+        if not _view(record, manager.unit(record.unit)).status.ended:
+            raise OrchError(f"session {record.id[:8]} ({record.name}) is still running")
+        argv = agents.resume_argv(record, prompt)
+        program = resolve_program(argv[0], record.path or session_path(os.environ.get("PATH")),
+                                  record.cwd)
+
+        def next_run(sessions: Sessions) -> Record:
+            current = sessions[record.id]
+            if current.invocation_id != record.invocation_id:
+                raise OrchError(f"session {record.id[:8]} changed meanwhile; try again")
+            sessions[record.id] = dataclasses.replace(
+                current.next_invocation(now_iso()), argv=argv, program=program)
+            return sessions[record.id]
+
+        fresh = store.update(next_run)
+        manager.reset_failed(record.unit)
+        try:
+            session, _ = _launch(manager, store, fresh)
+        except _NotSubmitted as failure:
+            raise failure.error from None
+    return session
+
+
+def result(ref: str, scope: Scope | None = None) -> Session:
+    """The session, with what its agent's output says of the run (final text, provider
+    session id, usage) read from the journal and recorded."""
+    record, store = _lookup(ref, scope or current_scope())
+    with Manager(Scope(record.scope)) as manager:
+        session = _view(record, manager.unit(record.unit))
+    if session.status.ended:
+        record = _collect(record, store)
+        session = dataclasses.replace(session, **_agent_fields(record))
+    return session
+
+
+def _agent_fields(record: Record) -> dict[str, Any]:
+    return {"final_result": record.final_result,
+            "provider_session_id": record.provider_session_id,
+            "usage": record.usage, "cost_usd": record.cost_usd}
+
+
+# journald writes a line some milliseconds after the program wrote it: how long to give
+# an ended session's last lines to arrive before reading its result from them.
+RESULT_GRACE = 3.0
+
+
+def _collect(record: Record, store: StateStore) -> Record:
+    """Read an ended agent session's result from its output once, and record it."""
+    if not record.provider or record.final_result is not None or record.invocation_id is None:
+        return record
+    deadline = time.monotonic() + RESULT_GRACE
+    while True:
+        found = agents.read_result(record, output_lines(record))
+        if found.final_result is not None or found.is_error or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+
+    def change(sessions: Sessions) -> Record:
+        current = sessions.get(record.id)
+        if current is None or current.invocation_id != record.invocation_id:
+            return record
+        sessions[record.id] = agents.with_result(current, found)
+        return sessions[record.id]
+
+    return store.update(change)
 
 
 class _NotSubmitted(Exception):
@@ -202,6 +330,28 @@ _EXEC_FAILURES = {200: "cannot change to its working directory", 203: "exec fail
                   217: "its user does not exist", 226: "cannot set up its namespace"}
 
 
+def options_from_settings(settings: Mapping[str, object]) -> SpawnOptions:
+    """SpawnOptions from spawn settings as [spawn] holds them (already checked)."""
+    timeout = settings.get("timeout")
+    memory = settings.get("memory_max")
+    quota = settings.get("cpu_quota")
+    tasks = settings.get("tasks_max")
+    nice = settings.get("nice")
+    dirs = settings.get("add_dirs")
+    return SpawnOptions(
+        timeout_sec=(parse_duration_seconds(timeout) or None)
+        if isinstance(timeout, int | str) else None,
+        memory_max=parse_size_bytes(memory) if isinstance(memory, int | str) else None,
+        cpu_quota=parse_percent(quota) if isinstance(quota, str) else None,
+        tasks_max=tasks if isinstance(tasks, int) else None,
+        nice=nice if isinstance(nice, int) else None,
+        restart=Restart(str(settings.get("restart") or "no")),
+        sandbox=bool(settings.get("sandbox")),
+        add_dirs=tuple(os.path.abspath(d) for d in dirs if isinstance(d, str))
+        if isinstance(dirs, list) else (),
+    )
+
+
 def _program_ran(session: Session) -> bool:
     """Whether the program itself ran: a start job also fails when a program that did run
     exits at once; only statuses 200-243 are systemd's own (it could not be run)."""
@@ -244,10 +394,9 @@ def find_record(ref: str, scope: Scope | None = None) -> Record:
 
 
 def show(ref: str, scope: Scope | None = None) -> Session:
-    """The session REF names (id, id prefix, name, unit name, or `self`)."""
-    record, _ = _lookup(ref, scope or current_scope())
-    with Manager(Scope(record.scope)) as manager:
-        return _view(record, manager.unit(record.unit))
+    """The session REF names (id, id prefix, name, unit name, or `self`); for an ended
+    agent session, with its result read from its output."""
+    return result(ref, scope)
 
 
 def logs_command(ref: str, scope: Scope | None = None, *, lines: int | None = None,
@@ -295,11 +444,19 @@ def wait(refs: Sequence[str], scope: Scope | None = None, *, any_: bool = False,
     latest: list[Session] = []
 
     with Manager(scope) as manager:
+        def current(session_id: str, now: Sessions) -> Session:
+            record = now.get(session_id, records[session_id])
+            unit = manager.unit(record.unit)
+            session = _view(record, unit)
+            if session.status.ended and record.provider:
+                # The agent's own verdict (claude's is_error) can turn an exit 0 to failed.
+                session = _view(_collect(record, store), unit)
+            return session
+
         def done() -> bool:
             nonlocal latest
             now = store.load()
-            latest = [_view(now.get(i, records[i]), manager.unit(records[i].unit))
-                      for i in wanted]
+            latest = [current(i, now) for i in wanted]
             ended = sum(1 for s in latest if s.status.ended)
             return ended > 0 if any_ else ended == len(latest)
 
@@ -452,7 +609,7 @@ def recover(scope: Scope | None = None) -> RecoverReport:
     return RecoverReport(outcomes, sessions, errors)
 
 
-def _unit_from(manager: Manager, loaded: dict[str, tuple[bytes, tuple[str, str, str]]],
+def _unit_from(manager: Manager, loaded: dict[str, tuple[bytes, tuple[str, str, str, int]]],
                unit: str) -> UnitView:
     if unit not in loaded:
         return GONE
@@ -488,6 +645,10 @@ def _restart(manager: Manager, store: StateStore, session_id: str,
     record = store.update(archive)
     if record is None:
         return Outcome.STARTING
+    if agents.can_resume(record):
+        # The agent picks up its own conversation rather than starting over.
+        argv = agents.resume_argv(record, None)
+        record = store.update(lambda s: _set_argv(s, session_id, argv)) or record
     manager.reset_failed(record.unit)
     try:
         _launch(manager, store, record)
@@ -497,8 +658,16 @@ def _restart(manager: Manager, store: StateStore, session_id: str,
     return Outcome.RESTARTED
 
 
+def _set_argv(sessions: Sessions, session_id: str, argv: list[str]) -> Record | None:
+    record = sessions.get(session_id)
+    if record is None:
+        return None
+    sessions[session_id] = dataclasses.replace(record, argv=argv, program=None)
+    return sessions[session_id]
+
+
 def _adopt(manager: Manager, store: StateStore,
-           loaded: dict[str, tuple[bytes, tuple[str, str, str]]], known: set[str],
+           loaded: dict[str, tuple[bytes, tuple[str, str, str, int]]], known: set[str],
            scope: str) -> list[str]:
     """Record units of ours that have no record (a lost state file, a crash mid-spawn)."""
     known_units = {r.unit for r in store.load().values()}

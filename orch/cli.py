@@ -97,30 +97,146 @@ def _details(session: Session) -> str:
 
 @app.command(context_settings={"allow_interspersed_args": False})
 def spawn(
-    command: Annotated[list[str], typer.Argument(help="The program and its arguments.",
-                                                 metavar="-- CMD [ARG...]")],
+    command: Annotated[list[str], typer.Argument(
+        help="The program and its arguments; with --provider, the prompt.",
+        metavar="-- CMD [ARG...] | PROMPT")],
     name: Annotated[str | None, typer.Option(help="A name to refer to the session by.")] = None,
     description: Annotated[str, typer.Option(help="What the session is for.")] = "",
     tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable).")] = None,
     env: Annotated[list[str] | None, typer.Option(
         help="KEY=VALUE for the program's environment (repeatable).")] = None,
+    env_file: Annotated[list[str] | None, typer.Option(
+        help="KEY=VALUE lines handed to the program as secrets (repeatable).")] = None,
     cwd: Annotated[str | None, typer.Option(help="Working directory (default: here).")] = None,
-    persistent: Annotated[bool, typer.Option(
-        "--persistent", help="Start it again at boot (orch recover) if it was cut off.")] = False,
+    provider: Annotated[str | None, typer.Option(
+        help="Run an agent: claude, codex, gemini, copilot, ollama, or exec (a command).")] = None,
+    model: Annotated[str | None, typer.Option(help="The agent's model.")] = None,
+    system_prompt: Annotated[str | None, typer.Option(help="The agent's system prompt.")] = None,
+    auto_approve: Annotated[bool | None, typer.Option(
+        "--auto-approve", help="Let the agent act without asking.")] = None,
+    add_dir: Annotated[list[str] | None, typer.Option(
+        help="Another directory the agent may work in (repeatable).")] = None,
+    max_turns: Annotated[int | None, typer.Option(help="Stop the agent after N turns.")] = None,
+    profile: Annotated[str | None, typer.Option(help="Defaults from [profiles.NAME].")] = None,
+    timeout: Annotated[str | None, typer.Option(
+        help="Fail the session after DURATION (30m, 2h): result timeout.")] = None,
+    memory_max: Annotated[str | None, typer.Option(help="Memory limit (300M, 2G).")] = None,
+    cpu_quota: Annotated[str | None, typer.Option(help="CPU limit (50%, 200%).")] = None,
+    tasks_max: Annotated[str | None, typer.Option(help="Process/thread limit.")] = None,
+    nice: Annotated[int | None, typer.Option(help="Nice level, -20 to 19.")] = None,
+    restart: Annotated[str | None, typer.Option(
+        help="no, on-failure or always (with a bounded start limit).")] = None,
+    sandbox: Annotated[bool | None, typer.Option(
+        "--sandbox", help="Read-only system and home; writable: cwd and --add-dir.")] = None,
+    worktree: Annotated[bool | None, typer.Option(
+        "--worktree", help="Run in a git worktree of its own (kept until reaped).")] = None,
+    persistent: Annotated[bool | None, typer.Option(
+        "--persistent", help="Start it again at boot (orch recover) if it was cut off.")] = None,
     user: UserOpt = False,
     system: SystemOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Start CMD as a new session (a transient systemd service); print its id."""
+    """Start CMD (or, with --provider, an agent on PROMPT) as a new session: a transient
+    systemd service. Unset options take [spawn] and --profile defaults from the config."""
+    from orch import config
     from orch.spec import parse_env
 
-    session = api.spawn(command, name=name, description=description, tags=tag or [],
-                        env=parse_env(env or []), cwd=cwd,
-                        scope=api.current_scope(user, system), persistent=persistent)
+    scope = api.current_scope(user, system)
+    flags = {"provider": provider, "model": model, "system_prompt": system_prompt,
+             "auto_approve": auto_approve, "add_dirs": add_dir, "max_turns": max_turns,
+             "timeout": timeout, "memory_max": memory_max, "cpu_quota": cpu_quota,
+             "tasks_max": tasks_max, "nice": nice, "restart": restart, "sandbox": sandbox,
+             "worktree": worktree, "persistent": persistent, "env_files": env_file,
+             "tags": tag, "cwd": cwd}
+    settings = config.load(scope).spawn_defaults(profile)
+    settings.update({k: config.flag_value(k, v) for k, v in flags.items() if v is not None})
+    session = api.spawn_from_settings(command, settings, name=name, description=description,
+                                      env=parse_env(env or []), scope=scope)
     if as_json:
         _emit_json(session.to_json())
     else:
         print(session.id)
+
+
+@app.command()
+def result(ref: RefArg, user: UserOpt = False, system: SystemOpt = False,
+           as_json: JsonOpt = False) -> None:
+    """Print the final text of a session: its agent's result, or what `orch kill` recorded
+    (exit 1 if there is none yet)."""
+    session = api.result(ref, api.current_scope(user, system))
+    if as_json:
+        _emit_json({"id": session.id, "status": str(session.status),
+                    "final_result": session.final_result,
+                    "provider_session_id": session.provider_session_id,
+                    "usage": session.usage, "cost_usd": session.cost_usd})
+    elif session.final_result is not None:
+        sys.stdout.write(session.final_result.rstrip("\n") + "\n")
+    if session.final_result is None:
+        _say(f"orch: session {session.id[:8]} ({session.name}) has no result "
+             f"({session.status})")
+        raise typer.Exit(1)
+
+
+@app.command()
+def resume(
+    ref: RefArg,
+    prompt: Annotated[str | None, typer.Argument(help="What to tell the agent.")] = None,
+    user: UserOpt = False,
+    system: SystemOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start an ended agent session again, resuming the agent's own conversation."""
+    session = api.resume(ref, prompt, api.current_scope(user, system))
+    if as_json:
+        _emit_json(session.to_json())
+    else:
+        print(session.id)
+
+
+config_app = typer.Typer(help="Settings in config.toml ([spawn], [providers.NAME], "
+                         "[profiles.NAME]).", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("get")
+def config_get(key: str, user: UserOpt = False, system: SystemOpt = False) -> None:
+    """Print one setting (dotted: spawn.memory_max); exit 1 if it is not set."""
+    from orch import config
+
+    value = config.get(api.current_scope(user, system), key)
+    if value is None:
+        raise typer.Exit(1)
+    print(json.dumps(value) if not isinstance(value, str) else value)
+
+
+@config_app.command("set")
+def config_set(key: str, value: str, user: UserOpt = False, system: SystemOpt = False) -> None:
+    """Set one setting, checked before anything is written."""
+    from orch import config
+
+    config.set_value(api.current_scope(user, system), key, value)
+
+
+@config_app.command("unset")
+def config_unset(key: str, user: UserOpt = False, system: SystemOpt = False) -> None:
+    """Remove one setting."""
+    from orch import config
+
+    if not config.unset(api.current_scope(user, system), key):
+        _say(f"orch: {key} was not set")
+
+
+@config_app.command("list")
+def config_list(user: UserOpt = False, system: SystemOpt = False,
+                as_json: JsonOpt = False) -> None:
+    """Print every setting that is set."""
+    from orch import config
+
+    entries = config.items(api.current_scope(user, system))
+    if as_json:
+        _emit_json(dict(entries))
+    for key, value in [] if as_json else entries:
+        print(f"{key} = {json.dumps(value)}")
 
 
 @app.command()

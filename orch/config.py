@@ -665,3 +665,20 @@ def items(scope: Scope) -> list[tuple[str, object]]:
         for name, values in named.items():
             found += [(f"{table}.{name}.{k}", v) for k, v in values.items()]
     return sorted(found, key=lambda kv: kv[0])
+
+
+def flag_value(key: str, value: object) -> object:
+    """A command-line flag's VALUE for spawn setting KEY, as [spawn] would hold it:
+    strings converted and checked by the same table as the file; one line naming the
+    flag otherwise."""
+    setting = SPAWN_SETTINGS[key]
+    converted: object = value
+    if isinstance(value, str) and setting.kind not in (Kind.STRING, Kind.CHOICE):
+        try:
+            converted = _from_cli(setting, value)
+        except ValueError:
+            converted = None
+    if converted is None or not _valid(setting, converted):
+        raise UsageError(f"--{key.replace('_', '-')}: expected {_cli_expected(setting)}, "
+                         f"got {_show(value)}")
+    return converted

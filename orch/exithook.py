@@ -10,6 +10,7 @@ garbage-collected, so an ended session is never mistaken for a lost one.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -37,7 +38,12 @@ def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
         if record is None:
             return False
         if record.invocation_id not in (None, invocation_id):
-            return False  # an older invocation's late hook must not overwrite a newer one
+            if record.ending() is None or invocation_id is None:
+                return False  # an older invocation's late hook must not overwrite a newer one
+            # systemd started the program again itself (Restart=): a new invocation of
+            # the session, which this hook is the first to hear of.
+            record = dataclasses.replace(record.next_invocation(ending.ended_at or ""),
+                                         invocation_id=invocation_id)
         sessions[session_id] = record.with_ending(ending, invocation_id)
         return True
 

@@ -204,3 +204,25 @@ def read_logs(record: Record, *, lines: int | None = None, since: str | None = N
         reason = done.stderr.strip().splitlines()
         raise OrchError(f"journalctl failed: {reason[-1] if reason else done.returncode}")
     return done.stdout
+
+
+def output_lines(record: Record) -> list[str]:
+    """The program's output lines of RECORD's current invocation, oldest first.
+
+    A line journald stamped with another invocation is left out; an unstamped line
+    (a process that exited at once) counts if it came after this invocation started.
+    """
+    argv = ["journalctl", "--no-pager", "--quiet", "--output", "json",
+            *_output_matches(record)]
+    starts = dict(invocation_starts(record))
+    started = starts.get(record.invocation_id or "", 0)
+    lines = []
+    for entry in _entries(argv):
+        stamped = _field(entry, "_SYSTEMD_INVOCATION_ID")
+        if stamped:
+            if stamped != record.invocation_id:
+                continue
+        elif _usec(entry) < started:
+            continue
+        lines.append(_field(entry, "MESSAGE"))
+    return lines

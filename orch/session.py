@@ -147,6 +147,7 @@ class Record:
     env_files: list[str] = field(default_factory=list)  # paths, read again at restarts
     secret_env: list[str] = field(default_factory=list)  # names, never values
     provider: str | None = None
+    agent: dict[str, Any] = field(default_factory=dict)  # the AgentRequest, for resume
     provider_session_id: str | None = None
     agent_error: bool | None = None  # the agent's own verdict (claude's is_error)
     usage: dict[str, int] | None = None
@@ -183,7 +184,8 @@ class Record:
         return dataclasses.replace(
             self, history=[*self.history, past.to_json()], restarts=self.restarts + 1,
             invocation_id=None, main_pid=None, started_at=None, ended_at=None, exit_code=None,
-            exit_signal=None, result=None, intent=None, requested_at=requested_at)
+            exit_signal=None, result=None, intent=None, requested_at=requested_at,
+            final_result=None, agent_error=None)
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON data (shallow: json.dumps does not mutate; asdict's deep
@@ -254,6 +256,8 @@ def _check_types(record: Record, where: str) -> None:
             raise bad(name, "a list of strings")
     if not isinstance(record.options, dict):
         raise bad("options", "an object")
+    if not isinstance(record.agent, dict):
+        raise bad("agent", "an object")
     if record.agent_error is not None and not isinstance(record.agent_error, bool):
         raise bad("agent_error", "true, false or null")
     if record.usage is not None and not (isinstance(record.usage, dict) and all(
@@ -281,6 +285,7 @@ class UnitView:
     exec_main_code: int  # CLD_EXITED=1, CLD_KILLED=2, CLD_DUMPED=3, 0 while running
     exec_main_status: int
     result: str
+    job_pending: bool = False  # a job is queued: with Restart=, a failed unit restarts
 
     GONE_STATES = ("inactive", "failed")
 
@@ -332,14 +337,20 @@ def derive_status(record: Record, unit: UnitView | None, main_alive: bool,
     """The session's status from its record, what the manager says of its unit (None
     if it could not be read) and whether the unit's MainPID is still the process
     systemd started (start time checked, so a reused PID never counts)."""
-    current = unit is not None and unit.loaded and (
-        record.invocation_id is None or unit.invocation_id == record.invocation_id)
-    if unit is not None and current:
-        if unit.active_state == "activating":
+    if unit is not None and unit.loaded:
+        # A loaded unit of this name is this session's: under the recorded invocation,
+        # or a newer one systemd started itself (Restart=).
+        if unit.active_state == "activating" or (
+                unit.job_pending and unit.active_state in UnitView.GONE_STATES):
             return Status.STARTING
         if unit.active_state in ("active", "reloading", "deactivating") and unit.main_pid:
             return Status.RUNNING if main_alive else Status.LOST
-        ending = record.ending() or unit.ending()
+        if record.options.get("restart", "no") != "no":
+            # Between its runs a restarting unit passes through stop-post, auto-restart and
+            # even a moment of failed: only once the manager collects it is it over.
+            return Status.STARTING
+        same = record.invocation_id in (None, unit.invocation_id)
+        ending = (record.ending() if same else None) or unit.ending()
         if ending is not None:
             return ended_status(ending, record.intent, record.agent_error)
         if unit.active_state not in UnitView.GONE_STATES:

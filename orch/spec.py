@@ -102,15 +102,22 @@ class SpawnOptions:
                       ("StartLimitBurst", "u", START_LIMIT_BURST),
                       ("StartLimitIntervalUSec", "t", START_LIMIT_INTERVAL_USEC)]
         if self.sandbox:
+            writable = [cwd, *self.add_dirs]
             props += [("ProtectSystem", "s", "strict"), ("ProtectHome", "s", "read-only"),
-                      ("ReadWritePaths", "as", [cwd, *self.add_dirs]),
-                      ("PrivateTmp", "b", True), ("NoNewPrivileges", "b", True),
+                      ("ReadWritePaths", "as", writable), ("NoNewPrivileges", "b", True),
                       # The exit hook must still write the record outside the sandbox.
                       ("PermissionsStartOnly", "b", True)]
+            if not any(_under_tmp(path) for path in writable):
+                # A private /tmp and /var/tmp would hide a working directory kept there.
+                props.append(("PrivateTmp", "b", True))
             if scope is Scope.USER:
                 # A user manager can set up these namespaces only inside a user namespace.
                 props.append(("PrivateUsers", "b", True))
         return props
+
+
+def _under_tmp(path: str) -> bool:
+    return any(path == top or path.startswith(top + "/") for top in ("/tmp", "/var/tmp"))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from orch.session import Record
 SCHEMA_VERSION = 3
 # Versions this orch reads; an older record is a newer one with the new fields at their
 # defaults. v2 added persistent sessions (persistent, restarts, program, path,
-# requested_at, history); v3 agents (options, env_files, secret_env, provider,
+# requested_at, history); v3 agents (options, env_files, secret_env, provider, agent,
 # provider_session_id, agent_error, usage, cost_usd, worktree, worktree_repo, after,
 # blocked).
 READABLE_VERSIONS = (1, 2, 3)

@@ -124,10 +124,11 @@ def unit_view(props: dict[bytes, Any]) -> UnitView:
         exec_main_code=int(props.get(b"ExecMainCode", 0)),
         exec_main_status=int(props.get(b"ExecMainStatus", 0)),
         result=_s(props.get(b"Result", b"")),
+        job_pending=bool(props.get(b"JobId", 0)),
     )
 
 
-GONE = UnitView(False, "inactive", "dead", None, 0, 0, 0, 0, 0, "")
+GONE = UnitView(False, "inactive", "dead", None, 0, 0, 0, 0, 0, "", False)
 
 
 class Manager:
@@ -334,7 +335,7 @@ class Manager:
                           f"the properties of {unit}")
 
     def view(self, path: bytes, unit: str,
-              states: tuple[str, str, str] | None = None) -> UnitView:
+             states: tuple[str, str, str, int] | None = None) -> UnitView:
         """Read only what the status policy needs: a handful of Get calls costs a
         fraction of one GetAll, which serialises some 400 properties."""
         from pystemd.dbusexc import DBusNoSuchUnitError, DBusUnknownObjectError
@@ -343,9 +344,10 @@ class Manager:
             if states is None:
                 load, active, sub = (_s(self._get(path, UNIT_IFACE, name, unit))
                                      for name in (b"LoadState", b"ActiveState", b"SubState"))
-                states = (load, active, sub)
+                job = self._get(path, UNIT_IFACE, b"Job", unit)
+                states = (load, active, sub, int(job[0]) if job else 0)
             props: dict[bytes, Any] = {b"LoadState": states[0], b"ActiveState": states[1],
-                                       b"SubState": states[2]}
+                                       b"SubState": states[2], b"JobId": states[3]}
             wanted = [(UNIT_IFACE, b"InvocationID"), *((SERVICE_IFACE, n) for n in _LIVE)]
             if states[1] in UnitView.GONE_STATES or states[1] == "deactivating":
                 wanted += [(SERVICE_IFACE, n) for n in _ENDED]
@@ -355,11 +357,13 @@ class Manager:
             return GONE
         return unit_view(props)
 
-    def loaded(self, pattern: str = "orch-*") -> dict[str, tuple[bytes, tuple[str, str, str]]]:
-        """Every loaded unit matching PATTERN: its object path and (load, active, sub)."""
+    def loaded(self, pattern: str = "orch-*"
+               ) -> dict[str, tuple[bytes, tuple[str, str, str, int]]]:
+        """Every loaded unit matching PATTERN: its object path and (load, active, sub,
+        queued job id or 0)."""
         listed = self._manager_call("ListUnitsByPatterns", b"asas", [[], [pattern]],
                                     "the list of units")
-        return {_s(row[0]): (bytes(row[6]), (_s(row[2]), _s(row[3]), _s(row[4])))
+        return {_s(row[0]): (bytes(row[6]), (_s(row[2]), _s(row[3]), _s(row[4]), int(row[7])))
                 for row in listed}
 
     def units(self, names: Iterable[str], pattern: str = "orch-*") -> dict[str, UnitView]:
@@ -375,7 +379,7 @@ class Manager:
                 views[name] = GONE
         return views
 
-    def facts(self, unit: str, path: bytes, states: tuple[str, str, str]) -> UnitFacts:
+    def facts(self, unit: str, path: bytes, states: tuple[str, str, str, int]) -> UnitFacts:
         """What UNIT tells about itself (its command, directory, environment, hook)."""
         view = self.view(path, unit, states)
         start = self._get(path, SERVICE_IFACE, b"ExecStart", unit) or []

@@ -111,3 +111,16 @@ def test_main_exits_0_on_a_corrupt_state_file(monkeypatch: pytest.MonkeyPatch, t
     assert main([str(tmp_path)]) == 0
     assert "could not record" in capsys.readouterr().err
     assert (tmp_path / "sessions.json").read_bytes() == b"{not json"
+
+
+def test_record_exit_follows_a_restart_systemd_made_itself(tmp_path: Path) -> None:
+    # The recorded invocation already ended; Restart= started the program again under
+    # a new invocation, and this hook is the first to hear of it.
+    first = Ending("2025-01-01T00:00:00+00:00", 1, None, "exit-code")
+    store = _store_with(tmp_path, _record(INV).with_ending(first, INV))
+    again = Ending("2025-01-01T00:00:02+00:00", 1, None, "exit-code")
+    assert record_exit(store, SESSION, "f" * 32, again) is True
+    record = store.load()[SESSION]
+    assert record.invocation_id == "f" * 32 and record.ending() == again
+    assert [h["invocation_id"] for h in record.history] == [INV]
+    assert record.history[0]["status"] == "failed" and record.restarts == 1

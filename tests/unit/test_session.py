@@ -84,15 +84,19 @@ def test_lost_when_spawn_never_confirmed_after_five_minutes() -> None:
     assert derive_status(record, None, main_alive=False, now=NOW) is Status.LOST
 
 
-def test_lost_when_unit_runs_another_invocation() -> None:
+def test_running_when_the_unit_runs_a_newer_invocation() -> None:
+    # Units are named per session: a loaded one under another invocation is this
+    # session, started again by systemd itself (Restart=).
     unit = _unit(invocation_id=OTHER_INV)
-    assert derive_status(_record(), unit, main_alive=True, now=NOW) is Status.LOST
+    assert derive_status(_record(), unit, main_alive=True, now=NOW) is Status.RUNNING
+    assert derive_status(_record(**ENDED_OK), unit, main_alive=True, now=NOW) is Status.RUNNING
 
 
-def test_recorded_ending_counts_when_unit_runs_another_invocation() -> None:
-    unit = _unit(invocation_id=OTHER_INV)
+def test_an_older_invocations_ending_does_not_speak_for_a_newer_one() -> None:
+    unit = _unit(invocation_id=OTHER_INV, active_state="failed", sub_state="failed",
+                 main_pid=0, exec_main_code=1, exec_main_status=9, result="exit-code")
     record = _record(**ENDED_OK)
-    assert derive_status(record, unit, main_alive=True, now=NOW) is Status.EXITED
+    assert derive_status(record, unit, main_alive=False, now=NOW) is Status.FAILED
 
 
 def test_failed_from_unit_evidence_when_record_has_none() -> None:
@@ -238,3 +242,20 @@ def test_session_invocations_last_entry_carries_the_ending() -> None:
     assert len(data["invocations"]) == 2
     assert (last["status"], last["exit_code"], last["result"]) == ("failed", 3, "exit-code")
     assert last["status"] == data["status"]
+
+
+def test_a_failed_unit_with_a_queued_restart_is_starting_not_ended() -> None:
+    # With Restart=, a unit reads failed for a moment while its restart job is queued.
+    failed = _unit(active_state="failed", sub_state="failed", main_pid=0, exec_main_code=1,
+                   exec_main_status=3, result="exit-code")
+    assert derive_status(_record(), failed, main_alive=False, now=NOW) is Status.FAILED
+    queued = dataclasses.replace(failed, job_pending=True)
+    assert derive_status(_record(), queued, main_alive=False, now=NOW) is Status.STARTING
+
+
+def test_stop_post_between_restarts_is_not_the_end() -> None:
+    between = _unit(active_state="deactivating", sub_state="stop-post", main_pid=0,
+                    exec_main_code=1, exec_main_status=3, result="exit-code")
+    assert derive_status(_record(), between, main_alive=False, now=NOW) is Status.FAILED
+    restarting = _record(options={"restart": "on-failure"})
+    assert derive_status(restarting, between, main_alive=False, now=NOW) is Status.STARTING

@@ -1,0 +1,103 @@
+"""Agents on top of sessions: which provider, the argv it builds, resume, and what the
+agent's own output says of its run (its session id, final text, verdict, usage)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from orch import config
+from orch.errors import UsageError
+from orch.providers import (
+    BUILTIN,
+    AgentRequest,
+    ProviderSpec,
+    build_argv,
+    build_resume_argv,
+    spec_from_table,
+)
+from orch.results import AgentResult, parse
+from orch.scope import Scope
+from orch.session import Record
+
+# What `orch resume ID` says to the agent when no prompt is given, and what a
+# persistent session's conversation is resumed with at boot.
+CONTINUE_PROMPT = "Continue where you left off."
+
+
+def provider_spec(name: str, scope: Scope) -> ProviderSpec:
+    """Provider NAME: built in, or added or overridden by [providers.NAME] in the config."""
+    loaded = config.load(scope)
+    table = loaded.providers.get(name)
+    base = BUILTIN.get(name)
+    if table is not None:
+        return spec_from_table(name, table, base, str(loaded.path))
+    if base is None:
+        known = ", ".join(sorted({*BUILTIN, *loaded.providers}))
+        raise UsageError(f"no provider named {name!r} (known: {known}; add one as "
+                         f"[providers.{name}] in {loaded.path})")
+    return base
+
+
+def request_to_json(request: AgentRequest) -> dict[str, Any]:
+    """The request as the record keeps it."""
+    data = dataclasses.asdict(request)
+    data["add_dirs"] = list(request.add_dirs)
+    return {k: v for k, v in data.items() if v not in (None, (), [], False)}
+
+
+def request_from_json(data: dict[str, Any]) -> AgentRequest:
+    """The request a record kept."""
+    values = dict(data)
+    values["add_dirs"] = tuple(values.get("add_dirs", ()))
+    values.setdefault("prompt", None)
+    return AgentRequest(**values)
+
+
+def fresh_argv(provider: str, request: AgentRequest, scope: Scope) -> list[str]:
+    """The argv that starts a new conversation with PROVIDER."""
+    return build_argv(provider_spec(provider, scope), request)
+
+
+def resume_argv(record: Record, prompt: str | None) -> list[str]:
+    """The argv that resumes RECORD's conversation with its provider, saying PROMPT."""
+    if not record.provider:
+        raise UsageError(f"session {record.id[:8]} ({record.name}) was not started with "
+                         "--provider: there is no agent conversation to resume")
+    if not record.provider_session_id:
+        raise UsageError(f"session {record.id[:8]} ({record.name}): its agent never said "
+                         "which conversation it was (no provider session id in its output)")
+    request = dataclasses.replace(request_from_json(record.agent),
+                                  prompt=prompt or CONTINUE_PROMPT,
+                                  provider_session_id=record.provider_session_id)
+    return build_resume_argv(provider_spec(record.provider, Scope(record.scope)), request)
+
+
+def can_resume(record: Record) -> bool:
+    """Whether RECORD's conversation can be resumed rather than started over."""
+    if not record.provider or not record.provider_session_id:
+        return False
+    try:
+        return provider_spec(record.provider, Scope(record.scope)).resume_argv is not None
+    except UsageError:
+        return False
+
+
+def read_result(record: Record, lines: list[str]) -> AgentResult:
+    """What the agent's output LINES (of its current invocation) say of its run."""
+    spec = provider_spec(record.provider or "exec", Scope(record.scope))
+    return parse(spec.results, lines)
+
+
+def with_result(record: Record, result: AgentResult) -> Record:
+    """RECORD with what the agent said; a result `orch kill` recorded is kept."""
+    return dataclasses.replace(
+        record,
+        provider_session_id=result.provider_session_id or record.provider_session_id,
+        final_result=record.final_result if record.final_result is not None
+        else result.final_result,
+        agent_error=result.is_error if result.final_result is not None or result.is_error
+        else record.agent_error,
+        usage=result.usage or record.usage,
+        cost_usd=result.cost_usd if result.cost_usd is not None else record.cost_usd,
+    )

@@ -1,0 +1,484 @@
+"""Agent providers: how to turn a request ("run claude on this prompt with that model")
+into the argv of the provider's own CLI.
+
+A provider is data, so that a user's TOML config can add one or override a built-in:
+its binary, an argv template for a fresh run, one for resuming its own conversation
+(or none), and which parser in orch.results reads its output.
+
+Templates. An item is one argv word (a string) or a GROUP of words (a tuple; in TOML an
+array of strings) kept or dropped together. Words may hold placeholders:
+
+- `{binary}`, `{prompt}`, `{model}`, `{system_prompt}`, `{max_turns}`,
+  `{provider_session_id}`: scalars. An item using one that is unset (None or empty) is
+  dropped whole: `"--model={model}"` or `("--model", "{model}")` vanishes without a model.
+  With a `!` (`{model!}`) the value is required instead: building the argv without it
+  fails ("ollama needs --model").
+- `{add_dir*}`: a list; the item is repeated once per value, and dropped if there is none.
+- `{auto_approve?}`: a flag; the item is kept only when it is true, and the token itself
+  is removed from it (a word that was only the token disappears).
+
+Values are substituted in one pass, as whole values, into words that go to the program
+as they are: no shell, no re-splitting, and braces inside a value are never expanded
+again. Any other identifier in braces is refused as an unknown placeholder; other braces
+(`{"a": 1}`) are literal text. argv[0] is always the provider's binary and is not part of
+the template (`{binary}` is there for a template that must pass it on).
+
+Every built-in hands the prompt over after `--` (or as `--prompt=...`), so that a prompt
+starting with `-` stays a prompt, and passes free-text option values as `--flag=value`
+for the same reason. A request option the template has no placeholder for is refused
+("codex has no way to limit the number of turns (--max-turns)"), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NoReturn
+
+from orch.errors import UsageError
+from orch.results import ResultFormat
+
+Item = str | tuple[str, ...]
+
+_TOKEN = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)([!*?]?)\}")
+_SCALARS = ("binary", "prompt", "model", "system_prompt", "max_turns", "provider_session_id")
+_LIST = "add_dir"
+_FLAG = "auto_approve"
+_KNOWN = ", ".join([*(f"{{{name}}}" for name in _SCALARS), f"{{{_LIST}*}}", f"{{{_FLAG}?}}"])
+
+# What each request option is called in errors: what a provider would need a flag for,
+# and the option that asked for it.
+_OPTIONS = {
+    "prompt": ("take a prompt", "a prompt"),
+    "model": ("choose the model", "--model"),
+    "system_prompt": ("set a system prompt", "--system-prompt"),
+    "max_turns": ("limit the number of turns", "--max-turns"),
+    "add_dir": ("give access to more directories", "--add-dir"),
+    "auto_approve": ("approve tool use automatically", "--auto-approve"),
+    "provider_session_id": ("choose its session id", "a provider session id"),
+}
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """How to run one agent CLI, headless."""
+
+    name: str
+    binary: str  # executable name (looked up on PATH by the caller) or absolute path
+    argv: tuple[Item, ...]  # template for a fresh run
+    resume_argv: tuple[Item, ...] | None  # template to resume its conversation; None if it cannot
+    results: ResultFormat  # which parser in orch.results reads its output
+
+
+@dataclass(frozen=True)
+class AgentRequest:
+    """What the caller asks of an agent, whichever provider runs it."""
+
+    prompt: str | None
+    model: str | None = None
+    system_prompt: str | None = None
+    auto_approve: bool = False
+    add_dirs: tuple[str, ...] = ()
+    max_turns: int | None = None
+    # On resume: the conversation to continue. On a fresh run: the id the new
+    # conversation should have, for providers that let the caller choose it.
+    provider_session_id: str | None = None
+
+
+# Built-ins. Checked against each CLI's --help (versions below) and its documentation;
+# the offline runs these flags were tried with are described in the tests.
+BUILTIN: dict[str, ProviderSpec] = {
+    # Claude Code 2.1.197, `claude --help`; code.claude.com/docs/en/cli-reference and
+    # .../headless. -p is a boolean (--print); the prompt is the positional argument.
+    # stream-json needs --verbose under -p (the CLI refuses otherwise). --max-turns is
+    # documented but hidden from --help. --append-system-prompt keeps Claude Code's own
+    # system prompt (--system-prompt would replace it). --add-dir is variadic, hence
+    # the `=` form. A resumed run needs a prompt ("Provide a prompt to continue").
+    # As root, --dangerously-skip-permissions exits 1 unless the environment has
+    # IS_SANDBOX=1 (anthropics/claude-code#3490): that is the caller's to set.
+    "claude": ProviderSpec(
+        name="claude",
+        binary="claude",
+        argv=(
+            "-p", "--output-format", "stream-json", "--verbose",
+            "--model={model}",
+            "--append-system-prompt={system_prompt}",
+            "--max-turns={max_turns}",
+            "--add-dir={add_dir*}",
+            ("--dangerously-skip-permissions", "{auto_approve?}"),
+            "--session-id={provider_session_id}",  # must be a UUID
+            "--", "{prompt!}",
+        ),
+        resume_argv=(
+            "-p", "--resume={provider_session_id!}",
+            "--output-format", "stream-json", "--verbose",
+            "--model={model}",
+            "--append-system-prompt={system_prompt}",
+            "--max-turns={max_turns}",
+            "--add-dir={add_dir*}",
+            ("--dangerously-skip-permissions", "{auto_approve?}"),
+            "--", "{prompt!}",
+        ),
+        results=ResultFormat.CLAUDE_STREAM_JSON,
+    ),
+    # codex-cli 0.169.0, `codex exec --help` and `codex exec resume --help`;
+    # developers.openai.com/codex/noninteractive. exec runs in a read-only sandbox and
+    # never asks for approval; --full-auto is gone in 0.169 (an unexpected argument), and
+    # `resume` has no --sandbox or --add-dir, so auto-approve is the bypass flag, which
+    # both accept. --skip-git-repo-check: without it exec refuses to run outside a
+    # trusted git repository. No flag for a system prompt, turn limit or session id.
+    "codex": ProviderSpec(
+        name="codex",
+        binary="codex",
+        argv=(
+            "exec", "--json", "--skip-git-repo-check",
+            "--model={model}",
+            "--add-dir={add_dir*}",
+            ("--dangerously-bypass-approvals-and-sandbox", "{auto_approve?}"),
+            "--", "{prompt!}",
+        ),
+        resume_argv=(
+            "exec", "resume", "--json", "--skip-git-repo-check",
+            "--model={model}",
+            ("--dangerously-bypass-approvals-and-sandbox", "{auto_approve?}"),
+            "--", "{provider_session_id!}", "{prompt!}",
+        ),
+        results=ResultFormat.CODEX_JSONL,
+    ),
+    # Gemini CLI 0.61.0, `gemini --help`; geminicli.com/docs/cli/headless and
+    # .../trusted-folders. --prompt takes one value (`-p -x` is "Not enough arguments"),
+    # hence `--prompt=`. stream-json is JSONL (json is one object printed at the end).
+    # Headless gemini exits in an untrusted folder unless --skip-trust (or
+    # GEMINI_CLI_TRUST_WORKSPACE=true). --include-directories splits its value on
+    # commas. --resume takes a session UUID (or "latest" or an index), looked up among
+    # the sessions of the current directory. No flag for a system prompt or turn limit.
+    "gemini": ProviderSpec(
+        name="gemini",
+        binary="gemini",
+        argv=(
+            "--prompt={prompt!}", "--output-format", "stream-json", "--skip-trust",
+            "--model={model}",
+            "--include-directories={add_dir*}",
+            ("--yolo", "{auto_approve?}"),
+            "--session-id={provider_session_id}",
+        ),
+        resume_argv=(
+            "--resume={provider_session_id!}",
+            "--prompt={prompt!}", "--output-format", "stream-json", "--skip-trust",
+            "--model={model}",
+            "--include-directories={add_dir*}",
+            ("--yolo", "{auto_approve?}"),
+        ),
+        results=ResultFormat.GEMINI_JSON,
+    ),
+    # GitHub Copilot CLI 1.0.102, `copilot --help`; docs.github.com/en/copilot/reference/
+    # copilot-cli-reference/cli-programmatic-reference. --silent prints only the agent's
+    # answer (read as text). Its output names no session, so resuming needs the id the
+    # fresh run was given with --session-id. No flag for a system prompt or turn limit.
+    "copilot": ProviderSpec(
+        name="copilot",
+        binary="copilot",
+        argv=(
+            "--prompt={prompt!}", "--silent",
+            "--model={model}",
+            "--add-dir={add_dir*}",
+            ("--allow-all-tools", "{auto_approve?}"),
+            "--session-id={provider_session_id}",
+        ),
+        resume_argv=(
+            "--resume={provider_session_id!}",
+            "--prompt={prompt!}", "--silent",
+            "--model={model}",
+            "--add-dir={add_dir*}",
+            ("--allow-all-tools", "{auto_approve?}"),
+        ),
+        results=ResultFormat.TEXT,
+    ),
+    # ollama `run MODEL [PROMPT]` (docs.ollama.com/cli; cmd/cmd.go). Not installed here,
+    # so unverified by running. A one-shot completion, not an agent: no tools, no
+    # directories, no approvals, no conversation to resume. The system prompt is a
+    # Modelfile SYSTEM line or /set system in interactive mode, not a flag.
+    "ollama": ProviderSpec(
+        name="ollama",
+        binary="ollama",
+        argv=("run", "--nowordwrap", "--", "{model!}", "{prompt!}"),
+        resume_argv=None,
+        results=ResultFormat.TEXT,
+    ),
+    # Any command: the caller gives the argv itself (`orch spawn -- CMD [ARG...]`), so
+    # there is no template and build_argv refuses.
+    "exec": ProviderSpec(
+        name="exec",
+        binary="",
+        argv=(),
+        resume_argv=None,
+        results=ResultFormat.TEXT,
+    ),
+}
+
+
+def _group(item: Item) -> tuple[str, ...]:
+    return (item,) if isinstance(item, str) else tuple(item)
+
+
+def _check_token(name: str, suffix: str) -> None:
+    """Refuse a placeholder outside the template language."""
+    if (suffix in ("", "!") and name in _SCALARS) or (name, suffix) in (
+            (_LIST, "*"), (_FLAG, "?")):
+        return
+    raise UsageError(f"unknown placeholder {{{name}{suffix}}} (known: {_KNOWN})")
+
+
+def placeholders(template: Sequence[Item]) -> dict[str, set[str]]:
+    """The placeholders TEMPLATE uses, by name, each with the suffixes it carries
+    ('' or '!' for scalars); UsageError for an unknown one."""
+    used: dict[str, set[str]] = {}
+    for item in template:
+        for word in _group(item):
+            for match in _TOKEN.finditer(word):
+                _check_token(match[1], match[2])
+                used.setdefault(match[1], set()).add(match[2])
+    return used
+
+
+def _scalar(name: str, value: object) -> str | None:
+    """A scalar value as its word, None when unset."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"{{{name}}}: expected a string or an integer, got {type(value).__name__}")
+
+
+def _values(value: object) -> list[str]:
+    """The list placeholder's values; empty strings count as unset."""
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise TypeError(f"{{{_LIST}*}}: expected a sequence of strings, "
+                        f"got {type(value).__name__}")
+    values = list(value)
+    if not all(isinstance(v, str) for v in values):
+        raise TypeError(f"{{{_LIST}*}}: expected a sequence of strings")
+    return [v for v in values if v]
+
+
+def _render_group(group: tuple[str, ...], values: Mapping[str, object]) -> list[str]:
+    tokens = [(m[1], m[2]) for word in group for m in _TOKEN.finditer(word)]
+    for name, suffix in tokens:
+        _check_token(name, suffix)
+    names = {name for name, _ in tokens}
+    if _FLAG in names:
+        flag = values.get(_FLAG)
+        if flag is not None and not isinstance(flag, bool):
+            raise TypeError(f"{{{_FLAG}?}}: expected a bool, got {type(flag).__name__}")
+        if not flag:
+            return []
+    scalars = {name: _scalar(name, values.get(name)) for name in names if name in _SCALARS}
+    for name, suffix in tokens:
+        if suffix == "!" and scalars[name] is None:
+            raise UsageError(f"{{{name}!}} is required but has no value")
+    if any(value is None for value in scalars.values()):
+        return []
+    repeats: list[str | None] = [None]
+    if _LIST in names:
+        repeats = [*_values(values.get(_LIST))]
+
+    words: list[str] = []
+    for each in repeats:
+        def substitute(match: re.Match[str], each: str | None = each) -> str:
+            name = match[1]
+            if name == _FLAG:
+                return ""
+            if name == _LIST:
+                return each or ""
+            return scalars[name] or ""
+
+        for word in group:
+            rendered = _TOKEN.sub(substitute, word)
+            # Only removing the flag token can empty a word: that word goes too.
+            if rendered or not word:
+                words.append(rendered)
+    return words
+
+
+def render(template: Sequence[Item], values: Mapping[str, object]) -> list[str]:
+    """TEMPLATE's words with VALUES (keyed by placeholder name: "model", "add_dir",
+    "auto_approve", ...) substituted, unset groups dropped and list groups repeated.
+    A name missing from VALUES is unset."""
+    words: list[str] = []
+    for item in template:
+        words.extend(_render_group(_group(item), values))
+    return words
+
+
+def _request_values(spec: ProviderSpec, request: AgentRequest) -> dict[str, object]:
+    return {
+        "binary": spec.binary,
+        "prompt": request.prompt,
+        "model": request.model,
+        "system_prompt": request.system_prompt,
+        "max_turns": request.max_turns,
+        "provider_session_id": request.provider_session_id,
+        _LIST: request.add_dirs,
+        _FLAG: request.auto_approve,
+    }
+
+
+def _asked(values: Mapping[str, object], name: str) -> bool:
+    """Whether the request sets option NAME."""
+    value = values.get(name)
+    return bool(value) if name in (_LIST, _FLAG) else value not in (None, "")
+
+
+def _build(spec: ProviderSpec, template: tuple[Item, ...], request: AgentRequest,
+           resuming: bool) -> list[str]:
+    if not spec.binary:
+        raise UsageError(f"provider {spec.name} has no binary")
+    if request.max_turns is not None and (
+            isinstance(request.max_turns, bool) or request.max_turns < 1):
+        raise UsageError("--max-turns must be at least 1")
+    if any(not directory for directory in request.add_dirs):
+        raise UsageError("--add-dir needs a directory")
+    values = _request_values(spec, request)
+    used = placeholders(template)
+    when = " when resuming" if resuming else ""
+    for name, (what, option) in _OPTIONS.items():
+        if _asked(values, name) and name not in used:
+            raise UsageError(f"{spec.name} has no way to {what}{when} ({option})")
+    for name, suffixes in used.items():
+        if "!" in suffixes and not _asked(values, name):
+            raise UsageError(f"{spec.name} needs {_OPTIONS[name][1]}"
+                             if name in _OPTIONS else f"{spec.name} needs {{{name}}}")
+    return [spec.binary, *render(template, values)]
+
+
+def build_argv(spec: ProviderSpec, request: AgentRequest) -> list[str]:
+    """The argv of a fresh run of SPEC for REQUEST; argv[0] is spec.binary.
+
+    UsageError when the request asks for something the provider has no flag for, or
+    lacks something it needs (a prompt; ollama's model)."""
+    if not spec.argv:
+        raise UsageError(f"provider {spec.name} takes the command itself: "
+                         "use `orch spawn -- CMD [ARG...]`")
+    return _build(spec, spec.argv, request, resuming=False)
+
+
+def build_resume_argv(spec: ProviderSpec, request: AgentRequest) -> list[str]:
+    """The argv continuing the provider's own conversation request.provider_session_id
+    with request.prompt; argv[0] is spec.binary.
+
+    UsageError if the provider cannot resume, or no session id is given."""
+    if spec.resume_argv is None:
+        raise UsageError(f"{spec.name} cannot resume a conversation")
+    if not request.provider_session_id:
+        raise UsageError(f"resuming {spec.name} needs its session id")
+    return _build(spec, spec.resume_argv, request, resuming=True)
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_TABLE_KEYS = ("binary", "argv", "resume_argv", "results")
+
+
+def _kind(value: object) -> str:
+    """VALUE's TOML type, as an error names it."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def _template(value: object, key: str, fail: _Fail) -> tuple[Item, ...]:
+    """A template from its TOML form: an array of strings and arrays of strings."""
+    if not isinstance(value, list | tuple):
+        fail(key, f"expected an array of strings and arrays of strings, got {_kind(value)}")
+    items: list[Item] = []
+    for index, item in enumerate(value):
+        if isinstance(item, str):
+            items.append(item)
+        elif (isinstance(item, list | tuple) and item
+              and all(isinstance(word, str) for word in item)):
+            items.append(tuple(item))
+        else:
+            fail(f"{key}[{index}]", "expected a string or a non-empty array of strings, "
+                 f"got {_kind(item)}")
+    try:
+        placeholders(items)
+    except UsageError as error:
+        fail(key, error.message)
+    return tuple(items)
+
+
+class _Fail:
+    """Raises the one-line error for a key of one provider's table."""
+
+    def __init__(self, where: str, name: str) -> None:
+        self.prefix = f"{where}: provider {name}"
+
+    def __call__(self, key: str, problem: str) -> NoReturn:
+        raise UsageError(f"{self.prefix}: {key}: {problem}")
+
+
+def spec_from_table(name: str, table: Mapping[str, object], base: ProviderSpec | None,
+                    where: str) -> ProviderSpec:
+    """A provider from its TOML table (keys binary, argv, resume_argv, results), on top
+    of BASE when it overrides one; without BASE, binary and argv are required and
+    results defaults to text. `resume_argv = []` means it cannot resume.
+
+    UsageError, one line naming WHERE (the file) and the key, for anything else."""
+    fail = _Fail(where, name)
+    if not _NAME.fullmatch(name):
+        raise UsageError(f"{where}: provider {name!r}: a name is 1 to 64 letters, digits, "
+                         "'-', '_' or '.', starting with a letter or digit")
+    for key in table:
+        if key not in _TABLE_KEYS:
+            fail(key, f"unknown key (known: {', '.join(_TABLE_KEYS)})")
+    if base is None:
+        for key in ("binary", "argv"):
+            if key not in table:
+                fail(key, "required for a new provider")
+
+    binary = base.binary if base is not None else ""
+    if "binary" in table:
+        value = table["binary"]
+        if not isinstance(value, str):
+            fail("binary", f"expected a string, got {_kind(value)}")
+        if not value or "\x00" in value:
+            fail("binary", "expected a program name or path")
+        binary = value
+
+    argv = base.argv if base is not None else ()
+    if "argv" in table:
+        argv = _template(table["argv"], "argv", fail)
+        if not argv:
+            fail("argv", "expected a non-empty array")
+
+    resume_argv = base.resume_argv if base is not None else None
+    if "resume_argv" in table:
+        resume_argv = _template(table["resume_argv"], "resume_argv", fail) or None
+        if resume_argv is not None and "provider_session_id" not in placeholders(resume_argv):
+            fail("resume_argv", "a resume template must use {provider_session_id}")
+
+    results = base.results if base is not None else ResultFormat.TEXT
+    if "results" in table:
+        value = table["results"]
+        choices = [str(f) for f in ResultFormat]
+        if not isinstance(value, str) or value not in choices:
+            fail("results", f"expected one of {', '.join(choices)}, got "
+                 + (repr(value) if isinstance(value, str) else _kind(value)))
+        results = ResultFormat(value)
+
+    return ProviderSpec(name=name, binary=binary, argv=argv, resume_argv=resume_argv,
+                        results=results)

@@ -1,0 +1,165 @@
+"""Spawn options against real managers: limits, timeout, restart, sandbox, secrets,
+worktrees and config defaults, as root (system) and as a user."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+from tests.integration.conftest import Orch, wait_for
+
+SECRET = "sk-very-secret-value-0123456789"
+
+
+def _unit_props(orch: Orch, unit: str, *names: str) -> dict[str, str]:
+    out = orch.systemctl("show", *(f"-p{n}" for n in names), unit).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def _file(orch: Orch, name: str, text: str = "") -> Path:
+    """A file of the test's own, owned by the caller the session runs as."""
+    path = orch.state_dir.parent / name
+    path.write_text(text)
+    os.chown(path, orch.uid, orch.uid)
+    return path
+
+
+def _dir(orch: Orch, name: str) -> Path:
+    path = orch.state_dir.parent / name
+    path.mkdir()
+    os.chown(path, orch.uid, orch.uid)
+    return path
+
+
+def test_limits_become_the_units_resource_properties(orch: Orch) -> None:
+    sid = orch.spawn("sleep", "300", opts=["--memory-max", "300M", "--cpu-quota", "50%",
+                                           "--tasks-max", "64", "--nice", "5"])
+    props = _unit_props(orch, orch.show(sid)["unit"], "MemoryMax", "CPUQuotaPerSecUSec",
+                        "TasksMax", "Nice")
+    assert props == {"MemoryMax": str(300 * 1024 * 1024), "CPUQuotaPerSecUSec": "500ms",
+                     "TasksMax": "64", "Nice": "5"}
+    assert orch.show(sid)["options"]["memory_max"] == 300 * 1024 * 1024
+
+
+def test_a_timeout_fails_the_session_with_result_timeout(orch: Orch) -> None:
+    sid = orch.spawn("sleep", "300", opts=["--timeout", "1s"])
+    assert orch("wait", "--timeout", "60", sid).returncode == 1
+    shown = orch.show(sid)
+    assert shown["status"] == "failed" and shown["result"] == "timeout"
+
+
+def test_restart_on_failure_stops_at_the_start_limit(orch: Orch) -> None:
+    count = _file(orch, "count")
+    sid = orch.spawn("/bin/sh", "-c", f"echo run >> {count}; exit 3",
+                     opts=["--restart", "on-failure"])
+    assert orch("wait", "--timeout", "60", sid).returncode == 1
+    assert count.read_text().count("run") == 5  # the bounded start limit
+    shown = orch.show(sid)
+    assert shown["status"] == "failed" and shown["restarts"] >= 1
+    assert len(shown["invocations"]) == shown["restarts"] + 1
+
+
+def test_the_sandbox_lets_the_cwd_be_written_and_nothing_else(orch: Orch) -> None:
+    work = _dir(orch, "work")
+    home = Path(os.path.expanduser(f"~{'root' if orch.user is None else orch.user}"))
+    outside = home / f"orch-sandbox-{work.parent.name}"
+    sid = orch.spawn("/bin/sh", "-c", f"echo in > inside; echo out > {outside}",
+                     opts=["--sandbox", "--cwd", str(work)])
+    assert orch("wait", sid).returncode == 1  # the write outside was refused
+    try:
+        assert (work / "inside").read_text() == "in\n"
+        assert not outside.exists()
+        logs = orch.logs_text(sid)
+        assert "Read-only file system" in logs
+        assert orch.show(sid)["exit_code"] == 2  # recorded by the hook, outside the sandbox
+    finally:
+        outside.unlink(missing_ok=True)
+
+
+def test_secrets_reach_the_program_and_nowhere_else(orch: Orch) -> None:
+    env_file = _file(orch, "keys.env", f"# keys\nAPI_KEY={SECRET}\nexport OTHER='two words'\n")
+    seen = _file(orch, "seen")
+    digest = hashlib.sha256(SECRET.encode()).hexdigest()
+    # The program compares a digest: the secret itself must not be in its argv either.
+    sid = orch.spawn("/bin/sh", "-c",
+                     f'test "$(printf %s "$API_KEY" | sha256sum)" = "{digest}  -" '
+                     f'&& test "$OTHER" = "two words" && echo match > {seen}; sleep 300',
+                     opts=["--env-file", str(env_file)])
+    since = f"@{int(time.time()) - 1}"
+    wait_for(lambda: seen.read_text() == "match\n", what="the program to see its secrets")
+    unit = orch.show(sid)["unit"]
+    everywhere = {
+        "state file": (orch.state_dir / "sessions.json").read_text(),
+        "unit properties": orch.systemctl("show", unit).stdout,
+        "orch show": orch.ok("show", "--json", sid) + orch.ok("show", sid),
+        "journal": orch.machine.run(["journalctl", "--no-pager", "-o", "json",
+                                     "--since", since]).stdout,
+    }
+    for where, text in everywhere.items():
+        assert SECRET not in text, f"the secret is in the {where}"
+    assert str(env_file) in everywhere["state file"]  # the path is kept for restarts
+    runtime = Path(f"/run/user/{orch.uid}" if orch.user else "/run") / "orch" / "secrets"
+    leftovers = orch.machine.run(["ls", "-A", str(runtime)], user=orch.user).stdout
+    assert leftovers.strip() == ""  # the manager read it; orch removed it
+
+
+def test_a_worktree_per_session_kept_until_reaped(orch: Orch) -> None:
+    repo = _dir(orch, "repo")
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    orch.machine.run([*git, "-C", str(repo), "init", "-q"], user=orch.user)
+    (repo / "README").write_text("hello\n")
+    os.chown(repo / "README", orch.uid, orch.uid)
+    orch.machine.run([*git, "-C", str(repo), "add", "README"], user=orch.user)
+    done = orch.machine.run([*git, "-C", str(repo), "commit", "-qm", "init"], user=orch.user)
+    assert done.returncode == 0, done.stderr
+    sid = orch.spawn("/bin/sh", "-c", "cat README; echo changed > README",
+                     opts=["--worktree", "--cwd", str(repo)])
+    assert orch("wait", sid).returncode == 0
+    tree = Path(orch.show(sid)["worktree"])
+    assert orch.show(sid)["cwd"] == str(tree) != str(repo)
+    assert (tree / "README").read_text() == "changed\n"
+    assert (repo / "README").read_text() == "hello\n"  # the checkout itself untouched
+    assert orch.ok("reap", "--older-than", "0").split() == [sid]
+    assert not tree.exists()
+
+
+def test_config_defaults_and_profiles_apply_and_bad_values_are_one_line(orch: Orch) -> None:
+    config = orch.state_dir.parent / "config.toml"
+    env = {"ORCH_CONFIG": str(config)}
+    assert orch("config", "set", "spawn.memory_max", "200M", env=env).returncode == 0
+    assert orch("config", "set", "profiles.small.tasks_max", "32", env=env).returncode == 0
+    bad = orch("config", "set", "spawn.nice", "99", env=env)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "spawn.nice" in bad.stderr
+    listed = orch("config", "list", "--json", env=env)
+    assert json.loads(listed.stdout) == {"spawn.memory_max": "200M",
+                                         "profiles.small.tasks_max": 32}
+    sid = orch("spawn", "--profile", "small", "--", "sleep", "300", env=env).stdout.strip()
+    props = _unit_props(orch, orch.show(sid)["unit"], "MemoryMax", "TasksMax")
+    assert props == {"MemoryMax": str(200 * 1024 * 1024), "TasksMax": "32"}
+    flag_wins = orch("spawn", "--memory-max", "100M", "--", "sleep", "300", env=env)
+    props = _unit_props(orch, orch.show(flag_wins.stdout.strip())["unit"], "MemoryMax")
+    assert props == {"MemoryMax": str(100 * 1024 * 1024)}
+    config.write_text("[spawn]\nmemory_max = 'lots'\n")
+    broken = orch("spawn", "--", "/bin/true", env=env)
+    assert broken.returncode == 2 and str(config) in broken.stderr
+    assert "spawn.memory_max" in broken.stderr and broken.stderr.count("\n") == 1
+
+
+def test_bad_option_values_are_refused_in_one_line(orch: Orch) -> None:
+    for args in (["--memory-max", "lots"], ["--cpu-quota", "50"], ["--nice", "40"],
+                 ["--timeout", "soon"], ["--restart", "sometimes"],
+                 ["--env-file", "/no/such/file"], ["--add-dir", "/no/such/dir"]):
+        done = orch("spawn", *args, "--", "/bin/true")
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, args
+    assert orch.ps() == []
+
+
+def test_a_worktree_outside_a_repository_is_refused(orch: Orch) -> None:
+    plain = _dir(orch, "plain")
+    done = orch("spawn", "--worktree", "--cwd", str(plain), "--", "/bin/true")
+    assert done.returncode == 2 and "not inside a git repository" in done.stderr
+    assert orch.ps() == []
