@@ -5,11 +5,14 @@ VENV ?= /opt/orch-dev/venv
 PY := $(VENV)/bin/python
 ORCH := $(VENV)/bin/orch
 TEST_USER ?= orch-test
-APT_PACKAGES := libsystemd-dev pkg-config python3-venv python3-dev gcc util-linux systemd dbus-user-session
+# The real agent CLI the end-to-end tests run (an npm package), pinned.
+AGENTS_DIR ?= /opt/orch-dev/npm
+CLAUDE_CODE ?= @anthropic-ai/claude-code@2.1.197
+APT_PACKAGES := libsystemd-dev pkg-config python3-venv python3-dev gcc util-linux systemd dbus-user-session git
 
-.PHONY: setup system-deps venv install test-user demo test unit lint box-up box-down units clean
+.PHONY: setup system-deps venv install test-user agents demo test unit lint box-up box-down units clean
 
-setup: system-deps install test-user
+setup: system-deps install test-user agents
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -29,6 +32,12 @@ venv: $(PY)
 install: venv
 	$(PY) -m pip install -q ".[dev]"
 	$(PY) -m pip install -q --no-deps --force-reinstall .
+
+agents:
+	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	@[ -x $(AGENTS_DIR)/node_modules/.bin/claude ] && \
+		$(AGENTS_DIR)/node_modules/.bin/claude --version 2>/dev/null | grep -q "^$(lastword $(subst @, ,$(CLAUDE_CODE))) " || \
+		npm install --silent --no-fund --no-audit --prefix $(AGENTS_DIR) $(CLAUDE_CODE)
 
 test-user:
 	@id -u $(TEST_USER) >/dev/null 2>&1 || useradd --create-home --shell /bin/bash $(TEST_USER)

@@ -4,6 +4,7 @@ agent's own output says of its run (its session id, final text, verdict, usage).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from orch import config
@@ -37,6 +38,15 @@ def provider_spec(name: str, scope: Scope) -> ProviderSpec:
         raise UsageError(f"no provider named {name!r} (known: {known}; add one as "
                          f"[providers.{name}] in {loaded.path})")
     return base
+
+
+def state_dir(provider: str, scope: Scope) -> tuple[Path, str | None] | None:
+    """Where PROVIDER keeps its own state for this caller, and the variable that puts it
+    all there (None for a provider without one)."""
+    spec = provider_spec(provider, scope)
+    if spec.state_dir is None:
+        return None
+    return Path.home() / spec.state_dir, spec.state_env
 
 
 def request_to_json(request: AgentRequest) -> dict[str, Any]:

@@ -156,8 +156,20 @@ def spawn_agent(provider: str, request: AgentRequest, *, name: str | None = None
     other arguments as for spawn). The agent binary is resolved on this PATH now."""
     scope = scope or current_scope()
     argv = agents.fresh_argv(provider, request, scope)
+    env = dict(spawn_args.pop("env", None) or {})
+    options = spawn_args.pop("options", None) or SpawnOptions()
+    if scope is Scope.SYSTEM:
+        env.setdefault("HOME", str(Path.home()))  # system units get none; agents need one
+    state = agents.state_dir(provider, scope)
+    if state is not None and options.sandbox:
+        # The agent must keep its own state (config, conversations) even in a sandbox.
+        directory, variable = state
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        options = dataclasses.replace(options, writable=(*options.writable, str(directory)))
+        if variable:
+            env.setdefault(variable, str(directory))
     return spawn(argv, name=name or provider, scope=scope, provider=provider,
-                 agent=agents.request_to_json(request), **spawn_args)
+                 agent=agents.request_to_json(request), env=env, options=options, **spawn_args)
 
 
 def _text(settings: Mapping[str, object], key: str) -> str | None:

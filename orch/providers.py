@@ -69,6 +69,11 @@ class ProviderSpec:
     argv: tuple[Item, ...]  # template for a fresh run
     resume_argv: tuple[Item, ...] | None  # template to resume its conversation; None if it cannot
     results: ResultFormat  # which parser in orch.results reads its output
+    # The directory under the home the agent keeps its own state in (config, sessions):
+    # a sandbox must leave it writable, or the agent cannot run (claude then exits 0
+    # printing nothing). state_env names the variable that puts all of it there.
+    state_dir: str | None = None
+    state_env: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,8 @@ BUILTIN: dict[str, ProviderSpec] = {
             "--", "{prompt!}",
         ),
         results=ResultFormat.CLAUDE_STREAM_JSON,
+        state_dir=".claude",
+        state_env="CLAUDE_CONFIG_DIR",
     ),
     # codex-cli 0.169.0, `codex exec --help` and `codex exec resume --help`;
     # developers.openai.com/codex/noninteractive. exec runs in a read-only sandbox and
@@ -145,6 +152,8 @@ BUILTIN: dict[str, ProviderSpec] = {
             "--", "{provider_session_id!}", "{prompt!}",
         ),
         results=ResultFormat.CODEX_JSONL,
+        state_dir=".codex",
+        state_env="CODEX_HOME",
     ),
     # Gemini CLI 0.61.0, `gemini --help`; geminicli.com/docs/cli/headless and
     # .../trusted-folders. --prompt takes one value (`-p -x` is "Not enough arguments"),
@@ -171,6 +180,7 @@ BUILTIN: dict[str, ProviderSpec] = {
             ("--yolo", "{auto_approve?}"),
         ),
         results=ResultFormat.GEMINI_JSON,
+        state_dir=".gemini",
     ),
     # GitHub Copilot CLI 1.0.102, `copilot --help`; docs.github.com/en/copilot/reference/
     # copilot-cli-reference/cli-programmatic-reference. --silent prints only the agent's
@@ -194,6 +204,7 @@ BUILTIN: dict[str, ProviderSpec] = {
             ("--allow-all-tools", "{auto_approve?}"),
         ),
         results=ResultFormat.TEXT,
+        state_dir=".copilot",
     ),
     # ollama `run MODEL [PROMPT]` (docs.ollama.com/cli; cmd/cmd.go). Not installed here,
     # so unverified by running. A one-shot completion, not an agent: no tools, no
@@ -481,4 +492,5 @@ def spec_from_table(name: str, table: Mapping[str, object], base: ProviderSpec |
         results = ResultFormat(value)
 
     return ProviderSpec(name=name, binary=binary, argv=argv, resume_argv=resume_argv,
-                        results=results)
+                        results=results, state_dir=base.state_dir if base else None,
+                        state_env=base.state_env if base else None)

@@ -58,6 +58,7 @@ class SpawnOptions:
     restart: Restart = Restart.NO
     sandbox: bool = False
     add_dirs: tuple[str, ...] = ()
+    writable: tuple[str, ...] = ()  # more paths the sandbox leaves writable (agent state)
 
     def to_json(self) -> dict[str, Any]:
         """As JSON data: only what differs from the defaults."""
@@ -78,8 +79,9 @@ class SpawnOptions:
         values = dict(data)
         if "restart" in values:
             values["restart"] = Restart(values["restart"])
-        if "add_dirs" in values:
-            values["add_dirs"] = tuple(values["add_dirs"])
+        for name in ("add_dirs", "writable"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
 
     def properties(self, scope: Scope, cwd: str) -> list[Property]:
@@ -102,7 +104,7 @@ class SpawnOptions:
                       ("StartLimitBurst", "u", START_LIMIT_BURST),
                       ("StartLimitIntervalUSec", "t", START_LIMIT_INTERVAL_USEC)]
         if self.sandbox:
-            writable = [cwd, *self.add_dirs]
+            writable = [cwd, *self.add_dirs, *self.writable]
             props += [("ProtectSystem", "s", "strict"), ("ProtectHome", "s", "read-only"),
                       ("ReadWritePaths", "as", writable), ("NoNewPrivileges", "b", True),
                       # The exit hook must still write the record outside the sandbox.
@@ -287,5 +289,7 @@ def properties(spec: SessionSpec, *, session_id: uuid.UUID, unit: str, scope: Sc
         # The exit hook keeps how it ended; the manager need not keep failed units.
         ("CollectMode", "s", "inactive-or-failed"),
         *(options or SpawnOptions()).properties(scope, cwd),
-        *([("EnvironmentFiles", "a(sb)", [(str(secrets_file), False)])] if secrets_file else []),
+        # Optional ('-'): every command of the unit reads it when it runs, the exit hook
+        # too, long after orch removed it; only the program needs what it held.
+        *([("EnvironmentFiles", "a(sb)", [(str(secrets_file), True)])] if secrets_file else []),
     ]

@@ -1,0 +1,122 @@
+"""A real agent end to end: the claude CLI (installed by `make setup`) run by orch as a
+user's transient unit, talking to a scripted model on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import VENV_BIN, Orch
+from tests.integration.fake_model import Error, Text, ToolUse, serve
+
+AGENT_BIN = Path(os.environ.get("ORCH_AGENT_BIN", "/opt/orch-dev/npm/node_modules/.bin"))
+KEY = "sk-ant-e2e-secret-key-0123456789"
+
+
+@pytest.fixture
+def agent(user_orch: Orch) -> Orch:
+    """The test user's orch, with the claude CLI on its PATH."""
+    if not (AGENT_BIN / "claude").exists():
+        pytest.fail(f"the claude CLI is missing from {AGENT_BIN}: `make setup` installs it")
+    user_orch.extra_env["PATH"] = f"{AGENT_BIN}:{VENV_BIN}:/usr/bin:/bin"
+    return user_orch
+
+
+def _owned(orch: Orch, path: Path, text: str | None = None) -> Path:
+    if text is None:
+        path.mkdir()
+    else:
+        path.write_text(text)
+    os.chown(path, orch.uid, orch.uid)
+    return path
+
+
+def _keys(orch: Orch, url: str) -> Path:
+    return _owned(orch, orch.state_dir.parent / "claude.env",
+                  f"ANTHROPIC_API_KEY={KEY}\nANTHROPIC_BASE_URL={url}\n")
+
+
+def _claude(orch: Orch, url: str, prompt: str, *opts: str) -> str:
+    work = orch.state_dir.parent / "work"
+    if not work.exists():
+        _owned(orch, work)
+    return orch.ok("spawn", "--provider", "claude", "--env-file", str(_keys(orch, url)),
+                   "--cwd", str(work), *opts, prompt).strip()
+
+
+def test_claude_runs_to_its_result_and_the_key_is_nowhere(agent: Orch) -> None:
+    since = f"@{int(time.time()) - 1}"
+    with serve([Text("scripted hello")]) as (url, script):
+        sid = _claude(agent, url, "say hello")
+        assert agent("wait", "--timeout", "120", sid).returncode == 0
+    shown = agent.show(sid)
+    assert shown["status"] == "exited" and shown["provider"] == "claude"
+    assert shown["final_result"] == "scripted hello"
+    assert len(shown["provider_session_id"] or "") == 36  # claude's own session id
+    assert shown["usage"] and shown["usage"]["output_tokens"] > 0
+    assert agent.ok("result", sid) == "scripted hello\n"
+    assert shown["argv"][:2] == ["claude", "-p"] and shown["argv"][-1] == "say hello"
+    # The key reached the agent (it authenticated with it) and nothing else.
+    assert {r["headers"].get("x-api-key") for r in script.requests} == {KEY}
+    journal = agent.machine.run(["journalctl", "--no-pager", "-o", "json", "--since", since])
+    for where, text in {"state file": (agent.state_dir / "sessions.json").read_text(),
+                        "orch show": agent.ok("show", "--json", sid) + agent.ok("show", sid),
+                        "journal": journal.stdout}.items():
+        assert KEY not in text, f"the key is in the {where}"
+
+
+def test_resume_continues_the_agents_own_conversation(agent: Orch) -> None:
+    with serve([Text("first answer")]) as (url, _):
+        sid = _claude(agent, url, "start")
+        assert agent("wait", "--timeout", "120", sid).returncode == 0
+    conversation = agent.show(sid)["provider_session_id"]
+    with serve([Text("second answer")]) as (url, script):
+        _keys(agent, url)
+        assert agent.ok("resume", sid, "go on").strip() == sid
+        assert agent("wait", "--timeout", "120", sid).returncode == 0
+    shown = agent.show(sid)
+    assert shown["final_result"] == "second answer" and shown["restarts"] == 1
+    assert f"--resume={conversation}" in shown["argv"]
+    assert shown["provider_session_id"] == conversation
+    assert [run["status"] for run in shown["invocations"]] == ["exited", "exited"]
+    # The model saw the earlier turn: the CLI resumed its own transcript.
+    assert "first answer" in json.dumps(script.requests[-1]["body"])
+
+
+def test_a_sandboxed_agent_writes_inside_its_cwd_and_nowhere_else(agent: Orch) -> None:
+    work = _owned(agent, agent.state_dir.parent / "work")
+    outside = Path(f"~{agent.user}").expanduser() / f"outside-{work.parent.name}.txt"
+    replies = [ToolUse("Write", {"file_path": str(work / "inside.txt"), "content": "in\n"}),
+               ToolUse("Write", {"file_path": str(outside), "content": "out\n"}),
+               Text("done writing")]
+    try:
+        with serve(replies) as (url, _):
+            sid = _claude(agent, url, "write two files", "--sandbox", "--auto-approve")
+            assert agent("wait", "--timeout", "120", sid).returncode == 0
+        assert (work / "inside.txt").read_text() == "in\n"
+        assert not outside.exists()
+        assert "EROFS" in agent.logs_text(sid)  # the agent was told the write was refused
+        assert agent.show(sid)["final_result"] == "done writing"
+    finally:
+        outside.unlink(missing_ok=True)
+
+
+def test_a_model_error_fails_the_session_with_the_agents_message(agent: Orch) -> None:
+    with serve([Error(400, "scripted model error")]) as (url, _):
+        sid = _claude(agent, url, "fail please")
+        assert agent("wait", "--timeout", "120", sid).returncode == 1
+    shown = agent.show(sid)
+    assert shown["status"] == "failed"
+    assert "scripted model error" in agent.logs_text(sid)
+    assert "scripted model error" in (shown["final_result"] or "")
+
+
+def test_a_missing_agent_binary_fails_the_spawn_in_one_line(user_orch: Orch) -> None:
+    done = user_orch("spawn", "--provider", "codex", "hello",
+                     env={"PATH": f"{VENV_BIN}:/usr/bin:/bin"})
+    assert done.returncode == 1
+    assert done.stderr.strip() == "orch: cannot run codex: not found on PATH"
