@@ -101,9 +101,10 @@ def machine() -> Iterator[Machine]:
             subprocess.run([ORCH, "box", "down"], capture_output=True, check=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def test_user(machine: Machine) -> pwd.struct_passwd:
-    """The non-root test user, with its user manager running."""
+    """The non-root test user, with its user manager running (started again for every
+    test: a test that reboots the box leaves none)."""
     try:
         entry = pwd.getpwnam(TEST_USER)
     except KeyError:

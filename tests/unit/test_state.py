@@ -358,3 +358,18 @@ def test_good_v2_doc_of_the_bad_ones_loads(tmp_path: Path) -> None:
     store.path.write_bytes(json.dumps(_v2_doc()).encode())
     record = store.load()[_record(1).id]
     assert (record.persistent, record.restarts) == (True, 1)
+
+
+def test_checked_in_v3_file_keeps_loading(tmp_path: Path) -> None:
+    sessions = _load_checked_in(tmp_path, "state-v3.json")
+    record = sessions["5f2b7a1e-0c3d-4e5f-8a9b-0c1d2e3f4a5b"]
+    assert record.provider == "claude" and record.agent["model"] == "sonnet"
+    assert record.provider_session_id == "9c1e2f4a-1111-4222-8333-444455556666"
+    assert record.usage == {"input_tokens": 1200, "output_tokens": 340}
+    assert record.cost_usd == 0.0123 and record.final_result == "All tests pass."
+    assert record.options == {"timeout_sec": 3600.0, "sandbox": True,
+                              "writable": ["/home/u/.claude"]}
+    assert record.env_files == ["/home/u/.config/orch/anthropic.env"]
+    assert record.secret_env == ["ANTHROPIC_API_KEY"]
+    assert record.after == ["7c9e6679-7425-40de-944b-e07fc1f90ae7"]
+    assert record.argv[-1] == "fix the $(tests)"
