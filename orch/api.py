@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orch import agents, secrets
+from orch import agents, dependencies, secrets
 from orch import worktree as worktrees
 from orch.config import parse_duration_seconds, parse_percent, parse_size_bytes
 from orch.errors import NotFound, OrchError, SpawnFailed, UsageError
@@ -40,6 +40,9 @@ from orch.spec import (
     Restart,
     SessionSpec,
     SpawnOptions,
+    after_dir,
+    after_properties,
+    after_unit,
     properties,
     resolve_cwd,
     resolve_program,
@@ -47,7 +50,7 @@ from orch.spec import (
     validate,
 )
 from orch.state import Sessions, StateStore
-from orch.systemd import GONE, Manager
+from orch.systemd import GONE, Manager, Property
 from orch.units import is_orch_unit, unit_name
 
 SELF = "self"
@@ -97,7 +100,7 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
           persistent: bool = False, options: SpawnOptions | None = None,
           env_files: Sequence[str] = (), secret_env: Sequence[str] = (),
           worktree: bool = False, provider: str | None = None,
-          agent: dict[str, Any] | None = None) -> Session:
+          agent: dict[str, Any] | None = None, after: Sequence[str] = ()) -> Session:
     """Start ARGV as a new session: a transient service of SCOPE's manager.
 
     The argv reaches the program verbatim (no shell). Raises SpawnFailed, with one line
@@ -123,6 +126,8 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
     session_id = uuid.uuid4()
     created = now_iso()
     store = store_for(scope)
+    known = store.load()
+    dependencies = list(dict.fromkeys(_find(ref, known).id for ref in after))
     tree: tuple[str | None, str | None] = (None, None)
     if worktree:
         tree = worktrees.create(work_dir, store.directory / "worktrees",
@@ -135,10 +140,17 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
                     parent_id=_parent_id(), persistent=persistent, program=program, path=path,
                     requested_at=created, options=options.to_json(), env_files=env_files,
                     secret_env=list(secret_env), provider=provider, agent=dict(agent or {}),
-                    worktree=tree[0], worktree_repo=tree[1])
+                    worktree=tree[0], worktree_repo=tree[1], after=dependencies)
     with Manager(scope) as manager:
         # Recorded before the start, so a unit of ours never runs without a record.
         store.update(lambda s: s.__setitem__(record.id, record))
+        if dependencies:
+            try:
+                return _start_after(manager, store, record)
+            except BaseException:
+                if store.load()[record.id].invocation_id is None:
+                    store.update(lambda s: s.pop(record.id, None))  # no unit: no session
+                raise
         try:
             session, outcome = _launch(manager, store, record)
         except _NotSubmitted as failure:
@@ -185,7 +197,7 @@ def _texts(settings: Mapping[str, object], key: str) -> list[str]:
 def spawn_from_settings(command: Sequence[str], settings: Mapping[str, object], *,
                         name: str | None = None, description: str = "",
                         env: dict[str, str] | None = None,
-                        scope: Scope | None = None) -> Session:
+                        scope: Scope | None = None, after: Sequence[str] = ()) -> Session:
     """Spawn as the CLI does: COMMAND with spawn SETTINGS (the [spawn] keys of the
     config, checked; flags over profile over [spawn]). With a provider other than exec,
     COMMAND is one prompt for that agent."""
@@ -196,7 +208,7 @@ def spawn_from_settings(command: Sequence[str], settings: Mapping[str, object], 
         "persistent": bool(settings.get("persistent")), "options": options,
         "env_files": _texts(settings, "env_files"),
         "secret_env": _texts(settings, "secret_env"),
-        "worktree": bool(settings.get("worktree"))}
+        "worktree": bool(settings.get("worktree")), "after": list(after)}
     provider = _text(settings, "provider")
     if provider is None or provider == "exec":
         return spawn(command, name=name, **common)
@@ -285,6 +297,64 @@ def _collect(record: Record, store: StateStore) -> Record:
     return store.update(change)
 
 
+def _judge(manager: Manager, store: StateStore, record: Record) -> dict[str, bool | None]:
+    """Each dependency of RECORD: ended well (True), otherwise (False), or not yet."""
+    sessions = store.load()
+    judged: dict[str, bool | None] = {}
+    for dep in record.after:
+        other = sessions.get(dep)
+        if other is None:
+            judged[dep] = False
+            continue
+        status = _view(other, manager.unit(other.unit)).status
+        judged[dep] = status.succeeded if status.ended else None
+    return judged
+
+
+def _start_after(manager: Manager, store: StateStore, record: Record) -> Session:
+    """Start a dependent now, never, or once its dependencies have all succeeded."""
+    def settled(judged: dict[str, bool | None]) -> list[str]:
+        return store.update(lambda s: dependencies.settle(s, record.id, judged))
+
+    released = settled(_judge(manager, store, record))
+    current = store.load()[record.id]
+    if current.blocked is None and not released:
+        _arm(manager, store, current)
+        # A dependency may have ended while the path unit was being set up: its hook saw
+        # no armed unit, so judge again; settle writes nothing twice.
+        released = settled(_judge(manager, store, current))
+    current = store.load()[record.id]
+    if released:
+        marker = after_dir(Scope(record.scope)) / f"{record.id}.go"
+        if manager.unit(after_unit(record.unit)).loaded:
+            marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            marker.write_text("released at spawn\n")
+        else:
+            session, _ = _launch(manager, store, current)
+            return session
+    return _view(store.load()[record.id], manager.unit(record.unit))
+
+
+def _arm(manager: Manager, store: StateStore, record: Record) -> None:
+    """Create RECORD's unit, not started, behind a path unit that starts it when its
+    marker is written (by the last of its dependencies' exit hooks)."""
+    props, secret_file = _unit_properties(store, record)
+    marker = after_dir(Scope(record.scope)) / f"{record.id}.go"
+    # The path unit watches the directory for the marker (MakeDirectory= would make the
+    # marker itself a directory).
+    marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    marker.unlink(missing_ok=True)
+    path_unit = after_unit(record.unit)
+    try:
+        job = manager.submit_transient(
+            path_unit, after_properties(uuid.UUID(record.id), marker),
+            aux=[(record.unit, props)])
+        manager.wait_job(job, f"the start of {path_unit}")
+    except BaseException:
+        secrets.remove(secret_file)
+        raise
+
+
 class _NotSubmitted(Exception):
     """The manager refused to create the unit: nothing runs."""
 
@@ -293,21 +363,27 @@ class _NotSubmitted(Exception):
         self.error = error
 
 
-def _launch(manager: Manager, store: StateStore, record: Record) -> tuple[Session, str]:
-    """Start RECORD's current invocation as its transient unit and record what the
-    manager says of it; the session and the start job's result."""
+def _unit_properties(store: StateStore, record: Record) -> tuple[list[Property], Path | None]:
+    """RECORD's unit properties, and the secrets file they point at (if any)."""
     scope = Scope(record.scope)
     spec = SessionSpec(argv=record.argv, name=record.name, description=record.description,
                        tags=record.tags, env=record.env, cwd=record.cwd)
     path = record.path or session_path(os.environ.get("PATH"))
     program = record.program or resolve_program(record.argv[0], record.env.get("PATH", path),
                                                 record.cwd)
-    options = SpawnOptions.from_json(record.options)
     values = secrets.gather(record.env_files, record.secret_env, os.environ)
     secret_file = secrets.write(scope, record.id, values) if values else None
     props = properties(spec, session_id=uuid.UUID(record.id), unit=record.unit, scope=scope,
                        program=program, cwd=record.cwd, path=path, state_dir=store.directory,
-                       options=options, secrets_file=secret_file)
+                       options=SpawnOptions.from_json(record.options), secrets_file=secret_file)
+    return props, secret_file
+
+
+def _launch(manager: Manager, store: StateStore, record: Record) -> tuple[Session, str]:
+    """Start RECORD's current invocation as its transient unit and record what the
+    manager says of it; the session and the start job's result."""
+    options = SpawnOptions.from_json(record.options)
+    props, secret_file = _unit_properties(store, record)
     try:
         try:
             job = manager.submit_transient(record.unit, props)
@@ -615,6 +691,10 @@ def recover(scope: Scope | None = None) -> RecoverReport:
                 outcomes[session_id] = _restart(manager, store, session_id, errors)
         for session_id in _adopt(manager, store, loaded, set(records), str(scope)):
             outcomes[session_id] = Outcome.ADOPTED
+        for record in store.load().values():
+            if dependencies.waiting(record) and after_unit(record.unit) not in loaded:
+                # A reboot took its path unit: judge its dependencies again, and wait anew.
+                _start_after(manager, store, record)
         final = store.load()
         units = manager.units(r.unit for r in final.values())
         sessions = [_view(final[i], units[final[i].unit]) for i in outcomes if i in final]
@@ -730,6 +810,9 @@ def reap(scope: Scope | None = None, *, older_than: float = DEFAULT_REAP_AGE,
                 manager.stop(session.unit)
             manager.reset_failed(session.unit)
             secrets.discard(scope, session.id)
+            if session.after:
+                manager.stop(after_unit(session.unit))
+                (after_dir(scope) / f"{session.id}.go").unlink(missing_ok=True)
     records = store.load()
     for session in chosen:
         record = records.get(session.id)

@@ -132,6 +132,8 @@ def spawn(
         "--worktree", help="Run in a git worktree of its own (kept until reaped).")] = None,
     persistent: Annotated[bool | None, typer.Option(
         "--persistent", help="Start it again at boot (orch recover) if it was cut off.")] = None,
+    after: Annotated[list[str] | None, typer.Option(
+        help="Start only after this session ended successfully (repeatable).")] = None,
     user: UserOpt = False,
     system: SystemOpt = False,
     as_json: JsonOpt = False,
@@ -151,7 +153,8 @@ def spawn(
     settings = config.load(scope).spawn_defaults(profile)
     settings.update({k: config.flag_value(k, v) for k, v in flags.items() if v is not None})
     session = api.spawn_from_settings(command, settings, name=name, description=description,
-                                      env=parse_env(env or []), scope=scope)
+                                      env=parse_env(env or []), scope=scope,
+                                      after=after or [])
     if as_json:
         _emit_json(session.to_json())
     else:

@@ -18,6 +18,7 @@ from pathlib import Path
 if not __package__:  # run by path (python -I .../orch/exithook.py): find the package
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from orch.dependencies import after_end
 from orch.errors import StateError
 from orch.session import Ending, Record, ending_from_exit, now_iso
 from orch.state import Sessions, StateStore
@@ -50,18 +51,35 @@ def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
     return store.update(change)
 
 
+def release_dependents(store: StateStore, session_id: str, markers: Path) -> list[str]:
+    """Settle the sessions waiting on this one (--after): block them if it failed, or
+    write the marker whose path unit starts each one whose dependencies all succeeded."""
+    released = store.update(lambda sessions: after_end(sessions, session_id))
+    if released:
+        markers.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for waiting_id in released:
+        # Written and closed: the path unit's PathChanged= fires on the close.
+        (markers / f"{waiting_id}.go").write_text(f"released by {session_id}\n")
+    return released
+
+
 def main(argv: list[str]) -> int:
     """Entry point; exits 0 even when nothing could be recorded, so the unit's own
     result is never changed by the hook."""
     session_id = os.environ.get("ORCH_SESSION_ID")
-    if len(argv) != 1 or not session_id:
-        print("usage: exithook.py STATE_DIR (inside an orch session)",
+    if len(argv) not in (1, 2) or not session_id:
+        print("usage: exithook.py STATE_DIR [MARKER_DIR] (inside an orch session)",
               file=sys.stderr)
         return 2
     env = dict(os.environ)
+    store = StateStore(Path(argv[0]))
     try:
-        record_exit(StateStore(Path(argv[0])), session_id, env.get("INVOCATION_ID"),
-                    ending_from_env(env))
+        record_exit(store, session_id, env.get("INVOCATION_ID"), ending_from_env(env))
+        if len(argv) == 2:
+            release_dependents(store, session_id, Path(argv[1]))
+    except OSError as err:
+        print(f"orch: could not release the sessions waiting on this one: {err}",
+              file=sys.stderr)
     except StateError as err:
         print(f"orch: could not record the session's end: {err.message}", file=sys.stderr)
     return 0

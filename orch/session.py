@@ -337,6 +337,11 @@ def derive_status(record: Record, unit: UnitView | None, main_alive: bool,
     """The session's status from its record, what the manager says of its unit (None
     if it could not be read) and whether the unit's MainPID is still the process
     systemd started (start time checked, so a reused PID never counts)."""
+    if record.blocked is not None:
+        return Status.FAILED  # a dependency failed: it never ran
+    waiting = bool(record.after) and record.invocation_id is None and record.ending() is None
+    if waiting and (unit is None or not unit.loaded or unit.active_state == "inactive"):
+        return Status.STARTING  # its unit waits for its dependencies (--after)
     if unit is not None and unit.loaded:
         # A loaded unit of this name is this session's: under the recorded invocation,
         # or a newer one systemd started itself (Restart=).
@@ -359,8 +364,6 @@ def derive_status(record: Record, unit: UnitView | None, main_alive: bool,
     ending = record.ending()
     if ending is not None:
         return ended_status(ending, record.intent, record.agent_error)
-    if record.blocked is not None:
-        return Status.FAILED  # a dependency failed: it never ran
     if record.invocation_id is None and _recent(record.requested_at or record.created_at, now):
         return Status.STARTING  # a spawn in flight has not confirmed its unit yet
     return Status.LOST

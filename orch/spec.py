@@ -237,7 +237,25 @@ def session_path(caller_path: str | None) -> str:
     return ":".join(p for p in parts if p)
 
 
-def exit_hook_argv(state_dir: Path) -> list[str]:
+def after_dir(scope: Scope) -> Path:
+    """Where dependency hooks drop the marker that starts a waiting dependent."""
+    return scope.runtime_dir() / "orch" / "after"
+
+
+def after_unit(unit: str) -> str:
+    """The path unit that starts UNIT once its dependencies have succeeded: named like
+    it, as systemd-run does, since a path unit starts its namesake by default (systemd
+    252 cannot set Unit= on a transient path unit)."""
+    return unit.removesuffix(".service") + ".path"
+
+
+def after_properties(session_id: uuid.UUID, marker: Path) -> list[Property]:
+    """A path unit that starts its namesake service when MARKER is written (inotify)."""
+    return [("Description", "s", f"orch session {session_id}: waiting for its dependencies"),
+            ("Paths", "a(ss)", [("PathChanged", str(marker))])]
+
+
+def exit_hook_argv(state_dir: Path, markers: Path | None = None) -> list[str]:
     """The ExecStopPost= command recording the session's end (see orch.exithook).
 
     Plain words only: systemd 252 re-reads a transient unit's command after a
@@ -245,7 +263,7 @@ def exit_hook_argv(state_dir: Path) -> list[str]:
     the agent's PYTHONPATH and user site out; the hook finds its package from its path.
     """
     hook = Path(__file__).resolve().parent / "exithook.py"
-    return [sys.executable, "-I", str(hook), str(state_dir)]
+    return [sys.executable, "-I", str(hook), str(state_dir), *([str(markers)] if markers else [])]
 
 
 def literal_argv(argv: list[str]) -> list[str]:
@@ -277,7 +295,7 @@ def properties(spec: SessionSpec, *, session_id: uuid.UUID, unit: str, scope: Sc
            "ORCH_SESSION_ID": str(session_id), "ORCH_UNIT": unit, "ORCH_SCOPE": str(scope)}
     if os.environ.get("ORCH_STATE_DIR"):
         env.setdefault("ORCH_STATE_DIR", os.environ["ORCH_STATE_DIR"])
-    hook = exit_hook_argv(state_dir)
+    hook = exit_hook_argv(state_dir, after_dir(scope))
     return [
         ("Description", "s", description(session_id, spec)),
         ("Type", "s", "exec"),

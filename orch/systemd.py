@@ -283,8 +283,10 @@ class Manager:
 
     # -- operations ---------------------------------------------------------------
 
-    def submit_transient(self, unit: str, properties: Sequence[Property]) -> bytes:
-        """Ask the manager to start a transient UNIT; the start job's path.
+    def submit_transient(self, unit: str, properties: Sequence[Property],
+                         aux: Sequence[tuple[str, Sequence[Property]]] = ()) -> bytes:
+        """Ask the manager to start a transient UNIT; the start job's path. AUX units are
+        created with it, loaded but not started (a path unit's trigger, say).
 
         If this raises, no unit was created. Follow with wait_job() for its result.
         """
@@ -293,7 +295,12 @@ class Manager:
         self._watch_jobs()
         args = apply_signature(b"ss", [unit.encode(), b"fail"])
         args += _properties_args(properties)
-        args += [(ord("a"), b"(sa(sv))"), (-1, None)]
+        args.append((ord("a"), b"(sa(sv))"))
+        for name, props in aux:
+            args += [(ord("r"), b"sa(sv)"), (ord("s"), name.encode())]
+            args += _properties_args(props)
+            args.append((-1, None))
+        args.append((-1, None))
         return bytes(self._call(MANAGER_PATH, MANAGER_IFACE, b"StartTransientUnit", args,
                                 f"the start of {unit}"))
 

@@ -14,6 +14,7 @@ from orch.errors import SpawnFailed, UsageError
 from orch.scope import Scope
 from orch.spec import (
     SessionSpec,
+    after_dir,
     description,
     parse_env,
     properties,
@@ -195,7 +196,8 @@ def test_properties_identity_and_exit_hook(tmp_path: Path) -> None:
     assert str(SID) in props["Description"][1]
     signature, [(path, hook_argv, ignore_failure)] = props["ExecStopPost"]
     assert signature == "a(sasb)"
-    assert hook_argv[-1] == str(tmp_path / "state")
+    # The hook records into the state dir and drops --after markers in the runtime dir.
+    assert hook_argv[-2:] == [str(tmp_path / "state"), str(after_dir(Scope.USER))]
     assert path == hook_argv[0] == sys.executable
     assert hook_argv[2].endswith("orch/exithook.py")
     # systemd 252 rewrites ';' and '$' lossily on daemon-reload: the hook has neither

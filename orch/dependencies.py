@@ -1,0 +1,74 @@
+"""`--after`: which waiting sessions a session's end releases or blocks. Pure.
+
+A dependent waits, its unit loaded but not started, behind a path unit that starts it
+when its marker file is written. The dependencies' own exit hooks decide: when the last
+of a dependent's dependencies has succeeded, its marker is written; when one fails, the
+dependent is blocked (it never runs, and says why), and so are the sessions waiting on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from orch.session import Record, Status, ended_status
+
+Sessions = dict[str, Record]
+
+
+def verdict(record: Record | None) -> bool | None:
+    """True if RECORD ended successfully, False if it ended otherwise (or is blocked, or
+    unknown), None while it has yet to end, as far as its record tells."""
+    if record is None or record.blocked is not None:
+        return False
+    ending = record.ending()
+    if ending is None:
+        return None
+    return ended_status(ending, record.intent, record.agent_error) is Status.EXITED
+
+
+def waiting(record: Record) -> bool:
+    """Whether RECORD is a dependent that has not started and is not blocked."""
+    return (bool(record.after) and record.invocation_id is None and record.blocked is None
+            and record.ending() is None)
+
+
+def block(sessions: Sessions, session_id: str, reason: str) -> list[str]:
+    """Block a waiting session and, in turn, every session waiting on it; their ids."""
+    record = sessions.get(session_id)
+    if record is None or not waiting(record):
+        return []
+    sessions[session_id] = dataclasses.replace(record, blocked=reason)
+    blocked = [session_id]
+    for other in list(sessions.values()):
+        if session_id in other.after:
+            blocked += block(sessions, other.id,
+                             f"dependency {session_id[:8]} ({record.name}) never ran")
+    return blocked
+
+
+def settle(sessions: Sessions, session_id: str, judged: dict[str, bool | None]) -> list[str]:
+    """Decide a waiting session from its dependencies' verdicts (JUDGED overrides what the
+    records say); the ids to release (write the marker of): it, or none. Blocks it when
+    a dependency failed."""
+    record = sessions.get(session_id)
+    if record is None or not waiting(record):
+        return []
+    verdicts = {dep: judged[dep] if dep in judged else verdict(sessions.get(dep))
+                for dep in record.after}
+    for dep, ok in verdicts.items():
+        if ok is False:
+            other = sessions.get(dep)
+            how = "is gone" if other is None else "did not end successfully"
+            name = f" ({other.name})" if other else ""
+            block(sessions, session_id, f"dependency {dep[:8]}{name} {how}")
+            return []
+    return [session_id] if all(ok for ok in verdicts.values()) else []
+
+
+def after_end(sessions: Sessions, ended_id: str) -> list[str]:
+    """What a session's end decides for the sessions waiting on it: the ids to release."""
+    released: list[str] = []
+    for record in list(sessions.values()):
+        if ended_id in record.after:
+            released += settle(sessions, record.id, {})
+    return released

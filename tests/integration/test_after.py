@@ -1,0 +1,89 @@
+"""--after: dependents start through systemd once their dependencies succeeded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.integration.conftest import Orch, wait_for
+
+
+def _log(orch: Orch) -> Path:
+    path = orch.state_dir.parent / "order.log"
+    path.write_text("")
+    os.chown(path, orch.uid, orch.uid)
+    return path
+
+
+def _gate(orch: Orch, name: str) -> Path:
+    """A file the test creates to let a dependency finish: no race on timing."""
+    return orch.state_dir.parent / f"gate-{name}"
+
+
+def _step(name: str, log: Path, gate: Path | None = None, code: int = 0) -> list[str]:
+    wait = f"while [ ! -e {gate} ]; do sleep 0.05; done; " if gate else ""
+    return ["/bin/sh", "-c", f"{wait}echo {name} >> {log}; exit {code}"]
+
+
+def test_a_dependent_starts_only_after_all_its_dependencies_succeeded(orch: Orch) -> None:
+    log = _log(orch)
+    first = orch.spawn(*_step("first", log, _gate(orch, "first")), opts=["--name", "first"])
+    second = orch.spawn(*_step("second", log, _gate(orch, "second")))
+    after = orch.spawn(*_step("after", log), opts=["--after", "first", "--after", second])
+    assert orch.show(after)["status"] == "starting"
+    assert orch.show(after)["after"] == [first, second]
+    _gate(orch, "first").write_text("")
+    assert orch("wait", first).returncode == 0
+    assert orch.show(after)["status"] == "starting"  # still waiting for the second
+    assert log.read_text() == "first\n"
+    _gate(orch, "second").write_text("")
+    assert orch("wait", "--timeout", "60", after).returncode == 0
+    assert log.read_text() == "first\nsecond\nafter\n"
+    shown = orch.show(after)
+    assert shown["status"] == "exited" and shown["invocation_id"]
+    # systemd started it: a path unit triggered by the last dependency's exit hook.
+    assert orch.systemctl("show", "-p", "Triggers", "--value",
+                          shown["unit"].replace(".service", ".path")).returncode == 0
+
+
+def test_a_failed_dependency_blocks_its_dependents_which_never_run(orch: Orch) -> None:
+    log = _log(orch)
+    failing = orch.spawn(*_step("failing", log, _gate(orch, "f"), code=3),
+                         opts=["--name", "failing"])
+    child = orch.spawn(*_step("child", log), opts=["--after", failing])
+    grandchild = orch.spawn(*_step("grandchild", log), opts=["--after", child])
+    _gate(orch, "f").write_text("")
+    assert orch("wait", "--timeout", "60", child, grandchild).returncode == 1
+    assert log.read_text() == "failing\n"
+    shown = orch.show(child)
+    assert shown["status"] == "failed" and shown["invocation_id"] is None
+    assert shown["blocked"] == f"dependency {failing[:8]} (failing) did not end successfully"
+    assert orch.show(grandchild)["blocked"] == f"dependency {child[:8]} (sh) never ran"
+    assert "blocked:" in orch.ok("show", child)
+
+
+def test_dependencies_already_ended_decide_at_once(orch: Orch) -> None:
+    log = _log(orch)
+    good = orch.spawn(*_step("good", log))
+    bad = orch.spawn(*_step("bad", log, code=1))
+    assert orch("wait", good).returncode == 0 and orch("wait", bad).returncode == 1
+    runs = orch.spawn(*_step("runs", log), opts=["--after", good])
+    assert orch("wait", "--timeout", "60", runs).returncode == 0
+    never = orch.spawn(*_step("never", log), opts=["--after", good, "--after", bad])
+    assert orch.show(never)["status"] == "failed" and orch.show(never)["blocked"]
+    wait_for(lambda: "runs" in log.read_text(), what="the dependent's line")
+    assert "never" not in log.read_text()
+    unknown = orch("spawn", "--after", "nope-nope", "--", "/bin/true")
+    assert unknown.returncode == 2 and "no session matches" in unknown.stderr
+
+
+def test_reap_removes_a_waiting_dependent_and_its_path_unit(orch: Orch) -> None:
+    log = _log(orch)
+    holder = orch.spawn(*_step("holder", log, _gate(orch, "h")))
+    waiting = orch.spawn(*_step("waiting", log), opts=["--after", holder])
+    path_unit = orch.show(waiting)["unit"].replace(".service", ".path")
+    assert orch.systemctl("is-active", path_unit).stdout.strip() == "active"
+    assert waiting in orch.ok("reap", "--all").split()
+    assert orch.systemctl("is-active", path_unit).stdout.strip() in ("inactive", "unknown")
+    _gate(orch, "h").write_text("")
+    assert "waiting" not in log.read_text()

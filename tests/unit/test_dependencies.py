@@ -1,0 +1,64 @@
+"""--after's policy: what a dependency's end releases or blocks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from orch.dependencies import after_end, block, settle, verdict, waiting
+from orch.session import Ending, Intent, Record
+
+OK = Ending("2025-01-01T00:00:01+00:00", 0, None, "success")
+BAD = Ending("2025-01-01T00:00:01+00:00", 3, None, "exit-code")
+
+
+def _record(sid: str, *after: str, ending: Ending | None = None, **changes: object) -> Record:
+    record = Record(id=sid, name=sid, unit=f"orch-{sid}-00000000.service", scope="user",
+                    argv=["x"], cwd="/", created_at="2025-01-01T00:00:00+00:00",
+                    after=list(after), invocation_id="i" * 32 if ending else None)
+    if ending is not None:
+        record = record.with_ending(ending, record.invocation_id)
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
+def test_verdicts() -> None:
+    assert verdict(_record("a", ending=OK)) is True
+    assert verdict(_record("a", ending=BAD)) is False
+    assert verdict(_record("a")) is None
+    assert verdict(None) is False
+    assert verdict(_record("a", ending=OK, intent=Intent.STOP)) is False
+    assert verdict(_record("a", ending=OK, agent_error=True)) is False
+
+
+def test_released_only_when_the_last_dependency_succeeds() -> None:
+    sessions = {"a": _record("a", ending=OK), "b": _record("b"), "c": _record("c", "a", "b")}
+    assert after_end(sessions, "a") == []
+    sessions["b"] = _record("b", ending=OK)
+    assert after_end(sessions, "b") == ["c"]
+    assert sessions["c"].blocked is None
+
+
+def test_a_failure_blocks_the_chain_and_says_why() -> None:
+    sessions = {"a": _record("a", ending=BAD), "b": _record("b", "a"), "c": _record("c", "b")}
+    assert after_end(sessions, "a") == []
+    assert sessions["b"].blocked == "dependency a (a) did not end successfully"
+    assert sessions["c"].blocked == "dependency b (b) never ran"
+    assert not waiting(sessions["b"]) and not waiting(sessions["c"])
+
+
+def test_a_vanished_dependency_blocks() -> None:
+    sessions = {"c": _record("c", "gone")}
+    assert settle(sessions, "c", {}) == []
+    assert sessions["c"].blocked == "dependency gone is gone"
+
+
+def test_settle_uses_live_verdicts_over_the_records() -> None:
+    sessions = {"a": _record("a"), "c": _record("c", "a")}
+    assert settle(sessions, "c", {"a": None}) == []
+    assert settle(sessions, "c", {"a": True}) == ["c"]
+
+
+def test_a_started_or_blocked_session_is_not_settled_again() -> None:
+    started = _record("c", "a", ending=OK)
+    sessions = {"a": _record("a", ending=OK), "c": started}
+    assert after_end(sessions, "a") == [] and sessions["c"] == started
+    assert block({"c": started}, "c", "why") == []
