@@ -44,6 +44,7 @@ from orch.spec import (
     after_properties,
     after_unit,
     properties,
+    read_text_arg,
     resolve_cwd,
     resolve_program,
     session_path,
@@ -631,13 +632,7 @@ def kill(ref: str, result: str | None = None, scope: Scope | None = None, *,
 
 def read_result_file(path: str) -> str:
     """The text of a --file result (one trailing newline dropped)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise UsageError(f"--file {path}: {err.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"--file {path}: not UTF-8 text") from None
-    return text.removesuffix("\n")
+    return read_text_arg(path, "--file").removesuffix("\n")
 
 
 

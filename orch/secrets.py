@@ -17,6 +17,7 @@ from pathlib import Path
 
 from orch.errors import UsageError
 from orch.scope import Scope
+from orch.spec import read_text_arg
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -25,12 +26,7 @@ def parse_env_file(path: str) -> dict[str, str]:
     """KEY=VALUE lines of an env file (blank lines and # comments skipped, an optional
     `export `, values optionally in single or double quotes); one line naming the file
     and line for anything else."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise UsageError(f"--env-file {path}: {err.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"--env-file {path}: not UTF-8 text") from None
+    text = read_text_arg(path, "--env-file")
     values: dict[str, str] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()

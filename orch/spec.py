@@ -179,6 +179,16 @@ def validate(spec: SessionSpec) -> None:
         _no_nul(value, f"--env {key}")
 
 
+def read_text_arg(path: str, option: str) -> str:
+    """The UTF-8 text of a file the caller named with OPTION; one line if it cannot be."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"{option} {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{option} {path}: not UTF-8 text") from None
+
+
 def parse_env(assignments: list[str]) -> dict[str, str]:
     """K=V strings into a dict; one line naming the first that is malformed."""
     env: dict[str, str] = {}
