@@ -165,7 +165,8 @@ def _when(entry: Mapping[str, Any]) -> str:
 def record_from_unit(facts: UnitFacts, scope: str, state_dir: str) -> Record | None:
     """A record rebuilt from a unit alone, or None if the unit is not one of this state
     directory's sessions (its exit hook writes elsewhere, or it carries no session id)."""
-    if not facts.hook_argv or facts.hook_argv[-1] != state_dir:
+    # The exit hook is [python, -I, .../exithook.py, STATE_DIR, (MARKER_DIR)].
+    if len(facts.hook_argv) < 4 or facts.hook_argv[3] != state_dir:
         return None
     env = dict(item.split("=", 1) for item in facts.environment if "=" in item)
     try:

@@ -437,7 +437,8 @@ def _facts(*, unit: str = ADOPTED_UNIT, env: dict[str, str | None] | None = None
         description=f"orch session {SID}: review the code: carefully",
         environment=[f"{k}={v}" for k, v in environment.items() if v is not None],
         argv=["agent", "--x"], program="/usr/bin/agent", cwd="/srv/repo",
-        hook_argv=["/usr/bin/python3", "-I", "-c", "from orch.exithook import main", STATE_DIR])
+        hook_argv=["/usr/bin/python3", "-I", "/usr/lib/orch/exithook.py", STATE_DIR,
+                   "/run/user/1000/orch/after"])
     return dataclasses.replace(base, **changes)
 
 
@@ -471,8 +472,10 @@ def test_rebuilt_record_loads_back_from_json() -> None:
 
 
 NOT_OURS = {
-    "hook-writes-elsewhere": _facts(hook_argv=["/usr/bin/python3", "-c", "x", "/srv/other"]),
-    "hook-writes-to-a-parent": _facts(hook_argv=["/usr/bin/python3", "-c", "x", "/var/lib"]),
+    "hook-writes-elsewhere": _facts(hook_argv=["/usr/bin/python3", "-I", "x", "/srv/other"]),
+    "hook-writes-to-a-parent": _facts(hook_argv=["/usr/bin/python3", "-I", "x", "/var/lib"]),
+    "state-dir-only-as-marker-dir": _facts(hook_argv=["/usr/bin/python3", "-I", "x",
+                                                      "/srv/other", STATE_DIR]),
     "no-hook": _facts(hook_argv=[]),
     "no-session-id": _facts(env={"ORCH_SESSION_ID": None}),
     "session-id-not-a-uuid": _facts(env={"ORCH_SESSION_ID": "not-a-uuid"}),
