@@ -149,6 +149,10 @@ def test_a_power_cut_brings_persistent_sessions_back(orch: Orch, machine: Machin
         first = orch.show(keeper)["invocation_id"]
         wait_for(lambda: f"run {first}" in orch.ok("logs", "-o", "cat", keeper),
                  what="the first invocation's line")
+        # Dependents waiting when the power goes: on a session that comes back, and on
+        # one that is lost.
+        on_keeper = orch.spawn("/bin/true", opts=["--after", keeper])
+        on_ephemeral = orch.spawn("/bin/true", opts=["--after", ephemeral])
 
         _power_cut_and_boot(machine)
 
@@ -161,6 +165,14 @@ def test_a_power_cut_brings_persistent_sessions_back(orch: Orch, machine: Machin
         assert [run["status"] for run in shown["invocations"]] == ["lost", "running"]
         assert orch.show(ephemeral)["status"] == "lost"
         assert orch.show(four)["status"] == "failed" and orch.show(four)["exit_code"] == 4
+        # Recovery armed the first dependent again, behind a new path unit; the second
+        # never runs: its dependency was cut off.
+        assert orch.show(on_keeper)["status"] == "starting"
+        path_unit = orch.show(on_keeper)["unit"].replace(".service", ".path")
+        assert orch.systemctl("is-active", path_unit).stdout.strip() == "active"
+        blocked = orch.show(on_ephemeral)
+        assert blocked["status"] == "failed"
+        assert blocked["blocked"] == f"dependency {ephemeral[:8]} (sleep) did not end successfully"
 
         second = shown["invocation_id"]
         def both_runs() -> str | None:
