@@ -281,7 +281,8 @@ def _collect(record: Record, store: StateStore) -> Record:
     """Read an ended agent session's result from its output once, and record it."""
     if not record.provider or record.final_result is not None or record.invocation_id is None:
         return record
-    deadline = time.monotonic() + RESULT_GRACE
+    # Only a session that ended just now may still have lines on their way to the journal.
+    deadline = time.monotonic() + (RESULT_GRACE if _ended_recently(record) else 0.0)
     while True:
         found = agents.read_result(record, output_lines(record))
         if found.final_result is not None or found.is_error or time.monotonic() > deadline:
@@ -354,6 +355,16 @@ def _arm(manager: Manager, store: StateStore, record: Record) -> None:
     except BaseException:
         secrets.remove(secret_file)
         raise
+
+
+def _ended_recently(record: Record) -> bool:
+    if record.ended_at is None:
+        return True  # ended by the unit's word, not yet by the hook's: just now
+    try:
+        ended = datetime.fromisoformat(record.ended_at)
+    except ValueError:
+        return False
+    return (datetime.now(UTC) - ended).total_seconds() < RESULT_GRACE * 3
 
 
 class _NotSubmitted(Exception):
