@@ -127,7 +127,7 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
     session_id = uuid.uuid4()
     created = now_iso()
     store = store_for(scope)
-    known = store.load()
+    known = store.load() if after else {}
     dependencies = list(dict.fromkeys(_find(ref, known).id for ref in after))
     tree: tuple[str | None, str | None] = (None, None)
     if worktree:
@@ -701,9 +701,14 @@ def recover(scope: Scope | None = None) -> RecoverReport:
             if dependencies.waiting(record) and after_unit(record.unit) not in loaded:
                 # A reboot took its path unit: judge its dependencies again, and wait anew.
                 _start_after(manager, store, record)
+                views.pop(record.id, None)
         final = store.load()
-        units = manager.units(r.unit for r in final.values())
-        sessions = [_view(final[i], units[final[i].unit]) for i in outcomes if i in final]
+        # Only the units recover started (or found new) changed since it read them.
+        for session_id, outcome in outcomes.items():
+            if outcome in (Outcome.RESTARTED, Outcome.ADOPTED) or session_id not in views:
+                views[session_id] = manager.unit(final[session_id].unit) \
+                    if session_id in final else GONE
+        sessions = [_view(final[i], views[i]) for i in outcomes if i in final]
     return RecoverReport(outcomes, sessions, errors)
 
 

@@ -182,7 +182,8 @@ class Manager:
     def _unreachable(self, err: Exception) -> OrchError:
         from orch.box import systemd_is_pid1
 
-        where = self._address().decode() if self._address() else "the system bus"  # type: ignore[union-attr]
+        address = self._address()
+        where = address.decode() if address else "the system bus"
         if not systemd_is_pid1():
             return ManagerUnreachable(
                 f"no systemd manager is reachable ({where}): systemd is not PID 1 here",
