@@ -36,11 +36,13 @@ def box_dir() -> Path:
 
 @dataclass(frozen=True)
 class BoxInfo:
-    """A running box: its systemd's host PID, that process's start time, and its state."""
+    """A running box: its systemd's host PID, that process's start time, its state, and
+    the OS tree it booted ("/": the host's own, shared)."""
 
     pid: int
     start_ticks: int
     state: str = "unknown"
+    root: str = "/"
 
 
 def systemd_is_pid1() -> bool:
@@ -68,7 +70,8 @@ def _require_root() -> None:
 def _read_record() -> BoxInfo | None:
     try:
         data = json.loads((box_dir() / "box.json").read_text())
-        info = BoxInfo(pid=int(data["pid"]), start_ticks=int(data["start_ticks"]))
+        info = BoxInfo(pid=int(data["pid"]), start_ticks=int(data["start_ticks"]),
+                       root=str(data.get("root", "/")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     # A PID from an earlier boot, or reused since, is not our box.
@@ -82,16 +85,19 @@ def running_box() -> BoxInfo | None:
     return _read_record()
 
 
-def _inside(pid: int, argv: Sequence[str], cwd: str | None = None) -> list[str]:
-    wd = [f"--wd={cwd}"] if cwd else []
-    return ["nsenter", "-t", str(pid), *NAMESPACES, *wd, "--", *argv]
+def _inside(info: BoxInfo, argv: Sequence[str], cwd: str | None = None) -> list[str]:
+    # nsenter opens --wd=DIR in the caller's tree: right in a box sharing the host's,
+    # outside a box over another tree, where commands start at that tree's root.
+    shared = info.root == "/"
+    where = ([f"--wd={cwd}"] if cwd else []) if shared else ["--root", "--wd"]
+    return ["nsenter", "-t", str(info.pid), *NAMESPACES, *where, "--", *argv]
 
 
 def system_state(info: BoxInfo, wait: bool = False, timeout: float = 10.0) -> str:
     """The box manager's `is-system-running` answer ('running', 'degraded', ...)."""
     argv = ["systemctl", "is-system-running", *(["--wait"] if wait else [])]
     try:
-        out = subprocess.run(_inside(info.pid, argv), capture_output=True, text=True,
+        out = subprocess.run(_inside(info, argv), capture_output=True, text=True,
                              timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return "unresponsive"
@@ -131,20 +137,37 @@ def _child_of(pid: int, deadline: float) -> int:
     raise OrchError("the box's systemd did not start", hint=f"see {box_dir() / 'console.log'}")
 
 
-def up() -> BoxInfo:
-    """Boot a box (or return the one already running) and wait until its manager runs."""
+def _os_tree(root: Path) -> str:
+    """ROOT as an absolute path, once it looks like a tree systemd can boot."""
+    if not root.is_dir():
+        raise OrchError(f"--root {root}: not a directory")
+    for name in ("proc", "sys", "dev", "run"):
+        if not (root / name).is_dir():
+            raise OrchError(f"--root {root}: no /{name} directory: not an OS tree")
+    if not os.access(root / "lib/systemd/systemd", os.X_OK):
+        raise OrchError(f"--root {root}: no /lib/systemd/systemd to boot")
+    return str(root.resolve())
+
+
+def up(root: Path | None = None) -> BoxInfo:
+    """Boot a box (or return the one already running) and wait until its manager runs.
+    ROOT boots another OS tree (a debootstrap, say) instead of sharing the host's."""
     _require_root()
+    tree = _os_tree(root) if root is not None else None
     if systemd_is_pid1():
         raise OrchError("systemd is already PID 1 here: orch uses it and needs no box")
     existing = running_box()
     if existing:
-        return BoxInfo(existing.pid, existing.start_ticks, system_state(existing))
+        return BoxInfo(existing.pid, existing.start_ticks, system_state(existing),
+                       existing.root)
     directory = box_dir()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     console = (directory / "console.log").open("wb")
     package_root = str(Path(__file__).resolve().parent.parent)
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
            "PYTHONPATH": package_root}
+    if tree is not None:
+        env["ORCH_BOX_ROOT"] = tree
     try:
         launcher = subprocess.Popen(
             ["unshare", "--fork", "--pid", "--mount", "--uts", "--ipc", "--cgroup",
@@ -167,13 +190,14 @@ def up() -> BoxInfo:
         raise OrchError(f"the kernel refused the box's namespaces: {why}") from None
     ticks = _start_ticks(pid)
     assert ticks is not None
-    info = BoxInfo(pid, ticks)
-    (directory / "box.json").write_text(json.dumps({"pid": pid, "start_ticks": ticks}))
+    info = BoxInfo(pid, ticks, root=tree or "/")
+    (directory / "box.json").write_text(
+        json.dumps({"pid": pid, "start_ticks": ticks, "root": info.root}))
     state = _wait_booted(info, deadline)
     if state not in ("running", "degraded"):
         raise OrchError(f"the box's manager did not come up (state: {state})",
                         hint=f"see {directory / 'console.log'}; `orch box down` stops it")
-    return BoxInfo(pid, ticks, state)
+    return BoxInfo(pid, ticks, state, info.root)
 
 
 def down() -> bool:
@@ -200,7 +224,7 @@ def status() -> BoxInfo | None:
     info = running_box()
     if info is None:
         return None
-    return BoxInfo(info.pid, info.start_ticks, system_state(info))
+    return BoxInfo(info.pid, info.start_ticks, system_state(info), info.root)
 
 
 def as_dict(info: BoxInfo) -> dict[str, object]:
@@ -214,5 +238,5 @@ def exec_inside(argv: Sequence[str]) -> NoReturn:
     info = running_box()
     if info is None:
         raise OrchError("no box is running", hint="start one with `orch box up`")
-    command = _inside(info.pid, argv, cwd=os.getcwd())
+    command = _inside(info, argv, cwd=os.getcwd())
     os.execvp(command[0], command)

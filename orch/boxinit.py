@@ -66,10 +66,27 @@ def prepare_run() -> None:
         (system / name).symlink_to("/dev/null")
 
 
+def enter_root(root: str) -> None:
+    """Make ROOT (another OS tree, e.g. a debootstrap) the box's /: a fresh /proc, the
+    host's /sys and /dev bound in, then pivot_root so the host's tree is out of reach."""
+    subprocess.run(["mount", "--bind", root, root], check=True)  # pivot_root wants a mount
+    subprocess.run(["mount", "-t", "proc", "proc", f"{root}/proc"], check=True)
+    for shared in ("/sys", "/dev"):
+        subprocess.run(["mount", "--rbind", shared, f"{root}{shared}"], check=True)
+    os.chdir(root)
+    # pivot_root(".", ".") stacks the old root on the new one; detaching it leaves ROOT.
+    subprocess.run(["pivot_root", ".", "."], check=True)
+    subprocess.run(["umount", "-l", "."], check=True)
+    os.chdir("/")
+
+
 def main() -> None:
     """Prepare the box, then exec systemd as its PID 1."""
     if os.getpid() != 1:
         sys.exit("orch.boxinit must run as PID 1 of a new PID namespace")
+    root = os.environ.get("ORCH_BOX_ROOT")
+    if root:
+        enter_root(root)
     prepare_run()
     path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     env = {"container": "other", "PATH": path}
