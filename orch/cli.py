@@ -8,15 +8,17 @@ import shlex
 import sys
 import traceback
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import typer
-
-from orch import __version__, api, box
+from orch import __version__, api, box, vendor
 from orch.errors import OrchError
 from orch.journal import LogFormat
 from orch.scope import Scope
 from orch.session import Session
+
+vendor.activate()  # before typer: a package's vendored copy must win
+import typer  # noqa: E402
 
 app = typer.Typer(
     name="orch",
@@ -421,9 +423,14 @@ def units_uninstall(user: UserOpt = False, system: SystemOpt = False) -> None:
 
 
 @box_app.command("up")
-def box_up(as_json: JsonOpt = False) -> None:
+def box_up(
+    as_json: JsonOpt = False,
+    root: Annotated[Path | None, typer.Option(
+        "--root", help="Boot this OS tree (a debootstrap, say) instead of sharing the host's "
+        "file system.")] = None,
+) -> None:
     """Boot a private systemd (root only) and wait until it is running."""
-    info = box.up()
+    info = box.up(root)
     if as_json:
         _emit_json(box.as_dict(info))
     else:
@@ -462,8 +469,8 @@ def box_shell() -> None:
     box.exec_inside([os.environ.get("SHELL") or "/bin/bash"])
 
 
-def _version(value: bool) -> None:
-    if value:
+def _version(ctx: typer.Context, value: bool) -> None:
+    if value and not ctx.resilient_parsing:  # completion parses too: it must not print
         print(f"orch {__version__}")
         raise typer.Exit()
 
@@ -483,7 +490,8 @@ def _forward_into_box(args: list[str]) -> None:
         return
     if os.environ.get("ORCH_IN_BOX") or box.systemd_is_pid1() or os.geteuid() != 0:
         return
-    if box.running_box() is None:
+    running = box.running_box()
+    if running is None or running.root != "/":  # a box over another OS tree lacks this orch
         return
     os.environ["ORCH_IN_BOX"] = "1"
     box.exec_inside([sys.executable, "-m", "orch", *args])
@@ -496,6 +504,10 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning expected failures into one line and an exit code."""
+    if os.environ.get("_ORCH_COMPLETE"):  # a shell's completion script: answer, nothing else
+        from orch import completion
+
+        sys.exit(completion.answer(app))
     args = list(sys.argv[1:] if argv is None else argv)
     head = args[: args.index("--")] if "--" in args else args
     debug = "--debug" in head or bool(os.environ.get("ORCH_DEBUG"))
