@@ -10,12 +10,22 @@ AGENTS_DIR ?= /opt/orch-dev/npm
 CLAUDE_CODE ?= @anthropic-ai/claude-code@2.1.197
 APT_PACKAGES := libsystemd-dev pkg-config python3-venv python3-dev gcc util-linux systemd dbus-user-session git
 
-.PHONY: setup system-deps venv install test-user agents demo test unit lint box-up box-down units clean
+.PHONY: setup system-deps deb-deps venv install test-user agents demo test unit lint box-up box-down units deb clean
 
-setup: system-deps install test-user agents
+setup: system-deps deb-deps install test-user agents
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+# Debian's tooling for `make deb`, and debootstrap for the test that boots the package.
+DEB_PACKAGES := debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools \
+	python3-pip python3-psutil python3-tomli-w fakeroot lintian debootstrap
+deb-deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -67,6 +77,20 @@ test: setup
 # units/ is orch/unitfiles.py rendered for /usr/bin/orch.
 units: install
 	$(PY) -c 'from orch.unitfiles import write_tree; write_tree("units")'
+
+# The Debian package, built with debhelper from the files git knows (a clean source,
+# whatever else lies in the tree), checked by lintian; it lands in dist/.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+DEB_BUILD := build/deb
+deb: deb-deps
+	rm -rf $(DEB_BUILD) && mkdir -p $(DEB_BUILD)/orch-$(VERSION) dist
+	git ls-files -z --cached --others --exclude-standard | \
+		xargs -0 cp --parents -t $(DEB_BUILD)/orch-$(VERSION)
+	cp -r packaging/debian $(DEB_BUILD)/orch-$(VERSION)/debian
+	# Debian's own python3 builds it, whatever python comes first on the caller's PATH.
+	cd $(DEB_BUILD)/orch-$(VERSION) && env PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b
+	mv $(DEB_BUILD)/orch_$(VERSION)_*.deb dist/
+	lintian --fail-on error dist/orch_$(VERSION)_*.deb
 
 clean:
 	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
