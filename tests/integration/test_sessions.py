@@ -219,7 +219,8 @@ def test_forty_concurrent_spawns_lose_nothing(orch: Orch) -> None:
 
 
 def test_a_corrupt_state_file_is_refused_and_left_untouched(orch: Orch) -> None:
-    orch.spawn("/bin/true")
+    # Its exit hook writes the state file too: let it finish before the test corrupts it.
+    orch.ok("wait", orch.spawn("/bin/true"))
     state = orch.state_dir / "sessions.json"
     state.write_bytes(b'{"version": 1, "sessions": [ garbage')
     before = state.read_bytes()
