@@ -14,15 +14,15 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orch import __version__
+from tests.integration.conftest import wait_for
 from tests.packaging import debroot
 
 pytestmark = [pytest.mark.slow, pytest.mark.packaging]
@@ -31,18 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEV_ORCH = str(Path(sys.executable).parent / "orch")
 USER = "alice"
 WORK = Path("/var/tmp/orch-deb-test")
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    """Poll CONDITION until it returns something truthy; fail after TIMEOUT seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
-        time.sleep(0.1)
+BOOT_TIMEOUT = 30.0  # a boot, with recovery, takes about a second here
 
 
 class BootedRoot:
@@ -189,14 +178,15 @@ def test_recover_runs_at_boot_for_the_system_and_lingering_users(
         if user:
             wait_for(lambda: booted.run(["systemctl", "is-active",
                                          f"user@{booted.uid(USER)}.service"]).stdout.strip()
-                     == "active", what=f"{USER}'s manager at boot")
+                     == "active", timeout=BOOT_TIMEOUT, what=f"{USER}'s manager at boot")
 
         def recovered(user: str | None = user) -> dict[str, str] | None:
             props = booted.unit("orch-recover.service", "Result", "ExecMainStatus",
                                 "ExecMainExitTimestampMonotonic", user=user)
             return props if props["ExecMainExitTimestampMonotonic"] not in ("", "0") else None
 
-        props = wait_for(recovered, what=f"orch-recover of {user or 'the system'}")
+        props = wait_for(recovered, timeout=BOOT_TIMEOUT,
+                         what=f"orch-recover of {user or 'the system'}")
         assert props["Result"] == "success" and props["ExecMainStatus"] == "0", props
 
 
@@ -231,7 +221,8 @@ def test_persistent_sessions_come_back_after_a_reboot(booted: BootedRoot) -> Non
             shown: dict[str, Any] = json.loads(done.stdout) if done.returncode == 0 else {}
             return shown if shown.get("status") == "running" and shown.get("restarts") else None
 
-        shown = wait_for(back, what=f"persistent session {sid} after the reboot")
+        shown = wait_for(back, timeout=BOOT_TIMEOUT,
+                         what=f"persistent session {sid} after the reboot")
         assert shown["restarts"] == 1, shown
         assert shown["invocation_id"] != before[sid]["invocation_id"], shown
 
