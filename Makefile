@@ -8,7 +8,8 @@ TEST_USER ?= orch-test
 # The real agent CLI the end-to-end tests run (an npm package), pinned.
 AGENTS_DIR ?= /opt/orch-dev/npm
 CLAUDE_CODE ?= @anthropic-ai/claude-code@2.1.197
-APT_PACKAGES := libsystemd-dev pkg-config python3-venv python3-dev gcc util-linux systemd dbus-user-session git
+APT_PACKAGES := libsystemd-dev pkg-config python3-venv python3-dev gcc util-linux systemd dbus-user-session git \
+	zsh fish  # the shells whose completion the tests run
 
 .PHONY: setup system-deps deb-deps venv install test-user agents demo test unit lint box-up box-down units deb clean
 

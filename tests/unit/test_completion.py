@@ -132,6 +132,18 @@ def test_zsh_completes_commands(orch_bin: Path, tmp_path: Path) -> None:
     assert '"spawn"' in done.stdout
 
 
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+def test_zsh_completes_on_the_first_tab_when_autoloaded(orch_bin: Path, tmp_path: Path) -> None:
+    # As installed in vendor-completions: zsh autoloads the file as the body of `_orch`.
+    (tmp_path / "_orch").write_text(completion.script("zsh"))
+    program = (f"fpath=({tmp_path} $fpath); autoload -Uz _orch; compdef() {{ : }}; "
+               "_arguments() { print -r -- \"$@\" }; words=(orch sp); CURRENT=2; _orch")
+    done = subprocess.run(["zsh", "-f", "-c", program], capture_output=True, text=True,
+                          env=_shell_env(orch_bin, tmp_path), timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert '"spawn"' in done.stdout
+
+
 @pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
 def test_fish_completes_commands(orch_bin: Path, tmp_path: Path) -> None:
     script = tmp_path / "orch.fish"
