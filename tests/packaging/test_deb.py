@@ -102,6 +102,10 @@ def deb() -> Path:
 @pytest.fixture(scope="module")
 def booted(deb: Path) -> Iterator[BootedRoot]:
     """A fresh copy of the cached bookworm root, booted, with the package installed."""
+    # A box's systemd sees the host's cgroup tree whole (cgroupfs is not mounted again
+    # inside), so two boxes would manage the same cgroups: the host-root box the
+    # integration tests use (they run earlier) goes down first.
+    subprocess.run([DEV_ORCH, "box", "down"], capture_output=True, timeout=120, check=False)
     work = WORK / uuid.uuid4().hex[:12]
     work.mkdir(parents=True)
     machine = BootedRoot(debroot.fresh_copy(work / "root"), work / "box")
@@ -191,6 +195,9 @@ def test_recover_runs_at_boot_for_the_system_and_lingering_users(
 
 
 def test_a_user_spawns_lists_reads_logs_and_waits(booted: BootedRoot) -> None:
+    # Settings go through bookworm's tomli-w 1.0 and back through tomllib.
+    booted.ok(["orch", "config", "set", "--user", "spawn.memory_max", "2G"], USER)
+    assert booted.ok(["orch", "config", "get", "--user", "spawn.memory_max"], USER) == "2G\n"
     sid = booted.ok(["orch", "spawn", "--name", "greeter", "--",
                      "sh", "-c", "echo hello from bookworm; echo second line"], USER).strip()
     assert booted.run(["orch", "wait", sid], USER).returncode == 0
