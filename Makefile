@@ -9,9 +9,9 @@ TEST_USER ?= orch-test
 AGENTS_DIR ?= /opt/orch-dev/npm
 CLAUDE_CODE ?= @anthropic-ai/claude-code@2.1.197
 APT_PACKAGES := libsystemd-dev pkg-config python3-venv python3-dev gcc util-linux systemd dbus-user-session git \
-	zsh fish  # the shells whose completion the tests run
+	zsh fish time  # the shells whose completion the tests run; GNU time for make bench
 
-.PHONY: setup system-deps deb-deps venv install test-user agents demo test unit lint box-up box-down units deb clean
+.PHONY: setup system-deps deb-deps venv install test-user agents demo test unit lint box-up box-down units deb bench clean
 
 setup: system-deps deb-deps install test-user agents
 
@@ -74,6 +74,11 @@ unit: install
 # (the system manager as root and a non-root user's manager) inside a box.
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# orch against systemd's own tools, side by side, as the test user on its manager in a
+# box: bench/results/latest.md and latest.json (bench/README.md). BENCH_QUICK=1: reduced.
+bench: setup box-up
+	$(PY) -m bench.run
 
 # units/ is orch/unitfiles.py rendered for /usr/bin/orch.
 units: install

@@ -1,0 +1,178 @@
+"""What a bench run produces: the machine it ran on and its series of samples, with the
+names of every measure and contender defined once, here. JSON through one encoder and
+one strict decoder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+SCHEMA = 1
+
+
+class Unit(StrEnum):
+    """What a series' samples count."""
+
+    MS = "ms"
+    RATE = "sessions/s"
+    CPU_MS = "ms CPU"
+    MIB = "MiB"
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether a bigger sample is the better one."""
+        return self is Unit.RATE
+
+
+class Contender(StrEnum):
+    """Who does the work being measured."""
+
+    RAW = "raw StartTransientUnit"
+    PYSTEMD = "pystemd.run"
+    SYSTEMD_RUN = "systemd-run --user"
+    LIB = "orch.spawn (library)"
+    CLI = "orch spawn (CLI)"
+    CLI_8 = "orch spawn (CLI, 8 processes x 125)"
+    PS = "orch ps --json"
+    SHOW = "orch show ID"
+    LIST_UNITS = "systemctl --user list-units 'orch-*'"
+    SHOW_LOOP = "systemctl --user show, one per unit"
+    SHOW_ONE = "systemctl --user show UNIT"
+    RECOVER = "orch recover"
+    WAIT = "orch wait"
+    PYTHON = "python -c pass"
+    VERSION = "orch --version"
+    PS_EMPTY = "orch ps (empty state)"
+
+
+def spawn_latency(command: str) -> str:
+    """The measure of starting COMMAND once."""
+    return f"spawn latency: {command}"
+
+
+def listing_at(n: int) -> str:
+    """The measure of listing N live sessions."""
+    return f"list sessions, N={n}"
+
+
+def showing_at(n: int) -> str:
+    """The measure of showing one of N live sessions."""
+    return f"show one session, N={n}"
+
+
+def recovering_at(n: int) -> str:
+    """The measure of recovering N live sessions."""
+    return f"recover, N={n}"
+
+
+TRUE = "/bin/true"
+# The population the issue's goals name for ps and recover.
+GOAL_N = 1000
+SLEEP = "sleep 1000"
+THROUGHPUT = "spawn throughput (sleeping sessions)"
+WAIT_AFTER_EXIT = "wait: return after the program's exit"
+WAIT_AFTER_INACTIVE = "wait: return after the unit's end (inactive)"
+WAIT_CPU = "wait: CPU while waiting, per 30 s"
+WAIT_CPU_BUSY = "wait: CPU while waiting on a busy manager, per 30 s"
+COLD_START = "CLI cold start"
+PEAK_RSS = "CLI peak RSS"
+
+
+@dataclass(frozen=True)
+class Series:
+    """The samples of one contender on one measure, in UNIT. REFERENCE names the
+    contender of the same measure that ratios are taken against (None: no ratio).
+    DETAIL keeps raw data that the samples were computed from."""
+
+    measure: str
+    contender: str
+    unit: Unit
+    samples: list[float]
+    reference: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Where a run ran."""
+
+    date: str
+    cpu: str
+    cores: int
+    ram_gib: float
+    kernel: str
+    systemd: str
+    python: str
+    orch: str
+
+    def describe(self) -> str:
+        """One line for the top of a report."""
+        return (f"{self.date} · {self.cpu}, {self.cores} cores, {self.ram_gib:.1f} GiB RAM · "
+                f"Linux {self.kernel} · {self.systemd} · Python {self.python} · "
+                f"orch {self.orch}")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One bench run: its machine, whether it was the reduced one, its series, and
+    the measures that failed."""
+
+    machine: Machine
+    quick: bool
+    duration_s: float
+    series: list[Series]
+    failures: list[str] = field(default_factory=list)
+
+    def find(self, measure: str, contender: str) -> Series | None:
+        """The series of CONTENDER on MEASURE, if the run has it."""
+        for series in self.series:
+            if series.measure == measure and series.contender == contender:
+                return series
+        return None
+
+
+def encode(run: Run) -> dict[str, Any]:
+    """RUN as JSON data."""
+    return {"schema": SCHEMA, **dataclasses.asdict(run)}
+
+
+def _fields(cls: type[Any], data: dict[str, Any], where: str) -> dict[str, Any]:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+    return data
+
+
+def decode(data: dict[str, Any]) -> Run:
+    """A Run from encode()'s data; ValueError on anything else."""
+    if data.get("schema") != SCHEMA:
+        raise ValueError(f"bench run: schema {data.get('schema')!r}, expected {SCHEMA}")
+    body = {k: v for k, v in data.items() if k != "schema"}
+    _fields(Run, body, "bench run")
+    machine = Machine(**_fields(Machine, body["machine"], "machine"))
+    series = []
+    for item in body["series"]:
+        item = dict(_fields(Series, item, "series"))
+        item["unit"] = Unit(item["unit"])
+        item["samples"] = [float(s) for s in item["samples"]]
+        series.append(Series(**item))
+    return Run(machine=machine, quick=bool(body["quick"]),
+               duration_s=float(body["duration_s"]), series=series,
+               failures=[str(f) for f in body.get("failures", [])])
+
+
+def dumps(run: Run) -> str:
+    """RUN as JSON text."""
+    return json.dumps(encode(run), indent=1, ensure_ascii=False) + "\n"
+
+
+def loads(text: str) -> Run:
+    """A Run from dumps()'s text."""
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("bench run: not a JSON object")
+    return decode(data)

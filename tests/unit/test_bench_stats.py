@@ -1,0 +1,204 @@
+"""The bench's pure parts: statistics, turn orders, goal verdicts and the report."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # bench/ is a directory of the checkout, not installed
+    sys.path.insert(0, str(ROOT))
+
+from bench import goals, report, stats  # noqa: E402
+from bench.series import (  # noqa: E402
+    GOAL_N,
+    SLEEP,
+    TRUE,
+    WAIT_AFTER_INACTIVE,
+    Contender,
+    Machine,
+    Run,
+    Series,
+    Unit,
+    dumps,
+    listing_at,
+    loads,
+    spawn_latency,
+)
+from bench.timing import balanced_orders  # noqa: E402
+
+MACHINE = Machine(date="2025-01-01 00:00 UTC", cpu="Test CPU", cores=2, ram_gib=4.0,
+                  kernel="6.1.0", systemd="systemd 252", python="3.11.2", orch="0.1.0")
+
+
+def test_median_odd_and_even() -> None:
+    assert stats.median([3.0, 1.0, 2.0]) == 2.0
+    assert stats.median([4.0, 1.0, 3.0, 2.0]) == 2.5
+    assert stats.median([7.0]) == 7.0
+
+
+def test_percentile_is_nearest_rank() -> None:
+    samples = [float(x) for x in range(1, 21)]  # 1..20
+    assert stats.p95(samples) == 19.0  # ceil(0.95 * 20) = 19th smallest
+    assert stats.percentile(samples, 50) == 10.0
+    assert stats.percentile(samples, 100) == 20.0
+    assert stats.percentile(samples, 1) == 1.0
+    assert stats.p95([5.0]) == 5.0
+    # Ten samples: the 95th percentile is the largest (rank ceil(9.5) = 10).
+    assert stats.p95([float(x) for x in range(10)]) == 9.0
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), min_size=1),
+       st.floats(min_value=0.5, max_value=100))
+def test_percentile_is_a_sample_with_enough_below(samples: list[float], pct: float) -> None:
+    value = stats.percentile(samples, pct)
+    assert value in samples
+    at_most = sum(1 for s in samples if s <= value)
+    below = sum(1 for s in samples if s < value)
+    assert at_most >= math.ceil(pct / 100 * len(samples)) - 1e-9
+    assert below < math.ceil(pct / 100 * len(samples))
+
+
+def test_statistics_refuse_nothing() -> None:
+    with pytest.raises(ValueError):
+        stats.median([])
+    with pytest.raises(ValueError):
+        stats.p95([])
+    with pytest.raises(ValueError):
+        stats.percentile([1.0], 0)
+
+
+def test_ratio() -> None:
+    assert stats.ratio(3.0, 2.0) == 1.5
+    assert stats.ratio(1.0, 0.0) is None
+
+
+def test_summary() -> None:
+    summary = stats.Summary.of([1.0, 2.0, 3.0, 4.0])
+    assert (summary.n, summary.median, summary.p95, summary.minimum, summary.maximum) == (
+        4, 2.5, 4.0, 1.0, 4.0)
+
+
+@pytest.mark.parametrize("count", range(1, 9))
+def test_orders_are_balanced(count: int) -> None:
+    orders = balanced_orders(count)
+    assert all(sorted(order) == list(range(count)) for order in orders)
+    follows = Counter((a, b) for order in orders for a, b in itertools.pairwise(order))
+    assert len(follows) == count * (count - 1)  # every item right after every other...
+    assert len(set(follows.values())) <= 1  # ...equally often
+
+
+def _series(measure: str, contender: str, samples: list[float],
+            reference: str | None = Contender.RAW, unit: Unit = Unit.MS) -> Series:
+    return Series(measure, contender, unit, samples, reference=reference)
+
+
+def _run(*series: Series) -> Run:
+    return Run(machine=MACHINE, quick=False, duration_s=1.0, series=list(series))
+
+
+def _verdict(run: Run, text: str, measure: str) -> goals.Verdict:
+    [verdict] = [v for v in goals.verdicts(run)
+                 if v.goal.text.startswith(text) and v.goal.measure == measure]
+    return verdict
+
+
+def test_ratio_goal_met_and_missed() -> None:
+    true = spawn_latency(TRUE)
+    run = _run(_series(true, Contender.RAW, [10.0, 10.0, 10.0]),
+               _series(true, Contender.LIB, [12.0, 13.0, 99.0]),
+               _series(true, Contender.SYSTEMD_RUN, [20.0]),
+               _series(true, Contender.CLI, [61.0]))
+    lib = _verdict(run, "library spawn", true)
+    assert lib.met is True and lib.value == pytest.approx(1.3)
+    cli = _verdict(run, "`orch spawn` CLI", true)
+    assert cli.met is False and cli.value == pytest.approx(3.05)
+    # Without its series, a goal is not measured rather than met.
+    assert _verdict(run, "library spawn", spawn_latency(SLEEP)).met is None
+
+
+def test_faster_goal_and_absolute_goal() -> None:
+    listing = listing_at(GOAL_N)
+    run = _run(_series(listing, Contender.PS, [100.0], reference=Contender.LIST_UNITS),
+               _series(listing, Contender.LIST_UNITS, [40.0], reference=Contender.LIST_UNITS),
+               _series(listing, Contender.SHOW_LOOP, [1900.0], reference=Contender.LIST_UNITS),
+               _series(WAIT_AFTER_INACTIVE, Contender.WAIT, [5.0] * 19 + [80.0],
+                       reference=None))
+    faster = _verdict(run, "`orch ps` at 1000 >= 20", listing)
+    assert faster.met is False and faster.value == pytest.approx(19.0)
+    times = _verdict(run, "`orch ps` at 1000 <= 3", listing)
+    assert times.met is True and times.value == pytest.approx(2.5)
+    # p95 of 20 samples is the 19th smallest: the one slow return does not count...
+    assert _verdict(run, "wait returns", WAIT_AFTER_INACTIVE).met is True
+    # ...two do.
+    slower = _run(_series(WAIT_AFTER_INACTIVE, Contender.WAIT, [5.0] * 18 + [80.0, 80.0],
+                          reference=None))
+    assert _verdict(slower, "wait returns", WAIT_AFTER_INACTIVE).met is False
+
+
+def test_markdown_report() -> None:
+    true = spawn_latency(TRUE)
+    run = _run(_series(true, Contender.RAW, [5.0, 6.0]),
+               _series(true, Contender.LIB, [9.0, 10.0]))
+    text = report.markdown(run, goals.verdicts(run))
+    lines = text.splitlines()
+    assert lines[0].startswith("Machine: 2025-01-01 00:00 UTC")
+    for part in ("Test CPU", "2 cores", "4.0 GiB", "6.1.0", "systemd 252", "3.11.2",
+                 "orch 0.1.0"):
+        assert part in lines[0]
+    assert "| measure | contender | n | median | p95 | ratio to the reference | goal | met |" \
+        in lines
+    [lib] = [line for line in lines if "orch.spawn (library)" in line and line.startswith("|")]
+    cells = [c.strip() for c in lib.strip("|").split("|")]
+    assert cells[2:] == ["2", "9.50 ms", "10.0 ms", "1.73x raw StartTransientUnit",
+                         "≤ 1.3x raw StartTransientUnit", "**no**"]
+    assert any(line.startswith("- NO: library spawn") for line in lines)
+    assert any(line.startswith("- N/A: `orch recover`") for line in lines)
+
+
+def test_json_report_keeps_raw_samples() -> None:
+    true = spawn_latency(TRUE)
+    run = _run(_series(true, Contender.RAW, [5.0, 6.0]),
+               _series(true, Contender.LIB, [9.0, 10.0]))
+    data = json.loads(report.as_json(run, goals.verdicts(run)))
+    lib = data["series"][1]
+    assert lib["samples"] == [9.0, 10.0]
+    assert lib["summary"]["median"] == 9.5
+    assert lib["ratio_to_reference"] == pytest.approx(9.5 / 5.5)
+    assert data["machine"]["cores"] == 2
+    assert {g["met"] for g in data["goals"]} == {False, None}
+
+
+def test_run_round_trips_and_rejects_unknown_fields() -> None:
+    run = _run(_series(spawn_latency(TRUE), Contender.RAW, [1.0], reference=None))
+    assert loads(dumps(run)) == run
+    data = json.loads(dumps(run))
+    data["series"][0]["extra"] = 1
+    with pytest.raises(ValueError, match="unknown field 'extra'"):
+        loads(json.dumps(data))
+
+
+def test_values_and_ratios_format() -> None:
+    assert report.format_value(1234.5, Unit.MS) == "1234 ms"
+    assert report.format_value(12.345, Unit.RATE) == "12.3 sessions/s"
+    assert report.format_value(0.5, Unit.MIB) == "0.50 MiB"
+    assert report.format_ratio(1.234) == "1.23x"
+    assert report.format_ratio(23.45) == "23.4x"
+    assert report.format_ratio(None) == "-"
+
+
+def test_a_failed_measure_is_reported() -> None:
+    run = Run(machine=MACHINE, quick=True, duration_s=1.0, series=[],
+              failures=["CLI throughput: ChildFailed: orch spawn exited 3"])
+    text = report.markdown(run, goals.verdicts(run))
+    assert "1 measure(s) FAILED" in text.splitlines()[2]
+    assert "- CLI throughput: ChildFailed: orch spawn exited 3" in text
+    assert loads(dumps(run)).failures == run.failures
