@@ -14,24 +14,17 @@ from typing import Any
 from pystemd.dbusexc import DBusNoSuchUnitError
 from pystemd.dbuslib import DBus, DBusAddress, apply_signature
 
-DESTINATION = b"org.freedesktop.systemd1"
-MANAGER_PATH = b"/org/freedesktop/systemd1"
-MANAGER_IFACE = b"org.freedesktop.systemd1.Manager"
-PROPERTIES_IFACE = b"org.freedesktop.DBus.Properties"
-UNIT_IFACE = b"org.freedesktop.systemd1.Unit"
-SERVICE_IFACE = b"org.freedesktop.systemd1.Service"
+from orch.systemd import (
+    DESTINATION,
+    MANAGER_IFACE,
+    MANAGER_PATH,
+    PROPERTIES_IFACE,
+    SERVICE_IFACE,
+    UNIT_IFACE,
+    properties_args,
+)
+
 JOB_TIMEOUT = 30.0
-
-
-def _property_args(properties: Sequence[tuple[str, str, Any]]) -> list[Any]:
-    """An a(sv) argument, built as orch.systemd builds it."""
-    args: list[Any] = [(ord("a"), b"(sv)")]
-    for name, signature, value in properties:
-        args += [(ord("r"), b"sv"), (ord("s"), name.encode()), (ord("v"), signature.encode())]
-        args += apply_signature(signature.encode(), [value])
-        args += [(-1, None), (-1, None)]
-    args.append((-1, None))
-    return args
 
 
 def floor_properties(argv: Sequence[str]) -> list[tuple[str, str, Any]]:
@@ -118,7 +111,7 @@ class Bus:
         job's JobRemoved as orch does; the job's result."""
         self.watch_jobs()
         args = apply_signature(b"ss", [unit.encode(), b"fail"])
-        args += _property_args(floor_properties(argv))
+        args += properties_args(floor_properties(argv))
         args += [(ord("a"), b"(sa(sv))"), (-1, None)]
         job = bytes(self._call(MANAGER_PATH, MANAGER_IFACE, b"StartTransientUnit", args))
         return self.wait_job(job)

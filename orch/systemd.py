@@ -93,7 +93,8 @@ def _s(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _properties_args(properties: Sequence[Property]) -> list[Any]:
+def properties_args(properties: Sequence[Property]) -> list[Any]:
+    """PROPERTIES as the a(sv) argument of StartTransientUnit, for pystemd's call_method."""
     from pystemd.dbuslib import apply_signature
 
     args: list[Any] = [(ord("a"), b"(sv)")]
@@ -295,11 +296,11 @@ class Manager:
 
         self._watch_jobs()
         args = apply_signature(b"ss", [unit.encode(), b"fail"])
-        args += _properties_args(properties)
+        args += properties_args(properties)
         args.append((ord("a"), b"(sa(sv))"))
         for name, props in aux:
             args += [(ord("r"), b"sa(sv)"), (ord("s"), name.encode())]
-            args += _properties_args(props)
+            args += properties_args(props)
             args.append((-1, None))
         args.append((-1, None))
         return bytes(self._call(MANAGER_PATH, MANAGER_IFACE, b"StartTransientUnit", args,
