@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -16,12 +17,30 @@ def _log(orch: Orch) -> Path:
 
 
 def _gate(orch: Orch, name: str) -> Path:
-    """A file the test creates to let a dependency finish: no race on timing."""
-    return orch.state_dir.parent / f"gate-{name}"
+    """A FIFO a dependency blocks on until the test opens it: no race on timing."""
+    path = orch.state_dir.parent / f"gate-{name}"
+    if not path.exists():
+        os.mkfifo(path, 0o600)
+        os.chown(path, orch.uid, orch.uid)
+    return path
+
+
+def _open(gate: Path) -> None:
+    """Let the session blocked on GATE go on: open the FIFO once it has a reader."""
+    def opened() -> bool:
+        try:
+            os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError as err:
+            if err.errno != errno.ENXIO:  # ENXIO: no reader yet
+                raise
+            return False
+        return True
+
+    wait_for(opened, what=f"a reader on {gate.name}")
 
 
 def _step(name: str, log: Path, gate: Path | None = None, code: int = 0) -> list[str]:
-    wait = f"while [ ! -e {gate} ]; do sleep 0.05; done; " if gate else ""
+    wait = f"read _ < {gate}; " if gate else ""
     return ["/bin/sh", "-c", f"{wait}echo {name} >> {log}; exit {code}"]
 
 
@@ -32,11 +51,11 @@ def test_a_dependent_starts_only_after_all_its_dependencies_succeeded(orch: Orch
     after = orch.spawn(*_step("after", log), opts=["--after", "first", "--after", second])
     assert orch.show(after)["status"] == "starting"
     assert orch.show(after)["after"] == [first, second]
-    _gate(orch, "first").write_text("")
+    _open(_gate(orch, "first"))
     assert orch("wait", first).returncode == 0
     assert orch.show(after)["status"] == "starting"  # still waiting for the second
     assert log.read_text() == "first\n"
-    _gate(orch, "second").write_text("")
+    _open(_gate(orch, "second"))
     assert orch("wait", "--timeout", "60", after).returncode == 0
     assert log.read_text() == "first\nsecond\nafter\n"
     shown = orch.show(after)
@@ -52,7 +71,7 @@ def test_a_failed_dependency_blocks_its_dependents_which_never_run(orch: Orch) -
                          opts=["--name", "failing"])
     child = orch.spawn(*_step("child", log), opts=["--after", failing])
     grandchild = orch.spawn(*_step("grandchild", log), opts=["--after", child])
-    _gate(orch, "f").write_text("")
+    _open(_gate(orch, "f"))
     assert orch("wait", "--timeout", "60", child, grandchild).returncode == 1
     assert log.read_text() == "failing\n"
     shown = orch.show(child)
@@ -83,7 +102,9 @@ def test_reap_removes_a_waiting_dependent_and_its_path_unit(orch: Orch) -> None:
     waiting = orch.spawn(*_step("waiting", log), opts=["--after", holder])
     path_unit = orch.show(waiting)["unit"].replace(".service", ".path")
     assert orch.systemctl("is-active", path_unit).stdout.strip() == "active"
-    assert waiting in orch.ok("reap", "--all").split()
+    reaped = orch.ok("reap", "--all").split()
+    assert waiting in reaped
     assert orch.systemctl("is-active", path_unit).stdout.strip() in ("inactive", "unknown")
-    _gate(orch, "h").write_text("")
+    # reap --all stopped the holder too, and its end released nothing.
+    assert holder in reaped
     assert "waiting" not in log.read_text()
