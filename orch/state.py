@@ -42,10 +42,16 @@ Sessions = dict[str, Record]
 
 
 def encode(sessions: Sessions) -> bytes:
-    """The state file's bytes for SESSIONS (records in creation order)."""
+    """The state file's bytes for SESSIONS: records in creation order, one per line.
+
+    Each line is json's C encoder at work (`indent` would switch to its pure-Python
+    one, eight times slower), and fields at their defaults are left out.
+    """
     records = sorted(sessions.values(), key=lambda r: (r.created_at, r.id))
-    doc = {"version": SCHEMA_VERSION, "sessions": [r.to_json() for r in records]}
-    return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+    lines = ",\n".join(json.dumps(r.to_sparse_json(), ensure_ascii=False) for r in records)
+    return (f'{{"version": {SCHEMA_VERSION}, "sessions": [\n{lines}\n]}}\n'
+            if records else f'{{"version": {SCHEMA_VERSION}, "sessions": []}}\n'
+            ).encode("utf-8")
 
 
 def decode(raw: bytes, where: str) -> Sessions:

@@ -315,8 +315,24 @@ def test_v1_file_is_rewritten_as_current_on_the_next_change(tmp_path: Path) -> N
     store.update(_add(_record(9)))
     doc = json.loads(store.path.read_bytes())
     assert doc["version"] == state.SCHEMA_VERSION
-    assert all(r["persistent"] is False and r["history"] == [] for r in doc["sessions"])
+    # Defaults are not written: the v1 records now read as v3 records with them.
+    assert all("persistent" not in r and "history" not in r for r in doc["sessions"])
     assert {k: v for k, v in store.load().items() if k != _record(9).id} == sessions
+
+
+def test_state_file_keeps_one_record_per_line_without_defaults() -> None:
+    plain = _record(1)
+    full = _record(2, tags=["a"], env={"K": "v"}, persistent=True, restarts=2,
+                   history=[{"status": "lost"}], options={"restart": "no"},
+                   intent=Intent.STOP, main_pid=7, exit_code=0, cost_usd=0.5,
+                   usage={"input": 3}, agent_error=False, after=[plain.id])
+    raw = state.encode({plain.id: plain, full.id: full})
+    lines = raw.decode().splitlines()
+    assert len(lines) == 4 and lines[1].endswith(",") and lines[3] == "]}"
+    first = json.loads(lines[1].rstrip(","))
+    assert set(first) == {"id", "name", "unit", "scope", "argv", "cwd", "created_at"}
+    assert state.decode(raw, "x") == {plain.id: plain, full.id: full}
+    assert state.decode(state.encode({}), "x") == {}
 
 
 def _v2_doc(**record_changes: Any) -> dict[str, Any]:
