@@ -17,14 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orch import agents, dependencies, secrets
-from orch import worktree as worktrees
-from orch.config import parse_duration_seconds, parse_percent, parse_size_bytes
+from orch import dependencies, secrets
 from orch.errors import NotFound, OrchError, SpawnFailed, UsageError
-from orch.journal import LogFormat, exit_evidence, logs_argv, output_lines, read_logs
-from orch.procs import main_alive
-from orch.providers import AgentRequest
-from orch.recovery import Decision, Outcome, counts, decide, record_from_unit
 from orch.resolve import resolve
 from orch.scope import Scope
 from orch.session import (
@@ -54,6 +48,14 @@ from orch.state import Sessions, StateStore
 from orch.systemd import GONE, Manager, Property
 from orch.units import is_orch_unit, unit_name
 
+# Agents, config, the journal, psutil and recovery load where they are used: a plain
+# spawn or ps must not pay for them (each command is a fresh process).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orch.journal import LogFormat
+    from orch.providers import AgentRequest
+    from orch.recovery import Decision, Outcome
+
 SELF = "self"
 
 
@@ -82,6 +84,8 @@ def _parent_id() -> str | None:
 
 
 def _view(record: Record, unit: UnitView) -> Session:
+    from orch.procs import main_alive
+
     alive = unit.loaded and unit.main_pid > 0 and main_alive(unit)
     return Session.of(record, derive_status(record, unit, alive), unit)
 
@@ -111,6 +115,8 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
     sandbox; ENV_FILES and SECRET_ENV (names of this environment's variables) give the
     program secrets that nothing records; WORKTREE runs it in a git worktree of its own.
     """
+    from orch import worktree as worktrees
+
     scope = scope or current_scope()
     options = options or SpawnOptions()
     spec = SessionSpec(argv=list(argv), name=name, description=description,
@@ -167,6 +173,8 @@ def spawn_agent(provider: str, request: AgentRequest, *, name: str | None = None
                 scope: Scope | None = None, **spawn_args: Any) -> Session:
     """Start an agent: PROVIDER's own headless command for REQUEST, as a session (the
     other arguments as for spawn). The agent binary is resolved on this PATH now."""
+    from orch import agents
+
     scope = scope or current_scope()
     argv = agents.fresh_argv(provider, request, scope)
     env = dict(spawn_args.pop("env", None) or {})
@@ -202,6 +210,8 @@ def spawn_from_settings(command: Sequence[str], settings: Mapping[str, object], 
     """Spawn as the CLI does: COMMAND with spawn SETTINGS (the [spawn] keys of the
     config, checked; flags over profile over [spawn]). With a provider other than exec,
     COMMAND is one prompt for that agent."""
+    from orch.providers import AgentRequest
+
     options = options_from_settings(settings)
     common: dict[str, Any] = {
         "description": description, "tags": _texts(settings, "tags"), "env": env,
@@ -228,6 +238,8 @@ def spawn_from_settings(command: Sequence[str], settings: Mapping[str, object], 
 def resume(ref: str, prompt: str | None = None, scope: Scope | None = None) -> Session:
     """A new invocation of an ended agent session that resumes the agent's own
     conversation (claude --resume ...), saying PROMPT."""
+    from orch import agents
+
     record, store = _lookup(ref, scope or current_scope())
     record = _collect(record, store)
     with Manager(Scope(record.scope)) as manager:
@@ -279,6 +291,9 @@ RESULT_GRACE = 3.0
 
 def _collect(record: Record, store: StateStore) -> Record:
     """Read an ended agent session's result from its output once, and record it."""
+    from orch import agents
+    from orch.journal import output_lines
+
     if not record.provider or record.final_result is not None or record.invocation_id is None:
         return record
     # Only a session that ended just now may still have lines on their way to the journal.
@@ -432,6 +447,8 @@ _EXEC_FAILURES = {200: "cannot change to its working directory", 203: "exec fail
 
 def options_from_settings(settings: Mapping[str, object]) -> SpawnOptions:
     """SpawnOptions from spawn settings as [spawn] holds them (already checked)."""
+    from orch.config import parse_duration_seconds, parse_percent, parse_size_bytes
+
     timeout = settings.get("timeout")
     memory = settings.get("memory_max")
     quota = settings.get("cpu_quota")
@@ -471,16 +488,52 @@ def _start_failure(session: Session, outcome: str) -> str:
 
 def list_sessions(scope: Scope | None = None, *, running: bool = False,
                   tag: str | None = None) -> list[Session]:
-    """Every session of SCOPE, newest first, with live status from one listing pass."""
+    """Every session of SCOPE, newest first, with live status from one listing pass:
+    a session running as recorded costs no call of its own (see _as_recorded)."""
     scope = scope or current_scope()
     records = store_for(scope).load()
     chosen = [r for r in records.values() if tag is None or tag in r.tags]
+    sessions = []
     with Manager(scope) as manager:  # connects even with no records: no manager, no answer
-        units = manager.units(r.unit for r in chosen) if chosen else {}
-    sessions = [_view(r, units[r.unit]) for r in chosen]
+        listed = manager.loaded() if chosen else {}
+        for record in chosen:
+            entry = listed.get(record.unit)
+            if entry is None:
+                sessions.append(_view(record, GONE))
+                continue
+            path, states = entry
+            recorded = _as_recorded(record, states)
+            if recorded is not None:
+                sessions.append(Session.of(record, derive_status(record, recorded, True),
+                                           recorded))
+            else:
+                sessions.append(_view(record, manager.view(path, record.unit, states)))
     if running:
         sessions = [s for s in sessions if not s.status.ended]
     return sorted(sessions, key=lambda s: (s.created_at, s.id), reverse=True)
+
+
+def _as_recorded(record: Record, states: tuple[str, str, str, int]) -> UnitView | None:
+    """The unit as RECORD describes it, when the listing's STATES (load, active, sub,
+    job) show it running as recorded; None when its properties must be read.
+
+    The record names the invocation, MainPID and start that its spawn (or recover) read
+    from the manager, and every end of an invocation runs the exit hook, which records
+    it. So a record with no ending, whose unit is loaded, active and running with no job
+    queued, describes the invocation that runs now: its MainPID is alive (the manager
+    reaps its own children before it reports them gone, so the PID cannot have been
+    reused meanwhile). A restarted unit (Restart=, `systemctl restart`) has an ending
+    recorded by the hook that ran in between, and is read in full.
+    """
+    if states != ("loaded", "active", "running", 0):
+        return None
+    if record.invocation_id is None or not record.main_pid or record.intent is not None \
+            or record.ending() is not None:
+        return None
+    return UnitView(loaded=True, active_state="active", sub_state="running",
+                    invocation_id=record.invocation_id, main_pid=record.main_pid,
+                    exec_main_start_usec=0, exec_main_start_mono_usec=0, exec_main_code=0,
+                    exec_main_status=0, result="")
 
 
 def _lookup(ref: str, scope: Scope) -> tuple[Record, StateStore]:
@@ -501,17 +554,23 @@ def show(ref: str, scope: Scope | None = None) -> Session:
 
 def logs_command(ref: str, scope: Scope | None = None, *, lines: int | None = None,
                  follow: bool = False, since: str | None = None,
-                 output: LogFormat = LogFormat.SHORT) -> list[str]:
-    """The journalctl command line that shows the session's output."""
+                 output: LogFormat | str = "short") -> list[str]:
+    """The journalctl command line that shows the session's output (OUTPUT: a
+    LogFormat or its name)."""
+    from orch.journal import LogFormat, logs_argv
+
     record, _ = _lookup(ref, scope or current_scope())
-    return logs_argv(record, lines=lines, follow=follow, since=since, output=output)
+    return logs_argv(record, lines=lines, follow=follow, since=since,
+                     output=LogFormat(output))
 
 
 def logs(ref: str, scope: Scope | None = None, *, lines: int | None = None,
-         since: str | None = None, output: LogFormat = LogFormat.CAT) -> str:
-    """The session's output so far, from the journal."""
+         since: str | None = None, output: LogFormat | str = "cat") -> str:
+    """The session's output so far, from the journal (OUTPUT: a LogFormat or its name)."""
+    from orch.journal import LogFormat, read_logs
+
     record, _ = _lookup(ref, scope or current_scope())
-    return read_logs(record, lines=lines, since=since, output=output)
+    return read_logs(record, lines=lines, since=since, output=LogFormat(output))
 
 
 @dataclass(frozen=True)
@@ -658,6 +717,8 @@ class RecoverReport:
     @property
     def counts(self) -> dict[str, int]:
         """How many sessions had each outcome."""
+        from orch.recovery import counts
+
         return counts(self.outcomes.values())
 
 
@@ -669,6 +730,10 @@ def recover(scope: Scope | None = None) -> RecoverReport:
     Idempotent, and safe beside concurrent spawns and reaps: every write re-checks the
     record under the state lock.
     """
+    from orch.journal import exit_evidence
+    from orch.procs import main_alive
+    from orch.recovery import Outcome, decide
+
     scope = scope or current_scope()
     store = store_for(scope)
     records = store.load()
@@ -734,6 +799,9 @@ def _apply(sessions: Sessions, seen: Sessions, decisions: dict[str, Decision]) -
 def _restart(manager: Manager, store: StateStore, session_id: str,
              errors: list[str]) -> Outcome:
     """Start a persistent session again: a new invocation of the same session."""
+    from orch import agents
+    from orch.recovery import Outcome
+
     def archive(sessions: Sessions) -> Record | None:
         record = sessions.get(session_id)
         if record is None:
@@ -773,6 +841,8 @@ def _adopt(manager: Manager, store: StateStore,
            loaded: dict[str, tuple[bytes, tuple[str, str, str, int]]], known: set[str],
            scope: str) -> list[str]:
     """Record units of ours that have no record (a lost state file, a crash mid-spawn)."""
+    from orch.recovery import record_from_unit
+
     known_units = {r.unit for r in store.load().values()}
     found: list[Record] = []
     for unit, (path, states) in loaded.items():
@@ -803,6 +873,8 @@ def reap(scope: Scope | None = None, *, older_than: float = DEFAULT_REAP_AGE,
     """Remove ended sessions that ended more than OLDER_THAN seconds ago (0: all ended
     ones) and reset their failed units; with EVERYTHING, stop running sessions first and
     remove them too. A running session is never removed otherwise. The reaped sessions."""
+    from orch import worktree as worktrees
+
     if older_than < 0:
         raise UsageError("--older-than must be 0 or more")
     scope = scope or current_scope()

@@ -26,7 +26,7 @@ import typer.main  # noqa: E402
 from typer import _click as click  # noqa: E402
 from typer.core import TyperGroup  # noqa: E402
 
-from orch.cli import app  # noqa: E402
+from orch.app import app  # noqa: E402
 
 # What each exit status means; a test keeps it in step with orch.errors and orch.cli.
 EXIT_STATUS = (

@@ -21,10 +21,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
 
 from orch.errors import StateError
 from orch.session import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~10 ms at import: the exit hook runs this module
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 SCHEMA_VERSION = 3
 # Versions this orch reads; an older record is a newer one with the new fields at their
@@ -37,7 +42,6 @@ STATE_FILE = "sessions.json"
 LOCK_FILE = "sessions.lock"
 LOCK_TIMEOUT = 30.0
 
-T = TypeVar("T")
 Sessions = dict[str, Record]
 
 

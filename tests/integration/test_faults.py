@@ -43,7 +43,8 @@ def test_a_reused_pid_never_reads_as_running(user_orch: Orch) -> None:
         assert unrelated.stdout is not None
         pid_inside = int(unrelated.stdout.readline())
         sid = str(uuid.uuid4())
-        user_orch.spawn("/bin/true")  # creates the state file
+        # Creates the state file; its exit hook writes it too: let that finish first.
+        user_orch.ok("wait", user_orch.spawn("/bin/true"))
         path = user_orch.state_dir / "sessions.json"
         doc = json.loads(path.read_text())
         record = dict(doc["sessions"][0], id=sid, name="reused",

@@ -21,7 +21,7 @@ from typer import _click as click
 from typer.core import TyperGroup
 
 import orch
-from orch import box, cli, config, manpage, secrets, spec, state, unitfiles
+from orch import box, commands, config, manpage, secrets, spec, state, unitfiles
 from orch.errors import OrchError
 from orch.scope import Scope
 
@@ -117,7 +117,8 @@ def test_the_date_is_source_date_epoch_when_set(monkeypatch: pytest.MonkeyPatch)
 
 
 def _exit_codes() -> set[int]:
-    """Every exit code orch has: its errors' (all modules loaded) and cli.py's literal ones."""
+    """Every exit code orch has: its errors' (all modules loaded) and the literal ones of
+    cli.py and commands.py."""
     for module in pkgutil.iter_modules(orch.__path__):
         if module.name != "__main__":
             importlib.import_module(f"orch.{module.name}")
@@ -127,9 +128,11 @@ def _exit_codes() -> set[int]:
         error = pending.pop()
         codes.add(error.exit_code)
         pending += error.__subclasses__()
-    source = (ROOT / "orch" / "cli.py").read_text()
-    codes |= {int(code) for code in re.findall(r"(?:Exit|_fail)\(.*?(\d+)\)$", source, re.M)}
-    return codes | {0, cli.WAIT_FAILED, cli.WAIT_UNKNOWN, cli.WAIT_TIMEOUT}
+    for name in ("cli.py", "commands.py"):
+        source = (ROOT / "orch" / name).read_text()
+        codes |= {int(code) for code in re.findall(r"(?:_fail\(.*?|return )(\d+)\)?$", source,
+                                                    re.M)}
+    return codes | {0, commands.WAIT_FAILED, commands.WAIT_UNKNOWN, commands.WAIT_TIMEOUT}
 
 
 def test_exit_status_describes_every_code_orch_exits_with(page: str) -> None:

@@ -1,0 +1,384 @@
+"""What each `orch` command does, with its arguments already parsed: plain functions
+that return the exit status. Data on stdout, messages on stderr.
+
+Two parsers call these: typer's command tree (orch.app, which also gives help, errors
+and completion) and, for the well-formed command lines most calls are, the light
+parser in orch.fastcli, which does not load typer. Both hand over the same values, so
+each command has one body. Kept free of typer, pystemd and psutil at import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from orch import __version__, api
+from orch.errors import OrchError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from orch.session import Session
+
+# Exit codes of `orch wait`, as scripts rely on them.
+WAIT_FAILED = 1
+WAIT_UNKNOWN = 2
+WAIT_TIMEOUT = 124
+
+
+def emit_json(data: Any) -> None:
+    """DATA as JSON on stdout: a list with one item per line (json's C encoder; its
+    indenting one is pure Python, and slow for a thousand sessions), else indented."""
+    if isinstance(data, list):
+        items = ",\n".join("  " + json.dumps(item, ensure_ascii=False) for item in data)
+        sys.stdout.write(f"[\n{items}\n]\n" if data else "[]\n")
+    else:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def say(message: str) -> None:
+    """MESSAGE on stderr."""
+    print(message, file=sys.stderr)
+
+
+def _age(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    try:
+        seconds = int((datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds())
+    except ValueError:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def table(sessions: list[Session]) -> str:
+    """The `orch ps` table."""
+    rows = [("ID", "NAME", "STATUS", "PID", "AGE", "COMMAND")]
+    for s in sessions:
+        command = shlex.join(s.argv)
+        rows.append((s.id[:8], s.name[:24], str(s.status), str(s.main_pid or "-"),
+                     _age(s.created_at), command[:60]))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True))
+        + "  " + row[5] for row in rows)
+
+
+def details(session: Session) -> str:
+    """The `orch show` text."""
+    data = session.to_json()
+    data["argv"] = shlex.join(session.argv)
+    data["tags"] = ", ".join(session.tags)
+    invocations = data.pop("invocations")
+    width = max(len(k) for k in data)
+    lines = [f"{key + ':':<{width + 1}} {value}" for key, value in data.items()
+             if value not in (None, "")]
+    lines.append("invocations:")
+    for number, run in enumerate(invocations, 1):
+        how = run["status"]
+        if run["exit_code"] is not None:
+            how += f" (exit code {run['exit_code']})"
+        elif run["exit_signal"]:
+            how += f" ({run['exit_signal']})"
+        lines.append(f"  {number}. {run['invocation_id'] or '-'}"
+                     f"  started {run['started_at'] or '-'}  ended {run['ended_at'] or '-'}  {how}")
+    return "\n".join(lines)
+
+
+def version() -> int:
+    """`orch --version`."""
+    print(f"orch {__version__}")
+    return 0
+
+
+def spawn(command: list[str], name: str | None = None, description: str = "",
+          tag: list[str] | None = None, env: list[str] | None = None,
+          env_file: list[str] | None = None, cwd: str | None = None,
+          provider: str | None = None, model: str | None = None,
+          system_prompt: str | None = None, auto_approve: bool | None = None,
+          add_dir: list[str] | None = None, max_turns: int | None = None,
+          profile: str | None = None, timeout: str | None = None,
+          memory_max: str | None = None, cpu_quota: str | None = None,
+          tasks_max: str | None = None, nice: int | None = None,
+          restart: str | None = None, sandbox: bool | None = None,
+          worktree: bool | None = None, persistent: bool | None = None,
+          after: list[str] | None = None, user: bool = False, system: bool = False,
+          as_json: bool = False) -> int:
+    """`orch spawn`: unset options take [spawn] and --profile defaults from the config."""
+    from orch import config
+    from orch.spec import parse_env
+
+    scope = api.current_scope(user, system)
+    flags = {"provider": provider, "model": model, "system_prompt": system_prompt,
+             "auto_approve": auto_approve, "add_dirs": add_dir, "max_turns": max_turns,
+             "timeout": timeout, "memory_max": memory_max, "cpu_quota": cpu_quota,
+             "tasks_max": tasks_max, "nice": nice, "restart": restart, "sandbox": sandbox,
+             "worktree": worktree, "persistent": persistent, "env_files": env_file,
+             "tags": tag, "cwd": cwd}
+    settings = config.load(scope).spawn_defaults(profile)
+    settings.update({k: config.flag_value(k, v) for k, v in flags.items() if v is not None})
+    session = api.spawn_from_settings(command, settings, name=name, description=description,
+                                      env=parse_env(env or []), scope=scope,
+                                      after=after or [])
+    if as_json:
+        emit_json(session.to_json())
+    else:
+        print(session.id)
+    return 0
+
+
+def result(ref: str, user: bool = False, system: bool = False, as_json: bool = False) -> int:
+    """`orch result`: exit 1 if the session has no result yet."""
+    session = api.result(ref, api.current_scope(user, system))
+    if as_json:
+        emit_json({"id": session.id, "status": str(session.status),
+                   "final_result": session.final_result,
+                   "provider_session_id": session.provider_session_id,
+                   "usage": session.usage, "cost_usd": session.cost_usd})
+    elif session.final_result is not None:
+        sys.stdout.write(session.final_result.rstrip("\n") + "\n")
+    if session.final_result is None:
+        say(f"orch: session {session.id[:8]} ({session.name}) has no result "
+            f"({session.status})")
+        return 1
+    return 0
+
+
+def resume(ref: str, prompt: str | None = None, user: bool = False, system: bool = False,
+           as_json: bool = False) -> int:
+    """`orch resume`."""
+    session = api.resume(ref, prompt, api.current_scope(user, system))
+    if as_json:
+        emit_json(session.to_json())
+    else:
+        print(session.id)
+    return 0
+
+
+def config_get(key: str, user: bool = False, system: bool = False) -> int:
+    """`orch config get`: exit 1 if the setting is not set."""
+    from orch import config
+
+    value = config.get(api.current_scope(user, system), key)
+    if value is None:
+        return 1
+    print(json.dumps(value) if not isinstance(value, str) else value)
+    return 0
+
+
+def config_set(key: str, value: str, user: bool = False, system: bool = False) -> int:
+    """`orch config set`."""
+    from orch import config
+
+    config.set_value(api.current_scope(user, system), key, value)
+    return 0
+
+
+def config_unset(key: str, user: bool = False, system: bool = False) -> int:
+    """`orch config unset`."""
+    from orch import config
+
+    if not config.unset(api.current_scope(user, system), key):
+        say(f"orch: {key} was not set")
+    return 0
+
+
+def config_list(user: bool = False, system: bool = False, as_json: bool = False) -> int:
+    """`orch config list`."""
+    from orch import config
+
+    entries = config.items(api.current_scope(user, system))
+    if as_json:
+        emit_json(dict(entries))
+    for key, value in [] if as_json else entries:
+        print(f"{key} = {json.dumps(value)}")
+    return 0
+
+
+def ps(running: bool = False, tag: str | None = None, user: bool = False,
+       system: bool = False, as_json: bool = False) -> int:
+    """`orch ps`."""
+    sessions = api.list_sessions(api.current_scope(user, system), running=running, tag=tag)
+    if as_json:
+        emit_json([s.to_json() for s in sessions])
+    elif sessions:
+        print(table(sessions))
+    return 0
+
+
+def show(ref: str, user: bool = False, system: bool = False, as_json: bool = False) -> int:
+    """`orch show`."""
+    session = api.show(ref, api.current_scope(user, system))
+    if as_json:
+        emit_json(session.to_json())
+    else:
+        print(details(session))
+    return 0
+
+
+def logs(ref: str, lines: int | None = None, follow: bool = False, since: str | None = None,
+         output: str = "short", user: bool = False, system: bool = False) -> int:
+    """`orch logs`: the short format streams through orch, the others exec journalctl."""
+    from orch.journal import LogFormat, invocation_starts, logs_argv, stream_short
+
+    log_format = LogFormat(output)
+    record = api.find_record(ref, api.current_scope(user, system))
+    argv = logs_argv(record, lines=lines, follow=follow, since=since, output=log_format)
+    if log_format is LogFormat.SHORT:
+        return stream_short(argv, invocation_starts(record))
+    sys.stdout.flush()
+    try:
+        os.execvp(argv[0], argv)
+    except FileNotFoundError:
+        raise OrchError("journalctl is not installed") from None
+
+
+def wait(refs: list[str], any_: bool = False, timeout: float | None = None,
+         user: bool = False, system: bool = False, as_json: bool = False) -> int:
+    """`orch wait`: 0 if all ended successfully, 1 if any ended otherwise, 124 on timeout."""
+    outcome = api.wait(refs, api.current_scope(user, system), any_=any_, timeout=timeout)
+    if as_json:
+        emit_json([s.to_json() for s in outcome.sessions])
+    if outcome.timed_out:
+        say(f"orch: timed out after {timeout:g}s")
+        return WAIT_TIMEOUT
+    for s in outcome.sessions:
+        if s.status.ended and not s.status.succeeded:
+            say(f"orch: session {s.id[:8]} ({s.name}) {s.status}"
+                + (f" (result {s.result})" if s.result else ""))
+    return 0 if outcome.succeeded else WAIT_FAILED
+
+
+def stop(ref: str, user: bool = False, system: bool = False, as_json: bool = False) -> int:
+    """`orch stop`."""
+    session = api.stop(ref, api.current_scope(user, system))
+    if as_json:
+        emit_json(session.to_json())
+    else:
+        say(f"orch: session {session.id[:8]} ({session.name}) {session.status}")
+    return 0
+
+
+def kill(ref: str, result: str | None = None, file: str | None = None,
+         signal_: str = "TERM", user: bool = False, system: bool = False,
+         as_json: bool = False) -> int:
+    """`orch kill`: record a final result, then signal the session's processes."""
+    if result is not None and file is not None:
+        raise OrchError("give the result as an argument or with --file, not both")
+    text = api.read_result_file(file) if file is not None else result
+    session = api.kill(ref, text, api.current_scope(user, system),
+                       signum=api.parse_signal(signal_))
+    if as_json:
+        emit_json(session.to_json())
+    else:
+        say(f"orch: signalled session {session.id[:8]} ({session.name})")
+    return 0
+
+
+def recover(user: bool = False, system: bool = False, as_json: bool = False) -> int:
+    """`orch recover`: exit 1 if any session could not be handled."""
+    report = api.recover(api.current_scope(user, system))
+    if as_json:
+        emit_json({"counts": report.counts,
+                   "outcomes": {k: str(v) for k, v in report.outcomes.items()},
+                   "sessions": [s.to_json() for s in report.sessions],
+                   "errors": report.errors})
+    else:
+        print(", ".join(f"{n} {outcome}" for outcome, n in report.counts.items() if n)
+              or "no sessions")
+    for error in report.errors:
+        say(f"orch: {error}")
+    return 1 if report.errors else 0
+
+
+def reap(older_than: str = "7d", everything: bool = False, dry_run: bool = False,
+         user: bool = False, system: bool = False, as_json: bool = False) -> int:
+    """`orch reap`."""
+    from orch.config import parse_duration_seconds
+
+    reaped = api.reap(api.current_scope(user, system),
+                      older_than=parse_duration_seconds(older_than),
+                      everything=everything, dry_run=dry_run)
+    if as_json:
+        emit_json([s.to_json() for s in reaped])
+    else:
+        for session in reaped:
+            print(session.id)
+    say(f"orch: {'would reap' if dry_run else 'reaped'} {len(reaped)} session(s)")
+    return 0
+
+
+def units_install(user: bool = False, system: bool = False) -> int:
+    """`orch units install`."""
+    from orch import unitfiles
+
+    for path in unitfiles.install(api.current_scope(user, system)):
+        print(path)
+    return 0
+
+
+def units_uninstall(user: bool = False, system: bool = False) -> int:
+    """`orch units uninstall`."""
+    from orch import unitfiles
+
+    for path in unitfiles.uninstall(api.current_scope(user, system)):
+        print(path)
+    return 0
+
+
+def box_up(as_json: bool = False, root: str | Path | None = None) -> int:
+    """`orch box up`."""
+    from orch import box
+
+    info = box.up(Path(root) if root is not None else None)
+    if as_json:
+        emit_json(box.as_dict(info))
+    else:
+        say(f"orch: box up: systemd pid {info.pid} (host), {info.state}")
+    return 0
+
+
+def box_down() -> int:
+    """`orch box down`."""
+    from orch import box
+
+    say("orch: box powered off" if box.down() else "orch: no box was running")
+    return 0
+
+
+def box_status(as_json: bool = False) -> int:
+    """`orch box status`: exit 3 if no box runs."""
+    from orch import box
+
+    info = box.status()
+    if as_json:
+        emit_json(box.as_dict(info) if info else None)
+    elif info:
+        print(f"running: systemd pid {info.pid} (host), {info.state}")
+    else:
+        print("not running")
+    return 3 if info is None else 0
+
+
+def box_exec(command: list[str]) -> int:
+    """`orch box exec`."""
+    from orch import box
+
+    box.exec_inside(command)
+    return 0
+
+
+def box_shell() -> int:
+    """`orch box shell`."""
+    from orch import box
+
+    box.exec_inside([os.environ.get("SHELL") or "/bin/bash"])
+    return 0
