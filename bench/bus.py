@@ -123,12 +123,14 @@ class Bus:
                              [[], [p.encode() for p in patterns]])
         return [bytes(row[0]).decode() for row in rows]
 
-    def settle(self, patterns: Sequence[str], timeout: float = 60.0) -> float:
+    def settle(self, patterns: Sequence[str], timeout: float = 60.0,
+               ignore: frozenset[str] = frozenset()) -> float:
         """Wait until no unit matching PATTERNS is loaded (their exit hooks done and the
         units collected), so that one contender's leftovers do not run during the next
-        one's turn; the seconds it took."""
+        one's turn; units in IGNORE (there before the run) do not count. The seconds it
+        took."""
         start = time.monotonic()
-        while self.loaded(patterns):
+        while set(self.loaded(patterns)) - ignore:
             if time.monotonic() - start > timeout:
                 raise TimeoutError(f"units {list(patterns)} still loaded after {timeout:g}s")
             time.sleep(0.005)

@@ -83,10 +83,15 @@ def _parent_id() -> str | None:
         return None
 
 
-def _view(record: Record, unit: UnitView) -> Session:
-    from orch.procs import main_alive
+def _view(record: Record, unit: UnitView, just_started: bool = False) -> Session:
+    """RECORD joined with UNIT. Its MainPID's start time is checked against the
+    manager's stamp (psutil), unless JUST_STARTED: read as the manager finished the
+    start job that executed it, it is that process."""
+    alive = unit.loaded and unit.main_pid > 0
+    if alive and not just_started:
+        from orch.procs import main_alive
 
-    alive = unit.loaded and unit.main_pid > 0 and main_alive(unit)
+        alive = main_alive(unit)
     return Session.of(record, derive_status(record, unit, alive), unit)
 
 
@@ -115,8 +120,6 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
     sandbox; ENV_FILES and SECRET_ENV (names of this environment's variables) give the
     program secrets that nothing records; WORKTREE runs it in a git worktree of its own.
     """
-    from orch import worktree as worktrees
-
     scope = scope or current_scope()
     options = options or SpawnOptions()
     spec = SessionSpec(argv=list(argv), name=name, description=description,
@@ -137,6 +140,8 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
     dependencies = list(dict.fromkeys(_find(ref, known).id for ref in after))
     tree: tuple[str | None, str | None] = (None, None)
     if worktree:
+        from orch import worktree as worktrees
+
         tree = worktrees.create(work_dir, store.directory / "worktrees",
                                 f"{spec.label()}-{session_id.hex[:8]}")
         work_dir = tree[0] or work_dir
@@ -437,7 +442,7 @@ def _launch(manager: Manager, store: StateStore, record: Record) -> tuple[Sessio
             sessions[record.id] = current
         return current
 
-    return _view(store.update(confirm), unit_now), outcome
+    return _view(store.update(confirm), unit_now, just_started=True), outcome
 
 
 # systemd.exec(5)'s exit codes for failures before the program runs.
@@ -447,19 +452,23 @@ _EXEC_FAILURES = {200: "cannot change to its working directory", 203: "exec fail
 
 def options_from_settings(settings: Mapping[str, object]) -> SpawnOptions:
     """SpawnOptions from spawn settings as [spawn] holds them (already checked)."""
-    from orch.config import parse_duration_seconds, parse_percent, parse_size_bytes
-
     timeout = settings.get("timeout")
     memory = settings.get("memory_max")
     quota = settings.get("cpu_quota")
     tasks = settings.get("tasks_max")
     nice = settings.get("nice")
     dirs = settings.get("add_dirs")
+    timeout_sec = memory_max = cpu_quota = None
+    if timeout is not None or memory is not None or quota is not None:
+        # The config machinery loads only for the settings that need its parsers.
+        from orch.config import parse_duration_seconds, parse_percent, parse_size_bytes
+
+        if isinstance(timeout, int | str):
+            timeout_sec = parse_duration_seconds(timeout) or None
+        memory_max = parse_size_bytes(memory) if isinstance(memory, int | str) else None
+        cpu_quota = parse_percent(quota) if isinstance(quota, str) else None
     return SpawnOptions(
-        timeout_sec=(parse_duration_seconds(timeout) or None)
-        if isinstance(timeout, int | str) else None,
-        memory_max=parse_size_bytes(memory) if isinstance(memory, int | str) else None,
-        cpu_quota=parse_percent(quota) if isinstance(quota, str) else None,
+        timeout_sec=timeout_sec, memory_max=memory_max, cpu_quota=cpu_quota,
         tasks_max=tasks if isinstance(tasks, int) else None,
         nice=nice if isinstance(nice, int) else None,
         restart=Restart(str(settings.get("restart") or "no")),

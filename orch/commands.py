@@ -113,7 +113,6 @@ def spawn(command: list[str], name: str | None = None, description: str = "",
           after: list[str] | None = None, user: bool = False, system: bool = False,
           as_json: bool = False) -> int:
     """`orch spawn`: unset options take [spawn] and --profile defaults from the config."""
-    from orch import config
     from orch.spec import parse_env
 
     scope = api.current_scope(user, system)
@@ -123,8 +122,15 @@ def spawn(command: list[str], name: str | None = None, description: str = "",
              "tasks_max": tasks_max, "nice": nice, "restart": restart, "sandbox": sandbox,
              "worktree": worktree, "persistent": persistent, "env_files": env_file,
              "tags": tag, "cwd": cwd}
-    settings = config.load(scope).spawn_defaults(profile)
-    settings.update({k: config.flag_value(k, v) for k, v in flags.items() if v is not None})
+    given = {k: v for k, v in flags.items() if v is not None}
+    settings: dict[str, object] = {}
+    # The config machinery (TOML, the settings tables) loads only when there is something
+    # for it to do: a plain spawn with no config file is most spawns.
+    if given or profile is not None or os.path.lexists(scope.config_path()):
+        from orch import config
+
+        settings = config.load(scope).spawn_defaults(profile)
+        settings.update({k: config.flag_value(k, v) for k, v in given.items()})
     session = api.spawn_from_settings(command, settings, name=name, description=description,
                                       env=parse_env(env or []), scope=scope,
                                       after=after or [])

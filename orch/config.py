@@ -376,16 +376,7 @@ def _validate(doc: dict[str, Any], path: Path) -> Config:
 
 def config_path(scope: Scope) -> Path:
     """The configuration file for SCOPE (ORCH_CONFIG overrides both scopes)."""
-    override = os.environ.get("ORCH_CONFIG")
-    if override:
-        return Path(override)
-    if scope is Scope.SYSTEM:
-        return SYSTEM_CONFIG
-    base = os.environ.get("XDG_CONFIG_HOME", "")
-    # The XDG spec says to ignore a relative XDG_CONFIG_HOME.
-    if not os.path.isabs(base):
-        base = os.path.join(Path.home(), ".config")
-    return Path(base) / "orch" / CONFIG_FILE
+    return scope.config_path()
 
 
 def _os_error(err: OSError, path: Path) -> OrchError:

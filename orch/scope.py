@@ -42,6 +42,21 @@ class Scope(StrEnum):
         base = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
         return Path(base) / "orch"
 
+    def config_path(self) -> Path:
+        """This scope's configuration file for the caller (ORCH_CONFIG overrides both
+        scopes). Here rather than in orch.config, so that a spawn with no config file
+        need not load the config machinery."""
+        override = os.environ.get("ORCH_CONFIG")
+        if override:
+            return Path(override)
+        if self is Scope.SYSTEM:
+            return Path("/etc/orch/config.toml")
+        base = os.environ.get("XDG_CONFIG_HOME", "")
+        # The XDG spec says to ignore a relative XDG_CONFIG_HOME.
+        if not os.path.isabs(base):
+            base = os.path.join(Path.home(), ".config")
+        return Path(base) / "orch" / "config.toml"
+
     def runtime_dir(self) -> Path:
         """The manager's runtime directory: /run for the system, XDG_RUNTIME_DIR for a user."""
         if self is Scope.SYSTEM:

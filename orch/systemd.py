@@ -366,11 +366,16 @@ class Manager:
         return True
 
     def unit(self, unit: str) -> UnitView:
-        """What the manager says of UNIT now (GONE if it is not loaded). Read at the
-        unit's object path, which saves the GetUnit round trip: for a unit that is not
-        loaded the manager answers with LoadState not-found (or no such object)."""
-        view = self.view(object_path(unit), unit)
-        return view if view.loaded else GONE
+        """What the manager says of UNIT now (GONE if it is not loaded). GetUnit first:
+        reading at a unit's object path would make the manager load a unit that is gone
+        (as not-found), leaving it listed until the next garbage collection."""
+        from pystemd.dbusexc import DBusNoSuchUnitError
+
+        try:
+            path = self._manager_call("GetUnit", b"s", [unit], f"a look-up of {unit}")
+        except DBusNoSuchUnitError:
+            return GONE
+        return self.view(bytes(path), unit)
 
     def _get(self, path: bytes, interface: bytes, name: bytes, unit: str) -> Any:
         from pystemd.dbuslib import apply_signature

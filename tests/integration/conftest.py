@@ -185,6 +185,9 @@ def _stop_all(orch: Orch) -> None:
     except (OSError, ValueError, KeyError):
         return
     units = [r["unit"] for r in records if isinstance(r, dict) and "unit" in r]
+    # A session waiting on others (--after) has a path unit of the same stem that would
+    # otherwise keep waiting, and keep its service loaded, in the managers later tests use.
+    units += [u.removesuffix(".service") + ".path" for u in units if u.endswith(".service")]
     if units:
         orch.systemctl("stop", "--no-block", *units)
 
