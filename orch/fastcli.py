@@ -61,8 +61,12 @@ def parse(args: list[str]) -> Parsed | None:
 
 def _convert(kind: Any, raw: str) -> Any:
     """RAW as KIND, or None if typer might read it otherwise."""
-    if kind == "str" or kind == "path":
+    if kind == "str":
         return raw
+    if kind == "path":  # as typer's Path reads it: '' is '.', 'a//b/' is 'a/b'
+        from pathlib import Path
+
+        return str(Path(raw))
     if kind == "int":
         return int(raw) if _digits(raw) else None
     if kind == "float":

@@ -121,6 +121,8 @@ COMMON = [
     ["units", "install", "--system"],
     ["box", "status", "--json"],
     ["box", "up", "--root", "/srv/root"],
+    ["box", "up", "--root", "srv//root/"],
+    ["box", "up", "--root="],
     ["box", "exec", "--", "ls", "-l"],
     ["--version"],
 ]
