@@ -83,12 +83,12 @@ def _parent_id() -> str | None:
         return None
 
 
-def _view(record: Record, unit: UnitView, just_started: bool = False) -> Session:
+def _view(record: Record, unit: UnitView, pid_known: bool = False) -> Session:
     """RECORD joined with UNIT. Its MainPID's start time is checked against the
-    manager's stamp (psutil), unless JUST_STARTED: read as the manager finished the
-    start job that executed it, it is that process."""
+    manager's stamp (psutil), unless PID_KNOWN: the view was read as the manager
+    finished the start job that executed it, or it is the record's own (_as_recorded)."""
     alive = unit.loaded and unit.main_pid > 0
-    if alive and not just_started:
+    if alive and not pid_known:
         from orch.procs import main_alive
 
         alive = main_alive(unit)
@@ -215,8 +215,6 @@ def spawn_from_settings(command: Sequence[str], settings: Mapping[str, object], 
     """Spawn as the CLI does: COMMAND with spawn SETTINGS (the [spawn] keys of the
     config, checked; flags over profile over [spawn]). With a provider other than exec,
     COMMAND is one prompt for that agent."""
-    from orch.providers import AgentRequest
-
     options = options_from_settings(settings)
     common: dict[str, Any] = {
         "description": description, "tags": _texts(settings, "tags"), "env": env,
@@ -231,6 +229,8 @@ def spawn_from_settings(command: Sequence[str], settings: Mapping[str, object], 
     if len(command) != 1:
         raise UsageError(f"--provider {provider} takes one PROMPT argument (quote it), "
                          f"got {len(command)}")
+    from orch.providers import AgentRequest
+
     turns = settings.get("max_turns")
     request = AgentRequest(prompt=command[0], model=_text(settings, "model"),
                            system_prompt=_text(settings, "system_prompt"),
@@ -296,11 +296,11 @@ RESULT_GRACE = 3.0
 
 def _collect(record: Record, store: StateStore) -> Record:
     """Read an ended agent session's result from its output once, and record it."""
+    if not record.provider or record.final_result is not None or record.invocation_id is None:
+        return record
     from orch import agents
     from orch.journal import output_lines
 
-    if not record.provider or record.final_result is not None or record.invocation_id is None:
-        return record
     # Only a session that ended just now may still have lines on their way to the journal.
     deadline = time.monotonic() + (RESULT_GRACE if _ended_recently(record) else 0.0)
     while True:
@@ -442,7 +442,7 @@ def _launch(manager: Manager, store: StateStore, record: Record) -> tuple[Sessio
             sessions[record.id] = current
         return current
 
-    return _view(store.update(confirm), unit_now, just_started=True), outcome
+    return _view(store.update(confirm), unit_now, pid_known=True), outcome
 
 
 # systemd.exec(5)'s exit codes for failures before the program runs.
@@ -513,8 +513,7 @@ def list_sessions(scope: Scope | None = None, *, running: bool = False,
             path, states = entry
             recorded = _as_recorded(record, states)
             if recorded is not None:
-                sessions.append(Session.of(record, derive_status(record, recorded, True),
-                                           recorded))
+                sessions.append(_view(record, recorded, pid_known=True))
             else:
                 sessions.append(_view(record, manager.view(path, record.unit, states)))
     if running:

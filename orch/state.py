@@ -53,9 +53,8 @@ def encode(sessions: Sessions) -> bytes:
     """
     records = sorted(sessions.values(), key=lambda r: (r.created_at, r.id))
     lines = ",\n".join(json.dumps(r.to_sparse_json(), ensure_ascii=False) for r in records)
-    return (f'{{"version": {SCHEMA_VERSION}, "sessions": [\n{lines}\n]}}\n'
-            if records else f'{{"version": {SCHEMA_VERSION}, "sessions": []}}\n'
-            ).encode("utf-8")
+    body = f"\n{lines}\n" if records else ""
+    return f'{{"version": {SCHEMA_VERSION}, "sessions": [{body}]}}\n'.encode()
 
 
 def decode(raw: bytes, where: str) -> Sessions:
