@@ -70,9 +70,17 @@ def current_scope(user: bool = False, system: bool = False) -> Scope:
     return Scope.default()
 
 
+_STORES: dict[Path, StateStore] = {}
+
+
 def store_for(scope: Scope) -> StateStore:
-    """The state store of SCOPE for the calling user."""
-    return StateStore(scope.state_dir())
+    """The state store of SCOPE for the calling user: one per directory and process, so
+    what it knows of the file it last read or wrote serves the next call."""
+    directory = scope.state_dir()
+    store = _STORES.get(directory)
+    if store is None:
+        store = _STORES[directory] = StateStore(directory)
+    return store
 
 
 def _parent_id() -> str | None:
@@ -154,8 +162,10 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
                     secret_env=list(secret_env), provider=provider, agent=dict(agent or {}),
                     worktree=tree[0], worktree_repo=tree[1], after=dependencies)
     with Manager(scope) as manager:
-        # Recorded before the start, so a unit of ours never runs without a record.
-        store.update(lambda s: s.__setitem__(record.id, record))
+        # Recorded before the start, so a unit of ours never runs without a record. The
+        # rename is made durable while the manager starts the unit (_launch), before
+        # spawn returns: a crash before then ends the unit too.
+        store.update(lambda s: s.__setitem__(record.id, record), sync=bool(dependencies))
         if dependencies:
             try:
                 return _start_after(manager, store, record)
@@ -421,6 +431,7 @@ def _launch(manager: Manager, store: StateStore, record: Record) -> tuple[Sessio
             job = manager.submit_transient(record.unit, props)
         except BaseException as err:
             raise _NotSubmitted(err) from err
+        store.sync()
         outcome = manager.wait_job(job, f"the start of {record.unit}")
     finally:
         # The manager read the file when it started the program. With --restart it reads

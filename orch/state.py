@@ -43,22 +43,43 @@ LOCK_FILE = "sessions.lock"
 LOCK_TIMEOUT = 30.0
 
 Sessions = dict[str, Record]
+# Each record's line in the state file, by session id, with the record it encodes.
+Lines = dict[str, tuple[Record, str]]
 
 
-def encode(sessions: Sessions) -> bytes:
+def encode(sessions: Sessions, lines: Lines | None = None) -> bytes:
     """The state file's bytes for SESSIONS: records in creation order, one per line.
 
     Each line is json's C encoder at work (`indent` would switch to its pure-Python
-    one, eight times slower), and fields at their defaults are left out.
+    one, eight times slower), and fields at their defaults are left out. LINES, if
+    given, supplies the lines of records encoded before (the very same objects: records
+    are immutable) and is updated to those of SESSIONS.
     """
     records = sorted(sessions.values(), key=lambda r: (r.created_at, r.id))
-    lines = ",\n".join(json.dumps(r.to_sparse_json(), ensure_ascii=False) for r in records)
-    body = f"\n{lines}\n" if records else ""
+    known = lines or {}
+    texts: list[str] = []
+    for record in records:
+        cached = known.get(record.id)
+        if cached is not None and cached[0] is record:
+            texts.append(cached[1])
+        else:
+            texts.append(json.dumps(record.to_sparse_json(), ensure_ascii=False))
+    if lines is not None:
+        lines.clear()
+        lines.update((r.id, (r, t)) for r, t in zip(records, texts, strict=True))
+    return _layout(texts)
+
+
+def _layout(texts: list[str]) -> bytes:
+    body = ",\n".join(texts)
+    body = f"\n{body}\n" if texts else ""
     return f'{{"version": {SCHEMA_VERSION}, "sessions": [{body}]}}\n'.encode()
 
 
-def decode(raw: bytes, where: str) -> Sessions:
-    """Records from a state file's bytes; ValueError with a one-line reason otherwise."""
+def decode(raw: bytes, where: str, lines: Lines | None = None) -> Sessions:
+    """Records from a state file's bytes; ValueError with a one-line reason otherwise.
+    LINES, if given, receives each record's line when the file is laid out as encode()
+    lays it out in this schema version."""
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -77,6 +98,15 @@ def decode(raw: bytes, where: str) -> Sessions:
         if record.id in sessions:
             raise ValueError(f"{where} holds session {record.id} twice")
         sessions[record.id] = record
+    if lines is not None:
+        lines.clear()
+        if doc["version"] == SCHEMA_VERSION and sessions:
+            texts = [t.removesuffix(",") for t in raw.decode("utf-8").split("\n")[1:-2]]
+            # Only a file laid out exactly as encode() lays it out: one record a line.
+            if len(texts) == len(sessions) and all(t.startswith("{") for t in texts) \
+                    and _layout(texts) == raw:
+                lines.update((r.id, (r, t))
+                             for r, t in zip(sessions.values(), texts, strict=True))
     return sessions
 
 
@@ -87,6 +117,12 @@ class StateStore:
         self.directory = directory
         self.path = directory / STATE_FILE
         self.lock_path = directory / LOCK_FILE
+        # The bytes this store last read or wrote and their records, and those records'
+        # lines: an update that finds the file as this process left it decodes nothing,
+        # and encodes only the records it changed.
+        self._seen: tuple[bytes, Sessions] | None = None
+        self._lines: Lines = {}
+        self._unsynced = False  # a rename whose directory is not fsynced yet
 
     def load(self) -> Sessions:
         """A consistent snapshot of every record (empty if the file does not exist yet)."""
@@ -106,25 +142,47 @@ class StateStore:
                              "orch left it untouched") from None
         finally:
             os.close(fd)
+        if self._seen is not None and self._seen[0] == raw:
+            return dict(self._seen[1])
         try:
-            return decode(raw, str(self.path))
+            sessions = decode(raw, str(self.path), self._lines)
         except ValueError as err:
             raise StateError(f"{err}; orch left it untouched",
                              hint="move it aside to start afresh") from None
+        self._seen = (raw, dict(sessions))
+        return sessions
 
-    def update(self, change: Callable[[Sessions], T]) -> T:
+    def update(self, change: Callable[[Sessions], T], *, sync: bool = True) -> T:
         """Apply CHANGE to the records under the lock and write the result durably.
 
         CHANGE mutates the dict it is given and returns a value handed back to the
-        caller; the file is rewritten only if the records changed.
+        caller; the file is rewritten only if the records changed. With SYNC false the
+        new file is complete on disk and in place, but the rename is made durable only
+        by sync() (or the next update): a caller that has work to overlap with the
+        directory's fsync calls sync() before it reports the change done.
         """
         with self._locked():
             sessions = self.load()
             before = dict(sessions)
             value = change(sessions)
             if sessions != before:
-                self._write(encode(sessions))
+                data = encode(sessions, self._lines)
+                self._write(data)
+                self._seen = (data, dict(sessions))
+            if sync:
+                self.sync()
             return value
+
+    def sync(self) -> None:
+        """Make the last rename durable (fsync the directory), if it is not yet."""
+        if not self._unsynced:
+            return
+        dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        self._unsynced = False
 
     def _prepare_directory(self) -> None:
         try:
@@ -179,11 +237,7 @@ class StateStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        self._unsynced = True
 
     def _error(self, err: OSError, path: Path | None = None) -> StateError:
         where = path or self.path

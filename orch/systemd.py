@@ -40,6 +40,7 @@ SERVICE_IFACE = b"org.freedesktop.systemd1.Service"
 _LIVE = (b"MainPID", b"ExecMainStartTimestamp", b"ExecMainStartTimestampMonotonic")
 _ENDED = (b"ExecMainCode", b"ExecMainStatus", b"Result")
 DEFAULT_CALL_TIMEOUT = 20.0
+_WILDCARDS = frozenset("*?[")  # fnmatch(3)'s, in a ListUnitsByPatterns pattern
 
 # A transient unit property: (name, D-Bus signature, value).
 Property = tuple[str, str, Any]
@@ -209,21 +210,52 @@ def unit_view(props: dict[bytes, Any]) -> UnitView:
 GONE = UnitView(False, "inactive", "dead", None, 0, 0, 0, 0, 0, "", False)
 
 
+class _Connection:
+    """One open bus to a manager, and what its signal callbacks saw. The callbacks write
+    here, not to a Manager, so a connection can serve one Manager after another."""
+
+    def __init__(self, bus: Any) -> None:
+        self.bus = bus
+        self.jobs: dict[bytes, str] = {}  # removed jobs and their results
+        self.job_match = False
+        # Set by wait_until(): a subscribed connection hears every unit's changes, so it
+        # is closed after its use rather than kept for the next.
+        self.subscribed = False
+        self.broken = False  # a call on it failed in a way that may leave it unusable
+        self.changed = False
+        # The units wait_until() watches: only these should wake it.
+        self.watched: frozenset[str] = frozenset()
+        # pystemd hands sd-bus a bare pointer to each callback: keep them alive here.
+        self.callbacks: list[Callable[..., None]] = []
+
+    def alive(self) -> bool:
+        """Whether the connection still works (the manager may have re-executed or
+        dropped it while it sat idle); reads and dispatches what queued meanwhile."""
+        try:
+            while not self.bus.process().is_empty():
+                pass
+        except Exception:
+            return False
+        return True
+
+
+# One idle connection per manager address, process and thread, kept between Managers:
+# a library that spawns many sessions connects (and authenticates) once. sd-bus
+# connections are not shared between threads, nor inherited across fork.
+_IDLE: dict[tuple[bytes | None, int, int], _Connection] = {}
+
+
 class Manager:
-    """An open connection to the manager of SCOPE. Use as a context manager."""
+    """A connection to the manager of SCOPE. Use as a context manager.
+
+    The connection is taken from this thread's idle one for the same manager if there
+    is one, and left there afterwards, unless it subscribed to unit changes.
+    """
 
     def __init__(self, scope: Scope, timeout: float | None = None) -> None:
         self.scope = scope
         self.timeout = timeout or call_timeout()
-        self._bus: Any = None
-        self._jobs: dict[bytes, str] = {}
-        self._changed = False
-        self._job_match = False
-        # The units wait_until() watches: a direct connection hears every unit's jobs
-        # and removals, and only these should wake it.
-        self._watched: frozenset[str] = frozenset()
-        # pystemd hands sd-bus a bare pointer to each callback: keep them alive here.
-        self._callbacks: list[Callable[..., None]] = []
+        self._conn: _Connection | None = None
 
     # -- connection ---------------------------------------------------------------
 
@@ -239,20 +271,46 @@ class Manager:
 
         os.environ.setdefault("SYSTEMD_BUS_TIMEOUT", f"{self.timeout:g}s")
         address = self._address()
+        idle = _IDLE.pop(self._key(address), None)
+        if idle is not None and idle.alive():
+            self._conn = idle
+            return self
+        if idle is not None:
+            with suppress(Exception):
+                idle.bus.close()
         bus = DBusAddress(address, peer_to_peer=True) if address else DBus(user_mode=False)
         try:
             with _bounded(self.timeout, "a new connection"):
                 bus.open()
         except Exception as err:
             raise self._unreachable(err) from None
-        self._bus = bus
+        self._conn = _Connection(bus)
         return self
 
+    @staticmethod
+    def _key(address: bytes | None) -> tuple[bytes | None, int, int]:
+        return address, os.getpid(), threading.get_ident()
+
     def close(self) -> None:
-        """Close the connection."""
-        if self._bus is not None:
-            self._bus.close()
-            self._bus = None
+        """Leave the connection idle for this thread's next Manager of the same scope
+        (or close it if one is idle already, it subscribed to unit changes, or a call on
+        it failed midway)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        key = self._key(self._address())
+        if conn.subscribed or conn.broken or key in _IDLE:
+            conn.bus.close()
+            return
+        conn.jobs.clear()  # every job waited for in this use was waited for in it
+        conn.watched, conn.changed = frozenset(), False
+        _IDLE[key] = conn
+
+    @property
+    def _bus(self) -> Any:
+        if self._conn is None:
+            raise OrchError("internal error: the manager connection is not open")
+        return self._conn.bus
 
     def __enter__(self) -> Manager:
         return self.open()
@@ -291,8 +349,6 @@ class Manager:
             DBusUnknownObjectError,
         )
 
-        if self._bus is None:
-            raise OrchError("internal error: the manager connection is not open")
         try:
             with _bounded(self.timeout + 1, what):
                 return self._bus.call_method(DESTINATION, path, interface, method, args).body
@@ -302,6 +358,7 @@ class Manager:
                 hint="changing system sessions needs root" if self.scope is Scope.SYSTEM
                 else None) from None
         except (DBusTimeoutError, DBusTimedOutError):
+            self._open.broken = True
             raise ManagerTimeout(f"the systemd manager did not answer {what} "
                                  f"within {self.timeout:.0f}s") from None
         except DBusInvalidArgsError as err:
@@ -311,13 +368,20 @@ class Manager:
             raise  # the callers that expect these turn them into GONE
         except DBusBaseError as err:
             if err.errno in (-errno.ETIMEDOUT, errno.ETIMEDOUT):
+                self._open.broken = True
                 raise ManagerTimeout(f"the systemd manager did not answer {what} "
                                      f"within {self.timeout:.0f}s") from None
             if err.errno in (-errno.ECONNRESET, -errno.ENOTCONN, -errno.EPIPE):
+                self._open.broken = True
                 raise ManagerUnreachable(f"the {self.scope} manager closed the connection "
                                          f"during {what}") from None
             detail = _s(err.err_message) or os.strerror(abs(err.errno))
             raise OrchError(f"the {self.scope} manager refused {what}: {detail}") from None
+        except BaseException:
+            # Cut short (the SIGALRM backstop, an interrupt): the connection may hold a
+            # half-read answer; it is not kept for another Manager.
+            self._open.broken = True
+            raise
 
     def _manager_call(self, method: str, signature: bytes, values: list[Any],
                       what: str) -> Any:
@@ -328,42 +392,54 @@ class Manager:
 
     # -- jobs and signals ---------------------------------------------------------
 
+    @property
+    def _open(self) -> _Connection:
+        if self._conn is None:
+            raise OrchError("internal error: the manager connection is not open")
+        return self._conn
+
     def _watch_jobs(self) -> None:
-        if self._job_match:
+        conn = self._open
+        if conn.job_match:
             return
 
         def on_job_removed(msg: Any, error: Any = None, userdata: Any = None) -> None:
             msg.process_reply(False)
             _id, job, unit, result = msg.body
-            self._jobs[bytes(job)] = _s(result)
-            if _s(unit) in self._watched:
-                self._changed = True
+            conn.jobs[bytes(job)] = _s(result)
+            if _s(unit) in conn.watched:
+                conn.changed = True
 
         self._match(MANAGER_PATH, MANAGER_IFACE, b"JobRemoved", on_job_removed)
-        self._job_match = True
+        conn.job_match = True
 
     def _match(self, path: bytes, interface: bytes, member: bytes,
                callback: Callable[..., None]) -> None:
-        self._callbacks.append(callback)
+        self._open.callbacks.append(callback)
         self._bus.match_signal(DESTINATION, path, interface, member, callback)
 
     def _dispatch(self, seconds: float) -> None:
         """Wait up to SECONDS for bus traffic and run the matching callbacks."""
-        self._bus.wait(max(1, int(seconds * 1_000_000)))
-        with _bounded(self.timeout, "while dispatching signals"):
-            while not self._bus.process().is_empty():
-                pass
+        try:
+            self._bus.wait(max(1, int(seconds * 1_000_000)))
+            with _bounded(self.timeout, "while dispatching signals"):
+                while not self._bus.process().is_empty():
+                    pass
+        except BaseException:
+            self._open.broken = True
+            raise
 
     def wait_job(self, job: bytes, what: str) -> str:
         """Wait for JOB to finish; its result ('done', 'failed', 'canceled', ...)."""
         deadline = time.monotonic() + self.timeout
-        while job not in self._jobs:
+        jobs = self._open.jobs
+        while job not in jobs:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ManagerTimeout(f"the systemd manager did not finish {what} "
                                      f"within {self.timeout:.0f}s")
             self._dispatch(remaining)
-        return self._jobs.pop(job)
+        return jobs.pop(job)
 
     # -- operations ---------------------------------------------------------------
 
@@ -410,11 +486,19 @@ class Manager:
         return True
 
     def unit(self, unit: str) -> UnitView:
-        """What the manager says of UNIT now (GONE if it is not loaded). GetUnit first:
-        reading at a unit's object path would make the manager load a unit that is gone
-        (as not-found), leaving it listed until the next garbage collection."""
+        """What the manager says of UNIT now (GONE if it is not loaded).
+
+        Listed first, with UNIT's own name as the pattern: one call gives its object path
+        and states, and lists nothing that is not loaded. (Reading at a unit's object
+        path would make the manager load a unit that is gone, as not-found, leaving it
+        listed until the next garbage collection.) The manager matches patterns without
+        escapes, so a name is its own pattern unless it holds a wildcard; such a name is
+        looked up with GetUnit."""
         from pystemd.dbusexc import DBusNoSuchUnitError
 
+        if not _WILDCARDS.intersection(unit):
+            listed = self.loaded(unit).get(unit)
+            return GONE if listed is None else self.view(listed[0], unit, listed[1])
         try:
             path = self._manager_call("GetUnit", b"s", [unit], f"a look-up of {unit}")
         except DBusNoSuchUnitError:
@@ -442,6 +526,8 @@ class Manager:
                                for name in (b"ActiveState", b"SubState"))
                 job = self._get(path, UNIT_IFACE, b"Job", unit)
                 states = (load, active, sub, int(job[0]) if job else 0)
+            elif states[0] != "loaded":
+                return GONE  # listed only as another unit's reference (not-found, masked)
             props: dict[bytes, Any] = {b"LoadState": states[0], b"ActiveState": states[1],
                                        b"SubState": states[2], b"JobId": states[3]}
             wanted = [(UNIT_IFACE, b"InvocationID"), *((SERVICE_IFACE, n) for n in _LIVE)]
@@ -511,15 +597,18 @@ class Manager:
         DONE is checked once after subscribing (so no change slips in between) and again
         after every signal about the units; nothing is polled.
         """
+        conn = self._open
+        conn.subscribed = True  # these matches stay with the connection: not kept idle
+
         def on_change(msg: Any, error: Any = None, userdata: Any = None) -> None:
-            self._changed = True
+            conn.changed = True
 
         def on_removed(msg: Any, error: Any = None, userdata: Any = None) -> None:
             msg.process_reply(False)
-            if _s(msg.body[0]) in self._watched:
-                self._changed = True
+            if _s(msg.body[0]) in conn.watched:
+                conn.changed = True
 
-        self._watched = frozenset(units)
+        conn.watched = frozenset(units)
         for unit in units:
             self._match(object_path(unit), PROPERTIES_IFACE, b"PropertiesChanged", on_change)
         self._match(MANAGER_PATH, MANAGER_IFACE, b"UnitRemoved", on_removed)
@@ -527,10 +616,10 @@ class Manager:
         self._manager_call("Subscribe", b"", [], "a subscription to unit changes")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            self._changed = False
+            conn.changed = False
             if done():
                 return True
-            while not self._changed:
+            while not conn.changed:
                 remaining = 3600.0 if deadline is None else deadline - time.monotonic()
                 if remaining <= 0:
                     return False

@@ -389,3 +389,76 @@ def test_checked_in_v3_file_keeps_loading(tmp_path: Path) -> None:
     assert record.secret_env == ["ANTHROPIC_API_KEY"]
     assert record.after == ["7c9e6679-7425-40de-944b-e07fc1f90ae7"]
     assert record.argv[-1] == "fix the $(tests)"
+
+
+# -- what a store remembers of the file between calls ----------------------------------
+
+def test_encode_reuses_the_line_of_the_very_same_record_only() -> None:
+    kept, changed = _record(1), _record(2)
+    lines: state.Lines = {}
+    first = state.encode({kept.id: kept, changed.id: changed}, lines)
+    assert first == state.encode({kept.id: kept, changed.id: changed})
+    # Plant a marker as kept's line: only an identical object may take it.
+    lines[kept.id] = (kept, '{"marker": 1}')
+    lines[changed.id] = (dataclasses.replace(changed), '{"marker": 2}')
+    again = state.encode({kept.id: kept, changed.id: changed}, lines).decode()
+    assert '{"marker": 1}' in again and '{"marker": 2}' not in again
+    assert set(lines) == {kept.id, changed.id}
+
+
+def test_decode_learns_the_lines_of_a_file_laid_out_as_encode_does() -> None:
+    records = {r.id: r for r in (_record(1), _record(2, tags=["a,\n"]))}
+    lines: state.Lines = {}
+    decoded = state.decode(state.encode(records), "f", lines)
+    assert decoded == records
+    assert {i: json.loads(t) for i, (_, t) in lines.items()} == \
+        {i: r.to_sparse_json() for i, r in records.items()}
+    assert all(lines[i][0] is decoded[i] for i in decoded)
+
+
+def test_decode_learns_nothing_from_another_layout() -> None:
+    records = {r.id: r for r in (_record(1), _record(2))}
+    doc = {"version": state.SCHEMA_VERSION, "sessions": [r.to_json() for r in records.values()]}
+    lines: state.Lines = {"stale": (_record(9), "{}")}
+    for raw in (json.dumps(doc, indent=2), json.dumps(doc)):
+        assert state.decode(raw.encode(), "f", lines) == records
+        assert lines == {}
+
+
+def test_a_store_sees_what_another_process_wrote(tmp_path: Path) -> None:
+    mine, theirs = StateStore(tmp_path / "st"), StateStore(tmp_path / "st")
+    mine.update(_add(_record(1)))
+    assert set(mine.load()) == {_record(1).id}
+    theirs.update(_add(_record(2)))
+    theirs.update(lambda s: s.pop(_record(1).id))
+    assert set(mine.load()) == {_record(2).id}
+    mine.update(_add(_record(3)))
+    assert set(StateStore(tmp_path / "st").load()) == {_record(2).id, _record(3).id}
+
+
+def test_load_hands_out_a_copy(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "st")
+    store.update(_add(_record(1)))
+    store.load().clear()
+    assert set(store.load()) == {_record(1).id}
+
+
+def test_update_without_sync_leaves_the_directory_fsync_to_sync(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    store = StateStore(tmp_path / "st")
+    store.update(_add(_record(1)), sync=False)
+    assert synced == ["file"]  # complete on disk before the rename
+    assert set(StateStore(tmp_path / "st").load()) == {_record(1).id}  # and in place
+    store.sync()
+    store.sync()
+    assert synced == ["file", "dir"]
+    store.update(_add(_record(2)))
+    assert synced == ["file", "dir", "file", "dir"]

@@ -1,0 +1,97 @@
+"""One manager connection per process and thread: a library caller connects once, and
+a connection that is no longer usable is replaced, never handed out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.integration.conftest import PYTHON, Orch
+
+PROLOGUE = """
+import json, threading
+import orch
+from orch.api import current_scope
+from orch.systemd import Manager
+scope = current_scope()
+out = {}
+def conn():  # the connection object itself: held, its id() cannot be reused
+    with Manager(scope) as m:
+        m.loaded('orch-*')
+        return m._conn
+"""
+
+
+def run_program(orch: Orch, body: str) -> dict[str, Any]:
+    done = orch.machine.run([PYTHON, "-c", PROLOGUE + body + "\nprint(json.dumps(out))"],
+                            user=orch.user, env=orch.env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def test_a_process_reuses_its_connection_and_threads_get_their_own(orch: Orch) -> None:
+    out = run_program(orch, """
+first = conn()
+sessions = [orch.spawn(['sleep', '60']) for _ in range(3)]
+out['reused'] = conn() is first
+with Manager(scope) as outer:
+    with Manager(scope) as inner:
+        out['nested_differ'] = outer._conn is not inner._conn
+        inner.loaded('orch-*')
+seen = []
+worker = threading.Thread(target=lambda: seen.append(conn()))
+worker.start(); worker.join()
+out['thread_differs'] = seen[0] is not first
+out['running'] = [s.status.value for s in orch.list_sessions()
+                  if s.id in {x.id for x in sessions}]
+for s in sessions:
+    orch.stop(s.id)
+""")
+    assert out == {"reused": True, "nested_differ": True, "thread_differs": True,
+                   "running": ["running"] * 3}
+
+
+def test_a_subscribed_connection_is_not_kept(orch: Orch) -> None:
+    out = run_program(orch, """
+first = conn()
+session = orch.spawn(['sleep', '60'])
+with Manager(scope) as m:
+    m.wait_until([session.unit], lambda: True, 1.0)
+    subscribed = m._conn
+out['kept_before'] = subscribed is first
+after = conn()
+out['after'] = after is not first and after is not subscribed
+orch.stop(session.id)
+""")
+    # wait_until took the idle connection, subscribed it, and closed it after: the next
+    # Manager connects afresh.
+    assert out == {"kept_before": True, "after": True}
+
+
+def test_a_connection_the_manager_dropped_is_replaced(user_orch: Orch) -> None:
+    # The user manager re-executes: every connection to it is closed. The idle one must
+    # not be handed out; the spawn after it must work.
+    out = run_program(user_orch, """
+import time
+first = conn()
+with Manager(scope) as m:
+    try:
+        m._manager_call('Reexecute', b'', [], 'a re-execution')
+    except Exception:
+        pass  # the manager may close the connection before it answers
+deadline = time.monotonic() + 60
+while True:  # until the re-executed manager answers a new connection
+    try:
+        with Manager(scope, timeout=5) as probe:
+            probe.loaded('orch-*')
+        break
+    except Exception:
+        if time.monotonic() > deadline:
+            raise
+session = orch.spawn(['sleep', '60'])
+out['status'] = session.status.value
+out['fresh'] = conn() is not first
+orch.stop(session.id)
+""")
+    assert out == {"status": "running", "fresh": True}
