@@ -10,12 +10,10 @@ import dataclasses
 import os
 import signal
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from orch import dependencies, secrets
 from orch.errors import NotFound, OrchError, SpawnFailed, UsageError
@@ -52,6 +50,8 @@ from orch.units import is_orch_unit, unit_name
 # spawn or ps must not pay for them (each command is a fresh process).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from orch.journal import LogFormat
     from orch.providers import AgentRequest
     from orch.recovery import Decision, Outcome
@@ -86,6 +86,8 @@ def store_for(scope: Scope) -> StateStore:
 def _parent_id() -> str | None:
     parent = os.environ.get("ORCH_SESSION_ID")
     try:
+        import uuid
+
         return str(uuid.UUID(parent)) if parent else None
     except ValueError:
         return None
@@ -141,6 +143,8 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
     secrets.gather(env_files, secret_env, os.environ)  # refuse bad files before starting
     path = session_path(os.environ.get("PATH"))
     program = resolve_program(spec.argv[0], spec.env.get("PATH", path), work_dir)
+    import uuid  # here, not at the top: it loads platform, which ps need not pay for
+
     session_id = uuid.uuid4()
     created = now_iso()
     store = store_for(scope)
@@ -370,6 +374,8 @@ def _start_after(manager: Manager, store: StateStore, record: Record) -> Session
 def _arm(manager: Manager, store: StateStore, record: Record) -> None:
     """Create RECORD's unit, not started, behind a path unit that starts it when its
     marker is written (by the last of its dependencies' exit hooks)."""
+    import uuid
+
     props, secret_file = _unit_properties(store, record)
     marker = after_dir(Scope(record.scope)) / f"{record.id}.go"
     # The path unit watches the directory for the marker (MakeDirectory= would make the
@@ -415,6 +421,8 @@ def _unit_properties(store: StateStore, record: Record) -> tuple[list[Property],
                                                 record.cwd)
     values = secrets.gather(record.env_files, record.secret_env, os.environ)
     secret_file = secrets.write(scope, record.id, values) if values else None
+    import uuid
+
     props = properties(spec, session_id=uuid.UUID(record.id), unit=record.unit, scope=scope,
                        program=program, cwd=record.cwd, path=path, state_dir=store.directory,
                        options=SpawnOptions.from_json(record.options), secrets_file=secret_file)

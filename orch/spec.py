@@ -9,18 +9,20 @@ import dataclasses
 import os
 import re
 import shlex
-import shutil
 import sys
-import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from orch.errors import SpawnFailed, UsageError
 from orch.scope import Scope
 from orch.systemd import Property
 from orch.units import syslog_identifier
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and uuid (which loads platform) cost every command ~5 ms
+    import uuid
+    from typing import Any
 
 RESERVED_ENV = ("ORCH_SESSION_ID", "ORCH_UNIT", "ORCH_SCOPE")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -215,6 +217,8 @@ def resolve_program(program: str, search_path: str, cwd: str) -> str:
         if not candidate.exists():
             raise SpawnFailed(f"cannot run {program}: no such file")
     else:
+        import shutil
+
         found = shutil.which(program, path=search_path)
         if found is None:
             if any(os.path.isfile(os.path.join(d, program)) for d in search_path.split(":") if d):
