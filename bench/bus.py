@@ -14,7 +14,7 @@ from typing import Any
 from pystemd.dbusexc import DBusNoSuchUnitError
 from pystemd.dbuslib import DBus, DBusAddress, apply_signature
 
-from orch.systemd import (
+from orch.dbus import (
     DESTINATION,
     MANAGER_IFACE,
     MANAGER_PATH,

@@ -20,6 +20,7 @@ from bench.timing import Child, run_child, say
 VENV_BIN = Path(sys.executable).parent
 ORCH = str(VENV_BIN / "orch")
 PYTHON = str(VENV_BIN / "python")
+FLOOR = str(Path(__file__).with_name("floor.py"))
 # Units stopped per systemctl call when cleaning up: each stop runs the session's exit
 # hook (a Python process), and a thousand at once would crowd two cores and the RAM.
 STOP_BATCH = 50

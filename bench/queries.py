@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import orch
-from bench.context import STATE_FILE, Bench, recorded_units
+from bench.context import FLOOR, PYTHON, STATE_FILE, Bench, recorded_units
 from bench.series import (
     THROUGHPUT,
     Contender,
@@ -55,6 +55,14 @@ def query_turns(bench: Bench, n: int) -> dict[str, Callable[[int], float]]:
     def show(index: int) -> float:
         return _ms(bench.orch(["show", picks[index % n]["id"]], state, out="show").wall_s)
 
+    def floor_list(index: int) -> float:
+        child = run_child([PYTHON, FLOOR, "list", "orch-*"], bench.base_env(),
+                          bench.out("floor-list"))
+        if index == 0 and len(child.stdout.splitlines()) < n:
+            raise RuntimeError(f"the floor lists {len(child.stdout.splitlines())} units, "
+                               f"fewer than the {n} sessions")
+        return _ms(child.wall_s)
+
     def list_units(index: int) -> float:
         return _ms(bench.systemctl(["list-units", "--no-pager", "orch-*"], out="list").wall_s)
 
@@ -75,12 +83,14 @@ def query_turns(bench: Bench, n: int) -> dict[str, Callable[[int], float]]:
         return _ms(bench.orch(["recover"], state, out="recover").wall_s)
 
     return {Contender.PS: ps, Contender.LIST_UNITS: list_units, Contender.SHOW_LOOP: show_loop,
-            Contender.SHOW: show, Contender.SHOW_ONE: show_one, Contender.RECOVER: recover}
+            Contender.SHOW: show, Contender.SHOW_ONE: show_one, Contender.RECOVER: recover,
+            Contender.FLOOR_LIST: floor_list}
 
 
 MEASURE_OF: dict[str, tuple[Callable[[int], str], str | None]] = {
     Contender.PS: (listing_at, Contender.LIST_UNITS),
     Contender.LIST_UNITS: (listing_at, Contender.LIST_UNITS),
+    Contender.FLOOR_LIST: (listing_at, Contender.LIST_UNITS),
     Contender.SHOW_LOOP: (listing_at, Contender.LIST_UNITS),
     Contender.SHOW: (showing_at, Contender.SHOW_ONE),
     Contender.SHOW_ONE: (showing_at, Contender.SHOW_ONE),

@@ -83,11 +83,11 @@ def _report(work: Path) -> None:
     if commit:
         run = dataclasses.replace(run, machine=dataclasses.replace(
             run.machine, orch=f"{run.machine.orch} ({commit})"))
-    verdicts = goals.verdicts(run)
+    verdicts, floors = goals.verdicts(run), goals.floor_verdicts(run)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    text = report.markdown(run, verdicts)
+    text = report.markdown(run, verdicts, floors)
     (RESULTS / "latest.md").write_text(text)
-    (RESULTS / "latest.json").write_text(report.as_json(run, verdicts))
+    (RESULTS / "latest.json").write_text(report.as_json(run, verdicts, floors))
     print(text)
     _say(f"bench: wrote {RESULTS / 'latest.md'} and latest.json")
 

@@ -33,6 +33,10 @@ class Contender(StrEnum):
     RAW = "raw StartTransientUnit"
     PYSTEMD = "pystemd.run"
     SYSTEMD_RUN = "systemd-run --user"
+    # bench/floor.py: a fresh Python process that loads only pystemd's D-Bus layer and
+    # makes the one call; not orch, but what any Python CLI on pystemd pays at least.
+    FLOOR_START = "python floor: StartTransientUnit only"
+    FLOOR_LIST = "python floor: ListUnitsByPatterns only"
     LIB = "orch.spawn (library)"
     CLI = "orch spawn (CLI)"
     CLI_8 = "orch spawn (CLI, 8 processes x 125)"

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import pystemd.run
 
 import orch
-from bench.context import ORCH, Bench
+from bench.context import FLOOR, ORCH, PYTHON, Bench
 from bench.series import SLEEP, THROUGHPUT, TRUE, Contender, Series, Unit, spawn_latency
 from bench.timing import ChildFailed, round_robin, run_child, say
 
@@ -69,6 +69,12 @@ def spawn_turns(bench: Bench, argv: Sequence[str]) -> dict[str, Callable[[int], 
                            f"--unit={unit}", *argv], bench.base_env(), bench.out("systemd-run"))
         return _ms(child.wall_s)
 
+    def floor(index: int) -> float:
+        unit = bench.unit("floor")
+        child = run_child([PYTHON, FLOOR, "start", unit, *argv], bench.base_env(),
+                          bench.out("floor"))
+        return _ms(child.wall_s)
+
     def library(index: int) -> float:
         with bench.library(state):
             start = time.perf_counter()
@@ -79,7 +85,8 @@ def spawn_turns(bench: Bench, argv: Sequence[str]) -> dict[str, Callable[[int], 
         return _ms(bench.orch(["spawn", "--", *argv], state, out="spawn").wall_s)
 
     return {Contender.RAW: raw, Contender.PYSTEMD: pystemd_run,
-            Contender.SYSTEMD_RUN: systemd_run, Contender.LIB: library, Contender.CLI: cli}
+            Contender.SYSTEMD_RUN: systemd_run, Contender.FLOOR_START: floor,
+            Contender.LIB: library, Contender.CLI: cli}
 
 
 def _between(bench: Bench, command: str, idle_s: float) -> Callable[[], None]:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from orch import dependencies, secrets
+from orch.dbus import Property
 from orch.errors import NotFound, OrchError, SpawnFailed, UsageError
 from orch.resolve import resolve
 from orch.scope import Scope
@@ -43,7 +44,7 @@ from orch.spec import (
     validate,
 )
 from orch.state import Sessions, StateStore
-from orch.systemd import GONE, Manager, Property
+from orch.systemd import GONE, Manager
 from orch.units import is_orch_unit, unit_name
 
 # Agents, config, the journal, psutil and recovery load where they are used: a plain

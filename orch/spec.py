@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from orch.dbus import Property
 from orch.errors import SpawnFailed, UsageError
 from orch.scope import Scope
-from orch.systemd import Property
 from orch.units import syslog_identifier
 
 TYPE_CHECKING = False

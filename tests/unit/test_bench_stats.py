@@ -202,3 +202,27 @@ def test_a_failed_measure_is_reported() -> None:
     assert "1 measure(s) FAILED" in text.splitlines()[2]
     assert "- CLI throughput: ChildFailed: orch spawn exited 3" in text
     assert loads(dumps(run)).failures == run.failures
+
+
+def test_floors_hold_the_floor_contender_to_the_goals_limits() -> None:
+    sleep, listing = spawn_latency(SLEEP), listing_at(GOAL_N)
+    run = _run(_series(sleep, Contender.SYSTEMD_RUN, [10.0, 10.0]),
+               _series(sleep, Contender.FLOOR_START, [31.0, 31.0]),
+               _series(sleep, Contender.CLI, [29.0]),
+               _series(listing, Contender.LIST_UNITS, [10.0], reference=Contender.LIST_UNITS),
+               _series(listing, Contender.FLOOR_LIST, [25.0], reference=Contender.LIST_UNITS))
+    floors = {(v.goal.measure, v.goal.contender): v for v in goals.floor_verdicts(run)}
+    start = floors[(sleep, Contender.FLOOR_START)]
+    assert start.met is False and start.value == pytest.approx(3.1)
+    assert start.goal.limit == 3.0 and start.goal.reference == Contender.SYSTEMD_RUN
+    assert floors[(listing, Contender.FLOOR_LIST)].met is True
+    assert floors[(spawn_latency(TRUE), Contender.FLOOR_START)].met is None
+    # The goals themselves still judge orch, not the floor.
+    assert _verdict(run, "`orch spawn` CLI", sleep).met is True
+    text = report.markdown(run, goals.verdicts(run), goals.floor_verdicts(run))
+    assert any(line.startswith(f"- BEYOND: {Contender.FLOOR_START}, against the limit of: "
+                               "`orch spawn` CLI") for line in text.splitlines())
+    assert any(line.startswith(f"- WITHIN: {Contender.FLOOR_LIST}")
+               for line in text.splitlines())
+    data = json.loads(report.as_json(run, goals.verdicts(run), goals.floor_verdicts(run)))
+    assert [f["met"] for f in data["floors"]] == [None, False, True]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orch import systemd
+from orch import dbus
 
 ROOT = Path(__file__).resolve().parents[2]
 WATCHED = ("pystemd", "pystemd.utils", "pprint", "lxml", "pystemd.dbuslib",
@@ -20,8 +20,8 @@ WATCHED = ("pystemd", "pystemd.utils", "pprint", "lxml", "pystemd.dbuslib",
 
 
 def probe(code: str) -> dict[str, object]:
-    """Run CODE after `from orch import systemd` in a fresh interpreter; it sets `out`."""
-    script = ("import json, sys\nfrom orch import systemd\nout = {}\n" + code +
+    """Run CODE after `from orch import dbus` in a fresh interpreter; it sets `out`."""
+    script = ("import json, sys\nfrom orch import dbus\nout = {}\n" + code +
               "\nprint(json.dumps(out))\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           cwd=ROOT, timeout=60)
@@ -31,24 +31,24 @@ def probe(code: str) -> dict[str, object]:
 
 
 def test_dbuslib_loads_alone() -> None:
-    out = probe("systemd.load_pystemd()\n"
+    out = probe("dbus.load_pystemd()\n"
                 f"out['loaded'] = sorted(m for m in {WATCHED!r} if m in sys.modules)")
     assert out["loaded"] == ["pystemd.dbusexc", "pystemd.dbuslib"]
 
 
 def test_later_imports_get_the_real_modules() -> None:
-    out = probe("systemd.load_pystemd()\n"
+    out = probe("dbus.load_pystemd()\n"
                 "import pprint, pystemd, pystemd.utils\n"
                 "from pystemd.dbuslib import DBus\n"
-                "out['utils'] = pystemd.utils.x2char_star is not systemd._x2char_star\n"
-                "out['pprint'] = pprint.pformat is not systemd._pformat\n"
+                "out['utils'] = pystemd.utils.x2char_star is not dbus._x2char_star\n"
+                "out['pprint'] = pprint.pformat is not dbus._pformat\n"
                 "out['package'] = hasattr(pystemd, 'SDUnit')\n"
                 "out['same_dbuslib'] = sys.modules['pystemd.dbuslib'].DBus is DBus")
     assert out == {"utils": True, "pprint": True, "package": True, "same_dbuslib": True}
 
 
 def test_an_already_loaded_pprint_is_left_in_place() -> None:
-    out = probe("import pprint\nmine = pprint\nsystemd.load_pystemd()\n"
+    out = probe("import pprint\nmine = pprint\ndbus.load_pystemd()\n"
                 "out['kept'] = sys.modules['pprint'] is mine")
     assert out == {"kept": True}
 
@@ -57,9 +57,9 @@ def test_a_dbuslib_wanting_more_is_loaded_plainly() -> None:
     # Stand-ins lacking the names dbuslib imports make its load fail as a newer
     # dbuslib asking for more would; the loader must then import it plainly.
     out = probe("import types\n"
-                "systemd._deferred_modules = lambda make: {'pystemd.utils': "
+                "dbus._deferred_modules = lambda make: {'pystemd.utils': "
                 "types.ModuleType('pystemd.utils'), 'pprint': types.ModuleType('pprint')}\n"
-                "systemd.load_pystemd()\n"
+                "dbus.load_pystemd()\n"
                 "import pystemd.utils\n"
                 "out['loaded'] = 'pystemd.dbuslib' in sys.modules\n"
                 "out['real_utils'] = hasattr(sys.modules['pystemd.utils'], 'str2cmd')\n"
@@ -75,11 +75,11 @@ def test_a_dbuslib_wanting_more_is_loaded_plainly() -> None:
 def test_deferred_x2char_star_answers_as_pystemds(value: object, convert_all: bool) -> None:
     from pystemd.utils import x2char_star
 
-    assert systemd._x2char_star(value, convert_all) == x2char_star(value, convert_all)
+    assert dbus._x2char_star(value, convert_all) == x2char_star(value, convert_all)
 
 
 def test_deferred_pformat_words_as_pprint() -> None:
     from pprint import pformat
 
     value = [b"as", [b"x" * 40] * 4, {"k": (1, 2)}]
-    assert systemd._pformat(value) == pformat(value)
+    assert dbus._pformat(value) == pformat(value)
