@@ -1,7 +1,8 @@
 """The one place orch talks to systemd: a D-Bus connection to one manager.
 
-Owns the pystemd connection, property reads, signal waits, error mapping and call
-timeouts; no other module imports pystemd. Every call is bounded: sd-bus honours
+Owns the pystemd connection (one per process and thread, kept between uses), property
+reads, signal waits, error mapping and call timeouts; no other module but orch.dbus
+(which loads pystemd's D-Bus layer) imports pystemd. Every call is bounded: sd-bus honours
 SYSTEMD_BUS_TIMEOUT for method calls, and a SIGALRM backstop covers what it does not
 (the authentication of a new connection to a frozen manager hangs for 90 s otherwise).
 """
