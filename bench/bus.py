@@ -14,6 +14,7 @@ from typing import Any
 from pystemd.dbusexc import DBusNoSuchUnitError
 from pystemd.dbuslib import DBus, DBusAddress, apply_signature
 
+from bench.floor import floor_properties
 from orch.dbus import (
     DESTINATION,
     MANAGER_IFACE,
@@ -25,18 +26,6 @@ from orch.dbus import (
 )
 
 JOB_TIMEOUT = 30.0
-
-
-def floor_properties(argv: Sequence[str]) -> list[tuple[str, str, Any]]:
-    """The fewest properties that make the same kind of unit orch makes: a Type=exec
-    service (its start job ends once the program was executed) that is collected when
-    it ends."""
-    return [
-        ("Description", "s", b"orch bench floor"),
-        ("Type", "s", b"exec"),
-        ("ExecStart", "a(sasb)", [(argv[0].encode(), [a.encode() for a in argv], False)]),
-        ("CollectMode", "s", b"inactive-or-failed"),
-    ]
 
 
 class Bus:

@@ -14,6 +14,7 @@ the bench reports it beside orch's (bench/README.md). Exits 1 if the job did not
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -27,14 +28,25 @@ from orch.dbus import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing would add its load time to the floor
+    from collections.abc import Sequence
     from typing import Any
 
 JOB_TIMEOUT_S = 30.0
 
 
-def _bus() -> Any:
-    import os
+def floor_properties(argv: Sequence[str]) -> list[tuple[str, str, Any]]:
+    """The fewest properties that make the same kind of unit orch makes: a Type=exec
+    service (its start job ends once the program was executed) that is collected when
+    it ends."""
+    return [
+        ("Description", "s", b"orch bench floor"),
+        ("Type", "s", b"exec"),
+        ("ExecStart", "a(sasb)", [(argv[0].encode(), [a.encode() for a in argv], False)]),
+        ("CollectMode", "s", b"inactive-or-failed"),
+    ]
 
+
+def _bus() -> Any:
     load_pystemd()
     from pystemd.dbuslib import DBusAddress
 
@@ -55,10 +67,8 @@ def start(unit: str, argv: list[str]) -> int:
         jobs[bytes(msg.body[1])] = bytes(msg.body[3])
 
     bus.match_signal(DESTINATION, MANAGER_PATH, MANAGER_IFACE, b"JobRemoved", on_job_removed)
-    props = [("Description", "s", b"orch bench floor"), ("Type", "s", b"exec"),
-             ("ExecStart", "a(sasb)", [(argv[0].encode(), [a.encode() for a in argv], False)]),
-             ("CollectMode", "s", b"inactive-or-failed")]
-    args = apply_signature(b"ss", [unit.encode(), b"fail"]) + properties_args(props)
+    args = apply_signature(b"ss", [unit.encode(), b"fail"])
+    args += properties_args(floor_properties(argv))
     args += [(ord("a"), b"(sa(sv))"), (-1, None)]
     job = bytes(bus.call_method(DESTINATION, MANAGER_PATH, MANAGER_IFACE,
                                 b"StartTransientUnit", args).body)

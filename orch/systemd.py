@@ -164,6 +164,7 @@ class Manager:
         self.scope = scope
         self.timeout = timeout or call_timeout()
         self._conn: _Connection | None = None
+        self._idle_key: tuple[bytes | None, int, int] | None = None  # where it idles
 
     # -- connection ---------------------------------------------------------------
 
@@ -179,7 +180,8 @@ class Manager:
 
         os.environ.setdefault("SYSTEMD_BUS_TIMEOUT", f"{self.timeout:g}s")
         address = self._address()
-        idle = _IDLE.pop(self._key(address), None)
+        self._idle_key = (address, os.getpid(), threading.get_ident())
+        idle = _IDLE.pop(self._idle_key, None)
         if idle is not None and idle.alive():
             self._conn = idle
             return self
@@ -195,18 +197,13 @@ class Manager:
         self._conn = _Connection(bus)
         return self
 
-    @staticmethod
-    def _key(address: bytes | None) -> tuple[bytes | None, int, int]:
-        return address, os.getpid(), threading.get_ident()
-
     def close(self) -> None:
         """Leave the connection idle for this thread's next Manager of the same scope
         (or close it if one is idle already, it subscribed to unit changes, or a call on
         it failed midway)."""
-        conn, self._conn = self._conn, None
-        if conn is None:
+        conn, self._conn, key = self._conn, None, self._idle_key
+        if conn is None or key is None:
             return
-        key = self._key(self._address())
         if conn.subscribed or conn.broken or key in _IDLE:
             conn.bus.close()
             return
@@ -216,9 +213,7 @@ class Manager:
 
     @property
     def _bus(self) -> Any:
-        if self._conn is None:
-            raise OrchError("internal error: the manager connection is not open")
-        return self._conn.bus
+        return self._open.bus
 
     def __enter__(self) -> Manager:
         return self.open()
