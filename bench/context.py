@@ -5,7 +5,6 @@ names, and cleaning up what a measure started (units stopped by name, records re
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import sys
 import time
@@ -16,6 +15,9 @@ from pathlib import Path
 
 from bench.bus import Bus
 from bench.timing import Child, run_child, say
+from orch.errors import OrchError
+from orch.session import Record
+from orch.state import StateStore
 
 VENV_BIN = Path(sys.executable).parent
 ORCH = str(VENV_BIN / "orch")
@@ -24,8 +26,6 @@ FLOOR = str(Path(__file__).with_name("floor.py"))
 # Units stopped per systemctl call when cleaning up: each stop runs the session's exit
 # hook (a Python process), and a thousand at once would crowd two cores and the RAM.
 STOP_BATCH = 50
-STATE_FILE = "sessions.json"  # orch's state file in ORCH_STATE_DIR
-ASIDE_FILE = "sessions.json.bench-aside"
 
 
 @dataclass
@@ -102,22 +102,12 @@ class Bench:
 
     def clear(self, state: Path) -> None:
         """End every session recorded in STATE (stopping its unit by name) and reap
-        the records; then stop this run's other units.
-
-        The records are set aside while the units stop: each stop runs the session's
-        exit hook, which rewrites the whole state file, and a thousand of those on a
-        thousand-record file take minutes (a cost of orch's that the bench reports as
-        spawn throughput, not one its clean-up needs to pay). They are put back before
-        `orch reap` takes them."""
-        units = recorded_units(state)
+        the records; then stop this run's other units."""
+        units = [record.unit for record in recorded(state)]
         if units:
             say(f"  cleaning up {len(units)} session(s)")
             started = time.monotonic()
-            if (state / STATE_FILE).exists():
-                (state / STATE_FILE).replace(state / ASIDE_FILE)
             self.stop_units(units)
-            if (state / ASIDE_FILE).exists():
-                (state / ASIDE_FILE).replace(state / STATE_FILE)
             # --all takes the running ones too; --older-than 0 every ended one.
             done = self.orch(["reap", "--all", "--older-than", "0"], state, check=False,
                              out="reap")
@@ -129,15 +119,10 @@ class Bench:
         self.systemctl(["reset-failed", self.pattern], check=False, out="reset")
 
 
-def recorded_units(state: Path) -> list[str]:
-    """The units the records in STATE name (also when a clean-up that was cut short
-    left them aside; none if there is no readable state file)."""
-    units: list[str] = []
-    for name in (STATE_FILE, ASIDE_FILE):
-        try:
-            records = json.loads((state / name).read_text())["sessions"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        units += [r["unit"] for r in records
-                  if isinstance(r, dict) and isinstance(r.get("unit"), str)]
-    return units
+def recorded(state: Path) -> list[Record]:
+    """The session records in STATE, as orch reads them (none if it holds no readable
+    state)."""
+    try:
+        return list(StateStore(state).load().values())
+    except OrchError:
+        return []

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import orch
-from bench.context import FLOOR, PYTHON, STATE_FILE, Bench, recorded_units
+from bench.context import FLOOR, PYTHON, Bench, recorded
 from bench.series import (
     THROUGHPUT,
     Contender,
@@ -41,8 +41,8 @@ def _check_ps(text: str, n: int) -> None:
 def query_turns(bench: Bench, n: int) -> dict[str, Callable[[int], float]]:
     """One read of the N live sessions in the population per contender, in ms."""
     state = bench.state("population")
-    units = recorded_units(state)
-    records = json.loads((state / STATE_FILE).read_text())["sessions"]
+    records = recorded(state)
+    units = [record.unit for record in records]
     picks = random.Random(n).sample(records, k=len(records))  # a different one each round
     show_loop_argv = ["systemctl", "--user", "show", "-p", "MainPID", "-p", "ActiveState"]
 
@@ -53,7 +53,7 @@ def query_turns(bench: Bench, n: int) -> dict[str, Callable[[int], float]]:
         return _ms(child.wall_s)
 
     def show(index: int) -> float:
-        return _ms(bench.orch(["show", picks[index % n]["id"]], state, out="show").wall_s)
+        return _ms(bench.orch(["show", picks[index % n].id], state, out="show").wall_s)
 
     def floor_list(index: int) -> float:
         child = run_child([PYTHON, FLOOR, "list", "orch-*"], bench.base_env(),
@@ -67,7 +67,7 @@ def query_turns(bench: Bench, n: int) -> dict[str, Callable[[int], float]]:
         return _ms(bench.systemctl(["list-units", "--no-pager", "orch-*"], out="list").wall_s)
 
     def show_one(index: int) -> float:
-        unit = picks[index % n]["unit"]
+        unit = picks[index % n].unit
         return _ms(run_child([*show_loop_argv, unit], bench.base_env(),
                              bench.out("show-one")).wall_s)
 

@@ -462,7 +462,11 @@ def _launch(manager: Manager, store: StateStore, record: Record) -> tuple[Sessio
             sessions[record.id] = current
         return current
 
-    return _view(store.update(confirm), unit_now, pid_known=True), outcome
+    # What the manager says of the unit, kept for `ps` and `recover`: visible to every
+    # reader at once, durable with the next synced change. A power cut before then
+    # leaves the record as a spawn that did not confirm its unit, which recover treats
+    # as an invocation that ended under it.
+    return _view(store.update(confirm, sync=False), unit_now, pid_known=True), outcome
 
 
 # systemd.exec(5)'s exit codes for failures before the program runs.

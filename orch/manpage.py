@@ -82,7 +82,8 @@ ENVIRONMENT = (
 
 # Default places; a test checks them against orch.scope, orch.config, orch.box and others.
 FILES = (
-    ("~/.local/state/orch/", "The user scope's state: sessions.json (the session records), "
+    ("~/.local/state/orch/", "The user scope's state: sessions.json (a snapshot of the "
+                             "session records), sessions.log (the changes since), "
                              "sessions.lock (taken while they change) and worktrees/ (the git "
                              "worktrees of --worktree sessions). $XDG_STATE_HOME or "
                              "$ORCH_STATE_DIR move it."),

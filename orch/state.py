@@ -1,10 +1,20 @@
-"""The state file: one JSON file of session records per scope and user.
+"""The state: a snapshot of every session record, and a log of the changes since.
 
-Every change is a read-modify-write under an advisory lock on a separate lock file
-(the state file itself is replaced by rename, so it cannot carry the lock). Writes go
-to a temp file in the same directory, are fsynced, renamed over the old file, and the
-directory is fsynced: a crash leaves the old file or the new one, never a torn one.
-Readers take no lock: a rename is atomic, so they see one whole version.
+Per scope and user, sessions.json holds a snapshot of the records and sessions.log the
+changes made after it, a line each (a record set, or one removed). Every change is made
+under an advisory lock on a separate lock file: it is appended to the log in one
+write(2) and fdatasync'ed before it is reported done (a caller with work to overlap,
+a spawn waiting for its unit's start, syncs later). Once the log outgrows a quarter of
+the snapshot, the next change writes a new snapshot that holds it (temp file, fsync,
+rename, directory fsync) and starts the log over. So a change costs one small append,
+not a rewrite of every record.
+
+Each snapshot has a generation, and the log's first line names the generation it
+extends. A log older than its snapshot (a crash between writing the one and starting
+the other) is already in the snapshot and is skipped. Readers take no lock: one that
+finds the log newer than the snapshot it read (a new snapshot came between its two
+reads) reads again. A crash mid-append leaves at most an unfinished last line, a change
+never reported done: readers skip it, and the next writer cuts it off.
 
 A file that does not parse, or carries a schema version this orch does not know,
 stops every command with one line naming it; it is never replaced.
@@ -31,24 +41,31 @@ if TYPE_CHECKING:  # typing costs ~10 ms at import: the exit hook runs this modu
 
     T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Versions this orch reads; an older record is a newer one with the new fields at their
 # defaults. v2 added persistent sessions (persistent, restarts, program, path,
 # requested_at, history); v3 agents (options, env_files, secret_env, provider, agent,
 # provider_session_id, agent_error, usage, cost_usd, worktree, worktree_repo, after,
-# blocked).
-READABLE_VERSIONS = (1, 2, 3)
+# blocked); v4 the log (the snapshot's generation).
+READABLE_VERSIONS = (1, 2, 3, 4)
 STATE_FILE = "sessions.json"
+LOG_FILE = "sessions.log"
 LOCK_FILE = "sessions.lock"
 LOCK_TIMEOUT = 30.0
+# The log is folded into a new snapshot once it is larger than this and than a quarter
+# of the snapshot: readers then replay at most that, and writers rewrite the records
+# once per so many changes.
+LOG_MIN_BYTES = 64 * 1024
+# Unlocked reads that may race a new snapshot before one is made under the lock.
+READ_ATTEMPTS = 3
 
 Sessions = dict[str, Record]
 # Each record's line in the state file, by session id, with the record it encodes.
 Lines = dict[str, tuple[Record, str]]
 
 
-def encode(sessions: Sessions, lines: Lines | None = None) -> bytes:
-    """The state file's bytes for SESSIONS: records in creation order, one per line.
+def encode(sessions: Sessions, lines: Lines | None = None, generation: int = 0) -> bytes:
+    """The snapshot's bytes for SESSIONS: records in creation order, one per line.
 
     Each line is json's C encoder at work (`indent` would switch to its pure-Python
     one, eight times slower), and fields at their defaults are left out. LINES, if
@@ -57,40 +74,45 @@ def encode(sessions: Sessions, lines: Lines | None = None) -> bytes:
     """
     records = sorted(sessions.values(), key=lambda r: (r.created_at, r.id))
     known = lines or {}
-    texts: list[str] = []
-    for record in records:
-        cached = known.get(record.id)
-        if cached is not None and cached[0] is record:
-            texts.append(cached[1])
-        else:
-            texts.append(json.dumps(record.to_sparse_json(), ensure_ascii=False))
+    texts = [_line(record, known) for record in records]
     if lines is not None:
         lines.clear()
         lines.update((r.id, (r, t)) for r, t in zip(records, texts, strict=True))
-    return _layout(texts)
+    return _layout(texts, generation)
 
 
-def _layout(texts: list[str]) -> bytes:
+def _line(record: Record, known: Lines) -> str:
+    cached = known.get(record.id)
+    if cached is not None and cached[0] is record:
+        return cached[1]
+    return json.dumps(record.to_sparse_json(), ensure_ascii=False)
+
+
+def _layout(texts: list[str], generation: int) -> bytes:
     body = ",\n".join(texts)
     body = f"\n{body}\n" if texts else ""
-    return f'{{"version": {SCHEMA_VERSION}, "sessions": [{body}]}}\n'.encode()
+    return (f'{{"version": {SCHEMA_VERSION}, "generation": {generation}, '
+            f'"sessions": [{body}]}}\n').encode()
 
 
-def decode(raw: bytes, where: str, lines: Lines | None = None) -> Sessions:
-    """Records from a state file's bytes; ValueError with a one-line reason otherwise.
-    LINES, if given, receives each record's line when the file is laid out as encode()
-    lays it out in this schema version."""
+def decode(raw: bytes, where: str, lines: Lines | None = None) -> tuple[Sessions, int]:
+    """Records from a snapshot's bytes, and its generation; ValueError with a one-line
+    reason otherwise. LINES, if given, receives each record's line when the file is laid
+    out as encode() lays it out in this schema version."""
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{where} is not a valid orch state file ({err})") from None
     if not isinstance(doc, dict) or "version" not in doc:
         raise ValueError(f"{where} is not an orch state file (no schema version)")
-    if doc["version"] not in READABLE_VERSIONS or isinstance(doc["version"], bool):
-        raise ValueError(f"{where} has schema version {doc['version']!r}; this orch reads "
+    version = doc["version"]
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise ValueError(f"{where} has schema version {version!r}; this orch reads "
                          f"versions {', '.join(map(str, READABLE_VERSIONS))}")
-    extra = sorted(set(doc) - {"version", "sessions"})
-    if extra or not isinstance(doc.get("sessions"), list):
+    keys = {"version", "sessions", "generation"} if version >= 4 else {"version", "sessions"}
+    generation = doc.get("generation", 0)
+    if set(doc) - keys or not isinstance(doc.get("sessions"), list) \
+            or not _is_count(generation):
         raise ValueError(f"{where} is not a valid orch state file (unexpected layout)")
     sessions: Sessions = {}
     for item in doc["sessions"]:
@@ -100,14 +122,98 @@ def decode(raw: bytes, where: str, lines: Lines | None = None) -> Sessions:
         sessions[record.id] = record
     if lines is not None:
         lines.clear()
-        if doc["version"] == SCHEMA_VERSION and sessions:
+        if version == SCHEMA_VERSION and sessions:
             texts = [t.removesuffix(",") for t in raw.decode("utf-8").split("\n")[1:-2]]
             # Only a file laid out exactly as encode() lays it out: one record a line.
             if len(texts) == len(sessions) and all(t.startswith("{") for t in texts) \
-                    and _layout(texts) == raw:
+                    and _layout(texts, generation) == raw:
                 lines.update((r.id, (r, t))
                              for r, t in zip(sessions.values(), texts, strict=True))
-    return sessions
+    return sessions, generation
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def log_header(generation: int) -> bytes:
+    """The log's first line: which snapshot it extends."""
+    return f'{{"version": {SCHEMA_VERSION}, "extends": {generation}}}\n'.encode()
+
+
+def log_entries(before: Sessions, after: Sessions, lines: Lines) -> bytes:
+    """The log lines that take BEFORE to AFTER (LINES as for encode(), and updated)."""
+    out: list[str] = []
+    for session_id, record in after.items():
+        old = before.get(session_id)
+        if old is record or old == record:
+            continue
+        text = _line(record, lines)
+        lines[session_id] = (record, text)
+        out.append(f'{{"set": {text}}}\n')
+    for session_id in before.keys() - after.keys():
+        lines.pop(session_id, None)
+        out.append(f'{{"remove": {json.dumps(session_id)}}}\n')
+    return "".join(out).encode()
+
+
+class Log:
+    """What a read of the log found: the generation it extends (None: no log, or one
+    whose header is unfinished), its change lines, and how many of its bytes are sound
+    (its header and the lines replayed; set by the reader)."""
+
+    def __init__(self, raw: bytes | None, where: str) -> None:
+        self.exists = raw is not None
+        raw = raw or b""
+        complete = raw[:raw.rfind(b"\n") + 1]
+        self.extends: int | None = None
+        self.entries = b""
+        self.size = len(raw)
+        self.sound = 0
+        self.replayed = 0  # of the entries' bytes, the sound ones (set by the reader)
+        header_end = complete.find(b"\n") + 1
+        if header_end == 0:
+            return
+        try:
+            header = json.loads(complete[:header_end])
+        except ValueError:
+            header = None
+        if not isinstance(header, dict) or set(header) != {"version", "extends"} \
+                or header["version"] != SCHEMA_VERSION or not _is_count(header["extends"]):
+            raise ValueError(f"{where} is not a valid orch state log (its first line)")
+        self.extends = header["extends"]
+        self.entries = complete[header_end:]
+        self.sound = header_end
+
+
+def replay(sessions: Sessions, entries: bytes, where: str, lines: Lines | None = None) -> int:
+    """Apply the log lines ENTRIES (whole lines) to SESSIONS; how many bytes of them
+    were sound. A last line that does not parse is an append cut short, and ends the
+    replay; any other is corruption (ValueError)."""
+    done = 0
+    while done < len(entries):
+        end = entries.index(b"\n", done) + 1
+        try:
+            entry = json.loads(entries[done:end])
+            if not isinstance(entry, dict) or len(entry) != 1:
+                raise ValueError("not a change")
+            if "set" in entry:
+                record = Record.from_json(entry["set"], where)
+                sessions[record.id] = record
+                if lines is not None:
+                    lines.pop(record.id, None)
+            elif isinstance(entry.get("remove"), str):
+                sessions.pop(entry["remove"], None)
+            else:
+                raise ValueError("not a change")
+        except ValueError as err:
+            if end == len(entries):
+                return done  # cut short by a crash: no change that was reported done
+            line = entries.count(b"\n", 0, done) + 2
+            raise ValueError(f"{where} is not a valid orch state log "
+                             f"(line {line}: {err})") from None
+        done = end
+    return done
 
 
 class StateStore:
@@ -116,73 +222,213 @@ class StateStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.path = directory / STATE_FILE
+        self.log_path = directory / LOG_FILE
         self.lock_path = directory / LOCK_FILE
-        # The bytes this store last read or wrote and their records, and those records'
-        # lines: an update that finds the file as this process left it decodes nothing,
-        # and encodes only the records it changed.
-        self._seen: tuple[bytes, Sessions] | None = None
+        # The snapshot's bytes this store last read or wrote, its records and generation;
+        # and the log's bytes read after it with the records they lead to. A read that
+        # finds both as this process left them decodes nothing, one that finds the log
+        # grown decodes only the new lines, and a write encodes only what changed.
+        self._snapshot: tuple[bytes, Sessions, int] | None = None
+        self._replayed: tuple[bytes, Sessions] | None = None
         self._lines: Lines = {}
-        self._unsynced = False  # a rename whose directory is not fsynced yet
+        self._unsynced = False  # an append not yet fdatasync'ed
+        self._prepared = False  # the directory was made private by this store
 
     def load(self) -> Sessions:
-        """A consistent snapshot of every record (empty if the file does not exist yet)."""
+        """A consistent snapshot of every record (empty if there are none yet)."""
+        for _attempt in range(READ_ATTEMPTS):
+            found = self._read()
+            if found is not None:
+                return dict(found[0])
+        with self._locked():  # new snapshots kept coming between the two reads
+            found = self._read(locked=True)
+            assert found is not None
+            return dict(found[0])
+
+    def _read(self, locked: bool = False) -> tuple[Sessions, int, Log] | None:
+        """The records, the snapshot's generation and the log as read; None if a new
+        snapshot came between the two reads (only without the lock: under it, a log
+        without a whole header is a crash's leftover, and holds no change)."""
+        raw = self._read_file(self.path)
+        if raw is None:
+            # No snapshot: nothing was ever written, or it was deleted, which discards
+            # the log that extends it too (the next change starts both anew).
+            self._snapshot = self._replayed = None
+            return {}, 0, Log(None, str(self.log_path))
+        if self._snapshot is None or self._snapshot[0] != raw:
+            try:
+                sessions, generation = decode(raw, str(self.path), self._lines)
+            except ValueError as err:
+                raise StateError(f"{err}; orch left it untouched",
+                                 hint="move it aside to start afresh") from None
+            self._snapshot, self._replayed = (raw, sessions, generation), None
+        _, base, generation = self._snapshot
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return {}
-        except OSError as err:
-            raise self._error(err) from None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise StateError(f"{self.path} is not a regular file; orch left it untouched")
-            with os.fdopen(fd, "rb", closefd=False) as f:
-                raw = f.read()
-        except IsADirectoryError:
-            raise StateError(f"{self.path} is a directory, not a state file; "
-                             "orch left it untouched") from None
-        finally:
-            os.close(fd)
-        if self._seen is not None and self._seen[0] == raw:
-            return dict(self._seen[1])
-        try:
-            sessions = decode(raw, str(self.path), self._lines)
+            log = Log(self._read_file(self.log_path), str(self.log_path))
         except ValueError as err:
             raise StateError(f"{err}; orch left it untouched",
                              hint="move it aside to start afresh") from None
-        self._seen = (raw, dict(sessions))
-        return sessions
+        if log.extends is None and log.exists and not locked:
+            return None  # caught between a new snapshot's log reset and its header
+        if log.extends is None or log.extends < generation:
+            return base, generation, log  # none yet, or already in the snapshot
+        if log.extends > generation:
+            if not locked:
+                return None
+            if log.entries:  # snapshot writes finish before the log starts over
+                raise StateError(f"{self.log_path} is newer than {self.path}; "
+                                 "orch left them untouched")
+            return base, generation, log
+        seen = self._replayed
+        if seen is not None and log.entries.startswith(seen[0]):
+            start, sessions = len(seen[0]), dict(seen[1])
+        else:
+            start, sessions = 0, dict(base)
+        log.replayed = self._replay(sessions, log.entries, start)
+        log.sound += log.replayed
+        self._replayed = (log.entries[:log.replayed], sessions)
+        return sessions, generation, log
+
+    def _replay(self, sessions: Sessions, entries: bytes, start: int) -> int:
+        try:
+            return start + replay(sessions, entries[start:], str(self.log_path), self._lines)
+        except ValueError as err:
+            raise StateError(f"{err}; orch left it untouched",
+                             hint="move it aside to start afresh") from None
+
+    def _read_file(self, path: Path) -> bytes | None:
+        """PATH's bytes; None if it does not exist."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise self._error(err, path) from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise StateError(f"{path} is not a regular file; orch left it untouched")
+            chunks = [os.read(fd, info.st_size + 1)]
+            while chunks[-1]:  # it grew since the fstat: read on to its end
+                chunks.append(os.read(fd, 1 << 16))
+            return b"".join(chunks)
+        except IsADirectoryError:
+            raise StateError(f"{path} is a directory, not a state file; "
+                             "orch left it untouched") from None
+        finally:
+            os.close(fd)
 
     def update(self, change: Callable[[Sessions], T], *, sync: bool = True) -> T:
-        """Apply CHANGE to the records under the lock and write the result durably.
+        """Apply CHANGE to the records under the lock and record the result durably.
 
         CHANGE mutates the dict it is given and returns a value handed back to the
-        caller; the file is rewritten only if the records changed. With SYNC false the
-        new file is complete on disk and in place, but the rename is made durable only
-        by sync() (or the next update): a caller that has work to overlap with the
-        directory's fsync calls sync() before it reports the change done.
+        caller; nothing is written unless the records changed. With SYNC false the
+        change is in the log, where every reader sees it, but is made durable only by
+        sync() (or a later update): a caller that has work to overlap with the
+        fdatasync calls sync() before it reports the change done.
         """
         with self._locked():
-            sessions = self.load()
-            before = dict(sessions)
+            found = self._read(locked=True)
+            assert found is not None
+            before, generation, log = found
+            sessions = dict(before)
             value = change(sessions)
             if sessions != before:
-                data = encode(sessions, self._lines)
-                self._write(data)
-                self._seen = (data, dict(sessions))
+                entries = log_entries(before, sessions, self._lines)
+                snapshot = len(self._snapshot[0]) if self._snapshot else 0
+                grown = log.sound + len(entries)
+                if not snapshot or log.extends is None or (
+                        grown > LOG_MIN_BYTES and grown > snapshot // 4):
+                    self._write_snapshot(sessions, generation + 1)
+                else:
+                    self._append(log, generation, entries, sessions)
             if sync:
                 self.sync()
             return value
 
+    def _append(self, log: Log, generation: int, entries: bytes, sessions: Sessions) -> None:
+        """Add ENTRIES (which lead to SESSIONS) to LOG: after its sound lines, or after a
+        new header if it extends an older snapshot."""
+        try:
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as err:
+            raise self._error(err, self.log_path) from None
+        kept = log.entries[:log.replayed]
+        try:
+            if log.extends != generation:  # a crash came between a snapshot and this log
+                os.ftruncate(fd, 0)
+                data, kept = log_header(generation) + entries, b""
+            else:
+                if log.size != log.sound:
+                    os.ftruncate(fd, log.sound)  # an append cut short: no change
+                data = entries
+            self._write_all(fd, data)
+        except OSError as err:
+            raise self._error(err, self.log_path) from None
+        self._replayed = (kept + entries, dict(sessions))  # read back, nothing to decode
+        self._unsynced = True
+
+    def _write_snapshot(self, sessions: Sessions, generation: int) -> None:
+        """Write SESSIONS as the snapshot of GENERATION, durably, then start the log
+        over: the log's reset comes only once the snapshot that holds it is on disk."""
+        data = encode(sessions, self._lines, generation)
+        self._write(data)
+        header = log_header(generation)
+        flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            try:
+                # A new log is made before the directory's fsync, which then holds it
+                # too: appends need fdatasync only. Should that fsync not happen, the
+                # log, with no change in it yet, is ahead of its snapshot: harmless.
+                fd = os.open(self.log_path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+                new = True
+            except FileExistsError:
+                fd, new = None, False
+            if fd is not None:
+                self._write_all(fd, header)
+            self._sync_directory()
+            if not new:
+                # Only now that the snapshot holding it is on disk does the log start over.
+                fd = os.open(self.log_path, flags)
+                os.ftruncate(fd, 0)
+                self._write_all(fd, header)
+        except OSError as err:
+            raise self._error(err, self.log_path) from None
+        self._snapshot = (data, dict(sessions), generation)
+        self._replayed = (b"", dict(sessions))
+        self._unsynced = False
+
+    @staticmethod
+    def _write_all(fd: int, data: bytes) -> None:
+        """Write DATA at FD in one write(2), and close FD."""
+        try:
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        finally:
+            os.close(fd)
+
     def sync(self) -> None:
-        """Make the last rename durable (fsync the directory), if it is not yet."""
+        """Make the appends of this store durable (fdatasync the log), if they are not yet."""
         if not self._unsynced:
             return
+        try:
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as err:
+            raise self._error(err, self.log_path) from None
+        try:
+            os.fdatasync(fd)
+        except OSError as err:
+            raise self._error(err, self.log_path) from None
+        finally:
+            os.close(fd)
+        self._unsynced = False
+
+    def _sync_directory(self) -> None:
         dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-        self._unsynced = False
 
     def _prepare_directory(self) -> None:
         try:
@@ -192,13 +438,19 @@ class StateStore:
                 os.chmod(self.directory, 0o700)
         except OSError as err:
             raise self._error(err) from None
+        self._prepared = True
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self._prepare_directory()
+        if not self._prepared:
+            self._prepare_directory()
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(self.lock_path,
-                         os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                fd = os.open(self.lock_path, flags, 0o600)
+            except FileNotFoundError:  # the directory went away since: make it anew
+                self._prepare_directory()
+                fd = os.open(self.lock_path, flags, 0o600)
         except OSError as err:
             raise self._error(err, self.lock_path) from None
         try:
@@ -237,7 +489,6 @@ class StateStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        self._unsynced = True
 
     def _error(self, err: OSError, path: Path | None = None) -> StateError:
         where = path or self.path

@@ -18,13 +18,16 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orch import box
+from orch import box, state
+from orch.errors import OrchError
+from orch.session import Record
 
 pytestmark = pytest.mark.integration
 
@@ -168,6 +171,43 @@ class Orch:
         """The session's output lines (`orch logs -o cat`)."""
         return self.ok("logs", "-o", "cat", ref)
 
+    def state_text(self) -> str:
+        """What orch's state files hold, as text: the snapshot and its log."""
+        files = (self.state_dir / state.STATE_FILE, self.state_dir / state.LOG_FILE)
+        return "".join(path.read_text() for path in files if path.exists())
+
+    def records(self) -> list[Record]:
+        """The session records, read as orch reads them (none if there is no state)."""
+        try:
+            return list(state.StateStore(self.state_dir).load().values())
+        except OrchError:
+            return []
+
+    @contextmanager
+    def read_only_state(self) -> Iterator[None]:
+        """While in it, orch can read its records but not change them: no new snapshot
+        (a file in the directory) and no append to the log."""
+        log = self.state_dir / state.LOG_FILE
+        self.state_dir.chmod(0o500)
+        log.chmod(0o400)
+        try:
+            yield
+        finally:
+            log.chmod(0o600)
+            self.state_dir.chmod(0o700)
+
+    def edit_records(self, edit: Callable[[list[dict[str, Any]]], None]) -> None:
+        """Change the records behind orch's back, as a hand edit would: EDIT gets them
+        as JSON; the log is folded into the snapshot, and both are rewritten in place,
+        so that they keep their owner."""
+        docs = [record.to_json() for record in self.records()]
+        edit(docs)
+        snapshot = self.state_dir / state.STATE_FILE
+        generation = json.loads(snapshot.read_text()).get("generation", 0)
+        snapshot.write_text(json.dumps({"version": state.SCHEMA_VERSION,
+                                        "generation": generation, "sessions": docs}))
+        (self.state_dir / state.LOG_FILE).write_bytes(state.log_header(generation))
+
 
 def _state_dir(owner: int) -> Path:
     WORK_ROOT.mkdir(mode=0o755, exist_ok=True)
@@ -180,11 +220,7 @@ def _state_dir(owner: int) -> Path:
 
 def _stop_all(orch: Orch) -> None:
     """End every unit this test started, by the units its records name."""
-    try:
-        records = json.loads((orch.state_dir / "sessions.json").read_text())["sessions"]
-    except (OSError, ValueError, KeyError):
-        return
-    units = [r["unit"] for r in records if isinstance(r, dict) and "unit" in r]
+    units = [record.unit for record in orch.records()]
     # A session waiting on others (--after) has a path unit of the same stem that would
     # otherwise keep waiting, and keep its service loaded, in the managers later tests use.
     units += [u.removesuffix(".service") + ".path" for u in units if u.endswith(".service")]

@@ -63,7 +63,7 @@ def test_claude_runs_to_its_result_and_the_key_is_nowhere(agent: Orch) -> None:
     # The key reached the agent (it authenticated with it) and nothing else.
     assert {r["headers"].get("x-api-key") for r in script.requests} == {KEY}
     journal = agent.machine.run(["journalctl", "--no-pager", "-o", "json", "--since", since])
-    for where, text in {"state file": (agent.state_dir / "sessions.json").read_text(),
+    for where, text in {"state file": agent.state_text(),
                         "orch show": agent.ok("show", "--json", sid) + agent.ok("show", sid),
                         "journal": journal.stdout}.items():
         assert KEY not in text, f"the key is in the {where}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 import uuid
@@ -45,13 +44,10 @@ def test_a_reused_pid_never_reads_as_running(user_orch: Orch) -> None:
         sid = str(uuid.uuid4())
         # Creates the state file; its exit hook writes it too: let that finish first.
         user_orch.ok("wait", user_orch.spawn("/bin/true"))
-        path = user_orch.state_dir / "sessions.json"
-        doc = json.loads(path.read_text())
-        record = dict(doc["sessions"][0], id=sid, name="reused",
-                      unit=f"orch-reused-{sid[:8]}.service", invocation_id="ab" * 16,
-                      main_pid=pid_inside, result=None, exit_code=None, ended_at=None)
-        doc["sessions"].append(record)
-        path.write_text(json.dumps(doc))
+        user_orch.edit_records(lambda records: records.append(dict(
+            records[0], id=sid, name="reused", unit=f"orch-reused-{sid[:8]}.service",
+            invocation_id="ab" * 16, main_pid=pid_inside, result=None, exit_code=None,
+            ended_at=None)))
         assert user_orch.show(sid)["status"] == "lost"
         assert user_orch.show(sid)["main_pid"] is None
     finally:

@@ -92,7 +92,7 @@ def test_secrets_reach_the_program_and_nowhere_else(orch: Orch) -> None:
     wait_for(lambda: seen.read_text() == "match\n", what="the program to see its secrets")
     unit = orch.show(sid)["unit"]
     everywhere = {
-        "state file": (orch.state_dir / "sessions.json").read_text(),
+        "state file": orch.state_text(),
         "unit properties": orch.systemctl("show", unit).stdout,
         "orch show": orch.ok("show", "--json", sid) + orch.ok("show", sid),
         "journal": orch.machine.run(["journalctl", "--no-pager", "-o", "json",

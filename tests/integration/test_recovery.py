@@ -37,9 +37,9 @@ def test_recover_while_sessions_run_changes_nothing(orch: Orch) -> None:
     assert report["counts"]["restarted"] == 0 and report["counts"]["lost"] == 0
     assert {s["id"]: (s["invocation_id"], s["main_pid"]) for s in orch.ps()} == before
 
-    state = (orch.state_dir / "sessions.json").read_bytes()
+    state = orch.state_text()
     assert _recover(orch)["counts"] == report["counts"]
-    assert (orch.state_dir / "sessions.json").read_bytes() == state  # idempotent
+    assert orch.state_text() == state  # idempotent: nothing written
     assert orch.show(second)["restarts"] == 0 and orch.show(first)["status"] == "running"
 
 
@@ -73,13 +73,14 @@ def test_recover_adopts_only_units_of_its_own_state_directory(root_orch: Orch,
 
 
 def _age_record(orch: Orch, session_id: str, days: float) -> None:
-    path = orch.state_dir / "sessions.json"
-    doc = json.loads(path.read_text())
     stamp = (datetime.now(UTC) - timedelta(days=days)).isoformat()
-    for record in doc["sessions"]:
-        if record["id"] == session_id:
-            record["ended_at"] = stamp
-    path.write_text(json.dumps(doc))
+
+    def age(records: list[dict[str, Any]]) -> None:
+        for record in records:
+            if record["id"] == session_id:
+                record["ended_at"] = stamp
+
+    orch.edit_records(age)
 
 
 def test_reap_keeps_live_sessions_and_takes_the_ended_by_age(orch: Orch) -> None:
@@ -109,14 +110,11 @@ def test_recover_reads_how_a_session_ended_from_the_journal(user_orch: Orch) -> 
     flag = user_orch.state_dir.parent / "go"
     sid = user_orch.spawn("/bin/sh", "-c", f"while [ ! -e {flag} ]; do sleep 0.05; done; exit 7")
     unit = user_orch.show(sid)["unit"]
-    user_orch.state_dir.chmod(0o500)  # the exit hook cannot record the end
-    try:
+    with user_orch.read_only_state():  # the exit hook cannot record the end
         flag.write_text("")
         wait_for(lambda: user_orch.systemctl("is-active", unit).stdout.strip()
                  in ("inactive", "failed", "unknown"), what="the unit to end")
         assert user_orch.show(sid)["status"] == "lost"  # no evidence on record yet
-    finally:
-        user_orch.state_dir.chmod(0o700)
     report = _recover(user_orch)
     assert report["outcomes"][sid] == "ended"
     shown = user_orch.show(sid)

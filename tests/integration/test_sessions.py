@@ -236,8 +236,9 @@ def test_a_corrupt_state_file_is_refused_and_left_untouched(orch: Orch) -> None:
 def test_state_files_are_private(orch: Orch) -> None:
     orch.spawn("/bin/true")
     assert stat.S_IMODE(orch.state_dir.stat().st_mode) == 0o700
-    assert stat.S_IMODE((orch.state_dir / "sessions.json").stat().st_mode) == 0o600
-    assert (orch.state_dir / "sessions.json").stat().st_uid == orch.uid
+    for name in ("sessions.json", "sessions.log", "sessions.lock"):
+        assert stat.S_IMODE((orch.state_dir / name).stat().st_mode) == 0o600, name
+        assert (orch.state_dir / name).stat().st_uid == orch.uid, name
 
 
 def test_references_resolve_or_fail_in_one_line(orch: Orch) -> None:
@@ -275,11 +276,8 @@ def test_bad_input_gets_one_line_and_no_traceback(orch: Orch) -> None:
 
 def test_kill_signals_nothing_when_the_result_cannot_be_recorded(user_orch: Orch) -> None:
     sid = user_orch.spawn("sleep", "300")
-    user_orch.state_dir.chmod(0o500)  # the user can read its records but not replace them
-    try:
+    with user_orch.read_only_state():
         done = user_orch("kill", sid, "never recorded")
-    finally:
-        user_orch.state_dir.chmod(0o700)
     assert done.returncode == 5 and "permission denied" in done.stderr
     shown = user_orch.show(sid)
     assert shown["status"] == "running" and shown["final_result"] is None

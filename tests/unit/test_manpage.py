@@ -176,7 +176,7 @@ def test_files_names_the_default_paths(page: str, monkeypatch: pytest.MonkeyPatc
         assert shown(config.config_path(scope)) in text
         assert shown(unitfiles.unit_dir(scope)) + "/" in text
         assert shown(secrets.secrets_dir(scope).parent) + "/" in text
-    for name in (state.STATE_FILE, state.LOCK_FILE, "worktrees/",
+    for name in (state.STATE_FILE, state.LOG_FILE, state.LOCK_FILE, "worktrees/",
                  secrets.secrets_dir(Scope.USER).name + "/",
                  spec.after_dir(Scope.USER).name + "/",
                  unitfiles.RECOVER, unitfiles.REAP, unitfiles.REAP_TIMER):

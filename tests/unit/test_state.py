@@ -78,11 +78,22 @@ def _add_many(directory: str, worker: int) -> None:
         store.update(_add(_record(worker * 100 + i)))
 
 
-def test_concurrent_updates_lose_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("log_min_bytes", [state.LOG_MIN_BYTES, 0],
+                         ids=["appends", "a-new-snapshot-often"])
+def test_concurrent_updates_lose_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         log_min_bytes: int) -> None:
+    monkeypatch.setattr(state, "LOG_MIN_BYTES", log_min_bytes)  # forked: the workers too
     ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_add_many, args=(str(tmp_path), w)) for w in range(8)]
     for proc in procs:
         proc.start()
+    # Meanwhile a reader, which takes no lock, only ever sees the records grow: never a
+    # snapshot without the log it needs, nor a log replayed over a newer snapshot.
+    reader, seen = StateStore(tmp_path), set[str]()
+    while any(proc.is_alive() for proc in procs):
+        now = set(reader.load())
+        assert now >= seen
+        seen = now
     for proc in procs:
         proc.join(timeout=60)
     assert [proc.exitcode for proc in procs] == [0] * 8
@@ -186,13 +197,17 @@ def test_update_leaves_no_temp_files(tmp_path: Path) -> None:
     store = StateStore(tmp_path)
     for n in range(3):
         store.update(_add(_record(n)))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sessions.json", "sessions.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == FILES
+
+
+FILES = ["sessions.json", "sessions.lock", "sessions.log"]
 
 
 def test_failed_change_leaves_file_and_directory_as_they_were(tmp_path: Path) -> None:
     store = StateStore(tmp_path)
     store.update(_add(_record(1)))
-    before = store.path.read_bytes()
+    store.update(_add(_record(2)))
+    before = store.path.read_bytes(), store.log_path.read_bytes()
 
     def explode(sessions: Sessions) -> None:
         sessions.clear()
@@ -200,33 +215,196 @@ def test_failed_change_leaves_file_and_directory_as_they_were(tmp_path: Path) ->
 
     with pytest.raises(RuntimeError):
         store.update(explode)
-    assert store.path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sessions.json", "sessions.lock"]
+    assert (store.path.read_bytes(), store.log_path.read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == FILES
 
 
 def test_update_without_change_does_not_rewrite(tmp_path: Path) -> None:
     store = StateStore(tmp_path)
     store.update(_add(_record(1)))
-    before = store.path.stat()
+    store.update(_add(_record(2)))
+    before = store.path.stat(), store.log_path.read_bytes()
     store.update(lambda sessions: None)
     store.update(_add(_record(1)))  # the same record again: equal, so no change
-    after = store.path.stat()
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    store.update(_add(dataclasses.replace(_record(2))))  # equal, though another object
+    assert (store.path.stat(), store.log_path.read_bytes()) == before
 
 
-def test_update_with_change_replaces_the_file(tmp_path: Path) -> None:
+def test_first_change_writes_a_snapshot_and_starts_the_log(tmp_path: Path) -> None:
     store = StateStore(tmp_path)
     store.update(_add(_record(1)))
-    before = store.path.stat()
+    doc = json.loads(store.path.read_bytes())
+    assert (doc["version"], doc["generation"]) == (state.SCHEMA_VERSION, 1)
+    assert store.log_path.read_bytes() == state.log_header(1)
+    assert stat.S_IMODE(store.log_path.stat().st_mode) == 0o600
+
+
+def test_a_change_appends_its_lines_and_leaves_the_snapshot(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    store.update(_add(_record(1)))
+    snapshot = store.path.stat()
+    changed = _record(1, main_pid=42)
+    store.update(_add(changed, _record(2)))
+    store.update(lambda s: s.pop(_record(1).id))
+    assert store.path.stat() == snapshot
+    lines = store.log_path.read_bytes().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"version": state.SCHEMA_VERSION, "extends": 1},
+        {"set": changed.to_sparse_json()}, {"set": _record(2).to_sparse_json()},
+        {"remove": _record(1).id}]
+    assert StateStore(tmp_path).load() == {_record(2).id: _record(2)}
+
+
+def test_the_log_is_folded_into_a_new_snapshot_once_it_outgrows_both_limits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state, "LOG_MIN_BYTES", 600)
+    store = StateStore(tmp_path)
+    records = [_record(n) for n in range(40)]
+    store.update(_add(*records[:20]))  # a snapshot of 20 records: a quarter is > 600 B
+    assert len(store.path.read_bytes()) // 4 > 600
+    appended = 0
+    for record in records[20:]:
+        store.update(_add(record))
+        appended += 1
+        if json.loads(store.path.read_bytes())["generation"] == 2:
+            break
+    snapshot = store.path.read_bytes()
+    # Folded once the log was past both limits, and no earlier.
+    assert appended > 1 and len(snapshot) > 0
+    assert store.log_path.read_bytes() == state.log_header(2)
+    expected = {r.id: r for r in records[:20 + appended]}
+    assert state.decode(snapshot, "x")[0] == expected
+    assert StateStore(tmp_path).load() == expected
+
+
+def test_an_unfinished_last_line_is_no_change_and_the_next_append_cuts_it(
+        tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    store.update(_add(_record(1)))
     store.update(_add(_record(2)))
-    assert store.path.stat().st_ino != before.st_ino
+    whole = store.log_path.read_bytes()
+    for torn in (b'{"set": {"id": "3', b'{"remove": 7}\n', b"\x00\x00\x00"):
+        store.log_path.write_bytes(whole + torn)
+        assert set(StateStore(tmp_path).load()) == {_record(1).id, _record(2).id}
+    StateStore(tmp_path).update(_add(_record(3)))
+    assert store.log_path.read_bytes() == \
+        whole + b'{"set": ' + json.dumps(_record(3).to_sparse_json()).encode() + b"}\n"
+    assert set(StateStore(tmp_path).load()) == {_record(n).id for n in (1, 2, 3)}
+
+
+@pytest.mark.parametrize("bad", [b"garbage\n", b'{"set": {"id": 7}}\n', b'{"drop": "x"}\n',
+                                 b'{"set": {}, "remove": "x"}\n', b"[]\n"])
+def test_a_bad_line_before_the_last_is_refused_naming_the_log(tmp_path: Path,
+                                                              bad: bytes) -> None:
+    store = StateStore(tmp_path)
+    store.update(_add(_record(1)))
+    store.update(_add(_record(2)))
+    raw = store.log_path.read_bytes()
+    header, rest = raw.split(b"\n", 1)
+    store.log_path.write_bytes(header + b"\n" + bad + rest)
+    before = store.path.read_bytes(), store.log_path.read_bytes()
+    for attempt in (StateStore(tmp_path).load,
+                    lambda: StateStore(tmp_path).update(_add(_record(3)))):
+        with pytest.raises(StateError) as err:
+            attempt()
+        assert str(store.log_path) in str(err.value) and "line 2" in str(err.value)
+    assert (store.path.read_bytes(), store.log_path.read_bytes()) == before
+
+
+@pytest.mark.parametrize("header", [b"{}\n", b'{"version": 4, "extends": -1}\n',
+                                    b'{"version": 99, "extends": 1}\n', b"nope\n"])
+def test_a_log_with_a_bad_header_is_refused(tmp_path: Path, header: bytes) -> None:
+    store = StateStore(tmp_path)
+    store.update(_add(_record(1)))
+    store.log_path.write_bytes(header)
+    with pytest.raises(StateError, match=r"sessions\.log is not a valid orch state log"):
+        StateStore(tmp_path).load()
+
+
+def test_a_log_older_than_its_snapshot_is_already_in_it(tmp_path: Path) -> None:
+    """A crash between writing a snapshot and starting its log over leaves the old log:
+    its changes are in the snapshot, and replaying them would undo later ones."""
+    store = StateStore(tmp_path)
+    store.update(_add(_record(1)))
+    stale = state.log_header(0) + b'{"remove": "' + _record(1).id.encode() + b'"}\n'
+    store.log_path.write_bytes(stale)
+    assert set(StateStore(tmp_path).load()) == {_record(1).id}
+    StateStore(tmp_path).update(_add(_record(2)))
+    assert store.log_path.read_bytes().startswith(state.log_header(1))
+    assert set(StateStore(tmp_path).load()) == {_record(1).id, _record(2).id}
+
+
+def test_a_log_ahead_of_its_snapshot(tmp_path: Path) -> None:
+    """A new log with no change yet may outlive a snapshot whose rename did not reach
+    the disk: harmless. With changes in it, something else wrote it: refused."""
+    store = StateStore(tmp_path)
+    store.update(_add(_record(1)))
+    store.log_path.write_bytes(state.log_header(2))
+    assert set(StateStore(tmp_path).load()) == {_record(1).id}
+    StateStore(tmp_path).update(_add(_record(2)))
+    assert set(StateStore(tmp_path).load()) == {_record(1).id, _record(2).id}
+    store.log_path.write_bytes(state.log_header(9) + b'{"remove": "x"}\n')
+    with pytest.raises(StateError, match="newer than"):
+        StateStore(tmp_path).load()
+
+
+def test_a_deleted_snapshot_takes_its_log_along(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    store.update(_add(_record(1)))
+    store.update(_add(_record(2)))
+    store.path.unlink()
+    assert StateStore(tmp_path).load() == {}
+    StateStore(tmp_path).update(_add(_record(3)))
+    assert set(StateStore(tmp_path).load()) == {_record(3).id}
+    assert store.log_path.read_bytes() == state.log_header(1)
+
+
+def test_a_reader_racing_a_new_snapshot_reads_again(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    writer, reader = StateStore(tmp_path), StateStore(tmp_path)
+    writer.update(_add(_record(1)))
+    writer.update(_add(_record(2)))
+    real = StateStore._read_file
+    raced: list[Path] = []
+
+    def read_file(self: StateStore, path: Path) -> bytes | None:
+        if self is reader and path == reader.log_path and not raced:
+            # Between the reader's two reads, another process folds the log into a new
+            # snapshot and changes a record: the snapshot read is now one too old.
+            raced.append(path)
+            monkeypatch.setattr(state, "LOG_MIN_BYTES", 0)
+            writer.update(lambda s: s.pop(_record(2).id))
+            writer.update(_add(_record(3)))
+        return real(self, path)
+
+    monkeypatch.setattr(StateStore, "_read_file", read_file)
+    assert set(reader.load()) == {_record(1).id, _record(3).id}
+    assert raced
+
+
+def test_a_store_decodes_only_the_lines_added_since_its_last_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mine, theirs = StateStore(tmp_path), StateStore(tmp_path)
+    mine.update(_add(_record(1)))
+    mine.update(_add(_record(2)))
+    theirs.update(_add(_record(3)))
+    decoded: list[str] = []
+    real = Record.from_json
+
+    def from_json(item: dict[str, Any], where: str) -> Record:
+        decoded.append(item["id"])
+        return real(item, where)
+
+    monkeypatch.setattr(Record, "from_json", staticmethod(from_json))
+    assert set(mine.load()) == {_record(n).id for n in (1, 2, 3)}
+    assert decoded == [_record(3).id]
 
 
 def test_encode_orders_records_by_creation() -> None:
     late, early = _record(1, created_at="2025-02-01"), _record(2, created_at="2025-01-01")
     doc = json.loads(state.encode({late.id: late, early.id: early}))
     assert [r["id"] for r in doc["sessions"]] == [early.id, late.id]
-    assert doc["version"] == state.SCHEMA_VERSION == 3
+    assert doc["version"] == state.SCHEMA_VERSION == 4
 
 
 # tests/unit/data/state-v1.json was written once by state.encode (schema version 1) and is
@@ -270,7 +448,7 @@ V2_PLAIN_ID = "0c0ffee0-1111-4222-8333-444455556666"
 
 def _load_checked_in(tmp_path: Path, name: str) -> Sessions:
     directory = tmp_path / "orch"
-    directory.mkdir()
+    directory.mkdir(exist_ok=True)
     (directory / "sessions.json").write_bytes((DATA / name).read_bytes())
     return StateStore(directory).load()
 
@@ -331,8 +509,8 @@ def test_state_file_keeps_one_record_per_line_without_defaults() -> None:
     assert len(lines) == 4 and lines[1].endswith(",") and lines[3] == "]}"
     first = json.loads(lines[1].rstrip(","))
     assert set(first) == {"id", "name", "unit", "scope", "argv", "cwd", "created_at"}
-    assert state.decode(raw, "x") == {plain.id: plain, full.id: full}
-    assert state.decode(state.encode({}), "x") == {}
+    assert state.decode(raw, "x") == ({plain.id: plain, full.id: full}, 0)
+    assert state.decode(state.encode({}, generation=3), "x") == ({}, 3)
 
 
 def _v2_doc(**record_changes: Any) -> dict[str, Any]:
@@ -391,6 +569,21 @@ def test_checked_in_v3_file_keeps_loading(tmp_path: Path) -> None:
     assert record.argv[-1] == "fix the $(tests)"
 
 
+# tests/unit/data/state-v4.json and state-v4.log were written once by StateStore (schema
+# version 4: a snapshot of two records, then a log that changes one, adds one and removes
+# the other) and are checked in: a later orch must keep reading the pair.
+def test_checked_in_v4_snapshot_and_log_keep_loading(tmp_path: Path) -> None:
+    directory = tmp_path / "orch"
+    directory.mkdir()
+    (directory / "sessions.log").write_bytes((DATA / "state-v4.log").read_bytes())
+    sessions = _load_checked_in(tmp_path, "state-v4.json")
+    assert sorted(r.name for r in sessions.values()) == ["fixer", "new"]
+    fixer = sessions["5f2b7a1e-0c3d-4e5f-8a9b-0c1d2e3f4a5b"]
+    assert (fixer.main_pid, fixer.tags, fixer.provider) == (4242, ["ci", "logged"], "claude")
+    new = sessions["9d3f8a2c-5b6e-4c7d-9e8f-a0b1c2d3e4f5"]
+    assert new.argv == ["make", "test"] and new.persistent
+
+
 # -- what a store remembers of the file between calls ----------------------------------
 
 def test_encode_reuses_the_line_of_the_very_same_record_only() -> None:
@@ -409,7 +602,7 @@ def test_encode_reuses_the_line_of_the_very_same_record_only() -> None:
 def test_decode_learns_the_lines_of_a_file_laid_out_as_encode_does() -> None:
     records = {r.id: r for r in (_record(1), _record(2, tags=["a,\n"]))}
     lines: state.Lines = {}
-    decoded = state.decode(state.encode(records), "f", lines)
+    decoded, _ = state.decode(state.encode(records, generation=5), "f", lines)
     assert decoded == records
     assert {i: json.loads(t) for i, (_, t) in lines.items()} == \
         {i: r.to_sparse_json() for i, r in records.items()}
@@ -421,7 +614,7 @@ def test_decode_learns_nothing_from_another_layout() -> None:
     doc = {"version": state.SCHEMA_VERSION, "sessions": [r.to_json() for r in records.values()]}
     lines: state.Lines = {"stale": (_record(9), "{}")}
     for raw in (json.dumps(doc, indent=2), json.dumps(doc)):
-        assert state.decode(raw.encode(), "f", lines) == records
+        assert state.decode(raw.encode(), "f", lines) == (records, 0)
         assert lines == {}
 
 
@@ -443,22 +636,38 @@ def test_load_hands_out_a_copy(tmp_path: Path) -> None:
     assert set(store.load()) == {_record(1).id}
 
 
-def test_update_without_sync_leaves_the_directory_fsync_to_sync(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_what_each_write_makes_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     synced: list[str] = []
-    real_fsync = os.fsync
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+
+    def kind(fd: int) -> str:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            return "dir"
+        name = os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[-1]
+        return "temp" if name.startswith(".") else name
 
     def fsync(fd: int) -> None:
-        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        synced.append(f"fsync {kind(fd)}")
         real_fsync(fd)
 
+    def fdatasync(fd: int) -> None:
+        synced.append(f"fdatasync {kind(fd)}")
+        real_fdatasync(fd)
+
     monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
     store = StateStore(tmp_path / "st")
     store.update(_add(_record(1)), sync=False)
-    assert synced == ["file"]  # complete on disk before the rename
-    assert set(StateStore(tmp_path / "st").load()) == {_record(1).id}  # and in place
+    # The first change writes the snapshot: the temp file's data before its rename, the
+    # directory (the rename and the new log) before the change is reported done.
+    assert synced == ["fsync temp", "fsync dir"]
+    synced.clear()
+    store.update(_add(_record(2)), sync=False)
+    assert synced == []  # in the log, seen by every reader, but not yet durable
+    assert set(StateStore(tmp_path / "st").load()) == {_record(1).id, _record(2).id}
     store.sync()
     store.sync()
-    assert synced == ["file", "dir"]
-    store.update(_add(_record(2)))
-    assert synced == ["file", "dir", "file", "dir"]
+    assert synced == ["fdatasync sessions.log"]
+    synced.clear()
+    store.update(_add(_record(3)))
+    assert synced == ["fdatasync sessions.log"]
