@@ -447,7 +447,7 @@ def _launch(manager: Manager, store: StateStore, record: Record) -> tuple[Sessio
         # it again at each start: the file then lives (in tmpfs) until the session ends.
         if options.restart is Restart.NO:
             secrets.remove(secret_file)
-    unit_now = manager.unit(record.unit)
+    unit_now = manager.started(record.unit)
 
     def confirm(sessions: Sessions) -> Record:
         current = sessions.get(record.id)

@@ -204,10 +204,10 @@ def parse_env(assignments: list[str]) -> dict[str, str]:
 
 def resolve_cwd(cwd: str | None) -> str:
     """The session's working directory, absolute and existing."""
-    path = Path(cwd or os.getcwd()).absolute()
-    if not path.is_dir():
+    path = os.path.abspath(cwd or os.getcwd())
+    if not os.path.isdir(path):
         raise UsageError(f"--cwd {cwd}: no such directory")
-    return os.path.normpath(path)
+    return path
 
 
 def resolve_program(program: str, search_path: str, cwd: str) -> str:

@@ -51,6 +51,9 @@ if TYPE_CHECKING:  # typing costs ~5 ms of every command's start
     from typing import Any
 
 _WILDCARDS = frozenset("*?[")  # fnmatch(3)'s, in a ListUnitsByPatterns pattern
+# sd-bus keeps a connection's matches until it closes: one that has watched this many
+# starts is closed after its use rather than kept idle.
+MAX_START_MATCHES = 256
 
 def call_timeout() -> float:
     """Seconds one D-Bus call may take (ORCH_CALL_TIMEOUT overrides the default)."""
@@ -133,6 +136,12 @@ class _Connection:
         self.changed = False
         # The units wait_until() watches: only these should wake it.
         self.watched: frozenset[str] = frozenset()
+        # Peer to peer, the manager sends every unit's PropertiesChanged to this client,
+        # and a unit's pending changes before the JobRemoved of its job: by object path,
+        # what they said of each unit a start of ours waits for, by interface.
+        self.direct = False
+        self.starting: dict[bytes, list[Any]] = {}  # undecoded: only the last are read
+        self.start_matches: set[bytes] = set()  # paths with a match installed
         # pystemd hands sd-bus a bare pointer to each callback: keep them alive here.
         self.callbacks: list[Callable[..., None]] = []
 
@@ -195,6 +204,7 @@ class Manager:
         except Exception as err:
             raise self._unreachable(err) from None
         self._conn = _Connection(bus)
+        self._conn.direct = address is not None
         return self
 
     def close(self) -> None:
@@ -204,10 +214,12 @@ class Manager:
         conn, self._conn, key = self._conn, None, self._idle_key
         if conn is None or key is None:
             return
-        if conn.subscribed or conn.broken or key in _IDLE:
+        if conn.subscribed or conn.broken or key in _IDLE \
+                or len(conn.start_matches) >= MAX_START_MATCHES:
             conn.bus.close()
             return
         conn.jobs.clear()  # every job waited for in this use was waited for in it
+        conn.starting.clear()
         conn.watched, conn.changed = frozenset(), False
         _IDLE[key] = conn
 
@@ -321,6 +333,44 @@ class Manager:
         self._open.callbacks.append(callback)
         self._bus.match_signal(DESTINATION, path, interface, member, callback)
 
+    def _watch_start(self, unit: str) -> None:
+        """Collect what the manager's signals say of UNIT from now on (see started())."""
+        conn = self._open
+        path = object_path(unit)
+        conn.starting[path] = []
+        if path in conn.start_matches:
+            return
+
+        def on_change(msg: Any, error: Any = None, userdata: Any = None) -> None:
+            messages = conn.starting.get(path)
+            if messages is not None:  # else no start of this unit is waited for now
+                messages.append(msg)
+
+        self._match(path, PROPERTIES_IFACE, b"PropertiesChanged", on_change)
+        conn.start_matches.add(path)
+
+    def started(self, unit: str) -> UnitView:
+        """UNIT as it is when its start job has ended (call after wait_job()).
+
+        Peer to peer, this costs no call: before it sends a job's JobRemoved, the manager
+        flushes the unit's pending PropertiesChanged (of its Service interface, then its
+        Unit interface), each with every property the view needs. Where they did not
+        come (through a bus, which sends them only to subscribers), it reads the unit.
+        """
+        latest: dict[bytes, dict[bytes, Any]] = {}
+        for msg in reversed(self._open.starting.pop(object_path(unit), None) or ()):
+            msg.process_reply(False)  # decoding is what costs: the newest two suffice
+            interface, changed, _invalidated = msg.body
+            latest.setdefault(bytes(interface), changed)
+            if UNIT_IFACE in latest and SERVICE_IFACE in latest:
+                break
+        unit_props, service_props = latest.get(UNIT_IFACE), latest.get(SERVICE_IFACE)
+        if not unit_props or not service_props or not unit_props.get(b"InvocationID"):
+            return self.unit(unit)
+        props = {**service_props, **unit_props, b"LoadState": b"loaded"}
+        props.pop(b"Job", None)  # the start job has ended; unit_view reads JobId
+        return unit_view(props)
+
     def _dispatch(self, seconds: float) -> None:
         """Wait up to SECONDS for bus traffic and run the matching callbacks."""
         try:
@@ -356,6 +406,8 @@ class Manager:
         from pystemd.dbuslib import apply_signature
 
         self._watch_jobs()
+        if self._open.direct:
+            self._watch_start(unit)
         args = apply_signature(b"ss", [unit.encode(), b"fail"])
         args += properties_args(properties)
         args.append((ord("a"), b"(sa(sv))"))
