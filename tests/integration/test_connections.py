@@ -95,3 +95,36 @@ out['fresh'] = conn() is not first
 orch.stop(session.id)
 """)
     assert out == {"status": "running", "fresh": True}
+
+
+def test_a_spawn_reads_its_unit_from_the_signals_before_its_job_ends(orch: Orch) -> None:
+    """Peer to peer, the manager flushes a unit's PropertiesChanged before the JobRemoved
+    of its start job: the spawn's view of the new unit costs no call, and is what a read
+    of the unit says."""
+    out = run_program(orch, """
+from orch import systemd
+calls = []
+real = systemd.Manager._call
+def counting(self, path, interface, method, args, what):
+    calls.append(method.decode())
+    return real(self, path, interface, method, args, what)
+systemd.Manager._call = counting
+session = orch.spawn(['sleep', '60'])
+out['calls'] = list(calls)
+quick = orch.spawn(['/bin/sh', '-c', 'exit 3'])
+with Manager(scope) as m:
+    read = m.unit(session.unit)
+    # Nothing collected for it here: started() reads the unit instead.
+    out['fallback_reads'] = m.started(session.unit) == read
+out['view'] = [session.invocation_id, session.main_pid, session.status.value]
+running = 'running' if read.active_state == 'active' else ''
+out['read'] = [read.invocation_id, read.main_pid, running]
+ended = quick.status.value != 'running'
+out['quick'] = [quick.status.value, quick.exit_code] if ended else 'running'
+orch.stop(session.id)
+""")
+    assert out["calls"] == ["StartTransientUnit"]
+    assert out["view"] == out["read"] and out["view"][0] and out["view"][1]
+    assert out["fallback_reads"] is True
+    # A program that exits at once: its end as the signals told it, or still running.
+    assert out["quick"] in ("running", ["failed", 3])
