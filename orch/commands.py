@@ -35,7 +35,8 @@ def emit_json(data: Any) -> None:
     """DATA as JSON on stdout: a list with one item per line (json's C encoder; its
     indenting one is pure Python, and slow for a thousand sessions), else indented."""
     if isinstance(data, list):
-        items = ",\n".join("  " + json.dumps(item, ensure_ascii=False) for item in data)
+        encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for them all
+        items = ",\n".join("  " + encode(item) for item in data)
         sys.stdout.write(f"[\n{items}\n]\n" if data else "[]\n")
     else:
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")

@@ -59,6 +59,9 @@ LOG_MIN_BYTES = 64 * 1024
 # Unlocked reads that may race a new snapshot before one is made under the lock.
 READ_ATTEMPTS = 3
 
+# One encoder for every record: json.dumps with an option makes a new one per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+
 Sessions = dict[str, Record]
 # Each record's line in the state file, by session id, with the record it encodes.
 Lines = dict[str, tuple[Record, str]]
@@ -85,7 +88,7 @@ def _line(record: Record, known: Lines) -> str:
     cached = known.get(record.id)
     if cached is not None and cached[0] is record:
         return cached[1]
-    return json.dumps(record.to_sparse_json(), ensure_ascii=False)
+    return _ENCODE(record.to_sparse_json())
 
 
 def _layout(texts: list[str], generation: int) -> bytes:
