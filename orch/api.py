@@ -168,8 +168,8 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
                     worktree=tree[0], worktree_repo=tree[1], after=dependencies)
     with Manager(scope) as manager:
         # Recorded before the start, so a unit of ours never runs without a record. The
-        # rename is made durable while the manager starts the unit (_launch), before
-        # spawn returns: a crash before then ends the unit too.
+        # append is made durable while the manager starts the unit (_launch), before
+        # spawn returns: a power cut before then ends the unit too.
         store.update(lambda s: s.__setitem__(record.id, record), sync=bool(dependencies))
         if dependencies:
             try:

@@ -136,11 +136,11 @@ class _Connection:
         self.changed = False
         # The units wait_until() watches: only these should wake it.
         self.watched: frozenset[str] = frozenset()
-        # Peer to peer, the manager sends every unit's PropertiesChanged to this client,
-        # and a unit's pending changes before the JobRemoved of its job: by object path,
-        # what they said of each unit a start of ours waits for, by interface.
+        # Peer to peer (direct), the manager sends this client every unit's
+        # PropertiesChanged, and a unit's pending ones before the JobRemoved of its job.
+        # By object path, those (undecoded) about each unit a start of ours waits for.
         self.direct = False
-        self.starting: dict[bytes, list[Any]] = {}  # undecoded: only the last are read
+        self.starting: dict[bytes, list[Any]] = {}
         self.start_matches: set[bytes] = set()  # paths with a match installed
         # pystemd hands sd-bus a bare pointer to each callback: keep them alive here.
         self.callbacks: list[Callable[..., None]] = []
