@@ -631,7 +631,7 @@ def wait(refs: Sequence[str], scope: Scope | None = None, *, any_: bool = False,
     store = store_for(scope)
     records = store.load()
     wanted = list(dict.fromkeys(_find(ref, records).id for ref in refs))
-    units = [records[i].unit for i in wanted]
+    units = [records[i].unit for i in _with_dependencies(wanted, records)]
     latest: list[Session] = []
 
     with Manager(scope) as manager:
@@ -653,6 +653,18 @@ def wait(refs: Sequence[str], scope: Scope | None = None, *, any_: bool = False,
 
         finished = manager.wait_until(units, done, timeout)
     return WaitOutcome(latest, timed_out=not finished)
+
+
+def _with_dependencies(session_ids: list[str], records: Sessions) -> list[str]:
+    """SESSION_IDS and every session they wait on (--after), transitively. A session
+    blocked by a failed dependency never changes its own unit: the exit hook of the
+    dependency records the block, and the dependency's unit ending after its hook is
+    the signal that tells `wait` to look."""
+    found = list(session_ids)
+    for session_id in found:  # grows as it goes
+        record = records.get(session_id)
+        found += [d for d in (record.after if record else ()) if d in records and d not in found]
+    return found
 
 
 def _mark(store: StateStore, session_id: str, intent: Intent,

@@ -62,3 +62,15 @@ def test_a_started_or_blocked_session_is_not_settled_again() -> None:
     sessions = {"a": _record("a", ending=OK), "c": started}
     assert after_end(sessions, "a") == [] and sessions["c"] == started
     assert block({"c": started}, "c", "why") == []
+
+
+def test_wait_watches_the_units_of_every_dependency_too() -> None:
+    """A blocked session's own unit never changes: `wait` hears of the block through
+    the end of the dependency whose exit hook recorded it, however far up the chain."""
+    from orch.api import _with_dependencies
+
+    records = {r.id: r for r in (_record("a"), _record("b", "a"), _record("c", "b"),
+                                 _record("d", "b", "a", "gone"), _record("e"))}
+    assert _with_dependencies(["c"], records) == ["c", "b", "a"]
+    assert _with_dependencies(["d", "e"], records) == ["d", "e", "b", "a"]
+    assert _with_dependencies(["a"], records) == ["a"]

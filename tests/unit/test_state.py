@@ -293,6 +293,7 @@ def test_an_unfinished_last_line_is_no_change_and_the_next_append_cuts_it(
 
 
 @pytest.mark.parametrize("bad", [b"garbage\n", b'{"set": {"id": 7}}\n', b'{"drop": "x"}\n',
+                                 b'{"set": "x"}\n', b'{"remove": 7}\n', b"\xff\n",
                                  b'{"set": {}, "remove": "x"}\n', b"[]\n"])
 def test_a_bad_line_before_the_last_is_refused_naming_the_log(tmp_path: Path,
                                                               bad: bytes) -> None:
