@@ -162,8 +162,8 @@ def log_entries(before: Sessions, after: Sessions, lines: Lines) -> bytes:
 
 class Log:
     """What a read of the log found: the generation it extends (None: no log, or one
-    whose header is unfinished), its change lines, and how many of its bytes are sound
-    (its header and the lines replayed; set by the reader)."""
+    whose header is unfinished), its change lines, and how many bytes of those the
+    reader replayed (the sound ones)."""
 
     def __init__(self, raw: bytes | None, where: str) -> None:
         self.exists = raw is not None
@@ -172,9 +172,9 @@ class Log:
         self.extends: int | None = None
         self.entries = b""
         self.size = len(raw)
-        self.sound = 0
-        self.replayed = 0  # of the entries' bytes, the sound ones (set by the reader)
+        self.replayed = 0  # set by the reader
         header_end = complete.find(b"\n") + 1
+        self.header_size = header_end
         if header_end == 0:
             return
         try:
@@ -186,7 +186,11 @@ class Log:
             raise ValueError(f"{where} is not a valid orch state log (its first line)")
         self.extends = header["extends"]
         self.entries = complete[header_end:]
-        self.sound = header_end
+
+    @property
+    def sound(self) -> int:
+        """How many of its bytes hold no unfinished or unparsable tail."""
+        return self.header_size + self.replayed
 
 
 def replay(sessions: Sessions, entries: bytes, where: str, lines: Lines | None = None) -> int:
@@ -252,6 +256,13 @@ class StateStore:
         """The records, the snapshot's generation and the log as read; None if a new
         snapshot came between the two reads (only without the lock: under it, a log
         without a whole header is a crash's leftover, and holds no change)."""
+        try:
+            return self._read_both(locked)
+        except ValueError as err:
+            raise StateError(f"{err}; orch left it untouched",
+                             hint="move it aside to start afresh") from None
+
+    def _read_both(self, locked: bool) -> tuple[Sessions, int, Log] | None:
         raw = self._read_file(self.path)
         if raw is None:
             # No snapshot: nothing was ever written, or it was deleted, which discards
@@ -259,18 +270,10 @@ class StateStore:
             self._snapshot = self._replayed = None
             return {}, 0, Log(None, str(self.log_path))
         if self._snapshot is None or self._snapshot[0] != raw:
-            try:
-                sessions, generation = decode(raw, str(self.path), self._lines)
-            except ValueError as err:
-                raise StateError(f"{err}; orch left it untouched",
-                                 hint="move it aside to start afresh") from None
+            sessions, generation = decode(raw, str(self.path), self._lines)
             self._snapshot, self._replayed = (raw, sessions, generation), None
         _, base, generation = self._snapshot
-        try:
-            log = Log(self._read_file(self.log_path), str(self.log_path))
-        except ValueError as err:
-            raise StateError(f"{err}; orch left it untouched",
-                             hint="move it aside to start afresh") from None
+        log = Log(self._read_file(self.log_path), str(self.log_path))
         if log.extends is None and log.exists and not locked:
             return None  # caught between a new snapshot's log reset and its header
         if log.extends is None or log.extends < generation:
@@ -287,17 +290,10 @@ class StateStore:
             start, sessions = len(seen[0]), dict(seen[1])
         else:
             start, sessions = 0, dict(base)
-        log.replayed = self._replay(sessions, log.entries, start)
-        log.sound += log.replayed
+        log.replayed = start + replay(sessions, log.entries[start:], str(self.log_path),
+                                      self._lines)
         self._replayed = (log.entries[:log.replayed], sessions)
         return sessions, generation, log
-
-    def _replay(self, sessions: Sessions, entries: bytes, start: int) -> int:
-        try:
-            return start + replay(sessions, entries[start:], str(self.log_path), self._lines)
-        except ValueError as err:
-            raise StateError(f"{err}; orch left it untouched",
-                             hint="move it aside to start afresh") from None
 
     def _read_file(self, path: Path) -> bytes | None:
         """PATH's bytes; None if it does not exist."""
@@ -356,16 +352,13 @@ class StateStore:
             fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as err:
             raise self._error(err, self.log_path) from None
-        kept = log.entries[:log.replayed]
+        kept, data, cut = log.entries[:log.replayed], entries, None
+        if log.extends != generation:  # a crash came between a snapshot and this log
+            kept, data, cut = b"", log_header(generation) + entries, 0
+        elif log.size != log.sound:
+            cut = log.sound  # an append cut short: no change
         try:
-            if log.extends != generation:  # a crash came between a snapshot and this log
-                os.ftruncate(fd, 0)
-                data, kept = log_header(generation) + entries, b""
-            else:
-                if log.size != log.sound:
-                    os.ftruncate(fd, log.sound)  # an append cut short: no change
-                data = entries
-            self._write_all(fd, data)
+            self._write_all(fd, data, cut)
         except OSError as err:
             raise self._error(err, self.log_path) from None
         self._replayed = (kept + entries, dict(sessions))  # read back, nothing to decode
@@ -383,18 +376,15 @@ class StateStore:
                 # A new log is made before the directory's fsync, which then holds it
                 # too: appends need fdatasync only. Should that fsync not happen, the
                 # log, with no change in it yet, is ahead of its snapshot: harmless.
-                fd = os.open(self.log_path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+                self._write_all(os.open(self.log_path, flags | os.O_CREAT | os.O_EXCL, 0o600),
+                                header)
                 new = True
             except FileExistsError:
-                fd, new = None, False
-            if fd is not None:
-                self._write_all(fd, header)
+                new = False
             self._sync_directory()
             if not new:
                 # Only now that the snapshot holding it is on disk does the log start over.
-                fd = os.open(self.log_path, flags)
-                os.ftruncate(fd, 0)
-                self._write_all(fd, header)
+                self._write_all(os.open(self.log_path, flags | os.O_TRUNC), header)
         except OSError as err:
             raise self._error(err, self.log_path) from None
         self._snapshot = (data, dict(sessions), generation)
@@ -402,9 +392,12 @@ class StateStore:
         self._unsynced = False
 
     @staticmethod
-    def _write_all(fd: int, data: bytes) -> None:
-        """Write DATA at FD in one write(2), and close FD."""
+    def _write_all(fd: int, data: bytes, cut: int | None = None) -> None:
+        """Write DATA at FD in one write(2), after cutting the file to CUT bytes if given,
+        and close FD."""
         try:
+            if cut is not None:
+                os.ftruncate(fd, cut)
             if os.write(fd, data) != len(data):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         finally:

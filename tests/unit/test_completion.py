@@ -126,10 +126,7 @@ def test_zsh_completes_commands(orch_bin: Path, tmp_path: Path) -> None:
     # Outside a real Tab: compdef only registers, and _arguments shows what it was given.
     program = (f"compdef() {{ : }}; _arguments() {{ print -r -- \"$@\" }}; source {script}; "
                "words=(orch sp); CURRENT=2; _orch_completion")
-    done = subprocess.run(["zsh", "-f", "-c", program], capture_output=True, text=True,
-                          env=_shell_env(orch_bin, tmp_path), timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    assert '"spawn"' in done.stdout
+    assert '"spawn"' in _zsh(program, orch_bin, tmp_path)
 
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
@@ -138,10 +135,15 @@ def test_zsh_completes_on_the_first_tab_when_autoloaded(orch_bin: Path, tmp_path
     (tmp_path / "_orch").write_text(completion.script("zsh"))
     program = (f"fpath=({tmp_path} $fpath); autoload -Uz _orch; compdef() {{ : }}; "
                "_arguments() { print -r -- \"$@\" }; words=(orch sp); CURRENT=2; _orch")
+    assert '"spawn"' in _zsh(program, orch_bin, tmp_path)
+
+
+def _zsh(program: str, orch_bin: Path, tmp_path: Path) -> str:
+    """What PROGRAM prints in a bare zsh (-f) that finds this orch; it must succeed."""
     done = subprocess.run(["zsh", "-f", "-c", program], capture_output=True, text=True,
                           env=_shell_env(orch_bin, tmp_path), timeout=60, check=False)
     assert done.returncode == 0, done.stderr
-    assert '"spawn"' in done.stdout
+    return done.stdout
 
 
 @pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")

@@ -4,22 +4,7 @@ in a fresh interpreter: this one has loaded both long ago."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def probe(code: str) -> dict[str, object]:
-    """Run CODE in a fresh interpreter; it sets `out`."""
-    script = "import json, sys\nout = {}\n" + code + "\nprint(json.dumps(out))\n"
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=ROOT, timeout=60)
-    assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout)
-    return result
+from tests.unit.fresh import probe
 
 
 def test_orchs_modules_load_without_inspect() -> None:

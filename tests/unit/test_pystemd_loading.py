@@ -5,29 +5,20 @@ may have pystemd loaded already."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from orch import dbus
+from tests.unit import fresh
 
-ROOT = Path(__file__).resolve().parents[2]
 WATCHED = ("pystemd", "pystemd.utils", "pprint", "lxml", "pystemd.dbuslib",
            "pystemd.dbusexc")
 
 
 def probe(code: str) -> dict[str, object]:
     """Run CODE after `from orch import dbus` in a fresh interpreter; it sets `out`."""
-    script = ("import json, sys\nfrom orch import dbus\nout = {}\n" + code +
-              "\nprint(json.dumps(out))\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=ROOT, timeout=60)
-    assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout)
-    return result
+    return fresh.probe(code, prelude="from orch import dbus\n")
 
 
 def test_dbuslib_loads_alone() -> None:
