@@ -18,6 +18,7 @@ from pathlib import Path
 from orch import dependencies, secrets
 from orch.dbus import Property
 from orch.errors import NotFound, OrchError, SpawnFailed, UsageError
+from orch.ids import new_session_id
 from orch.resolve import resolve
 from orch.scope import Scope
 from orch.session import (
@@ -144,9 +145,7 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
     secrets.gather(env_files, secret_env, os.environ)  # refuse bad files before starting
     path = session_path(os.environ.get("PATH"))
     program = resolve_program(spec.argv[0], spec.env.get("PATH", path), work_dir)
-    import uuid  # here, not at the top: it loads platform, which ps need not pay for
-
-    session_id = uuid.uuid4()
+    session_id = new_session_id()
     created = now_iso()
     store = store_for(scope)
     known = store.load() if after else {}
@@ -156,9 +155,9 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
         from orch import worktree as worktrees
 
         tree = worktrees.create(work_dir, store.directory / "worktrees",
-                                f"{spec.label()}-{session_id.hex[:8]}")
+                                f"{spec.label()}-{session_id[:8]}")
         work_dir = tree[0] or work_dir
-    record = Record(id=str(session_id), name=spec.label(),
+    record = Record(id=session_id, name=spec.label(),
                     unit=unit_name(spec.label(), session_id), scope=str(scope),
                     argv=spec.argv, cwd=work_dir, tags=spec.tags,
                     description=spec.description, env=spec.env, created_at=created,
@@ -375,8 +374,6 @@ def _start_after(manager: Manager, store: StateStore, record: Record) -> Session
 def _arm(manager: Manager, store: StateStore, record: Record) -> None:
     """Create RECORD's unit, not started, behind a path unit that starts it when its
     marker is written (by the last of its dependencies' exit hooks)."""
-    import uuid
-
     props, secret_file = _unit_properties(store, record)
     marker = after_dir(Scope(record.scope)) / f"{record.id}.go"
     # The path unit watches the directory for the marker (MakeDirectory= would make the
@@ -386,7 +383,7 @@ def _arm(manager: Manager, store: StateStore, record: Record) -> None:
     path_unit = after_unit(record.unit)
     try:
         job = manager.submit_transient(
-            path_unit, after_properties(uuid.UUID(record.id), marker),
+            path_unit, after_properties(record.id, marker),
             aux=[(record.unit, props)])
         manager.wait_job(job, f"the start of {path_unit}")
     except BaseException:
@@ -422,9 +419,7 @@ def _unit_properties(store: StateStore, record: Record) -> tuple[list[Property],
                                                 record.cwd)
     values = secrets.gather(record.env_files, record.secret_env, os.environ)
     secret_file = secrets.write(scope, record.id, values) if values else None
-    import uuid
-
-    props = properties(spec, session_id=uuid.UUID(record.id), unit=record.unit, scope=scope,
+    props = properties(spec, session_id=record.id, unit=record.unit, scope=scope,
                        program=program, cwd=record.cwd, path=path, state_dir=store.directory,
                        options=SpawnOptions.from_json(record.options), secrets_file=secret_file)
     return props, secret_file

@@ -20,8 +20,7 @@ from orch.scope import Scope
 from orch.units import syslog_identifier
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing and uuid (which loads platform) cost every command ~5 ms
-    import uuid
+if TYPE_CHECKING:  # typing costs every command some ms
     from typing import Any
 
 RESERVED_ENV = ("ORCH_SESSION_ID", "ORCH_UNIT", "ORCH_SCOPE")
@@ -65,7 +64,8 @@ class SpawnOptions:
     def to_json(self) -> dict[str, Any]:
         """As JSON data: only what differs from the defaults."""
         data: dict[str, Any] = {}
-        for name, value in dataclasses.asdict(self).items():
+        for name in self.__dataclass_fields__:  # not asdict(): its deep copies cost more
+            value = getattr(self, name)
             if value != getattr(SpawnOptions, name, None) and value not in ((), None):
                 data[name] = list(value) if isinstance(value, tuple) else str(value) \
                     if isinstance(value, Restart) else value
@@ -263,7 +263,7 @@ def after_unit(unit: str) -> str:
     return unit.removesuffix(".service") + ".path"
 
 
-def after_properties(session_id: uuid.UUID, marker: Path) -> list[Property]:
+def after_properties(session_id: str, marker: Path) -> list[Property]:
     """A path unit that starts its namesake service when MARKER is written (inotify)."""
     return [("Description", "s", f"orch session {session_id}: waiting for its dependencies"),
             ("Paths", "a(ss)", [("PathChanged", str(marker))])]
@@ -289,7 +289,7 @@ def literal_argv(argv: list[str]) -> list[str]:
     return [arg.replace("$", "$$") for arg in argv]
 
 
-def description(session_id: uuid.UUID, spec: SessionSpec) -> str:
+def description(session_id: str, spec: SessionSpec) -> str:
     """The unit's Description=: carries the session id, so systemd alone can name it."""
     summary = spec.description or shlex.join(spec.argv)
     summary = _CONTROL.sub(" ", summary)
@@ -298,7 +298,7 @@ def description(session_id: uuid.UUID, spec: SessionSpec) -> str:
     return f"orch session {session_id}: {summary}"
 
 
-def properties(spec: SessionSpec, *, session_id: uuid.UUID, unit: str, scope: Scope,
+def properties(spec: SessionSpec, *, session_id: str, unit: str, scope: Scope,
                program: str, cwd: str, path: str, state_dir: Path,
                options: SpawnOptions | None = None,
                secrets_file: Path | None = None) -> list[Property]:

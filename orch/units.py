@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import re
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # uuid loads platform: ~1.5 ms of every command's start
-    import uuid
-
 PREFIX = "orch-"
 SUFFIX = ".service"
 MAX_UNIT_NAME = 255  # UNIT_NAME_MAX in systemd, including the suffix
@@ -43,9 +39,9 @@ def _fit(escaped: str, room: int) -> str:
     return cut
 
 
-def unit_name(label: str, session_id: uuid.UUID) -> str:
+def unit_name(label: str, session_id: str) -> str:
     """The unit carrying a session: orch-<label>-<first 8 hex digits of its id>.service."""
-    short = session_id.hex[:SHORT_ID_LEN]
+    short = session_id.replace("-", "")[:SHORT_ID_LEN]
     room = MAX_UNIT_NAME - len(PREFIX) - len(SUFFIX) - len(short) - 1
     escaped = _fit(escape_label(label), room) or "session"
     return f"{PREFIX}{escaped}-{short}{SUFFIX}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -509,7 +508,7 @@ def test_label_is_the_unescaped_readable_part(unit: str, label: str) -> None:
 
 @given(st.text(st.characters(codec="utf-8"), min_size=1, max_size=14))
 def test_label_undoes_unit_name(label: str) -> None:
-    unit = unit_name(label, uuid.UUID(SID))
+    unit = unit_name(label, SID)
     assert _label(unit) == label
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from orch.spec import (
     validate,
 )
 
-SID = uuid.UUID("5a5a5a5a-1111-4222-8333-444444444444")
+SID = "5a5a5a5a-1111-4222-8333-444444444444"
 
 
 def _executable(path: Path, mode: int = 0o755) -> Path:
