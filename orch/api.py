@@ -87,10 +87,12 @@ def store_for(scope: Scope) -> StateStore:
 
 def _parent_id() -> str | None:
     parent = os.environ.get("ORCH_SESSION_ID")
-    try:
-        import uuid
+    if not parent:
+        return None
+    import uuid  # only here: it loads platform
 
-        return str(uuid.UUID(parent)) if parent else None
+    try:
+        return str(uuid.UUID(parent))
     except ValueError:
         return None
 

@@ -23,8 +23,10 @@ def test_ids_do_not_repeat() -> None:
 
 
 def test_making_an_id_loads_neither_uuid_nor_platform() -> None:
-    out = probe("import orch.api, orch.commands\n"
+    out = probe("import os\n"
+                "os.environ.pop('ORCH_SESSION_ID', None)\n"
+                "import orch.api, orch.commands\n"
                 "from orch.ids import new_session_id\n"
-                "new_session_id()\n"
+                "new_session_id(), orch.api._parent_id()\n"
                 "out['loaded'] = sorted(m for m in ('uuid', 'platform') if m in sys.modules)")
     assert out["loaded"] == []
