@@ -22,6 +22,7 @@ from bench.series import (
     showing_at,
 )
 from bench.timing import round_robin, run_child, say
+from orch.state import STATE_FILE
 
 POPULATION_ARGV = ["/bin/sleep", "3600"]  # outlives the whole run
 
@@ -63,6 +64,12 @@ def query_turns(bench: Bench, n: int) -> dict[str, Callable[[int], float]]:
                                f"fewer than the {n} sessions")
         return _ms(child.wall_s)
 
+    def floor_list_json(index: int) -> float:
+        # orch's snapshot alone (not its log): the floor reads no more than orch does.
+        child = run_child([PYTHON, FLOOR, "list-json", str(state / STATE_FILE), "orch-*"],
+                          bench.base_env(), bench.out("floor-list-json"))
+        return _ms(child.wall_s)
+
     def list_units(index: int) -> float:
         return _ms(bench.systemctl(["list-units", "--no-pager", "orch-*"], out="list").wall_s)
 
@@ -84,13 +91,14 @@ def query_turns(bench: Bench, n: int) -> dict[str, Callable[[int], float]]:
 
     return {Contender.PS: ps, Contender.LIST_UNITS: list_units, Contender.SHOW_LOOP: show_loop,
             Contender.SHOW: show, Contender.SHOW_ONE: show_one, Contender.RECOVER: recover,
-            Contender.FLOOR_LIST: floor_list}
+            Contender.FLOOR_LIST: floor_list, Contender.FLOOR_LIST_JSON: floor_list_json}
 
 
 MEASURE_OF: dict[str, tuple[Callable[[int], str], str | None]] = {
     Contender.PS: (listing_at, Contender.LIST_UNITS),
     Contender.LIST_UNITS: (listing_at, Contender.LIST_UNITS),
     Contender.FLOOR_LIST: (listing_at, Contender.LIST_UNITS),
+    Contender.FLOOR_LIST_JSON: (listing_at, Contender.LIST_UNITS),
     Contender.SHOW_LOOP: (listing_at, Contender.LIST_UNITS),
     Contender.SHOW: (showing_at, Contender.SHOW_ONE),
     Contender.SHOW_ONE: (showing_at, Contender.SHOW_ONE),

@@ -108,8 +108,11 @@ def markdown(run: Run, verdicts: Sequence[Verdict], floors: Sequence[Verdict] = 
                      f"{_verdict_value(verdict, run)} ({aim.short()}, on {aim.measure})")
     if floors:
         lines += ["", "Floors (not goals: bench/floor.py, a fresh Python process that loads "
-                  "only pystemd's D-Bus layer and makes the one call, held against the same "
-                  "limits; where it misses one, no Python CLI on pystemd meets it here):", ""]
+                  "only pystemd's D-Bus layer and makes the one call; '+ JSON state' also "
+                  "loads json, keeps a locked, durable JSON record before the start, or reads "
+                  "the JSON records and prints the listing as JSON. Held against the same "
+                  "limits: where one misses a limit, no Python CLI on pystemd that does that "
+                  "much meets it here):", ""]
         for verdict in floors:
             aim = verdict.goal
             within = {None: "N/A", True: "WITHIN", False: "BEYOND"}[verdict.met]

@@ -37,6 +37,10 @@ class Contender(StrEnum):
     # makes the one call; not orch, but what any Python CLI on pystemd pays at least.
     FLOOR_START = "python floor: StartTransientUnit only"
     FLOOR_LIST = "python floor: ListUnitsByPatterns only"
+    # The same, plus the least the issues ask of any such tool: json loaded, a locked and
+    # durable JSON record before the start; the JSON records read and printed as JSON.
+    FLOOR_START_JSON = "python floor + JSON state: StartTransientUnit"
+    FLOOR_LIST_JSON = "python floor + JSON state: ListUnitsByPatterns"
     LIB = "orch.spawn (library)"
     CLI = "orch spawn (CLI)"
     CLI_8 = "orch spawn (CLI, 8 processes x 125)"

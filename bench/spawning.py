@@ -45,6 +45,8 @@ def _ms(seconds: float) -> float:
 def spawn_turns(bench: Bench, argv: Sequence[str]) -> dict[str, Callable[[int], float]]:
     """One spawn of ARGV per contender, each returning its latency in ms."""
     state = bench.state("latency")
+    floor_state = bench.state("floor-json")
+    floor_state.mkdir(mode=0o700, exist_ok=True)
 
     def raw(index: int) -> float:
         unit = bench.unit("raw")
@@ -75,6 +77,12 @@ def spawn_turns(bench: Bench, argv: Sequence[str]) -> dict[str, Callable[[int], 
                           bench.out("floor"))
         return _ms(child.wall_s)
 
+    def floor_json(index: int) -> float:
+        unit = bench.unit("floorjson")
+        child = run_child([PYTHON, FLOOR, "start-json", str(floor_state), unit, *argv],
+                          bench.base_env(), bench.out("floor-json"))
+        return _ms(child.wall_s)
+
     def library(index: int) -> float:
         with bench.library(state):
             start = time.perf_counter()
@@ -86,6 +94,7 @@ def spawn_turns(bench: Bench, argv: Sequence[str]) -> dict[str, Callable[[int], 
 
     return {Contender.RAW: raw, Contender.PYSTEMD: pystemd_run,
             Contender.SYSTEMD_RUN: systemd_run, Contender.FLOOR_START: floor,
+            Contender.FLOOR_START_JSON: floor_json,
             Contender.LIB: library, Contender.CLI: cli}
 
 

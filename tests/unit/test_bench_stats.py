@@ -210,13 +210,18 @@ def test_floors_hold_the_floor_contender_to_the_goals_limits() -> None:
                _series(sleep, Contender.FLOOR_START, [31.0, 31.0]),
                _series(sleep, Contender.CLI, [29.0]),
                _series(listing, Contender.LIST_UNITS, [10.0], reference=Contender.LIST_UNITS),
-               _series(listing, Contender.FLOOR_LIST, [25.0], reference=Contender.LIST_UNITS))
+               _series(listing, Contender.FLOOR_LIST, [25.0], reference=Contender.LIST_UNITS),
+               _series(listing, Contender.FLOOR_LIST_JSON, [32.0],
+                       reference=Contender.LIST_UNITS))
     floors = {(v.goal.measure, v.goal.contender): v for v in goals.floor_verdicts(run)}
     start = floors[(sleep, Contender.FLOOR_START)]
     assert start.met is False and start.value == pytest.approx(3.1)
     assert start.goal.limit == 3.0 and start.goal.reference == Contender.SYSTEMD_RUN
     assert floors[(listing, Contender.FLOOR_LIST)].met is True
     assert floors[(spawn_latency(TRUE), Contender.FLOOR_START)].met is None
+    with_json = floors[(listing, Contender.FLOOR_LIST_JSON)]
+    assert with_json.met is False and with_json.value == pytest.approx(3.2)
+    assert floors[(sleep, Contender.FLOOR_START_JSON)].met is None  # not in this run
     # The goals themselves still judge orch, not the floor.
     assert _verdict(run, "`orch spawn` CLI", sleep).met is True
     text = report.markdown(run, goals.verdicts(run), goals.floor_verdicts(run))
@@ -225,4 +230,4 @@ def test_floors_hold_the_floor_contender_to_the_goals_limits() -> None:
     assert any(line.startswith(f"- WITHIN: {Contender.FLOOR_LIST}")
                for line in text.splitlines())
     data = json.loads(report.as_json(run, goals.verdicts(run), goals.floor_verdicts(run)))
-    assert [f["met"] for f in data["floors"]] == [None, False, True]
+    assert [f["met"] for f in data["floors"]] == [None, False, True, None, None, False]
