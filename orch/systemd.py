@@ -37,6 +37,7 @@ from orch.errors import (
     PermissionDenied,
     UsageError,
 )
+from orch.idle import IdlePool, Key
 from orch.scope import Scope
 from orch.session import UnitFacts, UnitView
 from orch.units import object_path
@@ -144,6 +145,13 @@ class _Connection:
         self.start_matches: set[bytes] = set()  # paths with a match installed
         # pystemd hands sd-bus a bare pointer to each callback: keep them alive here.
         self.callbacks: list[Callable[..., None]] = []
+        self.closed = False
+
+    def close(self) -> None:
+        """Close the bus (once: pystemd's close also drops its reference)."""
+        if not self.closed:
+            self.closed = True
+            self.bus.close()
 
     def alive(self) -> bool:
         """Whether the connection still works (the manager may have re-executed or
@@ -156,10 +164,12 @@ class _Connection:
         return True
 
 
-# One idle connection per manager address, process and thread, kept between Managers:
-# a library that spawns many sessions connects (and authenticates) once. sd-bus
-# connections are not shared between threads, nor inherited across fork.
-_IDLE: dict[tuple[bytes | None, int, int], _Connection] = {}
+# One idle connection per manager address, process and thread, kept between Managers
+# for IDLE_KEEP_S: a library that spawns many sessions connects (and authenticates)
+# once a burst. sd-bus connections are not shared between threads, nor inherited
+# across fork.
+IDLE_KEEP_S = 2.0
+_IDLE = IdlePool(IDLE_KEEP_S)
 
 
 class Manager:
@@ -173,7 +183,7 @@ class Manager:
         self.scope = scope
         self.timeout = timeout or call_timeout()
         self._conn: _Connection | None = None
-        self._idle_key: tuple[bytes | None, int, int] | None = None  # where it idles
+        self._idle_key: Key | None = None  # where it idles
 
     # -- connection ---------------------------------------------------------------
 
@@ -190,13 +200,13 @@ class Manager:
         os.environ.setdefault("SYSTEMD_BUS_TIMEOUT", f"{self.timeout:g}s")
         address = self._address()
         self._idle_key = (address, os.getpid(), threading.get_ident())
-        idle = _IDLE.pop(self._idle_key, None)
+        idle = _IDLE.take(self._idle_key)
         if idle is not None and idle.alive():
             self._conn = idle
             return self
         if idle is not None:
             with suppress(Exception):
-                idle.bus.close()
+                idle.close()
         bus = DBusAddress(address, peer_to_peer=True) if address else DBus(user_mode=False)
         try:
             with _bounded(self.timeout, "a new connection"):
@@ -214,14 +224,14 @@ class Manager:
         conn, self._conn, key = self._conn, None, self._idle_key
         if conn is None or key is None:
             return
-        if conn.subscribed or conn.broken or key in _IDLE \
-                or len(conn.start_matches) >= MAX_START_MATCHES:
-            conn.bus.close()
+        if conn.subscribed or conn.broken or len(conn.start_matches) >= MAX_START_MATCHES:
+            conn.close()
             return
         conn.jobs.clear()  # every job waited for in this use was waited for in it
         conn.starting.clear()
         conn.watched, conn.changed = frozenset(), False
-        _IDLE[key] = conn
+        if not _IDLE.put(key, conn):  # one idles there already: nested Managers
+            conn.close()
 
     @property
     def _bus(self) -> Any:

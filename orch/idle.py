@@ -1,0 +1,75 @@
+"""Connections kept idle between uses, for a while only.
+
+A library that spawns many sessions connects to the manager once and reuses the
+connection. An idle direct connection still receives every signal the manager sends:
+they pile up in its socket, then in the manager's own queue for it, and the next use
+must read them all. So a connection idle for longer than its keep time is closed by a
+reaper thread (one per process, started with the first idle connection).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from contextlib import suppress
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not at run time: systemd imports this module
+    from orch.systemd import _Connection
+
+# Where a connection idles: the manager's address, the process and the thread.
+Key = tuple[bytes | None, int, int]
+
+
+class IdlePool:
+    """At most one idle connection per key, closed once idle KEEP_S seconds."""
+
+    def __init__(self, keep_s: float) -> None:
+        self.keep_s = keep_s
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        # In a forked child the parent's connections are not ours to use or close, and
+        # the lock may have been held by a thread that does not exist here.
+        self._wake = threading.Condition(threading.Lock())
+        self._idle: dict[Key, tuple[_Connection, float]] = {}
+        self._reaper: threading.Thread | None = None
+
+    def take(self, key: Key) -> _Connection | None:
+        """KEY's idle connection, now no longer idle; None if there is none."""
+        with self._wake:
+            found = self._idle.pop(key, None)
+        return None if found is None else found[0]
+
+    def holds(self, key: Key) -> bool:
+        """Whether a connection idles under KEY."""
+        with self._wake:
+            return key in self._idle
+
+    def put(self, key: Key, conn: _Connection) -> bool:
+        """Keep CONN idle under KEY; False (and nothing kept) if one idles there already."""
+        with self._wake:
+            if key in self._idle:
+                return False
+            self._idle[key] = (conn, time.monotonic() + self.keep_s)
+            if self._reaper is None:
+                self._reaper = threading.Thread(target=self._reap, name="orch-idle-reaper",
+                                                daemon=True)
+                self._reaper.start()
+            self._wake.notify()
+            return True
+
+    def _reap(self) -> None:
+        while True:
+            with self._wake:
+                now = time.monotonic()
+                expired = [key for key, (_, due) in self._idle.items() if due <= now]
+                done = [self._idle.pop(key)[0] for key in expired]
+                if not done:
+                    due = min((d for _, d in self._idle.values()), default=None)
+                    self._wake.wait(None if due is None else due - now)
+            for conn in done:
+                with suppress(Exception):  # a connection nobody uses: nothing to report
+                    conn.close()

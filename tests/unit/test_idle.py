@@ -1,0 +1,88 @@
+"""The pool of idle manager connections: reuse within the keep time, closed after it."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from orch.idle import IdlePool
+
+KEY = (b"unix:path=/run/user/1000/systemd/private", 1, 2)
+OTHER = (b"unix:path=/run/user/1000/systemd/private", 1, 3)
+
+
+class FakeConnection:
+    def __init__(self) -> None:
+        self.closes = 0
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_connection_put_idle_is_taken_back_once() -> None:
+    pool = IdlePool(keep_s=60.0)
+    conn = FakeConnection()
+    assert pool.put(KEY, conn)
+    assert pool.holds(KEY)
+    assert pool.take(KEY) is conn
+    assert pool.take(KEY) is None
+    assert conn.closes == 0
+
+
+def test_only_one_connection_idles_per_key() -> None:
+    pool = IdlePool(keep_s=60.0)
+    first, second = FakeConnection(), FakeConnection()
+    assert pool.put(KEY, first)
+    assert not pool.put(KEY, second)
+    assert pool.put(OTHER, second)
+    assert pool.take(KEY) is first
+
+
+def test_a_connection_idle_past_its_keep_time_is_closed_once() -> None:
+    pool = IdlePool(keep_s=0.05)
+    conn = FakeConnection()
+    pool.put(KEY, conn)
+    eventually(lambda: not pool.holds(KEY))
+    eventually(lambda: conn.closes == 1)
+    assert pool.take(KEY) is None
+
+
+def test_a_connection_taken_in_time_is_not_closed() -> None:
+    pool = IdlePool(keep_s=0.2)
+    kept, reaped = FakeConnection(), FakeConnection()
+    pool.put(KEY, kept)
+    assert pool.take(KEY) is kept
+    pool.put(OTHER, reaped)
+    eventually(lambda: reaped.closes == 1)
+    assert kept.closes == 0
+
+
+def test_a_shorter_keep_wakes_a_reaper_that_waits_for_a_longer_one() -> None:
+    pool = IdlePool(keep_s=60.0)
+    pool.put(KEY, FakeConnection())  # the reaper sleeps a minute
+    pool.keep_s = 0.05
+    soon = FakeConnection()
+    pool.put(OTHER, soon)
+    eventually(lambda: soon.closes == 1, timeout=5.0)
+    assert pool.holds(KEY)
+
+
+def test_a_forked_child_starts_with_no_idle_connection() -> None:
+    pool = IdlePool(keep_s=60.0)
+    parents = FakeConnection()
+    pool.put(KEY, parents)
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's connection is not its to use or close
+        ok = not pool.holds(KEY) and pool.put(KEY, FakeConnection())
+        os._exit(0 if ok and pool.take(KEY) is not parents else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert pool.take(KEY) is parents and parents.closes == 0
