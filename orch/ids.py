@@ -17,4 +17,3 @@ def new_session_id() -> str:
     raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
     text = raw.hex()
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-
