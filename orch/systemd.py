@@ -128,7 +128,11 @@ class _Connection:
 
     def __init__(self, bus: Any) -> None:
         self.bus = bus
-        self.jobs: dict[bytes, str] = {}  # removed jobs and their results
+        # Jobs of this connection's calls not yet waited for, and the results of those
+        # that were removed. Peer to peer, every client hears every job's JobRemoved:
+        # the others' are not even decoded.
+        self.awaited: set[bytes] = set()
+        self.jobs: dict[bytes, str] = {}
         self.job_match = False
         # Set by wait_until(): a subscribed connection hears every unit's changes, so it
         # is closed after its use rather than kept for the next.
@@ -228,6 +232,7 @@ class Manager:
             conn.close()
             return
         conn.jobs.clear()  # every job waited for in this use was waited for in it
+        conn.awaited.clear()
         conn.starting.clear()
         conn.watched, conn.changed = frozenset(), False
         if not _IDLE.put(key, conn):  # one idles there already: nested Managers
@@ -329,9 +334,12 @@ class Manager:
             return
 
         def on_job_removed(msg: Any, error: Any = None, userdata: Any = None) -> None:
+            if not conn.awaited and not conn.watched:
+                return  # none of ours can be in it
             msg.process_reply(False)
             _id, job, unit, result = msg.body
-            conn.jobs[bytes(job)] = _s(result)
+            if bytes(job) in conn.awaited:
+                conn.jobs[bytes(job)] = _s(result)
             if _s(unit) in conn.watched:
                 conn.changed = True
 
@@ -392,17 +400,27 @@ class Manager:
             self._open.broken = True
             raise
 
+    def _queued(self, job: Any) -> bytes:
+        """JOB (a call's answer) as awaited: its JobRemoved is kept for wait_job(). Marked
+        before anything dispatches signals, which only waiting does."""
+        path = bytes(job)
+        self._open.awaited.add(path)
+        return path
+
     def wait_job(self, job: bytes, what: str) -> str:
-        """Wait for JOB to finish; its result ('done', 'failed', 'canceled', ...)."""
+        """Wait for JOB (from _queued()) to finish; its result ('done', 'failed', ...)."""
         deadline = time.monotonic() + self.timeout
-        jobs = self._open.jobs
-        while job not in jobs:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ManagerTimeout(f"the systemd manager did not finish {what} "
-                                     f"within {self.timeout:.0f}s")
-            self._dispatch(remaining)
-        return jobs.pop(job)
+        conn = self._open
+        try:
+            while job not in conn.jobs:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ManagerTimeout(f"the systemd manager did not finish {what} "
+                                         f"within {self.timeout:.0f}s")
+                self._dispatch(remaining)
+            return conn.jobs.pop(job)
+        finally:
+            conn.awaited.discard(job)
 
     # -- operations ---------------------------------------------------------------
 
@@ -426,8 +444,8 @@ class Manager:
             args += properties_args(props)
             args.append((-1, None))
         args.append((-1, None))
-        return bytes(self._call(MANAGER_PATH, MANAGER_IFACE, b"StartTransientUnit", args,
-                                f"the start of {unit}"))
+        return self._queued(self._call(MANAGER_PATH, MANAGER_IFACE, b"StartTransientUnit",
+                                       args, f"the start of {unit}"))
 
     def stop(self, unit: str) -> str:
         """Stop UNIT (SIGTERM, then SIGKILL after its stop timeout) and wait for it."""
@@ -435,10 +453,11 @@ class Manager:
 
         self._watch_jobs()
         try:
-            job = self._manager_call("StopUnit", b"ss", [unit, "replace"], f"the stop of {unit}")
+            job = self._queued(self._manager_call("StopUnit", b"ss", [unit, "replace"],
+                                                  f"the stop of {unit}"))
         except DBusNoSuchUnitError:
             return "gone"
-        return self.wait_job(bytes(job), f"the stop of {unit}")
+        return self.wait_job(job, f"the stop of {unit}")
 
     def kill(self, unit: str, signum: int) -> bool:
         """Send SIGNUM to every process of UNIT; False if the unit is not loaded."""
@@ -552,8 +571,9 @@ class Manager:
     def start(self, unit: str) -> str:
         """Start UNIT and wait for its start job; the job's result."""
         self._watch_jobs()
-        job = self._manager_call("StartUnit", b"ss", [unit, "replace"], f"the start of {unit}")
-        return self.wait_job(bytes(job), f"the start of {unit}")
+        job = self._queued(self._manager_call("StartUnit", b"ss", [unit, "replace"],
+                                              f"the start of {unit}"))
+        return self.wait_job(job, f"the start of {unit}")
 
     def wait_until(self, units: Sequence[str], done: Callable[[], bool],
                    timeout: float | None) -> bool:

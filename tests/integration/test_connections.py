@@ -156,3 +156,26 @@ out['spawn_after'] = orch.spawn(['/bin/true']).id is not None
 """)
     assert out == {"queued_while_idle": True, "same_until_then": True, "closed": True,
                    "fresh": True, "spawn_after": True}
+
+
+def test_other_clients_jobs_are_not_kept(orch: Orch) -> None:
+    """Peer to peer a connection hears every job's JobRemoved: a long use (a wait of
+    hours on a busy manager) must not keep the results of jobs it did not queue."""
+    out = run_program(orch, """
+import time
+with Manager(scope) as m:
+    m.loaded('orch-*')  # a call: the manager sends signals to ready clients only
+    m._watch_jobs()
+    others = []
+    worker = threading.Thread(target=lambda: others.extend(
+        orch.spawn(['/bin/true']) for _ in range(3)))
+    worker.start(); worker.join()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        m._dispatch(0.2)
+        if all(orch.show(s.id).status.ended for s in others):
+            break
+    out['kept'] = len(m._conn.jobs)
+    out['ended'] = all(orch.show(s.id).status.ended for s in others)
+""")
+    assert out == {"kept": 0, "ended": True}
