@@ -21,11 +21,6 @@ class Unit(StrEnum):
     CPU_MS = "ms CPU"
     MIB = "MiB"
 
-    @property
-    def higher_is_better(self) -> bool:
-        """Whether a bigger sample is the better one."""
-        return self is Unit.RATE
-
 
 class Contender(StrEnum):
     """Who does the work being measured."""

@@ -128,11 +128,10 @@ class _Connection:
 
     def __init__(self, bus: Any) -> None:
         self.bus = bus
-        # Jobs of this connection's calls not yet waited for, and the results of those
-        # that were removed. Peer to peer, every client hears every job's JobRemoved:
+        # The jobs of this connection's calls not yet waited for: their results once
+        # removed, else None. Peer to peer, every client hears every job's JobRemoved:
         # the others' are not even decoded.
-        self.awaited: set[bytes] = set()
-        self.jobs: dict[bytes, str] = {}
+        self.jobs: dict[bytes, str | None] = {}
         self.job_match = False
         # Set by wait_until(): a subscribed connection hears every unit's changes, so it
         # is closed after its use rather than kept for the next.
@@ -232,7 +231,6 @@ class Manager:
             conn.close()
             return
         conn.jobs.clear()  # every job waited for in this use was waited for in it
-        conn.awaited.clear()
         conn.starting.clear()
         conn.watched, conn.changed = frozenset(), False
         if not _IDLE.put(key, conn):  # one idles there already: nested Managers
@@ -334,11 +332,11 @@ class Manager:
             return
 
         def on_job_removed(msg: Any, error: Any = None, userdata: Any = None) -> None:
-            if not conn.awaited and not conn.watched:
+            if not conn.jobs and not conn.watched:
                 return  # none of ours can be in it
             msg.process_reply(False)
             _id, job, unit, result = msg.body
-            if bytes(job) in conn.awaited:
+            if bytes(job) in conn.jobs:
                 conn.jobs[bytes(job)] = _s(result)
             if _s(unit) in conn.watched:
                 conn.changed = True
@@ -404,7 +402,7 @@ class Manager:
         """JOB (a call's answer) as awaited: its JobRemoved is kept for wait_job(). Marked
         before anything dispatches signals, which only waiting does."""
         path = bytes(job)
-        self._open.awaited.add(path)
+        self._open.jobs[path] = None
         return path
 
     def wait_job(self, job: bytes, what: str) -> str:
@@ -412,15 +410,15 @@ class Manager:
         deadline = time.monotonic() + self.timeout
         conn = self._open
         try:
-            while job not in conn.jobs:
+            while (result := conn.jobs.get(job)) is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise ManagerTimeout(f"the systemd manager did not finish {what} "
                                          f"within {self.timeout:.0f}s")
                 self._dispatch(remaining)
-            return conn.jobs.pop(job)
+            return result
         finally:
-            conn.awaited.discard(job)
+            conn.jobs.pop(job, None)
 
     # -- operations ---------------------------------------------------------------
 
