@@ -376,7 +376,7 @@ def _start_after(manager: Manager, store: StateStore, record: Record) -> Session
 def _arm(manager: Manager, store: StateStore, record: Record) -> None:
     """Create RECORD's unit, not started, behind a path unit that starts it when its
     marker is written (by the last of its dependencies' exit hooks)."""
-    props, secret_file = _unit_properties(store, record)
+    props, secret_file = _unit_properties(store, record, SpawnOptions.from_json(record.options))
     marker = after_dir(Scope(record.scope)) / f"{record.id}.go"
     # The path unit watches the directory for the marker (MakeDirectory= would make the
     # marker itself a directory).
@@ -411,8 +411,10 @@ class _NotSubmitted(Exception):
         self.error = error
 
 
-def _unit_properties(store: StateStore, record: Record) -> tuple[list[Property], Path | None]:
-    """RECORD's unit properties, and the secrets file they point at (if any)."""
+def _unit_properties(store: StateStore, record: Record, options: SpawnOptions
+                     ) -> tuple[list[Property], Path | None]:
+    """RECORD's unit properties (OPTIONS: its own, decoded), and the secrets file they
+    point at (if any)."""
     scope = Scope(record.scope)
     spec = SessionSpec(argv=record.argv, name=record.name, description=record.description,
                        tags=record.tags, env=record.env, cwd=record.cwd)
@@ -423,7 +425,7 @@ def _unit_properties(store: StateStore, record: Record) -> tuple[list[Property],
     secret_file = secrets.write(scope, record.id, values) if values else None
     props = properties(spec, session_id=record.id, unit=record.unit, scope=scope,
                        program=program, cwd=record.cwd, path=path, state_dir=store.directory,
-                       options=SpawnOptions.from_json(record.options), secrets_file=secret_file)
+                       options=options, secrets_file=secret_file)
     return props, secret_file
 
 
@@ -431,7 +433,7 @@ def _launch(manager: Manager, store: StateStore, record: Record) -> tuple[Sessio
     """Start RECORD's current invocation as its transient unit and record what the
     manager says of it; the session and the start job's result."""
     options = SpawnOptions.from_json(record.options)
-    props, secret_file = _unit_properties(store, record)
+    props, secret_file = _unit_properties(store, record, options)
     try:
         try:
             job = manager.submit_transient(record.unit, props)

@@ -6,6 +6,7 @@ Pure apart from looking the program up on PATH: no D-Bus here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import shlex
@@ -234,10 +235,15 @@ def resolve_program(program: str, search_path: str, cwd: str) -> str:
 
 def orch_bin_dir() -> str | None:
     """The directory holding this very orch's `orch` command, if it has one."""
-    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    if argv0 is not None and argv0.name == "orch" and argv0.is_file():
-        return str(argv0.resolve().parent)
-    beside = Path(sys.executable).parent / "orch"
+    return _bin_dir(sys.argv[0] if sys.argv else "", sys.executable)
+
+
+@functools.cache  # every spawn asks; the answer stays while these do
+def _bin_dir(argv0: str, executable: str) -> str | None:
+    command = Path(argv0) if argv0 else None
+    if command is not None and command.name == "orch" and command.is_file():
+        return str(command.resolve().parent)
+    beside = Path(executable).parent / "orch"
     return str(beside.parent) if beside.is_file() else None
 
 
@@ -276,8 +282,13 @@ def exit_hook_argv(state_dir: Path, markers: Path | None = None) -> list[str]:
     daemon-reload from a file it writes lossily (';' and '$' come back altered). -I keeps
     the agent's PYTHONPATH and user site out; the hook finds its package from its path.
     """
-    hook = Path(__file__).resolve().parent / "exithook.py"
-    return [sys.executable, "-I", str(hook), str(state_dir), *([str(markers)] if markers else [])]
+    return [sys.executable, "-I", _exit_hook_path(), str(state_dir),
+            *([str(markers)] if markers else [])]
+
+
+@functools.cache
+def _exit_hook_path() -> str:
+    return str(Path(__file__).resolve().parent / "exithook.py")
 
 
 def literal_argv(argv: list[str]) -> list[str]:

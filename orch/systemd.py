@@ -73,14 +73,41 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
     raise _Deadline
 
 
+class _AlarmHandler:
+    """_on_alarm as SIGALRM's handler while anyone holds it (main thread only).
+    Installing a handler costs more than a call does, so a Manager holds it while open
+    and its calls only set the timer."""
+
+    def __init__(self) -> None:
+        self.holders = 0
+        self.previous: Any = None
+
+    def hold(self) -> bool:
+        """Take a hold; False (and no hold) outside the main thread."""
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        if self.holders == 0:
+            self.previous = signal.signal(signal.SIGALRM, _on_alarm)
+        self.holders += 1
+        return True
+
+    def release(self) -> None:
+        self.holders -= 1
+        if self.holders == 0:
+            signal.signal(signal.SIGALRM, self.previous)
+            self.previous = None
+
+
+_ALARM = _AlarmHandler()
+
+
 @contextmanager
 def _bounded(seconds: float, what: str) -> Iterator[None]:
     """Raise ManagerTimeout if the body runs longer than SECONDS (main thread only;
     elsewhere SYSTEMD_BUS_TIMEOUT alone bounds the calls)."""
-    if threading.current_thread() is not threading.main_thread():
+    if not _ALARM.hold():
         yield
         return
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
@@ -89,7 +116,7 @@ def _bounded(seconds: float, what: str) -> Iterator[None]:
                              f"within {seconds:.0f}s") from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        _ALARM.release()
 
 
 def _s(value: Any) -> str:
@@ -187,6 +214,7 @@ class Manager:
         self.timeout = timeout or call_timeout()
         self._conn: _Connection | None = None
         self._idle_key: Key | None = None  # where it idles
+        self._alarm_held = False
 
     # -- connection ---------------------------------------------------------------
 
@@ -198,9 +226,17 @@ class Manager:
     def open(self) -> Manager:
         """Connect; ManagerUnreachable if no manager answers at this scope's socket."""
         load_pystemd()
+        os.environ.setdefault("SYSTEMD_BUS_TIMEOUT", f"{self.timeout:g}s")
+        self._alarm_held = _ALARM.hold()
+        try:
+            return self._connect()
+        except BaseException:
+            self._release_alarm()
+            raise
+
+    def _connect(self) -> Manager:
         from pystemd.dbuslib import DBus, DBusAddress
 
-        os.environ.setdefault("SYSTEMD_BUS_TIMEOUT", f"{self.timeout:g}s")
         address = self._address()
         self._idle_key = (address, os.getpid(), threading.get_ident())
         idle = _IDLE.take(self._idle_key)
@@ -224,6 +260,7 @@ class Manager:
         """Leave the connection idle for this thread's next Manager of the same scope
         (or close it if one is idle already, it subscribed to unit changes, or a call on
         it failed midway)."""
+        self._release_alarm()
         conn, self._conn, key = self._conn, None, self._idle_key
         if conn is None or key is None:
             return
@@ -235,6 +272,11 @@ class Manager:
         conn.watched, conn.changed = frozenset(), False
         if not _IDLE.put(key, conn):  # one idles there already: nested Managers
             conn.close()
+
+    def _release_alarm(self) -> None:
+        if self._alarm_held:
+            self._alarm_held = False
+            _ALARM.release()
 
     @property
     def _bus(self) -> Any:
