@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from orch import dependencies, secrets
+from orch import dependencies, faults, secrets
 from orch.dbus import Property
 from orch.errors import NotFound, OrchError, SpawnFailed, UsageError
 from orch.ids import new_session_id
@@ -172,6 +172,7 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
         # append is made durable while the manager starts the unit (_launch), before
         # spawn returns: a power cut before then ends the unit too.
         store.update(lambda s: s.__setitem__(record.id, record), sync=bool(dependencies))
+        faults.point("spawn.recorded")
         if dependencies:
             try:
                 return _start_after(manager, store, record)
@@ -439,7 +440,9 @@ def _launch(manager: Manager, store: StateStore, record: Record) -> tuple[Sessio
             job = manager.submit_transient(record.unit, props)
         except BaseException as err:
             raise _NotSubmitted(err) from err
+        faults.point("launch.submitted")
         store.sync()
+        faults.point("launch.synced")
         outcome = manager.wait_job(job, f"the start of {record.unit}")
     finally:
         # The manager read the file when it started the program. With --restart it reads
@@ -447,6 +450,7 @@ def _launch(manager: Manager, store: StateStore, record: Record) -> tuple[Sessio
         if options.restart is Restart.NO:
             secrets.remove(secret_file)
     unit_now = manager.started(record.unit)
+    faults.point("launch.started")
 
     def confirm(sessions: Sessions) -> Record:
         current = sessions.get(record.id)
@@ -465,7 +469,9 @@ def _launch(manager: Manager, store: StateStore, record: Record) -> tuple[Sessio
     # reader at once, durable with the next synced change. A power cut before then
     # leaves the record as a spawn that did not confirm its unit, which recover treats
     # as an invocation that ended under it.
-    return _view(store.update(confirm, sync=False), unit_now, pid_known=True), outcome
+    confirmed = store.update(confirm, sync=False)
+    faults.point("launch.confirmed")
+    return _view(confirmed, unit_now, pid_known=True), outcome
 
 
 # systemd.exec(5)'s exit codes for failures before the program runs.
@@ -797,6 +803,7 @@ def recover(scope: Scope | None = None) -> RecoverReport:
             evidence = journal.get(record.invocation_id or "")
             decisions[record.id] = decide(record, view, alive, evidence)
         written = store.update(lambda s: _apply(s, records, decisions))
+        faults.point("recover.decided")
         for session_id, decision in decisions.items():
             outcomes[session_id] = decision.outcome
             if decision.outcome in (Outcome.ENDED, Outcome.ALREADY_ENDED, Outcome.LOST):
@@ -859,6 +866,7 @@ def _restart(manager: Manager, store: StateStore, session_id: str,
     record = store.update(archive)
     if record is None:
         return Outcome.STARTING
+    faults.point("recover.archived")
     if agents.can_resume(record):
         # The agent picks up its own conversation rather than starting over.
         argv = agents.resume_argv(record, None)
@@ -905,7 +913,10 @@ def _adopt(manager: Manager, store: StateStore,
                 added.append(record.id)
         return added
 
-    return store.update(insert) if found else []
+    if not found:
+        return []
+    faults.point("recover.adopting")
+    return store.update(insert)
 
 
 DEFAULT_REAP_AGE = 7 * 24 * 3600.0
@@ -934,7 +945,9 @@ def reap(scope: Scope | None = None, *, older_than: float = DEFAULT_REAP_AGE,
             if not session.status.ended:
                 _mark(store, session.id, Intent.STOP)
                 manager.stop(session.unit)
+                faults.point("reap.stopped")
             manager.reset_failed(session.unit)
+            faults.point("reap.reset")
             secrets.discard(scope, session.id)
             if session.after:
                 manager.stop(after_unit(session.unit))

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from orch import faults
 from orch.errors import StateError
 from orch.session import Record
 
@@ -369,6 +370,7 @@ class StateStore:
         over: the log's reset comes only once the snapshot that holds it is on disk."""
         data = encode(sessions, self._lines, generation)
         self._write(data)
+        faults.point("state.snapshot")
         header = log_header(generation)
         flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
