@@ -25,6 +25,7 @@ from orch.session import (
     Intent,
     Record,
     Session,
+    Status,
     UnitView,
     derive_status,
     now_iso,
@@ -926,7 +927,8 @@ def reap(scope: Scope | None = None, *, older_than: float = DEFAULT_REAP_AGE,
          everything: bool = False, dry_run: bool = False) -> list[Session]:
     """Remove ended sessions that ended more than OLDER_THAN seconds ago (0: all ended
     ones) and reset their failed units; with EVERYTHING, stop running sessions first and
-    remove them too. A running session is never removed otherwise. The reaped sessions."""
+    remove them too. A running session is never removed otherwise, nor one whose spawn
+    is still in flight. The reaped sessions."""
     from orch import worktree as worktrees
 
     if older_than < 0:
@@ -937,7 +939,7 @@ def reap(scope: Scope | None = None, *, older_than: float = DEFAULT_REAP_AGE,
     now = datetime.now(UTC)
     chosen = [s for s in sessions
               if (s.status.ended and _age(s, now) >= older_than)
-              or (everything and not s.status.ended)]
+              or (everything and not s.status.ended and not _in_flight(s))]
     if dry_run or not chosen:
         return chosen
     with Manager(scope) as manager:
@@ -968,6 +970,13 @@ def reap(scope: Scope | None = None, *, older_than: float = DEFAULT_REAP_AGE,
 
     store.update(remove)
     return chosen
+
+
+def _in_flight(session: Session) -> bool:
+    """A spawn that has not started its unit yet: reap leaves it, as recover does, since
+    removing its record now would leave the unit it is about to start without one."""
+    return session.status is Status.STARTING and session.invocation_id is None \
+        and not session.after
 
 
 def _age(session: Session, now: datetime) -> float:

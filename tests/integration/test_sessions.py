@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-from concurrent.futures import ThreadPoolExecutor
 
 from tests.integration.conftest import PYTHON, VENV_BIN, Orch, wait_for
 
@@ -202,20 +201,6 @@ def test_a_session_spawned_inside_another_records_its_parent(orch: Orch) -> None
     child = wait_for(lambda: [s for s in orch.ps() if s["name"] == "child"], what="the child")
     assert child[0]["parent_id"] == parent
     assert orch.show(parent)["parent_id"] is None
-
-
-def test_forty_concurrent_spawns_lose_nothing(orch: Orch) -> None:
-    with ThreadPoolExecutor(max_workers=40) as pool:
-        results = list(pool.map(lambda i: orch("spawn", "--name", f"c{i}", "--", "sleep", "120"),
-                                range(40)))
-    assert all(r.returncode == 0 for r in results), [r.stderr for r in results if r.returncode]
-    ids = {r.stdout.strip() for r in results}
-    assert len(ids) == 40
-    sessions = orch.ps()
-    assert {s["id"] for s in sessions} == ids
-    assert all(s["status"] == "running" for s in sessions)
-    units = orch.systemctl("list-units", "--no-legend", "--plain", "orch-c*").stdout
-    assert {s["unit"] for s in sessions} <= {line.split()[0] for line in units.splitlines()}
 
 
 def test_a_corrupt_state_file_is_refused_and_left_untouched(orch: Orch) -> None:
