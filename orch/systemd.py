@@ -185,10 +185,16 @@ class _Connection:
 
     def alive(self) -> bool:
         """Whether the connection still works (the manager may have re-executed or
-        dropped it while it sat idle); reads and dispatches what queued meanwhile."""
+        dropped it while it sat idle); reads and dispatches what queued meanwhile.
+
+        A connection the manager closed (a daemon-reexec drops every direct client) says
+        so only after what it sent before: the process() that meets the end returns
+        nothing (sd-bus enters its closing state), the next dispatches the closing, and
+        only the third fails. So three quiet ones in a row, not one, mean it is open."""
         try:
-            while not self.bus.process().is_empty():
-                pass
+            quiet = 0
+            while quiet < 3:
+                quiet = quiet + 1 if self.bus.process().is_empty() else 0
         except Exception:
             return False
         return True
