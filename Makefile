@@ -5,6 +5,8 @@ VENV ?= /opt/orch-dev/venv
 PY := $(VENV)/bin/python
 ORCH := $(VENV)/bin/orch
 TEST_USER ?= orch-test
+# A second one: the isolation tests need a user whose sessions the first cannot reach.
+TEST_USER2 ?= orch-test2
 # The real agent CLI the end-to-end tests run (an npm package), pinned.
 AGENTS_DIR ?= /opt/orch-dev/npm
 CLAUDE_CODE ?= @anthropic-ai/claude-code@2.1.197
@@ -52,6 +54,7 @@ agents:
 
 test-user:
 	@id -u $(TEST_USER) >/dev/null 2>&1 || useradd --create-home --shell /bin/bash $(TEST_USER)
+	@id -u $(TEST_USER2) >/dev/null 2>&1 || useradd --create-home --shell /bin/bash $(TEST_USER2)
 
 box-up: install
 	@[ -d /run/systemd/system ] || $(ORCH) box up

@@ -4,10 +4,37 @@ and as the test user on its own), every loop bounded in count and in time."""
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
 from tests.integration.conftest import (  # noqa: F401  (fixtures shared with integration)
+    Machine,
+    Orch,
+    _state_dir,
+    _stop_all,
     machine,
     orch,
     root_orch,
     test_user,
     user_orch,
 )
+
+
+@pytest.fixture
+def other_orch(request: pytest.FixtureRequest) -> Iterator[Orch]:
+    """orch as a second non-root user (ORCH_TEST_USER2) on that user's own manager."""
+    box: Machine = request.getfixturevalue("machine")
+    name = os.environ.get("ORCH_TEST_USER2", "orch-test2")
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        pytest.fail(f"the second test user {name} is missing: `make setup` creates it")
+    box.sh(f"systemctl start user@{entry.pw_uid}.service")
+    caller = Orch(box, "user", entry.pw_name, entry.pw_uid, _state_dir(entry.pw_uid))
+    yield caller
+    _stop_all(caller)
+    shutil.rmtree(caller.state_dir.parent, ignore_errors=True)
