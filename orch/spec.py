@@ -28,6 +28,9 @@ RESERVED_ENV = ("ORCH_SESSION_ID", "ORCH_UNIT", "ORCH_SCOPE")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_NAME = 128
 MAX_TAG = 64
+# Linux's MAX_ARG_STRLEN (32 pages) less the NUL: the longest single argument or
+# environment entry execve passes. Longer, the program could never start.
+MAX_ARG_BYTES = 32 * 4096 - 1
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -141,6 +144,15 @@ class SessionSpec:
         return self.name or os.path.basename(self.argv[0]) or "session"
 
 
+def _fits_execve(text: str, what: str) -> None:
+    """Refuse an argument or environment entry longer than execve passes (a long prompt
+    belongs in a file the agent reads)."""
+    size = len(text.encode("utf-8"))
+    if size > MAX_ARG_BYTES:
+        raise UsageError(f"{what} is {size} bytes; Linux passes at most {MAX_ARG_BYTES} "
+                         "in one argument or environment entry")
+
+
 def _no_nul(text: str, what: str) -> None:
     """Refuse what D-Bus cannot carry: a NUL byte, or bytes that are not UTF-8 (Python
     hands those over as lone surrogates)."""
@@ -158,6 +170,7 @@ def validate(spec: SessionSpec) -> None:
         raise UsageError("no command given: orch spawn [OPTIONS] -- CMD [ARG...]")
     for index, arg in enumerate(spec.argv):
         _no_nul(arg, f"argument {index}")
+        _fits_execve(arg, f"argument {index}")
     if spec.name is not None:
         _no_nul(spec.name, "--name")
     for tag in spec.tags:
@@ -180,6 +193,7 @@ def validate(spec: SessionSpec) -> None:
         if key in RESERVED_ENV:
             raise UsageError(f"--env {key}: orch sets this variable itself")
         _no_nul(value, f"--env {key}")
+        _fits_execve(f"{key}={value}", f"--env {key}")
 
 
 def read_text_arg(path: str, option: str) -> str:

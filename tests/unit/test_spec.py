@@ -12,6 +12,7 @@ import pytest
 from orch.errors import SpawnFailed, UsageError
 from orch.scope import Scope
 from orch.spec import (
+    MAX_ARG_BYTES,
     SessionSpec,
     after_dir,
     description,
@@ -69,6 +70,16 @@ def test_validate_refuses(spec: SessionSpec) -> None:
 def test_validate_refuses_env_name_with_trailing_newline() -> None:
     with pytest.raises(UsageError):
         validate(SessionSpec(argv=["prog"], env={"A\n": "1"}))
+
+
+def test_validate_refuses_what_execve_cannot_pass_and_no_less() -> None:
+    most = MAX_ARG_BYTES
+    validate(SessionSpec(argv=["prog", "x" * most], env={"A": "x" * (most - 2)}))
+    for spec in (SessionSpec(argv=["prog", "x" * (most + 1)]),
+                 SessionSpec(argv=["prog", "é" * (most // 2 + 1)]),  # bytes, not characters
+                 SessionSpec(argv=["prog"], env={"A": "x" * (most - 1)})):  # with "A="
+        with pytest.raises(UsageError, match=f"at most {most} in one argument"):
+            validate(spec)
 
 
 def test_validate_refuses_text_that_is_not_utf8() -> None:
