@@ -673,6 +673,17 @@ def _with_dependencies(session_ids: list[str], records: Sessions) -> list[str]:
     return found
 
 
+def _mark_all(store: StateStore, session_ids: Sequence[str], intent: Intent) -> None:
+    """_mark() for each of SESSION_IDS that is still recorded, in one change."""
+    def change(sessions: Sessions) -> None:
+        for session_id in session_ids:
+            record = sessions.get(session_id)
+            if record is not None and record.ending() is None:
+                sessions[session_id] = dataclasses.replace(record, intent=intent)
+
+    store.update(change)
+
+
 def _mark(store: StateStore, session_id: str, intent: Intent,
           final_result: str | None = None) -> Record:
     def change(sessions: Sessions) -> Record:
@@ -943,11 +954,12 @@ def reap(scope: Scope | None = None, *, older_than: float = DEFAULT_REAP_AGE,
     if dry_run or not chosen:
         return chosen
     with Manager(scope) as manager:
+        running = [s for s in chosen if not s.status.ended]
+        if running:
+            _mark_all(store, [s.id for s in running], Intent.STOP)
+            manager.stop_all([s.unit for s in running])
+            faults.point("reap.stopped")
         for session in chosen:
-            if not session.status.ended:
-                _mark(store, session.id, Intent.STOP)
-                manager.stop(session.unit)
-                faults.point("reap.stopped")
             manager.reset_failed(session.unit)
             faults.point("reap.reset")
             secrets.discard(scope, session.id)

@@ -55,6 +55,8 @@ _WILDCARDS = frozenset("*?[")  # fnmatch(3)'s, in a ListUnitsByPatterns pattern
 # sd-bus keeps a connection's matches until it closes: one that has watched this many
 # starts is closed after its use rather than kept idle.
 MAX_START_MATCHES = 256
+# How many stops stop_all() keeps in flight: each runs an exit hook (a Python process).
+STOP_WINDOW = 32
 
 def call_timeout() -> float:
     """Seconds one D-Bus call may take (ORCH_CALL_TIMEOUT overrides the default)."""
@@ -504,6 +506,30 @@ class Manager:
         except DBusNoSuchUnitError:
             return "gone"
         return self.wait_job(job, f"the stop of {unit}")
+
+    def stop_all(self, units: Sequence[str]) -> dict[str, str]:
+        """Stop UNITS as stop() does, STOP_WINDOW of them at a time (each stop runs the
+        unit's exit hook, a process of its own), and wait for them all; each unit's
+        job result, 'gone' for a unit not loaded."""
+        from pystemd.dbusexc import DBusNoSuchUnitError
+
+        self._watch_jobs()
+        results: dict[str, str] = {}
+        waiting: dict[str, bytes] = {}
+        queue = list(units)
+        while queue or waiting:
+            while queue and len(waiting) < STOP_WINDOW:
+                unit = queue.pop(0)
+                try:
+                    waiting[unit] = self._queued(self._manager_call(
+                        "StopUnit", b"ss", [unit, "replace"], f"the stop of {unit}"))
+                except DBusNoSuchUnitError:
+                    results[unit] = "gone"
+            if waiting:  # the oldest; the others' results are kept meanwhile
+                unit, job = next(iter(waiting.items()))
+                results[unit] = self.wait_job(job, f"the stop of {unit}")
+                del waiting[unit]
+        return results
 
     def kill(self, unit: str, signum: int) -> bool:
         """Send SIGNUM to every process of UNIT; False if the unit is not loaded."""

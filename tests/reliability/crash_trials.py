@@ -154,7 +154,8 @@ def main() -> None:
             for _ in range(rng.randint(1, 3)):
                 spawn(world, rng, None)
             live = len(world.records())
-            point = f"{rng.choice(REAP_POINTS)}:{rng.randint(1, max(1, live))}"
+            point = rng.choice(REAP_POINTS)  # stopped: once, after the batch; reset: each
+            point += f":{rng.randint(1, max(1, live)) if point == 'reap.reset' else 1}"
             done = world.orch("reap", "--all", "--older-than", "0", crash_at=point)
         else:  # the first write to a new state directory makes its snapshot
             world = World(work / f"snapshot-{n}", f"snap{seed % 10_000:04d}x{n}")
