@@ -59,6 +59,8 @@ ENVIRONMENT = (
     ("ORCH_DEBUG", "When set and not empty, print the trace of a failure, as --debug does."),
     ("ORCH_BOX_DIR", "Where the host keeps the running box's record (default "
                      "/run/orch-box)."),
+    ("ORCH_CRASH_AT", "For orch's own fault tests only: POINT[:N] kills orch with SIGKILL "
+                      "the Nth time it passes that crash point. Never set it otherwise."),
     ("ORCH_SESSION_ID", "Set by orch in each session: its id. Inside a session `self` names "
                         "it, and sessions spawned from it record it as their parent."),
     ("ORCH_SCOPE", "Set by orch in each session: its scope (user or system), which orch run "
