@@ -111,17 +111,17 @@ def spawn(world: World, rng: random.Random,
                       "/bin/sleep", "600", crash_at=crash_at)
 
 
-def prepare_recover(world: World, rng: random.Random) -> set[str]:
+def prepare_recover(world: World, rng: random.Random, adopt: bool) -> set[str]:
     """Give recover something to do: a persistent session stopped behind orch's back
-    (recover restarts it) and, half the time, a unit whose record was lost (recover
-    adopts it): that unit."""
+    (recover restarts it) and, if ADOPT or half the time, a unit whose record was lost
+    (recover adopts it): that unit."""
     spawn(world, rng, None)
     persistent = world.orch("spawn", "--name", world.label, "--persistent", "--",
                             "/bin/sleep", "600").stdout.strip()
     records = world.records()
     with Manager(Scope.USER) as manager:
         manager.stop(records[persistent].unit)
-    if rng.random() >= 0.5:
+    if not adopt and rng.random() >= 0.5:
         return set()
     victim = rng.choice(sorted(i for i in records if i != persistent))
     StateStore(world.directory).update(lambda s: s.pop(victim, None))
@@ -137,25 +137,36 @@ def main() -> None:
     stats: Counter[str] = Counter()
     by_point: Counter[str] = Counter()
     started = time.monotonic()
+    # Every point twice first, whatever the seed draws after.
+    planned = [(kind, point) for kind, points in (("spawn", SPAWN_POINTS),
+                                                  ("recover", RECOVER_POINTS),
+                                                  ("reap", REAP_POINTS),
+                                                  ("snapshot", ("state.snapshot",)))
+               for point in points] * 2
     for n in range(trials):
         if time.monotonic() - started > TIME_LIMIT_S:
             stats["stopped at the time limit"] += 1
             break
-        kind = rng.choices(["spawn", "recover", "reap", "snapshot"], [5, 3, 2, 1])[0]
+        if n < len(planned):
+            kind, chosen = planned[n]
+        else:
+            kind = rng.choices(["spawn", "recover", "reap", "snapshot"], [5, 3, 2, 1])[0]
+            chosen = rng.choice({"spawn": SPAWN_POINTS, "recover": RECOVER_POINTS,
+                                 "reap": REAP_POINTS, "snapshot": ("state.snapshot",)}[kind])
         world, unrecorded = main_world, set()
         if kind == "spawn":
-            point = f"{rng.choice(SPAWN_POINTS)}:1"
+            point = f"{chosen}:1"
             done = spawn(world, rng, point)
         elif kind == "recover":
-            unrecorded = prepare_recover(world, rng)
-            point = f"{rng.choice(RECOVER_POINTS)}:1"
+            unrecorded = prepare_recover(world, rng, adopt=chosen == "recover.adopting")
+            point = f"{chosen}:1"
             done = world.orch("recover", crash_at=point)
         elif kind == "reap":
             for _ in range(rng.randint(1, 3)):
                 spawn(world, rng, None)
             live = len(world.records())
-            point = rng.choice(REAP_POINTS)  # stopped: once, after the batch; reset: each
-            point += f":{rng.randint(1, max(1, live)) if point == 'reap.reset' else 1}"
+            # reap.stopped is passed once, after the batch; reap.reset once a session.
+            point = f"{chosen}:{rng.randint(1, max(1, live)) if chosen == 'reap.reset' else 1}"
             done = world.orch("reap", "--all", "--older-than", "0", crash_at=point)
         else:  # the first write to a new state directory makes its snapshot
             world = World(work / f"snapshot-{n}", f"snap{seed % 10_000:04d}x{n}")
