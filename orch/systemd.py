@@ -58,6 +58,7 @@ MAX_START_MATCHES = 256
 # How many stops stop_all() keeps in flight: each runs an exit hook (a Python process).
 STOP_WINDOW = 32
 
+
 def call_timeout() -> float:
     """Seconds one D-Bus call may take (ORCH_CALL_TIMEOUT overrides the default)."""
     try:
