@@ -497,21 +497,14 @@ class Manager:
                                        args, f"the start of {unit}"))
 
     def stop(self, unit: str) -> str:
-        """Stop UNIT (SIGTERM, then SIGKILL after its stop timeout) and wait for it."""
-        from pystemd.dbusexc import DBusNoSuchUnitError
-
-        self._watch_jobs()
-        try:
-            job = self._queued(self._manager_call("StopUnit", b"ss", [unit, "replace"],
-                                                  f"the stop of {unit}"))
-        except DBusNoSuchUnitError:
-            return "gone"
-        return self.wait_job(job, f"the stop of {unit}")
+        """Stop UNIT (SIGTERM, then SIGKILL after its stop timeout) and wait for it; the
+        job's result, 'gone' if the unit is not loaded."""
+        return self.stop_all([unit])[unit]
 
     def stop_all(self, units: Sequence[str]) -> dict[str, str]:
         """Stop UNITS as stop() does, STOP_WINDOW of them at a time (each stop runs the
         unit's exit hook, a process of its own), and wait for them all; each unit's
-        job result, 'gone' for a unit not loaded."""
+        result."""
         from pystemd.dbusexc import DBusNoSuchUnitError
 
         self._watch_jobs()

@@ -77,23 +77,20 @@ def check(world: World, trial: str, violations: list[str], stats: Counter[str],
     named = Counter(r.unit for r in records.values())
     if twice := [u for u, n in named.items() if n > 1]:
         violations.append(f"{trial}: units named by two records: {twice}")
-    if orphans := world.units() - set(named):
+    orphans = world.units() - set(named)
+    if orphans:
         stats["units without a record after the crash"] += 1
         if orphans - unrecorded:
             stats["... whose record the trial had not removed"] += 1
-        done = world.orch("recover")
-        if done.returncode != 0:
-            violations.append(f"{trial}: recover after the crash failed: {done.stderr.strip()}")
-            return
+    done = world.orch("recover")
+    if done.returncode != 0:
+        violations.append(f"{trial}: recover after the crash failed: {done.stderr.strip()}")
+        return
+    if orphans:
         stats["recovers that had to adopt"] += 1
-        orphans = world.units() - {r.unit for r in world.records().values()}
-        if orphans:
-            violations.append(f"{trial}: units with no record after recover: {sorted(orphans)}")
-    else:
-        done = world.orch("recover")
-        if done.returncode != 0:
-            violations.append(f"{trial}: recover after the crash failed: {done.stderr.strip()}")
-            return
+        left = world.units() - {r.unit for r in world.records().values()}
+        if left:
+            violations.append(f"{trial}: units with no record after recover: {sorted(left)}")
     listed = world.orch("ps", "--json")
     if listed.returncode != 0:
         violations.append(f"{trial}: ps after recover failed: {listed.stderr.strip()}")
