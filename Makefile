@@ -10,7 +10,10 @@ TEST_USER2 ?= orch-test2
 # The real agent CLI the end-to-end tests run (an npm package), pinned.
 AGENTS_DIR ?= /opt/orch-dev/npm
 CLAUDE_CODE ?= @anthropic-ai/claude-code@2.1.197
+# openssh-server/-client and iproute2: the remote hosts of tests/remote (sshd in boxes in
+# network namespaces).
 APT_PACKAGES := libsystemd-dev pkg-config python3-venv python3-dev gcc util-linux systemd dbus-user-session git \
+	openssh-server openssh-client iproute2 \
 	zsh fish time  # the shells whose completion the tests run; GNU time for make bench
 
 .PHONY: setup system-deps deb-deps venv install test-user agents demo test unit lint box-up box-down units cli-table deb bench clean

@@ -11,6 +11,7 @@ box, to wait for boot): the product talks to managers over D-Bus only (orch.syst
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -104,6 +105,68 @@ def system_state(info: BoxInfo, wait: bool = False, timeout: float = 10.0) -> st
     return out.stdout.strip() or "unknown"
 
 
+def _cgroup_mounts() -> list[tuple[frozenset[str], Path]]:
+    """The cgroup hierarchies mounted here: each one's options (its controllers, or
+    "name=systemd", among them; an empty set for cgroup2) and mount point."""
+    mounts: list[tuple[frozenset[str], Path]] = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields, _, rest = line.partition(" - ")
+        parts, extra = fields.split(), rest.split()
+        if len(parts) < 5 or len(extra) < 3 or parts[3] != "/":
+            continue
+        if extra[0] == "cgroup2":
+            mounts.append((frozenset(), Path(parts[4])))
+        elif extra[0] == "cgroup":
+            mounts.append((frozenset(extra[2].split(",")), Path(parts[4])))
+    return mounts
+
+
+def cgroup_dirs(relative: str) -> list[Path]:
+    """RELATIVE under this process's cgroup, in every hierarchy it belongs to but cpuset
+    (a new cpuset cgroup has no CPUs; systemd leaves cpuset alone on cgroup v1)."""
+    mounts = _cgroup_mounts()
+    dirs = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        wanted = frozenset(controllers.split(",")) if controllers else frozenset()
+        if "cpuset" in wanted or path.startswith("/.."):
+            continue
+        for options, mount in mounts:
+            if (wanted <= options) if wanted else not options:
+                dirs.append(mount / path.lstrip("/") / relative.strip("/"))
+                break
+    return dirs
+
+
+def _remove_cgroup_tree(top: Path, keep_top: bool = False) -> None:
+    """Remove the empty cgroups under TOP, deepest first (and TOP unless KEEP_TOP)."""
+    if not top.is_dir():
+        return
+    subdirs = sorted((d for d in top.rglob("*") if d.is_dir()),
+                     key=lambda d: len(d.parts), reverse=True)
+    for cgroup in [*subdirs, *([] if keep_top else [top])]:
+        with contextlib.suppress(OSError):  # still in use: left for the next boot to reuse
+            cgroup.rmdir()
+
+
+def remove_cgroups(dirs: Sequence[str | Path], relative: str) -> None:
+    """Remove the box cgroups DIRS and then their parents that RELATIVE created."""
+    depth = len(Path(relative.strip("/")).parts)
+    for directory in map(Path, dirs):
+        _remove_cgroup_tree(directory)
+        for parent in list(directory.parents)[:depth - 1]:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+
+
+def _enter_cgroups(dirs: Sequence[Path]) -> None:
+    """Move the calling process into DIRS (run in the launcher before unshare --cgroup)."""
+    for directory in dirs:
+        (directory / "cgroup.procs").write_text(str(os.getpid()))
+
+
 def _wait_booted(info: BoxInfo, deadline: float) -> str:
     """Wait until the manager answers and has finished booting; its last answer."""
     state = "unknown"
@@ -168,6 +231,17 @@ def up(root: Path | None = None) -> BoxInfo:
            "PYTHONPATH": package_root}
     if tree is not None:
         env["ORCH_BOX_ROOT"] = tree
+    for name in ("ORCH_BOX_BINDS", "ORCH_BOX_UNITS", "ORCH_BOX_CGROUP"):  # for orch.boxinit
+        value = os.environ.get(name)
+        if value:
+            env[name] = value
+    # Several boxes at once each need a cgroup of their own to be their namespace's
+    # root, or their systemds would share (and fight over) one tree.
+    relative = os.environ.get("ORCH_BOX_CGROUP", "").strip("/")
+    cgroups = cgroup_dirs(relative) if relative else []
+    for cgroup in cgroups:
+        cgroup.mkdir(parents=True, exist_ok=True)
+        _remove_cgroup_tree(cgroup, keep_top=True)  # what a killed box left behind
     try:
         launcher = subprocess.Popen(
             ["unshare", "--fork", "--pid", "--mount", "--uts", "--ipc", "--cgroup",
@@ -175,6 +249,7 @@ def up(root: Path | None = None) -> BoxInfo:
              sys.executable, "-m", "orch.boxinit"],
             stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
             start_new_session=True, env=env, cwd="/",
+            preexec_fn=(lambda: _enter_cgroups(cgroups)) if cgroups else None,
         )
     except OSError as err:
         raise OrchError(f"cannot run unshare(1): {err.strerror}") from err
@@ -191,8 +266,10 @@ def up(root: Path | None = None) -> BoxInfo:
     ticks = _start_ticks(pid)
     assert ticks is not None
     info = BoxInfo(pid, ticks, root=tree or "/")
-    (directory / "box.json").write_text(
-        json.dumps({"pid": pid, "start_ticks": ticks, "root": info.root}))
+    record: dict[str, object] = {"pid": pid, "start_ticks": ticks, "root": info.root}
+    if cgroups:
+        record.update(cgroup=relative, cgroups=[str(c) for c in cgroups])
+    (directory / "box.json").write_text(json.dumps(record))
     state = _wait_booted(info, deadline)
     if state not in ("running", "degraded"):
         raise OrchError(f"the box's manager did not come up (state: {state})",
@@ -205,6 +282,7 @@ def down() -> bool:
     _require_root()
     info = running_box()
     if info is None:
+        _remove_recorded_cgroups()
         (box_dir() / "box.json").unlink(missing_ok=True)
         return False
     # SIGRTMIN+4 asks systemd as PID 1 to power off, as `systemctl poweroff` would.
@@ -215,8 +293,18 @@ def down() -> bool:
             raise OrchError(f"the box (pid {info.pid}) did not power off within "
                             f"{POWEROFF_TIMEOUT:.0f}s")
         time.sleep(0.05)
+    _remove_recorded_cgroups()
     (box_dir() / "box.json").unlink(missing_ok=True)
     return True
+
+
+def _remove_recorded_cgroups() -> None:
+    """Remove the cgroups the box's record names (ORCH_BOX_CGROUP), once it is gone."""
+    try:
+        data = json.loads((box_dir() / "box.json").read_text())
+        remove_cgroups([str(d) for d in data.get("cgroups", [])], str(data["cgroup"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
 
 
 def status() -> BoxInfo | None:

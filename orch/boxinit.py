@@ -8,6 +8,7 @@ fresh tmpfs, so the masks and tmpfiles shadows below vanish with the box.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,43 @@ def prepare_run() -> None:
         (system / name).symlink_to("/dev/null")
 
 
+def bind_private(binds: str) -> None:
+    """Bind host paths over the box's: BINDS is "SRC:DST,SRC:DST..." (ORCH_BOX_BINDS),
+    e.g. a journal directory and a machine ID of the box's own. A missing DST directory
+    is created (on the shared file system: empty, it hides nothing)."""
+    for pair in filter(None, binds.split(",")):
+        source, _, target = pair.partition(":")
+        if Path(source).is_dir():
+            Path(target).mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "--bind", source, target], check=True)
+
+
+def remount_cgroups() -> None:
+    """Mount every cgroup hierarchy afresh over the host's mounts: a mount made inside
+    the box's cgroup namespace shows that namespace's root (the box's own cgroup) as its
+    top, where the host's mounts show the whole tree. Without this, a box booted in a
+    cgroup of its own (ORCH_BOX_CGROUP) would still read and write the machine's top
+    cgroups (init.scope, system.slice) through /sys/fs/cgroup, as every other box does."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields, _, rest = line.partition(" - ")
+        point, (fstype, _, options) = fields.split()[4], rest.split()[:3]
+        if fstype not in ("cgroup", "cgroup2"):
+            continue
+        kept = [o for o in options.split(",") if o not in ("rw", "ro")
+                and not o.startswith("release_agent=")]
+        # The kernel refuses a hierarchy over its own mount: out with the host's first
+        # (from the box's private mount namespace only).
+        subprocess.run(["umount", point], check=True)
+        subprocess.run(["mount", "-t", fstype, *(["-o", ",".join(kept)] if kept else []),
+                        fstype, point], check=True)
+
+
+def add_units(directory: str) -> None:
+    """Copy DIRECTORY's unit files and .wants/ links (ORCH_BOX_UNITS) among the box's
+    runtime units, so that they start at boot and vanish with the box."""
+    shutil.copytree(directory, "/run/systemd/system", symlinks=True, dirs_exist_ok=True)
+
+
 def enter_root(root: str) -> None:
     """Make ROOT (another OS tree, e.g. a debootstrap) the box's /: a fresh /proc, the
     host's /sys and /dev bound in, then pivot_root so the host's tree is out of reach."""
@@ -88,6 +126,14 @@ def main() -> None:
     if root:
         enter_root(root)
     prepare_run()
+    if os.environ.get("ORCH_BOX_CGROUP"):
+        remount_cgroups()
+    binds = os.environ.get("ORCH_BOX_BINDS")
+    if binds:
+        bind_private(binds)
+    units = os.environ.get("ORCH_BOX_UNITS")
+    if units:
+        add_units(units)
     path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     env = {"container": "other", "PATH": path}
     os.execve(SYSTEMD, [SYSTEMD, "--system", "--unit=multi-user.target"], env)

@@ -70,6 +70,15 @@ ENVIRONMENT = (
                     "inside does not forward it again."),
     ("ORCH_BOX_ROOT", "Set by `orch box up --root` for the box's first process: the OS tree "
                       "it boots."),
+    ("ORCH_BOX_CGROUP", "For `orch box up`: boot the box in this cgroup (a relative path, "
+                        "created under the caller's own in every hierarchy), so that several "
+                        "boxes at once each manage a tree of their own; `orch box down` "
+                        "removes it."),
+    ("ORCH_BOX_BINDS", "For `orch box up`: SRC:DST,... host paths the box binds over its "
+                       "own DST before systemd starts (a private journal directory, machine "
+                       "ID or state directory)."),
+    ("ORCH_BOX_UNITS", "For `orch box up`: a directory whose unit files and .wants/ links "
+                       "the box adds to its runtime units (/run/systemd/system)."),
     ("XDG_STATE_HOME", "The user scope's state file is under $XDG_STATE_HOME/orch "
                        "(default ~/.local/state/orch)."),
     ("XDG_CONFIG_HOME", "The user scope's configuration file is under $XDG_CONFIG_HOME/orch, "
