@@ -125,7 +125,8 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
           persistent: bool = False, options: SpawnOptions | None = None,
           env_files: Sequence[str] = (), secret_env: Sequence[str] = (),
           worktree: bool = False, provider: str | None = None,
-          agent: dict[str, Any] | None = None, after: Sequence[str] = ()) -> Session:
+          agent: dict[str, Any] | None = None, after: Sequence[str] = (),
+          placement: str | None = None) -> Session:
     """Start ARGV as a new session: a transient service of SCOPE's manager.
 
     The argv reaches the program verbatim (no shell). Raises SpawnFailed, with one line
@@ -134,6 +135,7 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
     ended under it: a power cut or a shutdown. OPTIONS set limits, restarts and the
     sandbox; ENV_FILES and SECRET_ENV (names of this environment's variables) give the
     program secrets that nothing records; WORKTREE runs it in a git worktree of its own.
+    PLACEMENT records why this host was chosen to run it (orch spawn --host auto).
     """
     scope = scope or current_scope()
     options = options or SpawnOptions()
@@ -167,7 +169,8 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
                     parent_id=_parent_id(), persistent=persistent, program=program, path=path,
                     requested_at=created, options=options.to_json(), env_files=env_files,
                     secret_env=list(secret_env), provider=provider, agent=dict(agent or {}),
-                    worktree=tree[0], worktree_repo=tree[1], after=dependencies)
+                    worktree=tree[0], worktree_repo=tree[1], after=dependencies,
+                    placement=placement)
     with Manager(scope) as manager:
         # Recorded before the start, so a unit of ours never runs without a record. The
         # append is made durable while the manager starts the unit (_launch), before
@@ -229,7 +232,8 @@ def _texts(settings: Mapping[str, object], key: str) -> list[str]:
 def spawn_from_settings(command: Sequence[str], settings: Mapping[str, object], *,
                         name: str | None = None, description: str = "",
                         env: dict[str, str] | None = None,
-                        scope: Scope | None = None, after: Sequence[str] = ()) -> Session:
+                        scope: Scope | None = None, after: Sequence[str] = (),
+                        placement: str | None = None) -> Session:
     """Spawn as the CLI does: COMMAND with spawn SETTINGS (the [spawn] keys of the
     config, checked; flags over profile over [spawn]). With a provider other than exec,
     COMMAND is one prompt for that agent."""
@@ -240,7 +244,8 @@ def spawn_from_settings(command: Sequence[str], settings: Mapping[str, object], 
         "persistent": bool(settings.get("persistent")), "options": options,
         "env_files": _texts(settings, "env_files"),
         "secret_env": _texts(settings, "secret_env"),
-        "worktree": bool(settings.get("worktree")), "after": list(after)}
+        "worktree": bool(settings.get("worktree")), "after": list(after),
+        "placement": placement}
     provider = _text(settings, "provider")
     if provider is None or provider == "exec":
         return spawn(command, name=name, **common)

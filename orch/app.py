@@ -79,6 +79,8 @@ def spawn(
     user: UserOpt = False,
     system: SystemOpt = False,
     as_json: JsonOpt = False,
+    placement: Annotated[str | None, typer.Option(
+        hidden=True, help="Why this host was chosen (set by --host auto).")] = None,
 ) -> None:
     """Start CMD (or, with --provider, an agent on PROMPT) as a new session: a transient
     systemd service. Unset options take [spawn] and --profile defaults from the config."""
@@ -142,6 +144,9 @@ def ps(
     user: UserOpt = False,
     system: SystemOpt = False,
     as_json: JsonOpt = False,
+    all_hosts: Annotated[bool, typer.Option(
+        "--all-hosts", help="This machine's sessions and every [hosts.NAME]'s, read at "
+        "once (a HOST column; ORCH_HOST_TIMEOUT bounds each host).")] = False,
 ) -> None:
     """List sessions, newest first, with their live status."""
     _run(commands.ps(**locals()))
@@ -290,5 +295,12 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version.")] = False,
+    host: Annotated[str | None, typer.Option(
+        "--host", help="Run the command on another host over SSH: [USER@]HOST[:PORT] or a "
+        "[hosts.NAME]; `auto` lets spawn choose the one with the most free memory. Also "
+        "ORCH_HOST. Accepted after the command name too.")] = None,
+    label: Annotated[str | None, typer.Option(
+        "--label", help="spawn: choose among the hosts with this label (implies --host "
+        "auto).")] = None,
 ) -> None:
     """Run AI coding agents and other long-running commands as systemd services."""

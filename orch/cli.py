@@ -98,6 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     head = args[: args.index("--")] if "--" in args else args
     debug = "--debug" in head or bool(os.environ.get("ORCH_DEBUG"))
     try:
+        from orch import hostcli
+
+        remote_code = hostcli.run(args)
+        if remote_code is not None:
+            sys.exit(remote_code)
         _forward_into_box(args)
         code = _run(args, debug)
     except KeyboardInterrupt:

@@ -21,6 +21,7 @@ from orch.errors import OrchError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
     from orch.session import Session
@@ -60,17 +61,60 @@ def _age(iso: str | None) -> str:
     return f"{max(seconds, 0)}s"
 
 
+_COLUMNS = ("ID", "NAME", "STATUS", "PID", "AGE", "COMMAND")
+
+
+def _layout(rows: Sequence[tuple[str, ...]]) -> str:
+    """ROWS in columns, every one but the last padded to its widest cell."""
+    last = len(rows[0]) - 1
+    widths = [max(len(row[i]) for row in rows) for i in range(last)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:last], widths, strict=True))
+        + "  " + row[last] for row in rows)
+
+
 def table(sessions: list[Session]) -> str:
     """The `orch ps` table."""
-    rows = [("ID", "NAME", "STATUS", "PID", "AGE", "COMMAND")]
+    rows = [_COLUMNS]
     for s in sessions:
         command = shlex.join(s.argv)
         rows.append((s.id[:8], s.name[:24], str(s.status), str(s.main_pid or "-"),
                      _age(s.created_at), command[:60]))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True))
-        + "  " + row[5] for row in rows)
+    return _layout(rows)
+
+
+def hosts_table(sessions: list[dict[str, Any]]) -> str:
+    """The `orch ps --all-hosts` table: the sessions as `--json` gives them, by host."""
+    rows = [("HOST", *_COLUMNS)]
+    for s in sessions:
+        command = shlex.join(str(word) for word in s.get("argv") or [])
+        rows.append((str(s["host"])[:24], str(s.get("id", ""))[:8], str(s.get("name", ""))[:24],
+                     str(s.get("status", "")), str(s.get("main_pid") or "-"),
+                     _age(s.get("created_at")), command[:60]))
+    return _layout(rows)
+
+
+def ps_all_hosts(running: bool, tag: str | None, user: bool, system: bool,
+                 as_json: bool) -> int:
+    """`orch ps --all-hosts`: a host that does not answer is a warning, not a failure;
+    exit 3 only if none answered."""
+    from orch import config, hosts, remote
+    from orch.scope import Scope
+
+    ps_args = [*(["--running"] if running else []), *(["--tag", tag] if tag else []),
+               *(["--user"] if user else []), *(["--system"] if system else [])]
+    scope = Scope.choose(user, system)
+    fleet = hosts.fleet(config.load(scope).hosts)
+    listings = remote.list_all(list(fleet.values()), ps_args)
+    sessions = [s for listing in listings for s in listing.sessions]
+    for listing in listings:
+        if listing.problem is not None:
+            say(f"orch: warning: host {listing.host}: {listing.problem}")
+    if as_json:
+        emit_json(sessions)
+    elif sessions:
+        print(hosts_table(sessions))
+    return 0 if any(listing.problem is None for listing in listings) else 3
 
 
 def details(session: Session) -> str:
@@ -112,7 +156,7 @@ def spawn(command: list[str], name: str | None = None, description: str = "",
           restart: str | None = None, sandbox: bool | None = None,
           worktree: bool | None = None, persistent: bool | None = None,
           after: list[str] | None = None, user: bool = False, system: bool = False,
-          as_json: bool = False) -> int:
+          as_json: bool = False, placement: str | None = None) -> int:
     """`orch spawn`: unset options take [spawn] and --profile defaults from the config."""
     from orch.spec import parse_env
 
@@ -134,7 +178,7 @@ def spawn(command: list[str], name: str | None = None, description: str = "",
         settings.update({k: config.flag_value(k, v) for k, v in given.items()})
     session = api.spawn_from_settings(command, settings, name=name, description=description,
                                       env=parse_env(env or []), scope=scope,
-                                      after=after or [])
+                                      after=after or [], placement=placement)
     if as_json:
         emit_json(session.to_json())
     else:
@@ -211,8 +255,10 @@ def config_list(user: bool = False, system: bool = False, as_json: bool = False)
 
 
 def ps(running: bool = False, tag: str | None = None, user: bool = False,
-       system: bool = False, as_json: bool = False) -> int:
+       system: bool = False, as_json: bool = False, all_hosts: bool = False) -> int:
     """`orch ps`."""
+    if all_hosts:
+        return ps_all_hosts(running, tag, user, system, as_json)
     sessions = api.list_sessions(api.current_scope(user, system), running=running, tag=tag)
     if as_json:
         emit_json([s.to_json() for s in sessions])

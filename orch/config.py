@@ -25,7 +25,7 @@ import time
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
 from pathlib import Path
@@ -40,7 +40,7 @@ CONFIG_FILE = "config.toml"
 SYSTEM_CONFIG = Path("/etc/orch") / CONFIG_FILE
 NAME = re.compile(r"[A-Za-z0-9_-]+")
 ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-TABLES = ("spawn", "providers", "profiles")
+TABLES = ("spawn", "providers", "profiles", "hosts")
 RESULT_FORMATS = ("claude-stream-json", "codex-jsonl", "gemini-json", "text")
 # Longest value quoted back in an error: a system prompt can be pages long.
 _SHOW_MAX = 60
@@ -153,6 +153,14 @@ PROVIDER_SETTINGS: dict[str, Setting] = _table(
 )
 
 
+HOST_SETTINGS: dict[str, Setting] = _table(
+    Setting("address", Kind.STRING, "Where SSH reaches the host: [USER@]HOST[:PORT]."),
+    Setting("labels", Kind.STRING_LIST, "Labels that `orch spawn --label` chooses hosts by.",
+            pattern=NAME.pattern),
+    Setting("orch", Kind.STRING, "The command that runs orch on the host (default: orch)."),
+)
+
+
 def describe() -> list[tuple[str, str]]:
     """Every setting as (dotted key, help and expected value), in table order, for help."""
     rows = [(f"spawn.{s.key}", f"{s.help} Expected: {s.expected()}.")
@@ -160,6 +168,8 @@ def describe() -> list[tuple[str, str]]:
     rows.append(("profiles.NAME.KEY", "A [spawn] key, used with --profile NAME."))
     rows += [(f"providers.NAME.{s.key}", f"{s.help} Expected: {s.expected()}.")
              for s in PROVIDER_SETTINGS.values()]
+    rows += [(f"hosts.NAME.{s.key}", f"{s.help} Expected: {s.expected()}.")
+             for s in HOST_SETTINGS.values()]
     return rows
 
 
@@ -333,6 +343,23 @@ def _check_named(where: str, tables: object,
     return checked
 
 
+def _check_hosts(tables: object) -> dict[str, dict[str, object]]:
+    """[hosts.NAME] tables: each needs an address that parses."""
+    from orch.hosts import AUTO, LOCAL, parse_address
+
+    checked = _check_named("hosts", tables, HOST_SETTINGS)
+    for name, table in checked.items():
+        if name in (AUTO, LOCAL):
+            raise ValueError(f"hosts.{name}: {name!r} is a word orch keeps for itself")
+        if "address" not in table:
+            raise ValueError(f"hosts.{name}: no address; expected address = \"[USER@]HOST[:PORT]\"")
+        try:
+            parse_address(str(table["address"]))
+        except UsageError as err:
+            raise ValueError(f"hosts.{name}.address: {err.message}") from None
+    return checked
+
+
 @dataclass(frozen=True)
 class Config:
     """One configuration file's validated contents (values as written in the TOML)."""
@@ -341,6 +368,7 @@ class Config:
     spawn: dict[str, object]
     providers: dict[str, dict[str, object]]
     profiles: dict[str, dict[str, object]]
+    hosts: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def spawn_defaults(self, profile: str | None) -> dict[str, object]:
         """The [spawn] settings overlaid by [profiles.PROFILE]'s; UsageError if PROFILE is
@@ -367,7 +395,8 @@ def _validate(doc: dict[str, Any], path: Path) -> Config:
                       spawn=_check_table("spawn", doc.get("spawn", {}), SPAWN_SETTINGS),
                       providers=_check_named("providers", doc.get("providers", {}),
                                              PROVIDER_SETTINGS),
-                      profiles=_check_named("profiles", doc.get("profiles", {}), SPAWN_SETTINGS))
+                      profiles=_check_named("profiles", doc.get("profiles", {}), SPAWN_SETTINGS),
+                      hosts=_check_hosts(doc.get("hosts", {})))
     except ValueError as err:
         raise ConfigError(f"{path}: {err}") from None
 
@@ -485,7 +514,7 @@ class _Key:
 
 
 def _settings_of(table: str) -> dict[str, Setting]:
-    return PROVIDER_SETTINGS if table == "providers" else SPAWN_SETTINGS
+    return {"providers": PROVIDER_SETTINGS, "hosts": HOST_SETTINGS}.get(table, SPAWN_SETTINGS)
 
 
 def _split(dotted: str, unknown_ok: bool = False) -> tuple[_Key, Setting | None]:
@@ -494,14 +523,14 @@ def _split(dotted: str, unknown_ok: bool = False) -> tuple[_Key, Setting | None]
     With UNKNOWN_OK, an unknown last part is let through (setting None) so that `unset`
     can take away a key that makes the file invalid.
     """
-    shape = "settings are spawn.KEY, profiles.NAME.KEY and providers.NAME.KEY"
+    shape = "settings are spawn.KEY, profiles.NAME.KEY, providers.NAME.KEY and hosts.NAME.KEY"
     parts = dotted.split(".")
     if parts[0] == "spawn" and len(parts) == 2:
         found = _Key("spawn", None, parts[1])
-    elif parts[0] in ("profiles", "providers") and len(parts) == 3:
+    elif parts[0] in ("profiles", "providers", "hosts") and len(parts) == 3:
         found = _Key(parts[0], parts[1], parts[2])
         if not NAME.fullmatch(parts[1]):
-            kind = "profile" if parts[0] == "profiles" else "provider"
+            kind = parts[0].removesuffix("s")
             raise UsageError(f"no such setting: {_key_text(dotted)}; {kind} names are letters, "
                              "digits, _ and -")
     else:
@@ -529,7 +558,8 @@ def get(scope: Scope, dotted: str) -> object:
     config = load(scope)
     if key.table == "spawn":
         return config.spawn.get(key.key)
-    tables = config.providers if key.table == "providers" else config.profiles
+    tables = {"providers": config.providers, "hosts": config.hosts}.get(key.table,
+                                                                     config.profiles)
     return tables.get(key.name or "", {}).get(key.key)
 
 
@@ -652,7 +682,8 @@ def items(scope: Scope) -> list[tuple[str, object]]:
     """Every key set in SCOPE's file, dotted, with its value, sorted by key."""
     config = load(scope)
     found: list[tuple[str, object]] = [(f"spawn.{k}", v) for k, v in config.spawn.items()]
-    for table, named in (("providers", config.providers), ("profiles", config.profiles)):
+    for table, named in (("providers", config.providers), ("profiles", config.profiles),
+                         ("hosts", config.hosts)):
         for name, values in named.items():
             found += [(f"{table}.{name}.{k}", v) for k, v in values.items()]
     return sorted(found, key=lambda kv: kv[0])

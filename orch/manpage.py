@@ -18,6 +18,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from orch import __version__, vendor
+from orch.ssh import DEFAULT_PERSIST
+from orch.ssh import DEFAULT_TIMEOUT as DEFAULT_HOST_TIMEOUT
 from orch.systemd import DEFAULT_CALL_TIMEOUT
 
 # The package build runs this with typer vendored: that copy must win, as in orch.cli.
@@ -56,6 +58,16 @@ ENVIRONMENT = (
                     "the default."),
     ("ORCH_CALL_TIMEOUT", "Seconds one call to the systemd manager may take (default "
                           f"{DEFAULT_CALL_TIMEOUT:g})."),
+    ("ORCH_HOST", "Run every session command on this host, as --host does: [USER@]HOST[:PORT] "
+                  "or a [hosts.NAME] (empty: this machine). `orch box` stays here."),
+    ("ORCH_HOST_TIMEOUT", "Seconds a host may take to answer over SSH, for --host, "
+                          "ps --all-hosts and spawn --host auto (default "
+                          f"{DEFAULT_HOST_TIMEOUT:g})."),
+    ("ORCH_SSH_CONFIG", "The ssh_config(5) file orch's ssh reads (ssh -F) instead of "
+                        "~/.ssh/config."),
+    ("ORCH_SSH_PERSIST", "How long a shared SSH connection to a host outlives the last "
+                         f"command (ControlPersist; default {DEFAULT_PERSIST}); 0 or no: "
+                         "every command connects afresh."),
     ("ORCH_DEBUG", "When set and not empty, print the trace of a failure, as --debug does."),
     ("ORCH_BOX_DIR", "Where the host keeps the running box's record (default "
                      "/run/orch-box)."),

@@ -160,6 +160,7 @@ class Record:
     worktree_repo: str | None = None
     after: list[str] = field(default_factory=list)  # sessions this one waits for
     blocked: str | None = None  # why it never ran
+    placement: str | None = None  # how orch chose this host for it (spawn --host auto)
 
     def ending(self) -> Ending | None:
         """The recorded end of the current invocation, if there is one."""
@@ -454,6 +455,7 @@ class Session:
     worktree: str | None = None
     after: list[str] = field(default_factory=list)
     blocked: str | None = None
+    placement: str | None = None
 
     @classmethod
     def of(cls, record: Record, status: Status, unit: UnitView | None = None) -> Session:
@@ -490,6 +492,7 @@ class Session:
             provider=record.provider, provider_session_id=record.provider_session_id,
             usage=record.usage, cost_usd=record.cost_usd, options=dict(record.options),
             worktree=record.worktree, after=list(record.after), blocked=record.blocked,
+            placement=record.placement,
         )
 
     def to_json(self) -> dict[str, Any]:

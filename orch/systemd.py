@@ -218,9 +218,12 @@ class Manager:
     is one, and left there afterwards, unless it subscribed to unit changes.
     """
 
-    def __init__(self, scope: Scope, timeout: float | None = None) -> None:
+    def __init__(self, scope: Scope, timeout: float | None = None,
+                 remote: bytes | None = None) -> None:
         self.scope = scope
         self.timeout = timeout or call_timeout()
+        # Another host's manager, through the D-Bus address orch.ssh.bus_address built.
+        self.remote = remote
         self._conn: _Connection | None = None
         self._idle_key: Key | None = None  # where it idles
         self._alarm_held = False
@@ -228,6 +231,8 @@ class Manager:
     # -- connection ---------------------------------------------------------------
 
     def _address(self) -> bytes | None:
+        if self.remote is not None:
+            return self.remote
         if self.scope is Scope.SYSTEM and os.geteuid() != 0:
             return None  # non-root reaches the system manager through the system bus
         return f"unix:path={self.scope.runtime_dir() / 'systemd' / 'private'}".encode()
@@ -255,14 +260,17 @@ class Manager:
         if idle is not None:
             with suppress(Exception):
                 idle.close()
-        bus = DBusAddress(address, peer_to_peer=True) if address else DBus(user_mode=False)
+        if address is None:
+            bus = DBus(user_mode=False)
+        else:  # a remote manager answers through its bus, not peer to peer
+            bus = DBusAddress(address, peer_to_peer=self.remote is None)
         try:
             with _bounded(self.timeout, "a new connection"):
                 bus.open()
         except Exception as err:
             raise self._unreachable(err) from None
         self._conn = _Connection(bus)
-        self._conn.direct = address is not None
+        self._conn.direct = address is not None and self.remote is None
         return self
 
     def close(self) -> None:
@@ -303,6 +311,8 @@ class Manager:
 
         address = self._address()
         where = address.decode() if address else "the system bus"
+        if self.remote is not None:
+            return ManagerUnreachable(f"cannot reach the {self.scope} manager over ssh: {err}")
         if not systemd_is_pid1():
             return ManagerUnreachable(
                 f"no systemd manager is reachable ({where}): systemd is not PID 1 here",
@@ -588,6 +598,19 @@ class Manager:
         except (DBusNoSuchUnitError, DBusUnknownObjectError):
             return GONE
         return unit_view(props)
+
+    def memory_available(self, unit: str) -> int | None:
+        """How much more memory UNIT (a slice) may use, as its manager computes it from
+        the limits on it and above it (MemoryAvailable=); None if no limit applies."""
+        from pystemd.dbusexc import DBusNoSuchUnitError
+
+        try:
+            path = self._manager_call("LoadUnit", b"s", [unit], f"a look-up of {unit}")
+        except DBusNoSuchUnitError:
+            return None
+        value = int(self._get(bytes(path), b"org.freedesktop.systemd1.Slice",
+                              b"MemoryAvailable", unit))
+        return None if value >= 2**64 - 1 else value
 
     def loaded(self, pattern: str = "orch-*"
                ) -> dict[str, tuple[bytes, tuple[str, str, str, int]]]:

@@ -54,7 +54,8 @@ def test_a_request_is_answered_before_anything_runs(
         cli.main(["ps"])  # argv is what a user gave; the request wins
     assert done.value.code == 0
     assert set(capsys.readouterr().out.split()) == {"--running", "--tag", "--user",
-                                                    "--system", "--json", "--help"}
+                                                    "--system", "--json", "--all-hosts",
+                                                    "--help"}
 
 
 @pytest.fixture

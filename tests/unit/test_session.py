@@ -135,7 +135,7 @@ def test_session_json_keys_exactly() -> None:
         "tags", "description", "created_at", "started_at", "ended_at", "exit_code",
         "exit_signal", "result", "final_result", "parent_id", "persistent", "restarts",
         "invocations", "provider", "provider_session_id", "usage", "cost_usd", "options",
-        "worktree", "after", "blocked"}
+        "worktree", "after", "blocked", "placement"}
     assert type(data["status"]) is str and data["status"] == "running"
     assert data["invocations"][-1]["status"] == "running"
     assert data["main_pid"] == 4242

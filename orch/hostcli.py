@@ -1,0 +1,161 @@
+"""`--host` and `--label` on the command line: which host a command runs on.
+
+They are taken out of the command line before it is parsed, wherever they stand before
+`--` (or before the program of `orch spawn`), and the rest runs as it is, on that host.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+from orch.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orch.hosts import Host
+    from orch.scope import Scope
+
+# Commands that act on this machine only.
+_LOCAL_ONLY = ("box", "completion")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the command line asked of hosts, and the command line without it."""
+
+    host: str | None
+    label: str | None
+    args: list[str]
+
+
+def _value(args: list[str], i: int, option: str) -> tuple[str, int]:
+    """The value of OPTION at ARGS[i] (`--opt V` or `--opt=V`), and the next index."""
+    if args[i].startswith(option + "="):
+        value, after = args[i][len(option) + 1:], i + 1
+    elif i + 1 < len(args):
+        value, after = args[i + 1], i + 2
+    else:
+        raise UsageError(f"option '{option}' requires an argument")
+    if not value:
+        raise UsageError(f"{option}: expected a value")
+    return value, after
+
+
+def split(args: list[str]) -> Target:
+    """ARGS with --host and --label taken out. The command's own options that take a
+    value are stepped over with it, so that `--name --host` keeps its meaning."""
+    from orch.cli_table import COMMANDS
+    from orch.fastcli import ROOT_FLAGS
+
+    node: dict[str, object] = COMMANDS
+    command: dict[str, object] | None = None
+    host = label = None
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            out += args[i:]
+            break
+        name = arg.split("=", 1)[0]
+        if name in ("--host", "--label"):
+            value, i = _value(args, i, name)
+            if name == "--host":
+                host = value
+            else:
+                label = value
+            continue
+        if command is None and arg in node and arg not in ROOT_FLAGS:
+            child = node[arg]
+            assert isinstance(child, dict)
+            if "function" in child:
+                command = child
+            else:
+                node = child
+            out.append(arg)
+            i += 1
+            continue
+        if command is not None:
+            options = command.get("options")
+            assert isinstance(options, dict)
+            spec = options.get(name)
+            if spec is not None and spec[1] != "flag" and "=" not in arg and i + 1 < len(args):
+                out += args[i:i + 2]
+                i += 2
+                continue
+            if not arg.startswith("-") and not command.get("interspersed", True):
+                out += args[i:]  # the program and its arguments: none of ours
+                break
+        out.append(arg)
+        i += 1
+    return Target(host, label, out)
+
+
+def _command_name(args: list[str]) -> str | None:
+    from orch.fastcli import ROOT_FLAGS
+
+    rest = [a for a in args if a not in ROOT_FLAGS]
+    return rest[0] if rest else None
+
+
+def _scope(args: list[str]) -> Scope | None:
+    """The scope the command line asks for with --user or --system, else None."""
+    from orch import fastcli
+    from orch.scope import Scope
+
+    parsed = fastcli.parse(args)
+    values = parsed.values if parsed is not None else {}
+    user, system = bool(values.get("user")), bool(values.get("system"))
+    return Scope.choose(user, system) if user or system else None
+
+
+def _fleet(scope: Scope | None) -> dict[str, Host]:
+    """The fleet in the configuration of SCOPE (the caller's default one if None)."""
+    from orch import config, hosts
+    from orch.scope import Scope
+
+    return hosts.fleet(config.load(scope or Scope.default()).hosts)
+
+
+def run(args: list[str]) -> int | None:
+    """Run ARGS on the host they name (or ORCH_HOST names), and return its exit status;
+    None when they name none: the command runs here."""
+    from orch import hosts
+
+    if hosts.HOST_ENV not in os.environ and not any(
+            a.startswith(("--host", "--label")) for a in args):
+        return None  # the common case, decided without the parse below
+    target = split(args)
+    requested = hosts.requested(target.host)
+    command = _command_name(target.args)
+    if requested is None and target.label is None:
+        return None
+    if command in _LOCAL_ONLY or command is None or command.startswith("-"):
+        if target.host is None and target.label is None:
+            return None  # ORCH_HOST does not send `orch box` or `orch --help` away
+        raise UsageError(f"--host and --label do not apply to `orch {command or ''}`".rstrip())
+    if command == "ps" and "--all-hosts" in target.args:
+        if target.host is not None or target.label is not None:
+            raise UsageError("--all-hosts lists every host: leave out --host and --label")
+        return None
+    from orch import remote
+
+    scope = _scope(target.args)
+    known = _fleet(scope)
+    if requested == hosts.AUTO or target.label is not None:
+        if requested not in (None, hosts.AUTO):
+            raise UsageError("--label chooses the host: give it with --host auto, or alone")
+        if command != "spawn":
+            raise UsageError("--host auto and --label choose a host for a new session: "
+                             "only `orch spawn` takes them")
+        chosen, words, _ = remote.place(hosts.matching(known, target.label), scope,
+                                        target.label)
+        print(f"orch: placing the session on {chosen.name} ({words})", file=sys.stderr)
+        at = target.args.index("spawn") + 1
+        return remote.run(chosen, [*target.args[:at], "--placement", words,
+                                   *target.args[at:]])
+    assert requested is not None  # else a label, which took the branch above
+    return remote.run(hosts.resolve(requested, known), target.args)
+

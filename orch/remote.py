@@ -1,0 +1,189 @@
+"""Commands on other hosts. Each host keeps its own state file, journal and recovery
+units: a remote session's record lives on the host that runs it, which is where its
+boot recovery looks, and this machine keeps no copy that could disagree.
+
+So a command with --host runs orch on that host over SSH (a change to a host's state
+is locked where its state file is), and orch reads the hosts' own managers directly,
+D-Bus over SSH as `systemctl -H` does, to choose where a new session goes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from orch import ssh
+from orch.errors import ManagerUnreachable, OrchError, UsageError
+from orch.hosts import LOCAL, Host
+from orch.scope import Scope
+
+# The slice a transient service lands in when orch names none.
+_SESSION_SLICE = {Scope.SYSTEM: "system.slice", Scope.USER: "app.slice"}
+_MAX_PARALLEL = 16
+
+
+class HostUnreachable(ManagerUnreachable):
+    """A host did not answer over SSH."""
+
+
+def run(host: Host, args: Sequence[str]) -> int:
+    """`orch ARGS` on HOST, its output and exit status passed through as its own."""
+    problem = ssh.check(host.address)
+    if problem is not None:
+        raise HostUnreachable(f"cannot reach host {host.name} over ssh: {problem}")
+    argv = ssh.command_argv(host.address, [host.orch, *args])
+    try:
+        code = subprocess.run(argv, check=False).returncode
+    except OSError as err:
+        raise OrchError(f"cannot run ssh: {err.strerror}") from None
+    if code == ssh.SSH_FAILED:
+        raise HostUnreachable(f"lost the ssh connection to host {host.name}")
+    if code == ssh.NOT_FOUND:
+        raise OrchError(f"host {host.name} has no `{host.orch}` to run",
+                        hint=f"install orch there, or set hosts.{host.name}.orch to its path")
+    return code
+
+
+# --- every host's sessions -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Listing:
+    """One host's answer to `orch ps --json`: its sessions, or why there are none."""
+
+    host: str
+    sessions: list[dict[str, object]]
+    problem: str | None = None
+
+
+def _last_line(text: str, fallback: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1].removeprefix("orch: ") if lines else fallback
+
+
+def _listing(name: str, argv: list[str], timeout: float) -> Listing:
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return Listing(name, [], f"no answer within {timeout:g}s")
+    except OSError as err:
+        return Listing(name, [], f"cannot run {argv[0]}: {err.strerror}")
+    if done.returncode != 0:
+        why = _last_line(done.stderr, f"exit status {done.returncode}")
+        return Listing(name, [], why)
+    try:
+        sessions = json.loads(done.stdout)
+        if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
+            raise ValueError("not a list of sessions")
+    except ValueError as err:
+        return Listing(name, [], f"unreadable answer: {err}")
+    for session in sessions:
+        session["host"] = name
+    return Listing(name, sessions)
+
+
+def list_all(hosts: Sequence[Host], ps_args: Sequence[str], local: bool = True,
+             timeout: float | None = None) -> list[Listing]:
+    """`orch ps --json PS_ARGS` on this machine (as `local`) and on every host at once,
+    each bounded by TIMEOUT; in that order."""
+    seconds = timeout if timeout is not None else ssh.host_timeout()
+    jobs: list[tuple[str, list[str]]] = []
+    if local:
+        jobs.append((LOCAL, [sys.executable, "-m", "orch", "ps", "--json", *ps_args]))
+    for host in hosts:
+        remote = ssh.command_argv(host.address, [host.orch, "ps", "--json", *ps_args], seconds)
+        jobs.append((host.name, remote))
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(min(len(jobs), _MAX_PARALLEL)) as pool:
+        # The ssh connect timeout is SECONDS too: a few more for the command itself.
+        return list(pool.map(lambda job: _listing(job[0], job[1], seconds + 5), jobs))
+
+
+# --- placement ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reading:
+    """What one host said of its free memory, or why it said nothing."""
+
+    host: Host
+    free_bytes: int | None = None
+    limit_bytes: int | None = None  # MemoryAvailable= of its sessions' slice, if limited
+    problem: str | None = None
+
+
+def _meminfo_available(text: str) -> int | None:
+    for line in text.splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def read_free(host: Host, scope: Scope | None, timeout: float) -> Reading:
+    """HOST's free memory for a new session: its manager's MemoryAvailable= for the slice
+    sessions go to (the limits an administrator set), no more than the kernel's
+    MemAvailable. Read over one SSH connection: the manager through D-Bus, the kernel's
+    figure from /proc/meminfo."""
+    probe = ["sh", "-c", "id -u && cat /proc/meminfo"]
+    try:
+        done = subprocess.run(ssh.command_argv(host.address, probe, timeout),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout + 5, check=False)
+    except subprocess.TimeoutExpired:
+        return Reading(host, problem=f"no answer within {timeout:g}s")
+    if done.returncode != 0:
+        return Reading(host, problem=_last_line(done.stderr, f"exit status {done.returncode}"))
+    uid_text, _, meminfo = done.stdout.partition("\n")
+    physical = _meminfo_available(meminfo)
+    if not uid_text.strip().isdigit() or physical is None:
+        return Reading(host, problem="unreadable /proc/meminfo")
+    if scope is None:  # the remote orch's own default, by the user SSH logs in as
+        scope = Scope.SYSTEM if int(uid_text) == 0 else Scope.USER
+    from orch.systemd import Manager
+
+    address = ssh.bus_address(host.address, user=scope is Scope.USER, timeout=timeout)
+    try:
+        with Manager(scope, timeout=timeout, remote=address) as manager:
+            limit = manager.memory_available(_SESSION_SLICE[scope])
+    except OrchError as err:
+        return Reading(host, problem=err.message)
+    free = physical if limit is None else min(limit, physical)
+    return Reading(host, free_bytes=free, limit_bytes=limit)
+
+
+def _size(value: int) -> str:
+    return f"{value / 1024**3:.1f}G" if value >= 1024**3 else f"{value / 1024**2:.0f}M"
+
+
+def describe(reading: Reading) -> str:
+    """One host's reading in words: `h1 1.9G free` or `h2 unreachable (why)`."""
+    if reading.free_bytes is None:
+        return f"{reading.host.name}: {reading.problem}"
+    return f"{reading.host.name} {_size(reading.free_bytes)} free"
+
+
+def place(candidates: Sequence[Host], scope: Scope | None, label: str | None,
+          timeout: float | None = None,
+          reader: Callable[[Host, Scope | None, float], Reading] = read_free
+          ) -> tuple[Host, str, list[Reading]]:
+    """The candidate with the most free memory (ties: the first by name), the words that
+    record the choice, and every reading."""
+    what = f"with label {label!r}" if label else "in the fleet"
+    if not candidates:
+        raise UsageError(f"no host {what}", hint="list hosts as [hosts.NAME] in the config")
+    seconds = timeout if timeout is not None else ssh.host_timeout()
+    with ThreadPoolExecutor(min(len(candidates), _MAX_PARALLEL)) as pool:
+        readings = list(pool.map(lambda host: reader(host, scope, seconds), candidates))
+    answered = [r for r in readings if r.free_bytes is not None]
+    if not answered:
+        raise HostUnreachable(f"no host {what} answered: "
+                              + "; ".join(describe(r) for r in readings))
+    best = max(answered, key=lambda r: r.free_bytes or 0)  # max keeps the first of ties
+    others = [describe(r) for r in readings if r is not best]
+    words = (f"auto{f' (label {label})' if label else ''}: most free memory, "
+             f"{_size(best.free_bytes or 0)}" + (f"; {', '.join(others)}" if others else ""))
+    return best.host, words, readings

@@ -1,0 +1,137 @@
+"""SSH as orch's one transport to other hosts, used as `systemctl -H` uses it.
+
+Authentication is SSH's own: the user's keys, agent and known_hosts, and their
+~/.ssh/config (or ORCH_SSH_CONFIG). orch adds only BatchMode (a prompt would hang a
+command; orch never asks for or keeps a password) and a connect timeout, and never
+weakens host-key checking. One master connection per host is shared by every command
+(ssh's ControlMaster): the D-Bus bridge, the remote orch and journalctl ride on it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+from orch.hosts import Address
+from orch.scope import Scope
+
+DEFAULT_TIMEOUT = 10.0
+TIMEOUT_ENV = "ORCH_HOST_TIMEOUT"
+CONFIG_ENV = "ORCH_SSH_CONFIG"
+# How long a master connection outlives the last command that used it.
+PERSIST_ENV = "ORCH_SSH_PERSIST"
+DEFAULT_PERSIST = "60s"
+# ssh's own status for its failures (the remote command's otherwise).
+SSH_FAILED = 255
+# A remote shell's status for a command it cannot find.
+NOT_FOUND = 127
+
+
+def host_timeout() -> float:
+    """Seconds a host may take to answer (ORCH_HOST_TIMEOUT overrides the default)."""
+    try:
+        value = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return value if value > 0 else DEFAULT_TIMEOUT
+
+
+def control_dir() -> Path | None:
+    """Where the master connections' sockets live: the caller's runtime directory, which
+    no other user can enter (None if there is none: then no connection is shared)."""
+    base = Scope.default().runtime_dir()
+    if not base.is_dir():
+        return None
+    path = base / "orch-ssh"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        if path.stat().st_uid != os.geteuid() or path.stat().st_mode & 0o077:
+            return None  # not ours alone: sharing a socket there would be unsafe
+    except OSError:
+        return None
+    return path
+
+
+def options(timeout: float | None = None) -> list[str]:
+    """The options orch gives every ssh it runs."""
+    seconds = max(1, round(timeout if timeout is not None else host_timeout()))
+    argv = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={seconds}"]
+    config = os.environ.get(CONFIG_ENV)
+    if config:
+        argv += ["-F", config]
+    directory = control_dir()
+    persist = os.environ.get(PERSIST_ENV, DEFAULT_PERSIST)
+    if directory is not None and persist not in ("0", "no"):
+        argv += ["-o", "ControlMaster=auto", "-o", f"ControlPath={directory}/%C",
+                 "-o", f"ControlPersist={persist}"]
+    return argv
+
+
+def base_argv(address: Address, timeout: float | None = None) -> list[str]:
+    """`ssh OPTIONS [-p PORT] -- DEST`: a remote command follows."""
+    port = ["-p", str(address.port)] if address.port is not None else []
+    return ["ssh", "-x", "-T", *options(timeout), *port, "--", address.destination]
+
+
+def command_argv(address: Address, argv: list[str], timeout: float | None = None) -> list[str]:
+    """ssh running ARGV on the host. ssh hands its command to the remote user's shell as
+    one string: each word is quoted, so the shell sees exactly these words."""
+    return [*base_argv(address, timeout), shlex.join(argv)]
+
+
+def check(address: Address, timeout: float | None = None) -> str | None:
+    """Connect (and leave a master connection for what follows); None if the host
+    answers, else ssh's own last word on why not."""
+    seconds = timeout if timeout is not None else host_timeout()
+    try:
+        done = subprocess.run(command_argv(address, ["true"], seconds),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=seconds + 5, check=False)
+    except subprocess.TimeoutExpired:
+        return f"no answer within {seconds:g}s"
+    except OSError as err:
+        return f"cannot run ssh: {err.strerror}"
+    if done.returncode == 0:
+        return None
+    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else f"ssh exited with status {done.returncode}"
+
+
+def close_master(address: Address) -> None:
+    """End the master connection to ADDRESS if one is open (ssh -O exit)."""
+    directory = control_dir()
+    if directory is None:
+        return
+    port = ["-p", str(address.port)] if address.port is not None else []
+    config = os.environ.get(CONFIG_ENV)
+    subprocess.run(["ssh", *(["-F", config] if config else []),
+                    "-o", f"ControlPath={directory}/%C", *port, "-O", "exit", "--",
+                    address.destination],
+                   stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False)
+
+
+# D-Bus addresses (the D-Bus specification, "Server Addresses"): bytes outside this set
+# are %-escaped in a value.
+_UNESCAPED = frozenset(b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_/.\\*")
+
+
+def _escape(value: str) -> str:
+    return "".join(chr(b) if b in _UNESCAPED else f"%{b:02x}" for b in value.encode())
+
+
+def bus_address(address: Address, user: bool, timeout: float | None = None) -> bytes:
+    """The D-Bus address of the host's manager through SSH, as sd_bus_open_system_remote
+    builds it (`unixexec:` running `ssh ... systemd-stdio-bridge`) with orch's ssh
+    options; USER bridges to the SSH user's own bus (`systemd-stdio-bridge --user`),
+    found where pam_systemd would have said had the login set XDG_RUNTIME_DIR."""
+    if user:
+        bridge = ["sh", "-c", 'XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/run/user/$(id -u)}" '
+                  "exec systemd-stdio-bridge --user"]
+    else:
+        bridge = ["systemd-stdio-bridge"]
+    argv = [*base_argv(address, timeout), shlex.join(bridge)]
+    parts = [f"path={_escape(argv[0])}"]
+    parts += [f"argv{i}={_escape(word)}" for i, word in enumerate(argv) if i > 0]
+    return ("unixexec:" + ",".join(parts)).encode()
