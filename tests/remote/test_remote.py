@@ -70,7 +70,7 @@ def cleanup(fleet: Fleet) -> Iterator[None]:
     yield
     for host in fleet.hosts:
         if host.running():
-            fleet.run_in(host, [orch_command(), "reap", "--all"])
+            fleet.run_in(host, [orch_command(), "reap", "--all", "--older-than", "0"])
 
 
 def test_spawn_on_a_named_host_runs_and_records_there_only(fleet: Fleet, env: dict[str, str],
@@ -248,3 +248,50 @@ def test_a_remote_power_cut_is_recovered_by_that_host(fleet: Fleet, env: dict[st
                                   RECOVER])
     assert ran.stdout.strip() == "success" and int(started.stdout) > 0
     assert on_host(fleet, host, "ps")[0]["id"] == session_id
+
+
+def test_kill_recover_and_reap_through_host(fleet: Fleet, env: dict[str, str],
+                                            cleanup: None) -> None:
+    h1 = fleet.host("h1")
+    session_id = orch(env, "--host", "h1", "spawn", "--name", "victim", "--",
+                      "sleep", "300").stdout.strip()
+    orch(env, "--host", "h1", "kill", "victim", "--signal", "KILL")
+    killed = poll(lambda: (s := on_host(fleet, h1, "show", session_id))["status"] == "killed"
+                  and s, "the session to be killed on h1")
+    assert killed["exit_signal"] == "SIGKILL"
+    recovered = json.loads(orch(env, "recover", "--host", "h1", "--json").stdout)
+    assert recovered["counts"] == on_host(fleet, h1, "recover")["counts"]
+    reaped = orch(env, "--host", "h1", "reap", "--older-than", "0")
+    assert "reaped 1 session" in reaped.stderr + reaped.stdout
+    assert on_host(fleet, h1, "ps") == []
+    unknown = orch(env, "--host", "h1", "show", session_id, check=False)
+    assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1
+
+
+def test_one_shared_connection_per_host(fleet: Fleet, env: dict[str, str]) -> None:
+    from orch import ssh
+    from orch.hosts import Address
+
+    shared = {**env, "ORCH_SSH_PERSIST": "30s"}
+    control = Path("/run/orch-ssh")
+    before = set(control.iterdir()) if control.is_dir() else set()
+    address = Address(fleet.host("h2").address, "root")
+    try:
+        orch(shared, "--host", "h2", "ps")
+        sockets = set(control.iterdir()) - before
+        assert len(sockets) == 1 and control.stat().st_mode & 0o777 == 0o700
+        [socket] = sockets
+        # The next command rides on it: ssh -O check finds the master alive.
+        orch(shared, "--host", "h2", "ps")
+        assert set(control.iterdir()) - before == sockets
+        check = subprocess.run(["ssh", "-F", str(fleet.ssh_config), "-o",
+                                f"ControlPath={socket}", "-O", "check", address.destination],
+                               capture_output=True, text=True, timeout=30, check=False)
+        assert check.returncode == 0, check.stderr
+    finally:
+        os.environ["ORCH_SSH_CONFIG"] = str(fleet.ssh_config)
+        try:
+            ssh.close_master(address)
+        finally:
+            del os.environ["ORCH_SSH_CONFIG"]
+    assert set(control.iterdir()) - before == set()
