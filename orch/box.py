@@ -51,7 +51,7 @@ def systemd_is_pid1() -> bool:
     return Path("/run/systemd/system").is_dir()
 
 
-def _start_ticks(pid: int) -> int | None:
+def start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot, or None if it is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -76,7 +76,7 @@ def _read_record() -> BoxInfo | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     # A PID from an earlier boot, or reused since, is not our box.
-    if _start_ticks(info.pid) != info.start_ticks:
+    if start_ticks(info.pid) != info.start_ticks:
         return None
     return info
 
@@ -263,7 +263,7 @@ def up(root: Path | None = None) -> BoxInfo:
         reason = (directory / "console.log").read_text(errors="replace").strip().splitlines()
         why = reason[-1] if reason else "unshare exited"
         raise OrchError(f"the kernel refused the box's namespaces: {why}") from None
-    ticks = _start_ticks(pid)
+    ticks = start_ticks(pid)
     assert ticks is not None
     info = BoxInfo(pid, ticks, root=tree or "/")
     record: dict[str, object] = {"pid": pid, "start_ticks": ticks, "root": info.root}
@@ -288,7 +288,7 @@ def down() -> bool:
     # SIGRTMIN+4 asks systemd as PID 1 to power off, as `systemctl poweroff` would.
     os.kill(info.pid, signal.SIGRTMIN + 4)
     deadline = time.monotonic() + POWEROFF_TIMEOUT
-    while _start_ticks(info.pid) == info.start_ticks:
+    while start_ticks(info.pid) == info.start_ticks:
         if time.monotonic() > deadline:
             raise OrchError(f"the box (pid {info.pid}) did not power off within "
                             f"{POWEROFF_TIMEOUT:.0f}s")

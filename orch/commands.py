@@ -105,7 +105,9 @@ def ps_all_hosts(running: bool, tag: str | None, user: bool, system: bool,
                *(["--user"] if user else []), *(["--system"] if system else [])]
     scope = Scope.choose(user, system)
     fleet = hosts.fleet(config.load(scope).hosts)
-    listings = remote.list_all(list(fleet.values()), ps_args)
+    listings = remote.list_all(
+        list(fleet.values()), ps_args,
+        local=lambda: [s.to_json() for s in api.list_sessions(scope, running=running, tag=tag)])
     sessions = [s for listing in listings for s in listing.sessions]
     for listing in listings:
         if listing.problem is not None:

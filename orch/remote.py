@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from orch import ssh
 from orch.errors import ManagerUnreachable, OrchError, UsageError
@@ -86,22 +86,33 @@ def _listing(name: str, argv: list[str], timeout: float) -> Listing:
     return Listing(name, sessions)
 
 
-def list_all(hosts: Sequence[Host], ps_args: Sequence[str], local: bool = True,
+def _local_listing(read: Callable[[], list[dict[str, object]]]) -> Listing:
+    try:
+        sessions = read()
+    except OrchError as err:
+        return Listing(LOCAL, [], err.message)
+    for session in sessions:
+        session["host"] = LOCAL
+    return Listing(LOCAL, sessions)
+
+
+def list_all(hosts: Sequence[Host], ps_args: Sequence[str],
+             local: Callable[[], list[dict[str, object]]] | None = None,
              timeout: float | None = None) -> list[Listing]:
-    """`orch ps --json PS_ARGS` on this machine (as `local`) and on every host at once,
-    each bounded by TIMEOUT; in that order."""
+    """This machine's sessions as LOCAL reads them (in this process), and `orch ps --json
+    PS_ARGS` on every host, all at once, each host bounded by TIMEOUT; in that order."""
     seconds = timeout if timeout is not None else ssh.host_timeout()
-    jobs: list[tuple[str, list[str]]] = []
-    if local:
-        jobs.append((LOCAL, [sys.executable, "-m", "orch", "ps", "--json", *ps_args]))
+    jobs: list[Callable[[], Listing]] = []
+    if local is not None:
+        jobs.append(partial(_local_listing, local))
     for host in hosts:
         remote = ssh.command_argv(host.address, [host.orch, "ps", "--json", *ps_args], seconds)
-        jobs.append((host.name, remote))
+        # The ssh connect timeout is SECONDS too: a few more for the command itself.
+        jobs.append(partial(_listing, host.name, remote, seconds + 5))
     if not jobs:
         return []
     with ThreadPoolExecutor(min(len(jobs), _MAX_PARALLEL)) as pool:
-        # The ssh connect timeout is SECONDS too: a few more for the command itself.
-        return list(pool.map(lambda job: _listing(job[0], job[1], seconds + 5), jobs))
+        return list(pool.map(lambda job: job(), jobs))
 
 
 # --- placement ---------------------------------------------------------------------

@@ -15,7 +15,6 @@ import pwd
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ import pytest
 from orch import box, state
 from orch.errors import OrchError
 from orch.session import Record
+from tests.waiting import wait_for  # noqa: F401  (the integration tests' poller)
 
 pytestmark = pytest.mark.integration
 
@@ -37,17 +37,6 @@ PYTHON = str(VENV_BIN / "python")
 TEST_USER = os.environ.get("ORCH_TEST_USER", "orch-test")
 WORK_ROOT = Path("/var/tmp/orch-it")
 
-
-def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    """Poll CONDITION until it returns something truthy; fail after TIMEOUT seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
-        time.sleep(0.05)
 
 
 @dataclass

@@ -25,13 +25,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orch import box
+from tests.waiting import wait_for
 
 FLEET_ROOT = Path("/var/lib/orch-fleet")
 SUBNET = "10.231"
@@ -72,26 +72,6 @@ def missing_prerequisites() -> list[str]:
             problems.append(f"the orch at {orch_command()} predates ORCH_BOX_CGROUP "
                             "(reinstall it: make install)")
     return problems
-
-
-def _start_ticks(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
-
-
-def _poll(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """CONDITION's first truthy value; FleetError after TIMEOUT seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise FleetError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _run(argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -188,7 +168,7 @@ class Host:
 
     def running(self) -> bool:
         """Whether the box's systemd (as booted last) is still there."""
-        return self.pid > 0 and _start_ticks(self.pid) == self.start_ticks
+        return self.pid > 0 and box.start_ticks(self.pid) == self.start_ticks
 
 
 class Fleet:
@@ -390,8 +370,8 @@ class Fleet:
 
     def wait_ssh(self, host: Host, timeout: float = SSH_TIMEOUT) -> None:
         """Return once HOST's sshd lets the fleet's key in."""
-        _poll(lambda: self.ssh(host, ["true"], timeout=10).returncode == 0, timeout,
-              f"{host.name}'s sshd on {host.address}")
+        wait_for(lambda: self.ssh(host, ["true"], timeout=10).returncode == 0, timeout,
+              f"{host.name}'s sshd on {host.address}", error=FleetError)
 
     # -- using it --------------------------------------------------------------------
 
@@ -436,7 +416,8 @@ class Fleet:
         if not host.running():
             raise FleetError(f"{host.name} is not running")
         os.kill(host.pid, signal.SIGKILL)
-        _poll(_gone(host), POWEROFF_TIMEOUT, f"{host.name}'s PID 1 to die")
+        wait_for(_gone(host), POWEROFF_TIMEOUT, f"{host.name}'s PID 1 to die",
+                 error=FleetError)
 
     # -- taking it down ----------------------------------------------------------------
 
@@ -454,15 +435,17 @@ class Fleet:
             os.kill(host.pid, signal.SIGRTMIN + 4)
         for host in running:
             try:
-                _poll(_gone(host), POWEROFF_TIMEOUT, f"{host.name} to power off")
+                wait_for(_gone(host), POWEROFF_TIMEOUT, f"{host.name} to power off",
+                         error=FleetError)
             except FleetError as err:
                 errors.append(str(err))
                 os.kill(host.pid, signal.SIGKILL)
-                _poll(_gone(host), 10, f"{host.name} to die")
+                wait_for(_gone(host), 10, f"{host.name} to die", error=FleetError)
         for host in self.hosts:
             dirs = host.cgroups or box.cgroup_dirs(host.cgroup)
             try:
-                _poll(_cgroups_removed(dirs, host.cgroup), 10, f"{host.name}'s cgroups to go")
+                wait_for(_cgroups_removed(dirs, host.cgroup), 10,
+                         f"{host.name}'s cgroups to go", error=FleetError)
             except FleetError as err:
                 errors.append(f"{err}: {[str(d) for d in dirs if d.exists()]}")
             if Path(f"/run/netns/{host.netns}").exists():

@@ -9,8 +9,7 @@ import json
 import os
 import re
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from orch.scope import Scope
 from orch.unitfiles import RECOVER, render
 from tests.remote.fleet import Fleet, Host, orch_command
+from tests.waiting import wait_for
 
 DEADLINE = 60.0
 
@@ -54,16 +54,6 @@ def on_host(fleet: Fleet, host: Host, *args: str) -> Any:
     return json.loads(done.stdout)
 
 
-def poll(condition: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def cleanup(fleet: Fleet) -> Iterator[None]:
     """Every test leaves each host with no session of orch's and no record."""
@@ -97,8 +87,8 @@ def test_spawn_on_a_named_host_runs_and_records_there_only(fleet: Fleet, env: di
     # show, logs, stop through --host (after the command name here) are h1's own.
     shown_json = json.loads(orch(env, "show", "there", "--host", "h1", "--json").stdout)
     assert shown_json["id"] == session_id and shown_json["main_pid"] == record["main_pid"]
-    poll(lambda: h1.machine_id in orch(env, "logs", "there", "--host", "h1").stdout,
-         "h1's journal to show the session's line")
+    wait_for(lambda: h1.machine_id in orch(env, "logs", "there", "--host", "h1").stdout,
+             DEADLINE, "h1's journal to show the session's line")
     orch(env, "--host", "h1", "stop", "there")
     assert on_host(fleet, h1, "show", session_id)["status"] == "stopped"
     assert fleet.run_in(h1, ["systemctl", "is-active", record["unit"]]).stdout.strip() != "active"
@@ -116,8 +106,8 @@ def test_logs_and_wait_of_a_remote_session(fleet: Fleet, env: dict[str, str],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     try:
-        poll(lambda: "first line" in orch(env, "--host", "h2", "logs", session_id).stdout,
-             "the first line in h2's journal")
+        wait_for(lambda: "first line" in orch(env, "--host", "h2", "logs", session_id).stdout,
+                 DEADLINE, "the first line in h2's journal")
         assert waiting.poll() is None  # still waiting: the session runs on
         fleet.run_in(fleet.host("h2"), ["touch", gate])
         out, err = waiting.communicate(timeout=DEADLINE)
@@ -238,7 +228,8 @@ def test_a_remote_power_cut_is_recovered_by_that_host(fleet: Fleet, env: dict[st
         shown: dict[str, Any] = json.loads(done.stdout)
         return shown if shown["status"] == "running" and shown["restarts"] == 1 else None
 
-    after = poll(recovered, f"{host.name}'s boot recovery to start the session again")
+    after = wait_for(recovered, DEADLINE,
+                     f"{host.name}'s boot recovery to start the session again")
     assert after["invocation_id"] != before["invocation_id"]
     assert [run["status"] for run in after["invocations"]] == ["lost", "running"]
     assert after["argv"] == ["sleep", "600"] and after["name"] == "survivor"
@@ -256,8 +247,8 @@ def test_kill_recover_and_reap_through_host(fleet: Fleet, env: dict[str, str],
     session_id = orch(env, "--host", "h1", "spawn", "--name", "victim", "--",
                       "sleep", "300").stdout.strip()
     orch(env, "--host", "h1", "kill", "victim", "--signal", "KILL")
-    killed = poll(lambda: (s := on_host(fleet, h1, "show", session_id))["status"] == "killed"
-                  and s, "the session to be killed on h1")
+    killed = wait_for(lambda: (s := on_host(fleet, h1, "show", session_id))["status"] == "killed"
+                      and s, DEADLINE, "the session to be killed on h1")
     assert killed["exit_signal"] == "SIGKILL"
     recovered = json.loads(orch(env, "recover", "--host", "h1", "--json").stdout)
     assert recovered["counts"] == on_host(fleet, h1, "recover")["counts"]

@@ -220,3 +220,16 @@ def test_listing_reads_each_answer_and_names_the_problem(tmp_path: Path) -> None
     assert failed.problem == "no manager" and failed.sessions == []
     garbage = remote._listing("h3", ["sh", "-c", "echo '{'"], 5)
     assert garbage.problem is not None and garbage.problem.startswith("unreadable answer")
+
+
+def test_the_local_listing_is_read_in_process_and_its_failure_is_a_problem() -> None:
+    from orch.errors import ManagerUnreachable
+
+    def unreachable() -> list[dict[str, object]]:
+        raise ManagerUnreachable("no systemd manager is reachable")
+
+    [ok] = remote.list_all([], [], local=lambda: [{"id": "a"}])
+    assert ok == remote.Listing("local", [{"id": "a", "host": "local"}])
+    [failed] = remote.list_all([], [], local=unreachable)
+    assert failed == remote.Listing("local", [], "no systemd manager is reachable")
+    assert remote.list_all([], []) == []
