@@ -95,14 +95,14 @@ cli-table: install
 units: install
 	$(PY) -c 'from orch.unitfiles import write_tree; write_tree("units")'
 
-# The Debian package, built with debhelper from the files git knows (a clean source,
-# whatever else lies in the tree), checked by lintian; it lands in dist/.
+# The Debian package, built with debhelper from a clean copy of the source (the files git
+# knows, or in a tree without git such as a release tarball, all but what .gitignore
+# names: packaging/copy-source.sh), checked by lintian; it lands in dist/.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 DEB_BUILD := build/deb
 deb: deb-deps
 	rm -rf $(DEB_BUILD) && mkdir -p $(DEB_BUILD)/orch-$(VERSION) dist
-	git ls-files -z --cached --others --exclude-standard | \
-		xargs -0 cp --parents -t $(DEB_BUILD)/orch-$(VERSION)
+	sh packaging/copy-source.sh $(DEB_BUILD)/orch-$(VERSION)
 	cp -r packaging/debian $(DEB_BUILD)/orch-$(VERSION)/debian
 	# Debian's own python3 builds it, whatever python comes first on the caller's PATH.
 	cd $(DEB_BUILD)/orch-$(VERSION) && env PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b

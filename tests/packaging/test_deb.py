@@ -1,9 +1,11 @@
 """The Debian package, built, checked, installed into a fresh bookworm root and booted.
 
-`make deb` builds the .deb (lintian runs as part of it); a copy of a cached debootstrap
-root (tests/packaging/debroot.py) gets the package and boots with a real systemd as PID
-1 (`orch box up --root`). The tests then run in order, as one story: boot recovery,
-a user's sessions, a persistent session across a reboot, and purge.
+`make deb` builds the .deb (lintian runs as part of it), from the checkout and from a
+copy of its files that is no git repository (a release tarball) alike; a copy of a
+cached debootstrap root (tests/packaging/debroot.py) gets the package and boots with a
+real systemd as PID 1 (`orch box up --root`), in a cgroup of its own beside any other
+box. The tests then run in order, as one story: the boot itself, boot recovery, a
+user's sessions, a persistent session across a reboot, and purge.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import uuid
@@ -22,8 +25,8 @@ from typing import Any
 import pytest
 
 from orch import __version__
-from tests.integration.conftest import wait_for
 from tests.packaging import debroot
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.packaging]
 
@@ -37,9 +40,11 @@ BOOT_TIMEOUT = 30.0  # a boot, with recovery, takes about a second here
 class BootedRoot:
     """A Debian root booted in its own box; commands run inside it through nsenter."""
 
-    def __init__(self, root: Path, box_dir: Path) -> None:
+    def __init__(self, root: Path, box_dir: Path, cgroup: str) -> None:
         self.root = root
-        self.env = {**os.environ, "ORCH_BOX_DIR": str(box_dir)}
+        # Its own record and cgroup: the host-root box of the integration tests (or of
+        # whoever else uses this machine) stays up, and the two systemds keep apart.
+        self.env = {**os.environ, "ORCH_BOX_DIR": str(box_dir), "ORCH_BOX_CGROUP": cgroup}
 
     def _box(self, *args: str) -> None:
         done = subprocess.run([DEV_ORCH, "box", *args], capture_output=True, text=True,
@@ -85,30 +90,49 @@ class BootedRoot:
         return json.loads(self.ok(["orch", *args, "--json"], user))
 
 
-@pytest.fixture(scope="module")
-def deb() -> Path:
-    """The package `make deb` built (with lintian's verdict part of the build)."""
-    if os.geteuid() != 0:
-        pytest.skip("building and booting the package needs root")
-    done = subprocess.run(["make", "deb"], cwd=REPO, capture_output=True, text=True,
+def make_deb(tree: Path) -> Path:
+    """The package `make deb` builds in TREE (with lintian's verdict part of the build)."""
+    done = subprocess.run(["make", "deb"], cwd=tree, capture_output=True, text=True,
                           timeout=600, check=False)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert not re.search(r"^E: ", done.stdout + done.stderr, re.M)
-    built = sorted((REPO / "dist").glob(f"orch_{__version__}_*.deb"))
+    built = sorted((tree / "dist").glob(f"orch_{__version__}_*.deb"))
     assert len(built) == 1, built
     return built[0]
 
 
 @pytest.fixture(scope="module")
+def tarball(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """What a release tarball of the checkout holds (on CI's fresh clone, HEAD's files),
+    unpacked where there is no git repository; None if the checkout is none either. It
+    is taken just before `deb` copies the checkout, so that both build the same files."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard"], cwd=REPO, capture_output=True, check=False)
+    if listed.returncode != 0:
+        return None
+    tree = tmp_path_factory.mktemp("tarball") / f"orch-{__version__}"
+    tree.mkdir()
+    archive = subprocess.run(["tar", "-c", "--null", "-T", "-"], cwd=REPO,
+                             input=listed.stdout, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+@pytest.fixture(scope="module")
+def deb(tarball: Path | None) -> Path:
+    """The package `make deb` builds from the checkout."""
+    if os.geteuid() != 0:
+        pytest.skip("building and booting the package needs root")
+    return make_deb(REPO)
+
+
+@pytest.fixture(scope="module")
 def booted(deb: Path) -> Iterator[BootedRoot]:
     """A fresh copy of the cached bookworm root, booted, with the package installed."""
-    # A box's systemd sees the host's cgroup tree whole (cgroupfs is not mounted again
-    # inside), so two boxes would manage the same cgroups: the host-root box the
-    # integration tests use (they run earlier) goes down first.
-    subprocess.run([DEV_ORCH, "box", "down"], capture_output=True, timeout=120, check=False)
     work = WORK / uuid.uuid4().hex[:12]
     work.mkdir(parents=True)
-    machine = BootedRoot(debroot.fresh_copy(work / "root"), work / "box")
+    machine = BootedRoot(debroot.fresh_copy(work / "root"), work / "box",
+                         cgroup=f"orch-deb-test-{work.name}")
     try:
         shutil.copy(deb, machine.root / "root" / "orch.deb")
         machine.boot()
@@ -149,6 +173,56 @@ def test_package_carries_units_completion_man_page_and_docs(deb: Path) -> None:
                    "python3-tomli-w"):
         assert re.search(rf"(^|, ){re.escape(needed)}( |,|$)", fields.strip()), fields
     assert "python3-typer" not in fields  # bookworm's is too old: typer is vendored
+
+
+def dpkg_contents(deb: Path) -> list[tuple[str, str, str, str]]:
+    """DEB's files: mode, owner, size and name (a link's with its target)."""
+    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True,
+                             check=True).stdout
+    entries = []
+    for line in listing.splitlines():
+        mode, owner, size, _date, _time, name = line.split(maxsplit=5)
+        entries.append((mode, owner, size, name))
+    return entries
+
+
+def test_a_source_tree_without_git_builds_the_same_package(deb: Path,
+                                                           tarball: Path | None) -> None:
+    if tarball is None:
+        pytest.skip("the tree under test is no git checkout: nothing to compare with")
+    tree = tarball
+    # With what a developer's tree holds besides its source planted in it.
+    assert subprocess.run(["git", "rev-parse", "--git-dir"], cwd=tree,
+                          capture_output=True, check=False).returncode != 0
+    planted = [".venv/pyvenv.cfg", "env-3.11/pyvenv.cfg", "orch/__pycache__/planted.pyc",
+               "orch.egg-info/planted", "orch/_vendor/planted.py", ".mypy_cache/planted",
+               "build/planted", "tests/planted.pyc"]
+    for name in planted:
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text("not source\n")
+
+    from_tarball = make_deb(tree)
+
+    copied = tree / "build" / "deb" / f"orch-{__version__}"
+    assert (copied / "orch" / "cli.py").is_file() and (copied / "debian" / "rules").is_file()
+    assert [name for name in planted if (copied / name).exists()] == []
+    assert dpkg_contents(from_tarball) == dpkg_contents(deb)
+    fields = [subprocess.run(["dpkg-deb", "-f", str(built)], capture_output=True, text=True,
+                             check=True).stdout for built in (from_tarball, deb)]
+    assert fields[0] == fields[1]
+
+
+def test_the_root_boots_with_a_real_roots_mode_and_its_manager_runs(
+        booted: BootedRoot) -> None:
+    # A root left 0700 (mkdtemp's mode) kept dbus-daemon, as messagebus, from reading
+    # its configuration: systemd's D-Bus activation timed out and the box never ran.
+    assert stat.S_IMODE(debroot.cached_root().stat().st_mode) == debroot.ROOT_MODE
+    assert booted.ok(["stat", "-c", "%a %U", "/"]).split() == ["755", "root"]
+    assert booted.ok(["systemctl", "is-active", "dbus.service"]).strip() == "active"
+    assert booted.ok(["busctl", "--system", "call", "org.freedesktop.systemd1",
+                      "/org/freedesktop/systemd1", "org.freedesktop.DBus.Peer", "Ping"]) \
+        .strip() == ""
+    assert booted.run(["systemctl", "is-system-running"]).stdout.strip() == "running"
 
 
 def test_installed_orch_runs_on_debians_python_and_libraries(booted: BootedRoot) -> None:

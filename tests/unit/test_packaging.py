@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -33,7 +35,7 @@ def test_presets_enable_the_units_orch_ships_with_an_install_section() -> None:
 def test_debian_dependency_floors_match_pyproject() -> None:
     # orch runs on what the package depends on: pyproject's ranges start there too.
     wanted = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    floors = dict(re.match(r"([a-z-]+)>=([0-9.]+)", spec).groups()  # type: ignore[union-attr]
+    floors = dict(re.match(r"([a-z-]+)>=([0-9.]+)", spec).groups()  # type: ignore[union-attr,misc]
                   for spec in wanted)
     control = (DEBIAN / "control").read_text()
     for name in ("pystemd", "psutil", "tomli-w"):
@@ -49,3 +51,42 @@ def test_debian_dependency_floors_match_pyproject() -> None:
         return tuple(int(n) for n in version.split("."))
 
     assert parts(typer.group(1)) >= parts(floors["typer"])
+
+
+COPY_SOURCE = REPO / "packaging" / "copy-source.sh"
+# A developer's tree: source, and what building, testing and editing leave beside it.
+SOURCE = {".gitignore", "Makefile", "orch/cli.py", "orch/sub/build.py", "docs/dist.md",
+          "packaging/debian/rules"}
+NOT_SOURCE = {"orch/__pycache__/cli.cpython-311.pyc", "orch/stray.pyc",
+              "orch/_vendor/typer/__init__.py", "orch.egg-info/PKG-INFO", "build/deb/x",
+              "dist/orch_0.1.0_amd64.deb", ".venv/pyvenv.cfg", ".mypy_cache/CACHEDIR.TAG",
+              "tests/__pycache__/t.pyc"}
+
+
+def _copy_source(tree: Path, dest: Path) -> set[str]:
+    """What packaging/copy-source.sh copies from TREE into DEST, as relative names."""
+    dest.mkdir()
+    done = subprocess.run(["sh", str(COPY_SOURCE), str(dest)], cwd=tree, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()}
+
+
+def _developer_tree(tree: Path) -> Path:
+    for name in SOURCE | NOT_SOURCE:
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text("x\n")
+    shutil.copy(REPO / ".gitignore", tree / ".gitignore")
+    return tree
+
+
+def test_a_tree_without_git_gives_its_source_and_nothing_else(tmp_path: Path) -> None:
+    tree = _developer_tree(tmp_path / "orch-0.1.0")
+    assert _copy_source(tree, tmp_path / "copy") == SOURCE
+
+
+def test_a_git_tree_gives_what_git_knows_the_same_files(tmp_path: Path) -> None:
+    tree = _developer_tree(tmp_path / "checkout")
+    subprocess.run(["git", "init", "-q", str(tree)], check=True)
+    (tree / "new.py").write_text("x\n")  # not yet added: git knows it all the same
+    assert _copy_source(tree, tmp_path / "copy") == SOURCE | {"new.py"}
