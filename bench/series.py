@@ -49,6 +49,9 @@ class Contender(StrEnum):
     PYTHON = "python -c pass"
     VERSION = "orch --version"
     PS_EMPTY = "orch ps (empty state)"
+    # What a shell's Tab after `orch show ` runs: the answer from the state file, which
+    # must come without typer (goal: within 50 ms).
+    COMPLETE_REF = "orch completion of a session reference (empty state)"
 
 
 def spawn_latency(command: str) -> str:

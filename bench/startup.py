@@ -1,5 +1,6 @@
-"""The CLI's cold start: wall time and peak RSS of `orch --version` and of `orch ps` on
-an empty state, beside the interpreter's own floor (`python -c pass`).
+"""The CLI's cold start: wall time and peak RSS of `orch --version`, of `orch ps` on an
+empty state and of a shell's completion request for a session reference (what Tab after
+`orch show ` runs), beside the interpreter's own floor (`python -c pass`).
 
 Peak RSS comes from GNU time (`/usr/bin/time -f %M`, which is wait4's ru_maxrss), in
 runs of their own: a child forked by the bench itself would report the bench's own RSS
@@ -26,6 +27,9 @@ def cold_start(bench: Bench, rounds: int) -> list[Series]:
         Contender.PYTHON: ([PYTHON, "-c", "pass"], bench.base_env()),
         Contender.VERSION: ([ORCH, "--version"], bench.orch_env(empty)),
         Contender.PS_EMPTY: ([ORCH, "ps"], bench.orch_env(empty)),
+        Contender.COMPLETE_REF: ([ORCH], {**bench.orch_env(empty), "_ORCH_COMPLETE":
+                                          "complete_bash", "COMP_WORDS": "orch show ",
+                                          "COMP_CWORD": "2"}),
     }
 
     def wall(argv: list[str], env: dict[str, str]) -> Callable[[int], float]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,12 +64,7 @@ SELF = "self"
 def current_scope(user: bool = False, system: bool = False) -> Scope:
     """The scope for a command: --user/--system, else the session's own scope when
     called from inside one (ORCH_SCOPE), else the caller's default."""
-    if user or system:
-        return Scope.choose(user, system)
-    inside = os.environ.get("ORCH_SCOPE")
-    if inside in (Scope.USER, Scope.SYSTEM):
-        return Scope(inside)
-    return Scope.default()
+    return Scope.for_command(user, system)
 
 
 _STORES: dict[Path, StateStore] = {}
@@ -324,13 +318,14 @@ def _collect(record: Record, store: StateStore) -> Record:
     from orch import agents
     from orch.journal import output_lines
 
-    # Only a session that ended just now may still have lines on their way to the journal.
-    deadline = time.monotonic() + (RESULT_GRACE if _ended_recently(record) else 0.0)
-    while True:
-        found = agents.read_result(record, output_lines(record))
-        if found.final_result is not None or found.is_error or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    def complete(lines: list[str]) -> bool:
+        found = agents.read_result(record, lines)
+        return found.final_result is not None or found.is_error
+
+    # Only a session that ended just now may still have lines on their way to the
+    # journal: those are read on after the rest, which is read once.
+    grace = RESULT_GRACE if _ended_recently(record) else 0.0
+    found = agents.read_result(record, output_lines(record, complete=complete, grace=grace))
 
     def change(sessions: Sessions) -> Record:
         current = sessions.get(record.id)
@@ -499,7 +494,9 @@ def options_from_settings(settings: Mapping[str, object]) -> SpawnOptions:
         from orch.config import parse_duration_seconds, parse_percent, parse_size_bytes
 
         if isinstance(timeout, int | str):
-            timeout_sec = parse_duration_seconds(timeout) or None
+            seconds = parse_duration_seconds(timeout)
+            # 0 and infinity both mean no limit.
+            timeout_sec = seconds if 0 < seconds < float("inf") else None
         memory_max = parse_size_bytes(memory) if isinstance(memory, int | str) else None
         cpu_quota = parse_percent(quota) if isinstance(quota, str) else None
     return SpawnOptions(
@@ -614,6 +611,45 @@ def logs(ref: str, scope: Scope | None = None, *, lines: int | None = None,
 
     record, _ = _lookup(ref, scope or current_scope())
     return read_logs(record, lines=lines, since=since, output=LogFormat(output))
+
+
+def follow_logs(ref: str, write: Callable[[str], object], scope: Scope | None = None, *,
+                lines: int | None = None, since: str | None = None,
+                output: LogFormat | str = "short") -> WaitOutcome:
+    """WRITE the session's output (or its last LINES lines), then its new lines as they
+    come, until it has ended and its last lines are in; how it ended, as `wait` saw it.
+    The end is watched through the manager's signals (wait), the output through the
+    journal; a session that has already ended is written whole at once."""
+    import threading
+
+    from orch import journal
+
+    scope = scope or current_scope()
+    record, store = _lookup(ref, scope)
+    end = journal.SessionEnd()
+    outcomes: list[WaitOutcome] = []
+    failures: list[BaseException] = []
+
+    def watch() -> None:
+        try:
+            outcomes.append(wait([record.id], scope))
+            latest = store.load().get(record.id, record)
+            end.set(RESULT_GRACE if _ended_recently(latest) else 0.0)
+        except BaseException as error:  # raised again in the caller's thread, below
+            failures.append(error)
+            end.set(0.0)
+
+    def invocations() -> list[tuple[str, int]]:
+        return journal.invocation_starts(store.load().get(record.id, record))
+
+    watcher = threading.Thread(target=watch, name="orch-logs-end", daemon=True)
+    watcher.start()
+    journal.follow_logs(record, write, end, lines=lines, since=since,
+                        output=journal.LogFormat(output), refresh=invocations)
+    watcher.join()
+    if failures:
+        raise failures[0]
+    return outcomes[0]
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ def spawn(
     max_turns: Annotated[int | None, typer.Option(help="Stop the agent after N turns.")] = None,
     profile: Annotated[str | None, typer.Option(help="Defaults from [profiles.NAME].")] = None,
     timeout: Annotated[str | None, typer.Option(
-        help="Fail the session after DURATION (30m, 2h): result timeout.")] = None,
+        help="Fail the session after DURATION (30m, 2h 30min; a bare number is seconds; "
+        "0 or infinity: never): result timeout.", metavar="DURATION")] = None,
     memory_max: Annotated[str | None, typer.Option(help="Memory limit (300M, 2G).")] = None,
     cpu_quota: Annotated[str | None, typer.Option(help="CPU limit (50%, 200%).")] = None,
     tasks_max: Annotated[str | None, typer.Option(help="Process/thread limit.")] = None,
@@ -73,7 +74,8 @@ def spawn(
     worktree: Annotated[bool | None, typer.Option(
         "--worktree", help="Run in a git worktree of its own (kept until reaped).")] = None,
     persistent: Annotated[bool | None, typer.Option(
-        "--persistent", help="Start it again at boot (orch recover) if it was cut off.")] = None,
+        "--persistent", help="Start it again at boot (orch recover) if it was cut off; for "
+        "a user, at boot only with lingering (loginctl enable-linger), else at login.")] = None,
     after: Annotated[list[str] | None, typer.Option(
         help="Start only after this session ended successfully (repeatable).")] = None,
     user: UserOpt = False,
@@ -147,6 +149,9 @@ def ps(
     all_hosts: Annotated[bool, typer.Option(
         "--all-hosts", help="This machine's sessions and every [hosts.NAME]'s, read at "
         "once (a HOST column; ORCH_HOST_TIMEOUT bounds each host).")] = False,
+    full: Annotated[bool, typer.Option(
+        "-l", "--full", help="Print every cell whole (on a terminal the table is cut to "
+        "its width, $COLUMNS if set; piped, it is always whole).")] = False,
 ) -> None:
     """List sessions, newest first, with their live status."""
     _run(commands.ps(**locals()))
@@ -163,14 +168,20 @@ def show(ref: RefArg, user: UserOpt = False, system: SystemOpt = False,
 def logs(
     ref: RefArg,
     lines: Annotated[int | None, typer.Option("-n", "--lines", help="Last N lines.")] = None,
-    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing.")] = False,
+    follow: Annotated[bool, typer.Option(
+        "-f", "--follow", help="Keep printing until the session has ended; exit as `wait`.")
+    ] = False,
     since: Annotated[str | None, typer.Option(help="As journalctl --since.")] = None,
     output: Annotated[LogFormat, typer.Option("-o", "--output")] = LogFormat.SHORT,
+    no_pager: Annotated[bool, typer.Option(
+        "--no-pager", help="Do not pipe the output into a pager on a terminal.")] = False,
     user: UserOpt = False,
     system: SystemOpt = False,
 ) -> None:
-    """Show a session's output from the journal, every invocation in order; the short
-    format marks where each invocation starts."""
+    """Show a session's output from the journal, whole lines, every invocation in order;
+    the short format marks where each invocation starts. On a terminal the output goes
+    through a pager ($SYSTEMD_PAGER, $PAGER, less). With -f, exit once the session has
+    ended: 0 if it ended successfully, 1 otherwise."""
     _run(commands.logs(**locals()))
 
 
@@ -178,8 +189,9 @@ def logs(
 def wait(
     refs: Annotated[list[str], typer.Argument(help="Sessions to wait for.", metavar="ID...")],
     any_: Annotated[bool, typer.Option("--any", help="Return when the first one ends.")] = False,
-    timeout: Annotated[float | None, typer.Option(help="Give up after S seconds (exit 124).",
-                                                  metavar="S")] = None,
+    timeout: Annotated[str | None, typer.Option(
+        help="Give up after DURATION (exit 124): 90, 2m, 1h30m (a bare number is seconds; "
+        "infinity: never).", metavar="DURATION")] = None,
     user: UserOpt = False,
     system: SystemOpt = False,
     as_json: JsonOpt = False,
@@ -220,8 +232,8 @@ def recover(user: UserOpt = False, system: SystemOpt = False, as_json: JsonOpt =
 @app.command()
 def reap(
     older_than: Annotated[str, typer.Option(
-        help="Only sessions that ended longer ago than this (0: every ended one).",
-        metavar="DURATION")] = "7d",
+        help="Only sessions that ended longer ago than DURATION: 7d, 12h, 90 (a bare number "
+        "is seconds; 0: every ended one).", metavar="DURATION")] = "7d",
     everything: Annotated[bool, typer.Option(
         "--all", help="Also stop running sessions and remove them.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,

@@ -91,9 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning expected failures into one line and an exit code."""
     if os.environ.get("_ORCH_COMPLETE"):  # a shell's completion script: answer, nothing else
         from orch import completion
-        from orch.app import app
 
-        sys.exit(completion.answer(app))
+        sys.exit(completion.answer())
     args = list(sys.argv[1:] if argv is None else argv)
     head = args[: args.index("--")] if "--" in args else args
     debug = "--debug" in head or bool(os.environ.get("ORCH_DEBUG"))

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 from orch import __version__, api
@@ -21,10 +19,7 @@ from orch.errors import OrchError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from typing import Any
-
-    from orch.session import Session
 
 # Exit codes of `orch wait`, as scripts rely on them.
 WAIT_FAILED = 1
@@ -48,54 +43,8 @@ def say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _age(iso: str | None) -> str:
-    if not iso:
-        return "-"
-    try:
-        seconds = int((datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds())
-    except ValueError:
-        return "-"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
-
-
-_COLUMNS = ("ID", "NAME", "STATUS", "PID", "AGE", "COMMAND")
-
-
-def _layout(rows: Sequence[tuple[str, ...]]) -> str:
-    """ROWS in columns, every one but the last padded to its widest cell."""
-    last = len(rows[0]) - 1
-    widths = [max(len(row[i]) for row in rows) for i in range(last)]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:last], widths, strict=True))
-        + "  " + row[last] for row in rows)
-
-
-def table(sessions: list[Session]) -> str:
-    """The `orch ps` table."""
-    rows = [_COLUMNS]
-    for s in sessions:
-        command = shlex.join(s.argv)
-        rows.append((s.id[:8], s.name[:24], str(s.status), str(s.main_pid or "-"),
-                     _age(s.created_at), command[:60]))
-    return _layout(rows)
-
-
-def hosts_table(sessions: list[dict[str, Any]]) -> str:
-    """The `orch ps --all-hosts` table: the sessions as `--json` gives them, by host."""
-    rows = [("HOST", *_COLUMNS)]
-    for s in sessions:
-        command = shlex.join(str(word) for word in s.get("argv") or [])
-        rows.append((str(s["host"])[:24], str(s.get("id", ""))[:8], str(s.get("name", ""))[:24],
-                     str(s.get("status", "")), str(s.get("main_pid") or "-"),
-                     _age(s.get("created_at")), command[:60]))
-    return _layout(rows)
-
-
 def ps_all_hosts(running: bool, tag: str | None, user: bool, system: bool,
-                 as_json: bool) -> int:
+                 as_json: bool, full: bool = False) -> int:
     """`orch ps --all-hosts`: a host that does not answer is a warning, not a failure;
     exit 3 only if none answered."""
     from orch import config, hosts, remote
@@ -115,29 +64,11 @@ def ps_all_hosts(running: bool, tag: str | None, user: bool, system: bool,
     if as_json:
         emit_json(sessions)
     elif sessions:
-        print(hosts_table(sessions))
+        from orch import render
+
+        print(render.hosts_table(sessions, render.table_width(sys.stdout, full),
+                                 _ellipsis()))
     return 0 if any(listing.problem is None for listing in listings) else 3
-
-
-def details(session: Session) -> str:
-    """The `orch show` text."""
-    data = session.to_json()
-    data["argv"] = shlex.join(session.argv)
-    data["tags"] = ", ".join(session.tags)
-    invocations = data.pop("invocations")
-    width = max(len(k) for k in data)
-    lines = [f"{key + ':':<{width + 1}} {value}" for key, value in data.items()
-             if value not in (None, "")]
-    lines.append("invocations:")
-    for number, run in enumerate(invocations, 1):
-        how = run["status"]
-        if run["exit_code"] is not None:
-            how += f" (exit code {run['exit_code']})"
-        elif run["exit_signal"]:
-            how += f" ({run['exit_signal']})"
-        lines.append(f"  {number}. {run['invocation_id'] or '-'}"
-                     f"  started {run['started_at'] or '-'}  ended {run['ended_at'] or '-'}  {how}")
-    return "\n".join(lines)
 
 
 def version() -> int:
@@ -181,11 +112,40 @@ def spawn(command: list[str], name: str | None = None, description: str = "",
     session = api.spawn_from_settings(command, settings, name=name, description=description,
                                       env=parse_env(env or []), scope=scope,
                                       after=after or [], placement=placement)
+    if scope == "user":
+        _warn_without_lingering(bool(settings.get("persistent")))
     if as_json:
         emit_json(session.to_json())
     else:
         print(session.id)
     return 0
+
+
+def linger_warning(user: str, persistent: bool) -> str:
+    """What a user-scope spawn says when USER has no lingering: logind stops a user's
+    manager, and every session in it, when their last login session ends, and starts it
+    at boot only for lingering users (a --persistent session's recovery runs in it)."""
+    after_reboot = ("; after a reboot this --persistent session comes back only when "
+                    f"{user} logs in" if persistent else "")
+    return (f"orch: warning: lingering is off for {user}: the session ends when {user}'s "
+            f"last login session ends{after_reboot}; keep it running with: "
+            f"loginctl enable-linger {user}")
+
+
+def _warn_without_lingering(persistent: bool) -> None:
+    """One line on stderr if logind says the caller does not linger (nothing if logind
+    cannot be asked: no false alarm where there is no logind)."""
+    import pwd
+
+    from orch.systemd import lingering
+
+    uid = os.geteuid()
+    if lingering(uid) is False:
+        try:
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            user = str(uid)
+        say(linger_warning(user, persistent))
 
 
 def result(ref: str, user: bool = False, system: bool = False, as_json: bool = False) -> int:
@@ -256,16 +216,25 @@ def config_list(user: bool = False, system: bool = False, as_json: bool = False)
     return 0
 
 
+def _ellipsis() -> str:
+    from orch import render
+
+    return render.ELLIPSIS if render.utf8(sys.stdout) else render.ASCII_ELLIPSIS
+
+
 def ps(running: bool = False, tag: str | None = None, user: bool = False,
-       system: bool = False, as_json: bool = False, all_hosts: bool = False) -> int:
-    """`orch ps`."""
+       system: bool = False, as_json: bool = False, all_hosts: bool = False,
+       full: bool = False) -> int:
+    """`orch ps`: on a terminal the table fits its width, unless FULL."""
     if all_hosts:
-        return ps_all_hosts(running, tag, user, system, as_json)
+        return ps_all_hosts(running, tag, user, system, as_json, full)
     sessions = api.list_sessions(api.current_scope(user, system), running=running, tag=tag)
     if as_json:
         emit_json([s.to_json() for s in sessions])
     elif sessions:
-        print(table(sessions))
+        from orch import render
+
+        print(render.table(sessions, render.table_width(sys.stdout, full), _ellipsis()))
     return 0
 
 
@@ -275,35 +244,65 @@ def show(ref: str, user: bool = False, system: bool = False, as_json: bool = Fal
     if as_json:
         emit_json(session.to_json())
     else:
-        print(details(session))
+        from orch import render
+
+        print(render.details(session, unicode=render.utf8(sys.stdout)))
     return 0
 
 
 def logs(ref: str, lines: int | None = None, follow: bool = False, since: str | None = None,
-         output: str = "short", user: bool = False, system: bool = False) -> int:
-    """`orch logs`: the short format streams through orch, the others exec journalctl."""
-    from orch.journal import LogFormat, invocation_starts, logs_argv, stream_short
+         output: str = "short", no_pager: bool = False, user: bool = False,
+         system: bool = False) -> int:
+    """`orch logs`: whole lines, rendered by orch from journalctl's JSON. With --follow,
+    until the session has ended, and then as `wait` exits; else through a pager on a
+    terminal."""
+    from orch.journal import LogFormat, write_logs
+    from orch.pager import paged
 
     log_format = LogFormat(output)
-    record = api.find_record(ref, api.current_scope(user, system))
-    argv = logs_argv(record, lines=lines, follow=follow, since=since, output=log_format)
-    if log_format is LogFormat.SHORT:
-        return stream_short(argv, invocation_starts(record))
-    sys.stdout.flush()
+    scope = api.current_scope(user, system)
     try:
-        os.execvp(argv[0], argv)
-    except FileNotFoundError:
-        raise OrchError("journalctl is not installed") from None
+        if follow:
+            outcome = api.follow_logs(ref, _write_now, scope, lines=lines, since=since,
+                                      output=log_format)
+            return 0 if outcome.succeeded else WAIT_FAILED
+        record = api.find_record(ref, scope)
+        with paged(not no_pager) as out:
+            write_logs(record, out.write, lines=lines, since=since, output=log_format)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # the reader went away (`orch logs ... | head`)
+        _quiet_stdout()
+    return 0
 
 
-def wait(refs: list[str], any_: bool = False, timeout: float | None = None,
+def _write_now(text: str) -> None:
+    """TEXT on stdout at once: a follower's reader waits for each line."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def wait(refs: list[str], any_: bool = False, timeout: str | None = None,
          user: bool = False, system: bool = False, as_json: bool = False) -> int:
-    """`orch wait`: 0 if all ended successfully, 1 if any ended otherwise, 124 on timeout."""
-    outcome = api.wait(refs, api.current_scope(user, system), any_=any_, timeout=timeout)
+    """`orch wait`: 0 if all ended successfully, 1 if any ended otherwise, 124 on timeout.
+    TIMEOUT is a time span; infinity waits as long as no timeout does."""
+    from orch.timespan import parse_seconds
+
+    seconds = None if timeout is None else parse_seconds(timeout, "--timeout")
+    if seconds == float("inf"):
+        seconds = None
+    outcome = api.wait(refs, api.current_scope(user, system), any_=any_, timeout=seconds)
     if as_json:
         emit_json([s.to_json() for s in outcome.sessions])
     if outcome.timed_out:
-        say(f"orch: timed out after {timeout:g}s")
+        say(f"orch: timed out after {seconds:g}s")
         return WAIT_TIMEOUT
     for s in outcome.sessions:
         if s.status.ended and not s.status.succeeded:
@@ -356,11 +355,11 @@ def recover(user: bool = False, system: bool = False, as_json: bool = False) -> 
 
 def reap(older_than: str = "7d", everything: bool = False, dry_run: bool = False,
          user: bool = False, system: bool = False, as_json: bool = False) -> int:
-    """`orch reap`."""
-    from orch.config import parse_duration_seconds
+    """`orch reap`. An age of infinity would reap no ended session: refused as a mistake."""
+    from orch.timespan import parse_seconds
 
-    reaped = api.reap(api.current_scope(user, system),
-                      older_than=parse_duration_seconds(older_than),
+    age = parse_seconds(older_than, "--older-than", infinity=False)
+    reaped = api.reap(api.current_scope(user, system), older_than=age,
                       everything=everything, dry_run=dry_run)
     if as_json:
         emit_json([s.to_json() for s in reaped])

@@ -1,31 +1,44 @@
 """Shell completion for `orch`: the scripts bash, zsh and fish source, and the answers
-to the requests those scripts make, both from typer's own completion machinery.
+to the requests those scripts make.
 
 A script runs `orch` with _ORCH_COMPLETE=complete_SHELL (and the words typed so far) in
 the environment; `main()` hands that request to `answer()` before anything else, so a
-completion never forwards into a box nor contacts systemd. `python -m orch.completion
-SHELL` prints the script (the Debian package build installs its output).
+completion never forwards into a box nor contacts systemd. Where the word being
+completed is a session reference (what show, logs, wait, stop, kill, result and resume
+take), it is answered here, from the records of the scope the command line names, read
+without the lock, and without loading typer: typer's import alone costs more than the
+50 ms a completion may take. Everything else (commands, options and their values) is
+answered by typer's completion machinery from the command tree in orch.app.
+
+`python -m orch.completion SHELL` prints the script (the Debian package build installs
+its output).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from enum import StrEnum
 
-from orch import vendor
+from orch.cli_table import COMMANDS
+from orch.fastcli import ROOT_FLAGS
 
-# The package build runs this with typer vendored: that copy must win, as in orch.cli.
-vendor.activate()
-import typer  # noqa: E402
-import typer.main  # noqa: E402
-from typer._completion_classes import completion_init  # noqa: E402
-from typer._completion_shared import get_completion_script  # noqa: E402
-from typer.completion import shell_complete  # noqa: E402
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
+    from orch.session import Record
 
 PROG_NAME = "orch"
 COMPLETE_VAR = "_ORCH_COMPLETE"
+# The parameters of the command tree that take session references: app.RefArg's `ref`
+# and wait's `refs` (tests/unit/test_completion.py holds this to the tree).
+REF_PARAMETERS = frozenset({"ref", "refs"})
+# The id as `orch ps` shows it; the resolver takes any unique prefix of 4 or more.
+SHOWN_ID = 8
+ROOT_OPTIONS_WITH_VALUE = ("--host", "--label")  # the root callback's (orch.app._root)
+HOST_ENV = "ORCH_HOST"  # orch.hosts.HOST_ENV, not imported: its regexes cost time here
 
 
 class Shell(StrEnum):
@@ -43,6 +56,9 @@ def script(shell: str) -> str:
     except ValueError:
         raise ValueError(f"no completion for {shell!r}; shells: "
                          f"{', '.join(Shell)}") from None
+    _load_typer()
+    from typer._completion_shared import get_completion_script
+
     text = get_completion_script(prog_name=PROG_NAME, complete_var=COMPLETE_VAR,
                                  shell=name.value) + "\n"
     if name is Shell.ZSH:
@@ -54,19 +70,205 @@ def script(shell: str) -> str:
     return text
 
 
-def answer(cli: typer.Typer) -> int:
-    """Print the completions the request in the environment asks for, from CLI's command
-    tree (the parser only: no command runs); the exit status."""
+def _load_typer() -> None:
+    from orch import vendor
+
+    vendor.activate()  # a package's vendored typer must win, as in orch.cli
+
+
+class Request:
+    """A completion request as typer's shell classes read it from the environment: the
+    words before the one being completed (without the program's name), that word, and
+    for fish what it asks (get-args: the completions; is-args: whether there are any)."""
+
+    __slots__ = ("action", "args", "incomplete", "shell")
+
+    def __init__(self, shell: Shell, args: list[str], incomplete: str,
+                 action: str = "") -> None:
+        self.shell, self.args, self.incomplete, self.action = shell, args, incomplete, action
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Request | None:
+        """The request in ENVIRON; None if it is not one of bash, zsh or fish's."""
+        kind = environ.get(COMPLETE_VAR, "")
+        if not kind.startswith("complete_"):
+            return None  # e.g. source_bash: typer's to answer
+        try:
+            shell = Shell(kind.removeprefix("complete_"))
+        except ValueError:
+            return None
+        if shell is Shell.BASH:
+            try:
+                words, cword = split(environ["COMP_WORDS"]), int(environ["COMP_CWORD"])
+            except (KeyError, ValueError):
+                return None
+            return cls(shell, words[1:cword], words[cword] if cword < len(words) else "")
+        line = environ.get("_TYPER_COMPLETE_ARGS", "")
+        words = split(line)[1:]
+        incomplete = words.pop() if words and not line.endswith(" ") else ""
+        return cls(shell, words, incomplete, environ.get("_TYPER_COMPLETE_FISH_ACTION", ""))
+
+
+def split(line: str) -> list[str]:
+    """LINE's words as click's split_arg_string reads them (the shell's quoting; an
+    unterminated quote takes the rest of the line)."""
+    import shlex
+
+    lexer = shlex.shlex(line, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    words: list[str] = []
+    try:
+        words.extend(lexer)
+    except ValueError:
+        words.append(lexer.token)
+    return words
+
+
+def session_scope(args: list[str], incomplete: str) -> tuple[bool, bool] | None:
+    """(user, system) as given on the command line ARGS if the word after them,
+    INCOMPLETE, is a session reference of a command that runs on this machine; None if
+    it is anything else (a command, an option or its value, another argument) or the
+    command goes to another host (--host, --label, ORCH_HOST): typer answers those."""
+    if incomplete.startswith("-") or os.environ.get(HOST_ENV, "") not in ("", "local"):
+        return None
+    node: dict[str, Any] = COMMANDS
+    words = iter(args)
+    for word in words:
+        if word.startswith(ROOT_OPTIONS_WITH_VALUE):
+            return None
+        if word in ROOT_FLAGS:
+            continue
+        if word.startswith("-"):
+            return None  # typer's to read (and refuse)
+        node = node.get(word, {})
+        if not node:
+            return None
+        if "function" in node:
+            break
+    else:
+        return None
+    options: dict[str, list[Any]] = node["options"]
+    given: set[str] = set()
+    positional = 0
+    only_arguments = False
+    for word in words:
+        if only_arguments or word == "-" or not word.startswith("-"):
+            positional += 1
+        elif word == "--":
+            only_arguments = True
+        elif word.startswith(ROOT_OPTIONS_WITH_VALUE):
+            return None  # --host is taken after the command's name too
+        else:
+            name, equals, _ = word.partition("=")
+            given.add(options.get(name, [name])[0])
+            takes_value = name in options and options[name][1] != "flag" and not equals
+            if takes_value and next(words, None) is None:
+                return None  # the word being completed is this option's value
+    for dest, _kind, variadic, _required in node["arguments"]:
+        if positional == 0 or variadic:
+            return (("user" in given, "system" in given) if dest in REF_PARAMETERS
+                    else None)
+        positional -= 1
+    return None
+
+
+def candidates(records: Iterable[Record], incomplete: str) -> list[tuple[str, str]]:
+    """The session references that complete INCOMPLETE, newest session first, each with
+    a description for the shells that show one. Every session's id as `orch ps` shows it
+    (its first 8 characters; the whole id where two share those, or once more than 8 are
+    typed), and the name of every session that is the only one so named (the resolver
+    refuses a shared name)."""
+    newest = sorted(records, key=lambda r: (r.created_at, r.id), reverse=True)
+    names: dict[str, int] = {}
+    shorts: dict[str, int] = {}
+    for record in newest:
+        names[record.name] = names.get(record.name, 0) + 1
+        shorts[record.id[:SHOWN_ID]] = shorts.get(record.id[:SHOWN_ID], 0) + 1
+    found: dict[str, str] = {}
+    for record in newest:
+        short = record.id[:SHOWN_ID]
+        ident = short if shorts[short] == 1 and len(incomplete) <= SHOWN_ID else record.id
+        if ident.startswith(incomplete):
+            found.setdefault(ident, record.name)
+        if names[record.name] == 1 and record.name.startswith(incomplete):
+            found.setdefault(record.name, short)
+    return list(found.items())
+
+
+def read_records(user: bool, system: bool) -> list[Record]:
+    """The records of the scope --user/--system choose, read as `orch ps` reads them but
+    without ever taking the lock or making a file; none if they cannot be read (a
+    completion never complains)."""
+    from orch import state
+    from orch.errors import OrchError
+    from orch.scope import Scope
+
+    try:
+        found = state.StateStore(Scope.for_command(user, system).state_dir()).peek()
+        if found is not None:
+            return list(found.values())
+    except OrchError:
+        pass
+    return []
+
+
+def _zsh_escape(text: str) -> str:
+    """TEXT inside typer's zsh `_arguments '*: :(("value":"help"))'` (as typer escapes it)."""
+    return (text.replace('"', '""').replace("'", "''").replace("$", "\\$")
+            .replace("`", "\\`").replace(":", r"\\:"))
+
+
+def reply(request: Request, items: list[tuple[str, str]]) -> tuple[str, int]:
+    """What `orch` prints for ITEMS (value, description) and its exit status, in the
+    form REQUEST's shell reads (typer's, so both answerers agree)."""
+    if request.shell is Shell.BASH:
+        return "\n".join(value for value, _ in items), 0
+    if request.shell is Shell.ZSH:
+        if not items:
+            return "_files", 0
+        body = "\n".join(f'"{_zsh_escape(value)}":"{_zsh_escape(about)}"'
+                         for value, about in items)
+        return f"_arguments '*: :(({body}))'", 0
+    if request.action == "is-args":
+        return "", 0 if items else 1
+    return "\n".join(f"{value}\t{about}" for value, about in items), 0
+
+
+def answer() -> int:
+    """Print the completions the request in the environment asks for (no command runs);
+    the exit status."""
+    request = Request.from_environ(os.environ)
+    where = session_scope(request.args, request.incomplete) if request else None
+    if request is None or where is None:
+        return _answer_with_typer()
+    text, code = reply(request, candidates(read_records(*where), request.incomplete))
+    if text:
+        sys.stdout.write(text + "\n")
+    return code
+
+
+def _answer_with_typer() -> int:
+    """The request in the environment, answered from typer's command tree."""
+    _load_typer()
+    import typer.main
+    from typer._completion_classes import completion_init
+    from typer.completion import shell_complete
+
+    from orch.app import app
+
     # The app is made with add_completion=False (no --install-completion option), and
     # only the code behind that option registers typer's shell classes; without them
     # every request fails with "Shell bash not supported".
     completion_init()
-    return shell_complete(typer.main.get_command(cli), {}, PROG_NAME, COMPLETE_VAR,
+    return shell_complete(typer.main.get_command(app), {}, PROG_NAME, COMPLETE_VAR,
                           os.environ[COMPLETE_VAR])
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m orch.completion SHELL`: print SHELL's completion script."""
+    import argparse
+
     parser = argparse.ArgumentParser(prog="python -m orch.completion",
                                      description="Print the completion script of a shell.")
     parser.add_argument("shell", choices=[str(s) for s in Shell])

@@ -33,6 +33,7 @@ from typing import Any
 
 import tomli_w
 
+from orch import timespan
 from orch.errors import OrchError, PermissionDenied, UsageError
 from orch.scope import Scope
 
@@ -99,7 +100,7 @@ class Setting:
                 text += f" of at most {self.maximum}"
             return text + "".join(f' or "{word}"' for word in self.choices)
         if self.kind is Kind.DURATION:
-            return "a duration such as 90s, 30m, 1h30m or 0 (a bare number is seconds)"
+            return timespan.EXPECTED
         if self.kind is Kind.SIZE:
             return "a size such as 300M, 2G or infinity"
         if self.kind is Kind.PERCENT:
@@ -175,10 +176,7 @@ def describe() -> list[tuple[str, str]]:
 
 # --- conversions the rest of orch calls -------------------------------------------------
 
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _NUMBER = r"\d+(?:\.\d+)?"
-_DURATION = re.compile(rf"(?:{_NUMBER}[smhdw])+")
-_DURATION_PART = re.compile(rf"({_NUMBER})([smhdw])")
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _SIZE = re.compile(rf"({_NUMBER})([KMGT]?)")
 # systemd keeps sizes and times in a uint64, the top value meaning infinity.
@@ -188,27 +186,10 @@ _INT64 = range(-2**63, 2**63)
 
 
 def parse_duration_seconds(value: str | int) -> float:
-    """Seconds from an int or '0', '90', '45s', '30m', '12h', '7d', '2w', '1h30m', '1.5h'.
-
-    UsageError for anything else: negative, "nan", "1..5h", "5x", "30M" (units are lower case).
-    """
-    expected = "expected a duration such as 90s, 30m, 1h30m or 0 (a bare number is seconds)"
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise UsageError(f"{_show(value)}: {expected}")
-    if isinstance(value, int):
-        if value < 0 or value > _UINT64_MAX:  # float() of a huge int raises OverflowError
-            raise UsageError(f"{value}: {expected}")
-        return float(value)
-    if re.fullmatch(_NUMBER, value):
-        seconds = float(value)
-    elif _DURATION.fullmatch(value):
-        seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(value))
-    else:
-        raise UsageError(f"{_show(value)}: {expected}")
-    # Hundreds of digits make a float overflow to inf, which is no duration.
-    if not math.isfinite(seconds):
-        raise UsageError(f"{_show(value)}: {expected}")
-    return seconds
+    """Seconds in an int or a systemd time span (orch.timespan: '90', '45s', '30min',
+    '2h 30min', '1.5d', '30M' a month); math.inf for 'infinity'. UsageError, one line
+    listing the syntax, for anything systemd would refuse."""
+    return timespan.parse_seconds(value)
 
 
 def parse_size_bytes(value: str | int) -> int | None:

@@ -46,7 +46,7 @@ EXIT_STATUS = (
     (70, "Internal error (a bug); run with --debug for the trace."),
     (124, "`orch wait --timeout` gave up before the sessions ended."),
     (130, "Interrupted."),
-    # `orch logs` runs journalctl and exits as it does.
+    # `orch logs -f` exits as `orch wait` does once the session has ended.
 )
 
 # Every variable orch reads or sets; a test checks the code reads none besides these.
@@ -56,18 +56,21 @@ ENVIRONMENT = (
                        "inherit it."),
     ("ORCH_CONFIG", "Read and write this configuration file, for either scope, instead of "
                     "the default."),
-    ("ORCH_CALL_TIMEOUT", "Seconds one call to the systemd manager may take (default "
-                          f"{DEFAULT_CALL_TIMEOUT:g})."),
+    ("ORCH_CALL_TIMEOUT", "How long one call to the systemd manager may take: a time span "
+                          "such as 20s or 1min, a bare number being seconds (default "
+                          f"{DEFAULT_CALL_TIMEOUT:g}s)."),
     ("ORCH_HOST", "Run every session command on this host, as --host does: [USER@]HOST[:PORT] "
                   "or a [hosts.NAME] (empty: this machine). `orch box` stays here."),
-    ("ORCH_HOST_TIMEOUT", "Seconds a host may take to answer over SSH, for --host, "
+    ("ORCH_HOST_TIMEOUT", "How long a host may take to answer over SSH (a time span; a "
+                          "bare number is seconds), for --host, "
                           "ps --all-hosts and spawn --host auto (default "
-                          f"{DEFAULT_HOST_TIMEOUT:g})."),
+                          f"{DEFAULT_HOST_TIMEOUT:g}s)."),
     ("ORCH_SSH_CONFIG", "The ssh_config(5) file orch's ssh reads (ssh -F) instead of "
                         "~/.ssh/config."),
     ("ORCH_SSH_PERSIST", "How long a shared SSH connection to a host outlives the last "
-                         f"command (ControlPersist; default {DEFAULT_PERSIST}); 0 or no: "
-                         "every command connects afresh."),
+                         f"command (ControlPersist; a time span, default {DEFAULT_PERSIST}); "
+                         "0 or no: every command connects afresh; infinity: until ssh -O "
+                         "exit."),
     ("ORCH_DEBUG", "When set and not empty, print the trace of a failure, as --debug does."),
     ("ORCH_BOX_DIR", "Where the host keeps the running box's record (default "
                      "/run/orch-box)."),
@@ -99,8 +102,22 @@ ENVIRONMENT = (
     ("XDG_RUNTIME_DIR", "The user manager's runtime directory (default /run/user/UID), where "
                         "orch keeps secrets and dependency markers of user sessions."),
     ("SHELL", "The shell `orch box shell` opens (default /bin/bash)."),
+    ("SYSTEMD_PAGER", "The pager `orch logs` pipes its output into on a terminal, before "
+                      "$PAGER and less; empty or cat: none (as journalctl(1))."),
+    ("PAGER", "The pager, when $SYSTEMD_PAGER is not set."),
+    ("SYSTEMD_LESS", "less's options for `orch logs` (default $LESS, else FRXMK)."),
+    ("LESS", "less's options, when $SYSTEMD_LESS is not set."),
     ("_ORCH_COMPLETE", "Set by the shell completion scripts to ask orch for completions; "
                        "orch then prints them and does nothing else."),
+    ("COMP_WORDS", "With COMP_CWORD, the words bash's completion script hands orch."),
+    ("COMP_CWORD", "Which of COMP_WORDS is being completed."),
+    ("_TYPER_COMPLETE_ARGS", "The command line zsh's and fish's completion scripts hand "
+                             "orch."),
+    ("_TYPER_COMPLETE_FISH_ACTION", "What fish's completion script asks orch: the "
+                                    "completions (get-args) or whether there are any "
+                                    "(is-args)."),
+    ("COLUMNS", "The width `orch ps` fits its table to on a terminal, instead of the "
+                "terminal's own (as systemctl); piped, the table is always whole."),
 )
 
 # Default places; a test checks them against orch.scope, orch.config, orch.box and others.

@@ -8,6 +8,13 @@ from enum import StrEnum
 from pathlib import Path
 
 
+def xdg_dir(variable: str, default: str) -> Path:
+    """The directory the XDG variable names, else DEFAULT. Only an absolute path counts:
+    the XDG Base Directory spec says a relative one is invalid and must be ignored."""
+    value = os.environ.get(variable, "")
+    return Path(value if os.path.isabs(value) else default)
+
+
 class Scope(StrEnum):
     """A systemd manager: the system manager or the calling user's manager."""
 
@@ -32,6 +39,17 @@ class Scope(StrEnum):
             return cls.SYSTEM
         return cls.default()
 
+    @classmethod
+    def for_command(cls, user: bool = False, system: bool = False) -> Scope:
+        """The scope for a command: --user/--system, else the session's own scope when
+        called from inside one (ORCH_SCOPE), else the caller's default."""
+        if user or system:
+            return cls.choose(user, system)
+        inside = os.environ.get("ORCH_SCOPE")
+        if inside in (cls.USER, cls.SYSTEM):
+            return cls(inside)
+        return cls.default()
+
     def state_dir(self) -> Path:
         """Where this scope's state file lives for the caller (ORCH_STATE_DIR overrides)."""
         override = os.environ.get("ORCH_STATE_DIR")
@@ -39,8 +57,7 @@ class Scope(StrEnum):
             return Path(override)
         if self is Scope.SYSTEM:
             return Path("/var/lib/orch")
-        base = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
-        return Path(base) / "orch"
+        return xdg_dir("XDG_STATE_HOME", os.path.join(Path.home(), ".local", "state")) / "orch"
 
     def config_path(self) -> Path:
         """This scope's configuration file for the caller (ORCH_CONFIG overrides both
@@ -51,14 +68,11 @@ class Scope(StrEnum):
             return Path(override)
         if self is Scope.SYSTEM:
             return Path("/etc/orch/config.toml")
-        base = os.environ.get("XDG_CONFIG_HOME", "")
-        # The XDG spec says to ignore a relative XDG_CONFIG_HOME.
-        if not os.path.isabs(base):
-            base = os.path.join(Path.home(), ".config")
-        return Path(base) / "orch" / "config.toml"
+        return xdg_dir("XDG_CONFIG_HOME", os.path.join(Path.home(), ".config")) / "orch" / \
+            "config.toml"
 
     def runtime_dir(self) -> Path:
         """The manager's runtime directory: /run for the system, XDG_RUNTIME_DIR for a user."""
         if self is Scope.SYSTEM:
             return Path("/run")
-        return Path(os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}")
+        return xdg_dir("XDG_RUNTIME_DIR", f"/run/user/{os.geteuid()}")

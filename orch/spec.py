@@ -95,7 +95,8 @@ class SpawnOptions:
         props: list[Property] = []
         if self.timeout_sec:
             # The manager stops the unit when it runs longer: Result=timeout.
-            props.append(("RuntimeMaxUSec", "t", int(self.timeout_sec * 1_000_000)))
+            # round: 249 us is 0.000249 s, which times 10**6 is 248.99999999999997.
+            props.append(("RuntimeMaxUSec", "t", round(self.timeout_sec * 1_000_000)))
         if self.memory_max is not None:
             props.append(("MemoryMax", "t", self.memory_max))
         if self.cpu_quota is not None:
@@ -196,10 +197,12 @@ def validate(spec: SessionSpec) -> None:
         _fits_execve(f"{key}={value}", f"--env {key}")
 
 
-def read_text_arg(path: str, option: str) -> str:
-    """The UTF-8 text of a file the caller named with OPTION; one line if it cannot be."""
+def read_text_arg(path: str, option: str, newline: str | None = None) -> str:
+    """The UTF-8 text of a file the caller named with OPTION; one line if it cannot be.
+    NEWLINE as open() takes it: "" keeps a lone \\r as it is."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline=newline) as f:
+            return f.read()
     except OSError as err:
         raise UsageError(f"{option} {path}: {err.strerror}") from None
     except UnicodeDecodeError:

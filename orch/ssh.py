@@ -9,6 +9,7 @@ weakens host-key checking. One master connection per host is shared by every com
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from orch.hosts import Address
 from orch.scope import Scope
+from orch.timespan import parse_seconds
 
 DEFAULT_TIMEOUT = 10.0
 TIMEOUT_ENV = "ORCH_HOST_TIMEOUT"
@@ -30,12 +32,25 @@ NOT_FOUND = 127
 
 
 def host_timeout() -> float:
-    """Seconds a host may take to answer (ORCH_HOST_TIMEOUT overrides the default)."""
-    try:
-        value = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
-    except ValueError:
+    """Seconds a host may take to answer: ORCH_HOST_TIMEOUT, a time span above 0 and
+    below infinity, overrides the default (UsageError for anything else)."""
+    value = os.environ.get(TIMEOUT_ENV)
+    if not value:
         return DEFAULT_TIMEOUT
-    return value if value > 0 else DEFAULT_TIMEOUT
+    return parse_seconds(value, TIMEOUT_ENV, zero=False, infinity=False)
+
+
+def persist_option() -> str | None:
+    """ssh's ControlPersist= for ORCH_SSH_PERSIST, a time span ("no" or 0: None, no
+    shared connection; infinity: "yes", kept until `ssh -O exit`)."""
+    value = os.environ.get(PERSIST_ENV) or DEFAULT_PERSIST
+    if value == "no":
+        return None
+    seconds = parse_seconds(value, PERSIST_ENV)
+    if seconds == math.inf:
+        return "yes"
+    # ssh takes whole seconds, and reads 0 as "for ever": round a fraction up.
+    return str(math.ceil(seconds)) if seconds > 0 else None
 
 
 def control_dir() -> Path | None:
@@ -61,9 +76,9 @@ def options(timeout: float | None = None) -> list[str]:
     config = os.environ.get(CONFIG_ENV)
     if config:
         argv += ["-F", config]
-    directory = control_dir()
-    persist = os.environ.get(PERSIST_ENV, DEFAULT_PERSIST)
-    if directory is not None and persist not in ("0", "no"):
+    persist = persist_option()
+    directory = control_dir() if persist is not None else None
+    if directory is not None:
         argv += ["-o", "ControlMaster=auto", "-o", f"ControlPath={directory}/%C",
                  "-o", f"ControlPersist={persist}"]
     return argv

@@ -253,6 +253,16 @@ class StateStore:
             assert found is not None
             return dict(found[0])
 
+    def peek(self) -> Sessions | None:
+        """The records as load() reads them, but never taking the lock nor making a file
+        (for readers that must not write: completion); None if new snapshots kept
+        coming between the reads."""
+        for _attempt in range(READ_ATTEMPTS):
+            found = self._read()
+            if found is not None:
+                return dict(found[0])
+        return None
+
     def _read(self, locked: bool = False) -> tuple[Sessions, int, Log] | None:
         """The records, the snapshot's generation and the log as read; None if a new
         snapshot came between the two reads (only without the lock: under it, a log

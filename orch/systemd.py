@@ -60,12 +60,14 @@ STOP_WINDOW = 32
 
 
 def call_timeout() -> float:
-    """Seconds one D-Bus call may take (ORCH_CALL_TIMEOUT overrides the default)."""
-    try:
-        value = float(os.environ.get("ORCH_CALL_TIMEOUT", DEFAULT_CALL_TIMEOUT))
-    except ValueError:
+    """Seconds one D-Bus call may take: ORCH_CALL_TIMEOUT, a time span above 0 and
+    below infinity, overrides the default (UsageError for anything else)."""
+    value = os.environ.get("ORCH_CALL_TIMEOUT")
+    if not value:
         return DEFAULT_CALL_TIMEOUT
-    return value if value > 0 else DEFAULT_CALL_TIMEOUT
+    from orch.timespan import parse_seconds
+
+    return parse_seconds(value, "ORCH_CALL_TIMEOUT", zero=False, infinity=False)
 
 
 class _Deadline(Exception):
@@ -73,16 +75,20 @@ class _Deadline(Exception):
 
 
 def _on_alarm(signum: int, frame: FrameType | None) -> None:
-    raise _Deadline
+    if _ALARM.bounding:
+        raise _Deadline
+    _ALARM.forward(signum, frame)  # the caller's own timer, between our calls
 
 
 class _AlarmHandler:
     """_on_alarm as SIGALRM's handler while anyone holds it (main thread only).
     Installing a handler costs more than a call does, so a Manager holds it while open
-    and its calls only set the timer."""
+    and its calls only set the timer. An alarm outside a bounded call is the caller's:
+    it goes to the handler the caller had."""
 
     def __init__(self) -> None:
         self.holders = 0
+        self.bounding = 0  # bounded sections under way
         self.previous: Any = None
 
     def hold(self) -> bool:
@@ -97,20 +103,44 @@ class _AlarmHandler:
     def release(self) -> None:
         self.holders -= 1
         if self.holders == 0:
-            signal.signal(signal.SIGALRM, self.previous)
+            # None: a handler Python did not install, which cannot be put back.
+            previous = signal.SIG_DFL if self.previous is None else self.previous
+            signal.signal(signal.SIGALRM, previous)
             self.previous = None
+
+    def forward(self, signum: int, frame: FrameType | None) -> None:
+        """Do what the caller's handler would have done with this SIGALRM."""
+        if callable(self.previous):
+            self.previous(signum, frame)
+        elif self.previous in (signal.SIG_DFL, None):
+            # The default action ends the process: let it, as it would have without us.
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGALRM)
 
 
 _ALARM = _AlarmHandler()
+# What a timer of the caller's that ran out during a bounded call is set to afterwards,
+# so that it still fires (0 would cancel it).
+_OVERDUE = 1e-6
 
 
 @contextmanager
 def _bounded(seconds: float, what: str) -> Iterator[None]:
     """Raise ManagerTimeout if the body runs longer than SECONDS (main thread only;
-    elsewhere SYSTEMD_BUS_TIMEOUT alone bounds the calls)."""
+    elsewhere SYSTEMD_BUS_TIMEOUT alone bounds the calls).
+
+    The process has one real-time timer: a caller's own (setitimer, alarm) is put back
+    afterwards with the time the body took taken off, its interval kept; one that ran
+    out meanwhile fires right after. The body is bounded by SECONDS even when the
+    caller's timer is due sooner: theirs then fires once the call returns (late by at
+    most the call), never inside orch's call, where it would be taken for our deadline.
+    """
     if not _ALARM.hold():
         yield
         return
+    theirs, interval = signal.getitimer(signal.ITIMER_REAL)
+    started = time.monotonic()
+    _ALARM.bounding += 1
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
@@ -119,7 +149,39 @@ def _bounded(seconds: float, what: str) -> Iterator[None]:
                              f"within {seconds:.0f}s") from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        _ALARM.release()
+        _ALARM.bounding -= 1
+        _ALARM.release()  # first, so that the caller's timer finds the caller's handler
+        if theirs > 0:
+            left = theirs - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, _OVERDUE), interval)
+
+
+LOGIND = b"org.freedesktop.login1"
+LOGIND_PATH = b"/org/freedesktop/login1"
+
+
+def lingering(uid: int) -> bool | None:
+    """Whether logind keeps UID's user manager running with no login session (Linger=
+    of its User object, on the system bus); None if logind cannot be asked (no system
+    bus, no logind: a minimal container) or did not answer in time."""
+    load_pystemd()
+    from pystemd.dbusexc import DBusBaseError
+    from pystemd.dbuslib import DBus, apply_signature
+
+    try:
+        with _bounded(call_timeout(), "a look-up of lingering"), \
+                DBus(user_mode=False) as bus:
+            path = bus.call_method(LOGIND, LOGIND_PATH, b"org.freedesktop.login1.Manager",
+                                   b"GetUser", apply_signature(b"u", [uid])).body
+            linger = bus.call_method(LOGIND, path, PROPERTIES_IFACE, b"Get", apply_signature(
+                b"ss", [b"org.freedesktop.login1.User", b"Linger"])).body
+    except DBusBaseError as err:
+        # logind knows every lingering user (it starts their managers at boot): one it
+        # does not know has no login session and no lingering.
+        return False if _s(err.err_name) == "org.freedesktop.login1.NoSuchUser" else None
+    except (ManagerTimeout, OSError):
+        return None
+    return bool(linger)
 
 
 def _s(value: Any) -> str:
@@ -240,7 +302,8 @@ class Manager:
     def open(self) -> Manager:
         """Connect; ManagerUnreachable if no manager answers at this scope's socket."""
         load_pystemd()
-        os.environ.setdefault("SYSTEMD_BUS_TIMEOUT", f"{self.timeout:g}s")
+        # In microseconds: "{:g}s" of 0.5 ms or a million seconds is no time span.
+        os.environ.setdefault("SYSTEMD_BUS_TIMEOUT", f"{round(self.timeout * 1e6)}us")
         self._alarm_held = _ALARM.hold()
         try:
             return self._connect()

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from orch.errors import OrchError
-from orch.scope import Scope
+from orch.scope import Scope, xdg_dir
 from orch.systemd import Manager
 
 RECOVER = "orch-recover.service"
@@ -79,8 +79,7 @@ def unit_dir(scope: Scope) -> Path:
     """Where `orch units install` writes: the administrator's or the user's unit directory."""
     if scope is Scope.SYSTEM:
         return Path("/etc/systemd/system")
-    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
-    return Path(config) / "systemd" / "user"
+    return xdg_dir("XDG_CONFIG_HOME", os.path.join(Path.home(), ".config")) / "systemd" / "user"
 
 
 def this_orch() -> str:

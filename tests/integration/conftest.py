@@ -101,8 +101,16 @@ def test_user(machine: Machine) -> pwd.struct_passwd:
         entry = pwd.getpwnam(TEST_USER)
     except KeyError:
         pytest.fail(f"test user {TEST_USER} is missing: `make setup` creates it")
-    machine.sh(f"systemctl start user@{entry.pw_uid}.service")
+    start_user_manager(machine, entry)
     return entry
+
+
+def start_user_manager(machine: Machine, entry: pwd.struct_passwd) -> None:
+    """Make USER linger, as a server that runs agents unattended has its users do (orch
+    warns on a user spawn otherwise: tests/integration/test_linger.py), and start their
+    manager now (lingering starts it at boot; a test that reboots the box needs it now)."""
+    machine.sh(f"loginctl enable-linger {entry.pw_name} && "
+               f"systemctl start user@{entry.pw_uid}.service")
 
 
 @dataclass

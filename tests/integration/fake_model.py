@@ -19,9 +19,17 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Text:
-    """Reply with this text and end the turn."""
+    """Reply with this text and end the turn, streamed in deltas of CHUNK characters
+    (0: one delta), as the API streams a long answer."""
 
     text: str
+    chunk: int = 0
+
+    def deltas(self) -> list[str]:
+        """The text as the content_block_delta events carry it."""
+        if self.chunk <= 0 or not self.text:
+            return [self.text]
+        return [self.text[i:i + self.chunk] for i in range(0, len(self.text), self.chunk)]
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,9 @@ def _events(reply: Text | ToolUse, number: int) -> Iterator[tuple[str, dict[str,
     if isinstance(reply, Text):
         yield "content_block_start", {"type": "content_block_start", "index": 0,
                                       "content_block": {"type": "text", "text": ""}}
-        yield "content_block_delta", {"type": "content_block_delta", "index": 0,
-                                      "delta": {"type": "text_delta", "text": reply.text}}
+        for delta in reply.deltas():
+            yield "content_block_delta", {"type": "content_block_delta", "index": 0,
+                                          "delta": {"type": "text_delta", "text": delta}}
         stop = "end_turn"
     else:
         yield "content_block_start", {"type": "content_block_start", "index": 0,

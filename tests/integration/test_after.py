@@ -78,7 +78,7 @@ def test_a_failed_dependency_blocks_its_dependents_which_never_run(orch: Orch) -
     assert shown["status"] == "failed" and shown["invocation_id"] is None
     assert shown["blocked"] == f"dependency {failing[:8]} (failing) did not end successfully"
     assert orch.show(grandchild)["blocked"] == f"dependency {child[:8]} (sh) never ran"
-    assert "blocked:" in orch.ok("show", child)
+    assert "Blocked: dependency" in orch.ok("show", child)
 
 
 def test_dependencies_already_ended_decide_at_once(orch: Orch) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.integration.conftest import VENV_BIN, Orch
 from tests.integration.fake_model import Error, Text, ToolUse, serve
+from tests.integration.test_logs import long_line, same_text
 
 AGENT_BIN = Path(os.environ.get("ORCH_AGENT_BIN", "/opt/orch-dev/npm/node_modules/.bin"))
 KEY = "sk-ant-e2e-secret-key-0123456789"
@@ -120,3 +121,31 @@ def test_a_missing_agent_binary_fails_the_spawn_in_one_line(user_orch: Orch) -> 
                      env={"PATH": f"{VENV_BIN}:/usr/bin:/bin"})
     assert done.returncode == 1
     assert done.stderr.strip() == "orch: cannot run codex: not found on PATH"
+
+
+@pytest.mark.parametrize("size", [5 * 1024, 100 * 1024, 1024 * 1024],
+                         ids=["5KiB", "100KiB", "1MiB"])
+def test_a_long_answer_comes_back_whole_everywhere(agent: Orch, size: int) -> None:
+    # Answers past journalctl's 4 KiB field limit, and past journald's LineMax=, which
+    # splits the CLI's one-line JSON events into pieces (cutting characters in two).
+    paragraphs = [long_line(size // 4, seed=size + i) for i in range(4)]
+    text = "\n\n".join(paragraphs)
+    with serve([Text(text, chunk=4000)]) as (url, _):
+        sid = _claude(agent, url, "answer at length")
+        assert agent("wait", "--timeout", "300", sid).returncode == 0
+    shown = agent.show(sid)
+    assert shown["status"] == "exited"
+    same_text(shown["final_result"] or "", text, "show's final_result")
+    same_text(agent.ok("result", sid), text + "\n", "orch result")
+    same_text(next(r for r in agent.records() if r.id == sid).final_result or "", text,
+          "the recorded result")
+    events = [json.loads(line) for line in agent.logs_text(sid).splitlines()
+              if line.startswith("{")]
+    same_text([e for e in events if e.get("type") == "result"][-1]["result"], text, "logs -o cat")
+    entries = [json.loads(line) for line in agent.ok("logs", "-o", "json", sid).splitlines()]
+    results = [json.loads(e["MESSAGE"]) for e in entries
+               if '"type":"result"' in e["MESSAGE"]]
+    same_text(results[-1]["result"], text, "logs -o json")
+    short = [line.split(": ", 1)[1] for line in agent.ok("logs", sid).splitlines()
+             if '"type":"result"' in line]
+    same_text(json.loads(short[-1])["result"], text, "logs -o short")

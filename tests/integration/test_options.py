@@ -80,7 +80,7 @@ def test_the_sandbox_lets_the_cwd_be_written_and_nothing_else(orch: Orch) -> Non
 
 
 def test_secrets_reach_the_program_and_nowhere_else(orch: Orch) -> None:
-    env_file = _file(orch, "keys.env", f"# keys\nAPI_KEY={SECRET}\nexport OTHER='two words'\n")
+    env_file = _file(orch, "keys.env", f"# keys\nAPI_KEY={SECRET}\nOTHER='two words'\n")
     seen = _file(orch, "seen")
     digest = hashlib.sha256(SECRET.encode()).hexdigest()
     # The program compares a digest: the secret itself must not be in its argv either.

@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 
 from orch import box
-from tests.integration.conftest import ORCH, TEST_USER, Machine, Orch, wait_for
+from tests.integration.conftest import (
+    ORCH,
+    TEST_USER,
+    Machine,
+    Orch,
+    start_user_manager,
+    wait_for,
+)
 
 RUN_LINE = 'echo "run $INVOCATION_ID"; exec sleep 600'
 
@@ -130,9 +137,9 @@ def _power_cut_and_boot(machine: Machine) -> None:
     wait_for(lambda: not Path(f"/proc/{status['pid']}").exists(), what="the box to die")
     up = subprocess.run([ORCH, "box", "up"], capture_output=True, text=True, check=False)
     assert up.returncode == 0, up.stderr
-    # As lingering would at boot: the test user's manager starts (and with it, that
-    # user's orch-recover.service). Later tests rely on it too.
-    machine.sh(f"systemctl start user@{pwd.getpwnam(TEST_USER).pw_uid}.service")
+    # The test user lingers: its manager starts at boot (and with it, that user's
+    # orch-recover.service). Later tests rely on it too; wait for it to be there.
+    start_user_manager(machine, pwd.getpwnam(TEST_USER))
 
 
 @pytest.mark.skipif(box.systemd_is_pid1(), reason="a power cut needs a box")

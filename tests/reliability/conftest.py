@@ -19,6 +19,7 @@ from tests.integration.conftest import (  # noqa: F401  (fixtures shared with in
     machine,
     orch,
     root_orch,
+    start_user_manager,
     test_user,
     user_orch,
 )
@@ -33,7 +34,7 @@ def other_orch(request: pytest.FixtureRequest) -> Iterator[Orch]:
         entry = pwd.getpwnam(name)
     except KeyError:
         pytest.fail(f"the second test user {name} is missing: `make setup` creates it")
-    box.sh(f"systemctl start user@{entry.pw_uid}.service")
+    start_user_manager(box, entry)
     caller = Orch(box, "user", entry.pw_name, entry.pw_uid, _state_dir(entry.pw_uid))
     yield caller
     _stop_all(caller)

@@ -70,9 +70,10 @@ def test_settings_from_the_config_become_options() -> None:
     assert options_from_settings({"timeout": 0}).timeout_sec is None
 
 
-def test_env_files_parse_like_dotenv(tmp_path: Path) -> None:
+def test_env_files_parse_as_systemd_reads_them(tmp_path: Path) -> None:
+    # More in test_envfile.py, and against systemd itself in the integration tests.
     env = tmp_path / "keys.env"
-    env.write_text("# comment\n\nexport A=1\nB='two words'\nC=\"x=y\"\nD=\n")
+    env.write_text("# comment\n\nA=1\nB='two words'\nC=\"x=y\"\nD=\n")
     assert parse_env_file(str(env)) == {"A": "1", "B": "two words", "C": "x=y", "D": ""}
     env.write_text("A=1\nnot an assignment\n")
     with pytest.raises(UsageError, match=r"keys.env:2: expected KEY=VALUE"):

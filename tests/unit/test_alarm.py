@@ -1,11 +1,15 @@
 """SIGALRM as the backstop of manager calls: installed while held, the caller's handler
-back once the last hold ends, a call cut off as ManagerTimeout."""
+back once the last hold ends, a call cut off as ManagerTimeout, and the caller's own
+timer neither cancelled nor taken for ours."""
 
 from __future__ import annotations
 
 import select
 import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 
@@ -13,6 +17,7 @@ import pytest
 
 from orch.errors import ManagerTimeout
 from orch.systemd import _ALARM, _bounded, _on_alarm
+from tests.waiting import wait_for
 
 
 def callers_handler(signum: int, frame: FrameType | None) -> None:
@@ -80,3 +85,68 @@ def test_no_handler_outside_the_main_thread(caller_handler: object) -> None:
     thread.join(timeout=30)
     assert seen == [False, (0.0, 0.0)]
     assert signal.getsignal(signal.SIGALRM) is caller_handler
+
+
+# --- the caller's own timer: one ITIMER_REAL per process, shared with the caller -------
+
+@pytest.fixture
+def recorder() -> Iterator[list[bool]]:
+    """SIGALRM's handler records each alarm: whether a bounded call was under way."""
+    fired: list[bool] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(
+        _ALARM.bounding > 0))
+    yield fired
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def _pass(seconds: float) -> None:
+    """Let SECONDS of wall time go by (what a slow call does)."""
+    end = time.monotonic() + seconds
+    wait_for(lambda: time.monotonic() >= end, what=f"{seconds}s to pass")
+
+
+def test_a_callers_timer_is_put_back_less_the_time_the_call_took(recorder: list[bool]) -> None:
+    signal.setitimer(signal.ITIMER_REAL, 30, 7)
+    with _bounded(5, "a call"):
+        assert signal.getitimer(signal.ITIMER_REAL)[0] <= 5  # our deadline meanwhile
+        _pass(0.2)
+    left, interval = signal.getitimer(signal.ITIMER_REAL)
+    assert 28 < left <= 29.8 and interval == 7
+    assert recorder == []
+
+
+def test_a_callers_timer_that_runs_out_during_a_call_fires_after_it(
+        recorder: list[bool]) -> None:
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    with _bounded(30, "a slow call"):  # no ManagerTimeout: the alarm due was the caller's
+        _pass(0.3)
+    wait_for(lambda: recorder, what="the caller's alarm")
+    assert recorder == [False]  # once, after the call
+
+
+def test_a_callers_timer_between_calls_of_an_open_manager_reaches_its_handler(
+        recorder: list[bool]) -> None:
+    assert _ALARM.hold()  # an open Manager holds the handler between its calls
+    try:
+        with _bounded(30, "a call"):
+            signal.setitimer(signal.ITIMER_REAL, 30)  # as if set before the call
+        signal.setitimer(signal.ITIMER_REAL, 0.05)  # the caller sets one between calls
+        wait_for(lambda: recorder, what="the caller's alarm")
+    finally:
+        _ALARM.release()
+    assert recorder == [False]
+
+
+def test_a_callers_default_alarm_still_ends_the_process() -> None:
+    # SIGALRM's default action ends the process; orch holding the handler must not
+    # turn that into an exception.
+    program = ("import signal, time\n"
+               "from orch.systemd import _ALARM\n"
+               "assert _ALARM.hold()\n"
+               "signal.setitimer(signal.ITIMER_REAL, 0.05)\n"
+               "end = time.monotonic() + 30\n"
+               "while time.monotonic() < end: time.sleep(0.01)\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == -signal.SIGALRM, done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import stat
@@ -425,7 +426,8 @@ BAD_SETS = [
     ("spawn.memory_max", "lots", 'expected a size such as 300M, 2G or infinity, got "lots"'),
     ("spawn.memory_max", "1.5", "expected a size"),
     ("spawn.cpu_quota", "50", 'expected a percentage such as "50%" or "200%", got "50"'),
-    ("spawn.timeout", "nan", 'expected a duration such as 90s, 30m, 1h30m or 0'),
+    ("spawn.timeout", "nan", 'expected a duration such as 90s, 30m, 1h30m, 2h 30min or '
+     'infinity (as systemd.time(7) reads it: a bare number is seconds'),
     ("spawn.timeout", "-1", "expected a duration"),
     ("spawn.restart", "sometimes", 'expected one of "no", "on-failure", "always"'),
     ("spawn.auto_approve", "maybe", 'expected true or false (or yes/no, 1/0), got "maybe"'),
@@ -515,14 +517,18 @@ def test_unknown_profile_with_none_defined(path: Path) -> None:
     ("0", 0), (0, 0), (90, 90), ("90", 90), ("45s", 45), ("30m", 1800), ("12h", 43200),
     ("7d", 604800), ("2w", 1209600), ("1h30m", 5400), ("1.5h", 5400), ("1d12h", 129600),
     ("0.5", 0.5),
+    # systemd.time(7) as systemd reads it: M is a month, spaces and long unit names are
+    # fine, a number after a unit is seconds.
+    ("30M", 30 * 2_629_800), (" 5s", 5), ("10m5", 605), ("2h 30min", 9000),
+    ("1 minute 30 seconds", 90), ("250ms", 0.25), ("1y", 31_557_600), ("infinity", math.inf),
 ])
 def test_parse_duration_seconds(value: str | int, seconds: float) -> None:
     assert parse_duration_seconds(value) == seconds
 
 
 @pytest.mark.parametrize("value", [
-    "nan", "inf", "1..5h", "1.2.3m", "-1", -1, "", " 5s", "5x", "h", "m30", "10m5", "30M",
-    "1h-5m", "1e3", "9" * 400, 2**70, True,
+    "nan", "inf", "1..5h", "1.2.3m", "-1", -1, "", "5x", "h", "m30", "5secs", "3.",
+    "1h-5m", "1e3", "9" * 400, 2**70, 2**64, True, "infinity 5",
 ])
 def test_parse_duration_seconds_refuses(value: str | int) -> None:
     with pytest.raises(UsageError) as err:

@@ -140,7 +140,7 @@ DECLINED = [
     ["nosuch"], ["ps", "--nosuch"], ["ps", "extra"], ["show"], ["wait"],
     ["spawn"], ["spawn", "--name"], ["logs", "x", "-n5"], ["logs", "x", "-fn", "5"],
     ["logs", "x", "-n", "five"], ["logs", "x", "-n", "-1"], ["logs", "x", "-o", "yaml"],
-    ["ps", "--json=1"], ["wait", "x", "--timeout", "1e3"], ["spawn", "--nice", "-5", "p"],
+    ["ps", "--json=1"], ["wait", "x", "--timeout"], ["spawn", "--nice", "-5", "p"],
     ["spawn", "--name", "--json", "p"], ["ps", "-h"], ["--debug"], ["--user", "ps"],
 ]
 

@@ -11,9 +11,9 @@ from urllib.parse import unquote
 import pytest
 
 from orch import config, hostcli, hosts, remote, ssh
-from orch.commands import hosts_table
 from orch.errors import UsageError
 from orch.hosts import Address, Host, parse_address
+from orch.render import hosts_table
 from orch.scope import Scope
 
 

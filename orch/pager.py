@@ -1,0 +1,77 @@
+"""Long output through a pager on a terminal, chosen as systemd's tools choose it.
+
+$SYSTEMD_PAGER, else $PAGER, else less; one of them set to "" or "cat" means no pager.
+less gets LESS=FRXMK (quit if one screen, raw colours, no init, prompt, quit on ^C)
+unless $SYSTEMD_LESS or $LESS says otherwise. A pager that cannot be started is skipped
+for the next, and without any the output is written directly.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from typing import IO
+
+LESS_DEFAULT = "FRXMK"
+
+
+def pager_commands(env: Mapping[str, str]) -> list[list[str]]:
+    """The pagers to try, in order, as ENV chooses them; none to write directly."""
+    for name in ("SYSTEMD_PAGER", "PAGER"):
+        value = env.get(name)
+        if value is None:
+            continue
+        try:
+            words = shlex.split(value)
+        except ValueError:
+            words = value.split()
+        if not words or words == ["cat"]:
+            return []
+        return [words] if words == ["less"] else [words, ["less"]]
+    return [["less"]]
+
+
+def pager_env(env: Mapping[str, str]) -> dict[str, str]:
+    """ENV for the pager: less's options as systemd gives them."""
+    result = dict(env)
+    if env.get("SYSTEMD_LESS"):
+        result["LESS"] = env["SYSTEMD_LESS"]
+    else:
+        result.setdefault("LESS", LESS_DEFAULT)
+    return result
+
+
+def _start(env: Mapping[str, str]) -> subprocess.Popen[str] | None:
+    for command in pager_commands(env):
+        try:
+            return subprocess.Popen(command, stdin=subprocess.PIPE, env=pager_env(env),
+                                    text=True, encoding=sys.stdout.encoding or "utf-8",
+                                    errors="replace")
+        except OSError:
+            continue
+    return None
+
+
+@contextmanager
+def paged(enabled: bool = True) -> Iterator[IO[str]]:
+    """Where to write: a pager's input if ENABLED and stdout is a terminal (and a pager
+    can be started), else stdout. A reader who quits the pager early ends the writing
+    quietly."""
+    pager = _start(os.environ) if enabled and sys.stdout.isatty() else None
+    if pager is None or pager.stdin is None:
+        yield sys.stdout
+        return
+    sys.stdout.flush()
+    try:
+        yield pager.stdin
+        pager.stdin.close()
+    except BrokenPipeError:
+        pass  # the reader quit the pager
+    finally:
+        with suppress(BrokenPipeError):
+            pager.stdin.close()
+        pager.wait()

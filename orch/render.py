@@ -1,0 +1,410 @@
+"""Sessions as people read them: `orch show` in the manner of `systemctl status`, and
+the `orch ps` table fitted to the terminal as systemctl's tables are.
+
+Pure functions of the data, a given "now" and the local time zone, apart from
+table_width() and utf8(), which ask about stdout. What scripts read is --json's, never
+this text. Kept free of typer, pystemd and psutil at import.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from datetime import UTC, datetime
+
+from orch.session import Status
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Collection, Sequence
+    from typing import Any, TextIO
+
+    from orch.session import Session
+
+ELLIPSIS = "…"
+# systemctl status's marks (systemd's special glyphs), and their ASCII stand-ins.
+ACTIVE, FAILED, ENDED = "\u25cf", "\u00d7", "\u25cb"  # black circle, cross, white circle
+ASCII_ELLIPSIS = "..."  # systemd's special_glyph() outside a UTF-8 locale
+DEFAULT_COLUMNS = 80  # systemd's columns() when the terminal does not say
+
+# systemd's units (src/basic/time-util.h), in microseconds.
+_SEC = 1_000_000
+_MIN = 60 * _SEC
+_HOUR = 60 * _MIN
+_DAY = 24 * _HOUR
+_WEEK = 7 * _DAY
+_MONTH = 2_629_800 * _SEC
+_YEAR = 31_557_600 * _SEC
+_TIMESPAN_UNITS = (("y", _YEAR), ("month", _MONTH), ("w", _WEEK), ("d", _DAY),
+                   ("h", _HOUR), ("min", _MIN), ("s", _SEC), ("ms", 1000), ("us", 1))
+
+
+# --- the terminal ---------------------------------------------------------------------
+
+def columns(stream: TextIO) -> int:
+    """The terminal's width as systemd's columns() (src/basic/terminal-util.c) reads it:
+    $COLUMNS if it is a positive number, else the width of the terminal STREAM is, else
+    80."""
+    try:
+        width = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        width = 0
+    if 0 < width <= 0xFFFF:
+        return width
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or DEFAULT_COLUMNS
+    except (OSError, ValueError):
+        return DEFAULT_COLUMNS
+
+
+def table_width(stream: TextIO, full: bool = False) -> int | None:
+    """The width a table printed on STREAM fits in; None for whole lines.
+
+    As systemd's tables (table_print() in src/shared/format-table.c, v252, which
+    `systemctl list-units` uses): whole lines with --full, and whole lines when STREAM
+    is not a terminal (a pipe or a file: what reads it gets every character, whatever
+    $COLUMNS says); on a terminal, columns(). `systemctl list-units | cat` does the same.
+    """
+    if full or not stream.isatty():
+        return None
+    return columns(stream)
+
+
+def utf8(stream: TextIO) -> bool:
+    """STREAM can carry "…" and "●" (else orch prints "..." and "*", as systemd does
+    outside a UTF-8 locale)."""
+    try:
+        (ELLIPSIS + ACTIVE + FAILED + ENDED).encode(stream.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+# --- time, as systemd writes it -------------------------------------------------------
+
+def parse_time(iso: str | None) -> datetime | None:
+    """An ISO 8601 stamp of a record as an aware datetime (UTC if it names no zone, as
+    orch writes UTC); None for none or one that does not parse."""
+    if not iso:
+        return None
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _usec(delta_seconds: float) -> int:
+    return round(delta_seconds * _SEC)
+
+
+def format_timestamp(when: datetime) -> str:
+    """WHEN in local time as systemd's format_timestamp(): "Sat 2026-12-05 23:49:12 CET"."""
+    return when.astimezone().strftime("%a %Y-%m-%d %H:%M:%S %Z")
+
+
+def format_relative(when: datetime, now: datetime) -> str:
+    """How long before (or after) NOW WHEN is, as systemd's format_timestamp_relative()
+    (src/basic/time-util.c): "3min 2s ago", "2h 5min ago", "1 day 3h ago", "5s left"."""
+    d = _usec((now - when).total_seconds())
+    suffix = "ago" if d > 0 else "left"
+    d = abs(d)
+    if d >= _YEAR:
+        return f"{d // _YEAR} years {d % _YEAR // _MONTH} months {suffix}"
+    if d >= _MONTH:
+        return f"{d // _MONTH} months {d % _MONTH // _DAY} days {suffix}"
+    if d >= _WEEK:
+        return f"{d // _WEEK} weeks {d % _WEEK // _DAY} days {suffix}"
+    if d >= 2 * _DAY:
+        return f"{d // _DAY} days {suffix}"
+    if d >= 25 * _HOUR:
+        return f"1 day {(d - _DAY) // _HOUR}h {suffix}"
+    if d >= 6 * _HOUR:
+        return f"{d // _HOUR}h {suffix}"
+    if d >= _HOUR:
+        return f"{d // _HOUR}h {d % _HOUR // _MIN}min {suffix}"
+    if d >= 5 * _MIN:
+        return f"{d // _MIN}min {suffix}"
+    if d >= _MIN:
+        return f"{d // _MIN}min {d % _MIN // _SEC}s {suffix}"
+    if d >= _SEC:
+        return f"{d // _SEC}s {suffix}"
+    if d >= 1000:
+        return f"{d // 1000}ms {suffix}"
+    return f"{d}us {suffix}" if d > 0 else "now"
+
+
+def format_timespan(usec: int, accuracy: int = _SEC) -> str:
+    """USEC as systemd's format_timespan() writes a duration: "5min 3s", "1h 2min",
+    "250ms"; parts finer than ACCURACY are dropped once a coarser one is written."""
+    if usec <= 0:
+        return "0"
+    parts: list[str] = []
+    for suffix, size in _TIMESPAN_UNITS:
+        if usec <= 0 or (usec < accuracy and parts):
+            break
+        if usec < size:
+            continue
+        whole, rest = divmod(usec, size)
+        digits = len(str(size)) - len(str(accuracy))  # the decimals ACCURACY allows
+        if usec < _MIN and rest and digits > 0:  # below a minute: "1.500s", as systemd
+            parts.append(f"{whole}.{rest // accuracy:0{digits}d}{suffix}")
+            break
+        parts.append(f"{whole}{suffix}")
+        usec = rest
+    return " ".join(parts)
+
+
+def _stamp(iso: str | None, now: datetime) -> str | None:
+    """"Sat 2026-12-05 23:49:12 UTC; 3min ago" for ISO; ISO itself if it does not parse."""
+    when = parse_time(iso)
+    if when is None:
+        return iso or None
+    return f"{format_timestamp(when)}; {format_relative(when, now)}"
+
+
+def _ran(started: str | None, ended: str | None) -> str | None:
+    """How long an invocation ran from STARTED to ENDED, if both are known."""
+    start, end = parse_time(started), parse_time(ended)
+    if start is None or end is None:
+        return None
+    return format_timespan(max(_usec((end - start).total_seconds()), 0))
+
+
+def age(iso: str | None, now: datetime | None = None) -> str:
+    """The AGE column of `orch ps`: "45s", "3m", "2h", "4d"; "-" if unknown."""
+    when = parse_time(iso)
+    if when is None:
+        return "-"
+    seconds = int(((now or datetime.now(UTC)) - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+# --- money and tokens -----------------------------------------------------------------
+
+def money(usd: float) -> str:
+    """A cost in dollars: to the cent from a cent up ("$1.24"), else to 4 significant
+    digits ("$0.00013"): float noise such as 0.00013000000000000002 never shows."""
+    if usd >= 0.01 or usd <= 0:
+        return f"${usd:.2f}"
+    from decimal import Decimal
+
+    return f"${Decimal(f'{usd:.4g}'):f}"
+
+
+# Token counts under the providers' own names (orch.results): those that add up to what
+# was processed. OpenAI's cached_input_tokens and reasoning_output_tokens are parts of
+# input and output; Anthropic's cache counts come on top of input_tokens.
+_ADDITIVE_TOKENS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                    "cache_read_input_tokens")
+_TOKEN_LABELS = {"input_tokens": "input", "output_tokens": "output",
+                 "cache_creation_input_tokens": "cache write",
+                 "cache_read_input_tokens": "cache read", "cached_input_tokens": "cached",
+                 "reasoning_output_tokens": "reasoning"}
+
+
+def tokens(usage: dict[str, int]) -> str:
+    """USAGE as a total and its parts: "15,234 (input 1,200, output 34, cache read
+    14,000)". The total is the provider's own total_tokens where it gives one."""
+    total = usage.get("total_tokens")
+    if total is None:
+        total = sum(usage.get(key, 0) for key in _ADDITIVE_TOKENS)
+    parts = [f"{_TOKEN_LABELS.get(key) or key.removesuffix('_tokens').replace('_', ' ')} "
+             f"{count:,}" for key, count in usage.items() if key != "total_tokens" and count]
+    return f"{total:,}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+# --- orch show ------------------------------------------------------------------------
+
+_MAX_RESULT_LINES = 10
+
+
+def outcome(status: str, exit_code: int | None, exit_signal: str | None,
+            result: str | None) -> str:
+    """A status with how it ended: "failed (exit code 3)", "stopped (SIGTERM)",
+    "failed (SIGKILL, timeout)"."""
+    why = [f"exit code {exit_code}" if exit_code is not None else exit_signal or ""]
+    if result and result not in ("success", "exit-code", "signal"):
+        why.append(result)
+    why = [w for w in why if w]
+    return status + (f" ({', '.join(why)})" if why else "")
+
+
+def _value(value: Any) -> str:
+    """A value of a dict or list as one word: lists joined with commas."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ",".join(_value(v) for v in value)
+    return str(value)
+
+
+def key_values(data: dict[str, Any]) -> str:
+    """DATA as systemd writes settings: key=value, space-separated, values quoted where
+    they need it."""
+    return " ".join(f"{key}={shlex.quote(_value(value))}" for key, value in data.items())
+
+
+def _result_text(text: str, ref: str, ellipsis: str) -> str:
+    """TEXT, its first lines only if it is long (`orch result` prints it all)."""
+    lines = text.rstrip("\n").split("\n")
+    if len(lines) <= _MAX_RESULT_LINES:
+        return "\n".join(lines)
+    more = len(lines) - _MAX_RESULT_LINES
+    return "\n".join([*lines[:_MAX_RESULT_LINES],
+                      f"{ellipsis} {more} more lines: orch result {ref}"])
+
+
+def _dot(status: Status, unicode: bool) -> str:
+    """systemctl status's mark: ACTIVE for a session not ended, FAILED for a failed or
+    lost one, ENDED for the others."""
+    if not status.ended:
+        return ACTIVE if unicode else "*"
+    if status in (Status.FAILED, Status.LOST):
+        return FAILED if unicode else "x"
+    return ENDED if unicode else "o"
+
+
+def details(session: Session, now: datetime | None = None, unicode: bool = True) -> str:
+    """The `orch show` text: a heading, then one labelled line per field that has a
+    value (empty ones left out), times in local time with how long ago, and one entry
+    per invocation once the session has run more than once."""
+    now = now or datetime.now(UTC)
+    ellipsis = ELLIPSIS if unicode else ASCII_ELLIPSIS
+    s = session
+    status = str(s.status)
+    ended = s.status.ended
+    since = s.ended_at if ended else s.started_at
+    stamp = _stamp(since, now)
+    state = outcome(status, s.exit_code, s.exit_signal, s.result) if ended else status
+    fields: list[tuple[str, str | None]] = [
+        ("Status", f"{state} since {stamp}" if stamp else state),
+        ("Started", _stamp(s.started_at, now) if ended else None),
+        ("Duration", _ran(s.started_at, s.ended_at)),
+        ("Main PID", str(s.main_pid) if s.main_pid else None),
+        ("Blocked", s.blocked),
+        ("Unit", f"{s.unit} ({s.scope})"),
+        ("Invocation", s.invocation_id),
+        ("Command", shlex.join(s.argv) if s.argv else None),
+        ("Directory", s.cwd),
+        ("Tags", ", ".join(s.tags)),
+        ("After", ", ".join(s.after)),
+        ("Created", _stamp(s.created_at, now)),
+        ("Parent", s.parent_id),
+        ("Persistent", "yes" if s.persistent else None),
+        ("Restarts", str(s.restarts) if s.restarts else None),
+        ("Provider", " ".join(filter(None, [
+            s.provider, s.provider_session_id and f"(session {s.provider_session_id})"]))),
+        ("Tokens", tokens(s.usage) if s.usage else None),
+        ("Cost", money(s.cost_usd) if s.cost_usd is not None else None),
+        ("Options", key_values(s.options)),
+        ("Worktree", s.worktree),
+        ("Placement", s.placement),
+        ("Result", _result_text(s.final_result, s.id[:8], ellipsis) if s.final_result
+         else None),
+    ]
+    shown = [(label, value) for label, value in fields if value]
+    several = len(s.invocations) > 1
+    width = max(len(label) for label in [*(label for label, _ in shown),
+                                         *(["Invocations"] if several else [])]) + 1
+    indent = "\n" + " " * (width + 1)
+    lines = [f"{_dot(s.status, unicode)} {s.name} ({s.id})"
+             + (f" - {s.description}" if s.description else "")]
+    lines += [f"{label + ':':>{width}} {value.replace(chr(10), indent)}"
+              for label, value in shown]
+    if several:
+        lines.append(f"{'Invocations:':>{width}}")
+        lines += [_invocation(number, run, now, width)
+                  for number, run in enumerate(s.invocations, 1)]
+    return "\n".join(lines)
+
+
+def _invocation(number: int, run: dict[str, Any], now: datetime, width: int) -> str:
+    """One invocation: its outcome and id, then when it started, ended and how long it ran."""
+    how = outcome(run["status"], run["exit_code"], run["exit_signal"], run["result"])
+    head = f"{' ' * (width - 3)}{number:>2}. {how}"
+    if run["invocation_id"]:
+        head += f"  {run['invocation_id']}"
+    start, end = parse_time(run["started_at"]), parse_time(run["ended_at"])
+    when = [f"started {format_timestamp(start)}" if start else "",
+            f"ended {format_timestamp(end)}" if end else "",
+            f"ran for {_ran(run['started_at'], run['ended_at'])}" if start and end else
+            f"running for {format_timespan(_usec((now - start).total_seconds()))}"
+            if start and not end and run["status"] in ("running", "starting") else ""]
+    body = ", ".join(w for w in when if w)
+    return head + (f"\n{' ' * (width + 1)}{body}" if body else "")
+
+
+# --- orch ps --------------------------------------------------------------------------
+
+COLUMNS = ("ID", "NAME", "STATUS", "PID", "AGE", "COMMAND")
+_FLEXIBLE = ("HOST", "NAME", "COMMAND")  # the columns cut to fit, widest first
+_GAP = "  "
+
+
+def _cut(text: str, width: int, ellipsis: str) -> str:
+    """TEXT in at most WIDTH characters, ending in ELLIPSIS where it was cut."""
+    if len(text) <= width:
+        return text
+    return text[:max(width - len(ellipsis), 0)] + ellipsis
+
+
+def layout(rows: Sequence[Sequence[str]], width: int | None = None,
+           flexible: Collection[int] = (), ellipsis: str = ELLIPSIS) -> str:
+    """ROWS (the first is the header) in columns two spaces apart, each padded to its
+    widest cell but the last.
+
+    With a WIDTH, lines wider than that are brought within it as systemd's tables are:
+    the widest of the FLEXIBLE columns is narrowed first, down to its heading's width,
+    its cut cells ending in ELLIPSIS; a line still too wide is then cut at WIDTH. With
+    no WIDTH every cell is whole.
+    """
+    count = len(rows[0])
+    widths = [max(len(row[i]) for row in rows) for i in range(count)]
+    if width is not None:
+        excess = sum(widths) + len(_GAP) * (count - 1) - width
+        floor = {i: max(len(rows[0][i]), len(ellipsis) + 1) for i in flexible}
+        while excess > 0:
+            narrowable = [i for i in flexible if widths[i] > floor[i]]
+            if not narrowable:
+                break
+            widest = max(narrowable, key=lambda i: (widths[i], i))
+            widths[widest] -= 1
+            excess -= 1
+    last = count - 1
+    lines = []
+    for row in rows:
+        cells = [_cut(cell, widths[i], ellipsis) for i, cell in enumerate(row)]
+        line = _GAP.join([*(c.ljust(w) for c, w in zip(cells[:last], widths, strict=False)),
+                          cells[last]])
+        lines.append(line if width is None else _cut(line, width, ellipsis))
+    return "\n".join(lines)
+
+
+def _flexible(header: Sequence[str]) -> list[int]:
+    return [i for i, name in enumerate(header) if name in _FLEXIBLE]
+
+
+def table(sessions: list[Session], width: int | None = None, ellipsis: str = ELLIPSIS,
+          now: datetime | None = None) -> str:
+    """The `orch ps` table, fitted to WIDTH (None: every cell whole)."""
+    rows: list[Sequence[str]] = [COLUMNS]
+    rows += [(s.id[:8], s.name, str(s.status), str(s.main_pid or "-"),
+              age(s.created_at, now), shlex.join(s.argv)) for s in sessions]
+    return layout(rows, width, _flexible(COLUMNS), ellipsis)
+
+
+def hosts_table(sessions: list[dict[str, Any]], width: int | None = None,
+                ellipsis: str = ELLIPSIS, now: datetime | None = None) -> str:
+    """The `orch ps --all-hosts` table: the sessions as `--json` gives them, each with
+    its host; laid out as table()."""
+    header = ("HOST", *COLUMNS)
+    rows: list[Sequence[str]] = [header]
+    rows += [(str(s["host"]), str(s.get("id", ""))[:8], str(s.get("name", "")),
+              str(s.get("status", "")), str(s.get("main_pid") or "-"),
+              age(s.get("created_at"), now),
+              shlex.join(str(word) for word in s.get("argv") or [])) for s in sessions]
+    return layout(rows, width, _flexible(header), ellipsis)

@@ -1,0 +1,150 @@
+"""Durations as systemd reads them: every option, setting and variable of orch that takes
+a duration goes through parse_usec, a port of systemd's parse_time() (v252,
+src/basic/time-util.c) with seconds as the unit of a bare number, so that orch accepts
+exactly the time spans of systemd.time(7) and gets the same microseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from orch.errors import UsageError
+
+USEC_INFINITY = 2**64 - 1  # systemd's usec_t maximum, which means "infinity"
+_SEC = 1_000_000
+# In extract_multiplier()'s order: the first suffix the text starts with wins, so the
+# longer spellings come first ("ms" before "m", "months" before "m").
+_UNITS: tuple[tuple[str, int], ...] = (
+    ("seconds", _SEC), ("second", _SEC), ("sec", _SEC), ("s", _SEC),
+    ("minutes", 60 * _SEC), ("minute", 60 * _SEC), ("min", 60 * _SEC),
+    ("months", 2_629_800 * _SEC), ("month", 2_629_800 * _SEC), ("M", 2_629_800 * _SEC),
+    ("msec", 1000), ("ms", 1000), ("m", 60 * _SEC),
+    ("hours", 3600 * _SEC), ("hour", 3600 * _SEC), ("hr", 3600 * _SEC), ("h", 3600 * _SEC),
+    ("days", 86400 * _SEC), ("day", 86400 * _SEC), ("d", 86400 * _SEC),
+    ("weeks", 604800 * _SEC), ("week", 604800 * _SEC), ("w", 604800 * _SEC),
+    ("years", 31_557_600 * _SEC), ("year", 31_557_600 * _SEC), ("y", 31_557_600 * _SEC),
+    ("usec", 1), ("us", 1), ("\u03bcs", 1), ("\u00b5s", 1),
+)
+_WHITESPACE = " \t\n\r"  # systemd's WHITESPACE
+_C_SPACE = " \t\n\v\f\r"  # what strtoll() skips (isspace in the C locale)
+_DIGITS = "0123456789"
+_LLONG_MAX = 2**63 - 1
+
+_EXAMPLES = "90s, 30m, 1h30m, 2h 30min"
+_SYNTAX = ("(as systemd.time(7) reads it: a bare number is seconds; units us, ms, s, "
+           "min or m, h, d, w, M (month), y)")
+EXPECTED = f"a duration such as {_EXAMPLES} or infinity {_SYNTAX}"
+
+
+def _skip(text: str, i: int, chars: str) -> int:
+    while i < len(text) and text[i] in chars:
+        i += 1
+    return i
+
+
+def _strtoll(text: str, start: int) -> tuple[int, int]:
+    """strtoll(text + start, &end, 10): the value and where it stopped (START if no digit
+    was read). ValueError on overflow (strtoll's ERANGE)."""
+    i = _skip(text, start, _C_SPACE)
+    sign = 1
+    if i < len(text) and text[i] in "+-":
+        sign = -1 if text[i] == "-" else 1
+        i += 1
+    end = _skip(text, i, _DIGITS)
+    if end == i:
+        return 0, start
+    value = sign * int(text[i:end])
+    if not -_LLONG_MAX - 1 <= value <= _LLONG_MAX:
+        raise ValueError("out of range")
+    return value, end
+
+
+def _multiplier(text: str, i: int) -> tuple[int | None, int]:
+    for suffix, usec in _UNITS:
+        if text.startswith(suffix, i):
+            return usec, i + len(suffix)
+    return None, i
+
+
+def parse_usec(text: str) -> int:
+    """Microseconds in TEXT, a systemd time span ("90", "2h 30min", "1.5d", "infinity":
+    USEC_INFINITY); ValueError for what systemd refuses. Step for step parse_time(), so
+    that its quirks are ours too: "1h30" is 1 h 30 s, "5 6" is 11 s, ".5" is half a
+    second, and digits beyond a unit's precision are dropped ("1.5us" is 1 us)."""
+    p = _skip(text, 0, _WHITESPACE)
+    if text.startswith("infinity", p):
+        if _skip(text, p + len("infinity"), _WHITESPACE) != len(text):
+            raise ValueError("text after infinity")
+        return USEC_INFINITY
+    usec = 0
+    something = False
+    while True:
+        p = _skip(text, p, _WHITESPACE)
+        if p == len(text):
+            if not something:
+                raise ValueError("no time span")
+            return usec
+        if text[p] == "-":  # no "-0"
+            raise ValueError("negative")
+        number, e = _strtoll(text, p)
+        if number < 0:
+            raise ValueError("negative")
+        fraction = e < len(text) and text[e] == "."
+        if fraction:
+            p = _skip(text, e + 1, _DIGITS)
+        elif e == p:
+            raise ValueError("no number")
+        else:
+            p = e
+        unit, s = _multiplier(text, _skip(text, p, _WHITESPACE))
+        if unit is None and s == p and s < len(text):  # "12.34.56", "5x"
+            raise ValueError("no unit")
+        multiplier = unit or _SEC
+        p = s
+        if number >= USEC_INFINITY // multiplier:
+            raise ValueError("out of range")
+        k = number * multiplier
+        if k >= USEC_INFINITY - usec:
+            raise ValueError("out of range")
+        usec += k
+        something = True
+        if fraction:
+            m = multiplier // 10
+            b = e + 1
+            while b < len(text) and text[b] in _DIGITS:
+                k = int(text[b]) * m
+                if k >= USEC_INFINITY - usec:
+                    raise ValueError("out of range")
+                usec += k
+                b += 1
+                m //= 10
+            if b == e + 1:  # "3.", "3.sec", "3. 1"
+                raise ValueError("no digit after the point")
+
+
+def _show(value: object) -> str:
+    text = json.dumps(str(value), ensure_ascii=False) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_seconds(value: str | int, what: str | None = None, *, zero: bool = True,
+                  infinity: bool = True) -> float:
+    """Seconds in VALUE, a time span or a whole number of seconds; math.inf for
+    "infinity". UsageError in one line (naming WHAT, an option or variable, and listing
+    the syntax) for anything systemd would refuse, and for 0 or infinity where the
+    caller says they mean nothing (ZERO, INFINITY false)."""
+    bounds = [text for text, refused in (("more than 0", not zero),
+                                         ("less than infinity", not infinity)) if refused]
+    expected = (f"a duration {' and '.join(bounds)}, such as {_EXAMPLES} {_SYNTAX}" if bounds
+                else EXPECTED)
+    shown = f"{what} {_show(value)}" if what else _show(value)
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError("not a string or an int")
+        usec = parse_usec(str(value))
+        if (usec == 0 and not zero) or (usec == USEC_INFINITY and not infinity):
+            raise ValueError("out of bounds")
+    except ValueError:
+        raise UsageError(f"{shown}: expected {expected}") from None
+    return math.inf if usec == USEC_INFINITY else usec / _SEC
