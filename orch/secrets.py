@@ -65,6 +65,17 @@ class _Parse:
     continued_comment: int | None = None
 
 
+def _append(chars: list[str], c: str, trailing_ws: int | None) -> int | None:
+    """Append C to CHARS; where CHARS' trailing whitespace now begins (None if it ends in
+    another character), so that it can be dropped at the end of the line."""
+    if c not in _WHITESPACE:
+        trailing_ws = None
+    elif trailing_ws is None:
+        trailing_ws = len(chars)
+    chars.append(c)
+    return trailing_ws
+
+
 def _parse_env(text: str, comments_continue: bool) -> _Parse:
     """TEXT read as systemd's parse_env_file_internal() reads it, state for state
     (src/basic/env-file.c, v252). COMMENTS_CONTINUE: a comment line ending in a backslash
@@ -102,11 +113,7 @@ def _parse_env(text: str, comments_continue: bool) -> _Parse:
                 state = _State.PRE_VALUE
                 last_value_ws = None
             else:
-                if c not in _WHITESPACE:
-                    last_key_ws = None
-                elif last_key_ws is None:
-                    last_key_ws = len(key)
-                key.append(c)
+                last_key_ws = _append(key, c, last_key_ws)
         elif state is _State.PRE_VALUE:
             if c in _NEWLINE:
                 state = _State.PRE_KEY
@@ -129,11 +136,7 @@ def _parse_env(text: str, comments_continue: bool) -> _Parse:
                 state = _State.VALUE_ESCAPE
                 last_value_ws = None
             else:
-                if c not in _WHITESPACE:
-                    last_value_ws = None
-                elif last_value_ws is None:
-                    last_value_ws = len(value)
-                value.append(c)
+                last_value_ws = _append(value, c, last_value_ws)
         elif state is _State.VALUE_ESCAPE:
             state = _State.VALUE
             if c not in _NEWLINE:  # an escaped newline is a continuation: dropped
