@@ -105,8 +105,8 @@ ENVIRONMENT = (
     ("SYSTEMD_PAGER", "The pager `orch logs` pipes its output into on a terminal, before "
                       "$PAGER and less; empty or cat: none (as journalctl(1))."),
     ("PAGER", "The pager, when $SYSTEMD_PAGER is not set."),
-    ("SYSTEMD_LESS", "less's options for `orch logs` (default $LESS, else FRXMK)."),
-    ("LESS", "less's options, when $SYSTEMD_LESS is not set."),
+    ("SYSTEMD_LESS", "less's options for `orch logs` (default FRSXMK; as in systemd's tools, "
+     "$LESS has no effect)."),
     ("_ORCH_COMPLETE", "Set by the shell completion scripts to ask orch for completions; "
                        "orch then prints them and does nothing else."),
     ("COMP_WORDS", "With COMP_CWORD, the words bash's completion script hands orch."),

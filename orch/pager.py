@@ -1,9 +1,10 @@
 """Long output through a pager on a terminal, chosen as systemd's tools choose it.
 
-$SYSTEMD_PAGER, else $PAGER, else less; one of them set to "" or "cat" means no pager.
-less gets LESS=FRXMK (quit if one screen, raw colours, no init, prompt, quit on ^C)
-unless $SYSTEMD_LESS or $LESS says otherwise. A pager that cannot be started is skipped
-for the next, and without any the output is written directly.
+$SYSTEMD_PAGER, else $PAGER, else less, else more; one of them set to "" or "cat" means
+no pager. less gets LESS=$SYSTEMD_LESS, by default FRSXMK (quit if one screen, raw
+colours, chop long lines, no init, prompt, quit on ^C): as in systemd's tools, the
+user's own $LESS has no effect (journalctl(1), ENVIRONMENT). A pager that cannot be
+started is skipped for the next, and without any the output is written directly.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import IO
 
-LESS_DEFAULT = "FRXMK"
+LESS_DEFAULT = "FRSXMK"
+
+
+_WELL_KNOWN = (["less"], ["more"])  # tried in turn, as systemd does
 
 
 def pager_commands(env: Mapping[str, str]) -> list[list[str]]:
@@ -31,18 +35,14 @@ def pager_commands(env: Mapping[str, str]) -> list[list[str]]:
             words = value.split()
         if not words or words == ["cat"]:
             return []
-        return [words] if words == ["less"] else [words, ["less"]]
-    return [["less"]]
+        return [words] + [p for p in _WELL_KNOWN if p != words]
+    return list(_WELL_KNOWN)
 
 
 def pager_env(env: Mapping[str, str]) -> dict[str, str]:
-    """ENV for the pager: less's options as systemd gives them."""
-    result = dict(env)
-    if env.get("SYSTEMD_LESS"):
-        result["LESS"] = env["SYSTEMD_LESS"]
-    else:
-        result.setdefault("LESS", LESS_DEFAULT)
-    return result
+    """ENV for the pager: less's options as systemd gives them ($SYSTEMD_LESS, else
+    FRSXMK, whatever $LESS says)."""
+    return {**env, "LESS": env.get("SYSTEMD_LESS") or LESS_DEFAULT}
 
 
 def _start(env: Mapping[str, str]) -> subprocess.Popen[str] | None:

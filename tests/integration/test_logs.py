@@ -222,7 +222,7 @@ def test_on_a_terminal_logs_go_through_the_pager(root_orch: Orch) -> None:
     shown = _on_a_terminal(root_orch, "logs", "-o", "cat", sid,
                            env={"SYSTEMD_PAGER": str(pager)})
     assert shown == "paged line\n"
-    assert called.read_text() == "LESS=FRXMK\n"
+    assert called.read_text() == "LESS=FRSXMK\n"
     called.unlink()
 
     shown = _on_a_terminal(root_orch, "logs", "--no-pager", "-o", "cat", sid,

@@ -297,8 +297,9 @@ def test_a_long_ended_session_is_read_once(fake: FakeJournal) -> None:
 # --- the pager -------------------------------------------------------------------------
 
 def test_the_pager_is_chosen_as_journalctl_chooses_it() -> None:
-    assert pager_commands({}) == [["less"]]
-    assert pager_commands({"PAGER": "most -s"}) == [["most", "-s"], ["less"]]
+    assert pager_commands({}) == [["less"], ["more"]]
+    assert pager_commands({"PAGER": "most -s"}) == [["most", "-s"], ["less"], ["more"]]
+    assert pager_commands({"PAGER": "less"}) == [["less"], ["more"]]
     assert pager_commands({"SYSTEMD_PAGER": "more", "PAGER": "most"})[0] == ["more"]
     for off in ("", "cat", " cat "):
         assert pager_commands({"PAGER": off}) == []
@@ -306,8 +307,8 @@ def test_the_pager_is_chosen_as_journalctl_chooses_it() -> None:
 
 
 def test_less_gets_systemds_options_unless_told_otherwise() -> None:
-    assert pager_env({})["LESS"] == "FRXMK"
-    assert pager_env({"LESS": "R"})["LESS"] == "R"
+    assert pager_env({})["LESS"] == "FRSXMK"
+    assert pager_env({"LESS": "R"})["LESS"] == "FRSXMK"  # as systemd: $LESS has no effect
     assert pager_env({"LESS": "R", "SYSTEMD_LESS": "FX"})["LESS"] == "FX"
 
 
