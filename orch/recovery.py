@@ -117,8 +117,13 @@ EXIT_MESSAGE_IDS = (MAIN_EXITED, UNIT_FAILED, UNIT_SUCCEEDED)
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, list):  # journald's JSON gives non-UTF-8 fields as byte arrays
-        return bytes(value).decode("utf-8", "replace")
+    """A field of journalctl's JSON as text. It gives non-UTF-8 values as byte arrays,
+    and a field an entry holds more than once as a list of values: the last one counts,
+    as the manager's own last word."""
+    if isinstance(value, list):
+        if all(isinstance(v, int) for v in value):
+            return bytes(v & 0xFF for v in value).decode("utf-8", "replace")
+        return _text(value[-1]) if value else ""
     return str(value) if value is not None else ""
 
 

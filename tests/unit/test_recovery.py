@@ -525,3 +525,14 @@ def test_counts_name_every_outcome_and_add_up() -> None:
 
 def test_counts_of_nothing_are_all_zero() -> None:
     assert counts(iter(())) == dict.fromkeys((str(o) for o in Outcome), 0)
+
+
+def test_journal_repeated_and_binary_fields_are_read_not_a_crash() -> None:
+    # journalctl's JSON gives a field an entry holds twice as a list of its values, and a
+    # non-UTF-8 one as a byte array: the exit record still counts, its last value wins.
+    exited = {**_exited(J_INV, "exited", "7"), "EXIT_STATUS": ["1", "7"],
+              "MESSAGE": [104, 105, 255]}
+    result = {**_result(J_INV, "exit-code"), "UNIT_RESULT": ["success", [101, 120, 105, 116,
+                                                                         45, 99, 111, 100, 101]]}
+    assert endings_from_journal([exited, result]) == {
+        J_INV: Ending(TS_ISO, 7, None, "exit-code")}
