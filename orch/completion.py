@@ -20,7 +20,7 @@ import os
 import sys
 from enum import StrEnum
 
-from orch.cli_table import COMMANDS
+from orch.cli_table import COMMANDS, COMPLETION
 from orch.fastcli import ROOT_FLAGS
 
 TYPE_CHECKING = False
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     from orch.session import Record
+
+    # [kind, name, opts, secondary_opts, takes_value, multiple, hidden, help, values]
+    _Param = list[Any]
 
 PROG_NAME = "orch"
 COMPLETE_VAR = "_ORCH_COMPLETE"
@@ -239,13 +242,227 @@ def answer() -> int:
     """Print the completions the request in the environment asks for (no command runs);
     the exit status."""
     request = Request.from_environ(os.environ)
-    where = session_scope(request.args, request.incomplete) if request else None
-    if request is None or where is None:
+    if request is None:
         return _answer_with_typer()
-    text, code = reply(request, candidates(read_records(*where), request.incomplete))
-    if text:
-        sys.stdout.write(text + "\n")
+    where = session_scope(request.args, request.incomplete)
+    if where is not None:
+        replied: tuple[str, int] | None = reply(
+            request, candidates(read_records(*where), request.incomplete))
+    else:
+        replied = fast_reply(request)
+    if replied is None:
+        return _answer_with_typer()
+    text, code = replied
+    if not (request.shell is Shell.FISH and request.action == "is-args"):
+        sys.stdout.write(text + "\n")  # as click.echo does, even for nothing
     return code
+
+
+# --- what typer answers, from its tree as orch.cli_table holds it ------------------------
+# This mirrors click's shell_completion (_resolve_context, _resolve_incomplete, the
+# parser it runs in resilient mode, Command/Group.shell_complete) and typer's
+# _completion_classes formats; tests/unit/test_completion_fast.py holds it to typer's
+# answers over generated command lines.
+
+
+
+class _Declined(Exception):
+    """A case left to typer (a custom completer, a help text only rich can render)."""
+
+
+class _Usage(Exception):
+    """What click's parser raises as a UsageError (resilient parsing stops there)."""
+
+
+def _parse(node: dict[str, Any], args: list[str]) -> tuple[set[str], set[str], list[str]]:
+    """ARGS as click's parser reads them in resilient mode for NODE: the names of the
+    parameters given on the command line, those of the arguments that got a value, and
+    the words left over (a group's command and what follows it)."""
+    options = {opt: p for p in node["params"] if p[0] == "option" for opt in p[2] + p[3]}
+    arguments = [p for p in node["params"] if p[0] == "argument"]
+    given: set[str] = set()
+    rargs, largs = list(args), []
+
+    def value(option: str) -> None:
+        if not rargs:
+            raise _Usage(option)  # "Option requires an argument"
+        rargs.pop(0)
+
+    def shorts(arg: str) -> None:
+        unknown = []
+        for i, char in enumerate(arg[1:], start=2):
+            param = options.get("-" + char)
+            if param is None:
+                if node["ignore_unknown"]:
+                    unknown.append(char)
+                    continue
+                raise _Usage(arg)
+            given.add(param[1])
+            if param[4]:
+                if i < len(arg):
+                    rargs.insert(0, arg[i:])
+                value(char)
+                if i < len(arg):
+                    break
+        if unknown:
+            largs.append("-" + "".join(unknown))
+
+    try:
+        while rargs:
+            arg = rargs.pop(0)
+            if arg == "--":
+                break
+            if arg[:1] == "-" and len(arg) > 1:
+                name, equals, inline = arg.partition("=")
+                param = options.get(name)
+                if param is not None and (len(name) > 2 or name[1:2] == "-"):
+                    if param[4]:
+                        if equals:
+                            rargs.insert(0, inline)
+                        value(name)
+                    elif equals:
+                        raise _Usage(name)  # "does not take a value"
+                    given.add(param[1])
+                elif arg[:2] != "--":
+                    shorts(arg)
+                elif node["ignore_unknown"]:
+                    largs.append(arg)
+                else:
+                    raise _Usage(arg)
+            elif node["interspersed"]:
+                largs.append(arg)
+            else:
+                rargs.insert(0, arg)
+                break
+    except _Usage:
+        return given, set(), largs
+    rest = largs + rargs
+    filled = set()
+    # click's _unpack_args: those before a variadic argument from the front, those after
+    # it from the back, the variadic one what is between.
+    variadic = next((i for i, p in enumerate(arguments) if p[5]), len(arguments))
+    for param in arguments[:variadic]:
+        if rest:
+            rest.pop(0)
+            filled.add(param[1])
+    for param in reversed(arguments[variadic + 1:]):
+        if rest:
+            rest.pop()
+            filled.add(param[1])
+    if variadic < len(arguments):
+        rest = []
+    return given, filled, rest
+
+
+def _items(request: Request, args: list[str]) -> list[tuple[str, _Param | None]]:
+    """The completions click finds for REQUEST's words: (value, the parameter or command
+    node whose help goes with it) pairs."""
+    node: dict[str, Any] = COMPLETION[""]
+    path = ""
+    rest = list(args)
+    while True:
+        given, filled, rest = _parse(node, rest)
+        if node["commands"] is None or not rest or rest[0] not in node["commands"]:
+            break
+        path = f"{path} {rest[0]}".strip()
+        node, rest = COMPLETION[path], rest[1:]
+    incomplete = request.incomplete
+    args = list(args)
+    if incomplete == "=":
+        incomplete = ""
+    elif "=" in incomplete and incomplete[:1] == "-":
+        name, _, incomplete = incomplete.partition("=")
+        args.append(name)
+    params: list[_Param] = node["params"]
+    target: _Param | None = None
+    if "--" in args or incomplete[:1] != "-":
+        last = args[-1] if args else ""
+        target = next((p for p in params if p[0] == "option" and p[4] and last[:1] == "-"
+                       and last in p[2]), None)
+        if target is None:
+            target = next((p for p in params if p[0] == "argument"
+                           and (p[5] or p[1] not in filled)), None)
+    if target is not None:
+        values = target[8]
+        if values == "custom":
+            raise _Declined
+        if values == "file":
+            return [(incomplete, None)]
+        return [(v, None) for v in values or () if v.startswith(incomplete)]
+    found: list[tuple[str, Any]] = []
+    for name in node["commands"] or ():
+        sub: dict[str, Any] = COMPLETION[f"{path} {name}".strip()]
+        if name.startswith(incomplete) and not sub["hidden"]:
+            found.append((name, sub["about"]))
+    if incomplete and not incomplete[0].isalnum():
+        for param in params:
+            if param[0] == "option" and not param[6] and (param[5] or param[1] not in given):
+                found.extend((opt, param[7]) for opt in param[2] + param[3]
+                             if opt.startswith(incomplete))
+    return found
+
+
+def _help_width() -> int | None:
+    """The width rich wraps typer's help texts at (as typer's console finds it); None
+    where this cannot tell as surely as rich would."""
+    environ = os.environ
+    if any(environ.get(name) for name in ("GITHUB_ACTIONS", "FORCE_COLOR", "PY_COLORS",
+                                           "TTY_COMPATIBLE", "TTY_INTERACTIVE",
+                                           "_TYPER_FORCE_DISABLE_TERMINAL", "JUPYTER_COLUMNS")):
+        return None
+    # typer's own width, then rich's (neither is a setting of orch's: not in the man page)
+    fixed = next((environ[name] for name in ("TERMINAL_WIDTH", "COLUMNS")
+                  if environ.get(name)), None)
+    if fixed is not None:
+        return int(fixed) if fixed.isascii() and fixed.isdigit() else None
+    if sys.stdout.isatty():
+        return None
+    for descriptor in (0, 1, 2):
+        try:
+            return os.get_terminal_size(descriptor).columns or 80
+        except OSError:
+            pass
+    return 80
+
+
+def _has_rich() -> bool:
+    """Whether typer renders help texts with rich here (it does where rich imports)."""
+    import importlib.util
+
+    _load_typer()
+    return importlib.util.find_spec("rich") is not None
+
+
+def fast_reply(request: Request) -> tuple[str, int] | None:
+    """What typer answers REQUEST (text without the final newline, exit status), found
+    without loading typer; None where only typer can tell."""
+    try:
+        items = _items(request, request.args)
+    except _Declined:
+        return None
+    if request.shell is Shell.BASH:
+        return "\n".join(value for value, _ in items), 0
+    if request.shell is Shell.FISH and request.action == "is-args":
+        return "", 0 if items else 1
+    about = [help_ for _, help_ in items if help_]
+    width = _help_width() if about else 0
+    rich = _has_rich() if about else False
+    column = 1 if request.shell is Shell.ZSH else 2
+    lines = []
+    for value, help_ in items:
+        text = help_ and (help_[column] if rich else
+                          _zsh_escape(help_[0]) if column == 1 else
+                          "".join(" " if c.isspace() else c for c in help_[0]))
+        if rich and help_ and (text is None or width is None or len(text) > width):
+            return None  # rich would wrap it, or render what only rich knows
+        if request.shell is Shell.ZSH:
+            lines.append(f'"{_zsh_escape(value)}":"{text}"' if text
+                         else f'"{_zsh_escape(value)}"')
+        else:
+            lines.append(f"{value}\t{text}" if text else value)
+    if request.shell is Shell.ZSH:
+        return (f"_arguments '*: :(({chr(10).join(lines)}))'" if lines else "_files"), 0
+    return ("\n".join(lines) if request.action == "get-args" else ""), 0
 
 
 def _answer_with_typer() -> int:
