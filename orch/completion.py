@@ -20,7 +20,7 @@ import os
 import sys
 from enum import StrEnum
 
-from orch.cli_table import COMMANDS, COMPLETION
+from orch.cli_table import COMMANDS, COMPLETION, PARAMS
 from orch.fastcli import ROOT_FLAGS
 
 TYPE_CHECKING = False
@@ -274,12 +274,18 @@ class _Usage(Exception):
     """What click's parser raises as a UsageError (resilient parsing stops there)."""
 
 
+def parameters(node: dict[str, Any]) -> list[_Param]:
+    """NODE's parameters, in click's order (the table names them by index in PARAMS)."""
+    return [PARAMS[i] for i in node["params"]]
+
+
 def _parse(node: dict[str, Any], args: list[str]) -> tuple[set[str], set[str], list[str]]:
     """ARGS as click's parser reads them in resilient mode for NODE: the names of the
     parameters given on the command line, those of the arguments that got a value, and
     the words left over (a group's command and what follows it)."""
-    options = {opt: p for p in node["params"] if p[0] == "option" for opt in p[2] + p[3]}
-    arguments = [p for p in node["params"] if p[0] == "argument"]
+    params = parameters(node)
+    options = {opt: p for p in params if p[0] == "option" for opt in p[2] + p[3]}
+    arguments = [p for p in params if p[0] == "argument"]
     given: set[str] = set()
     rargs, largs = list(args), []
 
@@ -373,7 +379,7 @@ def _items(request: Request, args: list[str]) -> list[tuple[str, _Param | None]]
     elif "=" in incomplete and incomplete[:1] == "-":
         name, _, incomplete = incomplete.partition("=")
         args.append(name)
-    params: list[_Param] = node["params"]
+    params = parameters(node)
     target: _Param | None = None
     if "--" in args or incomplete[:1] != "-":
         last = args[-1] if args else ""

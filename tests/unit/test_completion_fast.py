@@ -89,7 +89,7 @@ def _line(draw: st.DrawFn) -> tuple[list[str], str]:
     path = draw(st.sampled_from(sorted(COMPLETION)))
     words += path.split()
     node = COMPLETION[path]
-    options = [p for p in node["params"] if p[0] == "option"]
+    options = [p for p in completion.parameters(node) if p[0] == "option"]
     parts = [_option_words(p) for p in options] + [
         st.sampled_from([["word"], ["1a2b"], ["--"], ["-"], ["--nosuch"], ["-z"], ["-fn"]])]
     for part in draw(st.lists(st.sampled_from(range(len(parts))), max_size=5)):
