@@ -14,14 +14,12 @@ state file: a temp file in the same directory, fsynced, renamed over the old one
 from __future__ import annotations
 
 import difflib
-import errno
 import fcntl
 import json
 import math
 import os
 import re
 import stat
-import time
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,7 +31,7 @@ from typing import Any
 
 import tomli_w
 
-from orch import timespan
+from orch import files, timespan
 from orch.errors import OrchError, PermissionDenied, UsageError
 from orch.scope import Scope
 
@@ -390,9 +388,8 @@ def config_path(scope: Scope) -> Path:
 
 
 def _os_error(err: OSError, path: Path) -> OrchError:
-    if err.errno in (errno.EACCES, errno.EPERM):
-        return PermissionDenied(f"{path}: permission denied")
-    return ConfigError(f"{path}: {err.strerror or err}")
+    kind = PermissionDenied if files.is_permission(err) else ConfigError
+    return kind(files.describe(err, path))
 
 
 def _read(path: Path) -> tuple[bytes | None, dict[str, Any]]:
@@ -455,29 +452,11 @@ def _locked(directory: Path) -> Iterator[None]:
 
 def _write(target: Path, path: Path, data: bytes) -> None:
     """DATA as TARGET's contents, atomically and durably; PATH names it in errors."""
-    tmp = target.parent / f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600)
-    except OSError as err:
-        raise _os_error(err, tmp) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise _os_error(err, path) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        files.write_atomically(target, data, 0o600)
+    except files.WriteFailed as failed:
+        raise _os_error(failed.error, path if failed.path == target else failed.path) \
+            from None
 
 
 # --- dotted keys and the `orch config` commands -----------------------------------------

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from orch import faults
+from orch import faults, files
 from orch.errors import StateError
 from orch.session import Record
 
@@ -393,7 +393,7 @@ class StateStore:
                 new = True
             except FileExistsError:
                 new = False
-            self._sync_directory()
+            files.sync_directory(self.directory)
             if not new:
                 # Only now that the snapshot holding it is on disk does the log start over.
                 self._write_all(os.open(self.log_path, flags | os.O_TRUNC), header)
@@ -430,13 +430,6 @@ class StateStore:
         finally:
             os.close(fd)
         self._unsynced = False
-
-    def _sync_directory(self) -> None:
-        dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
     def _prepare_directory(self) -> None:
         try:
@@ -479,29 +472,11 @@ class StateStore:
             os.close(fd)
 
     def _write(self, data: bytes) -> None:
-        tmp = self.directory / f".{STATE_FILE}.{os.getpid()}.{time.monotonic_ns()}.tmp"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o600)
-        except OSError as err:
-            raise self._error(err, tmp) from None
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except OSError as err:
-            tmp.unlink(missing_ok=True)
-            raise self._error(err) from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+            # The directory's fsync comes with the log's reset (_write_snapshot).
+            files.write_atomically(self.path, data, 0o600, sync_dir=False)
+        except files.WriteFailed as failed:
+            raise StateError(str(failed)) from None
 
     def _error(self, err: OSError, path: Path | None = None) -> StateError:
-        where = path or self.path
-        if err.errno in (errno.EACCES, errno.EPERM):
-            return StateError(f"{where}: permission denied")
-        if err.errno == errno.ELOOP:
-            return StateError(f"{where} is a symbolic link; orch does not follow it")
-        return StateError(f"{where}: {err.strerror or err}")
+        return StateError(files.describe(err, path or self.path))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from orch import files
 from orch.errors import OrchError
 from orch.scope import Scope, xdg_dir
 from orch.systemd import Manager
@@ -103,13 +104,12 @@ def install(scope: Scope) -> list[Path]:
         directory.mkdir(parents=True, exist_ok=True)
         for name, text in texts.items():
             path = directory / name
-            tmp = path.with_name(f".{name}.tmp")
-            tmp.write_text(text)
-            tmp.chmod(0o644)
-            os.replace(tmp, path)
+            files.write_atomically(path, text.encode(), 0o644)
             written.append(path)
     except OSError as err:
         raise OrchError(f"cannot write units to {directory}: {err.strerror}") from None
+    except files.WriteFailed as failed:
+        raise OrchError(f"cannot write units: {failed}") from None
     with Manager(scope) as manager:
         manager.reload()
         manager.enable(list(ENABLED))

@@ -163,3 +163,10 @@ def test_a_worktree_outside_a_repository_is_refused(orch: Orch) -> None:
     done = orch("spawn", "--worktree", "--cwd", str(plain), "--", "/bin/true")
     assert done.returncode == 2 and "not inside a git repository" in done.stderr
     assert orch.ps() == []
+
+
+def test_reap_older_than_takes_a_time_span(orch: Orch) -> None:
+    # reap asks the manager, so this belongs with the integration tests.
+    done = orch("reap", "--older-than", "1 week 2 days", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "orch: would reap 0 session(s)\n"

@@ -144,12 +144,6 @@ def test_a_bad_duration_is_one_line_and_exit_2(args: list[str], env: dict[str, s
     assert "a bare number is seconds" in done.stderr
 
 
-def test_reap_older_than_takes_a_time_span() -> None:
-    done = orch("reap", "--older-than", "1 week 2 days", "--dry-run")
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == "orch: would reap 0 session(s)\n"
-
-
 def test_call_timeout_takes_a_time_span(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORCH_CALL_TIMEOUT", "1min 30s")
     assert call_timeout() == 90

@@ -1,0 +1,79 @@
+"""Files orch writes whole (state snapshots, config.toml, unit files): the one place that
+writes one atomically and durably, and words what went wrong.
+
+A file is written to a temp file beside it (O_EXCL, never through a symbolic link),
+fsynced, and renamed over the target, so a reader sees the old file or the new one,
+never a part; then the directory is fsynced, so the rename survives a power cut.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+
+class WriteFailed(Exception):
+    """Writing a file failed: ERROR, at PATH (the temp file or the target)."""
+
+    def __init__(self, error: OSError, path: Path) -> None:
+        super().__init__(describe(error, path))
+        self.error = error
+        self.path = path
+
+    @property
+    def permission(self) -> bool:
+        """Whether the file system said no (the caller may word it as a refusal)."""
+        return is_permission(self.error)
+
+
+def is_permission(error: OSError) -> bool:
+    """Whether ERROR is the file system refusing access."""
+    return error.errno in (errno.EACCES, errno.EPERM)
+
+
+def describe(error: OSError, path: Path) -> str:
+    """ERROR at PATH in one line, as orch words it everywhere."""
+    if is_permission(error):
+        return f"{path}: permission denied"
+    if error.errno == errno.ELOOP:
+        return f"{path} is a symbolic link; orch does not follow it"
+    return f"{path}: {error.strerror or error}"
+
+
+def sync_directory(directory: Path) -> None:
+    """Make what was created, renamed or removed in DIRECTORY durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(target: Path, data: bytes, mode: int = 0o600, *,
+                     sync_dir: bool = True) -> None:
+    """DATA as TARGET's contents, with MODE (whatever the umask), atomically and durably;
+    SYNC_DIR false leaves the directory's fsync to a caller that has more to make durable
+    with it. WriteFailed if it could not be done, and then TARGET is as it was."""
+    tmp = target.parent / f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     mode)
+    except OSError as err:
+        raise WriteFailed(err, tmp) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        if sync_dir:
+            sync_directory(target.parent)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise WriteFailed(err, target) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
