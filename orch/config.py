@@ -33,6 +33,7 @@ import tomli_w
 
 from orch import files, timespan
 from orch.errors import OrchError, PermissionDenied, UsageError
+from orch.results import ResultFormat
 from orch.scope import Scope
 
 CONFIG_FILE = "config.toml"
@@ -40,7 +41,6 @@ SYSTEM_CONFIG = Path("/etc/orch") / CONFIG_FILE
 NAME = re.compile(r"[A-Za-z0-9_-]+")
 ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 TABLES = ("spawn", "providers", "profiles", "hosts")
-RESULT_FORMATS = ("claude-stream-json", "codex-jsonl", "gemini-json", "text")
 # Longest value quoted back in an error: a system prompt can be pages long.
 _SHOW_MAX = 60
 
@@ -148,7 +148,7 @@ PROVIDER_SETTINGS: dict[str, Setting] = _table(
     Setting("binary", Kind.STRING, "Program that runs the agent."),
     Setting("argv", Kind.ARGV, "Arguments of a new run (an array item is a group of words)."),
     Setting("resume_argv", Kind.ARGV, "Arguments to resume an earlier run."),
-    Setting("results", Kind.CHOICE, "Format of the agent's output.", choices=RESULT_FORMATS),
+    Setting("results", Kind.CHOICE, "Format of the agent's output.", choices=tuple(ResultFormat)),
 )
 
 

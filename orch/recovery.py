@@ -26,6 +26,7 @@ from orch.session import (
     now_iso,
     usec_to_iso,
 )
+from orch.spec import ORCH_SET_ENV
 
 
 class Outcome(StrEnum):
@@ -106,8 +107,6 @@ def _ended(record: Record, evidence: Ending | None, invocation_id: str | None) -
     return Decision(Outcome.ENDED, record.with_ending(evidence, invocation_id))
 
 
-# Variables orch itself puts in a unit's environment (spec.properties): not the user's.
-ORCH_SET_ENV = ("ORCH_SESSION_ID", "ORCH_UNIT", "ORCH_SCOPE", "ORCH_STATE_DIR", "PATH")
 
 # The manager's journal records of a unit's end (see shared/systemd-in-a-box.md).
 MAIN_EXITED = "98e322203f7a4ed290d09fe03c09fe15"  # EXIT_CODE, EXIT_STATUS

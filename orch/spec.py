@@ -24,7 +24,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every command some ms
     from typing import Any
 
-RESERVED_ENV = ("ORCH_SESSION_ID", "ORCH_UNIT", "ORCH_SCOPE")
+RESERVED_ENV = ("ORCH_SESSION_ID", "ORCH_UNIT", "ORCH_SCOPE")  # --env may not set these
+# Every variable orch itself puts in a unit's environment (properties()): what recover
+# does not take for the user's own when it adopts a unit.
+ORCH_SET_ENV = (*RESERVED_ENV, "ORCH_STATE_DIR", "PATH")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_NAME = 128
 MAX_TAG = 64
