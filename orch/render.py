@@ -13,6 +13,15 @@ import shlex
 from datetime import UTC, datetime
 
 from orch.session import Status
+from orch.timespan import (
+    USEC_PER_DAY,
+    USEC_PER_HOUR,
+    USEC_PER_MINUTE,
+    USEC_PER_MONTH,
+    USEC_PER_SEC,
+    USEC_PER_WEEK,
+    USEC_PER_YEAR,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,14 +36,9 @@ ACTIVE, FAILED, ENDED = "\u25cf", "\u00d7", "\u25cb"  # black circle, cross, whi
 ASCII_ELLIPSIS = "..."  # systemd's special_glyph() outside a UTF-8 locale
 DEFAULT_COLUMNS = 80  # systemd's columns() when the terminal does not say
 
-# systemd's units (src/basic/time-util.h), in microseconds.
-_SEC = 1_000_000
-_MIN = 60 * _SEC
-_HOUR = 60 * _MIN
-_DAY = 24 * _HOUR
-_WEEK = 7 * _DAY
-_MONTH = 2_629_800 * _SEC
-_YEAR = 31_557_600 * _SEC
+# systemd's units in microseconds (orch.timespan owns them), under short names.
+_SEC, _MIN, _HOUR, _DAY = USEC_PER_SEC, USEC_PER_MINUTE, USEC_PER_HOUR, USEC_PER_DAY
+_WEEK, _MONTH, _YEAR = USEC_PER_WEEK, USEC_PER_MONTH, USEC_PER_YEAR
 _TIMESPAN_UNITS = (("y", _YEAR), ("month", _MONTH), ("w", _WEEK), ("d", _DAY),
                    ("h", _HOUR), ("min", _MIN), ("s", _SEC), ("ms", 1000), ("us", 1))
 

@@ -12,18 +12,28 @@ import math
 from orch.errors import UsageError
 
 USEC_INFINITY = 2**64 - 1  # systemd's usec_t maximum, which means "infinity"
-_SEC = 1_000_000
+# systemd's units in microseconds (src/basic/time-util.h), for parsing and for writing.
+USEC_PER_SEC = 1_000_000
+USEC_PER_MINUTE = 60 * USEC_PER_SEC
+USEC_PER_HOUR = 60 * USEC_PER_MINUTE
+USEC_PER_DAY = 24 * USEC_PER_HOUR
+USEC_PER_WEEK = 7 * USEC_PER_DAY
+USEC_PER_MONTH = 2_629_800 * USEC_PER_SEC
+USEC_PER_YEAR = 31_557_600 * USEC_PER_SEC
+_SEC = USEC_PER_SEC
 # In extract_multiplier()'s order: the first suffix the text starts with wins, so the
 # longer spellings come first ("ms" before "m", "months" before "m").
 _UNITS: tuple[tuple[str, int], ...] = (
-    ("seconds", _SEC), ("second", _SEC), ("sec", _SEC), ("s", _SEC),
-    ("minutes", 60 * _SEC), ("minute", 60 * _SEC), ("min", 60 * _SEC),
-    ("months", 2_629_800 * _SEC), ("month", 2_629_800 * _SEC), ("M", 2_629_800 * _SEC),
-    ("msec", 1000), ("ms", 1000), ("m", 60 * _SEC),
-    ("hours", 3600 * _SEC), ("hour", 3600 * _SEC), ("hr", 3600 * _SEC), ("h", 3600 * _SEC),
-    ("days", 86400 * _SEC), ("day", 86400 * _SEC), ("d", 86400 * _SEC),
-    ("weeks", 604800 * _SEC), ("week", 604800 * _SEC), ("w", 604800 * _SEC),
-    ("years", 31_557_600 * _SEC), ("year", 31_557_600 * _SEC), ("y", 31_557_600 * _SEC),
+    ("seconds", USEC_PER_SEC), ("second", USEC_PER_SEC), ("sec", USEC_PER_SEC),
+    ("s", USEC_PER_SEC),
+    ("minutes", USEC_PER_MINUTE), ("minute", USEC_PER_MINUTE), ("min", USEC_PER_MINUTE),
+    ("months", USEC_PER_MONTH), ("month", USEC_PER_MONTH), ("M", USEC_PER_MONTH),
+    ("msec", 1000), ("ms", 1000), ("m", USEC_PER_MINUTE),
+    ("hours", USEC_PER_HOUR), ("hour", USEC_PER_HOUR), ("hr", USEC_PER_HOUR),
+    ("h", USEC_PER_HOUR),
+    ("days", USEC_PER_DAY), ("day", USEC_PER_DAY), ("d", USEC_PER_DAY),
+    ("weeks", USEC_PER_WEEK), ("week", USEC_PER_WEEK), ("w", USEC_PER_WEEK),
+    ("years", USEC_PER_YEAR), ("year", USEC_PER_YEAR), ("y", USEC_PER_YEAR),
     ("usec", 1), ("us", 1), ("\u03bcs", 1), ("\u00b5s", 1),
 )
 _WHITESPACE = " \t\n\r"  # systemd's WHITESPACE
