@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from orch.booted import systemd_is_pid1 as systemd_is_pid1  # the box's question too
 from orch.errors import OrchError, PermissionDenied
 
 BOOT_TIMEOUT = 60.0
@@ -44,11 +45,6 @@ class BoxInfo:
     start_ticks: int
     state: str = "unknown"
     root: str = "/"
-
-
-def systemd_is_pid1() -> bool:
-    """True where this process's PID 1 is systemd (sd_booted(3)'s test)."""
-    return Path("/run/systemd/system").is_dir()
 
 
 def start_ticks(pid: int) -> int | None:

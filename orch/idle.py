@@ -15,8 +15,8 @@ import time
 from contextlib import suppress
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # not at run time: systemd imports this module
-    from orch.systemd import _Connection
+if TYPE_CHECKING:  # not at run time: it costs every command's start nothing then
+    from orch.connection import Connection
 
 # Where a connection idles: the manager's address, the process and the thread.
 Key = tuple[bytes | None, int, int]
@@ -34,10 +34,10 @@ class IdlePool:
         # In a forked child the parent's connections are not ours to use or close, and
         # the lock may have been held by a thread that does not exist here.
         self._wake = threading.Condition(threading.Lock())
-        self._idle: dict[Key, tuple[_Connection, float]] = {}
+        self._idle: dict[Key, tuple[Connection, float]] = {}
         self._reaper: threading.Thread | None = None
 
-    def take(self, key: Key) -> _Connection | None:
+    def take(self, key: Key) -> Connection | None:
         """KEY's idle connection, now no longer idle; None if there is none."""
         with self._wake:
             found = self._idle.pop(key, None)
@@ -48,7 +48,7 @@ class IdlePool:
         with self._wake:
             return key in self._idle
 
-    def put(self, key: Key, conn: _Connection) -> bool:
+    def put(self, key: Key, conn: Connection) -> bool:
         """Keep CONN idle under KEY; False (and nothing kept) if one idles there already."""
         with self._wake:
             if key in self._idle:

@@ -3,9 +3,9 @@
 Every read goes through this module, the one place journalctl is run and its failures
 worded, and always as `journalctl --output json --all`: without --all, journalctl gives
 any field over 4,096 bytes as null. orch renders the short, cat and json formats itself
-from those entries, after joining the pieces of each line journald split at its
-LineMax= (the earlier pieces carry _LINE_BREAK=line-max), so that every format, `-n`,
-and the agents' results deal in whole lines.
+(orch.journal_format) from those entries, after joining the pieces of each line journald
+split at its LineMax= (orch.journal_entries), so that every format, `-n`, and the
+agents' results deal in whole lines.
 """
 
 from __future__ import annotations
@@ -17,30 +17,29 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
-from enum import StrEnum
-from typing import Any, NamedTuple
 
 from orch.errors import OrchError, UsageError
-from orch.recovery import EXIT_MESSAGE_IDS, endings_from_journal
+from orch.journal_entries import (
+    EXIT_MESSAGE_IDS,
+    Entry,
+    Lines,
+    cursor_of,
+    endings_from_journal,
+    field_text,
+    message,
+    realtime_usec,
+    whole_lines,
+)
+from orch.journal_format import LogFormat as LogFormat  # (as: callers name it here too)
+from orch.journal_format import Write, printer
+from orch.journal_format import invocation_starts as invocation_starts  # (likewise)
 from orch.scope import Scope
 from orch.session import Ending, Record
 from orch.units import syslog_identifier
 
-Entry = dict[str, Any]  # one journal entry as `journalctl -o json` gives it
-Write = Callable[[str], object]
-
 # After a session ended, how long to wait for its last lines when journald cannot be
 # asked to catch up (journalctl --sync is root's): until nothing came for QUIET seconds.
 QUIET = 1.0
-
-
-class LogFormat(StrEnum):
-    """Output formats `orch logs -o` offers (journalctl's names)."""
-
-    SHORT = "short"
-    JSON = "json"
-    CAT = "cat"
 
 
 # --- journalctl: the one place it runs -------------------------------------------------
@@ -130,247 +129,6 @@ def _sync() -> bool:
     return done.returncode == 0
 
 
-# --- entries and their fields ----------------------------------------------------------
-
-def field_values(entry: Entry, name: str) -> list[bytes]:
-    """Every value of field NAME in ENTRY, as bytes. journalctl's JSON gives a field as a
-    string, as a list of byte values (binary or non-UTF-8), or, when an entry has the
-    field more than once, as a list of those; --all means never null."""
-    value = entry.get(name)
-    if value is None:
-        return []
-    if isinstance(value, list) and all(isinstance(v, int) for v in value):
-        return [_bytes(value)]
-    values = value if isinstance(value, list) else [value]
-    found = []
-    for item in values:
-        if isinstance(item, list) and all(isinstance(v, int) for v in item):
-            found.append(_bytes(item))
-        elif item is not None:
-            found.append((item if isinstance(item, str) else json.dumps(item)).encode())
-    return found
-
-
-def _bytes(values: list[int]) -> bytes:
-    return bytes(v & 0xFF for v in values)
-
-
-def field_text(entry: Entry, name: str, separator: str = "\n") -> str:
-    """Field NAME as text: a repeated field's values joined by SEPARATOR, bytes that are
-    not UTF-8 shown as U+FFFD."""
-    return separator.join(v.decode("utf-8", "replace") for v in field_values(entry, name))
-
-
-def message(entry: Entry) -> bytes:
-    """The entry's MESSAGE; a repeated one's values, one per line."""
-    return b"\n".join(field_values(entry, "MESSAGE"))
-
-
-def json_value(raw: bytes) -> str | list[int]:
-    """RAW as journalctl's JSON gives a field: a string if it is printable UTF-8, else
-    a list of byte values."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return list(raw)
-    if any((ord(c) < 32 and c not in "\t\n") or 0x7F <= ord(c) <= 0x9F for c in text):
-        return list(raw)
-    return text
-
-
-def _cursor(entry: Entry) -> str | None:
-    return field_text(entry, "__CURSOR") or None
-
-
-def _usec(entry: Entry) -> int:
-    try:
-        return int(field_text(entry, "__REALTIME_TIMESTAMP"))
-    except ValueError:
-        return 0
-
-
-# --- whole lines -----------------------------------------------------------------------
-
-class Line(NamedTuple):
-    """A whole output line: ENTRY is as journalctl's json would give it if journald had
-    not split the line, and OPENS says its first piece was the first entry of its stream
-    the Lines that made it saw (so it may be the tail of an earlier line)."""
-
-    entry: Entry
-    opens: bool
-
-
-def _stream(entry: Entry) -> tuple[str, ...]:
-    stream = field_text(entry, "_STREAM_ID")
-    if stream:
-        return ("stream", stream)
-    return ("process", field_text(entry, "_PID"), field_text(entry, "SYSLOG_IDENTIFIER"))
-
-
-def _continued(entry: Entry) -> bool:
-    return "line-max" in field_text(entry, "_LINE_BREAK").split("\n")
-
-
-# journald cuts a long line into pieces of exactly LineMax= bytes (48 KiB by default),
-# then drops the whitespace that ends each piece (it strips every line it receives).
-LINE_MAX_DEFAULT = 48 * 1024
-_STRIPPED_MAX = 64  # a longer shortfall is a piece of another LineMax=, not stripping
-
-
-def _restored(piece: bytes, width: int) -> bytes:
-    """PIECE of a split line, with the whitespace journald dropped from its end put back
-    as spaces (exact for JSON, which escapes tabs and carriage returns), given WIDTH,
-    the longest piece seen (the LineMax= in force, unless every piece lost some)."""
-    lost = [w - len(piece) for w in (width, LINE_MAX_DEFAULT)
-            if 0 <= w - len(piece) <= _STRIPPED_MAX]
-    return piece + b" " * max(lost, default=0)
-
-
-def joined(pieces: Sequence[Entry], width: int = 0) -> Entry:
-    """One entry for a line journald split into PIECES: the last piece's entry (its
-    cursor and time are those of the line's end, so reading on after its cursor repeats
-    nothing), with MESSAGE the whole line (see _restored for WIDTH)."""
-    if len(pieces) == 1:
-        return pieces[0]
-    raw = [_restored(message(p), width) for p in pieces[:-1]] + [message(pieces[-1])]
-    return {**pieces[-1], "MESSAGE": json_value(b"".join(raw))}
-
-
-class Lines:
-    """Joins the pieces of the lines journald split at LineMax=: consecutive entries of
-    one stream (the same _STREAM_ID, else the same _PID and SYSLOG_IDENTIFIER) in which
-    every piece but the last carries _LINE_BREAK=line-max. Other streams' lines may come
-    in between; a line is given once its last piece has come."""
-
-    def __init__(self) -> None:
-        self.pending: dict[tuple[str, ...], tuple[bool, list[Entry]]] = {}
-        self.seen: set[tuple[str, ...]] = set()
-        self.width = 0  # the longest piece seen
-
-    def feed(self, entry: Entry) -> list[Line]:
-        """The lines ENTRY completes (none while a line goes on)."""
-        stream = _stream(entry)
-        opens, pieces = self.pending.pop(stream, (stream not in self.seen, []))
-        self.seen.add(stream)
-        pieces.append(entry)
-        if _continued(entry):
-            self.width = max(self.width, len(message(entry)))
-            self.pending[stream] = (opens, pieces)
-            return []
-        return [Line(joined(pieces, self.width), opens)]
-
-    def flush(self) -> list[Line]:
-        """The lines still waiting for pieces, as far as they go."""
-        lines = [Line(joined(pieces, self.width), opens)
-                 for opens, pieces in self.pending.values()]
-        self.pending.clear()
-        return lines
-
-
-# --- rendering -------------------------------------------------------------------------
-
-def _clock(usec: int) -> str:
-    return datetime.fromtimestamp(usec / 1e6).strftime("%b %d %H:%M:%S") if usec else "-"
-
-
-def render_short(entry: Entry) -> str:
-    """One journal entry as journalctl's short format shows it."""
-    pid = field_text(entry, "_PID", ",")
-    ident = field_text(entry, "SYSLOG_IDENTIFIER", ",")
-    host = field_text(entry, "_HOSTNAME", ",")
-    text = message(entry).decode("utf-8", "replace")
-    return f"{_clock(_usec(entry))} {host} {ident}{f'[{pid}]' if pid else ''}: {text}"
-
-
-def render_cat(entry: Entry) -> str:
-    """The entry's message alone, as journalctl's cat format shows it."""
-    return message(entry).decode("utf-8", "replace")
-
-
-def render_json(entry: Entry) -> str:
-    """The entry as one line of journalctl's json format."""
-    return json.dumps(entry, ensure_ascii=False)
-
-
-class InvocationMarks:
-    """Places a line before the output of each invocation of a session.
-
-    A line belongs to the invocation journald stamped on it (_SYSTEMD_INVOCATION_ID);
-    journald cannot stamp the lines of a process that exits at once, and those belong
-    to the last invocation started before they were received: an invocation's start is
-    its main process's fork, which its output cannot precede. (The manager's own
-    "Starting" record is no bound: it is logged after the fork.) REFRESH, if given,
-    reads the invocations again when a line names one not known yet (a session that
-    was restarted while its output is followed).
-    """
-
-    def __init__(self, starts: Sequence[tuple[str, int]],
-                 refresh: Callable[[], Sequence[tuple[str, int]]] | None = None) -> None:
-        self.starts = list(starts)  # (invocation id, start µs), oldest first
-        self.refresh = refresh
-        self.current: str | None = None
-
-    def _owner(self, entry: Entry) -> str:
-        stamped = field_text(entry, "_SYSTEMD_INVOCATION_ID")
-        if stamped:
-            if self.refresh is not None and stamped not in dict(self.starts):
-                self.starts = list(self.refresh())
-            return stamped
-        received = _usec(entry)
-        owner = self.starts[0][0] if self.starts else ""
-        for invocation, started in self.starts:
-            if started and started <= received:
-                owner = invocation
-        return owner
-
-    def render(self, entry: Entry) -> list[str]:
-        """ENTRY in short format, after a marker line if it begins another invocation."""
-        owner = self._owner(entry)
-        lines = []
-        if owner != self.current:
-            self.current = owner
-            ids = [i for i, _ in self.starts]
-            number = ids.index(owner) + 1 if owner in ids else "?"
-            started = dict(self.starts).get(owner, 0)
-            lines.append(f"-- invocation {number} ({owner or 'unknown'}) started "
-                         f"{_clock(started)} --")
-        lines.append(render_short(entry))
-        return lines
-
-
-def invocation_starts(record: Record) -> list[tuple[str, int]]:
-    """The session's invocations, oldest first: (id, start in µs since the epoch)."""
-    runs = [(h.get("invocation_id"), h.get("started_at")) for h in record.history]
-    runs.append((record.invocation_id, record.started_at))
-    starts = []
-    for invocation, started in runs:
-        if not invocation:
-            continue
-        try:
-            usec = int(datetime.fromisoformat(str(started)).timestamp() * 1e6) if started else 0
-        except ValueError:
-            usec = 0
-        starts.append((str(invocation), usec))
-    return starts
-
-
-def printer(output: LogFormat, write: Write, starts: Sequence[tuple[str, int]] = (),
-            refresh: Callable[[], Sequence[tuple[str, int]]] | None = None
-            ) -> Callable[[Entry], None]:
-    """A function that WRITEs one whole line in OUTPUT format (short: marking where
-    each invocation starts)."""
-    marks = InvocationMarks(starts, refresh)
-    render = render_json if output is LogFormat.JSON else render_cat
-
-    def show(entry: Entry) -> None:
-        if output is LogFormat.SHORT:
-            write("".join(line + "\n" for line in marks.render(entry)))
-        else:
-            write(render(entry) + "\n")
-
-    return show
-
-
 # --- a session's output ----------------------------------------------------------------
 
 def _unit_field(scope: str) -> str:
@@ -435,7 +193,7 @@ def _tail(args: Sequence[str], count: int, *, finish: bool
             lines += joiner.flush()
         last = lines[-count:] if count else []
         if len(entries) < size or not any(line.opens for line in last):
-            cursor = _cursor(entries[-1]) if entries else None
+            cursor = cursor_of(entries[-1]) if entries else None
             return [line.entry for line in last], joiner, cursor
         size *= 2
 
@@ -458,16 +216,6 @@ def write_logs(record: Record, write: Write, *, lines: int | None = None,
             show(entry)
     finally:
         reader.close()
-
-
-def whole_lines(entries: Iterable[Entry]) -> Iterator[Entry]:
-    """ENTRIES with every split line joined into one entry, as they come."""
-    joiner = Lines()
-    for entry in entries:
-        for line in joiner.feed(entry):
-            yield line.entry
-    for line in joiner.flush():
-        yield line.entry
 
 
 def read_logs(record: Record, *, lines: int | None = None, since: str | None = None,
@@ -510,7 +258,7 @@ class _Collector:
         some = False
         for entry in entries:
             some = True
-            self.cursor = _cursor(entry) or self.cursor
+            self.cursor = cursor_of(entry) or self.cursor
             for line in self.joiner.feed(entry):
                 self.take(line.entry)
         return some
@@ -603,7 +351,7 @@ def output_lines(record: Record, *, complete: Callable[[list[str]], bool] | None
 
     def take(entry: Entry) -> None:
         stamped = field_text(entry, "_SYSTEMD_INVOCATION_ID")
-        mine = stamped == record.invocation_id if stamped else _usec(entry) >= started
+        mine = stamped == record.invocation_id if stamped else realtime_usec(entry) >= started
         if mine:
             lines.append(message(entry).decode("utf-8", "replace"))
 

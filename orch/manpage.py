@@ -18,9 +18,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from orch import __version__, vendor
+from orch.alarm import DEFAULT_CALL_TIMEOUT
 from orch.ssh import DEFAULT_PERSIST
 from orch.ssh import DEFAULT_TIMEOUT as DEFAULT_HOST_TIMEOUT
-from orch.systemd import DEFAULT_CALL_TIMEOUT
 
 # The package build runs this with typer vendored: that copy must win, as in orch.cli.
 vendor.activate()

@@ -1,18 +1,18 @@
 """Reconciling records with the manager: the pure decisions `orch recover` acts on.
 
 Every function here is pure: records, unit views and evidence in, decisions out. The
-effects (writing records, starting units, reading the journal) live in orch.api.
+effects (writing records, starting units, reading the journal) live in the use case
+that acts on them; the journal's evidence is read by orch.journal.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from orch.session import (
     Ending,
@@ -22,11 +22,11 @@ from orch.session import (
     UnitView,
     derive_status,
     ended_status,
-    ending_from_exit,
     now_iso,
     usec_to_iso,
 )
 from orch.spec import ORCH_SET_ENV
+from orch.units import label_of
 
 
 class Outcome(StrEnum):
@@ -108,64 +108,6 @@ def _ended(record: Record, evidence: Ending | None, invocation_id: str | None) -
 
 
 
-# The manager's journal records of a unit's end (see shared/systemd-in-a-box.md).
-MAIN_EXITED = "98e322203f7a4ed290d09fe03c09fe15"  # EXIT_CODE, EXIT_STATUS
-UNIT_FAILED = "d9b373ed55a64feb8242e02dbe79a49c"  # UNIT_RESULT
-UNIT_SUCCEEDED = "7ad2d189f7e94e70a38c781354912448"  # "Deactivated successfully."
-EXIT_MESSAGE_IDS = (MAIN_EXITED, UNIT_FAILED, UNIT_SUCCEEDED)
-
-
-def _text(value: Any) -> str:
-    """A field of journalctl's JSON as text. It gives non-UTF-8 values as byte arrays,
-    and a field an entry holds more than once as a list of values: the last one counts,
-    as the manager's own last word."""
-    if isinstance(value, list):
-        if all(isinstance(v, int) for v in value):
-            return bytes(v & 0xFF for v in value).decode("utf-8", "replace")
-        return _text(value[-1]) if value else ""
-    return str(value) if value is not None else ""
-
-
-def endings_from_journal(entries: Iterable[Mapping[str, Any]]) -> dict[str, Ending]:
-    """Each invocation's end as the manager logged it, keyed by invocation id.
-
-    A main process that exits 0 is logged only at debug level: "Deactivated
-    successfully" alone then says the invocation ended well.
-    """
-    exits: dict[str, Mapping[str, Any]] = {}
-    results: dict[str, str] = {}
-    succeeded: dict[str, str] = {}
-    for entry in entries:
-        invocation = _text(entry.get("INVOCATION_ID") or entry.get("USER_INVOCATION_ID"))
-        if not invocation:
-            continue
-        message_id = _text(entry.get("MESSAGE_ID"))
-        if message_id == MAIN_EXITED:
-            exits[invocation] = entry
-        elif message_id == UNIT_FAILED:
-            results[invocation] = _text(entry.get("UNIT_RESULT"))
-        elif message_id == UNIT_SUCCEEDED:
-            succeeded[invocation] = _when(entry)
-    endings: dict[str, Ending] = {}
-    for invocation in {*exits, *results, *succeeded}:
-        result = results.get(invocation) or ("success" if invocation in succeeded else None)
-        exit_entry = exits.get(invocation)
-        if exit_entry is not None:
-            endings[invocation] = ending_from_exit(_text(exit_entry.get("EXIT_CODE")),
-                                                   _text(exit_entry.get("EXIT_STATUS")), result,
-                                                   _when(exit_entry))
-        elif result is not None:
-            endings[invocation] = Ending(succeeded.get(invocation), None, None, result)
-    return endings
-
-
-def _when(entry: Mapping[str, Any]) -> str:
-    try:
-        return usec_to_iso(int(_text(entry.get("__REALTIME_TIMESTAMP")))) or now_iso()
-    except ValueError:
-        return now_iso()
-
-
 def record_from_unit(facts: UnitFacts, scope: str, state_dir: str) -> Record | None:
     """A record rebuilt from a unit alone, or None if the unit is not one of this state
     directory's sessions (its exit hook writes elsewhere, or it carries no session id)."""
@@ -183,30 +125,11 @@ def record_from_unit(facts: UnitFacts, scope: str, state_dir: str) -> Record | N
     user_env = {k: v for k, v in env.items() if k not in ORCH_SET_ENV}
     started = usec_to_iso(facts.view.exec_main_start_usec)
     return Record(
-        id=session_id, name=_label(facts.unit), unit=facts.unit, scope=scope,
+        id=session_id, name=label_of(facts.unit), unit=facts.unit, scope=scope,
         argv=facts.argv or [facts.program], cwd=facts.cwd or "/", description=summary,
         env=user_env, created_at=started or now_iso(), invocation_id=facts.view.invocation_id,
         main_pid=facts.view.main_pid or None, started_at=started, program=facts.program,
         path=env.get("PATH"), requested_at=started)
-
-
-def _label(unit: str) -> str:
-    """The readable part of orch-<label>-<short id>.service, unescaped."""
-    stem = unit.removeprefix("orch-").removesuffix(".service")
-    label = stem.rsplit("-", 1)[0] if "-" in stem else stem
-    raw = bytearray()
-    index = 0
-    while index < len(label):
-        if label.startswith("\\x", index) and index + 4 <= len(label):
-            try:
-                raw.append(int(label[index + 2:index + 4], 16))
-                index += 4
-                continue
-            except ValueError:
-                pass
-        raw += label[index].encode()
-        index += 1
-    return raw.decode("utf-8", "replace") or "session"
 
 
 def counts(decisions: Iterable[Outcome]) -> dict[str, int]:

@@ -10,38 +10,25 @@ D-Bus over SSH as `systemctl -H` does, to choose where a new session goes.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
 from orch import ssh
-from orch.errors import ManagerUnreachable, OrchError, UsageError
+from orch.errors import OrchError, UsageError
 from orch.hosts import LOCAL, Host
 from orch.scope import Scope
+from orch.ssh import HostUnreachable
 
 # The slice a transient service lands in when orch names none.
 _SESSION_SLICE = {Scope.SYSTEM: "system.slice", Scope.USER: "app.slice"}
 _MAX_PARALLEL = 16
 
 
-class HostUnreachable(ManagerUnreachable):
-    """A host did not answer over SSH."""
-
-
 def run(host: Host, args: Sequence[str]) -> int:
     """`orch ARGS` on HOST, its output and exit status passed through as its own."""
-    problem = ssh.check(host.address)
-    if problem is not None:
-        raise HostUnreachable(f"cannot reach host {host.name} over ssh: {problem}")
-    argv = ssh.command_argv(host.address, [host.orch, *args])
-    try:
-        code = subprocess.run(argv, check=False).returncode
-    except OSError as err:
-        raise OrchError(f"cannot run ssh: {err.strerror}") from None
-    if code == ssh.SSH_FAILED:
-        raise HostUnreachable(f"lost the ssh connection to host {host.name}")
+    code = ssh.run(host, [host.orch, *args])
     if code == ssh.NOT_FOUND:
         raise OrchError(f"host {host.name} has no `{host.orch}` to run",
                         hint=f"install orch there, or set hosts.{host.name}.orch to its path")
@@ -59,24 +46,18 @@ class Listing:
     problem: str | None = None
 
 
-def _last_line(text: str, fallback: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1].removeprefix("orch: ") if lines else fallback
+def _listing(host: Host, ps_args: Sequence[str], timeout: float) -> Listing:
+    try:
+        answer = ssh.capture(host.address, [host.orch, "ps", "--json", *ps_args], timeout)
+    except ssh.Unanswered as err:
+        return Listing(host.name, [], err.reason)
+    return parse_listing(host.name, answer)
 
 
-def _listing(name: str, argv: list[str], timeout: float) -> Listing:
+def parse_listing(name: str, answer: str) -> Listing:
+    """Host NAME's sessions from ANSWER, its `orch ps --json`."""
     try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return Listing(name, [], f"no answer within {timeout:g}s")
-    except OSError as err:
-        return Listing(name, [], f"cannot run {argv[0]}: {err.strerror}")
-    if done.returncode != 0:
-        why = _last_line(done.stderr, f"exit status {done.returncode}")
-        return Listing(name, [], why)
-    try:
-        sessions = json.loads(done.stdout)
+        sessions = json.loads(answer)
         if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
             raise ValueError("not a list of sessions")
     except ValueError as err:
@@ -105,10 +86,7 @@ def list_all(hosts: Sequence[Host], ps_args: Sequence[str],
     jobs: list[Callable[[], Listing]] = []
     if local is not None:
         jobs.append(partial(_local_listing, local))
-    for host in hosts:
-        remote = ssh.command_argv(host.address, [host.orch, "ps", "--json", *ps_args], seconds)
-        # The ssh connect timeout is SECONDS too: a few more for the command itself.
-        jobs.append(partial(_listing, host.name, remote, seconds + 5))
+    jobs += [partial(_listing, host, ps_args, seconds) for host in hosts]
     if not jobs:
         return []
     with ThreadPoolExecutor(min(len(jobs), _MAX_PARALLEL)) as pool:
@@ -141,14 +119,10 @@ def read_free(host: Host, scope: Scope | None, timeout: float) -> Reading:
     figure from /proc/meminfo."""
     probe = ["sh", "-c", "id -u && cat /proc/meminfo"]
     try:
-        done = subprocess.run(ssh.command_argv(host.address, probe, timeout),
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=timeout + 5, check=False)
-    except subprocess.TimeoutExpired:
-        return Reading(host, problem=f"no answer within {timeout:g}s")
-    if done.returncode != 0:
-        return Reading(host, problem=_last_line(done.stderr, f"exit status {done.returncode}"))
-    uid_text, _, meminfo = done.stdout.partition("\n")
+        answer = ssh.capture(host.address, probe, timeout)
+    except ssh.Unanswered as err:
+        return Reading(host, problem=err.reason)
+    uid_text, _, meminfo = answer.partition("\n")
     physical = _meminfo_available(meminfo)
     if not uid_text.strip().isdigit() or physical is None:
         return Reading(host, problem="unreadable /proc/meminfo")

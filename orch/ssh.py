@@ -5,6 +5,9 @@ Authentication is SSH's own: the user's keys, agent and known_hosts, and their
 command; orch never asks for or keeps a password) and a connect timeout, and never
 weakens host-key checking. One master connection per host is shared by every command
 (ssh's ControlMaster): the D-Bus bridge, the remote orch and journalctl ride on it.
+
+This module is the one place that builds an ssh command line and runs one, and words
+its failures (a host that does not answer is HostUnreachable, exit status 3).
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import math
 import os
 import shlex
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
-from orch.hosts import Address
+from orch.errors import ManagerUnreachable, OrchError
+from orch.hosts import Address, Host
 from orch.scope import Scope
 from orch.timespan import parse_seconds
 
@@ -29,6 +34,8 @@ DEFAULT_PERSIST = "60s"
 SSH_FAILED = 255
 # A remote shell's status for a command it cannot find.
 NOT_FOUND = 127
+# How long a command run over ssh may take beyond the connect timeout.
+COMMAND_GRACE = 5.0
 
 
 def host_timeout() -> float:
@@ -69,13 +76,21 @@ def control_dir() -> Path | None:
     return path
 
 
+def _config() -> list[str]:
+    config = os.environ.get(CONFIG_ENV)
+    return ["-F", config] if config else []
+
+
+def _destination(address: Address) -> list[str]:
+    """`[-p PORT] -- DEST`: the end of every ssh command line."""
+    port = ["-p", str(address.port)] if address.port is not None else []
+    return [*port, "--", address.destination]
+
+
 def options(timeout: float | None = None) -> list[str]:
     """The options orch gives every ssh it runs."""
     seconds = max(1, round(timeout if timeout is not None else host_timeout()))
-    argv = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={seconds}"]
-    config = os.environ.get(CONFIG_ENV)
-    if config:
-        argv += ["-F", config]
+    argv = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={seconds}", *_config()]
     persist = persist_option()
     directory = control_dir() if persist is not None else None
     if directory is not None:
@@ -86,32 +101,85 @@ def options(timeout: float | None = None) -> list[str]:
 
 def base_argv(address: Address, timeout: float | None = None) -> list[str]:
     """`ssh OPTIONS [-p PORT] -- DEST`: a remote command follows."""
-    port = ["-p", str(address.port)] if address.port is not None else []
-    return ["ssh", "-x", "-T", *options(timeout), *port, "--", address.destination]
+    return ["ssh", "-x", "-T", *options(timeout), *_destination(address)]
 
 
-def command_argv(address: Address, argv: list[str], timeout: float | None = None) -> list[str]:
+def command_argv(address: Address, argv: Sequence[str],
+                 timeout: float | None = None) -> list[str]:
     """ssh running ARGV on the host. ssh hands its command to the remote user's shell as
     one string: each word is quoted, so the shell sees exactly these words."""
     return [*base_argv(address, timeout), shlex.join(argv)]
 
 
+# --- running ssh: the one place, and its one wording of failures ----------------------
+
+class HostUnreachable(ManagerUnreachable):
+    """A host did not answer over SSH."""
+
+
+class Unanswered(Exception):
+    """ssh, or the command it ran, gave no answer: REASON says why in one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _cannot_run(err: OSError) -> str:
+    return f"cannot run ssh: {err.strerror}"
+
+
+def _last_word(stderr: str, code: int) -> str:
+    """Why a command ended with CODE: the last line it (or ssh) wrote, without the
+    `orch: ` a remote orch puts before its errors."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if lines:
+        return lines[-1].removeprefix("orch: ")
+    return f"ssh exited with status {code}" if code == SSH_FAILED else f"exit status {code}"
+
+
+def capture(address: Address, argv: Sequence[str], timeout: float | None = None) -> str:
+    """ARGV's output on the host (no input): the connection bounded by TIMEOUT (the host
+    timeout by default), the command by a few seconds more. Unanswered if ssh or the
+    command failed or did not answer in time."""
+    seconds = timeout if timeout is not None else host_timeout()
+    try:
+        done = subprocess.run(command_argv(address, argv, seconds), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True,
+                              timeout=seconds + COMMAND_GRACE, check=False)
+    except subprocess.TimeoutExpired:
+        raise Unanswered(f"no answer within {seconds:g}s") from None
+    except OSError as err:
+        raise Unanswered(_cannot_run(err)) from None
+    if done.returncode != 0:
+        raise Unanswered(_last_word(done.stderr, done.returncode))
+    return done.stdout
+
+
 def check(address: Address, timeout: float | None = None) -> str | None:
     """Connect (and leave a master connection for what follows); None if the host
     answers, else ssh's own last word on why not."""
-    seconds = timeout if timeout is not None else host_timeout()
     try:
-        done = subprocess.run(command_argv(address, ["true"], seconds),
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=seconds + 5, check=False)
-    except subprocess.TimeoutExpired:
-        return f"no answer within {seconds:g}s"
+        capture(address, ["true"], timeout)
+    except Unanswered as err:
+        return err.reason
+    return None
+
+
+def run(host: Host, argv: Sequence[str]) -> int:
+    """ARGV on HOST with this terminal (standard input, output and error passed through,
+    no time limit once connected); its exit status. HostUnreachable if the host does not
+    answer or the connection is lost."""
+    problem = check(host.address)
+    if problem is not None:
+        raise HostUnreachable(f"cannot reach host {host.name} over ssh: {problem}")
+    try:
+        code = subprocess.run(command_argv(host.address, argv), check=False).returncode
     except OSError as err:
-        return f"cannot run ssh: {err.strerror}"
-    if done.returncode == 0:
-        return None
-    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
-    return lines[-1] if lines else f"ssh exited with status {done.returncode}"
+        raise OrchError(_cannot_run(err)) from None
+    if code == SSH_FAILED:
+        raise HostUnreachable(f"lost the ssh connection to host {host.name}")
+    return code
 
 
 def close_master(address: Address) -> None:
@@ -119,12 +187,10 @@ def close_master(address: Address) -> None:
     directory = control_dir()
     if directory is None:
         return
-    port = ["-p", str(address.port)] if address.port is not None else []
-    config = os.environ.get(CONFIG_ENV)
-    subprocess.run(["ssh", *(["-F", config] if config else []),
-                    "-o", f"ControlPath={directory}/%C", *port, "-O", "exit", "--",
-                    address.destination],
-                   stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False)
+    argv = ["ssh", *_config(), "-o", f"ControlPath={directory}/%C", "-O", "exit",
+            *_destination(address)]
+    subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
+                   check=False)
 
 
 # D-Bus addresses (the D-Bus specification, "Server Addresses"): bytes outside this set

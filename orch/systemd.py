@@ -1,23 +1,24 @@
 """The one place orch talks to systemd: a D-Bus connection to one manager.
 
-Owns the pystemd connection (one per process and thread, kept between uses), property
-reads, signal waits, error mapping and call timeouts; no other module but orch.dbus
-(which loads pystemd's D-Bus layer) imports pystemd. Every call is bounded: sd-bus honours
-SYSTEMD_BUS_TIMEOUT for method calls, and a SIGALRM backstop covers what it does not
-(the authentication of a new connection to a frozen manager hangs for 90 s otherwise).
+Owns the pystemd connection (one per process and thread, kept between uses), the
+manager's methods, property reads and error mapping; no other module but orch.dbus
+(which loads pystemd's D-Bus layer) imports pystemd. What the connection's signals say
+is kept by orch.connection. Every call is bounded (orch.alarm): sd-bus honours
+SYSTEMD_BUS_TIMEOUT for method calls, and a SIGALRM backstop covers what it does not.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import signal
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from types import FrameType, TracebackType
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from types import TracebackType
 
+from orch.alarm import ALARM, bounded, call_timeout
+from orch.booted import NO_SYSTEMD_HINT, systemd_is_pid1
+from orch.connection import Connection, as_str
 from orch.dbus import (
     DESTINATION,
     MANAGER_IFACE,
@@ -40,12 +41,10 @@ from orch.errors import (
 from orch.idle import IdlePool, Key
 from orch.scope import Scope
 from orch.session import UnitFacts, UnitView
-from orch.units import object_path
 
 # Service properties read for every loaded unit, and for one whose main process ended.
 _LIVE = (b"MainPID", b"ExecMainStartTimestamp", b"ExecMainStartTimestampMonotonic")
 _ENDED = (b"ExecMainCode", b"ExecMainStatus", b"Result")
-DEFAULT_CALL_TIMEOUT = 20.0
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~5 ms of every command's start
@@ -57,103 +56,6 @@ _WILDCARDS = frozenset("*?[")  # fnmatch(3)'s, in a ListUnitsByPatterns pattern
 MAX_START_MATCHES = 256
 # How many stops stop_all() keeps in flight: each runs an exit hook (a Python process).
 STOP_WINDOW = 32
-
-
-def call_timeout() -> float:
-    """Seconds one D-Bus call may take: ORCH_CALL_TIMEOUT, a time span above 0 and
-    below infinity, overrides the default (UsageError for anything else)."""
-    value = os.environ.get("ORCH_CALL_TIMEOUT")
-    if not value:
-        return DEFAULT_CALL_TIMEOUT
-    from orch.timespan import parse_seconds
-
-    return parse_seconds(value, "ORCH_CALL_TIMEOUT", zero=False, infinity=False)
-
-
-class _Deadline(Exception):
-    pass
-
-
-def _on_alarm(signum: int, frame: FrameType | None) -> None:
-    if _ALARM.bounding:
-        raise _Deadline
-    _ALARM.forward(signum, frame)  # the caller's own timer, between our calls
-
-
-class _AlarmHandler:
-    """_on_alarm as SIGALRM's handler while anyone holds it (main thread only).
-    Installing a handler costs more than a call does, so a Manager holds it while open
-    and its calls only set the timer. An alarm outside a bounded call is the caller's:
-    it goes to the handler the caller had."""
-
-    def __init__(self) -> None:
-        self.holders = 0
-        self.bounding = 0  # bounded sections under way
-        self.previous: Any = None
-
-    def hold(self) -> bool:
-        """Take a hold; False (and no hold) outside the main thread."""
-        if threading.current_thread() is not threading.main_thread():
-            return False
-        if self.holders == 0:
-            self.previous = signal.signal(signal.SIGALRM, _on_alarm)
-        self.holders += 1
-        return True
-
-    def release(self) -> None:
-        self.holders -= 1
-        if self.holders == 0:
-            # None: a handler Python did not install, which cannot be put back.
-            previous = signal.SIG_DFL if self.previous is None else self.previous
-            signal.signal(signal.SIGALRM, previous)
-            self.previous = None
-
-    def forward(self, signum: int, frame: FrameType | None) -> None:
-        """Do what the caller's handler would have done with this SIGALRM."""
-        if callable(self.previous):
-            self.previous(signum, frame)
-        elif self.previous in (signal.SIG_DFL, None):
-            # The default action ends the process: let it, as it would have without us.
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)
-            signal.raise_signal(signal.SIGALRM)
-
-
-_ALARM = _AlarmHandler()
-# What a timer of the caller's that ran out during a bounded call is set to afterwards,
-# so that it still fires (0 would cancel it).
-_OVERDUE = 1e-6
-
-
-@contextmanager
-def _bounded(seconds: float, what: str) -> Iterator[None]:
-    """Raise ManagerTimeout if the body runs longer than SECONDS (main thread only;
-    elsewhere SYSTEMD_BUS_TIMEOUT alone bounds the calls).
-
-    The process has one real-time timer: a caller's own (setitimer, alarm) is put back
-    afterwards with the time the body took taken off, its interval kept; one that ran
-    out meanwhile fires right after. The body is bounded by SECONDS even when the
-    caller's timer is due sooner: theirs then fires once the call returns (late by at
-    most the call), never inside orch's call, where it would be taken for our deadline.
-    """
-    if not _ALARM.hold():
-        yield
-        return
-    theirs, interval = signal.getitimer(signal.ITIMER_REAL)
-    started = time.monotonic()
-    _ALARM.bounding += 1
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    except _Deadline:
-        raise ManagerTimeout(f"the systemd manager did not answer {what} "
-                             f"within {seconds:.0f}s") from None
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        _ALARM.bounding -= 1
-        _ALARM.release()  # first, so that the caller's timer finds the caller's handler
-        if theirs > 0:
-            left = theirs - (time.monotonic() - started)
-            signal.setitimer(signal.ITIMER_REAL, max(left, _OVERDUE), interval)
 
 
 LOGIND = b"org.freedesktop.login1"
@@ -169,7 +71,7 @@ def lingering(uid: int) -> bool | None:
     from pystemd.dbuslib import DBus, apply_signature
 
     try:
-        with _bounded(call_timeout(), "a look-up of lingering"), \
+        with bounded(call_timeout(), "a look-up of lingering"), \
                 DBus(user_mode=False) as bus:
             path = bus.call_method(LOGIND, LOGIND_PATH, b"org.freedesktop.login1.Manager",
                                    b"GetUser", apply_signature(b"u", [uid])).body
@@ -178,14 +80,10 @@ def lingering(uid: int) -> bool | None:
     except DBusBaseError as err:
         # logind knows every lingering user (it starts their managers at boot): one it
         # does not know has no login session and no lingering.
-        return False if _s(err.err_name) == "org.freedesktop.login1.NoSuchUser" else None
+        return False if as_str(err.err_name) == "org.freedesktop.login1.NoSuchUser" else None
     except (ManagerTimeout, OSError):
         return None
     return bool(linger)
-
-
-def _s(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _hex_id(raw: Any) -> str | None:
@@ -197,72 +95,21 @@ def _hex_id(raw: Any) -> str | None:
 def unit_view(props: dict[bytes, Any]) -> UnitView:
     """A UnitView from a GetAll answer."""
     return UnitView(
-        loaded=_s(props.get(b"LoadState", b"")) == "loaded",
-        active_state=_s(props.get(b"ActiveState", b"")),
-        sub_state=_s(props.get(b"SubState", b"")),
+        loaded=as_str(props.get(b"LoadState", b"")) == "loaded",
+        active_state=as_str(props.get(b"ActiveState", b"")),
+        sub_state=as_str(props.get(b"SubState", b"")),
         invocation_id=_hex_id(props.get(b"InvocationID")),
         main_pid=int(props.get(b"MainPID", 0)),
         exec_main_start_usec=int(props.get(b"ExecMainStartTimestamp", 0)),
         exec_main_start_mono_usec=int(props.get(b"ExecMainStartTimestampMonotonic", 0)),
         exec_main_code=int(props.get(b"ExecMainCode", 0)),
         exec_main_status=int(props.get(b"ExecMainStatus", 0)),
-        result=_s(props.get(b"Result", b"")),
+        result=as_str(props.get(b"Result", b"")),
         job_pending=bool(props.get(b"JobId", 0)),
     )
 
 
 GONE = UnitView(False, "inactive", "dead", None, 0, 0, 0, 0, 0, "", False)
-
-
-class _Connection:
-    """One open bus to a manager, and what its signal callbacks saw. The callbacks write
-    here, not to a Manager, so a connection can serve one Manager after another."""
-
-    def __init__(self, bus: Any) -> None:
-        self.bus = bus
-        # The jobs of this connection's calls not yet waited for: their results once
-        # removed, else None. Peer to peer, every client hears every job's JobRemoved:
-        # the others' are not even decoded.
-        self.jobs: dict[bytes, str | None] = {}
-        self.job_match = False
-        # Set by wait_until(): a subscribed connection hears every unit's changes, so it
-        # is closed after its use rather than kept for the next.
-        self.subscribed = False
-        self.broken = False  # a call on it failed in a way that may leave it unusable
-        self.changed = False
-        # The units wait_until() watches: only these should wake it.
-        self.watched: frozenset[str] = frozenset()
-        # Peer to peer (direct), the manager sends this client every unit's
-        # PropertiesChanged, and a unit's pending ones before the JobRemoved of its job.
-        # By object path, those (undecoded) about each unit a start of ours waits for.
-        self.direct = False
-        self.starting: dict[bytes, list[Any]] = {}
-        self.start_matches: set[bytes] = set()  # paths with a match installed
-        # pystemd hands sd-bus a bare pointer to each callback: keep them alive here.
-        self.callbacks: list[Callable[..., None]] = []
-        self.closed = False
-
-    def close(self) -> None:
-        """Close the bus (once: pystemd's close also drops its reference)."""
-        if not self.closed:
-            self.closed = True
-            self.bus.close()
-
-    def alive(self) -> bool:
-        """Whether the connection still works (the manager may have re-executed or
-        dropped it while it sat idle); reads and dispatches what queued meanwhile.
-
-        A connection the manager closed (a daemon-reexec drops every direct client) says
-        so only after what it sent before: the process() that meets the end returns
-        nothing (sd-bus enters its closing state), the next dispatches the closing, and
-        only the third fails. So three quiet ones in a row, not one, mean it is open."""
-        try:
-            quiet = 0
-            while quiet < 3:
-                quiet = quiet + 1 if self.bus.process().is_empty() else 0
-        except Exception:
-            return False
-        return True
 
 
 # One idle connection per manager address, process and thread, kept between Managers
@@ -286,7 +133,7 @@ class Manager:
         self.timeout = timeout or call_timeout()
         # Another host's manager, through the D-Bus address orch.ssh.bus_address built.
         self.remote = remote
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._idle_key: Key | None = None  # where it idles
         self._alarm_held = False
 
@@ -304,7 +151,7 @@ class Manager:
         load_pystemd()
         # In microseconds: "{:g}s" of 0.5 ms or a million seconds is no time span.
         os.environ.setdefault("SYSTEMD_BUS_TIMEOUT", f"{round(self.timeout * 1e6)}us")
-        self._alarm_held = _ALARM.hold()
+        self._alarm_held = ALARM.hold()
         try:
             return self._connect()
         except BaseException:
@@ -328,11 +175,11 @@ class Manager:
         else:  # a remote manager answers through its bus, not peer to peer
             bus = DBusAddress(address, peer_to_peer=self.remote is None)
         try:
-            with _bounded(self.timeout, "a new connection"):
+            with bounded(self.timeout, "a new connection"):
                 bus.open()
         except Exception as err:
             raise self._unreachable(err) from None
-        self._conn = _Connection(bus)
+        self._conn = Connection(bus)
         self._conn.direct = address is not None and self.remote is None
         return self
 
@@ -356,7 +203,7 @@ class Manager:
     def _release_alarm(self) -> None:
         if self._alarm_held:
             self._alarm_held = False
-            _ALARM.release()
+            ALARM.release()
 
     @property
     def _bus(self) -> Any:
@@ -370,8 +217,6 @@ class Manager:
         self.close()
 
     def _unreachable(self, err: Exception) -> OrchError:
-        from orch.box import systemd_is_pid1
-
         address = self._address()
         where = address.decode() if address else "the system bus"
         if self.remote is not None:
@@ -379,7 +224,7 @@ class Manager:
         if not systemd_is_pid1():
             return ManagerUnreachable(
                 f"no systemd manager is reachable ({where}): systemd is not PID 1 here",
-                hint="boot a private one with `orch box up` (as root)")
+                hint=NO_SYSTEMD_HINT)
         if self.scope is Scope.USER:
             return ManagerUnreachable(
                 f"no user manager is running for uid {os.geteuid()} ({where})",
@@ -402,7 +247,7 @@ class Manager:
         )
 
         try:
-            with _bounded(self.timeout + 1, what):
+            with bounded(self.timeout + 1, what):
                 return self._bus.call_method(DESTINATION, path, interface, method, args).body
         except (DBusAccessDeniedError, DBusInteractiveAuthorizationRequiredError):
             raise PermissionDenied(
@@ -415,7 +260,7 @@ class Manager:
                                  f"within {self.timeout:.0f}s") from None
         except DBusInvalidArgsError as err:
             raise UsageError(f"the {self.scope} manager refused {what}: "
-                             f"{_s(err.err_message)}") from None
+                             f"{as_str(err.err_message)}") from None
         except (DBusNoSuchUnitError, DBusUnknownObjectError):
             raise  # the callers that expect these turn them into GONE
         except DBusBaseError as err:
@@ -427,7 +272,7 @@ class Manager:
                 self._open.broken = True
                 raise ManagerUnreachable(f"the {self.scope} manager closed the connection "
                                          f"during {what}") from None
-            detail = _s(err.err_message) or os.strerror(abs(err.errno))
+            detail = as_str(err.err_message) or os.strerror(abs(err.errno))
             raise OrchError(f"the {self.scope} manager refused {what}: {detail}") from None
         except BaseException:
             # Cut short (the SIGALRM backstop, an interrupt): the connection may hold a
@@ -445,104 +290,24 @@ class Manager:
     # -- jobs and signals ---------------------------------------------------------
 
     @property
-    def _open(self) -> _Connection:
+    def _open(self) -> Connection:
         if self._conn is None:
             raise OrchError("internal error: the manager connection is not open")
         return self._conn
 
-    def _watch_jobs(self) -> None:
-        conn = self._open
-        if conn.job_match:
-            return
-
-        def on_job_removed(msg: Any, error: Any = None, userdata: Any = None) -> None:
-            if not conn.jobs and not conn.watched:
-                return  # none of ours can be in it
-            msg.process_reply(False)
-            _id, job, unit, result = msg.body
-            if bytes(job) in conn.jobs:
-                conn.jobs[bytes(job)] = _s(result)
-            if _s(unit) in conn.watched:
-                conn.changed = True
-
-        self._match(MANAGER_PATH, MANAGER_IFACE, b"JobRemoved", on_job_removed)
-        conn.job_match = True
-
-    def _match(self, path: bytes, interface: bytes, member: bytes,
-               callback: Callable[..., None]) -> None:
-        self._open.callbacks.append(callback)
-        self._bus.match_signal(DESTINATION, path, interface, member, callback)
-
-    def _watch_start(self, unit: str) -> None:
-        """Collect what the manager's signals say of UNIT from now on (see started())."""
-        conn = self._open
-        path = object_path(unit)
-        conn.starting[path] = []
-        if path in conn.start_matches:
-            return
-
-        def on_change(msg: Any, error: Any = None, userdata: Any = None) -> None:
-            messages = conn.starting.get(path)
-            if messages is not None:  # else no start of this unit is waited for now
-                messages.append(msg)
-
-        self._match(path, PROPERTIES_IFACE, b"PropertiesChanged", on_change)
-        conn.start_matches.add(path)
-
     def started(self, unit: str) -> UnitView:
         """UNIT as it is when its start job has ended (call after wait_job()).
 
-        Peer to peer, this costs no call: before it sends a job's JobRemoved, the manager
-        flushes the unit's pending PropertiesChanged (of its Service interface, then its
-        Unit interface), each with every property the view needs. Where they did not
-        come (through a bus, which sends them only to subscribers), it reads the unit.
+        Peer to peer, this costs no call: the signals that came before the job's end
+        said it all (Connection.started). Otherwise the unit is read.
         """
-        latest: dict[bytes, dict[bytes, Any]] = {}
-        for msg in reversed(self._open.starting.pop(object_path(unit), None) or ()):
-            msg.process_reply(False)  # decoding is what costs: the newest two suffice
-            interface, changed, _invalidated = msg.body
-            latest.setdefault(bytes(interface), changed)
-            if UNIT_IFACE in latest and SERVICE_IFACE in latest:
-                break
-        unit_props, service_props = latest.get(UNIT_IFACE), latest.get(SERVICE_IFACE)
-        if not unit_props or not service_props or not unit_props.get(b"InvocationID"):
-            return self.unit(unit)
-        props = {**service_props, **unit_props, b"LoadState": b"loaded"}
-        props.pop(b"Job", None)  # the start job has ended; unit_view reads JobId
-        return unit_view(props)
-
-    def _dispatch(self, seconds: float) -> None:
-        """Wait up to SECONDS for bus traffic and run the matching callbacks."""
-        try:
-            self._bus.wait(max(1, int(seconds * 1_000_000)))
-            with _bounded(self.timeout, "while dispatching signals"):
-                while not self._bus.process().is_empty():
-                    pass
-        except BaseException:
-            self._open.broken = True
-            raise
-
-    def _queued(self, job: Any) -> bytes:
-        """JOB (a call's answer) as awaited: its JobRemoved is kept for wait_job(). Marked
-        before anything dispatches signals, which only waiting does."""
-        path = bytes(job)
-        self._open.jobs[path] = None
-        return path
+        props = self._open.started(unit)
+        return self.unit(unit) if props is None else unit_view(props)
 
     def wait_job(self, job: bytes, what: str) -> str:
-        """Wait for JOB (from _queued()) to finish; its result ('done', 'failed', ...)."""
-        deadline = time.monotonic() + self.timeout
-        conn = self._open
-        try:
-            while (result := conn.jobs.get(job)) is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise ManagerTimeout(f"the systemd manager did not finish {what} "
-                                         f"within {self.timeout:.0f}s")
-                self._dispatch(remaining)
-            return result
-        finally:
-            conn.jobs.pop(job, None)
+        """Wait for JOB (from submit_transient()) to finish; its result ('done',
+        'failed', ...)."""
+        return self._open.wait_job(job, what, self.timeout)
 
     # -- operations ---------------------------------------------------------------
 
@@ -555,9 +320,9 @@ class Manager:
         """
         from pystemd.dbuslib import apply_signature
 
-        self._watch_jobs()
+        self._open.watch_jobs()
         if self._open.direct:
-            self._watch_start(unit)
+            self._open.watch_start(unit)
         args = apply_signature(b"ss", [unit.encode(), b"fail"])
         args += properties_args(properties)
         args.append((ord("a"), b"(sa(sv))"))
@@ -566,7 +331,7 @@ class Manager:
             args += properties_args(props)
             args.append((-1, None))
         args.append((-1, None))
-        return self._queued(self._call(MANAGER_PATH, MANAGER_IFACE, b"StartTransientUnit",
+        return self._open.queued(self._call(MANAGER_PATH, MANAGER_IFACE, b"StartTransientUnit",
                                        args, f"the start of {unit}"))
 
     def stop(self, unit: str) -> str:
@@ -580,7 +345,7 @@ class Manager:
         result."""
         from pystemd.dbusexc import DBusNoSuchUnitError
 
-        self._watch_jobs()
+        self._open.watch_jobs()
         results: dict[str, str] = {}
         waiting: dict[str, bytes] = {}
         queue = list(units)
@@ -588,7 +353,7 @@ class Manager:
             while queue and len(waiting) < STOP_WINDOW:
                 unit = queue.pop(0)
                 try:
-                    waiting[unit] = self._queued(self._manager_call(
+                    waiting[unit] = self._open.queued(self._manager_call(
                         "StopUnit", b"ss", [unit, "replace"], f"the stop of {unit}"))
                 except DBusNoSuchUnitError:
                     results[unit] = "gone"
@@ -642,10 +407,10 @@ class Manager:
 
         try:
             if states is None:
-                load = _s(self._get(path, UNIT_IFACE, b"LoadState", unit))
+                load = as_str(self._get(path, UNIT_IFACE, b"LoadState", unit))
                 if load != "loaded":
                     return GONE
-                active, sub = (_s(self._get(path, UNIT_IFACE, name, unit))
+                active, sub = (as_str(self._get(path, UNIT_IFACE, name, unit))
                                for name in (b"ActiveState", b"SubState"))
                 job = self._get(path, UNIT_IFACE, b"Job", unit)
                 states = (load, active, sub, int(job[0]) if job else 0)
@@ -681,7 +446,8 @@ class Manager:
         queued job id or 0)."""
         listed = self._manager_call("ListUnitsByPatterns", b"asas", [[], [pattern]],
                                     "the list of units")
-        return {_s(row[0]): (bytes(row[6]), (_s(row[2]), _s(row[3]), _s(row[4]), int(row[7])))
+        return {as_str(row[0]): (bytes(row[6]),
+                                 (as_str(row[2]), as_str(row[3]), as_str(row[4]), int(row[7])))
                 for row in listed}
 
     def facts(self, unit: str, path: bytes, states: tuple[str, str, str, int]) -> UnitFacts:
@@ -691,12 +457,12 @@ class Manager:
         hook = self._get(path, SERVICE_IFACE, b"ExecStopPost", unit) or []
         return UnitFacts(
             unit=unit, view=view,
-            description=_s(self._get(path, UNIT_IFACE, b"Description", unit)),
-            environment=[_s(e) for e in self._get(path, SERVICE_IFACE, b"Environment", unit)],
-            argv=[_s(a).replace("$$", "$") for a in start[0][1]] if start else [],
-            program=_s(start[0][0]) if start else "",
-            cwd=_s(self._get(path, SERVICE_IFACE, b"WorkingDirectory", unit)),
-            hook_argv=[_s(a).replace("$$", "$") for a in hook[0][1]] if hook else [],
+            description=as_str(self._get(path, UNIT_IFACE, b"Description", unit)),
+            environment=[as_str(e) for e in self._get(path, SERVICE_IFACE, b"Environment", unit)],
+            argv=[as_str(a).replace("$$", "$") for a in start[0][1]] if start else [],
+            program=as_str(start[0][0]) if start else "",
+            cwd=as_str(self._get(path, SERVICE_IFACE, b"WorkingDirectory", unit)),
+            hook_argv=[as_str(a).replace("$$", "$") for a in hook[0][1]] if hook else [],
         )
 
     def reset_failed(self, unit: str) -> None:
@@ -722,9 +488,9 @@ class Manager:
 
     def start(self, unit: str) -> str:
         """Start UNIT and wait for its start job; the job's result."""
-        self._watch_jobs()
-        job = self._queued(self._manager_call("StartUnit", b"ss", [unit, "replace"],
-                                              f"the start of {unit}"))
+        self._open.watch_jobs()
+        job = self._open.queued(self._manager_call("StartUnit", b"ss", [unit, "replace"],
+                                                   f"the start of {unit}"))
         return self.wait_job(job, f"the start of {unit}")
 
     def wait_until(self, units: Sequence[str], done: Callable[[], bool],
@@ -735,29 +501,7 @@ class Manager:
         after every signal about the units; nothing is polled.
         """
         conn = self._open
-        conn.subscribed = True  # these matches stay with the connection: not kept idle
-
-        def on_change(msg: Any, error: Any = None, userdata: Any = None) -> None:
-            conn.changed = True
-
-        def on_removed(msg: Any, error: Any = None, userdata: Any = None) -> None:
-            msg.process_reply(False)
-            if _s(msg.body[0]) in conn.watched:
-                conn.changed = True
-
-        conn.watched = frozenset(units)
-        for unit in units:
-            self._match(object_path(unit), PROPERTIES_IFACE, b"PropertiesChanged", on_change)
-        self._match(MANAGER_PATH, MANAGER_IFACE, b"UnitRemoved", on_removed)
-        self._watch_jobs()
+        conn.watch_units(units)
+        conn.watch_jobs()
         self._manager_call("Subscribe", b"", [], "a subscription to unit changes")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            conn.changed = False
-            if done():
-                return True
-            while not conn.changed:
-                remaining = 3600.0 if deadline is None else deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._dispatch(remaining)
+        return conn.wait_for(done, timeout, self.timeout)

@@ -139,4 +139,4 @@ def write_tree(root: str, orch: str = "/usr/bin/orch") -> None:
     for scope, directory in ((Scope.SYSTEM, Path(root)), (Scope.USER, Path(root) / "user")):
         directory.mkdir(parents=True, exist_ok=True)
         for name, text in render(scope, orch).items():
-            (directory / name).write_text(text)
+            files.write_atomically(directory / name, text.encode(), 0o644)

@@ -28,6 +28,31 @@ def escape_label(label: str) -> str:
     return "".join(out)
 
 
+def unescape_label(escaped: str) -> str:
+    """ESCAPED (escape_label's) back into the label: each \\xNN a byte again, bytes that
+    are not UTF-8 shown as U+FFFD."""
+    raw = bytearray()
+    index = 0
+    while index < len(escaped):
+        if escaped.startswith("\\x", index) and index + 4 <= len(escaped):
+            try:
+                raw.append(int(escaped[index + 2:index + 4], 16))
+                index += 4
+                continue
+            except ValueError:
+                pass
+        raw += escaped[index].encode()
+        index += 1
+    return raw.decode("utf-8", "replace")
+
+
+def label_of(unit: str) -> str:
+    """The label UNIT (orch-<label>-<short id>.service) was named for, unescaped."""
+    stem = unit.removeprefix(PREFIX).removesuffix(SUFFIX)
+    label = stem.rsplit("-", 1)[0] if "-" in stem else stem
+    return unescape_label(label) or "session"
+
+
 def _fit(escaped: str, room: int) -> str:
     """Cut ESCAPED to ROOM characters without splitting a \\xNN sequence."""
     if len(escaped) <= room:

@@ -165,14 +165,14 @@ def test_other_clients_jobs_are_not_kept(orch: Orch) -> None:
 import time
 with Manager(scope) as m:
     m.loaded('orch-*')  # a call: the manager sends signals to ready clients only
-    m._watch_jobs()
+    m._conn.watch_jobs()
     others = []
     worker = threading.Thread(target=lambda: others.extend(
         orch.spawn(['/bin/true']) for _ in range(3)))
     worker.start(); worker.join()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        m._dispatch(0.2)
+        m._conn.dispatch(0.2, m.timeout)
         if all(orch.show(s.id).status.ended for s in others):
             break
     out['kept'] = len(m._conn.jobs)

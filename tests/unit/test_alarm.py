@@ -15,8 +15,8 @@ from types import FrameType
 
 import pytest
 
+from orch.alarm import ALARM, bounded, on_alarm
 from orch.errors import ManagerTimeout
-from orch.systemd import _ALARM, _bounded, _on_alarm
 from tests.waiting import wait_for
 
 
@@ -33,19 +33,19 @@ def caller_handler() -> Iterator[object]:
 
 
 def test_the_handler_is_ours_while_held_and_the_callers_after(caller_handler: object) -> None:
-    assert _ALARM.hold()
-    assert _ALARM.hold()  # a nested Manager
-    assert signal.getsignal(signal.SIGALRM) is _on_alarm
-    _ALARM.release()
-    assert signal.getsignal(signal.SIGALRM) is _on_alarm  # the outer one still holds it
-    _ALARM.release()
+    assert ALARM.hold()
+    assert ALARM.hold()  # a nested Manager
+    assert signal.getsignal(signal.SIGALRM) is on_alarm
+    ALARM.release()
+    assert signal.getsignal(signal.SIGALRM) is on_alarm  # the outer one still holds it
+    ALARM.release()
     assert signal.getsignal(signal.SIGALRM) is caller_handler
-    assert _ALARM.holders == 0
+    assert ALARM.holders == 0
 
 
 def test_a_bounded_body_leaves_the_callers_handler_and_no_timer(caller_handler: object) -> None:
-    with _bounded(30, "a call"):
-        assert signal.getsignal(signal.SIGALRM) is _on_alarm
+    with bounded(30, "a call"):
+        assert signal.getsignal(signal.SIGALRM) is on_alarm
         assert signal.getitimer(signal.ITIMER_REAL)[0] > 0
     assert signal.getsignal(signal.SIGALRM) is caller_handler
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
@@ -53,22 +53,22 @@ def test_a_bounded_body_leaves_the_callers_handler_and_no_timer(caller_handler: 
 
 def test_a_body_that_overruns_is_cut_off_as_a_timeout(caller_handler: object) -> None:
     with pytest.raises(ManagerTimeout, match="did not answer a stuck call within"), \
-            _bounded(0.05, "a stuck call"):
+            bounded(0.05, "a stuck call"):
         select.select([], [], [], 30)  # blocks until the alarm interrupts it
     assert signal.getsignal(signal.SIGALRM) is caller_handler
-    assert _ALARM.holders == 0
+    assert ALARM.holders == 0
 
 
 def test_a_held_handler_stays_while_bounded_calls_come_and_go(caller_handler: object) -> None:
-    assert _ALARM.hold()
+    assert ALARM.hold()
     try:
         for _ in range(3):
-            with _bounded(30, "a call"):
+            with bounded(30, "a call"):
                 pass
-            assert signal.getsignal(signal.SIGALRM) is _on_alarm
+            assert signal.getsignal(signal.SIGALRM) is on_alarm
             assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     finally:
-        _ALARM.release()
+        ALARM.release()
     assert signal.getsignal(signal.SIGALRM) is caller_handler
 
 
@@ -76,8 +76,8 @@ def test_no_handler_outside_the_main_thread(caller_handler: object) -> None:
     seen: list[object] = []
 
     def body() -> None:
-        seen.append(_ALARM.hold())
-        with _bounded(0.05, "a call"):
+        seen.append(ALARM.hold())
+        with bounded(0.05, "a call"):
             seen.append(signal.getitimer(signal.ITIMER_REAL))
 
     thread = threading.Thread(target=body)
@@ -94,7 +94,7 @@ def recorder() -> Iterator[list[bool]]:
     """SIGALRM's handler records each alarm: whether a bounded call was under way."""
     fired: list[bool] = []
     previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(
-        _ALARM.bounding > 0))
+        ALARM.bounding > 0))
     yield fired
     signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, previous)
@@ -108,7 +108,7 @@ def _pass(seconds: float) -> None:
 
 def test_a_callers_timer_is_put_back_less_the_time_the_call_took(recorder: list[bool]) -> None:
     signal.setitimer(signal.ITIMER_REAL, 30, 7)
-    with _bounded(5, "a call"):
+    with bounded(5, "a call"):
         assert signal.getitimer(signal.ITIMER_REAL)[0] <= 5  # our deadline meanwhile
         _pass(0.2)
     left, interval = signal.getitimer(signal.ITIMER_REAL)
@@ -119,7 +119,7 @@ def test_a_callers_timer_is_put_back_less_the_time_the_call_took(recorder: list[
 def test_a_callers_timer_that_runs_out_during_a_call_fires_after_it(
         recorder: list[bool]) -> None:
     signal.setitimer(signal.ITIMER_REAL, 0.05)
-    with _bounded(30, "a slow call"):  # no ManagerTimeout: the alarm due was the caller's
+    with bounded(30, "a slow call"):  # no ManagerTimeout: the alarm due was the caller's
         _pass(0.3)
     wait_for(lambda: recorder, what="the caller's alarm")
     assert recorder == [False]  # once, after the call
@@ -127,14 +127,14 @@ def test_a_callers_timer_that_runs_out_during_a_call_fires_after_it(
 
 def test_a_callers_timer_between_calls_of_an_open_manager_reaches_its_handler(
         recorder: list[bool]) -> None:
-    assert _ALARM.hold()  # an open Manager holds the handler between its calls
+    assert ALARM.hold()  # an open Manager holds the handler between its calls
     try:
-        with _bounded(30, "a call"):
+        with bounded(30, "a call"):
             signal.setitimer(signal.ITIMER_REAL, 30)  # as if set before the call
         signal.setitimer(signal.ITIMER_REAL, 0.05)  # the caller sets one between calls
         wait_for(lambda: recorder, what="the caller's alarm")
     finally:
-        _ALARM.release()
+        ALARM.release()
     assert recorder == [False]
 
 
@@ -142,8 +142,8 @@ def test_a_callers_default_alarm_still_ends_the_process() -> None:
     # SIGALRM's default action ends the process; orch holding the handler must not
     # turn that into an exception.
     program = ("import signal\n"
-               "from orch.systemd import _ALARM\n"
-               "assert _ALARM.hold()\n"
+               "from orch.alarm import ALARM\n"
+               "assert ALARM.hold()\n"
                "signal.setitimer(signal.ITIMER_REAL, 0.05)\n"
                "signal.pause()\n")  # waits for the signal itself; run()'s timeout bounds it
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,

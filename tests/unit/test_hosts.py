@@ -213,13 +213,13 @@ def test_hosts_table_has_a_host_column() -> None:
     assert lines[2].split()[:5] == ["h2", "abcdef01", "b", "exited", "-"]
 
 
-def test_listing_reads_each_answer_and_names_the_problem(tmp_path: Path) -> None:
-    good = remote._listing("h1", ["sh", "-c", 'echo \'[{"id": "x"}]\''], 5)
+def test_listing_reads_each_answer_and_names_the_problem() -> None:
+    good = remote.parse_listing("h1", '[{"id": "x"}]')
     assert good == remote.Listing("h1", [{"id": "x", "host": "h1"}])
-    failed = remote._listing("h2", ["sh", "-c", "echo 'orch: no manager' >&2; exit 3"], 5)
-    assert failed.problem == "no manager" and failed.sessions == []
-    garbage = remote._listing("h3", ["sh", "-c", "echo '{'"], 5)
-    assert garbage.problem is not None and garbage.problem.startswith("unreadable answer")
+    for garbage in ("{", '{"id": "x"}', '["x"]'):
+        listing = remote.parse_listing("h3", garbage)
+        assert listing.problem is not None and listing.problem.startswith("unreadable answer")
+        assert listing.sessions == []
 
 
 def test_the_local_listing_is_read_in_process_and_its_failure_is_a_problem() -> None:

@@ -13,19 +13,18 @@ import pytest
 
 from orch import journal
 from orch.errors import UsageError
-from orch.journal import (
+from orch.journal import logs_argv
+from orch.journal_entries import (
+    LINE_MAX_DEFAULT,
     Lines,
-    LogFormat,
     field_text,
     field_values,
     joined,
     json_value,
-    logs_argv,
     message,
-    render_cat,
-    render_json,
-    render_short,
+    whole_lines,
 )
+from orch.journal_format import LogFormat, render_cat, render_json, render_short
 from orch.pager import pager_commands, pager_env
 from orch.session import Record
 
@@ -125,7 +124,7 @@ def _messages(entries: Sequence[dict[str, Any]]) -> list[str]:
 def test_pieces_of_a_split_line_are_one_line() -> None:
     entries = [_piece("a" * 10, 1, more=True), _piece("b" * 10, 2, more=True),
                _piece("c", 3), _piece("next", 4)]
-    lines = list(journal.whole_lines(entries))
+    lines = list(whole_lines(entries))
     assert _messages(lines) == ["a" * 10 + "b" * 10 + "c", "next"]
     # The joined line is its last piece's entry: reading on after its cursor repeats
     # nothing.
@@ -138,21 +137,21 @@ def test_a_character_cut_between_pieces_is_whole_again() -> None:
     first, second = raw[:5], raw[5:]  # the cut falls inside the third "é"
     entries = [_piece(first, 1, more=True), _piece(second, 2)]
     assert entries[0]["MESSAGE"] == list(first)  # journalctl gives each piece as bytes
-    line = next(iter(journal.whole_lines(entries)))
+    line = next(iter(whole_lines(entries)))
     assert line["MESSAGE"] == text
 
 
 def test_other_streams_lines_may_come_between_the_pieces() -> None:
     entries = [_piece("out-1/", 1, more=True), _piece("err line", 2, stream="s2"),
                _piece("out-2", 3)]
-    assert _messages(list(journal.whole_lines(entries))) == ["err line", "out-1/out-2"]
+    assert _messages(list(whole_lines(entries))) == ["err line", "out-1/out-2"]
 
 
 def test_without_a_stream_id_the_process_and_identifier_make_the_stream() -> None:
     entries = [_piece("a/", 1, more=True, stream=None, pid="1"),
                _piece("other", 2, stream=None, pid="2"),
                _piece("b", 3, stream=None, pid="1")]
-    assert _messages(list(journal.whole_lines(entries))) == ["other", "a/b"]
+    assert _messages(list(whole_lines(entries))) == ["other", "a/b"]
 
 
 def test_a_line_still_going_on_is_given_as_far_as_it_goes_at_the_end() -> None:
@@ -320,10 +319,10 @@ def test_the_whitespace_journald_drops_from_the_end_of_a_piece_is_put_back() -> 
     entries = [_piece("z" * width, 0, more=True, stream="s9"), _piece("w", 1, stream="s9"),
                _piece(pieces[0], 2, more=True), _piece(pieces[1], 3, more=True),
                _piece(pieces[2], 4)]
-    assert _messages(list(journal.whole_lines(entries)))[1] == text
+    assert _messages(list(whole_lines(entries)))[1] == text
 
 
 def test_a_piece_at_journalds_default_line_max_is_the_width_when_it_is_the_only_one() -> None:
-    first = "a" * (journal.LINE_MAX_DEFAULT - 1)  # its last byte, a space, was dropped
-    line = next(iter(journal.whole_lines([_piece(first, 0, more=True), _piece("b", 1)])))
+    first = "a" * (LINE_MAX_DEFAULT - 1)  # its last byte, a space, was dropped
+    line = next(iter(whole_lines([_piece(first, 0, more=True), _piece("b", 1)])))
     assert line["MESSAGE"] == first + " b"

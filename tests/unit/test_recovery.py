@@ -7,16 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
+from orch.journal_entries import endings_from_journal
 from orch.recovery import (
     Decision,
     Outcome,
-    _label,
     counts,
     decide,
-    endings_from_journal,
     record_from_unit,
     wants_restart,
 )
@@ -30,7 +27,6 @@ from orch.session import (
     derive_status,
     ended_status,
 )
-from orch.units import unit_name
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 INV = "0123456789abcdef0123456789abcdef"
@@ -493,23 +489,6 @@ def test_adoption_keeps_a_user_variable_that_merely_starts_with_orch() -> None:
     record = record_from_unit(_facts(env={"ORCH_MODE": "dry"}), "user", STATE_DIR)
     assert record is not None
     assert record.env == {"FOO": "bar", "ORCH_MODE": "dry"}
-
-
-@pytest.mark.parametrize(("unit", "label"), [
-    ("orch-my\\x20agent-1a2b3c4d.service", "my agent"),
-    ("orch-code-reviewer-1a2b3c4d.service", "code-reviewer"),
-    ("orch-\\x2ehidden-1a2b3c4d.service", ".hidden"),
-    ("orch-caf\\xc3\\xa9-1a2b3c4d.service", "café"),
-    ("orch-back\\x5cx41slash-1a2b3c4d.service", "back\\x41slash"),
-])
-def test_label_is_the_unescaped_readable_part(unit: str, label: str) -> None:
-    assert _label(unit) == label
-
-
-@given(st.text(st.characters(codec="utf-8"), min_size=1, max_size=14))
-def test_label_undoes_unit_name(label: str) -> None:
-    unit = unit_name(label, SID)
-    assert _label(unit) == label
 
 
 # --- tallies --------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
-from orch.journal import InvocationMarks, invocation_starts, render_short
+from orch.journal_format import InvocationMarks, invocation_starts, render_short
 from orch.session import Record
 
 TS = 1795220983793025

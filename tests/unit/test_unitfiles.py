@@ -100,3 +100,4 @@ def test_write_tree_writes_exactly_the_six_shipped_files(tmp_path: Path) -> None
     assert written == NAMES | {f"user/{name}" for name in NAMES}
     for path in written:
         assert (tmp_path / path).read_text() == (UNITS / path).read_text()
+        assert (tmp_path / path).stat().st_mode & 0o777 == 0o644  # whatever the umask

@@ -13,8 +13,10 @@ from orch.units import (
     MAX_UNIT_NAME,
     escape_label,
     is_orch_unit,
+    label_of,
     object_path,
     syslog_identifier,
+    unescape_label,
     unit_name,
 )
 
@@ -131,3 +133,26 @@ def test_is_orch_unit_false_for_other_units(name: str) -> None:
 
 def test_syslog_identifier_is_the_stem() -> None:
     assert syslog_identifier("orch-a\\x20b-1a2b3c4d.service") == "orch-a\\x20b-1a2b3c4d"
+
+
+@pytest.mark.parametrize(("unit", "label"), [
+    ("orch-my\\x20agent-1a2b3c4d.service", "my agent"),
+    ("orch-code-reviewer-1a2b3c4d.service", "code-reviewer"),
+    ("orch-\\x2ehidden-1a2b3c4d.service", ".hidden"),
+    ("orch-caf\\xc3\\xa9-1a2b3c4d.service", "café"),
+    ("orch-back\\x5cx41slash-1a2b3c4d.service", "back\\x41slash"),
+])
+def test_label_is_the_unescaped_readable_part(unit: str, label: str) -> None:
+    assert label_of(unit) == label
+
+
+@given(st.text(st.characters(codec="utf-8"), min_size=1, max_size=14))
+def test_label_undoes_unit_name(label: str) -> None:
+    unit = unit_name(label, SID)
+    assert label_of(unit) == label
+
+
+@given(st.text(st.characters(codec="utf-8"), max_size=40))
+def test_unescape_label_undoes_escape_label(label: str) -> None:
+    assert unescape_label(escape_label(label)) == label
+

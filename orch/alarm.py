@@ -1,0 +1,121 @@
+"""How long a call to a manager may take, and SIGALRM as the backstop that holds it to
+that: sd-bus honours SYSTEMD_BUS_TIMEOUT for method calls, and the alarm covers what it
+does not (the authentication of a new connection to a frozen manager hangs for 90 s
+otherwise). The process has one real-time timer: a caller's own is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from orch.errors import ManagerTimeout
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~5 ms of every command's start
+    from typing import Any
+
+DEFAULT_CALL_TIMEOUT = 20.0
+
+
+def call_timeout() -> float:
+    """Seconds one D-Bus call may take: ORCH_CALL_TIMEOUT, a time span above 0 and
+    below infinity, overrides the default (UsageError for anything else)."""
+    value = os.environ.get("ORCH_CALL_TIMEOUT")
+    if not value:
+        return DEFAULT_CALL_TIMEOUT
+    from orch.timespan import parse_seconds
+
+    return parse_seconds(value, "ORCH_CALL_TIMEOUT", zero=False, infinity=False)
+
+
+class _Deadline(Exception):
+    pass
+
+
+def on_alarm(signum: int, frame: FrameType | None) -> None:
+    """SIGALRM's handler while held: the end of a bounded call, else the caller's alarm."""
+    if ALARM.bounding:
+        raise _Deadline
+    ALARM.forward(signum, frame)  # the caller's own timer, between our calls
+
+
+class _AlarmHandler:
+    """on_alarm as SIGALRM's handler while anyone holds it (main thread only).
+    Installing a handler costs more than a call does, so a Manager holds it while open
+    and its calls only set the timer. An alarm outside a bounded call is the caller's:
+    it goes to the handler the caller had."""
+
+    def __init__(self) -> None:
+        self.holders = 0
+        self.bounding = 0  # bounded sections under way
+        self.previous: Any = None
+
+    def hold(self) -> bool:
+        """Take a hold; False (and no hold) outside the main thread."""
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        if self.holders == 0:
+            self.previous = signal.signal(signal.SIGALRM, on_alarm)
+        self.holders += 1
+        return True
+
+    def release(self) -> None:
+        self.holders -= 1
+        if self.holders == 0:
+            # None: a handler Python did not install, which cannot be put back.
+            previous = signal.SIG_DFL if self.previous is None else self.previous
+            signal.signal(signal.SIGALRM, previous)
+            self.previous = None
+
+    def forward(self, signum: int, frame: FrameType | None) -> None:
+        """Do what the caller's handler would have done with this SIGALRM."""
+        if callable(self.previous):
+            self.previous(signum, frame)
+        elif self.previous in (signal.SIG_DFL, None):
+            # The default action ends the process: let it, as it would have without us.
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGALRM)
+
+
+ALARM = _AlarmHandler()
+# What a timer of the caller's that ran out during a bounded call is set to afterwards,
+# so that it still fires (0 would cancel it).
+_OVERDUE = 1e-6
+
+
+@contextmanager
+def bounded(seconds: float, what: str) -> Iterator[None]:
+    """Raise ManagerTimeout if the body runs longer than SECONDS (main thread only;
+    elsewhere SYSTEMD_BUS_TIMEOUT alone bounds the calls).
+
+    The process has one real-time timer: a caller's own (setitimer, alarm) is put back
+    afterwards with the time the body took taken off, its interval kept; one that ran
+    out meanwhile fires right after. The body is bounded by SECONDS even when the
+    caller's timer is due sooner: theirs then fires once the call returns (late by at
+    most the call), never inside orch's call, where it would be taken for our deadline.
+    """
+    if not ALARM.hold():
+        yield
+        return
+    theirs, interval = signal.getitimer(signal.ITIMER_REAL)
+    started = time.monotonic()
+    ALARM.bounding += 1
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _Deadline:
+        raise ManagerTimeout(f"the systemd manager did not answer {what} "
+                             f"within {seconds:.0f}s") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        ALARM.bounding -= 1
+        ALARM.release()  # first, so that the caller's timer finds the caller's handler
+        if theirs > 0:
+            left = theirs - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, _OVERDUE), interval)

@@ -1,0 +1,214 @@
+"""One open D-Bus connection to a manager, and what the manager's signals on it said:
+the jobs it waits for, the units being started, the units watched for changes.
+
+A connection outlives the Manager that opened it (orch.systemd keeps it idle for the
+next), so the signal callbacks write here. Nothing here imports pystemd: the bus object
+is pystemd's, handed in by orch.systemd.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from orch.alarm import bounded
+from orch.dbus import (
+    DESTINATION,
+    MANAGER_IFACE,
+    MANAGER_PATH,
+    PROPERTIES_IFACE,
+    SERVICE_IFACE,
+    UNIT_IFACE,
+)
+from orch.errors import ManagerTimeout
+from orch.units import object_path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~5 ms of every command's start
+    from typing import Any
+
+
+def as_str(value: Any) -> str:
+    """A D-Bus string (bytes from pystemd) as text."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class Connection:
+    """One open bus to a manager, and what its signal callbacks saw. The callbacks write
+    here, not to a Manager, so a connection can serve one Manager after another."""
+
+    def __init__(self, bus: Any) -> None:
+        self.bus = bus
+        # The jobs of this connection's calls not yet waited for: their results once
+        # removed, else None. Peer to peer, every client hears every job's JobRemoved:
+        # the others' are not even decoded.
+        self.jobs: dict[bytes, str | None] = {}
+        self.job_match = False
+        # Set by watch_units(): a subscribed connection hears every unit's changes, so it
+        # is closed after its use rather than kept for the next.
+        self.subscribed = False
+        self.broken = False  # a call on it failed in a way that may leave it unusable
+        self.changed = False
+        # The units watch_units() watches: only these should wake wait_for().
+        self.watched: frozenset[str] = frozenset()
+        # Peer to peer (direct), the manager sends this client every unit's
+        # PropertiesChanged, and a unit's pending ones before the JobRemoved of its job.
+        # By object path, those (undecoded) about each unit a start of ours waits for.
+        self.direct = False
+        self.starting: dict[bytes, list[Any]] = {}
+        self.start_matches: set[bytes] = set()  # paths with a match installed
+        # pystemd hands sd-bus a bare pointer to each callback: keep them alive here.
+        self.callbacks: list[Callable[..., None]] = []
+        self.closed = False
+
+    def close(self) -> None:
+        """Close the bus (once: pystemd's close also drops its reference)."""
+        if not self.closed:
+            self.closed = True
+            self.bus.close()
+
+    def alive(self) -> bool:
+        """Whether the connection still works (the manager may have re-executed or
+        dropped it while it sat idle); reads and dispatches what queued meanwhile.
+
+        A connection the manager closed (a daemon-reexec drops every direct client) says
+        so only after what it sent before: the process() that meets the end returns
+        nothing (sd-bus enters its closing state), the next dispatches the closing, and
+        only the third fails. So three quiet ones in a row, not one, mean it is open."""
+        try:
+            quiet = 0
+            while quiet < 3:
+                quiet = quiet + 1 if self.bus.process().is_empty() else 0
+        except Exception:
+            return False
+        return True
+
+    # -- signals and jobs ---------------------------------------------------------
+
+    def match(self, path: bytes, interface: bytes, member: bytes,
+              callback: Callable[..., None]) -> None:
+        """Run CALLBACK for the manager's signal MEMBER of INTERFACE at PATH."""
+        self.callbacks.append(callback)
+        self.bus.match_signal(DESTINATION, path, interface, member, callback)
+
+    def watch_jobs(self) -> None:
+        """Keep the result of each job queued() as its JobRemoved tells it (once)."""
+        if self.job_match:
+            return
+
+        def on_job_removed(msg: Any, error: Any = None, userdata: Any = None) -> None:
+            if not self.jobs and not self.watched:
+                return  # none of ours can be in it
+            msg.process_reply(False)
+            _id, job, unit, result = msg.body
+            if bytes(job) in self.jobs:
+                self.jobs[bytes(job)] = as_str(result)
+            if as_str(unit) in self.watched:
+                self.changed = True
+
+        self.match(MANAGER_PATH, MANAGER_IFACE, b"JobRemoved", on_job_removed)
+        self.job_match = True
+
+    def watch_start(self, unit: str) -> None:
+        """Collect what the manager's signals say of UNIT from now on (see started())."""
+        path = object_path(unit)
+        self.starting[path] = []
+        if path in self.start_matches:
+            return
+
+        def on_change(msg: Any, error: Any = None, userdata: Any = None) -> None:
+            messages = self.starting.get(path)
+            if messages is not None:  # else no start of this unit is waited for now
+                messages.append(msg)
+
+        self.match(path, PROPERTIES_IFACE, b"PropertiesChanged", on_change)
+        self.start_matches.add(path)
+
+    def started(self, unit: str) -> dict[bytes, Any] | None:
+        """UNIT's properties as the signals watch_start() collected said them when its
+        start job ended; None if they did not say all a UnitView needs.
+
+        Peer to peer, the manager flushes the unit's pending PropertiesChanged (of its
+        Service interface, then its Unit interface) before it sends a job's JobRemoved,
+        each with every property the view needs. Through a bus, which sends them only to
+        subscribers, none come.
+        """
+        latest: dict[bytes, dict[bytes, Any]] = {}
+        for msg in reversed(self.starting.pop(object_path(unit), None) or ()):
+            msg.process_reply(False)  # decoding is what costs: the newest two suffice
+            interface, changed, _invalidated = msg.body
+            latest.setdefault(bytes(interface), changed)
+            if UNIT_IFACE in latest and SERVICE_IFACE in latest:
+                break
+        unit_props, service_props = latest.get(UNIT_IFACE), latest.get(SERVICE_IFACE)
+        if not unit_props or not service_props or not unit_props.get(b"InvocationID"):
+            return None
+        props = {**service_props, **unit_props, b"LoadState": b"loaded"}
+        props.pop(b"Job", None)  # the start job has ended; unit_view reads JobId
+        return props
+
+    def watch_units(self, units: Sequence[str]) -> None:
+        """Note every change of UNITS, and their removal, in `changed` (see wait_for())."""
+        self.subscribed = True  # these matches stay with the connection: not kept idle
+
+        def on_change(msg: Any, error: Any = None, userdata: Any = None) -> None:
+            self.changed = True
+
+        def on_removed(msg: Any, error: Any = None, userdata: Any = None) -> None:
+            msg.process_reply(False)
+            if as_str(msg.body[0]) in self.watched:
+                self.changed = True
+
+        self.watched = frozenset(units)
+        for unit in units:
+            self.match(object_path(unit), PROPERTIES_IFACE, b"PropertiesChanged", on_change)
+        self.match(MANAGER_PATH, MANAGER_IFACE, b"UnitRemoved", on_removed)
+
+    def dispatch(self, seconds: float, timeout: float) -> None:
+        """Wait up to SECONDS for bus traffic and run the matching callbacks (each
+        bounded by TIMEOUT)."""
+        try:
+            self.bus.wait(max(1, int(seconds * 1_000_000)))
+            with bounded(timeout, "while dispatching signals"):
+                while not self.bus.process().is_empty():
+                    pass
+        except BaseException:
+            self.broken = True
+            raise
+
+    def queued(self, job: Any) -> bytes:
+        """JOB (a call's answer) as awaited: its JobRemoved is kept for wait_job(). Marked
+        before anything dispatches signals, which only waiting does."""
+        path = bytes(job)
+        self.jobs[path] = None
+        return path
+
+    def wait_job(self, job: bytes, what: str, timeout: float) -> str:
+        """Wait up to TIMEOUT for JOB (from queued()) to finish; its result ('done',
+        'failed', ...)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while (result := self.jobs.get(job)) is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ManagerTimeout(f"the systemd manager did not finish {what} "
+                                         f"within {timeout:.0f}s")
+                self.dispatch(remaining, timeout)
+            return result
+        finally:
+            self.jobs.pop(job, None)
+
+    def wait_for(self, done: Callable[[], bool], timeout: float | None,
+                 call_timeout: float) -> bool:
+        """Dispatch signals until DONE() holds, checked now and after each change
+        watch_units() notes; False once TIMEOUT seconds (None: no limit) have passed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.changed = False
+            if done():
+                return True
+            while not self.changed:
+                remaining = 3600.0 if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.dispatch(remaining, call_timeout)
