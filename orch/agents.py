@@ -10,12 +10,11 @@ from typing import Any
 from orch import config
 from orch.errors import UsageError
 from orch.providers import (
-    BUILTIN,
     AgentRequest,
     ProviderSpec,
     build_argv,
     build_resume_argv,
-    spec_from_table,
+    find,
 )
 from orch.results import AgentResult, parse
 from orch.scope import Scope
@@ -26,24 +25,19 @@ from orch.session import Record
 CONTINUE_PROMPT = "Continue where you left off."
 
 
-def provider_spec(name: str, scope: Scope) -> ProviderSpec:
-    """Provider NAME: built in, or added or overridden by [providers.NAME] in the config."""
-    loaded = config.load(scope)
-    table = loaded.providers.get(name)
-    base = BUILTIN.get(name)
-    if table is not None:
-        return spec_from_table(name, table, base, str(loaded.path))
-    if base is None:
-        known = ", ".join(sorted({*BUILTIN, *loaded.providers}))
-        raise UsageError(f"no provider named {name!r} (known: {known}; add one as "
-                         f"[providers.{name}] in {loaded.path})")
-    return base
+def provider_spec(name: str, scope: Scope, loaded: config.Config | None = None) -> ProviderSpec:
+    """Provider NAME: built in, or added or overridden by [providers.NAME] in the config
+    (LOADED, SCOPE's configuration if the caller has read it already)."""
+    if loaded is None:
+        loaded = config.load(scope)
+    return find(name, loaded.providers, str(loaded.path))
 
 
-def state_dir(provider: str, scope: Scope) -> tuple[Path, str | None] | None:
+def state_dir(provider: str, scope: Scope,
+              loaded: config.Config | None = None) -> tuple[Path, str | None] | None:
     """Where PROVIDER keeps its own state for this caller, and the variable that puts it
     all there (None for a provider without one)."""
-    spec = provider_spec(provider, scope)
+    spec = provider_spec(provider, scope, loaded)
     if spec.state_dir is None:
         return None
     return Path.home() / spec.state_dir, spec.state_env
@@ -64,9 +58,10 @@ def request_from_json(data: dict[str, Any]) -> AgentRequest:
     return AgentRequest(**values)
 
 
-def fresh_argv(provider: str, request: AgentRequest, scope: Scope) -> list[str]:
+def fresh_argv(provider: str, request: AgentRequest, scope: Scope,
+               loaded: config.Config | None = None) -> list[str]:
     """The argv that starts a new conversation with PROVIDER."""
-    return build_argv(provider_spec(provider, scope), request)
+    return build_argv(provider_spec(provider, scope, loaded), request)
 
 
 def resume_argv(record: Record, prompt: str | None) -> list[str]:

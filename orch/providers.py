@@ -494,3 +494,17 @@ def spec_from_table(name: str, table: Mapping[str, object], base: ProviderSpec |
     return ProviderSpec(name=name, binary=binary, argv=argv, resume_argv=resume_argv,
                         results=results, state_dir=base.state_dir if base else None,
                         state_env=base.state_env if base else None)
+
+
+def find(name: str, tables: Mapping[str, Mapping[str, object]], where: str) -> ProviderSpec:
+    """Provider NAME: built in, or added or overridden by its table in TABLES (the
+    [providers.NAME] tables of the configuration file WHERE, already read)."""
+    table = tables.get(name)
+    base = BUILTIN.get(name)
+    if table is not None:
+        return spec_from_table(name, table, base, where)
+    if base is None:
+        known = ", ".join(sorted({*BUILTIN, *tables}))
+        raise UsageError(f"no provider named {name!r} (known: {known}; add one as "
+                         f"[providers.{name}] in {where})")
+    return base

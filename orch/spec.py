@@ -12,12 +12,13 @@ import re
 import shlex
 import sys
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 from orch.dbus import Property
 from orch.errors import SpawnFailed, UsageError
 from orch.scope import Scope
+from orch.settings import SPAWN_SETTINGS
+from orch.settings import Restart as Restart  # defined with --restart; the record's vocabulary
 from orch.units import syslog_identifier
 
 TYPE_CHECKING = False
@@ -38,14 +39,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-class Restart(StrEnum):
-    """When systemd starts a session's program again after it exits."""
-
-    NO = "no"
-    ON_FAILURE = "on-failure"
-    ALWAYS = "always"
-
-
 # A bounded start limit for --restart: at most this many starts in the interval, then
 # the unit fails for good rather than looping.
 RESTART_DELAY_USEC = 1_000_000
@@ -53,10 +46,19 @@ START_LIMIT_BURST = 5
 START_LIMIT_INTERVAL_USEC = 600_000_000
 
 
+def _named(key: str) -> str:
+    """The unit property spawn setting KEY becomes, as its definition names it (for the
+    settings whose D-Bus property is named as the unit file's, "MemoryMax=")."""
+    named = SPAWN_SETTINGS[key].unit_property
+    assert named is not None, key
+    return named.removesuffix("=")
+
+
 @dataclass(frozen=True)
 class SpawnOptions:
     """How systemd runs a session: limits, restart policy, sandbox. Kept in the record,
-    so a restart or resume runs the session as it was first run."""
+    so a restart or resume runs the session as it was first run. Each field is the spawn
+    setting of its name (orch.settings; timeout_sec is timeout's), checked and in units."""
 
     timeout_sec: float | None = None
     memory_max: int | None = None  # bytes
@@ -97,19 +99,21 @@ class SpawnOptions:
         """The unit properties these options become."""
         props: list[Property] = []
         if self.timeout_sec:
-            # The manager stops the unit when it runs longer: Result=timeout.
+            # RuntimeMaxSec=: the manager stops the unit when it runs longer (Result=timeout).
+            # D-Bus carries times in microseconds, hence the other name.
             # round: 249 us is 0.000249 s, which times 10**6 is 248.99999999999997.
             props.append(("RuntimeMaxUSec", "t", round(self.timeout_sec * 1_000_000)))
         if self.memory_max is not None:
-            props.append(("MemoryMax", "t", self.memory_max))
+            props.append((_named("memory_max"), "t", self.memory_max))
         if self.cpu_quota is not None:
+            # CPUQuota=, which D-Bus carries as microseconds of CPU time per second.
             props.append(("CPUQuotaPerSecUSec", "t", self.cpu_quota * 10_000))
         if self.tasks_max is not None:
-            props.append(("TasksMax", "t", self.tasks_max))
+            props.append((_named("tasks_max"), "t", self.tasks_max))
         if self.nice is not None:
-            props.append(("Nice", "i", self.nice))
+            props.append((_named("nice"), "i", self.nice))
         if self.restart is not Restart.NO:
-            props += [("Restart", "s", str(self.restart)),
+            props += [(_named("restart"), "s", str(self.restart)),
                       ("RestartUSec", "t", RESTART_DELAY_USEC),
                       ("StartLimitBurst", "u", START_LIMIT_BURST),
                       ("StartLimitIntervalUSec", "t", START_LIMIT_INTERVAL_USEC)]

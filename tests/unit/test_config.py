@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import stat
@@ -13,17 +12,10 @@ from pathlib import Path
 import pytest
 
 from orch import config
-from orch.config import (
-    PROVIDER_SETTINGS,
-    SPAWN_SETTINGS,
-    ConfigError,
-    Kind,
-    parse_duration_seconds,
-    parse_percent,
-    parse_size_bytes,
-)
+from orch.config import PROVIDER_SETTINGS, ConfigError
 from orch.errors import UsageError
 from orch.scope import Scope
+from orch.settings import SPAWN_SETTINGS, Kind
 
 DATA = Path(__file__).parent / "data" / "config"
 USER = Scope.USER
@@ -509,59 +501,3 @@ def test_unknown_profile_with_none_defined(path: Path) -> None:
     with pytest.raises(UsageError) as err:
         config.load(USER).spawn_defaults("fast")
     assert _one_line(err).endswith("(known profiles: none)")
-
-
-# --- conversions ------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("value", "seconds"), [
-    ("0", 0), (0, 0), (90, 90), ("90", 90), ("45s", 45), ("30m", 1800), ("12h", 43200),
-    ("7d", 604800), ("2w", 1209600), ("1h30m", 5400), ("1.5h", 5400), ("1d12h", 129600),
-    ("0.5", 0.5),
-    # systemd.time(7) as systemd reads it: M is a month, spaces and long unit names are
-    # fine, a number after a unit is seconds.
-    ("30M", 30 * 2_629_800), (" 5s", 5), ("10m5", 605), ("2h 30min", 9000),
-    ("1 minute 30 seconds", 90), ("250ms", 0.25), ("1y", 31_557_600), ("infinity", math.inf),
-])
-def test_parse_duration_seconds(value: str | int, seconds: float) -> None:
-    assert parse_duration_seconds(value) == seconds
-
-
-@pytest.mark.parametrize("value", [
-    "nan", "inf", "1..5h", "1.2.3m", "-1", -1, "", "5x", "h", "m30", "5secs", "3.",
-    "1h-5m", "1e3", "9" * 400, 2**70, 2**64, True, "infinity 5",
-])
-def test_parse_duration_seconds_refuses(value: str | int) -> None:
-    with pytest.raises(UsageError) as err:
-        parse_duration_seconds(value)
-    assert "expected a duration" in _one_line(err)
-
-
-@pytest.mark.parametrize(("value", "size"), [
-    (1, 1), ("1", 1), (300, 300), ("512K", 512 * 1024), ("300M", 300 * 1024**2),
-    ("2G", 2 * 1024**3), ("1T", 1024**4), ("1.5G", 3 * 1024**3 // 2), ("0.5K", 512),
-    ("infinity", None),
-])
-def test_parse_size_bytes(value: str | int, size: int | None) -> None:
-    assert parse_size_bytes(value) == size
-
-
-@pytest.mark.parametrize("value", [
-    "lots", "", "0", 0, -1, "-1M", "2g", "1.5", "1P", "2 G", "G", "Infinity", "1..5G",
-    "16384P", 2**64, True,
-])
-def test_parse_size_bytes_refuses(value: str | int) -> None:
-    with pytest.raises(UsageError) as err:
-        parse_size_bytes(value)
-    assert "expected a size such as 300M, 2G or infinity" in _one_line(err)
-
-
-@pytest.mark.parametrize(("value", "percent"), [("50%", 50), ("200%", 200), ("1%", 1)])
-def test_parse_percent(value: str, percent: int) -> None:
-    assert parse_percent(value) == percent
-
-
-@pytest.mark.parametrize("value", ["50", "0%", "-5%", "5.5%", "%", "50 %", "fifty%", ""])
-def test_parse_percent_refuses(value: str) -> None:
-    with pytest.raises(UsageError) as err:
-        parse_percent(value)
-    assert 'expected a percentage such as "50%"' in _one_line(err)

@@ -24,6 +24,7 @@ from orch.providers import (
     ProviderSpec,
     build_argv,
     build_resume_argv,
+    find,
     placeholders,
     render,
     spec_from_table,
@@ -420,3 +421,25 @@ def test_a_bad_table_is_refused_naming_the_file_and_key(
 def test_a_bad_provider_name_is_refused(name: str) -> None:
     with pytest.raises(UsageError, match=WHERE):
         spec_from_table(name, {"binary": "x", "argv": ["{prompt}"]}, None, WHERE)
+
+
+# --- finding a provider among the built-ins and the config's tables ---------------------
+
+def test_find_takes_a_built_in_as_it_is() -> None:
+    assert find("claude", {}, WHERE) is BUILTIN["claude"]
+
+
+def test_find_lets_a_table_override_or_add_one() -> None:
+    tables: dict[str, dict[str, object]] = {
+        "claude": {"binary": "/opt/claude"},
+        "mine": {"binary": "mine", "argv": ["{prompt}"]}}
+    assert find("claude", tables, WHERE) == replace(BUILTIN["claude"], binary="/opt/claude")
+    assert find("mine", tables, WHERE).argv == ("{prompt}",)
+
+
+def test_find_an_unknown_provider_lists_the_known_and_names_the_file() -> None:
+    with pytest.raises(UsageError) as caught:
+        find("nope", {"mine": {"binary": "mine", "argv": ["{prompt}"]}}, WHERE)
+    known = ", ".join(sorted({*BUILTIN, "mine"}))
+    assert caught.value.message == (f"no provider named 'nope' (known: {known}; add one as "
+                                    f"[providers.nope] in {WHERE})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -11,9 +12,12 @@ import pytest
 
 from orch.errors import SpawnFailed, UsageError
 from orch.scope import Scope
+from orch.settings import SPAWN_SETTINGS
 from orch.spec import (
     MAX_ARG_BYTES,
+    Restart,
     SessionSpec,
+    SpawnOptions,
     after_dir,
     description,
     parse_env,
@@ -245,3 +249,21 @@ def test_session_path_default_when_caller_has_none(tmp_path: Path,
     parts = session_path(None).split(":")
     assert parts[0] == str(tmp_path / "bin")
     assert "/usr/bin" in parts and "/bin" in parts
+
+
+def test_each_settings_unit_property_is_the_one_it_becomes() -> None:
+    """The property a setting's help names is the one its option sets (over D-Bus, a time
+    is in microseconds: RuntimeMaxSec= is RuntimeMaxUSec, CPUQuota= CPUQuotaPerSecUSec)."""
+    options = SpawnOptions(timeout_sec=5.0, memory_max=1024, cpu_quota=50, tasks_max=9,
+                           nice=4, restart=Restart.ALWAYS)
+    fields = {"timeout": "timeout_sec"}
+    names = [name for name, _, _ in options.properties(Scope.USER, "/")]
+    for key, setting in SPAWN_SETTINGS.items():
+        if setting.unit_property is None:
+            continue
+        stem = setting.unit_property.removesuffix("=").removesuffix("Sec")
+        made = [n for n in names if n.startswith(stem)]
+        assert made, key
+        field = fields.get(key, key)
+        unset = dataclasses.replace(options, **{field: getattr(SpawnOptions(), field)})
+        assert not [p for p in unset.properties(Scope.USER, "/") if p[0] in made], key
