@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from orch.agents import with_result
-from orch.api import options_from_settings
 from orch.errors import UsageError
+from orch.request import spawn_request
 from orch.results import AgentResult
 from orch.scope import Scope
 from orch.secrets import _quoted, gather, parse_env_file
@@ -60,14 +60,14 @@ def test_options_round_trip_through_the_record() -> None:
 
 
 def test_settings_from_the_config_become_options() -> None:
-    options = options_from_settings({"timeout": "1h30m", "memory_max": "2G",
-                                     "cpu_quota": "150%", "tasks_max": "infinity",
-                                     "nice": -3, "restart": "always", "sandbox": True,
-                                     "add_dirs": ["/srv/data"]})
+    options = spawn_request(None, None, {
+        "timeout": "1h30m", "memory_max": "2G", "cpu_quota": "150%",
+        "tasks_max": "infinity", "nice": -3, "restart": "always", "sandbox": True,
+        "add_dirs": ["/srv/data"]}).options()
     assert options == SpawnOptions(timeout_sec=5400.0, memory_max=2 * 2**30, cpu_quota=150,
                                    tasks_max=None, nice=-3, restart=Restart.ALWAYS,
                                    sandbox=True, add_dirs=("/srv/data",))
-    assert options_from_settings({"timeout": 0}).timeout_sec is None
+    assert spawn_request(None, None, {"timeout": 0}).options().timeout_sec is None
 
 
 def test_env_files_parse_as_systemd_reads_them(tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from orch import ssh
-from orch.api import options_from_settings
+from orch.alarm import DEFAULT_CALL_TIMEOUT, call_timeout
 from orch.errors import UsageError
+from orch.request import spawn_request
 from orch.scope import Scope
-from orch.systemd import DEFAULT_CALL_TIMEOUT, call_timeout
 from orch.timespan import USEC_INFINITY, parse_seconds, parse_usec
 
 ANALYZE = shutil.which("systemd-analyze")
@@ -179,6 +179,6 @@ def test_host_timeout_and_ssh_persist_take_time_spans(monkeypatch: pytest.Monkey
     ("infinity", None),
 ])
 def test_spawn_timeout_reaches_systemd_to_the_microsecond(span: str, usec: int | None) -> None:
-    options = options_from_settings({"timeout": span})
+    options = spawn_request(None, None, {"timeout": span}).options()
     props = dict((name, value) for name, _, value in options.properties(Scope.USER, "/"))
     assert props.get("RuntimeMaxUSec") == usec

@@ -1,0 +1,75 @@
+"""Ending sessions on request: stop (through systemd, and wait) and kill (a result
+recorded first, then a signal to every process)."""
+
+from __future__ import annotations
+
+import signal
+
+from orch.errors import OrchError, UsageError
+from orch.scope import Scope
+from orch.session import Intent, Session
+from orch.spec import read_text_arg
+from orch.usecases.common import SELF, clear_intent, lookup, mark, view
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orch.runtime import Runtime
+
+
+def stop(rt: Runtime, ref: str) -> Session:
+    """Stop the session through systemd (SIGTERM, then SIGKILL after the unit's stop
+    timeout) and wait for it to end; its status becomes `stopped`."""
+    record = lookup(rt, ref)
+    manager = rt.manager_of(Scope(record.scope))
+    before = view(record, manager.unit(record.unit))
+    if before.status.ended:
+        return before
+    mark(rt.store, record.id, Intent.STOP)
+    try:
+        manager.stop(record.unit)
+    except OrchError:
+        clear_intent(rt.store, record.id, Intent.STOP)
+        raise
+    return view(rt.store.load()[record.id], manager.unit(record.unit))
+
+
+def parse_signal(value: str) -> int:
+    """A signal number from '15', 'TERM' or 'SIGTERM'."""
+    text = value.strip().upper()
+    if text.isdigit():
+        number = int(text)
+        if 0 < number < signal.NSIG:
+            return number
+    else:
+        try:
+            return int(signal.Signals[text if text.startswith("SIG") else f"SIG{text}"])
+        except KeyError:
+            pass
+    raise UsageError(f"--signal {value!r}: not a signal name or number")
+
+
+def kill(rt: Runtime, ref: str, result: str | None = None, *,
+         signum: int = signal.SIGTERM) -> Session:
+    """Record RESULT as the session's final result, then signal all its processes.
+
+    The result is written first: if that write fails, nothing is signalled. The
+    session's status becomes `killed`.
+    """
+    is_self = ref == SELF
+    record = lookup(rt, ref)
+    manager = rt.manager_of(Scope(record.scope))
+    before = view(record, manager.unit(record.unit))
+    if before.status.ended:
+        raise OrchError(f"session {record.id[:8]} ({record.name}) has already ended: "
+                        f"{before.status}")
+    mark(rt.store, record.id, Intent.KILL, result)
+    if is_self and signum not in (signal.SIGKILL, signal.SIGSTOP):
+        # We are one of the processes about to be signalled: outlive it to report.
+        signal.signal(signum, signal.SIG_IGN)
+    manager.kill(record.unit, signum)
+    return view(rt.store.load()[record.id], manager.unit(record.unit))
+
+
+def read_result_file(path: str) -> str:
+    """The text of a --file result (one trailing newline dropped)."""
+    return read_text_arg(path, "--file").removesuffix("\n")

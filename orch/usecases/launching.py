@@ -1,0 +1,172 @@
+"""Starting a record's unit: at once (launch), or behind its dependencies (--after:
+start_after arms a path unit that starts it when they have all succeeded). Spawn,
+resume and recover's restarts all start units through here."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from orch import dependencies, faults, secrets
+from orch.dbus import Property
+from orch.scope import Scope
+from orch.session import Record, Session, usec_to_iso
+from orch.spec import (
+    Restart,
+    SessionSpec,
+    SpawnOptions,
+    after_dir,
+    after_properties,
+    after_unit,
+    properties,
+    resolve_program,
+    session_path,
+)
+from orch.state import Sessions
+from orch.usecases.common import view
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orch.runtime import ManagerPort, Runtime
+
+Secrets = Mapping[str, str]
+
+
+class NotSubmitted(Exception):
+    """The manager refused to create the unit: nothing runs."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def unit_properties(rt: Runtime, record: Record, options: SpawnOptions,
+                    values: Secrets | None = None) -> tuple[list[Property], Path | None]:
+    """RECORD's unit properties (OPTIONS: its own, decoded), and the secrets file they
+    point at (if any). VALUES are its secrets if the caller has read them already."""
+    scope = Scope(record.scope)
+    spec = SessionSpec(argv=record.argv, name=record.name, description=record.description,
+                       tags=record.tags, env=record.env, cwd=record.cwd)
+    path = record.path or session_path(os.environ.get("PATH"))
+    program = record.program or resolve_program(record.argv[0], record.env.get("PATH", path),
+                                                record.cwd)
+    if values is None:
+        values = secrets.gather(record.env_files, record.secret_env, os.environ)
+    secret_file = secrets.write(scope, record.id, values) if values else None
+    props = properties(spec, session_id=record.id, unit=record.unit, scope=scope,
+                       program=program, cwd=record.cwd, path=path, state_dir=rt.store.directory,
+                       options=options, secrets_file=secret_file)
+    return props, secret_file
+
+
+def launch(rt: Runtime, record: Record, values: Secrets | None = None
+           ) -> tuple[Session, str]:
+    """Start RECORD's current invocation as its transient unit and record what the
+    manager says of it; the session and the start job's result. VALUES as for
+    unit_properties. NotSubmitted if the manager created no unit."""
+    manager = rt.manager_of(Scope(record.scope))
+    store = rt.store
+    options = SpawnOptions.from_json(record.options)
+    props, secret_file = unit_properties(rt, record, options, values)
+    try:
+        try:
+            job = manager.submit_transient(record.unit, props)
+        except BaseException as err:
+            raise NotSubmitted(err) from err
+        faults.point("launch.submitted")
+        store.sync()
+        faults.point("launch.synced")
+        outcome = manager.wait_job(job, f"the start of {record.unit}")
+    finally:
+        # The manager read the file when it started the program. With --restart it reads
+        # it again at each start: the file then lives (in tmpfs) until the session ends.
+        if options.restart is Restart.NO:
+            secrets.remove(secret_file)
+    unit_now = manager.started(record.unit)
+    faults.point("launch.started")
+
+    def confirm(sessions: Sessions) -> Record:
+        current = sessions.get(record.id)
+        if current is None:  # reaped meanwhile: nothing left to confirm
+            return record
+        if unit_now.loaded and unit_now.invocation_id and \
+                current.invocation_id in (None, unit_now.invocation_id):
+            current = dataclasses.replace(
+                current, invocation_id=unit_now.invocation_id,
+                main_pid=unit_now.main_pid or current.main_pid,
+                started_at=usec_to_iso(unit_now.exec_main_start_usec) or current.started_at)
+            sessions[record.id] = current
+        return current
+
+    # What the manager says of the unit, kept for `ps` and `recover`: visible to every
+    # reader at once, durable with the next synced change. A power cut before then
+    # leaves the record as a spawn that did not confirm its unit, which recover treats
+    # as an invocation that ended under it.
+    confirmed = store.update(confirm, sync=False)
+    faults.point("launch.confirmed")
+    return view(confirmed, unit_now, pid_known=True), outcome
+
+
+def _judge(manager: ManagerPort, sessions: Sessions, record: Record) -> dict[str, bool | None]:
+    """Each dependency of RECORD: ended well (True), otherwise (False), or not yet."""
+    judged: dict[str, bool | None] = {}
+    for dep in record.after:
+        other = sessions.get(dep)
+        if other is None:
+            judged[dep] = False
+            continue
+        status = view(other, manager.unit(other.unit)).status
+        judged[dep] = status.succeeded if status.ended else None
+    return judged
+
+
+def start_after(rt: Runtime, record: Record, values: Secrets | None = None) -> Session:
+    """Start a dependent now, never, or once its dependencies have all succeeded.
+    VALUES as for unit_properties."""
+    manager = rt.manager_of(Scope(record.scope))
+    store = rt.store
+
+    def settled(judged: dict[str, bool | None]) -> list[str]:
+        return store.update(lambda s: dependencies.settle(s, record.id, judged))
+
+    released = settled(_judge(manager, store.load(), record))
+    current = store.load()[record.id]
+    if current.blocked is None and not released:
+        _arm(rt, manager, current, values)
+        # A dependency may have ended while the path unit was being set up: its hook saw
+        # no armed unit, so judge again; settle writes nothing twice.
+        released = settled(_judge(manager, store.load(), current))
+    current = store.load()[record.id]
+    if released:
+        marker = after_dir(Scope(record.scope)) / f"{record.id}.go"
+        if manager.unit(after_unit(record.unit)).loaded:
+            marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            marker.write_text("released at spawn\n")
+        else:
+            session, _ = launch(rt, current, values)
+            return session
+    return view(store.load()[record.id], manager.unit(record.unit))
+
+
+def _arm(rt: Runtime, manager: ManagerPort, record: Record, values: Secrets | None) -> None:
+    """Create RECORD's unit, not started, behind a path unit that starts it when its
+    marker is written (by the last of its dependencies' exit hooks)."""
+    props, secret_file = unit_properties(rt, record, SpawnOptions.from_json(record.options),
+                                         values)
+    marker = after_dir(Scope(record.scope)) / f"{record.id}.go"
+    # The path unit watches the directory for the marker (MakeDirectory= would make the
+    # marker itself a directory).
+    marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    marker.unlink(missing_ok=True)
+    path_unit = after_unit(record.unit)
+    try:
+        job = manager.submit_transient(
+            path_unit, after_properties(record.id, marker),
+            aux=[(record.unit, props)])
+        manager.wait_job(job, f"the start of {path_unit}")
+    except BaseException:
+        secrets.remove(secret_file)
+        raise
+

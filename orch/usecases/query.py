@@ -1,0 +1,213 @@
+"""Reading sessions: list, show (with an ended agent's result), find a record, the
+output (logs, follow), and wait for sessions to end."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from orch.errors import UsageError
+from orch.scope import Scope
+from orch.session import Record, Session, UnitView
+from orch.state import Sessions
+from orch.systemd import GONE
+from orch.usecases.common import (
+    RESULT_GRACE,
+    agent_fields,
+    collect,
+    ended_recently,
+    find,
+    lookup,
+    view,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orch.journal import LogFormat
+    from orch.runtime import Runtime
+
+
+def list_sessions(rt: Runtime, *, running: bool = False,
+                  tag: str | None = None) -> list[Session]:
+    """Every session of the runtime's scope, newest first, with live status from one
+    listing pass: a session running as recorded costs no call of its own (as_recorded)."""
+    records = rt.store.load()
+    chosen = [r for r in records.values() if tag is None or tag in r.tags]
+    sessions = []
+    manager = rt.manager  # connects even with no records: no manager, no answer
+    listed = manager.loaded() if chosen else {}
+    for record in chosen:
+        entry = listed.get(record.unit)
+        if entry is None:
+            sessions.append(view(record, GONE))
+            continue
+        path, states = entry
+        recorded = as_recorded(record, states)
+        if recorded is not None:
+            sessions.append(view(record, recorded, pid_known=True))
+        else:
+            sessions.append(view(record, manager.view(path, record.unit, states)))
+    if running:
+        sessions = [s for s in sessions if not s.status.ended]
+    return sorted(sessions, key=lambda s: (s.created_at, s.id), reverse=True)
+
+
+def as_recorded(record: Record, states: tuple[str, str, str, int]) -> UnitView | None:
+    """The unit as RECORD describes it, when the listing's STATES (load, active, sub,
+    job) show it running as recorded; None when its properties must be read.
+
+    The record names the invocation, MainPID and start that its spawn (or recover) read
+    from the manager, and every end of an invocation runs the exit hook, which records
+    it. So a record with no ending, whose unit is loaded, active and running with no job
+    queued, describes the invocation that runs now: its MainPID is alive (the manager
+    reaps its own children before it reports them gone, so the PID cannot have been
+    reused meanwhile). A restarted unit (Restart=, `systemctl restart`) has an ending
+    recorded by the hook that ran in between, and is read in full.
+    """
+    if states != ("loaded", "active", "running", 0):
+        return None
+    if record.invocation_id is None or not record.main_pid or record.intent is not None \
+            or record.ending() is not None:
+        return None
+    return UnitView(loaded=True, active_state="active", sub_state="running",
+                    invocation_id=record.invocation_id, main_pid=record.main_pid,
+                    exec_main_start_usec=0, exec_main_start_mono_usec=0, exec_main_code=0,
+                    exec_main_status=0, result="")
+
+
+def find_record(rt: Runtime, ref: str) -> Record:
+    """The record REF names, without asking the manager anything."""
+    return lookup(rt, ref)
+
+
+def result(rt: Runtime, ref: str) -> Session:
+    """The session, with what its agent's output says of the run (final text, provider
+    session id, usage) read from the journal and recorded."""
+    record = lookup(rt, ref)
+    session = view(record, rt.manager_of(Scope(record.scope)).unit(record.unit))
+    if session.status.ended:
+        record = collect(rt, record)
+        session = dataclasses.replace(session, **agent_fields(record))
+    return session
+
+
+def logs_command(rt: Runtime, ref: str, *, lines: int | None = None, follow: bool = False,
+                 since: str | None = None, output: LogFormat | str = "short") -> list[str]:
+    """The journalctl command line that shows the session's output (OUTPUT: a
+    LogFormat or its name)."""
+    from orch.journal import LogFormat, logs_argv
+
+    return logs_argv(lookup(rt, ref), lines=lines, follow=follow, since=since,
+                     output=LogFormat(output))
+
+
+def logs(rt: Runtime, ref: str, *, lines: int | None = None, since: str | None = None,
+         output: LogFormat | str = "cat") -> str:
+    """The session's output so far, from the journal (OUTPUT: a LogFormat or its name)."""
+    from orch.journal import LogFormat, read_logs
+
+    return read_logs(lookup(rt, ref), lines=lines, since=since, output=LogFormat(output))
+
+
+def follow_logs(rt: Runtime, ref: str, write: Callable[[str], object], *,
+                lines: int | None = None, since: str | None = None,
+                output: LogFormat | str = "short") -> WaitOutcome:
+    """WRITE the session's output (or its last LINES lines), then its new lines as they
+    come, until it has ended and its last lines are in; how it ended, as `wait` saw it.
+    The end is watched through the manager's signals (wait, in a thread of its own with
+    a runtime of its own), the output through the journal; a session that has already
+    ended is written whole at once."""
+    import threading
+
+    from orch import journal
+
+    record = lookup(rt, ref)
+    store = rt.store
+    watcher_rt = rt.fork()
+    end = journal.SessionEnd()
+    outcomes: list[WaitOutcome] = []
+    failures: list[BaseException] = []
+
+    def watch() -> None:
+        try:
+            with watcher_rt:
+                outcomes.append(wait(watcher_rt, [record.id]))
+            latest = store.load().get(record.id, record)
+            end.set(RESULT_GRACE if ended_recently(rt, latest) else 0.0)
+        except BaseException as error:  # raised again in the caller's thread, below
+            failures.append(error)
+            end.set(0.0)
+
+    def invocations() -> list[tuple[str, int]]:
+        return journal.invocation_starts(store.load().get(record.id, record))
+
+    watcher = threading.Thread(target=watch, name="orch-logs-end", daemon=True)
+    watcher.start()
+    journal.follow_logs(record, write, end, lines=lines, since=since,
+                        output=journal.LogFormat(output), refresh=invocations)
+    watcher.join()
+    if failures:
+        raise failures[0]
+    return outcomes[0]
+
+
+@dataclass(frozen=True)
+class WaitOutcome:
+    """What `wait` saw: every awaited session's last status, and whether time ran out."""
+
+    sessions: list[Session]
+    timed_out: bool
+
+    @property
+    def succeeded(self) -> bool:
+        """True if every session that ended, ended successfully (and some did)."""
+        ended = [s for s in self.sessions if s.status.ended]
+        return bool(ended) and all(s.status.succeeded for s in ended)
+
+
+def wait(rt: Runtime, refs: Sequence[str], *, any_: bool = False,
+         timeout: float | None = None) -> WaitOutcome:
+    """Block until every session in REFS has ended (or the first, with ANY_), driven by
+    the manager's signals. Unknown references raise NotFound before any waiting."""
+    if not refs:
+        raise UsageError("wait needs at least one session")
+    if timeout is not None and timeout < 0:
+        raise UsageError("--timeout must be 0 or more seconds")
+    store = rt.store
+    records = store.load()
+    wanted = list(dict.fromkeys(find(ref, records).id for ref in refs))
+    units = [records[i].unit for i in with_dependencies(wanted, records)]
+    latest: list[Session] = []
+    manager = rt.manager
+
+    def current(session_id: str, now: Sessions) -> Session:
+        record = now.get(session_id, records[session_id])
+        unit = manager.unit(record.unit)
+        session = view(record, unit)
+        if session.status.ended and record.provider:
+            # The agent's own verdict (claude's is_error) can turn an exit 0 to failed.
+            session = view(collect(rt, record), unit)
+        return session
+
+    def done() -> bool:
+        nonlocal latest
+        now = store.load()
+        latest = [current(i, now) for i in wanted]
+        ended = sum(1 for s in latest if s.status.ended)
+        return ended > 0 if any_ else ended == len(latest)
+
+    finished = manager.wait_until(units, done, timeout)
+    return WaitOutcome(latest, timed_out=not finished)
+
+
+def with_dependencies(session_ids: list[str], records: Sessions) -> list[str]:
+    """SESSION_IDS and every session they wait on (--after), transitively. A session
+    blocked by a failed dependency never changes its own unit: the exit hook of the
+    dependency records the block, and the dependency's unit ending after its hook is
+    the signal that tells `wait` to look."""
+    found = list(session_ids)
+    for session_id in found:  # grows as it goes
+        record = records.get(session_id)
+        found += [d for d in (record.after if record else ()) if d in records and d not in found]
+    return found

@@ -1,0 +1,184 @@
+"""`recover` (at boot, or by hand): reconcile every record with its manager. The
+decisions are orch.recovery's, pure; the effects (writes, restarts, adoptions) are here."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from orch import dependencies, faults, secrets
+from orch.session import Record, Session, UnitView
+from orch.spec import after_unit
+from orch.state import Sessions
+from orch.systemd import GONE
+from orch.units import is_orch_unit
+from orch.usecases.common import view
+from orch.usecases.launching import NotSubmitted, launch, start_after
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orch.recovery import Decision, Outcome
+    from orch.runtime import ManagerPort, Runtime
+
+    Loaded = dict[str, tuple[bytes, tuple[str, str, str, int]]]
+
+
+@dataclass(frozen=True)
+class RecoverReport:
+    """What `recover` found and did: each session's outcome, and the sessions as now."""
+
+    outcomes: dict[str, Outcome]
+    sessions: list[Session]
+    errors: list[str]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many sessions had each outcome."""
+        from orch.recovery import counts
+
+        return counts(self.outcomes.values())
+
+
+def recover(rt: Runtime) -> RecoverReport:
+    """Reconcile every record of the runtime's scope with its manager: refresh the
+    running, record how the ended ended (from the exit hook, the unit, or the journal),
+    call the rest lost, start persistent sessions again, and adopt units of ours that
+    have no record.
+
+    Idempotent, and safe beside concurrent spawns and reaps: every write re-checks the
+    record under the state lock.
+    """
+    from orch.journal import exit_evidence
+    from orch.procs import main_alive
+    from orch.recovery import Outcome, decide
+
+    scope, store = rt.scope, rt.store
+    records = store.load()
+    outcomes: dict[str, Outcome] = {}
+    errors: list[str] = []
+    manager = rt.manager
+    loaded = manager.loaded()
+    views = {r.id: _unit_from(manager, loaded, r.unit) for r in records.values()}
+    needs_journal = [r for r in records.values()
+                     if r.ending() is None and r.invocation_id is not None
+                     and views[r.id].invocation_id != r.invocation_id]
+    journal = exit_evidence((r.unit for r in needs_journal), str(scope)) \
+        if needs_journal else {}
+    decisions = {}
+    for record in records.values():
+        unit = views[record.id]
+        alive = unit.loaded and unit.main_pid > 0 and main_alive(unit)
+        evidence = journal.get(record.invocation_id or "")
+        decisions[record.id] = decide(record, unit, alive, evidence)
+    written = store.update(lambda s: _apply(s, records, decisions))
+    faults.point("recover.decided")
+    for session_id, decision in decisions.items():
+        outcomes[session_id] = decision.outcome
+        if decision.outcome in (Outcome.ENDED, Outcome.ALREADY_ENDED, Outcome.LOST):
+            secrets.discard(scope, session_id)
+        if decision.restart and session_id in written:
+            outcomes[session_id] = _restart(rt, session_id, errors)
+    for session_id in _adopt(rt, loaded, set(records)):
+        outcomes[session_id] = Outcome.ADOPTED
+    for record in store.load().values():
+        if dependencies.waiting(record) and after_unit(record.unit) not in loaded:
+            # A reboot took its path unit: judge its dependencies again, and wait anew.
+            start_after(rt, record)
+            views.pop(record.id, None)
+    final = store.load()
+    # Only the units recover started (or found new) changed since it read them.
+    for session_id, outcome in outcomes.items():
+        if outcome in (Outcome.RESTARTED, Outcome.ADOPTED) or session_id not in views:
+            views[session_id] = manager.unit(final[session_id].unit) \
+                if session_id in final else GONE
+    sessions = [view(final[i], views[i]) for i in outcomes if i in final]
+    return RecoverReport(outcomes, sessions, errors)
+
+
+def _unit_from(manager: ManagerPort, loaded: Loaded, unit: str) -> UnitView:
+    if unit not in loaded:
+        return GONE
+    path, states = loaded[unit]
+    return manager.view(path, unit, states)
+
+
+def _apply(sessions: Sessions, seen: Sessions, decisions: dict[str, Decision]) -> set[str]:
+    """Write each decision whose record is unchanged since it was read; their ids."""
+    applied = set()
+    for session_id, decision in decisions.items():
+        if sessions.get(session_id) != seen[session_id]:
+            continue  # changed by a concurrent spawn, hook or reap: its next run decides
+        sessions[session_id] = decision.record
+        applied.add(session_id)
+    return applied
+
+
+def _restart(rt: Runtime, session_id: str, errors: list[str]) -> Outcome:
+    """Start a persistent session again: a new invocation of the same session."""
+    from orch import agents
+    from orch.recovery import Outcome
+
+    def archive(sessions: Sessions) -> Record | None:
+        record = sessions.get(session_id)
+        if record is None:
+            return None
+        if record.invocation_id is None and record.ending() is None:
+            # Its start was never confirmed (a crash mid-spawn): nothing ran to archive.
+            sessions[session_id] = dataclasses.replace(record, requested_at=rt.now_iso())
+        else:
+            sessions[session_id] = record.next_invocation(rt.now_iso())
+        return sessions[session_id]
+
+    record = rt.store.update(archive)
+    if record is None:
+        return Outcome.STARTING
+    faults.point("recover.archived")
+    if agents.can_resume(record):
+        # The agent picks up its own conversation rather than starting over.
+        argv = agents.resume_argv(record, None)
+        record = rt.store.update(lambda s: _set_argv(s, session_id, argv)) or record
+    rt.manager.reset_failed(record.unit)
+    try:
+        launch(rt, record)
+    except NotSubmitted as failure:
+        errors.append(f"cannot restart {record.id[:8]} ({record.name}): {failure.error}")
+        return Outcome.LOST
+    return Outcome.RESTARTED
+
+
+def _set_argv(sessions: Sessions, session_id: str, argv: list[str]) -> Record | None:
+    record = sessions.get(session_id)
+    if record is None:
+        return None
+    sessions[session_id] = dataclasses.replace(record, argv=argv, program=None)
+    return sessions[session_id]
+
+
+def _adopt(rt: Runtime, loaded: Loaded, known: set[str]) -> list[str]:
+    """Record units of ours that have no record (a lost state file, a crash mid-spawn)."""
+    from orch.recovery import record_from_unit
+
+    store = rt.store
+    known_units = {r.unit for r in store.load().values()}
+    found: list[Record] = []
+    for unit, (path, states) in loaded.items():
+        if unit in known_units or not is_orch_unit(unit):
+            continue
+        record = record_from_unit(rt.manager.facts(unit, path, states), str(rt.scope),
+                                  str(store.directory))
+        if record is not None and record.id not in known:
+            found.append(record)
+
+    def insert(sessions: Sessions) -> list[str]:
+        added = []
+        for record in found:
+            if record.id not in sessions and all(r.unit != record.unit
+                                                 for r in sessions.values()):
+                sessions[record.id] = record
+                added.append(record.id)
+        return added
+
+    if not found:
+        return []
+    faults.point("recover.adopting")
+    return store.update(insert)

@@ -1,0 +1,200 @@
+"""Starting sessions: spawn (a program, or with --after behind its dependencies),
+spawn_agent (a provider's headless command) and resume (an ended agent's next turn)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from orch import faults, secrets
+from orch.errors import OrchError, SpawnFailed, UsageError
+from orch.ids import new_session_id
+from orch.scope import Scope
+from orch.session import Record, Session
+from orch.spec import (
+    SessionSpec,
+    SpawnOptions,
+    resolve_cwd,
+    resolve_program,
+    session_path,
+    validate,
+)
+from orch.state import Sessions
+from orch.units import unit_name
+from orch.usecases.common import collect, find, lookup, view
+from orch.usecases.launching import NotSubmitted, launch, start_after
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from orch.config import Config
+    from orch.providers import AgentRequest
+    from orch.runtime import Runtime
+
+# systemd.exec(5)'s exit codes for failures before the program runs.
+EXEC_FAILURES = {200: "cannot change to its working directory", 203: "exec failed",
+                 217: "its user does not exist", 226: "cannot set up its namespace"}
+
+
+def parent_id() -> str | None:
+    """The session this process runs in (ORCH_SESSION_ID, if a well-formed id)."""
+    parent = os.environ.get("ORCH_SESSION_ID")
+    if not parent:
+        return None
+    import uuid  # only here: it loads platform
+
+    try:
+        return str(uuid.UUID(parent))
+    except ValueError:
+        return None
+
+
+def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
+          description: str = "", tags: Iterable[str] = (), env: dict[str, str] | None = None,
+          cwd: str | None = None, persistent: bool = False,
+          options: SpawnOptions | None = None, env_files: Sequence[str] = (),
+          secret_env: Sequence[str] = (), worktree: bool = False, provider: str | None = None,
+          agent: dict[str, Any] | None = None, after: Sequence[str] = (),
+          placement: str | None = None) -> Session:
+    """Start ARGV as a new session of the runtime's scope (orch.api.spawn says more).
+    Its secrets (ENV_FILES, SECRET_ENV) are read once, before anything is recorded."""
+    scope = rt.scope
+    store = rt.store
+    options = options or SpawnOptions()
+    spec = SessionSpec(argv=list(argv), name=name, description=description,
+                       tags=list(tags), env=dict(env or {}), cwd=cwd)
+    validate(spec)
+    work_dir = resolve_cwd(cwd)
+    for directory in options.add_dirs:
+        if not os.path.isdir(directory):
+            raise UsageError(f"--add-dir {directory}: no such directory")
+    env_files = [os.path.abspath(f) for f in env_files]
+    values = secrets.gather(env_files, secret_env, os.environ)  # bad files refused now
+    path = session_path(os.environ.get("PATH"))
+    program = resolve_program(spec.argv[0], spec.env.get("PATH", path), work_dir)
+    session_id = new_session_id()
+    created = rt.now_iso()
+    known = store.load() if after else {}
+    dependencies = list(dict.fromkeys(find(ref, known).id for ref in after))
+    tree: tuple[str | None, str | None] = (None, None)
+    if worktree:
+        from orch import worktree as worktrees
+
+        tree = worktrees.create(work_dir, store.directory / "worktrees",
+                                f"{spec.label()}-{session_id[:8]}")
+        work_dir = tree[0] or work_dir
+    record = Record(id=session_id, name=spec.label(),
+                    unit=unit_name(spec.label(), session_id), scope=str(scope),
+                    argv=spec.argv, cwd=work_dir, tags=spec.tags,
+                    description=spec.description, env=spec.env, created_at=created,
+                    parent_id=parent_id(), persistent=persistent, program=program, path=path,
+                    requested_at=created, options=options.to_json(), env_files=env_files,
+                    secret_env=list(secret_env), provider=provider, agent=dict(agent or {}),
+                    worktree=tree[0], worktree_repo=tree[1], after=dependencies,
+                    placement=placement)
+    rt.manager_of(scope)  # no manager, no record: connect first
+    # Recorded before the start, so a unit of ours never runs without a record. The
+    # append is made durable while the manager starts the unit (launch), before
+    # spawn returns: a power cut before then ends the unit too.
+    store.update(lambda s: s.__setitem__(record.id, record), sync=bool(dependencies))
+    faults.point("spawn.recorded")
+    if dependencies:
+        try:
+            return start_after(rt, record, values)
+        except BaseException:
+            if store.load()[record.id].invocation_id is None:
+                store.update(lambda s: s.pop(record.id, None))  # no unit: no session
+            raise
+    try:
+        session, outcome = launch(rt, record, values)
+    except NotSubmitted as failure:
+        store.update(lambda s: s.pop(record.id, None))  # no unit: no session
+        raise failure.error from None
+    if outcome != "done" and not program_ran(session):
+        raise SpawnFailed(f"cannot run {spec.argv[0]}: {start_failure(session, outcome)}",
+                          hint=f"session {session.id} is recorded as {session.status}")
+    return session
+
+
+def spawn_agent(rt: Runtime, provider: str, request: AgentRequest, *,
+                name: str | None = None, description: str = "", tags: Iterable[str] = (),
+                env: dict[str, str] | None = None, cwd: str | None = None,
+                persistent: bool = False, options: SpawnOptions | None = None,
+                env_files: Sequence[str] = (), secret_env: Sequence[str] = (),
+                worktree: bool = False, after: Sequence[str] = (),
+                placement: str | None = None, config: Config | None = None) -> Session:
+    """Start an agent: PROVIDER's own headless command for REQUEST, as a session (the
+    other arguments as for spawn). The agent binary is resolved on this PATH now.
+    CONFIG: the configuration already read, where the provider may be defined."""
+    from orch import agents
+
+    scope = rt.scope
+    argv = agents.fresh_argv(provider, request, scope, config)
+    env = dict(env or {})
+    options = options or SpawnOptions()
+    if scope is Scope.SYSTEM:
+        env.setdefault("HOME", str(Path.home()))  # system units get none; agents need one
+    state = agents.state_dir(provider, scope, config)
+    if state is not None and options.sandbox:
+        # The agent must keep its own state (config, conversations) even in a sandbox.
+        directory, variable = state
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        options = dataclasses.replace(options, writable=(*options.writable, str(directory)))
+        if variable:
+            env.setdefault(variable, str(directory))
+    return spawn(rt, argv, name=name or provider, description=description, tags=tags,
+                 env=env, cwd=cwd, persistent=persistent, options=options,
+                 env_files=env_files, secret_env=secret_env, worktree=worktree,
+                 provider=provider, agent=agents.request_to_json(request), after=after,
+                 placement=placement)
+
+
+def resume(rt: Runtime, ref: str, prompt: str | None = None) -> Session:
+    """A new invocation of an ended agent session that resumes the agent's own
+    conversation (claude --resume ...), saying PROMPT."""
+    from orch import agents
+
+    record = collect(rt, lookup(rt, ref))
+    manager = rt.manager_of(Scope(record.scope))
+    if not view(record, manager.unit(record.unit)).status.ended:
+        raise OrchError(f"session {record.id[:8]} ({record.name}) is still running")
+    argv = agents.resume_argv(record, prompt)
+    program = resolve_program(argv[0], record.path or session_path(os.environ.get("PATH")),
+                              record.cwd)
+
+    def next_run(sessions: Sessions) -> Record:
+        current = sessions[record.id]
+        if current.invocation_id != record.invocation_id:
+            raise OrchError(f"session {record.id[:8]} changed meanwhile; try again")
+        sessions[record.id] = dataclasses.replace(
+            current.next_invocation(rt.now_iso()), argv=argv, program=program)
+        return sessions[record.id]
+
+    fresh = rt.store.update(next_run)
+    manager.reset_failed(record.unit)
+    try:
+        session, _ = launch(rt, fresh)
+    except NotSubmitted as failure:
+        raise failure.error from None
+    return session
+
+
+def program_ran(session: Session) -> bool:
+    """Whether the program itself ran: a start job also fails when a program that did run
+    exits at once; only statuses 200-243 are systemd's own (it could not be run)."""
+    if session.exit_signal is not None:
+        return True
+    return session.exit_code is not None and not 200 <= session.exit_code <= 243
+
+
+def start_failure(session: Session, outcome: str) -> str:
+    """Why a start job that did not run the program failed, in a few words."""
+    if session.exit_code is not None:
+        reason = EXEC_FAILURES.get(session.exit_code, "it exited at once")
+        return f"{reason} (exit status {session.exit_code})"
+    if session.exit_signal:
+        return f"killed by {session.exit_signal} while starting"
+    return f"the start job ended {outcome!r}"

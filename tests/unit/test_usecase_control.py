@@ -1,0 +1,99 @@
+"""stop and kill over a fake manager: the intent is written before the manager acts,
+and taken back when it cannot."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from orch.errors import OrchError, UsageError
+from orch.runtime import Runtime
+from orch.session import Intent, Record, Status
+from orch.usecases import control
+from tests.unit.fakemanager import FakeManager, exited, put, running, runtime
+
+
+@pytest.fixture
+def fake() -> FakeManager:
+    return FakeManager()
+
+
+@pytest.fixture
+def rt(fake: FakeManager, isolated_env: Path) -> Runtime:
+    return runtime(fake, isolated_env)
+
+
+def _started(fake: FakeManager, rt: Runtime, name: str) -> Record:
+    view = running()
+    record = put(rt, name, invocation_id=view.invocation_id, main_pid=view.main_pid)
+    fake.add(record.unit, view)
+    return record
+
+
+def test_stop_marks_then_stops(fake: FakeManager, rt: Runtime) -> None:
+    record = _started(fake, rt, "s")
+
+    def stop_sees_the_intent(units: Sequence[str]) -> dict[str, str]:
+        assert rt.store.load()[record.id].intent is Intent.STOP
+        return FakeManager.stop_all(fake, units)
+
+    fake.stop_all = stop_sees_the_intent  # type: ignore[method-assign]
+    assert control.stop(rt, "s").status is Status.STOPPED
+    assert fake.called("stop") == [record.unit]
+
+
+def test_stopping_an_ended_session_changes_nothing(fake: FakeManager, rt: Runtime) -> None:
+    record = _started(fake, rt, "s")
+    fake.set(record.unit, exited(fake.unit(record.unit)))
+    assert control.stop(rt, "s").status is Status.EXITED
+    assert fake.called("stop") == [] and rt.store.load()[record.id].intent is None
+
+
+def test_a_failed_stop_takes_its_intent_back(fake: FakeManager, rt: Runtime) -> None:
+    record = _started(fake, rt, "s")
+    fake.fail_stop = OrchError("the manager timed out")
+    with pytest.raises(OrchError, match="timed out"):
+        control.stop(rt, "s")
+    assert rt.store.load()[record.id].intent is None
+
+
+def test_kill_records_the_result_then_signals(fake: FakeManager, rt: Runtime) -> None:
+    record = _started(fake, rt, "k")
+    session = control.kill(rt, "k", "gave up", signum=signal.SIGINT)
+    assert session.status is Status.KILLED and session.final_result == "gave up"
+    assert fake.called("kill") == [(record.unit, signal.SIGINT)]
+    with pytest.raises(OrchError, match="has already ended: killed"):
+        control.kill(rt, "k")
+
+
+def test_kill_self_outlives_its_own_signal(fake: FakeManager, rt: Runtime,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    record = _started(fake, rt, "me")
+    monkeypatch.setenv("ORCH_SESSION_ID", record.id)
+    before = signal.getsignal(signal.SIGUSR1)
+    try:
+        control.kill(rt, "self", signum=signal.SIGUSR1)
+        assert signal.getsignal(signal.SIGUSR1) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGUSR1, before)
+
+
+@pytest.mark.parametrize(("text", "number"), [("15", 15), ("term", 15), ("SIGKILL", 9),
+                                               (" hup ", 1)])
+def test_signals_by_number_or_name(text: str, number: int) -> None:
+    assert control.parse_signal(text) == number
+
+
+@pytest.mark.parametrize("text", ["0", "999", "SIGNOPE", ""])
+def test_what_is_not_a_signal(text: str) -> None:
+    with pytest.raises(UsageError, match="not a signal"):
+        control.parse_signal(text)
+
+
+def test_a_result_file_loses_one_trailing_newline(tmp_path: Path) -> None:
+    path = tmp_path / "result.txt"
+    path.write_text("done\n\n")
+    assert control.read_result_file(str(path)) == "done\n"

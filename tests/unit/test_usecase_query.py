@@ -1,0 +1,204 @@
+"""The query use cases over a fake manager: listing, show, find, logs and wait."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from orch.errors import ManagerUnreachable, NotFound, UsageError
+from orch.runtime import Runtime
+from orch.scope import Scope
+from orch.session import Record, Status
+from orch.usecases import query
+from tests.unit.fakemanager import FakeManager, exited, put, running, runtime, unreachable
+
+
+@pytest.fixture
+def fake() -> FakeManager:
+    return FakeManager()
+
+
+@pytest.fixture
+def rt(fake: FakeManager, isolated_env: Path) -> Runtime:
+    return runtime(fake, isolated_env)
+
+
+def _started(fake: FakeManager, rt: Runtime, name: str, **fields: object) -> Record:
+    """A session whose unit runs, recorded as spawn confirms it."""
+    view = running()
+    record = put(rt, name, invocation_id=view.invocation_id, main_pid=view.main_pid, **fields)
+    fake.add(record.unit, view)
+    return record
+
+
+def test_a_session_running_as_recorded_costs_no_call_of_its_own(fake: FakeManager,
+                                                                rt: Runtime) -> None:
+    record = _started(fake, rt, "a")
+    [session] = query.list_sessions(rt)
+    assert (session.id, session.status) == (record.id, Status.RUNNING)
+    assert fake.called("view") == []
+
+
+def test_the_listing_reads_what_the_record_does_not_say(fake: FakeManager,
+                                                      rt: Runtime) -> None:
+    ended = _started(fake, rt, "ended")
+    fake.set(ended.unit, exited(fake.unit(ended.unit), 2))
+    gone = put(rt, "gone", invocation_id="b" * 32)
+    listed = {s.id: s.status for s in query.list_sessions(rt)}
+    assert listed == {ended.id: Status.FAILED, gone.id: Status.LOST}
+    assert fake.called("view") == [ended.unit]
+
+
+def test_the_listing_filters_and_sorts_newest_first(fake: FakeManager, rt: Runtime) -> None:
+    old = _started(fake, rt, "old", tags=["x"], created_at="2024-01-01T00:00:00+00:00")
+    new = _started(fake, rt, "new", tags=["x"], created_at="2025-01-01T00:00:00+00:00")
+    put(rt, "other", created_at="2023-01-01T00:00:00+00:00", requested_at=None)
+    assert [s.id for s in query.list_sessions(rt, tag="x")] == [new.id, old.id]
+    fake.set(old.unit, exited(fake.unit(old.unit)))
+    assert [s.id for s in query.list_sessions(rt, running=True)] == [new.id]
+
+
+def test_an_empty_listing_still_needs_a_manager(isolated_env: Path) -> None:
+    rt = Runtime(Scope.USER, runtime(FakeManager(), isolated_env).store, connect=unreachable)
+    with pytest.raises(ManagerUnreachable):
+        query.list_sessions(rt)
+    fake = FakeManager()
+    assert query.list_sessions(runtime(fake, isolated_env)) == []
+    assert fake.called("loaded") == []
+
+
+def test_find_and_show(fake: FakeManager, rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    record = _started(fake, rt, "findme")
+    assert query.find_record(rt, "findme") == record
+    assert fake.calls == []  # found without the manager
+    assert query.result(rt, record.id[:8]).status is Status.RUNNING
+    fake.set(record.unit, exited(fake.unit(record.unit)))
+    assert query.result(rt, record.unit).status is Status.EXITED
+    with pytest.raises(NotFound):
+        query.find_record(rt, "nobody")
+    monkeypatch.delenv("ORCH_SESSION_ID", raising=False)
+    with pytest.raises(NotFound, match="ORCH_SESSION_ID"):
+        query.find_record(rt, "self")
+    monkeypatch.setenv("ORCH_SESSION_ID", record.id)
+    assert query.find_record(rt, "self") == record
+
+
+def test_an_ended_agents_result_is_read_once_and_recorded(
+        fake: FakeManager, rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orch import journal
+
+    record = _started(fake, rt, "agent", provider="claude", agent={"prompt": "p"})
+    fake.set(record.unit, exited(fake.unit(record.unit)))
+    line = ('{"type":"result","subtype":"success","is_error":false,"result":"42",'
+            '"session_id":"conv-9","usage":{"input_tokens":1,"output_tokens":2}}')
+    reads = []
+
+    def output_lines(record: Record, complete: Callable[[list[str]], bool],
+                     grace: float) -> list[str]:
+        reads.append(grace)
+        return [line]
+
+    monkeypatch.setattr(journal, "output_lines", output_lines)
+    shown = query.result(rt, record.id)
+    assert (shown.final_result, shown.provider_session_id) == ("42", "conv-9")
+    assert reads == [3.0]  # it ended just now: its last lines get time to arrive
+    assert query.result(rt, record.id).final_result == "42" and len(reads) == 1
+
+
+def test_logs_read_the_records_journal(fake: FakeManager, rt: Runtime,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from orch import journal
+
+    record = _started(fake, rt, "talker")
+    argv = query.logs_command(rt, "talker", lines=5, follow=True)
+    assert argv[0] == "journalctl" and "--follow" in argv
+    monkeypatch.setattr(journal, "read_logs",
+                        lambda record, **kw: f"{record.id} {kw['output']}")
+    assert query.logs(rt, "talker") == f"{record.id} cat"
+    assert fake.calls == []
+
+
+def test_follow_logs_writes_until_wait_sees_the_end(fake: FakeManager, rt: Runtime,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from orch import journal
+
+    record = _started(fake, rt, "talker")
+    fake.events = [lambda m: m.set(record.unit, exited(m.unit(record.unit)))]
+    written: list[str] = []
+    threads: list[str] = []
+
+    def follow(record: Record, write: Callable[[str], object], end: journal.SessionEnd,
+               **kw: object) -> None:
+        write("line\n")
+        threads.append(threading.current_thread().name)
+
+    monkeypatch.setattr(journal, "follow_logs", follow)
+    outcome = query.follow_logs(rt, "talker", written.append)
+    assert written == ["line\n"] and outcome.succeeded and not outcome.timed_out
+    assert threads == ["MainThread"]
+    assert fake.called("wait_until") == [[record.unit]]
+
+
+def test_follow_logs_raises_what_wait_raised(fake: FakeManager, rt: Runtime,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from orch import journal
+
+    _started(fake, rt, "talker")
+
+    def broken(units: object, done: object, timeout: object) -> bool:
+        raise ManagerUnreachable("gone away")
+
+    monkeypatch.setattr(fake, "wait_until", broken)
+    monkeypatch.setattr(journal, "follow_logs", lambda *args, **kw: None)
+    with pytest.raises(ManagerUnreachable, match="gone away"):
+        query.follow_logs(rt, "talker", print)
+
+
+def test_wait_returns_at_once_for_ended_sessions(fake: FakeManager, rt: Runtime) -> None:
+    record = _started(fake, rt, "done")
+    fake.set(record.unit, exited(fake.unit(record.unit)))
+    outcome = query.wait(rt, ["done"])
+    assert outcome.succeeded and not outcome.timed_out
+
+
+def test_wait_follows_the_managers_changes_until_all_or_any_ended(
+        fake: FakeManager, rt: Runtime) -> None:
+    a, b = _started(fake, rt, "a"), _started(fake, rt, "b")
+    fake.events = [lambda m: m.set(a.unit, exited(m.unit(a.unit), 1)),
+                   lambda m: m.set(b.unit, exited(m.unit(b.unit)))]
+    outcome = query.wait(rt, ["a", "b", a.id])
+    assert [s.status for s in outcome.sessions] == [Status.FAILED, Status.EXITED]
+    assert not outcome.succeeded and fake.events == []
+    c, d = _started(fake, rt, "c"), _started(fake, rt, "d")
+    fake.events = [lambda m: m.set(d.unit, exited(m.unit(d.unit))),
+                   lambda m: m.set(c.unit, exited(m.unit(c.unit)))]
+    outcome = query.wait(rt, ["c", "d"], any_=True)
+    assert outcome.succeeded and len(fake.events) == 1
+
+
+def test_wait_times_out_and_says_so(fake: FakeManager, rt: Runtime) -> None:
+    _started(fake, rt, "forever")
+    outcome = query.wait(rt, ["forever"], timeout=0)
+    assert outcome.timed_out and not outcome.succeeded
+    assert [s.status for s in outcome.sessions] == [Status.RUNNING]
+
+
+def test_wait_refuses_bad_requests_before_waiting(fake: FakeManager, rt: Runtime) -> None:
+    _started(fake, rt, "x")
+    with pytest.raises(UsageError):
+        query.wait(rt, [])
+    with pytest.raises(UsageError):
+        query.wait(rt, ["x"], timeout=-1)
+    with pytest.raises(NotFound):
+        query.wait(rt, ["x", "nobody"])
+    assert fake.calls == []
+
+
+def test_wait_watches_the_dependencies_units_too(fake: FakeManager, rt: Runtime) -> None:
+    first = _started(fake, rt, "first")
+    second = put(rt, "second", after=[first.id])
+    query.wait(rt, ["second"], timeout=0)
+    assert fake.called("wait_until") == [[second.unit, first.unit]]

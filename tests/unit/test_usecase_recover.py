@@ -1,0 +1,148 @@
+"""recover over a fake manager: each record reconciled with its unit (the decisions
+are orch.recovery's, tested there; here, that their effects happen)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from orch import journal, secrets
+from orch.errors import OrchError
+from orch.recovery import Outcome
+from orch.runtime import Runtime
+from orch.session import Ending, Record, Status, UnitFacts
+from orch.spec import after_unit
+from orch.units import unit_name
+from orch.usecases.recover import recover
+from tests.unit.fakemanager import FakeManager, exited, put, running, runtime
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeManager:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    return FakeManager()
+
+
+@pytest.fixture
+def rt(fake: FakeManager, isolated_env: Path) -> Runtime:
+    return runtime(fake, isolated_env)
+
+
+@dataclass
+class Journal:
+    """What the journal says of ended invocations (by id), and which units it was asked of."""
+
+    found: dict[str, Ending] = field(default_factory=dict)
+    asked: list[list[str]] = field(default_factory=list)
+
+
+@pytest.fixture
+def evidence(monkeypatch: pytest.MonkeyPatch) -> Journal:
+    told = Journal()
+
+    def exit_evidence(units: Iterable[str], scope: str) -> dict[str, Ending]:
+        told.asked.append(sorted(units))
+        return told.found
+
+    monkeypatch.setattr(journal, "exit_evidence", exit_evidence)
+    return told
+
+
+def _started(fake: FakeManager, rt: Runtime, name: str, **fields: object) -> Record:
+    view = running()
+    record = put(rt, name, invocation_id=view.invocation_id, main_pid=view.main_pid, **fields)
+    fake.add(record.unit, view)
+    return record
+
+
+def test_a_running_session_is_refreshed_from_its_unit(fake: FakeManager, rt: Runtime,
+                                                      evidence: Journal) -> None:
+    record = put(rt, "unconfirmed")  # a spawn that crashed before confirming its unit
+    view = running()
+    fake.add(record.unit, view)
+    report = recover(rt)
+    assert report.outcomes == {record.id: Outcome.RUNNING}
+    now = rt.store.load()[record.id]
+    assert (now.invocation_id, now.main_pid) == (view.invocation_id, view.main_pid)
+    assert [s.status for s in report.sessions] == [Status.RUNNING]
+    assert report.counts["running"] == 1 and report.errors == []
+    assert evidence.asked == []
+
+
+def test_an_end_is_recorded_from_the_unit_or_the_journal(
+        fake: FakeManager, rt: Runtime, evidence: Journal) -> None:
+    by_unit = _started(fake, rt, "by-unit")
+    fake.set(by_unit.unit, exited(fake.unit(by_unit.unit), 4))
+    by_journal = put(rt, "by-journal", invocation_id="c" * 32)
+    lost = put(rt, "lost", invocation_id="d" * 32)
+    evidence.found["c" * 32] = Ending("2025-01-01T00:00:00+00:00", 0, None, "success")
+    secret = secrets.write(rt.scope, lost.id, {"K": "v"})
+    report = recover(rt)
+    assert report.outcomes == {by_unit.id: Outcome.ENDED, by_journal.id: Outcome.ENDED,
+                               lost.id: Outcome.LOST}
+    now = rt.store.load()
+    assert now[by_unit.id].exit_code == 4 and now[by_journal.id].exit_code == 0
+    assert not secret.exists()
+    assert evidence.asked == [sorted([by_journal.unit, lost.unit])]
+    assert recover(rt).outcomes[by_unit.id] is Outcome.ALREADY_ENDED
+
+
+def test_a_persistent_session_that_ended_under_it_starts_again(
+        fake: FakeManager, rt: Runtime, evidence: Journal) -> None:
+    record = put(rt, "keeper", invocation_id="e" * 32, persistent=True)
+    report = recover(rt)
+    assert report.outcomes == {record.id: Outcome.RESTARTED}
+    now = rt.store.load()[record.id]
+    assert now.invocation_id == fake.unit(record.unit).invocation_id
+    assert len(now.history) == 1 and now.restarts == 1
+    assert fake.called("reset_failed") == [record.unit]
+    assert [s.status for s in report.sessions] == [Status.RUNNING]
+
+
+def test_a_restart_the_manager_refuses_is_lost_with_a_reason(
+        fake: FakeManager, rt: Runtime, evidence: Journal) -> None:
+    record = put(rt, "keeper", persistent=True, requested_at="2020-01-01T00:00:00+00:00")
+
+    def refuse(unit: str, props: object) -> None:
+        raise OrchError("no more units")
+
+    fake.on_submit = refuse
+    report = recover(rt)
+    assert report.outcomes == {record.id: Outcome.LOST}
+    assert report.errors == [f"cannot restart {record.id[:8]} (keeper): no more units"]
+
+
+def test_a_unit_of_ours_without_a_record_is_adopted(fake: FakeManager, rt: Runtime,
+                                                    evidence: Journal) -> None:
+    session_id = str(uuid.uuid4())
+    unit = unit_name("orphan", session_id)
+    view = running()
+    hook = ["/usr/bin/python3", "-I", "exithook.py", str(rt.store.directory)]
+    fake.add(unit, view, UnitFacts(
+        unit=unit, view=view, description=f"orch session {session_id}: sleeps",
+        environment=[f"ORCH_SESSION_ID={session_id}", f"ORCH_UNIT={unit}", "A=1"],
+        argv=["/bin/sleep", "9"], program="/bin/sleep", cwd="/tmp", hook_argv=hook))
+    elsewhere = unit_name("stranger", str(uuid.uuid4()))
+    fake.add(elsewhere, running(), UnitFacts(
+        unit=elsewhere, view=view, description="", environment=[], argv=[], program="",
+        cwd="", hook_argv=["python", "-I", "exithook.py", "/another/state"]))
+    report = recover(rt)
+    assert report.outcomes == {session_id: Outcome.ADOPTED}
+    adopted = rt.store.load()[session_id]
+    assert (adopted.argv, adopted.env, adopted.description) == (["/bin/sleep", "9"],
+                                                                {"A": "1"}, "sleeps")
+    assert recover(rt).outcomes == {session_id: Outcome.RUNNING}
+
+
+def test_a_dependent_whose_path_unit_a_reboot_took_is_armed_again(
+        fake: FakeManager, rt: Runtime, evidence: Journal) -> None:
+    first = _started(fake, rt, "first")
+    second = put(rt, "second", after=[first.id], requested_at="2020-01-01T00:00:00+00:00")
+    report = recover(rt)
+    assert fake.called("submit_transient") == [after_unit(second.unit)]
+    assert report.outcomes[second.id] is Outcome.STARTING
+    assert {s.id: s.status for s in report.sessions}[second.id] is Status.STARTING

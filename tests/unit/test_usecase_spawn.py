@@ -1,0 +1,290 @@
+"""The spawn use case over a fake manager: what is recorded when, how a failed start
+reads, --after's arming and release, agents and resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from orch import secrets
+from orch.errors import ManagerUnreachable, OrchError, SpawnFailed, UsageError
+from orch.runtime import Runtime
+from orch.session import Record, Session, Status
+from orch.spec import Restart, SpawnOptions, after_dir, after_unit
+from orch.systemd import GONE
+from orch.usecases import spawn as spawning
+from tests.unit.fakemanager import FakeManager, exited, not_started, put, runtime, unreachable
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeManager:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.delenv("ORCH_SESSION_ID", raising=False)
+    return FakeManager()
+
+
+@pytest.fixture
+def rt(fake: FakeManager, isolated_env: Path) -> Runtime:
+    return runtime(fake, isolated_env)
+
+
+def test_a_spawn_records_then_starts_and_confirms_the_unit(fake: FakeManager,
+                                                         rt: Runtime) -> None:
+    def recorded_before_start(unit: str, props: object) -> None:
+        assert [r.unit for r in rt.store.load().values()] == [unit]
+
+    fake.on_submit = recorded_before_start
+    session = spawning.spawn(rt, ["/bin/echo", "hi"], name="greet", tags=["a"],
+                             env={"X": "1"}, persistent=True)
+    assert session.status is Status.RUNNING and session.name == "greet"
+    record = rt.store.load()[session.id]
+    unit = fake.unit(record.unit)
+    assert (record.invocation_id, record.main_pid) == (unit.invocation_id, unit.main_pid)
+    assert record.persistent and record.program == "/bin/echo" and record.tags == ["a"]
+    assert [name for name, _ in fake.calls][:2] == ["connect", "submit_transient"]
+
+
+def test_without_a_manager_nothing_is_recorded(isolated_env: Path) -> None:
+    from orch.scope import Scope
+
+    rt = Runtime(Scope.USER, runtime(FakeManager(), isolated_env).store, connect=unreachable)
+    with pytest.raises(ManagerUnreachable):
+        spawning.spawn(rt, ["/bin/true"])
+    assert rt.store.load() == {}
+
+
+def test_a_refused_unit_leaves_no_record(fake: FakeManager, rt: Runtime) -> None:
+    def refuse(unit: str, props: object) -> None:
+        raise OrchError("the manager said no")
+
+    fake.on_submit = refuse
+    with pytest.raises(OrchError, match="the manager said no"):
+        spawning.spawn(rt, ["/bin/true"])
+    assert rt.store.load() == {}
+
+
+def test_a_program_that_cannot_run_is_one_line_and_stays_recorded(
+        fake: FakeManager, rt: Runtime) -> None:
+    fake.start = lambda unit: exited(not_started(), 203)
+    fake.job_results = {}
+
+    def failed_job(unit: str, props: object) -> None:
+        fake.job_results[unit] = "failed"
+
+    fake.on_submit = failed_job
+    with pytest.raises(SpawnFailed) as caught:
+        spawning.spawn(rt, ["/bin/false"])
+    assert str(caught.value) == "cannot run /bin/false: exec failed (exit status 203)"
+    assert caught.value.hint is not None and "recorded as failed" in caught.value.hint
+    assert len(rt.store.load()) == 1
+
+
+@pytest.mark.parametrize(("view", "why"), [
+    (GONE, "the start job ended 'failed'"),
+    (exited(not_started(), 242), "it exited at once (exit status 242)"),
+    (exited(not_started(), 200), "cannot change to its working directory (exit status 200)"),
+])
+def test_how_a_failed_start_is_worded(fake: FakeManager, rt: Runtime, view: object,
+                                      why: str) -> None:
+    fake.start = lambda unit: view  # type: ignore[assignment,return-value]
+    fake.on_submit = lambda unit, props: fake.job_results.__setitem__(unit, "failed")
+    with pytest.raises(SpawnFailed, match=re.escape(f"cannot run /bin/true: {why}")):
+        spawning.spawn(rt, ["/bin/true"])
+
+
+def test_a_program_that_ran_and_failed_at_once_is_a_session(fake: FakeManager,
+                                                          rt: Runtime) -> None:
+    fake.start = lambda unit: exited(not_started(), 1)
+    fake.on_submit = lambda unit, props: fake.job_results.__setitem__(unit, "failed")
+    assert spawning.spawn(rt, ["/bin/false"]).status is Status.FAILED
+
+
+def test_start_failure_names_a_signal() -> None:
+    session = dataclasses.replace(_a_session(), exit_signal="SIGKILL", exit_code=None)
+    assert spawning.start_failure(session, "failed") == "killed by SIGKILL while starting"
+    assert spawning.program_ran(session)
+
+
+def _a_session() -> Session:
+    record = Record(id="x", name="x", unit="orch-x.service", scope="user", argv=["x"], cwd="/")
+    return Session.of(record, Status.FAILED, None)
+
+
+def test_secrets_are_read_once_and_their_file_removed_after_the_start(
+        fake: FakeManager, rt: Runtime, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    env_file = tmp_path / "keys.env"
+    env_file.write_text("TOKEN=s3cret\n")
+    reads = []
+    real_gather = secrets.gather
+
+    def gather(*args: object) -> dict[str, str]:
+        reads.append(args)
+        return real_gather(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(secrets, "gather", gather)
+    monkeypatch.setenv("API_KEY", "k")
+    seen: list[str] = []
+
+    def look(unit: str, props: object) -> None:
+        seen.extend(os.listdir(secrets.secrets_dir(rt.scope)))
+
+    fake.on_submit = look
+    session = spawning.spawn(rt, ["/bin/true"], env_files=[str(env_file)],
+                             secret_env=["API_KEY"])
+    assert len(reads) == 1
+    assert seen == [f"{session.id}.env"]
+    assert os.listdir(secrets.secrets_dir(rt.scope)) == []
+    assert "s3cret" not in (rt.store.directory / "sessions.json").read_text()
+
+
+def test_with_restart_the_secrets_file_stays_for_the_next_start(
+        fake: FakeManager, rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_KEY", "k")
+    session = spawning.spawn(rt, ["/bin/true"], secret_env=["API_KEY"],
+                             options=SpawnOptions(restart=Restart.ON_FAILURE))
+    assert os.listdir(secrets.secrets_dir(rt.scope)) == [f"{session.id}.env"]
+
+
+def test_bad_arguments_are_refused_before_anything_is_recorded(
+        fake: FakeManager, rt: Runtime, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--add-dir"):
+        spawning.spawn(rt, ["/bin/true"], options=SpawnOptions(add_dirs=(str(tmp_path / "no"),)))
+    with pytest.raises(SpawnFailed):
+        spawning.spawn(rt, ["/no/such/program"])
+    with pytest.raises(OrchError):
+        spawning.spawn(rt, ["/bin/true"], env_files=[str(tmp_path / "missing.env")])
+    assert rt.store.load() == {} and fake.calls == []
+
+
+def test_the_parent_is_the_session_the_caller_runs_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCH_SESSION_ID", "not an id")
+    assert spawning.parent_id() is None
+    monkeypatch.setenv("ORCH_SESSION_ID", "12345678-1234-4234-8234-123456789abc")
+    assert spawning.parent_id() == "12345678-1234-4234-8234-123456789abc"
+
+
+# -- --after --------------------------------------------------------------------------
+
+
+def test_a_dependent_of_a_running_session_is_armed_and_waits(fake: FakeManager,
+                                                           rt: Runtime) -> None:
+    first = spawning.spawn(rt, ["/bin/sleep", "9"], name="first")
+    second = spawning.spawn(rt, ["/bin/true"], name="second", after=["first"])
+    assert second.status is Status.STARTING
+    record = rt.store.load()[second.id]
+    assert record.after == [first.id] and record.invocation_id is None
+    assert fake.unit(after_unit(second.unit)).loaded  # the path unit, armed
+    assert fake.unit(second.unit) == not_started()
+    assert after_dir(rt.scope).is_dir()
+
+
+def test_a_dependent_of_a_succeeded_session_starts_at_once(fake: FakeManager,
+                                                         rt: Runtime) -> None:
+    first = spawning.spawn(rt, ["/bin/true"], name="first")
+    fake.set(first.unit, exited(fake.unit(first.unit), 0))
+    second = spawning.spawn(rt, ["/bin/true"], name="second", after=[first.id[:8]])
+    assert second.status is Status.RUNNING
+    assert after_unit(second.unit) not in fake.units
+
+
+def test_a_dependent_of_a_failed_session_is_blocked_and_never_submitted(
+        fake: FakeManager, rt: Runtime) -> None:
+    first = spawning.spawn(rt, ["/bin/true"], name="first")
+    fake.set(first.unit, exited(fake.unit(first.unit), 3))
+    second = spawning.spawn(rt, ["/bin/true"], name="second", after=["first"])
+    assert second.status is Status.FAILED
+    assert "did not end successfully" in (rt.store.load()[second.id].blocked or "")
+    assert fake.called("submit_transient") == [first.unit]
+
+
+def test_a_dependency_that_ends_while_arming_releases_through_the_marker(
+        fake: FakeManager, rt: Runtime) -> None:
+    first = spawning.spawn(rt, ["/bin/true"], name="first")
+
+    def first_ends(unit: str, props: object) -> None:
+        fake.set(first.unit, exited(fake.unit(first.unit), 0))
+
+    fake.on_submit = first_ends
+    second = spawning.spawn(rt, ["/bin/true"], name="second", after=["first"])
+    marker = after_dir(rt.scope) / f"{second.id}.go"
+    assert marker.read_text() == "released at spawn\n"
+
+
+def test_an_arming_the_manager_refuses_leaves_no_record(fake: FakeManager,
+                                                      rt: Runtime) -> None:
+    first = spawning.spawn(rt, ["/bin/sleep", "9"], name="first")
+
+    def refuse(unit: str, props: object) -> None:
+        raise OrchError("no path units today")
+
+    fake.on_submit = refuse
+    with pytest.raises(OrchError, match="no path units"):
+        spawning.spawn(rt, ["/bin/true"], name="second", after=["first"])
+    assert list(rt.store.load()) == [first.id]
+
+
+# -- agents ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `claude` on PATH (never run: the fake manager starts nothing)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    program = bin_dir / "claude"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return program
+
+
+def test_an_agent_runs_its_providers_command_and_keeps_its_state_in_a_sandbox(
+        fake: FakeManager, rt: Runtime, claude: Path) -> None:
+    from orch.providers import AgentRequest
+
+    session = spawning.spawn_agent(rt, "claude", AgentRequest(prompt="hello"),
+                                   options=SpawnOptions(sandbox=True))
+    record = rt.store.load()[session.id]
+    assert record.provider == "claude" and record.name == "claude"
+    assert record.program == str(claude) and "hello" in record.argv
+    assert record.agent["prompt"] == "hello"
+    options = SpawnOptions.from_json(record.options)
+    assert options.sandbox and len(options.writable) == 1
+
+
+def test_resume_starts_the_next_invocation_of_an_ended_agent(
+        fake: FakeManager, rt: Runtime, claude: Path) -> None:
+    record = put(rt, "agent", provider="claude", argv=[str(claude), "-p", "hi"],
+                 agent={"prompt": "hi"}, provider_session_id="conv-1",
+                 invocation_id="a" * 32, final_result="done", ended_at=rt.now_iso(),
+                 exit_code=0, result="success", program=str(claude))
+    session = spawning.resume(rt, record.id, "go on")
+    now = rt.store.load()[record.id]
+    assert session.status is Status.RUNNING
+    assert now.invocation_id != record.invocation_id and len(now.history) == 1
+    assert "--resume=conv-1" in now.argv and "go on" in now.argv
+    assert fake.called("reset_failed") == [record.unit]
+
+
+def test_resume_refuses_a_running_session_and_a_refused_start(
+        fake: FakeManager, rt: Runtime, claude: Path) -> None:
+    record = put(rt, "agent", provider="claude", argv=[str(claude)], agent={"prompt": "hi"},
+                 provider_session_id="conv-1", invocation_id="a" * 32, final_result="x",
+                 ended_at=rt.now_iso(), exit_code=0, result="success")
+    fake.add(record.unit, dataclasses.replace(exited(not_started(), 0), main_pid=4_194_399,
+                                              active_state="active"))
+    with pytest.raises(OrchError, match="still running"):
+        spawning.resume(rt, record.id)
+    del fake.units[record.unit]
+
+    def refuse(unit: str, props: object) -> None:
+        raise OrchError("refused")
+
+    fake.on_submit = refuse
+    with pytest.raises(OrchError, match="refused"):
+        spawning.resume(rt, record.id)
