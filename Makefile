@@ -16,7 +16,7 @@ APT_PACKAGES := libsystemd-dev pkg-config python3-venv python3-dev gcc util-linu
 	openssh-server openssh-client iproute2 \
 	zsh fish time  # the shells whose completion the tests run; GNU time for make bench
 
-.PHONY: setup system-deps deb-deps venv install test-user agents demo test unit lint box-up box-down units cli-table deb bench clean
+.PHONY: setup system-deps deb-deps venv install test-user agents demo test unit lint box-up box-down units deb bench clean
 
 setup: system-deps deb-deps install test-user agents
 
@@ -85,11 +85,6 @@ test: setup
 # box: bench/results/latest.md and latest.json (bench/README.md). BENCH_QUICK=1: reduced.
 bench: setup box-up
 	$(PY) -m bench.run
-
-# orch/cli_table.py is typer's command tree as orch.fastcli reads it: run after changing
-# a command's options (tests/unit/test_fastcli.py fails until then).
-cli-table: install
-	$(PY) -m orch.fastcli > orch/cli_table.py.new && mv orch/cli_table.py.new orch/cli_table.py
 
 # units/ is orch/unitfiles.py rendered for /usr/bin/orch.
 units: install

@@ -1,318 +1,109 @@
-"""orch's command tree in typer: every command, option and help text. It parses what
-orch.fastcli does not take (help, completion, errors, the rarer forms) and feeds the
-man page and completion; each command's body is in orch.commands."""
+"""typer's command tree, built from the one definition of the command line
+(orch.commandline). It parses what orch.fastcli does not take (help, completion, errors,
+the rarer forms) and feeds the man page; each command's body is in orch.commands."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from orch import commands, vendor
-from orch.journal import LogFormat
+from orch import commandline, vendor
+from orch.commandline import Argument, Command, Group, Option
 
 vendor.activate()  # before typer: a package's vendored copy must win
 import typer  # noqa: E402
 
-app = typer.Typer(
-    name="orch",
-    help="Run AI coding agents and other long-running commands as systemd services.",
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-box_app = typer.Typer(help="A private systemd for hosts whose PID 1 is not systemd.",
-                      no_args_is_help=True, rich_markup_mode=None)
-app.add_typer(box_app, name="box")
-
-UserOpt = Annotated[bool, typer.Option("--user", help="Use the calling user's manager.")]
-SystemOpt = Annotated[bool, typer.Option("--system", help="Use the system manager.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
-RefArg = Annotated[str, typer.Argument(
-    help="A session id, a unique id prefix (4+ characters), a name, a unit name, or `self`.")]
+_TYPES: dict[str, type] = {"flag": bool, "str": str, "int": int, "float": float,
+                           "path": Path}
 
 
-def _run(code: int) -> None:
-    if code:
-        raise typer.Exit(code)
+def _annotation(param: Option | Argument) -> Any:
+    """PARAM's type and typer's description of it, as a function parameter's annotation."""
+    kind = param.kind
+    base: Any = kind() if callable(kind) else _TYPES[kind]
+    variadic = param.multiple if isinstance(param, Option) else param.variadic
+    if variadic:
+        base = list[base]
+    optional = not param.required if isinstance(param, Argument) else param.default is None
+    if optional:
+        base = base | None
+    if isinstance(param, Argument):
+        info: Any = typer.Argument(help=param.help, metavar=param.metavar)
+    else:
+        info = typer.Option(*param.flags, help=param.help or None, metavar=param.metavar,
+                            hidden=param.hidden)
+    return Annotated[base, info]
 
 
-@app.command(context_settings={"allow_interspersed_args": False})
-def spawn(
-    command: Annotated[list[str], typer.Argument(
-        help="The program and its arguments; with --provider, the prompt.",
-        metavar="-- CMD [ARG...] | PROMPT")],
-    name: Annotated[str | None, typer.Option(help="A name to refer to the session by.")] = None,
-    description: Annotated[str, typer.Option(help="What the session is for.")] = "",
-    tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable).")] = None,
-    env: Annotated[list[str] | None, typer.Option(
-        help="KEY=VALUE for the program's environment (repeatable).")] = None,
-    env_file: Annotated[list[str] | None, typer.Option(
-        help="KEY=VALUE lines handed to the program as secrets (repeatable).")] = None,
-    cwd: Annotated[str | None, typer.Option(help="Working directory (default: here).")] = None,
-    provider: Annotated[str | None, typer.Option(
-        help="Run an agent: claude, codex, gemini, copilot, ollama, or exec (a command).")] = None,
-    model: Annotated[str | None, typer.Option(help="The agent's model.")] = None,
-    system_prompt: Annotated[str | None, typer.Option(help="The agent's system prompt.")] = None,
-    auto_approve: Annotated[bool | None, typer.Option(
-        "--auto-approve", help="Let the agent act without asking.")] = None,
-    add_dir: Annotated[list[str] | None, typer.Option(
-        help="Another directory the agent may work in (repeatable).")] = None,
-    max_turns: Annotated[int | None, typer.Option(help="Stop the agent after N turns.")] = None,
-    profile: Annotated[str | None, typer.Option(help="Defaults from [profiles.NAME].")] = None,
-    timeout: Annotated[str | None, typer.Option(
-        help="Fail the session after DURATION (30m, 2h 30min; a bare number is seconds; "
-        "0 or infinity: never): result timeout.", metavar="DURATION")] = None,
-    memory_max: Annotated[str | None, typer.Option(help="Memory limit (300M, 2G).")] = None,
-    cpu_quota: Annotated[str | None, typer.Option(help="CPU limit (50%, 200%).")] = None,
-    tasks_max: Annotated[str | None, typer.Option(help="Process/thread limit.")] = None,
-    nice: Annotated[int | None, typer.Option(help="Nice level, -20 to 19.")] = None,
-    restart: Annotated[str | None, typer.Option(
-        help="no, on-failure or always (with a bounded start limit).")] = None,
-    sandbox: Annotated[bool | None, typer.Option(
-        "--sandbox", help="Read-only system and home; writable: cwd and --add-dir.")] = None,
-    worktree: Annotated[bool | None, typer.Option(
-        "--worktree", help="Run in a git worktree of its own (kept until reaped).")] = None,
-    persistent: Annotated[bool | None, typer.Option(
-        "--persistent", help="Start it again at boot (orch recover) if it was cut off; for "
-        "a user, at boot only with lingering (loginctl enable-linger), else at login.")] = None,
-    after: Annotated[list[str] | None, typer.Option(
-        help="Start only after this session ended successfully (repeatable).")] = None,
-    user: UserOpt = False,
-    system: SystemOpt = False,
-    as_json: JsonOpt = False,
-    placement: Annotated[str | None, typer.Option(
-        hidden=True, help="Why this host was chosen (set by --host auto).")] = None,
-) -> None:
-    """Start CMD (or, with --provider, an agent on PROMPT) as a new session: a transient
-    systemd service. Unset options take [spawn] and --profile defaults from the config."""
-    _run(commands.spawn(**locals()))
+def _parameter(param: Option | Argument) -> inspect.Parameter:
+    default = inspect.Parameter.empty if isinstance(param, Argument) and param.required \
+        else param.default
+    return inspect.Parameter(param.dest, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                             default=default, annotation=_annotation(param))
 
 
-@app.command()
-def result(ref: RefArg, user: UserOpt = False, system: SystemOpt = False,
-           as_json: JsonOpt = False) -> None:
-    """Print the final text of a session: its agent's result, or what `orch kill` recorded
-    (exit 1 if there is none yet)."""
-    _run(commands.result(**locals()))
+def _callback(command: Command) -> Any:
+    """A function typer reads COMMAND's parameters from; calling it runs the body."""
+    def run(**values: Any) -> None:
+        code = commandline.call(command, values)
+        if code:
+            raise typer.Exit(code)
+
+    run.__name__ = command.function
+    run.__doc__ = command.help
+    run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [_parameter(p) for p in command.params])
+    return run
 
 
-@app.command()
-def resume(
-    ref: RefArg,
-    prompt: Annotated[str | None, typer.Argument(help="What to tell the agent.")] = None,
-    user: UserOpt = False,
-    system: SystemOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Start an ended agent session again, resuming the agent's own conversation."""
-    _run(commands.resume(**locals()))
+def _group(help: str) -> typer.Typer:
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None,
+                       add_completion=False, pretty_exceptions_enable=False)
 
 
-config_app = typer.Typer(help="Settings in config.toml ([spawn], [providers.NAME], "
-                         "[profiles.NAME]).", no_args_is_help=True, rich_markup_mode=None)
-app.add_typer(config_app, name="config")
-
-
-@config_app.command("get")
-def config_get(key: str, user: UserOpt = False, system: SystemOpt = False) -> None:
-    """Print one setting (dotted: spawn.memory_max); exit 1 if it is not set."""
-    _run(commands.config_get(**locals()))
-
-
-@config_app.command("set")
-def config_set(key: str, value: str, user: UserOpt = False, system: SystemOpt = False) -> None:
-    """Set one setting, checked before anything is written."""
-    _run(commands.config_set(**locals()))
-
-
-@config_app.command("unset")
-def config_unset(key: str, user: UserOpt = False, system: SystemOpt = False) -> None:
-    """Remove one setting."""
-    _run(commands.config_unset(**locals()))
-
-
-@config_app.command("list")
-def config_list(user: UserOpt = False, system: SystemOpt = False,
-                as_json: JsonOpt = False) -> None:
-    """Print every setting that is set."""
-    _run(commands.config_list(**locals()))
-
-
-@app.command()
-def ps(
-    running: Annotated[bool, typer.Option("--running", help="Only sessions not ended.")] = False,
-    tag: Annotated[str | None, typer.Option(help="Only sessions with this tag.")] = None,
-    user: UserOpt = False,
-    system: SystemOpt = False,
-    as_json: JsonOpt = False,
-    all_hosts: Annotated[bool, typer.Option(
-        "--all-hosts", help="This machine's sessions and every [hosts.NAME]'s, read at "
-        "once (a HOST column; ORCH_HOST_TIMEOUT bounds each host).")] = False,
-    full: Annotated[bool, typer.Option(
-        "-l", "--full", help="Print every cell whole (on a terminal the table is cut to "
-        "its width, $COLUMNS if set; piped, it is always whole).")] = False,
-) -> None:
-    """List sessions, newest first, with their live status."""
-    _run(commands.ps(**locals()))
-
-
-@app.command()
-def show(ref: RefArg, user: UserOpt = False, system: SystemOpt = False,
-         as_json: JsonOpt = False) -> None:
-    """Show one session."""
-    _run(commands.show(**locals()))
-
-
-@app.command()
-def logs(
-    ref: RefArg,
-    lines: Annotated[int | None, typer.Option("-n", "--lines", help="Last N lines.")] = None,
-    follow: Annotated[bool, typer.Option(
-        "-f", "--follow", help="Keep printing until the session has ended; exit as `wait`.")
-    ] = False,
-    since: Annotated[str | None, typer.Option(help="As journalctl --since.")] = None,
-    output: Annotated[LogFormat, typer.Option("-o", "--output")] = LogFormat.SHORT,
-    no_pager: Annotated[bool, typer.Option(
-        "--no-pager", help="Do not pipe the output into a pager on a terminal.")] = False,
-    user: UserOpt = False,
-    system: SystemOpt = False,
-) -> None:
-    """Show a session's output from the journal, whole lines, every invocation in order;
-    the short format marks where each invocation starts. On a terminal the output goes
-    through a pager ($SYSTEMD_PAGER, $PAGER, less). With -f, exit once the session has
-    ended: 0 if it ended successfully, 1 otherwise."""
-    _run(commands.logs(**locals()))
-
-
-@app.command()
-def wait(
-    refs: Annotated[list[str], typer.Argument(help="Sessions to wait for.", metavar="ID...")],
-    any_: Annotated[bool, typer.Option("--any", help="Return when the first one ends.")] = False,
-    timeout: Annotated[str | None, typer.Option(
-        help="Give up after DURATION (exit 124): 90, 2m, 1h30m (a bare number is seconds; "
-        "infinity: never).", metavar="DURATION")] = None,
-    user: UserOpt = False,
-    system: SystemOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Wait for sessions to end: exit 0 if all ended successfully, 1 if any ended
-    otherwise, 124 on timeout, 2 for an unknown id."""
-    _run(commands.wait(**locals()))
-
-
-@app.command()
-def stop(ref: RefArg, user: UserOpt = False, system: SystemOpt = False,
-         as_json: JsonOpt = False) -> None:
-    """Stop a session gracefully (SIGTERM, then SIGKILL after the stop timeout)."""
-    _run(commands.stop(**locals()))
-
-
-@app.command()
-def kill(
-    ref: RefArg,
-    result: Annotated[str | None, typer.Argument(help="The final result to record.")] = None,
-    file: Annotated[str | None, typer.Option("--file", help="Read the result from a file.")] = None,
-    signal_: Annotated[str, typer.Option("--signal", help="Signal name or number.")] = "TERM",
-    user: UserOpt = False,
-    system: SystemOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Record a final result, then signal all of a session's processes."""
-    _run(commands.kill(**locals()))
-
-
-@app.command()
-def recover(user: UserOpt = False, system: SystemOpt = False, as_json: JsonOpt = False) -> None:
-    """Reconcile records with the manager: refresh, record endings, restart persistent
-    sessions, adopt units of ours with no record. Safe to run any time."""
-    _run(commands.recover(**locals()))
-
-
-@app.command()
-def reap(
-    older_than: Annotated[str, typer.Option(
-        help="Only sessions that ended longer ago than DURATION: 7d, 12h, 90 (a bare number "
-        "is seconds; 0: every ended one).", metavar="DURATION")] = "7d",
-    everything: Annotated[bool, typer.Option(
-        "--all", help="Also stop running sessions and remove them.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
-    user: UserOpt = False,
-    system: SystemOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Remove ended sessions' records (and reset their failed units); print their ids."""
-    _run(commands.reap(**locals()))
-
-
-units_app = typer.Typer(help="The units that recover sessions at boot and reap daily.",
-                        no_args_is_help=True, rich_markup_mode=None)
-app.add_typer(units_app, name="units")
-
-
-@units_app.command("install")
-def units_install(user: UserOpt = False, system: SystemOpt = False) -> None:
-    """Write orch-recover.service, orch-reap.service and .timer for this orch; enable them."""
-    _run(commands.units_install(**locals()))
-
-
-@units_app.command("uninstall")
-def units_uninstall(user: UserOpt = False, system: SystemOpt = False) -> None:
-    """Disable and remove the units `orch units install` wrote."""
-    _run(commands.units_uninstall(**locals()))
-
-
-@box_app.command("up")
-def box_up(
-    as_json: JsonOpt = False,
-    root: Annotated[Path | None, typer.Option(
-        "--root", help="Boot this OS tree (a debootstrap, say) instead of sharing the host's "
-        "file system.")] = None,
-) -> None:
-    """Boot a private systemd (root only) and wait until it is running."""
-    _run(commands.box_up(**locals()))
-
-
-@box_app.command("down")
-def box_down() -> None:
-    """Power the box off cleanly."""
-    _run(commands.box_down(**locals()))
-
-
-@box_app.command("status")
-def box_status(as_json: JsonOpt = False) -> None:
-    """Say whether a box runs, and its manager's state (exit 3 if none runs)."""
-    _run(commands.box_status(**locals()))
-
-
-@box_app.command("exec", context_settings={"allow_interspersed_args": False})
-def box_exec(command: Annotated[list[str], typer.Argument(metavar="-- CMD [ARG...]")]) -> None:
-    """Run a command inside the box, in this directory."""
-    _run(commands.box_exec(**locals()))
-
-
-@box_app.command("shell")
-def box_shell() -> None:
-    """Open a shell inside the box."""
-    _run(commands.box_shell(**locals()))
+def _add(group: typer.Typer, name: str, child: Command | Group) -> None:
+    if isinstance(child, Group):
+        sub = _group(child.help)
+        for sub_name, grandchild in child.commands.items():
+            _add(sub, sub_name, grandchild)
+        group.add_typer(sub, name=name)
+        return
+    settings = {} if child.interspersed else {"allow_interspersed_args": False}
+    group.command(name, context_settings=settings or None)(_callback(child))
 
 
 def _version(ctx: typer.Context, value: bool) -> None:
     if value and not ctx.resilient_parsing:  # completion parses too: it must not print
+        from orch import commands
+
         raise typer.Exit(commands.version())
 
 
-@app.callback()
-def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version.")] = False,
-    host: Annotated[str | None, typer.Option(
-        "--host", help="Run the command on another host over SSH: [USER@]HOST[:PORT] or a "
-        "[hosts.NAME]; `auto` lets spawn choose the one with the most free memory. Also "
-        "ORCH_HOST. Accepted after the command name too.")] = None,
-    label: Annotated[str | None, typer.Option(
-        "--label", help="spawn: choose among the hosts with this label (implies --host "
-        "auto).")] = None,
-) -> None:
-    """Run AI coding agents and other long-running commands as systemd services."""
+def _root() -> Any:
+    """The root's callback: its options are read before the command by orch.cli and
+    orch.hostcli; typer only has to know them (and --version answers here)."""
+    def root(**values: Any) -> None:
+        del values
+
+    params = []
+    for option in commandline.ROOT:
+        extra: dict[str, Any] = {}
+        if option.dest == "version":
+            extra = {"callback": _version, "is_eager": True}
+        info = typer.Option(*option.flags, help=option.help, **extra)
+        base: Any = bool if option.kind == "flag" else str | None
+        params.append(inspect.Parameter(option.dest, inspect.Parameter.KEYWORD_ONLY,
+                                        default=option.default,
+                                        annotation=Annotated[base, info]))
+    root.__doc__ = commandline.ROOT_HELP
+    root.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return root
+
+
+app = typer.Typer(name="orch", help=commandline.ROOT_HELP, add_completion=False,
+                  no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None)
+app.callback()(_root())
+for _name, _child in commandline.tree().items():
+    _add(app, _name, _child)

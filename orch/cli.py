@@ -1,10 +1,11 @@
 """The `orch` command's entry point: parse, run, and turn expected failures into one
 line on stderr and an exit status.
 
-A well-formed command line goes through orch.fastcli's table-driven parser straight to
-its body in orch.commands, without loading typer (whose import and parameter building
-cost some 100 ms a call). Everything else (help, completion, usage errors, the rarer
-option forms) goes to typer's command tree in orch.app, which stays the reference.
+Both parsers read the one definition of the command line (orch.commandline). A
+well-formed command line goes through orch.fastcli straight to its body in
+orch.commands, without loading typer (whose import and parameter building cost some
+100 ms a call). Everything else (help, completion, usage errors, the rarer option forms)
+goes to typer's command tree in orch.app, built from the same definition.
 """
 
 from __future__ import annotations
@@ -79,12 +80,12 @@ def _run(args: list[str], debug: bool) -> int:
     parsed = fastcli.parse(args)
     if parsed is None:
         return _with_typer(args, debug)
-    if parsed.command == "version":
+    if parsed.command is None:
         print(f"orch {__version__}")
         return 0
-    from orch import commands
+    from orch.commandline import call
 
-    return int(getattr(commands, parsed.command)(**parsed.values))
+    return call(parsed.command, parsed.values)
 
 
 def main(argv: list[str] | None = None) -> None:

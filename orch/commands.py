@@ -1,10 +1,11 @@
 """What each `orch` command does, with its arguments already parsed: plain functions
 that return the exit status. Data on stdout, messages on stderr.
 
-Two parsers call these: typer's command tree (orch.app, which also gives help, errors
-and completion) and, for the well-formed command lines most calls are, the light
-parser in orch.fastcli, which does not load typer. Both hand over the same values, so
-each command has one body. Kept free of typer, pystemd and psutil at import.
+Two parsers read the one definition of the command line (orch.commandline) and call
+these through orch.commandline.call: typer's command tree (orch.app, which also gives
+help, errors and completion) and, for the well-formed command lines most calls are, the
+light parser in orch.fastcli, which does not load typer. Both hand over the same values,
+so each command has one body. Kept free of typer, pystemd and psutil at import.
 """
 
 from __future__ import annotations
@@ -77,43 +78,23 @@ def version() -> int:
     return 0
 
 
-def spawn(command: list[str], name: str | None = None, description: str = "",
-          tag: list[str] | None = None, env: list[str] | None = None,
-          env_file: list[str] | None = None, cwd: str | None = None,
-          provider: str | None = None, model: str | None = None,
-          system_prompt: str | None = None, auto_approve: bool | None = None,
-          add_dir: list[str] | None = None, max_turns: int | None = None,
-          profile: str | None = None, timeout: str | None = None,
-          memory_max: str | None = None, cpu_quota: str | None = None,
-          tasks_max: str | None = None, nice: int | None = None,
-          restart: str | None = None, sandbox: bool | None = None,
-          worktree: bool | None = None, persistent: bool | None = None,
+def spawn(command: list[str], settings: dict[str, object], name: str | None = None,
+          description: str = "", env: list[str] | None = None, profile: str | None = None,
           after: list[str] | None = None, user: bool = False, system: bool = False,
           as_json: bool = False, placement: str | None = None) -> int:
-    """`orch spawn`: unset options take [spawn] and --profile defaults from the config."""
+    """`orch spawn`: SETTINGS are the spawn settings' flags by key (None: not given);
+    unset ones take [spawn] and --profile defaults from the config."""
+    from orch import request
     from orch.spec import parse_env
 
     scope = api.current_scope(user, system)
-    flags = {"provider": provider, "model": model, "system_prompt": system_prompt,
-             "auto_approve": auto_approve, "add_dirs": add_dir, "max_turns": max_turns,
-             "timeout": timeout, "memory_max": memory_max, "cpu_quota": cpu_quota,
-             "tasks_max": tasks_max, "nice": nice, "restart": restart, "sandbox": sandbox,
-             "worktree": worktree, "persistent": persistent, "env_files": env_file,
-             "tags": tag, "cwd": cwd}
-    given = {k: v for k, v in flags.items() if v is not None}
-    settings: dict[str, object] = {}
-    # The config machinery (TOML, the settings tables) loads only when there is something
-    # for it to do: a plain spawn with no config file is most spawns.
-    if given or profile is not None or os.path.lexists(scope.config_path()):
-        from orch import config
-
-        settings = config.load(scope).spawn_defaults(profile)
-        settings.update({k: config.flag_value(k, v) for k, v in given.items()})
-    session = api.spawn_from_settings(command, settings, name=name, description=description,
-                                      env=parse_env(env or []), scope=scope,
-                                      after=after or [], placement=placement)
+    loaded = request.config_for_spawn(scope, profile, settings)  # the one read of it
+    asked = request.spawn_request(loaded, profile, settings)
+    session = api.spawn_requested(command, asked, name=name, description=description,
+                                  env=parse_env(env or []), scope=scope, after=after or [],
+                                  placement=placement, config=loaded)
     if scope == "user":
-        _warn_without_lingering(bool(settings.get("persistent")))
+        _warn_without_lingering(asked.persistent)
     if as_json:
         emit_json(session.to_json())
     else:

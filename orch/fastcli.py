@@ -1,25 +1,24 @@
-"""A light parser for well-formed `orch` command lines, driven by a table of typer's
-command tree (orch.cli_table), so that most calls never load typer.
+"""Reading an `orch` command line from its one definition (orch.commandline), without
+loading typer.
 
-It takes a command line only when it is sure to read it exactly as typer would, and
-returns None otherwise: help, a usage error, an unknown option, a value that starts
-with `-`, an attached short value (`-n5`), a number written in any but the plain way.
-typer then parses it, with its own messages. tests/unit/test_fastcli.py holds the two
-parsers to the same values over every command and many command lines.
-
-`python -m orch.fastcli` prints the table for the current tree (the test compares it
-with orch/cli_table.py, and `make cli-table` writes it).
+`scan` reads the words as click's parser does (long options with `=` or the next word,
+short ones clustered or with their value attached, `--`, commands that stop taking
+options at their first argument) and takes out --host and --label wherever they stand
+before the arguments: orch.hostcli sends a line elsewhere by what it finds. `parse` then
+converts the values, but only where it is sure typer would read them the same way, and
+returns None otherwise (help, usage errors, clustered or attached short options, numbers
+written any but the plain way): typer then parses the line, with its own messages.
+tests/unit/test_fastcli.py holds all three readings to each other over generated lines.
 """
 
 from __future__ import annotations
 
-from orch.cli_table import COMMANDS
+from orch import commandline
+from orch.commandline import HOST_OPTIONS, ROOT_FLAGS, Argument, Command, Group, Option
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-ROOT_FLAGS = ("--debug",)  # the root callback's options that take no value
 
 
 def _digits(text: str) -> bool:
@@ -27,36 +26,170 @@ def _digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+class Scan:
+    """A command line as click's parser splits it: the command, the raw values of the
+    options given (by dest, in order), the arguments, and --host/--label taken out.
+    `plain` is False where the line uses a form the light parser leaves to typer."""
+
+    __slots__ = ("args", "arguments", "command", "host", "label", "options", "pending",
+                 "plain")
+
+    def __init__(self) -> None:
+        self.command: Command | None = None
+        self.host: str | None = None
+        self.label: str | None = None
+        self.args: list[str] = []  # the line without --host and --label
+        self.options: dict[str, list[Any]] = {}
+        self.arguments: list[str] = []
+        self.pending: str | None = None  # an option at the end, still without its value
+        self.plain = True
+
+    def given(self, dest: str) -> bool:
+        """Whether the option DEST is on the line."""
+        return dest in self.options
+
+
 class Parsed:
-    """A command line read: the orch.commands function to call, and its arguments."""
+    """A command line read: the command, and its values by dest."""
 
     __slots__ = ("command", "values")
 
-    def __init__(self, command: str, values: dict[str, Any]) -> None:
-        self.command = command
+    def __init__(self, command: Command | None, values: dict[str, Any]) -> None:
+        self.command = command  # None: --version
         self.values = values
 
     def __repr__(self) -> str:
-        return f"Parsed({self.command!r}, {self.values!r})"
+        name = self.command.function if self.command is not None else "version"
+        return f"Parsed({name!r}, {self.values!r})"
 
 
-def parse(args: list[str]) -> Parsed | None:
-    """ARGS (without the program name) as a command and its values, or None to leave
-    them to typer."""
+def _host_option(scan: Scan, args: list[str], i: int) -> int | None:
+    """If ARGS[I] is --host or --label, record its value and return the next index."""
+    name, equals, inline = args[i].partition("=")
+    if name not in HOST_OPTIONS:
+        return None
+    if equals:
+        value, after = inline, i + 1
+    elif i + 1 < len(args):
+        value, after = args[i + 1], i + 2
+    else:
+        from orch.errors import UsageError
+
+        raise UsageError(f"option '{name}' requires an argument")
+    if not value:
+        from orch.errors import UsageError
+
+        raise UsageError(f"{name}: expected a value")
+    if name == "--host":
+        scan.host = value
+    else:
+        scan.label = value
+    return after
+
+
+def scan(args: list[str]) -> Scan:
+    """ARGS (without the program name) as click's parser splits them; UsageError only
+    for a --host or --label without its value."""
+    found = Scan()
+    node: dict[str, Command | Group] = commandline.tree()
+    command: Command | None = None
     i = 0
-    while i < len(args) and args[i] in ROOT_FLAGS:
+    while i < len(args) and command is None:  # up to the command's name
+        after = _host_option(found, args, i)
+        if after is not None:
+            i = after
+            continue
+        child = node.get(args[i])
+        if child is None and args[i] not in ROOT_FLAGS:
+            break
+        if child is None and found.args and found.args[-1] not in ROOT_FLAGS:
+            found.plain = False  # a root option after a group's name: typer refuses it
+        found.args.append(args[i])
         i += 1
-    if i < len(args) and args[i] == "--version":
-        return Parsed("version", {})
-    node: dict[str, Any] = COMMANDS
-    while True:
-        if i >= len(args) or args[i] not in node:
-            return None
-        node = node[args[i]]
-        i += 1
-        if "function" in node:
-            values = _command(node, args[i:])
-            return None if values is None else Parsed(node["function"], values)
+        if isinstance(child, Command):
+            command = child
+        elif isinstance(child, Group):
+            node = child.commands
+    found.command = command
+    if command is None:
+        found.plain = False
+        found.args += args[i:]
+        return found
+    options = {flag: p for p in command.params if isinstance(p, Option) for flag in p.flags}
+    rest = args[i:]
+    k = 0
+    while k < len(rest):
+        token = rest[k]
+        after = _host_option(found, rest, k)
+        if after is not None:
+            k = after
+            continue
+        k += 1
+        found.args.append(token)
+        if token == "--":
+            found.arguments += rest[k:]
+            found.args += rest[k:]
+            break
+        if token == "-" or not token.startswith("-"):
+            found.arguments.append(token)
+            if not command.interspersed:  # the program and its own options follow
+                found.arguments += rest[k:]
+                found.args += rest[k:]
+                break
+            continue
+        if token.startswith("--"):
+            name, equals, inline = token.partition("=")
+            option = options.get(name)
+            if option is None:
+                found.plain = False  # an unknown option (or --help): typer's to refuse
+                continue
+            if option.kind == "flag":
+                if equals:
+                    found.plain = False
+                value: Any = True
+            elif equals:
+                value = inline
+            elif k < len(rest):
+                value = rest[k]
+                found.args.append(value)
+                k += 1
+            else:
+                found.plain = False
+                found.pending = name
+                continue
+            found.options.setdefault(option.dest, []).append(value)
+            continue
+        k = _short_options(found, options, rest, token, k)
+    return found
+
+
+def _short_options(found: Scan, options: dict[str, Option], rest: list[str], token: str,
+                   k: int) -> int:
+    """A short option word: `-n 5`, or clustered `-fn 5`, or attached `-n5` (forms the
+    light parser leaves to typer, but whose words it must still step over right)."""
+    if len(token) > 2:
+        found.plain = False
+    for at, char in enumerate(token[1:], start=2):
+        option = options.get("-" + char)
+        if option is None:
+            found.plain = False
+            continue
+        if option.kind == "flag":
+            found.options.setdefault(option.dest, []).append(True)
+            continue
+        if at < len(token):
+            value = token[at:]
+        elif k < len(rest):
+            value = rest[k]
+            found.args.append(value)
+            k += 1
+        else:
+            found.plain = False
+            found.pending = "-" + char
+            return k
+        found.options.setdefault(option.dest, []).append(value)
+        return k
+    return k
 
 
 def _convert(kind: Any, raw: str) -> Any:
@@ -72,227 +205,61 @@ def _convert(kind: Any, raw: str) -> Any:
     if kind == "float":
         whole, dot, fraction = raw.partition(".")
         return float(raw) if _digits(whole) and (not dot or _digits(fraction)) else None
-    if isinstance(kind, list):  # the values of an Enum
-        return raw if raw in kind else None
-    return None
+    values = commandline.choices(kind)
+    return raw if values is not None and raw in values else None
 
 
-def _command(spec: dict[str, Any], rest: list[str]) -> dict[str, Any] | None:
-    options: dict[str, list[Any]] = spec["options"]
-    values: dict[str, Any] = dict(spec["defaults"])
-    given: dict[str, list[Any]] = {}
-    positional: list[str] = []
-    only_arguments = False
-    j = 0
-    while j < len(rest):
-        token = rest[j]
-        j += 1
-        if only_arguments or token == "-" or not token.startswith("-"):
-            positional.append(token)
-            if not spec["interspersed"]:
-                only_arguments = True
-            continue
-        if token == "--":
-            only_arguments = True
-            continue
-        name, equals, inline = token.partition("=") if token.startswith("--") else (token, "", "")
-        if name not in options:
-            return None  # --help, an unknown option, -n5, -fn: typer's to read
-        dest, kind, flag_value, multiple = options[name]
-        if kind == "flag":
-            if equals:
+def parse(args: list[str]) -> Parsed | None:
+    """ARGS (without the program name) as a command and its values, or None to leave
+    them to typer."""
+    i = 0
+    while i < len(args) and args[i] in ROOT_FLAGS:
+        i += 1
+    if i < len(args) and args[i] == "--version":
+        return Parsed(None, {})
+    found = scan(args)
+    command = found.command
+    if (command is None or not found.plain or found.host is not None
+            or found.label is not None):
+        return None
+    values = _values(command, found)
+    return None if values is None else Parsed(command, values)
+
+
+def _values(command: Command, found: Scan) -> dict[str, Any] | None:
+    values: dict[str, Any] = {}
+    positional = list(found.arguments)
+    for param in command.params:
+        if isinstance(param, Argument):
+            if param.variadic:
+                taken, positional = positional, []
+                if param.required and not taken:
+                    return None
+                converted = [_convert(param.kind, raw) for raw in taken]
+                if any(v is None for v in converted):
+                    return None
+                values[param.dest] = converted if taken else param.default
+            elif positional:
+                value = _convert(param.kind, positional.pop(0))
+                if value is None:
+                    return None
+                values[param.dest] = value
+            elif param.required:
                 return None
-            value: Any = flag_value
-        else:
-            if equals:
-                raw = inline
-            elif j < len(rest):
-                raw = rest[j]
-                j += 1
             else:
-                return None
-            if raw.startswith("-"):
-                return None  # a value or a forgotten one: typer decides
-            value = _convert(kind, raw)
-            if value is None:
-                return None
-        if multiple:
-            given.setdefault(dest, []).append(value)
-        else:
-            values[dest] = value
-    values.update(given)
-    for dest, kind, variadic, required in spec["arguments"]:
-        if variadic:
-            taken, positional = positional, []
-            if required and not taken:
-                return None
-            converted = [_convert(kind, raw) for raw in taken]
-            if any(v is None for v in converted):
-                return None
-            values[dest] = converted if taken else values[dest]
-        elif positional:
-            value = _convert(kind, positional.pop(0))
-            if value is None:
-                return None
-            values[dest] = value
-        elif required:
+                values[param.dest] = param.default
+            continue
+        raws = found.options.get(param.dest)
+        if raws is None:
+            values[param.dest] = param.default
+            continue
+        if param.kind == "flag":
+            values[param.dest] = True
+            continue
+        if any(raw.startswith("-") for raw in raws):
+            return None  # a value or a forgotten one: typer decides
+        converted = [_convert(param.kind, raw) for raw in raws]
+        if any(v is None for v in converted):
             return None
+        values[param.dest] = converted if param.multiple else converted[-1]
     return None if positional else values
-
-
-def table_source() -> str:
-    """orch/cli_table.py for typer's current command tree (loads typer)."""
-    import enum
-    import pprint
-    import types
-    import typing
-    from pathlib import Path
-
-    from orch import vendor
-
-    vendor.activate()  # a package's vendored typer must win
-    import typer
-    import typer.main
-
-    from orch.app import app
-
-    def kind(annotation: Any) -> tuple[Any, bool]:
-        origin = typing.get_origin(annotation)
-        if origin in (typing.Union, types.UnionType):
-            inner = [a for a in typing.get_args(annotation) if a is not type(None)]
-            return kind(inner[0])
-        if origin is list:
-            return kind(typing.get_args(annotation)[0])[0], True
-        if annotation is bool:
-            return "flag", False
-        if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-            return [m.value for m in annotation], False
-        names = {str: "str", int: "int", float: "float", Path: "path"}
-        return names[annotation], False
-
-    def default(value: Any) -> Any:
-        return value.value if isinstance(value, enum.Enum) else value
-
-    def command(cmd: Any) -> dict[str, Any]:
-        options: dict[str, list[Any]] = {}
-        arguments: list[list[Any]] = []
-        defaults: dict[str, Any] = {}
-        for param in cmd.params:
-            what, multiple = kind(param.type_descriptor.annotation)
-            defaults[param.name] = default(param.default)
-            if param.param_type_name == "argument":
-                arguments.append([param.name, what, param.nargs == -1, param.required])
-                continue
-            for opt in param.opts:
-                options[opt] = [param.name, what, True if what == "flag" else None, multiple]
-            for opt in param.secondary_opts:
-                options[opt] = [param.name, what, False, multiple]
-        return {"function": cmd.callback.__name__, "interspersed":
-                cmd.context_settings.get("allow_interspersed_args", True),
-                "options": options, "arguments": arguments, "defaults": defaults}
-
-    def tree(group: Any) -> dict[str, Any]:
-        ctx = typer.Context(group)
-        nodes = {}
-        for name in sorted(group.list_commands(ctx)):
-            sub = group.get_command(ctx, name)
-            nodes[name] = tree(sub) if hasattr(sub, "list_commands") else command(sub)
-        return nodes
-
-    root = typer.main.get_command(app)
-    body = pprint.pformat(tree(root), width=92, sort_dicts=True)
-    nodes, params = completion_tree(root)
-    completing = pprint.pformat(nodes, width=92, sort_dicts=False)
-    shared = pprint.pformat(params, width=92)
-    return ('"""typer\'s command tree as orch.fastcli and orch.completion read it.\n'
-            'Generated by `python -m orch.fastcli` (`make cli-table`); '
-            'tests/unit/test_fastcli.py\nchecks that it is current."""\n\n'
-            "# fmt: off\n"
-            f"COMMANDS = {body}\n\n"
-            "# What click's completion reads of each group and command (orch.completion):\n"
-            "# params [kind, name, opts, secondary_opts, takes_value, multiple, hidden, help,\n"
-            "# values] in click's order, help as [text, zsh, fish] (rendered as typer renders\n"
-            "# it, unwrapped; None where only typer can render it), values None, 'file',\n"
-            "# 'custom' or the choices; a group's commands in click's order. Keyed by the\n"
-            "# command's path ('' is the root). A node's params are indices into PARAMS,\n"
-            "# where each parameter that several commands share (--user, --json) is once.\n"
-            f"PARAMS = {shared}\n\n"
-            f"COMPLETION = {completing}\n")
-
-
-def completion_tree(group: Any) -> tuple[dict[str, dict[str, Any]], list[list[Any]]]:
-    """The parts of typer's command tree GROUP (loaded) that its completion reads: the
-    nodes by path, and the parameters they name by index (each distinct one once)."""
-    import re
-
-    import typer
-    from typer import rich_utils
-    from typer._completion_classes import _sanitize_help_text
-    from typer.core import TyperArgument, TyperOption
-
-
-    def zsh_escape(text: str) -> str:  # ZshComplete.format_completion's escape
-        return (text.replace('"', '""').replace("'", "''").replace("$", "\\$")
-                .replace("`", "\\`").replace(":", r"\\:"))
-
-    def rendered(text: str) -> str | None:
-        width, rich_utils.MAX_WIDTH = rich_utils.MAX_WIDTH, 1_000_000  # unwrapped: the
-        try:  # completion checks at run time that it fits the width typer's rich finds
-            out = _sanitize_help_text(text)
-        finally:
-            rich_utils.MAX_WIDTH = width
-        return out if out.isascii() and out.isprintable() else None
-
-    def about(text: str | None) -> list[Any] | None:
-        if not text:
-            return None
-        return [text, rendered(zsh_escape(text)), rendered(re.sub(r"\s", " ", text))]
-
-    def values(param: Any) -> Any:
-        desc = param.type_descriptor
-        if param._custom_shell_complete is not None:
-            return "custom"
-        if desc.is_choice and desc.choices is not None:
-            if not desc.case_sensitive:
-                return "custom"
-            return [str(getattr(c, "value", c)) for c in desc.choices]
-        return "file" if desc.is_file else None
-
-    flat: dict[str, dict[str, Any]] = {}
-    shared: list[list[Any]] = []
-
-    def node(cmd: Any, ctx: Any, path: str) -> None:
-        params: list[list[Any]] = []
-        for param in cmd.get_params(ctx):
-            if isinstance(param, TyperOption):
-                assert param.nargs == 1 and not param.count, param.name
-                assert all(o.startswith("-") for o in param.opts + param.secondary_opts)
-                params.append(["option", param.name, param.opts, param.secondary_opts,
-                               not param.is_flag, param.multiple, param.hidden,
-                               about(param.help), values(param)])
-            else:
-                assert isinstance(param, TyperArgument) and param.nargs in (1, -1)
-                params.append(["argument", param.name, [], [], True, param.nargs == -1,
-                               False, None, values(param)])
-        assert ctx.token_normalize_func is None
-        names = list(cmd.list_commands(ctx)) if hasattr(cmd, "list_commands") else None
-        indices = []
-        for param in params:
-            if param not in shared:
-                shared.append(param)
-            indices.append(shared.index(param))
-        flat[path] = {"params": indices, "hidden": cmd.hidden,
-                      "about": about(cmd.get_short_help_str()),
-                      "interspersed": ctx.allow_interspersed_args,
-                      "ignore_unknown": ctx.ignore_unknown_options, "commands": names}
-        for name in names or ():
-            sub = cmd.get_command(ctx, name)
-            node(sub, typer.Context(sub, parent=ctx, **sub.context_settings),
-                 f"{path} {name}".strip())
-
-    node(group, typer.Context(group, **group.context_settings), "")
-    return flat, shared
-
-
-if __name__ == "__main__":
-    print(table_source(), end="")

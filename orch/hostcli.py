@@ -30,71 +30,18 @@ class Target:
     args: list[str]
 
 
-def _value(args: list[str], i: int, option: str) -> tuple[str, int]:
-    """The value of OPTION at ARGS[i] (`--opt V` or `--opt=V`), and the next index."""
-    if args[i].startswith(option + "="):
-        value, after = args[i][len(option) + 1:], i + 1
-    elif i + 1 < len(args):
-        value, after = args[i + 1], i + 2
-    else:
-        raise UsageError(f"option '{option}' requires an argument")
-    if not value:
-        raise UsageError(f"{option}: expected a value")
-    return value, after
-
-
 def split(args: list[str]) -> Target:
-    """ARGS with --host and --label taken out. The command's own options that take a
-    value are stepped over with it, so that `--name --host` keeps its meaning."""
-    from orch.cli_table import COMMANDS
-    from orch.fastcli import ROOT_FLAGS
+    """ARGS with --host and --label taken out, read by the one scanner of command lines
+    (orch.fastcli.scan): a command's own options that take a value are stepped over with
+    it, so that `--name --host` keeps its meaning."""
+    from orch.fastcli import scan
 
-    node: dict[str, object] = COMMANDS
-    command: dict[str, object] | None = None
-    host = label = None
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            out += args[i:]
-            break
-        name = arg.split("=", 1)[0]
-        if name in ("--host", "--label"):
-            value, i = _value(args, i, name)
-            if name == "--host":
-                host = value
-            else:
-                label = value
-            continue
-        if command is None and arg in node and arg not in ROOT_FLAGS:
-            child = node[arg]
-            assert isinstance(child, dict)
-            if "function" in child:
-                command = child
-            else:
-                node = child
-            out.append(arg)
-            i += 1
-            continue
-        if command is not None:
-            options = command.get("options")
-            assert isinstance(options, dict)
-            spec = options.get(name)
-            if spec is not None and spec[1] != "flag" and "=" not in arg and i + 1 < len(args):
-                out += args[i:i + 2]
-                i += 2
-                continue
-            if not arg.startswith("-") and not command.get("interspersed", True):
-                out += args[i:]  # the program and its arguments: none of ours
-                break
-        out.append(arg)
-        i += 1
-    return Target(host, label, out)
+    found = scan(args)
+    return Target(found.host, found.label, found.args)
 
 
 def _command_name(args: list[str]) -> str | None:
-    from orch.fastcli import ROOT_FLAGS
+    from orch.commandline import ROOT_FLAGS
 
     rest = [a for a in args if a not in ROOT_FLAGS]
     return rest[0] if rest else None
@@ -102,12 +49,11 @@ def _command_name(args: list[str]) -> str | None:
 
 def _scope(args: list[str]) -> Scope | None:
     """The scope the command line asks for with --user or --system, else None."""
-    from orch import fastcli
+    from orch.fastcli import scan
     from orch.scope import Scope
 
-    parsed = fastcli.parse(args)
-    values = parsed.values if parsed is not None else {}
-    user, system = bool(values.get("user")), bool(values.get("system"))
+    found = scan(args)
+    user, system = found.given("user"), found.given("system")
     return Scope.choose(user, system) if user or system else None
 
 

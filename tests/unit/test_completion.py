@@ -7,12 +7,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from orch import api, cli, completion, hosts, state
-from orch.cli_table import COMMANDS
+from orch.commandline import Argument, commands
 from orch.scope import Scope
 from orch.session import Record
 
@@ -49,7 +48,7 @@ def test_a_request_is_answered_before_anything_runs(
         raise AssertionError("a completion request ran orch")
 
     monkeypatch.setattr(cli, "_forward_into_box", never)
-    for name in ("list_sessions", "current_scope", "spawn_from_settings"):
+    for name in ("list_sessions", "current_scope", "spawn_requested"):
         monkeypatch.setattr(api, name, never)
     monkeypatch.setenv("_ORCH_COMPLETE", "complete_bash")
     monkeypatch.setenv("COMP_WORDS", "orch ps --")
@@ -198,9 +197,9 @@ def _write_state(directory: Path, records: list[Record]) -> None:
 
 
 def test_the_commands_that_take_a_session_are_those_completed_with_sessions() -> None:
-    tree: dict[str, Any] = COMMANDS
-    taking = {name for name, node in tree.items() if "function" in node
-              and any(arg[0] in completion.REF_PARAMETERS for arg in node["arguments"])}
+    taking = {" ".join(path) for path, command in commands()
+              if any(isinstance(p, Argument) and p.dest in completion.REF_PARAMETERS
+                     for p in command.params)}
     assert taking == REF_COMMANDS
     assert completion.HOST_ENV == hosts.HOST_ENV
 

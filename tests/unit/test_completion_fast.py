@@ -16,10 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orch import completion
-from orch.cli_table import COMPLETION
+from orch import commandline, completion, completion_click
 
 ROOT = Path(__file__).resolve().parents[2]
+PATHS = ["", "box", "config", "units",
+         *(" ".join(path) for path, _ in commandline.commands())]
 SHELLS = [("bash", ""), ("zsh", ""), ("fish", "get-args"), ("fish", "is-args")]
 VALUES = ["5", "x", "json", "a=b", "-", ".", "short"]
 
@@ -58,7 +59,7 @@ def _fast(env: dict[str, str]) -> tuple[str, int] | None:
     with _environ(env):
         request = completion.Request.from_environ(os.environ)
         assert request is not None
-        found = completion.fast_reply(request)
+        found = completion_click.fast_reply(request)
     if found is None:
         return None
     text, code = found
@@ -86,10 +87,10 @@ def _line(draw: st.DrawFn) -> tuple[list[str], str]:
     in any order and form) and the word being completed."""
     words: list[str] = draw(st.lists(st.sampled_from(
         ["--debug", "--version", "--host=h1", "--label=gpu", "--host", "--help"]), max_size=2))
-    path = draw(st.sampled_from(sorted(COMPLETION)))
+    path = draw(st.sampled_from(PATHS))
     words += path.split()
-    node = COMPLETION[path]
-    options = [p for p in completion.parameters(node) if p[0] == "option"]
+    node = completion_click.node_at(path)
+    options = [p for p in completion_click.parameters(node) if p[0] == "option"]
     parts = [_option_words(p) for p in options] + [
         st.sampled_from([["word"], ["1a2b"], ["--"], ["-"], ["--nosuch"], ["-z"], ["-fn"]])]
     for part in draw(st.lists(st.sampled_from(range(len(parts))), max_size=5)):

@@ -14,20 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orch import cli_table, commands, fastcli
+from orch import commandline, commands, completion_click, fastcli, hostcli
 from orch.app import app, typer
+from orch.commandline import Argument, Command, Option
+from tests.unit.typer_tree import completion_nodes, fast_tree
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _leaves(node: dict[str, Any], path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...],
-                                                                          dict[str, Any]]]:
-    if "function" in node:
-        return [(path, node)]
-    return [leaf for name, sub in node.items() for leaf in _leaves(sub, (*path, name))]
-
-
-LEAVES = _leaves(cli_table.COMMANDS)
+LEAVES: list[tuple[tuple[str, ...], Command]] = commandline.commands()
 
 
 class _Called(Exception):
@@ -55,7 +48,7 @@ def typer_reads(args: list[str], monkeypatch: pytest.MonkeyPatch) -> _Called | N
 
     with monkeypatch.context() as patch:
         for _path, leaf in LEAVES:
-            patch.setattr(commands, leaf["function"], recorder(leaf["function"]))
+            patch.setattr(commands, leaf.function, recorder(leaf.function))
         patch.setattr(commands, "version", recorder("version"))
         try:
             with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
@@ -67,29 +60,94 @@ def typer_reads(args: list[str], monkeypatch: pytest.MonkeyPatch) -> _Called | N
     return None
 
 
-def assert_same(args: list[str], monkeypatch: pytest.MonkeyPatch) -> fastcli.Parsed | None:
+def fast_reads(args: list[str]) -> _Called | None:
+    """What the light parser calls for ARGS, through the same call typer's tree makes."""
     fast = fastcli.parse(args)
+    if fast is None:
+        return None
+    if fast.command is None:
+        return _Called("version", {})
+
+    def record(**values: Any) -> int:
+        raise _Called(fast.command.function if fast.command else "", values)
+
+    try:
+        commandline.call(fast.command, fast.values, body=record)
+    except _Called as called:
+        return called
+    raise AssertionError("the body was not called")
+
+
+def assert_same(args: list[str], monkeypatch: pytest.MonkeyPatch) -> _Called | None:
+    fast = fast_reads(args)
     if fast is None:
         return None
     called = typer_reads(args, monkeypatch)
     assert called is not None, f"fastcli took {args!r}, which typer refuses"
-    assert (fast.command, fast.values) == (called.function, called.values), args
+    assert (fast.function, fast.values) == (called.function, called.values), args
     return fast
 
 
-def test_the_table_is_the_current_tree() -> None:
-    generated = fastcli.table_source()
-    checked_in = (ROOT / "orch" / "cli_table.py").read_text()
-    assert generated == checked_in, "run `make cli-table` and commit orch/cli_table.py"
+def _definition_node(command: Command) -> dict[str, Any]:
+    """COMMAND as typer_tree.fast_tree describes typer's reading of it."""
+    options: dict[str, list[Any]] = {}
+    arguments: list[list[Any]] = []
+    defaults: dict[str, Any] = {}
+    for param in command.params:
+        kind = commandline.choices(param.kind) or param.kind
+        defaults[param.dest] = param.default
+        if isinstance(param, Argument):
+            arguments.append([param.dest, kind, param.variadic, param.required])
+            continue
+        for flag in param.flags:
+            options[flag] = [param.dest, kind, True if kind == "flag" else None,
+                             param.multiple]
+    return {"function": command.function, "interspersed": command.interspersed,
+            "options": options, "arguments": arguments, "defaults": defaults}
 
 
-def test_every_command_has_a_body_and_the_body_takes_the_tables_values() -> None:
+def test_typer_reads_each_command_as_its_definition_says() -> None:
+    tree = fast_tree()
+    for path, command in LEAVES:
+        node = tree
+        for word in path:
+            node = node[word]
+        assert node == _definition_node(command), path
+
+
+def test_completion_sees_the_tree_typer_builds() -> None:
+    nodes, params = completion_nodes()
+    assert set(nodes) == {"", "box", "config", "units",
+                          *(" ".join(path) for path, _ in LEAVES)}
+    for path, node in nodes.items():
+        ours = completion_click.node_at(path)
+        assert ours["commands"] == node["commands"], path
+        assert ours["interspersed"] == node["interspersed"], path
+        assert completion_click.about(ours) == node["about"][0], path
+        theirs = [params[i] for i in node["params"]]
+        assert [p[:7] + p[8:] for p in ours["params"]] == \
+            [p[:7] + p[8:] for p in theirs], path
+        for mine, typer_param in zip(ours["params"], theirs, strict=True):
+            help_text, rendered = mine[7], typer_param[7]
+            assert help_text == (rendered[0] if rendered else None), (path, mine[1])
+            if not help_text:
+                continue
+            zsh = completion_click.rendered(completion_click.zsh_escape(help_text))
+            fish = completion_click.rendered(" ".join(help_text.split(" ")))
+            # where orch.completion renders a help text itself, rich renders it so
+            assert zsh is None or zsh == rendered[1], (path, mine[1])
+            assert fish is None or fish == rendered[2], (path, mine[1])
+
+
+def test_every_command_has_a_body_that_takes_its_values() -> None:
     import inspect
 
     for path, leaf in LEAVES:
-        function = getattr(commands, leaf["function"])
+        function = getattr(commands, leaf.function)
         accepted = set(inspect.signature(function).parameters)
-        assert accepted == set(leaf["defaults"]), path
+        settings = {p.dest for p in leaf.params if isinstance(p, Option) and p.setting}
+        expected = {p.dest for p in leaf.params} - settings | ({"settings"} if settings else set())
+        assert accepted == expected, path
 
 
 # The command lines scripts and people write most: each must stay on the light path.
@@ -150,11 +208,12 @@ def test_help_errors_and_rarer_forms_are_left_to_typer(args: list[str]) -> None:
     assert fastcli.parse(args) is None
 
 
-def _token(leaf: dict[str, Any]) -> st.SearchStrategy[str]:
+def _token(leaf: Command) -> st.SearchStrategy[str]:
     words = st.sampled_from(["x", "a b", "-", "--", "0", "12", "1.5", "-3", "=", "a=b", "1.",
                              ".5", "²", "1_000", " 7", "007",
                              "--json", "-n", "json", "short", "é", ""])
-    options = st.sampled_from(sorted(leaf["options"]) or ["--json"])
+    flags = [f for p in leaf.params if isinstance(p, Option) for f in p.flags]
+    options = st.sampled_from(sorted(flags) or ["--json"])
     attached = st.builds(lambda o, v: f"{o}={v}", options, words)
     return st.one_of(words, options, options, attached, st.text(max_size=4))
 
@@ -185,3 +244,92 @@ def test_main_runs_the_light_path_without_loading_typer(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           cwd=ROOT, timeout=60, check=True)
     assert done.stdout.splitlines() == [f"orch {commands.__version__}", "[]"]
+
+
+def _click_with_host_options(path: tuple[str, ...]) -> Any:
+    """The click command typer builds for PATH, taking --host and --label as its own
+    options too: what orch.hostcli means by accepting them after the command's name."""
+    import copy
+
+    import typer.main
+
+    command = root = typer.main.get_command(app)
+    for word in path:
+        command = command.commands[word]  # type: ignore[attr-defined]
+    command = copy.copy(command)
+    command.params = [*command.params,
+                      *(p for p in root.params if p.name in ("host", "label"))]
+    return command
+
+
+def _scoped_token(leaf: Command) -> st.SearchStrategy[list[str]]:
+    host = st.sampled_from(["h1", "user@h2:22", "auto", "--json", "-"])
+    return st.one_of(
+        st.tuples(st.sampled_from(["--host", "--label"]), host).map(list),
+        host.map(lambda v: [f"--host={v}"]),
+        st.sampled_from([["--user"], ["--system"], ["-n5"], ["-fn", "5"], ["--"]]),
+        _token(leaf).map(lambda t: [t]))
+
+
+@st.composite
+def _lines_with_hosts(draw: st.DrawFn) -> tuple[tuple[str, ...], list[str], list[str]]:
+    path, leaf = draw(st.sampled_from(LEAVES))
+    prefix = draw(st.sampled_from([[], ["--host", "r1"], ["--debug", "--label=gpu"]]))
+    words = [w for token in draw(st.lists(_scoped_token(leaf), max_size=8)) for w in token]
+    return path, prefix, words
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(line=_lines_with_hosts())
+def test_host_and_scope_are_read_as_click_reads_the_line(
+        line: tuple[tuple[str, ...], list[str], list[str]]) -> None:
+    """--host, --label, --user and --system anywhere before the arguments, in every form:
+    orch.hostcli finds the ones click's own parser finds (given --host and --label as the
+    command's options), and what it leaves is the same line to typer."""
+    from typer._click.exceptions import BadOptionUsage, NoSuchOption
+    from typer._click.exceptions import UsageError as ClickUsageError
+
+    path, prefix, words = line
+    args = [*prefix, *path, *words]
+    command = _click_with_host_options(path)
+    try:
+        command.make_context(path[-1], list(words))
+    except (NoSuchOption, BadOptionUsage):
+        return  # an option the command does not have, or a flag given a value: refused
+    except ClickUsageError:
+        pass  # a missing argument, say: the options were still read
+    try:
+        ctx = command.make_context(path[-1], list(words), resilient_parsing=True)
+    except ClickUsageError:
+        return  # a line click refuses: orch refuses it too, wherever it runs
+    root_host = prefix[1] if prefix[:1] == ["--host"] else None
+    root_label = "gpu" if "--label=gpu" in prefix else None
+    target = hostcli.split(args)
+    assert target.host == (ctx.params["host"] or root_host), args
+    assert target.label == (ctx.params["label"] or root_label), args
+    kept = target.args
+    start = 0
+    while kept[start:start + 1] == ["--debug"]:
+        start += 1
+    assert tuple(kept[start:start + len(path)]) == path, args
+    rest = kept[start + len(path):]
+    again = _click_with_host_options(path).make_context(path[-1], rest,
+                                                        resilient_parsing=True)
+    assert {**again.params, "host": None, "label": None} == \
+        {**ctx.params, "host": None, "label": None}, args
+    user, system = ctx.params.get("user"), ctx.params.get("system")
+    if user and system:
+        return  # refused as a usage error, here as by the command itself
+    scope = hostcli._scope(target.args)
+    expected = "user" if user else "system" if system else None
+    assert (str(scope) if scope is not None else None) == expected, args
+
+
+@pytest.mark.parametrize("args", [["--host", "X", "logs", "-n", "5", "ID", "--system"],
+                                  ["--host", "X", "logs", "-n5", "ID", "--system"],
+                                  ["logs", "-fn5", "--host=X", "ID", "--system"]])
+def test_the_scope_of_a_line_for_another_host_does_not_depend_on_the_option_form(
+        args: list[str]) -> None:
+    target = hostcli.split(args)
+    assert target.host == "X"
+    assert str(hostcli._scope(target.args)) == "system"

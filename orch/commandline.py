@@ -1,0 +1,305 @@
+"""The one definition of orch's command line: every command, option, argument and help
+text, as plain data.
+
+Everything that reads a command line derives from it at run time: orch.app builds
+typer's command tree from it (help, usage errors, completion, the man page), orch.fastcli
+reads well-formed lines with it without loading typer, orch.hostcli finds --host,
+--label and the scope with fastcli's scanner, and orch.completion answers from it. A new
+option is one entry here (a spawn setting is one entry in orch.settings) and a body in
+orch.commands. Kept light at import: plain classes, no typer, no enum machinery.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    # What an option or argument's value is: "flag" (takes none), "str", "int", "float",
+    # "path", or a function that returns the Enum whose values it takes (loaded on use).
+    Kind = Any
+
+
+class Option:
+    """An option: its names (`flags`, the first long one naming it in messages), where
+    its value goes (`dest`, the body's parameter), and how it reads."""
+
+    __slots__ = ("default", "dest", "flags", "help", "hidden", "kind", "metavar",
+                 "multiple", "setting")
+
+    def __init__(self, dest: str, flags: tuple[str, ...], kind: Kind, help: str, *,
+                 default: object = None, multiple: bool = False, metavar: str | None = None,
+                 hidden: bool = False, setting: bool = False) -> None:
+        self.dest, self.flags, self.kind, self.help = dest, flags, kind, help
+        self.default, self.multiple, self.metavar = default, multiple, metavar
+        self.hidden = hidden
+        self.setting = setting  # a spawn setting: the body gets it in `settings`
+
+
+class Argument:
+    """A positional argument; a variadic one takes every word left."""
+
+    __slots__ = ("default", "dest", "help", "kind", "metavar", "required", "variadic")
+
+    def __init__(self, dest: str, kind: Kind, help: str | None = None, *,
+                 metavar: str | None = None, variadic: bool = False,
+                 required: bool = True) -> None:
+        self.dest, self.kind, self.help, self.metavar = dest, kind, help, metavar
+        self.variadic, self.required = variadic, required
+        self.default = None
+
+
+class Command:
+    """A command: the orch.commands function that is its body, and its parameters in the
+    order --help lists them (PARAMS, or a function that makes them when first asked: a
+    spawn's come from its settings, which other commands need not load). Not
+    interspersed: options end at the first argument (the program of `spawn`, say, keeps
+    its own options)."""
+
+    __slots__ = ("_params", "function", "help", "interspersed")
+
+    def __init__(self, function: str, help: str,
+                 params: list[Option | Argument] | Callable[[], list[Option | Argument]],
+                 *, interspersed: bool = True) -> None:
+        self.function, self.help, self._params = function, help, params
+        self.interspersed = interspersed
+
+    @property
+    def params(self) -> list[Option | Argument]:
+        if callable(self._params):
+            self._params = self._params()
+        return self._params
+
+
+class Group:
+    """Commands under one name (`orch config get`)."""
+
+    __slots__ = ("commands", "help")
+
+    def __init__(self, help: str, commands: dict[str, Command | Group]) -> None:
+        self.help, self.commands = help, commands
+
+
+def _log_format() -> Any:
+    from orch.journal import LogFormat
+
+    return LogFormat
+
+
+USER = Option("user", ("--user",), "flag", "Use the calling user's manager.", default=False)
+SYSTEM = Option("system", ("--system",), "flag", "Use the system manager.", default=False)
+JSON = Option("as_json", ("--json",), "flag", "Print JSON on stdout.", default=False)
+SCOPED = [USER, SYSTEM]
+REF = Argument("ref", "str", "A session id, a unique id prefix (4+ characters), a name, a "
+               "unit name, or `self`.")
+HOST_OPTIONS = ("--host", "--label")  # the root's options that take a value
+
+ROOT_HELP = "Run AI coding agents and other long-running commands as systemd services."
+ROOT = [
+    Option("debug", ("--debug",), "flag", "Show tracebacks.", default=False),
+    Option("version", ("--version",), "flag", "Print the version.", default=False),
+    Option("host", ("--host",), "str", "Run the command on another host over SSH: "
+           "[USER@]HOST[:PORT] or a [hosts.NAME]; `auto` lets spawn choose the one with the "
+           "most free memory. Also ORCH_HOST. Accepted after the command name too."),
+    Option("label", ("--label",), "str", "spawn: choose among the hosts with this label "
+           "(implies --host auto)."),
+]
+ROOT_FLAGS = ("--debug",)  # the root's options that take no value and run no command
+
+
+def _spawn_params() -> list[Option | Argument]:
+    from orch.settings import SPAWN_SETTINGS
+
+    settings = [Option(s.key, (s.flag,), s.cli_type, s.flag_help, multiple=s.repeatable,
+                       metavar=s.metavar, setting=True)
+                for s in SPAWN_SETTINGS.values() if s.flag is not None]
+    return [
+        Argument("command", "str", "The program and its arguments; with --provider, the "
+                 "prompt.", metavar="-- CMD [ARG...] | PROMPT", variadic=True),
+        Option("name", ("--name",), "str", "A name to refer to the session by."),
+        Option("description", ("--description",), "str", "What the session is for.",
+               default=""),
+        Option("env", ("--env",), "str", "KEY=VALUE for the program's environment "
+               "(repeatable).", multiple=True),
+        *settings,
+        Option("profile", ("--profile",), "str", "Defaults from [profiles.NAME]."),
+        Option("after", ("--after",), "str", "Start only after this session ended "
+               "successfully (repeatable).", multiple=True),
+        *SCOPED, JSON,
+        Option("placement", ("--placement",), "str", "Why this host was chosen (set by "
+               "--host auto).", hidden=True),
+    ]
+
+
+def _scoped(function: str, help: str, *params: Option | Argument,
+            json: bool = True) -> Command:
+    return Command(function, help, [*params, *SCOPED, *([JSON] if json else [])])
+
+
+def _tree() -> dict[str, Command | Group]:
+    return {
+        "spawn": Command("spawn", "Start CMD (or, with --provider, an agent on PROMPT) as a "
+                         "new session: a transient systemd service. Unset options take "
+                         "[spawn] and --profile defaults from the config.", _spawn_params,
+                         interspersed=False),
+        "result": _scoped("result", "Print the final text of a session: its agent's result, "
+                          "or what `orch kill` recorded (exit 1 if there is none yet).", REF),
+        "resume": _scoped("resume", "Start an ended agent session again, resuming the "
+                          "agent's own conversation.", REF,
+                          Argument("prompt", "str", "What to tell the agent.", required=False)),
+        "ps": Command("ps", "List sessions, newest first, with their live status.", [
+            Option("running", ("--running",), "flag", "Only sessions not ended.",
+                   default=False),
+            Option("tag", ("--tag",), "str", "Only sessions with this tag."),
+            *SCOPED, JSON,
+            Option("all_hosts", ("--all-hosts",), "flag", "This machine's sessions and "
+                   "every [hosts.NAME]'s, read at once (a HOST column; ORCH_HOST_TIMEOUT "
+                   "bounds each host).", default=False),
+            Option("full", ("-l", "--full"), "flag", "Print every cell whole (on a terminal "
+                   "the table is cut to its width, $COLUMNS if set; piped, it is always "
+                   "whole).", default=False),
+        ]),
+        "show": _scoped("show", "Show one session.", REF),
+        "logs": _scoped("logs", "Show a session's output from the journal, whole lines, "
+                        "every invocation in order; the short format marks where each "
+                        "invocation starts. On a terminal the output goes through a pager "
+                        "($SYSTEMD_PAGER, $PAGER, less). With -f, exit once the session has "
+                        "ended: 0 if it ended successfully, 1 otherwise.", REF,
+                        Option("lines", ("-n", "--lines"), "int", "Last N lines."),
+                        Option("follow", ("-f", "--follow"), "flag", "Keep printing until "
+                               "the session has ended; exit as `wait`.", default=False),
+                        Option("since", ("--since",), "str", "As journalctl --since."),
+                        Option("output", ("-o", "--output"), _log_format, "",
+                               default="short"),
+                        Option("no_pager", ("--no-pager",), "flag", "Do not pipe the output "
+                               "into a pager on a terminal.", default=False), json=False),
+        "wait": _scoped("wait", "Wait for sessions to end: exit 0 if all ended successfully, "
+                        "1 if any ended otherwise, 124 on timeout, 2 for an unknown id.",
+                        Argument("refs", "str", "Sessions to wait for.", metavar="ID...",
+                                 variadic=True),
+                        Option("any_", ("--any",), "flag", "Return when the first one ends.",
+                               default=False),
+                        Option("timeout", ("--timeout",), "str", "Give up after DURATION "
+                               "(exit 124): 90, 2m, 1h30m (a bare number is seconds; "
+                               "infinity: never).", metavar="DURATION")),
+        "stop": _scoped("stop", "Stop a session gracefully (SIGTERM, then SIGKILL after the "
+                        "stop timeout).", REF),
+        "kill": _scoped("kill", "Record a final result, then signal all of a session's "
+                        "processes.", REF,
+                        Argument("result", "str", "The final result to record.",
+                                 required=False),
+                        Option("file", ("--file",), "str", "Read the result from a file."),
+                        Option("signal_", ("--signal",), "str", "Signal name or number.",
+                               default="TERM")),
+        "recover": _scoped("recover", "Reconcile records with the manager: refresh, record "
+                           "endings, restart persistent sessions, adopt units of ours with "
+                           "no record. Safe to run any time."),
+        "reap": _scoped("reap", "Remove ended sessions' records (and reset their failed "
+                        "units); print their ids.",
+                        Option("older_than", ("--older-than",), "str", "Only sessions that "
+                               "ended longer ago than DURATION: 7d, 12h, 90 (a bare number "
+                               "is seconds; 0: every ended one).", default="7d",
+                               metavar="DURATION"),
+                        Option("everything", ("--all",), "flag", "Also stop running "
+                               "sessions and remove them.", default=False),
+                        Option("dry_run", ("--dry-run",), "flag", "Only say what would go.",
+                               default=False)),
+        "box": Group("A private systemd for hosts whose PID 1 is not systemd.", {
+            "up": Command("box_up", "Boot a private systemd (root only) and wait until it "
+                          "is running.", [
+                JSON, Option("root", ("--root",), "path", "Boot this OS tree (a "
+                             "debootstrap, say) instead of sharing the host's file system.")]),
+            "down": Command("box_down", "Power the box off cleanly.", []),
+            "status": Command("box_status", "Say whether a box runs, and its manager's "
+                              "state (exit 3 if none runs).", [JSON]),
+            "exec": Command("box_exec", "Run a command inside the box, in this directory.",
+                            [Argument("command", "str", metavar="-- CMD [ARG...]",
+                                      variadic=True)], interspersed=False),
+            "shell": Command("box_shell", "Open a shell inside the box.", []),
+        }),
+        "config": Group("Settings in config.toml ([spawn], [providers.NAME], "
+                        "[profiles.NAME]).", {
+            "get": _scoped("config_get", "Print one setting (dotted: spawn.memory_max); exit "
+                           "1 if it is not set.", Argument("key", "str"), json=False),
+            "set": _scoped("config_set", "Set one setting, checked before anything is "
+                           "written.", Argument("key", "str"), Argument("value", "str"),
+                           json=False),
+            "unset": _scoped("config_unset", "Remove one setting.", Argument("key", "str"),
+                             json=False),
+            "list": _scoped("config_list", "Print every setting that is set."),
+        }),
+        "units": Group("The units that recover sessions at boot and reap daily.", {
+            "install": _scoped("units_install", "Write orch-recover.service, "
+                               "orch-reap.service and .timer for this orch; enable them.",
+                               json=False),
+            "uninstall": _scoped("units_uninstall", "Disable and remove the units `orch "
+                                 "units install` wrote.", json=False),
+        }),
+    }
+
+
+_TREE: dict[str, Command | Group] | None = None
+
+
+def tree() -> dict[str, Command | Group]:
+    """The command tree, built once per process."""
+    global _TREE
+    if _TREE is None:
+        _TREE = _tree()
+    return _TREE
+
+
+def find(args: list[str], start: int = 0) -> tuple[tuple[str, ...], Command | None, int]:
+    """The command ARGS[START:] name: its path, the command (None if the words name a
+    group, or nothing), and the index after its name."""
+    node: dict[str, Command | Group] = tree()
+    path: tuple[str, ...] = ()
+    i = start
+    while i < len(args):
+        child = node.get(args[i])
+        if child is None:
+            break
+        path += (args[i],)
+        i += 1
+        if isinstance(child, Command):
+            return path, child, i
+        node = child.commands
+    return path, None, i
+
+
+def commands() -> list[tuple[tuple[str, ...], Command]]:
+    """Every command with its path, in the tree's order."""
+    found: list[tuple[tuple[str, ...], Command]] = []
+
+    def walk(node: dict[str, Command | Group], path: tuple[str, ...]) -> None:
+        for name, child in node.items():
+            if isinstance(child, Command):
+                found.append(((*path, name), child))
+            else:
+                walk(child.commands, (*path, name))
+
+    walk(tree(), ())
+    return found
+
+
+def choices(kind: Kind) -> list[str] | None:
+    """The values a choice KIND takes, or None if KIND is not a choice."""
+    if callable(kind):
+        return [str(member.value) for member in kind()]
+    return None
+
+
+def call(command: Command, values: dict[str, Any],
+         body: Callable[..., int] | None = None) -> int:
+    """Run COMMAND's body with VALUES (by dest), as either parser read them: a spawn's
+    settings go to it as one `settings` mapping (setting key: the flag's value or None)."""
+    if body is None:
+        from orch import commands as bodies
+
+        body = getattr(bodies, command.function)
+    grouped = [p.dest for p in command.params if isinstance(p, Option) and p.setting]
+    if grouped:
+        values = dict(values)
+        values["settings"] = {dest: values.pop(dest) for dest in grouped}
+    return int(body(**values))
