@@ -43,6 +43,10 @@ class Bus:
 
     def __enter__(self) -> Bus:
         self._bus.open()
+        # sd-bus authenticates on the first call, and a dbus-daemon closes a connection
+        # still unauthenticated after its auth_timeout (4 min on a session bus): a full
+        # run first uses its user-bus connection later than that.
+        self._call(MANAGER_PATH, b"org.freedesktop.DBus.Peer", b"Ping", [])
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,

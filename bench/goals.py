@@ -10,7 +10,11 @@ from enum import StrEnum
 from bench import stats
 from bench.series import (
     GOAL_N,
+    HISTORY_PS,
+    HISTORY_SPAWN,
+    LIST_WITH_HISTORY,
     SLEEP,
+    SPAWN_WITH_HISTORY,
     TRUE,
     WAIT_AFTER_EXIT,
     WAIT_AFTER_INACTIVE,
@@ -20,6 +24,7 @@ from bench.series import (
     listing_at,
     recovering_at,
     spawn_latency,
+    with_history,
 )
 
 
@@ -98,6 +103,17 @@ def _cli_goal(command: str) -> Goal:
                 Contender.CLI, Kind.TIMES_AT_MOST, 3.0, Contender.SYSTEMD_RUN)
 
 
+def _cli_budget(command: str) -> Goal:
+    return Goal("budget: `orch spawn` CLI <= 1.25 x the python floor + JSON state",
+                spawn_latency(command), Contender.CLI, Kind.TIMES_AT_MOST, 1.25,
+                Contender.FLOOR_START_JSON)
+
+
+def _flat(text: str, measure: str, contender: str, ended: int) -> Goal:
+    return Goal(text, measure, with_history(contender, ended), Kind.TIMES_AT_MOST, 1.2,
+                with_history(contender, 0))
+
+
 _PS_LIST_UNITS = Goal("`orch ps` at 1000 <= 3 x `systemctl list-units`", listing_at(GOAL_N),
                       Contender.PS, Kind.TIMES_AT_MOST, 3.0, Contender.LIST_UNITS)
 
@@ -118,9 +134,17 @@ GOALS: tuple[Goal, ...] = (
          stat=Stat.P95),
     Goal("wait burns no CPU while waiting (< 50 ms CPU over 30 s)", WAIT_CPU, Contender.WAIT,
          Kind.AT_MOST, 50.0, stat=Stat.MAX),
+    # The start-up and scale budget: each against the least a Python tool on pystemd
+    # pays for the same work, or against itself with no history, in the same run.
+    _cli_budget(TRUE),
+    _cli_budget(SLEEP),
+    Goal("budget: `orch ps --json` at 1000 <= 1.5 x the python floor + JSON state's listing",
+         listing_at(GOAL_N), Contender.PS, Kind.TIMES_AT_MOST, 1.5, Contender.FLOOR_LIST_JSON),
+    _flat(f"budget: `orch spawn` with {HISTORY_SPAWN} ended sessions in the state "
+          "<= 1.2 x with none", SPAWN_WITH_HISTORY, Contender.CLI, HISTORY_SPAWN),
+    _flat(f"budget: `orch ps --running` with {HISTORY_PS} ended sessions in the state "
+          "<= 1.2 x with none", LIST_WITH_HISTORY, Contender.PS_RUNNING, HISTORY_PS),
 )
-
-
 
 
 def _floor(goal: Goal, floor: str) -> Goal:

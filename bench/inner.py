@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orch
-from bench import machine, queries, spawning, startup, waiting
+from bench import history, machine, queries, spawning, startup, waiting
 from bench.bus import Bus
 from bench.context import Bench
 from bench.series import THROUGHPUT, Run, Series, dumps
@@ -29,12 +29,15 @@ class Plan:
     wait_rounds: int  # quick waits, for the return delay
     wait_window_s: float  # the long wait, for its CPU
     cold_rounds: int  # per cold-start contender
+    history_rounds: int  # per contender, each measure against history
 
 
 FULL = Plan(latency_rounds=50, idle_rounds=20, read_rounds=10, sizes=(10, 100, 1000),
-            cli_sessions=1000, wait_rounds=10, wait_window_s=30.0, cold_rounds=20)
+            cli_sessions=1000, wait_rounds=10, wait_window_s=30.0, cold_rounds=20,
+            history_rounds=30)
 QUICK = Plan(latency_rounds=10, idle_rounds=5, read_rounds=3, sizes=(10, 100),
-             cli_sessions=96, wait_rounds=3, wait_window_s=30.0, cold_rounds=8)
+             cli_sessions=96, wait_rounds=3, wait_window_s=30.0, cold_rounds=8,
+             history_rounds=10)
 
 
 def measure(bench: Bench, user_bus: Bus, plan: Plan) -> tuple[list[Series], list[str]]:
@@ -53,6 +56,8 @@ def measure(bench: Bench, user_bus: Bus, plan: Plan) -> tuple[list[Series], list
 
     latency = attempt("spawn latency", lambda: spawning.latency(
         bench, plan.latency_rounds, plan.idle_rounds))
+    # The history's own size is the in both plans: only the rounds differ.
+    against_history = attempt("history", lambda: history.measures(bench, plan.history_rounds))
     cold: list[Series] = []
     # Cold starts run in the long wait's window: they do not talk to the manager, so
     # `orch wait` hears nothing meanwhile, and the 30 s are not spent idle.
@@ -64,7 +69,8 @@ def measure(bench: Bench, user_bus: Bus, plan: Plan) -> tuple[list[Series], list
     throughput = [s for s in [*population, *cli] if s.measure == THROUGHPUT]
     reads = [s for s in population if s.measure != THROUGHPUT]
     busy = [s for s in cli if s.measure != THROUGHPUT]
-    return [*latency, *throughput, *reads, *waits, *busy, *cold], failures
+    ordered = [*latency, *against_history, *throughput, *reads, *waits, *busy, *cold]
+    return ordered, failures
 
 
 def _population(bench: Bench, plan: Plan) -> list[Series]:

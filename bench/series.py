@@ -45,6 +45,7 @@ class Contender(StrEnum):
     SHOW_LOOP = "systemctl --user show, one per unit"
     SHOW_ONE = "systemctl --user show UNIT"
     RECOVER = "orch recover"
+    PS_RUNNING = "orch ps --running"
     WAIT = "orch wait"
     PYTHON = "python -c pass"
     VERSION = "orch --version"
@@ -74,10 +75,21 @@ def recovering_at(n: int) -> str:
     return f"recover, N={n}"
 
 
+def with_history(contender: str, ended: int) -> str:
+    """CONTENDER run on a state that also holds ENDED ended sessions."""
+    return f"{contender}, {ended} ended sessions in the state"
+
+
 TRUE = "/bin/true"
 # The population the issue's goals name for ps and recover.
 GOAL_N = 1000
 SLEEP = "sleep 1000"
+# The history the issue's flat-cost goals name: ended sessions in the state for
+# `orch spawn`, and for `orch ps --running`.
+HISTORY_SPAWN = 1000
+HISTORY_PS = 10_000
+SPAWN_WITH_HISTORY = "spawn latency: /bin/true, against history"
+LIST_WITH_HISTORY = "list running sessions, against history"
 THROUGHPUT = "spawn throughput (sleeping sessions)"
 WAIT_AFTER_EXIT = "wait: return after the program's exit"
 WAIT_AFTER_INACTIVE = "wait: return after the unit's end (inactive)"

@@ -20,7 +20,11 @@ if str(ROOT) not in sys.path:  # bench/ is a directory of the checkout, not inst
 from bench import goals, report, stats  # noqa: E402
 from bench.series import (  # noqa: E402
     GOAL_N,
+    HISTORY_PS,
+    HISTORY_SPAWN,
+    LIST_WITH_HISTORY,
     SLEEP,
+    SPAWN_WITH_HISTORY,
     TRUE,
     WAIT_AFTER_INACTIVE,
     Contender,
@@ -32,6 +36,7 @@ from bench.series import (  # noqa: E402
     listing_at,
     loads,
     spawn_latency,
+    with_history,
 )
 from bench.timing import balanced_orders  # noqa: E402
 
@@ -231,3 +236,70 @@ def test_floors_hold_the_floor_contender_to_the_goals_limits() -> None:
                for line in text.splitlines())
     data = json.loads(report.as_json(run, goals.verdicts(run), goals.floor_verdicts(run)))
     assert [f["met"] for f in data["floors"]] == [None, False, True, None, None, False]
+
+
+def test_start_up_budgets_are_ratios_to_the_floor_with_json_state() -> None:
+    true, sleep, listing = spawn_latency(TRUE), spawn_latency(SLEEP), listing_at(GOAL_N)
+    run = _run(_series(true, Contender.FLOOR_START_JSON, [50.0, 50.0]),
+               _series(true, Contender.SYSTEMD_RUN, [10.0]),  # not the budget's reference
+               _series(true, Contender.CLI, [62.0, 63.0]),
+               _series(sleep, Contender.FLOOR_START_JSON, [50.0]),
+               _series(sleep, Contender.CLI, [63.0]),
+               _series(listing, Contender.FLOOR_LIST_JSON, [30.0], reference=Contender.LIST_UNITS),
+               _series(listing, Contender.PS, [46.0], reference=Contender.LIST_UNITS))
+    cli = _verdict(run, "budget: `orch spawn` CLI <= 1.25", true)
+    assert cli.goal.reference == Contender.FLOOR_START_JSON
+    assert cli.met is True and cli.value == pytest.approx(1.25)
+    slow = _verdict(run, "budget: `orch spawn` CLI <= 1.25", sleep)
+    assert slow.met is False and slow.value == pytest.approx(1.26)
+    ps = _verdict(run, "budget: `orch ps --json` at 1000 <= 1.5", listing)
+    assert ps.met is False and ps.value == pytest.approx(46.0 / 30.0)
+    # The floor's listing at a smaller N does not stand in for N = 1000.
+    smaller = _run(_series(listing_at(100), Contender.FLOOR_LIST_JSON, [30.0]),
+                   _series(listing_at(100), Contender.PS, [31.0]))
+    assert _verdict(smaller, "budget: `orch ps --json` at 1000", listing).met is None
+
+
+def test_flat_cost_goals_compare_with_the_same_command_on_no_history() -> None:
+    spawn_none = with_history(Contender.CLI, 0)
+    spawn_full = with_history(Contender.CLI, HISTORY_SPAWN)
+    ps_none = with_history(Contender.PS_RUNNING, 0)
+    ps_full = with_history(Contender.PS_RUNNING, HISTORY_PS)
+    run = _run(_series(SPAWN_WITH_HISTORY, spawn_none, [100.0, 90.0, 110.0],
+                       reference=spawn_none),
+               _series(SPAWN_WITH_HISTORY, spawn_full, [120.0, 119.0, 121.0],
+                       reference=spawn_none),
+               _series(LIST_WITH_HISTORY, ps_none, [80.0], reference=ps_none),
+               _series(LIST_WITH_HISTORY, ps_full, [720.0], reference=ps_none))
+    spawn = _verdict(run, "budget: `orch spawn` with 1000 ended sessions", SPAWN_WITH_HISTORY)
+    assert spawn.goal.contender == spawn_full and spawn.goal.reference == spawn_none
+    assert spawn.met is True and spawn.value == pytest.approx(1.2)
+    ps = _verdict(run, "budget: `orch ps --running` with 10000 ended sessions", LIST_WITH_HISTORY)
+    assert ps.met is False and ps.value == pytest.approx(9.0)
+    # Without the run on no history there is nothing to hold the goal against.
+    alone = _run(_series(SPAWN_WITH_HISTORY, spawn_full, [120.0], reference=spawn_none))
+    assert _verdict(alone, "budget: `orch spawn` with 1000", SPAWN_WITH_HISTORY).met is None
+    lines = report.markdown(run, goals.verdicts(run)).splitlines()
+    [row] = [line for line in lines if line.startswith(f"| {LIST_WITH_HISTORY} | {ps_full} |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[5:] == [f"9.00x {ps_none}", f"≤ 1.2x {ps_none}", "**no**"]
+    assert any(line.startswith("- YES: budget: `orch spawn` with 1000 ended sessions")
+               for line in lines)
+
+
+def test_history_copies_an_ended_record_under_new_ids() -> None:
+    from bench.history import ended_copies
+    from orch.session import Record
+    from orch.units import unit_name
+
+    ended = Record(id="0b5a1c2e-1111-4222-8333-444455556666", name="true",
+                   unit=unit_name("true", "0b5a1c2e-1111-4222-8333-444455556666"),
+                   scope="user", argv=["/bin/true"], cwd="/", created_at="2025-01-01T00:00:00Z",
+                   ended_at="2025-01-01T00:00:01Z", exit_code=0, result="success")
+    copies = ended_copies(ended, 50)
+    assert len({c.id for c in copies}) == 50 and ended.id not in {c.id for c in copies}
+    assert all(c.unit == unit_name("true", c.id) for c in copies)
+    assert all(c.ending() == ended.ending() and c.argv == ended.argv for c in copies)
+    with pytest.raises(ValueError, match="no ending"):
+        ended_copies(Record(id=ended.id, name="x", unit=ended.unit, scope="user",
+                            argv=["/bin/true"], cwd="/"), 1)
