@@ -54,6 +54,10 @@ def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
 def release_dependents(store: StateStore, session_id: str, markers: Path) -> list[str]:
     """Settle the sessions waiting on this one (--after): block them if it failed, or
     write the marker whose path unit starts each one whose dependencies all succeeded."""
+    if not any(session_id in r.after for r in store.load(archived=False).values()):
+        # A waiting session is never archived: none waits on this one. (One recorded
+        # after this look judges its dependencies itself, once its path unit is armed.)
+        return []
     released = store.update(lambda sessions: after_end(sessions, session_id))
     if released:
         markers.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""The state: a snapshot of every session record, and a log of the changes since.
+"""The state: a snapshot of the session records, a log of the changes since, and an
+archive of the ended ones.
 
 Per scope and user, sessions.json holds a snapshot of the records and sessions.log the
 changes made after it, a line each (a record set, or one removed). Every change is made
@@ -9,12 +10,22 @@ the snapshot, the next change writes a new snapshot that holds it (temp file, fs
 rename, directory fsync) and starts the log over. So a change costs one small append,
 not a rewrite of every record.
 
+When it writes a new snapshot, a change moves the records whose end is recorded (and
+that no Restart= brings back) into an archive file of their own, which the snapshot
+names: so the snapshot and the log hold what may still run, and a spawn or a
+`ps --running` never reads the history. A change sees the archived records only when it
+asks for one that is not live, or for all of them (orch.archive.Changing); `load`
+reads them unless asked not to. An archive is written whole, under a name of its own,
+before the snapshot that names it, and is removed only once a snapshot that no longer
+names it is on disk: a crash leaves the old pair or the new one.
+
 Each snapshot has a generation, and the log's first line names the generation it
 extends. A log older than its snapshot (a crash between writing the one and starting
 the other) is already in the snapshot and is skipped. Readers take no lock: one that
 finds the log newer than the snapshot it read (a new snapshot came between its two
-reads) reads again. A crash mid-append leaves at most an unfinished last line, a change
-never reported done: readers skip it, and the next writer cuts it off.
+reads), or the archive it names gone, reads again. A crash mid-append leaves at most an
+unfinished last line, a change never reported done: readers skip it, and the next
+writer cuts it off.
 
 A file that does not parse, or carries a schema version this orch does not know,
 stops every command with one line naming it; it is never replaced.
@@ -24,17 +35,33 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import stat
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from orch import faults, files
+from orch.archive import Changing, Live, archivable, merged
 from orch.errors import StateError
-from orch.session import Record
+from orch.stateformat import (
+    READABLE_VERSIONS,
+    SCHEMA_VERSION,
+    Lines,
+    Log,
+    Sessions,
+    Snapshot,
+    changes,
+    decode,
+    encode,
+    encode_archive,
+    log_entries,
+    log_header,
+    read_snapshot,
+    read_units,
+    replay,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms at import: the exit hook runs this module
@@ -42,16 +69,13 @@ if TYPE_CHECKING:  # typing costs ~10 ms at import: the exit hook runs this modu
 
     T = TypeVar("T")
 
-SCHEMA_VERSION = 4
-# Versions this orch reads; an older record is a newer one with the new fields at their
-# defaults. v2 added persistent sessions (persistent, restarts, program, path,
-# requested_at, history); v3 agents (options, env_files, secret_env, provider, agent,
-# provider_session_id, agent_error, usage, cost_usd, worktree, worktree_repo, after,
-# blocked); v4 the log (the snapshot's generation).
-READABLE_VERSIONS = (1, 2, 3, 4)
+__all__ = ["READABLE_VERSIONS", "SCHEMA_VERSION", "Lines", "Log", "Sessions", "StateStore",
+           "decode", "encode", "log_header", "replay"]
+
 STATE_FILE = "sessions.json"
 LOG_FILE = "sessions.log"
 LOCK_FILE = "sessions.lock"
+ARCHIVE_PREFIX = "sessions-archive."  # + its number + .json
 LOCK_TIMEOUT = 30.0
 # The log is folded into a new snapshot once it is larger than this and than a quarter
 # of the snapshot: readers then replay at most that, and writers rewrite the records
@@ -60,168 +84,10 @@ LOG_MIN_BYTES = 64 * 1024
 # Unlocked reads that may race a new snapshot before one is made under the lock.
 READ_ATTEMPTS = 3
 
-# One encoder for every record: json.dumps with an option makes a new one per call.
-_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
 
-Sessions = dict[str, Record]
-# Each record's line in the state file, by session id, with the record it encodes.
-Lines = dict[str, tuple[Record, str]]
-
-
-def encode(sessions: Sessions, lines: Lines | None = None, generation: int = 0) -> bytes:
-    """The snapshot's bytes for SESSIONS: records in creation order, one per line.
-
-    Each line is json's C encoder at work (`indent` would switch to its pure-Python
-    one, eight times slower), and fields at their defaults are left out. LINES, if
-    given, supplies the lines of records encoded before (the very same objects: records
-    are immutable) and is updated to those of SESSIONS.
-    """
-    records = sorted(sessions.values(), key=lambda r: (r.created_at, r.id))
-    known = lines or {}
-    texts = [_line(record, known) for record in records]
-    if lines is not None:
-        lines.clear()
-        lines.update((r.id, (r, t)) for r, t in zip(records, texts, strict=True))
-    return _layout(texts, generation)
-
-
-def _line(record: Record, known: Lines) -> str:
-    cached = known.get(record.id)
-    if cached is not None and cached[0] is record:
-        return cached[1]
-    return _ENCODE(record.to_sparse_json())
-
-
-def _layout(texts: list[str], generation: int) -> bytes:
-    body = ",\n".join(texts)
-    body = f"\n{body}\n" if texts else ""
-    return (f'{{"version": {SCHEMA_VERSION}, "generation": {generation}, '
-            f'"sessions": [{body}]}}\n').encode()
-
-
-def decode(raw: bytes, where: str, lines: Lines | None = None) -> tuple[Sessions, int]:
-    """Records from a snapshot's bytes, and its generation; ValueError with a one-line
-    reason otherwise. LINES, if given, receives each record's line when the file is laid
-    out as encode() lays it out in this schema version."""
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{where} is not a valid orch state file ({err})") from None
-    if not isinstance(doc, dict) or "version" not in doc:
-        raise ValueError(f"{where} is not an orch state file (no schema version)")
-    version = doc["version"]
-    if version not in READABLE_VERSIONS or isinstance(version, bool):
-        raise ValueError(f"{where} has schema version {version!r}; this orch reads "
-                         f"versions {', '.join(map(str, READABLE_VERSIONS))}")
-    keys = {"version", "sessions", "generation"} if version >= 4 else {"version", "sessions"}
-    generation = doc.get("generation", 0)
-    if set(doc) - keys or not isinstance(doc.get("sessions"), list) \
-            or not _is_count(generation):
-        raise ValueError(f"{where} is not a valid orch state file (unexpected layout)")
-    sessions: Sessions = {}
-    for item in doc["sessions"]:
-        record = Record.from_json(item, where)
-        if record.id in sessions:
-            raise ValueError(f"{where} holds session {record.id} twice")
-        sessions[record.id] = record
-    if lines is not None:
-        lines.clear()
-        if version == SCHEMA_VERSION and sessions:
-            texts = [t.removesuffix(",") for t in raw.decode("utf-8").split("\n")[1:-2]]
-            # Only a file laid out exactly as encode() lays it out: one record a line.
-            if len(texts) == len(sessions) and all(t.startswith("{") for t in texts) \
-                    and _layout(texts, generation) == raw:
-                lines.update((r.id, (r, t))
-                             for r, t in zip(sessions.values(), texts, strict=True))
-    return sessions, generation
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def log_header(generation: int) -> bytes:
-    """The log's first line: which snapshot it extends."""
-    return f'{{"version": {SCHEMA_VERSION}, "extends": {generation}}}\n'.encode()
-
-
-def log_entries(before: Sessions, after: Sessions, lines: Lines) -> bytes:
-    """The log lines that take BEFORE to AFTER (LINES as for encode(), and updated)."""
-    out: list[str] = []
-    for session_id, record in after.items():
-        old = before.get(session_id)
-        if old is record or old == record:
-            continue
-        text = _line(record, lines)
-        lines[session_id] = (record, text)
-        out.append(f'{{"set": {text}}}\n')
-    for session_id in before.keys() - after.keys():
-        lines.pop(session_id, None)
-        out.append(f'{{"remove": {json.dumps(session_id)}}}\n')
-    return "".join(out).encode()
-
-
-class Log:
-    """What a read of the log found: the generation it extends (None: no log, or one
-    whose header is unfinished), its change lines, and how many bytes of those the
-    reader replayed (the sound ones)."""
-
-    def __init__(self, raw: bytes | None, where: str) -> None:
-        self.exists = raw is not None
-        raw = raw or b""
-        complete = raw[:raw.rfind(b"\n") + 1]
-        self.extends: int | None = None
-        self.entries = b""
-        self.size = len(raw)
-        self.replayed = 0  # set by the reader
-        header_end = complete.find(b"\n") + 1
-        self.header_size = header_end
-        if header_end == 0:
-            return
-        try:
-            header = json.loads(complete[:header_end])
-        except ValueError:
-            header = None
-        if not isinstance(header, dict) or set(header) != {"version", "extends"} \
-                or header["version"] != SCHEMA_VERSION or not _is_count(header["extends"]):
-            raise ValueError(f"{where} is not a valid orch state log (its first line)")
-        self.extends = header["extends"]
-        self.entries = complete[header_end:]
-
-    @property
-    def sound(self) -> int:
-        """How many of its bytes hold no unfinished or unparsable tail."""
-        return self.header_size + self.replayed
-
-
-def replay(sessions: Sessions, entries: bytes, where: str, lines: Lines | None = None) -> int:
-    """Apply the log lines ENTRIES (whole lines) to SESSIONS; how many bytes of them
-    were sound. A last line that does not parse is an append cut short, and ends the
-    replay; any other is corruption (ValueError)."""
-    done = 0
-    while done < len(entries):
-        end = entries.index(b"\n", done) + 1
-        try:
-            entry = json.loads(entries[done:end])
-            if not isinstance(entry, dict) or len(entry) != 1:
-                raise ValueError("not a change")
-            if "set" in entry:
-                record = Record.from_json(entry["set"], where)
-                sessions[record.id] = record
-                if lines is not None:
-                    lines.pop(record.id, None)
-            elif isinstance(entry.get("remove"), str):
-                sessions.pop(entry["remove"], None)
-            else:
-                raise ValueError("not a change")
-        except ValueError as err:
-            if end == len(entries):
-                return done  # cut short by a crash: no change that was reported done
-            line = entries.count(b"\n", 0, done) + 2
-            raise ValueError(f"{where} is not a valid orch state log "
-                             f"(line {line}: {err})") from None
-        done = end
-    return done
+def archive_name(number: int) -> str:
+    """The file name of archive NUMBER."""
+    return f"{ARCHIVE_PREFIX}{number}.json"
 
 
 class StateStore:
@@ -232,79 +98,151 @@ class StateStore:
         self.path = directory / STATE_FILE
         self.log_path = directory / LOG_FILE
         self.lock_path = directory / LOCK_FILE
-        # The snapshot's bytes this store last read or wrote, its records and generation;
-        # and the log's bytes read after it with the records they lead to. A read that
-        # finds both as this process left them decodes nothing, one that finds the log
+        # The snapshot's bytes this store last read or wrote and what they hold; the
+        # log's bytes read after it with the records they lead to (and the ids they
+        # removed); and the archive last read or written, by number. A read that finds
+        # the files as this process left them decodes nothing, one that finds the log
         # grown decodes only the new lines, and a write encodes only what changed.
-        self._snapshot: tuple[bytes, Sessions, int] | None = None
-        self._replayed: tuple[bytes, Sessions] | None = None
+        self._snapshot: tuple[bytes, Snapshot] | None = None
+        self._replayed: tuple[bytes, Sessions, set[str]] | None = None
+        self._archive: tuple[int, bytes, Sessions] | None = None
         self._lines: Lines = {}
+        self._archive_lines: Lines = {}
+        self._archive_number = 0  # the archive the snapshot last read names
         self._unsynced = False  # an append not yet fdatasync'ed
         self._prepared = False  # the directory was made private by this store
 
-    def load(self) -> Sessions:
-        """A consistent snapshot of every record (empty if there are none yet)."""
+    def load(self, *, archived: bool = True) -> Sessions:
+        """A consistent snapshot of every record (empty if there are none yet); without
+        ARCHIVED, of those that are not archived: every session that may still run,
+        and those that ended since the last snapshot."""
         for _attempt in range(READ_ATTEMPTS):
-            found = self._read()
+            found = self._read_all(archived)
             if found is not None:
-                return dict(found[0])
-        with self._locked():  # new snapshots kept coming between the two reads
-            found = self._read(locked=True)
+                return found
+        with self._locked():  # new snapshots kept coming between the reads
+            found = self._read_all(archived, locked=True)
             assert found is not None
-            return dict(found[0])
+            return found
 
     def peek(self) -> Sessions | None:
         """The records as load() reads them, but never taking the lock nor making a file
         (for readers that must not write: completion); None if new snapshots kept
         coming between the reads."""
         for _attempt in range(READ_ATTEMPTS):
-            found = self._read()
+            found = self._read_all(archived=True)
             if found is not None:
-                return dict(found[0])
+                return found
         return None
 
-    def _read(self, locked: bool = False) -> tuple[Sessions, int, Log] | None:
-        """The records, the snapshot's generation and the log as read; None if a new
-        snapshot came between the two reads (only without the lock: under it, a log
-        without a whole header is a crash's leftover, and holds no change)."""
+    def keeps_archive(self) -> bool:
+        """Whether the snapshot last read names an archive."""
+        return self._archive_number != 0
+
+    def archived_units(self) -> set[str] | None:
+        """The units of the archived records, as the snapshot last read names them, read
+        from the archive's first line only; None if a newer snapshot replaced it since."""
+        if not self._archive_number:
+            return set()
+        path = self.directory / archive_name(self._archive_number)
+        head = b""
+        try:
+            with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as file:
+                while b"\n" not in head and (chunk := file.read(1 << 16)):
+                    head += chunk
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise self._error(err, path) from None
+        try:
+            return set(read_units(head[:head.find(b"\n") + 1], str(path)))
+        except ValueError as err:
+            raise StateError(f"{err}; orch left it untouched",
+                             hint="move it aside to start afresh") from None
+
+    def _read_all(self, archived: bool, locked: bool = False) -> Sessions | None:
+        """The records (without ARCHIVED, the live ones); None if a new snapshot came
+        between the reads."""
+        found = self._read(locked)
+        if found is None:
+            return None
+        if not archived or not found.snapshot.archive:
+            return dict(found.records)
+        kept = self._read_archive(found.snapshot.archive, locked)
+        if kept is None:
+            return None
+        return merged(kept, found.records, found.removed)
+
+    def _read(self, locked: bool = False) -> Live | None:
+        """The live records, the snapshot and the log as read; None if a new snapshot
+        came between the two reads (only without the lock: under it, a log without a
+        whole header is a crash's leftover, and holds no change)."""
         try:
             return self._read_both(locked)
         except ValueError as err:
             raise StateError(f"{err}; orch left it untouched",
                              hint="move it aside to start afresh") from None
 
-    def _read_both(self, locked: bool) -> tuple[Sessions, int, Log] | None:
+    def _read_both(self, locked: bool) -> Live | None:
         raw = self._read_file(self.path)
         if raw is None:
             # No snapshot: nothing was ever written, or it was deleted, which discards
-            # the log that extends it too (the next change starts both anew).
+            # the log that extends it (and the archive it names) too: the next change
+            # starts them anew.
             self._snapshot = self._replayed = None
-            return {}, 0, Log(None, str(self.log_path))
+            self._archive_number = 0
+            return Live({}, set(), Snapshot({}, 0, 0, SCHEMA_VERSION, None), 0,
+                        Log(None, str(self.log_path)))
         if self._snapshot is None or self._snapshot[0] != raw:
-            sessions, generation = decode(raw, str(self.path), self._lines)
-            self._snapshot, self._replayed = (raw, sessions, generation), None
-        _, base, generation = self._snapshot
+            snapshot = read_snapshot(raw, str(self.path), self._lines)
+            self._snapshot, self._replayed = (raw, snapshot), None
+        snapshot = self._snapshot[1]
+        self._archive_number = snapshot.archive
+        base, generation = snapshot.records, snapshot.generation
         log = Log(self._read_file(self.log_path), str(self.log_path))
         if log.extends is None and log.exists and not locked:
             return None  # caught between a new snapshot's log reset and its header
         if log.extends is None or log.extends < generation:
-            return base, generation, log  # none yet, or already in the snapshot
+            return Live(base, set(), snapshot, len(raw), log)  # none yet, or in it
         if log.extends > generation:
             if not locked:
                 return None
             if log.entries:  # snapshot writes finish before the log starts over
                 raise StateError(f"{self.log_path} is newer than {self.path}; "
                                  "orch left them untouched")
-            return base, generation, log
+            return Live(base, set(), snapshot, len(raw), log)
         seen = self._replayed
         if seen is not None and log.entries.startswith(seen[0]):
-            start, sessions = len(seen[0]), dict(seen[1])
+            start, sessions, removed = len(seen[0]), dict(seen[1]), set(seen[2])
         else:
-            start, sessions = 0, dict(base)
+            start, sessions, removed = 0, dict(base), set()
         log.replayed = start + replay(sessions, log.entries[start:], str(self.log_path),
-                                      self._lines)
-        self._replayed = (log.entries[:log.replayed], sessions)
-        return sessions, generation, log
+                                      self._lines, removed)
+        self._replayed = (log.entries[:log.replayed], sessions, removed)
+        return Live(sessions, removed, snapshot, len(raw), log)
+
+    def _read_archive(self, number: int, locked: bool) -> Sessions | None:
+        """The records of archive NUMBER; None if it is gone and the lock is not held
+        (a newer snapshot replaced it since it was named)."""
+        path = self.directory / archive_name(number)
+        raw = self._read_file(path)
+        if raw is None:
+            if not locked:
+                return None
+            raise StateError(f"{self.path} names {path}, which is missing; "
+                             "orch left them untouched", hint="move them aside to start afresh")
+        cached = self._archive
+        if cached is not None and cached[0] == number and cached[1] == raw:
+            return cached[2]
+        try:
+            found = read_snapshot(raw, str(path), self._archive_lines, archive=True)
+            if found.generation != number:
+                raise ValueError(f"{path} is not a valid orch state archive (its number)")
+        except ValueError as err:
+            raise StateError(f"{err}; orch left it untouched",
+                             hint="move it aside to start afresh") from None
+        self._archive = (number, raw, found.records)
+        return found.records
 
     def _read_file(self, path: Path) -> bytes | None:
         """PATH's bytes; None if it does not exist."""
@@ -331,34 +269,55 @@ class StateStore:
     def update(self, change: Callable[[Sessions], T], *, sync: bool = True) -> T:
         """Apply CHANGE to the records under the lock and record the result durably.
 
-        CHANGE mutates the dict it is given and returns a value handed back to the
-        caller; nothing is written unless the records changed. With SYNC false the
+        CHANGE mutates the mapping it is given (a Changing: a dict to every change, that
+        reads the archive only when a look needs it) and returns a value handed back to
+        the caller; nothing is written unless the records changed. With SYNC false the
         change is in the log, where every reader sees it, but is made durable only by
         sync() (or a later update): a caller that has work to overlap with the
         fdatasync calls sync() before it reports the change done.
         """
         with self._locked():
-            found = self._read(locked=True)
-            assert found is not None
-            before, generation, log = found
-            sessions = dict(before)
-            value = change(sessions)
-            if sessions != before:
-                entries = log_entries(before, sessions, self._lines)
-                snapshot = len(self._snapshot[0]) if self._snapshot else 0
+            live = self._read(locked=True)
+            assert live is not None
+            snapshot, log = live.snapshot, live.log
+
+            def archived() -> Sessions:
+                if not snapshot.archive:
+                    return {}
+                kept = self._read_archive(snapshot.archive, locked=True)
+                assert kept is not None
+                return {i: r for i, r in kept.items() if i not in live.removed}
+
+            view = Changing(live.records, archived)
+            value = change(view)  # type: ignore[arg-type]  # a mapping that acts as the dict
+            before = live.records if view.fetched is None \
+                else {**view.fetched, **live.records}
+            changed = changes(before, view.records)
+            if changed:
+                entries = log_entries(changed, self._lines)
                 grown = log.sound + len(entries)
-                if not snapshot or log.extends is None or (
-                        grown > LOG_MIN_BYTES and grown > snapshot // 4):
-                    self._write_snapshot(sessions, generation + 1)
+                if not live.size or log.extends is None \
+                        or snapshot.version != SCHEMA_VERSION \
+                        or (grown > LOG_MIN_BYTES and grown > live.size // 4):
+                    self._write_snapshot(view, live, snapshot.generation + 1)
                 else:
-                    self._append(log, generation, entries, sessions)
+                    records, removed = dict(live.records), set(live.removed)
+                    for session_id, record in changed:
+                        if record is None:
+                            records.pop(session_id, None)
+                            removed.add(session_id)
+                        else:
+                            records[session_id] = record
+                            removed.discard(session_id)
+                    self._append(log, snapshot.generation, entries, records, removed)
             if sync:
                 self.sync()
             return value
 
-    def _append(self, log: Log, generation: int, entries: bytes, sessions: Sessions) -> None:
-        """Add ENTRIES (which lead to SESSIONS) to LOG: after its sound lines, or after a
-        new header if it extends an older snapshot."""
+    def _append(self, log: Log, generation: int, entries: bytes, sessions: Sessions,
+                removed: set[str]) -> None:
+        """Add ENTRIES (which lead to SESSIONS, having removed REMOVED) to LOG: after its
+        sound lines, or after a new header if it extends an older snapshot."""
         try:
             fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as err:
@@ -372,14 +331,40 @@ class StateStore:
             self._write_all(fd, data, cut)
         except OSError as err:
             raise self._error(err, self.log_path) from None
-        self._replayed = (kept + entries, dict(sessions))  # read back, nothing to decode
+        self._replayed = (kept + entries, sessions, removed)  # read back, nothing to decode
         self._unsynced = True
 
-    def _write_snapshot(self, sessions: Sessions, generation: int) -> None:
-        """Write SESSIONS as the snapshot of GENERATION, durably, then start the log
-        over: the log's reset comes only once the snapshot that holds it is on disk."""
-        data = encode(sessions, self._lines, generation)
-        self._write(data)
+    def _write_snapshot(self, view: Changing, read: Live, generation: int) -> None:
+        """Write the records VIEW holds as the snapshot of GENERATION, the ended ones in
+        an archive (a new one, if they are not those of the archive READ names),
+        durably; then start the log over: the log's reset comes only once the snapshot
+        that holds it is on disk, and the old archive goes only then."""
+        old = read.snapshot
+        number = old.archive
+        if view.fetched is None and not read.removed and not view.deleted \
+                and not any(archivable(r) for r in view.records.values()):
+            # Nothing to move in or out: the archive stays as it is, unread. (A record
+            # set again since it was archived is live, and the live one wins.)
+            live = view.records
+        else:
+            every = view.everything()
+            kept = {i: r for i, r in every.items() if archivable(r)}
+            live = {i: r for i, r in every.items() if i not in kept}
+            previous = self._read_archive(number, locked=True) if number else {}
+            assert previous is not None
+            if kept.keys() != previous.keys() \
+                    or any(previous[i] is not r for i, r in kept.items()):
+                number = generation if kept else 0
+                if kept:
+                    # Most of its records are the old archive's: their lines are reused.
+                    lines = {**self._archive_lines, **self._lines}
+                    archive = encode_archive(kept, lines, number)
+                    self._archive_lines = lines
+                    self._write(self.directory / archive_name(number), archive,
+                                sync_dir=True)
+                    self._archive = (number, archive, kept)
+        data = encode(live, self._lines, generation, number)
+        self._write(self.path, data)
         faults.point("state.snapshot")
         header = log_header(generation)
         flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -399,9 +384,24 @@ class StateStore:
                 self._write_all(os.open(self.log_path, flags | os.O_TRUNC), header)
         except OSError as err:
             raise self._error(err, self.log_path) from None
-        self._snapshot = (data, dict(sessions), generation)
-        self._replayed = (b"", dict(sessions))
+        if number != old.archive:
+            self._remove_archives(but=number)
+        self._snapshot = (data, Snapshot(dict(live), generation, number, SCHEMA_VERSION, None))
+        self._replayed = (b"", dict(live), set())
+        self._archive_number = number
         self._unsynced = False
+
+    def _remove_archives(self, but: int) -> None:
+        """Remove every archive file but number BUT: the ones no snapshot on disk names
+        (older ones, or one a crash left before its snapshot was written)."""
+        keep = archive_name(but) if but else None
+        try:
+            for name in os.listdir(self.directory):
+                if name.startswith(ARCHIVE_PREFIX) and name != keep:
+                    with suppress(FileNotFoundError):
+                        os.unlink(self.directory / name)
+        except OSError as err:
+            raise self._error(err, self.directory) from None
 
     @staticmethod
     def _write_all(fd: int, data: bytes, cut: int | None = None) -> None:
@@ -419,6 +419,10 @@ class StateStore:
         """Make the appends of this store durable (fdatasync the log), if they are not yet."""
         if not self._unsynced:
             return
+        self._fdatasync()
+        self._unsynced = False
+
+    def _fdatasync(self) -> None:
         try:
             fd = os.open(self.log_path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as err:
@@ -429,7 +433,6 @@ class StateStore:
             raise self._error(err, self.log_path) from None
         finally:
             os.close(fd)
-        self._unsynced = False
 
     def _prepare_directory(self) -> None:
         try:
@@ -471,10 +474,11 @@ class StateStore:
         finally:
             os.close(fd)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, path: Path, data: bytes, *, sync_dir: bool = False) -> None:
         try:
-            # The directory's fsync comes with the log's reset (_write_snapshot).
-            files.write_atomically(self.path, data, 0o600, sync_dir=False)
+            # The snapshot's directory fsync comes with the log's reset (_write_snapshot);
+            # an archive's comes before the snapshot that names it is written.
+            files.write_atomically(path, data, 0o600, sync_dir=sync_dir)
         except files.WriteFailed as failed:
             raise StateError(str(failed)) from None
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from orch.errors import UsageError
 from orch.scope import Scope
 from orch.session import Record, Session, UnitView
-from orch.state import Sessions
+from orch.state import Sessions, StateStore
 from orch.systemd import GONE
 from orch.usecases.common import (
     RESULT_GRACE,
@@ -31,15 +31,22 @@ if TYPE_CHECKING:
 def list_sessions(rt: Runtime, *, running: bool = False,
                   tag: str | None = None) -> list[Session]:
     """Every session of the runtime's scope, newest first, with live status from one
-    listing pass: a session running as recorded costs no call of its own (as_recorded)."""
-    records = rt.store.load()
-    chosen = [r for r in records.values() if tag is None or tag in r.tags]
-    sessions = []
+    listing pass: a session running as recorded costs no call of its own (as_recorded).
+    RUNNING lists only those that have not ended, and reads no archived record unless a
+    unit that may run is not a live record's (see may_run_archived)."""
+    store = rt.store
+    records = store.load(archived=not running)
     manager = rt.manager  # connects even with no records: no manager, no answer
-    listed = manager.loaded() if chosen else {}
+    chosen = [r for r in records.values() if tag is None or tag in r.tags]
+    listed = manager.loaded() if chosen or (running and store.keeps_archive()) else {}
+    if running and may_run_archived(store, records, listed):
+        chosen = [r for r in store.load().values() if tag is None or tag in r.tags]
+    sessions = []
     for record in chosen:
         entry = listed.get(record.unit)
         if entry is None:
+            if running and record.result is not None:
+                continue  # its end recorded and its unit gone: ended, whatever else
             sessions.append(view(record, GONE))
             continue
         path, states = entry
@@ -51,6 +58,24 @@ def list_sessions(rt: Runtime, *, running: bool = False,
     if running:
         sessions = [s for s in sessions if not s.status.ended]
     return sorted(sessions, key=lambda s: (s.created_at, s.id), reverse=True)
+
+
+def may_run_archived(store: StateStore, live: Sessions,
+                     listed: dict[str, tuple[bytes, tuple[str, str, str, int]]]) -> bool:
+    """Whether an archived record may be running now: its end is recorded and it has no
+    Restart=, so only when its unit is loaded, and not inactive or failed with no job
+    queued (started again behind orch's back). Such units are looked up in the
+    archive's list of units, read from its first line only."""
+    if not store.keeps_archive():
+        return False
+    units = {r.unit for r in live.values()}
+    active = {unit for unit, (_, (_, state, _, job)) in listed.items()
+              if unit not in units and unit.endswith(".service")
+              and (state not in UnitView.GONE_STATES or job)}
+    if not active:
+        return False
+    archived = store.archived_units()
+    return archived is None or not active.isdisjoint(archived)
 
 
 def as_recorded(record: Record, states: tuple[str, str, str, int]) -> UnitView | None:

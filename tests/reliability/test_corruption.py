@@ -116,10 +116,14 @@ def test_a_symlink_at_the_snapshots_temp_path_is_not_written_through(
     assert planted.is_symlink() and not store.path.exists()
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 def test_every_state_format_ever_written_keeps_loading(orch: Orch, version: int) -> None:
-    orch.state_dir.mkdir(mode=0o700)
-    shutil.copy(DATA / f"state-v{version}.json", orch.state_dir / state.STATE_FILE)
+    if (DATA / f"state-v{version}").is_dir():  # a snapshot, its log and its archive
+        shutil.copytree(DATA / f"state-v{version}", orch.state_dir)
+        os.chmod(orch.state_dir, 0o700)
+    else:
+        orch.state_dir.mkdir(mode=0o700)
+        shutil.copy(DATA / f"state-v{version}.json", orch.state_dir / state.STATE_FILE)
     if (DATA / f"state-v{version}.log").exists():
         shutil.copy(DATA / f"state-v{version}.log", orch.state_dir / state.LOG_FILE)
     for path in orch.state_dir.iterdir():

@@ -405,7 +405,7 @@ def test_encode_orders_records_by_creation() -> None:
     late, early = _record(1, created_at="2025-02-01"), _record(2, created_at="2025-01-01")
     doc = json.loads(state.encode({late.id: late, early.id: early}))
     assert [r["id"] for r in doc["sessions"]] == [early.id, late.id]
-    assert doc["version"] == state.SCHEMA_VERSION == 4
+    assert doc["version"] == state.SCHEMA_VERSION == 5
 
 
 # tests/unit/data/state-v1.json was written once by state.encode (schema version 1) and is

@@ -1,0 +1,266 @@
+"""The state's file formats: a snapshot (or an archive) of records, one a line, and the
+log of changes made after a snapshot. Pure: bytes in, records out, and back.
+
+A snapshot is `{"version": 5, "generation": G, "archive": A, "sessions": [...]}`:
+the records of generation G that are not archived, and the number of the archive file
+that holds the rest (no "archive": none). An archive is laid out the same way, its
+generation its number, with the units of its records on its first line so that a
+reader can tell whether a loaded unit is one of them without decoding any record.
+Versions 1 to 4 had no archive (4 had the generation, 1 to 3 neither).
+"""
+
+from __future__ import annotations
+
+import json
+
+from orch.session import Record
+
+SCHEMA_VERSION = 5
+# Versions this orch reads; an older record is a newer one with the new fields at their
+# defaults. v2 added persistent sessions (persistent, restarts, program, path,
+# requested_at, history); v3 agents (options, env_files, secret_env, provider, agent,
+# provider_session_id, agent_error, usage, cost_usd, worktree, worktree_repo, after,
+# blocked); v4 the log (the snapshot's generation); v5 the archive of ended records.
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
+# A v4 log holds the very same lines as a v5 one.
+LOG_VERSIONS = (4, 5)
+
+# One encoder for every record: json.dumps with an option makes a new one per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+
+Sessions = dict[str, Record]
+# Each record's line in the state file, by session id, with the record it encodes.
+Lines = dict[str, tuple[Record, str]]
+
+
+class Snapshot:
+    """What a snapshot's (or an archive's) bytes hold."""
+
+    __slots__ = ("archive", "generation", "records", "units", "version")
+
+    def __init__(self, records: Sessions, generation: int, archive: int, version: int,
+                 units: list[str] | None) -> None:
+        self.records = records
+        self.generation = generation
+        self.archive = archive  # the number of the archive beside it; 0: none
+        self.version = version
+        self.units = units  # an archive's units
+
+
+def encode(sessions: Sessions, lines: Lines | None = None, generation: int = 0,
+           archive: int = 0) -> bytes:
+    """The snapshot's bytes for SESSIONS: records in creation order, one per line.
+
+    Each line is json's C encoder at work (`indent` would switch to its pure-Python
+    one, eight times slower), and fields at their defaults are left out. LINES, if
+    given, supplies the lines of records encoded before (the very same objects: records
+    are immutable) and is updated to those of SESSIONS.
+    """
+    return _layout(_texts(sessions, lines)[1], generation, archive)
+
+
+def encode_archive(sessions: Sessions, lines: Lines | None, number: int) -> bytes:
+    """The bytes of archive NUMBER holding SESSIONS (LINES as for encode())."""
+    records, texts = _texts(sessions, lines)
+    return _layout(texts, number, units=[r.unit for r in records])
+
+
+def _texts(sessions: Sessions, lines: Lines | None) -> tuple[list[Record], list[str]]:
+    records = sorted(sessions.values(), key=lambda r: (r.created_at, r.id))
+    known = lines or {}
+    texts = [_line(record, known) for record in records]
+    if lines is not None:
+        lines.clear()
+        lines.update((r.id, (r, t)) for r, t in zip(records, texts, strict=True))
+    return records, texts
+
+
+def _line(record: Record, known: Lines) -> str:
+    cached = known.get(record.id)
+    if cached is not None and cached[0] is record:
+        return cached[1]
+    return _ENCODE(record.to_sparse_json())
+
+
+def _layout(texts: list[str], generation: int, archive: int = 0,
+            units: list[str] | None = None) -> bytes:
+    body = ",\n".join(texts)
+    body = f"\n{body}\n" if texts else ""
+    extra = f'"archive": {archive}, ' if archive else ""
+    if units is not None:
+        extra += f'"units": {_ENCODE(units)}, '
+    return (f'{{"version": {SCHEMA_VERSION}, "generation": {generation}, {extra}'
+            f'"sessions": [{body}]}}\n').encode()
+
+
+def decode(raw: bytes, where: str, lines: Lines | None = None) -> tuple[Sessions, int]:
+    """Records from a snapshot's bytes, and its generation; ValueError with a one-line
+    reason otherwise. LINES as for read_snapshot()."""
+    found = read_snapshot(raw, where, lines)
+    return found.records, found.generation
+
+
+def read_snapshot(raw: bytes, where: str, lines: Lines | None = None, *,
+                  archive: bool = False) -> Snapshot:
+    """What a snapshot's bytes (an ARCHIVE's) hold; ValueError with a one-line reason
+    otherwise. LINES, if given, receives each record's line when the file is laid out
+    as encode() lays it out in this schema version."""
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{where} is not a valid orch state file ({err})") from None
+    if not isinstance(doc, dict) or "version" not in doc:
+        raise ValueError(f"{where} is not an orch state file (no schema version)")
+    version = doc["version"]
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise ValueError(f"{where} has schema version {version!r}; this orch reads "
+                         f"versions {', '.join(map(str, READABLE_VERSIONS))}")
+    keys = {"version", "sessions"}
+    if version >= 4:
+        keys.add("generation")
+    if version >= 5:
+        keys.add("units" if archive else "archive")
+    generation, number = doc.get("generation", 0), doc.get("archive", 0)
+    units: list[str] = doc.get("units") or []
+    if set(doc) - keys or not isinstance(doc.get("sessions"), list) \
+            or not _is_count(generation) or not _is_count(number) \
+            or (archive and (version < 5 or not _is_units(doc.get("units")))):
+        raise ValueError(f"{where} is not a valid orch state file (unexpected layout)")
+    sessions: Sessions = {}
+    for item in doc["sessions"]:
+        record = Record.from_json(item, where)
+        if record.id in sessions:
+            raise ValueError(f"{where} holds session {record.id} twice")
+        sessions[record.id] = record
+    if archive and sorted(units) != sorted(r.unit for r in sessions.values()):
+        raise ValueError(f"{where} is not a valid orch state archive (its units)")
+    if lines is not None:
+        lines.clear()
+        if version == SCHEMA_VERSION and sessions:
+            texts = [t.removesuffix(",") for t in raw.decode("utf-8").split("\n")[1:-2]]
+            # Only a file laid out exactly as encode() lays it out: one record a line.
+            if len(texts) == len(sessions) and all(t.startswith("{") for t in texts) \
+                    and _layout(texts, generation, number,
+                                units if archive else None) == raw:
+                lines.update((r.id, (r, t))
+                             for r, t in zip(sessions.values(), texts, strict=True))
+    return Snapshot(sessions, generation, number, version, units if archive else None)
+
+
+def read_units(head: bytes, where: str) -> list[str]:
+    """The units an archive holds, from its first line (HEAD)."""
+    try:
+        doc = json.loads(head.rstrip(b"\n") + b"]}")
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or not _is_units(doc.get("units")):
+        raise ValueError(f"{where} is not a valid orch state archive (its first line)")
+    units: list[str] = doc["units"]
+    return units
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_units(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(u, str) for u in value)
+
+
+def log_header(generation: int) -> bytes:
+    """The log's first line: which snapshot it extends."""
+    return f'{{"version": {SCHEMA_VERSION}, "extends": {generation}}}\n'.encode()
+
+
+def changes(before: Sessions, after: Sessions) -> list[tuple[str, Record | None]]:
+    """What takes BEFORE to AFTER: each record set (to a new value) or removed (None)."""
+    out: list[tuple[str, Record | None]] = []
+    for session_id, record in after.items():
+        old = before.get(session_id)
+        if old is not record and old != record:
+            out.append((session_id, record))
+    out += [(session_id, None) for session_id in before.keys() - after.keys()]
+    return out
+
+
+def log_entries(changed: list[tuple[str, Record | None]], lines: Lines) -> bytes:
+    """The log lines of CHANGED (LINES as for encode(), and updated)."""
+    out: list[str] = []
+    for session_id, record in changed:
+        if record is None:
+            lines.pop(session_id, None)
+            out.append(f'{{"remove": {json.dumps(session_id)}}}\n')
+        else:
+            text = _line(record, lines)
+            lines[session_id] = (record, text)
+            out.append(f'{{"set": {text}}}\n')
+    return "".join(out).encode()
+
+
+class Log:
+    """What a read of the log found: the generation it extends (None: no log, or one
+    whose header is unfinished), its change lines, and how many bytes of those the
+    reader replayed (the sound ones)."""
+
+    def __init__(self, raw: bytes | None, where: str) -> None:
+        self.exists = raw is not None
+        raw = raw or b""
+        complete = raw[:raw.rfind(b"\n") + 1]
+        self.extends: int | None = None
+        self.entries = b""
+        self.size = len(raw)
+        self.replayed = 0  # set by the reader
+        header_end = complete.find(b"\n") + 1
+        self.header_size = header_end
+        if header_end == 0:
+            return
+        try:
+            header = json.loads(complete[:header_end])
+        except ValueError:
+            header = None
+        if not isinstance(header, dict) or set(header) != {"version", "extends"} \
+                or header["version"] not in LOG_VERSIONS or not _is_count(header["extends"]):
+            raise ValueError(f"{where} is not a valid orch state log (its first line)")
+        self.extends = header["extends"]
+        self.entries = complete[header_end:]
+
+    @property
+    def sound(self) -> int:
+        """How many of its bytes hold no unfinished or unparsable tail."""
+        return self.header_size + self.replayed
+
+
+def replay(sessions: Sessions, entries: bytes, where: str, lines: Lines | None = None,
+           removed: set[str] | None = None) -> int:
+    """Apply the log lines ENTRIES (whole lines) to SESSIONS, adding the ids removed to
+    REMOVED (and taking those set again out of it); how many bytes of them were sound.
+    A last line that does not parse is an append cut short, and ends the replay; any
+    other is corruption (ValueError)."""
+    done = 0
+    while done < len(entries):
+        end = entries.index(b"\n", done) + 1
+        try:
+            entry = json.loads(entries[done:end])
+            if not isinstance(entry, dict) or len(entry) != 1:
+                raise ValueError("not a change")
+            if "set" in entry:
+                record = Record.from_json(entry["set"], where)
+                sessions[record.id] = record
+                if lines is not None:
+                    lines.pop(record.id, None)
+                if removed is not None:
+                    removed.discard(record.id)
+            elif isinstance(entry.get("remove"), str):
+                sessions.pop(entry["remove"], None)
+                if removed is not None:
+                    removed.add(entry["remove"])
+            else:
+                raise ValueError("not a change")
+        except ValueError as err:
+            if end == len(entries):
+                return done  # cut short by a crash: no change that was reported done
+            line = entries.count(b"\n", 0, done) + 2
+            raise ValueError(f"{where} is not a valid orch state log "
+                             f"(line {line}: {err})") from None
+        done = end
+    return done
