@@ -17,9 +17,10 @@ import sys
 # Not `from typing import ...`: typing alone costs ~10 ms of every command's start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from importlib.machinery import ModuleSpec
     from types import ModuleType
-    from typing import Any
+    from typing import Any, ClassVar
 
 __version__ = "0.1.0"
 
@@ -73,19 +74,27 @@ if TYPE_CHECKING:
     from orch.spec import SessionSpec
 
 
-class _DataclassesWithoutInspect:
-    """An import hook, once: dataclasses imports inspect (with ast, dis and tokenize, some
-    10 ms of every command's start) but uses it only to word a docstring for a class
-    that has none, and every class of orch's has one. While dataclasses loads, `inspect`
-    is a stand-in that imports the real module when an attribute of it is first read;
-    every later importer gets the real one. Nothing changes if either is loaded already."""
+class _LighterImports:
+    """An import hook, once per module: two modules every command loads import another
+    for a rarely used feature, at a cost above their own. dataclasses imports inspect
+    (with ast, dis and tokenize, some 10 ms) only to word a docstring for a class that
+    has none, and every class of orch's has one; pathlib imports urllib.parse (with
+    ipaddress, some 3 ms) only for Path.as_uri. While either loads, what it imports is a
+    stand-in that imports the real module when it is used; every later importer gets
+    the real one. Nothing changes for a module loaded already."""
+
+    # The module loading: what it imports, and the functions it takes from it.
+    PENDING: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {"dataclasses": ("inspect", ()),
+               "pathlib": ("urllib.parse", ("quote_from_bytes",))}
 
     @classmethod
     def find_spec(cls, name: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
-        if name != "dataclasses":
+        if name not in cls.PENDING:
             return None
-        sys.meta_path.remove(cls)
-        if "inspect" in sys.modules:
+        lazy, functions = cls.PENDING.pop(name)
+        if not cls.PENDING:
+            sys.meta_path.remove(cls)
+        if lazy in sys.modules:
             return None
         from importlib.machinery import PathFinder
 
@@ -95,28 +104,53 @@ class _DataclassesWithoutInspect:
         run_body = spec.loader.exec_module
 
         def exec_module(module: ModuleType) -> None:
-            import types
-
-            def real(attribute: str) -> object:
-                import importlib
-
-                return getattr(importlib.import_module("inspect"), attribute)
-
-            stand_in = types.ModuleType("inspect")
-            stand_in.__getattr__ = real  # type: ignore[method-assign]  # PEP 562
-            sys.modules["inspect"] = stand_in
+            stand_in = _stand_in(lazy, functions)
+            sys.modules[lazy] = stand_in
             try:
                 run_body(module)
             finally:
-                if sys.modules.get("inspect") is stand_in:
-                    del sys.modules["inspect"]
+                if sys.modules.get(lazy) is stand_in:
+                    del sys.modules[lazy]
 
         spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
 
 
-if "dataclasses" not in sys.modules:
-    sys.meta_path.insert(0, _DataclassesWithoutInspect)
+def _stand_in(name: str, functions: tuple[str, ...]) -> ModuleType:
+    """A module NAME whose attributes are the real module's, imported when one is first
+    read; FUNCTIONS, which a `from NAME import ...` reads at once, import it when first
+    called."""
+    import importlib
+    import types
+
+    def real() -> ModuleType:
+        if sys.modules.get(name) is stand_in:  # used while its importer still loads
+            del sys.modules[name]
+        return importlib.import_module(name)
+
+    def attribute(attr: str) -> object:
+        if attr.startswith("__"):  # what the import system asks of any module
+            raise AttributeError(attr)
+        return getattr(real(), attr)
+
+    def deferred(attr: str) -> Callable[..., object]:
+        def call(*args: object, **kwargs: object) -> object:
+            return getattr(real(), attr)(*args, **kwargs)
+        return call
+
+    stand_in = types.ModuleType(name)
+    stand_in.__getattr__ = attribute  # type: ignore[method-assign]  # PEP 562
+    for function in functions:
+        setattr(stand_in, function, deferred(function))
+    return stand_in
+
+
+if "dataclasses" in sys.modules:
+    del _LighterImports.PENDING["dataclasses"]
+if "pathlib" in sys.modules:
+    del _LighterImports.PENDING["pathlib"]
+if _LighterImports.PENDING:
+    sys.meta_path.insert(0, _LighterImports)
 
 
 def __getattr__(name: str) -> Any:

@@ -9,7 +9,6 @@ compose a view.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable, Iterable, Sequence
 
 from orch.runtime import Runtime
@@ -17,17 +16,10 @@ from orch.runtime import store_for as store_for
 from orch.scope import Scope
 from orch.session import Record, Session
 from orch.spec import SpawnOptions
-from orch.usecases import query
-from orch.usecases import reap as reaping
-from orch.usecases import spawn as spawning
-from orch.usecases.common import RESULT_GRACE as RESULT_GRACE
-from orch.usecases.common import SELF as SELF
-from orch.usecases.query import WaitOutcome as WaitOutcome
-from orch.usecases.reap import DEFAULT_REAP_AGE as DEFAULT_REAP_AGE
 
-# Agents, config, the journal, psutil and recovery load where they are used: a plain
-# spawn or ps must not pay for them (each command is a fresh process); so do the
-# control and recover use cases.
+# Each use case, and agents, config, the journal, psutil and recovery, load where they
+# are used: a spawn must not pay for the listing's modules nor ps for the spawn's (each
+# command is a fresh process).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -36,11 +28,8 @@ if TYPE_CHECKING:
     from orch.journal import LogFormat
     from orch.providers import AgentRequest
     from orch.request import SpawnRequest
+    from orch.usecases.query import WaitOutcome as WaitOutcome
     from orch.usecases.recover import RecoverReport as RecoverReport
-
-# Where tests have long probed them.
-_parent_id = spawning.parent_id
-_with_dependencies = query.with_dependencies
 
 
 def current_scope(user: bool = False, system: bool = False) -> Scope:
@@ -71,6 +60,8 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
     program secrets that nothing records; WORKTREE runs it in a git worktree of its own.
     PLACEMENT records why this host was chosen to run it (orch spawn --host auto).
     """
+    from orch.usecases import spawn as spawning
+
     with _runtime(scope) as rt:
         return spawning.spawn(rt, argv, name=name, description=description, tags=tags,
                               env=env, cwd=cwd, persistent=persistent, options=options,
@@ -83,6 +74,8 @@ def spawn_agent(provider: str, request: AgentRequest, *, name: str | None = None
                 scope: Scope | None = None, **spawn_args: Any) -> Session:
     """Start an agent: PROVIDER's own headless command for REQUEST, as a session (the
     other arguments as for spawn). The agent binary is resolved on this PATH now."""
+    from orch.usecases import spawn as spawning
+
     with _runtime(scope) as rt:
         return spawning.spawn_agent(rt, provider, request, name=name, **spawn_args)
 
@@ -104,6 +97,8 @@ def spawn_requested(command: Sequence[str], request: SpawnRequest, *,
     if request.agent is None:
         return spawn(command, name=name, scope=scope, **common)
     prompt = request.agent_prompt(list(command))
+    from orch.usecases import spawn as spawning
+
     with _runtime(scope) as rt:
         return spawning.spawn_agent(rt, request.agent, request.agent_request(prompt),
                                     name=name, config=config, **common)
@@ -112,6 +107,8 @@ def spawn_requested(command: Sequence[str], request: SpawnRequest, *,
 def resume(ref: str, prompt: str | None = None, scope: Scope | None = None) -> Session:
     """A new invocation of an ended agent session that resumes the agent's own
     conversation (claude --resume ...), saying PROMPT."""
+    from orch.usecases import spawn as spawning
+
     with _runtime(scope) as rt:
         return spawning.resume(rt, ref, prompt)
 
@@ -119,6 +116,8 @@ def resume(ref: str, prompt: str | None = None, scope: Scope | None = None) -> S
 def result(ref: str, scope: Scope | None = None) -> Session:
     """The session, with what its agent's output says of the run (final text, provider
     session id, usage) read from the journal and recorded."""
+    from orch.usecases import query
+
     with _runtime(scope) as rt:
         return query.result(rt, ref)
 
@@ -127,12 +126,16 @@ def list_sessions(scope: Scope | None = None, *, running: bool = False,
                   tag: str | None = None) -> list[Session]:
     """Every session of SCOPE, newest first, with live status from one listing pass:
     a session running as recorded costs no call of its own."""
+    from orch.usecases import query
+
     with _runtime(scope) as rt:
         return query.list_sessions(rt, running=running, tag=tag)
 
 
 def find_record(ref: str, scope: Scope | None = None) -> Record:
     """The record REF names, without asking the manager anything."""
+    from orch.usecases import query
+
     with _runtime(scope) as rt:
         return query.find_record(rt, ref)
 
@@ -148,6 +151,8 @@ def logs_command(ref: str, scope: Scope | None = None, *, lines: int | None = No
                  output: LogFormat | str = "short") -> list[str]:
     """The journalctl command line that shows the session's output (OUTPUT: a
     LogFormat or its name)."""
+    from orch.usecases import query
+
     with _runtime(scope) as rt:
         return query.logs_command(rt, ref, lines=lines, follow=follow, since=since,
                                   output=output)
@@ -156,6 +161,8 @@ def logs_command(ref: str, scope: Scope | None = None, *, lines: int | None = No
 def logs(ref: str, scope: Scope | None = None, *, lines: int | None = None,
          since: str | None = None, output: LogFormat | str = "cat") -> str:
     """The session's output so far, from the journal (OUTPUT: a LogFormat or its name)."""
+    from orch.usecases import query
+
     with _runtime(scope) as rt:
         return query.logs(rt, ref, lines=lines, since=since, output=output)
 
@@ -167,6 +174,8 @@ def follow_logs(ref: str, write: Callable[[str], object], scope: Scope | None = 
     come, until it has ended and its last lines are in; how it ended, as `wait` saw it.
     The end is watched through the manager's signals (wait), the output through the
     journal; a session that has already ended is written whole at once."""
+    from orch.usecases import query
+
     with _runtime(scope) as rt:
         return query.follow_logs(rt, ref, write, lines=lines, since=since, output=output)
 
@@ -175,6 +184,8 @@ def wait(refs: Sequence[str], scope: Scope | None = None, *, any_: bool = False,
          timeout: float | None = None) -> WaitOutcome:
     """Block until every session in REFS has ended (or the first, with ANY_), driven by
     the manager's signals. Unknown references raise NotFound before any waiting."""
+    from orch.usecases import query
+
     with _runtime(scope) as rt:
         return query.wait(rt, refs, any_=any_, timeout=timeout)
 
@@ -196,8 +207,9 @@ def parse_signal(value: str) -> int:
 
 
 def kill(ref: str, result: str | None = None, scope: Scope | None = None, *,
-         signum: int = signal.SIGTERM) -> Session:
-    """Record RESULT as the session's final result, then signal all its processes.
+         signum: int | None = None) -> Session:
+    """Record RESULT as the session's final result, then signal all its processes with
+    SIGNUM (None: SIGTERM).
 
     The result is written first: if that write fails, nothing is signalled. The
     session's status becomes `killed`.
@@ -205,7 +217,10 @@ def kill(ref: str, result: str | None = None, scope: Scope | None = None, *,
     from orch.usecases import control
 
     with _runtime(scope) as rt:
-        return control.kill(rt, ref, result, signum=signum)
+        import signal
+
+        return control.kill(rt, ref, result,
+                            signum=signal.SIGTERM if signum is None else signum)
 
 
 def read_result_file(path: str) -> str:
@@ -229,21 +244,35 @@ def recover(scope: Scope | None = None) -> RecoverReport:
         return recovering.recover(rt)
 
 
-def reap(scope: Scope | None = None, *, older_than: float = DEFAULT_REAP_AGE,
+def reap(scope: Scope | None = None, *, older_than: float | None = None,
          everything: bool = False, dry_run: bool = False) -> list[Session]:
     """Remove ended sessions that ended more than OLDER_THAN seconds ago (0: all ended
-    ones) and reset their failed units; with EVERYTHING, stop running sessions first and
-    remove them too. A running session is never removed otherwise, nor one whose spawn
-    is still in flight. The reaped sessions."""
+    ones; None: DEFAULT_REAP_AGE, a week) and reset their failed units; with EVERYTHING,
+    stop running sessions first and remove them too. A running session is never removed
+    otherwise, nor one whose spawn is still in flight. The reaped sessions."""
+    from orch.usecases import reap as reaping
+
     with _runtime(scope) as rt:
-        return reaping.reap(rt, older_than=older_than, everything=everything,
+        age = reaping.DEFAULT_REAP_AGE if older_than is None else older_than
+        return reaping.reap(rt, older_than=age, everything=everything,
                             dry_run=dry_run)
 
 
 
-def __getattr__(name: str) -> Any:
-    if name == "RecoverReport":  # loads with the recover use case, which ps and spawn skip
-        from orch.usecases.recover import RecoverReport
+# Names the library has long exported, from the use-case modules that own them: each
+# loads when first asked for, so that no command pays for a use case it does not run.
+_EXPORTS = {"RESULT_GRACE": ("common", "RESULT_GRACE"), "SELF": ("common", "SELF"),
+            "WaitOutcome": ("query", "WaitOutcome"),
+            "DEFAULT_REAP_AGE": ("reap", "DEFAULT_REAP_AGE"),
+            "RecoverReport": ("recover", "RecoverReport"),
+            "_parent_id": ("spawn", "parent_id"),
+            "_with_dependencies": ("query", "with_dependencies")}
 
-        return RecoverReport
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        module, attribute = _EXPORTS[name]
+        return getattr(importlib.import_module(f"orch.usecases.{module}"), attribute)
     raise AttributeError(f"module 'orch.api' has no attribute {name!r}")

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 from orch import __version__, api
 from orch.errors import OrchError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
 # Exit codes of `orch wait`, as scripts rely on them.
@@ -32,7 +32,8 @@ def emit_json(data: Any) -> None:
     """DATA as JSON on stdout: a list with one item per line (json's C encoder; its
     indenting one is pure Python, and slow for a thousand sessions), else indented."""
     if isinstance(data, list):
-        encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder for them all
+        # One encoder for them all; what it is given is plain data, never circular.
+        encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
         items = ",\n".join("  " + encode(item) for item in data)
         sys.stdout.write(f"[\n{items}\n]\n" if data else "[]\n")
     else:
@@ -371,6 +372,8 @@ def units_uninstall(user: bool = False, system: bool = False) -> int:
 
 def box_up(as_json: bool = False, root: str | Path | None = None) -> int:
     """`orch box up`."""
+    from pathlib import Path
+
     from orch import box
 
     info = box.up(Path(root) if root is not None else None)

@@ -22,6 +22,7 @@ import sys
 
 from orch import commandline
 from orch.completion_click import Shell, fast_reply, load_typer, zsh_escape
+from orch.hostcli import HOST_ENV
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,7 +41,6 @@ COMPLETE_VAR = "_ORCH_COMPLETE"
 REF_PARAMETERS = frozenset({"ref", "refs"})
 # The id as `orch ps` shows it; the resolver takes any unique prefix of 4 or more.
 SHOWN_ID = 8
-HOST_ENV = "ORCH_HOST"  # orch.hosts.HOST_ENV, not imported: its regexes cost time here
 
 
 def script(shell: str) -> str:

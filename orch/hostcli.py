@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 
 from orch.errors import UsageError
+from orch.frozen import dataclass
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 # Commands that act on this machine only.
 _LOCAL_ONLY = ("box", "completion")
+# The host every command runs on when the command line names none.
+HOST_ENV = "ORCH_HOST"
 
 
 @dataclass(frozen=True)
@@ -65,16 +67,23 @@ def _fleet(scope: Scope | None) -> dict[str, Host]:
     return hosts.fleet(config.load(scope or Scope.default()).hosts)
 
 
+def requested_host(args_host: str | None) -> str | None:
+    """The host a command names: its --host, else ORCH_HOST (empty means none)."""
+    if args_host is not None:
+        return args_host
+    return os.environ.get(HOST_ENV) or None
+
+
 def run(args: list[str]) -> int | None:
     """Run ARGS on the host they name (or ORCH_HOST names), and return its exit status;
     None when they name none: the command runs here."""
+    if HOST_ENV not in os.environ and not any(
+            a.startswith(("--host", "--label")) for a in args):
+        return None  # the common case, decided without loading what follows
     from orch import hosts
 
-    if hosts.HOST_ENV not in os.environ and not any(
-            a.startswith(("--host", "--label")) for a in args):
-        return None  # the common case, decided without the parse below
     target = split(args)
-    requested = hosts.requested(target.host)
+    requested = requested_host(target.host)
     command = _command_name(target.args)
     if requested is None and target.label is None:
         return None

@@ -8,25 +8,24 @@ transport is orch.ssh, the commands orch.remote.
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass, field
 
 from orch.errors import UsageError
+from orch.frozen import dataclass, field
 
 # What the choice of a host by orch takes instead of an address.
 AUTO = "auto"
 # The local machine in a listing of every host.
 LOCAL = "local"
-HOST_ENV = "ORCH_HOST"
 
 # ssh(1) would read a leading '-' as an option, and a shell the rest as syntax: a user
-# and a host name are held to the characters DNS and POSIX user names use.
-_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
+# and a host name are held to the characters DNS and POSIX user names use. Patterns,
+# compiled on first use (re caches them): every command reads HOST_ENV from here.
+_USER = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}"
 # (with '_', which ssh_config(5) aliases may hold)
-_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
-                       r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?")
-_IPV6 = re.compile(r"[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?")
+_HOSTNAME = (r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+             r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?")
+_IPV6 = r"[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?"
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ def parse_address(text: str) -> Address:
     rest = text
     if "@" in rest:
         user, rest = rest.rsplit("@", 1)
-        if not _USER.fullmatch(user):
+        if not re.fullmatch(_USER, user):
             raise UsageError(f"{where}: the user must be letters, digits, '_', '.' and '-', "
                              "not starting with '-' or '.'")
     port_text: str | None = None
@@ -68,12 +67,12 @@ def parse_address(text: str) -> Address:
             if not tail.startswith(":"):
                 raise UsageError(f"{where}: expected ':PORT' after ']'")
             port_text = tail[1:]
-        if not _IPV6.fullmatch(host) or ":" not in host:
+        if not re.fullmatch(_IPV6, host) or ":" not in host:
             raise UsageError(f"{where}: {host!r} is not an IPv6 address")
     else:
         host, sep, port_text = rest.partition(":")
         port_text = port_text if sep else None
-        if not _HOSTNAME.fullmatch(host):
+        if not re.fullmatch(_HOSTNAME, host):
             raise UsageError(f"{where}: the host must be a DNS name or an IP address")
     port: int | None = None
     if port_text is not None:
@@ -124,9 +123,3 @@ def matching(known: dict[str, Host], label: str | None) -> list[Host]:
     return [host for _, host in sorted(known.items())
             if label is None or label in host.labels]
 
-
-def requested(args_host: str | None) -> str | None:
-    """The host a command names: its --host, else ORCH_HOST (empty means none)."""
-    if args_host is not None:
-        return args_host
-    return os.environ.get(HOST_ENV) or None

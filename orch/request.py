@@ -10,17 +10,16 @@ machinery loads only when there is a file, a profile or an agent to read it for.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from orch.errors import UsageError
+from orch.frozen import dataclass
 from orch.settings import (
     SPAWN_SETTINGS,
-    Restart,
     parse_duration_seconds,
     parse_percent,
     parse_size_bytes,
 )
-from orch.spec import SpawnOptions
+from orch.spec import Restart, SpawnOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

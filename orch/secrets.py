@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from enum import Enum, auto
 from pathlib import Path
 
@@ -56,13 +55,15 @@ class _Refused(Exception):
         self.why = why
 
 
-@dataclass
 class _Parse:
     """What one pass over an env file found: each KEY=VALUE with the line it starts on,
     and the first comment line a trailing backslash continued (None if none)."""
 
-    assignments: list[tuple[int, str, str]] = field(default_factory=list)
-    continued_comment: int | None = None
+    __slots__ = ("assignments", "continued_comment")
+
+    def __init__(self) -> None:
+        self.assignments: list[tuple[int, str, str]] = []
+        self.continued_comment: int | None = None
 
 
 def _append(chars: list[str], c: str, trailing_ws: int | None) -> int | None:

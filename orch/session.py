@@ -8,13 +8,14 @@ session's exit and must start fast.
 from __future__ import annotations
 
 import dataclasses
-import signal
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from orch.frozen import dataclass, field
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms at import: the exit hook runs this module
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -61,6 +62,8 @@ def usec_to_iso(usec: int) -> str | None:
 
 def signal_name(number: int) -> str:
     """SIGTERM for 15; the number as text for a signal Python does not name."""
+    import signal  # only for an ended session: every command loads this module
+
     try:
         return signal.Signals(number).name
     except ValueError:
@@ -226,7 +229,7 @@ class Record:
         for name, factory in _FACTORIES:
             if name not in data:
                 values[name] = factory()
-        _check_types(values, where)
+        _check_types(values, data, where)
         if values["intent"] is not None:
             try:
                 values["intent"] = Intent(values["intent"])
@@ -255,61 +258,55 @@ _STRINGS = ("id", "name", "unit", "scope", "cwd", "description", "created_at")
 _OPTIONAL_STRINGS = ("parent_id", "invocation_id", "started_at", "ended_at", "exit_signal",
                      "result", "final_result", "program", "path", "requested_at", "provider",
                      "provider_session_id", "worktree", "worktree_repo", "blocked", "intent")
-_OPTIONAL_INTS = ("main_pid", "exit_code")
 _STRING_LISTS = ("tags", "env_files", "secret_env", "after")
 
 
-def _check_types(values: dict[str, Any], where: str) -> None:
-    """Refuse a record whose fields have the wrong JSON types. JSON gives exact types
-    (bool is not int here), so `type(v) is` checks suffice and cost a third of
-    isinstance's."""
-    def bad(name: str, expected: str) -> ValueError:
-        return ValueError(f"{where}: field {name!r} of session {values['id']!r} is not "
-                          f"{expected}")
+def _strings(value: object) -> bool:
+    return type(value) is list and all(type(v) is str for v in value)
 
-    for name in _STRINGS:
-        if type(values[name]) is not str:
-            raise bad(name, "a string")
-    for name in _OPTIONAL_STRINGS:
+
+_NONE = type(None)
+# Each field's JSON type, in words and as a test: the types its value may have, or a
+# function of the value. In the order a record is checked. JSON gives exact types (bool
+# is not int here), so testing type(value) suffices, at a third of isinstance's cost.
+_TYPES: dict[str, tuple[str, frozenset[type] | Callable[[Any], bool]]] = {
+    **dict.fromkeys(_STRINGS, ("a string", frozenset({str}))),
+    **dict.fromkeys(_OPTIONAL_STRINGS, ("a string or null", frozenset({str, _NONE}))),
+    **dict.fromkeys(("main_pid", "exit_code"), ("an integer or null", frozenset({int, _NONE}))),
+    "argv": ("a non-empty list of strings", lambda v: _strings(v) and bool(v)),
+    **dict.fromkeys(_STRING_LISTS, ("a list of strings", _strings)),
+    "persistent": ("true or false", frozenset({bool})),
+    "restarts": ("a count", lambda v: type(v) is int and v >= 0),
+    "history": ("a list of objects",
+                lambda v: type(v) is list and all(type(h) is dict for h in v)),
+    "options": ("an object", frozenset({dict})),
+    "agent": ("an object", frozenset({dict})),
+    "agent_error": ("true, false or null", frozenset({bool, _NONE})),
+    "usage": ("an object of counts", lambda v: v is None or (type(v) is dict and all(
+        type(k) is str and type(n) is int for k, n in v.items()))),
+    "cost_usd": ("a number", frozenset({int, float, _NONE})),
+    "env": ("an object of strings", lambda v: type(v) is dict and all(
+        type(k) is str and type(x) is str for k, x in v.items())),
+}  # placement has never been checked
+
+
+def _check_types(values: dict[str, Any], given: dict[str, Any], where: str) -> None:
+    """Refuse a record (VALUES, of which GIVEN came from the file) whose fields have the
+    wrong JSON types. Defaults are right: only what was given is tested, and where one
+    is wrong, the first wrong field in _TYPES' order is named."""
+    types = _TYPES
+    for name, value in given.items():
+        if name in types:
+            valid = types[name][1]
+            if not (type(value) in valid if isinstance(valid, frozenset) else valid(value)):
+                break
+    else:
+        return
+    for name, (expected, valid) in types.items():
         value = values[name]
-        if value is not None and type(value) is not str:
-            raise bad(name, "a string or null")
-    for name in _OPTIONAL_INTS:
-        value = values[name]
-        if value is not None and type(value) is not int:
-            raise bad(name, "an integer or null")
-    argv = values["argv"]
-    if type(argv) is not list or not argv or not all(type(a) is str for a in argv):
-        raise bad("argv", "a non-empty list of strings")
-    for name in _STRING_LISTS:
-        value = values[name]
-        if type(value) is not list or not all(type(v) is str for v in value):
-            raise bad(name, "a list of strings")
-    if type(values["persistent"]) is not bool:
-        raise bad("persistent", "true or false")
-    restarts = values["restarts"]
-    if type(restarts) is not int or restarts < 0:
-        raise bad("restarts", "a count")
-    history = values["history"]
-    if type(history) is not list or not all(type(h) is dict for h in history):
-        raise bad("history", "a list of objects")
-    if type(values["options"]) is not dict:
-        raise bad("options", "an object")
-    if type(values["agent"]) is not dict:
-        raise bad("agent", "an object")
-    if values["agent_error"] is not None and type(values["agent_error"]) is not bool:
-        raise bad("agent_error", "true, false or null")
-    usage = values["usage"]
-    if usage is not None and not (type(usage) is dict and all(
-            type(k) is str and type(v) is int for k, v in usage.items())):
-        raise bad("usage", "an object of counts")
-    cost = values["cost_usd"]
-    if cost is not None and type(cost) not in (int, float):
-        raise bad("cost_usd", "a number")
-    env = values["env"]
-    if type(env) is not dict or not all(
-            type(k) is str and type(v) is str for k, v in env.items()):
-        raise bad("env", "an object of strings")
+        if not (type(value) in valid if isinstance(valid, frozenset) else valid(value)):
+            raise ValueError(f"{where}: field {name!r} of session {values['id']!r} is not "
+                             f"{expected}")
 
 
 @dataclass(frozen=True)
@@ -471,35 +468,40 @@ class Session:
         started_at = record.started_at
         if started_at is None and unit is not None:
             started_at = usec_to_iso(unit.exec_main_start_usec)
-        return cls(
-            id=record.id, name=record.name, unit=record.unit, scope=record.scope,
-            status=status, main_pid=main_pid,
-            invocation_id=record.invocation_id or (unit.invocation_id if unit else None),
-            argv=list(record.argv), cwd=record.cwd, tags=list(record.tags),
-            description=record.description, created_at=record.created_at,
-            started_at=started_at,
-            ended_at=ending.ended_at if ending else None,
-            exit_code=ending.exit_code if ending else None,
-            exit_signal=ending.exit_signal if ending else None,
-            result=ending.result if ending else None,
-            final_result=record.final_result, parent_id=record.parent_id,
-            persistent=record.persistent, restarts=record.restarts,
-            invocations=[*record.history, Invocation(
-                record.invocation_id or (unit.invocation_id if unit else None), started_at,
-                ending.ended_at if ending else None, status,
-                ending.exit_code if ending else None, ending.exit_signal if ending else None,
-                ending.result if ending else None).to_json()],
-            provider=record.provider, provider_session_id=record.provider_session_id,
-            usage=record.usage, cost_usd=record.cost_usd, options=dict(record.options),
-            worktree=record.worktree, after=list(record.after), blocked=record.blocked,
-            placement=record.placement,
-        )
+        invocation_id = record.invocation_id or (unit.invocation_id if unit else None)
+        ended_at = exit_code = exit_signal = result = None
+        if ending is not None:
+            ended_at, exit_code = ending.ended_at, ending.exit_code
+            exit_signal, result = ending.exit_signal, ending.result
+        current = {"invocation_id": invocation_id, "started_at": started_at,  # Invocation's
+                   "ended_at": ended_at, "status": str(status), "exit_code": exit_code,
+                   "exit_signal": exit_signal, "result": result}
+        # `orch ps` makes one a record: the fields go straight in, in their order, as a
+        # frozen dataclass's __init__ puts them, without its call per field.
+        session = cls.__new__(cls)
+        session.__dict__.update({
+            "id": record.id, "name": record.name, "unit": record.unit,
+            "scope": record.scope, "status": status, "main_pid": main_pid,
+            "invocation_id": invocation_id, "argv": list(record.argv), "cwd": record.cwd,
+            "tags": list(record.tags), "description": record.description,
+            "created_at": record.created_at, "started_at": started_at,
+            "ended_at": ended_at, "exit_code": exit_code, "exit_signal": exit_signal,
+            "result": result, "final_result": record.final_result,
+            "parent_id": record.parent_id, "persistent": record.persistent,
+            "restarts": record.restarts, "invocations": [*record.history, current],
+            "provider": record.provider, "provider_session_id": record.provider_session_id,
+            "usage": record.usage, "cost_usd": record.cost_usd,
+            "options": dict(record.options), "worktree": record.worktree,
+            "after": list(record.after), "blocked": record.blocked,
+            "placement": record.placement})
+        return session
 
     def to_json(self) -> dict[str, Any]:
         """The session object of the JSON contract. Its lists and objects are copies one
         level deep (dataclasses.asdict's recursive copy costs more than the rest of
         `orch ps --json` at a thousand sessions)."""
-        data = {name: getattr(self, name) for name in _SESSION_FIELDS}
+        values = self.__dict__  # every field, and only fields: read at C speed
+        data = {name: values[name] for name in _SESSION_FIELDS}
         data["status"] = str(self.status)
         for name in _SESSION_CONTAINERS:
             value = data[name]

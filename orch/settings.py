@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
 from enum import StrEnum
 
 from orch import timespan
 from orch.errors import UsageError
+from orch.frozen import dataclass
+from orch.spec import Restart
 
 # Not `from typing import ...`: typing alone costs every command some ms.
 TYPE_CHECKING = False
@@ -48,14 +49,6 @@ class Kind(StrEnum):
     CHOICE = "choice"
     STRING_LIST = "string-list"
     ARGV = "argv"  # a provider's command line: strings, or arrays of strings
-
-
-class Restart(StrEnum):
-    """When systemd starts a session's program again after it exits (--restart)."""
-
-    NO = "no"
-    ON_FAILURE = "on-failure"
-    ALWAYS = "always"
 
 
 @dataclass(frozen=True)
@@ -337,7 +330,7 @@ def flag_value(key: str, value: object) -> object:
 
 _NUMBER = r"\d+(?:\.\d+)?"
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-_SIZE = re.compile(rf"({_NUMBER})([KMGT]?)")
+_SIZE = rf"({_NUMBER})([KMGT]?)"  # compiled when first used
 # systemd keeps sizes and times in a uint64, the top value meaning infinity.
 _UINT64_MAX = 2**64 - 1
 
@@ -360,7 +353,7 @@ def parse_size_bytes(value: str | int) -> int | None:
     if isinstance(value, int):
         size = value
     else:
-        match = _SIZE.fullmatch(value)
+        match = re.fullmatch(_SIZE, value)
         # A fraction of a byte means nothing: a decimal point needs a unit.
         if match is None or ("." in match[1] and not match[2]):
             raise UsageError(f"{show(value)}: {expected}")

@@ -9,16 +9,14 @@ import dataclasses
 import functools
 import os
 import re
-import shlex
 import sys
-from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from orch.dbus import Property
 from orch.errors import SpawnFailed, UsageError
+from orch.frozen import dataclass, field
 from orch.scope import Scope
-from orch.settings import SPAWN_SETTINGS
-from orch.settings import Restart as Restart  # defined with --restart; the record's vocabulary
 from orch.units import syslog_identifier
 
 TYPE_CHECKING = False
@@ -46,9 +44,20 @@ START_LIMIT_BURST = 5
 START_LIMIT_INTERVAL_USEC = 600_000_000
 
 
+class Restart(StrEnum):
+    """When systemd starts a session's program again after it exits: the record's
+    vocabulary, and the values of the setting --restart (orch.settings)."""
+
+    NO = "no"
+    ON_FAILURE = "on-failure"
+    ALWAYS = "always"
+
+
 def _named(key: str) -> str:
     """The unit property spawn setting KEY becomes, as its definition names it (for the
     settings whose D-Bus property is named as the unit file's, "MemoryMax=")."""
+    from orch.settings import SPAWN_SETTINGS  # the definitions: a listing needs none
+
     named = SPAWN_SETTINGS[key].unit_property
     assert named is not None, key
     return named.removesuffix("=")
@@ -326,6 +335,8 @@ def literal_argv(argv: list[str]) -> list[str]:
 
 def description(session_id: str, spec: SessionSpec) -> str:
     """The unit's Description=: carries the session id, so systemd alone can name it."""
+    import shlex  # a spawn's alone
+
     summary = spec.description or shlex.join(spec.argv)
     summary = _CONTROL.sub(" ", summary)
     if len(summary) > 200:

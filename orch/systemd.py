@@ -58,32 +58,38 @@ MAX_START_MATCHES = 256
 STOP_WINDOW = 32
 
 
-LOGIND = b"org.freedesktop.login1"
-LOGIND_PATH = b"/org/freedesktop/login1"
+# logind keeps a user's managers running with no login session (Linger=) while this
+# directory holds a file named after the user; and it runs only where the other exists
+# (sd-login's logind_running() looks for it too).
+LINGER_DIR = "/var/lib/systemd/linger"
+LOGIND_SEATS_DIR = "/run/systemd/seats"
+# A user name that C escaping would change: logind's marker is named by the escaped one.
+_ESCAPED_IN_NAMES = frozenset('\\"\'')
 
 
 def lingering(uid: int) -> bool | None:
-    """Whether logind keeps UID's user manager running with no login session (Linger=
-    of its User object, on the system bus); None if logind cannot be asked (no system
-    bus, no logind: a minimal container) or did not answer in time."""
-    load_pystemd()
-    from pystemd.dbusexc import DBusBaseError
-    from pystemd.dbuslib import DBus, apply_signature
+    """Whether logind keeps UID's user manager running with no login session: whether
+    its marker file for the user exists, which is what logind's Linger property reads
+    (asking logind itself costs a system-bus connection and three round trips on every
+    user spawn). None if that cannot be told: no logind (a minimal container), a
+    directory that cannot be read, a user name logind would escape."""
+    if not os.path.isdir(LOGIND_SEATS_DIR):
+        return None
+    import pwd
 
     try:
-        with bounded(call_timeout(), "a look-up of lingering"), \
-                DBus(user_mode=False) as bus:
-            path = bus.call_method(LOGIND, LOGIND_PATH, b"org.freedesktop.login1.Manager",
-                                   b"GetUser", apply_signature(b"u", [uid])).body
-            linger = bus.call_method(LOGIND, path, PROPERTIES_IFACE, b"Get", apply_signature(
-                b"ss", [b"org.freedesktop.login1.User", b"Linger"])).body
-    except DBusBaseError as err:
-        # logind knows every lingering user (it starts their managers at boot): one it
-        # does not know has no login session and no lingering.
-        return False if as_str(err.err_name) == "org.freedesktop.login1.NoSuchUser" else None
-    except (ManagerTimeout, OSError):
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return False  # logind lingers users by name: one without a name never lingers
+    if not name.isprintable() or not name.isascii() or _ESCAPED_IN_NAMES & set(name):
         return None
-    return bool(linger)
+    try:
+        os.stat(os.path.join(LINGER_DIR, name))
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    return True
 
 
 def _hex_id(raw: Any) -> str | None:

@@ -12,17 +12,16 @@ SHORT_ID_LEN = 8
 # Bytes systemd keeps as they are in a unit name; every other byte becomes \xNN
 # (systemd-escape's rule). '-' is valid in a service name, and keeping it keeps names
 # readable ("orch-code-reviewer-1a2b3c4d.service").
-_KEEP = re.compile(rb"[A-Za-z0-9:_.-]")
-_UNIT_RE = re.compile(r"^orch-(?P<label>.*)-(?P<short>[0-9a-f]{8})\.service$")
+_KEEP = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_.-")
+_UNIT_RE = r"^orch-(?P<label>.*)-(?P<short>[0-9a-f]{8})\.service$"  # compiled when first used
 
 
 def escape_label(label: str) -> str:
     """Escape LABEL into unit-name characters, byte by byte, as systemd-escape does."""
     out: list[str] = []
     for index, byte in enumerate(label.encode("utf-8")):
-        char = bytes([byte])
-        if _KEEP.fullmatch(char) and not (index == 0 and char == b"."):
-            out.append(char.decode())
+        if byte in _KEEP and not (index == 0 and byte == 0x2E):  # no leading '.'
+            out.append(chr(byte))
         else:
             out.append(f"\\x{byte:02x}")
     return "".join(out)
@@ -74,7 +73,7 @@ def unit_name(label: str, session_id: str) -> str:
 
 def is_orch_unit(name: str) -> bool:
     """True for unit names orch builds."""
-    return _UNIT_RE.match(name) is not None
+    return re.match(_UNIT_RE, name) is not None
 
 
 def syslog_identifier(unit: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orch import api, cli, completion, hosts, state
+from orch import api, cli, completion, hostcli, state
 from orch.commandline import Argument, commands
 from orch.scope import Scope
 from orch.session import Record
@@ -201,7 +201,7 @@ def test_the_commands_that_take_a_session_are_those_completed_with_sessions() ->
               if any(isinstance(p, Argument) and p.dest in completion.REF_PARAMETERS
                      for p in command.params)}
     assert taking == REF_COMMANDS
-    assert completion.HOST_ENV == hosts.HOST_ENV
+    assert completion.HOST_ENV == hostcli.HOST_ENV
 
 
 def test_ids_as_ps_shows_them_and_names_only_one_session_has() -> None:

@@ -1,6 +1,7 @@
-"""orch's one import hook: dataclasses loads without inspect, which every command would
-otherwise pay for, and whoever uses inspect later gets the real module. Each probe runs
-in a fresh interpreter: this one has loaded both long ago."""
+"""orch's one import hook: dataclasses loads without inspect and pathlib without
+urllib.parse, which every command would otherwise pay for, and whoever uses them later
+gets the real modules. Each probe runs in a fresh interpreter: this one has loaded them
+all long ago."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ def test_orchs_modules_load_without_inspect() -> None:
                 "out['dataclasses'] = 'dataclasses' in sys.modules\n"
                 "out['inspect'] = 'inspect' in sys.modules\n"
                 "out['hook_left'] = any(type(f).__name__ == 'type' and "
-                "f.__name__ == '_DataclassesWithoutInspect' for f in sys.meta_path)")
+                "f.__name__ == '_LighterImports' for f in sys.meta_path)")
     assert out == {"dataclasses": True, "inspect": False, "hook_left": False}
 
 
@@ -33,9 +34,43 @@ def test_nothing_changes_when_dataclasses_or_inspect_came_first() -> None:
                 "import orch.session\n"
                 "out['same'] = dataclasses.inspect is inspect\n"
                 "out['hook'] = [type(f).__name__ for f in sys.meta_path "
-                "if getattr(f, '__name__', '') == '_DataclassesWithoutInspect']")
+                "if getattr(f, '__name__', '') == '_LighterImports']")
     assert out == {"same": True, "hook": []}
     out = probe("import inspect\n"
                 "import orch.session, dataclasses\n"
                 "out['same'] = dataclasses.inspect is inspect")
+    assert out == {"same": True}
+
+
+# An editable install's path finder loads pathlib (and urllib.parse) before any code
+# runs: the probes that need pathlib unloaded take it out first.
+_UNLOAD_PATHLIB = ("for name in ('pathlib', 'urllib.parse', 'ipaddress'):\n"
+                   "    sys.modules.pop(name, None)\n")
+
+
+def test_pathlib_loads_without_urllib_parse() -> None:
+    out = probe("import orch.state, orch.commands\n"
+                "import pathlib\n"
+                "out['pathlib'] = pathlib.Path.__module__\n"
+                "out['urllib.parse'] = 'urllib.parse' in sys.modules\n"
+                "out['ipaddress'] = 'ipaddress' in sys.modules", prelude=_UNLOAD_PATHLIB)
+    assert out == {"pathlib": "pathlib", "urllib.parse": False, "ipaddress": False}
+
+
+def test_pathlib_and_urllib_parse_work_whole_afterwards() -> None:
+    out = probe("import orch, pathlib\n"
+                "out['uri'] = pathlib.Path('/a b/%').as_uri()\n"
+                "import urllib.parse\n"
+                "out['real'] = urllib.parse.__file__.endswith('parse.py')\n"
+                "out['quote'] = urllib.parse.quote('a b')\n"
+                "from urllib.parse import urlsplit\n"
+                "out['split'] = urlsplit('http://h/p').netloc", prelude=_UNLOAD_PATHLIB)
+    assert out == {"uri": "file:///a%20b/%25", "real": True, "quote": "a%20b", "split": "h"}
+
+
+def test_nothing_changes_when_pathlib_came_first() -> None:
+    out = probe("import urllib.parse, pathlib\n"
+                "import orch.scope\n"
+                "out['same'] = pathlib.urlquote_from_bytes is urllib.parse.quote_from_bytes",
+                prelude=_UNLOAD_PATHLIB)
     assert out == {"same": True}

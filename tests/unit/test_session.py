@@ -141,6 +141,28 @@ def test_session_json_keys_exactly() -> None:
     assert data["main_pid"] == 4242
 
 
+@pytest.mark.parametrize("status", list(Status))
+def test_session_of_is_the_dataclass_its_fields_make(status: Status) -> None:
+    """Session.of fills the instance directly: it must be the very session its
+    constructor makes of the same fields, in order, and its JSON the same; neither
+    shares a list or object with the record, nor the JSON with the session."""
+    record = _record(history=[{"status": "failed"}], usage={"input_tokens": 3},
+                     options={"sandbox": True}, after=["x"])
+    session = Session.of(record, status, _unit())
+    rebuilt = dataclasses.replace(session)  # through __init__
+    assert session == rebuilt and repr(session) == repr(rebuilt)
+    assert list(vars(session)) == [f.name for f in dataclasses.fields(Session)]
+    data = session.to_json()
+    assert list(data) == list(vars(session)) and data == rebuilt.to_json()
+    assert data["status"] == str(status) and type(data["status"]) is str
+    assert data["invocations"][-1]["status"] == str(status)
+    for name in ("argv", "tags", "after", "options"):
+        assert getattr(session, name) is not getattr(record, name)
+    for name in ("argv", "tags", "after", "options", "usage", "invocations"):
+        assert data[name] == getattr(session, name) and data[name] is not getattr(session, name)
+    assert data["invocations"][0] is not record.history[0]
+
+
 def test_session_of_ended_takes_unit_evidence_and_drops_pid() -> None:
     unit = _unit(active_state="failed", main_pid=0, exec_main_code=2, exec_main_status=15,
                  result="signal")
@@ -259,3 +281,50 @@ def test_stop_post_between_restarts_is_not_the_end() -> None:
     assert derive_status(_record(), between, main_alive=False, now=NOW) is Status.FAILED
     restarting = _record(options={"restart": "on-failure"})
     assert derive_status(restarting, between, main_alive=False, now=NOW) is Status.STARTING
+
+
+# Each checked field with a value of the wrong JSON type and the words its error uses.
+WRONG_TYPES = [
+    *[(name, 1, "a string") for name in ("id", "name", "unit", "scope", "cwd",
+                                         "description", "created_at")],
+    *[(name, 1, "a string or null") for name in (
+        "parent_id", "invocation_id", "started_at", "ended_at", "exit_signal", "result",
+        "final_result", "program", "path", "requested_at", "provider",
+        "provider_session_id", "worktree", "worktree_repo", "blocked", "intent")],
+    ("main_pid", "1", "an integer or null"), ("exit_code", True, "an integer or null"),
+    ("argv", [], "a non-empty list of strings"), ("argv", ["a", 1], "a non-empty list of strings"),
+    *[(name, ["a", None], "a list of strings") for name in ("tags", "env_files",
+                                                            "secret_env", "after")],
+    ("tags", "a", "a list of strings"), ("persistent", 1, "true or false"),
+    ("restarts", -1, "a count"), ("restarts", 1.0, "a count"),
+    ("history", [[]], "a list of objects"), ("options", [], "an object"),
+    ("agent", None, "an object"), ("agent_error", 0, "true, false or null"),
+    ("usage", {"in": "1"}, "an object of counts"), ("usage", [], "an object of counts"),
+    ("cost_usd", "1", "a number"), ("env", {"A": 1}, "an object of strings"),
+    ("env", [], "an object of strings"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), WRONG_TYPES)
+def test_a_field_of_the_wrong_type_is_named(name: str, value: object, expected: str) -> None:
+    data = {**_record().to_sparse_json(), name: value}
+    with pytest.raises(ValueError) as raised:
+        Record.from_json(data, "here")
+    assert str(raised.value) == \
+        f"here: field {name!r} of session {data['id']!r} is not {expected}"
+
+
+def test_the_first_wrong_field_in_order_is_named() -> None:
+    data = {"env": [], "restarts": -1, **_record().to_sparse_json(), "cwd": None}
+    with pytest.raises(ValueError, match=r"field 'cwd' .* is not a string$"):
+        Record.from_json(data, "here")
+
+
+def test_every_right_type_is_taken() -> None:
+    data = {**_record().to_sparse_json(), "parent_id": None, "main_pid": None,
+            "exit_code": -1, "usage": {"input_tokens": 1}, "cost_usd": 0.5, "restarts": 0,
+            "agent_error": False, "history": [{}], "env": {"A": "b"}, "intent": "stop",
+            "persistent": True, "placement": "host a"}
+    record = Record.from_json(data, "here")
+    assert record.intent is Intent.STOP and record.cost_usd == 0.5
+    assert Record.from_json(record.to_sparse_json(), "here") == record
