@@ -8,6 +8,7 @@ is pystemd's, handed in by orch.systemd.
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Callable, Sequence
 
@@ -26,6 +27,10 @@ from orch.units import object_path
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~5 ms of every command's start
     from typing import Any
+
+# A connection kept between uses is read through (its signals dispatched) when handed
+# out again after this many uses with no dispatch (a spawn's wait for its job is one).
+DRAIN_EVERY = 16
 
 
 def as_str(value: Any) -> str:
@@ -60,6 +65,9 @@ class Connection:
         # pystemd hands sd-bus a bare pointer to each callback: keep them alive here.
         self.callbacks: list[Callable[..., None]] = []
         self.closed = False
+        # Uses since the last dispatch: the signals that came meanwhile wait in the
+        # socket, or in sd-bus's queue when a call read past them, until one reads them.
+        self.undispatched = 0
 
     def close(self) -> None:
         """Close the bus (once: pystemd's close also drops its reference)."""
@@ -69,18 +77,51 @@ class Connection:
 
     def alive(self) -> bool:
         """Whether the connection still works (the manager may have re-executed or
-        dropped it while it sat idle); reads and dispatches what queued meanwhile.
+        dropped it while it sat idle).
 
-        A connection the manager closed (a daemon-reexec drops every direct client) says
-        so only after what it sent before: the process() that meets the end returns
-        nothing (sd-bus enters its closing state), the next dispatches the closing, and
-        only the third fails. So three quiet ones in a row, not one, mean it is open."""
+        The socket says so at once: the manager's end closed (a daemon-reexec drops
+        every direct client) shows as a hang-up on it even behind what the manager sent
+        before. What queued meanwhile stays there for the next dispatch, which reads it
+        while the manager works on the next call's job, not before the call; after
+        DRAIN_EVERY uses with no dispatch (calls only: queries) it is read here, so that
+        what waits stays bounded."""
+        if self.closed:
+            return False
+        self.undispatched += 1
+        if self.undispatched > DRAIN_EVERY:  # calls only (queries): bound what waits
+            return self._drained()
+        try:
+            fd = self.bus.get_fd()
+        except Exception:
+            return False
+        if fd == -errno.EPERM:  # one fd in and another out (a remote's ssh pipes)
+            return self._drained()
+        if fd < 0:  # closed
+            return False
+        import select  # only here: a command's one call never reuses a connection
+
+        poller = select.poll()
+        poller.register(fd, select.POLLRDHUP)
+        try:
+            events = poller.poll(0)
+        except OSError:
+            return False
+        ended = select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL
+        return not any(mask & ended for _fd, mask in events)
+
+    def _drained(self) -> bool:
+        """Whether the connection still works, found by reading and dispatching what
+        queued on it: a connection the manager closed says so only after what it sent
+        before (the process() that meets the end returns nothing, as sd-bus enters its
+        closing state; the next dispatches the closing; only the third fails). So three
+        quiet ones in a row, not one, mean it is open."""
         try:
             quiet = 0
             while quiet < 3:
                 quiet = quiet + 1 if self.bus.process().is_empty() else 0
         except Exception:
             return False
+        self.undispatched = 0
         return True
 
     # -- signals and jobs ---------------------------------------------------------
@@ -172,6 +213,7 @@ class Connection:
             with bounded(timeout, "while dispatching signals"):
                 while not self.bus.process().is_empty():
                     pass
+            self.undispatched = 0
         except BaseException:
             self.broken = True
             raise

@@ -76,6 +76,9 @@ def launch(rt: Runtime, record: Record, values: Secrets | None = None
         except BaseException as err:
             raise NotSubmitted(err) from err
         faults.point("launch.submitted")
+        # The record's append (update(sync=False)) is made durable while the manager
+        # runs the start job, whose end queues on the connection meanwhile: the
+        # fdatasync costs only what it outlasts the job.
         store.sync()
         faults.point("launch.synced")
         outcome = manager.wait_job(job, f"the start of {record.unit}")

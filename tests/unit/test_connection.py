@@ -1,0 +1,124 @@
+"""Connection.alive: whether an idle connection may be handed out again, told by its
+socket (a fake bus over a socketpair stands in for pystemd's)."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from orch.connection import DRAIN_EVERY, Connection
+
+
+class Message:
+    def __init__(self, empty: bool) -> None:
+        self.empty = empty
+
+    def is_empty(self) -> bool:
+        return self.empty
+
+
+class SocketBus:
+    """What alive() asks of pystemd's bus, over one end of a socketpair; FD, if given, is
+    what get_fd() says instead (sd-bus's negative errno)."""
+
+    def __init__(self, sock: socket.socket, fd: int | None = None) -> None:
+        self.sock = sock
+        self.fd = fd
+        self.processed = 0
+        self.fail_after: int | None = None
+        self.queued = 0
+
+    def get_fd(self) -> int:
+        return self.sock.fileno() if self.fd is None else self.fd
+
+    def process(self) -> Message:
+        self.processed += 1
+        if self.fail_after is not None and self.processed > self.fail_after:
+            raise OSError(errno.ENOTCONN, "closed")
+        if self.queued:
+            self.queued -= 1
+            return Message(empty=False)
+        return Message(empty=True)
+
+    def wait(self, usec: int) -> None:
+        pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    ours, manager = socket.socketpair()
+    yield ours, manager
+    for end in (ours, manager):
+        end.close()
+
+
+def test_an_open_connection_is_alive_and_what_queued_stays_queued(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, manager = pair
+    bus = SocketBus(ours)
+    assert Connection(bus).alive()
+    manager.sendall(b"signals sent while it sat idle")
+    assert Connection(bus).alive()
+    assert bus.processed == 0  # left for the next dispatch, during the next job
+    assert ours.recv(100) == b"signals sent while it sat idle"
+
+
+def test_a_connection_the_manager_closed_is_not_alive(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, manager = pair
+    manager.close()
+    assert not Connection(SocketBus(ours)).alive()
+
+
+def test_a_close_behind_unread_signals_is_seen(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, manager = pair
+    manager.sendall(b"what it sent before it re-executed")
+    manager.shutdown(socket.SHUT_WR)
+    assert not Connection(SocketBus(ours)).alive()
+
+
+def test_a_closed_bus_or_a_closed_connection_is_not_alive(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, _manager = pair
+    assert not Connection(SocketBus(ours, fd=-errno.ENOTCONN)).alive()
+    closed = Connection(SocketBus(ours))
+    closed.closed = True
+    assert not closed.alive()
+
+
+def test_without_one_fd_the_queue_is_read_until_quiet(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, _manager = pair
+    bus = SocketBus(ours, fd=-errno.EPERM)  # one fd in, another out
+    bus.queued = 2
+    assert Connection(bus).alive()
+    assert bus.processed == 5  # the two queued, then three quiet ones in a row
+    failing = SocketBus(ours, fd=-errno.EPERM)
+    failing.fail_after = 2
+    assert not Connection(failing).alive()
+
+
+def test_signals_are_read_through_after_so_many_uses_without_a_dispatch(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, _manager = pair
+    bus = SocketBus(ours)
+    conn = Connection(bus)
+    for _ in range(DRAIN_EVERY):
+        assert conn.alive()
+    assert bus.processed == 0
+    conn.dispatch(0.0, 1.0)  # a spawn's wait for its job reads them
+    for _ in range(DRAIN_EVERY):
+        assert conn.alive()
+    assert bus.processed == 1
+    assert conn.alive()  # queries only since: read through now
+    assert bus.processed == 4
+    for _ in range(DRAIN_EVERY):
+        assert conn.alive()
+    assert bus.processed == 4
