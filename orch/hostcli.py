@@ -10,10 +10,10 @@ import os
 import sys
 
 from orch.errors import UsageError
-from orch.frozen import dataclass
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from orch.fastcli import Scan
     from orch.hosts import Host
     from orch.scope import Scope
 
@@ -23,23 +23,14 @@ _LOCAL_ONLY = ("box", "completion")
 HOST_ENV = "ORCH_HOST"
 
 
-@dataclass(frozen=True)
-class Target:
-    """What the command line asked of hosts, and the command line without it."""
-
-    host: str | None
-    label: str | None
-    args: list[str]
-
-
-def split(args: list[str]) -> Target:
-    """ARGS with --host and --label taken out, read by the one scanner of command lines
-    (orch.fastcli.scan): a command's own options that take a value are stepped over with
-    it, so that `--name --host` keeps its meaning."""
+def split(args: list[str]) -> Scan:
+    """ARGS read by the one scanner of command lines (orch.fastcli.scan): `host` and
+    `label` as --host and --label give them, and `args`, the line without them. A
+    command's own options that take a value are stepped over with it, so that
+    `--name --host` keeps its meaning."""
     from orch.fastcli import scan
 
-    found = scan(args)
-    return Target(found.host, found.label, found.args)
+    return scan(args)
 
 
 def _command_name(args: list[str]) -> str | None:

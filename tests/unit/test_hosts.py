@@ -136,7 +136,8 @@ def test_bad_fleet_config_is_one_line(tmp_path: Path, monkeypatch: pytest.Monkey
 ])
 def test_split_takes_out_host_options_only(args: list[str], host: str | None,
                                            label: str | None, rest: list[str]) -> None:
-    assert hostcli.split(args) == hostcli.Target(host, label, rest)
+    found = hostcli.split(args)
+    assert (found.host, found.label, found.args) == (host, label, rest)
 
 
 def test_split_refuses_a_missing_value() -> None:
