@@ -149,18 +149,25 @@ def scan(args: list[str]) -> Scan:
                 value: Any = True
             elif equals:
                 value = inline
-            elif k < len(rest):
-                value = rest[k]
-                found.args.append(value)
-                k += 1
             else:
-                found.plain = False
-                found.pending = name
-                continue
+                value, k = _next_word(found, rest, k, name)
+                if value is None:
+                    continue
             found.options.setdefault(option.dest, []).append(value)
             continue
         k = _short_options(found, options, rest, token, k)
     return found
+
+
+def _next_word(found: Scan, rest: list[str], k: int, option: str) -> tuple[str | None, int]:
+    """The word at REST[K] as OPTION's value, whatever it looks like (as click takes
+    it), and the index after it; None at the end of the line: OPTION is pending."""
+    if k < len(rest):
+        found.args.append(rest[k])
+        return rest[k], k + 1
+    found.plain = False
+    found.pending = option
+    return None, k
 
 
 def _short_options(found: Scan, options: dict[str, Option], rest: list[str], token: str,
@@ -178,15 +185,11 @@ def _short_options(found: Scan, options: dict[str, Option], rest: list[str], tok
             found.options.setdefault(option.dest, []).append(True)
             continue
         if at < len(token):
-            value = token[at:]
-        elif k < len(rest):
-            value = rest[k]
-            found.args.append(value)
-            k += 1
+            value: str | None = token[at:]
         else:
-            found.plain = False
-            found.pending = "-" + char
-            return k
+            value, k = _next_word(found, rest, k, "-" + char)
+            if value is None:
+                return k
         found.options.setdefault(option.dest, []).append(value)
         return k
     return k

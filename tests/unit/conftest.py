@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from orch.runtime import Runtime
+from tests.unit.fakemanager import FakeManager, runtime
+
 # No example database: it would leave a .hypothesis directory in the checkout.
 settings.register_profile("orch-unit", database=None, deadline=None)
 settings.load_profile("orch-unit")
@@ -22,3 +25,18 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory,
     monkeypatch.setenv("XDG_STATE_HOME", str(base / "xdg-state"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "xdg-config"))
     return state_dir
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeManager:
+    """A fake systemd manager (tests/unit/fakemanager.py) for the use cases, outside any
+    session, with a runtime directory of its own."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.delenv("ORCH_SESSION_ID", raising=False)
+    return FakeManager()
+
+
+@pytest.fixture
+def rt(fake: FakeManager, isolated_env: Path) -> Runtime:
+    """A use case's runtime over FAKE and the test's own state directory."""
+    return runtime(fake, isolated_env)

@@ -269,14 +269,6 @@ def test_checked_in_v5_state_keeps_loading(tmp_path: Path) -> None:
 
 # -- ps --running -------------------------------------------------------------------
 
-@pytest.fixture
-def fake() -> FakeManager:
-    return FakeManager()
-
-
-@pytest.fixture
-def rt(fake: FakeManager, isolated_env: Path) -> Runtime:
-    return runtime(fake, isolated_env)
 
 
 def test_ps_running_reads_no_archived_record(fake: FakeManager, rt: Runtime,

@@ -13,17 +13,7 @@ from orch.errors import OrchError, UsageError
 from orch.runtime import Runtime
 from orch.session import Intent, Record, Status
 from orch.usecases import control
-from tests.unit.fakemanager import FakeManager, exited, put, running, runtime
-
-
-@pytest.fixture
-def fake() -> FakeManager:
-    return FakeManager()
-
-
-@pytest.fixture
-def rt(fake: FakeManager, isolated_env: Path) -> Runtime:
-    return runtime(fake, isolated_env)
+from tests.unit.fakemanager import FakeManager, exited, put, running
 
 
 def _started(fake: FakeManager, rt: Runtime, name: str) -> Record:

@@ -16,16 +16,6 @@ from orch.usecases import query
 from tests.unit.fakemanager import FakeManager, exited, put, running, runtime, unreachable
 
 
-@pytest.fixture
-def fake() -> FakeManager:
-    return FakeManager()
-
-
-@pytest.fixture
-def rt(fake: FakeManager, isolated_env: Path) -> Runtime:
-    return runtime(fake, isolated_env)
-
-
 def _started(fake: FakeManager, rt: Runtime, name: str, **fields: object) -> Record:
     """A session whose unit runs, recorded as spawn confirms it."""
     view = running()

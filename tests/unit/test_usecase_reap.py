@@ -22,12 +22,6 @@ NOW = datetime(2026, 1, 10, tzinfo=UTC)
 
 
 @pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeManager:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
-    return FakeManager()
-
-
-@pytest.fixture
 def rt(fake: FakeManager, isolated_env: Path) -> Runtime:
     return runtime(fake, isolated_env, Clock(NOW))
 

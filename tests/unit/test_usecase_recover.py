@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -18,18 +17,7 @@ from orch.session import Ending, Record, Status, UnitFacts
 from orch.spec import after_unit
 from orch.units import unit_name
 from orch.usecases.recover import recover
-from tests.unit.fakemanager import FakeManager, exited, put, running, runtime
-
-
-@pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeManager:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
-    return FakeManager()
-
-
-@pytest.fixture
-def rt(fake: FakeManager, isolated_env: Path) -> Runtime:
-    return runtime(fake, isolated_env)
+from tests.unit.fakemanager import FakeManager, exited, put, running
 
 
 @dataclass

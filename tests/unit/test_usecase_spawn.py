@@ -20,18 +20,6 @@ from orch.usecases import spawn as spawning
 from tests.unit.fakemanager import FakeManager, exited, not_started, put, runtime, unreachable
 
 
-@pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeManager:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
-    monkeypatch.delenv("ORCH_SESSION_ID", raising=False)
-    return FakeManager()
-
-
-@pytest.fixture
-def rt(fake: FakeManager, isolated_env: Path) -> Runtime:
-    return runtime(fake, isolated_env)
-
-
 def test_a_spawn_records_then_starts_and_confirms_the_unit(fake: FakeManager,
                                                          rt: Runtime) -> None:
     def recorded_before_start(unit: str, props: object) -> None:
