@@ -93,7 +93,6 @@ JSON = Option("as_json", ("--json",), "flag", "Print JSON on stdout.", default=F
 SCOPED = [USER, SYSTEM]
 REF = Argument("ref", "str", "A session id, a unique id prefix (4+ characters), a name, a "
                "unit name, or `self`.")
-HOST_OPTIONS = ("--host", "--label")  # the root's options that take a value
 
 ROOT_HELP = "Run AI coding agents and other long-running commands as systemd services."
 ROOT = [
@@ -105,7 +104,9 @@ ROOT = [
     Option("label", ("--label",), "str", "spawn: choose among the hosts with this label "
            "(implies --host auto)."),
 ]
-ROOT_FLAGS = ("--debug",)  # the root's options that take no value and run no command
+# The root's options that take a value, and those that take none and run no command.
+HOST_OPTIONS = tuple(o.flags[0] for o in ROOT if o.kind != "flag")
+ROOT_FLAGS = tuple(o.flags[0] for o in ROOT if o.kind == "flag" and o.dest != "version")
 
 
 def _spawn_params() -> list[Option | Argument]:
@@ -248,24 +249,6 @@ def tree() -> dict[str, Command | Group]:
     if _TREE is None:
         _TREE = _tree()
     return _TREE
-
-
-def find(args: list[str], start: int = 0) -> tuple[tuple[str, ...], Command | None, int]:
-    """The command ARGS[START:] name: its path, the command (None if the words name a
-    group, or nothing), and the index after its name."""
-    node: dict[str, Command | Group] = tree()
-    path: tuple[str, ...] = ()
-    i = start
-    while i < len(args):
-        child = node.get(args[i])
-        if child is None:
-            break
-        path += (args[i],)
-        i += 1
-        if isinstance(child, Command):
-            return path, child, i
-        node = child.commands
-    return path, None, i
 
 
 def commands() -> list[tuple[tuple[str, ...], Command]]:

@@ -27,12 +27,8 @@ from orch.hostcli import HOST_ENV
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
-    from typing import Any
 
     from orch.session import Record
-
-    # [kind, name, opts, secondary_opts, takes_value, multiple, hidden, help, values]
-    _Param = list[Any]
 
 PROG_NAME = "orch"
 COMPLETE_VAR = "_ORCH_COMPLETE"

@@ -48,10 +48,6 @@ def zsh_escape(text: str) -> str:
             .replace("`", "\\`").replace(":", r"\\:"))
 
 
-class _Declined(Exception):
-    """A case left to typer (a custom completer, a help text only rich can render)."""
-
-
 class _Usage(Exception):
     """What click's parser raises as a UsageError (resilient parsing stops there)."""
 
@@ -92,8 +88,8 @@ def node_at(path: str) -> dict[str, Any]:
     else:
         params, help_text = item.params, item.help
     interspersed = isinstance(item, commandline.Command) and item.interspersed
-    found = {"params": [*map(_param, params), _HELP_OPTION], "hidden": False,
-             "help": help_text, "interspersed": interspersed, "ignore_unknown": False,
+    found = {"params": [*map(_param, params), _HELP_OPTION],
+             "help": help_text, "interspersed": interspersed,
              "commands": None if isinstance(item, commandline.Command) else list(children)}
     _NODES[path] = found
     return found
@@ -146,13 +142,9 @@ def _parse(node: dict[str, Any], args: list[str]) -> tuple[set[str], set[str], l
         rargs.pop(0)
 
     def shorts(arg: str) -> None:
-        unknown = []
         for i, char in enumerate(arg[1:], start=2):
             param = options.get("-" + char)
             if param is None:
-                if node["ignore_unknown"]:
-                    unknown.append(char)
-                    continue
                 raise _Usage(arg)
             given.add(param[1])
             if param[4]:
@@ -161,8 +153,6 @@ def _parse(node: dict[str, Any], args: list[str]) -> tuple[set[str], set[str], l
                 value(char)
                 if i < len(arg):
                     break
-        if unknown:
-            largs.append("-" + "".join(unknown))
 
     try:
         while rargs:
@@ -182,8 +172,6 @@ def _parse(node: dict[str, Any], args: list[str]) -> tuple[set[str], set[str], l
                     given.add(param[1])
                 elif arg[:2] != "--":
                     shorts(arg)
-                elif node["ignore_unknown"]:
-                    largs.append(arg)
                 else:
                     raise _Usage(arg)
             elif node["interspersed"]:
@@ -239,16 +227,11 @@ def _items(request: _Request, args: list[str]) -> list[tuple[str, str | None]]:
             target = next((p for p in params if p[0] == "argument"
                            and (p[5] or p[1] not in filled)), None)
     if target is not None:
-        values = target[8]
-        if values == "custom":
-            raise _Declined
-        if values == "file":
-            return [(incomplete, None)]
-        return [(v, None) for v in values or () if v.startswith(incomplete)]
+        return [(v, None) for v in target[8] or () if v.startswith(incomplete)]
     found: list[tuple[str, str | None]] = []
     for name in node["commands"] or ():
         sub = node_at(f"{path} {name}".strip())
-        if name.startswith(incomplete) and not sub["hidden"]:
+        if name.startswith(incomplete):
             found.append((name, about(sub)))
     if incomplete and not incomplete[0].isalnum():
         for param in params:
@@ -307,10 +290,7 @@ def _has_rich() -> bool:
 def fast_reply(request: _Request) -> tuple[str, int] | None:
     """What typer answers REQUEST (text without the final newline, exit status), found
     without loading typer; None where only typer can tell."""
-    try:
-        items = _items(request, request.args)
-    except _Declined:
-        return None
+    items = _items(request, request.args)
     if request.shell is Shell.BASH:
         return "\n".join(value for value, _ in items), 0
     if request.shell is Shell.FISH and request.action == "is-args":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
+from orch.commandline import HOST_OPTIONS, ROOT_FLAGS
 from orch.errors import UsageError
 
 TYPE_CHECKING = False
@@ -34,18 +35,14 @@ def split(args: list[str]) -> Scan:
 
 
 def _command_name(args: list[str]) -> str | None:
-    from orch.commandline import ROOT_FLAGS
-
     rest = [a for a in args if a not in ROOT_FLAGS]
     return rest[0] if rest else None
 
 
-def _scope(args: list[str]) -> Scope | None:
-    """The scope the command line asks for with --user or --system, else None."""
-    from orch.fastcli import scan
+def _scope(found: Scan) -> Scope | None:
+    """The scope the command line FOUND asks for with --user or --system, else None."""
     from orch.scope import Scope
 
-    found = scan(args)
     user, system = found.given("user"), found.given("system")
     return Scope.choose(user, system) if user or system else None
 
@@ -69,7 +66,7 @@ def run(args: list[str]) -> int | None:
     """Run ARGS on the host they name (or ORCH_HOST names), and return its exit status;
     None when they name none: the command runs here."""
     if HOST_ENV not in os.environ and not any(
-            a.startswith(("--host", "--label")) for a in args):
+            a.startswith(HOST_OPTIONS) for a in args):
         return None  # the common case, decided without loading what follows
     from orch import hosts
 
@@ -88,7 +85,7 @@ def run(args: list[str]) -> int | None:
         return None
     from orch import remote
 
-    scope = _scope(target.args)
+    scope = _scope(target)
     known = _fleet(scope)
     if requested == hosts.AUTO or target.label is not None:
         if requested not in (None, hosts.AUTO):

@@ -20,7 +20,7 @@ LOCAL = "local"
 
 # ssh(1) would read a leading '-' as an option, and a shell the rest as syntax: a user
 # and a host name are held to the characters DNS and POSIX user names use. Patterns,
-# compiled on first use (re caches them): every command reads HOST_ENV from here.
+# compiled on first use (re caches them).
 _USER = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}"
 # (with '_', which ssh_config(5) aliases may hold)
 _HOSTNAME = (r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"

@@ -235,3 +235,11 @@ def put(rt: Runtime, name: str = "job", **fields: object) -> Record:
     record = dataclasses.replace(record, **fields)  # type: ignore[arg-type]
     rt.store.update(lambda s: s.__setitem__(record.id, record))
     return record
+
+
+def started(fake: FakeManager, rt: Runtime, name: str, **fields: object) -> Record:
+    """A session whose unit runs on FAKE, recorded as spawn confirms it."""
+    view = running()
+    record = put(rt, name, invocation_id=view.invocation_id, main_pid=view.main_pid, **fields)
+    fake.add(record.unit, view)
+    return record

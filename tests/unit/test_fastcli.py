@@ -320,7 +320,7 @@ def test_host_and_scope_are_read_as_click_reads_the_line(
     user, system = ctx.params.get("user"), ctx.params.get("system")
     if user and system:
         return  # refused as a usage error, here as by the command itself
-    scope = hostcli._scope(target.args)
+    scope = hostcli._scope(target)
     expected = "user" if user else "system" if system else None
     assert (str(scope) if scope is not None else None) == expected, args
 
@@ -332,4 +332,4 @@ def test_the_scope_of_a_line_for_another_host_does_not_depend_on_the_option_form
         args: list[str]) -> None:
     target = hostcli.split(args)
     assert target.host == "X"
-    assert str(hostcli._scope(target.args)) == "system"
+    assert str(hostcli._scope(target)) == "system"

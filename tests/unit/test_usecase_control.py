@@ -11,20 +11,13 @@ import pytest
 
 from orch.errors import OrchError, UsageError
 from orch.runtime import Runtime
-from orch.session import Intent, Record, Status
+from orch.session import Intent, Status
 from orch.usecases import control
-from tests.unit.fakemanager import FakeManager, exited, put, running
-
-
-def _started(fake: FakeManager, rt: Runtime, name: str) -> Record:
-    view = running()
-    record = put(rt, name, invocation_id=view.invocation_id, main_pid=view.main_pid)
-    fake.add(record.unit, view)
-    return record
+from tests.unit.fakemanager import FakeManager, exited, started
 
 
 def test_stop_marks_then_stops(fake: FakeManager, rt: Runtime) -> None:
-    record = _started(fake, rt, "s")
+    record = started(fake, rt, "s")
 
     def stop_sees_the_intent(units: Sequence[str]) -> dict[str, str]:
         assert rt.store.load()[record.id].intent is Intent.STOP
@@ -36,14 +29,14 @@ def test_stop_marks_then_stops(fake: FakeManager, rt: Runtime) -> None:
 
 
 def test_stopping_an_ended_session_changes_nothing(fake: FakeManager, rt: Runtime) -> None:
-    record = _started(fake, rt, "s")
+    record = started(fake, rt, "s")
     fake.set(record.unit, exited(fake.unit(record.unit)))
     assert control.stop(rt, "s").status is Status.EXITED
     assert fake.called("stop") == [] and rt.store.load()[record.id].intent is None
 
 
 def test_a_failed_stop_takes_its_intent_back(fake: FakeManager, rt: Runtime) -> None:
-    record = _started(fake, rt, "s")
+    record = started(fake, rt, "s")
     fake.fail_stop = OrchError("the manager timed out")
     with pytest.raises(OrchError, match="timed out"):
         control.stop(rt, "s")
@@ -51,7 +44,7 @@ def test_a_failed_stop_takes_its_intent_back(fake: FakeManager, rt: Runtime) -> 
 
 
 def test_kill_records_the_result_then_signals(fake: FakeManager, rt: Runtime) -> None:
-    record = _started(fake, rt, "k")
+    record = started(fake, rt, "k")
     session = control.kill(rt, "k", "gave up", signum=signal.SIGINT)
     assert session.status is Status.KILLED and session.final_result == "gave up"
     assert fake.called("kill") == [(record.unit, signal.SIGINT)]
@@ -61,7 +54,7 @@ def test_kill_records_the_result_then_signals(fake: FakeManager, rt: Runtime) ->
 
 def test_kill_self_outlives_its_own_signal(fake: FakeManager, rt: Runtime,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    record = _started(fake, rt, "me")
+    record = started(fake, rt, "me")
     monkeypatch.setenv("ORCH_SESSION_ID", record.id)
     before = signal.getsignal(signal.SIGUSR1)
     try:

@@ -13,20 +13,12 @@ from orch.runtime import Runtime
 from orch.scope import Scope
 from orch.session import Record, Status
 from orch.usecases import query
-from tests.unit.fakemanager import FakeManager, exited, put, running, runtime, unreachable
-
-
-def _started(fake: FakeManager, rt: Runtime, name: str, **fields: object) -> Record:
-    """A session whose unit runs, recorded as spawn confirms it."""
-    view = running()
-    record = put(rt, name, invocation_id=view.invocation_id, main_pid=view.main_pid, **fields)
-    fake.add(record.unit, view)
-    return record
+from tests.unit.fakemanager import FakeManager, exited, put, runtime, started, unreachable
 
 
 def test_a_session_running_as_recorded_costs_no_call_of_its_own(fake: FakeManager,
                                                                 rt: Runtime) -> None:
-    record = _started(fake, rt, "a")
+    record = started(fake, rt, "a")
     [session] = query.list_sessions(rt)
     assert (session.id, session.status) == (record.id, Status.RUNNING)
     assert fake.called("view") == []
@@ -34,7 +26,7 @@ def test_a_session_running_as_recorded_costs_no_call_of_its_own(fake: FakeManage
 
 def test_the_listing_reads_what_the_record_does_not_say(fake: FakeManager,
                                                       rt: Runtime) -> None:
-    ended = _started(fake, rt, "ended")
+    ended = started(fake, rt, "ended")
     fake.set(ended.unit, exited(fake.unit(ended.unit), 2))
     gone = put(rt, "gone", invocation_id="b" * 32)
     listed = {s.id: s.status for s in query.list_sessions(rt)}
@@ -43,8 +35,8 @@ def test_the_listing_reads_what_the_record_does_not_say(fake: FakeManager,
 
 
 def test_the_listing_filters_and_sorts_newest_first(fake: FakeManager, rt: Runtime) -> None:
-    old = _started(fake, rt, "old", tags=["x"], created_at="2024-01-01T00:00:00+00:00")
-    new = _started(fake, rt, "new", tags=["x"], created_at="2025-01-01T00:00:00+00:00")
+    old = started(fake, rt, "old", tags=["x"], created_at="2024-01-01T00:00:00+00:00")
+    new = started(fake, rt, "new", tags=["x"], created_at="2025-01-01T00:00:00+00:00")
     put(rt, "other", created_at="2023-01-01T00:00:00+00:00", requested_at=None)
     assert [s.id for s in query.list_sessions(rt, tag="x")] == [new.id, old.id]
     fake.set(old.unit, exited(fake.unit(old.unit)))
@@ -61,7 +53,7 @@ def test_an_empty_listing_still_needs_a_manager(isolated_env: Path) -> None:
 
 
 def test_find_and_show(fake: FakeManager, rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-    record = _started(fake, rt, "findme")
+    record = started(fake, rt, "findme")
     assert query.find_record(rt, "findme") == record
     assert fake.calls == []  # found without the manager
     assert query.result(rt, record.id[:8]).status is Status.RUNNING
@@ -80,7 +72,7 @@ def test_an_ended_agents_result_is_read_once_and_recorded(
         fake: FakeManager, rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     from orch import journal
 
-    record = _started(fake, rt, "agent", provider="claude", agent={"prompt": "p"})
+    record = started(fake, rt, "agent", provider="claude", agent={"prompt": "p"})
     fake.set(record.unit, exited(fake.unit(record.unit)))
     line = ('{"type":"result","subtype":"success","is_error":false,"result":"42",'
             '"session_id":"conv-9","usage":{"input_tokens":1,"output_tokens":2}}')
@@ -102,7 +94,7 @@ def test_logs_read_the_records_journal(fake: FakeManager, rt: Runtime,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from orch import journal
 
-    record = _started(fake, rt, "talker")
+    record = started(fake, rt, "talker")
     argv = query.logs_command(rt, "talker", lines=5, follow=True)
     assert argv[0] == "journalctl" and "--follow" in argv
     monkeypatch.setattr(journal, "read_logs",
@@ -115,7 +107,7 @@ def test_follow_logs_writes_until_wait_sees_the_end(fake: FakeManager, rt: Runti
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from orch import journal
 
-    record = _started(fake, rt, "talker")
+    record = started(fake, rt, "talker")
     fake.events = [lambda m: m.set(record.unit, exited(m.unit(record.unit)))]
     written: list[str] = []
     threads: list[str] = []
@@ -136,7 +128,7 @@ def test_follow_logs_raises_what_wait_raised(fake: FakeManager, rt: Runtime,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from orch import journal
 
-    _started(fake, rt, "talker")
+    started(fake, rt, "talker")
 
     def broken(units: object, done: object, timeout: object) -> bool:
         raise ManagerUnreachable("gone away")
@@ -148,7 +140,7 @@ def test_follow_logs_raises_what_wait_raised(fake: FakeManager, rt: Runtime,
 
 
 def test_wait_returns_at_once_for_ended_sessions(fake: FakeManager, rt: Runtime) -> None:
-    record = _started(fake, rt, "done")
+    record = started(fake, rt, "done")
     fake.set(record.unit, exited(fake.unit(record.unit)))
     outcome = query.wait(rt, ["done"])
     assert outcome.succeeded and not outcome.timed_out
@@ -156,13 +148,13 @@ def test_wait_returns_at_once_for_ended_sessions(fake: FakeManager, rt: Runtime)
 
 def test_wait_follows_the_managers_changes_until_all_or_any_ended(
         fake: FakeManager, rt: Runtime) -> None:
-    a, b = _started(fake, rt, "a"), _started(fake, rt, "b")
+    a, b = started(fake, rt, "a"), started(fake, rt, "b")
     fake.events = [lambda m: m.set(a.unit, exited(m.unit(a.unit), 1)),
                    lambda m: m.set(b.unit, exited(m.unit(b.unit)))]
     outcome = query.wait(rt, ["a", "b", a.id])
     assert [s.status for s in outcome.sessions] == [Status.FAILED, Status.EXITED]
     assert not outcome.succeeded and fake.events == []
-    c, d = _started(fake, rt, "c"), _started(fake, rt, "d")
+    c, d = started(fake, rt, "c"), started(fake, rt, "d")
     fake.events = [lambda m: m.set(d.unit, exited(m.unit(d.unit))),
                    lambda m: m.set(c.unit, exited(m.unit(c.unit)))]
     outcome = query.wait(rt, ["c", "d"], any_=True)
@@ -170,14 +162,14 @@ def test_wait_follows_the_managers_changes_until_all_or_any_ended(
 
 
 def test_wait_times_out_and_says_so(fake: FakeManager, rt: Runtime) -> None:
-    _started(fake, rt, "forever")
+    started(fake, rt, "forever")
     outcome = query.wait(rt, ["forever"], timeout=0)
     assert outcome.timed_out and not outcome.succeeded
     assert [s.status for s in outcome.sessions] == [Status.RUNNING]
 
 
 def test_wait_refuses_bad_requests_before_waiting(fake: FakeManager, rt: Runtime) -> None:
-    _started(fake, rt, "x")
+    started(fake, rt, "x")
     with pytest.raises(UsageError):
         query.wait(rt, [])
     with pytest.raises(UsageError):
@@ -188,7 +180,7 @@ def test_wait_refuses_bad_requests_before_waiting(fake: FakeManager, rt: Runtime
 
 
 def test_wait_watches_the_dependencies_units_too(fake: FakeManager, rt: Runtime) -> None:
-    first = _started(fake, rt, "first")
+    first = started(fake, rt, "first")
     second = put(rt, "second", after=[first.id])
     query.wait(rt, ["second"], timeout=0)
     assert fake.called("wait_until") == [[second.unit, first.unit]]

@@ -16,7 +16,16 @@ from orch.runtime import Runtime
 from orch.session import Intent, Record, Session, Status
 from orch.spec import after_dir, after_unit
 from orch.usecases import reap as reaping
-from tests.unit.fakemanager import Clock, FakeManager, exited, not_started, put, running, runtime
+from tests.unit.fakemanager import (
+    Clock,
+    FakeManager,
+    exited,
+    not_started,
+    put,
+    running,
+    runtime,
+    started,
+)
 
 NOW = datetime(2026, 1, 10, tzinfo=UTC)
 
@@ -33,16 +42,9 @@ def _ended(rt: Runtime, name: str, days_ago: float, **fields: object) -> Record:
                started_at=stamp, ended_at=stamp, **ending)
 
 
-def _running(fake: FakeManager, rt: Runtime, name: str) -> Record:
-    view = running()
-    record = put(rt, name, invocation_id=view.invocation_id, main_pid=view.main_pid)
-    fake.add(record.unit, view)
-    return record
-
-
 def test_a_dry_run_chooses_by_age_and_removes_nothing(fake: FakeManager, rt: Runtime) -> None:
     old, _young = _ended(rt, "old", 8), _ended(rt, "young", 1)
-    _running(fake, rt, "busy")
+    started(fake, rt, "busy")
     chosen = reaping.reap(rt, dry_run=True)
     assert [s.id for s in chosen] == [old.id]
     assert len(rt.store.load()) == 3 and fake.called("reset_failed") == []
@@ -61,7 +63,7 @@ def test_reap_removes_the_chosen_and_what_they_left(fake: FakeManager, rt: Runti
 
 def test_reap_all_stops_the_running_first_but_leaves_a_spawn_in_flight(
         fake: FakeManager, rt: Runtime) -> None:
-    busy = _running(fake, rt, "busy")
+    busy = started(fake, rt, "busy")
     in_flight = put(rt, "in-flight", created_at=rt.now_iso(), requested_at=rt.now_iso())
 
     def stop_sees_the_intent(units: Sequence[str]) -> dict[str, str]:

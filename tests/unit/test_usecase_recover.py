@@ -13,11 +13,11 @@ from orch import journal, secrets
 from orch.errors import OrchError
 from orch.recovery import Outcome
 from orch.runtime import Runtime
-from orch.session import Ending, Record, Status, UnitFacts
+from orch.session import Ending, Status, UnitFacts
 from orch.spec import after_unit
 from orch.units import unit_name
 from orch.usecases.recover import recover
-from tests.unit.fakemanager import FakeManager, exited, put, running
+from tests.unit.fakemanager import FakeManager, exited, put, running, started
 
 
 @dataclass
@@ -40,13 +40,6 @@ def evidence(monkeypatch: pytest.MonkeyPatch) -> Journal:
     return told
 
 
-def _started(fake: FakeManager, rt: Runtime, name: str, **fields: object) -> Record:
-    view = running()
-    record = put(rt, name, invocation_id=view.invocation_id, main_pid=view.main_pid, **fields)
-    fake.add(record.unit, view)
-    return record
-
-
 def test_a_running_session_is_refreshed_from_its_unit(fake: FakeManager, rt: Runtime,
                                                       evidence: Journal) -> None:
     record = put(rt, "unconfirmed")  # a spawn that crashed before confirming its unit
@@ -63,7 +56,7 @@ def test_a_running_session_is_refreshed_from_its_unit(fake: FakeManager, rt: Run
 
 def test_an_end_is_recorded_from_the_unit_or_the_journal(
         fake: FakeManager, rt: Runtime, evidence: Journal) -> None:
-    by_unit = _started(fake, rt, "by-unit")
+    by_unit = started(fake, rt, "by-unit")
     fake.set(by_unit.unit, exited(fake.unit(by_unit.unit), 4))
     by_journal = put(rt, "by-journal", invocation_id="c" * 32)
     lost = put(rt, "lost", invocation_id="d" * 32)
@@ -128,7 +121,7 @@ def test_a_unit_of_ours_without_a_record_is_adopted(fake: FakeManager, rt: Runti
 
 def test_a_dependent_whose_path_unit_a_reboot_took_is_armed_again(
         fake: FakeManager, rt: Runtime, evidence: Journal) -> None:
-    first = _started(fake, rt, "first")
+    first = started(fake, rt, "first")
     second = put(rt, "second", after=[first.id], requested_at="2020-01-01T00:00:00+00:00")
     report = recover(rt)
     assert fake.called("submit_transient") == [after_unit(second.unit)]
