@@ -110,8 +110,7 @@ def bounded(seconds: float, what: str) -> Iterator[None]:
     try:
         yield
     except _Deadline:
-        raise ManagerTimeout(f"the systemd manager did not answer {what} "
-                             f"within {seconds:.0f}s") from None
+        raise unanswered(what, seconds) from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         ALARM.bounding -= 1
@@ -119,3 +118,8 @@ def bounded(seconds: float, what: str) -> Iterator[None]:
         if theirs > 0:
             left = theirs - (time.monotonic() - started)
             signal.setitimer(signal.ITIMER_REAL, max(left, _OVERDUE), interval)
+
+
+def unanswered(what: str, seconds: float) -> ManagerTimeout:
+    """The error of a manager that did not answer WHAT within SECONDS."""
+    return ManagerTimeout(f"the systemd manager did not answer {what} within {seconds:.0f}s")

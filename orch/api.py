@@ -97,11 +97,8 @@ def spawn_requested(command: Sequence[str], request: SpawnRequest, *,
     if request.agent is None:
         return spawn(command, name=name, scope=scope, **common)
     prompt = request.agent_prompt(list(command))
-    from orch.usecases import spawn as spawning
-
-    with _runtime(scope) as rt:
-        return spawning.spawn_agent(rt, request.agent, request.agent_request(prompt),
-                                    name=name, config=config, **common)
+    return spawn_agent(request.agent, request.agent_request(prompt), name=name, scope=scope,
+                       config=config, **common)
 
 
 def resume(ref: str, prompt: str | None = None, scope: Scope | None = None) -> Session:

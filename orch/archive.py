@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, MutableMapping
 
 from orch.session import Record
-from orch.stateformat import Log, Snapshot
-
-Sessions = dict[str, Record]
+from orch.stateformat import Log, Sessions, Snapshot
 
 
 class Live:

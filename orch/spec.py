@@ -295,6 +295,11 @@ def after_dir(scope: Scope) -> Path:
     return scope.runtime_dir() / "orch" / "after"
 
 
+def after_marker(scope: Scope, session_id: str) -> Path:
+    """The marker that starts the waiting dependent SESSION_ID of SCOPE."""
+    return after_dir(scope) / f"{session_id}.go"
+
+
 def after_unit(unit: str) -> str:
     """The path unit that starts UNIT once its dependencies have succeeded: named like
     it, as systemd-run does, since a path unit starts its namesake by default (systemd

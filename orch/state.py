@@ -85,6 +85,11 @@ LOG_MIN_BYTES = 64 * 1024
 READ_ATTEMPTS = 3
 
 
+def _unreadable(err: ValueError) -> StateError:
+    """A state file that does not read as one: never replaced."""
+    return StateError(f"{err}; orch left it untouched", hint="move it aside to start afresh")
+
+
 def archive_name(number: int) -> str:
     """The file name of archive NUMBER."""
     return f"{ARCHIVE_PREFIX}{number}.json"
@@ -157,8 +162,7 @@ class StateStore:
         try:
             return set(read_units(head[:head.find(b"\n") + 1], str(path)))
         except ValueError as err:
-            raise StateError(f"{err}; orch left it untouched",
-                             hint="move it aside to start afresh") from None
+            raise _unreadable(err) from None
 
     def _read_all(self, archived: bool, locked: bool = False) -> Sessions | None:
         """The records (without ARCHIVED, the live ones); None if a new snapshot came
@@ -180,8 +184,7 @@ class StateStore:
         try:
             return self._read_both(locked)
         except ValueError as err:
-            raise StateError(f"{err}; orch left it untouched",
-                             hint="move it aside to start afresh") from None
+            raise _unreadable(err) from None
 
     def _read_both(self, locked: bool) -> Live | None:
         raw = self._read_file(self.path)
@@ -191,7 +194,7 @@ class StateStore:
             # starts them anew.
             self._snapshot = self._replayed = None
             self._archive_number = 0
-            return Live({}, set(), Snapshot({}, 0, 0, SCHEMA_VERSION, None), 0,
+            return Live({}, set(), Snapshot({}, 0, 0, SCHEMA_VERSION), 0,
                         Log(None, str(self.log_path)))
         if self._snapshot is None or self._snapshot[0] != raw:
             snapshot = read_snapshot(raw, str(self.path), self._lines)
@@ -239,8 +242,7 @@ class StateStore:
             if found.generation != number:
                 raise ValueError(f"{path} is not a valid orch state archive (its number)")
         except ValueError as err:
-            raise StateError(f"{err}; orch left it untouched",
-                             hint="move it aside to start afresh") from None
+            raise _unreadable(err) from None
         self._archive = (number, raw, found.records)
         return found.records
 
@@ -386,7 +388,7 @@ class StateStore:
             raise self._error(err, self.log_path) from None
         if number != old.archive:
             self._remove_archives(but=number)
-        self._snapshot = (data, Snapshot(dict(live), generation, number, SCHEMA_VERSION, None))
+        self._snapshot = (data, Snapshot(dict(live), generation, number, SCHEMA_VERSION))
         self._replayed = (b"", dict(live), set())
         self._archive_number = number
         self._unsynced = False

@@ -36,15 +36,14 @@ Lines = dict[str, tuple[Record, str]]
 class Snapshot:
     """What a snapshot's (or an archive's) bytes hold."""
 
-    __slots__ = ("archive", "generation", "records", "units", "version")
+    __slots__ = ("archive", "generation", "records", "version")
 
-    def __init__(self, records: Sessions, generation: int, archive: int, version: int,
-                 units: list[str] | None) -> None:
+    def __init__(self, records: Sessions, generation: int, archive: int,
+                 version: int) -> None:
         self.records = records
         self.generation = generation
         self.archive = archive  # the number of the archive beside it; 0: none
         self.version = version
-        self.units = units  # an archive's units
 
 
 def encode(sessions: Sessions, lines: Lines | None = None, generation: int = 0,
@@ -144,7 +143,7 @@ def read_snapshot(raw: bytes, where: str, lines: Lines | None = None, *,
                                 units if archive else None) == raw:
                 lines.update((r.id, (r, t))
                              for r, t in zip(sessions.values(), texts, strict=True))
-    return Snapshot(sessions, generation, number, version, units if archive else None)
+    return Snapshot(sessions, generation, number, version)
 
 
 def read_units(head: bytes, where: str) -> list[str]:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from types import TracebackType
 
-from orch.alarm import ALARM, bounded, call_timeout
+from orch.alarm import ALARM, bounded, call_timeout, unanswered
 from orch.booted import NO_SYSTEMD_HINT, systemd_is_pid1
 from orch.connection import Connection, as_str
 from orch.dbus import (
@@ -32,7 +32,6 @@ from orch.dbus import (
     to_bytes,
 )
 from orch.errors import (
-    ManagerTimeout,
     ManagerUnreachable,
     OrchError,
     PermissionDenied,
@@ -262,8 +261,7 @@ class Manager:
                 else None) from None
         except (DBusTimeoutError, DBusTimedOutError):
             self._open.broken = True
-            raise ManagerTimeout(f"the systemd manager did not answer {what} "
-                                 f"within {self.timeout:.0f}s") from None
+            raise unanswered(what, self.timeout) from None
         except DBusInvalidArgsError as err:
             raise UsageError(f"the {self.scope} manager refused {what}: "
                              f"{as_str(err.err_message)}") from None
@@ -272,8 +270,7 @@ class Manager:
         except DBusBaseError as err:
             if err.errno in (-errno.ETIMEDOUT, errno.ETIMEDOUT):
                 self._open.broken = True
-                raise ManagerTimeout(f"the systemd manager did not answer {what} "
-                                     f"within {self.timeout:.0f}s") from None
+                raise unanswered(what, self.timeout) from None
             if err.errno in (-errno.ECONNRESET, -errno.ENOTCONN, -errno.EPIPE):
                 self._open.broken = True
                 raise ManagerUnreachable(f"the {self.scope} manager closed the connection "

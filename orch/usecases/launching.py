@@ -17,7 +17,7 @@ from orch.spec import (
     Restart,
     SessionSpec,
     SpawnOptions,
-    after_dir,
+    after_marker,
     after_properties,
     after_unit,
     properties,
@@ -143,7 +143,7 @@ def start_after(rt: Runtime, record: Record, values: Secrets | None = None) -> S
         released = settled(_judge(manager, store.load(), current))
     current = store.load()[record.id]
     if released:
-        marker = after_dir(Scope(record.scope)) / f"{record.id}.go"
+        marker = after_marker(Scope(record.scope), record.id)
         if manager.unit(after_unit(record.unit)).loaded:
             marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             marker.write_text("released at spawn\n")
@@ -158,7 +158,7 @@ def _arm(rt: Runtime, manager: ManagerPort, record: Record, values: Secrets | No
     marker is written (by the last of its dependencies' exit hooks)."""
     props, secret_file = unit_properties(rt, record, SpawnOptions.from_json(record.options),
                                          values)
-    marker = after_dir(Scope(record.scope)) / f"{record.id}.go"
+    marker = after_marker(Scope(record.scope), record.id)
     # The path unit watches the directory for the marker (MakeDirectory= would make the
     # marker itself a directory).
     marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

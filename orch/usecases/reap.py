@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from orch import faults, secrets
 from orch.errors import UsageError
 from orch.session import Intent, Session, Status
-from orch.spec import after_dir, after_unit
+from orch.spec import after_marker, after_unit
 from orch.state import Sessions
 from orch.usecases.common import mark_all
 from orch.usecases.query import list_sessions
@@ -51,7 +51,7 @@ def reap(rt: Runtime, *, older_than: float = DEFAULT_REAP_AGE, everything: bool 
         secrets.discard(scope, session.id)
         if session.after:
             manager.stop(after_unit(session.unit))
-            (after_dir(scope) / f"{session.id}.go").unlink(missing_ok=True)
+            after_marker(scope, session.id).unlink(missing_ok=True)
     records = store.load()
     for session in chosen:
         record = records.get(session.id)
