@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,7 +58,7 @@ class _AlarmHandler:
 
     def hold(self) -> bool:
         """Take a hold; False (and no hold) outside the main thread."""
-        if threading.current_thread() is not threading.main_thread():
+        if not _on_main_thread():
             return False
         if self.holders == 0:
             self.previous = signal.signal(signal.SIGALRM, on_alarm)
@@ -81,6 +81,14 @@ class _AlarmHandler:
             # The default action ends the process: let it, as it would have without us.
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
             signal.raise_signal(signal.SIGALRM)
+
+
+def _on_main_thread() -> bool:
+    """Whether this is the main thread. Without threading loaded (a command line loads
+    it for nothing else: 2 ms) no thread was started through it, so this is the main
+    one; orch's idle reaper, a bare _thread, never calls a manager."""
+    threading = sys.modules.get("threading")
+    return threading is None or threading.current_thread() is threading.main_thread()
 
 
 ALARM = _AlarmHandler()

@@ -88,12 +88,39 @@ def _run(args: list[str], debug: bool) -> int:
     return call(parsed.command, parsed.values)
 
 
+def _leave(code: int) -> NoReturn:
+    """End the process with CODE, skipping the interpreter's teardown (freeing every
+    module and object one by one: some 8 ms of a spawn's 80). Nothing is left to it:
+    state files are written, synced and closed by the commands themselves, idle
+    connections need no goodbye, and the standard streams are flushed here; if they
+    cannot be (a reader gone), the ordinary exit reports it as Python always did."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        sys.exit(code)
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning expected failures into one line and an exit code."""
+    """Entry point: run the CLI, turning expected failures into one line and an exit code.
+    Run as the process's own entry (ARGV None) it ends the process when done."""
+    try:
+        code = _main(argv)
+    except SystemExit as done:
+        if argv is not None or not isinstance(done.code, int | None):
+            raise
+        code = done.code or 0
+    if argv is not None:
+        sys.exit(code)
+    _leave(code)
+
+
+def _main(argv: list[str] | None) -> int:
     if os.environ.get("_ORCH_COMPLETE"):  # a shell's completion script: answer, nothing else
         from orch import completion
 
-        sys.exit(completion.answer())
+        return completion.answer()
     args = list(sys.argv[1:] if argv is None else argv)
     head = args[: args.index("--")] if "--" in args else args
     debug = "--debug" in head or bool(os.environ.get("ORCH_DEBUG"))
@@ -102,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
 
         remote_code = hostcli.run(args)
         if remote_code is not None:
-            sys.exit(remote_code)
+            return remote_code
         _forward_into_box(args)
         code = _run(args, debug)
     except KeyboardInterrupt:
@@ -119,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
 
             traceback.print_exc()
         _fail(f"internal error: {err!r} (run with --debug for the trace)", 70)
-    sys.exit(code)
+    return code
 
 
 __all__ = ["__version__", "main"]

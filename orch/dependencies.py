@@ -8,8 +8,7 @@ dependent is blocked (it never runs, and says why), and so are the sessions wait
 
 from __future__ import annotations
 
-import dataclasses
-
+from orch.frozen import replace
 from orch.session import Record, Status, ended_status
 
 Sessions = dict[str, Record]
@@ -37,7 +36,7 @@ def block(sessions: Sessions, session_id: str, reason: str) -> list[str]:
     record = sessions.get(session_id)
     if record is None or not waiting(record):
         return []
-    sessions[session_id] = dataclasses.replace(record, blocked=reason)
+    sessions[session_id] = replace(record, blocked=reason)
     blocked = [session_id]
     for other in list(sessions.values()):
         if session_id in other.after:

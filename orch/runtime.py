@@ -5,15 +5,16 @@ one over a temp state directory and a fake manager (tests/unit/fakemanager.py).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 from orch.scope import Scope
+from orch.session import now_iso
 from orch.state import StateStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms at import, which every command would pay
     from collections.abc import Callable, Sequence
+    from datetime import datetime
     from types import TracebackType
     from typing import Protocol
 
@@ -67,6 +68,8 @@ def connect(scope: Scope) -> ManagerPort:
 
 def utc_now() -> datetime:
     """The wall clock, in UTC."""
+    from datetime import UTC, datetime  # not at import: a spawn needs only now_iso
+
     return datetime.now(UTC)
 
 
@@ -102,6 +105,8 @@ class Runtime:
 
     def now_iso(self) -> str:
         """The current time as records write it (session.now_iso)."""
+        if self.clock is utc_now:
+            return now_iso()  # the same, without loading datetime
         return self.clock().isoformat(timespec="microseconds")
 
     def fork(self) -> Runtime:

@@ -5,7 +5,6 @@ Pure apart from looking the program up on PATH: no D-Bus here.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import re
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from orch.dbus import Property
 from orch.errors import SpawnFailed, UsageError
-from orch.frozen import dataclass, field
+from orch.frozen import dataclass, field, shape
 from orch.scope import Scope
 from orch.units import syslog_identifier
 
@@ -82,7 +81,7 @@ class SpawnOptions:
     def to_json(self) -> dict[str, Any]:
         """As JSON data: only what differs from the defaults."""
         data: dict[str, Any] = {}
-        for name in self.__dataclass_fields__:  # not asdict(): its deep copies cost more
+        for name in shape(type(self)).names:  # not asdict(): its deep copies cost more
             value = getattr(self, name)
             if value != getattr(SpawnOptions, name, None) and value not in ((), None):
                 data[name] = list(value) if isinstance(value, tuple) else str(value) \
@@ -92,7 +91,7 @@ class SpawnOptions:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SpawnOptions:
         """From to_json's data; ValueError on a field this orch does not know."""
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = set(shape(cls).names)
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown spawn option {sorted(unknown)[0]!r}")

@@ -9,9 +9,9 @@ SYSTEMD_BUS_TIMEOUT for method calls, and a SIGALRM backstop covers what it does
 
 from __future__ import annotations
 
+import _thread
 import errno
 import os
-import threading
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from types import TracebackType
@@ -167,7 +167,7 @@ class Manager:
         from pystemd.dbuslib import DBus, DBusAddress
 
         address = self._address()
-        self._idle_key = (address, os.getpid(), threading.get_ident())
+        self._idle_key = (address, os.getpid(), _thread.get_ident())
         idle = _IDLE.take(self._idle_key)
         if idle is not None and idle.alive():
             self._conn = idle

@@ -3,12 +3,11 @@ reference, intents written before acting, and an ended agent's result read once.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
-from datetime import datetime
 
 from orch.errors import NotFound
+from orch.frozen import replace
 from orch.resolve import resolve
 from orch.session import Intent, Record, Session, UnitView, derive_status
 from orch.state import Sessions, StateStore
@@ -59,7 +58,7 @@ def mark(store: StateStore, session_id: str, intent: Intent,
     def change(sessions: Sessions) -> Record:
         record = sessions[session_id]
         if record.ending() is None:
-            record = dataclasses.replace(
+            record = replace(
                 record, intent=intent,
                 final_result=final_result if final_result is not None else record.final_result)
             sessions[session_id] = record
@@ -74,7 +73,7 @@ def mark_all(store: StateStore, session_ids: Sequence[str], intent: Intent) -> N
         for session_id in session_ids:
             record = sessions.get(session_id)
             if record is not None and record.ending() is None:
-                sessions[session_id] = dataclasses.replace(record, intent=intent)
+                sessions[session_id] = replace(record, intent=intent)
 
     store.update(change)
 
@@ -84,7 +83,7 @@ def clear_intent(store: StateStore, session_id: str, intent: Intent) -> None:
     def change(sessions: Sessions) -> None:
         record = sessions.get(session_id)
         if record is not None and record.intent is intent and record.ending() is None:
-            sessions[session_id] = dataclasses.replace(record, intent=None)
+            sessions[session_id] = replace(record, intent=None)
 
     store.update(change)
 
@@ -93,6 +92,8 @@ def ended_recently(rt: Runtime, record: Record) -> bool:
     """Whether RECORD ended so lately that its last lines may still be on their way."""
     if record.ended_at is None:
         return True  # ended by the unit's word, not yet by the hook's: just now
+    from datetime import datetime  # not at import: a spawn never needs it
+
     try:
         ended = datetime.fromisoformat(record.ended_at)
     except ValueError:

@@ -4,13 +4,13 @@ resume and recover's restarts all start units through here."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from orch import dependencies, faults, secrets
 from orch.dbus import Property
+from orch.frozen import replace
 from orch.scope import Scope
 from orch.session import Record, Session, usec_to_iso
 from orch.spec import (
@@ -96,7 +96,7 @@ def launch(rt: Runtime, record: Record, values: Secrets | None = None
             return record
         if unit_now.loaded and unit_now.invocation_id and \
                 current.invocation_id in (None, unit_now.invocation_id):
-            current = dataclasses.replace(
+            current = replace(
                 current, invocation_id=unit_now.invocation_id,
                 main_pid=unit_now.main_pid or current.main_pid,
                 started_at=usec_to_iso(unit_now.exec_main_start_usec) or current.started_at)

@@ -3,13 +3,13 @@ spawn_agent (a provider's headless command) and resume (an ended agent's next tu
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from orch import faults, secrets
 from orch.errors import OrchError, SpawnFailed, UsageError
+from orch.frozen import replace
 from orch.ids import new_session_id
 from orch.scope import Scope
 from orch.session import Record, Session
@@ -142,7 +142,7 @@ def spawn_agent(rt: Runtime, provider: str, request: AgentRequest, *,
         # The agent must keep its own state (config, conversations) even in a sandbox.
         directory, variable = state
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        options = dataclasses.replace(options, writable=(*options.writable, str(directory)))
+        options = replace(options, writable=(*options.writable, str(directory)))
         if variable:
             env.setdefault(variable, str(directory))
     return spawn(rt, argv, name=name or provider, description=description, tags=tags,
@@ -169,7 +169,7 @@ def resume(rt: Runtime, ref: str, prompt: str | None = None) -> Session:
         current = sessions[record.id]
         if current.invocation_id != record.invocation_id:
             raise OrchError(f"session {record.id[:8]} changed meanwhile; try again")
-        sessions[record.id] = dataclasses.replace(
+        sessions[record.id] = replace(
             current.next_invocation(rt.now_iso()), argv=argv, program=program)
         return sessions[record.id]
 

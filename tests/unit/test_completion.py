@@ -114,9 +114,11 @@ def test_bash_completes_through_the_installed_orch(tmp_path: Path) -> None:
 
 
 def test_a_request_loads_no_pystemd(orch_bin: Path, tmp_path: Path) -> None:
+    # main() given its argv returns through sys.exit (as the entry point it ends the
+    # process at once, past atexit).
     code = ("import atexit, sys; atexit.register(lambda: print('pystemd loaded' if 'pystemd' "
             "in sys.modules else 'clean', file=sys.stderr)); "
-            "from orch.cli import main; main()")
+            "from orch.cli import main; main(sys.argv[1:])")
     env = {**_shell_env(orch_bin, tmp_path), "PYTHONPATH": str(ROOT),
            "_ORCH_COMPLETE": "complete_bash", "COMP_WORDS": "orch logs x --", "COMP_CWORD": "3"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -291,7 +293,7 @@ def test_an_unreadable_state_completes_nothing_and_says_nothing(
 
 def _complete(orch_bin: Path, tmp_path: Path, env: dict[str, str], code: str = "") -> \
         subprocess.CompletedProcess[str]:
-    program = code + "from orch.cli import main; main()"
+    program = code + "import sys; from orch.cli import main; main(sys.argv[1:])"  # atexit runs
     return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
                           env={**_shell_env(orch_bin, tmp_path), "PYTHONPATH": str(ROOT),
                                **env}, timeout=60, check=False)

@@ -141,7 +141,7 @@ def test_help_texts_wrap_as_typers_or_are_left_to_typer(columns: str, shell: str
 def test_the_fast_path_loads_no_typer() -> None:
     code = ("import atexit, sys; atexit.register(lambda: print(sorted(m for m in "
             "('typer', 'click', 'pydantic', 'rich') if m in sys.modules), file=sys.stderr)); "
-            "from orch.cli import main; main()")
+            "from orch.cli import main; main(sys.argv[1:])")  # through sys.exit: atexit runs
     for shell, action in SHELLS:
         for words, incomplete in ((["logs"], "-"), (["config"], ""), ([], "sp"),
                                   (["logs", "-o"], "")):

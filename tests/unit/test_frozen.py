@@ -27,8 +27,8 @@ class Point:
 '''
 
 
-def _make(decorate: Callable[[type], type]) -> Any:
-    namespace: dict[str, Any] = {"field": dataclasses.field, "dataclasses": dataclasses,
+def _make(decorate: Callable[[type], type], field: Callable[..., Any]) -> Any:
+    namespace: dict[str, Any] = {"field": field, "dataclasses": dataclasses,
                                  "__name__": __name__}
     exec(BODY, namespace)
     made = decorate(namespace["Point"])
@@ -36,8 +36,10 @@ def _make(decorate: Callable[[type], type]) -> Any:
     return made
 
 
-LIGHT = _make(frozen._frozen_dataclass(frozen=True))
-REAL = _make(dataclasses.dataclass(frozen=True))
+LIGHT = _make(frozen._frozen_dataclass(frozen=True), frozen._field)
+REAL = _make(dataclasses.dataclass(frozen=True), dataclasses.field)
+# orch.frozen also takes dataclasses' own field() in a class body.
+LIGHT_REAL_FIELD = _make(frozen._frozen_dataclass(frozen=True), dataclasses.field)
 
 
 def _outcome(action: Callable[[], object]) -> tuple[str, object]:
@@ -77,6 +79,7 @@ def _outcome(action: Callable[[], object]) -> tuple[str, object]:
 ])
 def test_the_same_as_a_frozen_dataclass(probe: Callable[[Any], object]) -> None:
     assert _outcome(lambda: probe(LIGHT)) == _outcome(lambda: probe(REAL))
+    assert _outcome(lambda: probe(LIGHT_REAL_FIELD)) == _outcome(lambda: probe(REAL))
 
 
 def test_the_same_messages_for_mistakes() -> None:
@@ -109,3 +112,48 @@ def test_only_frozen_classes_without_methods_of_their_own() -> None:
 
     with pytest.raises(TypeError):
         frozen._frozen_dataclass(Own, frozen=True)
+
+
+def test_replace_and_shape_without_dataclasses() -> None:
+    point = LIGHT(1, tags=[2])
+    moved = frozen._replace(point, x=5)
+    assert moved == LIGHT(5, "p", [2], ())
+    assert point.x == 1 and moved.tags is point.tags  # as dataclasses.replace: shallow
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nowhere'"):
+        frozen._replace(point, nowhere=1)
+    shape = frozen.shape(LIGHT)
+    assert shape.names == ("x", "label", "tags", "where")
+    assert shape.required == {"x"}
+    assert shape.defaults == {"label": "p", "where": ()}
+    assert [name for name, _ in shape.factories] == ["tags"]
+
+
+@pytest.mark.parametrize("body", [
+    "class Bad:\n    x: list = []\n",  # a mutable default
+    "class Bad:\n    x: int = 1\n    y: int\n",  # no default after a default
+])
+def test_the_same_refusals_of_a_class_body(body: str) -> None:
+    outcomes = []
+    for decorate in (frozen._frozen_dataclass(frozen=True), dataclasses.dataclass(frozen=True)):
+        namespace: dict[str, Any] = {}
+        exec(body, namespace)
+        outcomes.append(_outcome(lambda: decorate(namespace["Bad"])))  # noqa: B023
+    assert outcomes[0] == outcomes[1] and outcomes[0][0] != "value"
+
+
+def test_what_it_does_not_take_is_refused() -> None:
+    namespace: dict[str, Any] = {}
+    exec("from typing import ClassVar\nclass Bad:\n    x: ClassVar[int] = 1\n", namespace)
+    with pytest.raises(TypeError, match="does not take"):
+        frozen._frozen_dataclass(namespace["Bad"], frozen=True)
+
+
+def test_orchs_records_load_without_dataclasses() -> None:
+    from tests.unit.fresh import probe
+
+    out = probe("import orch.session, orch.spec, orch.request\n"
+                "out['loaded'] = 'dataclasses' in sys.modules\n"
+                "import dataclasses\n"
+                "out['fields'] = [f.name for f in dataclasses.fields(orch.spec.SpawnOptions)]"
+                "[:2]")
+    assert out == {"loaded": False, "fields": ["timeout_sec", "memory_max"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -328,3 +329,18 @@ def test_every_right_type_is_taken() -> None:
     record = Record.from_json(data, "here")
     assert record.intent is Intent.STOP and record.cost_usd == 0.5
     assert Record.from_json(record.to_sparse_json(), "here") == record
+
+
+def test_timestamps_are_written_as_datetime_writes_them() -> None:
+    from orch.session import now_iso, usec_to_iso
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    rng = random.Random(5)
+    for usec in [1, 999_999, 1_000_000, 1_733_450_000_123_456,
+                 *(rng.randrange(1, 253_402_300_799_999_999) for _ in range(20_000))]:
+        assert usec_to_iso(usec) == (epoch + timedelta(microseconds=usec)).isoformat(
+            timespec="microseconds")
+    assert usec_to_iso(0) is None
+    before = datetime.now(UTC)
+    stamp = datetime.fromisoformat(now_iso())
+    assert before <= stamp <= datetime.now(UTC)
