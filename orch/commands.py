@@ -212,7 +212,7 @@ def ps(running: bool = False, tag: str | None = None, user: bool = False,
         return ps_all_hosts(running, tag, user, system, as_json, full)
     sessions = api.list_sessions(api.current_scope(user, system), running=running, tag=tag)
     if as_json:
-        emit_json([s.to_json() for s in sessions])
+        emit_json([s.json_view() for s in sessions])
     elif sessions:
         from orch import render
 

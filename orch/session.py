@@ -14,7 +14,7 @@ from orch.frozen import dataclass, field, replace, shape
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms at import: the exit hook runs this module
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from datetime import datetime
     from typing import Any
 
@@ -59,8 +59,7 @@ def usec_to_iso(usec: int) -> str | None:
 
 
 def _iso(usec: int) -> str:
-    # As datetime's isoformat(timespec="microseconds") in UTC, exactly (in integers),
-    # without loading datetime (1.5 ms of a spawn).
+    # datetime's UTC isoformat(timespec="microseconds"), without loading datetime.
     seconds, micro = divmod(usec, 1_000_000)
     t = time.gmtime(seconds)
     return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
@@ -121,10 +120,7 @@ class Invocation:
 
     def to_json(self) -> dict[str, Any]:
         """As JSON data."""
-        return {"invocation_id": self.invocation_id, "started_at": self.started_at,
-                "ended_at": self.ended_at, "status": str(self.status),
-                "exit_code": self.exit_code, "exit_signal": self.exit_signal,
-                "result": self.result}
+        return {**self.__dict__, "status": str(self.status)}  # every field, in order
 
 
 @dataclass(frozen=True)
@@ -500,6 +496,10 @@ class Session:
             "after": list(record.after), "blocked": record.blocked,
             "placement": record.placement})
         return session
+
+    def json_view(self) -> Mapping[str, Any]:
+        """to_json's data uncopied, to encode at once (a Status encodes as its text)."""
+        return self.__dict__  # every field, in order, as of() and __init__ fill it
 
     def to_json(self) -> dict[str, Any]:
         """The session object of the JSON contract. Its lists and objects are copies one

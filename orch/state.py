@@ -61,6 +61,7 @@ from orch.stateformat import (
     read_snapshot,
     read_units,
     replay,
+    snapshot_lines,
 )
 
 TYPE_CHECKING = False
@@ -112,6 +113,8 @@ class StateStore:
         self._replayed: tuple[bytes, Sessions, set[str]] | None = None
         self._archive: tuple[int, bytes, Sessions] | None = None
         self._lines: Lines = {}
+        # The snapshot read whose lines _lines lacks yet: only a write needs them.
+        self._unlined: tuple[bytes, Snapshot] | None = None
         self._archive_lines: Lines = {}
         self._archive_number = 0  # the archive the snapshot last read names
         self._unsynced = False  # an append not yet fdatasync'ed
@@ -197,8 +200,10 @@ class StateStore:
             return Live({}, set(), Snapshot({}, 0, 0, SCHEMA_VERSION), 0,
                         Log(None, str(self.log_path)))
         if self._snapshot is None or self._snapshot[0] != raw:
-            snapshot = read_snapshot(raw, str(self.path), self._lines)
+            snapshot = read_snapshot(raw, str(self.path))
             self._snapshot, self._replayed = (raw, snapshot), None
+            self._lines.clear()
+            self._unlined = (raw, snapshot)
         snapshot = self._snapshot[1]
         self._archive_number = snapshot.archive
         base, generation = snapshot.records, snapshot.generation
@@ -245,6 +250,16 @@ class StateStore:
             raise _unreadable(err) from None
         self._archive = (number, raw, found.records)
         return found.records
+
+    def _known_lines(self) -> Lines:
+        """The lines of the records as last read or written, for a write to reuse (a
+        record's line counts only while it is the very record: see stateformat._line)."""
+        if self._unlined is not None:
+            raw, snapshot = self._unlined
+            self._unlined = None
+            for session_id, line in snapshot_lines(raw, snapshot).items():
+                self._lines.setdefault(session_id, line)
+        return self._lines
 
     def _read_file(self, path: Path) -> bytes | None:
         """PATH's bytes; None if it does not exist."""
@@ -296,7 +311,7 @@ class StateStore:
                 else {**view.fetched, **live.records}
             changed = changes(before, view.records)
             if changed:
-                entries = log_entries(changed, self._lines)
+                entries = log_entries(changed, self._known_lines())
                 grown = log.sound + len(entries)
                 if not live.size or log.extends is None \
                         or snapshot.version != SCHEMA_VERSION \
@@ -359,13 +374,13 @@ class StateStore:
                 number = generation if kept else 0
                 if kept:
                     # Most of its records are the old archive's: their lines are reused.
-                    lines = {**self._archive_lines, **self._lines}
+                    lines = {**self._archive_lines, **self._known_lines()}
                     archive = encode_archive(kept, lines, number)
                     self._archive_lines = lines
                     self._write(self.directory / archive_name(number), archive,
                                 sync_dir=True)
                     self._archive = (number, archive, kept)
-        data = encode(live, self._lines, generation, number)
+        data = encode(live, self._known_lines(), generation, number)
         self._write(self.path, data)
         faults.point("state.snapshot")
         header = log_header(generation)

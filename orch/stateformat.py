@@ -133,17 +133,26 @@ def read_snapshot(raw: bytes, where: str, lines: Lines | None = None, *,
         sessions[record.id] = record
     if archive and sorted(units) != sorted(r.unit for r in sessions.values()):
         raise ValueError(f"{where} is not a valid orch state archive (its units)")
+    found = Snapshot(sessions, generation, number, version)
     if lines is not None:
         lines.clear()
-        if version == SCHEMA_VERSION and sessions:
-            texts = [t.removesuffix(",") for t in raw.decode("utf-8").split("\n")[1:-2]]
-            # Only a file laid out exactly as encode() lays it out: one record a line.
-            if len(texts) == len(sessions) and all(t.startswith("{") for t in texts) \
-                    and _layout(texts, generation, number,
-                                units if archive else None) == raw:
-                lines.update((r.id, (r, t))
-                             for r, t in zip(sessions.values(), texts, strict=True))
-    return Snapshot(sessions, generation, number, version)
+        lines.update(snapshot_lines(raw, found, units if archive else None))
+    return found
+
+
+def snapshot_lines(raw: bytes, found: Snapshot, units: list[str] | None = None) -> Lines:
+    """Each record's line in the snapshot RAW (which holds FOUND; UNITS, an archive's),
+    when the file is laid out as encode() lays it out in this schema version; else none.
+    A write reuses them for the records it does not change."""
+    sessions = found.records
+    if found.version != SCHEMA_VERSION or not sessions:
+        return {}
+    texts = [t.removesuffix(",") for t in raw.decode("utf-8").split("\n")[1:-2]]
+    # Only a file laid out exactly as encode() lays it out: one record a line.
+    if len(texts) != len(sessions) or not all(t.startswith("{") for t in texts) \
+            or _layout(texts, found.generation, found.archive, units) != raw:
+        return {}
+    return {r.id: (r, t) for r, t in zip(sessions.values(), texts, strict=True)}
 
 
 def read_units(head: bytes, where: str) -> list[str]:

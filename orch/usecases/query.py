@@ -3,11 +3,10 @@ output (logs, follow), and wait for sessions to end."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from orch.errors import UsageError
+from orch.frozen import dataclass, replace
 from orch.scope import Scope
 from orch.session import Record, Session, UnitView
 from orch.state import Sessions, StateStore
@@ -113,7 +112,7 @@ def result(rt: Runtime, ref: str) -> Session:
     session = view(record, rt.manager_of(Scope(record.scope)).unit(record.unit))
     if session.status.ended:
         record = collect(rt, record)
-        session = dataclasses.replace(session, **agent_fields(record))
+        session = replace(session, **agent_fields(record))
     return session
 
 
