@@ -15,7 +15,6 @@ from orch.runtime import Runtime
 from orch.runtime import store_for as store_for
 from orch.scope import Scope
 from orch.session import Record, Session
-from orch.spec import SpawnOptions
 
 # Each use case, and agents, config, the journal, psutil and recovery, load where they
 # are used: a spawn must not pay for the listing's modules nor ps for the spawn's (each
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from orch.journal import LogFormat
     from orch.providers import AgentRequest
     from orch.request import SpawnRequest
+    from orch.spec import SpawnOptions
     from orch.usecases.query import WaitOutcome as WaitOutcome
     from orch.usecases.recover import RecoverReport as RecoverReport
 

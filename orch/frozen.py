@@ -161,6 +161,9 @@ def _make(cls: Any) -> Any:
     title = cls.__qualname__
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if not args and tuple(kwargs) == names:  # every field, in order: nothing to check
+            self.__dict__.update(kwargs)
+            return
         if args:
             if len(args) > len(names):
                 raise TypeError(f"{title}.__init__() takes {len(names) + 1} positional "

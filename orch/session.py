@@ -11,10 +11,11 @@ import time
 from enum import StrEnum
 
 from orch.frozen import dataclass, field, replace, shape
+from orch.recordcheck import record_values
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~10 ms at import: the exit hook runs this module
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
     from datetime import datetime
     from typing import Any
 
@@ -220,19 +221,7 @@ class Record:
     def from_json(cls, data: object, where: str) -> Record:
         """A record from JSON data, refusing unknown or missing fields and wrong types
         (WHERE names the file). Absent optional fields take their defaults."""
-        if type(data) is not dict:
-            raise ValueError(f"{where}: a session record is not an object")
-        if not data.keys() <= _FIELD_SET:
-            unknown = sorted(set(data) - _FIELD_SET)
-            raise ValueError(f"{where}: unknown field {unknown[0]!r} in a session record")
-        if not data.keys() >= _SHAPE.required:
-            missing = sorted(_SHAPE.required - set(data))
-            raise ValueError(f"{where}: bad session record: missing field {missing[0]!r}")
-        values = {**_SHAPE.defaults, **data}
-        for name, factory in _SHAPE.factories:
-            if name not in data:
-                values[name] = factory()
-        _check_types(values, data, where)
+        values = record_values(data, where, _SHAPE)
         if values["intent"] is not None:
             try:
                 values["intent"] = Intent(values["intent"])
@@ -249,63 +238,9 @@ class Record:
 
 _SHAPE = shape(Record)
 _RECORD_FIELDS = _SHAPE.names
-_FIELD_SET = frozenset(_RECORD_FIELDS)
 _REQUIRED = object()  # marks a field with no default: always written
 _EMPTY: dict[str, Any] = {**_SHAPE.defaults,
                           **{name: factory() for name, factory in _SHAPE.factories}}
-_STRINGS = ("id", "name", "unit", "scope", "cwd", "description", "created_at")
-_OPTIONAL_STRINGS = ("parent_id", "invocation_id", "started_at", "ended_at", "exit_signal",
-                     "result", "final_result", "program", "path", "requested_at", "provider",
-                     "provider_session_id", "worktree", "worktree_repo", "blocked", "intent")
-_STRING_LISTS = ("tags", "env_files", "secret_env", "after")
-
-
-def _strings(value: object) -> bool:
-    return type(value) is list and all(type(v) is str for v in value)
-
-
-_NONE = type(None)
-# Each field's JSON type, in words and as a test: the types its value may have, or a
-# function of the value. In the order a record is checked. JSON gives exact types (bool
-# is not int here), so testing type(value) suffices, at a third of isinstance's cost.
-_TYPES: dict[str, tuple[str, frozenset[type] | Callable[[Any], bool]]] = {
-    **dict.fromkeys(_STRINGS, ("a string", frozenset({str}))),
-    **dict.fromkeys(_OPTIONAL_STRINGS, ("a string or null", frozenset({str, _NONE}))),
-    **dict.fromkeys(("main_pid", "exit_code"), ("an integer or null", frozenset({int, _NONE}))),
-    "argv": ("a non-empty list of strings", lambda v: _strings(v) and bool(v)),
-    **dict.fromkeys(_STRING_LISTS, ("a list of strings", _strings)),
-    "persistent": ("true or false", frozenset({bool})),
-    "restarts": ("a count", lambda v: type(v) is int and v >= 0),
-    "history": ("a list of objects",
-                lambda v: type(v) is list and all(type(h) is dict for h in v)),
-    "options": ("an object", frozenset({dict})),
-    "agent": ("an object", frozenset({dict})),
-    "agent_error": ("true, false or null", frozenset({bool, _NONE})),
-    "usage": ("an object of counts", lambda v: v is None or (type(v) is dict and all(
-        type(k) is str and type(n) is int for k, n in v.items()))),
-    "cost_usd": ("a number", frozenset({int, float, _NONE})),
-    "env": ("an object of strings", lambda v: type(v) is dict and all(
-        type(k) is str and type(x) is str for k, x in v.items())),
-}  # placement has never been checked
-
-
-def _check_types(values: dict[str, Any], given: dict[str, Any], where: str) -> None:
-    """Refuse a record (VALUES, of which GIVEN came from the file) whose fields have the
-    wrong JSON types. Defaults are right: only what was given is tested, and where one
-    is wrong, the first wrong field in _TYPES' order is named."""
-    types = _TYPES
-    for name, value in given.items():
-        if name in types:
-            valid = types[name][1]
-            if not (type(value) in valid if isinstance(valid, frozenset) else valid(value)):
-                break
-    else:
-        return
-    for name, (expected, valid) in types.items():
-        value = values[name]
-        if not (type(value) in valid if isinstance(valid, frozenset) else valid(value)):
-            raise ValueError(f"{where}: field {name!r} of session {values['id']!r} is not "
-                             f"{expected}")
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,7 @@ def as_recorded(record: Record, states: tuple[str, str, str, int]) -> UnitView |
     return UnitView(loaded=True, active_state="active", sub_state="running",
                     invocation_id=record.invocation_id, main_pid=record.main_pid,
                     exec_main_start_usec=0, exec_main_start_mono_usec=0, exec_main_code=0,
-                    exec_main_status=0, result="")
+                    exec_main_status=0, result="", job_pending=False)  # all: the fast way
 
 
 def find_record(rt: Runtime, ref: str) -> Record:

@@ -344,3 +344,15 @@ def test_timestamps_are_written_as_datetime_writes_them() -> None:
     before = datetime.now(UTC)
     stamp = datetime.fromisoformat(now_iso())
     assert before <= stamp <= datetime.now(UTC)
+
+
+def test_a_layout_checked_before_still_refuses_a_wrong_value() -> None:
+    # The same fields in the same order: what was learnt of the first record's types
+    # must not let the second's through.
+    right = {**_record().to_sparse_json(), "main_pid": 5, "tags": ["a"]}
+    assert Record.from_json(right, "here").main_pid == 5
+    for name, value, expected in [("main_pid", "5", "an integer or null"),
+                                  ("tags", ["a", 1], "a list of strings")]:
+        with pytest.raises(ValueError, match=f"field {name!r} .* is not {expected}$"):
+            Record.from_json({**right, name: value}, "here")
+        assert Record.from_json(right, "here") == Record.from_json(right, "here")
