@@ -28,7 +28,7 @@ RESULT_GRACE = 3.0
 def view(record: Record, unit: UnitView, pid_known: bool = False) -> Session:
     """RECORD joined with UNIT. Its MainPID's start time is checked against the
     manager's stamp (psutil), unless PID_KNOWN: the view was read as the manager
-    finished the start job that executed it, or it is the record's own (as_recorded)."""
+    finished the start job that executed it."""
     alive = unit.loaded and unit.main_pid > 0
     if alive and not pid_known:
         from orch.procs import main_alive

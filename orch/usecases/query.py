@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from orch.errors import UsageError
 from orch.frozen import dataclass, replace
 from orch.scope import Scope
-from orch.session import Record, Session, UnitView
+from orch.session import Record, Session, Status, UnitView
 from orch.state import Sessions, StateStore
 from orch.systemd import GONE
 from orch.usecases.common import (
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 def list_sessions(rt: Runtime, *, running: bool = False,
                   tag: str | None = None) -> list[Session]:
     """Every session of the runtime's scope, newest first, with live status from one
-    listing pass: a session running as recorded costs no call of its own (as_recorded).
+    listing pass: a session running as recorded costs no call of its own
+    (running_as_recorded).
     RUNNING lists only those that have not ended, and reads no archived record unless a
     unit that may run is not a live record's (see may_run_archived)."""
     store = rt.store
@@ -49,9 +50,8 @@ def list_sessions(rt: Runtime, *, running: bool = False,
             sessions.append(view(record, GONE))
             continue
         path, states = entry
-        recorded = as_recorded(record, states)
-        if recorded is not None:
-            sessions.append(view(record, recorded, pid_known=True))
+        if running_as_recorded(record, states):
+            sessions.append(Session.of(record, Status.RUNNING))
         else:
             sessions.append(view(record, manager.view(path, record.unit, states)))
     if running:
@@ -77,9 +77,10 @@ def may_run_archived(store: StateStore, live: Sessions,
     return archived is None or not active.isdisjoint(archived)
 
 
-def as_recorded(record: Record, states: tuple[str, str, str, int]) -> UnitView | None:
-    """The unit as RECORD describes it, when the listing's STATES (load, active, sub,
-    job) show it running as recorded; None when its properties must be read.
+def running_as_recorded(record: Record, states: tuple[str, str, str, int]) -> bool:
+    """Whether the session runs as RECORD describes it, judged from the listing's STATES
+    (load, active, sub, job) alone: then its status is RUNNING and every other field is
+    the record's (Session.of), and its unit's properties need not be read.
 
     The record names the invocation, MainPID and start that its spawn (or recover) read
     from the manager, and every end of an invocation runs the exit hook, which records
@@ -89,15 +90,9 @@ def as_recorded(record: Record, states: tuple[str, str, str, int]) -> UnitView |
     reused meanwhile). A restarted unit (Restart=, `systemctl restart`) has an ending
     recorded by the hook that ran in between, and is read in full.
     """
-    if states != ("loaded", "active", "running", 0):
-        return None
-    if record.invocation_id is None or not record.main_pid or record.intent is not None \
-            or record.ending() is not None:
-        return None
-    return UnitView(loaded=True, active_state="active", sub_state="running",
-                    invocation_id=record.invocation_id, main_pid=record.main_pid,
-                    exec_main_start_usec=0, exec_main_start_mono_usec=0, exec_main_code=0,
-                    exec_main_status=0, result="", job_pending=False)  # all: the fast way
+    return states == ("loaded", "active", "running", 0) and record.invocation_id is not None \
+        and bool(record.main_pid) and record.intent is None and record.blocked is None \
+        and record.result is None  # no ending recorded (Record.ending)
 
 
 def find_record(rt: Runtime, ref: str) -> Record:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -11,9 +12,18 @@ import pytest
 from orch.errors import ManagerUnreachable, NotFound, UsageError
 from orch.runtime import Runtime
 from orch.scope import Scope
-from orch.session import Record, Status
+from orch.session import Intent, Record, Status, usec_to_iso
 from orch.usecases import query
-from tests.unit.fakemanager import FakeManager, exited, put, runtime, started, unreachable
+from orch.usecases.common import view
+from tests.unit.fakemanager import (
+    FakeManager,
+    exited,
+    put,
+    running,
+    runtime,
+    started,
+    unreachable,
+)
 
 
 def test_a_session_running_as_recorded_costs_no_call_of_its_own(fake: FakeManager,
@@ -22,6 +32,37 @@ def test_a_session_running_as_recorded_costs_no_call_of_its_own(fake: FakeManage
     [session] = query.list_sessions(rt)
     assert (session.id, session.status) == (record.id, Status.RUNNING)
     assert fake.called("view") == []
+
+
+@pytest.mark.parametrize("fields", [
+    {}, {"tags": ["a"], "after": ["b" * 36], "persistent": True},
+    {"history": [{"invocation_id": "c" * 32, "status": "failed"}], "restarts": 1},
+    {"options": {"memory_max": 5}, "usage": {"input_tokens": 1}, "cost_usd": 0.5},
+])
+def test_running_as_recorded_is_the_full_view_of_that_unit(
+        fake: FakeManager, rt: Runtime, fields: dict[str, object]) -> None:
+    # As spawn confirms it: the start too is the unit's.
+    record = started(fake, rt, "a", started_at=usec_to_iso(running().exec_main_start_usec),
+                     **fields)
+    assert query.running_as_recorded(record, ("loaded", "active", "running", 0))
+    [listed] = query.list_sessions(rt)
+    assert listed == view(record, fake.unit(record.unit), pid_known=True)
+    assert listed.status is Status.RUNNING
+
+
+@pytest.mark.parametrize("states", [("loaded", "active", "running", 7),
+                                    ("loaded", "activating", "start", 0),
+                                    ("loaded", "active", "exited", 0)])
+def test_a_unit_in_other_states_is_read_in_full(fake: FakeManager, rt: Runtime,
+                                                states: tuple[str, str, str, int]) -> None:
+    record = started(fake, rt, "a")
+    assert not query.running_as_recorded(record, states)
+    for other in (dataclasses.replace(record, intent=Intent.STOP),
+                  dataclasses.replace(record, result="success"),
+                  dataclasses.replace(record, blocked="b"),
+                  dataclasses.replace(record, invocation_id=None),
+                  dataclasses.replace(record, main_pid=None)):
+        assert not query.running_as_recorded(other, ("loaded", "active", "running", 0))
 
 
 def test_the_listing_reads_what_the_record_does_not_say(fake: FakeManager,

@@ -1,0 +1,41 @@
+"""`--json` output: a list is one item a line, each item as json.dumps writes it."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from orch import commands
+from orch.session import Status
+
+ITEMS = [
+    {"id": "a", "status": Status.RUNNING, "argv": ["é✓🚀", "tab\tnew\nline", "\u202e"],
+     "n": 3, "f": 0.1, "big": 10**20, "neg": -1.5e-7, "none": None, "t": True,
+     "nested": [{"x": [1, {"y": "z"}]}, {}], "empty": [], "quote": '"\\'},
+    {"id": "b", "status": Status.EXITED, "inf": math.inf},
+    {},
+]
+
+
+def test_a_list_is_one_item_a_line_as_json_writes_each(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    commands.emit_json(ITEMS)
+    out = capsys.readouterr().out
+    lines = out.split("\n")
+    assert lines[0] == "[" and lines[-2:] == ["]", ""]
+    assert lines[1:-2] == ["  " + json.dumps(item, ensure_ascii=False) + ("," if i < 2 else "")
+                           for i, item in enumerate(ITEMS)]
+    assert json.loads(out) == json.loads(json.dumps(ITEMS))
+
+
+def test_an_empty_list_and_an_object(capsys: pytest.CaptureFixture[str]) -> None:
+    commands.emit_json([])
+    commands.emit_json({"a": [1], "b": "é"})
+    assert capsys.readouterr().out == '[]\n{\n  "a": [\n    1\n  ],\n  "b": "é"\n}\n'
+
+
+def test_what_json_cannot_encode_is_refused_as_json_refuses_it() -> None:
+    with pytest.raises(TypeError, match="Object of type set is not JSON serializable"):
+        commands.emit_json([{"a": {1}}])
