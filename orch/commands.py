@@ -41,9 +41,12 @@ def emit_json(data: Any) -> None:
 
 
 def _item_encoder() -> Callable[[Any], str]:
-    """json's C encoder, made once for all items (JSONEncoder.encode makes one a call:
-    5 ms of `orch ps --json` at a thousand sessions). What it is given is plain data,
-    never circular; its text is JSONEncoder(ensure_ascii=False)'s."""
+    """JSONEncoder(ensure_ascii=False).encode, as json's C encoders made once for all
+    items (JSONEncoder.encode makes one a call: 5 ms of `orch ps --json` at a thousand
+    sessions). An item is first encoded to ASCII, a fifth faster: where that wrote no
+    \\u escape, the text is the same as the other's; where it did, the item is encoded
+    again, keeping its non-ASCII text as it is. What it is given is plain data, never
+    circular."""
     import json.encoder
 
     c_make_encoder = getattr(json.encoder, "c_make_encoder", None)  # not in the stubs
@@ -53,9 +56,16 @@ def _item_encoder() -> Callable[[Any], str]:
     def default(value: object) -> object:
         raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
-    encoder = c_make_encoder(None, default, json.encoder.encode_basestring, None, ": ",
-                             ", ", False, False, True)
-    return lambda item: "".join(encoder(item, 0))
+    to_ascii, to_text = (c_make_encoder(None, default, escape, None, ": ", ", ", False,
+                                        False, True)
+                         for escape in (json.encoder.encode_basestring_ascii,
+                                        json.encoder.encode_basestring))
+
+    def encode(item: Any) -> str:
+        text = "".join(to_ascii(item, 0))
+        return text if "\\u" not in text else "".join(to_text(item, 0))
+
+    return encode
 
 
 def say(message: str) -> None:

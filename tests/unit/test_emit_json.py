@@ -16,6 +16,8 @@ ITEMS = [
      "nested": [{"x": [1, {"y": "z"}]}, {}], "empty": [], "quote": '"\\'},
     {"id": "b", "status": Status.EXITED, "inf": math.inf},
     {},
+    {"ascii": "a literal \\u00e9 and \\\\u", "control": "\x01\x1f\x7f"},
+    {"only": "é"},
 ]
 
 
@@ -25,7 +27,8 @@ def test_a_list_is_one_item_a_line_as_json_writes_each(
     out = capsys.readouterr().out
     lines = out.split("\n")
     assert lines[0] == "[" and lines[-2:] == ["]", ""]
-    assert lines[1:-2] == ["  " + json.dumps(item, ensure_ascii=False) + ("," if i < 2 else "")
+    assert lines[1:-2] == ["  " + json.dumps(item, ensure_ascii=False)
+                           + ("," if i < len(ITEMS) - 1 else "")
                            for i, item in enumerate(ITEMS)]
     assert json.loads(out) == json.loads(json.dumps(ITEMS))
 
