@@ -41,6 +41,7 @@ class Changing(MutableMapping[str, Record]):
         self._archived = archived
         self.fetched: Sessions | None = None  # the archived records, once read
         self.deleted: set[str] = set()  # ids removed before those were read
+        self.touched: set[str] = set()  # ids set or removed: all a change can differ in
 
     def everything(self) -> Sessions:
         """Every record, the archived ones read now if not yet."""
@@ -63,8 +64,10 @@ class Changing(MutableMapping[str, Record]):
     def __setitem__(self, key: str, value: Record) -> None:
         self.records[key] = value
         self.deleted.discard(key)
+        self.touched.add(key)
 
     def __delitem__(self, key: str) -> None:
+        self.touched.add(key)
         if self.fetched is None and key in self.records:
             del self.records[key]
             self.deleted.add(key)  # an archived copy of it, if any, must not come back

@@ -220,6 +220,10 @@ class StateStore:
                                  "orch left them untouched")
             return Live(base, set(), snapshot, len(raw), log)
         seen = self._replayed
+        if seen is not None and log.entries == seen[0]:
+            # Nothing new: the records as replayed before (which no reader changes).
+            log.replayed = len(seen[0])
+            return Live(seen[1], seen[2], snapshot, len(raw), log)
         if seen is not None and log.entries.startswith(seen[0]):
             start, sessions, removed = len(seen[0]), dict(seen[1]), set(seen[2])
         else:
@@ -309,7 +313,7 @@ class StateStore:
             value = change(view)  # type: ignore[arg-type]  # a mapping that acts as the dict
             before = live.records if view.fetched is None \
                 else {**view.fetched, **live.records}
-            changed = changes(before, view.records)
+            changed = changes(before, view.records, sorted(view.touched))
             if changed:
                 entries = log_entries(changed, self._known_lines())
                 grown = log.sound + len(entries)
@@ -318,7 +322,9 @@ class StateStore:
                         or (grown > LOG_MIN_BYTES and grown > live.size // 4):
                     self._write_snapshot(view, live, snapshot.generation + 1)
                 else:
-                    records, removed = dict(live.records), set(live.removed)
+                    # The live records now: the change's own, unless it read the archive in.
+                    records = view.records if view.fetched is None else dict(live.records)
+                    removed = set(live.removed)
                     for session_id, record in changed:
                         if record is None:
                             records.pop(session_id, None)

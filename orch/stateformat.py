@@ -12,6 +12,7 @@ Versions 1 to 4 had no archive (4 had the generation, 1 to 3 neither).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from orch.session import Record
 
@@ -180,14 +181,18 @@ def log_header(generation: int) -> bytes:
     return f'{{"version": {SCHEMA_VERSION}, "extends": {generation}}}\n'.encode()
 
 
-def changes(before: Sessions, after: Sessions) -> list[tuple[str, Record | None]]:
-    """What takes BEFORE to AFTER: each record set (to a new value) or removed (None)."""
+def changes(before: Sessions, after: Sessions, touched: Iterable[str]
+            ) -> list[tuple[str, Record | None]]:
+    """What takes BEFORE to AFTER, which differ in the ids TOUCHED at most: each record
+    set (to a new value) or removed (None)."""
     out: list[tuple[str, Record | None]] = []
-    for session_id, record in after.items():
-        old = before.get(session_id)
-        if old is not record and old != record:
+    for session_id in touched:
+        old, record = before.get(session_id), after.get(session_id)
+        if record is None:
+            if old is not None:
+                out.append((session_id, None))
+        elif old is not record and old != record:
             out.append((session_id, record))
-    out += [(session_id, None) for session_id in before.keys() - after.keys()]
     return out
 
 
