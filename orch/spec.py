@@ -257,7 +257,7 @@ def resolve_program(program: str, search_path: str, cwd: str) -> str:
             if any(os.path.isfile(os.path.join(d, program)) for d in search_path.split(":") if d):
                 raise SpawnFailed(f"cannot run {program}: not executable")
             raise SpawnFailed(f"cannot run {program}: not found on PATH")
-        candidate = Path(found)
+        return os.path.normpath(os.path.abspath(found))  # which() found no directory
     if candidate.is_dir():
         raise SpawnFailed(f"cannot run {program}: is a directory")
     if not os.access(candidate, os.X_OK):
