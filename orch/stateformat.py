@@ -249,31 +249,57 @@ def replay(sessions: Sessions, entries: bytes, where: str, lines: Lines | None =
     REMOVED (and taking those set again out of it); how many bytes of them were sound.
     A last line that does not parse is an append cut short, and ends the replay; any
     other is corruption (ValueError)."""
-    done = 0
-    while done < len(entries):
+    try:  # all at once, as a sound log is: one decoding call, not one a line
+        found = [_change(entry, where) for entry in _decode_all(entries)]
+        done = len(entries)
+    except ValueError:
+        found, done = [], 0
+    while done < len(entries):  # a line at a time, to find the cut or name the line
         end = entries.index(b"\n", done) + 1
         try:
-            entry = json.loads(entries[done:end])
-            if not isinstance(entry, dict) or len(entry) != 1:
-                raise ValueError("not a change")
-            if "set" in entry:
-                record = Record.from_json(entry["set"], where)
-                sessions[record.id] = record
-                if lines is not None:
-                    lines.pop(record.id, None)
-                if removed is not None:
-                    removed.discard(record.id)
-            elif isinstance(entry.get("remove"), str):
-                sessions.pop(entry["remove"], None)
-                if removed is not None:
-                    removed.add(entry["remove"])
-            else:
-                raise ValueError("not a change")
+            change = _change(json.loads(entries[done:end]), where)
         except ValueError as err:
             if end == len(entries):
-                return done  # cut short by a crash: no change that was reported done
+                break  # cut short by a crash: no change that was reported done
             line = entries.count(b"\n", 0, done) + 2
             raise ValueError(f"{where} is not a valid orch state log "
                              f"(line {line}: {err})") from None
+        found.append(change)
         done = end
+    for session_id, record in found:
+        if record is None:
+            sessions.pop(session_id, None)
+            if removed is not None:
+                removed.add(session_id)
+            continue
+        sessions[session_id] = record
+        if lines is not None:
+            lines.pop(session_id, None)
+        if removed is not None:
+            removed.discard(session_id)
     return done
+
+
+def _decode_all(entries: bytes) -> list[object]:
+    """ENTRIES' changes decoded in one call (a line each: JSON holds no raw newline);
+    ValueError if any line is no JSON value of its own."""
+    if not entries:
+        return []
+    if not entries.endswith(b"\n"):
+        raise ValueError("a line cut short")
+    decoded = json.loads(b"[" + entries[:-1].replace(b"\n", b",") + b"]")
+    if type(decoded) is not list or len(decoded) != entries.count(b"\n"):
+        raise ValueError("a line that is no value of its own")
+    return decoded
+
+
+def _change(entry: object, where: str) -> tuple[str, Record | None]:
+    """One change of the log: a record set, or an id removed (None); ValueError if
+    ENTRY is none."""
+    if isinstance(entry, dict) and len(entry) == 1:
+        if "set" in entry:
+            record = Record.from_json(entry["set"], where)
+            return record.id, record
+        if isinstance(entry.get("remove"), str):
+            return entry["remove"], None
+    raise ValueError("not a change")

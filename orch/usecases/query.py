@@ -4,6 +4,7 @@ output (logs, follow), and wait for sessions to end."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 
 from orch.errors import UsageError
 from orch.frozen import dataclass, replace
@@ -56,7 +57,7 @@ def list_sessions(rt: Runtime, *, running: bool = False,
             sessions.append(view(record, manager.view(path, record.unit, states)))
     if running:
         sessions = [s for s in sessions if not s.status.ended]
-    return sorted(sessions, key=lambda s: (s.created_at, s.id), reverse=True)
+    return sorted(sessions, key=attrgetter("created_at", "id"), reverse=True)
 
 
 def may_run_archived(store: StateStore, live: Sessions,

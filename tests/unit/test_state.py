@@ -294,7 +294,9 @@ def test_an_unfinished_last_line_is_no_change_and_the_next_append_cuts_it(
 
 @pytest.mark.parametrize("bad", [b"garbage\n", b'{"set": {"id": 7}}\n', b'{"drop": "x"}\n',
                                  b'{"set": "x"}\n', b'{"remove": 7}\n', b"\xff\n",
-                                 b'{"set": {}, "remove": "x"}\n', b"[]\n"])
+                                 b'{"set": {}, "remove": "x"}\n', b"[]\n",
+                                 b'{"remove": "x"}, {"remove": "y"}\n', b"1\n",
+                                 b'[{"remove": "x"}]\n', b"\n"])
 def test_a_bad_line_before_the_last_is_refused_naming_the_log(tmp_path: Path,
                                                               bad: bytes) -> None:
     store = StateStore(tmp_path)
@@ -672,3 +674,19 @@ def test_what_each_write_makes_durable(tmp_path: Path, monkeypatch: pytest.Monke
     synced.clear()
     store.update(_add(_record(3)))
     assert synced == ["fdatasync sessions.log"]
+
+
+def test_a_log_replays_whole_or_up_to_a_cut_last_line() -> None:
+    from orch.stateformat import replay
+
+    lines = [b'{"set": ' + json.dumps(_record(n).to_sparse_json()).encode() + b"}\n"
+             for n in range(5)]
+    lines.insert(3, b'{"remove": "%s"}\n' % _record(1).id.encode())
+    entries = b"".join(lines)
+    for tail, sound in ((b"", len(entries)), (b'{"set": {"id"\n', len(entries)),
+                        (b'{"remove": 1}\n', len(entries))):
+        sessions: Sessions = {}
+        removed: set[str] = set()
+        assert replay(sessions, entries + tail, "log", removed=removed) == sound
+        assert list(sessions) == [_record(n).id for n in (0, 2, 3, 4)]
+        assert removed == {_record(1).id}
