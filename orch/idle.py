@@ -27,7 +27,8 @@ class IdlePool:
 
     Built on _thread's locks rather than threading's (which, with the weakref modules
     it loads, cost every command 2 ms at start): the reaper is a plain thread, ending
-    with the process as a daemon thread does; a lock released by put() wakes it.
+    with the process as a daemon thread does; a lock released by put() wakes it when
+    it waits for nothing.
     """
 
     def __init__(self, keep_s: float) -> None:
@@ -61,11 +62,15 @@ class IdlePool:
         with self._lock:
             if key in self._idle:
                 return False
+            idle_before = bool(self._idle)
             self._idle[key] = (conn, time.monotonic() + self.keep_s)
             if not self._reaping:
                 self._reaping = True
                 _thread.start_new_thread(self._reap, ())
-            if self._wake.locked():
+            # Every keep is as long: a reaper already waiting for an earlier one comes
+            # in time for this one too. Only one waiting for none needs waking (a
+            # wake-up a spawn would pay for in switches to the reaper and back).
+            if not idle_before and self._wake.locked():
                 self._wake.release()
             return True
 
