@@ -28,7 +28,7 @@ class IdlePool:
     Built on _thread's locks rather than threading's (which, with the weakref modules
     it loads, cost every command 2 ms at start): the reaper is a plain thread, ending
     with the process as a daemon thread does; a lock released by put() wakes it when
-    it waits for nothing.
+    it would otherwise wake too late.
     """
 
     def __init__(self, keep_s: float) -> None:
@@ -42,6 +42,7 @@ class IdlePool:
         self._lock = _thread.allocate_lock()  # guards what follows
         self._idle: dict[Key, tuple[Connection, float]] = {}
         self._reaping = False
+        self._until: float | None = None  # when the reaper wakes next (None: never)
         # Released (by put, under _lock) when the reaper has news; held otherwise.
         self._wake = _thread.allocate_lock()
         self._wake.acquire()
@@ -62,15 +63,14 @@ class IdlePool:
         with self._lock:
             if key in self._idle:
                 return False
-            idle_before = bool(self._idle)
-            self._idle[key] = (conn, time.monotonic() + self.keep_s)
+            due = time.monotonic() + self.keep_s
+            self._idle[key] = (conn, due)
             if not self._reaping:
                 self._reaping = True
                 _thread.start_new_thread(self._reap, ())
-            # Every keep is as long: a reaper already waiting for an earlier one comes
-            # in time for this one too. Only one waiting for none needs waking (a
-            # wake-up a spawn would pay for in switches to the reaper and back).
-            if not idle_before and self._wake.locked():
+            # A reaper that wakes in time for this one anyway is left asleep: waking it
+            # for nothing would cost each spawn a switch to it and back.
+            if (self._until is None or due < self._until) and self._wake.locked():
                 self._wake.release()
             return True
 
@@ -81,6 +81,7 @@ class IdlePool:
                 expired = [key for key, (_, due) in self._idle.items() if due <= now]
                 done = [self._idle.pop(key)[0] for key in expired]
                 due = min((d for _, d in self._idle.values()), default=None)
+                self._until = due
             for conn in done:
                 with suppress(Exception):  # a connection nobody uses: nothing to report
                     conn.close()

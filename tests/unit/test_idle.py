@@ -86,3 +86,14 @@ def test_a_forked_child_starts_with_no_idle_connection() -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert pool.take(KEY) is parents and parents.closes == 0
+
+
+def test_a_connection_due_sooner_than_the_reaper_wakes_is_closed_in_time() -> None:
+    pool = IdlePool(keep_s=60.0)
+    late, soon = FakeConnection(), FakeConnection()
+    pool.put(KEY, late)  # the reaper now sleeps for a minute
+    eventually(lambda: pool._until is not None)  # it computed its wake-up
+    pool.keep_s = 0.05
+    pool.put(OTHER, soon)
+    eventually(lambda: soon.closes == 1)
+    assert pool.holds(KEY) and late.closes == 0
