@@ -10,7 +10,6 @@ garbage-collected, so an ended session is never mistaken for a lost one.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ if not __package__:  # run by path (python -I .../orch/exithook.py): find the pa
 
 from orch.dependencies import after_end
 from orch.errors import StateError
+from orch.frozen import replace
 from orch.session import Ending, Record, ending_from_exit, now_iso
 from orch.state import Sessions, StateStore
 
@@ -43,7 +43,7 @@ def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
                 return False  # an older invocation's late hook must not overwrite a newer one
             # systemd started the program again itself (Restart=): a new invocation of
             # the session, which this hook is the first to hear of.
-            record = dataclasses.replace(record.next_invocation(ending.ended_at or ""),
+            record = replace(record.next_invocation(ending.ended_at or ""),
                                          invocation_id=invocation_id)
         sessions[session_id] = record.with_ending(ending, invocation_id)
         return True

@@ -7,13 +7,13 @@ that acts on them; the journal's evidence is read by orch.journal.
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from orch.frozen import replace
 from orch.session import (
     Ending,
     Record,
@@ -80,7 +80,7 @@ def decide(record: Record, unit: UnitView, alive: bool, journal: Ending | None,
         # Our unit, under an invocation the record does not know: it was started again
         # behind orch's back. Archive what the record knew and follow the unit.
         ended = _ended(record, journal, record.invocation_id).record
-        following = dataclasses.replace(ended.next_invocation(now_iso()),
+        following = replace(ended.next_invocation(now_iso()),
                                         invocation_id=unit.invocation_id)
         return decide(following, unit, alive, None, now)
     if status is Status.STARTING:
@@ -92,7 +92,7 @@ def decide(record: Record, unit: UnitView, alive: bool, journal: Ending | None,
 
 
 def _refreshed(record: Record, unit: UnitView) -> Record:
-    return dataclasses.replace(
+    return replace(
         record,
         invocation_id=unit.invocation_id or record.invocation_id,
         main_pid=unit.main_pid or record.main_pid,

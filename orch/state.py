@@ -48,6 +48,7 @@ from orch.errors import StateError
 from orch.stateformat import (
     READABLE_VERSIONS,
     SCHEMA_VERSION,
+    LineCache,
     Lines,
     Log,
     Sessions,
@@ -61,7 +62,6 @@ from orch.stateformat import (
     read_snapshot,
     read_units,
     replay,
-    snapshot_lines,
 )
 
 TYPE_CHECKING = False
@@ -112,10 +112,8 @@ class StateStore:
         self._snapshot: tuple[bytes, Snapshot] | None = None
         self._replayed: tuple[bytes, Sessions, set[str]] | None = None
         self._archive: tuple[int, bytes, Sessions] | None = None
-        self._lines: Lines = {}
-        # The snapshot read whose lines _lines lacks yet: only a write needs them.
-        self._unlined: tuple[bytes, Snapshot] | None = None
-        self._archive_lines: Lines = {}
+        self._lines = LineCache()
+        self._archive_lines = LineCache()
         self._archive_number = 0  # the archive the snapshot last read names
         self._unsynced = False  # an append not yet fdatasync'ed
         self._prepared = False  # the directory was made private by this store
@@ -202,8 +200,7 @@ class StateStore:
         if self._snapshot is None or self._snapshot[0] != raw:
             snapshot = read_snapshot(raw, str(self.path))
             self._snapshot, self._replayed = (raw, snapshot), None
-            self._lines.clear()
-            self._unlined = (raw, snapshot)
+            self._lines.read(raw, snapshot)
         snapshot = self._snapshot[1]
         self._archive_number = snapshot.archive
         base, generation = snapshot.records, snapshot.generation
@@ -229,7 +226,7 @@ class StateStore:
         else:
             start, sessions, removed = 0, dict(base), set()
         log.replayed = start + replay(sessions, log.entries[start:], str(self.log_path),
-                                      self._lines, removed)
+                                      removed)
         self._replayed = (log.entries[:log.replayed], sessions, removed)
         return Live(sessions, removed, snapshot, len(raw), log)
 
@@ -247,23 +244,14 @@ class StateStore:
         if cached is not None and cached[0] == number and cached[1] == raw:
             return cached[2]
         try:
-            found = read_snapshot(raw, str(path), self._archive_lines, archive=True)
+            found = read_snapshot(raw, str(path), archive=True)
             if found.generation != number:
                 raise ValueError(f"{path} is not a valid orch state archive (its number)")
         except ValueError as err:
             raise _unreadable(err) from None
         self._archive = (number, raw, found.records)
+        self._archive_lines.read(raw, found, archive=True)
         return found.records
-
-    def _known_lines(self) -> Lines:
-        """The lines of the records as last read or written, for a write to reuse (a
-        record's line counts only while it is the very record: see stateformat._line)."""
-        if self._unlined is not None:
-            raw, snapshot = self._unlined
-            self._unlined = None
-            for session_id, line in snapshot_lines(raw, snapshot).items():
-                self._lines.setdefault(session_id, line)
-        return self._lines
 
     def _read_file(self, path: Path) -> bytes | None:
         """PATH's bytes; None if it does not exist."""
@@ -315,7 +303,7 @@ class StateStore:
                 else {**view.fetched, **live.records}
             changed = changes(before, view.records, sorted(view.touched))
             if changed:
-                entries = log_entries(changed, self._known_lines())
+                entries = log_entries(changed, self._lines.lines())
                 grown = log.sound + len(entries)
                 if not live.size or log.extends is None \
                         or snapshot.version != SCHEMA_VERSION \
@@ -380,13 +368,13 @@ class StateStore:
                 number = generation if kept else 0
                 if kept:
                     # Most of its records are the old archive's: their lines are reused.
-                    lines = {**self._archive_lines, **self._known_lines()}
+                    lines = {**self._archive_lines.lines(), **self._lines.lines()}
                     archive = encode_archive(kept, lines, number)
-                    self._archive_lines = lines
+                    self._archive_lines.keep(lines)
                     self._write(self.directory / archive_name(number), archive,
                                 sync_dir=True)
                     self._archive = (number, archive, kept)
-        data = encode(live, self._known_lines(), generation, number)
+        data = encode(live, self._lines.lines(), generation, number)
         self._write(self.path, data)
         faults.point("state.snapshot")
         header = log_header(generation)

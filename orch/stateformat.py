@@ -95,16 +95,17 @@ def _layout(texts: list[str], generation: int, archive: int = 0,
 
 def decode(raw: bytes, where: str, lines: Lines | None = None) -> tuple[Sessions, int]:
     """Records from a snapshot's bytes, and its generation; ValueError with a one-line
-    reason otherwise. LINES as for read_snapshot()."""
-    found = read_snapshot(raw, where, lines)
+    reason otherwise. LINES, if given, is set to each record's line (see LineCache)."""
+    found = read_snapshot(raw, where)
+    if lines is not None:
+        lines.clear()
+        lines.update(_split_lines(raw, found, archive=False))
     return found.records, found.generation
 
 
-def read_snapshot(raw: bytes, where: str, lines: Lines | None = None, *,
-                  archive: bool = False) -> Snapshot:
+def read_snapshot(raw: bytes, where: str, *, archive: bool = False) -> Snapshot:
     """What a snapshot's bytes (an ARCHIVE's) hold; ValueError with a one-line reason
-    otherwise. LINES, if given, receives each record's line when the file is laid out
-    as encode() lays it out in this schema version."""
+    otherwise."""
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -134,26 +135,48 @@ def read_snapshot(raw: bytes, where: str, lines: Lines | None = None, *,
         sessions[record.id] = record
     if archive and sorted(units) != sorted(r.unit for r in sessions.values()):
         raise ValueError(f"{where} is not a valid orch state archive (its units)")
-    found = Snapshot(sessions, generation, number, version)
-    if lines is not None:
-        lines.clear()
-        lines.update(snapshot_lines(raw, found, units if archive else None))
-    return found
+    return Snapshot(sessions, generation, number, version)
 
 
-def snapshot_lines(raw: bytes, found: Snapshot, units: list[str] | None = None) -> Lines:
-    """Each record's line in the snapshot RAW (which holds FOUND; UNITS, an archive's),
-    when the file is laid out as encode() lays it out in this schema version; else none.
-    A write reuses them for the records it does not change."""
+def _split_lines(raw: bytes, found: Snapshot, archive: bool) -> Lines:
+    """Each record's line in RAW (a snapshot, or an ARCHIVE, holding FOUND) when the file
+    is laid out as encode() lays it out in this schema version; else none."""
     sessions = found.records
     if found.version != SCHEMA_VERSION or not sessions:
         return {}
     texts = [t.removesuffix(",") for t in raw.decode("utf-8").split("\n")[1:-2]]
+    units = [r.unit for r in sessions.values()] if archive else None
     # Only a file laid out exactly as encode() lays it out: one record a line.
     if len(texts) != len(sessions) or not all(t.startswith("{") for t in texts) \
             or _layout(texts, found.generation, found.archive, units) != raw:
         return {}
     return {r.id: (r, t) for r, t in zip(sessions.values(), texts, strict=True)}
+
+
+class LineCache:
+    """The lines of a file's records as last read or written, for a write to reuse for
+    the records it does not change (a line serves only its very record: see _line).
+    What a read found is split from the file's bytes only when a write first asks:
+    most reads are only that."""
+
+    def __init__(self) -> None:
+        self._lines: Lines = {}
+        self._unsplit: tuple[bytes, Snapshot, bool] | None = None
+
+    def read(self, raw: bytes, found: Snapshot, *, archive: bool = False) -> None:
+        """RAW, read, holds FOUND."""
+        self._lines, self._unsplit = {}, (raw, found, archive)
+
+    def lines(self) -> Lines:
+        """The lines known, for encode() and log_entries() to use and update."""
+        if self._unsplit is not None:
+            self._lines = _split_lines(*self._unsplit)
+            self._unsplit = None
+        return self._lines
+
+    def keep(self, lines: Lines) -> None:
+        """LINES (as encode() updated them) are now the file's."""
+        self._lines, self._unsplit = lines, None
 
 
 def read_units(head: bytes, where: str) -> list[str]:
@@ -243,7 +266,7 @@ class Log:
         return self.header_size + self.replayed
 
 
-def replay(sessions: Sessions, entries: bytes, where: str, lines: Lines | None = None,
+def replay(sessions: Sessions, entries: bytes, where: str,
            removed: set[str] | None = None) -> int:
     """Apply the log lines ENTRIES (whole lines) to SESSIONS, adding the ids removed to
     REMOVED (and taking those set again out of it); how many bytes of them were sound.
@@ -273,8 +296,6 @@ def replay(sessions: Sessions, entries: bytes, where: str, lines: Lines | None =
                 removed.add(session_id)
             continue
         sessions[session_id] = record
-        if lines is not None:
-            lines.pop(session_id, None)
         if removed is not None:
             removed.discard(session_id)
     return done

@@ -93,7 +93,7 @@ def running_as_recorded(record: Record, states: tuple[str, str, str, int]) -> bo
     """
     return states == ("loaded", "active", "running", 0) and record.invocation_id is not None \
         and bool(record.main_pid) and record.intent is None and record.blocked is None \
-        and record.result is None  # no ending recorded (Record.ending)
+        and record.ending() is None
 
 
 def find_record(rt: Runtime, ref: str) -> Record:

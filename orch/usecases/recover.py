@@ -3,10 +3,10 @@ decisions are orch.recovery's, pure; the effects (writes, restarts, adoptions) a
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from orch import dependencies, faults, secrets
+from orch.frozen import replace
 from orch.session import Record, Session, UnitView
 from orch.spec import after_unit
 from orch.state import Sessions
@@ -124,7 +124,7 @@ def _restart(rt: Runtime, session_id: str, errors: list[str]) -> Outcome:
             return None
         if record.invocation_id is None and record.ending() is None:
             # Its start was never confirmed (a crash mid-spawn): nothing ran to archive.
-            sessions[session_id] = dataclasses.replace(record, requested_at=rt.now_iso())
+            sessions[session_id] = replace(record, requested_at=rt.now_iso())
         else:
             sessions[session_id] = record.next_invocation(rt.now_iso())
         return sessions[session_id]
@@ -150,7 +150,7 @@ def _set_argv(sessions: Sessions, session_id: str, argv: list[str]) -> Record | 
     record = sessions.get(session_id)
     if record is None:
         return None
-    sessions[session_id] = dataclasses.replace(record, argv=argv, program=None)
+    sessions[session_id] = replace(record, argv=argv, program=None)
     return sessions[session_id]
 
 

@@ -690,3 +690,20 @@ def test_a_log_replays_whole_or_up_to_a_cut_last_line() -> None:
         assert replay(sessions, entries + tail, "log", removed=removed) == sound
         assert list(sessions) == [_record(n).id for n in (0, 2, 3, 4)]
         assert removed == {_record(1).id}
+
+
+def test_a_write_reuses_the_lines_of_the_snapshot_it_read(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state, "LOG_MIN_BYTES", 0)  # every change writes a new snapshot
+    first = _record(1)
+    StateStore(tmp_path).update(_add(first))
+    store = StateStore(tmp_path)
+    raw = store.path.read_bytes()
+    canonical = json.dumps(first.to_sparse_json())
+    # The same record in another key order: a line only a reused one would keep.
+    reordered = json.dumps(dict(reversed(first.to_sparse_json().items())))
+    store.path.write_bytes(raw.replace(canonical.encode(), reordered.encode()))
+    assert set(store.load()) == {first.id}
+    store.update(_add(_record(2)))
+    assert reordered in store.path.read_text()
+    assert set(StateStore(tmp_path).load()) == {first.id, _record(2).id}
