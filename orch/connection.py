@@ -32,6 +32,9 @@ if TYPE_CHECKING:  # typing costs ~5 ms of every command's start
 # out again after this many uses with no dispatch (a spawn's wait for its job is one).
 DRAIN_EVERY = 16
 
+# The longest a wait through sd-bus itself holds the GIL (see Connection._wait).
+GIL_SLICE = 0.05
+
 
 def as_str(value: Any) -> str:
     """A D-Bus string (bytes from pystemd) as text."""
@@ -64,6 +67,7 @@ class Connection:
         self.start_matches: set[bytes] = set()  # paths with a match installed
         # pystemd hands sd-bus a bare pointer to each callback: keep them alive here.
         self.callbacks: list[Callable[..., None]] = []
+        self.handled = 0  # signals our callbacks ran for (see _process)
         self.closed = False
         # Uses since the last dispatch: the signals that came meanwhile wait in the
         # socket, or in sd-bus's queue when a call read past them, until one reads them.
@@ -129,8 +133,12 @@ class Connection:
     def match(self, path: bytes, interface: bytes, member: bytes,
               callback: Callable[..., None]) -> None:
         """Run CALLBACK for the manager's signal MEMBER of INTERFACE at PATH."""
-        self.callbacks.append(callback)
-        self.bus.match_signal(DESTINATION, path, interface, member, callback)
+        def counted(msg: Any, error: Any = None, userdata: Any = None) -> None:
+            self.handled += 1
+            callback(msg, error, userdata)
+
+        self.callbacks.append(counted)
+        self.bus.match_signal(DESTINATION, path, interface, member, counted)
 
     def watch_jobs(self) -> None:
         """Keep the result of each job queued() as its JobRemoved tells it (once)."""
@@ -206,17 +214,44 @@ class Connection:
         self.match(MANAGER_PATH, MANAGER_IFACE, b"UnitRemoved", on_removed)
 
     def dispatch(self, seconds: float, timeout: float) -> None:
-        """Wait up to SECONDS for bus traffic and run the matching callbacks (each
-        bounded by TIMEOUT)."""
+        """Run the callbacks for what came on the connection; if nothing had, wait up to
+        SECONDS for bus traffic and run those (each bounded by TIMEOUT)."""
         try:
-            self.bus.wait(max(1, int(seconds * 1_000_000)))
-            with bounded(timeout, "while dispatching signals"):
-                while not self.bus.process().is_empty():
-                    pass
+            if not self._process(timeout):
+                self._wait(seconds)
+                self._process(timeout)
             self.undispatched = 0
         except BaseException:
             self.broken = True
             raise
+
+    def _process(self, timeout: float) -> bool:
+        """Dispatch every message sd-bus has queued or can read now; whether there was
+        any. A message our callback took comes back as no message, as does none at all:
+        the count of callbacks tells them apart, so a call's queue is read to its end."""
+        some = False
+        with bounded(timeout, "while dispatching signals"):
+            while True:
+                handled = self.handled
+                if self.bus.process().is_empty() and self.handled == handled:
+                    return some
+                some = True
+
+    def _wait(self, seconds: float) -> None:
+        """Wait up to SECONDS for the manager to send something. poll() lets the
+        process's other threads run meanwhile (a follower's output, a library user's
+        threads): sd_bus_wait, through pystemd, would hold the GIL all along."""
+        import select
+
+        fd = self.bus.get_fd()
+        if fd < 0:  # ssh's two pipes: sd-bus waits on them itself, so a slice at a time
+            self.bus.wait(max(1, int(min(seconds, GIL_SLICE) * 1_000_000)))
+            return
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        events = poller.poll(max(1, int(seconds * 1000) + 1))
+        if any(mask & ~select.POLLIN for _fd, mask in events):
+            self.bus.wait(1)  # a closed or failed connection: sd-bus says how, at once
 
     def queued(self, job: Any) -> bytes:
         """JOB (a call's answer) as awaited: its JobRemoved is kept for wait_job(). Marked

@@ -179,3 +179,22 @@ with Manager(scope) as m:
     out['ended'] = all(orch.show(s.id).status.ended for s in others)
 """)
     assert out == {"kept": 0, "ended": True}
+
+
+def test_a_thread_waiting_on_the_manager_lets_the_others_run(orch: Orch) -> None:
+    # sd_bus_wait (through pystemd) holds the GIL: a thread waiting in it stopped every
+    # other thread until a signal came (`logs -f` printed nothing while it watched).
+    out = run_program(orch, """
+import time
+session = orch.spawn(['sleep', '600'])
+outcomes = []
+waiter = threading.Thread(target=lambda: outcomes.append(orch.wait([session.id], timeout=30)))
+waiter.start()
+time.sleep(0.5)  # the workload of this thread, while the waiter waits
+out['main_ran_on'] = waiter.is_alive()
+orch.stop(session.id)
+waiter.join()
+out['timed_out'] = outcomes[0].timed_out
+out['status'] = outcomes[0].sessions[0].status.value
+""")
+    assert out == {"main_ran_on": True, "timed_out": False, "status": "stopped"}

@@ -1,15 +1,17 @@
 """Connection.alive: whether an idle connection may be handed out again, told by its
-socket (a fake bus over a socketpair stands in for pystemd's)."""
+socket; Connection.dispatch: what sd-bus queued is all dispatched before a wait, and a
+wait is a poll() (a fake bus over a socketpair stands in for pystemd's)."""
 
 from __future__ import annotations
 
 import errno
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from orch.connection import DRAIN_EVERY, Connection
+from orch.connection import DRAIN_EVERY, GIL_SLICE, Connection
 
 
 class Message:
@@ -30,6 +32,7 @@ class SocketBus:
         self.processed = 0
         self.fail_after: int | None = None
         self.queued = 0
+        self.waits: list[int] = []
 
     def get_fd(self) -> int:
         return self.sock.fileno() if self.fd is None else self.fd
@@ -44,7 +47,7 @@ class SocketBus:
         return Message(empty=True)
 
     def wait(self, usec: int) -> None:
-        pass
+        self.waits.append(usec)
 
     def close(self) -> None:
         self.sock.close()
@@ -113,12 +116,75 @@ def test_signals_are_read_through_after_so_many_uses_without_a_dispatch(
     for _ in range(DRAIN_EVERY):
         assert conn.alive()
     assert bus.processed == 0
-    conn.dispatch(0.0, 1.0)  # a spawn's wait for its job reads them
+    conn.dispatch(0.0, 1.0)  # a spawn's wait for its job reads them (before and after)
     for _ in range(DRAIN_EVERY):
         assert conn.alive()
-    assert bus.processed == 1
+    assert bus.processed == 2
     assert conn.alive()  # queries only since: read through now
-    assert bus.processed == 4
+    assert bus.processed == 5
     for _ in range(DRAIN_EVERY):
         assert conn.alive()
-    assert bus.processed == 4
+    assert bus.processed == 5
+
+
+# --- dispatch ----------------------------------------------------------------------------
+
+class SignalBus(SocketBus):
+    """Signals in sd-bus's queue (as a call that read past them leaves them), each taken
+    by the match callback: process() then returns no message, as sd-bus does."""
+
+    def __init__(self, sock: socket.socket, fd: int | None = None) -> None:
+        super().__init__(sock, fd)
+        self.callbacks: list[Any] = []
+        self.signals = 0
+
+    def match_signal(self, *rule_and_callback: Any) -> None:
+        self.callbacks.append(rule_and_callback[-1])
+
+    def process(self) -> Message:
+        if self.signals:
+            self.signals -= 1
+            self.callbacks[0](Message(empty=False))
+            return Message(empty=True)
+        return super().process()
+
+
+def _watching(bus: SignalBus) -> tuple[Connection, list[object]]:
+    conn = Connection(bus)
+    seen: list[object] = []
+    conn.match(b"/", b"iface", b"Member",
+               lambda msg, error=None, userdata=None: seen.append(msg))
+    return conn, seen
+
+
+def test_every_queued_signal_is_dispatched_before_any_wait(
+        pair: tuple[socket.socket, socket.socket], monkeypatch: pytest.MonkeyPatch) -> None:
+    ours, _manager = pair
+    bus = SignalBus(ours)
+    conn, seen = _watching(bus)
+    waits: list[float] = []
+    monkeypatch.setattr(conn, "_wait", waits.append)
+    bus.signals = 3
+    conn.dispatch(60.0, 5.0)
+    assert len(seen) == 3 and waits == []
+    conn.dispatch(0.25, 5.0)  # nothing queued: now it waits
+    assert waits == [0.25]
+
+
+def test_a_wait_returns_when_the_manager_sends(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, manager = pair
+    bus = SignalBus(ours)
+    conn, _seen = _watching(bus)
+    manager.sendall(b"a signal")
+    conn.dispatch(3600.0, 5.0)  # poll() sees it at once
+    assert bus.processed == 2 and bus.waits == []  # one before the poll, one after
+
+
+def test_without_one_fd_sd_bus_waits_a_slice_at_a_time(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, _manager = pair
+    bus = SignalBus(ours, fd=-errno.EPERM)
+    conn, _seen = _watching(bus)
+    conn.dispatch(3600.0, 5.0)
+    assert bus.waits == [int(GIL_SLICE * 1_000_000)]
