@@ -185,12 +185,20 @@ def test_a_thread_waiting_on_the_manager_lets_the_others_run(orch: Orch) -> None
     # sd_bus_wait (through pystemd) holds the GIL: a thread waiting in it stopped every
     # other thread until a signal came (`logs -f` printed nothing while it watched).
     out = run_program(orch, """
-import time
+import sys, time
 session = orch.spawn(['sleep', '600'])
 outcomes = []
 waiter = threading.Thread(target=lambda: outcomes.append(orch.wait([session.id], timeout=30)))
 waiter.start()
-time.sleep(0.5)  # the workload of this thread, while the waiter waits
+def in_dispatch():  # the waiter's stack: is it waiting on the manager yet?
+    frame = sys._current_frames().get(waiter.ident)
+    while frame is not None and frame.f_code.co_name != 'dispatch':
+        frame = frame.f_back
+    return frame is not None
+deadline = time.monotonic() + 20
+while not in_dispatch():  # runs while the waiter waits, unless that holds the GIL
+    assert time.monotonic() < deadline, 'the waiter never waited'
+    time.sleep(0.01)
 out['main_ran_on'] = waiter.is_alive()
 orch.stop(session.id)
 waiter.join()
