@@ -248,10 +248,8 @@ class Connection:
             self.bus.wait(max(1, int(min(seconds, GIL_SLICE) * 1_000_000)))
             return
         poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        events = poller.poll(max(1, int(seconds * 1000) + 1))
-        if any(mask & ~select.POLLIN for _fd, mask in events):
-            self.bus.wait(1)  # a closed or failed connection: sd-bus says how, at once
+        poller.register(fd, select.POLLIN)  # a hang-up ends it too: process() reports it
+        poller.poll(max(1, int(seconds * 1000) + 1))
 
     def queued(self, job: Any) -> bytes:
         """JOB (a call's answer) as awaited: its JobRemoved is kept for wait_job(). Marked
