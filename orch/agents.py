@@ -16,7 +16,7 @@ from orch.providers import (
     build_resume_argv,
     find,
 )
-from orch.results import AgentResult, parse
+from orch.results import AgentResult, ResultFormat, parse
 from orch.scope import Scope
 from orch.session import Record
 
@@ -86,6 +86,15 @@ def can_resume(record: Record) -> bool:
         return provider_spec(record.provider, Scope(record.scope)).resume_argv is not None
     except UsageError:
         return False
+
+
+def output_format(record: Record) -> ResultFormat:
+    """The format RECORD's agent writes its output in (text where its provider is not
+    defined any more)."""
+    try:
+        return provider_spec(record.provider or "exec", Scope(record.scope)).results
+    except UsageError:
+        return ResultFormat.TEXT
 
 
 def read_result(record: Record, lines: list[str]) -> AgentResult:

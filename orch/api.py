@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from orch.providers import AgentRequest
     from orch.request import SpawnRequest
     from orch.spec import SpawnOptions
+    from orch.transcript import Style
     from orch.usecases.query import WaitOutcome as WaitOutcome
     from orch.usecases.recover import RecoverReport as RecoverReport
 
@@ -145,9 +146,9 @@ def show(ref: str, scope: Scope | None = None) -> Session:
 
 def logs_command(ref: str, scope: Scope | None = None, *, lines: int | None = None,
                  follow: bool = False, since: str | None = None,
-                 output: LogFormat | str = "short") -> list[str]:
+                 output: LogFormat | str | None = None) -> list[str]:
     """The journalctl command line that shows the session's output (OUTPUT: a
-    LogFormat or its name)."""
+    LogFormat or its name; None: the session's default)."""
     from orch.usecases import query
 
     with _runtime(scope) as rt:
@@ -166,15 +167,18 @@ def logs(ref: str, scope: Scope | None = None, *, lines: int | None = None,
 
 def follow_logs(ref: str, write: Callable[[str], object], scope: Scope | None = None, *,
                 lines: int | None = None, since: str | None = None,
-                output: LogFormat | str = "short") -> WaitOutcome:
-    """WRITE the session's output (or its last LINES lines), then its new lines as they
-    come, until it has ended and its last lines are in; how it ended, as `wait` saw it.
-    The end is watched through the manager's signals (wait), the output through the
-    journal; a session that has already ended is written whole at once."""
+                output: LogFormat | str | None = None,
+                style: Style | None = None) -> WaitOutcome:
+    """WRITE the session's output (or its last LINES lines) in OUTPUT format (None: the
+    session's default, an agent's transcript decorated in STYLE), then its new lines as
+    they come, until it has ended and its last lines are in; how it ended, as `wait`
+    saw it. The end is watched through the manager's signals (wait), the output through
+    the journal; a session that has already ended is written whole at once."""
     from orch.usecases import query
 
     with _runtime(scope) as rt:
-        return query.follow_logs(rt, ref, write, lines=lines, since=since, output=output)
+        return query.follow_logs(rt, ref, write, lines=lines, since=since, output=output,
+                                 style=style)
 
 
 def wait(refs: Sequence[str], scope: Scope | None = None, *, any_: bool = False,

@@ -171,8 +171,9 @@ def _tree() -> dict[str, Command | Group]:
                         Option("follow", ("-f", "--follow"), "flag", "Keep printing until "
                                "the session has ended; exit as `wait`.", default=False),
                         Option("since", ("--since",), "str", "As journalctl --since."),
-                        Option("output", ("-o", "--output"), _log_format, "",
-                               default="short"),
+                        Option("output", ("-o", "--output"), _log_format, "The format: "
+                               "transcript (an agent's default), short (any other "
+                               "program's), cat or json.", default=None),
                         Option("no_pager", ("--no-pager",), "flag", "Do not pipe the output "
                                "into a pager on a terminal.", default=False), json=False),
         "wait": _scoped("wait", "Wait for sessions to end: exit 0 if all ended successfully, "

@@ -261,24 +261,27 @@ def show(ref: str, user: bool = False, system: bool = False, as_json: bool = Fal
 
 
 def logs(ref: str, lines: int | None = None, follow: bool = False, since: str | None = None,
-         output: str = "short", no_pager: bool = False, user: bool = False,
+         output: str | None = None, no_pager: bool = False, user: bool = False,
          system: bool = False) -> int:
     """`orch logs`: whole lines, rendered by orch from journalctl's JSON. With --follow,
     until the session has ended, and then as `wait` exits; else through a pager on a
     terminal."""
     from orch.journal import LogFormat, write_logs
     from orch.pager import paged
+    from orch.transcript import Style
 
-    log_format = LogFormat(output)
+    log_format = None if output is None else LogFormat(output)
     scope = api.current_scope(user, system)
+    style = Style.for_stream(sys.stdout)
     try:
         if follow:
             outcome = api.follow_logs(ref, _write_now, scope, lines=lines, since=since,
-                                      output=log_format)
+                                      output=log_format, style=style)
             return 0 if outcome.succeeded else WAIT_FAILED
         record = api.find_record(ref, scope)
         with paged(not no_pager) as out:
-            write_logs(record, out.write, lines=lines, since=since, output=log_format)
+            write_logs(record, out.write, lines=lines, since=since, output=log_format,
+                       style=style)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (`orch logs ... | head`)

@@ -31,11 +31,15 @@ from orch.journal_entries import (
     whole_lines,
 )
 from orch.journal_format import LogFormat as LogFormat  # (as: callers name it here too)
-from orch.journal_format import Write, printer
+from orch.journal_format import Printer, Write
 from orch.journal_format import invocation_starts as invocation_starts  # (likewise)
 from orch.scope import Scope
 from orch.session import Ending, Record
 from orch.units import syslog_identifier
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orch.transcript import Style
 
 # After a session ended, how long to wait for its last lines when journald cannot be
 # asked to catch up (journalctl --sync is root's): until nothing came for QUIET seconds.
@@ -143,8 +147,29 @@ def _output_matches(record: Record) -> list[str]:
     return matches
 
 
+def default_format(record: Record) -> LogFormat:
+    """How `orch logs` shows RECORD's output unless told: an agent's as its transcript,
+    any other program's as journalctl's short format."""
+    return LogFormat.TRANSCRIPT if record.provider not in (None, "exec") else LogFormat.SHORT
+
+
+def printer(record: Record, output: LogFormat | None, write: Write,
+            refresh: Callable[[], Sequence[tuple[str, int]]] | None = None,
+            style: Style | None = None) -> Printer:
+    """A Printer of RECORD's output in OUTPUT format (None: its default_format); a
+    transcript is decorated in STYLE."""
+    output = default_format(record) if output is None else output
+    transcript = None
+    if output is LogFormat.TRANSCRIPT:
+        from orch.agents import output_format
+        from orch.transcript import Transcript
+
+        transcript = Transcript(output_format(record), style)
+    return Printer(output, write, invocation_starts(record), refresh, transcript)
+
+
 def logs_argv(record: Record, *, lines: int | None = None, follow: bool = False,
-              since: str | None = None, output: LogFormat = LogFormat.SHORT) -> list[str]:
+              since: str | None = None, output: LogFormat | None = None) -> list[str]:
     """A journalctl command that shows RECORD's output, for whoever wants to run
     journalctl themselves (orch reads and renders it itself: see write_logs).
 
@@ -155,7 +180,10 @@ def logs_argv(record: Record, *, lines: int | None = None, follow: bool = False,
     split at LineMax= as its pieces; --all keeps long fields from showing as null.
     """
     _check_lines(lines)
-    argv = ["journalctl", "--no-pager", "--quiet", "--all", "--output", str(output)]
+    shown = default_format(record) if output is None else output
+    if shown is LogFormat.TRANSCRIPT:  # journalctl has no such format: the lines as written
+        shown = LogFormat.CAT
+    argv = ["journalctl", "--no-pager", "--quiet", "--all", "--output", str(shown)]
     if lines is not None:
         argv += ["--lines", str(lines)]
     if since:
@@ -199,16 +227,18 @@ def _tail(args: Sequence[str], count: int, *, finish: bool
 
 
 def write_logs(record: Record, write: Write, *, lines: int | None = None,
-               since: str | None = None, output: LogFormat = LogFormat.SHORT) -> None:
+               since: str | None = None, output: LogFormat | None = None,
+               style: Style | None = None) -> None:
     """WRITE RECORD's output so far in OUTPUT format, whole line by whole line: every
     invocation's, or the last LINES lines (LINES counts whole lines, not journal
     entries). In json, a line journald split is one entry (see joined)."""
     _check_lines(lines)
     args = [*(["--since", since] if since else []), *_output_matches(record)]
-    show = printer(output, write, invocation_starts(record))
+    show = printer(record, output, write, style=style)
     if lines is not None:
         for entry in _tail(args, lines, finish=True)[0]:
             show(entry)
+        show.finish()
         return
     reader = _Reader(args)
     try:
@@ -216,6 +246,7 @@ def write_logs(record: Record, write: Write, *, lines: int | None = None,
             show(entry)
     finally:
         reader.close()
+    show.finish()
 
 
 def read_logs(record: Record, *, lines: int | None = None, since: str | None = None,
@@ -306,14 +337,15 @@ def _settle(args: Sequence[str], collector: _Collector, grace: float,
 
 
 def follow_logs(record: Record, write: Write, end: SessionEnd, *, lines: int | None = None,
-                since: str | None = None, output: LogFormat = LogFormat.SHORT,
-                refresh: Callable[[], Sequence[tuple[str, int]]] | None = None) -> None:
+                since: str | None = None, output: LogFormat | None = None,
+                refresh: Callable[[], Sequence[tuple[str, int]]] | None = None,
+                style: Style | None = None) -> None:
     """WRITE RECORD's output (all of it, or from the last LINES lines) and then its new
     lines as they come, until END is set and the last lines have arrived (see _settle).
     REFRESH gives the session's invocations again when one not known yet shows up."""
     _check_lines(lines)
     args = [*(["--since", since] if since else []), *_output_matches(record)]
-    show = printer(output, write, invocation_starts(record), refresh)
+    show = printer(record, output, write, refresh, style)
     collector = _Collector(show)
     start: list[str] = ["--lines", "all"]
     if lines is not None:
@@ -333,6 +365,7 @@ def follow_logs(record: Record, write: Write, end: SessionEnd, *, lines: int | N
         reader.close()
     _settle(args, collector, end.grace, lambda: False, caught_up=False)
     collector.finish()
+    show.finish()
 
 
 def output_lines(record: Record, *, complete: Callable[[list[str]], bool] | None = None,

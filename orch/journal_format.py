@@ -1,5 +1,6 @@
 """A session's output as `orch logs` shows it: journalctl's short, cat and json formats,
-rendered by orch from whole lines, with a mark where each invocation's output starts."""
+rendered by orch from whole lines, or an agent's transcript (orch.transcript), with a
+mark where each invocation's output starts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from enum import StrEnum
 from orch.journal_entries import Entry, field_text, message, realtime_usec
 from orch.session import Record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orch.transcript import Transcript
+
 Write = Callable[[str], object]
 
 
@@ -20,6 +25,7 @@ class LogFormat(StrEnum):
     SHORT = "short"
     JSON = "json"
     CAT = "cat"
+    TRANSCRIPT = "transcript"  # an agent's output as a person reads it (orch.transcript)
 
 
 def _clock(usec: int) -> str:
@@ -78,17 +84,19 @@ class InvocationMarks:
 
     def render(self, entry: Entry) -> list[str]:
         """ENTRY in short format, after a marker line if it begins another invocation."""
+        mark = self.mark(entry)
+        return [*([] if mark is None else [mark]), render_short(entry)]
+
+    def mark(self, entry: Entry) -> str | None:
+        """The line that marks where ENTRY's invocation begins, if ENTRY is its first."""
         owner = self._owner(entry)
-        lines = []
-        if owner != self.current:
-            self.current = owner
-            ids = [i for i, _ in self.starts]
-            number = ids.index(owner) + 1 if owner in ids else "?"
-            started = dict(self.starts).get(owner, 0)
-            lines.append(f"-- invocation {number} ({owner or 'unknown'}) started "
-                         f"{_clock(started)} --")
-        lines.append(render_short(entry))
-        return lines
+        if owner == self.current:
+            return None
+        self.current = owner
+        ids = [i for i, _ in self.starts]
+        number = ids.index(owner) + 1 if owner in ids else "?"
+        started = dict(self.starts).get(owner, 0)
+        return f"-- invocation {number} ({owner or 'unknown'}) started {_clock(started)} --"
 
 
 def invocation_starts(record: Record) -> list[tuple[str, int]]:
@@ -107,18 +115,36 @@ def invocation_starts(record: Record) -> list[tuple[str, int]]:
     return starts
 
 
-def printer(output: LogFormat, write: Write, starts: Sequence[tuple[str, int]] = (),
-            refresh: Callable[[], Sequence[tuple[str, int]]] | None = None
-            ) -> Callable[[Entry], None]:
-    """A function that WRITEs one whole line in OUTPUT format (short: marking where
-    each invocation starts)."""
-    marks = InvocationMarks(starts, refresh)
-    render = render_json if output is LogFormat.JSON else render_cat
+class Printer:
+    """WRITEs whole lines in OUTPUT format, one journal entry at a time (short and
+    transcript: marking where each invocation starts). TRANSCRIPT renders the entries'
+    messages in that format; finish() writes what it holds back."""
 
-    def show(entry: Entry) -> None:
-        if output is LogFormat.SHORT:
-            write("".join(line + "\n" for line in marks.render(entry)))
+    def __init__(self, output: LogFormat, write: Write, starts: Sequence[tuple[str, int]] = (),
+                 refresh: Callable[[], Sequence[tuple[str, int]]] | None = None,
+                 transcript: Transcript | None = None) -> None:
+        self.output = output
+        self.write = write
+        self.marks = InvocationMarks(starts, refresh)
+        self.transcript = transcript
+
+    def __call__(self, entry: Entry) -> None:
+        if self.output is LogFormat.JSON:
+            self.write(render_json(entry) + "\n")
+        elif self.output is LogFormat.CAT:
+            self.write(render_cat(entry) + "\n")
+        elif self.output is LogFormat.SHORT or self.transcript is None:
+            self.write("".join(line + "\n" for line in self.marks.render(entry)))
         else:
-            write(render(entry) + "\n")
+            mark = self.marks.mark(entry)
+            lines = [] if mark is None else [*self.transcript.flush(), mark]
+            lines += self.transcript.feed(render_cat(entry))
+            if lines:
+                self.write("".join(line + "\n" for line in lines))
 
-    return show
+    def finish(self) -> None:
+        """Write what the transcript holds back (text still streaming in)."""
+        if self.transcript is not None:
+            held = self.transcript.flush()
+            if held:
+                self.write("".join(line + "\n" for line in held))

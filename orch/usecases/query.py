@@ -26,6 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from orch.journal import LogFormat
     from orch.runtime import Runtime
+    from orch.transcript import Style
 
 
 def list_sessions(rt: Runtime, *, running: bool = False,
@@ -113,13 +114,14 @@ def result(rt: Runtime, ref: str) -> Session:
 
 
 def logs_command(rt: Runtime, ref: str, *, lines: int | None = None, follow: bool = False,
-                 since: str | None = None, output: LogFormat | str = "short") -> list[str]:
+                 since: str | None = None, output: LogFormat | str | None = None
+                 ) -> list[str]:
     """The journalctl command line that shows the session's output (OUTPUT: a
-    LogFormat or its name)."""
+    LogFormat or its name; None: the session's default)."""
     from orch.journal import LogFormat, logs_argv
 
     return logs_argv(lookup(rt, ref), lines=lines, follow=follow, since=since,
-                     output=LogFormat(output))
+                     output=None if output is None else LogFormat(output))
 
 
 def logs(rt: Runtime, ref: str, *, lines: int | None = None, since: str | None = None,
@@ -132,9 +134,11 @@ def logs(rt: Runtime, ref: str, *, lines: int | None = None, since: str | None =
 
 def follow_logs(rt: Runtime, ref: str, write: Callable[[str], object], *,
                 lines: int | None = None, since: str | None = None,
-                output: LogFormat | str = "short") -> WaitOutcome:
-    """WRITE the session's output (or its last LINES lines), then its new lines as they
-    come, until it has ended and its last lines are in; how it ended, as `wait` saw it.
+                output: LogFormat | str | None = None,
+                style: Style | None = None) -> WaitOutcome:
+    """WRITE the session's output (or its last LINES lines) in OUTPUT format (None: the
+    session's default; a transcript in STYLE), then its new lines as they come, until
+    it has ended and its last lines are in; how it ended, as `wait` saw it.
     The end is watched through the manager's signals (wait, in a thread of its own with
     a runtime of its own), the output through the journal; a session that has already
     ended is written whole at once."""
@@ -165,7 +169,8 @@ def follow_logs(rt: Runtime, ref: str, write: Callable[[str], object], *,
     watcher = threading.Thread(target=watch, name="orch-logs-end", daemon=True)
     watcher.start()
     journal.follow_logs(record, write, end, lines=lines, since=since,
-                        output=journal.LogFormat(output), refresh=invocations)
+                        output=None if output is None else journal.LogFormat(output),
+                        refresh=invocations, style=style)
     watcher.join()
     if failures:
         raise failures[0]

@@ -106,6 +106,28 @@ def test_a_sandboxed_agent_writes_inside_its_cwd_and_nowhere_else(agent: Orch) -
         outside.unlink(missing_ok=True)
 
 
+def test_logs_of_an_agent_read_as_its_transcript(agent: Orch) -> None:
+    replies = [ToolUse("Bash", {"command": "echo ran-for-real; seq 1 9",
+                                "description": "Print a marker and count"}),
+               Text("The marker printed.\nNine numbers followed.")]
+    with serve(replies) as (url, _):
+        sid = _claude(agent, url, "run the marker", "--auto-approve")
+        assert agent("wait", "--timeout", "120", sid).returncode == 0
+    lines = agent.ok("logs", sid).splitlines()
+    assert lines[0].startswith("-- invocation 1 (")
+    assert lines[1].startswith("── claude · ") and " · session " in lines[1]
+    call = lines.index("⏺ Bash  echo ran-for-real; seq 1 9")
+    # The tool really ran: its output, cut to its first lines with a count of the rest.
+    assert lines[call + 1:call + 5] == ["  ⎿ ran-for-real", "    1", "    2", "    … (+7 lines)"]
+    assert lines[-3:-1] == ["The marker printed.", "Nine numbers followed."]
+    assert lines[-1].startswith("── success · 2 model turns · ") and "$" in lines[-1]
+    assert not any("\x1b[" in line for line in lines)  # piped: no colour
+    assert agent.ok("logs", "--follow", sid).splitlines() == lines  # ended: the same, at once
+    assert agent.ok("logs", "-o", "transcript", sid).splitlines() == lines
+    # The journal as it is, where asked for.
+    assert agent.logs_text(sid).splitlines()[0].startswith('{"type":"system","subtype":"init"')
+
+
 def test_a_model_error_fails_the_session_with_the_agents_message(agent: Orch) -> None:
     with serve([Error(400, "scripted model error")]) as (url, _):
         sid = _claude(agent, url, "fail please")
@@ -114,6 +136,8 @@ def test_a_model_error_fails_the_session_with_the_agents_message(agent: Orch) ->
     assert shown["status"] == "failed"
     assert "scripted model error" in agent.logs_text(sid)
     assert "scripted model error" in (shown["final_result"] or "")
+    errors = [line for line in agent.ok("logs", sid).splitlines() if line.startswith("✗ ")]
+    assert errors and "scripted model error" in errors[-1]
 
 
 def test_a_missing_agent_binary_fails_the_spawn_in_one_line(user_orch: Orch) -> None:
@@ -146,6 +170,6 @@ def test_a_long_answer_comes_back_whole_everywhere(agent: Orch, size: int) -> No
     results = [json.loads(e["MESSAGE"]) for e in entries
                if '"type":"result"' in e["MESSAGE"]]
     same_text(results[-1]["result"], text, "logs -o json")
-    short = [line.split(": ", 1)[1] for line in agent.ok("logs", sid).splitlines()
+    short = [line.split(": ", 1)[1] for line in agent.ok("logs", "-o", "short", sid).splitlines()
              if '"type":"result"' in line]
     same_text(json.loads(short[-1])["result"], text, "logs -o short")

@@ -103,7 +103,7 @@ def test_bash_completes_commands_and_options(orch_bin: Path, tmp_path: Path) -> 
         "up", "down", "status", "exec", "shell"]
     assert _bash_complete(orch_bin, tmp_path, ["orch", "spawn", "--mem"]) == ["--memory-max"]
     assert _bash_complete(orch_bin, tmp_path, ["orch", "logs", "-o", ""]) == [
-        "short", "json", "cat"]
+        "short", "json", "cat", "transcript"]
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")

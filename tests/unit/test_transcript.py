@@ -1,0 +1,147 @@
+"""Agents' output as transcripts (orch.transcript), from real output the CLIs wrote
+(tests/unit/data/agents, README there), and the logs printer that uses them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orch.journal_format import LogFormat, Printer
+from orch.results import ResultFormat
+from orch.transcript import Style, Transcript, key_argument
+
+DATA = Path(__file__).parent / "data" / "agents"
+
+
+def _render(name: str, format: ResultFormat, style: Style | None = None) -> list[str]:
+    transcript = Transcript(format, style or Style())
+    shown: list[str] = []
+    for line in (DATA / name).read_text().splitlines():
+        shown += transcript.feed(line)
+    return shown + transcript.flush()
+
+
+def test_a_claude_run_reads_as_calls_results_answer_and_cost() -> None:
+    shown = _render("claude-tools.jsonl", ResultFormat.CLAUDE_STREAM_JSON)
+    assert shown[0].startswith("── claude · claude-opus-4-8[1m] · session c586fd72-")
+    assert shown[1] == "⏺ Bash  printf 'one\\ntwo\\nthree\\nfour\\nfive\\nsix\\nseven\\n'"
+    assert shown[2:6] == ["  ⎿ one", "    two", "    three", "    … (+4 lines)"]
+    assert "⏺ Read  /etc/hostname" in shown
+    assert "⏺ Grep  needle" in shown  # the pattern, not the path, says what it does
+    refused = next(line for line in shown if "No such tool available: Grep" in line)
+    assert refused.startswith("  ⎿ <tool_use_error>")
+    assert shown[-3:] == [
+        "All done: the command printed seven lines.", "Second line of the answer.",
+        "── success · 4 model turns · 48 in / 28 out tokens · $0.0012 · 0.3s ──"]
+    # The 1,500-character init event and the tool list are nowhere.
+    assert all(len(line) < 200 for line in shown)
+
+
+def test_claude_errors_stand_out_and_colour_follows_the_style() -> None:
+    plain = _render("claude-not-logged-in.jsonl", ResultFormat.CLAUDE_STREAM_JSON)
+    assert "✗ Not logged in · Please run /login" in plain
+    assert plain[-1].startswith("── error · 1 model turn ·")
+    assert not any("\x1b[" in line for line in plain)
+    coloured = _render("claude-not-logged-in.jsonl", ResultFormat.CLAUDE_STREAM_JSON,
+                       Style(colour=True))
+    assert "\x1b[31m✗ Not logged in · Please run /login\x1b[0m" in coloured
+
+
+def test_a_long_call_is_cut_to_the_width_only_where_there_is_one() -> None:
+    event = {"type": "assistant", "message": {"content": [
+        {"type": "tool_use", "name": "Bash", "input": {"command": "x" * 300}}]}}
+    narrow = Transcript(ResultFormat.CLAUDE_STREAM_JSON, Style(width=40))
+    [line] = narrow.feed(json.dumps(event))
+    assert len(line) == 40 and line.endswith("…") and line.startswith("⏺ Bash  xxx")
+    [whole] = Transcript(ResultFormat.CLAUDE_STREAM_JSON).feed(json.dumps(event))
+    assert whole == "⏺ Bash  " + "x" * 300
+
+
+@pytest.mark.parametrize("format", list(ResultFormat))
+@pytest.mark.parametrize("line", [
+    '{"type": "brand_new_kind", "detail": 1}',
+    '{"type": "assistant", "message": "not an object"}',
+    '{"type": "user", "message": {"content": 7}}',
+    '{"type": "item.completed", "item": null}',
+    '{"type": "result", "usage": [], "num_turns": "x"}',
+    '[1, 2]', '{"no_type": true}'])
+def test_an_event_not_foreseen_is_one_compact_line_never_a_crash(format: ResultFormat,
+                                                                   line: str) -> None:
+    shown = Transcript(format).feed(line)
+    assert len(shown) <= 1
+    assert all(text.strip() for text in shown)
+    if line.startswith('{"type": "brand_new_kind"') and format is not ResultFormat.TEXT:
+        assert shown == ['· brand_new_kind {"type": "brand_new_kind", "detail": 1}']
+
+
+def test_lines_that_are_not_events_are_shown_as_written() -> None:
+    transcript = Transcript(ResultFormat.CLAUDE_STREAM_JSON)
+    assert transcript.feed("npm WARN something") == ["npm WARN something"]
+    assert transcript.feed("{not json") == ["{not json"]
+    assert transcript.feed("   ") == []
+
+
+def test_gemini_shows_the_prompt_it_echoes_and_joins_streamed_text() -> None:
+    shown = _render("gemini-offline-stream.jsonl", ResultFormat.GEMINI_JSON)
+    assert shown[0] == ("── gemini · gemini-2.5-pro · "
+                        "session a10dc6d4-f8b8-4f12-9a23-31cf8e5b26a5 ──")
+    assert shown[1:] == ["> -x $(rm -rf /) {model}", "> 'quoted\" line2"]
+    transcript = Transcript(ResultFormat.GEMINI_JSON)
+    for piece in ("Hel", "lo wor", "ld\nbye"):
+        assert transcript.feed(json.dumps({"type": "message", "role": "assistant",
+                                           "content": piece, "delta": True})) == []
+    end = transcript.feed(json.dumps({"type": "result", "status": "success", "stats": {
+        "input_tokens": 10, "output_tokens": 3, "tool_calls": 1, "duration_ms": 1500}}))
+    assert end == ["Hello world", "bye",
+                   "── success · 1 tool call · 10 in / 3 out tokens · 1.5s ──"]
+
+
+def test_codex_shows_its_thread_and_each_error_once() -> None:
+    shown = _render("codex-offline.jsonl", ResultFormat.CODEX_JSONL)
+    assert shown[0] == "── codex · thread 01a1fb97-d959-7d73-942d-086103f09217 ──"
+    assert shown[1].startswith("✗ Reconnecting... 2/5")
+    lines = (DATA / "codex-offline.jsonl").read_text().splitlines()
+    assert len(shown) == len(lines) - 1  # turn.started says nothing
+
+
+def test_a_codex_command_shows_when_it_starts_and_its_output_when_done() -> None:
+    transcript = Transcript(ResultFormat.CODEX_JSONL)
+    item = {"id": "item_1", "type": "command_execution", "command": "ls -1",
+            "aggregated_output": "a\nb\n", "exit_code": None, "status": "in_progress"}
+    assert transcript.feed(json.dumps({"type": "item.started", "item": item})) == [
+        "⏺ shell  ls -1"]
+    done = {**item, "exit_code": 0, "status": "completed"}
+    assert transcript.feed(json.dumps({"type": "item.completed", "item": done})) == [
+        "  ⎿ a", "    b"]
+
+
+def test_key_argument_prefers_what_the_call_does() -> None:
+    assert key_argument({"description": "d", "command": "make"}) == "make"
+    assert key_argument('{"file_path": "/a"}') == "/a"
+    assert key_argument({"n": 3}) == '{"n": 3}'
+    assert key_argument("plain words") == "plain words"
+
+
+def _entry(message: str, invocation: str) -> dict[str, str]:
+    return {"MESSAGE": message, "_SYSTEMD_INVOCATION_ID": invocation,
+            "__REALTIME_TIMESTAMP": "1796552101969116"}
+
+
+def test_the_printer_marks_each_invocation_and_flushes_held_text_first() -> None:
+    written: list[str] = []
+    printer = Printer(LogFormat.TRANSCRIPT, written.append,
+                      [("aaa", 1796552101969116), ("bbb", 1796552101969117)],
+                      transcript=Transcript(ResultFormat.GEMINI_JSON))
+    delta = json.dumps({"type": "message", "role": "assistant", "content": "half",
+                        "delta": True})
+    printer(_entry(delta, "aaa"))
+    printer(_entry("plain", "bbb"))
+    printer(_entry(delta, "bbb"))
+    printer.finish()
+    lines = "".join(written).splitlines()
+    assert lines[0].startswith("-- invocation 1 (aaa) started")
+    assert lines[1] == "half"  # the first run's text, before the second run's mark
+    assert lines[2].startswith("-- invocation 2 (bbb) started")
+    assert lines[3:] == ["plain", "half"]
