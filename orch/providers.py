@@ -5,23 +5,7 @@ A provider is data, so that a user's TOML config can add one or override a built
 its binary, an argv template for a fresh run, one for resuming its own conversation
 (or none), and which parser in orch.results reads its output.
 
-Templates. An item is one argv word (a string) or a GROUP of words (a tuple; in TOML an
-array of strings) kept or dropped together. Words may hold placeholders:
-
-- `{binary}`, `{prompt}`, `{model}`, `{system_prompt}`, `{max_turns}`,
-  `{provider_session_id}`: scalars. An item using one that is unset (None or empty) is
-  dropped whole: `"--model={model}"` or `("--model", "{model}")` vanishes without a model.
-  With a `!` (`{model!}`) the value is required instead: building the argv without it
-  fails ("ollama needs --model").
-- `{add_dir*}`: a list; the item is repeated once per value, and dropped if there is none.
-- `{auto_approve?}`: a flag; the item is kept only when it is true, and the token itself
-  is removed from it (a word that was only the token disappears).
-
-Values are substituted in one pass, as whole values, into words that go to the program
-as they are: no shell, no re-splitting, and braces inside a value are never expanded
-again. Any other identifier in braces is refused as an unknown placeholder; other braces
-(`{"a": 1}`) are literal text. argv[0] is always the provider's binary and is not part of
-the template (`{binary}` is there for a template that must pass it on).
+The templates' language is orch.argv_template's.
 
 Every built-in hands the prompt over after `--` (or as `--prompt=...`), so that a prompt
 starting with `-` stays a prompt, and passes free-text option values as `--flag=value`
@@ -32,20 +16,13 @@ for the same reason. A request option the template has no placeholder for is ref
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
+from orch.argv_template import FLAG, LIST, Item, placeholders, render
 from orch.errors import UsageError
 from orch.results import ResultFormat
-
-Item = str | tuple[str, ...]
-
-_TOKEN = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)([!*?]?)\}")
-_SCALARS = ("binary", "prompt", "model", "system_prompt", "max_turns", "provider_session_id")
-_LIST = "add_dir"
-_FLAG = "auto_approve"
-_KNOWN = ", ".join([*(f"{{{name}}}" for name in _SCALARS), f"{{{_LIST}*}}", f"{{{_FLAG}?}}"])
 
 # What each request option is called in errors: what a provider would need a flag for,
 # and the option that asked for it.
@@ -74,6 +51,11 @@ class ProviderSpec:
     # printing nothing). state_env names the variable that puts all of it there.
     state_dir: str | None = None
     state_env: str | None = None
+    # Templates for a run that stays up between turns and takes each user message on its
+    # standard input (orch.conversation), fresh and resumed: no prompt in them. None: the
+    # provider takes no messages while it runs.
+    live_argv: tuple[Item, ...] | None = None
+    live_resume_argv: tuple[Item, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +71,40 @@ class AgentRequest:
     # On resume: the conversation to continue. On a fresh run: the id the new
     # conversation should have, for providers that let the caller choose it.
     provider_session_id: str | None = None
+    # Stay up between turns, taking each message on standard input (orch send).
+    interactive: bool = False
+
+
+_CLAUDE_ARGV: tuple[Item, ...] = (
+    "-p", "--output-format", "stream-json", "--verbose",
+    "--model={model}",
+    "--append-system-prompt={system_prompt}",
+    "--max-turns={max_turns}",
+    "--add-dir={add_dir*}",
+    ("--dangerously-skip-permissions", "{auto_approve?}"),
+    "--session-id={provider_session_id}",  # must be a UUID
+    "--", "{prompt!}",
+)
+_CLAUDE_RESUME_ARGV: tuple[Item, ...] = (
+    "-p", "--resume={provider_session_id!}",
+    "--output-format", "stream-json", "--verbose",
+    "--model={model}",
+    "--append-system-prompt={system_prompt}",
+    "--max-turns={max_turns}",
+    "--add-dir={add_dir*}",
+    ("--dangerously-skip-permissions", "{auto_approve?}"),
+    "--", "{prompt!}",
+)
+
+
+def _live_template(template: tuple[Item, ...]) -> tuple[Item, ...]:
+    """TEMPLATE (claude's) for a run that takes its messages on standard input as
+    stream-json, one per line, a turn each: the CLI stays up until its input ends
+    (which orch's never does while the session runs). No prompt: it is the first
+    message. A message sent during a turn is read at the turn's next step. Each message
+    is echoed on its output (--replay-user-messages), so the transcript shows it."""
+    return (*template[:template.index("--")], "--input-format", "stream-json",
+            "--replay-user-messages")
 
 
 # Built-ins. Checked against each CLI's --help (versions below) and its documentation;
@@ -105,29 +121,16 @@ BUILTIN: dict[str, ProviderSpec] = {
     "claude": ProviderSpec(
         name="claude",
         binary="claude",
-        argv=(
-            "-p", "--output-format", "stream-json", "--verbose",
-            "--model={model}",
-            "--append-system-prompt={system_prompt}",
-            "--max-turns={max_turns}",
-            "--add-dir={add_dir*}",
-            ("--dangerously-skip-permissions", "{auto_approve?}"),
-            "--session-id={provider_session_id}",  # must be a UUID
-            "--", "{prompt!}",
-        ),
-        resume_argv=(
-            "-p", "--resume={provider_session_id!}",
-            "--output-format", "stream-json", "--verbose",
-            "--model={model}",
-            "--append-system-prompt={system_prompt}",
-            "--max-turns={max_turns}",
-            "--add-dir={add_dir*}",
-            ("--dangerously-skip-permissions", "{auto_approve?}"),
-            "--", "{prompt!}",
-        ),
+        argv=_CLAUDE_ARGV,
+        resume_argv=_CLAUDE_RESUME_ARGV,
         results=ResultFormat.CLAUDE_STREAM_JSON,
         state_dir=".claude",
         state_env="CLAUDE_CONFIG_DIR",
+        # --input-format stream-json: one JSON user message per line on stdin, a turn
+        # each; the CLI stays up until its input ends (which orch's never does while the
+        # session runs). A message sent during a turn is read at the turn's next step.
+        live_argv=_live_template(_CLAUDE_ARGV),
+        live_resume_argv=_live_template(_CLAUDE_RESUME_ARGV),
     ),
     # codex-cli 0.169.0, `codex exec --help` and `codex exec resume --help`;
     # developers.openai.com/codex/noninteractive. exec runs in a read-only sandbox and
@@ -229,103 +232,6 @@ BUILTIN: dict[str, ProviderSpec] = {
 }
 
 
-def _group(item: Item) -> tuple[str, ...]:
-    return (item,) if isinstance(item, str) else tuple(item)
-
-
-def _check_token(name: str, suffix: str) -> None:
-    """Refuse a placeholder outside the template language."""
-    if (suffix in ("", "!") and name in _SCALARS) or (name, suffix) in (
-            (_LIST, "*"), (_FLAG, "?")):
-        return
-    raise UsageError(f"unknown placeholder {{{name}{suffix}}} (known: {_KNOWN})")
-
-
-def placeholders(template: Sequence[Item]) -> dict[str, set[str]]:
-    """The placeholders TEMPLATE uses, by name, each with the suffixes it carries
-    ('' or '!' for scalars); UsageError for an unknown one."""
-    used: dict[str, set[str]] = {}
-    for item in template:
-        for word in _group(item):
-            for match in _TOKEN.finditer(word):
-                _check_token(match[1], match[2])
-                used.setdefault(match[1], set()).add(match[2])
-    return used
-
-
-def _scalar(name: str, value: object) -> str | None:
-    """A scalar value as its word, None when unset."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise TypeError(f"{{{name}}}: expected a string or an integer, got {type(value).__name__}")
-
-
-def _values(value: object) -> list[str]:
-    """The list placeholder's values; empty strings count as unset."""
-    if value is None:
-        return []
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        raise TypeError(f"{{{_LIST}*}}: expected a sequence of strings, "
-                        f"got {type(value).__name__}")
-    values = list(value)
-    if not all(isinstance(v, str) for v in values):
-        raise TypeError(f"{{{_LIST}*}}: expected a sequence of strings")
-    return [v for v in values if v]
-
-
-def _render_group(group: tuple[str, ...], values: Mapping[str, object]) -> list[str]:
-    tokens = [(m[1], m[2]) for word in group for m in _TOKEN.finditer(word)]
-    for name, suffix in tokens:
-        _check_token(name, suffix)
-    names = {name for name, _ in tokens}
-    if _FLAG in names:
-        flag = values.get(_FLAG)
-        if flag is not None and not isinstance(flag, bool):
-            raise TypeError(f"{{{_FLAG}?}}: expected a bool, got {type(flag).__name__}")
-        if not flag:
-            return []
-    scalars = {name: _scalar(name, values.get(name)) for name in names if name in _SCALARS}
-    for name, suffix in tokens:
-        if suffix == "!" and scalars[name] is None:
-            raise UsageError(f"{{{name}!}} is required but has no value")
-    if any(value is None for value in scalars.values()):
-        return []
-    repeats: list[str | None] = [None]
-    if _LIST in names:
-        repeats = [*_values(values.get(_LIST))]
-
-    words: list[str] = []
-    for each in repeats:
-        def substitute(match: re.Match[str], each: str | None = each) -> str:
-            name = match[1]
-            if name == _FLAG:
-                return ""
-            if name == _LIST:
-                return each or ""
-            return scalars[name] or ""
-
-        for word in group:
-            rendered = _TOKEN.sub(substitute, word)
-            # Only removing the flag token can empty a word: that word goes too.
-            if rendered or not word:
-                words.append(rendered)
-    return words
-
-
-def render(template: Sequence[Item], values: Mapping[str, object]) -> list[str]:
-    """TEMPLATE's words with VALUES (keyed by placeholder name: "model", "add_dir",
-    "auto_approve", ...) substituted, unset groups dropped and list groups repeated.
-    A name missing from VALUES is unset."""
-    words: list[str] = []
-    for item in template:
-        words.extend(_render_group(_group(item), values))
-    return words
-
-
 def _request_values(spec: ProviderSpec, request: AgentRequest) -> dict[str, object]:
     return {
         "binary": spec.binary,
@@ -334,19 +240,21 @@ def _request_values(spec: ProviderSpec, request: AgentRequest) -> dict[str, obje
         "system_prompt": request.system_prompt,
         "max_turns": request.max_turns,
         "provider_session_id": request.provider_session_id,
-        _LIST: request.add_dirs,
-        _FLAG: request.auto_approve,
+        LIST: request.add_dirs,
+        FLAG: request.auto_approve,
     }
 
 
 def _asked(values: Mapping[str, object], name: str) -> bool:
     """Whether the request sets option NAME."""
     value = values.get(name)
-    return bool(value) if name in (_LIST, _FLAG) else value not in (None, "")
+    return bool(value) if name in (LIST, FLAG) else value not in (None, "")
 
 
 def _build(spec: ProviderSpec, template: tuple[Item, ...], request: AgentRequest,
            resuming: bool) -> list[str]:
+    """REQUEST rendered through TEMPLATE. A live template takes no prompt: the prompt
+    is the first message on its input."""
     if not spec.binary:
         raise UsageError(f"provider {spec.name} has no binary")
     if request.max_turns is not None and (
@@ -358,6 +266,8 @@ def _build(spec: ProviderSpec, template: tuple[Item, ...], request: AgentRequest
     used = placeholders(template)
     when = " when resuming" if resuming else ""
     for name, (what, option) in _OPTIONS.items():
+        if name == "prompt" and request.interactive:
+            continue
         if _asked(values, name) and name not in used:
             raise UsageError(f"{spec.name} has no way to {what}{when} ({option})")
     for name, suffixes in used.items():
@@ -375,7 +285,16 @@ def build_argv(spec: ProviderSpec, request: AgentRequest) -> list[str]:
     if not spec.argv:
         raise UsageError(f"provider {spec.name} takes the command itself: "
                          "use `orch spawn -- CMD [ARG...]`")
+    if request.interactive:
+        return _build(spec, _live(spec, spec.live_argv), request, resuming=False)
     return _build(spec, spec.argv, request, resuming=False)
+
+
+def _live(spec: ProviderSpec, template: tuple[Item, ...] | None) -> tuple[Item, ...]:
+    if template is None:
+        raise UsageError(f"{spec.name} takes no messages while it runs, so it cannot be "
+                         "--interactive (claude can); `orch send` resumes it once it ended")
+    return template
 
 
 def build_resume_argv(spec: ProviderSpec, request: AgentRequest) -> list[str]:
@@ -387,6 +306,8 @@ def build_resume_argv(spec: ProviderSpec, request: AgentRequest) -> list[str]:
         raise UsageError(f"{spec.name} cannot resume a conversation")
     if not request.provider_session_id:
         raise UsageError(f"resuming {spec.name} needs its session id")
+    if request.interactive:
+        return _build(spec, _live(spec, spec.live_resume_argv), request, resuming=True)
     return _build(spec, spec.resume_argv, request, resuming=True)
 
 
@@ -493,7 +414,9 @@ def spec_from_table(name: str, table: Mapping[str, object], base: ProviderSpec |
 
     return ProviderSpec(name=name, binary=binary, argv=argv, resume_argv=resume_argv,
                         results=results, state_dir=base.state_dir if base else None,
-                        state_env=base.state_env if base else None)
+                        state_env=base.state_env if base else None,
+                        live_argv=base.live_argv if base else None,
+                        live_resume_argv=base.live_resume_argv if base else None)
 
 
 def find(name: str, tables: Mapping[str, Mapping[str, object]], where: str) -> ProviderSpec:
