@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from orch.request import SpawnRequest
     from orch.spec import SpawnOptions
     from orch.transcript import Style
+    from orch.usecases.converse import Sent
     from orch.usecases.query import WaitOutcome as WaitOutcome
     from orch.usecases.recover import RecoverReport as RecoverReport
 
@@ -109,6 +110,18 @@ def resume(ref: str, prompt: str | None = None, scope: Scope | None = None) -> S
 
     with _runtime(scope) as rt:
         return spawning.resume(rt, ref, prompt)
+
+
+def send(ref: str, message: str | None, scope: Scope | None = None, *,
+         interrupt: bool = False) -> Sent:
+    """Hand MESSAGE to the agent of session REF: a running conversation (spawned
+    --interactive) takes it as its next message (during a turn, claude reads it at the
+    turn's next step); an ended agent session is resumed with it, as a new invocation.
+    INTERRUPT (and no message) stops a conversation's current turn instead."""
+    from orch.usecases import converse
+
+    with _runtime(scope) as rt:
+        return converse.send(rt, ref, message, interrupt=interrupt)
 
 
 def result(ref: str, scope: Scope | None = None) -> Session:

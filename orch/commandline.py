@@ -149,6 +149,14 @@ def _tree() -> dict[str, Command | Group]:
         "resume": _scoped("resume", "Start an ended agent session again, resuming the "
                           "agent's own conversation.", REF,
                           Argument("prompt", "str", "What to tell the agent.", required=False)),
+        "send": _scoped("send", "Hand a conversation (spawn --interactive) its next "
+                        "message; an ended agent session is resumed with it. During a "
+                        "turn, claude reads it at the turn's next step.", REF,
+                        Argument("message", "str", "The message; - reads it from standard "
+                                 "input.", required=False),
+                        Option("file", ("--file",), "str", "Read the message from a file."),
+                        Option("interrupt", ("--interrupt",), "flag", "Stop the agent's "
+                               "current turn instead (claude).", default=False)),
         "ps": Command("ps", "List sessions, newest first, with their live status.", [
             Option("running", ("--running",), "flag", "Only sessions not ended.",
                    default=False),

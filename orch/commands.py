@@ -15,7 +15,7 @@ import os
 import sys
 
 from orch import __version__, api
-from orch.errors import OrchError
+from orch.errors import OrchError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -181,6 +181,31 @@ def resume(ref: str, prompt: str | None = None, user: bool = False, system: bool
     session = api.resume(ref, prompt, api.current_scope(user, system))
     if as_json:
         emit_json(session.to_json())
+    else:
+        print(session.id)
+    return 0
+
+
+def send(ref: str, message: str | None = None, file: str | None = None,
+         interrupt: bool = False, user: bool = False, system: bool = False,
+         as_json: bool = False) -> int:
+    """`orch send`: the session's id on stdout, what became of the message on stderr."""
+    if sum((message is not None, file is not None, interrupt)) != 1:
+        raise UsageError("give one of: a MESSAGE, --file F, or --interrupt")
+    if file is not None:
+        message = api.read_result_file(file)
+    elif message == "-":
+        message = sys.stdin.read().removesuffix("\n")
+    sent = api.send(ref, message, api.current_scope(user, system), interrupt=interrupt)
+    session = sent.session
+    who = f"session {session.id[:8]} ({session.name})"
+    if sent.how == "queued":
+        say(f"orch: {who} is in a turn; the agent reads the message at the turn's next step")
+    elif sent.how == "resumed":
+        say(f"orch: {who} had ended: invocation {session.restarts + 1} resumes its "
+            "conversation with the message")
+    if as_json:
+        emit_json({**session.to_json(), "sent": sent.how})
     else:
         print(session.id)
     return 0

@@ -274,16 +274,23 @@ class Connection:
             self.jobs.pop(job, None)
 
     def wait_for(self, done: Callable[[], bool], timeout: float | None,
-                 call_timeout: float) -> bool:
+                 call_timeout: float, poll: float | None = None) -> bool:
         """Dispatch signals until DONE() holds, checked now and after each change
-        watch_units() notes; False once TIMEOUT seconds (None: no limit) have passed."""
+        watch_units() notes (and every POLL seconds, for what no signal tells); False
+        once TIMEOUT seconds (None: no limit) have passed."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self.changed = False
             if done():
                 return True
+            polled = None if poll is None else time.monotonic() + poll
             while not self.changed:
-                remaining = 3600.0 if deadline is None else deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = 3600.0 if deadline is None else deadline - now
                 if remaining <= 0:
                     return False
+                if polled is not None:
+                    if polled <= now:
+                        break
+                    remaining = min(remaining, polled - now)
                 self.dispatch(remaining, call_timeout)

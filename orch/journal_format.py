@@ -137,7 +137,7 @@ class Printer:
             self.write("".join(line + "\n" for line in self.marks.render(entry)))
         else:
             mark = self.marks.mark(entry)
-            lines = [] if mark is None else [*self.transcript.flush(), mark]
+            lines = [] if mark is None else [*self.transcript.restart(), mark]
             lines += self.transcript.feed(render_cat(entry))
             if lines:
                 self.write("".join(line + "\n" for line in lines))

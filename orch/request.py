@@ -42,6 +42,7 @@ class SpawnRequest:
     model: str | None = None
     system_prompt: str | None = None
     auto_approve: bool = False
+    interactive: bool = False
     add_dirs: tuple[str, ...] = ()
     max_turns: int | None = None
     timeout_sec: float | None = None  # None: no limit (0 and infinity alike)
@@ -83,7 +84,7 @@ class SpawnRequest:
 
         return AgentRequest(prompt=prompt, model=self.model, system_prompt=self.system_prompt,
                             auto_approve=self.auto_approve, add_dirs=self.add_dirs,
-                            max_turns=self.max_turns)
+                            max_turns=self.max_turns, interactive=self.interactive)
 
 
 def config_for_spawn(scope: Scope, profile: str | None,
@@ -131,6 +132,7 @@ def _typed(values: Mapping[str, object]) -> SpawnRequest:
         model=_text(values, "model"),
         system_prompt=_text(values, "system_prompt"),
         auto_approve=values.get("auto_approve") is True,
+        interactive=values.get("interactive") is True,
         add_dirs=tuple(os.path.abspath(d) for d in _texts(values, "add_dirs")),
         max_turns=turns if isinstance(turns, int) else None,
         # 0 and infinity both mean no limit.

@@ -25,6 +25,7 @@ class Status(StrEnum):
 
     STARTING = "starting"
     RUNNING = "running"
+    IDLE = "idle"  # running, a conversation waiting for its next message (orch send)
     EXITED = "exited"  # ended successfully
     FAILED = "failed"
     STOPPED = "stopped"  # by `orch stop`, or by the manager stopping it
@@ -34,7 +35,7 @@ class Status(StrEnum):
     @property
     def ended(self) -> bool:
         """True once the session can no longer run."""
-        return self not in (Status.STARTING, Status.RUNNING)
+        return self not in (Status.STARTING, Status.RUNNING, Status.IDLE)
 
     @property
     def succeeded(self) -> bool:

@@ -500,14 +500,15 @@ class Manager:
         return self.wait_job(job, f"the start of {unit}")
 
     def wait_until(self, units: Sequence[str], done: Callable[[], bool],
-                   timeout: float | None) -> bool:
+                   timeout: float | None, poll: float | None = None) -> bool:
         """Block on the manager's signals about UNITS until DONE() holds; False on timeout.
 
         DONE is checked once after subscribing (so no change slips in between) and again
-        after every signal about the units; nothing is polled.
+        after every signal about the units; with POLL, also every POLL seconds (for what
+        the manager does not tell: a conversation's turn ending).
         """
         conn = self._open
         conn.watch_units(units)
         conn.watch_jobs()
         self._manager_call("Subscribe", b"", [], "a subscription to unit changes")
-        return conn.wait_for(done, timeout, self.timeout)
+        return conn.wait_for(done, timeout, self.timeout, poll)

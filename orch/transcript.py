@@ -117,6 +117,7 @@ class Transcript:
         self.format = format
         self._pending: list[str] = []  # streamed assistant text not yet shown (gemini)
         self._shown_calls: set[str] = set()  # tool calls already shown when they began
+        self._header = ""  # the last run's header: a conversation's turns repeat it
         renderers: dict[ResultFormat, Callable[[Event], list[str]]] = {
             ResultFormat.CLAUDE_STREAM_JSON: self._claude,
             ResultFormat.GEMINI_JSON: self._gemini,
@@ -137,6 +138,11 @@ class Transcript:
                                   and _is_gemini_delta(event)):
             shown = [*self.flush(), *shown]
         return shown
+
+    def restart(self) -> list[str]:
+        """A new invocation begins: what is held back, and its header is shown again."""
+        self._header = ""
+        return self.flush()
 
     def flush(self) -> list[str]:
         """Whatever is held back (streamed text waiting for its end)."""
@@ -189,9 +195,13 @@ class Transcript:
     def _claude(self, event: Event) -> list[str]:
         kind = event.get("type")
         if kind == "system" and event.get("subtype") == "init":
-            return [self._turn(["claude", str(event.get("model", "")),
-                                f"session {event.get('session_id', '?')}",
-                                str(event.get("cwd", ""))])]
+            header = self._turn(["claude", str(event.get("model", "")),
+                                 f"session {event.get('session_id', '?')}",
+                                 str(event.get("cwd", ""))])
+            if header == self._header:  # the next turn of the same conversation
+                return []
+            self._header = header
+            return [header]
         if kind == "system":
             detail = {k: v for k, v in event.items()
                       if k not in ("type", "subtype", "session_id", "uuid")}

@@ -61,20 +61,43 @@ def unit_properties(rt: Runtime, record: Record, options: SpawnOptions,
     return props, secret_file
 
 
-def launch(rt: Runtime, record: Record, values: Secrets | None = None
-           ) -> tuple[Session, str]:
+def _listen(record: Record, props: list[Property], message: bytes | None) -> int | None:
+    """For a conversation, its input opened (to hand to the manager with PROPS) with
+    MESSAGE in it, to be read first; None for any other session."""
+    if not record.agent.get("interactive"):
+        return None
+    from orch import conversation
+
+    fd = conversation.open_input(Scope(record.scope), record.id)
+    try:
+        if message:
+            os.write(fd, message)  # an empty pipe of PIPE_BYTES takes a whole message
+    except BaseException:
+        os.close(fd)
+        raise
+    props.append(("StandardInputFileDescriptor", "h", fd))
+    return fd
+
+
+def launch(rt: Runtime, record: Record, values: Secrets | None = None,
+           message: bytes | None = None) -> tuple[Session, str]:
     """Start RECORD's current invocation as its transient unit and record what the
     manager says of it; the session and the start job's result. VALUES as for
-    unit_properties. NotSubmitted if the manager created no unit."""
+    unit_properties; MESSAGE, a conversation's first input. NotSubmitted if the manager
+    created no unit."""
     manager = rt.manager_of(Scope(record.scope))
     store = rt.store
     options = SpawnOptions.from_json(record.options)
     props, secret_file = unit_properties(rt, record, options, values)
+    listening = _listen(record, props, message)
     try:
         try:
             job = manager.submit_transient(record.unit, props)
         except BaseException as err:
             raise NotSubmitted(err) from err
+        finally:
+            if listening is not None:  # the manager holds its own now
+                os.close(listening)
         faults.point("launch.submitted")
         # The record's append (update(sync=False)) is made durable while the manager
         # runs the start job, whose end queues on the connection meanwhile: the
@@ -125,9 +148,10 @@ def _judge(manager: ManagerPort, sessions: Sessions, record: Record) -> dict[str
     return judged
 
 
-def start_after(rt: Runtime, record: Record, values: Secrets | None = None) -> Session:
+def start_after(rt: Runtime, record: Record, values: Secrets | None = None,
+                message: bytes | None = None) -> Session:
     """Start a dependent now, never, or once its dependencies have all succeeded.
-    VALUES as for unit_properties."""
+    VALUES as for unit_properties, MESSAGE as for launch."""
     manager = rt.manager_of(Scope(record.scope))
     store = rt.store
 
@@ -137,7 +161,7 @@ def start_after(rt: Runtime, record: Record, values: Secrets | None = None) -> S
     released = settled(_judge(manager, store.load(), record))
     current = store.load()[record.id]
     if current.blocked is None and not released:
-        _arm(rt, manager, current, values)
+        _arm(rt, manager, current, values, message)
         # A dependency may have ended while the path unit was being set up: its hook saw
         # no armed unit, so judge again; settle writes nothing twice.
         released = settled(_judge(manager, store.load(), current))
@@ -148,16 +172,18 @@ def start_after(rt: Runtime, record: Record, values: Secrets | None = None) -> S
             marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             marker.write_text("released at spawn\n")
         else:
-            session, _ = launch(rt, current, values)
+            session, _ = launch(rt, current, values, message)
             return session
     return view(store.load()[record.id], manager.unit(record.unit))
 
 
-def _arm(rt: Runtime, manager: ManagerPort, record: Record, values: Secrets | None) -> None:
+def _arm(rt: Runtime, manager: ManagerPort, record: Record, values: Secrets | None,
+         message: bytes | None) -> None:
     """Create RECORD's unit, not started, behind a path unit that starts it when its
     marker is written (by the last of its dependencies' exit hooks)."""
     props, secret_file = unit_properties(rt, record, SpawnOptions.from_json(record.options),
                                          values)
+    listening = _listen(record, props, message)
     marker = after_marker(Scope(record.scope), record.id)
     # The path unit watches the directory for the marker (MakeDirectory= would make the
     # marker itself a directory).
@@ -172,4 +198,7 @@ def _arm(rt: Runtime, manager: ManagerPort, record: Record, values: Secrets | No
     except BaseException:
         secrets.remove(secret_file)
         raise
+    finally:
+        if listening is not None:  # the manager holds its own now
+            os.close(listening)
 

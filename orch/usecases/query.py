@@ -53,12 +53,30 @@ def list_sessions(rt: Runtime, *, running: bool = False,
             continue
         path, states = entry
         if running_as_recorded(record, states):
-            sessions.append(Session.of(record, Status.RUNNING))
+            session = Session.of(record, Status.RUNNING)
         else:
-            sessions.append(view(record, manager.view(path, record.unit, states)))
+            session = view(record, manager.view(path, record.unit, states))
+        sessions.append(conversing(session, record))
     if running:
         sessions = [s for s in sessions if not s.status.ended]
     return sorted(sessions, key=attrgetter("created_at", "id"), reverse=True)
+
+
+def conversing(session: Session, record: Record) -> Session:
+    """SESSION as IDLE, with its last turn's result, if it is a conversation whose agent
+    waits for its next message (what the manager cannot tell: its output says it)."""
+    if session.status is not Status.RUNNING or not record.agent.get("interactive"):
+        return session
+    from orch import conversation
+
+    said = conversation.idle_result(record)
+    if said is None:
+        return session
+    # result: the last turn's verdict, as the agent gave it.
+    return replace(session, status=Status.IDLE, final_result=said.final_result,
+                   result="agent-error" if said.is_error else "success",
+                   provider_session_id=said.provider_session_id or session.provider_session_id,
+                   usage=said.usage, cost_usd=said.cost_usd)
 
 
 def may_run_archived(store: StateStore, live: Sessions,
@@ -110,7 +128,7 @@ def result(rt: Runtime, ref: str) -> Session:
     if session.status.ended:
         record = collect(rt, record)
         session = replace(session, **agent_fields(record))
-    return session
+    return conversing(session, record)
 
 
 def logs_command(rt: Runtime, ref: str, *, lines: int | None = None, follow: bool = False,
@@ -186,15 +204,24 @@ class WaitOutcome:
 
     @property
     def succeeded(self) -> bool:
-        """True if every session that ended, ended successfully (and some did)."""
+        """True if every session that ended, ended successfully, and every idle
+        conversation's last turn did (and some session settled so)."""
         ended = [s for s in self.sessions if s.status.ended]
-        return bool(ended) and all(s.status.succeeded for s in ended)
+        idle = [s for s in self.sessions if s.status is Status.IDLE]
+        return bool(ended or idle) and all(s.status.succeeded for s in ended) \
+            and all(s.result == "success" for s in idle)
+
+
+# How often `wait` reads a conversation's output for the end of its turn.
+POLL_S = 0.5
 
 
 def wait(rt: Runtime, refs: Sequence[str], *, any_: bool = False,
          timeout: float | None = None) -> WaitOutcome:
-    """Block until every session in REFS has ended (or the first, with ANY_), driven by
-    the manager's signals. Unknown references raise NotFound before any waiting."""
+    """Block until every session in REFS has ended, or is a conversation waiting for
+    its next message (idle), or the first of them has, with ANY_: driven by the
+    manager's signals, and for conversations, their output read every POLL_S seconds.
+    Unknown references raise NotFound before any waiting."""
     if not refs:
         raise UsageError("wait needs at least one session")
     if timeout is not None and timeout < 0:
@@ -213,16 +240,19 @@ def wait(rt: Runtime, refs: Sequence[str], *, any_: bool = False,
         if session.status.ended and record.provider:
             # The agent's own verdict (claude's is_error) can turn an exit 0 to failed.
             session = view(collect(rt, record), unit)
-        return session
+        return conversing(session, record)
 
     def done() -> bool:
         nonlocal latest
         now = store.load()
         latest = [current(i, now) for i in wanted]
-        ended = sum(1 for s in latest if s.status.ended)
-        return ended > 0 if any_ else ended == len(latest)
+        settled = sum(1 for s in latest if s.status.ended or s.status is Status.IDLE)
+        return settled > 0 if any_ else settled == len(latest)
 
-    finished = manager.wait_until(units, done, timeout)
+    if any(records[i].agent.get("interactive") for i in wanted):
+        finished = manager.wait_until(units, done, timeout, POLL_S)
+    else:
+        finished = manager.wait_until(units, done, timeout)
     return WaitOutcome(latest, timed_out=not finished)
 
 

@@ -58,9 +58,10 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
           options: SpawnOptions | None = None, env_files: Sequence[str] = (),
           secret_env: Sequence[str] = (), worktree: bool = False, provider: str | None = None,
           agent: dict[str, Any] | None = None, after: Sequence[str] = (),
-          placement: str | None = None) -> Session:
+          placement: str | None = None, message: bytes | None = None) -> Session:
     """Start ARGV as a new session of the runtime's scope (orch.api.spawn says more).
-    Its secrets (ENV_FILES, SECRET_ENV) are read once, before anything is recorded."""
+    Its secrets (ENV_FILES, SECRET_ENV) are read once, before anything is recorded.
+    MESSAGE: a conversation's first input (AGENT asks for an interactive one)."""
     scope = rt.scope
     store = rt.store
     options = options or SpawnOptions()
@@ -103,13 +104,13 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
     faults.point("spawn.recorded")
     if dependencies:
         try:
-            return start_after(rt, record, values)
+            return start_after(rt, record, values, message)
         except BaseException:
             if store.load()[record.id].invocation_id is None:
                 store.update(lambda s: s.pop(record.id, None))  # no unit: no session
             raise
     try:
-        session, outcome = launch(rt, record, values)
+        session, outcome = launch(rt, record, values, message)
     except NotSubmitted as failure:
         store.update(lambda s: s.pop(record.id, None))  # no unit: no session
         raise failure.error from None
@@ -145,11 +146,17 @@ def spawn_agent(rt: Runtime, provider: str, request: AgentRequest, *,
         options = replace(options, writable=(*options.writable, str(directory)))
         if variable:
             env.setdefault(variable, str(directory))
+    message = None
+    if request.interactive:  # the prompt is the conversation's first message
+        from orch import conversation
+
+        spec = agents.provider_spec(provider, scope, config)
+        message = conversation.user_message(spec.results, request.prompt or "")
     return spawn(rt, argv, name=name or provider, description=description, tags=tags,
                  env=env, cwd=cwd, persistent=persistent, options=options,
                  env_files=env_files, secret_env=secret_env, worktree=worktree,
                  provider=provider, agent=agents.request_to_json(request), after=after,
-                 placement=placement)
+                 placement=placement, message=message)
 
 
 def resume(rt: Runtime, ref: str, prompt: str | None = None) -> Session:
@@ -173,10 +180,15 @@ def resume(rt: Runtime, ref: str, prompt: str | None = None) -> Session:
             current.next_invocation(rt.now_iso()), argv=argv, program=program)
         return sessions[record.id]
 
+    message = None
+    if record.agent.get("interactive") and prompt:  # said as its first message
+        from orch import conversation
+
+        message = conversation.user_message(agents.output_format(record), prompt)
     fresh = rt.store.update(next_run)
     manager.reset_failed(record.unit)
     try:
-        session, _ = launch(rt, fresh)
+        session, _ = launch(rt, fresh, message=message)
     except NotSubmitted as failure:
         raise failure.error from None
     return session

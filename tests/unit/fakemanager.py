@@ -187,7 +187,7 @@ class FakeManager:
             del self.units[unit]  # a failed transient unit is unloaded once reset
 
     def wait_until(self, units: Sequence[str], done: Callable[[], bool],
-                   timeout: float | None) -> bool:
+                   timeout: float | None, poll: float | None = None) -> bool:
         self.calls.append(("wait_until", list(units)))
         if done():
             return True

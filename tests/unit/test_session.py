@@ -186,8 +186,8 @@ def test_status_succeeded_only_for_exited(status: Status) -> None:
 
 
 @pytest.mark.parametrize("status", list(Status))
-def test_status_ended_false_only_for_starting_and_running(status: Status) -> None:
-    assert status.ended is (status not in (Status.STARTING, Status.RUNNING))
+def test_status_ended_false_only_for_starting_running_and_idle(status: Status) -> None:
+    assert status.ended is (status not in (Status.STARTING, Status.RUNNING, Status.IDLE))
 
 
 def test_record_json_round_trip_keeps_intent() -> None:

@@ -145,3 +145,16 @@ def test_the_printer_marks_each_invocation_and_flushes_held_text_first() -> None
     assert lines[1] == "half"  # the first run's text, before the second run's mark
     assert lines[2].startswith("-- invocation 2 (bbb) started")
     assert lines[3:] == ["plain", "half"]
+
+
+def test_a_conversations_turns_share_one_header_until_the_next_invocation() -> None:
+    transcript = Transcript(ResultFormat.CLAUDE_STREAM_JSON)
+    init = json.dumps({"type": "system", "subtype": "init", "model": "m", "session_id": "s",
+                       "cwd": "/w"})
+    echoed = json.dumps({"type": "user", "message": {"role": "user", "content": [
+        {"type": "text", "text": "next question"}]}})
+    assert transcript.feed(init) == ["── claude · m · session s · /w ──"]
+    assert transcript.feed(echoed) == ["> next question"]
+    assert transcript.feed(init) == []  # the same conversation's next turn
+    assert transcript.restart() == []
+    assert transcript.feed(init) == ["── claude · m · session s · /w ──"]

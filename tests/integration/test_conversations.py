@@ -1,0 +1,82 @@
+"""A conversation with the real claude CLI, run by orch as the test user against the
+scripted model: spawn --interactive, idle between turns, send, interrupt, and send to
+the ended session resuming it; another user cannot reach it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tests.integration.conftest import Orch
+from tests.integration.fake_model import Text, ToolUse, serve
+from tests.integration.test_agents import _claude, _keys, agent  # noqa: F401 (a fixture)
+
+TURN_S = 120
+
+
+def _waited(orch: Orch, sid: str) -> tuple[int, dict[str, object]]:
+    done = orch("wait", "--json", "--timeout", str(TURN_S), sid, timeout=TURN_S + 30)
+    assert "Traceback" not in done.stderr
+    [session] = json.loads(done.stdout)
+    return done.returncode, session
+
+
+def _until(what: str, check: object, deadline_s: float = 60.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_a_conversation_takes_turns_is_idle_between_and_resumes_after_its_end(
+        agent: Orch, root_orch: Orch) -> None:  # noqa: F811
+    replies = [Text("first answer"), Text("second answer"),
+               ToolUse("Bash", {"command": "sleep 60", "description": "wait"}),
+               Text("resumed answer")]
+    with serve(replies) as (url, script):
+        sid = _claude(agent, url, "hello there", "--interactive", "--auto-approve")
+        code, session = _waited(agent, sid)
+        assert (code, session["status"], session["final_result"]) == (0, "idle", "first answer")
+        assert [s["status"] for s in agent.ps() if s["id"] == sid] == ["idle"]
+        # Only its owner (and root) can open its input.
+        fifo = Path(f"/run/user/{agent.uid}/orch/input/{sid}")
+        info = agent.machine.run(["stat", "-c", "%F %a %U", str(fifo)], user="root")
+        assert info.stdout.split() == ["fifo", "600", agent.user]
+
+        sent = agent("send", sid, "and then?")
+        assert (sent.returncode, sent.stdout.strip(), sent.stderr) == (0, sid, "")
+        code, session = _waited(agent, sid)
+        assert (code, session["status"], session["final_result"]) == (0, "idle", "second answer")
+        assert "and then?" in json.dumps(script.requests[-1]["body"]["messages"][-1])
+
+        # A slow turn, stopped by an interrupt while its tool runs.
+        agent.ok("send", sid, "now the slow one")
+        _until("the slow tool call",
+               lambda: "⏺ Bash  sleep 60" in agent.ok("logs", "--no-pager", sid))
+        assert agent.ok("send", "--interrupt", sid).strip() == sid
+        code, session = _waited(agent, sid)
+        assert (code, session["status"]) == (1, "idle")  # the turn ended in an error
+
+        # Another user reaches none of it.
+        refused = root_orch("send", sid, "hijack")
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+
+        agent.ok("stop", sid)
+        resumed = agent("send", sid, "come back")
+        assert resumed.returncode == 0
+        assert "had ended: invocation 2 resumes its conversation" in resumed.stderr
+        code, session = _waited(agent, sid)
+        assert (code, session["status"], session["final_result"]) == \
+            (0, "idle", "resumed answer")
+        assert session["restarts"] == 1
+    lines = agent.ok("logs", "--no-pager", sid).splitlines()
+    assert sum(1 for line in lines if line.startswith("── success ·")) == 3
+    # Every message the agent was sent, echoed where its turn begins (and the CLI's own
+    # note of the interrupt).
+    assert [line for line in lines if line.startswith("> ")] == [
+        "> hello there", "> and then?", "> now the slow one",
+        "> [Request interrupted by user for tool use]", "> come back"]
+    assert lines.count("first answer") == 1 and lines[-2] == "resumed answer"
+    agent.ok("stop", sid)
