@@ -163,21 +163,26 @@ def idle_result(record: Record) -> AgentResult | None:
     """What the agent said in its last turn, if RECORD is a conversation whose agent
     waits for its next message; None while a turn is under way, or a message waits in
     its input (it is about to be). Read from the current invocation's output: the
-    agent's own `result` event ends each turn."""
+    agent's own `result` event ends each turn, and an invocation that has said nothing
+    yet and has nothing to read (a conversation resumed at boot) waits too."""
     from orch import agents, journal
 
     lines = journal.output_lines(record)
-    for line in reversed(lines):
-        stripped = line.strip()
-        if not stripped.startswith("{"):
-            continue
-        try:
-            event = json.loads(stripped)
-        except ValueError:
-            continue
-        if not isinstance(event, dict) or event.get("type") != "result":
-            return None
-        if waiting(Scope(record.scope), record.id):
-            return None
-        return agents.read_result(record, lines)
-    return None
+    last = next((event for event in map(_event, reversed(lines)) if event is not None), None)
+    if last is not None and last.get("type") != "result":
+        return None
+    if waiting(Scope(record.scope), record.id):
+        return None
+    return agents.read_result(record, lines)
+
+
+def _event(line: str) -> dict[str, object] | None:
+    """LINE's JSON object, if it is one."""
+    stripped = line.strip()
+    if not stripped.startswith("{"):
+        return None
+    try:
+        event = json.loads(stripped)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None

@@ -1,12 +1,12 @@
 """`reap`: remove ended sessions past an age (and, with --all, stop and remove the
 running ones too), with what each leaves behind: failed units, secrets, markers,
-worktrees."""
+a conversation's input, worktrees."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from orch import faults, secrets
+from orch import conversation, faults, secrets
 from orch.errors import UsageError
 from orch.session import Intent, Session, Status
 from orch.spec import after_marker, after_unit
@@ -49,6 +49,7 @@ def reap(rt: Runtime, *, older_than: float = DEFAULT_REAP_AGE, everything: bool 
         manager.reset_failed(session.unit)
         faults.point("reap.reset")
         secrets.discard(scope, session.id)
+        conversation.remove_input(scope, session.id)  # a conversation's, if it has one
         if session.after:
             manager.stop(after_unit(session.unit))
             after_marker(scope, session.id).unlink(missing_ok=True)

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from orch import faults, secrets
+from orch.argv_template import placeholders
 from orch.errors import OrchError, SpawnFailed, UsageError
 from orch.frozen import replace
 from orch.ids import new_session_id
@@ -95,7 +96,8 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
                     requested_at=created, options=options.to_json(), env_files=env_files,
                     secret_env=list(secret_env), provider=provider, agent=dict(agent or {}),
                     worktree=tree[0], worktree_repo=tree[1], after=dependencies,
-                    placement=placement)
+                    placement=placement,
+                    provider_session_id=(agent or {}).get("provider_session_id"))
     rt.manager_of(scope)  # no manager, no record: connect first
     # Recorded before the start, so a unit of ours never runs without a record. The
     # append is made durable while the manager starts the unit (launch), before
@@ -133,6 +135,14 @@ def spawn_agent(rt: Runtime, provider: str, request: AgentRequest, *,
     from orch import agents
 
     scope = rt.scope
+    if request.interactive and request.provider_session_id is None:
+        # A conversation can be cut off before its agent ever ends (and says its id):
+        # give it one now, where the provider lets the caller choose, to resume it by.
+        spec = agents.provider_spec(provider, scope, config)
+        if spec.live_argv is not None and "provider_session_id" in placeholders(spec.live_argv):
+            import uuid
+
+            request = replace(request, provider_session_id=str(uuid.uuid4()))
     argv = agents.fresh_argv(provider, request, scope, config)
     env = dict(env or {})
     options = options or SpawnOptions()

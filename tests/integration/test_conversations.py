@@ -8,9 +8,13 @@ import json
 import time
 from pathlib import Path
 
-from tests.integration.conftest import Orch
+import pytest
+
+from orch import box
+from tests.integration.conftest import Machine, Orch
 from tests.integration.fake_model import Text, ToolUse, serve
-from tests.integration.test_agents import _claude, _keys, agent  # noqa: F401 (a fixture)
+from tests.integration.test_agents import _claude, agent  # noqa: F401 (a fixture)
+from tests.integration.test_recovery import _power_cut_and_boot
 
 TURN_S = 120
 
@@ -80,3 +84,29 @@ def test_a_conversation_takes_turns_is_idle_between_and_resumes_after_its_end(
         "> [Request interrupted by user for tool use]", "> come back"]
     assert lines.count("first answer") == 1 and lines[-2] == "resumed answer"
     agent.ok("stop", sid)
+
+
+@pytest.mark.skipif(box.systemd_is_pid1(), reason="a power cut needs a box")
+def test_a_power_cut_brings_an_idle_conversation_back_resumed_and_idle(
+        agent: Orch, machine: Machine) -> None:  # noqa: F811
+    agent.ok("units", "install")
+    try:
+        with serve([Text("before the cut"), Text("after the cut")]) as (url, script):
+            sid = _claude(agent, url, "remember me", "--interactive", "--persistent")
+            assert _waited(agent, sid)[1]["status"] == "idle"
+            _power_cut_and_boot(machine)
+            # orch-recover.service resumes it at boot: idle, as it was, in a new invocation.
+            _until("the conversation to come back", lambda: agent.show(sid)["restarts"] == 1)
+            code, session = _waited(agent, sid)
+            assert (code, session["status"], session["restarts"]) == (0, "idle", 1)
+            agent.ok("send", sid, "still there?")
+            code, session = _waited(agent, sid)
+            assert (code, session["final_result"]) == (0, "after the cut")
+            # The agent resumed its own conversation: the model saw the first turn.
+            assert "before the cut" in json.dumps(script.requests[-1]["body"]["messages"])
+        agent.ok("stop", sid)
+        agent.ok("reap", "--older-than", "0")
+        assert agent.machine.run(["test", "-e", f"/run/user/{agent.uid}/orch/input/{sid}"],
+                                 user="root").returncode == 1  # its input went with it
+    finally:
+        agent("units", "uninstall")

@@ -73,6 +73,9 @@ def test_an_interactive_spawn_takes_its_prompt_as_its_first_message(
     record = rt.store.load()[session.id]
     assert record.agent["interactive"] is True
     assert "--input-format" in record.argv and "hello" not in record.argv
+    # Its conversation's id is chosen now, so that it can be resumed even if cut off.
+    assert record.provider_session_id and \
+        f"--session-id={record.provider_session_id}" in record.argv
     path = conversation.input_path(Scope.USER, session.id)
     assert stat.S_ISFIFO(path.lstat().st_mode) and stat.S_IMODE(path.lstat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
