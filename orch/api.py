@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from orch.journal import LogFormat
     from orch.providers import AgentRequest
     from orch.request import SpawnRequest
+    from orch.results import AgentResult
     from orch.spec import SpawnOptions
     from orch.transcript import Style
     from orch.usecases.converse import Sent
@@ -122,6 +123,15 @@ def send(ref: str, message: str | None, scope: Scope | None = None, *,
 
     with _runtime(scope) as rt:
         return converse.send(rt, ref, message, interrupt=interrupt)
+
+
+def turn_results(ref: str, scope: Scope | None = None) -> list[AgentResult]:
+    """What each turn of agent session REF said, oldest first: a conversation's turns
+    and a resumed agent's runs, every invocation's, from the journal."""
+    from orch.usecases import query
+
+    with _runtime(scope) as rt:
+        return query.turn_results(rt, ref)
 
 
 def result(ref: str, scope: Scope | None = None) -> Session:

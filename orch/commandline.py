@@ -145,7 +145,10 @@ def _tree() -> dict[str, Command | Group]:
                          "[spawn] and --profile defaults from the config.", _spawn_params,
                          interspersed=False),
         "result": _scoped("result", "Print the final text of a session: its agent's result, "
-                          "or what `orch kill` recorded (exit 1 if there is none yet).", REF),
+                          "or what `orch kill` recorded (exit 1 if there is none yet).", REF,
+                          Option("all_", ("--all",), "flag", "Every turn's, oldest first: a "
+                                 "conversation's turns and a resumed agent's runs.",
+                                 default=False)),
         "resume": _scoped("resume", "Start an ended agent session again, resuming the "
                           "agent's own conversation.", REF,
                           Argument("prompt", "str", "What to tell the agent.", required=False)),

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from orch.scope import Scope
+
 # Exit codes of `orch wait`, as scripts rely on them.
 WAIT_FAILED = 1
 WAIT_UNKNOWN = 2
@@ -158,8 +160,11 @@ def _warn_without_lingering(persistent: bool) -> None:
         say(linger_warning(user, persistent))
 
 
-def result(ref: str, user: bool = False, system: bool = False, as_json: bool = False) -> int:
+def result(ref: str, all_: bool = False, user: bool = False, system: bool = False,
+           as_json: bool = False) -> int:
     """`orch result`: exit 1 if the session has no result yet."""
+    if all_:
+        return _every_result(ref, api.current_scope(user, system), as_json)
     session = api.result(ref, api.current_scope(user, system))
     if as_json:
         emit_json({"id": session.id, "status": str(session.status),
@@ -171,6 +176,25 @@ def result(ref: str, user: bool = False, system: bool = False, as_json: bool = F
     if session.final_result is None:
         say(f"orch: session {session.id[:8]} ({session.name}) has no result "
             f"({session.status})")
+        return 1
+    return 0
+
+
+def _every_result(ref: str, scope: Scope, as_json: bool) -> int:
+    """`orch result --all`: each turn's text under a mark, oldest first; exit 1 if no
+    turn said anything yet."""
+    found = api.turn_results(ref, scope)
+    if as_json:
+        emit_json([{"final_result": r.final_result, "is_error": r.is_error,
+                    "provider_session_id": r.provider_session_id, "usage": r.usage,
+                    "cost_usd": r.cost_usd} for r in found])
+    else:
+        for number, turn in enumerate(found, 1):
+            failed = " (error)" if turn.is_error else ""
+            sys.stdout.write(f"-- turn {number}{failed} --\n"
+                             f"{(turn.final_result or '').rstrip(chr(10))}\n")
+    if not found:
+        say(f"orch: session {ref} has no result yet")
         return 1
     return 0
 

@@ -50,6 +50,27 @@ def parse(format: ResultFormat, lines: Iterable[str]) -> AgentResult:
     return _text(text)
 
 
+def turns(format: ResultFormat, lines: Iterable[str]) -> list[AgentResult]:
+    """What each turn in LINES said, oldest first: for claude, each `result` event ends
+    a turn (a conversation has one per message, a resumed session one per run; what
+    follows the last one is a turn cut short or under way); any other format's output
+    is one turn."""
+    if format is not ResultFormat.CLAUDE_STREAM_JSON:
+        whole = parse(format, lines)
+        return [whole] if whole != EMPTY else []
+    found: list[AgentResult] = []
+    turn: list[dict[str, Any]] = []
+    for event in _events([line.rstrip("\r\n") for line in lines]):
+        turn.append(event)
+        if event.get("type") == "result":
+            found.append(_claude(turn))
+            turn = []
+    rest = _claude(turn)
+    if rest.final_result is not None:
+        found.append(rest)
+    return found
+
+
 def _events(lines: list[str]) -> list[dict[str, Any]]:
     """The lines that are JSON objects, in order; anything else is skipped."""
     events = []

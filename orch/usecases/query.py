@@ -25,6 +25,7 @@ from orch.usecases.common import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from orch.journal import LogFormat
+    from orch.results import AgentResult
     from orch.runtime import Runtime
     from orch.transcript import Style
 
@@ -77,6 +78,17 @@ def conversing(session: Session, record: Record) -> Session:
                    result="agent-error" if said.is_error else "success",
                    provider_session_id=said.provider_session_id or session.provider_session_id,
                    usage=said.usage, cost_usd=said.cost_usd)
+
+
+def turn_results(rt: Runtime, ref: str) -> list[AgentResult]:
+    """What each turn of the agent session REF said, oldest first, every invocation's
+    (a conversation's turns, a resumed agent's runs), from the journal."""
+    from orch import agents, journal
+    from orch.results import turns
+
+    record = lookup(rt, ref)
+    lines = journal.read_logs(record, output=journal.LogFormat.CAT).splitlines()
+    return turns(agents.output_format(record), lines)
 
 
 def may_run_archived(store: StateStore, live: Sessions,

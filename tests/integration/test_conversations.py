@@ -75,6 +75,10 @@ def test_a_conversation_takes_turns_is_idle_between_and_resumes_after_its_end(
         assert (code, session["status"], session["final_result"]) == \
             (0, "idle", "resumed answer")
         assert session["restarts"] == 1
+    # Every turn's result, oldest first, across both invocations.
+    turns = agent.ok("result", "--all", sid).splitlines()
+    assert turns == ["-- turn 1 --", "first answer", "-- turn 2 --", "second answer",
+                     "-- turn 3 (error) --", turns[5], "-- turn 4 --", "resumed answer"]
     lines = agent.ok("logs", "--no-pager", sid).splitlines()
     assert sum(1 for line in lines if line.startswith("── success ·")) == 3
     # Every message the agent was sent, echoed where its turn begins (and the CLI's own

@@ -158,3 +158,23 @@ def test_a_conversations_turns_share_one_header_until_the_next_invocation() -> N
     assert transcript.feed(init) == []  # the same conversation's next turn
     assert transcript.restart() == []
     assert transcript.feed(init) == ["── claude · m · session s · /w ──"]
+
+
+def test_a_real_conversation_reads_turn_by_turn_and_each_turns_result_is_kept() -> None:
+    from orch.results import turns
+
+    shown = _render("claude-conversation.jsonl", ResultFormat.CLAUDE_STREAM_JSON)
+    assert [line for line in shown if not line.startswith("──")] == [
+        "> hello one", "first answer", "> hello two", "second answer"]
+    assert len([line for line in shown if line.startswith("── claude ·")]) == 1
+    assert len([line for line in shown if line.startswith("── success ·")]) == 2
+    lines = (DATA / "claude-conversation.jsonl").read_text().splitlines()
+    found = turns(ResultFormat.CLAUDE_STREAM_JSON, lines)
+    assert [t.final_result for t in found] == ["first answer", "second answer"]
+    [conversation] = {t.provider_session_id for t in found}
+    assert conversation is not None and conversation.startswith("e848cafe-2c9f-")
+    # A turn under way (no result yet) is the last, with what it said so far.
+    partial = turns(ResultFormat.CLAUDE_STREAM_JSON, [*lines, *lines[4:7]])
+    assert [t.final_result for t in partial] == ["first answer", "second answer",
+                                                  "second answer"]
+    assert turns(ResultFormat.CLAUDE_STREAM_JSON, lines[:2]) == []
