@@ -21,6 +21,7 @@ from orch.session import Record, Session
 # command is a fresh process).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
     from orch.config import Config
@@ -123,6 +124,15 @@ def send(ref: str, message: str | None, scope: Scope | None = None, *,
 
     with _runtime(scope) as rt:
         return converse.send(rt, ref, message, interrupt=interrupt)
+
+
+def terminal(ref: str, scope: Scope | None = None) -> tuple[Session, Path]:
+    """Session REF (spawned with --tty) and the socket its terminal is reached at;
+    UsageError for a session without a terminal, OrchError for one that has ended."""
+    from orch.usecases import converse
+
+    with _runtime(scope) as rt:
+        return converse.terminal(rt, ref)
 
 
 def turn_results(ref: str, scope: Scope | None = None) -> list[AgentResult]:

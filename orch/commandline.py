@@ -160,6 +160,9 @@ def _tree() -> dict[str, Command | Group]:
                         Option("file", ("--file",), "str", "Read the message from a file."),
                         Option("interrupt", ("--interrupt",), "flag", "Stop the agent's "
                                "current turn instead (claude).", default=False)),
+        "attach": _scoped("attach", "Connect this terminal to a session spawned with --tty: "
+                          "keys in, screen out, the window size passed on. Ctrl-\\ "
+                          "detaches and leaves it running.", REF, json=False),
         "ps": Command("ps", "List sessions, newest first, with their live status.", [
             Option("running", ("--running",), "flag", "Only sessions not ended.",
                    default=False),

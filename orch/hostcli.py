@@ -100,5 +100,6 @@ def run(args: list[str]) -> int | None:
         return remote.run(chosen, [*target.args[:at], "--placement", words,
                                    *target.args[at:]])
     assert requested is not None  # else a label, which took the branch above
-    return remote.run(hosts.resolve(requested, known), target.args)
+    return remote.run(hosts.resolve(requested, known), target.args,
+                      terminal=command == "attach")
 

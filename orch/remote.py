@@ -26,9 +26,10 @@ _SESSION_SLICE = {Scope.SYSTEM: "system.slice", Scope.USER: "app.slice"}
 _MAX_PARALLEL = 16
 
 
-def run(host: Host, args: Sequence[str]) -> int:
-    """`orch ARGS` on HOST, its output and exit status passed through as its own."""
-    code = ssh.run(host, [host.orch, *args])
+def run(host: Host, args: Sequence[str], terminal: bool = False) -> int:
+    """`orch ARGS` on HOST, its output and exit status passed through as its own (on a
+    terminal there with TERMINAL: `orch attach`)."""
+    code = ssh.run(host, [host.orch, *args], terminal=terminal)
     if code == ssh.NOT_FOUND:
         raise OrchError(f"host {host.name} has no `{host.orch}` to run",
                         hint=f"install orch there, or set hosts.{host.name}.orch to its path")

@@ -43,6 +43,7 @@ class SpawnRequest:
     system_prompt: str | None = None
     auto_approve: bool = False
     interactive: bool = False
+    tty: bool = False
     add_dirs: tuple[str, ...] = ()
     max_turns: int | None = None
     timeout_sec: float | None = None  # None: no limit (0 and infinity alike)
@@ -69,7 +70,7 @@ class SpawnRequest:
         return SpawnOptions(timeout_sec=self.timeout_sec, memory_max=self.memory_max,
                             cpu_quota=self.cpu_quota, tasks_max=self.tasks_max,
                             nice=self.nice, restart=self.restart, sandbox=self.sandbox,
-                            add_dirs=self.add_dirs)
+                            add_dirs=self.add_dirs, tty=self.tty)
 
     def agent_prompt(self, command: list[str] | tuple[str, ...]) -> str:
         """The one PROMPT argument an agent spawn takes; UsageError for any other count."""
@@ -133,6 +134,7 @@ def _typed(values: Mapping[str, object]) -> SpawnRequest:
         system_prompt=_text(values, "system_prompt"),
         auto_approve=values.get("auto_approve") is True,
         interactive=values.get("interactive") is True,
+        tty=values.get("tty") is True,
         add_dirs=tuple(os.path.abspath(d) for d in _texts(values, "add_dirs")),
         max_turns=turns if isinstance(turns, int) else None,
         # 0 and infinity both mean no limit.

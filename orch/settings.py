@@ -285,6 +285,8 @@ SPAWN_SETTINGS: dict[str, Setting] = settings_table(
             flag="--system-prompt", metavar="TEXT"),
     Setting("auto_approve", Kind.BOOL, "Let the agent act without asking for approval.",
             flag="--auto-approve"),
+    Setting("tty", Kind.BOOL, "Run the program on a terminal that `orch attach` connects "
+            "to (an interactive program: claude without -p, a shell).", flag="--tty"),
     Setting("interactive", Kind.BOOL, "Keep the agent up between turns, taking each next "
             "message from `orch send` (claude).", flag="--interactive"),
     Setting("add_dirs", Kind.STRING_LIST,

@@ -77,6 +77,7 @@ class SpawnOptions:
     sandbox: bool = False
     add_dirs: tuple[str, ...] = ()
     writable: tuple[str, ...] = ()  # more paths the sandbox leaves writable (agent state)
+    tty: bool = False  # on a pseudo-terminal held in the unit (orch.ttyhold; orch attach)
 
     def to_json(self) -> dict[str, Any]:
         """As JSON data: only what differs from the defaults."""
@@ -120,6 +121,9 @@ class SpawnOptions:
             props.append((_named("tasks_max"), "t", self.tasks_max))
         if self.nice is not None:
             props.append((_named("nice"), "i", self.nice))
+        if self.tty:
+            # As a terminal's hang-up would: a shell ignores the stop's SIGTERM, not this.
+            props.append(("SendSIGHUP", "b", True))
         if self.restart is not Restart.NO:
             props += [(_named("restart"), "s", str(self.restart)),
                       ("RestartUSec", "t", RESTART_DELAY_USEC),
@@ -328,6 +332,16 @@ def _exit_hook_path() -> str:
     return str(Path(__file__).resolve().parent / "exithook.py")
 
 
+@functools.cache
+def _tty_holder_path() -> str:
+    return str(Path(__file__).resolve().parent / "ttyhold.py")
+
+
+def tty_socket(scope: Scope, session_id: str) -> Path:
+    """Where `orch attach` reaches the terminal of session SESSION_ID of SCOPE."""
+    return scope.runtime_dir() / "orch" / "tty" / session_id
+
+
 def literal_argv(argv: list[str]) -> list[str]:
     """ARGV as ExecStart= must carry it to reach the program verbatim: systemd expands
     $VAR and ${VAR} in command arguments when it executes them, and "$$" is its literal
@@ -360,10 +374,14 @@ def properties(spec: SessionSpec, *, session_id: str, unit: str, scope: Scope,
     if os.environ.get("ORCH_STATE_DIR"):
         env.setdefault("ORCH_STATE_DIR", os.environ["ORCH_STATE_DIR"])
     hook = exit_hook_argv(state_dir, after_dir(scope))
+    start = (program, spec.argv)
+    if options is not None and options.tty:  # the holder runs the program on a terminal
+        start = (sys.executable, [sys.executable, "-I", _tty_holder_path(),
+                                  str(tty_socket(scope, session_id)), program, *spec.argv])
     return [
         ("Description", "s", description(session_id, spec)),
         ("Type", "s", "exec"),
-        ("ExecStart", "a(sasb)", [(program, literal_argv(spec.argv), False)]),
+        ("ExecStart", "a(sasb)", [(start[0], literal_argv(start[1]), False)]),
         ("ExecStopPost", "a(sasb)", [(hook[0], literal_argv(hook), True)]),
         ("WorkingDirectory", "s", cwd),
         ("Environment", "as", [f"{k}={v}" for k, v in env.items()]),

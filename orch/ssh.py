@@ -99,16 +99,19 @@ def options(timeout: float | None = None) -> list[str]:
     return argv
 
 
-def base_argv(address: Address, timeout: float | None = None) -> list[str]:
-    """`ssh OPTIONS [-p PORT] -- DEST`: a remote command follows."""
-    return ["ssh", "-x", "-T", *options(timeout), *_destination(address)]
+def base_argv(address: Address, timeout: float | None = None,
+              terminal: bool = False) -> list[str]:
+    """`ssh OPTIONS [-p PORT] -- DEST`: a remote command follows, on a terminal of its
+    own with TERMINAL (-t), else with none."""
+    return ["ssh", "-x", "-t" if terminal else "-T", *options(timeout),
+            *_destination(address)]
 
 
 def command_argv(address: Address, argv: Sequence[str],
-                 timeout: float | None = None) -> list[str]:
+                 timeout: float | None = None, terminal: bool = False) -> list[str]:
     """ssh running ARGV on the host. ssh hands its command to the remote user's shell as
     one string: each word is quoted, so the shell sees exactly these words."""
-    return [*base_argv(address, timeout), shlex.join(argv)]
+    return [*base_argv(address, timeout, terminal), shlex.join(argv)]
 
 
 # --- running ssh: the one place, and its one wording of failures ----------------------
@@ -166,15 +169,17 @@ def check(address: Address, timeout: float | None = None) -> str | None:
     return None
 
 
-def run(host: Host, argv: Sequence[str]) -> int:
+def run(host: Host, argv: Sequence[str], terminal: bool = False) -> int:
     """ARGV on HOST with this terminal (standard input, output and error passed through,
-    no time limit once connected); its exit status. HostUnreachable if the host does not
-    answer or the connection is lost."""
+    no time limit once connected; with TERMINAL, on a terminal of its own there, as
+    `ssh -t`); its exit status. HostUnreachable if the host does not answer or the
+    connection is lost."""
     problem = check(host.address)
     if problem is not None:
         raise HostUnreachable(f"cannot reach host {host.name} over ssh: {problem}")
     try:
-        code = subprocess.run(command_argv(host.address, argv), check=False).returncode
+        code = subprocess.run(command_argv(host.address, argv, terminal=terminal),
+                              check=False).returncode
     except OSError as err:
         raise OrchError(_cannot_run(err)) from None
     if code == SSH_FAILED:

@@ -1,5 +1,6 @@
-"""Talking to an agent session: `orch send` hands a running conversation its next
-message (or stops its turn), and resumes an ended agent's conversation with it."""
+"""Working with a running session: `orch send` hands a running conversation its next
+message (or stops its turn), and resumes an ended agent's conversation with it;
+`orch attach` finds a terminal session's terminal."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from orch.usecases.spawn import resume
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from orch.runtime import Runtime
 
 
@@ -26,6 +29,22 @@ class Sent:
 
     session: Session
     how: str
+
+
+def terminal(rt: Runtime, ref: str) -> tuple[Session, Path]:
+    """Session REF and the socket its terminal is reached at (spawn --tty); refused in
+    one line for a session without one, or one that has ended."""
+    from orch.spec import SpawnOptions, tty_socket
+
+    record = lookup(rt, ref)
+    who = f"session {record.id[:8]} ({record.name})"
+    if not SpawnOptions.from_json(record.options).tty:
+        raise UsageError(f"{who} has no terminal: only a session spawned with --tty has one")
+    session = view(record, rt.manager_of(Scope(record.scope)).unit(record.unit))
+    if session.status.ended:
+        raise OrchError(f"{who} has ended ({session.status}): there is no terminal to "
+                        "attach to; `orch logs` shows what it wrote")
+    return session, tty_socket(Scope(record.scope), record.id)
 
 
 def send(rt: Runtime, ref: str, message: str | None, *, interrupt: bool = False) -> Sent:

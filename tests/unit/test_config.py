@@ -107,7 +107,7 @@ def test_spawn_settings_are_the_documented_ones() -> None:
     kinds = {key: s.kind for key, s in SPAWN_SETTINGS.items()}
     assert kinds == {
         "provider": Kind.STRING, "model": Kind.STRING, "system_prompt": Kind.STRING,
-        "auto_approve": Kind.BOOL, "interactive": Kind.BOOL,
+        "auto_approve": Kind.BOOL, "interactive": Kind.BOOL, "tty": Kind.BOOL,
             "max_turns": Kind.INT, "add_dirs": Kind.STRING_LIST,
         "timeout": Kind.DURATION, "memory_max": Kind.SIZE, "cpu_quota": Kind.PERCENT,
         "tasks_max": Kind.INT, "nice": Kind.INT, "restart": Kind.CHOICE, "sandbox": Kind.BOOL,

@@ -50,7 +50,7 @@ def _config(spawn: dict[str, object] | None = None,
 def test_the_settings_are_the_spawn_flags_and_secret_env_in_help_order() -> None:
     assert list(SPAWN_SETTINGS) == [
         "tags", "env_files", "cwd", "provider", "model", "system_prompt", "auto_approve",
-        "interactive",
+        "tty", "interactive",
         "add_dirs", "max_turns", "timeout", "memory_max", "cpu_quota", "tasks_max", "nice",
         "restart", "sandbox", "worktree", "persistent", "secret_env"]
     flags = {s.key: s.flag for s in SPAWN_SETTINGS.values()}
@@ -109,7 +109,7 @@ def test_the_table_loads_light() -> None:
 
 BAD_FLAGS: dict[str, object] = {
     "provider": "a b", "model": "", "system_prompt": "", "auto_approve": "maybe",
-    "interactive": "perhaps",
+    "interactive": "perhaps", "tty": "sure",
     "add_dirs": [""], "max_turns": 0, "timeout": "soon", "memory_max": "lots",
     "cpu_quota": "50", "tasks_max": "0", "nice": 40, "restart": "sometimes",
     "sandbox": "x", "worktree": "x", "persistent": "x", "env_files": ["/ok", ""],

@@ -1,0 +1,73 @@
+"""The terminal holder (orch.ttyhold) on its own, no systemd: the program runs on the
+terminal as the holder's own process (its exit status is the program's), a client's
+keys and window reach it, its output reaches the client and the holder's stdout."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from orch import ttyhold
+
+HOLDER = Path(ttyhold.__file__)
+
+
+def _connect(path: Path, deadline_s: float = 20.0) -> socket.socket:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            client.connect(str(path))
+            return client
+        except (FileNotFoundError, ConnectionRefusedError):
+            client.close()
+            assert time.monotonic() < deadline, "the holder never listened"
+            time.sleep(0.05)  # polling for the socket to appear, with a deadline
+
+
+def _read_until(client: socket.socket, text: bytes) -> bytes:
+    client.settimeout(20)
+    seen = b""
+    while text not in seen:
+        chunk = client.recv(65536)
+        assert chunk, f"{text!r} never came: {seen!r}"
+        seen += chunk
+    return seen
+
+
+def test_the_program_runs_on_the_terminal_as_the_holders_own_process(tmp_path: Path) -> None:
+    path = tmp_path / "tty" / "s1"
+    holder = subprocess.Popen([sys.executable, "-I", str(HOLDER), str(path), "/bin/sh", "sh"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        client = _connect(path)
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+        assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
+        client.sendall(ttyhold.window(33, 101))
+        client.sendall(ttyhold.frame(ttyhold.DATA, b"stty size; echo pid=$$\n"))
+        # The program is the holder's own process (it executed it), on a 33x101 window.
+        shown = _read_until(client, f"pid={holder.pid}\r".encode())
+        assert b"\r\n33 101\r\n" in shown
+        # A frame cut in two arrives whole.
+        message = ttyhold.frame(ttyhold.DATA, b"exit 7\n")
+        client.sendall(message[:2])
+        client.sendall(message[2:])
+        assert holder.wait(timeout=20) == 7  # the program's exit status
+        out = holder.stdout.read() if holder.stdout else b""
+        assert b"33 101" in out  # the terminal's output also went to its stdout
+        client.close()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+
+
+def test_bad_usage_is_one_line() -> None:
+    done = subprocess.run([sys.executable, "-I", str(HOLDER), "/tmp/x"], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert os.path.basename(str(HOLDER)) == "ttyhold.py"
