@@ -6,8 +6,10 @@ the journal, and the refusals."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
+import re
 import select
 import signal
 import struct
@@ -19,8 +21,71 @@ from contextlib import contextmanager, suppress
 import pytest
 
 from tests.integration.conftest import ORCH, Orch
+from tests.integration.fake_model import Text, serve
+from tests.integration.test_agents import _owned, agent  # noqa: F401 (a fixture)
 
 DEADLINE_S = 30.0
+ANSI = re.compile(rb"\x1b\[[0-9;?<>=]*[A-Za-z~]|\x1b\][^\x07]*\x07|\x1b[()=>][A-Z0-9]?")
+_CONTROL = re.compile(r"\x1b\[([0-9;?<>=]*)([A-Za-z~])|\x1b\][^\x07]*\x07|\x1b[()=>][A-Z0-9]?"
+                      r"|[\r\n\b]|[^\x1b\r\n\b]+")
+
+
+class Screen:
+    """What a full-screen program's output puts on a ROWS x COLUMNS terminal: its text
+    where its cursor moves put it (a program redraws only what changed, so the words
+    it shows need not be in its output as such). Enough of a VT100 for claude's UI."""
+
+    def __init__(self, rows: int, columns: int) -> None:
+        self.rows, self.columns = rows, columns
+        self.cells = [[" "] * columns for _ in range(rows)]
+        self.row = self.column = 0
+
+    def feed(self, data: bytes) -> None:
+        for match in _CONTROL.finditer(data.decode("utf-8", "replace")):
+            text, final = match.group(0), match.group(2)
+            numbers = [int(n) for n in re.findall(r"\d+", match.group(1) or "")]
+            count = numbers[0] if numbers else 1
+            if final == "G":
+                self.column = min(count - 1, self.columns - 1)
+            elif final in ("H", "f"):
+                row, column = [*numbers, 1, 1][:2]
+                self.row, self.column = min(row, self.rows) - 1, min(column, self.columns) - 1
+            elif final == "A":
+                self.row = max(self.row - count, 0)
+            elif final == "B":
+                self.row = min(self.row + count, self.rows - 1)
+            elif final == "C":
+                self.column = min(self.column + count, self.columns - 1)
+            elif final == "D":
+                self.column = max(self.column - count, 0)
+            elif final == "K":
+                self.cells[self.row][self.column:] = [" "] * (self.columns - self.column)
+            elif final == "J" and numbers[:1] == [2]:
+                self.cells = [[" "] * self.columns for _ in range(self.rows)]
+            elif final is not None or text.startswith("\x1b"):
+                pass  # colours, modes, titles: nothing on the screen
+            elif text == "\r":
+                self.column = 0
+            elif text == "\n":
+                self._down()
+            elif text == "\b":
+                self.column = max(self.column - 1, 0)
+            else:
+                for char in text:
+                    if self.column >= self.columns:
+                        self.column = 0
+                        self._down()
+                    self.cells[self.row][self.column] = char
+                    self.column += 1
+
+    def _down(self) -> None:
+        if self.row == self.rows - 1:
+            self.cells = [*self.cells[1:], [" "] * self.columns]
+        else:
+            self.row += 1
+
+    def text(self) -> str:
+        return "\n".join("".join(line).rstrip() for line in self.cells)
 
 
 class Terminal:
@@ -37,6 +102,7 @@ class Terminal:
                 os._exit(127)
         self.pid, self.fd = pid, fd
         self.status: int | None = None  # its exit status, once reaped
+        self.display = Screen(rows, columns)  # everything shown, as drawn
         self.resize(rows, columns)
         self.screen = b""
 
@@ -48,12 +114,14 @@ class Terminal:
     def type(self, keys: bytes) -> None:
         os.write(self.fd, keys)
 
-    def expect(self, text: bytes) -> bytes:
-        """Read until TEXT has been shown (after what earlier expects consumed)."""
+    def expect(self, text: bytes, drawn: bool = False) -> bytes:
+        """Read until TEXT has been shown (after what earlier expects consumed). DRAWN:
+        on the screen as a full-screen program draws it (Screen)."""
         deadline = time.monotonic() + DEADLINE_S
-        while text not in self.screen:
+        while not self._shows(text, drawn):
             left = deadline - time.monotonic()
-            assert left > 0, f"{text!r} never showed; the screen: {self.screen[-800:]!r}"
+            assert left > 0, f"{text!r} never showed; the screen:\n{self.display.text()}\n" \
+                f"the last output: {self.screen[-400:]!r}"
             ready, _, _ = select.select([self.fd], [], [], left)
             if ready:
                 try:
@@ -61,10 +129,19 @@ class Terminal:
                 except OSError:  # the attach ended: its side of the terminal closed
                     chunk = b""
                 if not chunk:
-                    assert text in self.screen, f"{text!r} never showed: {self.screen!r}"
+                    assert self._shows(text, drawn), f"{text!r} never showed: {self.screen!r}"
                 self.screen += chunk
+                self.display.feed(chunk)
+        if drawn:
+            shown, self.screen = self.screen, b""  # what is drawn stays in the display
+            return shown
         shown, _, self.screen = self.screen.partition(text)
         return shown + text
+
+    def _shows(self, text: bytes, drawn: bool) -> bool:
+        if not drawn:
+            return text in self.screen
+        return text.decode() in self.display.text()
 
     def ended(self) -> int:
         """The attach's exit status, once it has exited (within the deadline), with all
@@ -168,3 +245,50 @@ def test_stopping_a_terminal_session_ends_its_attach(user_orch: Orch, signal_nam
         assert one.ended() == 0
         assert b"has ended" in one.screen
     assert user_orch.show(sid)["status"] == "stopped"
+
+
+
+
+def test_claudes_own_terminal_ui_is_driven_through_attach(agent: Orch) -> None:  # noqa: F811
+    """The case --tty is for: claude without -p, typed at, detached from, come back to."""
+    work = _owned(agent, agent.state_dir.parent / "work")
+    home = _owned(agent, agent.state_dir.parent / "claude-home")
+    key = "sk-ant-tty-demo"
+    # What claude's first run would ask a person: onboarding done, this folder trusted,
+    # this API key accepted. (Its own files, in a config directory of the test's.)
+    _owned(agent, home / ".claude.json", json.dumps({
+        "hasCompletedOnboarding": True, "lastOnboardingVersion": "2.1.197", "theme": "dark",
+        "customApiKeyResponses": {"approved": [key[-20:]], "rejected": []},
+        "projects": {str(work): {"hasTrustDialogAccepted": True,
+                                 "hasCompletedProjectOnboarding": True}}}))
+    with serve([Text("tui answer here")]) as (url, script):
+        keys = _owned(agent, agent.state_dir.parent / "tty.env",
+                      f"ANTHROPIC_API_KEY={key}\nANTHROPIC_BASE_URL={url}\n"
+                      f"CLAUDE_CONFIG_DIR={home}\nDISABLE_AUTOUPDATER=1\n")
+        sid = agent.ok("spawn", "--tty", "--env-file", str(keys), "--cwd", str(work),
+                       "--", "claude").strip()
+        try:
+            with attached(agent, sid, rows=40, columns=120) as one:
+                one.expect(b"? for shortcuts", drawn=True)  # its prompt box is up
+                one.type(b"say hi please")
+                one.expect(b"say hi please", drawn=True)  # typed in; submitted on its own
+                one.type(b"\r")
+                one.expect(b"tui answer here", drawn=True)
+                one.type(b"\x1c")
+                assert one.ended() == 0
+            assert agent.show(sid)["status"] == "running"
+            with attached(agent, sid, rows=40, columns=120) as again:
+                again.expect(b"tui answer here", drawn=True)  # the screen as it was
+                again.type(b"\x1c")
+                assert again.ended() == 0
+            assert len([r for r in script.requests if r["body"].get("tools")]) == 1
+        finally:
+            agent.ok("stop", sid)
+    # What its terminal showed reached the journal too, to the last words it wrote as
+    # it ended. (A full-screen program's stream, split into journal lines, cannot be
+    # drawn again exactly: its words are checked where it writes them plainly.)
+    deadline = time.monotonic() + DEADLINE_S
+    while "Resume this session with" not in (written := agent.ok("logs", "-o", "cat", sid)):
+        assert time.monotonic() < deadline, f"the journal holds: {written[-2000:]!r}"
+        time.sleep(0.2)  # polling the journal, with a deadline
+    assert b"claude --resume" in ANSI.sub(b"", written.encode())
