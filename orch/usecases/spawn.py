@@ -135,11 +135,13 @@ def spawn_agent(rt: Runtime, provider: str, request: AgentRequest, *,
     from orch import agents
 
     scope = rt.scope
-    if request.interactive and request.provider_session_id is None:
-        # A conversation can be cut off before its agent ever ends (and says its id):
-        # give it one now, where the provider lets the caller choose, to resume it by.
+    if request.provider_session_id is None:
+        # An agent can be cut off before it ever ends (and says its conversation's id),
+        # and some never say it (copilot): where the provider lets the caller choose the
+        # id, it is chosen now and recorded, to resume the conversation by.
         spec = agents.provider_spec(provider, scope, config)
-        if spec.live_argv is not None and "provider_session_id" in placeholders(spec.live_argv):
+        template = spec.live_argv if request.interactive else spec.argv
+        if template and "provider_session_id" in placeholders(template):
             import uuid
 
             request = replace(request, provider_session_id=str(uuid.uuid4()))

@@ -276,3 +276,29 @@ def test_resume_refuses_a_running_session_and_a_refused_start(
     fake.on_submit = refuse
     with pytest.raises(OrchError, match="refused"):
         spawning.resume(rt, record.id)
+
+
+def test_an_agent_whose_conversation_id_orch_may_choose_records_it_at_spawn(
+        fake: FakeManager, rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orch.providers import AgentRequest
+
+    bin_dir = tmp_path / "agents"
+    bin_dir.mkdir()
+    for name in ("copilot", "codex"):
+        (bin_dir / name).write_text("#!/bin/sh\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    # copilot never says its conversation's id: orch chooses it, and can resume it.
+    session = spawning.spawn_agent(rt, "copilot", AgentRequest(prompt="hello"))
+    record = rt.store.load()[session.id]
+    assert record.provider_session_id and \
+        f"--session-id={record.provider_session_id}" in record.argv
+    rt.store.update(lambda s: s.__setitem__(record.id, dataclasses.replace(
+        s[record.id], ended_at=rt.now_iso(), exit_code=0, result="success")))
+    fake.set(record.unit, exited(fake.unit(record.unit), 0))
+    back = spawning.resume(rt, record.id, "go on")
+    resumed = rt.store.load()[back.id]
+    assert f"--resume={record.provider_session_id}" in resumed.argv
+    # codex has no flag for it: its id comes from its output, as before.
+    other = spawning.spawn_agent(rt, "codex", AgentRequest(prompt="hi"))
+    assert rt.store.load()[other.id].provider_session_id is None
