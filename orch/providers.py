@@ -186,14 +186,15 @@ BUILTIN: dict[str, ProviderSpec] = {
         state_dir=".gemini",
     ),
     # GitHub Copilot CLI 1.0.102, `copilot --help`; docs.github.com/en/copilot/reference/
-    # copilot-cli-reference/cli-programmatic-reference. --silent prints only the agent's
-    # answer (read as text). Its output names no session, so resuming needs the id the
-    # fresh run was given with --session-id. No flag for a system prompt or turn limit.
+    # copilot-cli-reference/cli-programmatic-reference. --output-format json prints one
+    # event per line (its answer, each tool run, and a last `result` with the session's
+    # id), tried offline against a scripted model (tests/unit/data/agents). --session-id
+    # names the conversation at spawn. No flag for a system prompt or turn limit.
     "copilot": ProviderSpec(
         name="copilot",
         binary="copilot",
         argv=(
-            "--prompt={prompt!}", "--silent",
+            "--prompt={prompt!}", "--output-format", "json",
             "--model={model}",
             "--add-dir={add_dir*}",
             ("--allow-all-tools", "{auto_approve?}"),
@@ -201,12 +202,12 @@ BUILTIN: dict[str, ProviderSpec] = {
         ),
         resume_argv=(
             "--resume={provider_session_id!}",
-            "--prompt={prompt!}", "--silent",
+            "--prompt={prompt!}", "--output-format", "json",
             "--model={model}",
             "--add-dir={add_dir*}",
             ("--allow-all-tools", "{auto_approve?}"),
         ),
-        results=ResultFormat.TEXT,
+        results=ResultFormat.COPILOT_JSONL,
         state_dir=".copilot",
     ),
     # ollama `run MODEL [PROMPT]` (docs.ollama.com/cli; cmd/cmd.go). Not installed here,

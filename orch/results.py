@@ -20,6 +20,7 @@ class ResultFormat(StrEnum):
 
     CLAUDE_STREAM_JSON = "claude-stream-json"  # claude -p --output-format stream-json
     CODEX_JSONL = "codex-jsonl"  # codex exec --json
+    COPILOT_JSONL = "copilot-jsonl"  # copilot --output-format json
     GEMINI_JSON = "gemini-json"  # gemini --output-format stream-json, or json
     TEXT = "text"  # plain text: the output is the answer
 
@@ -45,6 +46,8 @@ def parse(format: ResultFormat, lines: Iterable[str]) -> AgentResult:
         return _claude(_events(text))
     if format is ResultFormat.CODEX_JSONL:
         return _codex(_events(text))
+    if format is ResultFormat.COPILOT_JSONL:
+        return _copilot(_events(text))
     if format is ResultFormat.GEMINI_JSON:
         return _gemini(text)
     return _text(text)
@@ -193,6 +196,27 @@ def _codex(events: list[dict[str, Any]]) -> AgentResult:
 
 
 _GEMINI_EVENTS = ("init", "message", "tool_use", "tool_result", "error", "result")
+
+
+def _copilot(events: list[dict[str, Any]]) -> AgentResult:
+    """copilot --output-format json (1.0.102): one event per line, `{type, data, ...}`;
+    `assistant.message` carries each answer's text (empty when it only calls tools), and
+    the last line, `result`, the session's id (sessionId, which --resume takes), its
+    exit code and usage (premium requests and durations: no tokens, no cost)."""
+    answer: str | None = None
+    result: dict[str, Any] | None = None
+    for event in events:
+        data = event.get("data")
+        if event.get("type") == "assistant.message" and isinstance(data, dict):
+            answer = _str(data.get("content")) or answer
+        elif event.get("type") == "result":
+            result = event
+    if result is None:
+        return AgentResult(None, answer, False, None, None)
+    code = result.get("exitCode")
+    return AgentResult(provider_session_id=_str(result.get("sessionId")), final_result=answer,
+                       is_error=_int(code) not in (None, 0),
+                       usage=_counts(result.get("usage")) or None, cost_usd=None)
 
 
 def _gemini(lines: list[str]) -> AgentResult:

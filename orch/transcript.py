@@ -26,6 +26,12 @@ KEY_ARGUMENTS = ("command", "cmd", "pattern", "query", "file_path", "path", "not
                  "filePath", "absolute_path", "url", "prompt", "description")
 
 Event = dict[str, Any]
+# copilot's events that say nothing a reader of the transcript needs (deltas of what a
+# later event says whole, turn bookkeeping, progress).
+COPILOT_QUIET = frozenset({
+    "assistant.message_start", "assistant.message_delta", "assistant.turn_start",
+    "assistant.turn_end", "assistant.idle", "assistant.tool_call_delta",
+    "tool.shell_output", "tool.execution_partial_result"})
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,7 @@ class Transcript:
             ResultFormat.CLAUDE_STREAM_JSON: self._claude,
             ResultFormat.GEMINI_JSON: self._gemini,
             ResultFormat.CODEX_JSONL: self._codex,
+            ResultFormat.COPILOT_JSONL: self._copilot,
         }
         self._render = renderers.get(format)
 
@@ -355,6 +362,35 @@ class Transcript:
         elif completed and item.get("status") == "failed":
             shown += self._result(str(item.get("error") or "failed"), True)
         return shown
+
+
+    # -- copilot --output-format json ---------------------------------------------
+
+    def _copilot(self, event: Event) -> list[str]:
+        kind = str(event.get("type"))
+        data = event.get("data") or {}
+        if kind == "user.message":
+            return [f"> {line}" for line in str(data.get("content", "")).splitlines()]
+        if kind == "assistant.message":
+            return str(data.get("content") or "").splitlines()  # its calls: when they run
+        if kind == "tool.execution_start":
+            return [self._call(str(data.get("toolName", "?")), data.get("arguments"))]
+        if kind == "tool.execution_complete":
+            outcome = data.get("result") or data.get("error") or {}
+            return self._result(_text_of(outcome), data.get("success") is False)
+        if kind == "result":
+            usage = event.get("usage") or {}
+            return [self._turn([
+                "done" if event.get("exitCode") == 0 else f"exit {event.get('exitCode')}",
+                _count(usage.get("premiumRequests"), "premium request"),
+                f"{usage['sessionDurationMs'] / 1000:.1f}s"
+                if isinstance(usage.get("sessionDurationMs"), (int, float)) else "",
+                f"session {event.get('sessionId', '?')}"])]
+        if "error" in kind:
+            return [self._error(str(data.get("message") or kind))]
+        if kind in COPILOT_QUIET or kind.startswith(("session.", "model.")):
+            return []
+        return [self._compact(event)]
 
 
 def _is_gemini_delta(event: Event) -> bool:

@@ -335,7 +335,7 @@ BAD_FILES = [
     ('[profiles]\nfast = "haiku"\n', 'profiles.fast: expected a table, got "haiku"'),
     ('[providers.x]\nresults = "xml"\n',
      'providers.x.results: expected one of "claude-stream-json", "codex-jsonl", '
-     '"gemini-json", "text", got "xml"'),
+     '"copilot-jsonl", "gemini-json", "text", got "xml"'),
     ('[providers.x]\nargv = ["a", 3]\n',
      'providers.x.argv: expected a list whose items are strings or lists of strings, '
      'got ["a", 3]'),

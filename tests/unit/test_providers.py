@@ -73,7 +73,7 @@ def test_gemini_full_request() -> None:
 def test_copilot_full_request() -> None:
     request = full(system_prompt=None, max_turns=None)
     assert build_argv(BUILTIN["copilot"], request) == [
-        "copilot", "--prompt=fix the tests", "--silent", "--model=M",
+        "copilot", "--prompt=fix the tests", "--output-format", "json", "--model=M",
         "--add-dir=/src/a", "--add-dir=/src/b", "--allow-all-tools", f"--session-id={SID}"]
 
 
@@ -87,7 +87,7 @@ def test_ollama_full_request() -> None:
     ("claude", ["claude", "-p", "--output-format", "stream-json", "--verbose", "--", "hi"]),
     ("codex", ["codex", "exec", "--json", "--skip-git-repo-check", "--", "hi"]),
     ("gemini", ["gemini", "--prompt=hi", "--output-format", "stream-json", "--skip-trust"]),
-    ("copilot", ["copilot", "--prompt=hi", "--silent"]),
+    ("copilot", ["copilot", "--prompt=hi", "--output-format", "json"]),
 ])
 def test_minimal_request_drops_every_optional_group(name: str, argv: list[str]) -> None:
     assert build_argv(BUILTIN[name], AgentRequest(prompt="hi")) == argv
@@ -190,7 +190,7 @@ def test_gemini_resume() -> None:
 def test_copilot_resume() -> None:
     request = full(prompt="continue", system_prompt=None, max_turns=None)
     assert build_resume_argv(BUILTIN["copilot"], request) == [
-        "copilot", f"--resume={SID}", "--prompt=continue", "--silent", "--model=M",
+        "copilot", f"--resume={SID}", "--prompt=continue", "--output-format", "json", "--model=M",
         "--add-dir=/src/a", "--add-dir=/src/b", "--allow-all-tools"]
 
 
@@ -201,7 +201,7 @@ def test_copilot_resume() -> None:
                "go on"]),
     ("gemini", ["gemini", f"--resume={SID}", "--prompt=go on", "--output-format",
                 "stream-json", "--skip-trust"]),
-    ("copilot", ["copilot", f"--resume={SID}", "--prompt=go on", "--silent"]),
+    ("copilot", ["copilot", f"--resume={SID}", "--prompt=go on", "--output-format", "json"]),
 ])
 def test_minimal_resume(name: str, argv: list[str]) -> None:
     request = AgentRequest(prompt="go on", provider_session_id=SID)
@@ -404,7 +404,7 @@ def test_a_new_provider_from_a_table() -> None:
     ({"resume_argv": ["-r", "{prompt}"]}, "claude", "resume_argv",
      "must use {provider_session_id}"),
     ({"results": "xml"}, "claude", "results", "expected one of claude-stream-json, "
-     "codex-jsonl, gemini-json, text, got 'xml'"),
+     "codex-jsonl, copilot-jsonl, gemini-json, text, got 'xml'"),
     ({"results": True}, "claude", "results", "got a boolean"),
 ])
 def test_a_bad_table_is_refused_naming_the_file_and_key(

@@ -178,3 +178,22 @@ def test_a_real_conversation_reads_turn_by_turn_and_each_turns_result_is_kept() 
     assert [t.final_result for t in partial] == ["first answer", "second answer",
                                                   "second answer"]
     assert turns(ResultFormat.CLAUDE_STREAM_JSON, lines[:2]) == []
+
+
+def test_a_copilot_run_reads_as_its_call_result_answer_and_session() -> None:
+    from orch.results import parse
+
+    shown = _render("copilot-tools.jsonl", ResultFormat.COPILOT_JSONL)
+    assert shown == [
+        "> Print five lines with the shell",
+        "⏺ bash  printf 'a\\nb\\nc\\nd\\ne\\n'",
+        "  ⎿ a", "    b", "    c", "    … (+3 lines)",
+        "Five lines were printed.",
+        "── done · 0 premium requests · 0.3s · session 4f0c1d52-9a1e-4c3b-8a57-0b6f3e2d9c11 ──"]
+    for name, answer in (("copilot-tools.jsonl", "Five lines were printed."),
+                         ("copilot-hello.jsonl", "Hello from copilot.")):
+        said = parse(ResultFormat.COPILOT_JSONL, (DATA / name).read_text().splitlines())
+        assert (said.final_result, said.is_error) == (answer, False)
+        # copilot names its conversation only here: the id orch gave it with --session-id.
+        assert said.provider_session_id == "4f0c1d52-9a1e-4c3b-8a57-0b6f3e2d9c11"
+        assert said.usage is not None and said.usage["premiumRequests"] == 0
