@@ -187,7 +187,7 @@ class Transcript:
         lines = text.strip("\n").splitlines() or ["(no output)"]
         shown = [self.style.cut(line, 4) for line in lines[:RESULT_LINES]]
         if len(lines) > RESULT_LINES:
-            shown.append(f"… (+{len(lines) - RESULT_LINES} lines)")
+            shown.append(f"… (+{_count(len(lines) - RESULT_LINES, 'line')})")
         paint = self.style.error if is_error else self.style.dim
         return [paint(("  ⎿ " if i == 0 else "    ") + line) for i, line in enumerate(shown)]
 

@@ -197,3 +197,24 @@ def test_a_copilot_run_reads_as_its_call_result_answer_and_session() -> None:
         # copilot names its conversation only here: the id orch gave it with --session-id.
         assert said.provider_session_id == "4f0c1d52-9a1e-4c3b-8a57-0b6f3e2d9c11"
         assert said.usage is not None and said.usage["premiumRequests"] == 0
+
+
+def test_a_gemini_run_with_a_tool_joins_its_streamed_answer() -> None:
+    shown = _render("gemini-tools.jsonl", ResultFormat.GEMINI_JSON)
+    assert shown == [
+        "── gemini · gemini-2.5-pro · session efe16205-43c8-4a4d-8a6c-837d93b96289 ──",
+        "> Print four lines with the shell",
+        "⏺ run_shell_command  printf 'x\\ny\\nz\\nw\\n'",
+        "  ⎿ x", "    y", "    z", "    … (+1 line)",
+        "The shell printed four lines for you.",  # two deltas, one line
+        "── success · 1 tool call · 60 in / 12 out tokens · 0.2s ──"]
+
+
+def test_a_codex_run_shows_its_command_once_with_its_output() -> None:
+    shown = _render("codex-tools.jsonl", ResultFormat.CODEX_JSONL)
+    assert shown == [
+        "── codex · thread 01a24b1e-a294-75f3-9000-29b1d0585d3e ──",
+        "⏺ shell  /bin/bash -lc \"printf 'p\\\\nq\\\\nr\\\\ns\\\\n'\"",  # at item.started
+        "  ⎿ p", "    q", "    r", "    … (+1 line)",  # at item.completed
+        "Codex printed four lines.",
+        "── turn done · 80 in / 16 out tokens ──"]
