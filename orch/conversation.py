@@ -53,10 +53,17 @@ def input_path(scope: Scope, session_id: str) -> Path:
     return input_dir(scope) / session_id
 
 
-def open_input(scope: Scope, session_id: str) -> int:
+def _quiet_path(scope: Scope, session_id: str) -> Path:
+    """Marks a conversation whose agent was started with nothing to say (resumed at boot):
+    it waits for a message before it writes anything."""
+    return input_dir(scope) / f"{session_id}.quiet"
+
+
+def open_input(scope: Scope, session_id: str, quiet: bool = False) -> int:
     """The session's input, made if need be (one a crash left behind is reused if it is
     a FIFO of ours, replaced otherwise), opened for reading and writing: the descriptor
-    to hand to the manager (the caller closes its own)."""
+    to hand to the manager (the caller closes its own). QUIET: its agent starts with no
+    message to read (see idle_result)."""
     directory = input_dir(scope)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = directory.lstat()
@@ -74,6 +81,11 @@ def open_input(scope: Scope, session_id: str) -> int:
         found = None
     if found is None:
         os.mkfifo(path, 0o600)
+    marker = _quiet_path(scope, session_id)
+    if quiet:
+        marker.touch(mode=0o600)
+    else:
+        marker.unlink(missing_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     with suppress(OSError):  # a smaller pipe still works, with less room to queue
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
@@ -84,8 +96,8 @@ def open_input(scope: Scope, session_id: str) -> int:
 
 def remove_input(scope: Scope, session_id: str) -> None:
     """Remove the session's input, if it has one."""
-    with suppress(FileNotFoundError):
-        input_path(scope, session_id).unlink()
+    for path in (input_path(scope, session_id), _quiet_path(scope, session_id)):
+        path.unlink(missing_ok=True)
 
 
 def user_message(format: ResultFormat, text: str) -> bytes:
@@ -135,6 +147,7 @@ def deliver(scope: Scope, session_id: str, data: bytes) -> None:
         written = os.write(fd, data)
         if written != len(data):  # cannot happen with the room checked: say so if it does
             raise OrchError(f"only {written} of {len(data)} bytes reached the agent")
+        _quiet_path(scope, session_id).unlink(missing_ok=True)  # it has something now
     finally:
         os.close(fd)
 
@@ -163,15 +176,19 @@ def idle_result(record: Record) -> AgentResult | None:
     """What the agent said in its last turn, if RECORD is a conversation whose agent
     waits for its next message; None while a turn is under way, or a message waits in
     its input (it is about to be). Read from the current invocation's output: the
-    agent's own `result` event ends each turn, and an invocation that has said nothing
-    yet and has nothing to read (a conversation resumed at boot) waits too."""
+    agent's own `result` event ends each turn. An invocation that has said nothing yet
+    waits only if it was started with nothing to say and has been sent nothing since (a
+    conversation resumed at boot); otherwise it is taking its first message."""
     from orch import agents, journal
 
+    scope = Scope(record.scope)
     lines = journal.output_lines(record)
     last = next((event for event in map(_event, reversed(lines)) if event is not None), None)
+    if last is None and not _quiet_path(scope, record.id).exists():
+        return None
     if last is not None and last.get("type") != "result":
         return None
-    if waiting(Scope(record.scope), record.id):
+    if waiting(scope, record.id):
         return None
     return agents.read_result(record, lines)
 

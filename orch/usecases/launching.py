@@ -68,7 +68,7 @@ def _listen(record: Record, props: list[Property], message: bytes | None) -> int
         return None
     from orch import conversation
 
-    fd = conversation.open_input(Scope(record.scope), record.id)
+    fd = conversation.open_input(Scope(record.scope), record.id, quiet=not message)
     try:
         if message:
             os.write(fd, message)  # an empty pipe of PIPE_BYTES takes a whole message

@@ -66,7 +66,8 @@ def list_sessions(rt: Runtime, *, running: bool = False,
 def conversing(session: Session, record: Record) -> Session:
     """SESSION as IDLE, with its last turn's result, if it is a conversation whose agent
     waits for its next message (what the manager cannot tell: its output says it)."""
-    if session.status is not Status.RUNNING or not record.agent.get("interactive"):
+    if session.status is not Status.RUNNING or not record.agent.get("interactive") \
+            or record.intent is not None:  # being stopped or killed: not waiting for anyone
         return session
     from orch import conversation
 

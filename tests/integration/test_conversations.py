@@ -105,7 +105,8 @@ def test_a_power_cut_brings_an_idle_conversation_back_resumed_and_idle(
             assert (code, session["status"], session["restarts"]) == (0, "idle", 1)
             agent.ok("send", sid, "still there?")
             code, session = _waited(agent, sid)
-            assert (code, session["final_result"]) == (0, "after the cut")
+            assert (code, session["status"], session["final_result"]) == \
+                (0, "idle", "after the cut"), session
             # The agent resumed its own conversation: the model saw the first turn.
             assert "before the cut" in json.dumps(script.requests[-1]["body"]["messages"])
         agent.ok("stop", sid)
@@ -114,3 +115,22 @@ def test_a_power_cut_brings_an_idle_conversation_back_resumed_and_idle(
                                  user="root").returncode == 1  # its input went with it
     finally:
         agent("units", "uninstall")
+
+
+def test_a_conversation_killed_mid_turn_is_resumed_by_the_next_message(
+        agent: Orch) -> None:  # noqa: F811
+    replies = [ToolUse("Bash", {"command": "sleep 60", "description": "wait"}),
+               Text("picked up again")]
+    with serve(replies) as (url, script):
+        sid = _claude(agent, url, "start something slow", "--interactive", "--auto-approve")
+        _until("the slow tool call",
+               lambda: "⏺ Bash  sleep 60" in agent.ok("logs", "--no-pager", sid))
+        agent.ok("kill", sid)
+        _until("the kill to end it", lambda: agent.show(sid)["status"] == "killed")
+        resumed = agent("send", sid, "carry on")
+        assert resumed.returncode == 0 and "resumes its conversation" in resumed.stderr
+        code, session = _waited(agent, sid)
+        assert (code, session["status"], session["final_result"]) == \
+            (0, "idle", "picked up again")
+        assert "start something slow" in json.dumps(script.requests[-1]["body"]["messages"])
+    agent.ok("stop", sid)

@@ -197,3 +197,45 @@ def test_a_full_input_refuses_a_message_rather_than_cut_it(fake: FakeManager) ->
         assert len(data) % len(message) == 0  # whole messages only
     finally:
         os.close(fd)
+
+
+def test_idle_is_read_from_the_output_the_quiet_mark_and_the_pipe(
+        fake: FakeManager, rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orch import journal
+
+    record = put(rt, "talk", provider="claude", agent=INTERACTIVE, invocation_id="b" * 32)
+    said: list[str] = []
+    monkeypatch.setattr(journal, "output_lines", lambda record: list(said))
+    result = json.dumps({"type": "result", "subtype": "success", "is_error": False,
+                         "result": "done", "session_id": "conv"})
+    agent_end = conversation.open_input(Scope.USER, record.id)  # started with a message
+    try:
+        assert conversation.idle_result(record) is None  # taking its first message
+        said[:] = [json.dumps({"type": "system", "subtype": "init"}), result]
+        answer = conversation.idle_result(record)
+        assert answer is not None and answer.final_result == "done"
+        said.append(json.dumps({"type": "assistant", "message": {"content": []}}))
+        assert conversation.idle_result(record) is None  # a new turn under way
+        said[:] = [result]
+        conversation.deliver(Scope.USER, record.id, b'{"type":"user"}\n')
+        assert conversation.idle_result(record) is None  # a message waits in its input
+    finally:
+        os.close(agent_end)
+    said.clear()
+    agent_end = conversation.open_input(Scope.USER, record.id, quiet=True)  # at boot
+    try:
+        assert conversation.idle_result(record) is not None  # nothing to say, nothing sent
+        conversation.deliver(Scope.USER, record.id, b'{"type":"user"}\n')
+        os.read(agent_end, 100)  # the agent took it, and has not answered yet
+        assert conversation.idle_result(record) is None
+    finally:
+        os.close(agent_end)
+
+
+def test_a_conversation_being_stopped_is_not_idle(fake: FakeManager, rt: Runtime,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from orch.session import Intent
+
+    started(fake, rt, "talk", provider="claude", agent=INTERACTIVE, intent=Intent.KILL)
+    _idle(monkeypatch, DONE)  # its agent's last words were a turn's result
+    assert [s.status for s in query.list_sessions(rt)] == [Status.RUNNING]
