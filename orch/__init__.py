@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _API = ("spawn", "list_sessions", "show", "logs", "logs_command", "wait", "stop", "kill",
-        "recover", "reap", "current_scope", "WaitOutcome", "RecoverReport")
+        "send", "turn_results", "recover", "reap", "current_scope", "WaitOutcome",
+        "RecoverReport")
 _MODELS = {"Session": "orch.session", "Status": "orch.session", "Record": "orch.session",
            "Scope": "orch.scope", "OrchError": "orch.errors", "SessionSpec": "orch.spec"}
 
@@ -46,9 +47,11 @@ __all__ = [
     "logs_command",
     "reap",
     "recover",
+    "send",
     "show",
     "spawn",
     "stop",
+    "turn_results",
     "wait",
 ]
 
@@ -63,9 +66,11 @@ if TYPE_CHECKING:
         logs_command,
         reap,
         recover,
+        send,
         show,
         spawn,
         stop,
+        turn_results,
         wait,
     )
     from orch.errors import OrchError

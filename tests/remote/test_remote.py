@@ -18,6 +18,7 @@ import pytest
 from orch.scope import Scope
 from orch.unitfiles import RECOVER, render
 from tests.remote.fleet import Fleet, Host, orch_command
+from tests.terminals import running
 from tests.waiting import wait_for
 
 DEADLINE = 60.0
@@ -286,3 +287,18 @@ def test_one_shared_connection_per_host(fleet: Fleet, env: dict[str, str]) -> No
         finally:
             del os.environ["ORCH_SSH_CONFIG"]
     assert set(control.iterdir()) - before == set()
+
+
+def test_attach_to_a_terminal_session_on_another_host(fleet: Fleet, env: dict[str, str],
+                                                      cleanup: None) -> None:
+    session_id = orch(env, "spawn", "--host", "h2", "--tty", "--", "/bin/sh").stdout.strip()
+    # Through `ssh -t`: this terminal's keys and window reach the program on h2.
+    with running([orch_command(), "--host", "h2", "attach", session_id], rows=30,
+                 columns=100, env=env) as terminal:
+        terminal.expect(b"Ctrl-\\ detaches")
+        terminal.type(b"echo remote-$((6*7)); stty size\r")
+        terminal.expect(b"remote-42")
+        terminal.expect(b"30 100")
+        terminal.type(b"\x1c")
+        assert terminal.ended() == 0
+    assert on_host(fleet, fleet.host("h2"), "show", session_id)["status"] == "running"

@@ -239,3 +239,11 @@ def test_a_conversation_being_stopped_is_not_idle(fake: FakeManager, rt: Runtime
     started(fake, rt, "talk", provider="claude", agent=INTERACTIVE, intent=Intent.KILL)
     _idle(monkeypatch, DONE)  # its agent's last words were a turn's result
     assert [s.status for s in query.list_sessions(rt)] == [Status.RUNNING]
+
+
+def test_the_library_offers_send_and_every_turns_result() -> None:
+    import orch
+    from orch import api
+
+    assert orch.send is api.send and orch.turn_results is api.turn_results
+    assert {"send", "turn_results"} <= set(orch.__all__)
