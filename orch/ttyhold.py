@@ -193,8 +193,11 @@ def main(argv: list[str]) -> int:
         os.dup2(slave, fd)
     if slave > 2:
         os.close(slave)
+    # A service has no TERM (systemd sets one only for a unit on a real terminal); what
+    # attaches is a terminal emulator, most likely an xterm-compatible one.
+    env = {**os.environ, "TERM": os.environ.get("TERM") or "xterm-256color"}
     try:
-        os.execv(program, args)
+        os.execve(program, args, env)
     except OSError as err:
         print(f"orch: cannot run {program}: {os.strerror(err.errno or 0)}", file=sys.stderr)
         return 127

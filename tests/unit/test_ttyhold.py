@@ -42,15 +42,17 @@ def _read_until(client: socket.socket, text: bytes) -> bytes:
 def test_the_program_runs_on_the_terminal_as_the_holders_own_process(tmp_path: Path) -> None:
     path = tmp_path / "tty" / "s1"
     holder = subprocess.Popen([sys.executable, "-I", str(HOLDER), str(path), "/bin/sh", "sh"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={"PATH": "/usr/bin:/bin"})
     try:
         client = _connect(path)
         assert oct(path.stat().st_mode & 0o777) == "0o600"
         assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
         client.sendall(ttyhold.window(33, 101))
-        client.sendall(ttyhold.frame(ttyhold.DATA, b"stty size; echo pid=$$\n"))
-        # The program is the holder's own process (it executed it), on a 33x101 window.
-        shown = _read_until(client, f"pid={holder.pid}\r".encode())
+        client.sendall(ttyhold.frame(ttyhold.DATA, b"stty size; echo $TERM pid=$$\n"))
+        # The program is the holder's own process (it executed it), on a 33x101 window,
+        # told it is on an xterm (a service has no TERM).
+        shown = _read_until(client, f"xterm-256color pid={holder.pid}\r".encode())
         assert b"\r\n33 101\r\n" in shown
         # A frame cut in two arrives whole.
         message = ttyhold.frame(ttyhold.DATA, b"exit 7\n")
