@@ -118,6 +118,8 @@ ENVIRONMENT = (
                                     "(is-args)."),
     ("COLUMNS", "The width `orch ps` fits its table to on a terminal, instead of the "
                 "terminal's own (as systemctl); piped, the table is always whole."),
+    ("TERM", "In a session spawned with --tty: the terminal type its program is told, "
+             "given with --env (xterm-256color if none)."),
     ("NO_COLOR", "Set (to anything but the empty string): `orch logs` shows a transcript "
                  "without colour, even on a terminal (no-color.org)."),
 )
