@@ -166,9 +166,13 @@ def main(argv: list[str]) -> int:
         print("usage: ttyhold.py SOCKET PROGRAM ARGV0 [ARG...]", file=sys.stderr)
         return 2
     path, program, args = argv[1], argv[2], argv[3:]
+    try:
+        server = _listen(path)
+    except OSError as err:
+        print(f"orch: cannot listen at {path}: {os.strerror(err.errno or 0)}", file=sys.stderr)
+        return 1
     master, slave = pty.openpty()
     _set_window(master, *DEFAULT_WINDOW)
-    server = _listen(path)
     if os.fork() == 0:  # the holder of the master side
         # It ends when the terminal closes (the program has ended), after the last of
         # its output: the stop's SIGTERM to the unit's processes must not cut that short.

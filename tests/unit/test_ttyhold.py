@@ -73,3 +73,31 @@ def test_bad_usage_is_one_line() -> None:
                           text=True, check=False)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert os.path.basename(str(HOLDER)) == "ttyhold.py"
+
+
+def test_a_socket_a_crash_left_behind_is_replaced_and_anything_else_left_alone(
+        tmp_path: Path) -> None:
+    path = tmp_path / "tty" / "s2"
+    path.parent.mkdir(mode=0o700)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))  # a holder that died: its socket file stays, nobody listens
+    stale.close()
+    holder = subprocess.Popen([sys.executable, "-I", str(HOLDER), str(path), "/bin/sh", "sh"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env={"PATH": "/usr/bin:/bin"})
+    try:
+        client = _connect(path)
+        client.sendall(ttyhold.frame(ttyhold.DATA, b"echo fresh-$((2+3)); exit 0\n"))
+        _read_until(client, b"fresh-5")
+        assert holder.wait(timeout=20) == 0
+        client.close()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    other = tmp_path / "tty" / "s3"
+    other.write_text("not a socket")
+    refused = subprocess.run([sys.executable, "-I", str(HOLDER), str(other), "/bin/true",
+                              "true"], capture_output=True, text=True, timeout=20, check=False)
+    assert refused.returncode == 1 and other.read_text() == "not a socket"
+    assert refused.stderr == f"orch: cannot listen at {other}: Address already in use\n"
