@@ -247,3 +247,39 @@ def test_the_library_offers_send_and_every_turns_result() -> None:
 
     assert orch.send is api.send and orch.turn_results is api.turn_results
     assert {"send", "turn_results"} <= set(orch.__all__)
+
+
+def test_orch_send_takes_the_message_from_its_argument_a_file_or_standard_input(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from orch import api, commands
+    from orch.session import Session
+
+    given: list[tuple[str | None, bool]] = []
+    session = Session(id="5" * 36, name="talk", unit="orch-talk-55555555.service",
+                      scope="user", status=Status.IDLE, main_pid=1, invocation_id=None,
+                      argv=["claude"], cwd="/", tags=[], description="", created_at="",
+                      started_at=None, ended_at=None, exit_code=None, exit_signal=None,
+                      result=None, final_result=None, parent_id=None)
+
+    def send(ref: str, message: str | None, scope: Scope, *,
+             interrupt: bool = False) -> converse.Sent:
+        given.append((message, interrupt))
+        return converse.Sent(session, "queued" if message == "from a file" else "sent")
+
+    monkeypatch.setattr(api, "send", send)
+    note = tmp_path / "note.txt"
+    note.write_text("from a file\n")
+    assert commands.send("talk", file=str(note)) == 0
+    assert "is in a turn; the agent reads the message at the turn's next step" in \
+        capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("from standard input\n"))
+    assert commands.send("talk", "-") == 0
+    assert commands.send("talk", interrupt=True) == 0
+    assert given == [("from a file", False), ("from standard input", False), (None, True)]
+    assert capsys.readouterr().out == f"{session.id}\n" * 2
+    for wrong in ({}, {"message": "x", "interrupt": True}, {"message": "x", "file": "f"}):
+        with pytest.raises(UsageError, match="give one of: a MESSAGE, --file F, or --interrupt"):
+            commands.send("talk", **wrong)  # type: ignore[arg-type]
