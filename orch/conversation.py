@@ -22,7 +22,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from orch.errors import OrchError, UsageError
-from orch.results import ResultFormat
+from orch.results import ResultFormat, event
 from orch.scope import Scope
 
 TYPE_CHECKING = False
@@ -183,7 +183,7 @@ def idle_result(record: Record) -> AgentResult | None:
 
     scope = Scope(record.scope)
     lines = journal.output_lines(record)
-    last = next((event for event in map(_event, reversed(lines)) if event is not None), None)
+    last = next((found for found in map(event, reversed(lines)) if found is not None), None)
     if last is None and not _quiet_path(scope, record.id).exists():
         return None
     if last is not None and last.get("type") != "result":
@@ -191,15 +191,3 @@ def idle_result(record: Record) -> AgentResult | None:
     if waiting(scope, record.id):
         return None
     return agents.read_result(record, lines)
-
-
-def _event(line: str) -> dict[str, object] | None:
-    """LINE's JSON object, if it is one."""
-    stripped = line.strip()
-    if not stripped.startswith("{"):
-        return None
-    try:
-        event = json.loads(stripped)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) else None

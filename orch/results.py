@@ -74,20 +74,21 @@ def turns(format: ResultFormat, lines: Iterable[str]) -> list[AgentResult]:
     return found
 
 
+def event(line: str) -> dict[str, Any] | None:
+    """LINE as an agent's event, if it is a JSON object."""
+    stripped = line.strip()
+    if not stripped.startswith("{"):
+        return None
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _events(lines: list[str]) -> list[dict[str, Any]]:
     """The lines that are JSON objects, in order; anything else is skipped."""
-    events = []
-    for line in lines:
-        stripped = line.strip()
-        if not stripped.startswith("{"):
-            continue
-        try:
-            value = json.loads(stripped)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            events.append(value)
-    return events
+    return [found for found in map(event, lines) if found is not None]
 
 
 def _str(value: object) -> str | None:

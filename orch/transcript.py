@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from orch.results import ResultFormat
+from orch.results import event as parse_event
 
 # A tool result is shown by its first lines, with a count of what was cut.
 RESULT_LINES = 3
@@ -134,7 +135,7 @@ class Transcript:
 
     def feed(self, line: str) -> list[str]:
         """The transcript lines for one output LINE."""
-        event = self._event(line)
+        event = parse_event(line)
         if event is None or self._render is None:
             return [*self.flush(), line] if line.strip() else []
         try:
@@ -157,17 +158,6 @@ class Transcript:
             return []
         text, self._pending = "".join(self._pending), []
         return text.splitlines() or [""]
-
-    @staticmethod
-    def _event(line: str) -> Event | None:
-        stripped = line.strip()
-        if not stripped.startswith("{"):
-            return None
-        try:
-            event = json.loads(stripped)
-        except ValueError:
-            return None
-        return event if isinstance(event, dict) else None
 
     # -- shared pieces ------------------------------------------------------------
 

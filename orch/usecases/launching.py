@@ -5,7 +5,8 @@ resume and recover's restarts all start units through here."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from orch import dependencies, faults, secrets
@@ -61,22 +62,25 @@ def unit_properties(rt: Runtime, record: Record, options: SpawnOptions,
     return props, secret_file
 
 
-def _listen(record: Record, props: list[Property], message: bytes | None) -> int | None:
-    """For a conversation, its input opened (to hand to the manager with PROPS) with
-    MESSAGE in it, to be read first; None for any other session."""
+@contextmanager
+def _listening(record: Record, props: list[Property], message: bytes | None
+               ) -> Iterator[None]:
+    """For a conversation, its input, opened with MESSAGE in it to be read first, in
+    PROPS for the manager while the block creates the unit: the manager holds its own
+    descriptor after that. Nothing for any other session."""
     if not record.agent.get("interactive"):
-        return None
+        yield
+        return
     from orch import conversation
 
     fd = conversation.open_input(Scope(record.scope), record.id, quiet=not message)
     try:
         if message:
             os.write(fd, message)  # an empty pipe of PIPE_BYTES takes a whole message
-    except BaseException:
+        props.append(("StandardInputFileDescriptor", "h", fd))
+        yield
+    finally:
         os.close(fd)
-        raise
-    props.append(("StandardInputFileDescriptor", "h", fd))
-    return fd
 
 
 def launch(rt: Runtime, record: Record, values: Secrets | None = None,
@@ -89,15 +93,12 @@ def launch(rt: Runtime, record: Record, values: Secrets | None = None,
     store = rt.store
     options = SpawnOptions.from_json(record.options)
     props, secret_file = unit_properties(rt, record, options, values)
-    listening = _listen(record, props, message)
     try:
         try:
-            job = manager.submit_transient(record.unit, props)
+            with _listening(record, props, message):
+                job = manager.submit_transient(record.unit, props)
         except BaseException as err:
             raise NotSubmitted(err) from err
-        finally:
-            if listening is not None:  # the manager holds its own now
-                os.close(listening)
         faults.point("launch.submitted")
         # The record's append (update(sync=False)) is made durable while the manager
         # runs the start job, whose end queues on the connection meanwhile: the
@@ -183,7 +184,6 @@ def _arm(rt: Runtime, manager: ManagerPort, record: Record, values: Secrets | No
     marker is written (by the last of its dependencies' exit hooks)."""
     props, secret_file = unit_properties(rt, record, SpawnOptions.from_json(record.options),
                                          values)
-    listening = _listen(record, props, message)
     marker = after_marker(Scope(record.scope), record.id)
     # The path unit watches the directory for the marker (MakeDirectory= would make the
     # marker itself a directory).
@@ -191,14 +191,12 @@ def _arm(rt: Runtime, manager: ManagerPort, record: Record, values: Secrets | No
     marker.unlink(missing_ok=True)
     path_unit = after_unit(record.unit)
     try:
-        job = manager.submit_transient(
-            path_unit, after_properties(record.id, marker),
-            aux=[(record.unit, props)])
+        with _listening(record, props, message):
+            job = manager.submit_transient(
+                path_unit, after_properties(record.id, marker),
+                aux=[(record.unit, props)])
         manager.wait_job(job, f"the start of {path_unit}")
     except BaseException:
         secrets.remove(secret_file)
         raise
-    finally:
-        if listening is not None:  # the manager holds its own now
-            os.close(listening)
 

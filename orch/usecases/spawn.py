@@ -135,11 +135,15 @@ def spawn_agent(rt: Runtime, provider: str, request: AgentRequest, *,
     from orch import agents
 
     scope = rt.scope
+    if config is None:  # read once: each provider lookup below would read it again
+        from orch.config import load
+
+        config = load(scope)
+    spec = agents.provider_spec(provider, scope, config)
     if request.provider_session_id is None:
         # An agent can be cut off before it ever ends (and says its conversation's id),
         # and some never say it (copilot): where the provider lets the caller choose the
         # id, it is chosen now and recorded, to resume the conversation by.
-        spec = agents.provider_spec(provider, scope, config)
         template = spec.live_argv if request.interactive else spec.argv
         if template and "provider_session_id" in placeholders(template):
             import uuid
@@ -162,7 +166,6 @@ def spawn_agent(rt: Runtime, provider: str, request: AgentRequest, *,
     if request.interactive:  # the prompt is the conversation's first message
         from orch import conversation
 
-        spec = agents.provider_spec(provider, scope, config)
         message = conversation.user_message(spec.results, request.prompt or "")
     return spawn(rt, argv, name=name or provider, description=description, tags=tags,
                  env=env, cwd=cwd, persistent=persistent, options=options,

@@ -5,7 +5,6 @@ the ended session resuming it; another user cannot reach it."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from tests.integration.conftest import Machine, Orch
 from tests.integration.fake_model import Text, ToolUse, serve
 from tests.integration.test_agents import _claude, agent  # noqa: F401 (a fixture)
 from tests.integration.test_recovery import _power_cut_and_boot
+from tests.waiting import wait_for
 
 TURN_S = 120
 
@@ -24,13 +24,6 @@ def _waited(orch: Orch, sid: str) -> tuple[int, dict[str, object]]:
     assert "Traceback" not in done.stderr
     [session] = json.loads(done.stdout)
     return done.returncode, session
-
-
-def _until(what: str, check: object, deadline_s: float = 60.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def test_a_conversation_takes_turns_is_idle_between_and_resumes_after_its_end(
@@ -56,8 +49,8 @@ def test_a_conversation_takes_turns_is_idle_between_and_resumes_after_its_end(
 
         # A slow turn, stopped by an interrupt while its tool runs.
         agent.ok("send", sid, "now the slow one")
-        _until("the slow tool call",
-               lambda: "⏺ Bash  sleep 60" in agent.ok("logs", "--no-pager", sid))
+        wait_for(lambda: "⏺ Bash  sleep 60" in agent.ok("logs", "--no-pager", sid), 60,
+                 "the slow tool call")
         assert agent.ok("send", "--interrupt", sid).strip() == sid
         code, session = _waited(agent, sid)
         assert (code, session["status"]) == (1, "idle")  # the turn ended in an error
@@ -100,7 +93,8 @@ def test_a_power_cut_brings_an_idle_conversation_back_resumed_and_idle(
             assert _waited(agent, sid)[1]["status"] == "idle"
             _power_cut_and_boot(machine)
             # orch-recover.service resumes it at boot: idle, as it was, in a new invocation.
-            _until("the conversation to come back", lambda: agent.show(sid)["restarts"] == 1)
+            wait_for(lambda: agent.show(sid)["restarts"] == 1, 60,
+                     "the conversation to come back")
             code, session = _waited(agent, sid)
             assert (code, session["status"], session["restarts"]) == (0, "idle", 1)
             agent.ok("send", sid, "still there?")
@@ -123,10 +117,10 @@ def test_a_conversation_killed_mid_turn_is_resumed_by_the_next_message(
                Text("picked up again")]
     with serve(replies) as (url, script):
         sid = _claude(agent, url, "start something slow", "--interactive", "--auto-approve")
-        _until("the slow tool call",
-               lambda: "⏺ Bash  sleep 60" in agent.ok("logs", "--no-pager", sid))
+        wait_for(lambda: "⏺ Bash  sleep 60" in agent.ok("logs", "--no-pager", sid), 60,
+                 "the slow tool call")
         agent.ok("kill", sid)
-        _until("the kill to end it", lambda: agent.show(sid)["status"] == "killed")
+        wait_for(lambda: agent.show(sid)["status"] == "killed", 60, "the kill to end it")
         resumed = agent("send", sid, "carry on")
         assert resumed.returncode == 0 and "resumes its conversation" in resumed.stderr
         code, session = _waited(agent, sid)

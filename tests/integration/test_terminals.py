@@ -6,7 +6,6 @@ the journal, and the refusals."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,6 +15,7 @@ from tests.integration.conftest import ORCH, Orch
 from tests.integration.fake_model import Text, serve
 from tests.integration.test_agents import _owned, agent  # noqa: F401 (a fixture)
 from tests.terminals import ANSI, DEADLINE_S, Terminal, running
+from tests.waiting import wait_for
 
 
 @contextmanager
@@ -128,8 +128,9 @@ def test_claudes_own_terminal_ui_is_driven_through_attach(agent: Orch) -> None: 
     # What its terminal showed reached the journal too, to the last words it wrote as
     # it ended. (A full-screen program's stream, split into journal lines, cannot be
     # drawn again exactly: its words are checked where it writes them plainly.)
-    deadline = time.monotonic() + DEADLINE_S
-    while "Resume this session with" not in (written := agent.ok("logs", "-o", "cat", sid)):
-        assert time.monotonic() < deadline, f"the journal holds: {written[-2000:]!r}"
-        time.sleep(0.2)  # polling the journal, with a deadline
-    assert b"claude --resume" in ANSI.sub(b"", written.encode())
+    def written() -> str | None:
+        text = agent.ok("logs", "-o", "cat", sid)
+        return text if "Resume this session with" in text else None
+
+    assert b"claude --resume" in ANSI.sub(b"", wait_for(written, DEADLINE_S,
+                                                        "claude's last words").encode())

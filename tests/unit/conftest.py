@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,15 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeManager:
 def rt(fake: FakeManager, isolated_env: Path) -> Runtime:
     """A use case's runtime over FAKE and the test's own state directory."""
     return runtime(fake, isolated_env)
+
+
+@pytest.fixture
+def claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `claude` on PATH (never run: the fake manager starts nothing)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    program = bin_dir / "claude"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return program

@@ -8,25 +8,27 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from orch import ttyhold
+from tests.waiting import wait_for
 
 HOLDER = Path(ttyhold.__file__)
 
 
-def _connect(path: Path, deadline_s: float = 20.0) -> socket.socket:
-    deadline = time.monotonic() + deadline_s
-    while True:
+def _connect(path: Path) -> socket.socket:
+    """A client of the holder at PATH, once it listens."""
+    def connected() -> socket.socket | None:
         client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             client.connect(str(path))
-            return client
         except (FileNotFoundError, ConnectionRefusedError):
             client.close()
-            assert time.monotonic() < deadline, "the holder never listened"
-            time.sleep(0.05)  # polling for the socket to appear, with a deadline
+            return None
+        return client
+
+    found: socket.socket = wait_for(connected, 20, "the holder to listen")
+    return found
 
 
 def _read_until(client: socket.socket, text: bytes) -> bytes:

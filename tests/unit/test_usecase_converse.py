@@ -27,18 +27,6 @@ INTERACTIVE = {"prompt": "hi", "interactive": True}
 
 
 @pytest.fixture
-def claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A `claude` on PATH (never run: the manager is a fake)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    program = bin_dir / "claude"
-    program.write_text("#!/bin/sh\n")
-    program.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    return program
-
-
-@pytest.fixture
 def held(fake: FakeManager) -> Iterator[list[int]]:
     """The input descriptors the fake manager was handed, held as the real one does."""
     fds: list[int] = []

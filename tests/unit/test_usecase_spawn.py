@@ -219,18 +219,6 @@ def test_an_arming_the_manager_refuses_leaves_no_record(fake: FakeManager,
 # -- agents ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A `claude` on PATH (never run: the fake manager starts nothing)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    program = bin_dir / "claude"
-    program.write_text("#!/bin/sh\n")
-    program.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    return program
-
-
 def test_an_agent_runs_its_providers_command_and_keeps_its_state_in_a_sandbox(
         fake: FakeManager, rt: Runtime, claude: Path) -> None:
     from orch.providers import AgentRequest
