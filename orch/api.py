@@ -53,7 +53,8 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
           env_files: Sequence[str] = (), secret_env: Sequence[str] = (),
           worktree: bool = False, provider: str | None = None,
           agent: dict[str, Any] | None = None, after: Sequence[str] = (),
-          placement: str | None = None) -> Session:
+          placement: str | None = None, queue: str | None = None, priority: int = 0,
+          config: Config | None = None) -> Session:
     """Start ARGV as a new session: a transient service of SCOPE's manager.
 
     The argv reaches the program verbatim (no shell). Raises SpawnFailed, with one line
@@ -63,6 +64,8 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
     sandbox; ENV_FILES and SECRET_ENV (names of this environment's variables) give the
     program secrets that nothing records; WORKTREE runs it in a git worktree of its own.
     PLACEMENT records why this host was chosen to run it (orch spawn --host auto).
+    QUEUE: start it only when that queue ([queues.NAME] of CONFIG, read if not given)
+    has room, PRIORITY deciding its place; until then its status is `queued`.
     """
     from orch.usecases import spawn as spawning
 
@@ -71,7 +74,8 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
                               env=env, cwd=cwd, persistent=persistent, options=options,
                               env_files=env_files, secret_env=secret_env, worktree=worktree,
                               provider=provider, agent=agent, after=after,
-                              placement=placement)
+                              placement=placement, queue=queue, priority=priority,
+                              config=config)
 
 
 def spawn_agent(provider: str, request: AgentRequest, *, name: str | None = None,
@@ -97,12 +101,13 @@ def spawn_requested(command: Sequence[str], request: SpawnRequest, *,
         "description": description, "tags": request.tags, "env": env, "cwd": request.cwd,
         "persistent": request.persistent, "options": request.options(),
         "env_files": request.env_files, "secret_env": request.secret_env,
-        "worktree": request.worktree, "after": list(after), "placement": placement}
+        "worktree": request.worktree, "after": list(after), "placement": placement,
+        "queue": request.queue, "priority": request.priority, "config": config}
     if request.agent is None:
         return spawn(command, name=name, scope=scope, **common)
     prompt = request.agent_prompt(list(command))
     return spawn_agent(request.agent, request.agent_request(prompt), name=name, scope=scope,
-                       config=config, **common)
+                       **common)
 
 
 def resume(ref: str, prompt: str | None = None, scope: Scope | None = None) -> Session:

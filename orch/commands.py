@@ -126,6 +126,8 @@ def spawn(command: list[str], settings: dict[str, object], name: str | None = No
                                   placement=placement, config=loaded)
     if scope == "user":
         _warn_without_lingering(asked.persistent)
+    if session.position is not None:
+        say(f"session {session.id[:8]} queued in {session.queue}, #{session.position} in line")
     if as_json:
         emit_json(session.to_json())
     else:

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
@@ -34,9 +34,14 @@ from orch.results import ResultFormat
 from orch.scope import Scope
 from orch.settings import NAME, SPAWN_SETTINGS, Kind, Setting, settings_table, show
 
+if TYPE_CHECKING:
+    from orch.queues import QueueLimits
+
 CONFIG_FILE = "config.toml"
 SYSTEM_CONFIG = Path("/etc/orch") / CONFIG_FILE
-TABLES = ("spawn", "providers", "profiles", "hosts")
+TABLES = ("spawn", "providers", "profiles", "hosts", "queues")
+# The tables of named tables ([NAME.X]), with the word an error calls one of them.
+NAMED = ("profiles", "providers", "hosts", "queues")
 
 
 class ConfigError(OrchError):
@@ -61,6 +66,15 @@ HOST_SETTINGS: dict[str, Setting] = settings_table(
 )
 
 
+QUEUE_SETTINGS: dict[str, Setting] = settings_table(
+    Setting("max_running", Kind.INT, "Most sessions of the queue running at once.",
+            minimum=1),
+    Setting("min_memory_available", Kind.SIZE,
+            "Start none while less memory than this is free (the sessions' slice's "
+            "MemoryAvailable=, no more than the kernel's MemAvailable): 2G."),
+)
+
+
 def describe() -> list[tuple[str, str]]:
     """Every setting as (dotted key, help and expected value), in table order, for help."""
     rows = [(f"spawn.{s.key}", f"{s.help} Expected: {s.expected()}.")
@@ -70,6 +84,8 @@ def describe() -> list[tuple[str, str]]:
              for s in PROVIDER_SETTINGS.values()]
     rows += [(f"hosts.NAME.{s.key}", f"{s.help} Expected: {s.expected()}.")
              for s in HOST_SETTINGS.values()]
+    rows += [(f"queues.NAME.{s.key}", f"{s.help} Expected: {s.expected()}.")
+             for s in QUEUE_SETTINGS.values()]
     return rows
 
 
@@ -142,6 +158,23 @@ class Config:
     providers: dict[str, dict[str, object]]
     profiles: dict[str, dict[str, object]]
     hosts: dict[str, dict[str, object]] = field(default_factory=dict)
+    queues: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def queue_limits(self, name: str) -> QueueLimits:
+        """What [queues.NAME] allows; UsageError if the file defines no such queue."""
+        from orch.queues import QueueLimits
+        from orch.settings import parse_size_bytes
+
+        table = self.queues.get(name)
+        if table is None:
+            known = ", ".join(sorted(self.queues)) or "none"
+            raise UsageError(f"--queue {name}: no [queues.{name}] in {self.path} "
+                             f"(known queues: {known})")
+        running, memory = table.get("max_running"), table.get("min_memory_available")
+        return QueueLimits(
+            max_running=running if isinstance(running, int) else None,
+            min_memory_available=parse_size_bytes(memory)
+            if isinstance(memory, int | str) else None)
 
     def spawn_defaults(self, profile: str | None) -> dict[str, object]:
         """The [spawn] settings overlaid by [profiles.PROFILE]'s; UsageError if PROFILE is
@@ -169,7 +202,8 @@ def _validate(doc: dict[str, Any], path: Path) -> Config:
                       providers=_check_named("providers", doc.get("providers", {}),
                                              PROVIDER_SETTINGS),
                       profiles=_check_named("profiles", doc.get("profiles", {}), SPAWN_SETTINGS),
-                      hosts=_check_hosts(doc.get("hosts", {})))
+                      hosts=_check_hosts(doc.get("hosts", {})),
+                      queues=_check_named("queues", doc.get("queues", {}), QUEUE_SETTINGS))
     except ValueError as err:
         raise ConfigError(f"{path}: {err}") from None
 
@@ -268,7 +302,8 @@ class _Key:
 
 
 def _settings_of(table: str) -> dict[str, Setting]:
-    return {"providers": PROVIDER_SETTINGS, "hosts": HOST_SETTINGS}.get(table, SPAWN_SETTINGS)
+    return {"providers": PROVIDER_SETTINGS, "hosts": HOST_SETTINGS,
+            "queues": QUEUE_SETTINGS}.get(table, SPAWN_SETTINGS)
 
 
 def _split(dotted: str, unknown_ok: bool = False) -> tuple[_Key, Setting | None]:
@@ -277,11 +312,12 @@ def _split(dotted: str, unknown_ok: bool = False) -> tuple[_Key, Setting | None]
     With UNKNOWN_OK, an unknown last part is let through (setting None) so that `unset`
     can take away a key that makes the file invalid.
     """
-    shape = "settings are spawn.KEY, profiles.NAME.KEY, providers.NAME.KEY and hosts.NAME.KEY"
+    shape = ("settings are spawn.KEY, profiles.NAME.KEY, providers.NAME.KEY, "
+             "hosts.NAME.KEY and queues.NAME.KEY")
     parts = dotted.split(".")
     if parts[0] == "spawn" and len(parts) == 2:
         found = _Key("spawn", None, parts[1])
-    elif parts[0] in ("profiles", "providers", "hosts") and len(parts) == 3:
+    elif parts[0] in NAMED and len(parts) == 3:
         found = _Key(parts[0], parts[1], parts[2])
         if not NAME.fullmatch(parts[1]):
             kind = parts[0].removesuffix("s")
@@ -312,8 +348,8 @@ def get(scope: Scope, dotted: str) -> object:
     config = load(scope)
     if key.table == "spawn":
         return config.spawn.get(key.key)
-    tables = {"providers": config.providers, "hosts": config.hosts}.get(key.table,
-                                                                     config.profiles)
+    tables = {"providers": config.providers, "hosts": config.hosts,
+              "queues": config.queues}.get(key.table, config.profiles)
     return tables.get(key.name or "", {}).get(key.key)
 
 
@@ -382,7 +418,7 @@ def items(scope: Scope) -> list[tuple[str, object]]:
     config = load(scope)
     found: list[tuple[str, object]] = [(f"spawn.{k}", v) for k, v in config.spawn.items()]
     for table, named in (("providers", config.providers), ("profiles", config.profiles),
-                         ("hosts", config.hosts)):
+                         ("hosts", config.hosts), ("queues", config.queues)):
         for name, values in named.items():
             found += [(f"{table}.{name}.{k}", v) for k, v in values.items()]
     return sorted(found, key=lambda kv: kv[0])

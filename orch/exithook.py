@@ -5,7 +5,12 @@ EXIT_STATUS in the environment (systemd.exec(5)), whether or not any orch proces
 running at that moment. Recording it here keeps the evidence after the unit is
 garbage-collected, so an ended session is never mistaken for a lost one.
 
-    python -I /path/to/orch/exithook.py STATE_DIR
+    python -I /path/to/orch/exithook.py STATE_DIR [MARKER_DIR]
+
+A session's end may free a slot of a queue (spawn --queue): the hook then starts what
+waits there. The same pass alone, for a queue that waited for memory:
+
+    python -I /path/to/orch/exithook.py --admit STATE_DIR
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ if not __package__:  # run by path (python -I .../orch/exithook.py): find the pa
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orch.dependencies import after_end
-from orch.errors import StateError
+from orch.errors import OrchError, StateError
 from orch.frozen import replace
 from orch.session import Ending, Record, ending_from_exit, now_iso
 from orch.state import Sessions, StateStore
@@ -67,9 +72,28 @@ def release_dependents(store: StateStore, session_id: str, markers: Path) -> lis
     return released
 
 
+def admit_waiting(store: StateStore) -> None:
+    """Start what the queues can start now, if anyone waits in one (only then is the
+    manager connected to: most sessions are in no queue)."""
+    from orch.queues import queues_with_waiting
+
+    if not queues_with_waiting(store.load(archived=False)):
+        return
+    from orch.runtime import Runtime
+    from orch.scope import Scope
+    from orch.usecases.queueing import admit
+
+    with Runtime(Scope(os.environ.get("ORCH_SCOPE") or "user"), store) as rt:
+        problems = admit(rt).problems
+    for problem in problems:
+        print(f"orch: {problem}", file=sys.stderr)
+
+
 def main(argv: list[str]) -> int:
     """Entry point; exits 0 even when nothing could be recorded, so the unit's own
     result is never changed by the hook."""
+    if len(argv) == 2 and argv[0] == "--admit":
+        return _admit_only(StateStore(Path(argv[1])))
     session_id = os.environ.get("ORCH_SESSION_ID")
     if len(argv) not in (1, 2) or not session_id:
         print("usage: exithook.py STATE_DIR [MARKER_DIR] (inside an orch session)",
@@ -86,6 +110,15 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
     except StateError as err:
         print(f"orch: could not record the session's end: {err.message}", file=sys.stderr)
+    return _admit_only(store)
+
+
+def _admit_only(store: StateStore) -> int:
+    try:
+        admit_waiting(store)
+    except OrchError as err:
+        print(f"orch: could not start the next queued session: {err.message}",
+              file=sys.stderr)
     return 0
 
 

@@ -20,6 +20,7 @@ POINTS = (
     "recover.decided",      # recover's decisions written, no restart or adoption yet
     "recover.archived",     # a persistent session's next invocation recorded, not started
     "recover.adopting",     # before recording a unit of ours that has no record
+    "queue.admitted",       # sessions let out of their queue, their units not yet asked for
     "reap.stopped",         # the running sessions' units stopped, their records still there
     "reap.reset",           # a session's failed unit reset, its record still there
     "state.snapshot",       # a new snapshot renamed into place, the log not yet reset

@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from orch.frozen import replace
+from orch.queues import stranded
 from orch.session import (
     Ending,
     Record,
@@ -38,6 +39,7 @@ class Outcome(StrEnum):
     ALREADY_ENDED = "already-ended"  # ended, as its record already said
     LOST = "lost"  # gone with no evidence of how it ended
     RESTARTED = "restarted"  # a persistent session started again
+    QUEUED = "queued"  # waits in its queue (or was let out of it, and recover starts it)
     ADOPTED = "adopted"  # a unit of ours with no record, recorded back
 
 
@@ -68,6 +70,10 @@ def decide(record: Record, unit: UnitView, alive: bool, journal: Ending | None,
     unit's MainPID is the process systemd started, and the journal's evidence of the
     recorded invocation's end (None if it has none)."""
     status = derive_status(record, unit, alive, now)
+    if status is Status.QUEUED or (stranded(record) and not unit.loaded
+                                   and status is Status.LOST):
+        # A queue let the second out, but a crash came before its unit ran.
+        return Decision(Outcome.QUEUED, record)
     current = unit.loaded and (record.invocation_id is None
                                or unit.invocation_id == record.invocation_id)
     if current:

@@ -18,11 +18,10 @@ from functools import partial
 from orch import ssh
 from orch.errors import OrchError, UsageError
 from orch.hosts import LOCAL, Host
+from orch.memory import SESSION_SLICE, combined, meminfo_available
 from orch.scope import Scope
 from orch.ssh import HostUnreachable
 
-# The slice a transient service lands in when orch names none.
-_SESSION_SLICE = {Scope.SYSTEM: "system.slice", Scope.USER: "app.slice"}
 _MAX_PARALLEL = 16
 
 
@@ -106,13 +105,6 @@ class Reading:
     problem: str | None = None
 
 
-def _meminfo_available(text: str) -> int | None:
-    for line in text.splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) * 1024
-    return None
-
-
 def read_free(host: Host, scope: Scope | None, timeout: float) -> Reading:
     """HOST's free memory for a new session: its manager's MemoryAvailable= for the slice
     sessions go to (the limits an administrator set), no more than the kernel's
@@ -124,7 +116,7 @@ def read_free(host: Host, scope: Scope | None, timeout: float) -> Reading:
     except ssh.Unanswered as err:
         return Reading(host, problem=err.reason)
     uid_text, _, meminfo = answer.partition("\n")
-    physical = _meminfo_available(meminfo)
+    physical = meminfo_available(meminfo)
     if not uid_text.strip().isdigit() or physical is None:
         return Reading(host, problem="unreadable /proc/meminfo")
     if scope is None:  # the remote orch's own default, by the user SSH logs in as
@@ -134,11 +126,10 @@ def read_free(host: Host, scope: Scope | None, timeout: float) -> Reading:
     address = ssh.bus_address(host.address, user=scope is Scope.USER, timeout=timeout)
     try:
         with Manager(scope, timeout=timeout, remote=address) as manager:
-            limit = manager.memory_available(_SESSION_SLICE[scope])
+            limit = manager.memory_available(SESSION_SLICE[scope])
     except OrchError as err:
         return Reading(host, problem=err.message)
-    free = physical if limit is None else min(limit, physical)
-    return Reading(host, free_bytes=free, limit_bytes=limit)
+    return Reading(host, free_bytes=combined(physical, limit), limit_bytes=limit)
 
 
 def _size(value: int) -> str:

@@ -307,6 +307,7 @@ def details(session: Session, now: datetime | None = None, unicode: bool = True)
         ("Options", key_values(s.options)),
         ("Worktree", s.worktree),
         ("Placement", s.placement),
+        ("Queue", s.queue and s.queue + (f" (#{s.position} in line)" if s.position else "")),
         ("Result", _result_text(s.final_result, s.id[:8], ellipsis) if s.final_result
          else None),
     ]
@@ -396,9 +397,15 @@ def table(sessions: list[Session], width: int | None = None, ellipsis: str = ELL
           now: datetime | None = None) -> str:
     """The `orch ps` table, fitted to WIDTH (None: every cell whole)."""
     rows: list[Sequence[str]] = [COLUMNS]
-    rows += [(s.id[:8], s.name, str(s.status), str(s.main_pid or "-"),
-              age(s.created_at, now), shlex.join(s.argv)) for s in sessions]
+    rows += [(s.id[:8], s.name, status_cell(str(s.status), s.position),
+              str(s.main_pid or "-"), age(s.created_at, now), shlex.join(s.argv))
+             for s in sessions]
     return layout(rows, width, _flexible(COLUMNS), ellipsis)
+
+
+def status_cell(status: str, position: object) -> str:
+    """A status as `ps` shows it: a queued session with its place in its queue."""
+    return f"{status} #{position}" if isinstance(position, int) else status
 
 
 def hosts_table(sessions: list[dict[str, Any]], width: int | None = None,
@@ -408,7 +415,8 @@ def hosts_table(sessions: list[dict[str, Any]], width: int | None = None,
     header = ("HOST", *COLUMNS)
     rows: list[Sequence[str]] = [header]
     rows += [(str(s["host"]), str(s.get("id", ""))[:8], str(s.get("name", "")),
-              str(s.get("status", "")), str(s.get("main_pid") or "-"),
+              status_cell(str(s.get("status", "")), s.get("position")),
+              str(s.get("main_pid") or "-"),
               age(s.get("created_at"), now),
               shlex.join(str(word) for word in s.get("argv") or [])) for s in sessions]
     return layout(rows, width, _flexible(header), ellipsis)

@@ -59,6 +59,8 @@ class SpawnRequest:
     secret_env: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     cwd: str | None = None
+    queue: str | None = None
+    priority: int = 0
 
     @property
     def agent(self) -> str | None:
@@ -94,7 +96,7 @@ def config_for_spawn(scope: Scope, profile: str | None,
     agent's provider); None when nothing needs it: no file, no --profile, and no agent
     asked for by FLAGS. Most spawns are that, and never load the TOML machinery."""
     if (profile is None and flags.get("provider") in (None, EXEC)
-            and not os.path.lexists(scope.config_path())):
+            and flags.get("queue") is None and not os.path.lexists(scope.config_path())):
         return None
     from orch import config
 
@@ -151,6 +153,8 @@ def _typed(values: Mapping[str, object]) -> SpawnRequest:
         secret_env=_texts(values, "secret_env"),
         tags=_texts(values, "tags"),
         cwd=_text(values, "cwd"),
+        queue=_text(values, "queue"),
+        priority=priority if isinstance(priority := values.get("priority"), int) else 0,
     )
 
 

@@ -269,6 +269,13 @@ def write(scope: Scope, session_id: str, values: Mapping[str, str]) -> Path:
     return path
 
 
+def saved(scope: Scope, session_id: str) -> dict[str, str] | None:
+    """The values a session's secret file holds (written at spawn for a session that
+    starts later: a queued one), or None if there is none."""
+    path = secrets_dir(scope) / f"{session_id}.env"
+    return parse_env_file(str(path)) if path.exists() else None
+
+
 def remove(path: Path | None) -> None:
     """Remove a secret file once the manager has read it."""
     if path is not None:

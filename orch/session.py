@@ -26,6 +26,7 @@ class Status(StrEnum):
     STARTING = "starting"
     RUNNING = "running"
     IDLE = "idle"  # running, a conversation waiting for its next message (orch send)
+    QUEUED = "queued"  # waiting in its queue for a slot (spawn --queue)
     EXITED = "exited"  # ended successfully
     FAILED = "failed"
     STOPPED = "stopped"  # by `orch stop`, or by the manager stopping it
@@ -35,7 +36,7 @@ class Status(StrEnum):
     @property
     def ended(self) -> bool:
         """True once the session can no longer run."""
-        return self not in (Status.STARTING, Status.RUNNING, Status.IDLE)
+        return self not in (Status.STARTING, Status.RUNNING, Status.IDLE, Status.QUEUED)
 
     @property
     def succeeded(self) -> bool:
@@ -169,6 +170,15 @@ class Record:
     after: list[str] = field(default_factory=list)  # sessions this one waits for
     blocked: str | None = None  # why it never ran
     placement: str | None = None  # how orch chose this host for it (spawn --host auto)
+    queue: str | None = None  # the queue it waits in, then runs in (spawn --queue)
+    priority: int = 0  # higher goes first in its queue
+    admitted_at: str | None = None  # when its queue gave it a slot; None while queued
+
+    @property
+    def queued(self) -> bool:
+        """Whether it waits in its queue: not admitted, not ended, not being stopped."""
+        return (self.queue is not None and self.admitted_at is None and self.result is None
+                and self.intent is None)
 
     def ending(self) -> Ending | None:
         """The recorded end of the current invocation, if there is one."""
@@ -312,6 +322,8 @@ def derive_status(record: Record, unit: UnitView | None, main_alive: bool,
     systemd started (start time checked, so a reused PID never counts)."""
     if record.blocked is not None:
         return Status.FAILED  # a dependency failed: it never ran
+    if record.queued:
+        return Status.QUEUED
     waiting = bool(record.after) and record.invocation_id is None and record.ending() is None
     if waiting and (unit is None or not unit.loaded or unit.active_state == "inactive"):
         return Status.STARTING  # its unit waits for its dependencies (--after)
@@ -337,12 +349,14 @@ def derive_status(record: Record, unit: UnitView | None, main_alive: bool,
     ending = record.ending()
     if ending is not None:
         return ended_status(ending, record.intent, record.agent_error)
-    if record.invocation_id is None and _recent(record.requested_at or record.created_at, now):
+    if record.invocation_id is None and recent(record.requested_at or record.created_at, now):
         return Status.STARTING  # a spawn in flight has not confirmed its unit yet
     return Status.LOST
 
 
-def _recent(iso: str, now: datetime | None) -> bool:
+def recent(iso: str, now: datetime | None) -> bool:
+    """Whether ISO (a record's stamp) is within STARTING_GRACE_SECONDS of NOW: a start
+    asked for then may still be in flight."""
     from datetime import UTC, datetime  # rarely needed: not at import
 
     try:
@@ -390,6 +404,8 @@ class Session:
     after: list[str] = field(default_factory=list)
     blocked: str | None = None
     placement: str | None = None
+    queue: str | None = None
+    position: int | None = None  # 1 for the next to start of its queue, while queued
 
     @classmethod
     def of(cls, record: Record, status: Status, unit: UnitView | None = None) -> Session:
@@ -430,7 +446,7 @@ class Session:
             "usage": record.usage, "cost_usd": record.cost_usd,
             "options": dict(record.options), "worktree": record.worktree,
             "after": list(record.after), "blocked": record.blocked,
-            "placement": record.placement})
+            "placement": record.placement, "queue": record.queue, "position": None})
         return session
 
     def json_view(self) -> Mapping[str, Any]:

@@ -315,6 +315,12 @@ SPAWN_SETTINGS: dict[str, Setting] = settings_table(
             "working directory and --add-dir writable.", flag="--sandbox"),
     Setting("worktree", Kind.BOOL, "Run in a git worktree of its own (kept until reaped).",
             flag="--worktree"),
+    Setting("queue", Kind.STRING, "Start it when this queue ([queues.NAME]) has room; "
+            "until then it is queued.", pattern=NAME.pattern, flag="--queue",
+            metavar="NAME"),
+    Setting("priority", Kind.INT, "Its place in its queue: higher starts first, then "
+            "first come, first served.", minimum=-1000, maximum=1000, flag="--priority",
+            metavar="N"),
     Setting("persistent", Kind.BOOL,
             "Start it again at boot (orch recover) if it was cut off; for a user, at boot "
             "only with lingering (loginctl enable-linger), else at login.",

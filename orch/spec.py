@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # typing costs every command some ms
 RESERVED_ENV = ("ORCH_SESSION_ID", "ORCH_UNIT", "ORCH_SCOPE")  # --env may not set these
 # Every variable orch itself puts in a unit's environment (properties()): what recover
 # does not take for the user's own when it adopts a unit.
-ORCH_SET_ENV = (*RESERVED_ENV, "ORCH_STATE_DIR", "PATH")
+ORCH_SET_ENV = (*RESERVED_ENV, "ORCH_STATE_DIR", "ORCH_CONFIG", "PATH")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_NAME = 128
 MAX_TAG = 64
@@ -316,6 +316,34 @@ def after_properties(session_id: str, marker: Path) -> list[Property]:
             ("Paths", "a(ss)", [("PathChanged", str(marker))])]
 
 
+def queue_retry_unit(queue: str, stamp: str) -> str:
+    """The timer that looks at QUEUE again later (its service is named like it). STAMP
+    makes the name new each time: the last one may still be loaded while its service
+    arms the next ("*": a pattern for them all). Not a session's name
+    (orch.units.is_orch_unit): nothing adopts it."""
+    return f"orch-queue-{queue}-{stamp}.timer"
+
+
+def queue_retry_properties(queue: str, state_dir: Path, scope: Scope,
+                           delay_s: float) -> tuple[list[Property], list[Property]]:
+    """A timer firing once DELAY_S from now, gone once elapsed, and its one-shot service
+    that admits what QUEUE can start then (orch.exithook --admit)."""
+    admit = [sys.executable, "-I", _exit_hook_path(), "--admit", str(state_dir)]
+    env = [f"ORCH_SCOPE={scope}", *(f"{v}={os.environ[v]}" for v in
+                                    ("ORCH_STATE_DIR", "ORCH_CONFIG") if os.environ.get(v))]
+    timer: list[Property] = [
+        ("Description", "s", f"orch queue {queue}: look again for free memory"),
+        ("TimersMonotonic", "a(st)", [("OnActiveUSec", int(delay_s * 1_000_000))]),
+        ("RemainAfterElapse", "b", False)]
+    service: list[Property] = [
+        ("Description", "s", f"orch queue {queue}: start what it can"),
+        ("Type", "s", "oneshot"),
+        ("ExecStart", "a(sasb)", [(admit[0], literal_argv(admit), False)]),
+        ("Environment", "as", env),
+        ("CollectMode", "s", "inactive-or-failed")]
+    return timer, service
+
+
 def exit_hook_argv(state_dir: Path, markers: Path | None = None) -> list[str]:
     """The ExecStopPost= command recording the session's end (see orch.exithook).
 
@@ -371,8 +399,11 @@ def properties(spec: SessionSpec, *, session_id: str, unit: str, scope: Scope,
     and the file the manager reads the secrets from when it starts the program."""
     env = {"PATH": path, **spec.env,
            "ORCH_SESSION_ID": str(session_id), "ORCH_UNIT": unit, "ORCH_SCOPE": str(scope)}
-    if os.environ.get("ORCH_STATE_DIR"):
-        env.setdefault("ORCH_STATE_DIR", os.environ["ORCH_STATE_DIR"])
+    # What the exit hook reads: the same state, and the same configuration (a queue's
+    # limits) as the spawn did.
+    for variable in ("ORCH_STATE_DIR", "ORCH_CONFIG"):
+        if os.environ.get(variable):
+            env.setdefault(variable, os.environ[variable])
     hook = exit_hook_argv(state_dir, after_dir(scope))
     start = (program, spec.argv)
     if options is not None and options.tty:  # the holder runs the program on a terminal

@@ -9,6 +9,7 @@ from orch.errors import OrchError, UsageError
 from orch.scope import Scope
 from orch.session import Intent, Session
 from orch.spec import read_text_arg
+from orch.usecases import queueing
 from orch.usecases.common import SELF, clear_intent, lookup, mark, view
 
 TYPE_CHECKING = False
@@ -20,6 +21,11 @@ def stop(rt: Runtime, ref: str) -> Session:
     """Stop the session through systemd (SIGTERM, then SIGKILL after the unit's stop
     timeout) and wait for it to end; its status becomes `stopped`."""
     record = lookup(rt, ref)
+    if record.queued:
+        cancelled = queueing.cancel(rt, record, Intent.STOP)
+        if cancelled is not None:
+            return cancelled
+        record = lookup(rt, record.id)  # its queue started it meanwhile: stop that
     manager = rt.manager_of(Scope(record.scope))
     before = view(record, manager.unit(record.unit))
     if before.status.ended:
@@ -30,7 +36,10 @@ def stop(rt: Runtime, ref: str) -> Session:
     except OrchError:
         clear_intent(rt.store, record.id, Intent.STOP)
         raise
-    return view(rt.store.load()[record.id], manager.unit(record.unit))
+    session = view(rt.store.load()[record.id], manager.unit(record.unit))
+    if record.queue is not None:
+        queueing.admit(rt)  # its hook did, unless it could not run
+    return session
 
 
 def parse_signal(value: str) -> int:
@@ -57,6 +66,11 @@ def kill(rt: Runtime, ref: str, result: str | None = None, *,
     """
     is_self = ref == SELF
     record = lookup(rt, ref)
+    if record.queued:
+        cancelled = queueing.cancel(rt, record, Intent.KILL)
+        if cancelled is not None:
+            return cancelled
+        record = lookup(rt, record.id)  # its queue started it meanwhile: kill that
     manager = rt.manager_of(Scope(record.scope))
     before = view(record, manager.unit(record.unit))
     if before.status.ended:

@@ -8,6 +8,7 @@ from operator import attrgetter
 
 from orch.errors import UsageError
 from orch.frozen import dataclass, replace
+from orch.queues import positions
 from orch.scope import Scope
 from orch.session import Record, Session, Status, UnitView
 from orch.state import Sessions, StateStore
@@ -60,6 +61,10 @@ def list_sessions(rt: Runtime, *, running: bool = False,
         sessions.append(conversing(session, record))
     if running:
         sessions = [s for s in sessions if not s.status.ended]
+    if any(s.status is Status.QUEUED for s in sessions):
+        places = positions(records)
+        sessions = [replace(s, position=places.get(s.id)) if s.status is Status.QUEUED
+                    else s for s in sessions]
     return sorted(sessions, key=attrgetter("created_at", "id"), reverse=True)
 
 
@@ -141,6 +146,8 @@ def result(rt: Runtime, ref: str) -> Session:
     if session.status.ended:
         record = collect(rt, record)
         session = replace(session, **agent_fields(record))
+    if session.status is Status.QUEUED:
+        session = replace(session, position=positions(rt.store.load()).get(record.id))
     return conversing(session, record)
 
 

@@ -11,6 +11,7 @@ from orch.errors import UsageError
 from orch.session import Intent, Session, Status
 from orch.spec import after_marker, after_unit
 from orch.state import Sessions
+from orch.usecases import queueing
 from orch.usecases.common import mark_all
 from orch.usecases.query import list_sessions
 
@@ -68,6 +69,7 @@ def reap(rt: Runtime, *, older_than: float = DEFAULT_REAP_AGE, everything: bool 
                 del records[session_id]
 
     store.update(remove)
+    queueing.admit(rt)  # slots the reaped held (their hooks did, unless they never ran)
     return chosen
 
 

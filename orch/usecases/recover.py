@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 from orch import dependencies, faults, secrets
 from orch.frozen import replace
+from orch.queues import stranded
 from orch.session import Record, Session, UnitView
 from orch.spec import after_unit
 from orch.state import Sessions
 from orch.systemd import GONE
 from orch.units import is_orch_unit
+from orch.usecases import queueing
 from orch.usecases.common import view
 from orch.usecases.launching import NotSubmitted, launch, start_after
 
@@ -78,6 +80,8 @@ def recover(rt: Runtime) -> RecoverReport:
             secrets.discard(scope, session_id)
         if decision.restart and session_id in written:
             outcomes[session_id] = _restart(rt, session_id, errors)
+        elif stranded(decision.record) and session_id in written:
+            queueing.requeue_stranded(rt, decision.record)  # admission (below) decides
     for session_id in _adopt(rt, loaded, set(records)):
         outcomes[session_id] = Outcome.ADOPTED
     for record in store.load().values():
@@ -85,6 +89,11 @@ def recover(rt: Runtime) -> RecoverReport:
             # A reboot took its path unit: judge its dependencies again, and wait anew.
             start_after(rt, record)
             views.pop(record.id, None)
+    admitted = queueing.admit(rt)  # what the queues can start now (after a boot: all)
+    errors += admitted.problems
+    for session in admitted.sessions:
+        outcomes[session.id] = Outcome.RESTARTED
+        views.pop(session.id, None)
     final = store.load()
     # Only the units recover started (or found new) changed since it read them.
     for session_id, outcome in outcomes.items():

@@ -59,10 +59,13 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
           options: SpawnOptions | None = None, env_files: Sequence[str] = (),
           secret_env: Sequence[str] = (), worktree: bool = False, provider: str | None = None,
           agent: dict[str, Any] | None = None, after: Sequence[str] = (),
-          placement: str | None = None, message: bytes | None = None) -> Session:
+          placement: str | None = None, message: bytes | None = None,
+          queue: str | None = None, priority: int = 0, config: Config | None = None
+          ) -> Session:
     """Start ARGV as a new session of the runtime's scope (orch.api.spawn says more).
     Its secrets (ENV_FILES, SECRET_ENV) are read once, before anything is recorded.
-    MESSAGE: a conversation's first input (AGENT asks for an interactive one)."""
+    MESSAGE: a conversation's first input (AGENT asks for an interactive one). QUEUE:
+    start it when that queue has room (CONFIG: the configuration already read)."""
     scope = rt.scope
     store = rt.store
     options = options or SpawnOptions()
@@ -81,6 +84,15 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
     created = rt.now_iso()
     known = store.load() if after else {}
     dependencies = list(dict.fromkeys(find(ref, known).id for ref in after))
+    if queue is not None:
+        if dependencies:
+            raise UsageError("--queue and --after do not go together: a queued session "
+                             "starts when its queue has room, not after others")
+        if config is None:
+            from orch.config import load
+
+            config = load(scope)
+        config.queue_limits(queue)  # a queue the file does not define is refused now
     tree: tuple[str | None, str | None] = (None, None)
     if worktree:
         from orch import worktree as worktrees
@@ -97,13 +109,16 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
                     secret_env=list(secret_env), provider=provider, agent=dict(agent or {}),
                     worktree=tree[0], worktree_repo=tree[1], after=dependencies,
                     placement=placement,
-                    provider_session_id=(agent or {}).get("provider_session_id"))
+                    provider_session_id=(agent or {}).get("provider_session_id"),
+                    queue=queue, priority=priority)
     rt.manager_of(scope)  # no manager, no record: connect first
     # Recorded before the start, so a unit of ours never runs without a record. The
     # append is made durable while the manager starts the unit (launch), before
     # spawn returns: a power cut before then ends the unit too.
     store.update(lambda s: s.__setitem__(record.id, record), sync=bool(dependencies))
     faults.point("spawn.recorded")
+    if queue is not None:
+        return _enqueue(rt, record, values, config)
     if dependencies:
         try:
             return start_after(rt, record, values, message)
@@ -122,13 +137,42 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
     return session
 
 
+def _enqueue(rt: Runtime, record: Record, values: dict[str, str],
+             config: Config | None) -> Session:
+    """Put a recorded RECORD in its queue, and start what the queue can start now (it,
+    if its turn has come). Its secrets wait in the runtime directory till it starts."""
+    from orch.systemd import GONE
+    from orch.usecases import queueing
+
+    if values:
+        secrets.write(Scope(record.scope), record.id, values)
+    rt.store.sync()  # durable before it is told queued: a power cut must not lose it
+    started = queueing.admit(rt, [str(record.queue)], config)
+    mine = [s for s in started.sessions if s.id == record.id]
+    if mine:
+        session = mine[0]
+        if session.status.ended and not program_ran(session):
+            raise SpawnFailed(f"cannot run {record.argv[0]}: "
+                              f"{start_failure(session, str(session.result))}",
+                              hint=f"session {session.id} is recorded as {session.status}")
+        return session
+    current = rt.store.load()
+    if current[record.id].blocked is not None:
+        raise SpawnFailed(f"cannot run {record.argv[0]}: {current[record.id].blocked}")
+    from orch.queues import positions
+
+    session = view(current[record.id], GONE)
+    return replace(session, position=positions(current).get(record.id))
+
+
 def spawn_agent(rt: Runtime, provider: str, request: AgentRequest, *,
                 name: str | None = None, description: str = "", tags: Iterable[str] = (),
                 env: dict[str, str] | None = None, cwd: str | None = None,
                 persistent: bool = False, options: SpawnOptions | None = None,
                 env_files: Sequence[str] = (), secret_env: Sequence[str] = (),
                 worktree: bool = False, after: Sequence[str] = (),
-                placement: str | None = None, config: Config | None = None) -> Session:
+                placement: str | None = None, config: Config | None = None,
+                queue: str | None = None, priority: int = 0) -> Session:
     """Start an agent: PROVIDER's own headless command for REQUEST, as a session (the
     other arguments as for spawn). The agent binary is resolved on this PATH now.
     CONFIG: the configuration already read, where the provider may be defined."""
@@ -171,7 +215,8 @@ def spawn_agent(rt: Runtime, provider: str, request: AgentRequest, *,
                  env=env, cwd=cwd, persistent=persistent, options=options,
                  env_files=env_files, secret_env=secret_env, worktree=worktree,
                  provider=provider, agent=agents.request_to_json(request), after=after,
-                 placement=placement, message=message)
+                 placement=placement, message=message, queue=queue, priority=priority,
+                 config=config)
 
 
 def resume(rt: Runtime, ref: str, prompt: str | None = None) -> Session:

@@ -90,6 +90,8 @@ class FakeManager:
         # Called with each submitted unit before it is created: may raise (refuse it).
         self.on_submit: Callable[[str, Sequence[Property]], None] | None = None
         self.closed = 0
+        # MemoryAvailable= of each slice that has a limit (none: no limit).
+        self.slice_memory: dict[str, int] = {}
         self._jobs = itertools.count(1)
 
     # -- scripting ----------------------------------------------------------------
@@ -185,6 +187,10 @@ class FakeManager:
         held = self.units.get(unit)
         if held is not None and held.view.active_state == "failed":
             del self.units[unit]  # a failed transient unit is unloaded once reset
+
+    def memory_available(self, unit: str) -> int | None:
+        self.calls.append(("memory_available", unit))
+        return self.slice_memory.get(unit)
 
     def wait_until(self, units: Sequence[str], done: Callable[[], bool],
                    timeout: float | None, poll: float | None = None) -> bool:

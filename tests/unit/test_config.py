@@ -14,6 +14,7 @@ import pytest
 from orch import config
 from orch.config import PROVIDER_SETTINGS, ConfigError
 from orch.errors import UsageError
+from orch.queues import QueueLimits
 from orch.scope import Scope
 from orch.settings import SPAWN_SETTINGS, Kind
 
@@ -98,7 +99,10 @@ def test_full_example_loads_with_every_setting(monkeypatch: pytest.MonkeyPatch) 
     assert listed["profiles.fast.timeout"] == 600
     assert listed["providers.claude.results"] == "claude-stream-json"
     keys = [k for k, _ in config.items(USER)]
-    assert keys == sorted(keys) and len(keys) == len(SPAWN_SETTINGS) + 4 + 3 + 3 + 3
+    assert keys == sorted(keys) and len(keys) == len(SPAWN_SETTINGS) + 4 + 3 + 3 + 3 + 2
+    assert set(loaded.queues["night"]) == set(config.QUEUE_SETTINGS)
+    assert loaded.queue_limits("night") == QueueLimits(max_running=3,
+                                                        min_memory_available=2 << 30)
 
 
 # --- the settings table -----------------------------------------------------------------
@@ -113,6 +117,7 @@ def test_spawn_settings_are_the_documented_ones() -> None:
         "tasks_max": Kind.INT, "nice": Kind.INT, "restart": Kind.CHOICE, "sandbox": Kind.BOOL,
         "worktree": Kind.BOOL, "persistent": Kind.BOOL, "env_files": Kind.STRING_LIST,
         "secret_env": Kind.STRING_LIST, "tags": Kind.STRING_LIST, "cwd": Kind.STRING,
+        "queue": Kind.STRING, "priority": Kind.INT,
     }
     assert all(s.key == key and s.help for key, s in SPAWN_SETTINGS.items())
     assert set(PROVIDER_SETTINGS) == {"binary", "argv", "resume_argv", "results"}
@@ -297,7 +302,8 @@ def test_known_but_unset_key_is_none(path: Path) -> None:
 # --- files that break the rules ---------------------------------------------------------
 
 BAD_FILES = [
-    ('[bogus]\nx = 1\n', 'bogus: unknown table; expected one of hosts, profiles, providers, spawn'),
+    ('[bogus]\nx = 1\n',
+     'bogus: unknown table; expected one of hosts, profiles, providers, queues, spawn'),
     ('spawn = 3\n', 'spawn: expected a table, got 3'),
     ('[spawn]\nmemmax = "2G"\n', 'spawn.memmax: unknown setting; did you mean memory_max?'),
     ('[spawn]\n"a\\nb" = 1\n', 'spawn."a\\nb": unknown setting'),

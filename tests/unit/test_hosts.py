@@ -10,7 +10,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from orch import config, hostcli, hosts, remote, ssh
+from orch import config, hostcli, hosts, memory, remote, ssh
 from orch.errors import UsageError
 from orch.hosts import Address, Host, parse_address
 from orch.render import hosts_table
@@ -198,8 +198,8 @@ def test_place_takes_the_most_free_memory_and_says_why() -> None:
 
 def test_meminfo_available() -> None:
     text = "MemTotal:  2000 kB\nMemFree: 10 kB\nMemAvailable:    1500 kB\n"
-    assert remote._meminfo_available(text) == 1500 * 1024
-    assert remote._meminfo_available("MemTotal: 1 kB\n") is None
+    assert memory.meminfo_available(text) == 1500 * 1024
+    assert memory.meminfo_available("MemTotal: 1 kB\n") is None
 
 
 def test_hosts_table_has_a_host_column() -> None:

@@ -136,7 +136,7 @@ def test_session_json_keys_exactly() -> None:
         "tags", "description", "created_at", "started_at", "ended_at", "exit_code",
         "exit_signal", "result", "final_result", "parent_id", "persistent", "restarts",
         "invocations", "provider", "provider_session_id", "usage", "cost_usd", "options",
-        "worktree", "after", "blocked", "placement"}
+        "worktree", "after", "blocked", "placement", "queue", "position"}
     assert type(data["status"]) is str and data["status"] == "running"
     assert data["invocations"][-1]["status"] == "running"
     assert data["main_pid"] == 4242
@@ -186,8 +186,9 @@ def test_status_succeeded_only_for_exited(status: Status) -> None:
 
 
 @pytest.mark.parametrize("status", list(Status))
-def test_status_ended_false_only_for_starting_running_and_idle(status: Status) -> None:
-    assert status.ended is (status not in (Status.STARTING, Status.RUNNING, Status.IDLE))
+def test_status_ended_false_only_for_starting_running_idle_and_queued(status: Status) -> None:
+    assert status.ended is (status not in (Status.STARTING, Status.RUNNING, Status.IDLE,
+                                           Status.QUEUED))
 
 
 def test_record_json_round_trip_keeps_intent() -> None:

@@ -217,6 +217,8 @@ def test_every_field_of_a_session_is_shown_when_set() -> None:
         "after": (["0e0e0e0e"], "After: 0e0e0e0e"),
         "blocked": ("dependency 0e0e0e0e (x) never ran", "Blocked: dependency 0e0e0e0e"),
         "placement": ("most free memory", "Placement: most free memory"),
+        "queue": ("night", "Queue: night (#2 in line)"),
+        "position": (2, "(#2 in line)"),
     }
     assert set(values) == {f.name for f in dataclasses.fields(Session)}
     session = _session(**{name: value for name, (value, _) in values.items()

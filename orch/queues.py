@@ -1,0 +1,113 @@
+"""Queues (spawn --queue): which queued sessions may start now. Pure.
+
+A queue is a name in the configuration ([queues.NAME]: max_running, min_memory_available)
+and the sessions spawned into it. One waits (status queued) until its queue has a slot
+and the memory it asks for; then it is admitted (its record says when) and started.
+Whoever sees a slot free decides, under the state lock: the spawn itself, a session's
+exit hook, stop, kill, reap and recover. So no daemon keeps the queue, and two
+concurrent deciders never give one slot twice.
+"""
+
+from __future__ import annotations
+
+from orch.frozen import dataclass, replace
+from orch.session import Intent, Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+Sessions = dict[str, "Record"]
+
+# How soon a queue held back only by memory looks again (nothing else would wake it).
+MEMORY_RETRY_S = 15
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """What [queues.NAME] allows: at most MAX_RUNNING admitted at once (None: no cap), and
+    none admitted while less than MIN_MEMORY_AVAILABLE bytes are free."""
+
+    max_running: int | None = None
+    min_memory_available: int | None = None
+
+
+@dataclass(frozen=True)
+class Admission:
+    """One decision for a queue: the records admitted (in the order they start), and
+    whether a free slot went unused for want of memory."""
+
+    admitted: list[Record]
+    memory_short: bool = False
+
+
+def stranded(record: Record) -> bool:
+    """Whether RECORD was admitted but its start never confirmed, nor its end recorded:
+    in flight, or cut off by a crash before its unit ran (recover starts it then)."""
+    return (record.queue is not None and record.admitted_at is not None
+            and record.invocation_id is None and record.result is None
+            and record.blocked is None)
+
+
+def holds_slot(record: Record, live: Callable[[Record], bool]) -> bool:
+    """Whether RECORD takes one of its queue's slots: admitted, not ended, and LIVE (its
+    unit is loaded, or its start is in flight). One that a power cut ended unrecorded
+    takes none."""
+    return (record.queue is not None and record.admitted_at is not None
+            and record.result is None and record.blocked is None and live(record))
+
+
+def order(sessions: Mapping[str, Record], queue: str) -> list[Record]:
+    """QUEUE's waiting sessions, the next to start first: higher priority, then FIFO."""
+    waiting = [r for r in sessions.values() if r.queue == queue and r.queued]
+    return sorted(waiting, key=lambda r: (-r.priority, r.created_at, r.id))
+
+
+def positions(sessions: Mapping[str, Record]) -> dict[str, int]:
+    """Each waiting session's place in its queue, 1 for the next to start."""
+    found: dict[str, int] = {}
+    for queue in {r.queue for r in sessions.values() if r.queued}:
+        if queue is not None:
+            found.update((r.id, n) for n, r in enumerate(order(sessions, queue), 1))
+    return found
+
+
+def queues_with_waiting(sessions: Mapping[str, Record]) -> list[str]:
+    """The queues that have a session waiting, by name."""
+    return sorted({r.queue for r in sessions.values() if r.queued and r.queue is not None})
+
+
+def admit(sessions: Sessions, queue: str, limits: QueueLimits,
+          free_memory: Callable[[], int | None], live: Callable[[Record], bool],
+          now: str) -> Admission:
+    """Admit as many of QUEUE's waiting sessions as its free slots and memory allow,
+    marking them admitted at NOW in SESSIONS (to be written under the same lock the
+    caller read SESSIONS under). FREE_MEMORY is asked only when a limit needs it (it may
+    cost a call to the manager); None from it means no limit applies. LIVE as for
+    holds_slot."""
+    waiting = order(sessions, queue)
+    if not waiting:
+        return Admission([])
+    running = sum(1 for r in sessions.values() if r.queue == queue and holds_slot(r, live))
+    slots = len(waiting) if limits.max_running is None else limits.max_running - running
+    if slots <= 0:
+        return Admission([])
+    if limits.min_memory_available is not None:
+        free = free_memory()
+        if free is not None and free < limits.min_memory_available:
+            return Admission([], memory_short=True)
+    admitted = []
+    for record in waiting[:slots]:
+        sessions[record.id] = replace(record, admitted_at=now, requested_at=now)
+        admitted.append(sessions[record.id])
+    return Admission(admitted)
+
+
+def cancel(sessions: Sessions, session_id: str, now: str, intent: Intent) -> Record | None:
+    """Take a waiting session out of its queue, as stopped (or killed: INTENT) before it
+    ever ran; the new record, or None if it no longer waits (admitted meanwhile, gone)."""
+    record = sessions.get(session_id)
+    if record is None or not record.queued:
+        return None
+    sessions[session_id] = replace(record, intent=intent, ended_at=now, result="canceled")
+    return sessions[session_id]

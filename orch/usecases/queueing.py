@@ -1,0 +1,190 @@
+"""Queues (spawn --queue): starting what a queue can start now, and cancelling a waiting
+session. The decisions are orch.queues', under the state lock; the starts are here.
+
+Called by whoever may have freed a slot: a spawn into the queue, the exit hook of a
+session of a queue, stop, kill, reap and recover; and by a short timer while a queue
+waits only for memory (nothing else would wake it).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+
+from orch import faults, queues, secrets
+from orch.errors import OrchError
+from orch.frozen import dataclass, replace
+from orch.memory import free_here
+from orch.queues import Admission, QueueLimits
+from orch.scope import Scope
+from orch.session import Intent, Record, Session, recent
+from orch.state import Sessions
+from orch.usecases.common import view
+from orch.usecases.launching import NotSubmitted, launch
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orch.config import Config
+    from orch.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Started:
+    """What one pass over the queues did: the sessions it started, and what went wrong
+    (for the caller to say: a hook says it in the journal)."""
+
+    sessions: list[Session]
+    problems: list[str]
+
+
+def admit(rt: Runtime, names: Iterable[str] | None = None,
+          config: Config | None = None) -> Started:
+    """Start what the queues NAMES (default: every queue with a session waiting) can
+    start now. CONFIG: the configuration already read (else read here, if needed)."""
+    waiting = queues.queues_with_waiting(rt.store.load())
+    wanted = waiting if names is None else [n for n in dict.fromkeys(names) if n in waiting]
+    if not wanted:
+        return Started([], [])
+    if config is None:
+        from orch.config import load
+
+        config = load(rt.scope)
+    started: list[Session] = []
+    problems: list[str] = []
+    for name in wanted:
+        try:
+            limits = config.queue_limits(name)
+        except OrchError:
+            problems.append(f"queue {name} is not in {config.path} any more: its sessions "
+                            "wait until it is")
+            continue
+        _admit_queue(rt, name, limits, started, problems)
+    return Started(started, problems)
+
+
+def _admit_queue(rt: Runtime, name: str, limits: QueueLimits, started: list[Session],
+                 problems: list[str]) -> None:
+    scope = rt.scope
+
+    def free() -> int | None:
+        return free_here(rt.manager_of(scope), scope)
+
+    while True:
+        decision: Admission = rt.store.update(
+            partial(queues.admit, queue=name, limits=limits, free_memory=free,
+                    live=_liveness(rt), now=rt.now_iso()))
+        if decision.admitted:
+            faults.point("queue.admitted")
+        if decision.memory_short:
+            problem = _look_again(rt, name)
+            if problem:
+                problems.append(problem)
+        refused = 0
+        for record in decision.admitted:
+            session = _start(rt, record, problems)
+            if session is None:
+                refused += 1
+            else:
+                started.append(session)
+        if not refused:  # a start the manager refused freed its slot: fill it
+            return
+
+
+def _liveness(rt: Runtime) -> Callable[[Record], bool]:
+    """Whether a record's unit is loaded now or its start is in flight. The units are
+    listed before the state lock is taken, so one started since is missed: a start
+    asked for lately counts as live too, and one that ended has its end recorded."""
+    loaded = rt.manager_of(rt.scope).loaded()
+    now = rt.now()
+
+    def live(record: Record) -> bool:
+        return record.unit in loaded or recent(record.requested_at or "", now)
+    return live
+
+
+def requeue_stranded(rt: Runtime, record: Record) -> bool:
+    """Put RECORD back in its queue, in its old place: its queue let it out, but a crash
+    came before its unit ran (recover's part; the caller saw no unit, and its start is
+    too old to be in flight). Its slot is given again by admission, under the lock, as
+    any other: starting it directly could exceed the cap, since its slot was free for
+    others meanwhile. False if it changed meanwhile."""
+
+    def put_back(sessions: Sessions) -> bool:
+        if sessions.get(record.id) != record:
+            return False  # someone else is at it
+        sessions[record.id] = replace(record, admitted_at=None)
+        return True
+
+    return rt.store.update(put_back)
+
+
+def _start(rt: Runtime, record: Record, problems: list[str]) -> Session | None:
+    """Start an admitted RECORD; None if it could not be (it is then failed, and says
+    why in its record)."""
+    scope = Scope(record.scope)
+    try:
+        values = secrets.saved(scope, record.id)
+        if values is None:
+            values = secrets.gather(record.env_files, record.secret_env, os.environ)
+        session, _ = launch(rt, record, values, _first_message(record))
+    except (NotSubmitted, OrchError) as failure:
+        if isinstance(failure, NotSubmitted) and rt.manager_of(scope).unit(record.unit).loaded:
+            return None  # started by another (recover, beside a slow admitter): not ours
+        error = failure.error if isinstance(failure, NotSubmitted) else failure
+        reason = f"could not be started from its queue: {error}"
+        rt.store.update(lambda s: _block(s, record.id, reason))
+        problems.append(f"session {record.id[:8]} ({record.name}) {reason}")
+        return None
+    return session
+
+
+def _block(sessions: Sessions, session_id: str, reason: str) -> None:
+    record = sessions.get(session_id)
+    if record is not None and record.invocation_id is None:
+        sessions[session_id] = replace(record, blocked=reason)
+
+
+def _first_message(record: Record) -> bytes | None:
+    """A queued conversation's first message: its prompt (as spawn_agent would say it)."""
+    prompt = record.agent.get("prompt")
+    if not record.agent.get("interactive") or not prompt:
+        return None
+    from orch import agents, conversation
+
+    return conversation.user_message(agents.output_format(record), str(prompt))
+
+
+def _look_again(rt: Runtime, name: str) -> str | None:
+    """Arm a timer that admits again in a while, unless one waits already; a problem
+    if the manager would not."""
+    from orch.spec import queue_retry_properties, queue_retry_unit
+
+    manager = rt.manager
+    armed = manager.loaded(queue_retry_unit(name, "*"))
+    if any(states[1] == "active" for _, states in armed.values()):
+        return None
+    timer, service = queue_retry_properties(name, rt.store.directory, rt.scope,
+                                            queues.MEMORY_RETRY_S)
+    unit = queue_retry_unit(name, str(time.time_ns()))
+    try:
+        manager.wait_job(manager.submit_transient(
+            unit, timer, aux=[(unit.removesuffix(".timer") + ".service", service)]),
+            f"the start of {unit}")
+    except OrchError as err:
+        return f"queue {name} waits for memory, but cannot look again later: {err.message}"
+    return None
+
+
+def cancel(rt: Runtime, record: Record, intent: Intent) -> Session | None:
+    """Take RECORD out of its queue as stopped (or killed: INTENT), if it still waits;
+    its session then, or None if it was admitted meanwhile (the caller then stops it as
+    a running one)."""
+    cancelled = rt.store.update(lambda s: queues.cancel(s, record.id, rt.now_iso(), intent))
+    if cancelled is None:
+        return None
+    secrets.discard(Scope(record.scope), record.id)
+    from orch.systemd import GONE
+
+    return view(cancelled, GONE)

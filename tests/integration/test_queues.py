@@ -1,0 +1,128 @@
+"""Queues against real managers: a cap systemd-started sessions keep, the next started by
+the ending session's exit hook, cancel, wait, and recover after a crash mid-admission."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.integration.conftest import Orch, wait_for
+
+
+def _queue(orch: Orch, body: str = "[queues.q]\nmax_running = 2\n") -> Path:
+    """A configuration with queue q, for orch and for the hooks of its sessions."""
+    path = orch.state_dir.parent / "config.toml"
+    path.write_text(body)
+    os.chown(path, orch.uid, orch.uid)
+    orch.extra_env["ORCH_CONFIG"] = str(path)
+    return path
+
+
+def _gate(orch: Orch, name: str) -> Path:
+    path = orch.state_dir.parent / f"gate-{name}"
+    os.mkfifo(path, 0o600)
+    os.chown(path, orch.uid, orch.uid)
+    return path
+
+
+def _open(gate: Path) -> None:
+    """Let the session blocked on GATE end: open the FIFO once it has a reader."""
+    def opened() -> bool:
+        try:
+            os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            return False
+        return True
+
+    wait_for(opened, what=f"a reader on {gate.name}")
+
+
+def _gated(orch: Orch, name: str, log: Path) -> list[str]:
+    gate = _gate(orch, name)
+    return ["/bin/sh", "-c", f"echo +{name} >> {log}; read _ < {gate}; echo -{name} >> {log}"]
+
+
+def _log(orch: Orch) -> Path:
+    path = orch.state_dir.parent / "order.log"
+    path.write_text("")
+    os.chown(path, orch.uid, orch.uid)
+    return path
+
+
+def _statuses(orch: Orch) -> dict[str, str]:
+    return {s["name"]: s["status"] for s in orch.ps()}
+
+
+def test_a_queue_keeps_its_cap_and_each_end_starts_the_next_in_order(orch: Orch) -> None:
+    _queue(orch)
+    log = _log(orch)
+    names = ["a", "b", "c", "d", "e"]
+    ids = {n: orch.spawn(*_gated(orch, n, log), opts=["--queue", "q", "--name", n])
+           for n in names}
+    listed = {s["name"]: s for s in orch.ps()}
+    assert [listed[n]["status"] for n in names] == [
+        "running", "running", "queued", "queued", "queued"]
+    assert [listed[n]["position"] for n in names] == [None, None, 1, 2, 3]
+    assert listed["c"]["queue"] == "q" and listed["c"]["main_pid"] is None
+    table = orch.ok("ps")
+    assert "queued #1" in table and "queued #3" in table
+    waiting = orch.machine.popen(["orch", "wait", "--timeout", "120", ids["e"]],
+                                 user=orch.user, env=orch.env)  # wait works on a queued one
+    for name in names:
+        wait_for(lambda n=name: f"+{n}\n" in log.read_text(), what=f"{name} to start")
+        _open(orch.state_dir.parent / f"gate-{name}")
+        assert orch("wait", "--timeout", "60", ids[name]).returncode == 0
+    _, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err
+    lines = log.read_text().split()
+    assert sorted(lines) == sorted([f"+{n}" for n in names] + [f"-{n}" for n in names])
+    assert [line[1] for line in lines if line[0] == "+"] == names  # first come, first served
+    running = peak = 0
+    for line in lines:
+        running += 1 if line[0] == "+" else -1
+        peak = max(peak, running)
+    assert peak == 2
+
+
+def test_stop_cancels_a_queued_session_and_kill_too(orch: Orch) -> None:
+    _queue(orch, "[queues.q]\nmax_running = 1\n")
+    log = _log(orch)
+    first = orch.spawn(*_gated(orch, "first", log), opts=["--queue", "q"])
+    stopped = orch.spawn("/bin/sh", "-c", f"echo ran >> {log}", opts=["--queue", "q"])
+    killed = orch.spawn("/bin/sh", "-c", f"echo ran >> {log}", opts=["--queue", "q"])
+    done = orch("stop", stopped)
+    assert done.returncode == 0 and "stopped" in done.stderr
+    assert orch("kill", killed).returncode == 0
+    assert (orch.show(stopped)["status"], orch.show(killed)["status"]) == ("stopped", "killed")
+    assert orch.show(stopped)["invocation_id"] is None
+    _open(orch.state_dir.parent / "gate-first")
+    assert orch("wait", first).returncode == 0
+    assert "ran" not in log.read_text()
+
+
+def test_a_queue_the_file_does_not_define_is_one_line(orch: Orch) -> None:
+    path = _queue(orch)
+    done = orch("spawn", "--queue", "nightly", "--", "/bin/true")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (f"orch: --queue nightly: no [queues.nightly] in {path} "
+                           "(known queues: q)\n")
+    assert orch.records() == []
+
+
+def test_recover_starts_a_session_a_crash_left_between_admission_and_start(
+        orch: Orch) -> None:
+    _queue(orch, "[queues.q]\nmax_running = 1\n")
+    log = _log(orch)
+    crashed = orch("spawn", "--queue", "q", "--", "/bin/sh", "-c", f"echo ran >> {log}",
+                   env={"ORCH_CRASH_AT": "queue.admitted"})
+    assert crashed.returncode == -9 or crashed.returncode == 137
+    [record] = orch.records()
+    assert record.admitted_at is not None and record.invocation_id is None
+    assert orch.show(record.id)["status"] == "starting"  # in flight, as far as anyone knows
+    orch.edit_records(lambda docs: docs[0].update(requested_at="2026-01-01T00:00:00+00:00"))
+    report = orch.ok("recover", "--json")
+    assert '"restarted"' in report
+    assert orch("wait", "--timeout", "60", record.id).returncode == 0
+    assert log.read_text() == "ran\n"
+    orch.ok("recover")  # again: nothing starts twice
+    assert log.read_text() == "ran\n"

@@ -1,0 +1,219 @@
+"""Queues over a fake manager: spawn into a queue, the next started when a slot frees,
+cancel, memory, refusals, recover and reap. The real manager's side is proven by
+tests/integration/test_queues.py."""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from orch import secrets
+from orch.errors import SpawnFailed, UsageError
+from orch.exithook import record_exit
+from orch.recovery import Outcome
+from orch.runtime import Runtime
+from orch.scope import Scope
+from orch.session import Ending, Status, now_iso
+from orch.usecases import control, query, queueing, reap, recover
+from orch.usecases import spawn as spawning
+from tests.unit.fakemanager import FakeManager, exited, put, runtime
+
+
+def _config(body: str) -> None:
+    path = Path(os.environ["XDG_CONFIG_HOME"]) / "orch" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body)
+
+
+@pytest.fixture(autouse=True)
+def two_slots() -> None:
+    _config("[queues.q]\nmax_running = 2\n")
+
+
+def _spawn(rt: Runtime, name: str, **kwargs: object) -> Status:
+    return spawning.spawn(rt, ["/bin/sleep", "100"], name=name, queue="q",
+                          **kwargs).status  # type: ignore[arg-type]
+
+
+def _end(fake: FakeManager, rt: Runtime, session_id: str) -> None:
+    """The session's program exits: its unit ends, and its exit hook records it."""
+    record = rt.store.load()[session_id]
+    fake.set(record.unit, exited(fake.unit(record.unit)))
+    record_exit(rt.store, session_id, record.invocation_id,
+                Ending(now_iso(), 0, None, "success"))
+    del fake.units[record.unit]
+
+
+def _statuses(rt: Runtime) -> dict[str, str]:
+    return {s.name: str(s.status) for s in query.list_sessions(rt)}
+
+
+def test_a_queue_runs_at_most_its_cap_and_the_next_starts_when_one_ends(
+        fake: FakeManager, rt: Runtime) -> None:
+    assert [_spawn(rt, n) for n in ("a", "b", "c", "d")] == [
+        Status.RUNNING, Status.RUNNING, Status.QUEUED, Status.QUEUED]
+    listed = {s.name: s for s in query.list_sessions(rt)}
+    assert (listed["c"].position, listed["d"].position) == (1, 2)
+    assert listed["c"].queue == "q" and listed["a"].position is None
+    assert len(fake.called("submit_transient")) == 2
+    _end(fake, rt, listed["a"].id)
+    started = queueing.admit(rt)
+    assert [s.name for s in started.sessions] == ["c"] and started.problems == []
+    assert _statuses(rt) == {"a": "exited", "b": "running", "c": "running", "d": "queued"}
+    assert queueing.admit(rt).sessions == []  # no slot: nothing more
+
+
+def test_priority_goes_first_and_the_position_says_so(fake: FakeManager,
+                                                      rt: Runtime) -> None:
+    _config("[queues.q]\nmax_running = 1\n")
+    _spawn(rt, "running")
+    low = spawning.spawn(rt, ["/bin/true"], name="low", queue="q")
+    high = spawning.spawn(rt, ["/bin/true"], name="high", queue="q", priority=9)
+    assert (low.position, high.position) == (1, 1)  # each as it was when spawned
+    shown = query.result(rt, low.id)
+    assert (shown.status, shown.position) == (Status.QUEUED, 2)
+
+
+def test_a_queued_session_keeps_its_secrets_private_until_it_starts(
+        fake: FakeManager, rt: Runtime, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _config("[queues.q]\nmax_running = 1\n")
+    first = spawning.spawn(rt, ["/bin/true"], name="first", queue="q")
+    monkeypatch.setenv("TOKEN", "s3cret")
+    later = spawning.spawn(rt, ["/bin/true"], name="later", queue="q", secret_env=["TOKEN"])
+    saved = secrets.secrets_dir(Scope.USER) / f"{later.id}.env"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    monkeypatch.delenv("TOKEN")  # the hook that starts it has none of the caller's env
+    _end(fake, rt, first.id)
+    assert [s.name for s in queueing.admit(rt).sessions] == ["later"]
+    props = dict((name, value) for name, _, value in fake.units[later.unit].properties)
+    assert props["EnvironmentFiles"] == [(str(saved), True)]
+    assert not saved.exists()  # read by the manager at start, then removed
+
+
+def test_stop_and_kill_cancel_a_queued_session_that_never_runs(
+        fake: FakeManager, rt: Runtime) -> None:
+    _spawn(rt, "a"), _spawn(rt, "b"), _spawn(rt, "c"), _spawn(rt, "d")
+    ids = {s.name: s.id for s in query.list_sessions(rt)}
+    assert control.stop(rt, "c").status is Status.STOPPED
+    assert control.kill(rt, "d").status is Status.KILLED
+    _end(fake, rt, ids["a"])
+    assert queueing.admit(rt).sessions == []
+    assert len(fake.called("submit_transient")) == 2
+    assert _statuses(rt)["c"] == "stopped"
+
+
+def test_stopping_a_running_member_starts_the_next(fake: FakeManager, rt: Runtime) -> None:
+    for name in "abc":
+        _spawn(rt, name)
+    ids = {s.name: s.id for s in query.list_sessions(rt)}
+
+    def hook_records_the_stop(unit: str) -> None:
+        record_exit(rt.store, ids["a"], rt.store.load()[ids["a"]].invocation_id,
+                    Ending(now_iso(), None, "SIGTERM", "success"))
+
+    original = fake.stop_all
+
+    def stop_all(units: list[str]) -> dict[str, str]:
+        results = original(units)
+        for unit in units:
+            hook_records_the_stop(unit)
+            del fake.units[unit]
+        return results
+
+    fake.stop_all = stop_all  # type: ignore[method-assign,assignment]
+    assert control.stop(rt, "a").status is Status.STOPPED
+    assert _statuses(rt)["c"] == "running"
+
+
+def test_a_queue_the_file_lacks_and_queue_with_after_are_refused(
+        fake: FakeManager, rt: Runtime) -> None:
+    with pytest.raises(UsageError, match=r"--queue nope: no \[queues.nope\] in .*"
+                                         r"\(known queues: q\)"):
+        spawning.spawn(rt, ["/bin/true"], queue="nope")
+    other = put(rt, "other")
+    with pytest.raises(UsageError, match="--queue and --after do not go together"):
+        spawning.spawn(rt, ["/bin/true"], queue="q", after=[other.id])
+    assert list(rt.store.load()) == [other.id]
+
+
+def test_short_memory_holds_the_queue_and_arms_one_timer_to_look_again(
+        fake: FakeManager, rt: Runtime) -> None:
+    _config("[queues.q]\nmax_running = 2\nmin_memory_available = \"64T\"\n")
+    assert _spawn(rt, "a") is Status.QUEUED
+    timers = [u for u in fake.called("submit_transient") if str(u).endswith(".timer")]
+    assert len(timers) == 1 and str(timers[0]).startswith("orch-queue-q-")
+    props = {name: value for name, _, value in fake.units[str(timers[0])].properties}
+    assert props["RemainAfterElapse"] is False
+    fake.set(str(timers[0]), fake.unit(str(timers[0])))  # it waits (active)
+    assert _spawn(rt, "b") is Status.QUEUED
+    assert len(fake.called("submit_transient")) == 1  # armed once, not per look
+    assert fake.called("memory_available") == ["app.slice", "app.slice"]
+    fake.slice_memory["app.slice"] = 1 << 20  # the kernel has more, the slice less
+    _config("[queues.q]\nmax_running = 2\nmin_memory_available = \"1M\"\n")
+    assert [s.name for s in queueing.admit(rt).sessions] == ["a", "b"]
+
+
+def test_a_start_the_manager_refuses_fails_that_session_and_frees_its_slot(
+        fake: FakeManager, rt: Runtime) -> None:
+    _config("[queues.q]\nmax_running = 1\n")
+    first = spawning.spawn(rt, ["/bin/true"], name="first", queue="q")
+    bad = spawning.spawn(rt, ["/bin/true"], name="bad", queue="q")
+    spawning.spawn(rt, ["/bin/true"], name="good", queue="q")
+
+    def refuse(unit: str, props: object) -> None:
+        if unit == bad.unit:
+            from orch.errors import OrchError
+            raise OrchError("the manager said no")
+
+    fake.on_submit = refuse
+    _end(fake, rt, first.id)
+    started = queueing.admit(rt)
+    assert [s.name for s in started.sessions] == ["good"]
+    assert "could not be started from its queue: the manager said no" in started.problems[0]
+    assert _statuses(rt)["bad"] == "failed"
+
+
+def test_a_spawn_whose_program_cannot_run_from_the_queue_says_so(
+        fake: FakeManager, rt: Runtime) -> None:
+    from tests.unit.fakemanager import not_started
+
+    fake.start = lambda unit: exited(not_started(), 203)
+    fake.job_results = {}
+    with pytest.raises(SpawnFailed, match="cannot run /bin/true: exec failed"):
+        spawning.spawn(rt, ["/bin/true"], queue="q")
+
+
+def test_recover_queues_again_what_a_crash_left_admitted_and_fills_free_slots(
+        fake: FakeManager, isolated_env: Path) -> None:
+    from tests.unit.fakemanager import Clock
+
+    clock = Clock(datetime.now().astimezone() - timedelta(minutes=5))
+    rt = runtime(fake, isolated_env, clock)
+    old = clock().isoformat()
+    stranded = put(rt, "stranded", queue="q", admitted_at=old, requested_at=old,
+                   created_at=(clock() - timedelta(seconds=1)).isoformat())
+    waiting = [put(rt, f"w{n}", queue="q", created_at=(clock() + timedelta(seconds=n)).isoformat())
+               for n in range(3)]
+    clock.now = datetime.now().astimezone()
+    report = recover.recover(rt)
+    assert report.outcomes[stranded.id] is Outcome.RESTARTED
+    assert [report.outcomes[w.id] for w in waiting] == [
+        Outcome.RESTARTED, Outcome.QUEUED, Outcome.QUEUED]
+    assert _statuses(rt) == {"stranded": "running", "w0": "running", "w1": "queued",
+                             "w2": "queued"}
+    again = recover.recover(rt)  # idempotent: nothing started twice
+    assert len(fake.called("submit_transient")) == 2 and again.errors == []
+
+
+def test_reap_all_removes_queued_sessions_without_starting_them(
+        fake: FakeManager, rt: Runtime) -> None:
+    for name in "abc":
+        _spawn(rt, name)
+    reaped = reap.reap(rt, everything=True, older_than=0)
+    assert sorted(s.name for s in reaped) == ["a", "b", "c"]
+    assert rt.store.load() == {} and len(fake.called("submit_transient")) == 2
