@@ -7,10 +7,12 @@ garbage-collected, so an ended session is never mistaken for a lost one.
 
     python -I /path/to/orch/exithook.py STATE_DIR [MARKER_DIR]
 
-A session's end may free a slot of a queue (spawn --queue): the hook then starts what
-waits there. The same pass alone, for a queue that waited for memory:
+An agent the API failed (a usage limit, an overload) is set to wait, with a timer
+that resumes it (orch.usecases.unattended). A session's end may free a slot of a queue
+(spawn --queue): the hook then starts what waits there. The timers run the hook too:
 
-    python -I /path/to/orch/exithook.py --admit STATE_DIR
+    python -I /path/to/orch/exithook.py --admit STATE_DIR     (a queue waited for memory)
+    python -I /path/to/orch/exithook.py --wake STATE_DIR ID   (resume a waiting session)
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ from orch.frozen import replace
 from orch.session import Ending, Record, ending_from_exit, now_iso
 from orch.state import Sessions, StateStore
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from orch.runtime import Runtime
+    from orch.usecases.unattended import Verdict
+
 
 def ending_from_env(env: dict[str, str]) -> Ending:
     """The Ending that systemd's ExecStopPost= environment describes."""
@@ -36,8 +45,9 @@ def ending_from_env(env: dict[str, str]) -> Ending:
 
 
 def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
-                ending: Ending) -> bool:
-    """Record ENDING on the session's current invocation; False if there is no record."""
+                ending: Ending, then: Callable[[Record], Record] | None = None) -> bool:
+    """Record ENDING on the session's current invocation, and what THEN makes of the
+    record so ended, in the same change; False if there is no record."""
 
     def change(sessions: Sessions) -> bool:
         record: Record | None = sessions.get(session_id)
@@ -50,7 +60,8 @@ def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
             # the session, which this hook is the first to hear of.
             record = replace(record.next_invocation(ending.ended_at or ""),
                                          invocation_id=invocation_id)
-        sessions[session_id] = record.with_ending(ending, invocation_id)
+        ended = record.with_ending(ending, invocation_id)
+        sessions[session_id] = then(ended) if then is not None else ended
         return True
 
     return store.update(change)
@@ -72,6 +83,13 @@ def release_dependents(store: StateStore, session_id: str, markers: Path) -> lis
     return released
 
 
+def _runtime(store: StateStore) -> Runtime:
+    from orch.runtime import Runtime
+    from orch.scope import Scope
+
+    return Runtime(Scope(os.environ.get("ORCH_SCOPE") or "user"), store)
+
+
 def admit_waiting(store: StateStore) -> None:
     """Start what the queues can start now, if anyone waits in one (only then is the
     manager connected to: most sessions are in no queue)."""
@@ -79,14 +97,56 @@ def admit_waiting(store: StateStore) -> None:
 
     if not queues_with_waiting(store.load(archived=False)):
         return
-    from orch.runtime import Runtime
-    from orch.scope import Scope
     from orch.usecases.queueing import admit
 
-    with Runtime(Scope(os.environ.get("ORCH_SCOPE") or "user"), store) as rt:
+    with _runtime(store) as rt:
         problems = admit(rt).problems
     for problem in problems:
         print(f"orch: {problem}", file=sys.stderr)
+
+
+def judge_agent(store: StateStore, session_id: str, invocation_id: str | None,
+                ending: Ending) -> Verdict | None:
+    """What the output of an agent's failed run says: whether the API failed it, and
+    so whether it waits (orch.usecases.unattended). Read before the end is recorded, so
+    that the session never reads `failed` while it is about to wait. None for any
+    other session (only then are the journal and the manager read)."""
+    from orch.frozen import replace
+
+    record = store.load(archived=False).get(session_id)
+    if record is None or not record.provider or record.intent is not None \
+            or ending.exit_code in (None, 0):
+        return None
+    from orch.usecases.unattended import judge
+
+    record = replace(record, invocation_id=record.invocation_id or invocation_id)
+    with _runtime(store) as rt:
+        return judge(rt, record, ending)
+
+
+def wait_out(store: StateStore, session_id: str, verdict: Verdict) -> None:
+    """Arm the timer of a session VERDICT set to wait, and say so in its journal."""
+    from orch.usecases.unattended import arm
+
+    record = store.load(archived=False).get(session_id)
+    if record is None or record.resumes_at is None:
+        return  # stopped meanwhile, or no wait
+    with _runtime(store) as rt:
+        arm(rt, record, verdict)
+    print(f"orch: {record.waiting_for}: resumes at {record.resumes_at}", file=sys.stderr)
+
+
+def _wake(store: StateStore, session_id: str) -> int:
+    from orch.usecases.unattended import wake
+
+    try:
+        with _runtime(store) as rt:
+            wake(rt, session_id)
+    except OrchError as err:
+        print(f"orch: could not resume session {session_id[:8]}: {err.message}",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -94,6 +154,8 @@ def main(argv: list[str]) -> int:
     result is never changed by the hook."""
     if len(argv) == 2 and argv[0] == "--admit":
         return _admit_only(StateStore(Path(argv[1])))
+    if len(argv) == 3 and argv[0] == "--wake":
+        return _wake(StateStore(Path(argv[1])), argv[2])
     session_id = os.environ.get("ORCH_SESSION_ID")
     if len(argv) not in (1, 2) or not session_id:
         print("usage: exithook.py STATE_DIR [MARKER_DIR] (inside an orch session)",
@@ -101,8 +163,16 @@ def main(argv: list[str]) -> int:
         return 2
     env = dict(os.environ)
     store = StateStore(Path(argv[0]))
+    ending = ending_from_env(env)
+    verdict = None
     try:
-        record_exit(store, session_id, env.get("INVOCATION_ID"), ending_from_env(env))
+        verdict = judge_agent(store, session_id, env.get("INVOCATION_ID"), ending)
+    except OrchError as err:
+        print(f"orch: could not tell whether the API failed the agent: {err.message}",
+              file=sys.stderr)
+    try:
+        record_exit(store, session_id, env.get("INVOCATION_ID"), ending,
+                    verdict.apply if verdict is not None else None)
         if len(argv) == 2:
             release_dependents(store, session_id, Path(argv[1]))
     except OSError as err:
@@ -110,6 +180,12 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
     except StateError as err:
         print(f"orch: could not record the session's end: {err.message}", file=sys.stderr)
+    if verdict is not None and verdict.resumes is not None:
+        try:
+            wait_out(store, session_id, verdict)
+        except OrchError as err:
+            print(f"orch: could not arm the timer that resumes the session: {err.message}",
+                  file=sys.stderr)
     return _admit_only(store)
 
 

@@ -50,11 +50,14 @@ def stranded(record: Record) -> bool:
 
 
 def holds_slot(record: Record, live: Callable[[Record], bool]) -> bool:
-    """Whether RECORD takes one of its queue's slots: admitted, not ended, and LIVE (its
-    unit is loaded, or its start is in flight). One that a power cut ended unrecorded
-    takes none."""
-    return (record.queue is not None and record.admitted_at is not None
-            and record.result is None and record.blocked is None and live(record))
+    """Whether RECORD takes one of its queue's slots: admitted, and not ended and LIVE
+    (its unit is loaded, or its start is in flight), or waiting to resume after an API
+    failure. One that a power cut ended unrecorded takes none."""
+    if record.queue is None or record.admitted_at is None or record.blocked is not None:
+        return False
+    if record.resumes_at is not None and record.intent is None:
+        return True  # an API failure holds it: it runs again at its time, in its slot
+    return record.result is None and live(record)
 
 
 def order(sessions: Mapping[str, Record], queue: str) -> list[Record]:
@@ -72,6 +75,14 @@ def positions(sessions: Mapping[str, Record]) -> dict[str, int]:
     return found
 
 
+def limited_providers(sessions: Mapping[str, Record], now: str) -> set[str]:
+    """The agent providers a usage limit holds at NOW: a session of theirs waits for
+    the limit's reset. Their queued sessions wait too, rather than start and fail."""
+    return {r.provider for r in sessions.values()
+            if r.provider and r.wait_kind == "usage-limit" and r.intent is None
+            and r.resumes_at is not None and r.resumes_at > now}
+
+
 def queues_with_waiting(sessions: Mapping[str, Record]) -> list[str]:
     """The queues that have a session waiting, by name."""
     return sorted({r.queue for r in sessions.values() if r.queued and r.queue is not None})
@@ -84,8 +95,9 @@ def admit(sessions: Sessions, queue: str, limits: QueueLimits,
     marking them admitted at NOW in SESSIONS (to be written under the same lock the
     caller read SESSIONS under). FREE_MEMORY is asked only when a limit needs it (it may
     cost a call to the manager); None from it means no limit applies. LIVE as for
-    holds_slot."""
-    waiting = order(sessions, queue)
+    holds_slot. A session of a provider a usage limit holds is passed over."""
+    held = limited_providers(sessions, now)
+    waiting = [r for r in order(sessions, queue) if r.provider not in held]
     if not waiting:
         return Admission([])
     running = sum(1 for r in sessions.values() if r.queue == queue and holds_slot(r, live))

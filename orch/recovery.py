@@ -40,6 +40,7 @@ class Outcome(StrEnum):
     LOST = "lost"  # gone with no evidence of how it ended
     RESTARTED = "restarted"  # a persistent session started again
     QUEUED = "queued"  # waits in its queue (or was let out of it, and recover starts it)
+    WAITING = "waiting"  # an API failure holds it until its timer resumes it
     ADOPTED = "adopted"  # a unit of ours with no record, recorded back
 
 
@@ -74,6 +75,8 @@ def decide(record: Record, unit: UnitView, alive: bool, journal: Ending | None,
                                    and status is Status.LOST):
         # A queue let the second out, but a crash came before its unit ran.
         return Decision(Outcome.QUEUED, record)
+    if status.waiting_to_resume:
+        return Decision(Outcome.WAITING, record)
     current = unit.loaded and (record.invocation_id is None
                                or unit.invocation_id == record.invocation_id)
     if current:

@@ -308,6 +308,8 @@ def details(session: Session, now: datetime | None = None, unicode: bool = True)
         ("Worktree", s.worktree),
         ("Placement", s.placement),
         ("Queue", s.queue and s.queue + (f" (#{s.position} in line)" if s.position else "")),
+        ("Resumes", s.resumes_at and f"{_stamp(s.resumes_at, now)} "
+         f"({s.waiting_for})"),
         ("Result", _result_text(s.final_result, s.id[:8], ellipsis) if s.final_result
          else None),
     ]

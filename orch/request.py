@@ -61,6 +61,9 @@ class SpawnRequest:
     cwd: str | None = None
     queue: str | None = None
     priority: int = 0
+    retries: int = 0
+    retry_delay: float | None = None  # seconds
+    limit_wait: float | None = None  # seconds
 
     @property
     def agent(self) -> str | None:
@@ -72,7 +75,9 @@ class SpawnRequest:
         return SpawnOptions(timeout_sec=self.timeout_sec, memory_max=self.memory_max,
                             cpu_quota=self.cpu_quota, tasks_max=self.tasks_max,
                             nice=self.nice, restart=self.restart, sandbox=self.sandbox,
-                            add_dirs=self.add_dirs, tty=self.tty)
+                            add_dirs=self.add_dirs, tty=self.tty, retries=self.retries,
+                            retry_delay_sec=self.retry_delay,
+                            limit_wait_sec=self.limit_wait)
 
     def agent_prompt(self, command: list[str] | tuple[str, ...]) -> str:
         """The one PROMPT argument an agent spawn takes; UsageError for any other count."""
@@ -155,7 +160,15 @@ def _typed(values: Mapping[str, object]) -> SpawnRequest:
         cwd=_text(values, "cwd"),
         queue=_text(values, "queue"),
         priority=priority if isinstance(priority := values.get("priority"), int) else 0,
+        retries=retries if isinstance(retries := values.get("retries"), int) else 0,
+        retry_delay=_seconds(values, "retry_delay"),
+        limit_wait=_seconds(values, "limit_wait"),
     )
+
+
+def _seconds(values: Mapping[str, object], key: str) -> float | None:
+    value = values.get(key)
+    return parse_duration_seconds(value) if isinstance(value, int | str) else None
 
 
 def _text(values: Mapping[str, object], key: str) -> str | None:

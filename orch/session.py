@@ -27,6 +27,8 @@ class Status(StrEnum):
     RUNNING = "running"
     IDLE = "idle"  # running, a conversation waiting for its next message (orch send)
     QUEUED = "queued"  # waiting in its queue for a slot (spawn --queue)
+    LIMITED = "limited"  # its agent hit a usage limit: resumed at its reset (resumes_at)
+    RETRYING = "retrying"  # the API failed its agent: run again at resumes_at (--retries)
     EXITED = "exited"  # ended successfully
     FAILED = "failed"
     STOPPED = "stopped"  # by `orch stop`, or by the manager stopping it
@@ -36,7 +38,13 @@ class Status(StrEnum):
     @property
     def ended(self) -> bool:
         """True once the session can no longer run."""
-        return self not in (Status.STARTING, Status.RUNNING, Status.IDLE, Status.QUEUED)
+        return self not in (Status.STARTING, Status.RUNNING, Status.IDLE, Status.QUEUED,
+                            Status.LIMITED, Status.RETRYING)
+
+    @property
+    def waiting_to_resume(self) -> bool:
+        """True while an API failure holds it, until its timer resumes it."""
+        return self in (Status.LIMITED, Status.RETRYING)
 
     @property
     def succeeded(self) -> bool:
@@ -173,6 +181,12 @@ class Record:
     queue: str | None = None  # the queue it waits in, then runs in (spawn --queue)
     priority: int = 0  # higher goes first in its queue
     admitted_at: str | None = None  # when its queue gave it a slot; None while queued
+    # Set while an API failure holds it (Status.LIMITED or RETRYING): when a timer
+    # resumes it, and why ("usage limit (five_hour)", "API overloaded (529)").
+    resumes_at: str | None = None
+    waiting_for: str | None = None
+    wait_kind: str | None = None  # orch.limits.Failure: usage-limit or transient
+    retried: int = 0  # the transient API failures retried so far (--retries)
 
     @property
     def queued(self) -> bool:
@@ -208,7 +222,8 @@ class Record:
             self, history=[*self.history, past.to_json()], restarts=self.restarts + 1,
             invocation_id=None, main_pid=None, started_at=None, ended_at=None, exit_code=None,
             exit_signal=None, result=None, intent=None, requested_at=requested_at,
-            final_result=None, agent_error=None)
+            final_result=None, agent_error=None, resumes_at=None, waiting_for=None,
+            wait_kind=None)
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON data (shallow: json.dumps does not mutate; asdict's deep
@@ -324,6 +339,8 @@ def derive_status(record: Record, unit: UnitView | None, main_alive: bool,
         return Status.FAILED  # a dependency failed: it never ran
     if record.queued:
         return Status.QUEUED
+    if record.resumes_at is not None and record.intent is None:
+        return Status.LIMITED if record.wait_kind == "usage-limit" else Status.RETRYING
     waiting = bool(record.after) and record.invocation_id is None and record.ending() is None
     if waiting and (unit is None or not unit.loaded or unit.active_state == "inactive"):
         return Status.STARTING  # its unit waits for its dependencies (--after)
@@ -340,7 +357,12 @@ def derive_status(record: Record, unit: UnitView | None, main_alive: bool,
             # even a moment of failed: only once the manager collects it is it over.
             return Status.STARTING
         same = record.invocation_id in (None, unit.invocation_id)
-        ending = (record.ending() if same else None) or unit.ending()
+        recorded = record.ending() if same else None
+        if recorded is None and unit.active_state == "deactivating" and record.provider:
+            # Its exit hook runs: an agent's may yet find the API failed it, and set it to
+            # wait rather than fail. Over once the hook has said (or the unit is gone).
+            return Status.RUNNING
+        ending = recorded or unit.ending()
         if ending is not None:
             return ended_status(ending, record.intent, record.agent_error)
         if unit.active_state not in UnitView.GONE_STATES:
@@ -406,6 +428,8 @@ class Session:
     placement: str | None = None
     queue: str | None = None
     position: int | None = None  # 1 for the next to start of its queue, while queued
+    resumes_at: str | None = None  # while limited or retrying: when it runs again
+    waiting_for: str | None = None  # and why
 
     @classmethod
     def of(cls, record: Record, status: Status, unit: UnitView | None = None) -> Session:
@@ -416,7 +440,7 @@ class Session:
         main_pid = None
         if status is Status.RUNNING and unit is not None and unit.main_pid:
             main_pid = unit.main_pid
-        elif not status.ended:
+        elif not status.ended and not status.waiting_to_resume:
             main_pid = record.main_pid
         started_at = record.started_at
         if started_at is None and unit is not None:
@@ -446,7 +470,8 @@ class Session:
             "usage": record.usage, "cost_usd": record.cost_usd,
             "options": dict(record.options), "worktree": record.worktree,
             "after": list(record.after), "blocked": record.blocked,
-            "placement": record.placement, "queue": record.queue, "position": None})
+            "placement": record.placement, "queue": record.queue, "position": None,
+            "resumes_at": record.resumes_at, "waiting_for": record.waiting_for})
         return session
 
     def json_view(self) -> Mapping[str, Any]:

@@ -321,6 +321,14 @@ SPAWN_SETTINGS: dict[str, Setting] = settings_table(
     Setting("priority", Kind.INT, "Its place in its queue: higher starts first, then "
             "first come, first served.", minimum=-1000, maximum=1000, flag="--priority",
             metavar="N"),
+    Setting("retries", Kind.INT, "Run an agent again, resuming its conversation, after "
+            "this many transient API failures (overloaded, rate limited, unreachable).",
+            minimum=0, maximum=100, flag="--retries", metavar="N"),
+    Setting("retry_delay", Kind.DURATION, "The wait before the first retry, doubled at "
+            "each next one (default 30s).", flag="--retry-delay", metavar="DURATION"),
+    Setting("limit_wait", Kind.DURATION, "The wait after a usage limit whose reset time "
+            "the agent does not tell (default 1h).", flag="--limit-wait",
+            metavar="DURATION"),
     Setting("persistent", Kind.BOOL,
             "Start it again at boot (orch recover) if it was cut off; for a user, at boot "
             "only with lingering (loginctl enable-linger), else at login.",

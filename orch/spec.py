@@ -39,6 +39,10 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # A bounded start limit for --restart: at most this many starts in the interval, then
 # the unit fails for good rather than looping.
 RESTART_DELAY_USEC = 1_000_000
+# The first retry's delay after a transient API failure (doubled at each next one), and
+# the wait after a usage limit whose reset the agent does not tell.
+DEFAULT_RETRY_DELAY_S = 30.0
+DEFAULT_LIMIT_WAIT_S = 3600.0
 START_LIMIT_BURST = 5
 START_LIMIT_INTERVAL_USEC = 600_000_000
 
@@ -78,6 +82,10 @@ class SpawnOptions:
     add_dirs: tuple[str, ...] = ()
     writable: tuple[str, ...] = ()  # more paths the sandbox leaves writable (agent state)
     tty: bool = False  # on a pseudo-terminal held in the unit (orch.ttyhold; orch attach)
+    # What orch does when the API fails the agent (orch.usecases.unattended), no unit's.
+    retries: int = 0
+    retry_delay_sec: float | None = None  # None: DEFAULT_RETRY_DELAY_S
+    limit_wait_sec: float | None = None  # None: DEFAULT_LIMIT_WAIT_S
 
     def to_json(self) -> dict[str, Any]:
         """As JSON data: only what differs from the defaults."""
@@ -316,29 +324,34 @@ def after_properties(session_id: str, marker: Path) -> list[Property]:
             ("Paths", "a(ss)", [("PathChanged", str(marker))])]
 
 
-def queue_retry_unit(queue: str, stamp: str) -> str:
-    """The timer that looks at QUEUE again later (its service is named like it). STAMP
-    makes the name new each time: the last one may still be loaded while its service
-    arms the next ("*": a pattern for them all). Not a session's name
+def wake_unit(subject: str, stamp: str) -> str:
+    """The timer that wakes SUBJECT later: a queue that waits for memory ("queue-NAME"),
+    or a session an API failure holds (its id). Its service is named like it. STAMP
+    makes the name new each time, as the last one may still be loaded while its service
+    arms the next ("*": a pattern for them all). Not a session's unit name
     (orch.units.is_orch_unit): nothing adopts it."""
-    return f"orch-queue-{queue}-{stamp}.timer"
+    return f"orch-wake-{subject}-{stamp}.timer"
 
 
-def queue_retry_properties(queue: str, state_dir: Path, scope: Scope,
-                           delay_s: float) -> tuple[list[Property], list[Property]]:
-    """A timer firing once DELAY_S from now, gone once elapsed, and its one-shot service
-    that admits what QUEUE can start then (orch.exithook --admit)."""
-    admit = [sys.executable, "-I", _exit_hook_path(), "--admit", str(state_dir)]
+def wake_properties(what: str, delay_s: float, hook_args: list[str], scope: Scope,
+                    jitter_s: float = 0.0) -> tuple[list[Property], list[Property]]:
+    """A timer firing once, DELAY_S from now (and up to JITTER_S later), gone once
+    elapsed; and its one-shot service, which runs the exit hook with HOOK_ARGS
+    (orch.exithook's --admit or --wake). WHAT says what it is for."""
+    argv = [sys.executable, "-I", _exit_hook_path(), *hook_args]
     env = [f"ORCH_SCOPE={scope}", *(f"{v}={os.environ[v]}" for v in
                                     ("ORCH_STATE_DIR", "ORCH_CONFIG") if os.environ.get(v))]
     timer: list[Property] = [
-        ("Description", "s", f"orch queue {queue}: look again for free memory"),
-        ("TimersMonotonic", "a(st)", [("OnActiveUSec", int(delay_s * 1_000_000))]),
+        ("Description", "s", f"orch: {what}"),
+        ("TimersMonotonic", "a(st)", [("OnActiveSec", max(1, round(delay_s * 1_000_000)))]),
+        ("RandomizedDelayUSec", "t", round(jitter_s * 1_000_000)),
+        # Not the default minute's slack: a retry 1s later is meant 1s later.
+        ("AccuracyUSec", "t", 1_000_000),
         ("RemainAfterElapse", "b", False)]
     service: list[Property] = [
-        ("Description", "s", f"orch queue {queue}: start what it can"),
+        ("Description", "s", f"orch: {what}"),
         ("Type", "s", "oneshot"),
-        ("ExecStart", "a(sasb)", [(admit[0], literal_argv(admit), False)]),
+        ("ExecStart", "a(sasb)", [(argv[0], literal_argv(argv), False)]),
         ("Environment", "as", env),
         ("CollectMode", "s", "inactive-or-failed")]
     return timer, service

@@ -54,10 +54,11 @@ def lookup(rt: Runtime, ref: str) -> Record:
 
 def mark(store: StateStore, session_id: str, intent: Intent,
          final_result: str | None = None) -> Record:
-    """Record INTENT (and FINAL_RESULT) on a session that has not ended, before acting."""
+    """Record INTENT (and FINAL_RESULT) on a session that has not ended, before acting
+    (one an API failure holds has ended its invocation, not the session)."""
     def change(sessions: Sessions) -> Record:
         record = sessions[session_id]
-        if record.ending() is None:
+        if record.ending() is None or record.resumes_at is not None:
             record = replace(
                 record, intent=intent,
                 final_result=final_result if final_result is not None else record.final_result)
@@ -72,7 +73,7 @@ def mark_all(store: StateStore, session_ids: Sequence[str], intent: Intent) -> N
     def change(sessions: Sessions) -> None:
         for session_id in session_ids:
             record = sessions.get(session_id)
-            if record is not None and record.ending() is None:
+            if record is not None and (record.ending() is None or record.resumes_at):
                 sessions[session_id] = replace(record, intent=intent)
 
     store.update(change)

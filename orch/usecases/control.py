@@ -9,7 +9,7 @@ from orch.errors import OrchError, UsageError
 from orch.scope import Scope
 from orch.session import Intent, Session
 from orch.spec import read_text_arg
-from orch.usecases import queueing
+from orch.usecases import queueing, unattended
 from orch.usecases.common import SELF, clear_intent, lookup, mark, view
 
 TYPE_CHECKING = False
@@ -31,6 +31,8 @@ def stop(rt: Runtime, ref: str) -> Session:
     if before.status.ended:
         return before
     mark(rt.store, record.id, Intent.STOP)
+    if before.status.waiting_to_resume:
+        unattended.cancel_wake(rt, record)
     try:
         manager.stop(record.unit)
     except OrchError:
@@ -77,6 +79,8 @@ def kill(rt: Runtime, ref: str, result: str | None = None, *,
         raise OrchError(f"session {record.id[:8]} ({record.name}) has already ended: "
                         f"{before.status}")
     mark(rt.store, record.id, Intent.KILL, result)
+    if before.status.waiting_to_resume:
+        unattended.cancel_wake(rt, record)
     if is_self and signum not in (signal.SIGKILL, signal.SIGSTOP):
         # We are one of the processes about to be signalled: outlive it to report.
         signal.signal(signum, signal.SIG_IGN)

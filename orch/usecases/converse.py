@@ -60,7 +60,7 @@ def send(rt: Runtime, ref: str, message: str | None, *, interrupt: bool = False)
     form = agents.output_format(record)
     session = conversing(view(record, rt.manager_of(Scope(record.scope)).unit(record.unit)),
                          record)
-    if session.status.ended:
+    if session.status.ended or session.status.waiting_to_resume:
         if interrupt:
             raise UsageError(f"{who} has ended: there is no turn to interrupt")
         return Sent(resume(rt, ref, message), "resumed")

@@ -240,7 +240,8 @@ def wait(rt: Runtime, refs: Sequence[str], *, any_: bool = False,
          timeout: float | None = None) -> WaitOutcome:
     """Block until every session in REFS has ended, or is a conversation waiting for
     its next message (idle), or the first of them has, with ANY_: driven by the
-    manager's signals, and for conversations, their output read every POLL_S seconds.
+    manager's signals, and for agents and queued sessions, their records (and a
+    conversation's output) read every POLL_S seconds too.
     Unknown references raise NotFound before any waiting."""
     if not refs:
         raise UsageError("wait needs at least one session")
@@ -269,7 +270,9 @@ def wait(rt: Runtime, refs: Sequence[str], *, any_: bool = False,
         settled = sum(1 for s in latest if s.status.ended or s.status is Status.IDLE)
         return settled > 0 if any_ else settled == len(latest)
 
-    if any(records[i].agent.get("interactive") for i in wanted):
+    # What changes in records alone, with no unit to signal it, is read every POLL_S: a
+    # conversation's turn, a queued session cancelled, an agent a usage limit holds.
+    if any(records[i].provider or records[i].queue for i in wanted):
         finished = manager.wait_until(units, done, timeout, POLL_S)
     else:
         finished = manager.wait_until(units, done, timeout)

@@ -159,22 +159,30 @@ def _first_message(record: Record) -> bytes | None:
 def _look_again(rt: Runtime, name: str) -> str | None:
     """Arm a timer that admits again in a while, unless one waits already; a problem
     if the manager would not."""
-    from orch.spec import queue_retry_properties, queue_retry_unit
-
-    manager = rt.manager
-    armed = manager.loaded(queue_retry_unit(name, "*"))
-    if any(states[1] == "active" for _, states in armed.values()):
-        return None
-    timer, service = queue_retry_properties(name, rt.store.directory, rt.scope,
-                                            queues.MEMORY_RETRY_S)
-    unit = queue_retry_unit(name, str(time.time_ns()))
     try:
-        manager.wait_job(manager.submit_transient(
-            unit, timer, aux=[(unit.removesuffix(".timer") + ".service", service)]),
-            f"the start of {unit}")
+        arm_wake(rt, f"queue-{name}", f"queue {name}: look again for free memory",
+                 queues.MEMORY_RETRY_S, ["--admit", str(rt.store.directory)])
     except OrchError as err:
         return f"queue {name} waits for memory, but cannot look again later: {err.message}"
     return None
+
+
+def arm_wake(rt: Runtime, subject: str, what: str, delay_s: float, hook_args: list[str],
+             jitter_s: float = 0.0) -> str | None:
+    """Arm a timer that runs the exit hook with HOOK_ARGS in DELAY_S, unless one for
+    SUBJECT waits already (orch.spec.wake_unit); the new timer's name, if any."""
+    from orch.spec import wake_properties, wake_unit
+
+    manager = rt.manager
+    armed = manager.loaded(wake_unit(subject, "*"))
+    if any(states[1] == "active" for _, states in armed.values()):
+        return None
+    timer, service = wake_properties(what, delay_s, hook_args, rt.scope, jitter_s)
+    unit = wake_unit(subject, str(time.time_ns()))
+    manager.wait_job(manager.submit_transient(
+        unit, timer, aux=[(unit.removesuffix(".timer") + ".service", service)]),
+        f"the start of {unit}")
+    return unit
 
 
 def cancel(rt: Runtime, record: Record, intent: Intent) -> Session | None:

@@ -13,7 +13,7 @@ from orch.spec import after_unit
 from orch.state import Sessions
 from orch.systemd import GONE
 from orch.units import is_orch_unit
-from orch.usecases import queueing
+from orch.usecases import queueing, unattended
 from orch.usecases.common import view
 from orch.usecases.launching import NotSubmitted, launch, start_after
 
@@ -89,6 +89,7 @@ def recover(rt: Runtime) -> RecoverReport:
             # A reboot took its path unit: judge its dependencies again, and wait anew.
             start_after(rt, record)
             views.pop(record.id, None)
+    unattended.rearm(rt, store.load())  # the timers a reboot took
     admitted = queueing.admit(rt)  # what the queues can start now (after a boot: all)
     errors += admitted.problems
     for session in admitted.sessions:

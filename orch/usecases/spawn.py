@@ -223,21 +223,24 @@ def resume(rt: Runtime, ref: str, prompt: str | None = None) -> Session:
     """A new invocation of an ended agent session that resumes the agent's own
     conversation (claude --resume ...), saying PROMPT."""
     from orch import agents
+    from orch.usecases.unattended import cancel_wake, next_run
 
     record = collect(rt, lookup(rt, ref))
     manager = rt.manager_of(Scope(record.scope))
-    if not view(record, manager.unit(record.unit)).status.ended:
+    status = view(record, manager.unit(record.unit)).status
+    if not status.ended and not status.waiting_to_resume:
         raise OrchError(f"session {record.id[:8]} ({record.name}) is still running")
     argv = agents.resume_argv(record, prompt)
     program = resolve_program(argv[0], record.path or session_path(os.environ.get("PATH")),
                               record.cwd)
+    if status.waiting_to_resume:
+        cancel_wake(rt, record)  # resumed now, not by its timer too
 
-    def next_run(sessions: Sessions) -> Record:
+    def again(sessions: Sessions) -> Record:
         current = sessions[record.id]
         if current.invocation_id != record.invocation_id:
             raise OrchError(f"session {record.id[:8]} changed meanwhile; try again")
-        sessions[record.id] = replace(
-            current.next_invocation(rt.now_iso()), argv=argv, program=program)
+        sessions[record.id] = replace(next_run(current), argv=argv, program=program)
         return sessions[record.id]
 
     message = None
@@ -245,7 +248,7 @@ def resume(rt: Runtime, ref: str, prompt: str | None = None) -> Session:
         from orch import conversation
 
         message = conversation.user_message(agents.output_format(record), prompt)
-    fresh = rt.store.update(next_run)
+    fresh = rt.store.update(again)
     manager.reset_failed(record.unit)
     try:
         session, _ = launch(rt, fresh, message=message)

@@ -3,7 +3,8 @@
 The real `claude` CLI, given ANTHROPIC_BASE_URL=http://127.0.0.1:PORT, streams its
 requests here; each POST /v1/messages is answered with the next scripted reply as the
 API's server-sent events (message_start, content_block_*, message_delta, message_stop),
-or with a scripted HTTP error. Requests are kept for the test to inspect.
+or with a scripted HTTP error (a usage limit, a rate limit, an overload: see Error and
+the helpers after it). Requests are kept for the test to inspect.
 """
 
 from __future__ import annotations
@@ -42,11 +43,56 @@ class ToolUse:
 
 @dataclass(frozen=True)
 class Error:
-    """Reply with an HTTP error in the API's error shape."""
+    """Reply with an HTTP error in the API's error shape, with these response HEADERS:
+    the CLI decides from the status and headers alone whether to retry, give up or
+    report a usage limit, so a test scripts them exactly (see the helpers below)."""
 
     status: int
     message: str
     kind: str = "invalid_request_error"
+    headers: tuple[tuple[str, str], ...] = ()
+    # Also refuse the CLI's side requests (the session title...) while this reply is
+    # next: an account over its usage limit is refused everything, and a refused title
+    # request is why the CLI can print its rate_limit_event before system/init.
+    everywhere: bool = False
+
+
+def usage_limit(resets_at: int, window: str = "five_hour") -> Error:
+    """A subscriber's spent usage WINDOW (five_hour, seven_day...), as the API refuses
+    it: 429 with the `anthropic-ratelimit-unified-*` headers, which claude 2.1.197 reads
+    only under subscription auth (CLAUDE_CODE_OAUTH_TOKEN) and turns into a
+    `rate_limit_event` with status rejected, resetsAt RESETS_AT (epoch seconds) and
+    rateLimitType WINDOW. A subscriber's 429 is never retried: the run ends at once
+    ("You've hit your session limit · resets 3pm (UTC)"). Under an API key the CLI
+    ignores these headers and retries it like any 429 (10 retries, minutes)."""
+    abbrev = {"five_hour": "5h", "seven_day": "7d"}.get(window, window)
+    return Error(429, "This request would exceed your account's rate limit. "
+                 "Please try again later.", "rate_limit_error", headers=(
+                     ("anthropic-ratelimit-unified-status", "rejected"),
+                     ("anthropic-ratelimit-unified-reset", str(resets_at)),
+                     ("anthropic-ratelimit-unified-representative-claim", window),
+                     (f"anthropic-ratelimit-unified-{abbrev}-utilization", "1.0"),
+                     (f"anthropic-ratelimit-unified-{abbrev}-reset", str(resets_at)),
+                     ("anthropic-ratelimit-unified-overage-status", "rejected"),
+                     ("anthropic-ratelimit-unified-overage-disabled-reason",
+                      "org_level_disabled")), everywhere=True)
+
+
+def rate_limited(retry_after: int) -> Error:
+    """An API key's rate limit: 429 with `retry-after` RETRY_AFTER seconds and no
+    unified headers, so no reset time. claude 2.1.197 waits that long and retries if
+    it is at most 60 s; over that it gives up at once (`api_error_status` 429, no
+    rate_limit_event). A subscriber gets a rate_limit_event without resetsAt."""
+    return Error(429, "This request would exceed the rate limit for your organization. "
+                 "Please try again later.", "rate_limit_error",
+                 headers=(("retry-after", str(retry_after)),))
+
+
+OVERLOADED = Error(529, "Overloaded", "overloaded_error")
+"""The API at capacity: the CLI retries it with backoff (`system`/`api_retry` events;
+CLAUDE_CODE_MAX_RETRIES caps the retries) and, out of retries, fails with status 529;
+an Opus model under an API key without IS_SANDBOX gives up after 3 in a row instead,
+with `api_error_status` null ("Repeated 529 Overloaded errors")."""
 
 
 Reply = Text | ToolUse | Error
@@ -67,6 +113,9 @@ class Script:
             if not request["body"].get("tools"):
                 # The CLI's side requests (a title for the session, say) offer no tools:
                 # only the conversation itself follows the script.
+                upcoming = self.replies[min(self.turns + 1, len(self.replies)) - 1]
+                if isinstance(upcoming, Error) and upcoming.everywhere:
+                    return upcoming
                 return Text("Scripted title")
             self.turns += 1
             return self.replies[min(self.turns, len(self.replies)) - 1]
@@ -122,7 +171,7 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
                                  "body": payload})
             if isinstance(reply, Error):
                 self._json(reply.status, {"type": "error", "error": {
-                    "type": reply.kind, "message": reply.message}})
+                    "type": reply.kind, "message": reply.message}}, reply.headers)
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -132,11 +181,14 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
                 self.wfile.flush()
 
-        def _json(self, status: int, data: dict[str, Any]) -> None:
+        def _json(self, status: int, data: dict[str, Any],
+                  headers: tuple[tuple[str, str], ...] = ()) -> None:
             raw = json.dumps(data).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(raw)))
+            for name, value in headers:
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(raw)
 

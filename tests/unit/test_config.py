@@ -117,7 +117,8 @@ def test_spawn_settings_are_the_documented_ones() -> None:
         "tasks_max": Kind.INT, "nice": Kind.INT, "restart": Kind.CHOICE, "sandbox": Kind.BOOL,
         "worktree": Kind.BOOL, "persistent": Kind.BOOL, "env_files": Kind.STRING_LIST,
         "secret_env": Kind.STRING_LIST, "tags": Kind.STRING_LIST, "cwd": Kind.STRING,
-        "queue": Kind.STRING, "priority": Kind.INT,
+        "queue": Kind.STRING, "priority": Kind.INT, "retries": Kind.INT,
+        "retry_delay": Kind.DURATION, "limit_wait": Kind.DURATION,
     }
     assert all(s.key == key and s.help for key, s in SPAWN_SETTINGS.items())
     assert set(PROVIDER_SETTINGS) == {"binary", "argv", "resume_argv", "results"}

@@ -497,7 +497,7 @@ def test_counts_name_every_outcome_and_add_up() -> None:
     outcomes = [Outcome.RUNNING, Outcome.LOST, Outcome.RUNNING, Outcome.ADOPTED]
     tally = counts(outcomes)
     assert tally == {"running": 2, "starting": 0, "ended": 0, "already-ended": 0, "lost": 1,
-                     "restarted": 0, "queued": 0, "adopted": 1}
+                     "restarted": 0, "queued": 0, "waiting": 0, "adopted": 1}
     assert set(tally) == {str(o) for o in Outcome}
     assert sum(tally.values()) == len(outcomes)
 

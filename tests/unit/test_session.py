@@ -124,6 +124,25 @@ def test_running_while_stop_post_hook_runs_after_main_exit() -> None:
     assert derive_status(_record(), unit, main_alive=False, now=NOW) is Status.RUNNING
 
 
+def test_a_failed_agent_runs_till_its_hook_said_whether_it_waits() -> None:
+    """The unit knows the exit status before the hook has judged the agent's output: a
+    command is failed at once, an agent only once its hook has recorded the end."""
+    unit = _unit(active_state="deactivating", sub_state="stop-post", main_pid=0,
+                 exec_main_code=1, exec_main_status=1, result="exit-code")
+    assert derive_status(_record(), unit, main_alive=False, now=NOW) is Status.FAILED
+    agent = _record(provider="claude")
+    assert derive_status(agent, unit, main_alive=False, now=NOW) is Status.RUNNING
+    ended = dataclasses.replace(agent, ended_at=NOW.isoformat(), exit_code=1,
+                                result="exit-code")
+    assert derive_status(ended, unit, main_alive=False, now=NOW) is Status.FAILED
+    waiting = dataclasses.replace(ended, resumes_at=NOW.isoformat(), wait_kind="usage-limit")
+    assert derive_status(waiting, unit, main_alive=False, now=NOW) is Status.LIMITED
+    retrying = dataclasses.replace(waiting, wait_kind="transient")
+    assert derive_status(retrying, GONE, main_alive=False, now=NOW) is Status.RETRYING
+    stopped = dataclasses.replace(retrying, intent=Intent.STOP)
+    assert derive_status(stopped, GONE, main_alive=False, now=NOW) is Status.STOPPED
+
+
 def test_naive_created_at_does_not_crash() -> None:
     record = _record(invocation_id=None, created_at="2025-06-01T11:00:00")
     assert derive_status(record, None, main_alive=False, now=NOW) is Status.LOST
@@ -136,7 +155,8 @@ def test_session_json_keys_exactly() -> None:
         "tags", "description", "created_at", "started_at", "ended_at", "exit_code",
         "exit_signal", "result", "final_result", "parent_id", "persistent", "restarts",
         "invocations", "provider", "provider_session_id", "usage", "cost_usd", "options",
-        "worktree", "after", "blocked", "placement", "queue", "position"}
+        "worktree", "after", "blocked", "placement", "queue", "position", "resumes_at",
+        "waiting_for"}
     assert type(data["status"]) is str and data["status"] == "running"
     assert data["invocations"][-1]["status"] == "running"
     assert data["main_pid"] == 4242
@@ -186,9 +206,10 @@ def test_status_succeeded_only_for_exited(status: Status) -> None:
 
 
 @pytest.mark.parametrize("status", list(Status))
-def test_status_ended_false_only_for_starting_running_idle_and_queued(status: Status) -> None:
+def test_status_ended_false_only_while_it_may_still_run(status: Status) -> None:
     assert status.ended is (status not in (Status.STARTING, Status.RUNNING, Status.IDLE,
-                                           Status.QUEUED))
+                                           Status.QUEUED, Status.LIMITED, Status.RETRYING))
+    assert status.waiting_to_resume is (status in (Status.LIMITED, Status.RETRYING))
 
 
 def test_record_json_round_trip_keeps_intent() -> None:

@@ -52,7 +52,8 @@ def test_the_settings_are_the_spawn_flags_and_secret_env_in_help_order() -> None
         "tags", "env_files", "cwd", "provider", "model", "system_prompt", "auto_approve",
         "tty", "interactive",
         "add_dirs", "max_turns", "timeout", "memory_max", "cpu_quota", "tasks_max", "nice",
-        "restart", "sandbox", "worktree", "queue", "priority", "persistent", "secret_env"]
+        "restart", "sandbox", "worktree", "queue", "priority", "retries", "retry_delay",
+        "limit_wait", "persistent", "secret_env"]
     flags = {s.key: s.flag for s in SPAWN_SETTINGS.values()}
     assert flags["add_dirs"] == "--add-dir" and flags["env_files"] == "--env-file"
     assert flags["tags"] == "--tag" and flags["secret_env"] is None
@@ -114,6 +115,7 @@ BAD_FLAGS: dict[str, object] = {
     "cpu_quota": "50", "tasks_max": "0", "nice": 40, "restart": "sometimes",
     "sandbox": "x", "worktree": "x", "persistent": "x", "env_files": ["/ok", ""],
     "tags": ["ok", ""], "cwd": "", "queue": "a b", "priority": 5000,
+    "retries": -1, "retry_delay": "soon", "limit_wait": "later",
 }
 
 

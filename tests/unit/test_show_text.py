@@ -219,6 +219,8 @@ def test_every_field_of_a_session_is_shown_when_set() -> None:
         "placement": ("most free memory", "Placement: most free memory"),
         "queue": ("night", "Queue: night (#2 in line)"),
         "position": (2, "(#2 in line)"),
+        "resumes_at": (_ago(hours=-2), "Resumes: Sun 2026-12-06 02:00:00 CET; 2h 0min left"),
+        "waiting_for": ("usage limit (five_hour)", "left (usage limit (five_hour))"),
     }
     assert set(values) == {f.name for f in dataclasses.fields(Session)}
     session = _session(**{name: value for name, (value, _) in values.items()

@@ -146,7 +146,7 @@ def test_short_memory_holds_the_queue_and_arms_one_timer_to_look_again(
     _config("[queues.q]\nmax_running = 2\nmin_memory_available = \"64T\"\n")
     assert _spawn(rt, "a") is Status.QUEUED
     timers = [u for u in fake.called("submit_transient") if str(u).endswith(".timer")]
-    assert len(timers) == 1 and str(timers[0]).startswith("orch-queue-q-")
+    assert len(timers) == 1 and str(timers[0]).startswith("orch-wake-queue-q-")
     props = {name: value for name, _, value in fake.units[str(timers[0])].properties}
     assert props["RemainAfterElapse"] is False
     fake.set(str(timers[0]), fake.unit(str(timers[0])))  # it waits (active)

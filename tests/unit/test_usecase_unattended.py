@@ -1,0 +1,193 @@
+"""Agents the API failed, over a fake manager: limited until a usage limit resets,
+retried with backoff up to --retries, woken by their timer, stopped, resumed by hand,
+re-armed by recover, and queues held while a provider is limited. The journal read is
+replaced by the agent's real output (tests/unit/data/agents)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from orch import journal, queues
+from orch.runtime import Runtime
+from orch.session import Record, Status
+from orch.spec import SpawnOptions
+from orch.usecases import control, query, recover, unattended
+from orch.usecases import spawn as spawning
+from tests.unit.fakemanager import FakeManager, put
+
+AGENTS = Path(__file__).parent / "data" / "agents"
+
+
+@pytest.fixture
+def output(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """What the journal holds of each unit's output: set per test."""
+    held: dict[str, list[str]] = {}
+    monkeypatch.setattr(journal, "output_lines",
+                        lambda record, **_: held.get(record.unit, []))
+    return held
+
+
+def _failed(rt: Runtime, claude: Path, sample: str | None, output: dict[str, list[str]],
+            options: SpawnOptions | None = None, **fields: object) -> Record:
+    """An agent session whose run just ended with exit status 1, printing SAMPLE."""
+    fields.setdefault("provider_session_id", "conv-1")
+    fields.setdefault("provider", "claude")
+    record = put(rt, "agent", argv=[str(claude), "-p", "hi"],
+                 agent={"prompt": "hi"}, invocation_id="a" * 32, ended_at=rt.now_iso(),
+                 exit_code=1, result="exit-code", program=str(claude),
+                 options=(options or SpawnOptions()).to_json(), **fields)
+    if sample:
+        output[record.unit] = (AGENTS / sample).read_text().splitlines()
+    return record
+
+
+def _timers(fake: FakeManager, record: Record) -> list[str]:
+    return [str(u) for u in fake.called("submit_transient")
+            if str(u).startswith(f"orch-wake-{record.id}-")]
+
+
+def _timer_props(fake: FakeManager, unit: str) -> dict[str, object]:
+    return {name: value for name, _, value in fake.units[unit].properties}
+
+
+def test_a_usage_limit_waits_for_its_reset_with_a_little_jitter(
+        fake: FakeManager, rt: Runtime, claude: Path, output: dict[str, list[str]]) -> None:
+    record = _failed(rt, claude, "claude-usage-limit.jsonl", output)
+    waiting = unattended.after_exit(rt, record.id)
+    assert waiting is not None and waiting.waiting_for == "usage limit (five_hour)"
+    assert waiting.resumes_at == "2026-12-06T15:00:00.000000+00:00"  # resetsAt 1796569200
+    session = query.result(rt, record.id)
+    assert (session.status, session.resumes_at, session.main_pid) == (
+        Status.LIMITED, waiting.resumes_at, None)
+    [timer] = _timers(fake, record)
+    props = _timer_props(fake, timer)
+    assert props["RandomizedDelayUSec"] == 120_000_000
+    [(_, delay)] = props["TimersMonotonic"]  # type: ignore[misc]
+    assert abs(delay / 1e6 - (1796569200 - time.time())) < 60
+    service = _timer_props(fake, timer.replace(".timer", ".service"))
+    assert service["ExecStart"][0][1][-3:] == [  # type: ignore[index]
+        "--wake", str(rt.store.directory), record.id]
+
+
+def test_transient_failures_back_off_and_stop_after_the_retries(
+        fake: FakeManager, rt: Runtime, claude: Path, output: dict[str, list[str]]) -> None:
+    options = SpawnOptions(retries=2, retry_delay_sec=10.0)
+    record = _failed(rt, claude, "claude-overloaded.jsonl", output, options)
+    delays = []
+    for attempt in range(3):
+        waiting = unattended.after_exit(rt, record.id)
+        if attempt == 2:
+            assert waiting is None  # out of retries: it fails as it is
+            break
+        assert waiting is not None and waiting.waiting_for == "API overloaded (529)"
+        assert query.result(rt, record.id).status is Status.RETRYING
+        [(_, delay)] = _timer_props(fake, _timers(fake, record)[-1])["TimersMonotonic"]  # type: ignore[misc]
+        delays.append(round(delay / 1e6))
+        fake.units.pop(_timers(fake, record)[-1])  # elapsed: gone
+        woken = unattended.wake(rt, record.id)
+        assert woken is not None and woken.status is Status.RUNNING
+        now = rt.store.load()[record.id]
+        # The conversation the agent said it had (its output), resumed.
+        assert now.retried == attempt + 1
+        assert f"--resume={now.provider_session_id}" in now.argv
+        # The resumed run fails the same way: its hook recorded the end.
+        rt.store.update(lambda s: s.__setitem__(record.id, _ended(s[record.id])))
+        fake.units.pop(record.unit)
+        output[record.unit] = (AGENTS / "claude-overloaded.jsonl").read_text().splitlines()
+    assert delays == [10, 20]
+    assert query.result(rt, record.id).status is Status.FAILED
+
+
+def _ended(record: Record) -> Record:
+    import dataclasses
+
+    return dataclasses.replace(record, exit_code=1, result="exit-code",
+                               ended_at=record.started_at or "2026-12-06T12:00:00+00:00")
+
+
+def test_no_retries_asked_and_the_task_s_own_failure_never_wait(
+        fake: FakeManager, rt: Runtime, claude: Path, output: dict[str, list[str]]) -> None:
+    overloaded = _failed(rt, claude, "claude-overloaded.jsonl", output)
+    assert unattended.after_exit(rt, overloaded.id) is None
+    own = _failed(rt, claude, "claude-tools.jsonl", output,
+                  SpawnOptions(retries=3))
+    assert unattended.after_exit(rt, own.id) is None
+    stopped = _failed(rt, claude, "claude-usage-limit.jsonl", output, intent="stop")
+    assert unattended.after_exit(rt, stopped.id) is None
+    command = put(rt, "cmd", argv=["/bin/false"], exit_code=1, result="exit-code")
+    assert unattended.after_exit(rt, command.id) is None
+    assert fake.called("submit_transient") == []
+    assert rt.store.load()[own.id].final_result is not None  # its result read all the same
+
+
+def test_stop_and_kill_cancel_the_wait_and_its_timer(
+        fake: FakeManager, rt: Runtime, claude: Path, output: dict[str, list[str]]) -> None:
+    for action, status in ((control.stop, Status.STOPPED), (control.kill, Status.KILLED)):
+        record = _failed(rt, claude, "claude-usage-limit.jsonl", output)
+        unattended.after_exit(rt, record.id)
+        [timer] = _timers(fake, record)
+        assert action(rt, record.id).status is status
+        assert ("stop", timer) in fake.calls
+        assert unattended.wake(rt, record.id) is None  # a timer that fired anyway: nothing
+
+
+def test_resume_and_send_by_hand_run_it_now_and_cancel_the_timer(
+        fake: FakeManager, rt: Runtime, claude: Path, output: dict[str, list[str]]) -> None:
+    record = _failed(rt, claude, "claude-usage-limit.jsonl", output)
+    unattended.after_exit(rt, record.id)
+    [timer] = _timers(fake, record)
+    session = spawning.resume(rt, record.id, "go on")
+    assert session.status is Status.RUNNING and session.resumes_at is None
+    assert ("stop", timer) in fake.calls
+    now = rt.store.load()[record.id]
+    assert now.retried == 0 and now.history[-1]["status"] == "failed"
+
+
+def test_a_provider_without_a_conversation_to_resume_runs_again_from_the_start(
+        fake: FakeManager, rt: Runtime, claude: Path, output: dict[str, list[str]]) -> None:
+    _config(f"[providers.plain]\nbinary = \"{claude}\"\nargv = [\"-p\", \"{{prompt}}\"]\n"
+            "results = \"claude-stream-json\"\n")  # no resume_argv
+    record = _failed(rt, claude, "claude-overloaded.jsonl", output,
+                     SpawnOptions(retries=1), provider="plain")
+    assert unattended.after_exit(rt, record.id) is not None
+    woken = unattended.wake(rt, record.id)
+    assert woken is not None and woken.status is Status.RUNNING
+    assert rt.store.load()[record.id].argv == [str(claude), "-p", "hi"]
+
+
+def _config(body: str) -> None:
+    import os
+
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "orch" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(body)
+
+
+def test_recover_arms_again_a_timer_a_reboot_took(
+        fake: FakeManager, rt: Runtime, claude: Path, output: dict[str, list[str]]) -> None:
+    record = _failed(rt, claude, "claude-usage-limit.jsonl", output)
+    unattended.after_exit(rt, record.id)
+    fake.units.clear()  # a reboot: every transient unit gone
+    report = recover.recover(rt)
+    assert report.sessions[0].status is Status.LIMITED
+    assert len(_timers(fake, record)) == 2
+    recover.recover(rt)
+    assert len(_timers(fake, record)) == 2  # armed once
+
+
+def test_a_limited_provider_holds_its_queued_sessions_but_not_others(
+        fake: FakeManager, rt: Runtime, claude: Path, output: dict[str, list[str]]) -> None:
+    _config("[queues.q]\nmax_running = 3\n")
+    limited = _failed(rt, claude, "claude-usage-limit.jsonl", output, queue="q",
+                      admitted_at=rt.now_iso())
+    unattended.after_exit(rt, limited.id)
+    later = put(rt, "later", provider="claude", queue="q", argv=[str(claude)])
+    other = put(rt, "other", queue="q", argv=["/bin/true"])
+    assert queues.limited_providers(rt.store.load(), rt.now_iso()) == {"claude"}
+    from orch.usecases import queueing
+
+    assert [s.id for s in queueing.admit(rt).sessions] == [other.id]
+    assert query.result(rt, later.id).status is Status.QUEUED
