@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from orch.config import Config
+    from orch.events import Event
     from orch.journal import LogFormat
     from orch.providers import AgentRequest
     from orch.request import SpawnRequest
@@ -227,6 +228,31 @@ def wait(refs: Sequence[str], scope: Scope | None = None, *, any_: bool = False,
 
     with _runtime(scope) as rt:
         return query.wait(rt, refs, any_=any_, timeout=timeout)
+
+
+def events(refs: Sequence[str] = (), scope: Scope | None = None, *,
+           since: str | None = None, follow: Callable[[Event], object] | None = None
+           ) -> list[Event]:
+    """The state changes of the sessions REFS name (all if none), oldest first, at or
+    after SINCE (an ISO 8601 UTC time). With FOLLOW, then call it with each new one as it
+    comes (of those sessions), blocking until interrupted."""
+    from orch import events as log
+    from orch.usecases import query
+
+    with _runtime(scope) as rt:
+        found, end, chosen = query.events(rt, refs, since)
+        directory = rt.store.directory
+    if follow is not None:
+        for event in found:
+            follow(event)
+
+        def mine(event: Event) -> None:
+            if chosen is None or event.session_id in chosen:
+                follow(event)
+
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        log.follow(directory, end, mine)
+    return found
 
 
 def stop(ref: str, scope: Scope | None = None) -> Session:

@@ -133,6 +133,42 @@ def _spawn_params() -> list[Option | Argument]:
     ]
 
 
+_NOT_SCHEDULED = ("after", "placement", "user", "system", "as_json")
+
+
+def _schedule_add_params() -> list[Option | Argument]:
+    spawn = [p for p in _spawn_params() if p.dest not in _NOT_SCHEDULED]
+    arguments = [p for p in spawn if isinstance(p, Argument)]
+    return [
+        Argument("schedule", "str", "The schedule's name: letters, digits, _ and -.",
+                 metavar="NAME"),
+        *arguments,
+        Option("on_calendar", ("--on-calendar",), "str", "When it runs, in systemd's "
+               "calendar syntax (systemd.time(7)): daily, 'Mon..Fri 02:00', '*:0/30'.",
+               metavar="SPEC"),
+        Option("overlap", ("--overlap",), "flag", "Start the next run even if the last "
+               "one's session still runs.", default=False),
+        *(p for p in spawn if not isinstance(p, Argument)), *SCOPED]
+
+
+def spawn_words(values: dict[str, Any], command: list[str]) -> list[str]:
+    """`orch spawn`'s words for VALUES (by dest, a setting's value as its flag took it)
+    and COMMAND: the spawn a schedule runs, written out to be read back the same."""
+    words: list[str] = []
+    for param in _spawn_params():
+        if not isinstance(param, Option) or param.dest not in values:
+            continue
+        value = values[param.dest]
+        if value in (None, False, [], ()) or (param.kind != "flag" and value == param.default):
+            continue
+        flag = next(f for f in param.flags if f.startswith("--"))
+        if param.kind == "flag":
+            words.append(flag)
+        else:
+            words += [f"{flag}={v}" for v in (value if param.multiple else [value])]
+    return [*words, "--", *command]
+
+
 def _scoped(function: str, help: str, *params: Option | Argument,
             json: bool = True) -> Command:
     return Command(function, help, [*params, *SCOPED, *([JSON] if json else [])])
@@ -199,6 +235,15 @@ def _tree() -> dict[str, Command | Group]:
                         Option("timeout", ("--timeout",), "str", "Give up after DURATION "
                                "(exit 124): 90, 2m, 1h30m (a bare number is seconds; "
                                "infinity: never).", metavar="DURATION")),
+        "events": _scoped("fleetcli:events", "Print sessions' state changes, one per line: "
+                          "spawned, queued, started, limited, retrying, resumed, retried, "
+                          "ended (with how). --json: one object per line.",
+                          Argument("refs", "str", "Only these sessions (default: all).",
+                                   metavar="[ID...]", variadic=True, required=False),
+                          Option("follow", ("-f", "--follow"), "flag", "Keep printing "
+                                 "events as they come, until Ctrl-C.", default=False),
+                          Option("since", ("--since",), "str", "Only events since TIME: "
+                                 "an ISO 8601 time, or DURATION ago (1h, 30min).")),
         "stop": _scoped("stop", "Stop a session gracefully (SIGTERM, then SIGKILL after the "
                         "stop timeout).", REF),
         "kill": _scoped("kill", "Record a final result, then signal all of a session's "
@@ -245,6 +290,29 @@ def _tree() -> dict[str, Command | Group]:
                              json=False),
             "list": _scoped("config_list", "Print every setting that is set."),
         }),
+        "schedule": Group("Spawns on a calendar: timer units in the scope's unit "
+                          "directory, so they survive reboots and catch up on a missed run.", {
+            "add": Command("fleetcli:schedule_add", "Add a schedule: at each --on-calendar "
+                           "time, spawn CMD (or, with --provider, an agent on PROMPT) with "
+                           "these spawn options, tagged schedule:NAME; runs never overlap "
+                           "unless --overlap.", _schedule_add_params),
+            "list": _scoped("fleetcli:schedule_list", "List the schedules, with when each "
+                            "runs next and ran last."),
+            "remove": _scoped("fleetcli:schedule_remove", "Remove a schedule (a run in "
+                              "progress goes on).", Argument("schedule", "str",
+                                                             metavar="NAME"), json=False),
+            "run": _scoped("fleetcli:schedule_run", "Run a schedule now, as its timer "
+                           "would (not while a run of it is still going).",
+                           Argument("schedule", "str", metavar="NAME"), json=False),
+            "fire": Command("fleetcli:schedule_fire", "What a schedule's timer runs: spawn "
+                            "with SPAWN_ARGS and, unless --overlap, wait for the session.", [
+                Argument("schedule", "str", metavar="NAME"),
+                Option("overlap", ("--overlap",), "flag", "Do not wait for the session.",
+                       default=False),
+                Argument("spawn_args", "str", "orch spawn's options, --, and the command.",
+                         metavar="[SPAWN_ARGS...]", variadic=True, required=False),
+                *SCOPED], interspersed=False),
+        }),
         "units": Group("The units that recover sessions at boot and reap daily.", {
             "install": _scoped("units_install", "Write orch-recover.service, "
                                "orch-reap.service and .timer for this orch; enable them.",
@@ -288,14 +356,21 @@ def choices(kind: Kind) -> list[str] | None:
     return None
 
 
+def body_of(command: Command) -> Callable[..., int]:
+    """The function that runs COMMAND: orch.commands' of its name, or for a
+    "module:function" name, that module's (orch.fleetcli...)."""
+    module, _, function = command.function.rpartition(":")
+    bodies = __import__(f"orch.{module or 'commands'}", fromlist=[function])
+    body: Callable[..., int] = getattr(bodies, function)
+    return body
+
+
 def call(command: Command, values: dict[str, Any],
          body: Callable[..., int] | None = None) -> int:
     """Run COMMAND's body with VALUES (by dest), as either parser read them: a spawn's
     settings go to it as one `settings` mapping (setting key: the flag's value or None)."""
     if body is None:
-        from orch import commands as bodies
-
-        body = getattr(bodies, command.function)
+        body = body_of(command)
     grouped = [p.dest for p in command.params if isinstance(p, Option) and p.setting]
     if grouped:
         values = dict(values)

@@ -151,7 +151,7 @@ def _warn_without_lingering(persistent: bool) -> None:
     cannot be asked: no false alarm where there is no logind)."""
     import pwd
 
-    from orch.systemd import lingering
+    from orch.linger import lingering
 
     uid = os.geteuid()
     if lingering(uid) is False:

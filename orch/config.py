@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "config.toml"
 SYSTEM_CONFIG = Path("/etc/orch") / CONFIG_FILE
-TABLES = ("spawn", "providers", "profiles", "hosts", "queues")
+TABLES = ("spawn", "providers", "profiles", "hosts", "queues", "hooks")
+# The tables of plain keys ([TABLE] KEY = ...).
+PLAIN = ("spawn", "hooks")
 # The tables of named tables ([NAME.X]), with the word an error calls one of them.
 NAMED = ("profiles", "providers", "hosts", "queues")
 
@@ -75,6 +77,20 @@ QUEUE_SETTINGS: dict[str, Setting] = settings_table(
 )
 
 
+_HOOK = ("Run this command (a TOML array: the argv, no shell) as a unit of the session's "
+         "manager when a session {}; ORCH_SESSION_ID, ORCH_NAME, ORCH_STATUS, "
+         "ORCH_EXIT_CODE, ORCH_UNIT and ORCH_RESULT_FILE tell which and how.")
+HOOK_SETTINGS: dict[str, Setting] = settings_table(
+    Setting("on_start", Kind.STRING_LIST, _HOOK.format("starts (each invocation)")),
+    Setting("on_end", Kind.STRING_LIST, _HOOK.format("ends, however it ended")),
+    Setting("on_failed", Kind.STRING_LIST, _HOOK.format("ends failed")),
+    Setting("on_idle", Kind.STRING_LIST, _HOOK.format("(a conversation) waits for a "
+                                                      "message")),
+    Setting("on_limited", Kind.STRING_LIST, _HOOK.format("waits for a usage limit's "
+                                                         "reset")),
+)
+
+
 def describe() -> list[tuple[str, str]]:
     """Every setting as (dotted key, help and expected value), in table order, for help."""
     rows = [(f"spawn.{s.key}", f"{s.help} Expected: {s.expected()}.")
@@ -86,6 +102,8 @@ def describe() -> list[tuple[str, str]]:
              for s in HOST_SETTINGS.values()]
     rows += [(f"queues.NAME.{s.key}", f"{s.help} Expected: {s.expected()}.")
              for s in QUEUE_SETTINGS.values()]
+    rows += [(f"hooks.{s.key}", f"{s.help} Expected: {s.expected()}.")
+             for s in HOOK_SETTINGS.values()]
     return rows
 
 
@@ -159,6 +177,12 @@ class Config:
     profiles: dict[str, dict[str, object]]
     hosts: dict[str, dict[str, object]] = field(default_factory=dict)
     queues: dict[str, dict[str, object]] = field(default_factory=dict)
+    hooks: dict[str, object] = field(default_factory=dict)
+
+    def hook(self, key: str) -> list[str] | None:
+        """The command of hook KEY (on_end...), if the file sets one."""
+        value = self.hooks.get(key)
+        return [str(word) for word in value] if isinstance(value, list) and value else None
 
     def queue_limits(self, name: str) -> QueueLimits:
         """What [queues.NAME] allows; UsageError if the file defines no such queue."""
@@ -203,7 +227,8 @@ def _validate(doc: dict[str, Any], path: Path) -> Config:
                                              PROVIDER_SETTINGS),
                       profiles=_check_named("profiles", doc.get("profiles", {}), SPAWN_SETTINGS),
                       hosts=_check_hosts(doc.get("hosts", {})),
-                      queues=_check_named("queues", doc.get("queues", {}), QUEUE_SETTINGS))
+                      queues=_check_named("queues", doc.get("queues", {}), QUEUE_SETTINGS),
+                      hooks=_check_table("hooks", doc.get("hooks", {}), HOOK_SETTINGS))
     except ValueError as err:
         raise ConfigError(f"{path}: {err}") from None
 
@@ -303,7 +328,7 @@ class _Key:
 
 def _settings_of(table: str) -> dict[str, Setting]:
     return {"providers": PROVIDER_SETTINGS, "hosts": HOST_SETTINGS,
-            "queues": QUEUE_SETTINGS}.get(table, SPAWN_SETTINGS)
+            "queues": QUEUE_SETTINGS, "hooks": HOOK_SETTINGS}.get(table, SPAWN_SETTINGS)
 
 
 def _split(dotted: str, unknown_ok: bool = False) -> tuple[_Key, Setting | None]:
@@ -312,11 +337,11 @@ def _split(dotted: str, unknown_ok: bool = False) -> tuple[_Key, Setting | None]
     With UNKNOWN_OK, an unknown last part is let through (setting None) so that `unset`
     can take away a key that makes the file invalid.
     """
-    shape = ("settings are spawn.KEY, profiles.NAME.KEY, providers.NAME.KEY, "
+    shape = ("settings are spawn.KEY, hooks.KEY, profiles.NAME.KEY, providers.NAME.KEY, "
              "hosts.NAME.KEY and queues.NAME.KEY")
     parts = dotted.split(".")
-    if parts[0] == "spawn" and len(parts) == 2:
-        found = _Key("spawn", None, parts[1])
+    if parts[0] in PLAIN and len(parts) == 2:
+        found = _Key(parts[0], None, parts[1])
     elif parts[0] in NAMED and len(parts) == 3:
         found = _Key(parts[0], parts[1], parts[2])
         if not NAME.fullmatch(parts[1]):
@@ -346,8 +371,8 @@ def get(scope: Scope, dotted: str) -> object:
     """The value of DOTTED as written in SCOPE's file; None if it is not set."""
     key, _ = _split(dotted)
     config = load(scope)
-    if key.table == "spawn":
-        return config.spawn.get(key.key)
+    if key.table in PLAIN:
+        return (config.spawn if key.table == "spawn" else config.hooks).get(key.key)
     tables = {"providers": config.providers, "hosts": config.hosts,
               "queues": config.queues}.get(key.table, config.profiles)
     return tables.get(key.name or "", {}).get(key.key)
@@ -417,6 +442,7 @@ def items(scope: Scope) -> list[tuple[str, object]]:
     """Every key set in SCOPE's file, dotted, with its value, sorted by key."""
     config = load(scope)
     found: list[tuple[str, object]] = [(f"spawn.{k}", v) for k, v in config.spawn.items()]
+    found += [(f"hooks.{k}", v) for k, v in config.hooks.items()]
     for table, named in (("providers", config.providers), ("profiles", config.profiles),
                          ("hosts", config.hosts), ("queues", config.queues)):
         for name, values in named.items():

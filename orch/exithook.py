@@ -60,6 +60,14 @@ def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
             # the session, which this hook is the first to hear of.
             record = replace(record.next_invocation(ending.ended_at or ""),
                                          invocation_id=invocation_id)
+        if record.started_at is None:
+            # Ended before whoever started it confirmed the start (or started by systemd
+            # alone: --after): its start is told here, under the lock, before its end.
+            from orch.events import Kind
+            from orch.session import Status
+            from orch.usecases.transitions import note
+
+            note(store.directory, record, Kind.STARTED, Status.RUNNING)
         ended = record.with_ending(ending, invocation_id)
         sessions[session_id] = then(ended) if then is not None else ended
         return True
@@ -136,6 +144,30 @@ def wait_out(store: StateStore, session_id: str, verdict: Verdict) -> None:
     print(f"orch: {record.waiting_for}: resumes at {record.resumes_at}", file=sys.stderr)
 
 
+def tell_end(store: StateStore, session_id: str) -> None:
+    """Tell of the end just recorded (orch.usecases.transitions): ended, or waiting for
+    its timer. Nothing for an end systemd follows with a restart of its own."""
+    from orch.events import Kind
+    from orch.session import Status, derive_status
+    from orch.usecases.transitions import tell
+
+    record = store.load(archived=False).get(session_id)
+    if record is None:
+        return
+    if record.resumes_at is not None:
+        kind = Kind.LIMITED if record.wait_kind == "usage-limit" else Kind.RETRYING
+        status = Status.LIMITED if kind is Kind.LIMITED else Status.RETRYING
+        detail = record.waiting_for
+    elif record.options.get("restart", "no") != "no" and record.intent is None:
+        return
+    else:
+        kind, status, detail = Kind.ENDED, derive_status(record, None, False), None
+    with _runtime(store) as rt:
+        problems = tell(rt, record, kind, status, detail)
+    for problem in problems:
+        print(f"orch: {problem}", file=sys.stderr)
+
+
 def _wake(store: StateStore, session_id: str) -> int:
     from orch.usecases.unattended import wake
 
@@ -171,8 +203,9 @@ def main(argv: list[str]) -> int:
         print(f"orch: could not tell whether the API failed the agent: {err.message}",
               file=sys.stderr)
     try:
-        record_exit(store, session_id, env.get("INVOCATION_ID"), ending,
-                    verdict.apply if verdict is not None else None)
+        if record_exit(store, session_id, env.get("INVOCATION_ID"), ending,
+                       verdict.apply if verdict is not None else None):
+            tell_end(store, session_id)
         if len(argv) == 2:
             release_dependents(store, session_id, Path(argv[1]))
     except OSError as err:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
     from typing import Any, TextIO
 
+    from orch.events import Event
     from orch.session import Session
 
 ELLIPSIS = "…"
@@ -403,6 +404,23 @@ def table(sessions: list[Session], width: int | None = None, ellipsis: str = ELL
               str(s.main_pid or "-"), age(s.created_at, now), shlex.join(s.argv))
              for s in sessions]
     return layout(rows, width, _flexible(COLUMNS), ellipsis)
+
+
+def event_line(event: Event) -> str:
+    """One `orch events` line: local time as journalctl's short format, the session,
+    what happened and how it stands now."""
+    when = parse_time(event.time)
+    stamp = when.astimezone().strftime("%b %d %H:%M:%S") if when else event.time
+    how = []
+    if event.exit_code is not None:
+        how.append(f"exit code {event.exit_code}")
+    if event.result and event.result not in ("success", event.status):
+        how.append(event.result)
+    if event.detail:
+        how.append(event.detail)
+    tail = f" ({', '.join(how)})" if how else ""
+    return (f"{stamp} {event.session_id[:8]} {event.name}: {event.event}, "
+            f"{event.status}{tail}")
 
 
 def status_cell(status: str, position: object) -> str:

@@ -57,40 +57,6 @@ MAX_START_MATCHES = 256
 STOP_WINDOW = 32
 
 
-# logind keeps a user's managers running with no login session (Linger=) while this
-# directory holds a file named after the user; and it runs only where the other exists
-# (sd-login's logind_running() looks for it too).
-LINGER_DIR = "/var/lib/systemd/linger"
-LOGIND_SEATS_DIR = "/run/systemd/seats"
-# A user name that C escaping would change: logind's marker is named by the escaped one.
-_ESCAPED_IN_NAMES = frozenset('\\"\'')
-
-
-def lingering(uid: int) -> bool | None:
-    """Whether logind keeps UID's user manager running with no login session: whether
-    its marker file for the user exists, which is what logind's Linger property reads
-    (asking logind itself costs a system-bus connection and three round trips on every
-    user spawn). None if that cannot be told: no logind (a minimal container), a
-    directory that cannot be read, a user name logind would escape."""
-    if not os.path.isdir(LOGIND_SEATS_DIR):
-        return None
-    import pwd
-
-    try:
-        name = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return False  # logind lingers users by name: one without a name never lingers
-    if not name.isprintable() or not name.isascii() or _ESCAPED_IN_NAMES & set(name):
-        return None
-    try:
-        os.stat(os.path.join(LINGER_DIR, name))
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return None
-    return True
-
-
 def _hex_id(raw: Any) -> str | None:
     if not raw:
         return None
@@ -478,6 +444,18 @@ class Manager:
         with suppress(DBusNoSuchUnitError):
             self._manager_call("ResetFailedUnit", b"s", [unit], f"the reset of {unit}")
 
+    def unit_file_state(self, unit: str) -> tuple[str, int, int]:
+        """What the manager made of UNIT's file: its LoadState ("bad-setting" for a
+        setting it could not parse), and for a timer its next and last elapse
+        (realtime µs; 0: none)."""
+        path = bytes(self._manager_call("LoadUnit", b"s", [unit], f"a look-up of {unit}"))
+        state = as_str(self._get(path, UNIT_IFACE, b"LoadState", unit))
+        if state != "loaded" or not unit.endswith(".timer"):
+            return state, 0, 0
+        timer = b"org.freedesktop.systemd1.Timer"
+        return (state, int(self._get(path, timer, b"NextElapseUSecRealtime", unit)),
+                int(self._get(path, timer, b"LastTriggerUSec", unit)))
+
     def reload(self) -> None:
         """Make the manager read its unit files again (daemon-reload)."""
         self._manager_call("Reload", b"", [], "a reload")
@@ -492,12 +470,13 @@ class Manager:
         self._manager_call("DisableUnitFiles", b"asb", [list(files), False],
                            f"disabling {', '.join(files)}")
 
-    def start(self, unit: str) -> str:
-        """Start UNIT and wait for its start job; the job's result."""
+    def start(self, unit: str, wait: bool = True) -> str:
+        """Start UNIT and wait for its start job (unless not WAIT: a oneshot's start job
+        lasts as long as its run); the job's result, or "queued"."""
         self._open.watch_jobs()
         job = self._open.queued(self._manager_call("StartUnit", b"ss", [unit, "replace"],
                                                    f"the start of {unit}"))
-        return self.wait_job(job, f"the start of {unit}")
+        return self.wait_job(job, f"the start of {unit}") if wait else "queued"
 
     def wait_until(self, units: Sequence[str], done: Callable[[], bool],
                    timeout: float | None, poll: float | None = None) -> bool:

@@ -21,10 +21,13 @@ REAP_TIMER = "orch-reap.timer"
 ENABLED = (RECOVER, REAP_TIMER)
 
 
-def _word(text: str) -> str:
+def word(text: str, exec_line: bool = False) -> str:
     """TEXT as one word of a unit file setting: '%' doubled (systemd expands specifiers
-    there), and double-quoted, with C escapes, when it holds blanks, quotes or backslashes."""
+    there), and double-quoted, with C escapes, when it holds blanks, quotes or backslashes.
+    On an EXEC_LINE (ExecStart=), '$' is doubled too: systemd expands variables there."""
     text = text.replace("%", "%%")
+    if exec_line:
+        text = text.replace("$", "$$")
     if not any(c in text for c in " \t\n\"'\\;$"):
         return text
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
@@ -32,7 +35,7 @@ def _word(text: str) -> str:
 
 
 def _environment(state_dir: str | None) -> str:
-    return f"Environment={_word('ORCH_STATE_DIR=' + state_dir)}\n" if state_dir else ""
+    return f"Environment={word('ORCH_STATE_DIR=' + state_dir)}\n" if state_dir else ""
 
 
 def render(scope: Scope, orch: str, state_dir: str | None = None) -> dict[str, str]:
@@ -49,7 +52,7 @@ def render(scope: Scope, orch: str, state_dir: str | None = None) -> dict[str, s
             "[Service]\n"
             "Type=oneshot\n"
             f"{env}"
-            f"ExecStart={_word(orch)} recover {flag}\n\n"
+            f"ExecStart={word(orch)} recover {flag}\n\n"
             "[Install]\n"
             f"WantedBy={wanted_by}\n"
         ),
@@ -60,7 +63,7 @@ def render(scope: Scope, orch: str, state_dir: str | None = None) -> dict[str, s
             "[Service]\n"
             "Type=oneshot\n"
             f"{env}"
-            f"ExecStart={_word(orch)} reap {flag}\n"
+            f"ExecStart={word(orch)} reap {flag}\n"
         ),
         REAP_TIMER: (
             "[Unit]\n"

@@ -6,11 +6,13 @@ from __future__ import annotations
 import signal
 
 from orch.errors import OrchError, UsageError
+from orch.events import Kind
 from orch.scope import Scope
-from orch.session import Intent, Session
+from orch.session import Intent, Session, Status
 from orch.spec import read_text_arg
 from orch.usecases import queueing, unattended
 from orch.usecases.common import SELF, clear_intent, lookup, mark, view
+from orch.usecases.transitions import tell
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,9 +32,10 @@ def stop(rt: Runtime, ref: str) -> Session:
     before = view(record, manager.unit(record.unit))
     if before.status.ended:
         return before
-    mark(rt.store, record.id, Intent.STOP)
-    if before.status.waiting_to_resume:
+    marked = mark(rt.store, record.id, Intent.STOP)
+    if before.status.waiting_to_resume:  # no unit, no exit hook: its end is told here
         unattended.cancel_wake(rt, record)
+        tell(rt, marked, Kind.ENDED, Status.STOPPED, "stopped while waiting to resume")
     try:
         manager.stop(record.unit)
     except OrchError:
@@ -78,9 +81,10 @@ def kill(rt: Runtime, ref: str, result: str | None = None, *,
     if before.status.ended:
         raise OrchError(f"session {record.id[:8]} ({record.name}) has already ended: "
                         f"{before.status}")
-    mark(rt.store, record.id, Intent.KILL, result)
+    marked = mark(rt.store, record.id, Intent.KILL, result)
     if before.status.waiting_to_resume:
         unattended.cancel_wake(rt, record)
+        tell(rt, marked, Kind.ENDED, Status.KILLED, "killed while waiting to resume")
     if is_self and signum not in (signal.SIGKILL, signal.SIGSTOP):
         # We are one of the processes about to be signalled: outlive it to report.
         signal.signal(signum, signal.SIG_IGN)

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from orch import dependencies, faults, secrets
 from orch.dbus import Property
+from orch.events import Event, Kind
 from orch.frozen import replace
 from orch.scope import Scope
-from orch.session import Record, Session, usec_to_iso
+from orch.session import Record, Session, Status, usec_to_iso
 from orch.spec import (
     Restart,
     SessionSpec,
@@ -27,6 +28,7 @@ from orch.spec import (
 )
 from orch.state import Sessions
 from orch.usecases.common import view
+from orch.usecases.transitions import note, run_hooks
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -114,12 +116,17 @@ def launch(rt: Runtime, record: Record, values: Secrets | None = None,
     unit_now = manager.started(record.unit)
     faults.point("launch.started")
 
+    started: list[Event] = []
+
     def confirm(sessions: Sessions) -> Record:
         current = sessions.get(record.id)
         if current is None:  # reaped meanwhile: nothing left to confirm
             return record
         if unit_now.loaded and unit_now.invocation_id and \
                 current.invocation_id in (None, unit_now.invocation_id):
+            if outcome == "done" and current.started_at is None and current.result is None:
+                # Told here, under the lock, unless its exit hook ran first and told it.
+                started.append(note(store.directory, current, Kind.STARTED, Status.RUNNING))
             current = replace(
                 current, invocation_id=unit_now.invocation_id,
                 main_pid=unit_now.main_pid or current.main_pid,
@@ -133,6 +140,8 @@ def launch(rt: Runtime, record: Record, values: Secrets | None = None,
     # as an invocation that ended under it.
     confirmed = store.update(confirm, sync=False)
     faults.point("launch.confirmed")
+    for event in started:
+        run_hooks(rt, confirmed, event)
     return view(confirmed, unit_now, pid_known=True), outcome
 
 

@@ -25,6 +25,7 @@ from orch.usecases.common import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from orch.events import Event
     from orch.journal import LogFormat
     from orch.results import AgentResult
     from orch.runtime import Runtime
@@ -289,3 +290,19 @@ def with_dependencies(session_ids: list[str], records: Sessions) -> list[str]:
         record = records.get(session_id)
         found += [d for d in (record.after if record else ()) if d in records and d not in found]
     return found
+
+
+def events(rt: Runtime, refs: Sequence[str], since: str | None) -> tuple[list[Event], int,
+                                                                          set[str] | None]:
+    """The events of the sessions REFS name (None: all), at or after SINCE (an ISO 8601
+    UTC stamp); and where the event file ends now (to follow on from) and the ids
+    chosen (None: all)."""
+    from orch import events as log
+
+    store = rt.store
+    chosen = {find(ref, store.load()).id for ref in refs} if refs else None
+    end = log.size(store.directory)
+    found = [e for e in log.read(store.directory)
+             if (chosen is None or e.session_id in chosen)
+             and (since is None or e.time >= since)]
+    return found, end, chosen

@@ -15,14 +15,16 @@ from functools import partial
 
 from orch import faults, queues, secrets
 from orch.errors import OrchError
+from orch.events import Kind
 from orch.frozen import dataclass, replace
 from orch.memory import free_here
 from orch.queues import Admission, QueueLimits
 from orch.scope import Scope
-from orch.session import Intent, Record, Session, recent
+from orch.session import Intent, Record, Session, Status, recent
 from orch.state import Sessions
 from orch.usecases.common import view
 from orch.usecases.launching import NotSubmitted, launch
+from orch.usecases.transitions import tell
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -135,6 +137,7 @@ def _start(rt: Runtime, record: Record, problems: list[str]) -> Session | None:
         error = failure.error if isinstance(failure, NotSubmitted) else failure
         reason = f"could not be started from its queue: {error}"
         rt.store.update(lambda s: _block(s, record.id, reason))
+        tell(rt, record, Kind.ENDED, Status.FAILED, reason)
         problems.append(f"session {record.id[:8]} ({record.name}) {reason}")
         return None
     return session
@@ -195,4 +198,6 @@ def cancel(rt: Runtime, record: Record, intent: Intent) -> Session | None:
     secrets.discard(Scope(record.scope), record.id)
     from orch.systemd import GONE
 
-    return view(cancelled, GONE)
+    session = view(cancelled, GONE)
+    tell(rt, cancelled, Kind.ENDED, session.status, "cancelled while queued")
+    return session

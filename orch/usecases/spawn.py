@@ -10,10 +10,11 @@ from pathlib import Path
 from orch import faults, secrets
 from orch.argv_template import placeholders
 from orch.errors import OrchError, SpawnFailed, UsageError
+from orch.events import Kind
 from orch.frozen import replace
 from orch.ids import new_session_id
 from orch.scope import Scope
-from orch.session import Record, Session
+from orch.session import Record, Session, Status
 from orch.spec import (
     SessionSpec,
     SpawnOptions,
@@ -26,6 +27,7 @@ from orch.state import Sessions
 from orch.units import unit_name
 from orch.usecases.common import collect, find, lookup, view
 from orch.usecases.launching import NotSubmitted, launch, start_after
+from orch.usecases.transitions import tell
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -117,6 +119,7 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
     # spawn returns: a power cut before then ends the unit too.
     store.update(lambda s: s.__setitem__(record.id, record), sync=bool(dependencies))
     faults.point("spawn.recorded")
+    tell(rt, record, Kind.SPAWNED, Status.QUEUED if record.queued else Status.STARTING)
     if queue is not None:
         return _enqueue(rt, record, values, config)
     if dependencies:
@@ -162,7 +165,10 @@ def _enqueue(rt: Runtime, record: Record, values: dict[str, str],
     from orch.queues import positions
 
     session = view(current[record.id], GONE)
-    return replace(session, position=positions(current).get(record.id))
+    session = replace(session, position=positions(current).get(record.id))
+    tell(rt, current[record.id], Kind.QUEUED, session.status,
+         f"queue {record.queue} #{session.position}")
+    return session
 
 
 def spawn_agent(rt: Runtime, provider: str, request: AgentRequest, *,
@@ -243,12 +249,18 @@ def resume(rt: Runtime, ref: str, prompt: str | None = None) -> Session:
         sessions[record.id] = replace(next_run(current), argv=argv, program=program)
         return sessions[record.id]
 
+    def told(fresh: Record) -> None:
+        retried = record.wait_kind == "transient" and status.waiting_to_resume
+        tell(rt, fresh, Kind.RETRIED if retried else Kind.RESUMED, Status.STARTING,
+             record.waiting_for if status.waiting_to_resume else None)
+
     message = None
     if record.agent.get("interactive") and prompt:  # said as its first message
         from orch import conversation
 
         message = conversation.user_message(agents.output_format(record), prompt)
     fresh = rt.store.update(again)
+    told(fresh)
     manager.reset_failed(record.unit)
     try:
         session, _ = launch(rt, fresh, message=message)

@@ -13,7 +13,8 @@ CONTRACT_KEYS = {
     "tags", "description", "created_at", "started_at", "ended_at", "exit_code",
     "exit_signal", "result", "final_result", "parent_id", "persistent", "restarts",
     "invocations", "provider", "provider_session_id", "usage", "cost_usd", "options",
-    "worktree", "after", "blocked", "placement",
+    "worktree", "after", "blocked", "placement", "queue", "position", "resumes_at",
+    "waiting_for",
 }
 PRINT_ARGV = "import json, sys; print(json.dumps(sys.argv[1:]))"
 

@@ -179,7 +179,8 @@ def test_an_empty_variable_is_no_completion_request(
 
 # --- session references ---------------------------------------------------------------
 
-REF_COMMANDS = {"show", "logs", "wait", "stop", "kill", "result", "resume", "send", "attach"}
+REF_COMMANDS = {"show", "logs", "wait", "stop", "kill", "result", "resume", "send", "attach",
+                "events"}
 
 
 def _record(session_id: str, name: str, day: int) -> Record:

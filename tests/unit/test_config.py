@@ -304,7 +304,7 @@ def test_known_but_unset_key_is_none(path: Path) -> None:
 
 BAD_FILES = [
     ('[bogus]\nx = 1\n',
-     'bogus: unknown table; expected one of hosts, profiles, providers, queues, spawn'),
+     'bogus: unknown table; expected one of hooks, hosts, profiles, providers, queues, spawn'),
     ('spawn = 3\n', 'spawn: expected a table, got 3'),
     ('[spawn]\nmemmax = "2G"\n', 'spawn.memmax: unknown setting; did you mean memory_max?'),
     ('[spawn]\n"a\\nb" = 1\n', 'spawn."a\\nb": unknown setting'),

@@ -4,6 +4,7 @@ read the same way, down to every value the command gets."""
 from __future__ import annotations
 
 import enum
+import importlib
 import io
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -48,7 +49,9 @@ def typer_reads(args: list[str], monkeypatch: pytest.MonkeyPatch) -> _Called | N
 
     with monkeypatch.context() as patch:
         for _path, leaf in LEAVES:
-            patch.setattr(commands, leaf.function, recorder(leaf.function))
+            module, _, name = leaf.function.rpartition(":")
+            patch.setattr(importlib.import_module(f"orch.{module or 'commands'}"), name,
+                          recorder(leaf.function))
         patch.setattr(commands, "version", recorder("version"))
         try:
             with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
@@ -117,7 +120,7 @@ def test_typer_reads_each_command_as_its_definition_says() -> None:
 
 def test_completion_sees_the_tree_typer_builds() -> None:
     nodes, params = completion_nodes()
-    assert set(nodes) == {"", "box", "config", "units",
+    assert set(nodes) == {"", "box", "config", "units", "schedule",
                           *(" ".join(path) for path, _ in LEAVES)}
     for path, node in nodes.items():
         ours = completion_click.node_at(path)
@@ -143,7 +146,7 @@ def test_every_command_has_a_body_that_takes_its_values() -> None:
     import inspect
 
     for path, leaf in LEAVES:
-        function = getattr(commands, leaf.function)
+        function = commandline.body_of(leaf)
         accepted = set(inspect.signature(function).parameters)
         settings = {p.dest for p in leaf.params if isinstance(p, Option) and p.setting}
         expected = {p.dest for p in leaf.params} - settings | ({"settings"} if settings else set())

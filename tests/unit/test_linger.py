@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from orch import commands, systemd
+from orch import commands
+from orch import linger as logind
 
 
 def _logind(monkeypatch: pytest.MonkeyPatch, root: Path, *, running: bool = True,
@@ -23,36 +24,36 @@ def _logind(monkeypatch: pytest.MonkeyPatch, root: Path, *, running: bool = True
     if lingering:
         linger.mkdir()
         (linger / pwd.getpwuid(os.geteuid()).pw_name).touch()
-    monkeypatch.setattr(systemd, "LOGIND_SEATS_DIR", str(seats))
-    monkeypatch.setattr(systemd, "LINGER_DIR", str(linger))
+    monkeypatch.setattr(logind, "LOGIND_SEATS_DIR", str(seats))
+    monkeypatch.setattr(logind, "LINGER_DIR", str(linger))
     return linger
 
 
 def test_lingering_is_loginds_marker_of_the_user(monkeypatch: pytest.MonkeyPatch,
                                                  tmp_path: Path) -> None:
     _logind(monkeypatch, tmp_path, lingering=True)
-    assert systemd.lingering(os.geteuid()) is True
+    assert logind.lingering(os.geteuid()) is True
 
 
 def test_no_marker_is_no_lingering(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     linger = _logind(monkeypatch, tmp_path)
-    assert systemd.lingering(os.geteuid()) is False  # no directory: nobody lingers
+    assert logind.lingering(os.geteuid()) is False  # no directory: nobody lingers
     linger.mkdir()
     (linger / "someone-else").touch()
-    assert systemd.lingering(os.geteuid()) is False
+    assert logind.lingering(os.geteuid()) is False
 
 
 def test_no_answer_where_there_is_no_logind(monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path) -> None:
     _logind(monkeypatch, tmp_path, running=False, lingering=True)
-    assert systemd.lingering(os.geteuid()) is None
+    assert logind.lingering(os.geteuid()) is None
 
 
 def test_no_answer_where_the_marker_cannot_be_looked_up(monkeypatch: pytest.MonkeyPatch,
                                                         tmp_path: Path) -> None:
     linger = _logind(monkeypatch, tmp_path)
     linger.write_text("")  # not a directory: ENOTDIR, neither yes nor no
-    assert systemd.lingering(os.geteuid()) is None
+    assert logind.lingering(os.geteuid()) is None
 
 
 def test_no_answer_for_a_name_logind_would_escape(monkeypatch: pytest.MonkeyPatch,
@@ -61,7 +62,7 @@ def test_no_answer_for_a_name_logind_would_escape(monkeypatch: pytest.MonkeyPatc
     entry = list(pwd.getpwuid(os.geteuid()))
     entry[0] = "a\\b"
     monkeypatch.setattr(pwd, "getpwuid", lambda uid: pwd.struct_passwd(entry))
-    assert systemd.lingering(os.geteuid()) is None
+    assert logind.lingering(os.geteuid()) is None
 
 
 def test_a_user_without_a_name_does_not_linger(monkeypatch: pytest.MonkeyPatch,
@@ -72,7 +73,7 @@ def test_a_user_without_a_name_does_not_linger(monkeypatch: pytest.MonkeyPatch,
         raise KeyError(uid)
 
     monkeypatch.setattr(pwd, "getpwuid", unknown)
-    assert systemd.lingering(os.geteuid()) is False
+    assert logind.lingering(os.geteuid()) is False
 
 
 @pytest.mark.parametrize(("answer", "persistent", "said"), [
@@ -94,7 +95,7 @@ def test_one_line_only_when_logind_says_no(monkeypatch: pytest.MonkeyPatch,
         asked.append(uid)
         return answer
 
-    monkeypatch.setattr(systemd, "lingering", lingering)
+    monkeypatch.setattr(logind, "lingering", lingering)
     commands._warn_without_lingering(persistent)
     user = pwd.getpwuid(os.geteuid()).pw_name
     out, err = capsys.readouterr()

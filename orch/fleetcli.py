@@ -1,0 +1,166 @@
+"""The command-line bodies of running a fleet unattended: `orch events` and `orch
+schedule ...` (orch.commands holds the others; orch.commandline names these by
+"fleetcli:NAME")."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from orch import api
+from orch.commands import emit_json, say
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orch.events import Event
+
+
+def events(refs: list[str] | None = None, follow: bool = False, since: str | None = None,
+           user: bool = False, system: bool = False, as_json: bool = False) -> int:
+    """`orch events`."""
+    from orch.render import event_line
+
+    def emit(event: Event) -> None:
+        line = json.dumps(event.to_json(), ensure_ascii=False) if as_json \
+            else event_line(event)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    scope = api.current_scope(user, system)
+    try:
+        found = api.events(refs or [], scope, since=_since(since),
+                           follow=emit if follow else None)
+    except KeyboardInterrupt:
+        return 0  # Ctrl-C is how a follow ends
+    for event in found:
+        emit(event)
+    return 0
+
+
+def _since(text: str | None) -> str | None:
+    """--since as the ISO 8601 UTC stamp events carry: a time, or a span ago."""
+    if text is None:
+        return None
+    import time
+    from datetime import UTC, datetime
+
+    from orch.errors import UsageError
+    from orch.session import usec_to_iso
+    from orch.timespan import parse_seconds
+
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            seconds = parse_seconds(text, "--since")
+        except UsageError:
+            raise UsageError(f"--since {text!r}: expected an ISO 8601 time "
+                             "(2026-12-06T09:00) or a time span ago (1h, 30min)") from None
+        return usec_to_iso(int((time.time() - seconds) * 1_000_000))
+    if when.tzinfo is None:
+        when = when.astimezone()  # a local time, as people write one
+    return usec_to_iso(int(when.astimezone(UTC).timestamp() * 1_000_000))
+
+
+
+def schedule_add(schedule: str, command: list[str], settings: dict[str, object],
+                 on_calendar: str | None = None, overlap: bool = False,
+                 name: str | None = None, description: str = "",
+                 env: list[str] | None = None, profile: str | None = None,
+                 user: bool = False, system: bool = False) -> int:
+    """`orch schedule add`: the spawn is checked as `orch spawn` would check it, then
+    written out as spawn's own words for the timer to run."""
+    from orch import request, schedules
+    from orch.commandline import spawn_words
+    from orch.errors import UsageError
+    from orch.spec import parse_env
+    from orch.unitfiles import this_orch
+
+    scope = api.current_scope(user, system)
+    schedules.check_name(schedule)
+    if not on_calendar:
+        raise UsageError("schedule add needs --on-calendar SPEC (daily, 'Mon..Fri 02:00')")
+    if not command:
+        raise UsageError("schedule add needs -- CMD [ARG...], or with --provider a PROMPT")
+    loaded = request.config_for_spawn(scope, profile, settings)
+    asked = request.spawn_request(loaded, profile, settings)
+    if asked.agent is not None:
+        asked.agent_prompt(command)
+    parse_env(env or [])
+    words = spawn_words({**settings, "name": name, "description": description, "env": env,
+                         "profile": profile}, command)
+    added = schedules.add(schedules.Schedule(schedule, on_calendar, words, overlap), scope,
+                          this_orch())
+    say(f"orch: schedule {schedule} added; next run {added.next_run or 'never'}")
+    return 0
+
+
+def schedule_list(user: bool = False, system: bool = False, as_json: bool = False) -> int:
+    """`orch schedule list`."""
+    import shlex
+
+    from orch import render, schedules
+
+    found = schedules.listed(api.current_scope(user, system))
+    if as_json:
+        emit_json([s.to_json() for s in found])
+    elif found:
+        rows = [("NAME", "CALENDAR", "NEXT", "LAST", "SPAWN")]
+        rows += [(s.name, s.on_calendar, _when(s.next_run), _when(s.last_run),
+                  shlex.join(s.spawn_args)) for s in found]
+        print(render.layout(rows, render.table_width(sys.stdout), [4]))
+    return 0
+
+
+def _when(iso: str | None) -> str:
+    from orch.render import parse_time
+
+    when = parse_time(iso)
+    return when.astimezone().strftime("%a %Y-%m-%d %H:%M") if when else "-"
+
+
+def schedule_remove(schedule: str, user: bool = False, system: bool = False) -> int:
+    """`orch schedule remove`."""
+    from orch import schedules
+
+    schedules.remove(schedule, api.current_scope(user, system))
+    say(f"orch: schedule {schedule} removed")
+    return 0
+
+
+def schedule_run(schedule: str, user: bool = False, system: bool = False) -> int:
+    """`orch schedule run`: start its service now; its session is told in `orch events`
+    and listed by `orch ps --tag schedule:NAME`."""
+    from orch import schedules
+
+    schedules.run_now(schedule, api.current_scope(user, system))
+    say(f"orch: schedule {schedule} runs now (orch ps --tag schedule:{schedule})")
+    return 0
+
+
+def schedule_fire(schedule: str, overlap: bool = False, spawn_args: list[str] | None = None,
+                  user: bool = False, system: bool = False) -> int:
+    """`orch schedule fire`, the timer's command: spawn as the schedule says (tagged
+    schedule:NAME, named NAME unless it names itself) and, unless OVERLAP, wait for the
+    session, so that the service stays active (and no second run starts) meanwhile."""
+    import subprocess
+
+    from orch.unitfiles import this_orch
+
+    scope = api.current_scope(user, system)
+    args = list(spawn_args or [])
+    options = args[:args.index("--")] if "--" in args else args
+    named = any(a == "--name" or a.startswith("--name=") for a in options)
+    argv = [this_orch(), "spawn", f"--{scope}", "--json", f"--tag=schedule:{schedule}",
+            *([] if named else [f"--name={schedule}"]), *args]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    sys.stderr.write(done.stderr)
+    if done.returncode != 0:
+        return done.returncode
+    session = json.loads(done.stdout)
+    say(f"orch: schedule {schedule}: session {session['id']} ({session['name']}) "
+        f"{session['status']}")
+    if overlap:
+        return 0
+    outcome = api.wait([session["id"]], scope)
+    return 0 if outcome.succeeded else 1

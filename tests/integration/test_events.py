@@ -1,0 +1,85 @@
+"""`orch events` and [hooks] against real managers: the transitions told once each, a
+follower woken as they come, and hooks run as units of the session's manager."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import time
+from pathlib import Path
+
+from tests.integration.conftest import Orch, wait_for
+
+
+def _config(orch: Orch, body: str) -> Path:
+    path = orch.state_dir.parent / "config.toml"
+    path.write_text(body)
+    os.chown(path, orch.uid, orch.uid)
+    orch.extra_env["ORCH_CONFIG"] = str(path)
+    return path
+
+
+def _owned_file(orch: Orch, name: str) -> Path:
+    path = orch.state_dir.parent / name
+    path.write_text("")
+    os.chown(path, orch.uid, orch.uid)
+    return path
+
+
+def _events(orch: Orch, *args: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in orch.ok("events", "--json", *args).splitlines()]
+
+
+def test_each_transition_is_told_once_and_hooks_run_with_the_session(orch: Orch) -> None:
+    told = _owned_file(orch, "told.txt")
+    script = (f'echo "$ORCH_NAME $ORCH_STATUS $ORCH_EXIT_CODE $(cat "$ORCH_RESULT_FILE")" '
+              f'>> {told}')
+    _config(orch, f'[hooks]\non_end = ["/bin/sh", "-c", {json.dumps(script)}]\n'
+                  'on_failed = ["/bin/false"]\n')
+    ok = orch.spawn("/bin/true", opts=["--name", "good"])
+    bad = orch.spawn("/bin/sh", "-c", "exit 3", opts=["--name", "bad"])
+    assert orch("wait", ok).returncode == 0 and orch("wait", bad).returncode == 1
+    wait_for(lambda: len(told.read_text().splitlines()) == 2, what="both on_end hooks")
+    assert sorted(told.read_text().splitlines()) == ["bad failed 3 ", "good exited 0 "]
+    assert orch.show(bad)["status"] == "failed"  # its failing on_failed hook changed nothing
+    mine = _events(orch, bad)
+    assert [(e["event"], e["status"]) for e in mine] == [
+        ("spawned", "starting"), ("started", "running"), ("ended", "failed")]
+    assert mine[-1]["exit_code"] == 3 and mine[-1]["result"] == "exit-code"
+    assert len(_events(orch)) == 6
+    orch.ok("recover")
+    assert len(_events(orch)) == 6  # recover tells nothing twice
+    text = orch.ok("events", bad)
+    assert f"{bad[:8]} bad: ended, failed (exit code 3, exit-code)" in text
+    assert _events(orch, "--since", "1h") == _events(orch)
+    assert _events(orch, "--since", "2999-01-01T00:00:00") == []
+
+
+def test_a_follower_prints_each_event_as_it_comes(orch: Orch) -> None:
+    follower = orch.machine.popen(["orch", "events", "--follow", "--json"], user=orch.user,
+                                  env=orch.env)
+    try:
+        sid = orch.spawn("/bin/true", opts=["--name", "followed"])
+        assert follower.stdout is not None
+        out = follower.stdout.fileno()
+        data = b""
+        deadline = time.monotonic() + 30
+        while data.count(b"\n") < 3 and time.monotonic() < deadline:
+            ready, _, _ = select.select([out], [], [], 1.0)
+            if ready:
+                data += os.read(out, 65536)
+        lines = [json.loads(line) for line in data.splitlines()]
+        assert [(e["session_id"], e["event"]) for e in lines] == [
+            (sid, "spawned"), (sid, "started"), (sid, "ended")]
+    finally:
+        follower.terminate()  # ours, by its PID
+        follower.wait(timeout=30)
+
+
+def test_bad_since_is_one_line(orch: Orch) -> None:
+    done = orch("events", "--since", "yesterday-ish")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("orch: --since 'yesterday-ish': expected an ISO 8601 time")
+    assert done.stderr.count("\n") == 1
+

@@ -1,0 +1,92 @@
+"""Schedules against real managers: timer units installed in the scope's unit
+directory, a calendar the manager refuses in one line, runs tagged schedule:NAME, runs
+that never overlap, and removal."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.integration.conftest import Orch, wait_for
+
+
+@contextmanager
+def _schedule(orch: Orch, name: str, *args: str) -> Iterator[None]:
+    orch.ok("schedule", "add", name, *args)
+    try:
+        yield
+    finally:
+        orch("schedule", "remove", name)
+
+
+def _runs(orch: Orch, name: str) -> list[dict[str, object]]:
+    return orch.ps("--tag", f"schedule:{name}")
+
+
+def _owned(orch: Orch, name: str) -> Path:
+    path = orch.state_dir.parent / name
+    path.write_text("")
+    os.chown(path, orch.uid, orch.uid)
+    return path
+
+
+def test_a_schedule_fires_on_its_calendar_and_runs_now_on_demand(orch: Orch) -> None:
+    log = _owned(orch, "ticks.log")
+    name = f"tick{orch.scope}"
+    with _schedule(orch, name, "--on-calendar", "*:*:0/2", "--tag", "mine", "--",
+                   "/bin/sh", "-c", f"echo tick >> {log}"):
+        [listed] = json.loads(orch.ok("schedule", "list", "--json"))
+        assert listed["name"] == name and listed["on_calendar"] == "*:*:0/2"
+        assert listed["spawn_args"] == ["--tag=mine", "--", "/bin/sh", "-c",
+                                        f"echo tick >> {log}"]
+        assert listed["next_run"] is not None
+        wait_for(lambda: any(r["status"] == "exited" for r in _runs(orch, name)),
+                 timeout=30, what="a run on the calendar")
+        run = _runs(orch, name)[-1]
+        assert run["name"] == name and set(run["tags"]) == {f"schedule:{name}", "mine"}
+        table = orch.ok("schedule", "list")
+        assert name in table and "*:*:0/2" in table
+        assert json.loads(orch.ok("schedule", "list", "--json"))[0]["last_run"] is not None
+    assert orch.ok("schedule", "list", "--json").strip() == "[]"
+    listed_units = orch.systemctl("list-unit-files", f"orch-schedule-{name}.*").stdout
+    assert f"orch-schedule-{name}" not in listed_units
+
+
+def test_runs_never_overlap_unless_asked(orch: Orch) -> None:
+    gate = orch.state_dir.parent / "gate"
+    os.mkfifo(gate, 0o600)
+    os.chown(gate, orch.uid, orch.uid)
+    name = f"slow{orch.scope}"
+    with _schedule(orch, name, "--on-calendar", "2099-01-01", "--", "/bin/sh", "-c",
+                   f"read _ < {gate}"):
+        orch.ok("schedule", "run", name)
+        wait_for(lambda: [r["status"] for r in _runs(orch, name)] == ["running"],
+                 what="the first run's session")
+        orch.ok("schedule", "run", name)  # while the first runs: merged into it
+        service = f"orch-schedule-{name}.service"
+        assert orch.systemctl("is-active", service).stdout.strip() == "activating"
+        with gate.open("w") as opened:  # the session reads it: a line, so it exits 0
+            opened.write("go\n")
+        wait_for(lambda: orch.systemctl("is-active", service).stdout.strip() == "inactive",
+                 what="the run to end")
+        assert [r["status"] for r in _runs(orch, name)] == ["exited"]
+
+
+def test_a_bad_calendar_or_name_is_one_line_and_leaves_nothing(orch: Orch) -> None:
+    done = orch("schedule", "add", "bad", "--on-calendar", "every tuesday-ish", "--",
+                "/bin/true")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("orch: --on-calendar 'every tuesday-ish': the ")
+    assert done.stderr.count("\n") == 1
+    assert orch.ok("schedule", "list", "--json").strip() == "[]"
+    named = orch("schedule", "add", "no/slash", "--on-calendar", "daily", "--", "/bin/true")
+    assert named.returncode == 2 and "expected up to 64 letters" in named.stderr
+    missing = orch("schedule", "remove", "nothing")
+    assert missing.returncode == 2 and missing.stderr == (
+        "orch: no schedule nothing (orch schedule list shows them)\n")
+    unchecked = orch("schedule", "add", "x", "--on-calendar", "daily", "--memory-max",
+                     "lots", "--", "/bin/true")
+    assert unchecked.returncode == 2 and "--memory-max" in unchecked.stderr

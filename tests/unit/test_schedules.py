@@ -1,0 +1,71 @@
+"""Schedules' unit files: what they say, read back exactly, and the spawn they run read
+back by orch spawn's own parser as the options given (tests/integration/test_schedules.py
+proves them against real managers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from orch import fastcli, schedules
+from orch.commandline import spawn_words
+from orch.errors import UsageError
+from orch.schedules import Schedule
+from orch.scope import Scope
+
+ARGS = ["--provider=claude", "--tag=a", "--tag=b c", "--memory-max=2G", "--auto-approve",
+        "--", "Fix the $HOME 100% \"now\"\nplease"]
+
+
+def test_the_units_say_when_and_what_and_read_back_exactly() -> None:
+    schedule = Schedule("nightly", "Mon..Fri 02:00", ARGS, overlap=False)
+    texts = schedules.render(schedule, Scope.USER, "/opt/orch bin/orch")
+    timer = texts["orch-schedule-nightly.timer"]
+    assert "OnCalendar=Mon..Fri 02:00\nPersistent=true\n" in timer
+    assert "WantedBy=timers.target" in timer
+    service = texts["orch-schedule-nightly.service"]
+    assert "Type=oneshot" in service
+    exec_line = next(line for line in service.splitlines() if line.startswith("ExecStart="))
+    # systemd expands $ and % there: both doubled; a word with blanks quoted.
+    assert exec_line.startswith('ExecStart="/opt/orch bin/orch" schedule fire --user nightly '
+                                '--provider=claude ')
+    assert "$$HOME 100%%" in exec_line and "\\n" in exec_line
+    assert schedules.parse("nightly", service) == schedule
+    overlapping = schedules.render(Schedule("n", "daily", ["--", "x"], overlap=True),
+                                   Scope.SYSTEM, "/usr/bin/orch")["orch-schedule-n.service"]
+    assert "fire --system --overlap n -- x" in overlapping
+    assert schedules.parse("n", "[Service]\nExecStart=/bin/true\n") is None
+    assert schedules.parse("n", "# orch-schedule {not json\n") is None
+
+
+def test_a_schedule_runs_the_very_spawn_it_was_given() -> None:
+    values = {"provider": "claude", "tags": ["a", "b c"], "memory_max": "2G",
+              "auto_approve": True, "model": None, "sandbox": False, "name": "fixer",
+              "description": "", "env": ["A=1"], "profile": None, "timeout": "1h 30min"}
+    words = spawn_words(values, ["fix it"])
+    parsed = fastcli.parse(["spawn", *words])
+    assert parsed is not None and parsed.command is not None
+    read = parsed.values
+    assert (read["provider"], read["tags"], read["memory_max"], read["auto_approve"]) == (
+        "claude", ["a", "b c"], "2G", True)
+    assert (read["name"], read["env"], read["timeout"], read["command"]) == (
+        "fixer", ["A=1"], "1h 30min", ["fix it"])
+    assert read["model"] is None and read["description"] == ""
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x/y", "..", "a" * 65])
+def test_a_bad_name_is_one_line(name: str) -> None:
+    with pytest.raises(UsageError, match="expected up to 64 letters, digits, _ and -"):
+        schedules.check_name(name)
+
+
+def test_fire_reads_the_spawn_words_after_the_name_verbatim() -> None:
+    parsed = fastcli.parse(["schedule", "fire", "--user", "nightly", *ARGS])
+    assert parsed is not None and parsed.values["spawn_args"] == ARGS
+    assert parsed.values["schedule"] == "nightly" and parsed.values["user"] is True
+
+
+def test_json_has_every_field() -> None:
+    data = Schedule("n", "daily", ["--", "x"]).to_json()
+    assert data == {"name": "n", "on_calendar": "daily", "spawn_args": ["--", "x"],
+                    "overlap": False, "timer": "orch-schedule-n.timer", "next_run": None,
+                    "last_run": None}
