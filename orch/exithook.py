@@ -168,6 +168,25 @@ def tell_end(store: StateStore, session_id: str) -> None:
         print(f"orch: {problem}", file=sys.stderr)
 
 
+def tell_idle(store: StateStore, session_id: str) -> None:
+    """Tell a conversation waits for its next message (orch.convhold saw its turn end),
+    unless one waits in its input already, or it is being stopped."""
+    from orch.conversation import waiting
+    from orch.events import Kind
+    from orch.scope import Scope
+    from orch.session import Status
+    from orch.usecases.transitions import tell
+
+    record = store.load(archived=False).get(session_id)
+    if record is None or record.intent is not None \
+            or waiting(Scope(record.scope), session_id):
+        return
+    with _runtime(store) as rt:
+        problems = tell(rt, record, Kind.IDLE, Status.IDLE)
+    for problem in problems:
+        print(f"orch: {problem}", file=sys.stderr)
+
+
 def _wake(store: StateStore, session_id: str) -> int:
     from orch.usecases.unattended import wake
 

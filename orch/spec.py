@@ -375,7 +375,11 @@ def _exit_hook_path() -> str:
 
 @functools.cache
 def _tty_holder_path() -> str:
-    return str(Path(__file__).resolve().parent / "ttyhold.py")
+    return _package_file("ttyhold.py")
+
+
+def _package_file(name: str) -> str:
+    return str(Path(__file__).resolve().parent / name)
 
 
 def tty_socket(scope: Scope, session_id: str) -> Path:
@@ -406,10 +410,13 @@ def description(session_id: str, spec: SessionSpec) -> str:
 def properties(spec: SessionSpec, *, session_id: str, unit: str, scope: Scope,
                program: str, cwd: str, path: str, state_dir: Path,
                options: SpawnOptions | None = None,
-               secrets_file: Path | None = None) -> list[Property]:
+               secrets_file: Path | None = None, conversation: bool = False
+               ) -> list[Property]:
     """The transient service's properties: argv as a list (no shell), Type=exec so a
     program that cannot be executed fails the start job, the exit hook, the options,
-    and the file the manager reads the secrets from when it starts the program."""
+    and the file the manager reads the secrets from when it starts the program. A
+    CONVERSATION's agent runs behind its relay (orch.convhold), which tells its turns'
+    ends."""
     env = {"PATH": path, **spec.env,
            "ORCH_SESSION_ID": str(session_id), "ORCH_UNIT": unit, "ORCH_SCOPE": str(scope)}
     # What the exit hook reads: the same state, and the same configuration (a queue's
@@ -422,6 +429,9 @@ def properties(spec: SessionSpec, *, session_id: str, unit: str, scope: Scope,
     if options is not None and options.tty:  # the holder runs the program on a terminal
         start = (sys.executable, [sys.executable, "-I", _tty_holder_path(),
                                   str(tty_socket(scope, session_id)), program, *spec.argv])
+    elif conversation:
+        start = (sys.executable, [sys.executable, "-I", _package_file("convhold.py"),
+                                  str(state_dir), program, *spec.argv])
     return [
         ("Description", "s", description(session_id, spec)),
         ("Type", "s", "exec"),

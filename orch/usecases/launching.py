@@ -60,7 +60,8 @@ def unit_properties(rt: Runtime, record: Record, options: SpawnOptions,
     secret_file = secrets.write(scope, record.id, values) if values else None
     props = properties(spec, session_id=record.id, unit=record.unit, scope=scope,
                        program=program, cwd=record.cwd, path=path, state_dir=rt.store.directory,
-                       options=options, secrets_file=secret_file)
+                       options=options, secrets_file=secret_file,
+                       conversation=bool(record.agent.get("interactive")))
     return props, secret_file
 
 

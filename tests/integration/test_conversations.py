@@ -5,6 +5,7 @@ the ended session resuming it; another user cannot reach it."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,27 @@ def test_a_conversation_killed_mid_turn_is_resumed_by_the_next_message(
             (0, "idle", "picked up again")
         assert "start something slow" in json.dumps(script.requests[-1]["body"]["messages"])
     agent.ok("stop", sid)
+
+
+def test_each_turn_s_end_is_told_and_runs_the_idle_hook(agent: Orch) -> None:  # noqa: F811
+    told = agent.state_dir.parent / "idle.log"
+    told.write_text("")
+    os.chown(told, agent.uid, agent.uid)
+    config = agent.state_dir.parent / "config.toml"
+    config.write_text('[hooks]\non_idle = ["/bin/sh", "-c", '
+                      f'"echo $ORCH_STATUS $ORCH_EVENT >> {told}"]\n')
+    os.chown(config, agent.uid, agent.uid)
+    agent.extra_env["ORCH_CONFIG"] = str(config)
+    with serve([Text("first answer"), Text("second answer")]) as (url, _):
+        sid = _claude(agent, url, "hello there", "--interactive")
+        wait_for(lambda: told.read_text() == "idle idle\n", TURN_S, "the first idle hook")
+        agent.ok("send", sid, "and then?")
+        wait_for(lambda: told.read_text() == "idle idle\n" * 2, TURN_S, "the second")
+        agent.ok("stop", sid)
+    events = [json.loads(line) for line in agent.ok("events", "--json", sid).splitlines()]
+    assert [e["event"] for e in events] == ["spawned", "started", "idle", "idle", "ended"]
+    assert events[-1]["status"] == "stopped"
+    # Behind the relay, the agent's output reaches the journal whole, and its last
+    # lines too.
+    assert "second answer" in agent.ok("result", sid)
+    assert agent.ok("logs", "--no-pager", sid).count("── success ·") == 2
