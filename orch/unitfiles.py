@@ -34,15 +34,19 @@ def word(text: str, exec_line: bool = False) -> str:
     return f'"{escaped}"'
 
 
-def _environment(state_dir: str | None) -> str:
-    return f"Environment={word('ORCH_STATE_DIR=' + state_dir)}\n" if state_dir else ""
+def _environment(state_dir: str | None, config: str | None) -> str:
+    return "".join(f"Environment={word(f'{name}={value}')}\n"
+                   for name, value in (("ORCH_STATE_DIR", state_dir), ("ORCH_CONFIG", config))
+                   if value)
 
 
-def render(scope: Scope, orch: str, state_dir: str | None = None) -> dict[str, str]:
-    """The unit files for SCOPE, running ORCH; STATE_DIR is baked in when given."""
+def render(scope: Scope, orch: str, state_dir: str | None = None,
+           config: str | None = None) -> dict[str, str]:
+    """The unit files for SCOPE, running ORCH; STATE_DIR and CONFIG (the configuration
+    file: a queue's limits, for recover to start what waits) are baked in when given."""
     flag = f"--{scope}"
     wanted_by = "multi-user.target" if scope is Scope.SYSTEM else "default.target"
-    env = _environment(state_dir)
+    env = _environment(state_dir, config)
     return {
         RECOVER: (
             "[Unit]\n"
@@ -98,10 +102,12 @@ def this_orch() -> str:
 
 
 def install(scope: Scope) -> list[Path]:
-    """Write the units for SCOPE (running this orch, with ORCH_STATE_DIR if set), reload
+    """Write the units for SCOPE (running this orch, with ORCH_STATE_DIR and ORCH_CONFIG
+    if set), reload
     the manager, enable recovery and the reap timer, and start the timer."""
     directory = unit_dir(scope)
-    texts = render(scope, this_orch(), os.environ.get("ORCH_STATE_DIR"))
+    texts = render(scope, this_orch(), os.environ.get("ORCH_STATE_DIR"),
+                   os.environ.get("ORCH_CONFIG"))
     written = []
     try:
         directory.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from functools import partial
 
 from orch import faults, queues, secrets
 from orch.errors import OrchError
@@ -73,10 +72,11 @@ def _admit_queue(rt: Runtime, name: str, limits: QueueLimits, started: list[Sess
     def free() -> int | None:
         return free_here(rt.manager_of(scope), scope)
 
+    def decide(sessions: Sessions) -> Admission:
+        return queues.admit(sessions, name, limits, free, _liveness(rt), rt.now_iso())
+
     while True:
-        decision: Admission = rt.store.update(
-            partial(queues.admit, queue=name, limits=limits, free_memory=free,
-                    live=_liveness(rt), now=rt.now_iso()))
+        decision = rt.store.update(decide)
         if decision.admitted:
             faults.point("queue.admitted")
         if decision.memory_short:
@@ -95,14 +95,16 @@ def _admit_queue(rt: Runtime, name: str, limits: QueueLimits, started: list[Sess
 
 
 def _liveness(rt: Runtime) -> Callable[[Record], bool]:
-    """Whether a record's unit is loaded now or its start is in flight. The units are
-    listed before the state lock is taken, so one started since is missed: a start
-    asked for lately counts as live too, and one that ended has its end recorded."""
+    """Whether a record's unit is loaded now, or its start is in flight (asked for
+    lately, not yet confirmed). Called under the state lock: a start is confirmed
+    under it, so a unit that started since the listing cannot be confirmed meanwhile,
+    and one that is not loaded but confirmed has ended (recorded, or cut off)."""
     loaded = rt.manager_of(rt.scope).loaded()
     now = rt.now()
 
     def live(record: Record) -> bool:
-        return record.unit in loaded or recent(record.requested_at or "", now)
+        return record.unit in loaded or (record.invocation_id is None
+                                         and recent(record.requested_at or "", now))
     return live
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -82,6 +81,8 @@ def _run(rt: Runtime, config: Config, key: str, record: Record, event: Event) ->
     stamp = time.time_ns()
     result_file = _result_file(scope, record, stamp)
     unit = f"orch-hook-{key.removeprefix('on_')}-{record.id[:8]}-{stamp}.service"
+    import shutil  # only where a hook runs: every spawn loads this module
+
     try:
         manager = rt.manager_of(scope)
         program = shutil.which(argv[0]) or argv[0]
@@ -109,6 +110,8 @@ def _result_file(scope: Scope, record: Record, stamp: int) -> Path:
 
 def _properties(record: Record, key: str, event: Event, program: str, argv: list[str],
                 result_file: Path) -> list[Property]:
+    import shutil
+
     from orch.spec import literal_argv
 
     env = {"ORCH_SESSION_ID": record.id, "ORCH_NAME": record.name,

@@ -6,7 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.integration.conftest import Orch, wait_for
+import pytest
+
+from orch import box
+from tests.integration.conftest import Machine, Orch, wait_for
+from tests.integration.test_recovery import _power_cut_and_boot
 
 
 def _queue(orch: Orch, body: str = "[queues.q]\nmax_running = 2\n") -> Path:
@@ -126,3 +130,23 @@ def test_recover_starts_a_session_a_crash_left_between_admission_and_start(
     assert log.read_text() == "ran\n"
     orch.ok("recover")  # again: nothing starts twice
     assert log.read_text() == "ran\n"
+
+
+@pytest.mark.skipif(box.systemd_is_pid1(), reason="a power cut needs a box")
+def test_a_queued_session_survives_a_power_cut_and_runs_after_boot(
+        orch: Orch, machine: Machine) -> None:
+    _queue(orch, "[queues.q]\nmax_running = 1\n")
+    log = _log(orch)
+    installed = orch.ok("units", "install").split()  # recover at boot, with this config
+    try:
+        holder = orch.spawn("sleep", "600", opts=["--queue", "q"])
+        waiting = orch.spawn("/bin/sh", "-c", f"echo ran >> {log}", opts=["--queue", "q"])
+        assert orch.show(waiting)["status"] == "queued"
+        _power_cut_and_boot(machine)
+        # orch-recover.service at boot: the holder was cut off, its slot is free again.
+        assert orch("wait", "--timeout", "60", waiting).returncode == 0
+        assert log.read_text() == "ran\n"
+        assert orch.show(holder)["status"] == "lost"
+        assert any(p.endswith("orch-recover.service") for p in installed)
+    finally:
+        orch("units", "uninstall")

@@ -55,6 +55,9 @@ def test_state_dir_baked_into_both_services(scope: Scope) -> None:
     for name in (RECOVER, REAP):
         assert _value(units[name], "Environment") == ["ORCH_STATE_DIR=/srv/orch-state"]
     assert _value(units[REAP_TIMER], "Environment") == []
+    configured = render(scope, "/usr/bin/orch", "/srv/orch-state", "/etc/orch/night.toml")
+    assert _value(configured[RECOVER], "Environment") == [
+        "ORCH_STATE_DIR=/srv/orch-state", "ORCH_CONFIG=/etc/orch/night.toml"]
 
 
 def test_state_dir_with_spaces_is_quoted_as_one_assignment() -> None:

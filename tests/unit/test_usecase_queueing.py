@@ -217,3 +217,19 @@ def test_reap_all_removes_queued_sessions_without_starting_them(
     reaped = reap.reap(rt, everything=True, older_than=0)
     assert sorted(s.name for s in reaped) == ["a", "b", "c"]
     assert rt.store.load() == {} and len(fake.called("submit_transient")) == 2
+
+
+def test_a_member_a_power_cut_ended_unrecorded_frees_its_slot_at_once(
+        fake: FakeManager, rt: Runtime) -> None:
+    """Confirmed started, no end recorded, no unit: cut off (recover calls it lost). Its
+    slot is free even though it started a moment ago; one started but not yet confirmed
+    keeps its slot."""
+    _config("[queues.q]\nmax_running = 1\n")
+    now = rt.now_iso()
+    put(rt, "cut", queue="q", admitted_at=now, requested_at=now, invocation_id="c" * 32)
+    waiting = put(rt, "next", queue="q")
+    assert [s.id for s in queueing.admit(rt).sessions] == [waiting.id]
+    put(rt, "flight", queue="q", admitted_at=now, requested_at=now)  # not confirmed yet
+    fake.units.clear()  # "next" is cut off too
+    put(rt, "later", queue="q")
+    assert queueing.admit(rt).sessions == []  # "flight" holds the one slot
