@@ -8,9 +8,13 @@ from __future__ import annotations
 import json
 import time
 
-from tests.integration.conftest import Orch, wait_for
+import pytest
+
+from orch import box
+from tests.integration.conftest import Machine, Orch, wait_for
 from tests.integration.fake_model import OVERLOADED, Text, serve, usage_limit
 from tests.integration.test_agents import _owned, agent  # noqa: F401  (fixture)
+from tests.integration.test_recovery import _power_cut_and_boot
 
 
 def _spawn(orch: Orch, url: str, prompt: str, *opts: str) -> str:
@@ -96,3 +100,24 @@ def test_stop_cancels_a_limited_session_and_its_timer(agent: Orch) -> None:  # n
     wait_for(lambda: _wake_timers(agent, sid) == [], what="its timer to be gone")
     _, err = waiting.communicate(timeout=60)  # a wait on it ends with the stop
     assert waiting.returncode == 1, err
+
+
+@pytest.mark.skipif(box.systemd_is_pid1(), reason="a power cut needs a box")
+def test_a_reboot_takes_the_timer_and_recover_arms_it_again(
+        agent: Orch, machine: Machine) -> None:  # noqa: F811
+    agent.ok("units", "install")  # recover at boot
+    try:
+        with serve([usage_limit(int(time.time()) + 3600)]) as (url, _):
+            sid = _spawn(agent, url, "later")
+            wait_for(lambda: len(_wake_timers(agent, sid)) == 1, timeout=60,
+                     what="the timer that resumes it")
+        resumes = agent.show(sid)["resumes_at"]
+        _power_cut_and_boot(machine)
+        wait_for(lambda: len(_wake_timers(agent, sid)) == 1, timeout=60,
+                 what="recover at boot to arm it again")
+        shown = agent.show(sid)
+        assert (shown["status"], shown["resumes_at"]) == ("limited", resumes)
+        agent.ok("recover")
+        assert len(_wake_timers(agent, sid)) == 1  # armed once
+    finally:
+        agent("units", "uninstall")
