@@ -196,7 +196,9 @@ def _write(directory: Path, texts: dict[str, str]) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         for name, text in texts.items():
-            files.write_atomically(directory / name, text.encode(), 0o644)
+            # The spawn's words (a prompt, --env values) are the caller's alone; the
+            # manager reads the files as root or as the user.
+            files.write_atomically(directory / name, text.encode(), 0o600)
     except OSError as err:
         raise OrchError(f"cannot write units to {directory}: {err.strerror}") from None
     except files.WriteFailed as failed:

@@ -43,6 +43,12 @@ def test_a_schedule_fires_on_its_calendar_and_runs_now_on_demand(orch: Orch) -> 
         assert listed["spawn_args"] == ["--tag=mine", "--", "/bin/sh", "-c",
                                         f"echo tick >> {log}"]
         assert listed["next_run"] is not None
+        home = orch.env.get("HOME", "/root")
+        units = Path(home) / ".config/systemd/user" if orch.scope == "user" \
+            else Path("/etc/systemd/system")
+        modes = orch.machine.run(["stat", "-c", "%a", str(units / f"orch-schedule-{name}.timer"),
+                                  str(units / f"orch-schedule-{name}.service")])
+        assert modes.stdout.split() == ["600", "600"]  # its prompt and --env are private
         wait_for(lambda: any(r["status"] == "exited" for r in _runs(orch, name)),
                  timeout=30, what="a run on the calendar")
         run = _runs(orch, name)[-1]
