@@ -84,15 +84,20 @@ class Relay:
         self.size = DEFAULT_WINDOW
 
     def run(self) -> None:
-        while True:
-            for key, _ in self.selector.select():
-                if key.fileobj is self.server:
-                    self._accept()
-                elif key.fileobj == self.master:
-                    if not self._output():
-                        return
-                else:
-                    self._input(key.fileobj)  # type: ignore[arg-type]
+        while all(self.handle(key.fileobj) for key, _ in self.selector.select()):
+            pass
+
+    def handle(self, ready: object) -> bool:
+        """Act on READY, one of the selector's ready objects; False once the terminal
+        has closed. A client dropped earlier in the same batch (its send failed) is
+        skipped: reading it would find it closed."""
+        if ready is self.server:
+            self._accept()
+        elif ready == self.master:
+            return self._output()
+        elif isinstance(ready, socket.socket) and ready in self.clients:
+            self._input(ready)
+        return True
 
     def _accept(self) -> None:
         client, _ = self.server.accept()
@@ -156,8 +161,9 @@ class Relay:
         _set_window(self.master, rows, columns)
 
     def _drop(self, client: socket.socket) -> None:
+        if self.clients.pop(client, None) is None:
+            return  # dropped already
         self.selector.unregister(client)
-        del self.clients[client]
         client.close()
 
 

@@ -103,3 +103,25 @@ def test_a_socket_a_crash_left_behind_is_replaced_and_anything_else_left_alone(
                               "true"], capture_output=True, text=True, timeout=20, check=False)
     assert refused.returncode == 1 and other.read_text() == "not a socket"
     assert refused.stderr == f"orch: cannot listen at {other}: Address already in use\n"
+
+
+def test_a_client_gone_in_the_middle_of_a_batch_is_dropped_once(tmp_path: Path) -> None:
+    """The terminal's output and a detached client's end can be ready in one batch: the
+    send to the client fails first and drops it; its own event, next, must not crash
+    the relay (its end would hang up the program)."""
+    import pty
+
+    master, slave = pty.openpty()
+    path = tmp_path / "sock"
+    relay = ttyhold.Relay(master, ttyhold._listen(str(path)))
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(str(path))
+    assert relay.handle(relay.server)
+    [held] = list(relay.clients)
+    client.close()
+    os.write(slave, b"output\n")
+    assert relay.handle(master)  # the send to the gone client fails: it is dropped
+    assert held not in relay.clients
+    assert relay.handle(held)  # its own event, later in the batch: skipped
+    os.close(slave)
+    assert not relay.handle(master)  # the terminal closed: the relay is done
