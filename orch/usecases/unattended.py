@@ -11,8 +11,6 @@ timer a reboot took (rearm), and stop, kill and resume cancel it (cancel_wake).
 
 from __future__ import annotations
 
-import time
-
 from orch import agents, limits
 from orch.frozen import dataclass, replace
 from orch.scope import Scope
@@ -64,7 +62,7 @@ def judge(rt: Runtime, record: Record, ending: Ending) -> Verdict | None:
         return found.final_result is not None or found.is_error
 
     lines = output_lines(record, complete=complete, grace=RESULT_GRACE)
-    now = time.time()
+    now = rt.now().timestamp()
     failure = limits.classify(agents.output_format(record), lines, now)
     return Verdict(agents.read_result(record, lines), failure,
                    _resumes_at(record, failure, now), now)
@@ -192,7 +190,7 @@ def rearm(rt: Runtime, records: Sessions) -> list[str]:
     """Arm the timer of every waiting session whose timer is gone (a reboot takes
     transient units); their ids."""
     armed = []
-    now = time.time()
+    now = rt.now().timestamp()
     from datetime import datetime
 
     for record in records.values():

@@ -5,7 +5,7 @@ replaced by the agent's real output (tests/unit/data/agents)."""
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from orch.session import Record, Status
 from orch.spec import SpawnOptions
 from orch.usecases import control, query, recover, unattended
 from orch.usecases import spawn as spawning
-from tests.unit.fakemanager import FakeManager, put
+from tests.unit.fakemanager import Clock, FakeManager, put, runtime
 
 AGENTS = Path(__file__).parent / "data" / "agents"
 
@@ -53,8 +53,20 @@ def _timer_props(fake: FakeManager, unit: str) -> dict[str, object]:
     return {name: value for name, _, value in fake.units[unit].properties}
 
 
+# Three hours before the usage-limit sample's reset (its resetsAt, 1796569200).
+BEFORE_RESET = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def before_reset(fake: FakeManager, isolated_env: Path) -> Runtime:
+    """A runtime whose clock stands three hours before the sample's reset."""
+    return runtime(fake, isolated_env, Clock(BEFORE_RESET))
+
+
 def test_a_usage_limit_waits_for_its_reset_with_a_little_jitter(
-        fake: FakeManager, rt: Runtime, claude: Path, output: dict[str, list[str]]) -> None:
+        fake: FakeManager, before_reset: Runtime, claude: Path,
+        output: dict[str, list[str]]) -> None:
+    rt = before_reset
     record = _failed(rt, claude, "claude-usage-limit.jsonl", output)
     waiting = unattended.after_exit(rt, record.id)
     assert waiting is not None and waiting.waiting_for == "usage limit (five_hour)"
@@ -65,8 +77,7 @@ def test_a_usage_limit_waits_for_its_reset_with_a_little_jitter(
     [timer] = _timers(fake, record)
     props = _timer_props(fake, timer)
     assert props["RandomizedDelayUSec"] == 120_000_000
-    [(_, delay)] = props["TimersMonotonic"]  # type: ignore[misc]
-    assert abs(delay / 1e6 - (1796569200 - time.time())) < 60
+    assert props["TimersMonotonic"] == [("OnActiveSec", 3 * 3600 * 1_000_000)]
     service = _timer_props(fake, timer.replace(".timer", ".service"))
     assert service["ExecStart"][0][1][-3:] == [  # type: ignore[index]
         "--wake", str(rt.store.directory), record.id]
@@ -179,7 +190,9 @@ def test_recover_arms_again_a_timer_a_reboot_took(
 
 
 def test_a_limited_provider_holds_its_queued_sessions_but_not_others(
-        fake: FakeManager, rt: Runtime, claude: Path, output: dict[str, list[str]]) -> None:
+        fake: FakeManager, before_reset: Runtime, claude: Path,
+        output: dict[str, list[str]]) -> None:
+    rt = before_reset
     _config("[queues.q]\nmax_running = 3\n")
     limited = _failed(rt, claude, "claude-usage-limit.jsonl", output, queue="q",
                       admitted_at=rt.now_iso())
