@@ -164,6 +164,20 @@ class Orch:
         scope = ["--user"] if self.scope == "user" else []
         return self.machine.run(["systemctl", *scope, *args], user=self.user, env=self.env)
 
+    def owned_file(self, name: str, text: str = "") -> Path:
+        """A file beside the state directory, holding TEXT, owned by this caller (for its
+        sessions and hooks to write)."""
+        path = self.state_dir.parent / name
+        path.write_text(text)
+        os.chown(path, self.uid, self.uid)
+        return path
+
+    def use_config(self, body: str) -> Path:
+        """A configuration file of BODY that orch (and the sessions' hooks) read."""
+        path = self.owned_file("config.toml", body)
+        self.extra_env["ORCH_CONFIG"] = str(path)
+        return path
+
     def logs_text(self, ref: str) -> str:
         """The session's output lines (`orch logs -o cat`)."""
         return self.ok("logs", "-o", "cat", ref)

@@ -5,7 +5,6 @@ the ended session resuming it; another user cannot reach it."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -132,14 +131,9 @@ def test_a_conversation_killed_mid_turn_is_resumed_by_the_next_message(
 
 
 def test_each_turn_s_end_is_told_and_runs_the_idle_hook(agent: Orch) -> None:  # noqa: F811
-    told = agent.state_dir.parent / "idle.log"
-    told.write_text("")
-    os.chown(told, agent.uid, agent.uid)
-    config = agent.state_dir.parent / "config.toml"
-    config.write_text('[hooks]\non_idle = ["/bin/sh", "-c", '
-                      f'"echo $ORCH_STATUS $ORCH_EVENT >> {told}"]\n')
-    os.chown(config, agent.uid, agent.uid)
-    agent.extra_env["ORCH_CONFIG"] = str(config)
+    told = agent.owned_file("idle.log")
+    agent.use_config('[hooks]\non_idle = ["/bin/sh", "-c", '
+                     f'"echo $ORCH_STATUS $ORCH_EVENT >> {told}"]\n')
     with serve([Text("first answer"), Text("second answer")]) as (url, _):
         sid = _claude(agent, url, "hello there", "--interactive")
         wait_for(lambda: told.read_text() == "idle idle\n", TURN_S, "the first idle hook")

@@ -7,24 +7,8 @@ import json
 import os
 import select
 import time
-from pathlib import Path
 
 from tests.integration.conftest import Orch, wait_for
-
-
-def _config(orch: Orch, body: str) -> Path:
-    path = orch.state_dir.parent / "config.toml"
-    path.write_text(body)
-    os.chown(path, orch.uid, orch.uid)
-    orch.extra_env["ORCH_CONFIG"] = str(path)
-    return path
-
-
-def _owned_file(orch: Orch, name: str) -> Path:
-    path = orch.state_dir.parent / name
-    path.write_text("")
-    os.chown(path, orch.uid, orch.uid)
-    return path
 
 
 def _events(orch: Orch, *args: str) -> list[dict[str, object]]:
@@ -32,10 +16,10 @@ def _events(orch: Orch, *args: str) -> list[dict[str, object]]:
 
 
 def test_each_transition_is_told_once_and_hooks_run_with_the_session(orch: Orch) -> None:
-    told = _owned_file(orch, "told.txt")
+    told = orch.owned_file("told.txt")
     script = (f'echo "$ORCH_NAME $ORCH_STATUS $ORCH_EXIT_CODE $(cat "$ORCH_RESULT_FILE")" '
               f'>> {told}')
-    _config(orch, f'[hooks]\non_end = ["/bin/sh", "-c", {json.dumps(script)}]\n'
+    orch.use_config(f'[hooks]\non_end = ["/bin/sh", "-c", {json.dumps(script)}]\n'
                   'on_failed = ["/bin/false"]\n')
     ok = orch.spawn("/bin/true", opts=["--name", "good"])
     bad = orch.spawn("/bin/sh", "-c", "exit 3", opts=["--name", "bad"])

@@ -3,54 +3,24 @@ the ending session's exit hook, cancel, wait, and recover after a crash mid-admi
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from orch import box
 from tests.integration.conftest import Machine, Orch, wait_for
+from tests.integration.test_after import _gate, _log, _open
 from tests.integration.test_recovery import _power_cut_and_boot
 
 
 def _queue(orch: Orch, body: str = "[queues.q]\nmax_running = 2\n") -> Path:
     """A configuration with queue q, for orch and for the hooks of its sessions."""
-    path = orch.state_dir.parent / "config.toml"
-    path.write_text(body)
-    os.chown(path, orch.uid, orch.uid)
-    orch.extra_env["ORCH_CONFIG"] = str(path)
-    return path
-
-
-def _gate(orch: Orch, name: str) -> Path:
-    path = orch.state_dir.parent / f"gate-{name}"
-    os.mkfifo(path, 0o600)
-    os.chown(path, orch.uid, orch.uid)
-    return path
-
-
-def _open(gate: Path) -> None:
-    """Let the session blocked on GATE end: open the FIFO once it has a reader."""
-    def opened() -> bool:
-        try:
-            os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:
-            return False
-        return True
-
-    wait_for(opened, what=f"a reader on {gate.name}")
+    return orch.use_config(body)
 
 
 def _gated(orch: Orch, name: str, log: Path) -> list[str]:
     gate = _gate(orch, name)
     return ["/bin/sh", "-c", f"echo +{name} >> {log}; read _ < {gate}; echo -{name} >> {log}"]
-
-
-def _log(orch: Orch) -> Path:
-    path = orch.state_dir.parent / "order.log"
-    path.write_text("")
-    os.chown(path, orch.uid, orch.uid)
-    return path
 
 
 def _statuses(orch: Orch) -> dict[str, str]:

@@ -26,15 +26,8 @@ def _runs(orch: Orch, name: str) -> list[dict[str, object]]:
     return orch.ps("--tag", f"schedule:{name}")
 
 
-def _owned(orch: Orch, name: str) -> Path:
-    path = orch.state_dir.parent / name
-    path.write_text("")
-    os.chown(path, orch.uid, orch.uid)
-    return path
-
-
 def test_a_schedule_fires_on_its_calendar_and_runs_now_on_demand(orch: Orch) -> None:
-    log = _owned(orch, "ticks.log")
+    log = orch.owned_file("ticks.log")
     name = f"tick{orch.scope}"
     with _schedule(orch, name, "--on-calendar", "*:*:0/2", "--tag", "mine", "--",
                    "/bin/sh", "-c", f"echo tick >> {log}"):
