@@ -188,6 +188,30 @@ def age(iso: str | None, now: datetime | None = None) -> str:
     return f"{max(seconds, 0)}s"
 
 
+# --- resources ------------------------------------------------------------------------
+
+def format_bytes(count: int) -> str:
+    """COUNT bytes as systemd's format_bytes() writes them: "512B", "180.0K", "1.2G"."""
+    for suffix, factor in (("E", 1 << 60), ("P", 1 << 50), ("T", 1 << 40), ("G", 1 << 30),
+                           ("M", 1 << 20), ("K", 1 << 10)):
+        if count >= factor:
+            return f"{count // factor}.{count * 10 // factor % 10}{suffix}"
+    return f"{count}B"
+
+
+def cpu_time(nsec: int) -> str:
+    """CPU time as `systemctl status` shows it: "1.234s", "5ms", "2min 3.101s"."""
+    return format_timespan(nsec // 1000, 1000)
+
+
+def resources(memory: int | None, cpu_nsec: int | None, cost: float | None
+              ) -> tuple[str, str, str]:
+    """The MEM, CPU and COST cells of a table row; "-" where nothing is known."""
+    return (format_bytes(memory) if memory is not None else "-",
+            cpu_time(cpu_nsec) if cpu_nsec is not None else "-",
+            money(cost) if cost is not None else "-")
+
+
 # --- money and tokens -----------------------------------------------------------------
 
 def money(usd: float) -> str:
@@ -305,6 +329,13 @@ def details(session: Session, now: datetime | None = None, unicode: bool = True)
             s.provider, s.provider_session_id and f"(session {s.provider_session_id})"]))),
         ("Tokens", tokens(s.usage) if s.usage else None),
         ("Cost", money(s.cost_usd) if s.cost_usd is not None else None),
+        ("Tasks", str(s.tasks_current) if s.tasks_current is not None else None),
+        ("Memory", format_bytes(s.memory_current) if s.memory_current is not None
+         else None),
+        ("CPU", cpu_time(s.cpu_usage_nsec) if s.cpu_usage_nsec is not None else None),
+        ("IO", f"{format_bytes(s.io_read_bytes)} read, {format_bytes(s.io_write_bytes)} "
+         "written" if s.io_read_bytes is not None and s.io_write_bytes is not None
+         else None),
         ("Options", key_values(s.options)),
         ("Worktree", s.worktree),
         ("Placement", s.placement),
@@ -313,6 +344,7 @@ def details(session: Session, now: datetime | None = None, unicode: bool = True)
          f"({s.waiting_for})"),
         ("Result", _result_text(s.final_result, s.id[:8], ellipsis) if s.final_result
          else None),
+        ("Processes", _processes(s.processes) if s.processes else None),
     ]
     shown = [(label, value) for label, value in fields if value]
     several = len(s.invocations) > 1
@@ -328,6 +360,13 @@ def details(session: Session, now: datetime | None = None, unicode: bool = True)
         lines += [_invocation(number, run, now, width)
                   for number, run in enumerate(s.invocations, 1)]
     return "\n".join(lines)
+
+
+def _processes(processes: list[dict[str, Any]]) -> str:
+    """A session's processes, one a line: pid, memory, CPU time and command line."""
+    rows = [(str(p["pid"]), format_bytes(p["memory_rss"]), cpu_time(p["cpu_usage_nsec"]),
+             shlex.join(p["command"])) for p in processes]
+    return layout(rows)
 
 
 def _invocation(number: int, run: dict[str, Any], now: datetime, width: int) -> str:
@@ -348,7 +387,7 @@ def _invocation(number: int, run: dict[str, Any], now: datetime, width: int) -> 
 
 # --- orch ps --------------------------------------------------------------------------
 
-COLUMNS = ("ID", "NAME", "STATUS", "PID", "AGE", "COMMAND")
+COLUMNS = ("ID", "NAME", "STATUS", "PID", "MEM", "CPU", "COST", "AGE", "COMMAND")
 _FLEXIBLE = ("HOST", "NAME", "COMMAND")  # the columns cut to fit, widest first
 _GAP = "  "
 
@@ -401,7 +440,9 @@ def table(sessions: list[Session], width: int | None = None, ellipsis: str = ELL
     """The `orch ps` table, fitted to WIDTH (None: every cell whole)."""
     rows: list[Sequence[str]] = [COLUMNS]
     rows += [(s.id[:8], s.name, status_cell(str(s.status), s.position),
-              str(s.main_pid or "-"), age(s.created_at, now), shlex.join(s.argv))
+              str(s.main_pid or "-"), *resources(s.memory_current, s.cpu_usage_nsec,
+                                                 s.cost_usd),
+              age(s.created_at, now), shlex.join(s.argv))
              for s in sessions]
     return layout(rows, width, _flexible(COLUMNS), ellipsis)
 
@@ -437,6 +478,7 @@ def hosts_table(sessions: list[dict[str, Any]], width: int | None = None,
     rows += [(str(s["host"]), str(s.get("id", ""))[:8], str(s.get("name", "")),
               status_cell(str(s.get("status", "")), s.get("position")),
               str(s.get("main_pid") or "-"),
+              *resources(s.get("memory_current"), s.get("cpu_usage_nsec"), s.get("cost_usd")),
               age(s.get("created_at"), now),
               shlex.join(str(word) for word in s.get("argv") or [])) for s in sessions]
     return layout(rows, width, _flexible(header), ellipsis)

@@ -316,3 +316,13 @@ def _text(lines: list[str]) -> AgentResult:
     """Plain output (copilot -s, ollama run): the answer is the output itself, with the
     blank lines around it trimmed. No session id, usage or cost is printed."""
     return AgentResult(None, _str("\n".join(lines).strip()), False, None, None)
+
+
+def summed(invocations: list[dict[str, Any]]) -> tuple[float | None, dict[str, int] | None]:
+    """The cost and tokens of INVOCATIONS together (None where none said any)."""
+    costs = [run["cost_usd"] for run in invocations if run.get("cost_usd") is not None]
+    tokens: dict[str, int] = {}
+    for run in invocations:
+        for kind, count in (run.get("usage") or {}).items():
+            tokens[kind] = tokens.get(kind, 0) + count
+    return (sum(costs) if costs else None), (tokens or None)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # typing costs ~10 ms at import, which every command would pa
     from types import TracebackType
     from typing import Protocol
 
+    from orch.cgroups import Accounting
     from orch.dbus import Property
     from orch.session import UnitFacts, UnitView
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # typing costs ~10 ms at import, which every command would pa
         def facts(self, unit: str, path: bytes, states: States) -> UnitFacts: ...
         def reset_failed(self, unit: str) -> None: ...
         def memory_available(self, unit: str) -> int | None: ...
+        def control_group(self, unit: str) -> str | None: ...
         def wait_until(self, units: Sequence[str], done: Callable[[], bool],
                        timeout: float | None, poll: float | None = None) -> bool: ...
 
@@ -80,12 +82,23 @@ class Runtime:
     thread, as a manager connection does: another thread takes a fork()."""
 
     def __init__(self, scope: Scope, store: StateStore | None = None, *,
-                 connect: Connect = connect, clock: Clock = utc_now) -> None:
+                 connect: Connect = connect, clock: Clock = utc_now,
+                 accounting: Accounting | None = None) -> None:
         self.scope = scope
         self.store = store if store is not None else store_for(scope)
         self.clock = clock
         self._connect = connect
         self._managers: dict[Scope, ManagerPort] = {}
+        self._accounting = accounting
+
+    @property
+    def accounting(self) -> Accounting:
+        """Where this host's cgroups count each resource (read once, when first asked)."""
+        if self._accounting is None:
+            from orch.cgroups import Accounting
+
+            self._accounting = Accounting()
+        return self._accounting
 
     @property
     def manager(self) -> ManagerPort:
@@ -113,7 +126,8 @@ class Runtime:
     def fork(self) -> Runtime:
         """A runtime of the same scope, store, connector and clock with managers of its
         own (for another thread)."""
-        return Runtime(self.scope, self.store, connect=self._connect, clock=self.clock)
+        return Runtime(self.scope, self.store, connect=self._connect, clock=self.clock,
+                       accounting=self._accounting)
 
     def close(self) -> None:
         """Close every manager this runtime connected to."""

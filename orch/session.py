@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from enum import StrEnum
 
+from orch.cgroups import NO_USAGE, Usage
 from orch.frozen import dataclass, field, replace, shape
 from orch.recordcheck import record_values
 
@@ -128,6 +129,8 @@ class Invocation:
     exit_code: int | None = None
     exit_signal: str | None = None
     result: str | None = None
+    usage: dict[str, int] | None = None  # what its agent said it used
+    cost_usd: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """As JSON data."""
@@ -217,13 +220,14 @@ class Record:
         ending = self.ending()
         ended_as = ended_status(ending, self.intent) if ending else Status.LOST
         past = Invocation(self.invocation_id, self.started_at, self.ended_at, ended_as,
-                          self.exit_code, self.exit_signal, self.result)
+                          self.exit_code, self.exit_signal, self.result, self.usage,
+                          self.cost_usd)
         return replace(
             self, history=[*self.history, past.to_json()], restarts=self.restarts + 1,
             invocation_id=None, main_pid=None, started_at=None, ended_at=None, exit_code=None,
             exit_signal=None, result=None, intent=None, requested_at=requested_at,
             final_result=None, agent_error=None, resumes_at=None, waiting_for=None,
-            wait_kind=None)
+            wait_kind=None, usage=None, cost_usd=None)
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON data (shallow: json.dumps does not mutate; asdict's deep
@@ -430,10 +434,20 @@ class Session:
     position: int | None = None  # 1 for the next to start of its queue, while queued
     resumes_at: str | None = None  # while limited or retrying: when it runs again
     waiting_for: str | None = None  # and why
+    # What its cgroup uses now (orch.cgroups.Usage), while it runs; None where unknown.
+    memory_current: int | None = None
+    cpu_usage_nsec: int | None = None
+    tasks_current: int | None = None
+    io_read_bytes: int | None = None
+    io_write_bytes: int | None = None
+    processes: list[dict[str, Any]] | None = None  # as show reads them; None in ps
 
     @classmethod
-    def of(cls, record: Record, status: Status, unit: UnitView | None = None) -> Session:
-        """The view of RECORD with STATUS, completed from UNIT where the record lacks facts."""
+    def of(cls, record: Record, status: Status, unit: UnitView | None = None,
+           usage: Usage = NO_USAGE) -> Session:
+        """The view of RECORD with STATUS, completed from UNIT where the record lacks
+        facts, and with USAGE, what its cgroup uses. Its cost and tokens are summed over
+        every invocation."""
         ending = record.ending()
         if ending is None and unit is not None and status.ended:
             ending = unit.ending()
@@ -452,7 +466,13 @@ class Session:
             exit_signal, result = ending.exit_signal, ending.result
         current = {"invocation_id": invocation_id, "started_at": started_at,  # Invocation's
                    "ended_at": ended_at, "status": str(status), "exit_code": exit_code,
-                   "exit_signal": exit_signal, "result": result}
+                   "exit_signal": exit_signal, "result": result,
+                   "usage": record.usage, "cost_usd": record.cost_usd}
+        cost, tokens = record.cost_usd, record.usage
+        if record.history:
+            from orch.results import summed
+
+            cost, tokens = summed([*record.history, current])
         # `orch ps` makes one a record: the fields go straight in, in their order, as a
         # frozen dataclass's __init__ puts them, without its call per field.
         session = cls.__new__(cls)
@@ -467,11 +487,12 @@ class Session:
             "parent_id": record.parent_id, "persistent": record.persistent,
             "restarts": record.restarts, "invocations": [*record.history, current],
             "provider": record.provider, "provider_session_id": record.provider_session_id,
-            "usage": record.usage, "cost_usd": record.cost_usd,
+            "usage": tokens, "cost_usd": cost,
             "options": dict(record.options), "worktree": record.worktree,
             "after": list(record.after), "blocked": record.blocked,
             "placement": record.placement, "queue": record.queue, "position": None,
-            "resumes_at": record.resumes_at, "waiting_for": record.waiting_for})
+            "resumes_at": record.resumes_at, "waiting_for": record.waiting_for,
+            **usage.__dict__, "processes": None})
         return session
 
     def json_view(self) -> Mapping[str, Any]:
@@ -488,10 +509,12 @@ class Session:
         for name in _SESSION_CONTAINERS:
             value = data[name]
             if value is not None:
-                data[name] = [dict(v) for v in value] if name == "invocations" else \
+                data[name] = [dict(v) for v in value] if name in _LISTS_OF_OBJECTS else \
                     type(value)(value)
         return data
 
 
 _SESSION_FIELDS = shape(Session).names
-_SESSION_CONTAINERS = ("argv", "tags", "invocations", "usage", "options", "after")
+_SESSION_CONTAINERS = ("argv", "tags", "invocations", "usage", "options", "after",
+                       "processes")
+_LISTS_OF_OBJECTS = ("invocations", "processes")

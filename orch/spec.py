@@ -407,6 +407,12 @@ def description(session_id: str, spec: SessionSpec) -> str:
     return f"orch session {session_id}: {summary}"
 
 
+# What `ps`, `show` and `top` read of a session's cgroup: the manager realises the
+# controllers for it (where the host has them; IO only on the unified hierarchy).
+ACCOUNTING: list[Property] = [(f"{what}Accounting", "b", True)
+                              for what in ("Memory", "CPU", "Tasks", "IO")]
+
+
 def properties(spec: SessionSpec, *, session_id: str, unit: str, scope: Scope,
                program: str, cwd: str, path: str, state_dir: Path,
                options: SpawnOptions | None = None,
@@ -442,6 +448,7 @@ def properties(spec: SessionSpec, *, session_id: str, unit: str, scope: Scope,
         ("SyslogIdentifier", "s", syslog_identifier(unit)),
         # The exit hook keeps how it ended; the manager need not keep failed units.
         ("CollectMode", "s", "inactive-or-failed"),
+        *ACCOUNTING,
         *(options or SpawnOptions()).properties(scope, cwd),
         # Optional ('-'): every command of the unit reads it when it runs, the exit hook
         # too, long after orch removed it; only the program needs what it held.

@@ -396,6 +396,20 @@ class Manager:
             return GONE
         return unit_view(props)
 
+    def control_group(self, unit: str) -> str | None:
+        """UNIT's ControlGroup= path (where its cgroup files lie under each hierarchy's
+        mount), None if it is not loaded or has no cgroup now."""
+        from pystemd.dbusexc import DBusNoSuchUnitError
+
+        try:
+            path = self._manager_call("GetUnit", b"s", [unit], f"a look-up of {unit}")
+        except DBusNoSuchUnitError:
+            return None
+        # Slice, Service and Scope all have it; the Unit interface does not.
+        interface = b"org.freedesktop.systemd1." + {
+            "slice": b"Slice", "scope": b"Scope"}.get(unit.rpartition(".")[2], b"Service")
+        return as_str(self._get(bytes(path), interface, b"ControlGroup", unit)) or None
+
     def memory_available(self, unit: str) -> int | None:
         """How much more memory UNIT (a slice) may use, as its manager computes it from
         the limits on it and above it (MemoryAvailable=); None if no limit applies."""

@@ -22,6 +22,7 @@ from orch.usecases.common import (
     lookup,
     view,
 )
+from orch.usecases.measure import Meter
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ def list_sessions(rt: Runtime, *, running: bool = False,
     if running and may_run_archived(store, records, listed):
         chosen = [r for r in store.load().values() if tag is None or tag in r.tags]
     sessions = []
+    meter = Meter(rt)
     for record in chosen:
         entry = listed.get(record.unit)
         if entry is None:
@@ -56,9 +58,10 @@ def list_sessions(rt: Runtime, *, running: bool = False,
             continue
         path, states = entry
         if running_as_recorded(record, states):
-            session = Session.of(record, Status.RUNNING)
+            session = Session.of(record, Status.RUNNING, None, meter.usage(record))
         else:
-            session = view(record, manager.view(path, record.unit, states))
+            session = meter.measured(view(record, manager.view(path, record.unit, states)),
+                                     record)
         sessions.append(conversing(session, record))
     if running:
         sessions = [s for s in sessions if not s.status.ended]
@@ -143,7 +146,12 @@ def result(rt: Runtime, ref: str) -> Session:
     """The session, with what its agent's output says of the run (final text, provider
     session id, usage) read from the journal and recorded."""
     record = lookup(rt, ref)
-    session = view(record, rt.manager_of(Scope(record.scope)).unit(record.unit))
+    unit = rt.manager_of(Scope(record.scope)).unit(record.unit)
+    session = view(record, unit)
+    if unit.loaded and not session.status.ended:
+        meter = Meter(rt)
+        session = replace(meter.measured(session, record),
+                          processes=[p.to_json() for p in meter.processes(record)])
     if session.status.ended:
         record = collect(rt, record)
         session = replace(session, **agent_fields(record))

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orch.cgroups import Accounting
 from orch.dbus import Property
 from orch.errors import ManagerUnreachable
 from orch.ids import new_session_id
@@ -92,6 +93,8 @@ class FakeManager:
         self.closed = 0
         # MemoryAvailable= of each slice that has a limit (none: no limit).
         self.slice_memory: dict[str, int] = {}
+        # ControlGroup= of the units that have one (a loaded slice's, in the tests).
+        self.control_groups: dict[str, str] = {}
         self._jobs = itertools.count(1)
 
     # -- scripting ----------------------------------------------------------------
@@ -192,6 +195,10 @@ class FakeManager:
         self.calls.append(("memory_available", unit))
         return self.slice_memory.get(unit)
 
+    def control_group(self, unit: str) -> str | None:
+        self.calls.append(("control_group", unit))
+        return self.control_groups.get(unit)
+
     def wait_until(self, units: Sequence[str], done: Callable[[], bool],
                    timeout: float | None, poll: float | None = None) -> bool:
         self.calls.append(("wait_until", list(units)))
@@ -215,15 +222,18 @@ class Clock:
 
 
 def runtime(manager: FakeManager, state_dir: Path, clock: Clock | None = None,
-            scope: Scope = Scope.USER) -> Runtime:
-    """A runtime over STATE_DIR whose every manager is MANAGER."""
+            scope: Scope = Scope.USER, accounting: Accounting | None = None) -> Runtime:
+    """A runtime over STATE_DIR whose every manager is MANAGER; its cgroups are read as
+    ACCOUNTING says (by default: a host without any, not this machine's)."""
     def connect(wanted: Scope) -> ManagerPort:
         manager.calls.append(("connect", str(wanted)))
         return manager
 
+    accounting = accounting or Accounting("")
     if clock is None:
-        return Runtime(scope, StateStore(state_dir), connect=connect)
-    return Runtime(scope, StateStore(state_dir), connect=connect, clock=clock)
+        return Runtime(scope, StateStore(state_dir), connect=connect, accounting=accounting)
+    return Runtime(scope, StateStore(state_dir), connect=connect, clock=clock,
+                   accounting=accounting)
 
 
 def unreachable(scope: Scope) -> ManagerPort:

@@ -208,7 +208,8 @@ def test_hosts_table_has_a_host_column() -> None:
             {"host": "h2", "id": "abcdef0123", "name": "b", "status": "exited",
              "main_pid": None, "created_at": None, "argv": []}]
     lines = hosts_table(rows).splitlines()
-    assert lines[0].split() == ["HOST", "ID", "NAME", "STATUS", "PID", "AGE", "COMMAND"]
+    assert lines[0].split() == ["HOST", "ID", "NAME", "STATUS", "PID", "MEM", "CPU",
+                                  "COST", "AGE", "COMMAND"]
     assert lines[1].split()[:5] == ["local", "01234567", "a", "running", "42"]
     assert lines[1].endswith("sleep '9 9'")
     assert lines[2].split()[:5] == ["h2", "abcdef01", "b", "exited", "-"]

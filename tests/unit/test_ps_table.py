@@ -56,7 +56,8 @@ def test_every_line_fits_the_width_and_cut_cells_end_in_an_ellipsis(width: int) 
 def test_at_eighty_columns_the_widest_flexible_columns_give_way() -> None:
     lines = render.table(SESSIONS, 80, now=NOW).splitlines()
     header = lines[0]
-    assert header.split() == ["ID", "NAME", "STATUS", "PID", "AGE", "COMMAND"]
+    assert header.split() == ["ID", "NAME", "STATUS", "PID", "MEM", "CPU", "COST", "AGE",
+                              "COMMAND"]
     # The fixed columns stay whole; the name and the command share what is left.
     assert "starting" in lines[3] and "1001" in lines[1] and "1m" in lines[1]
     name_cell = lines[1][10:header.index("STATUS")].rstrip()
@@ -96,7 +97,8 @@ def test_the_all_hosts_table_is_laid_out_the_same_way(width: int) -> None:
     assert lines[0].startswith("HOST  ") and lines[2].split()[1:3] == ["00000002", "s2"]
     assert all(len(line) <= width for line in lines) and "\u2026" in lines[1]
     whole = render.hosts_table(listed, None, now=NOW).splitlines()
-    assert whole[0].split() == ["HOST", "ID", "NAME", "STATUS", "PID", "AGE", "COMMAND"]
+    assert whole[0].split() == ["HOST", "ID", "NAME", "STATUS", "PID", "MEM", "CPU",
+                                  "COST", "AGE", "COMMAND"]
     assert "a-host-name-that-goes-on-and-on.example.com" in whole[1] and LONG_NAME in whole[1]
 
 

@@ -215,7 +215,7 @@ def test_unconfirmed_spawn_requested_five_minutes_ago_is_lost(persistent: bool,
 def _archived(**changes: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {"invocation_id": INV, "started_at": STARTED, "ended_at": None,
                              "status": "lost", "exit_code": None, "exit_signal": None,
-                             "result": None}
+                             "result": None, "usage": None, "cost_usd": None}
     entry.update(changes)
     return entry
 

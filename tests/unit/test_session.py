@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from orch.cgroups import Usage
 from orch.session import Ending, Intent, Record, Session, Status, UnitView, derive_status
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -156,7 +157,8 @@ def test_session_json_keys_exactly() -> None:
         "exit_signal", "result", "final_result", "parent_id", "persistent", "restarts",
         "invocations", "provider", "provider_session_id", "usage", "cost_usd", "options",
         "worktree", "after", "blocked", "placement", "queue", "position", "resumes_at",
-        "waiting_for"}
+        "waiting_for", "memory_current", "cpu_usage_nsec", "tasks_current", "io_read_bytes",
+        "io_write_bytes", "processes"}
     assert type(data["status"]) is str and data["status"] == "running"
     assert data["invocations"][-1]["status"] == "running"
     assert data["main_pid"] == 4242
@@ -230,15 +232,17 @@ EARLIER: dict[str, Any] = {"invocation_id": OTHER_INV, "started_at": "2025-05-01
 def test_next_invocation_archives_the_current_one_and_clears_it() -> None:
     record = _record(persistent=True, restarts=2, env={"K": "v"}, history=[EARLIER],
                      ended_at=NOW.isoformat(), exit_signal="SIGTERM", result="success",
-                     program="/usr/bin/agent", path="/usr/bin", requested_at="2025-05-01")
+                     program="/usr/bin/agent", path="/usr/bin", requested_at="2025-05-01",
+                     usage={"input_tokens": 5}, cost_usd=0.25)
     following = record.next_invocation(REQUESTED)
     archived = {"invocation_id": INV, "started_at": record.started_at,
                 "ended_at": NOW.isoformat(), "status": "stopped", "exit_code": None,
-                "exit_signal": "SIGTERM", "result": "success"}
+                "exit_signal": "SIGTERM", "result": "success",
+                "usage": {"input_tokens": 5}, "cost_usd": 0.25}
     assert following == dataclasses.replace(
         record, history=[EARLIER, archived], restarts=3, invocation_id=None, main_pid=None,
         started_at=None, ended_at=None, exit_code=None, exit_signal=None, result=None,
-        intent=None, requested_at=REQUESTED)
+        intent=None, requested_at=REQUESTED, usage=None, cost_usd=None)
     assert record.history == [EARLIER] and record.restarts == 2  # the old record is intact
 
 
@@ -378,3 +382,32 @@ def test_a_layout_checked_before_still_refuses_a_wrong_value() -> None:
         with pytest.raises(ValueError, match=f"field {name!r} .* is not {expected}$"):
             Record.from_json({**right, name: value}, "here")
         assert Record.from_json(right, "here") == Record.from_json(right, "here")
+
+
+# --- what a session used, over every invocation ------------------------------------------
+
+def test_cost_and_tokens_are_summed_over_every_invocation() -> None:
+    first = {**EARLIER, "usage": {"input_tokens": 10, "output_tokens": 2}, "cost_usd": 0.5}
+    unpriced = {**EARLIER, "usage": None, "cost_usd": None}
+    record = _record(history=[first, unpriced], usage={"input_tokens": 4,
+                                                       "cache_read_input_tokens": 7},
+                     cost_usd=0.25)
+    session = Session.of(record, Status.RUNNING, _unit())
+    assert session.cost_usd == 0.75
+    assert session.usage == {"input_tokens": 14, "output_tokens": 2,
+                             "cache_read_input_tokens": 7}
+    # Each invocation keeps its own: the current one what the record says now.
+    assert [run["cost_usd"] for run in session.invocations] == [0.5, None, 0.25]
+
+
+def test_a_session_no_invocation_priced_has_no_cost() -> None:
+    session = Session.of(_record(history=[EARLIER]), Status.RUNNING, _unit())
+    assert session.cost_usd is None and session.usage is None
+
+
+def test_a_session_shows_what_its_cgroup_uses() -> None:
+    usage = Usage(memory_current=4096, cpu_usage_nsec=7, tasks_current=3)
+    data = Session.of(_record(), Status.RUNNING, _unit(), usage).to_json()
+    assert (data["memory_current"], data["cpu_usage_nsec"], data["tasks_current"]) == (4096, 7, 3)
+    assert data["io_read_bytes"] is None and data["io_write_bytes"] is None
+    assert data["processes"] is None  # ps does not read them

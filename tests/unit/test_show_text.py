@@ -221,6 +221,14 @@ def test_every_field_of_a_session_is_shown_when_set() -> None:
         "position": (2, "(#2 in line)"),
         "resumes_at": (_ago(hours=-2), "Resumes: Sun 2026-12-06 02:00:00 CET; 2h 0min left"),
         "waiting_for": ("usage limit (five_hour)", "left (usage limit (five_hour))"),
+        "memory_current": (188_416, "Memory: 184.0K"),
+        "cpu_usage_nsec": (1_234_567_890, "CPU: 1.234s"),
+        "tasks_current": (3, "Tasks: 3"),
+        "io_read_bytes": (5 << 20, "IO: 5.0M read"),
+        "io_write_bytes": (1536, "1.5K written"),
+        "processes": ([{"pid": 4242, "command": ["claude", "-p", "fix it"],
+                        "cpu_usage_nsec": 2_000_000, "memory_rss": 3 << 30}],
+                      "Processes: 4242  3.0G  2ms  claude -p 'fix it'"),
     }
     assert set(values) == {f.name for f in dataclasses.fields(Session)}
     session = _session(**{name: value for name, (value, _) in values.items()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from orch.cgroups import Accounting
 from orch.errors import ManagerUnreachable, NotFound, UsageError
 from orch.runtime import Runtime
 from orch.scope import Scope
@@ -225,3 +227,45 @@ def test_wait_watches_the_dependencies_units_too(fake: FakeManager, rt: Runtime)
     second = put(rt, "second", after=[first.id])
     query.wait(rt, ["second"], timeout=0)
     assert fake.called("wait_until") == [[second.unit, first.unit]]
+
+
+# --- what sessions use (their cgroups) -------------------------------------------------
+
+def _cgroup_tree(tmp_path: Path, units: dict[str, int]) -> Accounting:
+    """A unified cgroup hierarchy under TMP_PATH whose app.slice holds UNITS, each with
+    that much memory in use and this test's process in it."""
+    top = tmp_path / "cgroup"
+    top.mkdir()
+    (top / "cgroup.controllers").write_text("memory pids\n")
+    for unit, memory in units.items():
+        cgroup = top / "user.slice" / "app.slice" / unit
+        cgroup.mkdir(parents=True)
+        (cgroup / "memory.current").write_text(f"{memory}\n")
+        (cgroup / "cgroup.procs").write_text(f"{os.getpid()}\n")
+    return Accounting(f"1 1 0:1 / {top} rw - cgroup2 cgroup2 rw\n")
+
+
+def test_the_listing_reads_each_running_units_cgroup_in_its_slice(
+        fake: FakeManager, isolated_env: Path, tmp_path: Path) -> None:
+    rt0 = runtime(fake, isolated_env)
+    a, b = started(fake, rt0, "a"), started(fake, rt0, "b")
+    ended = started(fake, rt0, "ended")
+    fake.set(ended.unit, exited(fake.unit(ended.unit)))
+    fake.control_groups["app.slice"] = "/user.slice/app.slice"
+    accounting = _cgroup_tree(tmp_path, {a.unit: 4096, b.unit: 8192, ended.unit: 1})
+    rt = runtime(fake, isolated_env, accounting=accounting)
+    listed = {s.name: s.memory_current for s in query.list_sessions(rt)}
+    assert listed == {"a": 4096, "b": 8192, "ended": None}  # an ended one uses nothing
+    assert fake.called("control_group") == ["app.slice"]  # once a listing
+    shown = query.result(rt, "a")
+    assert shown.memory_current == 4096 and shown.cpu_usage_nsec is None  # not accounted
+    assert [p["pid"] for p in shown.processes or []] == [os.getpid()]
+    assert query.result(rt, "ended").processes is None
+
+
+def test_a_slice_without_a_cgroup_leaves_usage_unknown(fake: FakeManager,
+                                                      rt: Runtime) -> None:
+    started(fake, rt, "a")
+    [session] = query.list_sessions(rt)
+    assert session.memory_current is None and session.tasks_current is None
+    assert query.result(rt, "a").processes == []
