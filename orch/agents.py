@@ -91,8 +91,14 @@ def can_resume(record: Record) -> bool:
 def output_format(record: Record) -> ResultFormat:
     """The format RECORD's agent writes its output in (text where its provider is not
     defined any more)."""
+    return provider_format(record.provider, record.scope)
+
+
+def provider_format(provider: str | None, scope: str) -> ResultFormat:
+    """The format PROVIDER's agents write their output in, as SCOPE's configuration
+    defines it (text for a plain program, or a provider not defined any more)."""
     try:
-        return provider_spec(record.provider or "exec", Scope(record.scope)).results
+        return provider_spec(provider or "exec", Scope(scope)).results
     except UsageError:
         return ResultFormat.TEXT
 

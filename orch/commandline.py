@@ -212,6 +212,15 @@ def _tree() -> dict[str, Command | Group]:
                    "whole).", default=False),
         ]),
         "show": _scoped("show", "Show one session.", REF),
+        "top": _scoped("top:command", "Watch the sessions live on the whole terminal: "
+                       "status, age, memory, CPU (% over the interval), cost and what each "
+                       "last said; keys sort (m, c, $, a), show logs (l), stop (s) and kill "
+                       "(k, asked first); q quits. Needs a terminal.",
+                       Option("interval", ("-i", "--interval"), "float", "Seconds between "
+                              "refreshes.", default=2.0),
+                       Option("all_hosts", ("--all-hosts",), "flag", "This machine's "
+                              "sessions and every [hosts.NAME]'s (a HOST column).",
+                              default=False), json=False),
         "logs": _scoped("logs", "Show a session's output from the journal, whole lines, "
                         "every invocation in order; the short format marks where each "
                         "invocation starts. On a terminal the output goes through a pager "

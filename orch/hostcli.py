@@ -79,7 +79,7 @@ def run(args: list[str]) -> int | None:
         if target.host is None and target.label is None:
             return None  # ORCH_HOST does not send `orch box` or `orch --help` away
         raise UsageError(f"--host and --label do not apply to `orch {command or ''}`".rstrip())
-    if command == "ps" and "--all-hosts" in target.args:
+    if command in ("ps", "top") and "--all-hosts" in target.args:
         if target.host is not None or target.label is not None:
             raise UsageError("--all-hosts lists every host: leave out --host and --label")
         return None
@@ -101,5 +101,5 @@ def run(args: list[str]) -> int | None:
                                    *target.args[at:]])
     assert requested is not None  # else a label, which took the branch above
     return remote.run(hosts.resolve(requested, known), target.args,
-                      terminal=command == "attach")
+                      terminal=command in ("attach", "top"))
 

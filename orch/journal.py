@@ -257,6 +257,54 @@ def read_logs(record: Record, *, lines: int | None = None, since: str | None = N
     return "".join(parts)
 
 
+class OutputTail:
+    """The last whole line each of some units' sessions wrote, as it comes: one
+    `journalctl --follow` over their output, started again when the units change (it
+    reads their last lines first, so nothing said meanwhile is missed)."""
+
+    def __init__(self, scope: str, lines: int = 200) -> None:
+        self.scope = scope
+        self.lines = lines
+        self.last: dict[str, str] = {}  # unit: its last line
+        self._units: dict[str, str] = {}  # syslog identifier: unit
+        self._reader: _Reader | None = None
+        self._joiner = Lines()
+
+    def watch(self, units: Iterable[str]) -> None:
+        """Follow UNITS' output from now on (and their last lines)."""
+        wanted = {syslog_identifier(unit): unit for unit in units}
+        if wanted == self._units and self._reader is not None:
+            return
+        self.close()
+        self._units = wanted
+        if wanted:
+            matches = [f"SYSLOG_IDENTIFIER={name}" for name in sorted(wanted)]
+            if self.scope == Scope.USER:
+                matches.append(f"_UID={os.geteuid()}")
+            self._reader = _Reader(["--follow", "--lines", str(self.lines), *matches])
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        """Take in what has come within TIMEOUT seconds; whether anything did."""
+        if self._reader is None:
+            return False
+        batch = self._reader.read(timeout)
+        if batch is None:
+            self._reader = None
+            return False
+        for entry in batch:
+            for line in self._joiner.feed(entry):
+                unit = self._units.get(field_text(line.entry, "SYSLOG_IDENTIFIER"))
+                if unit is not None:
+                    self.last[unit] = message(line.entry).decode("utf-8", "replace")
+        return bool(batch)
+
+    def close(self) -> None:
+        """Stop following."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
 class SessionEnd:
     """Set by whoever watches the manager once the session has ended, with how long
     its last lines may still take to reach the journal (0 if it ended long ago)."""

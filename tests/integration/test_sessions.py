@@ -14,7 +14,8 @@ CONTRACT_KEYS = {
     "exit_signal", "result", "final_result", "parent_id", "persistent", "restarts",
     "invocations", "provider", "provider_session_id", "usage", "cost_usd", "options",
     "worktree", "after", "blocked", "placement", "queue", "position", "resumes_at",
-    "waiting_for",
+    "waiting_for", "memory_current", "cpu_usage_nsec", "tasks_current", "io_read_bytes",
+    "io_write_bytes", "processes",
 }
 PRINT_ARGV = "import json, sys; print(json.dumps(sys.argv[1:]))"
 

@@ -302,3 +302,27 @@ def test_attach_to_a_terminal_session_on_another_host(fleet: Fleet, env: dict[st
         terminal.type(b"\x1c")
         assert terminal.ended() == 0
     assert on_host(fleet, fleet.host("h2"), "show", session_id)["status"] == "running"
+
+
+def test_top_over_the_fleet_and_on_one_host(fleet: Fleet, env: dict[str, str],
+                                            cleanup: None) -> None:
+    h2 = fleet.host("h2")
+    session_id = orch(env, "spawn", "--host", "h2", "--name", "far", "--", "sleep",
+                      "300").stdout.strip()
+    # On every host at once, from here: a HOST column, and keys that act over ssh.
+    with running([orch_command(), "top", "--all-hosts", "--interval", "0.5"], rows=30,
+                 columns=120, env=env) as terminal:
+        terminal.expect(b"HOST", drawn=True)
+        terminal.expect(b"far", drawn=True)
+        terminal.type(b"s")
+        wait_for(lambda: on_host(fleet, h2, "show", session_id)["status"] == "stopped",
+                 DEADLINE, "the remote session to stop")
+        terminal.type(b"q")
+        assert terminal.ended() == 0
+    # On that host itself, through `ssh -t`: the same view, drawn there.
+    with running([orch_command(), "--host", "h2", "top"], rows=30, columns=120,
+                 env=env) as terminal:
+        terminal.expect(b"far", drawn=True)
+        terminal.expect(b"0 running", drawn=True)
+        terminal.type(b"q")
+        assert terminal.ended() == 0

@@ -1,0 +1,428 @@
+"""`orch top`: the sessions live on a full screen (rich's Live), refreshed every
+interval: name, status, age, memory, CPU, cost and the last thing each one said, sorted
+as asked; keys to read a session's logs, stop it, or kill it (asked first).
+
+The Board holds what is shown and decides what each key does, with no terminal; the
+loop (run) reads keys, refreshes and acts.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import threading
+import time
+from enum import StrEnum
+
+from orch.errors import OrchError, UsageError
+from orch.frozen import dataclass
+from orch.render import age, format_bytes, money, parse_time, status_cell
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from rich.console import RenderableType
+
+    from orch.transcript import Transcript
+
+    Sessions = Callable[[], "list[dict[str, Any]]"]
+    Act = Callable[[dict[str, Any], str], str]
+
+DEFAULT_INTERVAL = 2.0
+MESSAGE_SECONDS = 3.0
+KEYS_HELP = ("↑/↓ select  m memory  c CPU  $ cost  a age  l logs  s stop  k kill  "
+             "q quit")
+
+
+class Sort(StrEnum):
+    MEMORY = "memory"
+    CPU = "cpu"
+    COST = "cost"
+    AGE = "age"
+
+
+SORT_KEYS = {"m": Sort.MEMORY, "c": Sort.CPU, "$": Sort.COST, "a": Sort.AGE}
+# Escape sequences of the keys a terminal sends, as read in cbreak mode.
+UP, DOWN = "\x1b[A", "\x1b[B"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One session as a line of the board."""
+
+    key: str  # host and id: stable across refreshes
+    session: dict[str, Any]
+    cpu_percent: float | None  # over the last interval; None on the first sight
+
+
+def _key(session: dict[str, Any]) -> str:
+    return f"{session.get('host', '')}/{session['id']}"
+
+
+class Board:
+    """The sessions as last read, their CPU use between reads, the sort, the selection,
+    and a kill waiting for its yes."""
+
+    def __init__(self, sort: Sort = Sort.MEMORY) -> None:
+        self.sort = sort
+        self.rows: list[Row] = []
+        self.selected: str | None = None
+        self.confirming: str | None = None  # the key of a session a kill awaits a yes for
+        self.message = ""
+        self.message_until = 0.0  # monotonic seconds: a message shows until then
+        self._samples: dict[str, tuple[int, float]] = {}  # key: (cpu ns, monotonic s)
+
+    def say(self, message: str, now: float) -> None:
+        """Show MESSAGE instead of the keys' help for a few seconds from NOW."""
+        self.message, self.message_until = message, now + MESSAGE_SECONDS
+
+    def footer(self, now: float) -> str:
+        """The line under the table: a question, a recent message, or the keys."""
+        if self.confirming is not None or (self.message and now < self.message_until):
+            return self.message
+        return KEYS_HELP
+
+    def update(self, sessions: Sequence[dict[str, Any]], now: float) -> None:
+        """Take in a new reading of SESSIONS made at NOW (monotonic seconds)."""
+        rows, samples = [], {}
+        for session in sessions:
+            key = _key(session)
+            cpu = session.get("cpu_usage_nsec")
+            percent = None
+            if isinstance(cpu, int):
+                samples[key] = (cpu, now)
+                before = self._samples.get(key)
+                if before is not None and now > before[1]:
+                    percent = max(cpu - before[0], 0) / ((now - before[1]) * 1e9) * 100
+            rows.append(Row(key, session, percent))
+        self._samples = samples
+        self.rows = sorted(rows, key=self._order)
+        keys = [row.key for row in self.rows]
+        if self.selected not in keys:
+            self.selected = keys[0] if keys else None
+
+    def _order(self, row: Row) -> tuple[Any, ...]:
+        session = row.session
+        if self.sort is Sort.MEMORY:
+            return (-(session.get("memory_current") or -1), row.key)
+        if self.sort is Sort.CPU:
+            cpu = row.cpu_percent if row.cpu_percent is not None else -1.0
+            return (-cpu, -(session.get("cpu_usage_nsec") or -1), row.key)
+        if self.sort is Sort.COST:
+            return (-(session.get("cost_usd") or -1.0), row.key)
+        return (-started_at(session), row.key)  # newest first
+
+    def current(self) -> Row | None:
+        """The selected row."""
+        return next((row for row in self.rows if row.key == self.selected), None)
+
+    def move(self, step: int) -> None:
+        """Select the row STEP rows down (up if negative), within the board."""
+        keys = [row.key for row in self.rows]
+        if not keys:
+            return
+        at = keys.index(self.selected) if self.selected in keys else 0
+        self.selected = keys[min(max(at + step, 0), len(keys) - 1)]
+
+    def press(self, key: str, now: float) -> tuple[str, Row] | str | None:
+        """What KEY, pressed at NOW, asks for: ("logs"|"stop"|"kill", row) to act on a
+        session, "quit", or None (the board changed, or nothing to do)."""
+        if self.confirming is not None:
+            asked, self.confirming = self.confirming, None
+            row = next((row for row in self.rows if row.key == asked), None)
+            if key in ("y", "Y") and row is not None:
+                return ("kill", row)
+            self.say("kill cancelled", now)
+            return None
+        if key in ("q", "Q", "\x03"):
+            return "quit"
+        if key in SORT_KEYS:
+            self.sort = SORT_KEYS[key]
+            self.rows.sort(key=self._order)
+            self.say(f"sorted by {self.sort}", now)
+        elif key in (UP, DOWN):
+            self.move(-1 if key == UP else 1)
+        elif key in ("l", "s", "k"):
+            row = self.current()
+            if row is None:
+                return None
+            if key == "k":
+                self.confirming = row.key
+                self.message = (f"kill {row.session.get('name')} "
+                                f"({str(row.session['id'])[:8]})? [y/N]")
+                return None
+            return ({"l": "logs", "s": "stop"}[key], row)
+        return None
+
+
+def cpu_cell(row: Row) -> str:
+    """CPU as a percentage over the last interval; before there is one, the time so far."""
+    if row.cpu_percent is not None:
+        return f"{row.cpu_percent:.1f}%"
+    cpu = row.session.get("cpu_usage_nsec")
+    if cpu is None:
+        return "-"
+    from orch.render import cpu_time
+
+    return cpu_time(cpu)
+
+
+def summary(board: Board) -> str:
+    """The headline: how many sessions, and what they use together."""
+    sessions = [row.session for row in board.rows]
+    live = sum(1 for s in sessions if s.get("status") in ("running", "idle", "starting"))
+    memory = sum(s.get("memory_current") or 0 for s in sessions)
+    cpu = sum(row.cpu_percent or 0.0 for row in board.rows)
+    costs = [s["cost_usd"] for s in sessions if s.get("cost_usd") is not None]
+    return (f"{len(sessions)} sessions, {live} running · MEM {format_bytes(memory)} · "
+            f"CPU {cpu:.1f}% · COST {money(sum(costs)) if costs else '-'} · "
+            f"sorted by {board.sort}")
+
+
+class Said:
+    """The last thing each session said, as its transcript shows it (the agent's
+    current tool call, or its last words); a plain program's last line."""
+
+    def __init__(self) -> None:
+        self._transcripts: dict[str, Transcript] = {}
+        self._shown: dict[str, tuple[str, str]] = {}  # unit: (raw line, shown)
+
+    def of(self, session: dict[str, Any], line: str | None) -> str:
+        if not line:
+            return ""
+        unit = str(session.get("unit"))
+        known = self._shown.get(unit)
+        if known is not None and known[0] == line:
+            return known[1]
+        transcript = self._transcripts.get(unit)
+        if transcript is None:
+            from orch.agents import provider_format
+            from orch.transcript import Transcript
+
+            transcript = self._transcripts[unit] = Transcript(
+                provider_format(session.get("provider"), str(session.get("scope"))))
+        lines = [text for text in transcript.feed(line) if text.strip()]
+        shown = " ".join(lines[-1].split()) if lines else (known[1] if known else "")
+        self._shown[unit] = (line, shown)
+        return shown
+
+
+def view(board: Board, said: Callable[[dict[str, Any]], str], height: int,
+         hosts: bool, interval: float) -> RenderableType:
+    """The screen: headline, table (scrolled to keep the selection in sight), keys."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, expand=True, pad_edge=False, header_style="bold")
+    if hosts:
+        table.add_column("HOST", no_wrap=True, max_width=16)
+    for name in ("NAME", "STATUS", "AGE", "MEM", "CPU", "COST"):
+        table.add_column(name, no_wrap=True, max_width=24 if name == "NAME" else None,
+                         justify="right" if name in ("MEM", "CPU", "COST") else "left")
+    table.add_column("LAST", no_wrap=True, ratio=1, overflow="ellipsis")
+    room = max(height - 4, 1)
+    keys = [row.key for row in board.rows]
+    at = keys.index(board.selected) if board.selected in keys else 0
+    first = min(max(at - room + 1, 0), max(len(keys) - room, 0))
+    for row in board.rows[first:first + room]:
+        s = row.session
+        cost = s.get("cost_usd")
+        memory = s.get("memory_current")
+        cells = [str(s.get("name", "")), status_cell(str(s.get("status", "")),
+                                                     s.get("position")),
+                 age(s.get("created_at")), format_bytes(memory) if memory is not None
+                 else "-", cpu_cell(row), money(cost) if cost is not None else "-",
+                 said(s)]
+        if hosts:
+            cells.insert(0, str(s.get("host", "")))
+        table.add_row(*cells, style="reverse" if row.key == board.selected else None)
+    head = Text(f"orch top · {summary(board)} · every {interval:g}s", style="bold")
+    footer = board.footer(time.monotonic())
+    foot = Text(footer, style="dim" if footer == KEYS_HELP else "bold")
+    if not board.rows:
+        return Group(head, Text("no sessions"), foot)
+    return Group(head, table, foot)
+
+
+# --- the loop ------------------------------------------------------------------------
+
+def keys(data: str) -> list[str]:
+    """The keys in DATA, as read from a terminal in cbreak mode: each character, or an
+    escape sequence whole (an arrow is ESC [ A); keys typed fast come in one read."""
+    found: list[str] = []
+    at = 0
+    while at < len(data):
+        if data.startswith("\x1b[", at) or data.startswith("\x1bO", at):
+            end = at + 2
+            while end < len(data) and not ("@" <= data[end] <= "~"):
+                end += 1
+            found.append(data[at:end + 1])
+            at = end + 1
+        else:
+            found.append(data[at])
+            at += 1
+    return found
+
+
+def _read_keys(fd: int, timeout: float) -> list[str] | None:
+    """The keys pressed within TIMEOUT seconds; None if none were."""
+    ready, _, _ = select.select([fd], [], [], timeout)
+    if not ready:
+        return None
+    data = os.read(fd, 256)
+    if not data:
+        return ["q"]  # the terminal went away
+    return keys(data.decode("utf-8", "replace"))
+
+
+def run(read: Sessions, act: Act, logs: Callable[[dict[str, Any]], None], *,
+        scope: str, interval: float = DEFAULT_INTERVAL, hosts: bool = False) -> int:
+    """Show READ's sessions until q; ACT(session, "stop"|"kill") does it and says what
+    happened; LOGS(session) shows its logs (the screen is left meanwhile)."""
+    import termios
+    import tty
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from orch.journal import OutputTail
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("orch top needs a terminal: use `orch ps` (or `ps --json`) "
+                         "elsewhere")
+    if interval <= 0:
+        raise UsageError("--interval must be more than 0")
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    console = Console()
+    board, said, tail = Board(), Said(), OutputTail(scope)
+    done: list[str] = []  # what background actions said, for the message line
+    lock = threading.Lock()
+
+    def said_now(session: dict[str, Any]) -> str:
+        if session.get("host", "local") != "local":
+            return ""  # another host's output stays there: `orch --host H top`
+        return said.of(session, tail.last.get(str(session.get("unit"))))
+
+    def refresh() -> RenderableType:
+        sessions = read()
+        tail.watch(str(s["unit"]) for s in sessions
+                   if s.get("host", "local") == "local"
+                   and s.get("status") not in ("queued", "lost"))
+        tail.poll()
+        board.update(sessions, time.monotonic())
+        return screen()
+
+    def screen() -> RenderableType:
+        with lock:
+            if done:
+                board.say(done.pop(), time.monotonic())
+        return view(board, said_now, console.size.height, hosts, interval)
+
+    def in_background(row: Row, verb: str) -> None:
+        def work() -> None:
+            try:
+                text = act(row.session, verb)
+            except OrchError as err:
+                text = f"{verb}: {err.message}"
+            with lock:
+                done.append(text)
+
+        board.say(f"{verb}ping {row.session.get('name')}…" if verb == "stop"
+                  else f"killing {row.session.get('name')}…", time.monotonic())
+        threading.Thread(target=work, daemon=True).start()
+
+    try:
+        tty.setcbreak(fd)
+        with Live(refresh(), console=console, screen=True, auto_refresh=False) as live:
+            next_refresh = time.monotonic() + interval
+            while True:
+                pressed = _read_keys(fd, max(next_refresh - time.monotonic(), 0.0))
+                if pressed is None:
+                    live.update(refresh(), refresh=True)
+                    next_refresh = time.monotonic() + interval
+                    continue
+                for key in pressed:
+                    wanted = board.press(key, time.monotonic())
+                    if wanted == "quit":
+                        return 0
+                    if isinstance(wanted, tuple):
+                        verb, row = wanted
+                        if verb == "logs":
+                            live.stop()
+                            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+                            try:
+                                logs(row.session)
+                            finally:
+                                tty.setcbreak(fd)
+                                live.start(refresh=True)
+                        else:
+                            in_background(row, verb)
+                live.update(screen(), refresh=True)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        tail.close()
+
+
+# --- the command ---------------------------------------------------------------------
+
+ACTION_TIMEOUT = 120.0  # a stop waits for the session to end: up to its stop timeout
+
+
+def command(interval: float = DEFAULT_INTERVAL, all_hosts: bool = False,
+            user: bool = False, system: bool = False) -> int:
+    """`orch top` (`--host H top` runs it there, on this terminal: orch.hostcli)."""
+    from orch import api, hosts
+
+    scope = api.current_scope(user, system)
+    scope_args = [*(["--user"] if user else []), *(["--system"] if system else [])]
+
+    def local() -> list[dict[str, Any]]:
+        return [{**s.to_json(), "host": hosts.LOCAL} for s in api.list_sessions(scope)]
+
+    read: Sessions = local
+    fleet: dict[str, hosts.Host] = {}
+    if all_hosts:
+        from orch import config, remote
+
+        fleet = hosts.fleet(config.load(scope).hosts)
+
+        def read() -> list[dict[str, Any]]:
+            listings = remote.list_all(list(fleet.values()), scope_args, local=local)
+            return [s for listing in listings for s in listing.sessions]
+
+    def act(session: dict[str, Any], verb: str) -> str:
+        name, ref = session.get("name"), str(session["id"])
+        if session.get("host", hosts.LOCAL) == hosts.LOCAL:
+            ended = api.stop(ref, scope) if verb == "stop" else api.kill(ref, scope=scope)
+            return f"{name}: {ended.status}"
+        from orch import ssh
+
+        host = fleet[str(session["host"])]
+        ssh.capture(host.address, [host.orch, verb, ref, *scope_args], ACTION_TIMEOUT)
+        return f"{name} on {host.name}: {verb} done"
+
+    def logs(session: dict[str, Any]) -> None:
+        if session.get("host", hosts.LOCAL) == hosts.LOCAL:
+            from orch.commands import logs as show_logs
+
+            show_logs(str(session["id"]), user=user, system=system)
+            return
+        from orch import remote
+
+        remote.run(fleet[str(session["host"])], ["logs", str(session["id"]), *scope_args],
+                   terminal=True)
+
+    return run(read, act, logs, scope=str(scope), interval=interval, hosts=all_hosts)
+
+
+def started_at(session: dict[str, Any]) -> float:
+    """When SESSION was created, as seconds since the epoch (0 if unknown)."""
+    when = parse_time(session.get("created_at"))
+    return when.timestamp() if when else 0.0

@@ -1,0 +1,168 @@
+"""`orch top`'s board without a terminal: CPU between readings, sorting, selection,
+and what each key asks for (a kill only after a yes)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich.console import Console
+
+from orch.top import (
+    DOWN,
+    KEYS_HELP,
+    UP,
+    Board,
+    Row,
+    Said,
+    Sort,
+    cpu_cell,
+    keys,
+    summary,
+    view,
+)
+
+
+def _session(name: str, **fields: Any) -> dict[str, Any]:
+    return {"id": f"{name}-0000-4000-8000-000000000000", "name": name, "unit":
+            f"orch-{name}-00000000.service", "scope": "user", "status": "running",
+            "created_at": "2026-12-06T10:00:00+00:00", "memory_current": None,
+            "cpu_usage_nsec": None, "cost_usd": None, **fields}
+
+
+def test_cpu_is_the_share_of_the_interval_since_the_last_reading() -> None:
+    board = Board()
+    board.update([_session("a", cpu_usage_nsec=1_000_000_000)], now=10.0)
+    assert board.rows[0].cpu_percent is None  # no interval yet: the time so far
+    assert cpu_cell(board.rows[0]) == "1s"
+    board.update([_session("a", cpu_usage_nsec=1_500_000_000)], now=12.0)
+    assert board.rows[0].cpu_percent == 25.0 and cpu_cell(board.rows[0]) == "25.0%"
+    board.update([_session("a")], now=14.0)  # no longer counted (it ended)
+    assert cpu_cell(board.rows[0]) == "-"
+
+
+def test_each_sort_key_orders_the_board_unknowns_last() -> None:
+    board = Board()
+    sessions = [_session("small", memory_current=1, cost_usd=3.0,
+                         created_at="2026-12-06T09:00:00+00:00"),
+                _session("big", memory_current=9, cost_usd=None,
+                         created_at="2026-12-06T11:00:00+00:00"),
+                _session("none", cost_usd=0.5)]
+    board.update(sessions, now=1.0)
+    assert [r.session["name"] for r in board.rows] == ["big", "small", "none"]
+    board.press("$", now=1.0)
+    assert board.sort is Sort.COST
+    assert [r.session["name"] for r in board.rows] == ["small", "none", "big"]
+    board.press("a", now=1.0)
+    assert [r.session["name"] for r in board.rows] == ["big", "none", "small"]
+    assert board.footer(1.5) == "sorted by age" and board.footer(5.0) == KEYS_HELP
+
+
+def test_the_selection_follows_its_session_across_readings() -> None:
+    board = Board(Sort.AGE)
+    a = _session("a", created_at="2026-12-06T12:00:00+00:00")
+    b = _session("b", created_at="2026-12-06T11:00:00+00:00")
+    board.update([a, b], now=1.0)
+    assert board.current() is not None and board.current().session["name"] == "a"
+    board.press(DOWN, now=1.0)
+    board.press(DOWN, now=1.0)  # stays on the last
+    assert board.current().session["name"] == "b"
+    c = _session("c", created_at="2026-12-06T13:00:00+00:00")
+    board.update([c, a, b], now=2.0)  # a new one on top: still b
+    assert board.current().session["name"] == "b"
+    board.update([c, a], now=3.0)  # b gone: the first
+    assert board.current().session["name"] == "c"
+    board.press(UP, now=3.0)
+    assert board.current().session["name"] == "c"
+
+
+def test_stop_and_logs_act_at_once_a_kill_asks_first() -> None:
+    board = Board()
+    board.update([_session("a")], now=1.0)
+    assert board.press("s", now=1.0) == ("stop", board.rows[0])
+    assert board.press("l", now=1.0) == ("logs", board.rows[0])
+    assert board.press("k", now=1.0) is None
+    assert board.footer(60.0) == "kill a (a-0000-4)? [y/N]"  # asked until answered
+    assert board.press("y", now=2.0) == ("kill", board.rows[0])
+    assert board.press("k", now=2.0) is None
+    assert board.press("n", now=2.0) is None and board.footer(2.5) == "kill cancelled"
+    assert board.press("x", now=3.0) is None
+    assert board.press("q", now=3.0) == "quit"
+
+
+def test_a_kill_asked_for_is_of_the_session_asked_about() -> None:
+    board = Board(Sort.AGE)
+    a = _session("a", created_at="2026-12-06T12:00:00+00:00")
+    board.update([a], now=1.0)
+    board.press("k", now=1.0)
+    newer = _session("z", created_at="2026-12-06T13:00:00+00:00")
+    board.update([newer, a], now=2.0)  # a reading comes before the answer
+    wanted = board.press("y", now=2.0)
+    assert isinstance(wanted, tuple) and wanted[1].session["name"] == "a"
+
+
+def test_nothing_to_act_on_with_no_sessions() -> None:
+    board = Board()
+    board.update([], now=1.0)
+    assert board.press("s", now=1.0) is None and board.press("k", now=1.0) is None
+    assert board.current() is None
+
+
+def test_summary_adds_up_what_is_known() -> None:
+    board = Board()
+    board.update([_session("a", memory_current=1 << 20, cost_usd=0.5),
+                  _session("b", memory_current=1 << 20, status="exited"),
+                  _session("c", cost_usd=0.25, status="idle")], now=1.0)
+    assert summary(board) == ("3 sessions, 2 running · MEM 2.0M · CPU 0.0% · COST $0.75 · "
+                              "sorted by memory")
+    board.update([_session("a")], now=2.0)
+    assert "COST - " in summary(board)
+
+
+def test_said_shows_an_agents_tool_call_and_a_programs_line() -> None:
+    said = Said()
+    agent = _session("agent", provider="claude")
+    call = ('{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t1",'
+            '"name":"Bash","input":{"command":"make test"}}]}}')
+    assert said.of(agent, call) == "⏺ Bash make test"  # on one line, spaces folded
+    assert said.of(_session("plain"), "  building   step 3  ") == "building step 3"
+    assert said.of(_session("plain"), None) == ""
+
+
+def test_the_view_marks_the_selection_and_keeps_it_in_sight() -> None:
+    board = Board(Sort.AGE)
+    sessions = [_session(f"s{i:02}", created_at=f"2026-12-06T{i:02}:00:00+00:00")
+                for i in range(20)]
+    board.update(sessions, now=1.0)
+    for _ in range(15):
+        board.press(DOWN, now=1.0)
+    console = Console(file=io.StringIO(), width=100, height=12, record=True)
+    console.print(view(board, lambda s: "said " + s["name"], 12, False, 2.0))
+    text = console.export_text()
+    assert "s04" in text and "said s04" in text  # the selected (16th newest) is shown
+    assert "s19" not in text  # the newest scrolled away
+    assert text.splitlines()[0].startswith("orch top · 20 sessions")
+
+
+def test_the_fleet_view_has_a_host_column() -> None:
+    board = Board()
+    board.update([_session("a", host="gpu1")], now=1.0)
+    console = Console(file=io.StringIO(), width=100, height=12, record=True)
+    console.print(view(board, lambda s: "", 12, True, 2.0))
+    text = console.export_text()
+    assert text.splitlines()[1].split()[:2] == ["HOST", "NAME"] and "gpu1" in text
+
+
+def test_rows_are_keyed_by_host_and_id() -> None:
+    board = Board()
+    board.update([_session("a", host="h1"), _session("a", host="h2")], now=1.0)
+    assert len({row.key for row in board.rows}) == 2
+    assert isinstance(board.rows[0], Row)
+
+
+def test_keys_typed_fast_are_read_one_by_one() -> None:
+    assert keys("\x1b[Ak") == [UP, "k"]
+    assert keys("ky") == ["k", "y"]
+    assert keys("\x1b[B\x1b[A$") == [DOWN, UP, "$"]
+    assert keys("\x1b[1;5A") == ["\x1b[1;5A"]  # a modified arrow: one key, unknown
+    assert keys("") == []
