@@ -212,6 +212,20 @@ def _tree() -> dict[str, Command | Group]:
                    "whole).", default=False),
         ]),
         "show": _scoped("show", "Show one session.", REF),
+        "serve": _scoped("web.serve:command", "Serve the HTTP API and web dashboard: on "
+                         "the socket systemd passes (orch-web.socket: the caller checked by "
+                         "its credentials), else in the foreground on --listen, every "
+                         "request needing the token.",
+                         Option("listen", ("--listen",), "str", "Listen on TCP HOST:PORT "
+                                "(default 127.0.0.1:8765).", metavar="HOST:PORT"),
+                         Option("token_file", ("--token-file",), "str", "The token's file "
+                                "(default: $XDG_CONFIG_HOME/orch/web-token, made if "
+                                "missing).", metavar="FILE"),
+                         Option("allow_remote", ("--allow-remote",), "flag", "Listen on an "
+                                "address other machines reach.", default=False),
+                         Option("idle_exit", ("--idle-exit",), "str", "Socket-activated: "
+                                "exit after this long with no connection (default 10min).",
+                                metavar="DURATION"), json=False),
         "top": _scoped("top:command", "Watch the sessions live on the whole terminal: "
                        "status, age, memory, CPU (% over the interval), cost and what each "
                        "last said; keys sort (m, c, $, a), show logs (l), stop (s) and kill "

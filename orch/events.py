@@ -99,26 +99,35 @@ def read(state_dir: Path) -> list[Event]:
     return [e for e in map(_parse, data.splitlines()) if e is not None]
 
 
-def follow(state_dir: Path, start: int, emit: Callable[[Event], None]) -> None:
+def follow(state_dir: Path, start: int, emit: Callable[[Event], None], *,
+           until: Callable[[], bool] | None = None, every: float | None = None,
+           offsets: Callable[[int], None] | None = None) -> None:
     """Call EMIT for each event appended to STATE_DIR's file after byte START, as it
-    comes, until interrupted. Woken by inotify on the directory (the file may not exist
-    yet), never by a timer."""
+    comes, until interrupted, or until UNTIL() holds (asked after each wake-up, and
+    every EVERY seconds). Woken by inotify on the directory (the file may not exist
+    yet), never by a timer but EVERY's. OFFSETS, if given, hears where each event's
+    line ends (before EMIT hears of it): what a follower resumes after."""
     from orch.inotify import Watch
 
     path = state_dir / EVENTS_FILE
     offset = start
     rest = b""
     with Watch(state_dir) as watch:
-        while True:
+        while until is None or not until():
             for chunk in _read_from(path, offset):
-                offset += len(chunk)
                 lines = (rest + chunk).split(b"\n")
                 rest = lines.pop()
+                end = offset + len(chunk) - len(rest)
+                at = end - sum(len(line) + 1 for line in lines)
                 for line in lines:
+                    at += len(line) + 1
                     event = _parse(line)
                     if event is not None:
+                        if offsets is not None:
+                            offsets(at)
                         emit(event)
-            watch.wait()
+                offset += len(chunk)
+            watch.wait(every)
 
 
 def size(state_dir: Path) -> int:

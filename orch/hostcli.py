@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from orch.scope import Scope
 
 # Commands that act on this machine only.
-_LOCAL_ONLY = ("box", "completion")
+_LOCAL_ONLY = ("box", "completion", "serve")
 # The host every command runs on when the command line names none.
 HOST_ENV = "ORCH_HOST"
 

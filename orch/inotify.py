@@ -33,9 +33,12 @@ class Watch:
             os.close(self._fd)
             raise OSError(error, os.strerror(error), str(directory))
 
-    def wait(self) -> None:
-        """Block until the directory changes (then drain what inotify queued)."""
-        select.select([self._fd], [], [])
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the directory changes (then drain what inotify queued), or
+        TIMEOUT seconds have passed."""
+        ready, _, _ = select.select([self._fd], [], [], timeout)
+        if not ready:
+            return
         try:
             while os.read(self._fd, _BUFFER):
                 pass

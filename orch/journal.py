@@ -387,20 +387,28 @@ def _settle(args: Sequence[str], collector: _Collector, grace: float,
 def follow_logs(record: Record, write: Write, end: SessionEnd, *, lines: int | None = None,
                 since: str | None = None, output: LogFormat | None = None,
                 refresh: Callable[[], Sequence[tuple[str, int]]] | None = None,
-                style: Style | None = None) -> None:
-    """WRITE RECORD's output (all of it, or from the last LINES lines) and then its new
-    lines as they come, until END is set and the last lines have arrived (see _settle).
-    REFRESH gives the session's invocations again when one not known yet shows up."""
+                style: Style | None = None, after: str | None = None,
+                mark: Callable[[str | None], None] | None = None) -> None:
+    """WRITE RECORD's output (all of it, from the last LINES lines, or what came AFTER a
+    journal cursor) and then its new lines as they come, until END is set and the last
+    lines have arrived (see _settle). REFRESH gives the session's invocations again when
+    one not known yet shows up. MARK hears each line's cursor before it is written."""
     _check_lines(lines)
     args = [*(["--since", since] if since else []), *_output_matches(record)]
     show = printer(record, output, write, refresh, style)
-    collector = _Collector(show)
-    start: list[str] = ["--lines", "all"]
-    if lines is not None:
+
+    def take(entry: Entry) -> None:
+        if mark is not None:
+            mark(cursor_of(entry))
+        show(entry)
+
+    collector = _Collector(take, cursor=after)
+    start: list[str] = _after(after) or ["--lines", "all"]
+    if lines is not None and after is None:
         shown, joiner, cursor = _tail(args, lines, finish=False)
         for entry in shown:
-            show(entry)
-        collector = _Collector(show, joiner, cursor)
+            take(entry)
+        collector = _Collector(take, joiner, cursor)
         start = _after(cursor) or start
     reader = _Reader([*args, "--follow", *start])
     try:

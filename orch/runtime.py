@@ -49,16 +49,20 @@ if TYPE_CHECKING:  # typing costs ~10 ms at import, which every command would pa
     Clock = Callable[[], datetime]
 
 
-_STORES: dict[Path, StateStore] = {}
+_STORES: dict[tuple[Path, int], StateStore] = {}
 
 
 def store_for(scope: Scope) -> StateStore:
-    """The state store of SCOPE for the calling user: one per directory and process, so
-    what it knows of the file it last read or wrote serves the next call."""
-    directory = scope.state_dir()
-    store = _STORES.get(directory)
+    """The state store of SCOPE for the calling user: one per directory, process and
+    thread (a store's cache of the file is not shared between threads: `orch serve`
+    answers in several), so what it knows of the file it last read or wrote serves the
+    next call."""
+    from _thread import get_ident  # built in: costs nothing at start
+
+    key = (scope.state_dir(), get_ident())
+    store = _STORES.get(key)
     if store is None:
-        store = _STORES[directory] = StateStore(directory)
+        store = _STORES[key] = StateStore(key[0])
     return store
 
 

@@ -1,5 +1,6 @@
-"""The unit files orch ships: boot-time recovery and a daily reap, for the system
-manager and for user managers.
+"""The unit files orch ships: boot-time recovery, a daily reap, and the web API's
+socket (`orch serve`, started at the first connection), for the system manager and for
+user managers.
 
 The files under units/ in the source tree are these texts rendered for /usr/bin/orch
 (a test keeps them in step); `orch units install` renders them for this installation.
@@ -18,7 +19,12 @@ from orch.systemd import Manager
 RECOVER = "orch-recover.service"
 REAP = "orch-reap.service"
 REAP_TIMER = "orch-reap.timer"
-ENABLED = (RECOVER, REAP_TIMER)
+WEB_SOCKET = "orch-web.socket"
+WEB = "orch-web.service"
+ENABLED = (RECOVER, REAP_TIMER, WEB_SOCKET)
+STARTED = (REAP_TIMER, WEB_SOCKET)  # at install; recovery runs at the next boot
+# %t is /run for the system manager, $XDG_RUNTIME_DIR for a user's.
+WEB_SOCKET_PATH = "%t/orch/web.sock"
 
 
 def word(text: str, exec_line: bool = False) -> str:
@@ -80,6 +86,31 @@ def render(scope: Scope, orch: str, state_dir: str | None = None,
             "[Install]\n"
             "WantedBy=timers.target\n"
         ),
+        WEB_SOCKET: (
+            "[Unit]\n"
+            "Description=orch's web API and dashboard (its socket)\n"
+            "Documentation=man:orch(1)\n\n"
+            "[Socket]\n"
+            f"ListenStream={WEB_SOCKET_PATH}\n"
+            "SocketMode=0600\n"
+            "DirectoryMode=0700\n\n"
+            "[Install]\n"
+            "WantedBy=sockets.target\n"
+        ),
+        WEB: (
+            "[Unit]\n"
+            "Description=orch's web API and dashboard\n"
+            "Documentation=man:orch(1)\n"
+            f"Requires={WEB_SOCKET}\n"
+            f"After={WEB_SOCKET}\n\n"
+            "[Service]\n"
+            f"{env}"
+            f"ExecStart={word(orch)} serve {flag}\n"
+            # It answers only the socket's owner (the peer's credentials), and stops
+            # after a while with no connection; the socket starts it again.
+            "NoNewPrivileges=yes\n"
+            "WorkingDirectory=~\n"
+        ),
     }
 
 
@@ -122,7 +153,8 @@ def install(scope: Scope) -> list[Path]:
     with Manager(scope) as manager:
         manager.reload()
         manager.enable(list(ENABLED))
-        manager.start(REAP_TIMER)
+        for unit in STARTED:
+            manager.start(unit)
     return written
 
 
@@ -131,7 +163,8 @@ def uninstall(scope: Scope) -> list[Path]:
     directory = unit_dir(scope)
     present = [directory / name for name in render(scope, "orch") if (directory / name).exists()]
     with Manager(scope) as manager:
-        manager.stop(REAP_TIMER)
+        for unit in (*STARTED, WEB):
+            manager.stop(unit)
         if present:
             manager.disable(list(ENABLED))
         for path in present:

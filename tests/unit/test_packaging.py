@@ -29,7 +29,8 @@ def test_presets_enable_the_units_orch_ships_with_an_install_section() -> None:
                    if line.startswith("enable ")}
         installable = {unit.name for unit in units.iterdir()
                        if unit.is_file() and "[Install]" in unit.read_text()}
-        assert enabled == installable == {"orch-recover.service", "orch-reap.timer"}
+        assert enabled == installable == {"orch-recover.service", "orch-reap.timer",
+                                          "orch-web.socket"}
 
 
 def test_debian_dependency_floors_match_pyproject() -> None:

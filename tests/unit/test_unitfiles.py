@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from orch.scope import Scope
-from orch.unitfiles import REAP, REAP_TIMER, RECOVER, render, write_tree
+from orch.unitfiles import REAP, REAP_TIMER, RECOVER, WEB, WEB_SOCKET, render, write_tree
 
 UNITS = Path(__file__).resolve().parents[2] / "units"
-NAMES = {RECOVER, REAP, REAP_TIMER}
+NAMES = {RECOVER, REAP, REAP_TIMER, WEB_SOCKET, WEB}
 
 
 def _lines(text: str) -> list[str]:
@@ -50,9 +50,24 @@ def test_reap_timer_fires_daily(scope: Scope) -> None:
 
 
 @pytest.mark.parametrize("scope", list(Scope))
-def test_state_dir_baked_into_both_services(scope: Scope) -> None:
+def test_the_web_socket_is_its_users_alone_and_starts_serve(scope: Scope) -> None:
+    units = render(scope, "/opt/orch/bin/orch")
+    socket = units[WEB_SOCKET]
+    # %t: /run for the system manager, the user's runtime directory for theirs.
+    assert _value(socket, "ListenStream") == ["%t/orch/web.sock"]
+    assert _value(socket, "SocketMode") == ["0600"]
+    assert _value(socket, "DirectoryMode") == ["0700"]
+    assert _value(socket, "WantedBy") == ["sockets.target"]
+    service = units[WEB]
+    assert _value(service, "ExecStart") == [f"/opt/orch/bin/orch serve --{scope}"]
+    assert _value(service, "Requires") == [WEB_SOCKET]
+    assert "[Install]" not in _lines(service)  # started by its socket, not enabled
+
+
+@pytest.mark.parametrize("scope", list(Scope))
+def test_state_dir_baked_into_every_service(scope: Scope) -> None:
     units = render(scope, "/usr/bin/orch", "/srv/orch-state")
-    for name in (RECOVER, REAP):
+    for name in (RECOVER, REAP, WEB):
         assert _value(units[name], "Environment") == ["ORCH_STATE_DIR=/srv/orch-state"]
     assert _value(units[REAP_TIMER], "Environment") == []
     configured = render(scope, "/usr/bin/orch", "/srv/orch-state", "/etc/orch/night.toml")
@@ -97,7 +112,7 @@ def test_checked_in_units_match_the_code(scope: Scope, directory: Path) -> None:
         assert (directory / name).read_text() == text, f"regenerate {directory / name}"
 
 
-def test_write_tree_writes_exactly_the_six_shipped_files(tmp_path: Path) -> None:
+def test_write_tree_writes_exactly_the_shipped_files(tmp_path: Path) -> None:
     write_tree(str(tmp_path))
     written = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
     assert written == NAMES | {f"user/{name}" for name in NAMES}

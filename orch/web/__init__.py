@@ -1,0 +1,1 @@
+"""orch serve: the HTTP API, its access rules, and the dashboard page."""

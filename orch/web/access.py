@@ -1,0 +1,213 @@
+"""Who may use `orch serve`, decided before any request reaches the API.
+
+- On a Unix socket, the peer's credentials (SO_PEERCRED): only the user the server runs
+  as (root's socket: root) gets an answer; any other peer gets 403 and the connection
+  closed, before its request is read. No token there: the socket's owner is the user.
+- On TCP, every request needs the token: `Authorization: Bearer TOKEN`, the cookie a
+  browser got from opening the URL once with `?token=TOKEN` (as Jupyter does), or that
+  query itself. The Host header must name the listen address (no DNS rebinding), an
+  Origin, if sent, must be this server's (no cross-site requests; no CORS at all).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import os
+import secrets
+import socket
+import struct
+from http.cookies import SimpleCookie
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from orch.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, MutableMapping
+    from typing import Any
+
+    Scope = MutableMapping[str, Any]
+    Message = MutableMapping[str, Any]
+    Receive = Callable[[], Awaitable[Message]]
+    Send = Callable[[Message], Awaitable[None]]
+    ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+COOKIE = "orch_token"
+TOKEN_FILE = "web-token"
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+def config_dir() -> Path:
+    """$XDG_CONFIG_HOME/orch (~/.config/orch), where the web token is kept."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"),
+                                                              ".config")
+    return Path(base) / "orch"
+
+
+def load_token(path: Path | None) -> str:
+    """The token in PATH (default: config_dir()/web-token, made 0600 with a new random
+    token if missing). A token file others can read is refused: it is a password."""
+    if path is None:
+        path = config_dir() / TOKEN_FILE
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(32) + "\n")
+                file.flush()
+                os.fsync(file.fileno())
+    try:
+        mode = path.stat().st_mode
+        token = path.read_text().strip()
+    except OSError as err:
+        raise UsageError(f"--token-file {path}: {err.strerror}") from None
+    if mode & 0o077:
+        raise UsageError(f"--token-file {path}: readable by others (mode "
+                         f"{mode & 0o777:o}); make it 0600")
+    if len(token) < 16:
+        raise UsageError(f"--token-file {path}: the token must be 16 characters or more")
+    return token
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """HOST:PORT (a bracketed IPv6 address as [::1]:8080) as host and port."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise UsageError(f"--listen {text}: expected HOST:PORT, such as 127.0.0.1:8765")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether HOST is this machine only (localhost, 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_hosts(host: str, port: int) -> frozenset[str]:
+    """The Host headers a request to HOST:PORT may carry: the listen address itself,
+    and on loopback its usual names; on a wildcard address, this machine's names and
+    addresses."""
+    names = {f"[{host}]" if ":" in host else host}
+    if is_loopback(host):
+        names.update(_LOOPBACK_NAMES)
+    elif host in ("0.0.0.0", "::"):
+        names.update({socket.gethostname(), socket.getfqdn(), *_LOOPBACK_NAMES})
+        import psutil
+
+        for addresses in psutil.net_if_addrs().values():
+            for address in addresses:
+                if address.family in (socket.AF_INET, socket.AF_INET6):
+                    ip = address.address.split("%")[0]
+                    names.add(f"[{ip}]" if ":" in ip else ip)
+    return frozenset(f"{name}:{port}" for name in names)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1")
+            for k, v in scope.get("headers", [])}
+
+
+async def refuse(send: Send, status: int, message: str,
+                 extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    """Answer with STATUS and MESSAGE as the API's one-line JSON error."""
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *(extra or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class TokenGate:
+    """ASGI middleware for TCP: the Host and Origin checks, then the token."""
+
+    def __init__(self, app: ASGIApp, token: str, hosts: frozenset[str]) -> None:
+        self.app = app
+        self.token = token
+        self.hosts = hosts
+
+    def _token_ok(self, given: str | None) -> bool:
+        return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        if headers.get("host", "").lower() not in self.hosts:
+            await refuse(send, 403, "this server answers only to its own address "
+                         "(the Host header names another)")
+            return
+        origin = headers.get("origin")
+        if origin is not None and origin.lower().partition("://")[2] not in self.hosts:
+            await refuse(send, 403, f"cross-origin request from {origin} refused")
+            return
+        bearer = headers.get("authorization", "")
+        given = bearer[7:].strip() if bearer.lower().startswith("bearer ") else None
+        if given is None:
+            cookie = SimpleCookie(headers.get("cookie", ""))
+            given = cookie[COOKIE].value if COOKIE in cookie else None
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        from_query = query.get("token", [None])[0]
+        if given is None:
+            given = from_query
+        if not self._token_ok(given):
+            await refuse(send, 401, "a valid token is needed: Authorization: Bearer TOKEN, "
+                         "or open the URL `orch serve` printed")
+            return
+        if from_query is None or not self._token_ok(from_query):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                cookie = (f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict")
+                message["headers"] = [*message.get("headers", []),
+                                      (b"set-cookie", cookie.encode())]
+            await send(message)
+
+        await self.app(scope, receive, with_cookie)
+
+
+# --- Unix socket peers ------------------------------------------------------------------
+
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process at the other end of a Unix socket SOCK."""
+    if sock.family != socket.AF_UNIX:
+        return None
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    return int(_PEERCRED.unpack(raw)[1])
+
+
+FORBIDDEN = (b"HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\n"
+             b"connection: close\r\ncontent-length: %d\r\n\r\n%s")
+
+
+def peer_protocol(base: type[Any], owner: int) -> type[Any]:
+    """uvicorn's HTTP protocol BASE, refusing every connection on a Unix socket whose
+    peer is not OWNER (the uid the server runs as): 403, and the connection closed."""
+
+    class PeerChecked(base):  # type: ignore[misc]
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            sock = transport.get_extra_info("socket")
+            uid = peer_uid(sock) if sock is not None else None
+            if uid is not None and uid != owner:
+                body = json.dumps({"error": f"uid {uid} may not use the sessions of uid "
+                                            f"{owner}"}).encode()
+                transport.write(FORBIDDEN % (len(body), body))
+                transport.close()  # nothing more is read from it
+
+    return PeerChecked
