@@ -445,6 +445,12 @@ class StateStore:
         finally:
             os.close(fd)
 
+    def prepare(self) -> None:
+        """Make the state directory (private) if it is not there yet: what a follower of
+        its files watches."""
+        if not self._prepared:
+            self._prepare_directory()
+
     def _prepare_directory(self) -> None:
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -303,6 +303,8 @@ async def _from_thread(work: Any, stop: threading.Event) -> Any:
             work(put)
         except OrchError as err:
             loop.call_soon_threadsafe(queue.put_nowait, ("error", err.message))
+        except OSError as err:  # the journal or the state directory could not be read
+            loop.call_soon_threadsafe(queue.put_nowait, ("error", str(err)))
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
 
@@ -371,8 +373,10 @@ def _watch_end(session_id: str, scope: Scope, end: Any, stop: threading.Event) -
 
 async def _follow_events(scope: Scope, last_event_id: str | None) -> Any:
     from orch import events
+    from orch.state import StateStore
 
     directory = scope.state_dir()
+    StateStore(directory).prepare()  # its events file may not be there yet
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() \
         else events.size(directory)
     stop = threading.Event()

@@ -29,6 +29,7 @@ from orch.web.access import (
 DEFAULT_LISTEN = "127.0.0.1:8765"
 IDLE_EXIT_S = 600.0  # a socket-activated server with no connection this long exits
 SD_LISTEN_FDS_START = 3
+GRACE_S = 3
 
 
 def activated_socket() -> socket.socket | None:
@@ -66,8 +67,10 @@ def command(listen: str | None = None, token_file: str | None = None,
 def _config(app: object, http: object = "h11") -> object:
     import uvicorn
 
+    # An event stream never ends by itself: at a stop, give requests a moment, then end.
     return uvicorn.Config(app, http=http, ws="none", lifespan="off",  # type: ignore[arg-type]
-                          log_level="warning", access_log=False, server_header=False)
+                          log_level="warning", access_log=False, server_header=False,
+                          timeout_graceful_shutdown=GRACE_S)
 
 
 def _serve_tcp(scope: object, host: str, port: int, token: str) -> int:
@@ -80,6 +83,7 @@ def _serve_tcp(scope: object, host: str, port: int, token: str) -> int:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(128)  # before saying so: a client may connect at once
     except OSError as err:
         raise UsageError(f"--listen {host}:{port}: {err.strerror}") from None
     shown = f"[{host}]" if ":" in host else host

@@ -1,0 +1,126 @@
+"""Who gets an answer from `orch serve` on TCP: the token (header, cookie, or once in
+the URL), the Host and Origin checks, and the token file's rules; without systemd."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from orch.errors import UsageError
+from orch.web.access import (
+    COOKIE,
+    TokenGate,
+    allowed_hosts,
+    is_loopback,
+    load_token,
+    parse_listen,
+)
+
+TOKEN = "s3cret-token-of-32-characters-xx"
+HOST = "127.0.0.1:8765"
+
+
+def _client() -> TestClient:
+    async def hello(request: object) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    inner = Starlette(routes=[Route("/", hello), Route("/api/x", hello, methods=["GET", "POST"])])
+    gate = TokenGate(inner, TOKEN, allowed_hosts("127.0.0.1", 8765))
+    return TestClient(gate, base_url=f"http://{HOST}")
+
+
+def test_no_token_or_a_wrong_one_is_refused() -> None:
+    client = _client()
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {TOKEN}"},
+                    {"Cookie": f"{COOKIE}=nope"}):
+        answer = client.get("/api/x", headers=headers)
+        assert answer.status_code == 401 and answer.json()["error"].startswith("a valid token")
+    assert client.get("/api/x?token=nope").status_code == 401
+
+
+def test_the_token_in_a_header_or_cookie_is_let_through() -> None:
+    client = _client()
+    assert client.get("/api/x", headers={"Authorization": f"Bearer {TOKEN}"}).text == "hello"
+    assert client.get("/api/x", headers={"Cookie": f"{COOKIE}={TOKEN}"}).text == "hello"
+
+
+def test_the_token_in_the_url_sets_a_strict_http_only_cookie() -> None:
+    client = _client()
+    answer = client.get(f"/?token={TOKEN}")
+    assert answer.text == "hello"
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}={TOKEN};")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert client.get("/api/x").text == "hello"  # the browser's next request: the cookie
+
+
+def test_a_foreign_host_is_refused_even_with_the_token() -> None:
+    client = _client()
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    for host in ("evil.example:8765", "127.0.0.1:9999", "localhost.evil.example:8765"):
+        answer = client.get("/api/x", headers={**bearer, "Host": host})
+        assert answer.status_code == 403 and "Host" in answer.json()["error"]
+    assert client.get("/api/x", headers={**bearer, "Host": "localhost:8765"}).text == "hello"
+
+
+def test_a_foreign_origin_is_refused_and_no_cors_is_offered() -> None:
+    client = _client()
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    answer = client.post("/api/x", headers={**bearer, "Origin": "http://evil.example"})
+    assert answer.status_code == 403 and "cross-origin" in answer.json()["error"]
+    same = client.post("/api/x", headers={**bearer, "Origin": f"http://{HOST}"})
+    assert same.text == "hello"
+    assert not any(h.startswith("access-control-") for h in same.headers)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("127.0.0.1:8765", ("127.0.0.1", 8765)), ("[::1]:80", ("::1", 80)),
+    ("0.0.0.0:1", ("0.0.0.0", 1))])
+def test_listen_addresses(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(text) == expected
+
+
+@pytest.mark.parametrize("text", ["8765", "host:", ":80", "h:0", "h:65536", "h:x"])
+def test_bad_listen_addresses_are_one_line(text: str) -> None:
+    with pytest.raises(UsageError, match="expected HOST:PORT"):
+        parse_listen(text)
+
+
+def test_loopback_addresses() -> None:
+    assert all(map(is_loopback, ["localhost", "127.0.0.1", "127.9.9.9", "::1"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "10.0.0.1", "example.org", "::"]))
+    assert allowed_hosts("::1", 80) >= {"[::1]:80", "localhost:80"}
+    assert allowed_hosts("10.1.2.3", 80) == {"10.1.2.3:80"}
+
+
+def test_a_missing_token_file_is_made_private_with_a_random_token(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    first = load_token(None)
+    path = tmp_path / "orch" / "web-token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(first) >= 32
+    assert load_token(None) == first  # kept
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "other"))
+    assert load_token(None) != first
+
+
+def test_a_token_file_others_can_read_or_a_short_token_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text(TOKEN + "\n")
+    os.chmod(path, 0o644)
+    with pytest.raises(UsageError, match="readable by others"):
+        load_token(path)
+    os.chmod(path, 0o600)
+    assert load_token(path) == TOKEN
+    path.write_text("short\n")
+    with pytest.raises(UsageError, match="16 characters"):
+        load_token(path)
+    with pytest.raises(UsageError, match="--token-file"):
+        load_token(tmp_path / "missing")

@@ -1,0 +1,79 @@
+"""The web API's refusals, schema and page, without systemd: bad input is a 4xx with a
+one-line JSON error, decided as the CLI decides it, before any manager is asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from orch.scope import Scope
+from orch.web.app import create_app
+
+
+@pytest.fixture
+def client(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    config = isolated_env.parent / "config.toml"
+    config.write_text('[hosts.h1]\naddress = "root@192.0.2.1"\n')
+    monkeypatch.setenv("ORCH_CONFIG", str(config))
+    return TestClient(create_app(Scope.USER))
+
+
+def _error(answer: object, status: int) -> str:
+    assert answer.status_code == status, answer.text  # type: ignore[attr-defined]
+    body = answer.json()  # type: ignore[attr-defined]
+    assert set(body) == {"error"} and "\n" not in body["error"]
+    return str(body["error"])
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ({}, "give argv"),
+    ({"argv": ["sleep", "1"], "prompt": "hi"}, "give argv"),
+    ({"argv": []}, "argv is empty"),
+    ({"prompt": "hi"}, "prompt needs an agent provider"),
+    ({"argv": ["sleep"], "bogus": 1}, "body.bogus: Extra inputs are not permitted"),
+    ({"argv": "sleep 1"}, "body.argv"),
+    ({"argv": ["sleep"], "memory_max": "lots"}, "--memory-max: expected a size"),
+    ({"argv": ["sleep"], "nice": 40}, "--nice: expected"),
+    ({"argv": ["sleep"], "restart": "sometimes"}, "--restart: expected"),
+    ({"argv": ["sleep"], "env": ["NOEQUALS"]}, "expected KEY=VALUE"),
+    ({"argv": ["sleep"], "profile": "nope"}, "nope"),
+])
+def test_a_bad_spawn_is_refused_in_one_line(client: TestClient, body: dict[str, object],
+                                            says: str) -> None:
+    assert says in _error(client.post("/api/sessions", json=body), 400)
+
+
+def test_bad_parameters_are_refused_in_one_line(client: TestClient) -> None:
+    assert "lines" in _error(client.get("/api/sessions/x/logs?lines=-1"), 400)
+    assert "format" in _error(client.get("/api/sessions/x/logs?format=html"), 400)
+    assert "not both" in _error(client.post("/api/sessions/x/send",
+                                            json={"message": "a", "interrupt": True}), 400)
+    assert "signal" in _error(client.post("/api/sessions/x/kill",
+                                          json={"signal": "NOPE"}), 400).lower()
+    assert "host" in _error(client.get("/api/sessions?host=a%20b"), 400)
+
+
+def test_an_unknown_host_is_not_found(client: TestClient) -> None:
+    assert _error(client.get("/api/sessions?host=h9"), 404) == \
+        "no host h9 in the configuration ([hosts.h9])"
+    assert client.get("/api/hosts").json() == ["h1"]
+
+
+def test_the_schema_describes_every_route_and_the_spawn_settings(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    assert set(schema["paths"]) == {
+        "/api/hosts", "/api/sessions", "/api/sessions/{ref}", "/api/sessions/{ref}/stop",
+        "/api/sessions/{ref}/kill", "/api/sessions/{ref}/send", "/api/sessions/{ref}/logs",
+        "/api/sessions/{ref}/transcript", "/api/events"}
+    spawn = schema["components"]["schemas"]["SpawnBody"]["properties"]
+    assert {"argv", "prompt", "memory_max", "provider", "queue", "timeout"} <= set(spawn)
+    assert spawn["memory_max"]["description"].startswith("Memory limit")
+
+
+def test_the_dashboard_is_one_page_with_no_outside_resource(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<title>orch</title>" in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # nothing fetched
