@@ -89,9 +89,10 @@ class Terminal:
         pid, fd = pty.fork()
         if pid == 0:  # the child: attach, on the terminal pty.fork made
             try:
-                if env is None:
-                    os.execvp(command[0], command)
-                os.execvpe(command[0], command, env)
+                # os.environ, not the C environment: a test runner that loaded readline
+                # has COLUMNS and LINES there (readline exports them), which would fix
+                # the program's idea of the window at the runner's own.
+                os.execvpe(command[0], command, dict(os.environ) if env is None else env)
             finally:
                 os._exit(127)
         self.pid, self.fd = pid, fd

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tests.browser import screenshot_dir, terminal_png
 from tests.integration.conftest import ORCH, Orch
 from tests.terminals import Terminal, running
 from tests.waiting import wait_for
@@ -40,6 +41,9 @@ def test_top_shows_the_sessions_and_acts_on_the_one_selected(orch: Orch) -> None
         header = next(line for line in terminal.display.text().splitlines()
                       if line.lstrip().startswith("NAME"))
         assert header.split() == ["NAME", "STATUS", "AGE", "MEM", "CPU", "COST", "LAST"]
+        if (shots := screenshot_dir()) is not None and orch.scope == "system":
+            terminal.expect(b"%", drawn=True)  # a CPU share: an interval has passed
+            terminal_png(terminal.display.text(), shots / "top.png", 120, 30)
         # Newest first, the selection moved to the top: napper.
         terminal.type(b"a")
         terminal.expect(b"sorted by age", drawn=True)

@@ -1,0 +1,64 @@
+"""The dashboard in a real headless Chromium, against real managers: it loads, lists a
+session the CLI spawned, streams its new output lines, spawns from its form, and its
+stop button stops a session."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from selenium.webdriver.common.by import By
+
+from tests.browser import chromium, screenshot_dir, until
+from tests.integration.conftest import Orch
+from tests.integration.test_web import ECHO_ON_SIGNAL
+from tests.integration.web import serving
+from tests.waiting import wait_for
+
+
+def _row(driver: object, name: str) -> object:
+    rows = driver.find_elements(By.CSS_SELECTOR, "#sessions tr")  # type: ignore[attr-defined]
+    return next((row for row in rows if row.find_element(By.TAG_NAME, "td").text == name),
+                None)
+
+
+def test_the_dashboard_lists_streams_spawns_and_stops(orch: Orch) -> None:
+    trigger = orch.owned_file("trigger", "")
+    sid = orch.spawn(sys.executable, "-c", ECHO_ON_SIGNAL, str(trigger),
+                     opts=["--name", "watched"])
+    wait_for(lambda: "ready" in orch.logs_text(sid), what="the program to start")
+    with serving(orch) as server, chromium() as driver:
+        driver.get(server.url)  # the token once in the URL; a cookie from then on
+        assert driver.title == "orch"
+        row = until(lambda: _row(driver, "watched"), what="the CLI's session listed")
+        assert "running" in row.text
+        row.click()
+        log = driver.find_element(By.ID, "log")
+        until(lambda: "ready" in log.text, what="its output so far")
+        trigger.write_text("x")
+        written = time.monotonic()
+        until(lambda: "line 1" in log.text, timeout=2.0, what="a new line within 2 s")
+        assert time.monotonic() - written < 2.0
+
+        # The form spawns as `orch spawn` would; the new session is selected.
+        driver.find_element(By.ID, "spawn-name").send_keys("from-page")
+        driver.find_element(By.ID, "spawn-text").send_keys("sleep 300")
+        driver.find_element(By.CSS_SELECTOR, "#spawn button").click()
+        made = wait_for(lambda: next((s for s in orch.ps() if s["name"] == "from-page"),
+                                     None), what="the form's session")
+        assert made["argv"] == ["sleep", "300"] and made["status"] == "running"
+        until(lambda: _row(driver, "from-page"), what="the new session listed")
+        until(lambda: "MEM" in driver.page_source and "$" not in _row(driver, "watched").text,
+              what="the table")
+        if (shots := screenshot_dir()) is not None and orch.scope == "system":
+            _row(driver, "watched").click()
+            until(lambda: "line 1" in log.text, what="the log pane again")
+            driver.save_screenshot(str(shots / "dashboard.png"))
+
+        _row(driver, "watched").click()
+        until(lambda: "watched" in driver.find_element(By.ID, "title").text,
+              what="watched selected")
+        driver.find_element(By.ID, "stop").click()
+        wait_for(lambda: orch.show(sid)["status"] == "stopped", what="the stop button's stop")
+        until(lambda: "stopped" in _row(driver, "watched").text, what="the table to say so")
+        assert orch.show("from-page")["status"] == "running"
