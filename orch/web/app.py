@@ -9,6 +9,7 @@ before a request gets here (orch.web.access).
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -58,6 +59,11 @@ class Error(BaseModel):
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Error} for code in (400, 401, 403, 404, 422, 502, 503)}
 
+# Output as text: whole, or as Server-Sent Events.
+_TEXT: dict[str, Any] = {"description": "The output", "content": {
+    "text/plain": {"schema": {"type": "string"}},
+    "text/event-stream": {"schema": {"type": "string"}}}}
+
 _JSON_TYPES: dict[Kind, Any] = {
     Kind.BOOL: bool, Kind.INT: int | str, Kind.STRING_LIST: list[str],
     Kind.DURATION: int | str, Kind.SIZE: int | str}
@@ -83,16 +89,25 @@ else:
     )
 
 
+# What --signal takes, as the schema says it: a signal's name (TERM or SIGTERM) or number.
+if TYPE_CHECKING:
+    SignalName = str
+else:
+    SignalName = Literal[tuple(sorted({form for sig in signal.Signals for form in (
+        sig.name, sig.name.removeprefix("SIG"))}))]
+SIGNAL_NUMBERS = Annotated[int, Field(ge=1, lt=signal.NSIG)]
+
+
 class KillBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     result: str | None = Field(None, description="The final result to record.")
-    signal: str = Field("TERM", description="Signal name or number.")
+    signal: SignalName | SIGNAL_NUMBERS = Field(
+        "TERM", description="A signal's name or number.")
 
 
 class SendBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    message: str | None = Field(None, description="The message (none with interrupt).")
-    interrupt: bool = Field(False, description="Stop the current turn instead.")
+    message: str = Field(min_length=1, description="The message.")
 
 
 def create_app(scope: Scope) -> FastAPI:
@@ -161,31 +176,39 @@ def create_app(scope: Scope) -> FastAPI:
         body = body or KillBody(result=None, signal="TERM")
         if host:
             return _session_on_host(scope, host, [
-                "kill", "--json", "--signal", body.signal, ref,
+                "kill", "--json", "--signal", str(body.signal), ref,
                 *([body.result] if body.result is not None else [])])
-        return api.kill(ref, body.result, scope, signum=api.parse_signal(body.signal)
+        return api.kill(ref, body.result, scope, signum=api.parse_signal(str(body.signal))
                         ).to_json()
 
-    @app.post("/api/sessions/{ref}/send", summary="A conversation's next message")
+    @app.post("/api/sessions/{ref}/send", summary="A conversation's next message (as "
+              "`orch send`); an ended agent session is resumed with it")
     def send(ref: str, body: Annotated[SendBody, Body()], host: Host = None
              ) -> dict[str, Any]:
-        if (body.message is None) == (not body.interrupt):
-            raise UsageError("give a message, or interrupt: true (not both)")
+        return _send(ref, body.message, host)
+
+    @app.post("/api/sessions/{ref}/interrupt", summary="Stop a conversation's current "
+              "turn (as `orch send --interrupt`)")
+    def interrupt(ref: str, host: Host = None) -> dict[str, Any]:
+        return _send(ref, None, host)
+
+    def _send(ref: str, message: str | None, host: str | None) -> dict[str, Any]:
         if host:
-            session = _on_host(scope, host, ["send", "--json", ref, *(
-                ["--interrupt"] if body.interrupt else ["--", str(body.message)])])
+            session = _session_on_host(scope, host, ["send", "--json", ref, *(
+                ["--interrupt"] if message is None else ["--", message])])
             return {"how": "sent", "session": session}
-        sent = api.send(ref, body.message, scope, interrupt=body.interrupt)
+        sent = api.send(ref, message, scope, interrupt=message is None)
         return {"how": sent.how, "session": sent.session.to_json()}
 
     @app.get("/api/sessions/{ref}/logs", summary="A session's output (as `orch logs`); "
              "follow=true: Server-Sent Events until it ends, resumable with Last-Event-ID",
-             response_class=PlainTextResponse)
+             responses={200: _TEXT})
     def logs(ref: str, lines: Annotated[int | None, Query(ge=0)] = None,
              format: LogFormatName | None = None, follow: bool = False,
              last_event_id: Annotated[str | None, Header()] = None, host: Host = None
              ) -> Any:
         if host:
+            _fleet_host(scope, host)  # an unknown one is not found, followed or not
             if follow:
                 raise UsageError("another host's output is not followed here: read it "
                                  "without follow, or run `orch --host H logs -f` there")
@@ -202,13 +225,13 @@ def create_app(scope: Scope) -> FastAPI:
         shown = default_format(record) if format is None else LogFormat(format)
         return PlainTextResponse(read_logs(record, lines=lines, output=shown))
 
-    @app.get("/api/sessions/{ref}/transcript", response_class=PlainTextResponse,
+    @app.get("/api/sessions/{ref}/transcript", responses={200: _TEXT},
              summary="An agent session's transcript (as `orch logs -o transcript`)")
     def transcript(ref: str, lines: Annotated[int | None, Query(ge=0)] = None) -> Any:
         return logs(ref, lines, "transcript", False, None, None)
 
     @app.get("/api/events", summary="State changes as Server-Sent Events (as `orch events "
-             "-f --json`), from now on, or after Last-Event-ID")
+             "-f --json`), from now on, or after Last-Event-ID", responses={200: _TEXT})
     def events(last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
         return StreamingResponse(_follow_events(scope, last_event_id),
                                  media_type="text/event-stream",
@@ -226,17 +249,24 @@ def _on_host(scope: Scope, name: str, args: list[str], as_json: bool = True) -> 
     """`orch ARGS` on host NAME (as `orch --host NAME ARGS`), its JSON answer."""
     import json
 
-    from orch import config, hosts, ssh
+    from orch import ssh
 
-    fleet = hosts.fleet(config.load(scope).hosts)
-    if name not in fleet:
-        raise NotFound(f"no host {name} in the configuration ([hosts.{name}])")
-    host = fleet[name]
+    host = _fleet_host(scope, name)
     try:
         answer = ssh.capture(host.address, [host.orch, *args], ACTION_TIMEOUT_S)
     except ssh.Unanswered as err:
         raise HostUnanswered(f"host {name}: {err.reason}") from None
     return json.loads(answer) if as_json else answer
+
+
+def _fleet_host(scope: Scope, name: str) -> Any:
+    """Host NAME of SCOPE's configuration; NotFound if it has none of that name."""
+    from orch import config, hosts
+
+    fleet = hosts.fleet(config.load(scope).hosts)
+    if name not in fleet:
+        raise NotFound(f"no host {name} in the configuration ([hosts.{name}])")
+    return fleet[name]
 
 
 def _session_on_host(scope: Scope, name: str, args: list[str]) -> dict[str, Any]:
