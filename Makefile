@@ -14,9 +14,11 @@ CLAUDE_CODE ?= @anthropic-ai/claude-code@2.1.197
 # network namespaces).
 APT_PACKAGES := libsystemd-dev pkg-config python3-venv python3-dev gcc util-linux systemd dbus-user-session git \
 	openssh-server openssh-client iproute2 \
+	chromium chromium-driver \
 	zsh fish time  # the shells whose completion the tests run; GNU time for make bench
+# chromium and its chromedriver: the dashboard's tests drive a real headless browser.
 
-.PHONY: setup system-deps deb-deps venv install test-user agents demo test unit lint box-up box-down units deb bench clean
+.PHONY: setup system-deps deb-deps venv install test-user agents demo test unit lint box-up box-down units deb bench screenshots clean
 
 setup: system-deps deb-deps install test-user agents
 
@@ -85,6 +87,11 @@ test: setup
 # box: bench/results/latest.md and latest.json (bench/README.md). BENCH_QUICK=1: reduced.
 bench: setup box-up
 	$(PY) -m bench.run
+
+# The README's pictures, taken by the tests' own browser and terminal runs.
+screenshots: setup
+	ORCH_SCREENSHOTS=$(CURDIR)/docs $(PY) -m pytest -q -p no:cacheprovider \
+		tests/integration/test_dashboard.py tests/integration/test_top.py
 
 # units/ is orch/unitfiles.py rendered for /usr/bin/orch.
 units: install
