@@ -15,6 +15,7 @@ from bench.series import (
     LIST_WITH_HISTORY,
     SLEEP,
     SPAWN_WITH_HISTORY,
+    SSE_LATENCY,
     TRUE,
     WAIT_AFTER_EXIT,
     WAIT_AFTER_INACTIVE,
@@ -23,6 +24,7 @@ from bench.series import (
     Run,
     listing_at,
     recovering_at,
+    serving_at,
     spawn_latency,
     with_history,
 )
@@ -140,6 +142,13 @@ GOALS: tuple[Goal, ...] = (
     _cli_budget(SLEEP),
     Goal("budget: `orch ps --json` at 1000 <= 1.5 x the python floor + JSON state's listing",
          listing_at(GOAL_N), Contender.PS, Kind.TIMES_AT_MOST, 1.5, Contender.FLOOR_LIST_JSON),
+    # orch serve (issue 22): its listing against the same work done in-process, and a
+    # journal line's way to a client following the logs.
+    Goal("`GET /api/sessions` at 1000 <= 1.5 x `orch ps --json` in-process",
+         serving_at(GOAL_N), Contender.API_LIST, Kind.TIMES_AT_MOST, 1.5,
+         Contender.PS_IN_PROCESS),
+    Goal("a log line reaches an SSE client <= 500 ms", SSE_LATENCY, Contender.SSE_LOGS,
+         Kind.AT_MOST, 500.0, stat=Stat.P95),
     _flat(f"budget: `orch spawn` with {HISTORY_SPAWN} ended sessions in the state "
           "<= 1.2 x with none", SPAWN_WITH_HISTORY, Contender.CLI, HISTORY_SPAWN),
     _flat(f"budget: `orch ps --running` with {HISTORY_PS} ended sessions in the state "

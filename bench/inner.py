@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orch
-from bench import history, machine, queries, spawning, startup, waiting
+from bench import history, machine, queries, spawning, startup, waiting, web
 from bench.bus import Bus
 from bench.context import Bench
 from bench.series import THROUGHPUT, Run, Series, dumps
@@ -32,6 +32,8 @@ class Plan:
     history_rounds: int  # per contender, each measure against history
 
 
+# A line at a time to a client following the logs: enough for a p95.
+SSE_SAMPLES = 40
 FULL = Plan(latency_rounds=50, idle_rounds=20, read_rounds=10, sizes=(10, 100, 1000),
             cli_sessions=1000, wait_rounds=10, wait_window_s=30.0, cold_rounds=20,
             history_rounds=30)
@@ -66,10 +68,11 @@ def measure(bench: Bench, user_bus: Bus, plan: Plan) -> tuple[list[Series], list
         during=lambda: cold.extend(startup.cold_start(bench, plan.cold_rounds))))
     population = attempt("population", lambda: _population(bench, plan))
     cli = attempt("CLI throughput", lambda: _cli_throughput(bench, user_bus, plan))
+    sse = attempt("web API logs", lambda: [web.sse_latency(bench, SSE_SAMPLES)])
     throughput = [s for s in [*population, *cli] if s.measure == THROUGHPUT]
     reads = [s for s in population if s.measure != THROUGHPUT]
     busy = [s for s in cli if s.measure != THROUGHPUT]
-    ordered = [*latency, *against_history, *throughput, *reads, *waits, *busy, *cold]
+    ordered = [*latency, *against_history, *throughput, *reads, *sse, *waits, *busy, *cold]
     return ordered, failures
 
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import orch
+from bench import web
 from bench.context import FLOOR, PYTHON, Bench, recorded
 from bench.series import (
     THROUGHPUT,
@@ -19,6 +20,7 @@ from bench.series import (
     Unit,
     listing_at,
     recovering_at,
+    serving_at,
     showing_at,
 )
 from bench.timing import round_robin, run_child, say
@@ -128,6 +130,8 @@ def population(bench: Bench, sizes: Sequence[int], rounds: int) -> tuple[Series,
             measure, reference = MEASURE_OF[contender]
             found.setdefault((measure, n), []).append(
                 Series(measure(n), contender, Unit.MS, values, reference=reference))
+        if n == max(sizes):
+            found[(serving_at, n)] = web.listing(bench, state, n, rounds)
     spawned = len(spawn_ms)
     wall = sum(spawn_ms) / 1000.0
     throughput = Series(THROUGHPUT, Contender.LIB, Unit.RATE, [spawned / wall],
@@ -136,6 +140,7 @@ def population(bench: Bench, sizes: Sequence[int], rounds: int) -> tuple[Series,
                                 "note": f"{spawned} sessions one after another in one "
                                         f"process, {wall:.1f} s spent in orch.spawn"})
     bench.clear(state)
-    ordered = [found[(measure, n)] for measure in (listing_at, showing_at, recovering_at)
-               for n in sizes]
+    ordered = [found[(measure, n)] for measure in (listing_at, showing_at, recovering_at,
+                                                   serving_at)
+               for n in sizes if (measure, n) in found]
     return throughput, [series for group in ordered for series in group]

@@ -53,6 +53,10 @@ class Contender(StrEnum):
     # What a shell's Tab after `orch show ` runs: the answer from the state file, which
     # must come without typer (goal: within 50 ms).
     COMPLETE_REF = "orch completion of a session reference (empty state)"
+    # orch serve's listing, and what `orch ps --json` does in-process (no start-up).
+    API_LIST = "GET /api/sessions (orch serve)"
+    PS_IN_PROCESS = "orch ps --json, in-process"
+    SSE_LOGS = "orch serve: logs?follow=true"
 
 
 def spawn_latency(command: str) -> str:
@@ -68,6 +72,15 @@ def listing_at(n: int) -> str:
 def showing_at(n: int) -> str:
     """The measure of showing one of N live sessions."""
     return f"show one session, N={n}"
+
+
+def serving_at(n: int) -> str:
+    """The measure of listing N live sessions through the web API."""
+    return f"web API listing, N={n}"
+
+
+# From a program's line to the web client following its logs (Server-Sent Events).
+SSE_LATENCY = "log line to an SSE client"
 
 
 def recovering_at(n: int) -> str:
