@@ -378,7 +378,9 @@ ACTION_TIMEOUT = 120.0  # a stop waits for the session to end: up to its stop ti
 def command(interval: float = DEFAULT_INTERVAL, all_hosts: bool = False,
             user: bool = False, system: bool = False) -> int:
     """`orch top` (`--host H top` runs it there, on this terminal: orch.hostcli)."""
-    from orch import api, hosts
+    from orch import api, hosts, vendor
+
+    vendor.activate()  # a package carries rich there
 
     scope = api.current_scope(user, system)
     scope_args = [*(["--user"] if user else []), *(["--system"] if system else [])]

@@ -1,9 +1,11 @@
 """Private copies of the CLI's dependencies that a distribution package may carry.
 
-Debian's package ships typer (and what it needs) in orch/_vendor because bookworm's
-python3-typer is too old (packaging/README.md). Only the CLI puts that directory on
-sys.path, and first, so an older system typer never shadows it; `import orch` as a
-library never touches sys.path.
+Debian's package ships typer, rich, FastAPI and uvicorn (and what they need) in
+orch/_vendor because bookworm's are too old (packaging/README.md). Only the CLI puts
+that directory on sys.path, and first, so an older system copy never shadows it: before
+typer (orch.cli, orch.app), and in the commands that use the others (`orch top`,
+`orch serve`), which the fast path runs without typer. `import orch` as a library never
+touches sys.path.
 """
 
 from __future__ import annotations

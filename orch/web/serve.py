@@ -48,8 +48,10 @@ def command(listen: str | None = None, token_file: str | None = None,
             allow_remote: bool = False, idle_exit: str | None = None,
             user: bool = False, system: bool = False) -> int:
     """`orch serve`."""
-    from orch import api
+    from orch import api, vendor
     from orch.timespan import parse_seconds
+
+    vendor.activate()  # a package carries FastAPI and uvicorn there
 
     scope = api.current_scope(user, system)
     idle = IDLE_EXIT_S if idle_exit is None else parse_seconds(idle_exit, "--idle-exit")

@@ -152,6 +152,9 @@ def test_package_carries_units_completion_man_page_and_docs(deb: Path) -> None:
         "/usr/bin/orch",
         "/usr/lib/python3/dist-packages/orch/cli.py",
         "/usr/lib/python3/dist-packages/orch/_vendor/typer/__init__.py",
+        "/usr/lib/python3/dist-packages/orch/_vendor/fastapi/__init__.py",
+        "/usr/lib/python3/dist-packages/orch/_vendor/uvicorn/__init__.py",
+        "/usr/lib/python3/dist-packages/orch/web/dashboard.html",
         "/usr/share/man/man1/orch.1.gz",
         "/usr/share/bash-completion/completions/orch",
         "/usr/share/zsh/vendor-completions/_orch",
@@ -161,7 +164,8 @@ def test_package_carries_units_completion_man_page_and_docs(deb: Path) -> None:
         "/usr/lib/systemd/user-preset/80-orch.preset",
     }
     for scope in ("system", "user"):
-        for unit in ("orch-recover.service", "orch-reap.service", "orch-reap.timer"):
+        for unit in ("orch-recover.service", "orch-reap.service", "orch-reap.timer",
+                     "orch-web.socket", "orch-web.service"):
             expected.add(f"/usr/lib/systemd/{scope}/{unit}")
     assert expected <= paths, sorted(expected - paths)
     assert any(p.startswith("/usr/share/doc/orch/README.md") for p in paths)
@@ -238,12 +242,34 @@ def test_installed_orch_runs_on_debians_python_and_libraries(booted: BootedRoot)
     assert booted.ok(["systemctl", "--global", "is-enabled", "orch-recover.service",
                       "orch-reap.timer"]).split() == ["enabled", "enabled"]
     assert booted.ok(["systemctl", "is-active", "orch-reap.timer"]).strip() == "active"
+    # The web API's socket listens (root's alone); a connection starts `orch serve`,
+    # which runs on the vendored FastAPI and uvicorn.
+    assert booted.ok(["systemctl", "is-active", "orch-web.socket"]).strip() == "active"
+    answer = booted.ok(["python3", "-c", UNIX_GET, "/run/orch/web.sock", "/api/sessions"])
+    assert answer.splitlines()[0] == "200" and json.loads(answer.split("\n", 1)[1]) == []
+    top = booted.run(["orch", "top"])  # the vendored rich loads; no terminal here
+    assert top.returncode == 2 and "needs a terminal" in top.stderr, top.stderr
     unit = booted.unit("orch-recover.service", "ExecStart", "FragmentPath")
     # bookworm's systemd names it by /lib, which merged /usr makes the same file.
     shipped = "usr/lib/systemd/system/orch-recover.service"
     loaded_from = booted.root / unit["FragmentPath"].lstrip("/")
     assert loaded_from.resolve() == (booted.root / shipped).resolve(), unit
     assert "path=/usr/bin/orch" in unit["ExecStart"]
+
+
+# GET PATH on the Unix socket SOCKET: its status, then its body.
+UNIX_GET = """
+import http.client, socket, sys
+class Unix(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(sys.argv[1])
+connection = Unix("localhost", timeout=60)
+connection.request("GET", sys.argv[2])
+response = connection.getresponse()
+print(response.status)
+print(response.read().decode())
+"""
 
 
 def test_recover_runs_at_boot_for_the_system_and_lingering_users(

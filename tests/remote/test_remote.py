@@ -326,3 +326,44 @@ def test_top_over_the_fleet_and_on_one_host(fleet: Fleet, env: dict[str, str],
         terminal.expect(b"0 running", drawn=True)
         terminal.type(b"q")
         assert terminal.ended() == 0
+
+
+def test_the_web_api_answers_for_another_host(fleet: Fleet, env: dict[str, str],
+                                              cleanup: None, tmp_path: Path) -> None:
+    import http.client
+    import socket
+
+    h2 = fleet.host("h2")
+    session_id = orch(env, "spawn", "--host", "h2", "--name", "far-web", "--", "sleep",
+                      "300").stdout.strip()
+    token_file = tmp_path / "token"
+    token_file.write_text("remote-token-0123456789-abcdefgh\n")
+    token_file.chmod(0o600)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([orch_command(), "serve", "--listen", f"127.0.0.1:{port}",
+                               "--token-file", str(token_file)], env=env,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stderr is not None and "serving" in server.stderr.readline()
+        headers = {"Authorization": "Bearer remote-token-0123456789-abcdefgh"}
+
+        def call(method: str, path: str) -> tuple[int, Any]:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+            connection.request(method, path, headers=headers)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+
+        status, hosts = call("GET", "/api/hosts")
+        assert status == 200 and set(hosts) == {h.name for h in fleet.hosts}
+        status, listed = call("GET", "/api/sessions?host=h2")
+        assert status == 200 and [s["id"] for s in listed] == [session_id]
+        status, stopped = call("POST", f"/api/sessions/{session_id}/stop?host=h2")
+        assert status == 200 and stopped["status"] == "stopped"
+        assert on_host(fleet, h2, "show", session_id)["status"] == "stopped"
+        status, missing = call("GET", f"/api/sessions/{session_id}?host=h1")
+        assert status == 502 and "h1" in missing["error"]  # h1's orch: no such session
+    finally:
+        server.terminate()  # ours, by its PID
+        server.wait(timeout=30)
