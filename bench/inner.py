@@ -68,7 +68,7 @@ def measure(bench: Bench, user_bus: Bus, plan: Plan) -> tuple[list[Series], list
         during=lambda: cold.extend(startup.cold_start(bench, plan.cold_rounds))))
     population = attempt("population", lambda: _population(bench, plan))
     cli = attempt("CLI throughput", lambda: _cli_throughput(bench, user_bus, plan))
-    sse = attempt("web API logs", lambda: [web.sse_latency(bench, SSE_SAMPLES)])
+    sse = attempt("web API logs", lambda: web.sse_latency(bench, SSE_SAMPLES))
     throughput = [s for s in [*population, *cli] if s.measure == THROUGHPUT]
     reads = [s for s in population if s.measure != THROUGHPUT]
     busy = [s for s in cli if s.measure != THROUGHPUT]

@@ -57,6 +57,7 @@ class Contender(StrEnum):
     API_LIST = "GET /api/sessions (orch serve)"
     PS_IN_PROCESS = "orch ps --json, in-process"
     SSE_LOGS = "orch serve: logs?follow=true"
+    JOURNAL_FOLLOW = "journalctl --follow"
 
 
 def spawn_latency(command: str) -> str:

@@ -86,14 +86,33 @@ def listing(bench: Bench, state: Path, n: int, rounds: int) -> list[Series]:
             for contender, values in samples.items()]
 
 
-def sse_latency(bench: Bench, samples: int) -> Series:
-    """From a word added to a session's trigger file to its line at an SSE client."""
+def sse_latency(bench: Bench, samples: int) -> list[Series]:
+    """From a word added to a session's trigger file to its line at an SSE client, and,
+    in the same samples, to the same line at `journalctl --follow` (what the journal
+    itself takes to show a new line to any reader)."""
     state = bench.state("web-sse")
     trigger = bench.work / "sse-trigger"
     trigger.write_text("")
     with bench.library(state):
         session = orch.spawn(["/usr/bin/python3", "-c", ECHO, str(trigger)])
     found: list[float] = []
+    journal: list[float] = []
+    arrivals: list[float] = []
+    follower = subprocess.Popen(
+        ["journalctl", "--follow", "--lines", "0", "--output", "cat",
+         f"SYSLOG_IDENTIFIER={session.unit.removesuffix('.service')}", f"_UID={os.getuid()}"],
+        stdout=subprocess.PIPE, env=bench.base_env())
+
+    def watch_journal() -> None:
+        assert follower.stdout is not None
+        for line in follower.stdout:
+            if line.startswith(b"line "):
+                arrivals.append(time.perf_counter())
+
+    import threading
+
+    reader = threading.Thread(target=watch_journal, daemon=True)
+    reader.start()
     try:
         with serving(bench, state) as port:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -111,15 +130,25 @@ def sse_latency(bench: Bench, samples: int) -> Series:
                 found.append(_ms(time.perf_counter() - written))
                 if data != f"line {index + 1}":
                     raise RuntimeError(f"the stream said {data!r}")
+                deadline = time.monotonic() + 10
+                while len(arrivals) <= index and time.monotonic() < deadline:
+                    time.sleep(0.001)  # the other reader's line: polled, with a deadline
+                if len(arrivals) <= index:
+                    raise RuntimeError("journalctl --follow missed a line")
+                journal.append(_ms(arrivals[index] - written))
             connection.close()
     finally:
+        follower.terminate()  # ours, by its PID
+        follower.wait(timeout=30)
         with bench.library(state):
             orch.stop(session.id)
         bench.clear(state)
-    return Series(SSE_LATENCY, Contender.SSE_LOGS, Unit.MS, found,
-                  detail={"note": "each sample: a word added to the session's trigger file, "
-                                  "until its line arrives as an event; the session polls "
-                                  "its file every 5 ms"})
+    note = ("each sample: a word added to the session's trigger file, until its line "
+            "arrives (the session polls its file every 5 ms)")
+    return [Series(SSE_LATENCY, Contender.SSE_LOGS, Unit.MS, found,
+                   reference=Contender.JOURNAL_FOLLOW, detail={"note": note}),
+            Series(SSE_LATENCY, Contender.JOURNAL_FOLLOW, Unit.MS, journal,
+                   detail={"note": note + ", at `journalctl --follow -o cat`"})]
 
 
 def _events(stream: http.client.HTTPResponse) -> Iterator[str]:
