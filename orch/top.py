@@ -177,7 +177,8 @@ def summary(board: Board) -> str:
     memory = sum(s.get("memory_current") or 0 for s in sessions)
     cpu = sum(row.cpu_percent or 0.0 for row in board.rows)
     costs = [s["cost_usd"] for s in sessions if s.get("cost_usd") is not None]
-    return (f"{len(sessions)} sessions, {live} running · MEM {format_bytes(memory)} · "
+    count = f"{len(sessions)} session" + ("" if len(sessions) == 1 else "s")
+    return (f"{count}, {live} running · MEM {format_bytes(memory)} · "
             f"CPU {cpu:.1f}% · COST {money(sum(costs)) if costs else '-'} · "
             f"sorted by {board.sort}")
 

@@ -196,7 +196,7 @@ def create_app(scope: Scope) -> FastAPI:
         if host:
             session = _session_on_host(scope, host, ["send", "--json", ref, *(
                 ["--interrupt"] if message is None else ["--", message])])
-            return {"how": "sent", "session": session}
+            return {"how": session.pop("sent", "sent"), "session": session}  # send --json's
         sent = api.send(ref, message, scope, interrupt=message is None)
         return {"how": sent.how, "session": sent.session.to_json()}
 

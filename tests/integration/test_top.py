@@ -65,6 +65,21 @@ def test_top_shows_the_sessions_and_acts_on_the_one_selected(orch: Orch) -> None
         assert terminal.ended() == 0
 
 
+def test_l_shows_the_selected_sessions_logs_and_comes_back(user_orch: Orch) -> None:
+    user_orch.spawn("/bin/sh", "-c", "echo said-by-the-session; exec sleep 300",
+                    opts=["--name", "talker"])
+    wait_for(lambda: "said-by-the-session" in user_orch.logs_text("talker"),
+             what="its line in the journal")
+    user_orch.extra_env["SYSTEMD_PAGER"] = "cat"  # the pager: prints, and returns at once
+    with top(user_orch, "--interval", "0.5") as terminal:
+        terminal.expect(b"talker", drawn=True)
+        terminal.type(b"l")
+        terminal.expect(b"said-by-the-session")  # `orch logs`, on the terminal itself
+        terminal.expect(b"orch top \xc2\xb7 1 session,", drawn=True)  # and top again
+        terminal.type(b"q")
+        assert terminal.ended() == 0
+
+
 def test_top_needs_a_terminal(root_orch: Orch) -> None:
     done = root_orch("top")
     assert done.returncode == 2 and done.stdout == ""

@@ -116,7 +116,7 @@ def test_summary_adds_up_what_is_known() -> None:
     assert summary(board) == ("3 sessions, 2 running · MEM 2.0M · CPU 0.0% · COST $0.75 · "
                               "sorted by memory")
     board.update([_session("a")], now=2.0)
-    assert "COST - " in summary(board)
+    assert summary(board).startswith("1 session, 1 running") and "COST - " in summary(board)
 
 
 def test_said_shows_an_agents_tool_call_and_a_programs_line() -> None:
