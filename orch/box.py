@@ -102,19 +102,13 @@ def system_state(info: BoxInfo, wait: bool = False, timeout: float = 10.0) -> st
 
 
 def _cgroup_mounts() -> list[tuple[frozenset[str], Path]]:
-    """The cgroup hierarchies mounted here: each one's options (its controllers, or
-    "name=systemd", among them; an empty set for cgroup2) and mount point."""
-    mounts: list[tuple[frozenset[str], Path]] = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields, _, rest = line.partition(" - ")
-        parts, extra = fields.split(), rest.split()
-        if len(parts) < 5 or len(extra) < 3 or parts[3] != "/":
-            continue
-        if extra[0] == "cgroup2":
-            mounts.append((frozenset(), Path(parts[4])))
-        elif extra[0] == "cgroup":
-            mounts.append((frozenset(extra[2].split(",")), Path(parts[4])))
-    return mounts
+    """The cgroup hierarchies mounted here at their roots: each one's options (its
+    controllers, or "name=systemd", among them; an empty set for cgroup2) and mount
+    point."""
+    from orch.cgroups import hierarchies
+
+    listed = hierarchies(Path("/proc/self/mountinfo").read_text())
+    return [(options, Path(point)) for root, options, point in listed if root == "/"]
 
 
 def cgroup_dirs(relative: str) -> list[Path]:

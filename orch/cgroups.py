@@ -50,22 +50,30 @@ class Process:
         return {**self.__dict__, "command": list(self.command)}
 
 
-def mounts(mountinfo: str) -> dict[str, str]:
-    """The cgroup hierarchies in MOUNTINFO's text: "" for the unified (v2) one, else each
-    v1 controller ("memory", "cpuacct", "pids", "name=systemd"), and where it is mounted.
-    A unit's files lie at that mount point joined with its ControlGroup= path, as the
-    manager puts them, whatever root a cgroup namespace shows for the mount."""
-    found: dict[str, str] = {}
+def hierarchies(mountinfo: str) -> list[tuple[str, frozenset[str], str]]:
+    """The cgroup hierarchies MOUNTINFO's text (/proc/PID/mountinfo) lists: each one's
+    root within its file system, its options (the v1 controllers, "name=systemd", among
+    them; none for the unified cgroup2 one), and where it is mounted."""
+    found = []
     for line in mountinfo.splitlines():
         fields, _, rest = line.partition(" - ")
         parts, extra = fields.split(), rest.split()
-        if len(parts) < 5 or len(extra) < 3:
+        if len(parts) < 5 or len(extra) < 3 or extra[0] not in ("cgroup", "cgroup2"):
             continue
-        if extra[0] == "cgroup2":
-            found.setdefault("", parts[4])
-        elif extra[0] == "cgroup":
-            for option in extra[2].split(","):
-                found.setdefault(option, parts[4])
+        options = frozenset(extra[2].split(",")) if extra[0] == "cgroup" else frozenset()
+        found.append((parts[3], options, parts[4]))
+    return found
+
+
+def mounts(mountinfo: str) -> dict[str, str]:
+    """Where each hierarchy in MOUNTINFO's text is mounted: "" for the unified (v2) one,
+    else each v1 controller ("memory", "cpuacct", "pids", "name=systemd"). A unit's files
+    lie at that mount point joined with its ControlGroup= path, as the manager puts them,
+    whatever root a cgroup namespace shows for the mount."""
+    found: dict[str, str] = {}
+    for _, options, point in hierarchies(mountinfo):
+        for option in options or ("",):
+            found.setdefault(option, point)
     return found
 
 

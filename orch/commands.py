@@ -119,8 +119,7 @@ def spawn(command: list[str], settings: dict[str, object], name: str | None = No
     from orch.spec import parse_env
 
     scope = api.current_scope(user, system)
-    loaded = request.config_for_spawn(scope, profile, settings)  # the one read of it
-    asked = request.spawn_request(loaded, profile, settings)
+    loaded, asked = request.for_spawn(scope, profile, settings)  # the one read of it
     session = api.spawn_requested(command, asked, name=name, description=description,
                                   env=parse_env(env or []), scope=scope, after=after or [],
                                   placement=placement, config=loaded)

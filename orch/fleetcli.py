@@ -82,8 +82,7 @@ def schedule_add(schedule: str, command: list[str], settings: dict[str, object],
         raise UsageError("schedule add needs --on-calendar SPEC (daily, 'Mon..Fri 02:00')")
     if not command:
         raise UsageError("schedule add needs -- CMD [ARG...], or with --provider a PROMPT")
-    loaded = request.config_for_spawn(scope, profile, settings)
-    asked = request.spawn_request(loaded, profile, settings)
+    _, asked = request.for_spawn(scope, profile, settings)
     if asked.agent is not None:
         asked.agent_prompt(command)
     parse_env(env or [])

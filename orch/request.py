@@ -126,6 +126,15 @@ def spawn_request(config: Config | None, profile: str | None,
     return _typed(layers)
 
 
+def for_spawn(scope: Scope, profile: str | None, flags: Mapping[str, object]
+              ) -> tuple[Config | None, SpawnRequest]:
+    """The configuration a spawn of SCOPE reads (once: config_for_spawn) and the request
+    FLAGS make over it (spawn_request): what `orch spawn`, `orch schedule add` and the
+    web API's spawn each start from."""
+    loaded = config_for_spawn(scope, profile, flags)
+    return loaded, spawn_request(loaded, profile, flags)
+
+
 def _typed(values: Mapping[str, object]) -> SpawnRequest:
     """The request from VALUES, checked settings as [spawn] holds them."""
     timeout = values.get("timeout")

@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from orch.errors import OrchError, UsageError
 from orch.frozen import dataclass
-from orch.render import age, format_bytes, money, parse_time, status_cell
+from orch.render import age, format_bytes, money, parse_time, resources, status_cell
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -162,12 +162,7 @@ def cpu_cell(row: Row) -> str:
     """CPU as a percentage over the last interval; before there is one, the time so far."""
     if row.cpu_percent is not None:
         return f"{row.cpu_percent:.1f}%"
-    cpu = row.session.get("cpu_usage_nsec")
-    if cpu is None:
-        return "-"
-    from orch.render import cpu_time
-
-    return cpu_time(cpu)
+    return resources(None, row.session.get("cpu_usage_nsec"), None)[1]
 
 
 def summary(board: Board) -> str:
@@ -231,13 +226,10 @@ def view(board: Board, said: Callable[[dict[str, Any]], str], height: int,
     first = min(max(at - room + 1, 0), max(len(keys) - room, 0))
     for row in board.rows[first:first + room]:
         s = row.session
-        cost = s.get("cost_usd")
-        memory = s.get("memory_current")
+        memory, _, cost = resources(s.get("memory_current"), None, s.get("cost_usd"))
         cells = [str(s.get("name", "")), status_cell(str(s.get("status", "")),
                                                      s.get("position")),
-                 age(s.get("created_at")), format_bytes(memory) if memory is not None
-                 else "-", cpu_cell(row), money(cost) if cost is not None else "-",
-                 said(s)]
+                 age(s.get("created_at")), memory, cpu_cell(row), cost, said(s)]
         if hosts:
             cells.insert(0, str(s.get("host", "")))
         table.add_row(*cells, style="reverse" if row.key == board.selected else None)

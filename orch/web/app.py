@@ -297,8 +297,7 @@ def _spawn(scope: Scope, values: dict[str, Any]) -> Session:
         raise UsageError("give argv (a command) or prompt (with an agent provider), not both")
     settings = {key: values.pop(key) for key in list(values) if key in SPAWN_SETTINGS}
     profile = values.get("profile")
-    loaded = request.config_for_spawn(scope, profile, settings)
-    asked = request.spawn_request(loaded, profile, settings)
+    loaded, asked = request.for_spawn(scope, profile, settings)
     if prompt is not None and asked.agent is None:
         raise UsageError("prompt needs an agent provider (provider: claude, codex, ...)")
     if argv is not None and not argv:
@@ -368,6 +367,9 @@ async def _follow_logs(record: Any, lines: int | None, format: str | None,
         watcher.start()
         journal.follow_logs(record, lambda text: put((current[0], text)), end, lines=lines,
                             output=None if format is None else journal.LogFormat(format),
+                            # as `orch logs -f`: a restart's invocation, once it shows up
+                            refresh=lambda: journal.invocation_starts(
+                                api.find_record(record.id, scope)),
                             after=after, mark=lambda cursor: current.__setitem__(0, cursor))
 
     async for kind, item in _from_thread(work, stop):
