@@ -48,21 +48,21 @@ def list_sessions(rt: Runtime, *, running: bool = False,
     if running and may_run_archived(store, records, listed):
         chosen = [r for r in store.load().values() if tag is None or tag in r.tags]
     sessions = []
-    meter = Meter(rt)
-    for record in chosen:
-        entry = listed.get(record.unit)
-        if entry is None:
-            if running and record.result is not None:
-                continue  # its end recorded and its unit gone: ended, whatever else
-            sessions.append(view(record, GONE))
-            continue
-        path, states = entry
-        if running_as_recorded(record, states):
-            session = Session.of(record, Status.RUNNING, None, meter.usage(record))
-        else:
-            session = meter.measured(view(record, manager.view(path, record.unit, states)),
-                                     record)
-        sessions.append(conversing(session, record))
+    with Meter(rt) as meter:
+        for record in chosen:
+            entry = listed.get(record.unit)
+            if entry is None:
+                if running and record.result is not None:
+                    continue  # its end recorded and its unit gone: ended, whatever else
+                sessions.append(view(record, GONE))
+                continue
+            path, states = entry
+            if running_as_recorded(record, states):
+                session = Session.of(record, Status.RUNNING, None, meter.usage(record))
+            else:
+                session = meter.measured(view(record, manager.view(path, record.unit, states)),
+                                         record)
+            sessions.append(conversing(session, record))
     if running:
         sessions = [s for s in sessions if not s.status.ended]
     if any(s.status is Status.QUEUED for s in sessions):
@@ -149,9 +149,9 @@ def result(rt: Runtime, ref: str) -> Session:
     unit = rt.manager_of(Scope(record.scope)).unit(record.unit)
     session = view(record, unit)
     if unit.loaded and not session.status.ended:
-        meter = Meter(rt)
-        session = replace(meter.measured(session, record),
-                          processes=[p.to_json() for p in meter.processes(record)])
+        with Meter(rt) as meter:
+            session = replace(meter.measured(session, record),
+                              processes=[p.to_json() for p in meter.processes(record)])
     if session.status.ended:
         record = collect(rt, record)
         session = replace(session, **agent_fields(record))

@@ -88,6 +88,42 @@ def test_an_unlimited_or_garbled_value_is_unknown(tmp_path: Path) -> None:
     assert Accounting(_mountinfo((str(top), "cgroup2", "rw"))).usage(UNIT) == NO_USAGE
 
 
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_a_slices_units_are_read_through_its_directories_opened_once(tmp_path: Path) -> None:
+    # The hybrid layout again: three hierarchies, so three directories for the slice.
+    top = _unified(tmp_path, "")
+    memory, pids = tmp_path / "memory", tmp_path / "pids"
+    units = [f"orch-job-{i}.service" for i in range(3)]
+    for i, name in enumerate(units[:2]):
+        _write(top / "system.slice" / name / "cpu.stat", f"usage_usec {i + 1}\n")
+        _write(memory / "system.slice" / name / "memory.usage_in_bytes", f"{4096 * (i + 1)}\n")
+    _write(pids / "system.slice" / units[0] / "pids.current", "2\n")
+    (pids / "system.slice").mkdir(parents=True, exist_ok=True)
+    accounting = Accounting(_mountinfo((str(top), "cgroup2", "rw"),
+                                       (str(memory), "cgroup", "rw,memory"),
+                                       (str(pids), "cgroup", "rw,pids")))
+    before = _open_fds()
+    with accounting.slice("/system.slice") as files:
+        assert len(_open_fds() - before) == 3
+        assert [files.usage(u) for u in units] == [
+            Usage(4096, 1000, 2), Usage(8192, 2000, None), NO_USAGE]
+    assert _open_fds() == before
+
+
+def test_a_slice_missing_from_a_hierarchy_counts_nothing_there(tmp_path: Path) -> None:
+    top = _unified(tmp_path, "")
+    memory = tmp_path / "memory"
+    memory.mkdir()  # the slice has no cgroup in the memory hierarchy
+    _write(top / "system.slice" / "orch-a.service" / "cpu.stat", "usage_usec 7\n")
+    accounting = Accounting(_mountinfo((str(top), "cgroup2", "rw"),
+                                       (str(memory), "cgroup", "rw,memory")))
+    with accounting.slice("/system.slice") as files:
+        assert files.usage("orch-a.service") == Usage(cpu_usage_nsec=7000)
+
+
 def test_a_host_without_cgroups_knows_nothing() -> None:
     accounting = Accounting("")
     assert accounting.usage(UNIT) == NO_USAGE and accounting.pids_of(UNIT) == []
