@@ -215,6 +215,10 @@ class SliceFiles:
                 os.close(fd)
         self._opened.clear()
 
+    def usages(self, names: Iterable[str]) -> dict[str, tuple[int | None, ...]]:
+        """What each child cgroup in NAMES uses now, as the values of its Usage."""
+        return {name: tuple(self.usage(name).__dict__.values()) for name in names}
+
     def usage(self, name: str) -> Usage:
         """What the child cgroup NAME (a unit) uses now; NO_USAGE if it is gone."""
         memory = cpu = tasks = read = written = None

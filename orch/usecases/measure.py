@@ -3,6 +3,9 @@ the processes in it, for `ps`, `show`, `top` and the web API."""
 
 from __future__ import annotations
 
+import os
+
+from orch.aside import Aside
 from orch.cgroups import NO_USAGE, Process, SliceFiles, Usage, unit_cgroup
 from orch.frozen import replace
 from orch.memory import SESSION_SLICE
@@ -14,49 +17,82 @@ if TYPE_CHECKING:
     from orch.runtime import Runtime
 
 _UNKNOWN = "?"
+# A slice with fewer units is read as the listing goes: a fork would cost more.
+READ_AHEAD_MIN = 64
 
 
 class Meter:
     """Reads sessions' cgroups for one listing: where the sessions' slice lies is asked
     of each scope's manager once (a unit's cgroup is named after it, in its slice), and
-    the slice's directories are opened once. Use as a context manager (it closes them).
+    the slice's directories are opened once; where the slice holds many units, they are
+    read ahead (read_ahead). Use as a context manager (it closes the directories).
     """
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._slices: dict[str, str | None] = {}
         self._files: dict[str, SliceFiles | None] = {}
+        self._ahead: Aside | None = None
+        self._read: dict[str, tuple[int | None, ...]] = {}  # by unit, what was read ahead
 
     def __enter__(self) -> Meter:
         return self
 
     def __exit__(self, *_: object) -> None:
+        if self._ahead is not None:
+            self._ahead.__exit__()
+            self._ahead = None
         for files in self._files.values():
             if files is not None:
                 files.close()
         self._files.clear()
 
-    def _slice(self, record: Record) -> str | None:
-        """The ControlGroup= of RECORD's scope's sessions' slice, None if it has none."""
-        base = self._slices.get(record.scope, _UNKNOWN)
+    def _slice(self, scope: str) -> str | None:
+        """The ControlGroup= of SCOPE's sessions' slice, None if it has none now."""
+        base = self._slices.get(scope, _UNKNOWN)
         if base == _UNKNOWN:
-            scope = Scope(record.scope)
-            base = self._slices[record.scope] = \
-                self.rt.manager_of(scope).control_group(SESSION_SLICE[scope])
+            base = self._slices[scope] = \
+                self.rt.manager_of(Scope(scope)).control_group(SESSION_SLICE[Scope(scope)])
         return base
+
+    def _slice_files(self, scope: str) -> SliceFiles | None:
+        if scope not in self._files:
+            base = self._slice(scope)
+            self._files[scope] = None if base is None else self.rt.accounting.slice(base)
+        return self._files[scope]
+
+    def read_ahead(self, scope: Scope) -> None:
+        """Start reading what each unit in SCOPE's sessions' slice uses, aside (in a
+        forked child: orch.aside), if it holds READ_AHEAD_MIN units or more: a listing
+        calls this before it reads its records and asks the manager for its units."""
+        tree, base = self.rt.accounting.tree, self._slice(str(scope))
+        if tree is None or base is None:
+            return
+        try:
+            units = [n for n in os.listdir(tree + base) if n.endswith(".service")]
+        except OSError:
+            return
+        files = self._slice_files(str(scope))
+        if files is None or len(units) < READ_AHEAD_MIN:
+            return
+        self._ahead = Aside(lambda: files.usages(units))
 
     def cgroup(self, record: Record) -> str | None:
         """RECORD's unit's ControlGroup= path, None if its slice has no cgroup now."""
-        base = self._slice(record)
+        base = self._slice(record.scope)
         return None if base is None else unit_cgroup(base, record.unit)
 
     def usage(self, record: Record) -> Usage:
-        """What RECORD's unit uses now (NO_USAGE if it has no cgroup)."""
-        if record.scope not in self._files:
-            base = self._slice(record)
-            self._files[record.scope] = None if base is None else \
-                self.rt.accounting.slice(base)
-        files = self._files[record.scope]
+        """What RECORD's unit uses now (NO_USAGE if it has no cgroup): as read ahead,
+        else read now."""
+        if self._ahead is not None:
+            read = self._ahead.result()
+            self._read = read if isinstance(read, dict) else {}
+            self._ahead = None
+        values = self._read.get(record.unit)
+        if values is not None:
+            return Usage(*values)
+        files = self._slice_files(record.scope)
         return NO_USAGE if files is None else files.usage(record.unit)
 
     def measured(self, session: Session, record: Record) -> Session:

@@ -41,14 +41,15 @@ def list_sessions(rt: Runtime, *, running: bool = False,
     RUNNING lists only those that have not ended, and reads no archived record unless a
     unit that may run is not a live record's (see may_run_archived)."""
     store = rt.store
-    records = store.load(archived=not running)
-    manager = rt.manager  # connects even with no records: no manager, no answer
-    chosen = [r for r in records.values() if tag is None or tag in r.tags]
-    listed = manager.loaded() if chosen or (running and store.keeps_archive()) else {}
-    if running and may_run_archived(store, records, listed):
-        chosen = [r for r in store.load().values() if tag is None or tag in r.tags]
-    sessions = []
     with Meter(rt) as meter:
+        meter.read_ahead(rt.scope)  # while the records are read and the units listed
+        records = store.load(archived=not running)
+        manager = rt.manager  # connects even with no records: no manager, no answer
+        chosen = [r for r in records.values() if tag is None or tag in r.tags]
+        listed = manager.loaded() if chosen or (running and store.keeps_archive()) else {}
+        if running and may_run_archived(store, records, listed):
+            chosen = [r for r in store.load().values() if tag is None or tag in r.tags]
+        sessions = []
         for record in chosen:
             entry = listed.get(record.unit)
             if entry is None:
@@ -60,8 +61,8 @@ def list_sessions(rt: Runtime, *, running: bool = False,
             if running_as_recorded(record, states):
                 session = Session.of(record, Status.RUNNING, None, meter.usage(record))
             else:
-                session = meter.measured(view(record, manager.view(path, record.unit, states)),
-                                         record)
+                unit = manager.view(path, record.unit, states)
+                session = meter.measured(view(record, unit), record)
             sessions.append(conversing(session, record))
     if running:
         sessions = [s for s in sessions if not s.status.ended]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from orch.usecases.measure import READ_AHEAD_MIN
 from tests.integration.conftest import Orch
 from tests.waiting import wait_for
 
@@ -65,3 +66,21 @@ def test_ps_and_show_read_what_the_sessions_cgroup_uses(orch: Orch) -> None:
     assert ended["status"] == "stopped"
     assert ended["cpu_usage_nsec"] is None and ended["tasks_current"] is None
     assert orch.show(sid)["processes"] is None
+
+
+def test_a_crowded_listing_reads_every_sessions_cgroup_ahead(orch: Orch) -> None:
+    # Past READ_AHEAD_MIN units in the slice, ps reads them in a forked child while it
+    # reads its records and asks for the units (orch.aside); what it shows is the same.
+    count = READ_AHEAD_MIN + 6
+    spawn_many = f"import orch\nfor _ in range({count}): orch.spawn(['sleep', '600'])\n"
+    done = orch.machine.run([sys.executable, "-c", spawn_many], user=orch.user, env=orch.env)
+    assert done.returncode == 0, done.stderr
+    listed = orch.ps()
+    assert len(listed) == count and {s["status"] for s in listed} == {"running"}
+    assert all(s["cpu_usage_nsec"] is not None for s in listed)
+    # What the manager counts for one (a user's units on a hybrid v1 host: no memory
+    # or pids cgroup), orch shows for all of them.
+    unit = str(listed[0]["unit"])
+    assert {s["tasks_current"] for s in listed} == {_manager_says(orch, unit, "TasksCurrent")}
+    memory = _manager_says(orch, unit, "MemoryCurrent")
+    assert {s["memory_current"] is None for s in listed} == {memory is None}

@@ -269,3 +269,55 @@ def test_a_slice_without_a_cgroup_leaves_usage_unknown(fake: FakeManager,
     [session] = query.list_sessions(rt)
     assert session.memory_current is None and session.tasks_current is None
     assert query.result(rt, "a").processes == []
+
+
+def test_a_crowded_slice_is_read_ahead_and_a_newer_unit_as_the_listing_goes(
+        fake: FakeManager, isolated_env: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from orch import aside
+    from orch.usecases import measure
+
+    monkeypatch.setattr(measure, "READ_AHEAD_MIN", 2)
+    monkeypatch.setattr(aside, "_may_fork", lambda: False)  # read at once: no race below
+    rt0 = runtime(fake, isolated_env)
+    a, b, late = (started(fake, rt0, name) for name in ("a", "b", "late"))
+    fake.control_groups["app.slice"] = "/user.slice/app.slice"
+    accounting = _cgroup_tree(tmp_path, {a.unit: 4096, b.unit: 8192})
+    slice_dir = tmp_path / "cgroup" / "user.slice" / "app.slice"
+    with measure.Meter(runtime(fake, isolated_env, accounting=accounting)) as meter:
+        meter.read_ahead(Scope.USER)
+        (slice_dir / a.unit / "memory.current").write_text("1\n")  # after the read
+        (slice_dir / late.unit).mkdir()
+        (slice_dir / late.unit / "memory.current").write_text("512\n")
+        assert [meter.usage(r).memory_current for r in (a, b, late)] == [4096, 8192, 512]
+    assert fake.called("control_group") == ["app.slice"]
+
+
+def test_a_slice_of_few_units_is_not_read_ahead(
+        fake: FakeManager, isolated_env: Path, tmp_path: Path) -> None:
+    from orch.usecases import measure
+
+    rt0 = runtime(fake, isolated_env)
+    a = started(fake, rt0, "a")
+    fake.control_groups["app.slice"] = "/user.slice/app.slice"
+    accounting = _cgroup_tree(tmp_path, {a.unit: 4096})
+    with measure.Meter(runtime(fake, isolated_env, accounting=accounting)) as meter:
+        meter.read_ahead(Scope.USER)
+        (tmp_path / "cgroup" / "user.slice" / "app.slice" / a.unit / "memory.current"
+         ).write_text("1\n")
+        assert meter.usage(a).memory_current == 1  # read as the listing goes
+
+
+def test_a_slice_read_ahead_in_a_forked_child_reads_the_same(
+        fake: FakeManager, isolated_env: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from orch import aside
+    from orch.usecases import measure
+
+    monkeypatch.setattr(measure, "READ_AHEAD_MIN", 2)
+    monkeypatch.setattr(aside, "_may_fork", lambda: True)
+    rt0 = runtime(fake, isolated_env)
+    a, b = started(fake, rt0, "a"), started(fake, rt0, "b")
+    fake.control_groups["app.slice"] = "/user.slice/app.slice"
+    rt = runtime(fake, isolated_env, accounting=_cgroup_tree(tmp_path, {a.unit: 1, b.unit: 2}))
+    assert sorted(s.memory_current for s in query.list_sessions(rt)) == [1, 2]
