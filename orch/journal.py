@@ -1,11 +1,12 @@
 """A session's output, read from journald with journalctl, the reader users know.
 
 Every read goes through this module, the one place journalctl is run and its failures
-worded, and always as `journalctl --output json --all`: without --all, journalctl gives
-any field over 4,096 bytes as null. orch renders the short, cat and json formats itself
-(orch.journal_format) from those entries, after joining the pieces of each line journald
-split at its LineMax= (orch.journal_entries), so that every format, `-n`, and the
-agents' results deal in whole lines.
+worded (a follower reads on through orch.journal_poll, which sees new lines sooner
+than journalctl --follow), and always as `journalctl --output json --all`: without
+--all, journalctl gives any field over 4,096 bytes as null. orch renders the short, cat
+and json formats itself (orch.journal_format) from those entries, after joining the
+pieces of each line journald split at its LineMax= (orch.journal_entries), so that every
+format, `-n`, and the agents' results deal in whole lines.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from orch.units import syslog_identifier
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from orch.journal_poll import Poller
     from orch.transcript import Style
 
 # After a session ended, how long to wait for its last lines when journald cannot be
@@ -384,6 +386,19 @@ def _settle(args: Sequence[str], collector: _Collector, grace: float,
         follower.close()
 
 
+def _follower(args: Sequence[str], matches: Sequence[str], cursor: str | None,
+              since: str | None) -> _Reader | Poller:
+    """What follows the entries of ARGS (MATCHES, and --since SINCE) after CURSOR, or
+    from the start: the journal's files polled (orch.journal_poll: lines come within
+    its POLL, not journald's half second), unless only journalctl can tell where to
+    start (--since, nothing read yet) or libsystemd cannot be loaded here."""
+    from orch import journal_poll  # ctypes: loaded by followers only
+
+    if journal_poll.available() and (cursor is not None or since is None):
+        return journal_poll.Poller(matches, cursor)
+    return _Reader([*args, "--follow", *(_after(cursor) or ["--lines", "all"])])
+
+
 def follow_logs(record: Record, write: Write, end: SessionEnd, *, lines: int | None = None,
                 since: str | None = None, output: LogFormat | None = None,
                 refresh: Callable[[], Sequence[tuple[str, int]]] | None = None,
@@ -403,14 +418,12 @@ def follow_logs(record: Record, write: Write, end: SessionEnd, *, lines: int | N
         show(entry)
 
     collector = _Collector(take, cursor=after)
-    start: list[str] = _after(after) or ["--lines", "all"]
     if lines is not None and after is None:
         shown, joiner, cursor = _tail(args, lines, finish=False)
         for entry in shown:
             take(entry)
         collector = _Collector(take, joiner, cursor)
-        start = _after(cursor) or start
-    reader = _Reader([*args, "--follow", *start])
+    reader = _follower(args, _output_matches(record), collector.cursor, since)
     try:
         while not end.is_set():
             batch = reader.read(0.2)

@@ -326,3 +326,23 @@ def test_a_piece_at_journalds_default_line_max_is_the_width_when_it_is_the_only_
     first = "a" * (LINE_MAX_DEFAULT - 1)  # its last byte, a space, was dropped
     line = next(iter(whole_lines([_piece(first, 0, more=True), _piece("b", 1)])))
     assert line["MESSAGE"] == first + " b"
+
+
+# --- the follower ----------------------------------------------------------------------
+
+def test_a_follower_polls_the_journal_unless_only_journalctl_knows_where_to_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from orch import journal_poll
+
+    monkeypatch.setattr(journal_poll, "available", lambda: True)
+    monkeypatch.setattr(journal_poll, "Poller", lambda matches, cursor: ("poller", cursor))
+    monkeypatch.setattr(journal, "_Reader", lambda args: ("journalctl", list(args)))
+    since = ["--since", "1h ago", "M=x"]
+    assert journal._follower(["M=x"], ["M=x"], "c1", None) == ("poller", "c1")
+    assert journal._follower(["M=x"], ["M=x"], None, None) == ("poller", None)
+    assert journal._follower(since, ["M=x"], "c1", "1h ago") == ("poller", "c1")
+    assert journal._follower(since, ["M=x"], None, "1h ago") == (
+        "journalctl", [*since, "--follow", "--lines", "all"])
+    monkeypatch.setattr(journal_poll, "available", lambda: False)  # no libsystemd
+    assert journal._follower(["M=x"], ["M=x"], "c1", None) == (
+        "journalctl", ["M=x", "--follow", "--after-cursor", "c1"])
