@@ -32,6 +32,14 @@ class Usage:
 
 
 NO_USAGE = Usage()
+Values = tuple[int | None, int | None, int | None, int | None, int | None]  # a Usage's
+
+
+def usage_of(values: Values) -> Usage:
+    """The Usage of VALUES (made by keyword, in order: the frozen dataclass's fast way)."""
+    memory, cpu, tasks, read, written = values
+    return Usage(memory_current=memory, cpu_usage_nsec=cpu, tasks_current=tasks,
+                 io_read_bytes=read, io_write_bytes=written)
 USAGE_FIELDS = ("memory_current", "cpu_usage_nsec", "tasks_current", "io_read_bytes",
                 "io_write_bytes")
 
@@ -215,12 +223,16 @@ class SliceFiles:
                 os.close(fd)
         self._opened.clear()
 
-    def usages(self, names: Iterable[str]) -> dict[str, tuple[int | None, ...]]:
+    def usages(self, names: Iterable[str]) -> dict[str, Values]:
         """What each child cgroup in NAMES uses now, as the values of its Usage."""
-        return {name: tuple(self.usage(name).__dict__.values()) for name in names}
+        return {name: self.values(name) for name in names}
 
     def usage(self, name: str) -> Usage:
         """What the child cgroup NAME (a unit) uses now; NO_USAGE if it is gone."""
+        return usage_of(self.values(name))
+
+    def values(self, name: str) -> Values:
+        """What the child cgroup NAME uses now, as the values of its Usage."""
         memory = cpu = tasks = read = written = None
         if self.memory is not None:
             fd, unified = self.memory
@@ -240,7 +252,7 @@ class SliceFiles:
             stat = _read(name + "/io.stat", self.io[0])
             if stat is not None:
                 read, written = _io_bytes(stat)
-        return Usage(memory, cpu, tasks, read, written)
+        return memory, cpu, tasks, read, written
 
 
 def _described(pids: Iterable[int]) -> Iterable[Process]:

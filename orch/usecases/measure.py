@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from orch.aside import Aside
-from orch.cgroups import NO_USAGE, Process, SliceFiles, Usage, unit_cgroup
+from orch.cgroups import NO_USAGE, Process, SliceFiles, Usage, Values, unit_cgroup, usage_of
 from orch.frozen import replace
 from orch.memory import SESSION_SLICE
 from orch.scope import Scope
@@ -33,7 +33,7 @@ class Meter:
         self._slices: dict[str, str | None] = {}
         self._files: dict[str, SliceFiles | None] = {}
         self._ahead: Aside | None = None
-        self._read: dict[str, tuple[int | None, ...]] = {}  # by unit, what was read ahead
+        self._read: dict[str, Values] = {}  # by unit, what was read ahead
 
     def __enter__(self) -> Meter:
         return self
@@ -91,7 +91,7 @@ class Meter:
             self._ahead = None
         values = self._read.get(record.unit)
         if values is not None:
-            return Usage(*values)
+            return usage_of(values)
         files = self._slice_files(record.scope)
         return NO_USAGE if files is None else files.usage(record.unit)
 
