@@ -48,8 +48,14 @@ class Machine:
     def _command(self, argv: Sequence[str], user: str | None,
                  env: dict[str, str] | None) -> list[str]:
         command = list(self.prefix)
+        # In the box, each process between nsenter and ARGV is sent SIGTERM when its
+        # parent ends: a test that ends nsenter by its PID (or a timeout that kills it)
+        # ends what it ran inside too, which would otherwise live on under the box's
+        # init. (A change of user clears the setting: runuser's child gets its own.)
+        guard = ["setpriv", "--pdeathsig", "TERM", "--"] if self.prefix else []
+        command += guard
         if user is not None:
-            command += ["runuser", "-u", user, "--"]
+            command += ["runuser", "-u", user, "--", *guard]
         assignments = ["=".join(item) for item in (env or {}).items()]
         return [*command, "env", *assignments, *argv]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orch import box
-from tests.integration.conftest import ORCH, TEST_USER, Machine
+from tests.integration.conftest import ORCH, TEST_USER, Machine, wait_for
 
 pytestmark = pytest.mark.skipif(box.systemd_is_pid1(), reason="systemd is PID 1: no box")
 
@@ -72,6 +72,22 @@ def test_the_box_runs_systemd_as_pid_1_of_its_own(machine: Machine) -> None:
 
 def test_box_exec_passes_the_exit_code_through(machine: Machine) -> None:
     assert _host("box", "exec", "--", "sh", "-c", "exit 7").returncode == 7
+
+
+@pytest.mark.parametrize("user", [None, TEST_USER])
+def test_what_a_test_ran_in_the_box_ends_with_the_process_it_started(
+        machine: Machine, user: str | None) -> None:
+    # The tests' own harness: ending the nsenter a test started (by its PID) ends what
+    # it ran inside the box, rather than leaving it to the box's init.
+    started = machine.popen(["sh", "-c", "echo $$; exec sleep 300"], user=user)
+    assert started.stdout is not None
+    inner = started.stdout.readline().strip()
+    assert inner.isdigit()
+    assert machine.run(["kill", "-0", inner]).returncode == 0
+    started.terminate()
+    started.wait(timeout=30)
+    wait_for(lambda: machine.run(["kill", "-0", inner]).returncode != 0, 30,
+             f"the sleep (pid {inner} in the box) to end with its nsenter")
 
 
 def test_box_needs_root_and_says_so_in_one_line(machine: Machine) -> None:
