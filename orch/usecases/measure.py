@@ -11,6 +11,7 @@ from orch.frozen import replace
 from orch.memory import SESSION_SLICE
 from orch.scope import Scope
 from orch.session import Record, Session
+from orch.units import PREFIX, SUFFIX
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -69,7 +70,8 @@ class Meter:
         if tree is None or base is None:
             return
         try:
-            units = [n for n in os.listdir(tree + base) if n.endswith(".service")]
+            units = [n for n in os.listdir(tree + base)  # orch's, not the slice's others
+                     if n.startswith(PREFIX) and n.endswith(SUFFIX)]
         except OSError:
             return
         files = self._slice_files(str(scope))
