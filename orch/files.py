@@ -1,5 +1,6 @@
 """Files orch writes whole (state snapshots, config.toml, unit files): the one place that
-writes one atomically and durably, and words what went wrong.
+writes one atomically and durably, or renames one (a log rotated), and words what went
+wrong.
 
 A file is written to a temp file beside it (O_EXCL, never through a symbolic link),
 fsynced, and renamed over the target, so a reader sees the old file or the new one,
@@ -49,6 +50,13 @@ def sync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def rotate(current: Path, previous: Path) -> None:
+    """Make CURRENT the PREVIOUS file, replacing it, in one rename (a log that starts
+    anew: its next writer creates CURRENT again); durable with the directory's next
+    fsync."""
+    os.replace(current, previous)
 
 
 def write_atomically(target: Path, data: bytes, mode: int = 0o600, *,

@@ -26,7 +26,7 @@ from orch.usecases.measure import Meter
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from orch.events import Event
+    from orch.events import Event, Position
     from orch.journal import LogFormat
     from orch.results import AgentResult
     from orch.runtime import Runtime
@@ -301,8 +301,8 @@ def with_dependencies(session_ids: list[str], records: Sessions) -> list[str]:
     return found
 
 
-def events(rt: Runtime, refs: Sequence[str], since: str | None) -> tuple[list[Event], int,
-                                                                          set[str] | None]:
+def events(rt: Runtime, refs: Sequence[str], since: str | None
+           ) -> tuple[list[Event], Position, set[str] | None]:
     """The events of the sessions REFS name (None: all), at or after SINCE (an ISO 8601
     UTC stamp); and where the event file ends now (to follow on from) and the ids
     chosen (None: all)."""
@@ -310,8 +310,8 @@ def events(rt: Runtime, refs: Sequence[str], since: str | None) -> tuple[list[Ev
 
     store = rt.store
     chosen = {find(ref, store.load()).id for ref in refs} if refs else None
-    end = log.size(store.directory)
-    found = [e for e in log.read(store.directory)
+    everything, end = log.read_to_end(store.directory)
+    found = [e for e in everything
              if (chosen is None or e.session_id in chosen)
              and (since is None or e.time >= since)]
     return found, end, chosen

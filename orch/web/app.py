@@ -409,10 +409,9 @@ async def _follow_events(scope: Scope, last_event_id: str | None) -> Any:
 
     directory = scope.state_dir()
     StateStore(directory).prepare()  # its events file may not be there yet
-    start = int(last_event_id) if last_event_id and last_event_id.isdigit() \
-        else events.size(directory)
+    start = events.Position.parse(last_event_id or "") or events.end(directory)
     stop = threading.Event()
-    offset: list[int] = [start]
+    offset: list[events.Position] = [start]
 
     def work(put: Any) -> None:
         events.follow(directory, start, lambda event: put((offset[0], event)),

@@ -116,7 +116,7 @@ def test_following_wakes_on_each_append_and_skips_what_it_cannot_read(
                      "starting")
 
     events.append(tmp_path, event(0))
-    start = events.size(tmp_path)
+    start = events.end(tmp_path)
     seen: list[Event] = []
 
     def emit(e: Event) -> None:
