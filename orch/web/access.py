@@ -20,6 +20,7 @@ import socket
 import struct
 from http.cookies import SimpleCookie
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 from orch.errors import UsageError
@@ -27,7 +28,6 @@ from orch.errors import UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
-    from typing import Any
 
     Scope = MutableMapping[str, Any]
     Message = MutableMapping[str, Any]
@@ -191,23 +191,45 @@ def peer_uid(sock: socket.socket) -> int | None:
     return int(_PEERCRED.unpack(raw)[1])
 
 
+REFUSED_LINGER = 5.0  # seconds a refused peer has to read its answer
 FORBIDDEN = (b"HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\n"
              b"connection: close\r\ncontent-length: %d\r\n\r\n%s")
 
 
 def peer_protocol(base: type[Any], owner: int) -> type[Any]:
     """uvicorn's HTTP protocol BASE, refusing every connection on a Unix socket whose
-    peer is not OWNER (the uid the server runs as): 403, and the connection closed."""
+    peer is not OWNER (the uid the server runs as): 403, then the connection closed
+    once the peer has closed its side, or REFUSED_LINGER seconds later.
+
+    The answer is sent at once and the server's side shut for writing, but the peer's
+    request is read (and dropped) rather than the socket closed: closed, it would fail
+    the peer's write of its request (EPIPE) before the peer could read why."""
 
     class PeerChecked(base):  # type: ignore[misc]
+        refused = False
+
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             sock = transport.get_extra_info("socket")
             uid = peer_uid(sock) if sock is not None else None
             if uid is not None and uid != owner:
+                self.refused = True
                 body = json.dumps({"error": f"uid {uid} may not use the sessions of uid "
                                             f"{owner}"}).encode()
                 transport.write(FORBIDDEN % (len(body), body))
-                transport.close()  # nothing more is read from it
+                transport.write_eof()
+                import asyncio
+
+                asyncio.get_event_loop().call_later(REFUSED_LINGER, transport.close)
+
+        def data_received(self, data: bytes) -> None:
+            if not self.refused:  # a refused peer's request goes nowhere
+                super().data_received(data)
+
+        def eof_received(self) -> bool | None:
+            if self.refused:
+                self.transport.close()
+                return None
+            return cast(bool | None, super().eof_received())
 
     return PeerChecked

@@ -21,6 +21,7 @@ from orch.web.access import (
     is_loopback,
     load_token,
     parse_listen,
+    peer_protocol,
 )
 
 TOKEN = "s3cret-token-of-32-characters-xx"
@@ -124,3 +125,45 @@ def test_a_token_file_others_can_read_or_a_short_token_is_refused(tmp_path: Path
         load_token(path)
     with pytest.raises(UsageError, match="--token-file"):
         load_token(tmp_path / "missing")
+
+
+def test_a_refused_peer_reads_its_answer_even_when_it_sends_its_request_after_it(
+        tmp_path: Path) -> None:
+    # A peer that is not the owner gets 403 at once; its request, sent after that,
+    # must not fail (EPIPE on a socket already closed) before it can read why.
+    import asyncio
+    import socket
+
+    received: list[bytes] = []
+
+    class Base(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            received.append(data)
+
+    checked = peer_protocol(Base, owner=os.getuid() + 1)
+    path = str(tmp_path / "web.sock")
+    answer: list[bytes] = []
+
+    def client() -> None:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(path)
+            data = sock.recv(4096)  # the answer came before the request went
+            sock.sendall(b"GET /api/sessions HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            while chunk := sock.recv(4096):
+                data += chunk
+            answer.append(data)
+
+    async def serve() -> None:
+        server = await asyncio.get_running_loop().create_unix_server(checked, path)
+        try:
+            await asyncio.to_thread(client)
+        finally:
+            server.close()
+
+    asyncio.run(serve())
+    assert answer[0].startswith(b"HTTP/1.1 403 Forbidden")
+    assert b"may not use the sessions" in answer[0] and received == []
