@@ -16,6 +16,8 @@ falls back to journalctl --follow where libsystemd cannot be loaded.
 from __future__ import annotations
 
 import ctypes
+import errno
+import os
 import time
 from collections.abc import Sequence
 
@@ -101,8 +103,6 @@ class Poller:
 
     def _check(self, code: int, what: str) -> int:
         if code < 0:
-            import os
-
             raise OrchError(f"reading the journal failed ({what}: {os.strerror(-code)})")
         return code
 
@@ -118,7 +118,10 @@ class Poller:
             if left <= 0:
                 return []
             # Back early if inotify tells of a change; the entries may be there before.
-            self._check(self.lib.sd_journal_wait(self.handle, int(left * 1e6)), "wait")
+            # A signal cutting the wait short is the caller's to handle, not a failure.
+            waited = self.lib.sd_journal_wait(self.handle, int(left * 1e6))
+            if waited != -errno.EINTR:
+                self._check(waited, "wait")
 
     def _next_entries(self) -> list[Entry]:
         entries: list[Entry] = []
