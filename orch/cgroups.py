@@ -155,12 +155,6 @@ class Accounting:
             return (self.unified or "", True)
         return None if v1 is None else (v1, False)
 
-    def usage(self, cgroup: str) -> Usage:
-        """What CGROUP (a ControlGroup= path) uses now; NO_USAGE if it is gone."""
-        parent, _, name = cgroup.rstrip("/").rpartition("/")
-        with self.slice(parent or "/") as files:
-            return files.usage(name)
-
     def slice(self, cgroup: str) -> SliceFiles:
         """The files of CGROUP's children (a slice's units), to read many of them."""
         return SliceFiles(self, cgroup)

@@ -190,16 +190,15 @@ def read_to_end(state_dir: Path) -> tuple[list[Event], Position]:
             break
     whole = new[:new.rfind(b"\n") + 1]  # a line still being written is the follower's
     events = [e for e in map(_parse, (old + whole).splitlines()) if e is not None]
-    return events, _last(whole, old)
+    return events, _last([Position(_identity(whole), len(whole)),
+                          Position(_identity(old), len(old))])
 
 
-def _last(current: bytes, rotated: bytes) -> Position:
-    """Where a log whose files hold CURRENT and ROTATED ends: in the current file, or,
-    while it has no event, at the end of the rotated one (the start of the next)."""
-    for data in (current, rotated):
-        if identity := _identity(data):
-            return Position(identity, len(data))
-    return Position(0, 0)
+def _last(ends: list[Position]) -> Position:
+    """Where a log ends, given where its current file and its rotated one end: in the
+    current file, or, while it has no event, at the end of the rotated one (the start
+    of the next)."""
+    return next((end for end in ends if end.file), Position(0, 0))
 
 
 def _inode(path: Path) -> int:
@@ -226,7 +225,7 @@ def end(state_dir: Path) -> Position:
             os.close(fd)
     # A rotation between the two opens leaves the new file empty: the old one's end is
     # the next one's start either way.
-    return next((p for p in ends if p.file), Position(0, 0))
+    return _last(ends)
 
 
 class _Tail:

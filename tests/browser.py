@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import os
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +13,8 @@ from typing import Any
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+
+from tests.waiting import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -42,17 +43,15 @@ def chromium() -> Iterator[Any]:
 
 
 def until(condition: Callable[[], Any], timeout: float = DEADLINE_S, what: str = "") -> Any:
-    """Poll CONDITION (of the page) until it is truthy, and return it; fail after TIMEOUT."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """Poll CONDITION (of the page) until it is truthy, and return it; fail after TIMEOUT.
+    An element not there yet, or replaced while read, counts as not yet."""
+    def checked() -> Any:
         try:
-            value = condition()
-        except Exception:  # an element not there yet, or replaced while read
-            value = None
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout:g}s: {what}"
-        time.sleep(0.02)  # the page changes on its own: poll it, with a deadline
+            return condition()
+        except Exception:
+            return None
+
+    return wait_for(checked, timeout, what)
 
 
 def screenshot_dir() -> Path | None:

@@ -17,6 +17,13 @@ def _mountinfo(*rows: tuple[str, str, str]) -> str:
                      for i, (point, fs, opts) in enumerate(rows))
 
 
+def _usage(accounting: Accounting, cgroup: str) -> Usage:
+    """What CGROUP uses, read as a listing reads it: through its slice's directories."""
+    parent, _, name = cgroup.rpartition("/")
+    with accounting.slice(parent) as files:
+        return files.usage(name)
+
+
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -48,7 +55,7 @@ def test_a_unified_host_reads_every_resource_from_the_units_own_cgroup(tmp_path:
     _write(unit / "io.stat", "8:0 rbytes=4096 wbytes=512 rios=1 wios=1\n"
                              "8:16 rbytes=1024 wbytes=0 rios=1 wios=0\n")
     accounting = Accounting(_mountinfo((str(top), "cgroup2", "rw")))
-    assert accounting.usage(UNIT) == Usage(188416, 1_500_000, 3, 5120, 512)
+    assert _usage(accounting, UNIT) == Usage(188416, 1_500_000, 3, 5120, 512)
 
 
 def test_a_hybrid_host_reads_v1_controllers_and_has_no_io(tmp_path: Path) -> None:
@@ -63,29 +70,29 @@ def test_a_hybrid_host_reads_v1_controllers_and_has_no_io(tmp_path: Path) -> Non
                                        (str(memory), "cgroup", "rw,memory"),
                                        (str(pids), "cgroup", "rw,pids"),
                                        (str(cpuacct), "cgroup", "rw,cpuacct")))
-    assert accounting.usage(UNIT) == Usage(4096, 20_000, 1, None, None)
+    assert _usage(accounting, UNIT) == Usage(4096, 20_000, 1, None, None)
 
 
 def test_a_legacy_host_reads_cpu_time_from_cpuacct(tmp_path: Path) -> None:
     cpuacct = tmp_path / "cpu,cpuacct"
     _write(cpuacct / UNIT.lstrip("/") / "cpuacct.usage", "123456789\n")
     accounting = Accounting(_mountinfo((str(cpuacct), "cgroup", "rw,cpu,cpuacct")))
-    assert accounting.usage(UNIT) == Usage(cpu_usage_nsec=123_456_789)
+    assert _usage(accounting, UNIT) == Usage(cpu_usage_nsec=123_456_789)
 
 
 def test_a_controller_not_realised_for_the_unit_is_unknown_not_zero(tmp_path: Path) -> None:
     top = _unified(tmp_path, "cpu io memory pids")
     _write(top / UNIT.lstrip("/") / "memory.current", "8192\n")  # only memory accounted
     accounting = Accounting(_mountinfo((str(top), "cgroup2", "rw")))
-    assert accounting.usage(UNIT) == Usage(memory_current=8192)
-    assert accounting.usage("/system.slice/gone.service") == NO_USAGE
+    assert _usage(accounting, UNIT) == Usage(memory_current=8192)
+    assert _usage(accounting, "/system.slice/gone.service") == NO_USAGE
 
 
 def test_an_unlimited_or_garbled_value_is_unknown(tmp_path: Path) -> None:
     top = _unified(tmp_path, "pids memory")
     _write(top / UNIT.lstrip("/") / "pids.current", "max\n")
     _write(top / UNIT.lstrip("/") / "memory.current", "")
-    assert Accounting(_mountinfo((str(top), "cgroup2", "rw"))).usage(UNIT) == NO_USAGE
+    assert _usage(Accounting(_mountinfo((str(top), "cgroup2", "rw"))), UNIT) == NO_USAGE
 
 
 def _open_fds() -> set[str]:
@@ -126,7 +133,7 @@ def test_a_slice_missing_from_a_hierarchy_counts_nothing_there(tmp_path: Path) -
 
 def test_a_host_without_cgroups_knows_nothing() -> None:
     accounting = Accounting("")
-    assert accounting.usage(UNIT) == NO_USAGE and accounting.pids_of(UNIT) == []
+    assert _usage(accounting, UNIT) == NO_USAGE and accounting.pids_of(UNIT) == []
 
 
 def test_processes_are_read_from_the_unit_and_its_sub_cgroups(tmp_path: Path) -> None:
