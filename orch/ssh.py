@@ -16,7 +16,7 @@ import math
 import os
 import shlex
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Container, Sequence
 from pathlib import Path
 
 from orch.errors import ManagerUnreachable, OrchError
@@ -36,6 +36,10 @@ SSH_FAILED = 255
 NOT_FOUND = 127
 # How long a command run over ssh may take beyond the connect timeout.
 COMMAND_GRACE = 5.0
+# How often a stream() with nothing to read looks whether it should stop.
+STOP_CHECK_S = 0.25
+# The most of a streamed command's stderr kept for its last word.
+STDERR_KEPT = 4096
 
 
 def host_timeout() -> float:
@@ -157,6 +161,66 @@ def capture(address: Address, argv: Sequence[str], timeout: float | None = None)
     if done.returncode != 0:
         raise Unanswered(_last_word(done.stderr, done.returncode))
     return done.stdout
+
+
+def stream(address: Address, argv: Sequence[str], line: Callable[[str], None],
+           should_stop: Callable[[], bool], *, done: Container[int] = (0,)) -> int | None:
+    """Each line ARGV writes on the host, handed to LINE as it comes (no input; the
+    connection bounded by the host timeout, the command by nothing), until it exits or
+    SHOULD_STOP() holds, then ssh is ended (by its PID); the command's exit status, or
+    None once stopped. Unanswered if ssh could not run, or the status is not in DONE
+    (ssh's own failure, or the command's)."""
+    import select
+
+    try:
+        child = subprocess.Popen(command_argv(address, argv), stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as err:
+        raise Unanswered(_cannot_run(err)) from None
+    assert child.stdout is not None and child.stderr is not None
+    out, said_fd = child.stdout.fileno(), child.stderr.fileno()
+    poller = select.poll()
+    for fd in (out, said_fd):  # stderr read as it comes too: a full pipe would stall ssh
+        poller.register(fd, select.POLLIN)
+    pending, said, open_fds = b"", b"", {out, said_fd}
+    try:
+        while open_fds:
+            if should_stop():
+                _ended(child)
+                return None
+            for fd, _mask in poller.poll(STOP_CHECK_S * 1000):
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+                elif fd == said_fd:
+                    said = (said + chunk)[-STDERR_KEPT:]
+                else:
+                    *complete, pending = (pending + chunk).split(b"\n")
+                    for text in complete:
+                        line(text.decode("utf-8", "replace"))
+        if pending:
+            line(pending.decode("utf-8", "replace"))
+        code = child.wait()
+    finally:
+        _ended(child)
+        child.stdout.close()
+        child.stderr.close()
+    if code not in done:
+        raise Unanswered(_last_word(said.decode("utf-8", "replace"), code))
+    return code
+
+
+def _ended(child: subprocess.Popen[bytes]) -> int:
+    """CHILD (an ssh of ours) ended: asked to (SIGTERM), if it still runs, and reaped;
+    its status."""
+    if child.poll() is None:
+        child.terminate()
+        try:
+            return child.wait(timeout=COMMAND_GRACE)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return child.wait()
 
 
 def check(address: Address, timeout: float | None = None) -> str | None:

@@ -54,6 +54,13 @@ def until(condition: Callable[[], Any], timeout: float = DEADLINE_S, what: str =
     return wait_for(checked, timeout, what)
 
 
+def table_row(driver: Any, name: str) -> Any:
+    """The dashboard's row of the session NAME, None if it lists none."""
+    rows = driver.find_elements("css selector", "#sessions tr")
+    return next((row for row in rows if row.find_element("tag name", "td").text == name),
+                None)
+
+
 def screenshot_dir() -> Path | None:
     """Where the README's screenshots go, if this run is to take them."""
     where = os.environ.get("ORCH_SCREENSHOTS")

@@ -201,20 +201,23 @@ def create_app(scope: Scope) -> FastAPI:
         return {"how": sent.how, "session": sent.session.to_json()}
 
     @app.get("/api/sessions/{ref}/logs", summary="A session's output (as `orch logs`); "
-             "follow=true: Server-Sent Events until it ends, resumable with Last-Event-ID",
+             "follow=true: Server-Sent Events until it ends, resumable with Last-Event-ID "
+             "(another host's: without event ids, from its last LINES lines again)",
              responses={200: _TEXT})
     def logs(ref: str, lines: Annotated[int | None, Query(ge=0)] = None,
              format: LogFormatName | None = None, follow: bool = False,
              last_event_id: Annotated[str | None, Header()] = None, host: Host = None
              ) -> Any:
         if host:
-            _fleet_host(scope, host)  # an unknown one is not found, followed or not
-            if follow:
-                raise UsageError("another host's output is not followed here: read it "
-                                 "without follow, or run `orch --host H logs -f` there")
-            return PlainTextResponse(_on_host(scope, host, [
-                "logs", "--no-pager", *(["-n", str(lines)] if lines is not None else []),
-                *(["-o", format] if format else []), ref], as_json=False))
+            words = ["logs", *(["-f"] if follow else []), "--no-pager",
+                     *(["-n", str(lines)] if lines is not None else []),
+                     *(["-o", format] if format else []), ref]
+            if follow:  # an unknown host is not found before the stream starts
+                return StreamingResponse(_follow_on_host(host, _fleet_host(scope, host),
+                                                         words),
+                                         media_type="text/event-stream",
+                                         headers={"cache-control": "no-store"})
+            return PlainTextResponse(_on_host(scope, host, words, as_json=False))
         record = api.find_record(ref, scope)
         if follow:
             return StreamingResponse(_follow_logs(record, lines, format, last_event_id),
@@ -372,7 +375,15 @@ async def _follow_logs(record: Any, lines: int | None, format: str | None,
                                 api.find_record(record.id, scope)),
                             after=after, mark=lambda cursor: current.__setitem__(0, cursor))
 
-    async for kind, item in _from_thread(work, stop):
+    async for event in _output_events(_from_thread(work, stop)):
+        yield event
+
+
+async def _output_events(items: Any) -> Any:
+    """A followed output as Server-Sent Events: each (cursor, text) ITEMS gives as an
+    event (with the cursor as its id, where there is one), then an error (if one came)
+    and the end."""
+    async for kind, item in items:
         if kind == "item":
             cursor, text = item
             yield _event(text.removesuffix("\n"), cursor)
@@ -382,6 +393,26 @@ async def _follow_logs(record: Any, lines: int | None, format: str | None,
             yield _event("{}", kind="end")
         else:
             yield b": keepalive\n\n"
+
+
+async def _follow_on_host(name: str, host: Any, args: list[str]) -> Any:
+    """`orch ARGS` (logs -f) on host NAME, its lines as events as they come. The host's
+    orch renders them, as for `orch --host NAME logs -f`; a reconnecting client gets
+    its last lines again (no cursor crosses ssh)."""
+    from orch import ssh
+
+    stop = threading.Event()
+
+    def work(put: Any) -> None:
+        try:
+            # logs -f exits as wait: 1 is a session that ended unsuccessfully.
+            ssh.stream(host.address, [host.orch, *args], lambda text: put((None, text)),
+                       stop.is_set, done=(0, 1))
+        except ssh.Unanswered as err:
+            raise HostUnanswered(f"host {name}: {err.reason}") from None
+
+    async for event in _output_events(_from_thread(work, stop)):
+        yield event
 
 
 def _watch_end(session_id: str, scope: Scope, end: Any, stop: threading.Event) -> None:

@@ -9,17 +9,11 @@ import time
 
 from selenium.webdriver.common.by import By
 
-from tests.browser import chromium, screenshot_dir, until
+from tests.browser import chromium, screenshot_dir, table_row, until
 from tests.integration.conftest import Orch
 from tests.integration.test_web import ECHO_ON_SIGNAL
 from tests.integration.web import serving
 from tests.waiting import wait_for
-
-
-def _row(driver: object, name: str) -> object:
-    rows = driver.find_elements(By.CSS_SELECTOR, "#sessions tr")  # type: ignore[attr-defined]
-    return next((row for row in rows if row.find_element(By.TAG_NAME, "td").text == name),
-                None)
 
 
 def test_the_dashboard_lists_streams_spawns_and_stops(orch: Orch) -> None:
@@ -30,7 +24,7 @@ def test_the_dashboard_lists_streams_spawns_and_stops(orch: Orch) -> None:
     with serving(orch) as server, chromium() as driver:
         driver.get(server.url)  # the token once in the URL; a cookie from then on
         assert driver.title == "orch"
-        row = until(lambda: _row(driver, "watched"), what="the CLI's session listed")
+        row = until(lambda: table_row(driver, "watched"), what="the CLI's session listed")
         assert "running" in row.text
         row.click()
         log = driver.find_element(By.ID, "log")
@@ -47,18 +41,18 @@ def test_the_dashboard_lists_streams_spawns_and_stops(orch: Orch) -> None:
         made = wait_for(lambda: next((s for s in orch.ps() if s["name"] == "from-page"),
                                      None), what="the form's session")
         assert made["argv"] == ["sleep", "300"] and made["status"] == "running"
-        until(lambda: _row(driver, "from-page"), what="the new session listed")
-        until(lambda: "MEM" in driver.page_source and "$" not in _row(driver, "watched").text,
+        until(lambda: table_row(driver, "from-page"), what="the new session listed")
+        until(lambda: "MEM" in driver.page_source and "$" not in table_row(driver, "watched").text,
               what="the table")
         if (shots := screenshot_dir()) is not None and orch.scope == "system":
-            _row(driver, "watched").click()
+            table_row(driver, "watched").click()
             until(lambda: "line 1" in log.text, what="the log pane again")
             driver.save_screenshot(str(shots / "dashboard.png"))
 
-        _row(driver, "watched").click()
+        table_row(driver, "watched").click()
         until(lambda: "watched" in driver.find_element(By.ID, "title").text,
               what="watched selected")
         driver.find_element(By.ID, "stop").click()
         wait_for(lambda: orch.show(sid)["status"] == "stopped", what="the stop button's stop")
-        until(lambda: "stopped" in _row(driver, "watched").text, what="the table to say so")
+        until(lambda: "stopped" in table_row(driver, "watched").text, what="the table to say so")
         assert orch.show("from-page")["status"] == "running"

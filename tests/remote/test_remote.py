@@ -5,11 +5,13 @@ reaches them through ssh with keys and known_hosts the fleet generated.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 
 from orch.scope import Scope
 from orch.unitfiles import RECOVER, render
+from tests.browser import chromium, table_row, until
 from tests.remote.fleet import Fleet, Host, orch_command
 from tests.terminals import running
 from tests.waiting import wait_for
@@ -328,16 +331,16 @@ def test_top_over_the_fleet_and_on_one_host(fleet: Fleet, env: dict[str, str],
         assert terminal.ended() == 0
 
 
-def test_the_web_api_answers_for_another_host(fleet: Fleet, env: dict[str, str],
-                                              cleanup: None, tmp_path: Path) -> None:
-    import http.client
+TOKEN = "remote-token-0123456789-abcdefgh"
+
+
+@contextmanager
+def serving(env: dict[str, str], tmp_path: Path) -> Iterator[int]:
+    """`orch serve` of the machine on a loopback port (the token TOKEN), ended with it."""
     import socket
 
-    h2 = fleet.host("h2")
-    session_id = orch(env, "spawn", "--host", "h2", "--name", "far-web", "--", "sleep",
-                      "300").stdout.strip()
     token_file = tmp_path / "token"
-    token_file.write_text("remote-token-0123456789-abcdefgh\n")
+    token_file.write_text(TOKEN + "\n")
     token_file.chmod(0o600)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -347,12 +350,26 @@ def test_the_web_api_answers_for_another_host(fleet: Fleet, env: dict[str, str],
                               stderr=subprocess.PIPE, text=True)
     try:
         assert server.stderr is not None and "serving" in server.stderr.readline()
-        headers = {"Authorization": "Bearer remote-token-0123456789-abcdefgh"}
+        yield port
+    finally:
+        server.terminate()  # ours, by its PID
+        server.wait(timeout=30)
 
+
+def request(port: int, method: str, path: str) -> http.client.HTTPResponse:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+    connection.request(method, path, headers={"Authorization": f"Bearer {TOKEN}"})
+    return connection.getresponse()
+
+
+def test_the_web_api_answers_for_another_host(fleet: Fleet, env: dict[str, str],
+                                              cleanup: None, tmp_path: Path) -> None:
+    h2 = fleet.host("h2")
+    session_id = orch(env, "spawn", "--host", "h2", "--name", "far-web", "--", "sleep",
+                      "300").stdout.strip()
+    with serving(env, tmp_path) as port:
         def call(method: str, path: str) -> tuple[int, Any]:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
-            connection.request(method, path, headers=headers)
-            response = connection.getresponse()
+            response = request(port, method, path)
             return response.status, json.loads(response.read())
 
         status, hosts = call("GET", "/api/hosts")
@@ -364,6 +381,58 @@ def test_the_web_api_answers_for_another_host(fleet: Fleet, env: dict[str, str],
         assert on_host(fleet, h2, "show", session_id)["status"] == "stopped"
         status, missing = call("GET", f"/api/sessions/{session_id}?host=h1")
         assert status == 502 and "h1" in missing["error"]  # h1's orch: no such session
-    finally:
-        server.terminate()  # ours, by its PID
-        server.wait(timeout=30)
+
+
+def test_the_web_api_follows_another_hosts_output(fleet: Fleet, env: dict[str, str],
+                                                  cleanup: None, tmp_path: Path) -> None:
+    h2 = fleet.host("h2")
+    gate = "/run/orch-remote-web-gate"
+    fleet.run_in(h2, ["rm", "-f", gate])
+    script = (f"echo far first; while [ ! -e {gate} ]; do sleep 0.05; done; "
+              "echo far second; exit 3")
+    session_id = orch(env, "spawn", "--host", "h2", "--name", "far-follow", "--",
+                      "sh", "-c", script).stdout.strip()
+    with serving(env, tmp_path) as port:
+        response = request(port, "GET", f"/api/sessions/{session_id}/logs?follow=true"
+                                        "&host=h2&format=cat")
+        assert response.status == 200
+        assert response.getheader("content-type", "").startswith("text/event-stream")
+
+        def next_event() -> list[str]:
+            lines = []
+            while (line := response.readline().decode()) != "\n":
+                assert line, "the stream ended"
+                lines.append(line.rstrip("\n"))
+            return lines
+
+        assert next_event() == ["data: far first"]  # while the session still runs
+        fleet.run_in(h2, ["touch", gate])
+        assert next_event() == ["data: far second"]
+        assert next_event() == ["event: end", "data: {}"]
+        missing = request(port, "GET", "/api/sessions/nosuch/logs?follow=true&host=h2")
+        assert missing.status == 200  # the host's refusal comes as the stream's error
+        assert b"event: error\ndata: host h2: " in missing.read()
+    fleet.run_in(h2, ["rm", "-f", gate])
+
+
+def test_the_dashboard_follows_another_hosts_output(fleet: Fleet, env: dict[str, str],
+                                                    cleanup: None, tmp_path: Path) -> None:
+    from selenium.webdriver.support.select import Select
+
+    h2 = fleet.host("h2")
+    gate = "/run/orch-remote-page-gate"
+    fleet.run_in(h2, ["rm", "-f", gate])
+    script = (f"echo far first; while [ ! -e {gate} ]; do sleep 0.05; done; "
+              "echo far second; exec sleep 300")
+    orch(env, "spawn", "--host", "h2", "--name", "far-page", "--", "sh", "-c", script)
+    with serving(env, tmp_path) as port, chromium() as driver:
+        driver.get(f"http://127.0.0.1:{port}/?token={TOKEN}")
+        host = until(lambda: driver.find_element("id", "host"), what="the host selector")
+        until(lambda: Select(host).select_by_value("h2") is None, what="h2 to choose")
+        until(lambda: table_row(driver, "far-page"), what="h2's session listed").click()
+        log = driver.find_element("id", "log")
+        until(lambda: "far first" in log.text, what="its output so far")
+        fleet.run_in(h2, ["touch", gate])
+        until(lambda: "far second" in log.text, what="its new line, followed over ssh")
+        assert log.text.count("far first") == 1
+    fleet.run_in(h2, ["rm", "-f", gate])

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import settings
 
 from orch.runtime import Runtime
+from orch.scope import Scope
 from tests.unit.fakemanager import FakeManager, runtime
 
 # No example database: it would leave a .hypothesis directory in the checkout.
@@ -53,3 +54,29 @@ def claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     program.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     return program
+
+
+# ssh hands its last argument to the remote user's shell; this one is local. Its
+# arguments are logged one per line, a blank line after each run.
+FAKE_SSH = """#!/bin/sh
+for word; do printf '%s\\n' "$word" >> "$SSH_LOG"; done
+echo >> "$SSH_LOG"
+for last; do :; done
+exec sh -c "$last"
+"""
+
+
+@pytest.fixture
+def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in ssh first on PATH (its directory, tmp_path/bin, comes first); the file
+    its runs' arguments are logged in."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").write_text(FAKE_SSH)
+    (bin_dir / "ssh").chmod(0o755)
+    log = tmp_path / "ssh.log"
+    monkeypatch.setenv("SSH_LOG", str(log))
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.setattr(Scope, "default", classmethod(lambda cls: Scope.USER))
+    return log

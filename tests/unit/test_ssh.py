@@ -4,7 +4,10 @@ real transport is tested against real sshd in tests/remote)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import signal
 from pathlib import Path
 
 import pytest
@@ -14,31 +17,7 @@ from orch.errors import OrchError
 from orch.hosts import Address, Host
 from orch.scope import Scope
 
-# ssh hands its last argument to the remote user's shell; this one is local. Its
-# arguments are logged one per line, a blank line after each run.
-FAKE_SSH = """#!/bin/sh
-for word; do printf '%s\\n' "$word" >> "$SSH_LOG"; done
-echo >> "$SSH_LOG"
-for last; do :; done
-exec sh -c "$last"
-"""
-
 HOST = Host("h1", Address("h1", "me", 2200))
-
-
-@pytest.fixture
-def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A stand-in ssh first on PATH; the file its runs' arguments are logged in."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "ssh").write_text(FAKE_SSH)
-    (bin_dir / "ssh").chmod(0o755)
-    log = tmp_path / "ssh.log"
-    monkeypatch.setenv("SSH_LOG", str(log))
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
-    monkeypatch.setattr(Scope, "default", classmethod(lambda cls: Scope.USER))
-    return log
 
 
 def _runs(log: Path) -> list[list[str]]:
@@ -133,3 +112,56 @@ def test_a_host_listing_is_its_answer_or_the_reason_it_has_none(fake_ssh: Path) 
     assert listing == remote.Listing("h2", [], "exit status 1")
     good = remote.parse_listing("h1", '[{"id": "x"}]')
     assert good == remote.Listing("h1", [{"id": "x", "host": "h1"}])
+
+
+def test_stream_hands_over_each_line_as_it_comes_and_the_status(fake_ssh: Path,
+                                                                tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    # The second line is written only once the first has been handed over.
+    script = (f"echo 'one two'; i=0; while [ ! -e {gate} ] && [ $i -lt 1000 ]; "
+              "do sleep 0.01; i=$((i + 1)); done; "
+              "printf 'three\\nno newline'; echo 'said' >&2; exit 1")
+    lines: list[str] = []
+
+    def line(text: str) -> None:
+        lines.append(text)
+        gate.touch()
+
+    assert ssh.stream(HOST.address, ["sh", "-c", script], line, lambda: False,
+                      done=(0, 1)) == 1
+    assert lines == ["one two", "three", "no newline"]
+    [run] = _runs(fake_ssh)
+    assert "BatchMode=yes" in run and run[-1] == shlex.join(["sh", "-c", script])
+
+
+def test_stream_refuses_a_status_it_was_not_told_to_expect(fake_ssh: Path) -> None:
+    with pytest.raises(ssh.Unanswered) as caught:
+        ssh.stream(HOST.address, ["sh", "-c", "echo out; echo 'orch: no session x' >&2; "
+                                  "exit 4"], lambda text: None, lambda: False)
+    assert caught.value.reason == "no session x"
+    with pytest.raises(ssh.Unanswered, match=r"^ssh exited with status 255$"):
+        ssh.stream(HOST.address, ["sh", "-c", "exit 255"], lambda text: None, lambda: False)
+
+
+def test_a_stream_that_says_much_on_stderr_does_not_stall(fake_ssh: Path) -> None:
+    script = "head -c 300000 /dev/zero | tr '\\0' x >&2; echo done"  # beyond a pipe's 64 KiB
+    lines: list[str] = []
+    assert ssh.stream(HOST.address, ["sh", "-c", script], lines.append, lambda: False) == 0
+    assert lines == ["done"]
+
+
+def test_a_stopped_stream_ends_its_ssh(fake_ssh: Path, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    # The fake ssh execs the remote shell, which execs this one, which execs sleep: one
+    # process, with ssh's PID.
+    script = f"echo $$ > {pid_file}; echo started; exec sleep 300"
+    lines: list[str] = []
+    try:
+        assert ssh.stream(HOST.address, ["exec", "sh", "-c", script], lines.append,
+                          lambda: bool(lines)) is None
+        assert lines == ["started"]
+        with pytest.raises(ProcessLookupError):  # ended and reaped, not left running
+            os.kill(int(pid_file.read_text()), 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError, ValueError, FileNotFoundError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)  # ours, if left

@@ -79,3 +79,56 @@ def test_the_dashboard_is_one_page_with_no_outside_resource(client: TestClient) 
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "<title>orch</title>" in page.text
     assert "http://" not in page.text and "https://" not in page.text  # nothing fetched
+
+
+# Another host's orch, as the stand-in ssh runs it: `orch logs -f ...` says its words
+# and a few lines, then ends as logs -f does (1: the session ended unsuccessfully).
+FAKE_REMOTE_ORCH = """#!/bin/sh
+echo "$@" > "$0.args"
+case "$*" in *gone*) echo 'orch: no session gone' >&2; exit 4;; esac
+printf 'first line\\nsecond line\\n'
+exit 1
+"""
+
+
+@pytest.fixture
+def far_client(fake_ssh: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    remote = tmp_path / "bin" / "remote-orch"
+    remote.write_text(FAKE_REMOTE_ORCH)
+    remote.chmod(0o755)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[hosts.h1]\naddress = "root@192.0.2.1"\norch = "{remote}"\n')
+    monkeypatch.setenv("ORCH_CONFIG", str(config))
+    return TestClient(create_app(Scope.USER))
+
+
+def _events(text: str) -> list[dict[str, str]]:
+    """The Server-Sent Events of TEXT, each as its fields."""
+    found = []
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            name, _, value = line.partition(": ")
+            fields[name] = fields[name] + "\n" + value if name in fields else value
+        if fields:
+            found.append(fields)
+    return found
+
+
+def test_another_hosts_output_is_followed_through_its_orch(far_client: TestClient,
+                                                            tmp_path: Path) -> None:
+    answer = far_client.get("/api/sessions/abcd/logs?follow=true&host=h1&lines=5")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/event-stream")
+    assert _events(answer.text) == [{"data": "first line"}, {"data": "second line"},
+                                    {"event": "end", "data": "{}"}]  # no ids: no cursor
+    words = (tmp_path / "bin" / "remote-orch.args").read_text().split()
+    assert words == ["logs", "-f", "--no-pager", "-n", "5", "abcd"]
+
+
+def test_another_hosts_refusal_ends_its_stream_in_one_line(far_client: TestClient) -> None:
+    answer = far_client.get("/api/sessions/gone/logs?follow=true&host=h1")
+    assert _events(answer.text) == [{"event": "error", "data": "host h1: no session gone"},
+                                    {"event": "end", "data": "{}"}]
+    assert _error(far_client.get("/api/sessions/x/logs?follow=true&host=h9"), 404) == \
+        "no host h9 in the configuration ([hosts.h9])"
