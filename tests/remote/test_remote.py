@@ -412,6 +412,21 @@ def test_the_web_api_follows_another_hosts_output(fleet: Fleet, env: dict[str, s
         missing = request(port, "GET", "/api/sessions/nosuch/logs?follow=true&host=h2")
         assert missing.status == 200  # the host's refusal comes as the stream's error
         assert b"event: error\ndata: host h2: " in missing.read()
+
+        # A client that leaves a quiet session's stream leaves no follower on the host.
+        quiet = orch(env, "spawn", "--host", "h2", "--name", "far-quiet", "--", "sh", "-c",
+                     "echo quiet; exec sleep 300").stdout.strip()
+        left = request(port, "GET", f"/api/sessions/{quiet}/logs?follow=true&host=h2"
+                                    "&format=cat")
+        assert left.readline() == b"data: quiet\n"
+
+        def followers() -> list[str]:
+            listing = fleet.run_in(h2, ["ps", "-eww", "-o", "args"]).stdout.splitlines()
+            return [p for p in listing if "logs -f" in p and quiet in p]
+
+        assert followers()  # h2's orch follows it for us now
+        left.close()
+        wait_for(lambda: not followers(), DEADLINE, "h2's follower to end with the client")
     fleet.run_in(h2, ["rm", "-f", gate])
 
 
