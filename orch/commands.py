@@ -332,7 +332,7 @@ def logs(ref: str, lines: int | None = None, follow: bool = False, since: str | 
     until the session has ended, and then as `wait` exits; else through a pager on a
     terminal."""
     from orch.journal import LogFormat, write_logs
-    from orch.pager import paged
+    from orch.pager import paged, when_reader_leaves
     from orch.transcript import Style
 
     log_format = None if output is None else LogFormat(output)
@@ -340,7 +340,7 @@ def logs(ref: str, lines: int | None = None, follow: bool = False, since: str | 
     style = Style.for_stream(sys.stdout)
     try:
         if follow:
-            when_reader_leaves(sys.stdout)
+            when_reader_leaves(sys.stdout)  # a follower nobody reads ends
             outcome = api.follow_logs(ref, _write_now, scope, lines=lines, since=since,
                                       output=log_format, style=style)
             return 0 if outcome.succeeded else WAIT_FAILED
@@ -353,36 +353,6 @@ def logs(ref: str, lines: int | None = None, follow: bool = False, since: str | 
     except BrokenPipeError:  # the reader went away (`orch logs ... | head`)
         _quiet_stdout()
     return 0
-
-
-def when_reader_leaves(stream: Any, then: Callable[[], None] | None = None) -> None:
-    """Call THEN (by default: interrupt the main thread, as Ctrl-C does) once nobody
-    reads STREAM any more: a pipe whose reader is gone (`| head`, or an ssh channel
-    that a client closed) says so on poll, and a follower of a quiet session would
-    otherwise learn it only when it writes its next line. A file or a terminal that
-    stays never calls it."""
-    import select
-    import threading
-
-    try:
-        fd = stream.fileno()
-    except (AttributeError, ValueError, OSError):
-        return
-    if then is None:
-        import _thread
-
-        then = _thread.interrupt_main
-
-    def watch() -> None:
-        poller = select.poll()
-        poller.register(fd, 0)  # no event asked for: only an error or a hang-up wakes it
-        try:
-            if poller.poll():
-                then()
-        except OSError:
-            pass
-
-    threading.Thread(target=watch, daemon=True, name="orch-reader-gone").start()
 
 
 def _write_now(text: str) -> None:

@@ -5,6 +5,7 @@ no pager. less gets LESS=$SYSTEMD_LESS, by default FRSXMK (quit if one screen, r
 colours, chop long lines, no init, prompt, quit on ^C): as in systemd's tools, the
 user's own $LESS has no effect (journalctl(1), ENVIRONMENT). A pager that cannot be
 started is skipped for the next, and without any the output is written directly.
+And the other side of a reader: a follower learns when nobody reads any more.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from typing import IO
+from typing import IO, Any
 
 LESS_DEFAULT = "FRSXMK"
 
@@ -75,3 +76,33 @@ def paged(enabled: bool = True) -> Iterator[IO[str]]:
         with suppress(BrokenPipeError):
             pager.stdin.close()
         pager.wait()
+
+
+def when_reader_leaves(stream: Any, then: Callable[[], None] | None = None) -> None:
+    """Call THEN (by default: interrupt the main thread, as Ctrl-C does) once nobody
+    reads STREAM any more: a pipe whose reader is gone (`| head`, or an ssh channel
+    that a client closed) says so on poll, and a follower of a quiet session would
+    otherwise learn it only when it writes its next line. A file or a terminal that
+    stays never calls it."""
+    import select
+    import threading
+
+    try:
+        fd = stream.fileno()
+    except (AttributeError, ValueError, OSError):
+        return
+    if then is None:
+        import _thread
+
+        then = _thread.interrupt_main
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(fd, 0)  # no event asked for: only an error or a hang-up wakes it
+        try:
+            if poller.poll():
+                then()
+        except OSError:
+            pass
+
+    threading.Thread(target=watch, daemon=True, name="orch-reader-gone").start()
