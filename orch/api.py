@@ -206,18 +206,20 @@ def logs(ref: str, scope: Scope | None = None, *, lines: int | None = None,
 
 def follow_logs(ref: str, write: Callable[[str], object], scope: Scope | None = None, *,
                 lines: int | None = None, since: str | None = None,
-                output: LogFormat | str | None = None,
-                style: Style | None = None) -> WaitOutcome:
-    """WRITE the session's output (or its last LINES lines) in OUTPUT format (None: the
-    session's default, an agent's transcript decorated in STYLE), then its new lines as
-    they come, until it has ended and its last lines are in; how it ended, as `wait`
-    saw it. The end is watched through the manager's signals (wait), the output through
-    the journal; a session that has already ended is written whole at once."""
+                output: LogFormat | str | None = None, style: Style | None = None,
+                after: str | None = None,
+                mark: Callable[[str | None], None] | None = None) -> WaitOutcome:
+    """WRITE the session's output (its last LINES lines, or what came AFTER a journal
+    cursor) in OUTPUT format (None: the session's default, an agent's transcript
+    decorated in STYLE), then its new lines as they come, until it has ended and its
+    last lines are in; how it ended, as `wait` saw it. MARK hears each line's cursor
+    before it is written. The end is watched through the manager's signals (wait), the
+    output through the journal; a session that has already ended is written whole."""
     from orch.usecases import query
 
     with _runtime(scope) as rt:
         return query.follow_logs(rt, ref, write, lines=lines, since=since, output=output,
-                                 style=style)
+                                 style=style, after=after, mark=mark)
 
 
 def wait(refs: Sequence[str], scope: Scope | None = None, *, any_: bool = False,

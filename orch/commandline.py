@@ -248,7 +248,14 @@ def _tree() -> dict[str, Command | Group]:
                                "transcript (an agent's default), short (any other "
                                "program's), cat or json.", default=None),
                         Option("no_pager", ("--no-pager",), "flag", "Do not pipe the output "
-                               "into a pager on a terminal.", default=False), json=False),
+                               "into a pager on a terminal.", default=False),
+                        Option("after_cursor", ("--after-cursor",), "str", "Only what came "
+                               "after this journal cursor (an entry's __CURSOR in -o json), "
+                               "as journalctl --after-cursor; not with -n.",
+                               metavar="CURSOR"),
+                        Option("sse", ("--sse",), "flag", "With -f: as Server-Sent Events, "
+                               "each with its journal cursor as id (for `orch serve` on "
+                               "another host).", default=False, hidden=True), json=False),
         "wait": _scoped("wait", "Wait for sessions to end: exit 0 if all ended successfully, "
                         "1 if any ended otherwise, 124 on timeout, 2 for an unknown id.",
                         Argument("refs", "str", "Sessions to wait for.", metavar="ID...",

@@ -326,39 +326,40 @@ def show(ref: str, user: bool = False, system: bool = False, as_json: bool = Fal
 
 
 def logs(ref: str, lines: int | None = None, follow: bool = False, since: str | None = None,
-         output: str | None = None, no_pager: bool = False, user: bool = False,
-         system: bool = False) -> int:
+         output: str | None = None, no_pager: bool = False, after_cursor: str | None = None,
+         sse: bool = False, user: bool = False, system: bool = False) -> int:
     """`orch logs`: whole lines, rendered by orch from journalctl's JSON. With --follow,
-    until the session has ended, and then as `wait` exits; else through a pager on a
-    terminal."""
+    until the session has ended, and then as `wait` exits (with SSE, as Server-Sent
+    Events keyed by cursor); else through a pager on a terminal."""
     from orch.journal import LogFormat, write_logs
-    from orch.pager import paged, when_reader_leaves
+    from orch.pager import paged, when_reader_leaves, write_now
+    from orch.sse import writer
     from orch.transcript import Style
 
+    if after_cursor is not None and lines is not None:
+        raise UsageError("-n and --after-cursor do not go together: give one")
+    if sse and not follow:
+        raise UsageError("--sse goes with -f")
     log_format = None if output is None else LogFormat(output)
     scope = api.current_scope(user, system)
-    style = Style.for_stream(sys.stdout)
+    style = None if sse else Style.for_stream(sys.stdout)
     try:
         if follow:
             when_reader_leaves(sys.stdout)  # a follower nobody reads ends
-            outcome = api.follow_logs(ref, _write_now, scope, lines=lines, since=since,
-                                      output=log_format, style=style)
+            write, mark = writer(sys.stdout) if sse else (write_now, None)
+            outcome = api.follow_logs(ref, write, scope, lines=lines, since=since,
+                                      output=log_format, style=style, after=after_cursor,
+                                      mark=mark)
             return 0 if outcome.succeeded else WAIT_FAILED
         record = api.find_record(ref, scope)
         with paged(not no_pager) as out:
             write_logs(record, out.write, lines=lines, since=since, output=log_format,
-                       style=style)
+                       style=style, after=after_cursor)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (`orch logs ... | head`)
         _quiet_stdout()
     return 0
-
-
-def _write_now(text: str) -> None:
-    """TEXT on stdout at once: a follower's reader waits for each line."""
-    sys.stdout.write(text)
-    sys.stdout.flush()
 
 
 def _quiet_stdout() -> None:

@@ -230,12 +230,13 @@ def _tail(args: Sequence[str], count: int, *, finish: bool
 
 def write_logs(record: Record, write: Write, *, lines: int | None = None,
                since: str | None = None, output: LogFormat | None = None,
-               style: Style | None = None) -> None:
+               style: Style | None = None, after: str | None = None) -> None:
     """WRITE RECORD's output so far in OUTPUT format, whole line by whole line: every
-    invocation's, or the last LINES lines (LINES counts whole lines, not journal
-    entries). In json, a line journald split is one entry (see joined)."""
+    invocation's, the last LINES lines (LINES counts whole lines, not journal entries),
+    or what came AFTER a journal cursor. In json, a line journald split is one entry
+    (see joined)."""
     _check_lines(lines)
-    args = [*(["--since", since] if since else []), *_output_matches(record)]
+    args = [*(["--since", since] if since else []), *_after(after), *_output_matches(record)]
     show = printer(record, output, write, style=style)
     if lines is not None:
         for entry in _tail(args, lines, finish=True)[0]:

@@ -106,3 +106,9 @@ def when_reader_leaves(stream: Any, then: Callable[[], None] | None = None) -> N
             pass
 
     threading.Thread(target=watch, daemon=True, name="orch-reader-gone").start()
+
+
+def write_now(text: str) -> None:
+    """TEXT on stdout at once: a follower's reader waits for each line."""
+    sys.stdout.write(text)
+    sys.stdout.flush()

@@ -182,11 +182,13 @@ def logs(rt: Runtime, ref: str, *, lines: int | None = None, since: str | None =
 
 def follow_logs(rt: Runtime, ref: str, write: Callable[[str], object], *,
                 lines: int | None = None, since: str | None = None,
-                output: LogFormat | str | None = None,
-                style: Style | None = None) -> WaitOutcome:
-    """WRITE the session's output (or its last LINES lines) in OUTPUT format (None: the
-    session's default; a transcript in STYLE), then its new lines as they come, until
-    it has ended and its last lines are in; how it ended, as `wait` saw it.
+                output: LogFormat | str | None = None, style: Style | None = None,
+                after: str | None = None,
+                mark: Callable[[str | None], None] | None = None) -> WaitOutcome:
+    """WRITE the session's output (its last LINES lines, or what came AFTER a journal
+    cursor) in OUTPUT format (None: the session's default; a transcript in STYLE), then
+    its new lines as they come, until it has ended and its last lines are in; how it
+    ended, as `wait` saw it. MARK hears the cursor of each line before it is written.
     The end is watched through the manager's signals (wait, in a thread of its own with
     a runtime of its own), the output through the journal; a session that has already
     ended is written whole at once."""
@@ -218,7 +220,7 @@ def follow_logs(rt: Runtime, ref: str, write: Callable[[str], object], *,
     watcher.start()
     journal.follow_logs(record, write, end, lines=lines, since=since,
                         output=None if output is None else journal.LogFormat(output),
-                        refresh=invocations, style=style)
+                        refresh=invocations, style=style, after=after, mark=mark)
     watcher.join()
     if failures:
         raise failures[0]

@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from orch import __version__, api
+from orch import __version__, api, sse
 from orch.errors import (
     Ambiguous,
     ManagerTimeout,
@@ -201,16 +201,17 @@ def create_app(scope: Scope) -> FastAPI:
         return {"how": sent.how, "session": sent.session.to_json()}
 
     @app.get("/api/sessions/{ref}/logs", summary="A session's output (as `orch logs`); "
-             "follow=true: Server-Sent Events until it ends, resumable with Last-Event-ID "
-             "(another host's: without event ids, from its last LINES lines again)",
+             "follow=true: Server-Sent Events until it ends, resumable with Last-Event-ID",
              responses={200: _TEXT})
     def logs(ref: str, lines: Annotated[int | None, Query(ge=0)] = None,
              format: LogFormatName | None = None, follow: bool = False,
              last_event_id: Annotated[str | None, Header()] = None, host: Host = None
              ) -> Any:
         if host:
-            words = ["logs", *(["-f"] if follow else []), "--no-pager",
-                     *(["-n", str(lines)] if lines is not None else []),
+            resumed = follow and bool(last_event_id)  # a cursor: what came after it
+            words = ["logs", *(["-f", "--sse"] if follow else []), "--no-pager",
+                     *(["-n", str(lines)] if lines is not None and not resumed else []),
+                     *(["--after-cursor", str(last_event_id)] if resumed else []),
                      *(["-o", format] if format else []), ref]
             if follow:  # an unknown host is not found before the stream starts
                 return StreamingResponse(_follow_on_host(host, _fleet_host(scope, host),
@@ -314,13 +315,6 @@ def _spawn(scope: Scope, values: dict[str, Any]) -> Session:
 
 # --- Server-Sent Events ------------------------------------------------------------------
 
-def _event(data: str, event_id: str | None = None, kind: str | None = None) -> bytes:
-    """One Server-Sent Event: each line of DATA a data: field."""
-    head = (f"id: {event_id}\n" if event_id else "") + (f"event: {kind}\n" if kind else "")
-    body = "".join(f"data: {line}\n" for line in data.split("\n"))
-    return (head + body + "\n").encode()
-
-
 async def _from_thread(work: Any, stop: threading.Event) -> Any:
     """Items WORK(put) puts, as they come, until it returns; STOP is set once the
     consumer goes (the client left), and WORK should end soon after."""
@@ -386,19 +380,19 @@ async def _output_events(items: Any) -> Any:
     async for kind, item in items:
         if kind == "item":
             cursor, text = item
-            yield _event(text.removesuffix("\n"), cursor)
+            yield sse.event(text.removesuffix("\n"), cursor)
         elif kind == "error":
-            yield _event(item, kind="error")
+            yield sse.event(item, kind="error")
         elif kind == "end":
-            yield _event("{}", kind="end")
+            yield sse.event("{}", kind="end")
         else:
             yield b": keepalive\n\n"
 
 
 async def _follow_on_host(name: str, host: Any, args: list[str]) -> Any:
-    """`orch ARGS` (logs -f) on host NAME, its lines as events as they come. The host's
-    orch renders them, as for `orch --host NAME logs -f`; a reconnecting client gets
-    its last lines again (no cursor crosses ssh)."""
+    """`orch ARGS` (logs -f --sse) on host NAME: the events that host's orch writes,
+    passed on line by line as they come (their ids its journal's cursors), then ours:
+    an error if one came, and the end."""
     from orch import ssh
 
     stop = threading.Event()
@@ -406,13 +400,17 @@ async def _follow_on_host(name: str, host: Any, args: list[str]) -> Any:
     def work(put: Any) -> None:
         try:
             # logs -f exits as wait: 1 is a session that ended unsuccessfully.
-            ssh.stream(host.address, [host.orch, *args], lambda text: put((None, text)),
-                       stop.is_set, done=(0, 1))
+            ssh.stream(host.address, [host.orch, *args], put, stop.is_set, done=(0, 1))
         except ssh.Unanswered as err:
             raise HostUnanswered(f"host {name}: {err.reason}") from None
 
-    async for event in _output_events(_from_thread(work, stop)):
-        yield event
+    async for kind, item in _from_thread(work, stop):
+        if kind == "item":
+            yield (item + "\n").encode()
+        elif kind == "keepalive":
+            yield b": keepalive\n"  # a comment line: no blank line to end an event early
+        else:  # after a blank line, which ends what an interrupted stream left unfinished
+            yield b"\n" + sse.event(item if kind == "error" else "{}", kind=kind)
 
 
 def _watch_end(session_id: str, scope: Scope, end: Any, stop: threading.Event) -> None:
@@ -454,8 +452,8 @@ async def _follow_events(scope: Scope, last_event_id: str | None) -> Any:
     async for kind, item in _from_thread(work, stop):
         if kind == "item":
             at, event = item
-            yield _event(json.dumps(event.to_json()), str(at))
+            yield sse.event(json.dumps(event.to_json()), str(at))
         elif kind == "keepalive":
             yield b": keepalive\n\n"
         elif kind == "error":
-            yield _event(item, kind="error")
+            yield sse.event(item, kind="error")

@@ -174,6 +174,25 @@ def test_follow_of_an_ended_session_prints_it_all_and_returns_at_once(orch: Orch
     assert (done.returncode, done.stdout) == (0, "two\n")
 
 
+def test_logs_go_on_after_a_cursor_and_follow_as_events_keyed_by_cursor(orch: Orch) -> None:
+    sid = orch.spawn("/bin/sh", "-c", "echo one; echo two; echo three")
+    assert orch("wait", sid).returncode == 0
+    wait_for(lambda: "three" in orch.logs_text(sid), what="the three lines")
+    entries = orch.ok("logs", "-o", "json", sid).splitlines()
+    cursors = [json.loads(entry)["__CURSOR"] for entry in entries]
+    assert orch.ok("logs", "-o", "cat", "--after-cursor", cursors[0], sid) == "two\nthree\n"
+    # As `orch serve` on another host asks for them: each line an event, its id its cursor.
+    done = orch("logs", "-f", "--sse", "-o", "cat", "--after-cursor", cursors[0], sid,
+                timeout=30)
+    assert (done.returncode, done.stdout) == (
+        0, f"id: {cursors[1]}\ndata: two\n\nid: {cursors[2]}\ndata: three\n\n")
+    for wrong, says in ((["-n", "1", "--after-cursor", cursors[0]], "do not go together"),
+                        (["--sse"], "--sse goes with -f")):
+        refused = orch("logs", *wrong, sid)
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+
+
 # --- the pager -------------------------------------------------------------------------
 
 def _on_a_terminal(orch: Orch, *args: str, env: dict[str, str]) -> str:

@@ -356,10 +356,23 @@ def serving(env: dict[str, str], tmp_path: Path) -> Iterator[int]:
         server.wait(timeout=30)
 
 
-def request(port: int, method: str, path: str) -> http.client.HTTPResponse:
+def request(port: int, method: str, path: str,
+            headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
-    connection.request(method, path, headers={"Authorization": f"Bearer {TOKEN}"})
+    connection.request(method, path, headers={"Authorization": f"Bearer {TOKEN}",
+                                              **(headers or {})})
     return connection.getresponse()
+
+
+def next_event(response: http.client.HTTPResponse) -> dict[str, str]:
+    """The next Server-Sent Event of RESPONSE, as its fields (a comment line skipped)."""
+    fields: dict[str, str] = {}
+    while (line := response.readline().decode()) != "\n" or not fields:
+        assert line, "the stream ended"
+        if line.strip() and not line.startswith(":"):
+            name, _, value = line.rstrip("\n").partition(": ")
+            fields[name] = value
+    return fields
 
 
 def test_the_web_api_answers_for_another_host(fleet: Fleet, env: dict[str, str],
@@ -393,22 +406,19 @@ def test_the_web_api_follows_another_hosts_output(fleet: Fleet, env: dict[str, s
     session_id = orch(env, "spawn", "--host", "h2", "--name", "far-follow", "--",
                       "sh", "-c", script).stdout.strip()
     with serving(env, tmp_path) as port:
-        response = request(port, "GET", f"/api/sessions/{session_id}/logs?follow=true"
-                                        "&host=h2&format=cat")
+        path = f"/api/sessions/{session_id}/logs?follow=true&host=h2&format=cat&lines=5"
+        response = request(port, "GET", path)
         assert response.status == 200
         assert response.getheader("content-type", "").startswith("text/event-stream")
-
-        def next_event() -> list[str]:
-            lines = []
-            while (line := response.readline().decode()) != "\n":
-                assert line, "the stream ended"
-                lines.append(line.rstrip("\n"))
-            return lines
-
-        assert next_event() == ["data: far first"]  # while the session still runs
+        first = next_event(response)  # while the session still runs
+        assert first["data"] == "far first" and first["id"]  # h2's journal cursor
+        response.close()
+        # Resumed where it left: the next line only, not the first again.
+        response = request(port, "GET", path, {"Last-Event-ID": first["id"]})
         fleet.run_in(h2, ["touch", gate])
-        assert next_event() == ["data: far second"]
-        assert next_event() == ["event: end", "data: {}"]
+        second = next_event(response)
+        assert second["data"] == "far second" and second["id"] not in ("", first["id"])
+        assert next_event(response) == {"event": "end", "data": "{}"}
         missing = request(port, "GET", "/api/sessions/nosuch/logs?follow=true&host=h2")
         assert missing.status == 200  # the host's refusal comes as the stream's error
         assert b"event: error\ndata: host h2: " in missing.read()
@@ -418,7 +428,7 @@ def test_the_web_api_follows_another_hosts_output(fleet: Fleet, env: dict[str, s
                      "echo quiet; exec sleep 300").stdout.strip()
         left = request(port, "GET", f"/api/sessions/{quiet}/logs?follow=true&host=h2"
                                     "&format=cat")
-        assert left.readline() == b"data: quiet\n"
+        assert next_event(left)["data"] == "quiet"
 
         def followers() -> list[str]:
             listing = fleet.run_in(h2, ["ps", "-eww", "-o", "args"]).stdout.splitlines()

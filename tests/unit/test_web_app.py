@@ -86,7 +86,8 @@ def test_the_dashboard_is_one_page_with_no_outside_resource(client: TestClient) 
 FAKE_REMOTE_ORCH = """#!/bin/sh
 echo "$@" > "$0.args"
 case "$*" in *gone*) echo 'orch: no session gone' >&2; exit 4;; esac
-printf 'first line\\nsecond line\\n'
+printf 'id: c1\\ndata: first line\\n\\nid: c2\\ndata: second\\ndata: line\\n\\n'
+case "$*" in *half*) printf 'id: c3\\ndata: cut'; exit 255;; esac
 exit 1
 """
 
@@ -103,15 +104,18 @@ def far_client(fake_ssh: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def _events(text: str) -> list[dict[str, str]]:
-    """The Server-Sent Events of TEXT, each as its fields."""
-    found = []
-    for block in text.split("\n\n"):
-        fields: dict[str, str] = {}
-        for line in block.splitlines():
+    """The Server-Sent Events of TEXT, each as its fields, read as a browser reads them:
+    a blank line ends an event (none, if it has no field), a comment line is skipped."""
+    found: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
+    for line in text.split("\n"):
+        if not line:
+            if fields:
+                found.append(fields)
+            fields = {}
+        elif not line.startswith(":"):
             name, _, value = line.partition(": ")
             fields[name] = fields[name] + "\n" + value if name in fields else value
-        if fields:
-            found.append(fields)
     return found
 
 
@@ -120,10 +124,29 @@ def test_another_hosts_output_is_followed_through_its_orch(far_client: TestClien
     answer = far_client.get("/api/sessions/abcd/logs?follow=true&host=h1&lines=5")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/event-stream")
-    assert _events(answer.text) == [{"data": "first line"}, {"data": "second line"},
-                                    {"event": "end", "data": "{}"}]  # no ids: no cursor
+    # The host's own events, ids (its journal's cursors) and all, then the end.
+    assert _events(answer.text) == [{"id": "c1", "data": "first line"},
+                                    {"id": "c2", "data": "second\nline"},
+                                    {"event": "end", "data": "{}"}]
     words = (tmp_path / "bin" / "remote-orch.args").read_text().split()
-    assert words == ["logs", "-f", "--no-pager", "-n", "5", "abcd"]
+    assert words == ["logs", "-f", "--sse", "--no-pager", "-n", "5", "abcd"]
+    # Resumed: after the last event's cursor, on that host, not its last lines again.
+    far_client.get("/api/sessions/abcd/logs?follow=true&host=h1&lines=5&format=cat",
+                   headers={"Last-Event-ID": "c2"})
+    words = (tmp_path / "bin" / "remote-orch.args").read_text().split()
+    assert words == ["logs", "-f", "--sse", "--no-pager", "--after-cursor", "c2",
+                     "-o", "cat", "abcd"]
+
+
+def test_a_stream_cut_mid_event_ends_that_event_before_its_error(
+        far_client: TestClient) -> None:
+    answer = far_client.get("/api/sessions/half/logs?follow=true&host=h1")
+    found = _events(answer.text)
+    assert found[:2] == [{"id": "c1", "data": "first line"},
+                         {"id": "c2", "data": "second\nline"}]
+    assert found[2] == {"id": "c3", "data": "cut"}  # what came, ended by a blank line
+    assert found[3]["event"] == "error" and found[3]["data"].startswith("host h1: ")
+    assert found[4:] == [{"event": "end", "data": "{}"}]
 
 
 def test_another_hosts_refusal_ends_its_stream_in_one_line(far_client: TestClient) -> None:
