@@ -369,15 +369,7 @@ async def _follow_logs(record: Any, lines: int | None, format: str | None,
                                 api.find_record(record.id, scope)),
                             after=after, mark=lambda cursor: current.__setitem__(0, cursor))
 
-    async for event in _output_events(_from_thread(work, stop)):
-        yield event
-
-
-async def _output_events(items: Any) -> Any:
-    """A followed output as Server-Sent Events: each (cursor, text) ITEMS gives as an
-    event (with the cursor as its id, where there is one), then an error (if one came)
-    and the end."""
-    async for kind, item in items:
+    async for kind, item in _from_thread(work, stop):
         if kind == "item":
             cursor, text = item
             yield sse.event(text.removesuffix("\n"), cursor)

@@ -10,7 +10,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -375,6 +375,28 @@ def next_event(response: http.client.HTTPResponse) -> dict[str, str]:
     return fields
 
 
+@contextmanager
+def gated_on_h2(fleet: Fleet, env: dict[str, str], name: str,
+                ending: str) -> Iterator[tuple[str, Callable[[], None]]]:
+    """Session NAME on h2: it says `far first`, waits for its gate, says `far second`
+    and then runs ENDING (shell words). Its id, and what opens the gate (gone after)."""
+    h2 = fleet.host("h2")
+    gate = f"/run/orch-remote-gate-{name}"
+    fleet.run_in(h2, ["rm", "-f", gate])
+    script = (f"echo far first; while [ ! -e {gate} ]; do sleep 0.05; done; "
+              f"echo far second; {ending}")
+    session_id = orch(env, "spawn", "--host", "h2", "--name", name, "--",
+                      "sh", "-c", script).stdout.strip()
+
+    def open_gate() -> None:
+        fleet.run_in(h2, ["touch", gate])
+
+    try:
+        yield session_id, open_gate
+    finally:
+        fleet.run_in(h2, ["rm", "-f", gate])
+
+
 def test_the_web_api_answers_for_another_host(fleet: Fleet, env: dict[str, str],
                                               cleanup: None, tmp_path: Path) -> None:
     h2 = fleet.host("h2")
@@ -399,13 +421,8 @@ def test_the_web_api_answers_for_another_host(fleet: Fleet, env: dict[str, str],
 def test_the_web_api_follows_another_hosts_output(fleet: Fleet, env: dict[str, str],
                                                   cleanup: None, tmp_path: Path) -> None:
     h2 = fleet.host("h2")
-    gate = "/run/orch-remote-web-gate"
-    fleet.run_in(h2, ["rm", "-f", gate])
-    script = (f"echo far first; while [ ! -e {gate} ]; do sleep 0.05; done; "
-              "echo far second; exit 3")
-    session_id = orch(env, "spawn", "--host", "h2", "--name", "far-follow", "--",
-                      "sh", "-c", script).stdout.strip()
-    with serving(env, tmp_path) as port:
+    with gated_on_h2(fleet, env, "far-follow", "exit 3") as (session_id, open_gate), \
+            serving(env, tmp_path) as port:
         path = f"/api/sessions/{session_id}/logs?follow=true&host=h2&format=cat&lines=5"
         response = request(port, "GET", path)
         assert response.status == 200
@@ -415,7 +432,7 @@ def test_the_web_api_follows_another_hosts_output(fleet: Fleet, env: dict[str, s
         response.close()
         # Resumed where it left: the next line only, not the first again.
         response = request(port, "GET", path, {"Last-Event-ID": first["id"]})
-        fleet.run_in(h2, ["touch", gate])
+        open_gate()
         second = next_event(response)
         assert second["data"] == "far second" and second["id"] not in ("", first["id"])
         assert next_event(response) == {"event": "end", "data": "{}"}
@@ -437,27 +454,20 @@ def test_the_web_api_follows_another_hosts_output(fleet: Fleet, env: dict[str, s
         assert followers()  # h2's orch follows it for us now
         left.close()
         wait_for(lambda: not followers(), DEADLINE, "h2's follower to end with the client")
-    fleet.run_in(h2, ["rm", "-f", gate])
 
 
 def test_the_dashboard_follows_another_hosts_output(fleet: Fleet, env: dict[str, str],
                                                     cleanup: None, tmp_path: Path) -> None:
     from selenium.webdriver.support.select import Select
 
-    h2 = fleet.host("h2")
-    gate = "/run/orch-remote-page-gate"
-    fleet.run_in(h2, ["rm", "-f", gate])
-    script = (f"echo far first; while [ ! -e {gate} ]; do sleep 0.05; done; "
-              "echo far second; exec sleep 300")
-    orch(env, "spawn", "--host", "h2", "--name", "far-page", "--", "sh", "-c", script)
-    with serving(env, tmp_path) as port, chromium() as driver:
+    with gated_on_h2(fleet, env, "far-page", "exec sleep 300") as (_, open_gate), \
+            serving(env, tmp_path) as port, chromium() as driver:
         driver.get(f"http://127.0.0.1:{port}/?token={TOKEN}")
         host = until(lambda: driver.find_element("id", "host"), what="the host selector")
         until(lambda: Select(host).select_by_value("h2") is None, what="h2 to choose")
         until(lambda: table_row(driver, "far-page"), what="h2's session listed").click()
         log = driver.find_element("id", "log")
         until(lambda: "far first" in log.text, what="its output so far")
-        fleet.run_in(h2, ["touch", gate])
+        open_gate()
         until(lambda: "far second" in log.text, what="its new line, followed over ssh")
         assert log.text.count("far first") == 1
-    fleet.run_in(h2, ["rm", "-f", gate])
