@@ -118,9 +118,13 @@ def prepare_recover(world: World, rng: random.Random, adopt: bool) -> set[str]:
     records = world.records()
     with Manager(Scope.USER) as manager:
         manager.stop(records[persistent].unit)
+        running = {unit for unit, (_, (_, active, _, _)) in
+                   manager.loaded(f"orch-{world.label}-*").items() if active == "active"}
     if not adopt and rng.random() >= 0.5:
         return set()
-    victim = rng.choice(sorted(i for i in records if i != persistent))
+    # A record of an ended session leaves recover no unit to adopt: one that runs does.
+    victim = rng.choice(sorted(i for i, r in records.items()
+                               if i != persistent and r.unit in running))
     StateStore(world.directory).update(lambda s: s.pop(victim, None))
     return {records[victim].unit}
 
