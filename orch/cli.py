@@ -98,9 +98,24 @@ def _leave(code: int) -> NoReturn:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
+    except BrokenPipeError:
+        if not _reader_left():
+            sys.exit(code)
     except BaseException:
         sys.exit(code)
     os._exit(code)
+
+
+def _reader_left() -> bool:
+    """Whether stdout's reader has left (`orch ps --json | head`): then stdout is pointed
+    at /dev/null and the command ends quietly, as journalctl and systemctl do, not as
+    an internal error: with status 0 if the write failed in its midst, else its own."""
+    from orch import pager
+
+    if not pager.reader_gone(sys.stdout):
+        return False
+    pager.quiet_stdout()
+    return True
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -146,13 +161,21 @@ def _main(argv: list[str] | None) -> int:
 
             traceback.print_exc()
         _fail(err.message + (f"; {err.hint}" if err.hint else ""), err.exit_code)
+    except BrokenPipeError as err:
+        if not _reader_left():
+            _internal(err, debug)
+        return 0
     except Exception as err:
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        _fail(f"internal error: {err!r} (run with --debug for the trace)", 70)
+        _internal(err, debug)
     return code
+
+
+def _internal(err: Exception, debug: bool) -> NoReturn:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    _fail(f"internal error: {err!r} (run with --debug for the trace)", 70)
 
 
 __all__ = ["__version__", "main"]

@@ -357,16 +357,7 @@ def logs(ref: str, lines: int | None = None, follow: bool = False, since: str | 
                        style=style, after=after_cursor)
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # the reader went away (`orch logs ... | head`)
-        _quiet_stdout()
     return 0
-
-
-def _quiet_stdout() -> None:
-    """Point stdout at /dev/null, so that flushing it at exit does not fail again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 def wait(refs: list[str], any_: bool = False, timeout: str | None = None,

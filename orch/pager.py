@@ -5,7 +5,8 @@ no pager. less gets LESS=$SYSTEMD_LESS, by default FRSXMK (quit if one screen, r
 colours, chop long lines, no init, prompt, quit on ^C): as in systemd's tools, the
 user's own $LESS has no effect (journalctl(1), ENVIRONMENT). A pager that cannot be
 started is skipped for the next, and without any the output is written directly.
-And the other side of a reader: a follower learns when nobody reads any more.
+And the other side of a reader: a follower learns when nobody reads any more, and a
+command whose reader left ends quietly.
 """
 
 from __future__ import annotations
@@ -112,3 +113,22 @@ def write_now(text: str) -> None:
     """TEXT on stdout at once: a follower's reader waits for each line."""
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+def reader_gone(stream: Any) -> bool:
+    """Whether STREAM is a pipe whose reader has left (poll says so at once)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), 0)  # as in when_reader_leaves: errors only
+        return bool(poller.poll(0))
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
