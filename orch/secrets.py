@@ -206,7 +206,8 @@ def parse_env_file(path: str) -> dict[str, str]:
     quoted values over several lines. One line naming the file and line for a line
     systemd would skip (no '=', an invalid name such as `export A`), for a quote never
     closed, and for a NUL byte."""
-    text = read_text_arg(path, "--env-file", newline="")  # systemd reads \r as a newline
+    # systemd reads \r as a newline, and the file again at each start: a regular one.
+    text = read_text_arg(path, "--env-file", newline="", regular=True)
     try:
         return parse_env_text(text)
     except _Refused as err:

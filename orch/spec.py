@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -32,6 +33,7 @@ MAX_TAG = 64
 # Linux's MAX_ARG_STRLEN (32 pages) less the NUL: the longest single argument or
 # environment entry execve passes. Longer, the program could never start.
 MAX_ARG_BYTES = 32 * 4096 - 1
+TEXT_FILE_MAX = 4 << 20  # a message, a result or an env file read from a file
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -224,16 +226,30 @@ def validate(spec: SessionSpec) -> None:
         _fits_execve(f"{key}={value}", f"--env {key}")
 
 
-def read_text_arg(path: str, option: str, newline: str | None = None) -> str:
+def read_text_arg(path: str, option: str, newline: str | None = None, *,
+                  regular: bool = False) -> str:
     """The UTF-8 text of a file the caller named with OPTION; one line if it cannot be.
-    NEWLINE as open() takes it: "" keeps a lone \\r as it is."""
+    NEWLINE as open() takes it: "" keeps a lone \\r as it is. REGULAR: refuse what is
+    not a regular file (a FIFO would wait for a writer); anything else is read up to
+    TEXT_FILE_MAX, so that /dev/zero cannot fill the memory."""
     try:
-        with open(path, encoding="utf-8", newline=newline) as f:
-            return f.read()
+        # O_NONBLOCK: opening a FIFO does not wait for a writer before it can be refused.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (os.O_NONBLOCK if regular else 0))
+        with open(fd, "rb") as f:
+            if regular and not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UsageError(f"{option} {path}: not a regular file")
+            data = f.read(TEXT_FILE_MAX + 1)
     except OSError as err:
         raise UsageError(f"{option} {path}: {err.strerror}") from None
+    if len(data) > TEXT_FILE_MAX:
+        raise UsageError(f"{option} {path}: larger than {TEXT_FILE_MAX >> 20} MiB")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{option} {path}: not UTF-8 text") from None
+    if newline is None:  # as open()'s universal newlines
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
 def parse_env(assignments: list[str]) -> dict[str, str]:

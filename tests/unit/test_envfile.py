@@ -3,6 +3,7 @@ where systemd would drop or guess, and written back for the manager without a ch
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -76,3 +77,34 @@ def test_a_secret_variable_that_is_not_utf8_is_refused() -> None:
     undecodable = b"\xff".decode("utf-8", "surrogateescape")
     with pytest.raises(UsageError, match=r"^secret variable TOKEN is not UTF-8 text$"):
         secrets.from_environment(["TOKEN"], {"TOKEN": undecodable})
+
+
+def test_what_is_not_a_regular_file_is_refused_at_once(tmp_path: Path) -> None:
+    # systemd reads the file again at every start: a FIFO would have orch (and an API
+    # request) wait for a writer, /dev/zero fill the memory.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, why in ((str(fifo), "not a regular file"), ("/dev/zero", "not a regular file"),
+                      (str(tmp_path), "Is a directory")):
+        with pytest.raises(UsageError) as err:
+            parse_env_file(path)
+        assert err.value.message == f"--env-file {path}: {why}"
+
+
+def test_a_file_given_to_read_is_read_no_further_than_its_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from orch import spec
+
+    monkeypatch.setattr(spec, "TEXT_FILE_MAX", 1 << 20)
+    with pytest.raises(UsageError) as err:
+        spec.read_text_arg("/dev/zero", "--file")  # endless: refused after 1 MiB
+    assert err.value.message == "--file /dev/zero: larger than 1 MiB"
+
+
+def test_a_file_given_to_read_keeps_its_newlines_as_open_would(tmp_path: Path) -> None:
+    from orch import spec
+
+    path = tmp_path / "message"
+    path.write_bytes("one\r\ntwo\rthree\nfour €".encode())
+    assert spec.read_text_arg(str(path), "--file") == "one\ntwo\nthree\nfour €"
+    assert spec.read_text_arg(str(path), "--file", newline="") == "one\r\ntwo\rthree\nfour €"
