@@ -9,7 +9,7 @@ dependent is blocked (it never runs, and says why), and so are the sessions wait
 from __future__ import annotations
 
 from orch.frozen import replace
-from orch.session import Record, Status, ended_status
+from orch.session import Intent, Record, Status, ended_status
 
 Sessions = dict[str, Record]
 
@@ -43,6 +43,23 @@ def block(sessions: Sessions, session_id: str, reason: str) -> list[str]:
             blocked += block(sessions, other.id,
                              f"dependency {session_id[:8]} ({record.name}) never ran")
     return blocked
+
+
+def cancel(sessions: Sessions, session_id: str, now: str, intent: Intent,
+           final_result: str | None = None) -> Record | None:
+    """Take a waiting session out of its wait, as stopped (or killed: INTENT) before it
+    ever ran, and block the sessions waiting on it in turn; its new record, or None if
+    it no longer waits (it started, ended or is gone)."""
+    record = sessions.get(session_id)
+    if record is None or not waiting(record):
+        return None
+    sessions[session_id] = replace(
+        record, intent=intent, ended_at=now, result="canceled",
+        final_result=final_result if final_result is not None else record.final_result)
+    for other in list(sessions.values()):
+        if session_id in other.after:
+            block(sessions, other.id, f"dependency {session_id[:8]} ({record.name}) never ran")
+    return sessions[session_id]
 
 
 def settle(sessions: Sessions, session_id: str, judged: dict[str, bool | None]) -> list[str]:

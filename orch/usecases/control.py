@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import signal
 
+from orch import dependencies, secrets
 from orch.errors import OrchError, UsageError
 from orch.events import Kind
 from orch.scope import Scope
-from orch.session import Intent, Session, Status
-from orch.spec import read_text_arg
+from orch.session import Intent, Record, Session, Status
+from orch.spec import after_marker, after_unit, read_text_arg
 from orch.usecases import queueing, unattended
 from orch.usecases.common import SELF, clear_intent, lookup, mark, view
 from orch.usecases.transitions import tell
@@ -23,11 +24,10 @@ def stop(rt: Runtime, ref: str) -> Session:
     """Stop the session through systemd (SIGTERM, then SIGKILL after the unit's stop
     timeout) and wait for it to end; its status becomes `stopped`."""
     record = lookup(rt, ref)
-    if record.queued:
-        cancelled = queueing.cancel(rt, record, Intent.STOP)
-        if cancelled is not None:
-            return cancelled
-        record = lookup(rt, record.id)  # its queue started it meanwhile: stop that
+    cancelled = _cancel_waiting(rt, record, Intent.STOP)
+    if cancelled is not None:
+        return cancelled
+    record = lookup(rt, record.id)  # if it waited, it was started meanwhile: stop that
     manager = rt.manager_of(Scope(record.scope))
     before = view(record, manager.unit(record.unit))
     if before.status.ended:
@@ -44,6 +44,33 @@ def stop(rt: Runtime, ref: str) -> Session:
     session = view(rt.store.load()[record.id], manager.unit(record.unit))
     if record.queue is not None:
         queueing.admit(rt)  # its hook did, unless it could not run
+    return session
+
+
+def _cancel_waiting(rt: Runtime, record: Record, intent: Intent,
+                    result: str | None = None) -> Session | None:
+    """End RECORD before it ever ran, as stopped (or killed: INTENT), if it waits: in
+    its queue, or for its dependencies (--after); its session then. None if it does not
+    wait (any more): the caller then ends it as a started one."""
+    if record.queued:
+        return queueing.cancel(rt, record, intent)
+    if not dependencies.waiting(record):
+        return None
+    cancelled = rt.store.update(
+        lambda s: dependencies.cancel(s, record.id, rt.now_iso(), intent, result))
+    if cancelled is None:
+        return None
+    scope = Scope(record.scope)
+    manager = rt.manager_of(scope)
+    # Its path unit, so that no dependency's end starts it; and its own unit, loaded
+    # but not started, unless a dependency's end started it a moment ago: its exit hook
+    # then records how it ended, still as stopped or killed.
+    manager.stop_all([after_unit(record.unit), record.unit])
+    after_marker(scope, record.id).unlink(missing_ok=True)
+    secrets.discard(scope, record.id)
+    session = view(rt.store.load()[record.id], manager.unit(record.unit))
+    tell(rt, cancelled, Kind.ENDED, session.status, "cancelled while waiting for "
+         "its dependencies")
     return session
 
 
@@ -71,11 +98,10 @@ def kill(rt: Runtime, ref: str, result: str | None = None, *,
     """
     is_self = ref == SELF
     record = lookup(rt, ref)
-    if record.queued:
-        cancelled = queueing.cancel(rt, record, Intent.KILL)
-        if cancelled is not None:
-            return cancelled
-        record = lookup(rt, record.id)  # its queue started it meanwhile: kill that
+    cancelled = _cancel_waiting(rt, record, Intent.KILL, result)
+    if cancelled is not None:
+        return cancelled
+    record = lookup(rt, record.id)  # if it waited, it was started meanwhile: kill that
     manager = rt.manager_of(Scope(record.scope))
     before = view(record, manager.unit(record.unit))
     if before.status.ended:

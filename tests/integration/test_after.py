@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -108,3 +109,26 @@ def test_reap_removes_a_waiting_dependent_and_its_path_unit(orch: Orch) -> None:
     # reap --all stopped the holder too, and its end released nothing.
     assert holder in reaped
     assert "waiting" not in log.read_text()
+
+
+def test_a_stopped_or_killed_dependent_never_runs_and_blocks_its_own(orch: Orch) -> None:
+    log = _log(orch)
+    holder = orch.spawn(*_step("holder", log, _gate(orch, "hold")))
+    stopped = orch.spawn(*_step("stopped", log), opts=["--after", holder])
+    killed = orch.spawn(*_step("killed", log), opts=["--after", holder])
+    behind = orch.spawn(*_step("behind", log), opts=["--after", stopped])
+    path_unit = orch.show(stopped)["unit"].replace(".service", ".path")
+    assert orch.show(stopped)["status"] == "starting"
+    assert json.loads(orch.ok("stop", "--json", stopped))["status"] == "stopped"
+    assert json.loads(orch.ok("kill", "--json", killed, "not needed"))["status"] == "killed"
+    assert orch.systemctl("is-active", path_unit).stdout.strip() in ("inactive", "unknown")
+    _open(_gate(orch, "hold"))
+    assert orch("wait", "--timeout", "60", holder).returncode == 0
+    # Its success released nobody: before, both ran now, as `stopped` and `killed`.
+    assert orch("wait", "--timeout", "60", behind).returncode == 1
+    assert orch.show(behind)["blocked"] == f"dependency {stopped[:8]} (sh) never ran"
+    assert log.read_text() == "holder\n"
+    shown = {s["id"]: s for s in orch.ps()}
+    assert (shown[stopped]["status"], shown[killed]["status"]) == ("stopped", "killed")
+    assert shown[killed]["final_result"] == "not needed"
+    assert shown[stopped]["invocation_id"] is None and shown[killed]["invocation_id"] is None

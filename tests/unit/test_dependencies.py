@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from orch.dependencies import after_end, block, settle, verdict, waiting
+from orch.dependencies import after_end, block, cancel, settle, verdict, waiting
 from orch.session import Ending, Intent, Record
 
 OK = Ending("2025-01-01T00:00:01+00:00", 0, None, "success")
@@ -74,3 +74,21 @@ def test_wait_watches_the_units_of_every_dependency_too() -> None:
     assert _with_dependencies(["c"], records) == ["c", "b", "a"]
     assert _with_dependencies(["d", "e"], records) == ["d", "e", "b", "a"]
     assert _with_dependencies(["a"], records) == ["a"]
+
+
+def test_cancel_ends_a_waiting_session_before_it_ran_and_blocks_its_chain() -> None:
+    sessions = {"a": _record("a"), "b": _record("b", "a"), "c": _record("c", "b")}
+    cancelled = cancel(sessions, "b", "2025-01-01T00:00:02+00:00", Intent.KILL, "not needed")
+    assert cancelled is sessions["b"] and cancelled.intent is Intent.KILL
+    assert (cancelled.ended_at, cancelled.result, cancelled.final_result) == \
+        ("2025-01-01T00:00:02+00:00", "canceled", "not needed")
+    assert cancelled.blocked is None  # stopped or killed, not failed
+    assert sessions["c"].blocked == "dependency b (b) never ran"
+    assert after_end(sessions, "a") == []  # its dependency's end no longer releases it
+    assert verdict(cancelled) is False
+
+
+def test_cancel_leaves_what_no_longer_waits() -> None:
+    started = _record("b", "a", ending=OK)
+    assert cancel({"b": started}, "b", "now", Intent.STOP) is None
+    assert cancel({}, "b", "now", Intent.STOP) is None

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from orch import events
 from orch.errors import OrchError, UsageError
 from orch.runtime import Runtime
 from orch.session import Intent, Status
+from orch.spec import after_marker, after_unit
 from orch.usecases import control
-from tests.unit.fakemanager import FakeManager, exited, started
+from tests.unit.fakemanager import FakeManager, exited, not_started, put, started
 
 
 def test_stop_marks_then_stops(fake: FakeManager, rt: Runtime) -> None:
@@ -62,6 +64,41 @@ def test_kill_self_outlives_its_own_signal(fake: FakeManager, rt: Runtime,
         assert signal.getsignal(signal.SIGUSR1) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGUSR1, before)
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_a_dependent_waiting_for_its_dependencies_never_starts_after_a_stop_or_kill(
+        fake: FakeManager, rt: Runtime, how: str) -> None:
+    # --after: its unit created, not started, behind a path unit a dependency's end
+    # would start it through. Before, stop and kill left that path unit armed.
+    first = started(fake, rt, "first")
+    second = put(rt, "second", after=[first.id])
+    third = put(rt, "third", after=[second.id])
+    fake.add(second.unit, not_started())
+    fake.add(after_unit(second.unit), not_started())
+    marker = after_marker(rt.scope, second.id)
+    marker.parent.mkdir(parents=True)
+    marker.write_text("")
+    if how == "stop":
+        session = control.stop(rt, "second")
+    else:
+        session = control.kill(rt, "second", "not needed")
+    assert session.status is (Status.STOPPED if how == "stop" else Status.KILLED)
+    assert fake.called("stop") == [after_unit(second.unit), second.unit]
+    assert fake.called("kill") == [] and not marker.exists()
+    records = rt.store.load()
+    assert records[second.id].result == "canceled" and records[second.id].ended_at
+    assert records[third.id].blocked == f"dependency {second.id[:8]} (second) never ran"
+    assert [(e.session_id, e.status, e.detail) for e in events.read(rt.store.directory)
+            if e.event == "ended"] == [(second.id, session.status.value,
+                                        "cancelled while waiting for its dependencies")]
+    if how == "kill":
+        assert session.final_result == "not needed"
+        with pytest.raises(OrchError, match="has already ended: killed"):
+            control.kill(rt, "second")
+    else:
+        assert control.stop(rt, "second").status is Status.STOPPED  # no second stop
+        assert fake.called("stop") == [after_unit(second.unit), second.unit]
 
 
 @pytest.mark.parametrize(("text", "number"), [("15", 15), ("term", 15), ("SIGKILL", 9),
