@@ -187,7 +187,7 @@ def logs_argv(record: Record, *, lines: int | None = None, follow: bool = False,
         shown = LogFormat.CAT
     argv = ["journalctl", "--no-pager", "--quiet", "--all", "--output", str(shown)]
     if lines is not None:
-        argv += ["--lines", str(lines)]
+        argv += ["--lines", _count(lines)]
     if since:
         argv += ["--since", since]
     if follow:
@@ -198,6 +198,16 @@ def logs_argv(record: Record, *, lines: int | None = None, follow: bool = False,
 def _check_lines(lines: int | None) -> None:
     if lines is not None and lines < 0:
         raise UsageError("-n must be 0 or more")
+
+
+# journalctl reads --lines as an unsigned 32-bit count, and takes a larger one for a match.
+_COUNT_MAX = 2**32 - 1
+
+
+def _count(lines: int) -> str:
+    """--lines' argument for the last LINES entries: "all" beyond what journalctl counts
+    (and any journal holds)."""
+    return str(lines) if lines < _COUNT_MAX else "all"
 
 
 def _after(cursor: str | None) -> list[str]:
@@ -216,7 +226,7 @@ def _tail(args: Sequence[str], count: int, *, finish: bool
     """
     size = count + 1
     while True:
-        entries = _run([*args, "--lines", str(size)])
+        entries = _run([*args, "--lines", _count(size)])
         joiner = Lines()
         lines = [line for entry in entries for line in joiner.feed(entry)]
         if finish:
@@ -284,7 +294,7 @@ class OutputTail:
             matches = [f"SYSLOG_IDENTIFIER={name}" for name in sorted(wanted)]
             if self.scope == Scope.USER:
                 matches.append(f"_UID={os.geteuid()}")
-            self._reader = _Reader(["--follow", "--lines", str(self.lines), *matches])
+            self._reader = _Reader(["--follow", "--lines", _count(self.lines), *matches])
 
     def poll(self, timeout: float = 0.0) -> bool:
         """Take in what has come within TIMEOUT seconds; whether anything did."""

@@ -172,6 +172,10 @@ def test_follow_of_an_ended_session_prints_it_all_and_returns_at_once(orch: Orch
     assert (done.returncode, done.stdout) == (0, "one\ntwo\n")
     done = orch("logs", "-f", "-n", "1", "-o", "cat", sid, timeout=30)
     assert (done.returncode, done.stdout) == (0, "two\n")
+    # More than journalctl can count (it took such a count for a match): every line.
+    for follow in ([], ["-f"]):
+        done = orch("logs", *follow, "-n", "99999999999", "-o", "cat", sid, timeout=30)
+        assert (done.returncode, done.stdout, done.stderr) == (0, "one\ntwo\n", "")
 
 
 def test_logs_go_on_after_a_cursor_and_follow_as_events_keyed_by_cursor(orch: Orch) -> None:
