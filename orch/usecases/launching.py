@@ -11,6 +11,7 @@ from pathlib import Path
 
 from orch import dependencies, faults, secrets
 from orch.dbus import Property
+from orch.errors import ManagerTimeout
 from orch.events import Event, Kind
 from orch.frozen import replace
 from orch.scope import Scope
@@ -100,6 +101,12 @@ def launch(rt: Runtime, record: Record, values: Secrets | None = None,
         try:
             with _listening(record, props, message):
                 job = manager.submit_transient(record.unit, props)
+        except ManagerTimeout as err:
+            # No answer is not a refusal: the manager may create the unit yet, and its
+            # exit hook then records how it went. The record stays for that.
+            raise ManagerTimeout(err.message, hint=f"session {record.id} stays recorded: "
+                                 f"`orch show {record.id[:8]}` tells whether it "
+                                 "started") from None
         except BaseException as err:
             raise NotSubmitted(err) from err
         faults.point("launch.submitted")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orch import secrets
-from orch.errors import ManagerUnreachable, OrchError, SpawnFailed, UsageError
+from orch.errors import ManagerTimeout, ManagerUnreachable, OrchError, SpawnFailed, UsageError
 from orch.runtime import Runtime
 from orch.session import Record, Session, Status
 from orch.spec import Restart, SpawnOptions, after_dir, after_unit
@@ -53,6 +53,22 @@ def test_a_refused_unit_leaves_no_record(fake: FakeManager, rt: Runtime) -> None
     with pytest.raises(OrchError, match="the manager said no"):
         spawning.spawn(rt, ["/bin/true"])
     assert rt.store.load() == {}
+
+
+def test_a_start_the_manager_did_not_answer_stays_recorded(fake: FakeManager,
+                                                          rt: Runtime) -> None:
+    # Unlike a refusal, no answer may still become a unit (a manager that took 90 s):
+    # its exit hook must find the record to say how it went.
+    def no_answer(unit: str, props: object) -> None:
+        raise ManagerTimeout("the systemd manager did not answer the start within 20s")
+
+    fake.on_submit = no_answer
+    with pytest.raises(ManagerTimeout) as err:
+        spawning.spawn(rt, ["/bin/true"])
+    [record] = rt.store.load().values()
+    assert err.value.hint == (f"session {record.id} stays recorded: "
+                              f"`orch show {record.id[:8]}` tells whether it started")
+    assert record.invocation_id is None and record.ending() is None
 
 
 def test_a_program_that_cannot_run_is_one_line_and_stays_recorded(
