@@ -18,15 +18,24 @@ def _listing(records: list[Record]) -> str:
 def resolve(ref: str, records: Iterable[Record]) -> Record:
     """The one record REF names; NotFound or Ambiguous (one line saying which) otherwise.
 
-    Exact matches win over prefixes: a full id, then a unit name, then a name. A name
-    several sessions share is ambiguous: orch will not guess which one to stop or kill.
+    Exact matches win over prefixes: a full id, then a unit name (`.service` may be
+    left out, as systemctl allows), then a name. A name several sessions share is
+    ambiguous, and so is a name that is also another session's id prefix: orch will
+    not guess which one to stop or kill.
     """
     pool = list(records)
+    unit = ref if ref.endswith(".service") else f"{ref}.service"
     for record in pool:
-        if record.id == ref or record.unit == ref:
+        if record.id == ref or record.unit == unit:
             return record
     named = [r for r in pool if r.name == ref]
     if len(named) == 1:
+        prefixed = [r for r in pool if r is not named[0] and len(ref) >= MIN_PREFIX
+                    and r.id.startswith(ref.lower())]
+        if prefixed:
+            raise Ambiguous(f"{ref!r} names session {named[0].id[:8]} and is an id prefix "
+                            f"of {len(prefixed)} other(s): {_listing(named + prefixed)}",
+                            hint="name one by its full id")
         return named[0]
     if len(named) > 1:
         raise Ambiguous(f"{len(named)} sessions are named {ref!r}: {_listing(named)}",

@@ -66,9 +66,25 @@ def test_ambiguous_prefix() -> None:
     assert caught.value.exit_code == 2
 
 
-def test_exact_name_wins_over_id_prefix_of_another() -> None:
-    named_like_a_prefix = _record("dddd5555-0000-4000-8000-000000000005", "aaaa")
-    assert resolve("aaaa", [A, named_like_a_prefix]) is named_like_a_prefix
+def test_a_name_that_is_another_sessions_id_prefix_is_ambiguous() -> None:
+    # `ps` shows ids by their first 8 characters: a user who copies one must not stop
+    # the session that happens to be named so (before, the name won).
+    named_like_a_prefix = _record("dddd5555-0000-4000-8000-000000000005", A.id[:8])
+    with pytest.raises(Ambiguous) as caught:
+        resolve(A.id[:8], [A, named_like_a_prefix])
+    assert caught.value.message == (
+        f"{A.id[:8]!r} names session dddd5555 and is an id prefix of 1 other(s): "
+        f"dddd5555 ({A.id[:8]}, 2025-01-01T00:00:00), aaaa1111 (alpha, 2025-01-01T00:00:00)")
+    assert caught.value.exit_code == 2
+    # Too short to be a prefix, or the prefix of no other: the name.
+    assert resolve("aaa", [A, _record("dddd5555-0000-4000-8000-000000000005", "aaa")]).name \
+        == "aaa"
+    assert resolve("dddd", [B, _record("dddd5555-0000-4000-8000-000000000005", "dddd")]).name \
+        == "dddd"
+
+
+def test_a_unit_name_may_leave_out_its_service_suffix() -> None:
+    assert resolve(B.unit.removesuffix(".service"), POOL) is B
 
 
 def test_full_id_wins_over_a_name_equal_to_it() -> None:
