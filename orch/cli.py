@@ -66,6 +66,9 @@ def _with_typer(args: list[str], debug: bool) -> int:
     except typer.TyperException as err:  # click's usage errors, vendored by typer
         if debug:
             traceback.print_exc()
+        if type(err).__name__ == "NoArgsIsHelpError":  # `orch`, `orch config`: the help,
+            _say(err.format_message())  # as it reads, where a command was wanted
+            return 2
         ctx = getattr(err, "ctx", None)
         path = ctx.command_path.split(" ", 1)[-1] if ctx and " " in ctx.command_path else ""
         where = f"orch {path} --help" if path else "orch --help"

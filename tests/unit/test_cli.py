@@ -1,0 +1,32 @@
+"""The entry point's words on the command line itself: a usage error is one line, and a
+command line that names no command gets the help as it reads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def orch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "orch", *args], capture_output=True,
+                          text=True, env=os.environ, check=False, timeout=60)
+
+
+@pytest.mark.parametrize("args", [[], ["config"], ["schedule"], ["units"], ["box"]])
+def test_a_group_without_its_command_prints_its_help_on_stderr(args: list[str]) -> None:
+    done = orch(*args)
+    assert done.returncode == 2 and done.stdout == ""
+    # Before, the help was squashed into one line: "orch: Usage: orch [OPTIONS] ...".
+    assert done.stderr.startswith(f"Usage: {' '.join(['orch', *args])} [OPTIONS] COMMAND")
+    assert "\nCommands:\n" in done.stderr
+
+
+def test_a_usage_error_is_one_line_that_points_to_the_help() -> None:
+    done = orch("ps", "--no-such-option")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith("orch: No such option: --no-such-option")
+    assert done.stderr.endswith("(see `orch ps --help`)\n")
