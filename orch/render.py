@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import unicodedata
 from datetime import UTC, datetime
 
 from orch.session import Status
@@ -393,27 +394,61 @@ _GAP = "  "
 
 
 def _cut(text: str, width: int, ellipsis: str) -> str:
-    """TEXT in at most WIDTH characters, ending in ELLIPSIS where it was cut."""
-    if len(text) <= width:
+    """TEXT in at most WIDTH columns, ending in ELLIPSIS where it was cut."""
+    if _width(text) <= width:
         return text
-    return text[:max(width - len(ellipsis), 0)] + ellipsis
+    room = max(width - _width(ellipsis), 0)
+    if text.isascii():
+        return text[:room] + ellipsis
+    kept: list[str] = []
+    used = 0
+    for char in text:
+        used += _width(char)
+        if used > room:
+            break
+        kept.append(char)
+    return "".join(kept) + ellipsis
+
+
+def _width(text: str) -> int:
+    """The columns TEXT takes on a terminal: two for a wide (East Asian) character, none
+    for a combining one."""
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF"
+               else 1 for c in text)
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def visible(text: str) -> str:
+    """TEXT with what a terminal would not print as one character (a newline in an
+    argument, an escape sequence) shown escaped, as systemctl shows it: one cell, one
+    line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _ESCAPES.get(c) or
+                   (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+                   for c in text)
 
 
 def layout(rows: Sequence[Sequence[str]], width: int | None = None,
            flexible: Collection[int] = (), ellipsis: str = ELLIPSIS) -> str:
     """ROWS (the first is the header) in columns two spaces apart, each padded to its
-    widest cell but the last.
+    widest cell but the last (in terminal columns; each cell made visible()).
 
     With a WIDTH, lines wider than that are brought within it as systemd's tables are:
     the widest of the FLEXIBLE columns is narrowed first, down to its heading's width,
     its cut cells ending in ELLIPSIS; a line still too wide is then cut at WIDTH. With
     no WIDTH every cell is whole.
     """
+    rows = [[visible(cell) for cell in row] for row in rows]
     count = len(rows[0])
-    widths = [max(len(row[i]) for row in rows) for i in range(count)]
+    widths = [max(_width(row[i]) for row in rows) for i in range(count)]
     if width is not None:
         excess = sum(widths) + len(_GAP) * (count - 1) - width
-        floor = {i: max(len(rows[0][i]), len(ellipsis) + 1) for i in flexible}
+        floor = {i: max(_width(rows[0][i]), _width(ellipsis) + 1) for i in flexible}
         while excess > 0:
             narrowable = [i for i in flexible if widths[i] > floor[i]]
             if not narrowable:
@@ -425,7 +460,8 @@ def layout(rows: Sequence[Sequence[str]], width: int | None = None,
     lines = []
     for row in rows:
         cells = [_cut(cell, widths[i], ellipsis) for i, cell in enumerate(row)]
-        line = _GAP.join([*(c.ljust(w) for c, w in zip(cells[:last], widths, strict=False)),
+        line = _GAP.join([*(c + " " * (w - _width(c))
+                            for c, w in zip(cells[:last], widths, strict=False)),
                           cells[last]])
         lines.append(line if width is None else _cut(line, width, ellipsis))
     return "\n".join(lines)

@@ -88,6 +88,33 @@ def test_outside_utf8_the_ellipsis_is_three_dots() -> None:
     assert "..." in lines[1]
 
 
+def _columns(text: str) -> int:
+    """The terminal columns TEXT takes (East Asian wide characters: two)."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+@pytest.mark.parametrize("width", [None, 40, 80])
+def test_wide_characters_take_two_columns_and_rows_stay_aligned(width: int | None) -> None:
+    wide = [_session(1, name="ünï cödé 日本語の名前", argv=["echo", "漢字" * 30]),
+            _session(2)]
+    lines = render.table(wide, width, now=NOW).splitlines()
+    # Every row's STATUS starts in the same terminal column as its heading.
+    heading = lines[0].index("STATUS")
+    assert [_columns(line[:line.index("running")]) for line in lines[1:]] == [heading] * 2
+    if width is not None:  # before: padded and cut by characters, 2 columns over per row
+        assert all(_columns(line) <= width for line in lines), "\n".join(lines)
+
+
+def test_a_control_character_in_a_cell_is_shown_escaped_on_its_row() -> None:
+    odd = [_session(1, name="two\nlines", argv=["printf", "new\nline\t\x1b[31m"])]
+    lines = render.table(odd, None, now=NOW).splitlines()
+    assert len(lines) == 2  # before: the newline began a row of its own
+    assert "two\\nlines" in lines[1] and "new\\nline\\t\\x1b[31m" in lines[1]
+    assert "\x1b" not in lines[1]  # an escape sequence never reaches the terminal
+
+
 @pytest.mark.parametrize("width", [40, 80, 200])
 def test_the_all_hosts_table_is_laid_out_the_same_way(width: int) -> None:
     listed = [{**s.to_json(), "host": host} for s, host in
