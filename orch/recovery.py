@@ -70,6 +70,9 @@ def decide(record: Record, unit: UnitView, alive: bool, journal: Ending | None,
     """What recover makes of RECORD, given its unit now (GONE if not loaded), whether the
     unit's MainPID is the process systemd started, and the journal's evidence of the
     recorded invocation's end (None if it has none)."""
+    if record.blocked is not None and record.invocation_id is None \
+            and unit.active_state in UnitView.GONE_STATES:
+        return Decision(Outcome.ALREADY_ENDED, record)  # it never ran: its block is its end
     status = derive_status(record, unit, alive, now)
     if status is Status.QUEUED or (stranded(record) and not unit.loaded
                                    and status is Status.LOST):

@@ -129,6 +129,15 @@ def test_gone_without_a_recorded_ending_takes_the_journal_evidence() -> None:
     assert decision.record.ending() == journal
 
 
+@pytest.mark.parametrize("unit", [GONE, dataclasses.replace(GONE, loaded=True)])
+def test_a_blocked_session_that_never_ran_is_already_ended(unit: UnitView) -> None:
+    # --after whose dependency failed: before, every recover called it lost.
+    record = _record(invocation_id=None, main_pid=None, started_at=None,
+                     after=["x"], blocked="dependency x is gone")
+    assert decide(record, unit, False, None, now=NOW) == \
+        Decision(Outcome.ALREADY_ENDED, record)
+
+
 def test_gone_without_any_evidence_is_lost_and_untouched() -> None:
     record = _record()
     assert decide(record, GONE, False, None, now=NOW) == Decision(Outcome.LOST, record)
