@@ -290,10 +290,10 @@ def _tree() -> dict[str, Command | Group]:
                         "units); print their ids.",
                         Option("older_than", ("--older-than",), "str", "Only sessions that "
                                "ended longer ago than DURATION: 7d, 12h, 90 (a bare number "
-                               "is seconds; 0: every ended one).", default="7d",
+                               "is seconds; 0: every ended one). Default: 7d; with --all, 0.",
                                metavar="DURATION"),
-                        Option("everything", ("--all",), "flag", "Also stop running "
-                               "sessions and remove them.", default=False),
+                        Option("everything", ("--all",), "flag", "Every session: also stop "
+                               "running ones and remove them.", default=False),
                         Option("dry_run", ("--dry-run",), "flag", "Only say what would go.",
                                default=False)),
         "box": Group("A private systemd for hosts whose PID 1 is not systemd.", {

@@ -424,12 +424,13 @@ def recover(user: bool = False, system: bool = False, as_json: bool = False) -> 
     return 1 if report.errors else 0
 
 
-def reap(older_than: str = "7d", everything: bool = False, dry_run: bool = False,
+def reap(older_than: str | None = None, everything: bool = False, dry_run: bool = False,
          user: bool = False, system: bool = False, as_json: bool = False) -> int:
     """`orch reap`. An age of infinity would reap no ended session: refused as a mistake."""
     from orch.timespan import parse_seconds
 
-    age = parse_seconds(older_than, "--older-than", infinity=False)
+    given = older_than if older_than is not None else "0" if everything else "7d"
+    age = parse_seconds(given, "--older-than", infinity=False)
     reaped = api.reap(api.current_scope(user, system), older_than=age,
                       everything=everything, dry_run=dry_run)
     if as_json:

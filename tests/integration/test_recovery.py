@@ -107,7 +107,10 @@ def test_reap_keeps_live_sessions_and_takes_the_ended_by_age(orch: Orch) -> None
     assert [s["id"] for s in orch.ps()] == [live]
     assert orch("reap", "--older-than", "later").returncode == 2
 
-    assert orch.ok("reap", "--all").split() == [live]
+    just_ended = orch.spawn("/bin/true")
+    assert orch("wait", just_ended).returncode == 0
+    # --all is every session: one that ended a moment ago too (before: only the running).
+    assert set(orch.ok("reap", "--all").split()) == {live, just_ended}
     assert orch.ps() == []
     assert orch.systemctl("is-active", f"orch-sleep-{live[:8]}.service").stdout.strip() \
         in ("inactive", "unknown")
