@@ -94,6 +94,9 @@ SCOPED = [USER, SYSTEM]
 REF = Argument("ref", "str", "A session id, a unique id prefix (4+ characters), a name, a "
                "unit name, or `self`.")
 
+# logs and events read --since alike (timespan.since_usec).
+SINCE_HELP = ("Only {what} since TIME: an ISO 8601 time (local without a zone), a time span "
+              "ago (1h, 30min, '2 min ago'), today or yesterday.")
 ROOT_HELP = "Run AI coding agents and other long-running commands as systemd services."
 ROOT = [
     Option("debug", ("--debug",), "flag", "Show tracebacks.", default=False),
@@ -243,7 +246,7 @@ def _tree() -> dict[str, Command | Group]:
                         Option("lines", ("-n", "--lines"), "int", "Last N lines."),
                         Option("follow", ("-f", "--follow"), "flag", "Keep printing until "
                                "the session has ended; exit as `wait`.", default=False),
-                        Option("since", ("--since",), "str", "As journalctl --since."),
+                        Option("since", ("--since",), "str", SINCE_HELP.format(what="lines")),
                         Option("output", ("-o", "--output"), _log_format, "The format: "
                                "transcript (an agent's default), short (any other "
                                "program's), cat or json.", default=None),
@@ -272,8 +275,8 @@ def _tree() -> dict[str, Command | Group]:
                                    metavar="[ID...]", variadic=True, required=False),
                           Option("follow", ("-f", "--follow"), "flag", "Keep printing "
                                  "events as they come, until Ctrl-C.", default=False),
-                          Option("since", ("--since",), "str", "Only events since TIME: "
-                                 "an ISO 8601 time, or DURATION ago (1h, 30min).")),
+                          Option("since", ("--since",), "str",
+                                 SINCE_HELP.format(what="events"))),
         "stop": _scoped("stop", "Stop a session gracefully (SIGTERM, then SIGKILL after the "
                         "stop timeout).", REF),
         "kill": _scoped("kill", "Record a final result, then signal all of a session's "

@@ -38,29 +38,13 @@ def events(refs: list[str] | None = None, follow: bool = False, since: str | Non
 
 
 def _since(text: str | None) -> str | None:
-    """--since as the ISO 8601 UTC stamp events carry: a time, or a span ago."""
+    """--since as the ISO 8601 UTC stamp events carry."""
     if text is None:
         return None
-    import time
-    from datetime import UTC, datetime
-
-    from orch.errors import UsageError
     from orch.session import usec_to_iso
-    from orch.timespan import parse_seconds
+    from orch.timespan import since_usec
 
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            seconds = parse_seconds(text, "--since")
-        except UsageError:
-            raise UsageError(f"--since {text!r}: expected an ISO 8601 time "
-                             "(2026-12-06T09:00) or a time span ago (1h, 30min)") from None
-        return usec_to_iso(int((time.time() - seconds) * 1_000_000))
-    if when.tzinfo is None:
-        when = when.astimezone()  # a local time, as people write one
-    return usec_to_iso(int(when.astimezone(UTC).timestamp() * 1_000_000))
-
+    return usec_to_iso(since_usec(text))
 
 
 def schedule_add(schedule: str, command: list[str], settings: dict[str, object],

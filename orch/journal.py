@@ -188,8 +188,7 @@ def logs_argv(record: Record, *, lines: int | None = None, follow: bool = False,
     argv = ["journalctl", "--no-pager", "--quiet", "--all", "--output", str(shown)]
     if lines is not None:
         argv += ["--lines", _count(lines)]
-    if since:
-        argv += ["--since", since]
+    argv += _since(since)
     if follow:
         argv.append("--follow")
     return argv + _output_matches(record)
@@ -208,6 +207,17 @@ def _count(lines: int) -> str:
     """--lines' argument for the last LINES entries: "all" beyond what journalctl counts
     (and any journal holds)."""
     return str(lines) if lines < _COUNT_MAX else "all"
+
+
+def _since(since: str | None) -> list[str]:
+    """journalctl's arguments for --since SINCE, read as every command reads it (a
+    time span ago, an ISO 8601 time: timespan.since_usec), as an exact @-timestamp."""
+    if not since:
+        return []
+    from orch.timespan import since_usec
+
+    usec = max(since_usec(since), 0)
+    return ["--since", f"@{usec // 1_000_000}.{usec % 1_000_000:06d}"]
 
 
 def _after(cursor: str | None) -> list[str]:
@@ -246,7 +256,7 @@ def write_logs(record: Record, write: Write, *, lines: int | None = None,
     or what came AFTER a journal cursor. In json, a line journald split is one entry
     (see joined)."""
     _check_lines(lines)
-    args = [*(["--since", since] if since else []), *_after(after), *_output_matches(record)]
+    args = [*_since(since), *_after(after), *_output_matches(record)]
     show = printer(record, output, write, style=style)
     if lines is not None:
         for entry in _tail(args, lines, finish=True)[0]:
@@ -420,7 +430,7 @@ def follow_logs(record: Record, write: Write, end: SessionEnd, *, lines: int | N
     lines have arrived (see _settle). REFRESH gives the session's invocations again when
     one not known yet shows up. MARK hears each line's cursor before it is written."""
     _check_lines(lines)
-    args = [*(["--since", since] if since else []), *_output_matches(record)]
+    args = [*_since(since), *_output_matches(record)]
     show = printer(record, output, write, refresh, style)
 
     def take(entry: Entry) -> None:

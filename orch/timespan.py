@@ -158,3 +158,38 @@ def parse_seconds(value: str | int, what: str | None = None, *, zero: bool = Tru
     except ValueError:
         raise UsageError(f"{shown}: expected {expected}") from None
     return math.inf if usec == USEC_INFINITY else usec / _SEC
+
+
+def since_usec(text: str, option: str = "--since") -> int:
+    """The realtime µs that --since TEXT names: an ISO 8601 time (local time where it
+    gives no zone), a time span ago (1h, 30min, "2 min ago", -1h), or now, today or
+    yesterday (local midnight): the forms journalctl's --since and ISO 8601 share, read
+    the same by every command. One line otherwise."""
+    import time
+    from datetime import datetime, timedelta
+
+    words = text.strip()
+    day = {"now": None, "today": 0, "yesterday": 1}.get(words.lower(), -1)
+    if day is None:
+        return int(time.time() * 1_000_000)
+    if day >= 0:
+        midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0,
+                                                       microsecond=0)
+        return int((midnight - timedelta(days=day)).timestamp() * 1_000_000)
+    try:
+        when = datetime.fromisoformat(words)
+    except ValueError:
+        span = words.removesuffix("ago").strip() if words.endswith(" ago") else \
+            words.removeprefix("-")
+        try:
+            usec = parse_usec(span) if span and span[0].isdigit() else -1
+        except ValueError:
+            usec = -1
+        if usec < 0 or usec == USEC_INFINITY:
+            raise UsageError(f"{option} {text!r}: expected an ISO 8601 time "
+                             "(2026-12-06T09:00), a time span ago (1h, 30min, "
+                             "'2 min ago'), today or yesterday") from None
+        return int(time.time() * 1_000_000) - usec
+    if when.tzinfo is None:
+        when = when.astimezone()  # a local time, as people write one
+    return int(when.timestamp() * 1_000_000)

@@ -172,6 +172,12 @@ def test_follow_of_an_ended_session_prints_it_all_and_returns_at_once(orch: Orch
     assert (done.returncode, done.stdout) == (0, "one\ntwo\n")
     done = orch("logs", "-f", "-n", "1", "-o", "cat", sid, timeout=30)
     assert (done.returncode, done.stdout) == (0, "two\n")
+    # --since as events reads it (before: "journalctl failed: Failed to parse timestamp").
+    assert orch.ok("logs", "--since", "1h", "-o", "cat", sid) == "one\ntwo\n"
+    assert orch.ok("logs", "--since", "2999-01-01T00:00", "-o", "cat", sid) == ""
+    done = orch("logs", "--since", "1 fortnight", sid)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("orch: --since '1 fortnight': expected an ISO 8601 time")
     # More than journalctl can count (it took such a count for a match): every line.
     for follow in ([], ["-f"]):
         done = orch("logs", *follow, "-n", "99999999999", "-o", "cat", sid, timeout=30)

@@ -52,10 +52,11 @@ def test_system_sessions_not_restricted_by_uid() -> None:
 
 
 def test_options_passed_through() -> None:
-    argv = logs_argv(_record("user"), lines=25, follow=True, since="-1h",
+    argv = logs_argv(_record("user"), lines=25, follow=True, since="2026-12-06T09:00:00.5Z",
                      output=LogFormat.JSON)
     assert argv[argv.index("--lines") + 1] == "25"
-    assert argv[argv.index("--since") + 1] == "-1h"
+    # As every command reads --since (timespan.since_usec), handed on exactly.
+    assert argv[argv.index("--since") + 1] == "@1796547600.500000"
     assert argv[argv.index("--output") + 1] == "json"
     assert "--follow" in argv
 

@@ -182,3 +182,42 @@ def test_spawn_timeout_reaches_systemd_to_the_microsecond(span: str, usec: int |
     options = spawn_request(None, None, {"timeout": span}).options()
     props = dict((name, value) for name, _, value in options.properties(Scope.USER, "/"))
     assert props.get("RuntimeMaxUSec") == usec
+
+
+# --- --since: one reading for logs and events ---------------------------------------------
+
+@pytest.mark.parametrize(("text", "ago_s"), [
+    ("1h", 3600), ("30min", 1800), ("2 min ago", 120), ("-1h", 3600), ("1h 30min ago", 5400),
+    ("now", 0)])
+def test_since_takes_a_time_span_ago(text: str, ago_s: int) -> None:
+    import time
+
+    from orch.timespan import since_usec
+
+    before = int(time.time() * 1_000_000)
+    found = since_usec(text)
+    after = int(time.time() * 1_000_000)
+    assert before - ago_s * 1_000_000 <= found <= after - ago_s * 1_000_000
+
+
+def test_since_takes_an_iso_time_local_where_it_has_no_zone_and_days() -> None:
+    from datetime import datetime, timedelta
+
+    from orch.timespan import since_usec
+
+    assert since_usec("2026-12-06T09:00:00+00:00") == 1796547600 * 1_000_000
+    assert since_usec("2026-12-06 09:00") == \
+        int(datetime(2026, 12, 6, 9, 0).astimezone().timestamp()) * 1_000_000
+    today = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    assert since_usec("today") == int(today.timestamp()) * 1_000_000
+    assert since_usec("Yesterday") == int((today - timedelta(days=1)).timestamp()) * 1_000_000
+
+
+@pytest.mark.parametrize("text", ["yesterday-ish", "", "ago", "infinity", "1x", "-", "h"])
+def test_what_since_cannot_read_is_one_line(text: str) -> None:
+    from orch.timespan import since_usec
+
+    with pytest.raises(UsageError) as err:
+        since_usec(text)
+    assert err.value.message.startswith(f"--since {text!r}: expected an ISO 8601 time")
+    assert err.value.exit_code == 2
