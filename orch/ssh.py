@@ -125,11 +125,13 @@ class HostUnreachable(ManagerUnreachable):
 
 
 class Unanswered(Exception):
-    """ssh, or the command it ran, gave no answer: REASON says why in one line."""
+    """ssh, or the command it ran, gave no answer: REASON says why in one line; STATUS
+    is the exit status of the command (SSH_FAILED: ssh's own), None if none came."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, status: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.status = status
 
 
 def _cannot_run(err: OSError) -> str:
@@ -152,14 +154,14 @@ def capture(address: Address, argv: Sequence[str], timeout: float | None = None)
     seconds = timeout if timeout is not None else host_timeout()
     try:
         done = subprocess.run(command_argv(address, argv, seconds), stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True,
+                              capture_output=True, text=True, errors="replace",
                               timeout=seconds + COMMAND_GRACE, check=False)
     except subprocess.TimeoutExpired:
         raise Unanswered(f"no answer within {seconds:g}s") from None
     except OSError as err:
         raise Unanswered(_cannot_run(err)) from None
     if done.returncode != 0:
-        raise Unanswered(_last_word(done.stderr, done.returncode))
+        raise Unanswered(_last_word(done.stderr, done.returncode), done.returncode)
     return done.stdout
 
 
@@ -207,7 +209,7 @@ def stream(address: Address, argv: Sequence[str], line: Callable[[str], None],
         child.stdout.close()
         child.stderr.close()
     if code not in done:
-        raise Unanswered(_last_word(said.decode("utf-8", "replace"), code))
+        raise Unanswered(_last_word(said.decode("utf-8", "replace"), code), code)
     return code
 
 

@@ -7,6 +7,7 @@
   browser got from opening the URL once with `?token=TOKEN` (as Jupyter does), or that
   query itself. The Host header must name the listen address (no DNS rebinding), an
   Origin, if sent, must be this server's (no cross-site requests; no CORS at all).
+- On both, a request body over MAX_BODY is refused (413) before any of it is parsed.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ if TYPE_CHECKING:
 COOKIE = "orch_token"
 TOKEN_FILE = "web-token"
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+# A body is a spawn's command, prompt and settings, or a message: far below this, as is
+# what Linux lets one program's arguments and environment take together (2 MiB at the
+# default stack limit). A bigger body would only cost memory to parse, and the manager
+# time to take in (a spawn with a 200,000-entry env held systemd for 20 s).
+MAX_BODY = 1 << 20
 
 
 def config_dir() -> Path:
@@ -109,7 +115,9 @@ def allowed_hosts(host: str, port: int) -> frozenset[str]:
                 if address.family in (socket.AF_INET, socket.AF_INET6):
                     ip = address.address.split("%")[0]
                     names.add(f"[{ip}]" if ":" in ip else ip)
-    return frozenset(f"{name}:{port}" for name in names)
+    with_port = {f"{name}:{port}" for name in names}
+    # A browser leaves http's default port out of Host and Origin.
+    return frozenset(with_port | names if port == 80 else with_port)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -158,7 +166,7 @@ class TokenGate:
             given = cookie[COOKIE].value if COOKIE in cookie else None
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         from_query = query.get("token", [None])[0]
-        if given is None:
+        if given is None or self._token_ok(from_query):  # the URL's, over a stale cookie
             given = from_query
         if not self._token_ok(given):
             await refuse(send, 401, "a valid token is needed: Authorization: Bearer TOKEN, "
@@ -176,6 +184,40 @@ class TokenGate:
             await send(message)
 
         await self.app(scope, receive, with_cookie)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over MAX_BODY is refused (413) before the API
+    parses any of it; a body within it reaches the API whole."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = f"the request's body is over {MAX_BODY >> 20} MiB"
+        declared = _headers(scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:  # refused unread
+            await refuse(send, 413, too_large)
+            return
+        body, more = bytearray(), True
+        while more:  # a body sent without its length (chunked) is counted as it comes
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_BODY:
+                await refuse(send, 413, too_large)
+                return
+        whole = [{"type": "http.request", "body": bytes(body), "more_body": False}]
+
+        async def received() -> Message:  # the body, then what comes after (a disconnect)
+            return whole.pop() if whole else await receive()
+
+        await self.app(scope, received, send)
 
 
 # --- Unix socket peers ------------------------------------------------------------------

@@ -8,18 +8,21 @@ before a request gets here (orch.web.access).
 
 from __future__ import annotations
 
-import asyncio
+import json
 import signal
-import threading
+from collections.abc import Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
+from pydantic_core import PydanticCustomError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
-from orch import __version__, api, sse
+from orch import __version__, api
 from orch.errors import (
     Ambiguous,
     ManagerTimeout,
@@ -28,17 +31,16 @@ from orch.errors import (
     OrchError,
     PermissionDenied,
     SpawnFailed,
+    StateError,
     UsageError,
 )
 from orch.scope import Scope
 from orch.session import Session
 from orch.settings import SPAWN_SETTINGS, Kind
+from orch.web.access import BodyLimit
+from orch.web.streams import EventStream, follow_events, follow_logs, follow_on_host
 
-# How often a follower asks whether its session has ended, and sends a comment to learn
-# whether its client is still there.
-CHECK_S = 1.0
 ACTION_TIMEOUT_S = 120.0  # another host's stop waits for the session to end
-KEEPALIVE_S = 15.0
 LogFormatName = Literal["transcript", "short", "cat", "json"]
 
 class HostUnanswered(OrchError):
@@ -56,17 +58,32 @@ class Error(BaseModel):
     error: str
 
 
+# 409: what the session's state does not allow (it has ended), or what failed
+# (journalctl); 413: a body over orch.web.access.MAX_BODY.
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Error} for code in (400, 401, 403, 404, 422, 502, 503)}
+    code: {"description": "Refused: why, in one line", "content": {"application/json": {
+        "schema": Error.model_json_schema()}}}
+    for code in (400, 401, 403, 404, 409, 413, 422, 502, 503)}
 
-# Output as text: whole, or as Server-Sent Events.
-_TEXT: dict[str, Any] = {"description": "The output", "content": {
-    "text/plain": {"schema": {"type": "string"}},
-    "text/event-stream": {"schema": {"type": "string"}}}}
+# Output followed: Server-Sent Events.
+_FOLLOWED: dict[str, Any] = {"description": "The output, or with follow=true its events",
+                             "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+
+
+def _not_true_or_false(value: object) -> object:
+    """VALUE, unless it is JSON's true or false, which pydantic would take as 1 and 0 for
+    a number, where the command line takes neither."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("number", "expected a number or a string, not true or false")
+    return value
+
+
+# A number, or the words that stand for one (2G, 1h, infinity, TERM).
+NumberOrWord = Annotated[int | str, BeforeValidator(_not_true_or_false)]
 
 _JSON_TYPES: dict[Kind, Any] = {
-    Kind.BOOL: bool, Kind.INT: int | str, Kind.STRING_LIST: list[str],
-    Kind.DURATION: int | str, Kind.SIZE: int | str}
+    Kind.BOOL: bool, Kind.INT: NumberOrWord, Kind.STRING_LIST: list[str],
+    Kind.DURATION: NumberOrWord, Kind.SIZE: NumberOrWord}
 
 # The spawn body: the command or prompt, spawn's own options, and every spawn setting
 # under its [spawn] key, with the values the configuration file takes (orch.settings).
@@ -89,20 +106,23 @@ else:
     )
 
 
-# What --signal takes, as the schema says it: a signal's name (TERM or SIGTERM) or number.
-if TYPE_CHECKING:
-    SignalName = str
-else:
-    SignalName = Literal[tuple(sorted({form for sig in signal.Signals for form in (
-        sig.name, sig.name.removeprefix("SIG"))}))]
-SIGNAL_NUMBERS = Annotated[int, Field(ge=1, lt=signal.NSIG)]
+# What the schema says a signal is: a number, or a name as the signals' own are written,
+# with or without SIG, in capitals or not. `--signal` takes a little more (TeRm, " 15 "),
+# and refuses the rest as the route checks it (_signal): the schema claims no more.
+_SIGNAL_NAMES = sorted({form for sig in signal.Signals
+                        for name in (sig.name, sig.name.removeprefix("SIG"))
+                        for form in (name, name.lower())})
+SignalGiven = Annotated[NumberOrWord, WithJsonSchema({"anyOf": [
+    {"type": "integer", "minimum": 1, "maximum": signal.NSIG - 1},
+    {"type": "string", "enum": _SIGNAL_NAMES}]})]
 
 
 class KillBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     result: str | None = Field(None, description="The final result to record.")
-    signal: SignalName | SIGNAL_NUMBERS = Field(
-        "TERM", description="A signal's name or number.")
+    signal: SignalGiven = Field("TERM", description="A signal's name (TERM, SIGTERM, term) "
+                                f"or number (1 to {signal.NSIG - 1}), as `orch kill "
+                                "--signal` takes it.")
 
 
 class SendBody(BaseModel):
@@ -110,22 +130,41 @@ class SendBody(BaseModel):
     message: str = Field(min_length=1, description="The message.")
 
 
+def _refusal(status: int, message: str, headers: Mapping[str, str] | None = None
+             ) -> JSONResponse:
+    """Every error's answer: STATUS and one line of JSON saying why."""
+    return JSONResponse({"error": " ".join(message.split())}, status_code=status,
+                        headers=headers)
+
+
 def create_app(scope: Scope) -> FastAPI:
     """The API and dashboard over SCOPE's sessions, as the user running it."""
+    # No /docs or /redoc: their pages load scripts from a CDN, which would run on this
+    # origin with its cookie. The schema is at /openapi.json.
     app = FastAPI(title="orch", version=__version__, description=__doc__,
-                  responses=_ERRORS)
+                  responses=_ERRORS, docs_url=None, redoc_url=None)
+    app.add_middleware(BodyLimit)
 
     @app.exception_handler(OrchError)
     async def orch_error(request: Request, err: OrchError) -> JSONResponse:
-        status = next((code for kind, code in _STATUS if isinstance(err, kind)), 409)
-        return JSONResponse({"error": err.message}, status_code=status)
+        return _refusal(next((code for kind, code in _STATUS if isinstance(err, kind)), 409),
+                        err.message)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, err: RequestValidationError) -> JSONResponse:
         first = err.errors()[0] if err.errors() else {"loc": (), "msg": "bad request"}
         where = ".".join(str(part) for part in first.get("loc", ()))
-        message = " ".join(f"{where}: {first.get('msg', 'invalid')}".split())
-        return JSONResponse({"error": message}, status_code=400)
+        return _refusal(400, f"{where}: {first.get('msg', 'invalid')}")
+
+    # The framework's own: an unknown route, a method a route does not take, a body that
+    # cannot be read.
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, err: HTTPException) -> JSONResponse:
+        return _refusal(err.status_code, str(err.detail), err.headers)
+
+    @app.exception_handler(Exception)  # a bug: its trace goes to the log all the same
+    async def failed(request: Request, err: Exception) -> JSONResponse:
+        return _refusal(500, "internal error (the server's log has its trace)")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> str:
@@ -143,10 +182,14 @@ def create_app(scope: Scope) -> FastAPI:
                       tag: Annotated[str | None, Query(min_length=1)] = None,
                       host: Host = None) -> list[dict[str, Any]]:
         if host:
-            listed: list[dict[str, Any]] = _on_host(
-                scope, host, ["ps", "--json", *(["--running"] if running else []),
-                              *(["--tag", tag] if tag else [])])
-            return listed
+            from orch.remote import parse_listing
+
+            listing = parse_listing(host, _on_host(scope, host, [
+                "ps", "--json", *(["--running"] if running else []),
+                *(["--tag", tag] if tag else [])]))
+            if listing.problem is not None:
+                raise HostUnanswered(f"host {host}: {listing.problem}")
+            return listing.sessions
         return [s.to_json() for s in api.list_sessions(scope, running=running, tag=tag)]
 
     @app.post("/api/sessions", status_code=201,
@@ -174,12 +217,12 @@ def create_app(scope: Scope) -> FastAPI:
     def kill(ref: str, body: Annotated[KillBody | None, Body()] = None,
              host: Host = None) -> dict[str, Any]:
         body = body or KillBody(result=None, signal="TERM")
+        signum = _signal(body.signal)  # checked here for another host too
         if host:
             return _session_on_host(scope, host, [
                 "kill", "--json", "--signal", str(body.signal), ref,
                 *([body.result] if body.result is not None else [])])
-        return api.kill(ref, body.result, scope, signum=api.parse_signal(str(body.signal))
-                        ).to_json()
+        return api.kill(ref, body.result, scope, signum=signum).to_json()
 
     @app.post("/api/sessions/{ref}/send", summary="A conversation's next message (as "
               "`orch send`); an ended agent session is resumed with it")
@@ -202,11 +245,11 @@ def create_app(scope: Scope) -> FastAPI:
 
     @app.get("/api/sessions/{ref}/logs", summary="A session's output (as `orch logs`); "
              "follow=true: Server-Sent Events until it ends, resumable with Last-Event-ID",
-             responses={200: _TEXT})
+             response_class=PlainTextResponse, responses={200: _FOLLOWED})
     def logs(ref: str, lines: Annotated[int | None, Query(ge=0)] = None,
              format: LogFormatName | None = None, follow: bool = False,
              last_event_id: Annotated[str | None, Header()] = None, host: Host = None
-             ) -> Any:
+             ) -> Response:
         if host:
             resumed = follow and bool(last_event_id)  # a cursor: what came after it
             words = ["logs", *(["-f", "--sse"] if follow else []), "--no-pager",
@@ -214,32 +257,32 @@ def create_app(scope: Scope) -> FastAPI:
                      *(["--after-cursor", str(last_event_id)] if resumed else []),
                      *(["-o", format] if format else []), ref]
             if follow:  # an unknown host is not found before the stream starts
-                return StreamingResponse(_follow_on_host(host, _fleet_host(scope, host),
-                                                         words),
-                                         media_type="text/event-stream",
-                                         headers={"cache-control": "no-store"})
-            return PlainTextResponse(_on_host(scope, host, words, as_json=False))
+                return EventStream(follow_on_host(host, _fleet_host(scope, host), words))
+            return PlainTextResponse(_on_host(scope, host, words))
         record = api.find_record(ref, scope)
         if follow:
-            return StreamingResponse(_follow_logs(record, lines, format, last_event_id),
-                                     media_type="text/event-stream",
-                                     headers={"cache-control": "no-store"})
+            return EventStream(follow_logs(record, lines, format, last_event_id))
         from orch.journal import LogFormat, default_format, read_logs
 
         shown = default_format(record) if format is None else LogFormat(format)
         return PlainTextResponse(read_logs(record, lines=lines, output=shown))
 
-    @app.get("/api/sessions/{ref}/transcript", responses={200: _TEXT},
+    @app.get("/api/sessions/{ref}/transcript", response_class=PlainTextResponse,
              summary="An agent session's transcript (as `orch logs -o transcript`)")
-    def transcript(ref: str, lines: Annotated[int | None, Query(ge=0)] = None) -> Any:
-        return logs(ref, lines, "transcript", False, None, None)
+    def transcript(ref: str, lines: Annotated[int | None, Query(ge=0)] = None,
+                   host: Host = None) -> Response:
+        return logs(ref, lines, "transcript", False, None, host)
 
     @app.get("/api/events", summary="State changes as Server-Sent Events (as `orch events "
-             "-f --json`), from now on, or after Last-Event-ID", responses={200: _TEXT})
-    def events(last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
-        return StreamingResponse(_follow_events(scope, last_event_id),
-                                 media_type="text/event-stream",
-                                 headers={"cache-control": "no-store"})
+             "-f --json`), from now on, or after Last-Event-ID", status_code=200,
+             response_class=EventStream)
+    def events(last_event_id: Annotated[str | None, Header()] = None,
+               host: Annotated[str | None, Query(include_in_schema=False)] = None
+               ) -> EventStream:
+        if host is not None:  # another host's orch writes no positions to resume after
+            raise UsageError("host: another host's events are not served here (`orch "
+                             "--host NAME events -f` follows them)")
+        return EventStream(follow_events(scope, last_event_id))
 
     return app
 
@@ -249,18 +292,33 @@ Host = Annotated[str | None, Query(description="A [hosts.NAME] of the configurat
                                    pattern=r"^[A-Za-z0-9_-]+$")]
 
 
-def _on_host(scope: Scope, name: str, args: list[str], as_json: bool = True) -> Any:
-    """`orch ARGS` on host NAME (as `orch --host NAME ARGS`), its JSON answer."""
-    import json
-
+def _on_host(scope: Scope, name: str, args: list[str]) -> str:
+    """`orch ARGS` on host NAME (as `orch --host NAME ARGS`), its answer."""
     from orch import ssh
 
     host = _fleet_host(scope, name)
     try:
-        answer = ssh.capture(host.address, [host.orch, *args], ACTION_TIMEOUT_S)
+        return ssh.capture(host.address, [host.orch, *args], ACTION_TIMEOUT_S)
     except ssh.Unanswered as err:
-        raise HostUnanswered(f"host {name}: {err.reason}") from None
-    return json.loads(answer) if as_json else answer
+        raise _host_refusal(name, err) from None
+
+
+def _host_refusal(name: str, err: Any) -> OrchError:
+    """What host NAME's orch meant by exiting as ERR (an ssh.Unanswered) tells, as the
+    README's exit codes say, so that its refusal is answered as a local one would be:
+    HostUnanswered where ssh failed (SSH_FAILED) or no status came. Exit 2 is a usage
+    error, or a session not found or ambiguous: the host's words, orch's own, tell."""
+    from orch import ssh
+
+    kinds: dict[int, type[OrchError]] = {
+        kind.exit_code: kind for kind in (OrchError, UsageError, ManagerUnreachable,
+                                          PermissionDenied, StateError)}
+    message = f"host {name}: {err.reason}"
+    if err.status is None or err.status == ssh.SSH_FAILED or err.status not in kinds:
+        return HostUnanswered(message)
+    if err.status == UsageError.exit_code and err.reason.startswith("no session"):
+        return NotFound(message)  # as resolve.py words it
+    return kinds[err.status](message)
 
 
 def _fleet_host(scope: Scope, name: str) -> Any:
@@ -275,20 +333,35 @@ def _fleet_host(scope: Scope, name: str) -> Any:
 
 def _session_on_host(scope: Scope, name: str, args: list[str]) -> dict[str, Any]:
     """A session object, as host NAME's `orch ARGS` (with --json) gives it."""
-    answer = _on_host(scope, name, args)
-    if not isinstance(answer, dict):
-        raise HostUnanswered(f"host {name}: its answer is not a session")
-    return answer
+    try:
+        session = json.loads(_on_host(scope, name, args))
+        if not isinstance(session, dict):
+            raise ValueError("not a session")
+    except ValueError as err:  # as orch.remote.parse_listing words it
+        raise HostUnanswered(f"host {name}: unreadable answer: {err}") from None
+    return session
+
+
+def _signal(given: int | str) -> int:
+    """The signal GIVEN names, read as `orch kill --signal` reads it (its refusal naming
+    this field rather than that option)."""
+    try:
+        return api.parse_signal(str(given))
+    except UsageError as err:
+        raise UsageError(err.message.removeprefix("--")) from None
 
 
 def _spawn_words(values: dict[str, Any]) -> list[str]:
-    """`orch spawn --json`'s words for VALUES, for another host's orch to check and run."""
+    """`orch spawn --json`'s words for VALUES, checked here as _spawn checks them before
+    another host's orch runs them. That host's configuration is not read here: only a
+    provider in VALUES makes the command a prompt (the words cannot say they are one)."""
+    from orch import request
     from orch.commandline import spawn_words
+    from orch.spec import parse_env
 
-    command = values.pop("argv", None) or [values.pop("prompt", "")]
-    values.pop("prompt", None)
-    words = spawn_words(values, command)
-    return ["spawn", "--json", *words]
+    asked = request.spawn_request(None, None, _settings(values))
+    parse_env(values.get("env", []))
+    return ["spawn", "--json", *spawn_words(values, _command(values, asked.agent))]
 
 
 def _spawn(scope: Scope, values: dict[str, Any]) -> Session:
@@ -296,156 +369,29 @@ def _spawn(scope: Scope, values: dict[str, Any]) -> Session:
     from orch import request
     from orch.spec import parse_env
 
-    argv, prompt = values.pop("argv", None), values.pop("prompt", None)
-    if (argv is None) == (prompt is None):
-        raise UsageError("give argv (a command) or prompt (with an agent provider), not both")
-    settings = {key: values.pop(key) for key in list(values) if key in SPAWN_SETTINGS}
-    profile = values.get("profile")
-    loaded, asked = request.for_spawn(scope, profile, settings)
-    if prompt is not None and asked.agent is None:
-        raise UsageError("prompt needs an agent provider (provider: claude, codex, ...)")
-    if argv is not None and not argv:
-        raise UsageError("argv is empty: give the command to run")
-    return api.spawn_requested(argv if argv is not None else [prompt], asked,
+    loaded, asked = request.for_spawn(scope, values.get("profile"), _settings(values))
+    return api.spawn_requested(_command(values, asked.agent), asked,
                                name=values.get("name"),
                                description=values.get("description", ""),
                                env=parse_env(values.get("env", [])), scope=scope,
                                after=values.get("after", []), config=loaded)
 
 
-# --- Server-Sent Events ------------------------------------------------------------------
-
-async def _from_thread(work: Any, stop: threading.Event) -> Any:
-    """Items WORK(put) puts, as they come, until it returns; STOP is set once the
-    consumer goes (the client left), and WORK should end soon after."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-    def put(item: Any) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, ("item", item))
-
-    def run() -> None:
-        try:
-            work(put)
-        except OrchError as err:
-            loop.call_soon_threadsafe(queue.put_nowait, ("error", err.message))
-        except OSError as err:  # the journal or the state directory could not be read
-            loop.call_soon_threadsafe(queue.put_nowait, ("error", str(err)))
-        finally:
-            loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
-
-    threading.Thread(target=run, daemon=True, name="orch-web-follow").start()
-    try:
-        while True:
-            try:
-                kind, item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-            except TimeoutError:
-                yield ("keepalive", None)
-                continue
-            yield (kind, item)
-            if kind == "end":
-                return
-    finally:
-        stop.set()
+def _settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The spawn settings among VALUES, by key."""
+    return {key: value for key, value in values.items() if key in SPAWN_SETTINGS}
 
 
-async def _follow_logs(record: Any, lines: int | None, format: str | None,
-                       after: str | None) -> Any:
-    from orch import journal
-
-    stop = threading.Event()
-    end = journal.SessionEnd()
-    scope = Scope(record.scope)
-    current: list[str | None] = [None]
-
-    def work(put: Any) -> None:
-        watcher = threading.Thread(target=_watch_end, args=(record.id, scope, end, stop),
-                                   daemon=True, name="orch-web-end")
-        watcher.start()
-        journal.follow_logs(record, lambda text: put((current[0], text)), end, lines=lines,
-                            output=None if format is None else journal.LogFormat(format),
-                            # as `orch logs -f`: a restart's invocation, once it shows up
-                            refresh=lambda: journal.invocation_starts(
-                                api.find_record(record.id, scope)),
-                            after=after, mark=lambda cursor: current.__setitem__(0, cursor))
-
-    async for kind, item in _from_thread(work, stop):
-        if kind == "item":
-            cursor, text = item
-            yield sse.event(text.removesuffix("\n"), cursor)
-        elif kind == "error":
-            yield sse.event(item, kind="error")
-        elif kind == "end":
-            yield sse.event("{}", kind="end")
-        else:
-            yield b": keepalive\n\n"
-
-
-async def _follow_on_host(name: str, host: Any, args: list[str]) -> Any:
-    """`orch ARGS` (logs -f --sse) on host NAME: the events that host's orch writes,
-    passed on line by line as they come (their ids its journal's cursors), then ours:
-    an error if one came, and the end."""
-    from orch import ssh
-
-    stop = threading.Event()
-
-    def work(put: Any) -> None:
-        try:
-            # logs -f exits as wait: 1 is a session that ended unsuccessfully.
-            ssh.stream(host.address, [host.orch, *args], put, stop.is_set, done=(0, 1))
-        except ssh.Unanswered as err:
-            raise HostUnanswered(f"host {name}: {err.reason}") from None
-
-    async for kind, item in _from_thread(work, stop):
-        if kind == "item":
-            yield (item + "\n").encode()
-        elif kind == "keepalive":
-            yield b": keepalive\n"  # a comment line: no blank line to end an event early
-        else:  # after a blank line, which ends what an interrupted stream left unfinished
-            yield b"\n" + sse.event(item if kind == "error" else "{}", kind=kind)
-
-
-def _watch_end(session_id: str, scope: Scope, end: Any, stop: threading.Event) -> None:
-    """Set END once the session has ended (with time for its last lines if it was seen
-    running), or at once when STOP is set (the client left)."""
-    from orch.usecases.common import RESULT_GRACE
-
-    seen_running = False
-    while not stop.is_set():
-        try:
-            outcome = api.wait([session_id], scope, timeout=CHECK_S)
-        except OrchError:
-            break
-        if outcome.sessions[0].status.ended:
-            break
-        seen_running = True
-        if not outcome.timed_out:  # an idle conversation: wait returns at once
-            stop.wait(CHECK_S)
-    end.set(RESULT_GRACE if seen_running and not stop.is_set() else 0.0)
-
-
-async def _follow_events(scope: Scope, last_event_id: str | None) -> Any:
-    from orch import events
-    from orch.state import StateStore
-
-    directory = scope.state_dir()
-    StateStore(directory).prepare()  # its events file may not be there yet
-    start = events.Position.parse(last_event_id or "") or events.end(directory)
-    stop = threading.Event()
-    offset: list[events.Position] = [start]
-
-    def work(put: Any) -> None:
-        events.follow(directory, start, lambda event: put((offset[0], event)),
-                      until=stop.is_set, every=CHECK_S,
-                      offsets=lambda at: offset.__setitem__(0, at))
-
-    import json
-
-    async for kind, item in _from_thread(work, stop):
-        if kind == "item":
-            at, event = item
-            yield sse.event(json.dumps(event.to_json()), str(at))
-        elif kind == "keepalive":
-            yield b": keepalive\n\n"
-        elif kind == "error":
-            yield sse.event(item, kind="error")
+def _command(values: dict[str, Any], agent: str | None) -> list[str]:
+    """What VALUES ask to run: their argv, or with AGENT (a provider) their prompt."""
+    argv: list[str] | None = values.get("argv")
+    prompt: str | None = values.get("prompt")
+    if (argv is None) == (prompt is None):
+        raise UsageError("give argv (a command) or prompt (with an agent provider), not both")
+    if prompt is not None:
+        if agent is None:
+            raise UsageError("prompt needs an agent provider (provider: claude, codex, ...)")
+        return [prompt]
+    if not argv:
+        raise UsageError("argv is empty: give the command to run")
+    return argv

@@ -28,13 +28,13 @@ TOKEN = "s3cret-token-of-32-characters-xx"
 HOST = "127.0.0.1:8765"
 
 
-def _client() -> TestClient:
+def _client(port: int = 8765) -> TestClient:
     async def hello(request: object) -> PlainTextResponse:
         return PlainTextResponse("hello")
 
     inner = Starlette(routes=[Route("/", hello), Route("/api/x", hello, methods=["GET", "POST"])])
-    gate = TokenGate(inner, TOKEN, allowed_hosts("127.0.0.1", 8765))
-    return TestClient(gate, base_url=f"http://{HOST}")
+    gate = TokenGate(inner, TOKEN, allowed_hosts("127.0.0.1", port))
+    return TestClient(gate, base_url=f"http://127.0.0.1:{port}")
 
 
 def test_no_token_or_a_wrong_one_is_refused() -> None:
@@ -60,6 +60,12 @@ def test_the_token_in_the_url_sets_a_strict_http_only_cookie() -> None:
     assert cookie.startswith(f"{COOKIE}={TOKEN};")
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
     assert client.get("/api/x").text == "hello"  # the browser's next request: the cookie
+
+
+def test_the_token_in_the_url_wins_over_a_stale_cookie() -> None:
+    answer = _client().get(f"/?token={TOKEN}", headers={"Cookie": f"{COOKIE}=stale"})
+    assert answer.text == "hello"
+    assert answer.headers["set-cookie"].startswith(f"{COOKIE}={TOKEN};")
 
 
 def test_a_foreign_host_is_refused_even_with_the_token() -> None:
@@ -98,7 +104,16 @@ def test_loopback_addresses() -> None:
     assert all(map(is_loopback, ["localhost", "127.0.0.1", "127.9.9.9", "::1"]))
     assert not any(map(is_loopback, ["0.0.0.0", "10.0.0.1", "example.org", "::"]))
     assert allowed_hosts("::1", 80) >= {"[::1]:80", "localhost:80"}
-    assert allowed_hosts("10.1.2.3", 80) == {"10.1.2.3:80"}
+    assert allowed_hosts("10.1.2.3", 8080) == {"10.1.2.3:8080"}
+
+
+def test_on_port_80_a_host_may_come_without_its_port() -> None:
+    # As browsers send Host and Origin for http's default port.
+    assert allowed_hosts("10.1.2.3", 80) == {"10.1.2.3:80", "10.1.2.3"}
+    assert allowed_hosts("::1", 80) >= {"[::1]", "127.0.0.1", "localhost"}
+    answer = _client(80).get("/api/x", headers={"Authorization": f"Bearer {TOKEN}",
+                                                "Origin": "http://127.0.0.1"})
+    assert answer.request.headers["host"] == "127.0.0.1" and answer.text == "hello"
 
 
 def test_a_missing_token_file_is_made_private_with_a_random_token(

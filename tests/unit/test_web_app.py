@@ -3,12 +3,16 @@ one-line JSON error, decided as the CLI decides it, before any manager is asked.
 
 from __future__ import annotations
 
+import gzip
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
+from orch import api
 from orch.scope import Scope
+from orch.web.access import MAX_BODY
 from orch.web.app import create_app
 
 
@@ -27,19 +31,28 @@ def _error(answer: object, status: int) -> str:
     return str(body["error"])
 
 
-@pytest.mark.parametrize(("body", "says"), [
+# Refused here, before any manager or host is asked. A number that is true or false comes
+# with a command that cannot run, so that it would be refused there if not here.
+BAD_SPAWNS = [
     ({}, "give argv"),
     ({"argv": ["sleep", "1"], "prompt": "hi"}, "give argv"),
+    ({"argv": [], "prompt": "true"}, "give argv"),
     ({"argv": []}, "argv is empty"),
     ({"prompt": "hi"}, "prompt needs an agent provider"),
+    ({"prompt": "true", "provider": "exec"}, "prompt needs an agent provider"),
     ({"argv": ["sleep"], "bogus": 1}, "body.bogus: Extra inputs are not permitted"),
     ({"argv": "sleep 1"}, "body.argv"),
     ({"argv": ["sleep"], "memory_max": "lots"}, "--memory-max: expected a size"),
     ({"argv": ["sleep"], "nice": 40}, "--nice: expected"),
     ({"argv": ["sleep"], "restart": "sometimes"}, "--restart: expected"),
     ({"argv": ["sleep"], "env": ["NOEQUALS"]}, "expected KEY=VALUE"),
-    ({"argv": ["sleep"], "profile": "nope"}, "nope"),
-])
+    *(({"argv": ["no-such-program"], key: True}, f"body.{key}: ")
+      for key in ("timeout", "memory_max", "nice", "tasks_max", "max_turns")),
+]
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    *BAD_SPAWNS, ({"argv": ["sleep"], "profile": "nope"}, "nope")])
 def test_a_bad_spawn_is_refused_in_one_line(client: TestClient, body: dict[str, object],
                                             says: str) -> None:
     assert says in _error(client.post("/api/sessions", json=body), 400)
@@ -52,7 +65,7 @@ def test_bad_parameters_are_refused_in_one_line(client: TestClient) -> None:
     assert "body.message" in _error(client.post("/api/sessions/x/send",
                                                 json={"message": ""}), 400)
     assert "body.signal" in _error(client.post("/api/sessions/x/kill",
-                                               json={"signal": "NOPE"}), 400)
+                                               json={"signal": True}), 400)
     assert "host" in _error(client.get("/api/sessions?host=a%20b"), 400)
 
 
@@ -72,6 +85,83 @@ def test_the_schema_describes_every_route_and_the_spawn_settings(client: TestCli
     spawn = schema["components"]["schemas"]["SpawnBody"]["properties"]
     assert {"argv", "prompt", "memory_max", "provider", "queue", "timeout"} <= set(spawn)
     assert spawn["memory_max"]["description"].startswith("Memory limit")
+    signal = schema["components"]["schemas"]["KillBody"]["properties"]["signal"]
+    number, name = signal["anyOf"]
+    assert (number["type"], number["minimum"], number["maximum"]) == ("integer", 1, 64)
+    # The names as --signal takes them: term and sigkill too (what the schema says is
+    # accepted; schemathesis holds the server to that).
+    assert {"TERM", "SIGTERM", "term", "sigkill"} <= set(name["enum"])
+    assert "NOPE" not in name["enum"]
+
+
+def test_the_schema_says_each_answers_media_type_and_its_conflicts(
+        client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+
+    def types(path: str, method: str = "get") -> set[str]:
+        return set(paths[path][method]["responses"]["200"]["content"])
+
+    assert types("/api/sessions/{ref}/logs") == {"text/plain", "text/event-stream"}
+    assert types("/api/sessions/{ref}/transcript") == {"text/plain"}
+    assert types("/api/events") == {"text/event-stream"}
+    assert types("/api/sessions/{ref}/stop", "post") == {"application/json"}
+    for path in paths.values():  # an error is JSON, whatever the route's own answer
+        for operation in path.values():
+            for code, answer in operation["responses"].items():
+                if code.startswith(("4", "5")):
+                    assert set(answer["content"]) == {"application/json"}, (code, answer)
+    for path, method in (("/api/sessions/{ref}/stop", "post"), ("/api/sessions/{ref}/kill",
+                         "post"), ("/api/sessions/{ref}/logs", "get")):
+        assert "409" in paths[path][method]["responses"]  # ended already; journalctl failed
+
+
+def test_no_page_loads_scripts_from_elsewhere(client: TestClient) -> None:
+    # /docs and /redoc would run a CDN's JavaScript on this origin, with its cookie.
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        _error(client.get(path), 404)
+    assert client.get("/openapi.json").status_code == 200
+
+
+def test_the_frameworks_own_refusals_are_one_line_of_json(client: TestClient) -> None:
+    assert _error(client.get("/api/nope"), 404)
+    refused = client.delete("/api/hosts")
+    assert _error(refused, 405) and refused.headers["allow"] == "GET"
+    json_type = {"content-type": "application/json"}
+    for body, headers in ((b"[" * 100_000, json_type), (b"\xff\xfe", json_type),
+                          (gzip.compress(b'{"argv": ["x"]}'),
+                           {**json_type, "content-encoding": "gzip"})):
+        _error(client.post("/api/sessions", content=body, headers=headers), 400)
+
+
+def test_an_internal_error_is_one_line_of_json(client: TestClient,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug\nwith a second line")
+
+    monkeypatch.setattr(api, "list_sessions", broken)
+    answer = TestClient(client.app, raise_server_exceptions=False).get("/api/sessions")
+    assert "server's log" in _error(answer, 500)
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(client: TestClient) -> None:
+    json_type = {"content-type": "application/json"}
+    huge = {"argv": ["no-such-program"], "env": [f"K{i}=v" for i in range(200_000)]}
+    assert "1 MiB" in _error(client.post("/api/sessions", json=huge), 413)
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: counted as it comes
+        yield b'{"argv": ["x"], "description": "'
+        for _ in range(MAX_BODY // 4096 + 1):
+            yield b"x" * 4096
+        yield b'"}'
+
+    _error(client.post("/api/sessions", content=chunked(), headers=json_type), 413)
+    within = b'{"argv": [], "description": "' + b" " * (MAX_BODY - 100) + b'"}'
+    assert "argv is empty" in _error(client.post("/api/sessions", content=within,
+                                                 headers=json_type), 400)
+
+
+def test_another_hosts_events_are_refused_not_ignored(client: TestClient) -> None:
+    assert "host" in _error(client.get("/api/events?host=h1"), 400)
 
 
 def test_the_dashboard_is_one_page_with_no_outside_resource(client: TestClient) -> None:
@@ -82,9 +172,12 @@ def test_the_dashboard_is_one_page_with_no_outside_resource(client: TestClient) 
 
 
 # Another host's orch, as the stand-in ssh runs it: `orch logs -f ...` says its words
-# and a few lines, then ends as logs -f does (1: the session ended unsuccessfully).
+# and a few lines, then ends as logs -f does (1: the session ended unsuccessfully); or,
+# if the test wrote one, answers with remote-orch.answer.
 FAKE_REMOTE_ORCH = """#!/bin/sh
 echo "$@" > "$0.args"
+if [ -e "$0.answer" ]; then cat "$0.answer"; exit 0; fi
+if [ -e "$0.refusal" ]; then tail -n +2 "$0.refusal" >&2; exit "$(head -n 1 "$0.refusal")"; fi
 case "$*" in *gone*) echo 'orch: no session gone' >&2; exit 4;; esac
 printf 'id: c1\\ndata: first line\\n\\nid: c2\\ndata: second\\ndata: line\\n\\n'
 case "$*" in *half*) printf 'id: c3\\ndata: cut'; exit 255;; esac
@@ -155,3 +248,84 @@ def test_another_hosts_refusal_ends_its_stream_in_one_line(far_client: TestClien
                                     {"event": "end", "data": "{}"}]
     assert _error(far_client.get("/api/sessions/x/logs?follow=true&host=h9"), 404) == \
         "no host h9 in the configuration ([hosts.h9])"
+
+
+def _answer(tmp_path: Path, answer: bytes) -> None:
+    """What the fake remote orch answers from now on, whatever it is asked."""
+    (tmp_path / "bin" / "remote-orch.answer").write_bytes(answer)
+
+
+def _asked(tmp_path: Path) -> list[str]:
+    """The words the fake remote orch was last run with."""
+    return (tmp_path / "bin" / "remote-orch.args").read_text().split()
+
+
+@pytest.mark.parametrize(("status", "said", "http"), [
+    (2, "orch: no session matches 'nosuch'", 404),
+    (2, "orch: 3 sessions are named 'x': ...; name one by its id", 400),
+    (2, "orch: --memory-max '2Q': not a size", 400),
+    (1, "orch: session abcd (sleep) has already ended: exited", 409),
+    (3, "orch: cannot connect to the system manager", 503),
+    (4, "orch: permission denied", 403),
+    (255, "ssh: connect to host 192.0.2.1 port 22: Connection refused", 502),
+    (70, "orch: internal error: ...", 502)])
+def test_a_hosts_refusal_is_answered_as_a_local_one_would_be(
+        far_client: TestClient, tmp_path: Path, status: int, said: str, http: int) -> None:
+    # Its exit status says what kind (README, "Exit codes and errors"); before, all 502.
+    (tmp_path / "bin" / "remote-orch.refusal").write_text(f"{status}\n{said}\n")
+    refused = far_client.post("/api/sessions/abcd/stop?host=h1")
+    assert _error(refused, http) == f"host h1: {said.removeprefix('orch: ')}"
+
+
+@pytest.mark.parametrize("answer", [
+    b"not json", b"", b"Welcome to h1\n[]\n", b"[1, 2, 3]", b'"a session"', b"\xff\xfe"])
+def test_a_hosts_unreadable_answer_is_a_bad_gateway_in_one_line(
+        far_client: TestClient, tmp_path: Path, answer: bytes) -> None:
+    _answer(tmp_path, answer)
+    for refused in (far_client.get("/api/sessions?host=h1"),
+                    far_client.get("/api/sessions/abcd?host=h1"),
+                    far_client.post("/api/sessions/abcd/send?host=h1", json={"message": "hi"})):
+        assert _error(refused, 502).startswith("host h1: unreadable answer")
+
+
+@pytest.mark.parametrize(("body", "says"), BAD_SPAWNS)
+def test_a_bad_spawn_for_another_host_is_refused_before_it_goes_there(
+        far_client: TestClient, tmp_path: Path, body: dict[str, object], says: str) -> None:
+    assert says in _error(far_client.post("/api/sessions?host=h1", json=body), 400)
+    assert not (tmp_path / "bin" / "remote-orch.args").exists()  # its orch never ran
+
+
+def test_a_spawn_for_another_host_goes_there_whole(far_client: TestClient,
+                                                   tmp_path: Path) -> None:
+    _answer(tmp_path, b'{"id": "abcd"}')
+    answer = far_client.post("/api/sessions?host=h1",
+                             json={"prompt": "fix it", "provider": "claude", "timeout": 60})
+    assert answer.status_code == 201 and answer.json() == {"id": "abcd"}
+    assert _asked(tmp_path) == ["spawn", "--json", "--provider=claude", "--timeout=60", "--",
+                                "fix", "it"]
+
+
+@pytest.mark.parametrize("given", ["term", "sigkill", "SIGTERM", "HUP", 9, "15"])
+def test_a_signal_is_read_as_orch_kill_reads_it(far_client: TestClient, tmp_path: Path,
+                                                given: object) -> None:
+    _answer(tmp_path, b'{"id": "abcd", "status": "killed"}')
+    answer = far_client.post("/api/sessions/abcd/kill?host=h1", json={"signal": given})
+    assert answer.status_code == 200, answer.text
+    assert _asked(tmp_path) == ["kill", "--json", "--signal", str(given), "abcd"]
+
+
+@pytest.mark.parametrize("given", ["NOPE", 0, 65, "", "SIGNOPE"])
+def test_a_bad_signal_is_refused_as_orch_kill_refuses_it(far_client: TestClient,
+                                                         tmp_path: Path, given: object) -> None:
+    refused = far_client.post("/api/sessions/abcd/kill?host=h1", json={"signal": given})
+    assert _error(refused, 400) == f"signal {str(given)!r}: not a signal name or number"
+    assert not (tmp_path / "bin" / "remote-orch.args").exists()
+
+
+def test_another_hosts_transcript_is_that_hosts(far_client: TestClient,
+                                               tmp_path: Path) -> None:
+    _answer(tmp_path, b"the transcript\n")
+    answer = far_client.get("/api/sessions/abcd/transcript?host=h1&lines=3")
+    assert answer.status_code == 200 and answer.text == "the transcript\n"
+    assert answer.headers["content-type"].startswith("text/plain")
+    assert _asked(tmp_path) == ["logs", "--no-pager", "-n", "3", "-o", "transcript", "abcd"]
