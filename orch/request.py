@@ -123,7 +123,14 @@ def spawn_request(config: Config | None, profile: str | None,
     for key, value in flags.items():
         if value is not None:
             layers[key] = SPAWN_SETTINGS[key].from_flag(value)
-    return _typed(layers)
+    request = _typed(layers)
+    if request.agent is None:  # a plain command: an agent's option would be dropped
+        for key, value in flags.items():
+            setting = SPAWN_SETTINGS[key]
+            if setting.agent_only and value not in (None, False):
+                raise UsageError(f"{setting.flag} is an agent's option: give --provider "
+                                 "(claude, codex, ...) or leave it out")
+    return request
 
 
 def for_spawn(scope: Scope, profile: str | None, flags: Mapping[str, object]

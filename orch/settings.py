@@ -61,6 +61,8 @@ class Setting:
     a STRING, or every item of a STRING_LIST, must match in full. `flag` is spawn's option
     (None: the config file only), `metavar` what its help calls the value, and
     `unit_property` the systemd setting it becomes ("MemoryMax="), named in the help.
+    `agent_only`: it means something to an agent alone, so a plain command refuses it
+    as a flag (a [spawn] default for every session is left alone).
     """
 
     key: str
@@ -73,6 +75,7 @@ class Setting:
     flag: str | None = None
     metavar: str | None = None
     unit_property: str | None = None
+    agent_only: bool = False
 
     def expected(self) -> str:
         """What a valid value looks like, as the end of "expected ..."."""
@@ -280,20 +283,21 @@ SPAWN_SETTINGS: dict[str, Setting] = settings_table(
             "Run an agent: claude, codex, gemini, copilot, ollama, one added as "
             "[providers.NAME], or exec (a command).",
             pattern=NAME.pattern, flag="--provider", metavar="NAME"),
-    Setting("model", Kind.STRING, "The agent's model.", flag="--model", metavar="MODEL"),
+    Setting("model", Kind.STRING, "The agent's model.", flag="--model", metavar="MODEL",
+            agent_only=True),
     Setting("system_prompt", Kind.STRING, "The agent's system prompt.",
-            flag="--system-prompt", metavar="TEXT"),
+            flag="--system-prompt", metavar="TEXT", agent_only=True),
     Setting("auto_approve", Kind.BOOL, "Let the agent act without asking for approval.",
-            flag="--auto-approve"),
+            flag="--auto-approve", agent_only=True),
     Setting("tty", Kind.BOOL, "Run the program on a terminal that `orch attach` connects "
             "to (an interactive program: claude without -p, a shell).", flag="--tty"),
     Setting("interactive", Kind.BOOL, "Keep the agent up between turns, taking each next "
-            "message from `orch send` (claude).", flag="--interactive"),
+            "message from `orch send` (claude).", flag="--interactive", agent_only=True),
     Setting("add_dirs", Kind.STRING_LIST,
             "Another directory the agent may work in (writable in a sandbox).",
             flag="--add-dir", metavar="DIR"),
     Setting("max_turns", Kind.INT, "Stop the agent after this many turns.", minimum=1,
-            flag="--max-turns", metavar="N"),
+            flag="--max-turns", metavar="N", agent_only=True),
     Setting("timeout", Kind.DURATION,
             "Stop the session after this long (RuntimeMaxSec=), with result timeout: 30m, "
             "2h 30min; a bare number is seconds; 0 or infinity: never.",

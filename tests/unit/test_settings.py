@@ -236,8 +236,9 @@ CASES: list[tuple[dict[str, object], dict[str, dict[str, object]], str | None,
                   cwd="/var")),
     ({"sandbox": True, "persistent": True, "worktree": True}, {}, None,
      {"sandbox": False, "persistent": False}, SpawnRequest(worktree=True)),
-    ({"timeout": "2h 30min", "max_turns": 10}, {}, None, {"max_turns": 2, "timeout": "1.5d"},
-     SpawnRequest(timeout_sec=129600.0, max_turns=2)),
+    ({"provider": "claude", "timeout": "2h 30min", "max_turns": 10}, {}, None,
+     {"max_turns": 2, "timeout": "1.5d"},
+     SpawnRequest(provider="claude", timeout_sec=129600.0, max_turns=2)),
     ({"tags": ["t"]}, {}, None, {"add_dirs": [], "tags": []}, SpawnRequest()),
 ]
 
@@ -405,3 +406,21 @@ def test_parse_percent_refuses(value: str) -> None:
 
 def test_kinds_of_the_spawn_settings_are_closed() -> None:
     assert {s.kind for s in SPAWN_SETTINGS.values()} <= set(Kind) - {Kind.ARGV}
+
+
+@pytest.mark.parametrize(("key", "value", "flag"), [
+    ("model", "opus", "--model"), ("system_prompt", "be brief", "--system-prompt"),
+    ("auto_approve", True, "--auto-approve"), ("interactive", True, "--interactive"),
+    ("max_turns", "3", "--max-turns")])
+def test_an_agents_option_given_to_a_plain_command_is_refused_not_dropped(
+        key: str, value: object, flag: str) -> None:
+    from orch.request import spawn_request
+
+    for provider in (None, "exec"):
+        with pytest.raises(UsageError) as err:
+            spawn_request(None, None, {"provider": provider, key: value})
+        assert err.value.message == (f"{flag} is an agent's option: give --provider "
+                                     "(claude, codex, ...) or leave it out")
+    assert spawn_request(None, None, {"provider": "claude", key: value}).agent == "claude"
+    # Not given (None, or a flag left off): nothing to refuse.
+    assert spawn_request(None, None, {key: None}).agent is None
