@@ -15,7 +15,7 @@ import os
 import sys
 
 from orch import __version__, api
-from orch.errors import OrchError, UsageError
+from orch.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -397,7 +397,7 @@ def kill(ref: str, result: str | None = None, file: str | None = None,
          as_json: bool = False) -> int:
     """`orch kill`: record a final result, then signal the session's processes."""
     if result is not None and file is not None:
-        raise OrchError("give the result as an argument or with --file, not both")
+        raise UsageError("give the result as an argument or with --file, not both")
     text = api.read_result_file(file) if file is not None else result
     session = api.kill(ref, text, api.current_scope(user, system),
                        signum=api.parse_signal(signal_))

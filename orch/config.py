@@ -415,15 +415,18 @@ def set_value(scope: Scope, dotted: str, raw: str) -> None:
 
 def unset(scope: Scope, dotted: str) -> bool:
     """Take DOTTED out of SCOPE's file, and any table that leaves empty; False if it was
-    not set. An unknown key in a known table may be taken out too, to mend a file."""
+    not set. An unknown key in a known table may be taken out too, to mend a file; one
+    that is not there is refused as no such setting (a typo must not read as done)."""
     key, _ = _split(dotted, unknown_ok=True)
     path = config_path(scope)
     target = _target(path)
     if not target.parent.is_dir():
+        _split(dotted)
         return False
     with _locked(target.parent):
         before, doc = _read(path)
         if before is None or _lookup(doc, key) is None:
+            _split(dotted)
             return False
         # _lookup found the value, so every table on the way down is a dict.
         tables: list[dict[str, Any]] = [doc]

@@ -208,9 +208,11 @@ def validate(spec: SessionSpec) -> None:
     if spec.cwd is not None:
         _no_nul(spec.cwd, "--cwd")
     if spec.name is not None and (
-            not spec.name or len(spec.name) > MAX_NAME or _CONTROL.search(spec.name)):
-        raise UsageError(f"--name must be 1 to {MAX_NAME} characters, "
-                             "with no control characters")
+            not spec.name.strip() or len(spec.name) > MAX_NAME or _CONTROL.search(spec.name)):
+        raise UsageError(f"--name must be 1 to {MAX_NAME} characters, not all blank, "
+                         "with no control characters")
+    if spec.name == "self":  # what a session calls itself: the name could never be named
+        raise UsageError("--name self: self names the calling session; choose another")
     for tag in spec.tags:
         if not tag or len(tag) > MAX_TAG or _CONTROL.search(tag) or "," in tag:
             raise UsageError(f"--tag {tag!r}: tags are 1 to {MAX_TAG} characters, "
@@ -267,7 +269,8 @@ def resolve_cwd(cwd: str | None) -> str:
     """The session's working directory, absolute and existing."""
     path = os.path.abspath(cwd or os.getcwd())
     if not os.path.isdir(path):
-        raise UsageError(f"--cwd {cwd}: no such directory")
+        why = "not a directory" if os.path.exists(path) else "no such directory"
+        raise UsageError(f"--cwd {cwd}: {why}")
     return path
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +31,11 @@ def test_a_usage_error_is_one_line_that_points_to_the_help() -> None:
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith("orch: No such option: --no-such-option")
     assert done.stderr.endswith("(see `orch ps --help`)\n")
+
+
+def test_a_result_given_twice_is_bad_usage(tmp_path: Path) -> None:
+    given = tmp_path / "result"
+    given.write_text("from the file\n")
+    done = orch("kill", "nosuch", "inline", "--file", str(given))
+    assert (done.returncode, done.stderr) == (
+        2, "orch: give the result as an argument or with --file, not both\n")  # was exit 1

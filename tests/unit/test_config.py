@@ -240,6 +240,16 @@ def test_unset_can_mend_a_file_with_an_unknown_key(path: Path) -> None:
     assert config.items(USER) == [("spawn.model", "opus")]
 
 
+def test_unset_of_an_unknown_key_that_is_not_there_is_refused(path: Path) -> None:
+    # A typo (memroy_max) must not read as done: before, "was not set", exit 0.
+    for content in (None, '[spawn]\nmodel = "opus"\n'):
+        if content is not None:
+            _write(path, content)
+        with pytest.raises(UsageError, match=r"^no such setting: spawn\.memroy_max"):
+            config.unset(USER, "spawn.memroy_max")
+    assert config.unset(USER, "spawn.memory_max") is False  # known, only not set
+
+
 def test_set_writes_through_a_symbolic_link(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     real = _write(tmp_path / "dotfiles" / "orch.toml", '[spawn]\nmodel = "opus"\n')

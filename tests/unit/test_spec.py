@@ -60,6 +60,8 @@ def test_validate_accepts_an_ordinary_spec() -> None:
     SessionSpec(argv=["prog"], name="a\tb"),
     SessionSpec(argv=["prog"], name="a\x7f"),
     SessionSpec(argv=["prog"], name="x" * 129),
+    SessionSpec(argv=["prog"], name=" "),  # a blank NAME cell
+    SessionSpec(argv=["prog"], name="self"),  # `orch show self` names the caller
     SessionSpec(argv=["prog"], tags=["a,b"]),
     SessionSpec(argv=["prog"], tags=[""]),
     SessionSpec(argv=["prog"], tags=["t" * 65]),
@@ -267,3 +269,15 @@ def test_each_settings_unit_property_is_the_one_it_becomes() -> None:
         field = fields.get(key, key)
         unset = dataclasses.replace(options, **{field: getattr(SpawnOptions(), field)})
         assert not [p for p in unset.properties(Scope.USER, "/") if p[0] in made], key
+
+
+def test_a_cwd_that_is_a_file_is_said_to_be_no_directory(tmp_path: Path) -> None:
+    from orch.spec import resolve_cwd
+
+    (tmp_path / "file").write_text("")
+    for given, why in ((str(tmp_path / "file"), "not a directory"),
+                       (str(tmp_path / "gone"), "no such directory")):
+        with pytest.raises(UsageError) as err:
+            resolve_cwd(given)
+        assert err.value.message == f"--cwd {given}: {why}"
+    assert resolve_cwd(str(tmp_path)) == str(tmp_path)
