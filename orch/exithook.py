@@ -24,7 +24,7 @@ from pathlib import Path
 if not __package__:  # run by path (python -I .../orch/exithook.py): find the package
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orch.dependencies import after_end
+from orch.dependencies import after_end, telling_blocked
 from orch.errors import OrchError, StateError
 from orch.frozen import replace
 from orch.session import Ending, Record, ending_from_exit, now_iso
@@ -82,7 +82,14 @@ def release_dependents(store: StateStore, session_id: str, markers: Path) -> lis
         # A waiting session is never archived: none waits on this one. (One recorded
         # after this look judges its dependencies itself, once its path unit is armed.)
         return []
-    released = store.update(lambda sessions: after_end(sessions, session_id))
+    released, blocked = store.update(
+        telling_blocked(lambda sessions: after_end(sessions, session_id)))
+    if blocked:  # they end here, never having run: their events and hooks say so
+        from orch.usecases.transitions import tell_blocked
+
+        with _runtime(store) as rt:
+            for problem in tell_blocked(rt, blocked):
+                print(f"orch: {problem}", file=sys.stderr)
     if released:
         markers.mkdir(mode=0o700, parents=True, exist_ok=True)
     for waiting_id in released:

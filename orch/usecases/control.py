@@ -13,7 +13,7 @@ from orch.session import Intent, Record, Session, Status
 from orch.spec import after_marker, after_unit, read_text_arg
 from orch.usecases import queueing, unattended
 from orch.usecases.common import SELF, clear_intent, lookup, mark, view
-from orch.usecases.transitions import tell
+from orch.usecases.transitions import tell, tell_blocked
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,8 +56,8 @@ def _cancel_waiting(rt: Runtime, record: Record, intent: Intent,
         return queueing.cancel(rt, record, intent)
     if not dependencies.waiting(record):
         return None
-    cancelled = rt.store.update(
-        lambda s: dependencies.cancel(s, record.id, rt.now_iso(), intent, result))
+    cancelled, blocked = rt.store.update(dependencies.telling_blocked(
+        lambda s: dependencies.cancel(s, record.id, rt.now_iso(), intent, result)))
     if cancelled is None:
         return None
     scope = Scope(record.scope)
@@ -71,6 +71,7 @@ def _cancel_waiting(rt: Runtime, record: Record, intent: Intent,
     session = view(rt.store.load()[record.id], manager.unit(record.unit))
     tell(rt, cancelled, Kind.ENDED, session.status, "cancelled while waiting for "
          "its dependencies")
+    tell_blocked(rt, blocked)  # those waiting on it, in turn
     return session
 
 

@@ -29,7 +29,7 @@ from orch.spec import (
 )
 from orch.state import Sessions
 from orch.usecases.common import view
-from orch.usecases.transitions import note, run_hooks
+from orch.usecases.transitions import note, run_hooks, tell_blocked
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -174,7 +174,10 @@ def start_after(rt: Runtime, record: Record, values: Secrets | None = None,
     store = rt.store
 
     def settled(judged: dict[str, bool | None]) -> list[str]:
-        return store.update(lambda s: dependencies.settle(s, record.id, judged))
+        released, blocked = store.update(dependencies.telling_blocked(
+            lambda s: dependencies.settle(s, record.id, judged)))
+        tell_blocked(rt, blocked)  # it (and none other: nothing waits on it yet)
+        return released
 
     released = settled(_judge(manager, store.load(), record))
     current = store.load()[record.id]

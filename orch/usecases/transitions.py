@@ -31,6 +31,13 @@ def tell(rt: Runtime, record: Record, kind: Kind, status: Status | str,
     return run_hooks(rt, record, note(rt.store.directory, record, kind, status, detail))
 
 
+def tell_blocked(rt: Runtime, blocked: list[Record]) -> list[str]:
+    """Tell that each of BLOCKED (--after) has ended without running, failed as its
+    block says; the problems met, as tell's."""
+    return [problem for record in blocked
+            for problem in tell(rt, record, Kind.ENDED, Status.FAILED, record.blocked)]
+
+
 def note(state_dir: Path, record: Record, kind: Kind, status: Status | str,
          detail: str | None = None) -> Event:
     """Append event KIND of RECORD to the log; the event. Called under the state lock

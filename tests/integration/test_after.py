@@ -79,6 +79,11 @@ def test_a_failed_dependency_blocks_its_dependents_which_never_run(orch: Orch) -
     assert shown["status"] == "failed" and shown["invocation_id"] is None
     assert shown["blocked"] == f"dependency {failing[:8]} (failing) did not end successfully"
     assert orch.show(grandchild)["blocked"] == f"dependency {child[:8]} (sh) never ran"
+    # Their ends are told, for `orch events` and the on_end/on_failed hooks (before: none).
+    ended = [(e["session_id"], e["status"], e["detail"]) for e in map(
+        json.loads, orch.ok("events", "--json").splitlines()) if e["event"] == "ended"]
+    assert (child, "failed", shown["blocked"]) in ended
+    assert (grandchild, "failed", f"dependency {child[:8]} (sh) never ran") in ended
     assert "Blocked: dependency" in orch.ok("show", child)
 
 

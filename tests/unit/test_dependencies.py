@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from orch.dependencies import after_end, block, cancel, settle, verdict, waiting
+from orch.dependencies import (
+    after_end,
+    block,
+    cancel,
+    settle,
+    telling_blocked,
+    verdict,
+    waiting,
+)
 from orch.session import Ending, Intent, Record
 
 OK = Ending("2025-01-01T00:00:01+00:00", 0, None, "success")
@@ -92,3 +100,11 @@ def test_cancel_leaves_what_no_longer_waits() -> None:
     started = _record("b", "a", ending=OK)
     assert cancel({"b": started}, "b", "now", Intent.STOP) is None
     assert cancel({}, "b", "now", Intent.STOP) is None
+
+
+def test_what_a_change_blocked_is_told() -> None:
+    sessions = {"a": _record("a", ending=BAD), "b": _record("b", "a"), "c": _record("c", "b"),
+                "d": _record("d", "x", blocked="before")}
+    released, blocked = telling_blocked(lambda s: after_end(s, "a"))(sessions)
+    assert released == [] and [r.id for r in blocked] == ["b", "c"]  # not d: blocked before
+    assert blocked[0] is sessions["b"] and blocked[1].blocked == "dependency b (b) never ran"

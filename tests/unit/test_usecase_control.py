@@ -90,8 +90,9 @@ def test_a_dependent_waiting_for_its_dependencies_never_starts_after_a_stop_or_k
     assert records[second.id].result == "canceled" and records[second.id].ended_at
     assert records[third.id].blocked == f"dependency {second.id[:8]} (second) never ran"
     assert [(e.session_id, e.status, e.detail) for e in events.read(rt.store.directory)
-            if e.event == "ended"] == [(second.id, session.status.value,
-                                        "cancelled while waiting for its dependencies")]
+            if e.event == "ended"] == [
+        (second.id, session.status.value, "cancelled while waiting for its dependencies"),
+        (third.id, "failed", f"dependency {second.id[:8]} (second) never ran")]
     if how == "kill":
         assert session.final_result == "not needed"
         with pytest.raises(OrchError, match="has already ended: killed"):
