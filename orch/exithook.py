@@ -45,17 +45,19 @@ def ending_from_env(env: dict[str, str]) -> Ending:
 
 
 def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
-                ending: Ending, then: Callable[[Record], Record] | None = None) -> bool:
+                ending: Ending, then: Callable[[Record], Record] | None = None
+                ) -> Record | None:
     """Record ENDING on the session's current invocation, and what THEN makes of the
-    record so ended, in the same change; False if there is no record."""
+    record so ended, in the same change; the record so recorded (the change may have
+    archived it already), or None if there is no record to end."""
 
-    def change(sessions: Sessions) -> bool:
+    def change(sessions: Sessions) -> Record | None:
         record: Record | None = sessions.get(session_id)
         if record is None:
-            return False
+            return None
         if record.invocation_id not in (None, invocation_id):
             if record.ending() is None or invocation_id is None:
-                return False  # an older invocation's late hook must not overwrite a newer one
+                return None  # an older invocation's late hook must not overwrite a newer one
             # systemd started the program again itself (Restart=): a new invocation of
             # the session, which this hook is the first to hear of.
             record = replace(record.next_invocation(ending.ended_at or ""),
@@ -70,7 +72,7 @@ def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
             note(store.directory, record, Kind.STARTED, Status.RUNNING)
         ended = record.with_ending(ending, invocation_id)
         sessions[session_id] = then(ended) if then is not None else ended
-        return True
+        return sessions[session_id]
 
     return store.update(change)
 
@@ -151,16 +153,16 @@ def wait_out(store: StateStore, session_id: str, verdict: Verdict) -> None:
     print(f"orch: {record.waiting_for}: resumes at {record.resumes_at}", file=sys.stderr)
 
 
-def tell_end(store: StateStore, session_id: str) -> None:
-    """Tell of the end just recorded (orch.usecases.transitions): ended, or waiting for
-    its timer. Nothing for an end systemd follows with a restart of its own."""
+def tell_end(store: StateStore, record: Record) -> None:
+    """Tell of the end just recorded in RECORD (orch.usecases.transitions): ended, or
+    waiting for its timer. Nothing for an end systemd follows with a restart of its own.
+    RECORD as recorded, not read back: the write that recorded it may have archived it
+    (a snapshot moves ended records to the archive), and the end must be told all the
+    same."""
     from orch.events import Kind
     from orch.session import Status, derive_status
     from orch.usecases.transitions import tell
 
-    record = store.load(archived=False).get(session_id)
-    if record is None:
-        return
     if record.resumes_at is not None:
         kind = Kind.LIMITED if record.wait_kind == "usage-limit" else Kind.RETRYING
         status = Status.LIMITED if kind is Kind.LIMITED else Status.RETRYING
@@ -229,9 +231,10 @@ def main(argv: list[str]) -> int:
         print(f"orch: could not tell whether the API failed the agent: {err.message}",
               file=sys.stderr)
     try:
-        if record_exit(store, session_id, env.get("INVOCATION_ID"), ending,
-                       verdict.apply if verdict is not None else None):
-            tell_end(store, session_id)
+        ended = record_exit(store, session_id, env.get("INVOCATION_ID"), ending,
+                            verdict.apply if verdict is not None else None)
+        if ended is not None:
+            tell_end(store, ended)
         if len(argv) == 2:
             release_dependents(store, session_id, Path(argv[1]))
     except OSError as err:

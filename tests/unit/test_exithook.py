@@ -54,7 +54,7 @@ def test_ending_from_env(env: dict[str, str], exit_code: int | None, exit_signal
 
 def test_record_exit_sets_ending_and_fills_invocation(tmp_path: Path) -> None:
     store = _store_with(tmp_path, _record(None))
-    assert record_exit(store, SESSION, INV, ENDING) is True
+    assert record_exit(store, SESSION, INV, ENDING) is not None
     record = store.load()[SESSION]
     assert record.invocation_id == INV
     assert record.ending() == ENDING
@@ -63,7 +63,7 @@ def test_record_exit_sets_ending_and_fills_invocation(tmp_path: Path) -> None:
 def test_record_exit_on_matching_invocation(tmp_path: Path) -> None:
     store = _store_with(tmp_path, _record(INV))
     failed = Ending("2025-01-01T00:00:01.000000+00:00", 3, None, "exit-code")
-    assert record_exit(store, SESSION, INV, failed) is True
+    assert record_exit(store, SESSION, INV, failed) is not None
     assert store.load()[SESSION].ending() == failed
 
 
@@ -71,14 +71,14 @@ def test_record_exit_refuses_an_older_invocation(tmp_path: Path) -> None:
     original = _record(INV)
     store = _store_with(tmp_path, original)
     before = store.path.read_bytes()
-    assert record_exit(store, SESSION, OTHER_INV, ENDING) is False
+    assert record_exit(store, SESSION, OTHER_INV, ENDING) is None
     assert store.load()[SESSION] == original
     assert store.path.read_bytes() == before
 
 
 def test_record_exit_unknown_session(tmp_path: Path) -> None:
     store = _store_with(tmp_path, _record(None))
-    assert record_exit(store, "99999999-0000-4000-8000-000000000000", INV, ENDING) is False
+    assert record_exit(store, "99999999-0000-4000-8000-000000000000", INV, ENDING) is None
     assert store.load() == {SESSION: _record(None)}
 
 
@@ -104,6 +104,27 @@ def test_main_records_from_the_environment(monkeypatch: pytest.MonkeyPatch,
     assert record.invocation_id == INV
 
 
+def test_an_end_whose_write_archived_the_record_is_told_all_the_same(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The write that records an end may be the one that takes the log past its size
+    # and so writes a snapshot, moving the ended record to the archive at once (a
+    # session in a hundred, at a thousand sessions). Before, its end went untold: no
+    # ended event, no on_end hook.
+    from orch import events, state
+
+    store = _store_with(tmp_path, _record(INV))
+    monkeypatch.setattr(state, "LOG_MIN_BYTES", 0)  # this end's write makes the snapshot
+    for name, value in (("ORCH_SESSION_ID", SESSION), ("INVOCATION_ID", INV),
+                        ("SERVICE_RESULT", "success"), ("EXIT_CODE", "exited"),
+                        ("EXIT_STATUS", "0")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no [hooks]
+    assert main([str(tmp_path)]) == 0
+    assert SESSION not in store.load(archived=False)  # archived by that very write
+    assert [(e.session_id, e.status) for e in events.read(tmp_path)
+            if e.event == "ended"] == [(SESSION, "exited")]
+
+
 def test_main_exits_0_on_a_corrupt_state_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "sessions.json").write_bytes(b"{not json")
@@ -119,7 +140,7 @@ def test_record_exit_follows_a_restart_systemd_made_itself(tmp_path: Path) -> No
     first = Ending("2025-01-01T00:00:00+00:00", 1, None, "exit-code")
     store = _store_with(tmp_path, _record(INV).with_ending(first, INV))
     again = Ending("2025-01-01T00:00:02+00:00", 1, None, "exit-code")
-    assert record_exit(store, SESSION, "f" * 32, again) is True
+    assert record_exit(store, SESSION, "f" * 32, again) is not None
     record = store.load()[SESSION]
     assert record.invocation_id == "f" * 32 and record.ending() == again
     assert [h["invocation_id"] for h in record.history] == [INV]
