@@ -25,9 +25,11 @@ class Live:
 
 
 def archivable(record: Record) -> bool:
-    """Whether RECORD belongs in the archive: its end is recorded, and no Restart= will
-    run it again (a late exit hook, a resume or recover that does is still served)."""
-    return record.result is not None and record.options.get("restart", "no") == "no"
+    """Whether RECORD belongs in the archive: its end is recorded, and neither Restart=
+    nor its own timer (a run that waits out a usage limit or a retry delay) will run it
+    again (a late exit hook, a resume or recover that does is still served)."""
+    return record.result is not None and record.options.get("restart", "no") == "no" \
+        and record.resumes_at is None
 
 
 class Changing(MutableMapping[str, Record]):

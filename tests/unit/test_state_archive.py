@@ -95,6 +95,16 @@ def test_a_spawn_and_its_confirmation_never_read_the_archive(
     assert set(StateStore(store.directory).load(archived=False)) == {_record(4).id, new.id}
 
 
+def test_a_session_waiting_to_resume_stays_live(tmp_path: Path) -> None:
+    # Its run ended, but its timer runs it again (a usage limit, a retry): before, the
+    # next snapshot archived it, and `ps --running`, the exit hook that arms the timer
+    # and recover, which read only the live records, lost it.
+    store = StateStore(tmp_path / "st")
+    waits = _ended(5, resumes_at="2025-01-02T01:00:00+00:00", waiting_for="a usage limit")
+    store.update(_add(_ended(1), waits))
+    assert list(StateStore(store.directory).load(archived=False)) == [waits.id]
+
+
 def test_a_change_that_asks_for_an_archived_record_gets_it(store: StateStore) -> None:
     # resume: a new invocation of an archived session, which is live again.
     def next_run(sessions: Sessions) -> Record:
