@@ -57,7 +57,7 @@ def schedule_add(schedule: str, command: list[str], settings: dict[str, object],
     from orch import request, schedules
     from orch.commandline import spawn_words
     from orch.errors import UsageError
-    from orch.spec import parse_env
+    from orch.spec import parse_env, resolve_cwd
     from orch.unitfiles import this_orch
 
     scope = api.current_scope(user, system)
@@ -66,15 +66,23 @@ def schedule_add(schedule: str, command: list[str], settings: dict[str, object],
         raise UsageError("schedule add needs --on-calendar SPEC (daily, 'Mon..Fri 02:00')")
     if not command:
         raise UsageError("schedule add needs -- CMD [ARG...], or with --provider a PROMPT")
-    _, asked = request.for_spawn(scope, profile, settings)
+    loaded, asked = request.for_spawn(scope, profile, settings)
     if asked.agent is not None:
         asked.agent_prompt(command)
     parse_env(env or [])
+    # What every run would be refused for is refused now, not at 3 a.m. in the journal.
+    if asked.cwd is not None:
+        resolve_cwd(asked.cwd)
+    if asked.queue is not None:
+        from orch import config
+
+        (loaded or config.load(scope)).queue_limits(asked.queue)
     words = spawn_words({**settings, "name": name, "description": description, "env": env,
                          "profile": profile}, command)
     added = schedules.add(schedules.Schedule(schedule, on_calendar, words, overlap), scope,
                           this_orch())
-    say(f"orch: schedule {schedule} added; next run {added.next_run or 'never'}")
+    next_run = _when(added.next_run) if added.next_run else "never"
+    say(f"orch: schedule {schedule} added; next run {next_run}")
     return 0
 
 

@@ -89,3 +89,10 @@ def test_a_bad_calendar_or_name_is_one_line_and_leaves_nothing(orch: Orch) -> No
     unchecked = orch("schedule", "add", "x", "--on-calendar", "daily", "--memory-max",
                      "lots", "--", "/bin/true")
     assert unchecked.returncode == 2 and "--memory-max" in unchecked.stderr
+    # What every run would be refused for (before: added, then failing at each run).
+    for words, says in ((["--queue", "nosuch"], "orch: --queue nosuch: no [queues.nosuch]"),
+                        (["--cwd", "/nonexistent"], "orch: --cwd /nonexistent: no such")):
+        refused = orch("schedule", "add", "x", "--on-calendar", "daily", *words, "--",
+                       "/bin/true")
+        assert refused.returncode == 2 and refused.stderr.startswith(says), refused.stderr
+    assert orch.ok("schedule", "list", "--json").strip() == "[]"
