@@ -126,7 +126,8 @@ def spawn(command: list[str], settings: dict[str, object], name: str | None = No
     if scope == "user":
         _warn_without_lingering(asked.persistent)
     if session.position is not None:
-        say(f"session {session.id[:8]} queued in {session.queue}, #{session.position} in line")
+        say(f"orch: session {session.id[:8]} queued in {session.queue}, "
+            f"#{session.position} in line")
     if as_json:
         emit_json(session.to_json())
     else:
@@ -404,7 +405,9 @@ def kill(ref: str, result: str | None = None, file: str | None = None,
     if as_json:
         emit_json(session.to_json())
     else:
-        say(f"orch: signalled session {session.id[:8]} ({session.name})")
+        # One that waited (in its queue, for its dependencies) was canceled instead.
+        done = "canceled before it ran:" if session.result == "canceled" else "signalled"
+        say(f"orch: {done} session {session.id[:8]} ({session.name})")
     return 0
 
 

@@ -69,7 +69,7 @@ def _cancel_waiting(rt: Runtime, record: Record, intent: Intent,
     after_marker(scope, record.id).unlink(missing_ok=True)
     secrets.discard(scope, record.id)
     session = view(rt.store.load()[record.id], manager.unit(record.unit))
-    tell(rt, cancelled, Kind.ENDED, session.status, "cancelled while waiting for "
+    tell(rt, cancelled, Kind.ENDED, session.status, "canceled while waiting for "
          "its dependencies")
     tell_blocked(rt, blocked)  # those waiting on it, in turn
     return session

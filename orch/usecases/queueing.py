@@ -201,5 +201,5 @@ def cancel(rt: Runtime, record: Record, intent: Intent) -> Session | None:
     from orch.systemd import GONE
 
     session = view(cancelled, GONE)
-    tell(rt, cancelled, Kind.ENDED, session.status, "cancelled while queued")
+    tell(rt, cancelled, Kind.ENDED, session.status, "canceled while queued")
     return session

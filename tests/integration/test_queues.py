@@ -62,11 +62,15 @@ def test_stop_cancels_a_queued_session_and_kill_too(orch: Orch) -> None:
     _queue(orch, "[queues.q]\nmax_running = 1\n")
     log = _log(orch)
     first = orch.spawn(*_gated(orch, "first", log), opts=["--queue", "q"])
-    stopped = orch.spawn("/bin/sh", "-c", f"echo ran >> {log}", opts=["--queue", "q"])
+    queued = orch("spawn", "--queue", "q", "--", "/bin/sh", "-c", f"echo ran >> {log}")
+    stopped = queued.stdout.strip()
+    assert queued.stderr == f"orch: session {stopped[:8]} queued in q, #1 in line\n"
     killed = orch.spawn("/bin/sh", "-c", f"echo ran >> {log}", opts=["--queue", "q"])
     done = orch("stop", stopped)
     assert done.returncode == 0 and "stopped" in done.stderr
-    assert orch("kill", killed).returncode == 0
+    done = orch("kill", killed)  # before: "signalled session", which it was not
+    assert (done.returncode, done.stderr) == (
+        0, f"orch: canceled before it ran: session {killed[:8]} (sh)\n")
     assert (orch.show(stopped)["status"], orch.show(killed)["status"]) == ("stopped", "killed")
     assert orch.show(stopped)["invocation_id"] is None
     _open(orch.state_dir.parent / "gate-first")

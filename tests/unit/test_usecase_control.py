@@ -91,7 +91,7 @@ def test_a_dependent_waiting_for_its_dependencies_never_starts_after_a_stop_or_k
     assert records[third.id].blocked == f"dependency {second.id[:8]} (second) never ran"
     assert [(e.session_id, e.status, e.detail) for e in events.read(rt.store.directory)
             if e.event == "ended"] == [
-        (second.id, session.status.value, "cancelled while waiting for its dependencies"),
+        (second.id, session.status.value, "canceled while waiting for its dependencies"),
         (third.id, "failed", f"dependency {second.id[:8]} (second) never ran")]
     if how == "kill":
         assert session.final_result == "not needed"

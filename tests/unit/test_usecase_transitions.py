@@ -49,7 +49,7 @@ def test_queued_then_cancelled_is_told_with_why(fake: FakeManager, rt: Runtime) 
     mine = [e for e in events.read(rt.store.directory) if e.name == "second"]
     assert [(e.event, e.status, e.detail) for e in mine] == [
         ("spawned", "queued", None), ("queued", "queued", "queue q #1"),
-        ("ended", "stopped", "cancelled while queued")]
+        ("ended", "stopped", "canceled while queued")]
 
 
 def test_hooks_run_as_units_with_the_session_in_their_environment(
