@@ -356,9 +356,9 @@ def derive_status(record: Record, unit: UnitView | None, main_alive: bool,
             return Status.STARTING
         if unit.active_state in ("active", "reloading", "deactivating") and unit.main_pid:
             return Status.RUNNING if main_alive else Status.LOST
-        if record.options.get("restart", "no") != "no":
+        if record.options.get("restart", "no") != "no" and record.intent is None:
             # Between its runs a restarting unit passes through stop-post, auto-restart and
-            # even a moment of failed: only once the manager collects it is it over.
+            # a moment of failed: it is over once collected, or stopped or killed by orch.
             return Status.STARTING
         same = record.invocation_id in (None, unit.invocation_id)
         recorded = record.ending() if same else None

@@ -55,10 +55,12 @@ def lookup(rt: Runtime, ref: str) -> Record:
 def mark(store: StateStore, session_id: str, intent: Intent,
          final_result: str | None = None) -> Record:
     """Record INTENT (and FINAL_RESULT) on a session that has not ended, before acting
-    (one an API failure holds has ended its invocation, not the session)."""
+    (one an API failure holds, or a Restart= will run again, has ended its invocation,
+    not the session)."""
     def change(sessions: Sessions) -> Record:
         record = sessions[session_id]
-        if record.ending() is None or record.resumes_at is not None:
+        if record.ending() is None or record.resumes_at is not None \
+                or record.options.get("restart", "no") != "no":
             record = replace(
                 record, intent=intent,
                 final_result=final_result if final_result is not None else record.final_result)

@@ -19,6 +19,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from orch.runtime import Runtime
 
+# The state of a service that ended and waits out RestartSec= before systemd starts it
+# again (Restart=): its ExecStopPost= hook has run.
+AUTO_RESTART = "auto-restart"
+
 
 def stop(rt: Runtime, ref: str) -> Session:
     """Stop the session through systemd (SIGTERM, then SIGKILL after the unit's stop
@@ -29,7 +33,8 @@ def stop(rt: Runtime, ref: str) -> Session:
         return cancelled
     record = lookup(rt, record.id)  # if it waited, it was started meanwhile: stop that
     manager = rt.manager_of(Scope(record.scope))
-    before = view(record, manager.unit(record.unit))
+    unit = manager.unit(record.unit)
+    before = view(record, unit)
     if before.status.ended:
         return before
     marked = mark(rt.store, record.id, Intent.STOP)
@@ -41,6 +46,8 @@ def stop(rt: Runtime, ref: str) -> Session:
     except OrchError:
         clear_intent(rt.store, record.id, Intent.STOP)
         raise
+    if unit.sub_state == AUTO_RESTART:  # its last run's hook ran, and no other will
+        tell(rt, marked, Kind.ENDED, Status.STOPPED, "stopped between restarts")
     session = view(rt.store.load()[record.id], manager.unit(record.unit))
     if record.queue is not None:
         queueing.admit(rt)  # its hook did, unless it could not run
@@ -104,7 +111,8 @@ def kill(rt: Runtime, ref: str, result: str | None = None, *,
         return cancelled
     record = lookup(rt, record.id)  # if it waited, it was started meanwhile: kill that
     manager = rt.manager_of(Scope(record.scope))
-    before = view(record, manager.unit(record.unit))
+    unit = manager.unit(record.unit)
+    before = view(record, unit)
     if before.status.ended:
         raise OrchError(f"session {record.id[:8]} ({record.name}) has already ended: "
                         f"{before.status}")
@@ -112,6 +120,12 @@ def kill(rt: Runtime, ref: str, result: str | None = None, *,
     if before.status.waiting_to_resume:
         unattended.cancel_wake(rt, record)
         tell(rt, marked, Kind.ENDED, Status.KILLED, "killed while waiting to resume")
+    if unit.sub_state == AUTO_RESTART:
+        # Between restarts nothing runs to signal, and systemd would start it again:
+        # its pending restart is canceled instead, and its end told here (no hook runs).
+        manager.stop(record.unit)
+        tell(rt, marked, Kind.ENDED, Status.KILLED, "killed between restarts")
+        return view(rt.store.load()[record.id], manager.unit(record.unit))
     if is_self and signum not in (signal.SIGKILL, signal.SIGSTOP):
         # We are one of the processes about to be signalled: outlive it to report.
         signal.signal(signum, signal.SIG_IGN)

@@ -3,6 +3,7 @@ and taken back when it cannot."""
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from orch import events
 from orch.errors import OrchError, UsageError
 from orch.runtime import Runtime
-from orch.session import Intent, Status
+from orch.session import Ending, Intent, Status
 from orch.spec import after_marker, after_unit
 from orch.usecases import control
 from tests.unit.fakemanager import FakeManager, exited, not_started, put, started
@@ -100,6 +101,28 @@ def test_a_dependent_waiting_for_its_dependencies_never_starts_after_a_stop_or_k
     else:
         assert control.stop(rt, "second").status is Status.STOPPED  # no second stop
         assert fake.called("stop") == [after_unit(second.unit), second.unit]
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_a_session_between_restarts_ends_stopped_or_killed_and_says_so(
+        fake: FakeManager, rt: Runtime, how: str) -> None:
+    # Restart=always: its last run ended (its hook recorded that) and systemd waits out
+    # RestartSec= to start it again. Before, stop left it `exited` with no ended event,
+    # and kill signalled nothing, so systemd started it again.
+    record = started(fake, rt, "again", options={"restart": "always"})
+    last_run = exited(fake.unit(record.unit))
+    rt.store.update(lambda s: s.__setitem__(record.id, s[record.id].with_ending(
+        Ending(rt.now_iso(), 0, None, "success"), record.invocation_id)))
+    fake.set(record.unit, dataclasses.replace(last_run, active_state="activating",
+                                              sub_state="auto-restart"))
+    session = control.stop(rt, "again") if how == "stop" else \
+        control.kill(rt, "again", "enough")
+    expected = Status.STOPPED if how == "stop" else Status.KILLED
+    assert session.status is expected
+    assert fake.called("stop") == [record.unit] and fake.called("kill") == []
+    assert [(e.event, e.status, e.detail) for e in events.read(rt.store.directory)
+            if e.event == "ended"] == [("ended", expected.value, f"{expected.value} between "
+                                        "restarts")]
 
 
 @pytest.mark.parametrize(("text", "number"), [("15", 15), ("term", 15), ("SIGKILL", 9),
