@@ -204,13 +204,13 @@ def create_app(scope: Scope) -> FastAPI:
     @app.get("/api/sessions/{ref}", summary="One session (as `orch show --json`)")
     def show(ref: str, host: Host = None) -> dict[str, Any]:
         if host:
-            return _session_on_host(scope, host, ["show", "--json", ref])
+            return _session_on_host(scope, host, ["show", "--json", "--", ref])
         return api.show(ref, scope).to_json()
 
     @app.post("/api/sessions/{ref}/stop", summary="Stop a session and wait for its end")
     def stop(ref: str, host: Host = None) -> dict[str, Any]:
         if host:
-            return _session_on_host(scope, host, ["stop", "--json", ref])
+            return _session_on_host(scope, host, ["stop", "--json", "--", ref])
         return api.stop(ref, scope).to_json()
 
     @app.post("/api/sessions/{ref}/kill", summary="Record a result, then signal it")
@@ -218,9 +218,9 @@ def create_app(scope: Scope) -> FastAPI:
              host: Host = None) -> dict[str, Any]:
         body = body or KillBody(result=None, signal="TERM")
         signum = _signal(body.signal)  # checked here for another host too
-        if host:
+        if host:  # "--": a ref or result that starts with - is no option there
             return _session_on_host(scope, host, [
-                "kill", "--json", "--signal", str(body.signal), ref,
+                "kill", "--json", f"--signal={body.signal}", "--", ref,
                 *([body.result] if body.result is not None else [])])
         return api.kill(ref, body.result, scope, signum=signum).to_json()
 
@@ -237,8 +237,9 @@ def create_app(scope: Scope) -> FastAPI:
 
     def _send(ref: str, message: str | None, host: str | None) -> dict[str, Any]:
         if host:
-            session = _session_on_host(scope, host, ["send", "--json", ref, *(
-                ["--interrupt"] if message is None else ["--", message])])
+            session = _session_on_host(scope, host, [
+                "send", "--json", *(["--interrupt"] if message is None else []), "--", ref,
+                *([] if message is None else [message])])
             return {"how": session.pop("sent", "sent"), "session": session}  # send --json's
         sent = api.send(ref, message, scope, interrupt=message is None)
         return {"how": sent.how, "session": sent.session.to_json()}
@@ -254,8 +255,8 @@ def create_app(scope: Scope) -> FastAPI:
             resumed = follow and bool(last_event_id)  # a cursor: what came after it
             words = ["logs", *(["-f", "--sse"] if follow else []), "--no-pager",
                      *(["-n", str(lines)] if lines is not None and not resumed else []),
-                     *(["--after-cursor", str(last_event_id)] if resumed else []),
-                     *(["-o", format] if format else []), ref]
+                     *([f"--after-cursor={last_event_id}"] if resumed else []),
+                     *(["-o", format] if format else []), "--", ref]
             if follow:  # an unknown host is not found before the stream starts
                 return EventStream(follow_on_host(host, _fleet_host(scope, host), words))
             return PlainTextResponse(_on_host(scope, host, words))

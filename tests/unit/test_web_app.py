@@ -222,13 +222,13 @@ def test_another_hosts_output_is_followed_through_its_orch(far_client: TestClien
                                     {"id": "c2", "data": "second\nline"},
                                     {"event": "end", "data": "{}"}]
     words = (tmp_path / "bin" / "remote-orch.args").read_text().split()
-    assert words == ["logs", "-f", "--sse", "--no-pager", "-n", "5", "abcd"]
+    assert words == ["logs", "-f", "--sse", "--no-pager", "-n", "5", "--", "abcd"]
     # Resumed: after the last event's cursor, on that host, not its last lines again.
     far_client.get("/api/sessions/abcd/logs?follow=true&host=h1&lines=5&format=cat",
                    headers={"Last-Event-ID": "c2"})
     words = (tmp_path / "bin" / "remote-orch.args").read_text().split()
-    assert words == ["logs", "-f", "--sse", "--no-pager", "--after-cursor", "c2",
-                     "-o", "cat", "abcd"]
+    assert words == ["logs", "-f", "--sse", "--no-pager", "--after-cursor=c2",
+                     "-o", "cat", "--", "abcd"]
 
 
 def test_a_stream_cut_mid_event_ends_that_event_before_its_error(
@@ -311,7 +311,18 @@ def test_a_signal_is_read_as_orch_kill_reads_it(far_client: TestClient, tmp_path
     _answer(tmp_path, b'{"id": "abcd", "status": "killed"}')
     answer = far_client.post("/api/sessions/abcd/kill?host=h1", json={"signal": given})
     assert answer.status_code == 200, answer.text
-    assert _asked(tmp_path) == ["kill", "--json", "--signal", str(given), "abcd"]
+    assert _asked(tmp_path) == ["kill", "--json", f"--signal={given}", "--", "abcd"]
+
+
+def test_a_ref_or_result_like_an_option_is_no_option_on_the_host(far_client: TestClient,
+                                                                  tmp_path: Path) -> None:
+    # Before, they went before any "--": `--file=/x` was read there as kill's option.
+    _answer(tmp_path, b'{"id": "abcd", "status": "killed"}')
+    far_client.post("/api/sessions/--file=x/kill?host=h1", json={"result": "--help"})
+    assert _asked(tmp_path) == ["kill", "--json", "--signal=TERM", "--", "--file=x", "--help"]
+    _answer(tmp_path, b'{"id": "abcd", "sent": "sent"}')
+    far_client.post("/api/sessions/-x/send?host=h1", json={"message": "-n 1"})
+    assert _asked(tmp_path) == ["send", "--json", "--", "-x", "-n", "1"]
 
 
 @pytest.mark.parametrize("given", ["NOPE", 0, 65, "", "SIGNOPE"])
@@ -328,4 +339,5 @@ def test_another_hosts_transcript_is_that_hosts(far_client: TestClient,
     answer = far_client.get("/api/sessions/abcd/transcript?host=h1&lines=3")
     assert answer.status_code == 200 and answer.text == "the transcript\n"
     assert answer.headers["content-type"].startswith("text/plain")
-    assert _asked(tmp_path) == ["logs", "--no-pager", "-n", "3", "-o", "transcript", "abcd"]
+    assert _asked(tmp_path) == ["logs", "--no-pager", "-n", "3", "-o", "transcript", "--",
+                                "abcd"]
