@@ -45,11 +45,12 @@ def ending_from_env(env: dict[str, str]) -> Ending:
 
 
 def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
-                ending: Ending, then: Callable[[Record], Record] | None = None
-                ) -> Record | None:
+                ending: Ending, then: Callable[[Record], Record] | None = None,
+                started_at: str | None = None) -> Record | None:
     """Record ENDING on the session's current invocation, and what THEN makes of the
     record so ended, in the same change; the record so recorded (the change may have
-    archived it already), or None if there is no record to end."""
+    archived it already), or None if there is no record to end. STARTED_AT: when the
+    run that ended started, for one that systemd started itself (Restart=)."""
 
     def change(sessions: Sessions) -> Record | None:
         record: Record | None = sessions.get(session_id)
@@ -59,9 +60,12 @@ def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
             if record.ending() is None or invocation_id is None:
                 return None  # an older invocation's late hook must not overwrite a newer one
             # systemd started the program again itself (Restart=): a new invocation of
-            # the session, which this hook is the first to hear of.
+            # the session, which this hook is the first to hear of. A stop or kill asked
+            # for since the last run's end is this run's (after one, no restart comes).
             record = replace(record.next_invocation(ending.ended_at or ""),
-                                         invocation_id=invocation_id)
+                             invocation_id=invocation_id, started_at=started_at,
+                             intent=record.intent, final_result=record.final_result
+                             if record.intent is not None else None)
         if record.started_at is None:
             # Ended before whoever started it confirmed the start (or started by systemd
             # alone: --after): its start is told here, under the lock, before its end.
@@ -98,6 +102,24 @@ def release_dependents(store: StateStore, session_id: str, markers: Path) -> lis
         # Written and closed: the path unit's PathChanged= fires on the close.
         (markers / f"{waiting_id}.go").write_text(f"released by {session_id}\n")
     return released
+
+
+def _restarted_at(store: StateStore, session_id: str, invocation_id: str | None
+                  ) -> str | None:
+    """When the run that ended started, if systemd started it (Restart=) and so no
+    record has it: the manager still holds it while this hook runs. None otherwise, or
+    if the manager cannot say (the run is then recorded without its start)."""
+    record = store.load(archived=False).get(session_id)
+    if record is None or invocation_id is None \
+            or record.invocation_id in (None, invocation_id):
+        return None
+    from orch.session import usec_to_iso
+
+    try:
+        with _runtime(store) as rt:
+            return usec_to_iso(rt.manager.unit(record.unit).exec_main_start_usec)
+    except OrchError:
+        return None
 
 
 def _runtime(store: StateStore) -> Runtime:
@@ -232,7 +254,8 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
     try:
         ended = record_exit(store, session_id, env.get("INVOCATION_ID"), ending,
-                            verdict.apply if verdict is not None else None)
+                            verdict.apply if verdict is not None else None,
+                            _restarted_at(store, session_id, env.get("INVOCATION_ID")))
         if ended is not None:
             tell_end(store, ended)
         if len(argv) == 2:

@@ -391,8 +391,7 @@ def recent(iso: str, now: datetime | None) -> bool:
         return False
     if created.tzinfo is None:  # orch writes UTC; a hand-edited stamp may lack the zone
         created = created.replace(tzinfo=UTC)
-    age = ((now or datetime.now(UTC)) - created).total_seconds()
-    return age < STARTING_GRACE_SECONDS
+    return ((now or datetime.now(UTC)) - created).total_seconds() < STARTING_GRACE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -456,9 +455,10 @@ class Session:
             main_pid = unit.main_pid
         elif not status.ended and not status.waiting_to_resume:
             main_pid = record.main_pid
-        started_at = record.started_at
-        if started_at is None and unit is not None:
-            started_at = usec_to_iso(unit.exec_main_start_usec)
+        started_at = record.started_at  # unless the unit runs one systemd started again:
+        if unit is not None and (started_at is None or unit.invocation_id not in (
+                None, record.invocation_id)):
+            started_at = usec_to_iso(unit.exec_main_start_usec) or started_at
         invocation_id = record.invocation_id or (unit.invocation_id if unit else None)
         ended_at = exit_code = exit_signal = result = None
         if ending is not None:

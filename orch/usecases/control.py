@@ -130,6 +130,8 @@ def kill(rt: Runtime, ref: str, result: str | None = None, *,
         # We are one of the processes about to be signalled: outlive it to report.
         signal.signal(signum, signal.SIG_IGN)
     manager.kill(record.unit, signum)
+    if record.options.get("restart", "no") != "no" and not is_self:
+        manager.stop(record.unit)  # a kill ends the session: no Restart= starts it again
     return view(rt.store.load()[record.id], manager.unit(record.unit))
 
 

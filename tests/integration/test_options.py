@@ -60,6 +60,11 @@ def test_restart_on_failure_stops_at_the_start_limit(orch: Orch) -> None:
     shown = orch.show(sid)
     assert shown["status"] == "failed" and shown["restarts"] >= 1
     assert len(shown["invocations"]) == shown["restarts"] + 1
+    # Each run has its start, those systemd started itself too (their exit hooks read it
+    # from the manager): before, only the first had one.
+    starts = [run["started_at"] for run in shown["invocations"]]
+    assert all(starts) and starts == sorted(starts), starts
+    assert all(run["started_at"] <= run["ended_at"] for run in shown["invocations"])
 
 
 def test_the_sandbox_lets_the_cwd_be_written_and_nothing_else(orch: Orch) -> None:

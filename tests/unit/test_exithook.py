@@ -145,3 +145,24 @@ def test_record_exit_follows_a_restart_systemd_made_itself(tmp_path: Path) -> No
     assert record.invocation_id == "f" * 32 and record.ending() == again
     assert [h["invocation_id"] for h in record.history] == [INV]
     assert record.history[0]["status"] == "failed" and record.restarts == 1
+
+
+def test_a_restarted_run_keeps_its_start_and_a_stop_asked_for_during_it(
+        tmp_path: Path) -> None:
+    # Its start comes from the manager (main reads it while the hook runs); a stop or
+    # kill asked for after the last run's end was recorded is this run's (before: both
+    # were dropped, so it ended with no start, and a stop was no stop).
+    import dataclasses
+
+    from orch.session import Intent
+
+    first = Ending("2025-01-01T00:00:00+00:00", 1, None, "exit-code")
+    asked = dataclasses.replace(_record(INV).with_ending(first, INV),
+                                intent=Intent.KILL, final_result="enough")
+    store = _store_with(tmp_path, asked)
+    again = Ending("2025-01-01T00:00:09+00:00", None, "SIGTERM", "signal")
+    ended = record_exit(store, SESSION, OTHER_INV, again, started_at="2025-01-01T00:00:01+00:00")
+    assert ended is not None and ended == store.load()[SESSION]
+    assert (ended.invocation_id, ended.started_at, ended.ended_at) == (
+        OTHER_INV, "2025-01-01T00:00:01+00:00", again.ended_at)
+    assert (ended.intent, ended.final_result) == (Intent.KILL, "enough")

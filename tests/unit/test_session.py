@@ -411,3 +411,13 @@ def test_a_session_shows_what_its_cgroup_uses() -> None:
     assert (data["memory_current"], data["cpu_usage_nsec"], data["tasks_current"]) == (4096, 7, 3)
     assert data["io_read_bytes"] is None and data["io_write_bytes"] is None
     assert data["processes"] is None  # ps does not read them
+
+
+def test_a_run_systemd_started_again_shows_its_own_start() -> None:
+    # Restart=: the record still names the last run (its start an hour ago); the unit
+    # runs a newer one. Before, `show` said "running since" the first run's start.
+    unit = _unit(invocation_id="bbbb0000bbbb0000bbbb0000bbbb0000")
+    session = Session.of(_record(**ENDED_OK), Status.RUNNING, unit)
+    assert session.started_at == "2023-11-14T22:13:20.000000+00:00"
+    assert Session.of(_record(), Status.RUNNING, _unit()).started_at == \
+        (NOW - timedelta(hours=1)).isoformat()  # the recorded run: the record's start

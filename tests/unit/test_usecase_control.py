@@ -125,6 +125,15 @@ def test_a_session_between_restarts_ends_stopped_or_killed_and_says_so(
                                         "restarts")]
 
 
+def test_kill_ends_a_restarting_session_rather_than_one_run(fake: FakeManager,
+                                                             rt: Runtime) -> None:
+    # Restart=always: a signal alone ended the run, and systemd started another.
+    record = started(fake, rt, "again", options={"restart": "always"})
+    assert control.kill(rt, "again", signum=signal.SIGINT).status is Status.KILLED
+    assert fake.called("kill") == [(record.unit, signal.SIGINT)]
+    assert fake.called("stop") == [record.unit]
+
+
 @pytest.mark.parametrize(("text", "number"), [("15", 15), ("term", 15), ("SIGKILL", 9),
                                                (" hup ", 1)])
 def test_signals_by_number_or_name(text: str, number: int) -> None:
