@@ -46,11 +46,11 @@ def ending_from_env(env: dict[str, str]) -> Ending:
 
 def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
                 ending: Ending, then: Callable[[Record], Record] | None = None,
-                started_at: str | None = None) -> Record | None:
+                started_at: Callable[[Record], str | None] | None = None) -> Record | None:
     """Record ENDING on the session's current invocation, and what THEN makes of the
     record so ended, in the same change; the record so recorded (the change may have
-    archived it already), or None if there is no record to end. STARTED_AT: when the
-    run that ended started, for one that systemd started itself (Restart=)."""
+    archived it already), or None if there is no record to end. STARTED_AT(record):
+    when the run that ended started, asked only of one systemd started itself."""
 
     def change(sessions: Sessions) -> Record | None:
         record: Record | None = sessions.get(session_id)
@@ -63,7 +63,8 @@ def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
             # the session, which this hook is the first to hear of. A stop or kill asked
             # for since the last run's end is this run's (after one, no restart comes).
             record = replace(record.next_invocation(ending.ended_at or ""),
-                             invocation_id=invocation_id, started_at=started_at,
+                             invocation_id=invocation_id,
+                             started_at=started_at(record) if started_at else None,
                              intent=record.intent, final_result=record.final_result
                              if record.intent is not None else None)
         if record.started_at is None:
@@ -104,15 +105,10 @@ def release_dependents(store: StateStore, session_id: str, markers: Path) -> lis
     return released
 
 
-def _restarted_at(store: StateStore, session_id: str, invocation_id: str | None
-                  ) -> str | None:
-    """When the run that ended started, if systemd started it (Restart=) and so no
-    record has it: the manager still holds it while this hook runs. None otherwise, or
-    if the manager cannot say (the run is then recorded without its start)."""
-    record = store.load(archived=False).get(session_id)
-    if record is None or invocation_id is None \
-            or record.invocation_id in (None, invocation_id):
-        return None
+def _started_at(store: StateStore, record: Record) -> str | None:
+    """When RECORD's unit started the run that ended: the manager still holds it while
+    this hook runs (for a run systemd started itself, Restart=, which no record has);
+    None if the manager cannot say (the run is then recorded without its start)."""
     from orch.session import usec_to_iso
 
     try:
@@ -255,7 +251,7 @@ def main(argv: list[str]) -> int:
     try:
         ended = record_exit(store, session_id, env.get("INVOCATION_ID"), ending,
                             verdict.apply if verdict is not None else None,
-                            _restarted_at(store, session_id, env.get("INVOCATION_ID")))
+                            lambda record: _started_at(store, record))
         if ended is not None:
             tell_end(store, ended)
         if len(argv) == 2:

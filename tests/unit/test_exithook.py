@@ -161,7 +161,8 @@ def test_a_restarted_run_keeps_its_start_and_a_stop_asked_for_during_it(
                                 intent=Intent.KILL, final_result="enough")
     store = _store_with(tmp_path, asked)
     again = Ending("2025-01-01T00:00:09+00:00", None, "SIGTERM", "signal")
-    ended = record_exit(store, SESSION, OTHER_INV, again, started_at="2025-01-01T00:00:01+00:00")
+    ended = record_exit(store, SESSION, OTHER_INV, again,
+                        started_at=lambda record: "2025-01-01T00:00:01+00:00")
     assert ended is not None and ended == store.load()[SESSION]
     assert (ended.invocation_id, ended.started_at, ended.ended_at) == (
         OTHER_INV, "2025-01-01T00:00:01+00:00", again.ended_at)
