@@ -185,7 +185,7 @@ def tell_end(store: StateStore, record: Record) -> None:
         kind = Kind.LIMITED if record.wait_kind == "usage-limit" else Kind.RETRYING
         status = Status.LIMITED if kind is Kind.LIMITED else Status.RETRYING
         detail = record.waiting_for
-    elif record.options.get("restart", "no") != "no" and record.intent is None:
+    elif record.intent is None and restarts_after(record):
         return
     else:
         kind, status, detail = Kind.ENDED, derive_status(record, None, False), None
@@ -193,6 +193,32 @@ def tell_end(store: StateStore, record: Record) -> None:
         problems = tell(rt, record, kind, status, detail)
     for problem in problems:
         print(f"orch: {problem}", file=sys.stderr)
+
+
+def restarts_after(record: Record, now: float | None = None) -> bool:
+    """Whether systemd starts RECORD's program again after the run just recorded in it
+    (Restart=), as systemd decides: on-failure only after a run its result calls a
+    failure (exit 0 and SIGHUP, SIGINT, SIGTERM or SIGPIPE are clean: "success"), and
+    neither once the start limit is spent (the next start would be one too many within
+    orch's interval; systemd then fails the unit, and runs no hook to tell of it)."""
+    policy = record.options.get("restart", "no")
+    if policy == "no" or (policy == "on-failure" and record.result == "success"):
+        return False
+    import time
+    from datetime import datetime
+
+    from orch.spec import START_LIMIT_BURST, START_LIMIT_INTERVAL_USEC
+
+    since = (time.time() if now is None else now) - START_LIMIT_INTERVAL_USEC / 1e6
+
+    def recent(stamp: object) -> bool:
+        try:
+            return isinstance(stamp, str) and datetime.fromisoformat(stamp).timestamp() > since
+        except ValueError:  # a hand-edited stamp: not counted
+            return False
+
+    starts = [run.get("started_at") for run in record.history] + [record.started_at]
+    return sum(map(recent, starts)) < START_LIMIT_BURST
 
 
 def tell_idle(store: StateStore, session_id: str) -> None:

@@ -65,6 +65,17 @@ def test_restart_on_failure_stops_at_the_start_limit(orch: Orch) -> None:
     starts = [run["started_at"] for run in shown["invocations"]]
     assert all(starts) and starts == sorted(starts), starts
     assert all(run["started_at"] <= run["ended_at"] for run in shown["invocations"])
+    # Its last run is its end, and told once (before: never, for any Restart= session).
+    wait_for(lambda: _ended_events(orch, sid) == ["failed"], what="its one ended event")
+    clean = orch.spawn("/bin/true", opts=["--restart", "on-failure"])  # no restart comes
+    assert orch("wait", "--timeout", "60", clean).returncode == 0
+    wait_for(lambda: _ended_events(orch, clean) == ["exited"], what="its ended event")
+
+
+def _ended_events(orch: Orch, session_id: str) -> list[str]:
+    """The statuses of SESSION_ID's ended events, as `orch events --json` prints them."""
+    found = map(json.loads, orch.ok("events", "--json", session_id).splitlines())
+    return [event["status"] for event in found if event["event"] == "ended"]
 
 
 def test_the_sandbox_lets_the_cwd_be_written_and_nothing_else(orch: Orch) -> None:

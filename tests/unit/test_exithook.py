@@ -167,3 +167,48 @@ def test_a_restarted_run_keeps_its_start_and_a_stop_asked_for_during_it(
     assert (ended.invocation_id, ended.started_at, ended.ended_at) == (
         OTHER_INV, "2025-01-01T00:00:01+00:00", again.ended_at)
     assert (ended.intent, ended.final_result) == (Intent.KILL, "enough")
+
+
+def _runs(policy: str, result: str, starts_ago: list[float]) -> Record:
+    """A session with Restart=POLICY whose runs started STARTS_AGO seconds before
+    NOW_S, the last just ended with RESULT."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    def stamp(ago: float) -> str:
+        return datetime.fromtimestamp(NOW_S - ago, UTC).isoformat()
+
+    history = [{"invocation_id": None, "started_at": stamp(ago)} for ago in starts_ago[:-1]]
+    return dataclasses.replace(_record(INV), options={"restart": policy}, history=history,
+                               started_at=stamp(starts_ago[-1]), result=result,
+                               ended_at=stamp(0))
+
+
+NOW_S = 1_800_000_000.0
+
+
+@pytest.mark.parametrize(("policy", "result", "starts_ago", "again"), [
+    ("no", "exit-code", [1], False),
+    ("on-failure", "exit-code", [1], True),
+    ("on-failure", "signal", [3, 1], True),
+    ("on-failure", "success", [1], False),  # exit 0, or a clean signal: no restart
+    ("always", "success", [1], True),
+    ("always", "exit-code", [5, 4, 3, 2, 1], False),  # the fifth start in the interval
+    ("on-failure", "exit-code", [900, 800, 700, 2, 1], True),  # three of them long ago
+])
+def test_whether_systemd_restarts_the_session_after_this_run(
+        policy: str, result: str, starts_ago: list[float], again: bool) -> None:
+    # Before, any Restart= session was taken to restart: its last run (the start limit
+    # spent, or on-failure after a clean exit) was never told as its end.
+    from orch.exithook import restarts_after
+
+    assert restarts_after(_runs(policy, result, starts_ago), now=NOW_S) is again
+
+
+def test_a_start_that_is_no_time_is_not_counted() -> None:
+    import dataclasses
+
+    from orch.exithook import restarts_after
+
+    spent = _runs("always", "success", [5, 4, 3, 2, 1])
+    assert restarts_after(dataclasses.replace(spent, started_at="not a time"), now=NOW_S)
