@@ -288,6 +288,9 @@ def wait(rt: Runtime, refs: Sequence[str], *, any_: bool = False,
         finished = manager.wait_until(units, done, timeout, POLL_S)
     else:
         finished = manager.wait_until(units, done, timeout)
+    if not all(s.status.ended for s in latest):  # what those still running use, as ps has it
+        with Meter(rt) as meter:
+            latest = [meter.measured(s, records[s.id]) for s in latest]
     return WaitOutcome(latest, timed_out=not finished)
 
 

@@ -263,6 +263,17 @@ def test_the_listing_reads_each_running_units_cgroup_in_its_slice(
     assert query.result(rt, "ended").processes is None
 
 
+def test_wait_gives_what_a_session_still_running_uses(
+        fake: FakeManager, isolated_env: Path, tmp_path: Path) -> None:
+    # Before, `wait --json` said null for a running session: "not accounted here".
+    rt0 = runtime(fake, isolated_env)
+    a = started(fake, rt0, "a")
+    fake.control_groups["app.slice"] = "/user.slice/app.slice"
+    rt = runtime(fake, isolated_env, accounting=_cgroup_tree(tmp_path, {a.unit: 4096}))
+    [session] = query.wait(rt, ["a"], timeout=0).sessions
+    assert (session.status, session.memory_current) == (Status.RUNNING, 4096)
+
+
 def test_a_slice_without_a_cgroup_leaves_usage_unknown(fake: FakeManager,
                                                       rt: Runtime) -> None:
     started(fake, rt, "a")
