@@ -98,6 +98,11 @@ def turn_results(rt: Runtime, ref: str) -> list[AgentResult]:
     from orch.results import turns
 
     record = lookup(rt, ref)
+    if not record.provider:  # a program has no turns: what `orch kill` recorded, as result's
+        from orch.results import EMPTY
+
+        return [] if record.final_result is None else [
+            replace(EMPTY, final_result=record.final_result)]
     lines = journal.read_logs(record, output=journal.LogFormat.CAT).splitlines()
     return turns(agents.output_format(record), lines)
 

@@ -332,3 +332,13 @@ def test_a_slice_read_ahead_in_a_forked_child_reads_the_same(
     fake.control_groups["app.slice"] = "/user.slice/app.slice"
     rt = runtime(fake, isolated_env, accounting=_cgroup_tree(tmp_path, {a.unit: 1, b.unit: 2}))
     assert sorted(s.memory_current for s in query.list_sessions(rt)) == [1, 2]
+
+
+def test_a_programs_every_result_is_what_result_gives(fake: FakeManager, rt: Runtime) -> None:
+    # No turns for a program (before, --all gave its whole output as "turn 1" where
+    # `orch result` said there was no result); what `orch kill` recorded, if anything.
+    plain = started(fake, rt, "plain")
+    assert query.turn_results(rt, "plain") == []
+    rt.store.update(lambda s: s.__setitem__(plain.id, dataclasses.replace(
+        s[plain.id], final_result="gave up")))
+    assert [r.final_result for r in query.turn_results(rt, "plain")] == ["gave up"]
