@@ -276,23 +276,26 @@ def resolve_cwd(cwd: str | None) -> str:
 
 def resolve_program(program: str, search_path: str, cwd: str) -> str:
     """PROGRAM as an absolute path to an executable file, found as a shell would."""
+    import shlex
+
+    shown = shlex.quote(program)  # 'sleep 5' is one word that names no program
     if "/" in program:
         candidate = Path(cwd, program) if not os.path.isabs(program) else Path(program)
         if not candidate.exists():
-            raise SpawnFailed(f"cannot run {program}: no such file")
+            raise SpawnFailed(f"cannot run {shown}: no such file")
     else:
         import shutil
 
         found = shutil.which(program, path=search_path)
         if found is None:
             if any(os.path.isfile(os.path.join(d, program)) for d in search_path.split(":") if d):
-                raise SpawnFailed(f"cannot run {program}: not executable")
-            raise SpawnFailed(f"cannot run {program}: not found on PATH")
+                raise SpawnFailed(f"cannot run {shown}: not executable")
+            raise SpawnFailed(f"cannot run {shown}: not found on PATH")
         return os.path.normpath(os.path.abspath(found))  # which() found no directory
     if candidate.is_dir():
-        raise SpawnFailed(f"cannot run {program}: is a directory")
+        raise SpawnFailed(f"cannot run {shown}: is a directory")
     if not os.access(candidate, os.X_OK):
-        raise SpawnFailed(f"cannot run {program}: not executable")
+        raise SpawnFailed(f"cannot run {shown}: not executable")
     return os.path.normpath(candidate.absolute())
 
 

@@ -132,6 +132,15 @@ def test_resolve_program_missing(tmp_path: Path) -> None:
     assert "not found" in caught.value.message
 
 
+def test_a_program_named_with_a_space_is_quoted_where_it_cannot_run(tmp_path: Path) -> None:
+    for program, said in (("sleep 5", "cannot run 'sleep 5': not found on PATH"),
+                          ("", "cannot run '': not found on PATH"),
+                          ("no-such-tool", "cannot run no-such-tool: not found on PATH")):
+        with pytest.raises(SpawnFailed) as caught:
+            resolve_program(program, str(tmp_path), "/")
+        assert caught.value.message == said
+
+
 def test_resolve_program_not_executable_on_path(tmp_path: Path) -> None:
     _executable(tmp_path / "bin" / "tool", mode=0o644)
     with pytest.raises(SpawnFailed) as caught:
