@@ -85,7 +85,6 @@ def when_reader_leaves(stream: Any, then: Callable[[], None] | None = None) -> N
     that a client closed) says so on poll, and a follower of a quiet session would
     otherwise learn it only when it writes its next line. A file or a terminal that
     stays never calls it."""
-    import select
     import threading
 
     try:
@@ -98,15 +97,23 @@ def when_reader_leaves(stream: Any, then: Callable[[], None] | None = None) -> N
         then = _thread.interrupt_main
 
     def watch() -> None:
-        poller = select.poll()
-        poller.register(fd, 0)  # no event asked for: only an error or a hang-up wakes it
-        try:
-            if poller.poll():
-                then()
-        except OSError:
-            pass
+        if _hung_up(fd, None):
+            then()
 
     threading.Thread(target=watch, daemon=True, name="orch-reader-gone").start()
+
+
+def _hung_up(fd: int, timeout_ms: int | None) -> bool:
+    """Whether pipe FD's reader has gone, waiting up to TIMEOUT_MS (None: as long as it
+    takes): no event is asked for, so only an error or a hang-up wakes the poll."""
+    import select
+
+    poller = select.poll()
+    try:
+        poller.register(fd, 0)
+        return bool(poller.poll(timeout_ms))
+    except OSError:
+        return False
 
 
 def write_now(text: str) -> None:
@@ -117,14 +124,11 @@ def write_now(text: str) -> None:
 
 def reader_gone(stream: Any) -> bool:
     """Whether STREAM is a pipe whose reader has left (poll says so at once)."""
-    import select
-
     try:
-        poller = select.poll()
-        poller.register(stream.fileno(), 0)  # as in when_reader_leaves: errors only
-        return bool(poller.poll(0))
+        fd = stream.fileno()
     except (AttributeError, ValueError, OSError):
         return False
+    return _hung_up(fd, 0)
 
 
 def quiet_stdout() -> None:

@@ -188,8 +188,7 @@ def stream(address: Address, argv: Sequence[str], line: Callable[[str], None],
     try:
         while open_fds:
             if should_stop():
-                _ended(child)
-                return None
+                return None  # ssh is ended below
             for fd, _mask in poller.poll(STOP_CHECK_S * 1000):
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:

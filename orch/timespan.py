@@ -160,7 +160,7 @@ def parse_seconds(value: str | int, what: str | None = None, *, zero: bool = Tru
     return math.inf if usec == USEC_INFINITY else usec / _SEC
 
 
-def since_usec(text: str, option: str = "--since") -> int:
+def since_usec(text: str) -> int:
     """The realtime µs that --since TEXT names: an ISO 8601 time (local time where it
     gives no zone), a time span ago (1h, 30min, "2 min ago", -1h), or now, today or
     yesterday (local midnight): the forms journalctl's --since and ISO 8601 share, read
@@ -169,13 +169,13 @@ def since_usec(text: str, option: str = "--since") -> int:
     from datetime import datetime, timedelta
 
     words = text.strip()
-    day = {"now": None, "today": 0, "yesterday": 1}.get(words.lower(), -1)
-    if day is None:
+    if words.lower() == "now":
         return int(time.time() * 1_000_000)
-    if day >= 0:
+    if words.lower() in ("today", "yesterday"):
         midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0,
                                                        microsecond=0)
-        return int((midnight - timedelta(days=day)).timestamp() * 1_000_000)
+        days = 1 if words.lower() == "yesterday" else 0
+        return int((midnight - timedelta(days=days)).timestamp() * 1_000_000)
     try:
         when = datetime.fromisoformat(words)
     except ValueError:
@@ -186,7 +186,7 @@ def since_usec(text: str, option: str = "--since") -> int:
         except ValueError:
             usec = -1
         if usec < 0 or usec == USEC_INFINITY:
-            raise UsageError(f"{option} {text!r}: expected an ISO 8601 time "
+            raise UsageError(f"--since {text!r}: expected an ISO 8601 time "
                              "(2026-12-06T09:00), a time span ago (1h, 30min, "
                              "'2 min ago'), today or yesterday") from None
         return int(time.time() * 1_000_000) - usec

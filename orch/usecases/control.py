@@ -120,18 +120,16 @@ def kill(rt: Runtime, ref: str, result: str | None = None, *,
     if before.status.waiting_to_resume:
         unattended.cancel_wake(rt, record)
         tell(rt, marked, Kind.ENDED, Status.KILLED, "killed while waiting to resume")
-    if unit.sub_state == AUTO_RESTART:
-        # Between restarts nothing runs to signal, and systemd would start it again:
-        # its pending restart is canceled instead, and its end told here (no hook runs).
-        manager.stop(record.unit)
-        tell(rt, marked, Kind.ENDED, Status.KILLED, "killed between restarts")
-        return view(rt.store.load()[record.id], manager.unit(record.unit))
-    if is_self and signum not in (signal.SIGKILL, signal.SIGSTOP):
-        # We are one of the processes about to be signalled: outlive it to report.
-        signal.signal(signum, signal.SIG_IGN)
-    manager.kill(record.unit, signum)
+    between_restarts = unit.sub_state == AUTO_RESTART  # nothing runs there to signal
+    if not between_restarts:
+        if is_self and signum not in (signal.SIGKILL, signal.SIGSTOP):
+            # We are one of the processes about to be signalled: outlive it to report.
+            signal.signal(signum, signal.SIG_IGN)
+        manager.kill(record.unit, signum)
     if record.options.get("restart", "no") != "no" and not is_self:
         manager.stop(record.unit)  # a kill ends the session: no Restart= starts it again
+    if between_restarts:  # its last run's hook ran, and no other will
+        tell(rt, marked, Kind.ENDED, Status.KILLED, "killed between restarts")
     return view(rt.store.load()[record.id], manager.unit(record.unit))
 
 

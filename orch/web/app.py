@@ -304,22 +304,24 @@ def _on_host(scope: Scope, name: str, args: list[str]) -> str:
         raise _host_refusal(name, err) from None
 
 
-def _host_refusal(name: str, err: Any) -> OrchError:
-    """What host NAME's orch meant by exiting as ERR (an ssh.Unanswered) tells, as the
-    README's exit codes say, so that its refusal is answered as a local one would be:
-    HostUnanswered where ssh failed (SSH_FAILED) or no status came. Exit 2 is a usage
-    error, or a session not found or ambiguous: the host's words, orch's own, tell."""
-    from orch import ssh
+# The error each exit status of orch's stands for (README, "Exit codes and errors").
+_BY_EXIT: dict[int, type[OrchError]] = {
+    kind.exit_code: kind for kind in (OrchError, UsageError, ManagerUnreachable,
+                                      PermissionDenied, StateError)}
 
-    kinds: dict[int, type[OrchError]] = {
-        kind.exit_code: kind for kind in (OrchError, UsageError, ManagerUnreachable,
-                                          PermissionDenied, StateError)}
+
+def _host_refusal(name: str, err: Any) -> OrchError:
+    """What host NAME's orch meant by exiting as ERR (an ssh.Unanswered) tells, so that
+    its refusal is answered as a local one would be: HostUnanswered where ssh failed
+    (ssh's own status is none of _BY_EXIT's) or no status came. Exit 2 is a usage
+    error, or a session not found or ambiguous: the host's words, orch's own, tell."""
     message = f"host {name}: {err.reason}"
-    if err.status is None or err.status == ssh.SSH_FAILED or err.status not in kinds:
+    kind = _BY_EXIT.get(err.status) if err.status is not None else None
+    if kind is None:
         return HostUnanswered(message)
-    if err.status == UsageError.exit_code and err.reason.startswith("no session"):
+    if kind is UsageError and err.reason.startswith("no session"):
         return NotFound(message)  # as resolve.py words it
-    return kinds[err.status](message)
+    return kind(message)
 
 
 def _fleet_host(scope: Scope, name: str) -> Any:
