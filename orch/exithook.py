@@ -185,7 +185,7 @@ def tell_end(store: StateStore, record: Record) -> None:
         kind = Kind.LIMITED if record.wait_kind == "usage-limit" else Kind.RETRYING
         status = Status.LIMITED if kind is Kind.LIMITED else Status.RETRYING
         detail = record.waiting_for
-    elif record.intent is None and restarts_after(record):
+    elif record.intent is None and restarts_after(record) and not _stopping(store, record):
         return
     else:
         kind, status, detail = Kind.ENDED, derive_status(record, None, False), None
@@ -219,6 +219,17 @@ def restarts_after(record: Record, now: float | None = None) -> bool:
 
     starts = [run.get("started_at") for run in record.history] + [record.started_at]
     return sum(map(recent, starts)) < START_LIMIT_BURST
+
+
+def _stopping(store: StateStore, record: Record) -> bool:
+    """Whether the manager is stopping RECORD's unit (systemctl stop, a shutdown): this
+    hook then runs in the stop job, and Restart= starts nothing after it. False if the
+    manager cannot say (the end is then taken for a restart, as systemd's own would be)."""
+    try:
+        with _runtime(store) as rt:
+            return rt.manager.job_type(record.unit) == "stop"
+    except OrchError:
+        return False
 
 
 def tell_idle(store: StateStore, session_id: str) -> None:

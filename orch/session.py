@@ -81,7 +81,6 @@ def _iso(usec: int) -> str:
 def signal_name(number: int) -> str:
     """SIGTERM for 15; the number as text for a signal Python does not name."""
     import signal  # only for an ended session: every command loads this module
-
     try:
         return signal.Signals(number).name
     except ValueError:
@@ -133,8 +132,8 @@ class Invocation:
     cost_usd: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """As JSON data."""
-        return {**self.__dict__, "status": str(self.status)}  # every field, in order
+        """As JSON data: every field, in order."""
+        return {**self.__dict__, "status": str(self.status)}
 
 
 @dataclass(frozen=True)
@@ -184,10 +183,9 @@ class Record:
     queue: str | None = None  # the queue it waits in, then runs in (spawn --queue)
     priority: int = 0  # higher goes first in its queue
     admitted_at: str | None = None  # when its queue gave it a slot; None while queued
-    # Set while an API failure holds it (Status.LIMITED or RETRYING): when a timer
-    # resumes it, and why ("usage limit (five_hour)", "API overloaded (529)").
+    # While an API failure holds it (LIMITED, RETRYING): when a timer resumes it, and why.
     resumes_at: str | None = None
-    waiting_for: str | None = None
+    waiting_for: str | None = None  # "usage limit (five_hour)", "API overloaded (529)"
     wait_kind: str | None = None  # orch.limits.Failure: usage-limit or transient
     retried: int = 0  # the transient API failures retried so far (--retries)
 
@@ -199,9 +197,8 @@ class Record:
 
     def ending(self) -> Ending | None:
         """The recorded end of the current invocation, if there is one."""
-        if self.result is None:
-            return None
-        return Ending(self.ended_at, self.exit_code, self.exit_signal, self.result)
+        return None if self.result is None else \
+            Ending(self.ended_at, self.exit_code, self.exit_signal, self.result)
 
     def with_ending(self, ending: Ending, invocation_id: str | None) -> Record:
         """This record with ENDING recorded for INVOCATION_ID (the current one)."""
@@ -381,10 +378,8 @@ def derive_status(record: Record, unit: UnitView | None, main_alive: bool,
 
 
 def recent(iso: str, now: datetime | None) -> bool:
-    """Whether ISO (a record's stamp) is within STARTING_GRACE_SECONDS of NOW: a start
-    asked for then may still be in flight."""
+    """Whether ISO (a record's stamp) is so near NOW that a start may still be in flight."""
     from datetime import UTC, datetime  # rarely needed: not at import
-
     try:
         created = datetime.fromisoformat(iso)
     except ValueError:
@@ -444,9 +439,14 @@ class Session:
     @classmethod
     def of(cls, record: Record, status: Status, unit: UnitView | None = None,
            usage: Usage = NO_USAGE) -> Session:
-        """The view of RECORD with STATUS, completed from UNIT where the record lacks
-        facts, and with USAGE, what its cgroup uses. Its cost and tokens are summed over
-        every invocation."""
+        """RECORD with STATUS, completed from UNIT where the record lacks facts (a newer
+        run than its ended one, which systemd started itself, as the run's exit hook will
+        record it), with USAGE, and its cost and tokens summed over every invocation."""
+        if unit is not None and unit.invocation_id and record.ending() is not None and \
+                record.invocation_id not in (None, unit.invocation_id) and \
+                unit.active_state not in UnitView.GONE_STATES:
+            record = replace(record.next_invocation(record.ended_at or ""),
+                             invocation_id=unit.invocation_id, intent=record.intent)
         ending = record.ending()
         if ending is None and unit is not None and status.ended:
             ending = unit.ending()

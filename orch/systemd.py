@@ -436,6 +436,16 @@ class Manager:
                     row[4].decode(errors="replace"), int(row[7])))
                 for row in listed}
 
+    def job_type(self, unit: str) -> str | None:
+        """The type of the job queued for UNIT ("stop", "restart", ...); None if none is,
+        or UNIT is not loaded. (A name with a wildcard matches others too: none is.)"""
+        if _WILDCARDS.intersection(unit):
+            return None
+        listed = self._manager_call("ListUnitsByPatterns", b"asas", [[], [unit]],
+                                    f"the job of {unit}")
+        return next((as_str(row[8]) for row in listed
+                     if as_str(row[0]) == unit and int(row[7])), None)
+
     def facts(self, unit: str, path: bytes, states: tuple[str, str, str, int]) -> UnitFacts:
         """What UNIT tells about itself (its command, directory, environment, hook)."""
         view = self.view(path, unit, states)

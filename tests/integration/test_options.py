@@ -72,6 +72,23 @@ def test_restart_on_failure_stops_at_the_start_limit(orch: Orch) -> None:
     wait_for(lambda: _ended_events(orch, clean) == ["exited"], what="its ended event")
 
 
+def test_a_restarting_session_stopped_outside_orch_tells_its_end(orch: Orch) -> None:
+    sid = orch.spawn("sleep", "300", opts=["--restart", "always"])
+    unit = orch.show(sid)["unit"]
+    # A restart asked of the manager (systemctl restart) is no end: the run that comes
+    # after it is the same session's.
+    orch.systemctl("restart", unit)
+    wait_for(lambda: orch.show(sid)["restarts"] == 1 and orch.show(sid)["status"] == "running",
+             what="the restarted run")
+    assert _ended_events(orch, sid) == []
+    # A stop asked of the manager (systemctl stop, a shutdown) ends it: Restart= does not
+    # start it again, so its exit hook tells the end. Before, it told none.
+    orch.systemctl("stop", unit)
+    wait_for(lambda: _ended_events(orch, sid), what="its ended event")
+    assert _ended_events(orch, sid) == [orch.show(sid)["status"]]
+    assert orch.show(sid)["status"] in ("stopped", "exited")
+
+
 def _ended_events(orch: Orch, session_id: str) -> list[str]:
     """The statuses of SESSION_ID's ended events, as `orch events --json` prints them."""
     found = map(json.loads, orch.ok("events", "--json", session_id).splitlines())

@@ -283,6 +283,24 @@ def test_session_invocations_list_history_then_the_current_one() -> None:
     assert data["restarts"] == 2 and data["persistent"] is True
 
 
+def test_a_run_systemd_started_again_shows_as_the_next_invocation() -> None:
+    # Its record still holds the run before (its hook recorded that end); the unit runs a
+    # newer invocation, which its own hook records only when it ends. Before, the view
+    # mixed both: the old invocation id, its result on a running session, 0 restarts.
+    ended = _record(options={"restart": "always"}, exit_signal="SIGTERM", **{
+        **ENDED_OK, "exit_code": None})
+    unit = _unit(invocation_id=OTHER_INV, main_pid=5151)
+    data = Session.of(ended, Status.RUNNING, unit).to_json()
+    assert (data["invocation_id"], data["main_pid"], data["restarts"]) == (OTHER_INV, 5151, 1)
+    assert (data["result"], data["ended_at"], data["exit_signal"]) == (None, None, None)
+    assert data["started_at"] == "2023-11-14T22:13:20.000000+00:00"  # the unit's run
+    assert [(i["invocation_id"], i["status"], i["result"]) for i in data["invocations"]] == [
+        (INV, "stopped", "success"), (OTHER_INV, "running", None)]
+    # The unit's own invocation, or none known, is the record's: shown as recorded.
+    for same in (_unit(active_state="failed", main_pid=0), _unit(invocation_id=None)):
+        assert Session.of(ended, Status.STOPPED, same).to_json()["restarts"] == 0
+
+
 def test_session_invocations_last_entry_carries_the_ending() -> None:
     unit = _unit(active_state="failed", main_pid=0, exec_main_code=1, exec_main_status=3,
                  result="exit-code")
