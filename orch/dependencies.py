@@ -60,13 +60,21 @@ def cancel(sessions: Sessions, session_id: str, now: str, intent: Intent,
     record = sessions.get(session_id)
     if record is None or not waiting(record):
         return None
-    sessions[session_id] = replace(
+    return end_unrun(sessions, record, now, intent, final_result)
+
+
+def end_unrun(sessions: Sessions, record: Record, now: str, intent: Intent,
+              final_result: str | None = None) -> Record:
+    """End RECORD, which never ran (it waited for its dependencies, or in its queue), as
+    stopped (or killed: INTENT) with FINAL_RESULT, and block the sessions waiting on it
+    in turn; its new record."""
+    sessions[record.id] = replace(
         record, intent=intent, ended_at=now, result="canceled",
         final_result=final_result if final_result is not None else record.final_result)
     for other in list(sessions.values()):
-        if session_id in other.after:
-            block(sessions, other.id, f"dependency {session_id[:8]} ({record.name}) never ran")
-    return sessions[session_id]
+        if record.id in other.after:
+            block(sessions, other.id, f"dependency {record.id[:8]} ({record.name}) never ran")
+    return sessions[record.id]
 
 
 def settle(sessions: Sessions, session_id: str, judged: dict[str, bool | None]) -> list[str]:

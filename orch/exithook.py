@@ -173,8 +173,8 @@ def wait_out(store: StateStore, session_id: str, verdict: Verdict) -> None:
 
 def tell_end(store: StateStore, record: Record) -> None:
     """Tell of the end just recorded in RECORD (orch.usecases.transitions): ended, or
-    waiting for its timer. Nothing for an end systemd follows with a restart of its own.
-    RECORD as recorded, not read back: the write that recorded it may have archived it
+    waiting for its timer (not for a run systemd starts again: runs_again). RECORD as
+    recorded, not read back: the write that recorded it may have archived it
     (a snapshot moves ended records to the archive), and the end must be told all the
     same."""
     from orch.events import Kind
@@ -185,8 +185,6 @@ def tell_end(store: StateStore, record: Record) -> None:
         kind = Kind.LIMITED if record.wait_kind == "usage-limit" else Kind.RETRYING
         status = Status.LIMITED if kind is Kind.LIMITED else Status.RETRYING
         detail = record.waiting_for
-    elif record.intent is None and restarts_after(record) and not _stopping(store, record):
-        return
     else:
         kind, status, detail = Kind.ENDED, derive_status(record, None, False), None
     with _runtime(store) as rt:
@@ -221,15 +219,25 @@ def restarts_after(record: Record, now: float | None = None) -> bool:
     return sum(map(recent, starts)) < START_LIMIT_BURST
 
 
-def _stopping(store: StateStore, record: Record) -> bool:
-    """Whether the manager is stopping RECORD's unit (systemctl stop, a shutdown): this
-    hook then runs in the stop job, and Restart= starts nothing after it. False if the
-    manager cannot say (the end is then taken for a restart, as systemd's own would be)."""
+def runs_again(store: StateStore, record: Record, ending: Ending) -> bool:
+    """Whether systemd starts RECORD's program again after the run just recorded in it:
+    a restart asked of its manager (systemctl restart: this hook then runs in a restart
+    job), or its Restart= policy, unless a stop is asked (systemctl stop, a shutdown).
+    The manager is asked for the unit's job only where a stop may be under way: a run
+    ended by a signal, or one with Restart=."""
+    if record.intent is not None:  # orch stops or kills it: no run comes after
+        return False
+    restart = record.options.get("restart", "no") != "no"
+    if not restart and ending.exit_signal is None:
+        return False
     try:
         with _runtime(store) as rt:
-            return rt.manager.job_type(record.unit) == "stop"
+            job = rt.manager.job_type(record.unit)
     except OrchError:
-        return False
+        job = None  # as if none: the policy alone decides, as systemd's would
+    if job in ("restart", "stop"):
+        return job == "restart"
+    return restarts_after(record)
 
 
 def tell_idle(store: StateStore, session_id: str) -> None:
@@ -280,6 +288,7 @@ def main(argv: list[str]) -> int:
     store = StateStore(Path(argv[0]))
     ending = ending_from_env(env)
     verdict = None
+    again = False
     try:
         verdict = judge_agent(store, session_id, env.get("INVOCATION_ID"), ending)
     except OrchError as err:
@@ -289,9 +298,12 @@ def main(argv: list[str]) -> int:
         ended = record_exit(store, session_id, env.get("INVOCATION_ID"), ending,
                             verdict.apply if verdict is not None else None,
                             lambda record: _started_at(store, record))
-        if ended is not None:
+        # A run systemd starts again is no end: not told, and its dependents and its
+        # queue's slot wait for the session's end.
+        again = ended is not None and runs_again(store, ended, ending)
+        if ended is not None and not again:
             tell_end(store, ended)
-        if len(argv) == 2:
+        if len(argv) == 2 and not again:
             release_dependents(store, session_id, Path(argv[1]))
     except OSError as err:
         print(f"orch: could not release the sessions waiting on this one: {err}",
@@ -304,7 +316,7 @@ def main(argv: list[str]) -> int:
         except OrchError as err:
             print(f"orch: could not arm the timer that resumes the session: {err.message}",
                   file=sys.stderr)
-    return _admit_only(store)
+    return 0 if again else _admit_only(store)
 
 
 def _admit_only(store: StateStore) -> int:

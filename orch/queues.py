@@ -10,6 +10,7 @@ concurrent deciders never give one slot twice.
 
 from __future__ import annotations
 
+from orch.dependencies import end_unrun
 from orch.frozen import dataclass, replace
 from orch.session import Intent, Record
 
@@ -50,14 +51,15 @@ def stranded(record: Record) -> bool:
 
 
 def holds_slot(record: Record, live: Callable[[Record], bool]) -> bool:
-    """Whether RECORD takes one of its queue's slots: admitted, and not ended and LIVE
-    (its unit is loaded, or its start is in flight), or waiting to resume after an API
-    failure. One that a power cut ended unrecorded takes none."""
+    """Whether RECORD takes one of its queue's slots: admitted and LIVE (its unit runs
+    it, or its start is in flight; with its last run's end recorded, its unit runs it
+    again: Restart=, systemctl restart), or waiting to resume after an API failure.
+    One that a power cut ended unrecorded takes none, nor one orch stopped or killed."""
     if record.queue is None or record.admitted_at is None or record.blocked is not None:
         return False
     if record.resumes_at is not None and record.intent is None:
         return True  # an API failure holds it: it runs again at its time, in its slot
-    return record.result is None and live(record)
+    return (record.result is None or record.intent is None) and live(record)
 
 
 def order(sessions: Mapping[str, Record], queue: str) -> list[Record]:
@@ -115,11 +117,12 @@ def admit(sessions: Sessions, queue: str, limits: QueueLimits,
     return Admission(admitted)
 
 
-def cancel(sessions: Sessions, session_id: str, now: str, intent: Intent) -> Record | None:
-    """Take a waiting session out of its queue, as stopped (or killed: INTENT) before it
-    ever ran; the new record, or None if it no longer waits (admitted meanwhile, gone)."""
+def cancel(sessions: Sessions, session_id: str, now: str, intent: Intent,
+           final_result: str | None = None) -> Record | None:
+    """Take a waiting session out of its queue, as stopped (or killed: INTENT, with
+    FINAL_RESULT) before it ever ran, blocking the sessions waiting on it (--after); the
+    new record, or None if it no longer waits (admitted meanwhile, gone)."""
     record = sessions.get(session_id)
     if record is None or not record.queued:
         return None
-    sessions[session_id] = replace(record, intent=intent, ended_at=now, result="canceled")
-    return sessions[session_id]
+    return end_unrun(sessions, record, now, intent, final_result)

@@ -60,7 +60,7 @@ def _cancel_waiting(rt: Runtime, record: Record, intent: Intent,
     its queue, or for its dependencies (--after); its session then. None if it does not
     wait (any more): the caller then ends it as a started one."""
     if record.queued:
-        return queueing.cancel(rt, record, intent)
+        return queueing.cancel(rt, record, intent, result)
     if not dependencies.waiting(record):
         return None
     cancelled, blocked = rt.store.update(dependencies.telling_blocked(

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 
-from orch import faults, queues, secrets
+from orch import dependencies, faults, queues, secrets
 from orch.errors import OrchError
 from orch.events import Kind
 from orch.frozen import dataclass, replace
@@ -23,7 +23,7 @@ from orch.session import Intent, Record, Session, Status, recent
 from orch.state import Sessions
 from orch.usecases.common import view
 from orch.usecases.launching import NotSubmitted, launch
-from orch.usecases.transitions import tell
+from orch.usecases.transitions import tell, tell_blocked
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -95,16 +95,21 @@ def _admit_queue(rt: Runtime, name: str, limits: QueueLimits, started: list[Sess
 
 
 def _liveness(rt: Runtime) -> Callable[[Record], bool]:
-    """Whether a record's unit is loaded now, or its start is in flight (asked for
-    lately, not yet confirmed). Called under the state lock: a start is confirmed
-    under it, so a unit that started since the listing cannot be confirmed meanwhile,
-    and one that is not loaded but confirmed has ended (recorded, or cut off)."""
+    """Whether a record's unit runs it now: loaded, or its start in flight (asked for
+    lately, not yet confirmed); with its last run's end recorded, active or activating
+    (systemd runs it again, or waits to: Restart=), not ending. Called under the state
+    lock: a start is confirmed under it, so a unit that started since the listing
+    cannot be confirmed meanwhile, and one that is not loaded but confirmed has ended
+    (recorded, or cut off)."""
     loaded = rt.manager_of(rt.scope).loaded()
     now = rt.now()
 
     def live(record: Record) -> bool:
-        return record.unit in loaded or (record.invocation_id is None
-                                         and recent(record.requested_at or "", now))
+        listed = loaded.get(record.unit)
+        if record.result is not None:
+            return listed is not None and listed[1][1] in ("active", "activating", "reloading")
+        return listed is not None or (record.invocation_id is None
+                                      and recent(record.requested_at or "", now))
     return live
 
 
@@ -190,11 +195,14 @@ def arm_wake(rt: Runtime, subject: str, what: str, delay_s: float, hook_args: li
     return unit
 
 
-def cancel(rt: Runtime, record: Record, intent: Intent) -> Session | None:
-    """Take RECORD out of its queue as stopped (or killed: INTENT), if it still waits;
-    its session then, or None if it was admitted meanwhile (the caller then stops it as
-    a running one)."""
-    cancelled = rt.store.update(lambda s: queues.cancel(s, record.id, rt.now_iso(), intent))
+def cancel(rt: Runtime, record: Record, intent: Intent,
+           result: str | None = None) -> Session | None:
+    """Take RECORD out of its queue as stopped (or killed: INTENT, with RESULT), if it
+    still waits; its session then, or None if it was admitted meanwhile (the caller then
+    stops it as a running one). The sessions waiting on it (--after) are blocked, and
+    told, in turn."""
+    cancelled, blocked = rt.store.update(dependencies.telling_blocked(
+        lambda s: queues.cancel(s, record.id, rt.now_iso(), intent, result)))
     if cancelled is None:
         return None
     secrets.discard(Scope(record.scope), record.id)
@@ -202,4 +210,5 @@ def cancel(rt: Runtime, record: Record, intent: Intent) -> Session | None:
 
     session = view(cancelled, GONE)
     tell(rt, cancelled, Kind.ENDED, session.status, "canceled while queued")
+    tell_blocked(rt, blocked)
     return session

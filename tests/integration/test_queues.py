@@ -3,6 +3,7 @@ the ending session's exit hook, cancel, wait, and recover after a crash mid-admi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,31 @@ def test_stop_cancels_a_queued_session_and_kill_too(orch: Orch) -> None:
     _open(orch.state_dir.parent / "gate-first")
     assert orch("wait", first).returncode == 0
     assert "ran" not in log.read_text()
+
+
+def test_a_member_systemd_starts_again_keeps_its_slot(orch: Orch) -> None:
+    _queue(orch, "[queues.q]\nmax_running = 1\n")
+    log = _log(orch)
+    # Restart=on-failure: 5 runs, each failed, then its end. Before, its first run's end
+    # gave its slot away while systemd ran it again: two ran at once in a queue of one.
+    again = orch.spawn("/bin/sh", "-c", f"echo run >> {log}; exit 1",
+                       opts=["--queue", "q", "--restart", "on-failure"])
+    after = orch.spawn("/bin/sh", "-c", f"echo next >> {log}", opts=["--queue", "q"])
+    assert orch("wait", "--timeout", "60", again).returncode == 1
+    assert orch("wait", "--timeout", "60", after).returncode == 0
+    assert log.read_text().split() == ["run"] * 5 + ["next"]
+    # A restart asked of the manager (systemctl restart) is a new run, not an end: the
+    # member keeps its slot, and no end is told. Before, both ran, and it was "stopped".
+    busy = orch.spawn("sleep", "300", opts=["--queue", "q"])
+    queued = orch.spawn("/bin/true", opts=["--queue", "q"])
+    orch.systemctl("restart", orch.show(busy)["unit"])
+    wait_for(lambda: orch.show(busy)["restarts"] == 1 and orch.show(busy)["status"] == "running",
+             what="its second run")
+    assert orch.show(queued)["status"] == "queued"
+    told = [e["event"] for e in map(json.loads, orch.ok("events", "--json", busy).splitlines())]
+    assert "ended" not in told
+    orch.ok("stop", busy)
+    assert orch("wait", "--timeout", "60", queued).returncode == 0
 
 
 def test_a_queue_the_file_does_not_define_is_one_line(orch: Orch) -> None:

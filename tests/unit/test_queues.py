@@ -62,8 +62,21 @@ def test_other_queues_and_ended_or_dead_members_take_no_slot() -> None:
     waiting = _record(4)
     sessions = _sessions(ended, elsewhere, cut_off, waiting)
     decision = queues.admit(sessions, "q", QueueLimits(max_running=1), _no_memory_asked,
-                            lambda r: r.id != cut_off.id, NOW)
+                            lambda r: r.id not in (cut_off.id, ended.id), NOW)
     assert [r.id for r in decision.admitted] == [waiting.id]
+
+
+def test_a_member_its_unit_runs_again_keeps_its_slot_unless_orch_ended_it() -> None:
+    # Its last run's end recorded, and its unit runs it again (Restart=, systemctl
+    # restart): live, as the caller's listing says. Stopped by orch: no run comes after.
+    again = _record(1, admitted_at=NOW, invocation_id="i1", result="exit-code")
+    stopped = _record(2, admitted_at=NOW, invocation_id="i2", result="success",
+                      intent=Intent.STOP)
+    waiting = _record(3)
+    for held, expected in ((again, []), (stopped, [waiting.id])):
+        decision = queues.admit(_sessions(held, waiting), "q", QueueLimits(max_running=1),
+                                _no_memory_asked, lambda r: True, NOW)
+        assert [r.id for r in decision.admitted] == expected
 
 
 def test_too_little_memory_admits_none_and_says_so() -> None:

@@ -107,6 +107,26 @@ def test_stop_and_kill_cancel_a_queued_session_that_never_runs(
     assert _statuses(rt)["c"] == "stopped"
 
 
+def test_a_queued_session_canceled_blocks_its_dependents_and_keeps_kills_result(
+        fake: FakeManager, rt: Runtime) -> None:
+    from orch import events
+
+    _spawn(rt, "a"), _spawn(rt, "b")
+    queued = spawning.spawn(rt, ["/bin/true"], name="queued", queue="q")
+    after = spawning.spawn(rt, ["/bin/true"], name="after", after=[queued.id])
+    then = spawning.spawn(rt, ["/bin/true"], name="then", after=[after.id])
+    killed = control.kill(rt, "queued", result="not wanted now")
+    assert killed.status is Status.KILLED and killed.final_result == "not wanted now"
+    records = rt.store.load()
+    # Before, they waited on it for ever: `starting`, and `orch wait` never returned.
+    assert records[after.id].blocked == f"dependency {queued.id[:8]} (queued) never ran"
+    assert records[then.id].blocked == f"dependency {after.id[:8]} (after) never ran"
+    assert _statuses(rt)["after"] == _statuses(rt)["then"] == "failed"
+    ended = [(e.session_id, e.status) for e in events.read(rt.store.directory)
+             if e.event == "ended"]
+    assert ended == [(queued.id, "killed"), (after.id, "failed"), (then.id, "failed")]
+
+
 def test_stopping_a_running_member_starts_the_next(fake: FakeManager, rt: Runtime) -> None:
     for name in "abc":
         _spawn(rt, name)
