@@ -34,6 +34,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from orch.events import Event
     from orch.runtime import Runtime
     from orch.usecases.unattended import Verdict
 
@@ -50,7 +51,9 @@ def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
     """Record ENDING on the session's current invocation, and what THEN makes of the
     record so ended, in the same change; the record so recorded (the change may have
     archived it already), or None if there is no record to end. STARTED_AT(record):
-    when the run that ended started, asked only of one systemd started itself."""
+    when the run that ended started, asked only of one systemd started itself. A start
+    told here (see below) runs its on_start hooks too, once the change is made."""
+    started: list[tuple[Record, Event]] = []
 
     def change(sessions: Sessions) -> Record | None:
         record: Record | None = sessions.get(session_id)
@@ -74,12 +77,20 @@ def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
             from orch.session import Status
             from orch.usecases.transitions import note
 
-            note(store.directory, record, Kind.STARTED, Status.RUNNING)
+            started.append((record, note(store.directory, record, Kind.STARTED,
+                                         Status.RUNNING)))
         ended = record.with_ending(ending, invocation_id)
         sessions[session_id] = then(ended) if then is not None else ended
         return sessions[session_id]
 
-    return store.update(change)
+    recorded = store.update(change)
+    for record, event in started:
+        from orch.usecases.transitions import run_hooks
+
+        with _runtime(store) as rt:
+            for problem in run_hooks(rt, record, event):
+                print(f"orch: {problem}", file=sys.stderr)
+    return recorded
 
 
 def release_dependents(store: StateStore, session_id: str, markers: Path) -> list[str]:

@@ -40,6 +40,23 @@ def test_each_transition_is_told_once_and_hooks_run_with_the_session(orch: Orch)
     assert _events(orch, "--since", "2999-01-01T00:00:00") == []
 
 
+def test_a_start_only_the_exit_hook_tells_runs_the_on_start_hooks(orch: Orch) -> None:
+    told = orch.owned_file("told.txt")
+    hook = ["/bin/sh", "-c", f'echo "$ORCH_NAME $ORCH_EVENT $ORCH_STATUS" >> {told}']
+    orch.use_config(f"[hooks]\non_start = {json.dumps(hook)}\non_end = {json.dumps(hook)}\n")
+    # The spawn dies after the start job, before it confirms the start: the program's
+    # exit hook is the first to hear of it, and tells it. Before, without its hooks.
+    died = orch("spawn", "--name", "quick", "--", "/bin/true",
+                env={"ORCH_CRASH_AT": "launch.started"})
+    assert died.returncode in (-9, 137)  # SIGKILL, seen directly or through a shell
+    [record] = orch.records()
+    assert orch("wait", record.id).returncode == 0
+    wait_for(lambda: len(told.read_text().splitlines()) == 2, what="both hooks")
+    assert sorted(told.read_text().splitlines()) == ["quick ended exited",
+                                                     "quick started running"]
+    assert [e["event"] for e in _events(orch)] == ["spawned", "started", "ended"]
+
+
 def test_a_follower_prints_each_event_as_it_comes(orch: Orch) -> None:
     follower = orch.machine.popen(["orch", "events", "--follow", "--json"], user=orch.user,
                                   env=orch.env)
