@@ -166,11 +166,19 @@ def _first_message(record: Record) -> bytes | None:
     return conversation.user_message(agents.output_format(record), str(prompt))
 
 
+def queue_wake_subject(rt: Runtime, name: str) -> str:
+    """What names the timers that look again at queue NAME of the runtime's state (a
+    state directory's queue is not another's of the same name)."""
+    import zlib
+
+    return f"queue-{name}-{zlib.crc32(str(rt.store.directory).encode()):08x}"
+
+
 def _look_again(rt: Runtime, name: str) -> str | None:
     """Arm a timer that admits again in a while, unless one waits already; a problem
     if the manager would not."""
     try:
-        arm_wake(rt, f"queue-{name}", f"queue {name}: look again for free memory",
+        arm_wake(rt, queue_wake_subject(rt, name), f"queue {name}: look again for free memory",
                  queues.MEMORY_RETRY_S, ["--admit", str(rt.store.directory)])
     except OrchError as err:
         return f"queue {name} waits for memory, but cannot look again later: {err.message}"
@@ -185,7 +193,9 @@ def arm_wake(rt: Runtime, subject: str, what: str, delay_s: float, hook_args: li
 
     manager = rt.manager
     armed = manager.loaded(wake_unit(subject, "*"))
-    if any(states[1] == "active" for _, states in armed.values()):
+    # Waiting to elapse; not one that elapsed and runs its service now (the caller, as
+    # like as not, looking again).
+    if any(states[1:3] == ("active", "waiting") for _, states in armed.values()):
         return None
     timer, service = wake_properties(what, delay_s, hook_args, rt.scope, jitter_s)
     unit = wake_unit(subject, str(time.time_ns()))

@@ -4,6 +4,7 @@ tests/integration/test_queues.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from datetime import datetime, timedelta
@@ -169,10 +170,20 @@ def test_short_memory_holds_the_queue_and_arms_one_timer_to_look_again(
     assert len(timers) == 1 and str(timers[0]).startswith("orch-wake-queue-q-")
     props = {name: value for name, _, value in fake.units[str(timers[0])].properties}
     assert props["RemainAfterElapse"] is False
-    fake.set(str(timers[0]), fake.unit(str(timers[0])))  # it waits (active)
+    armed = dataclasses.replace(fake.unit(str(timers[0])), active_state="active",
+                                sub_state="waiting")
+    fake.set(str(timers[0]), armed)
     assert _spawn(rt, "b") is Status.QUEUED
     assert len(fake.called("submit_transient")) == 1  # armed once, not per look
     assert fake.called("memory_available") == ["app.slice", "app.slice"]
+    # It fires: its service looks again, still short, and arms the next look (before,
+    # its own timer, active while its service ran, read as one armed: none came again).
+    fake.set(str(timers[0]), dataclasses.replace(armed, sub_state="running"))
+    assert queueing.admit(rt).sessions == []
+    timers = [u for u in fake.called("submit_transient") if str(u).endswith(".timer")]
+    assert len(timers) == 2 and timers[1] != timers[0]
+    # Another state directory's queue of the same name has timers of its own.
+    assert timers[1].startswith(queueing.queue_wake_subject(rt, "q").join(("orch-wake-", "-")))
     fake.slice_memory["app.slice"] = 1 << 20  # the kernel has more, the slice less
     _config("[queues.q]\nmax_running = 2\nmin_memory_available = \"1M\"\n")
     assert [s.name for s in queueing.admit(rt).sessions] == ["a", "b"]
