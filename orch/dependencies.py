@@ -96,12 +96,13 @@ def settle(sessions: Sessions, session_id: str, judged: dict[str, bool | None]) 
     return [session_id] if all(ok for ok in verdicts.values()) else []
 
 
-def after_end(sessions: Sessions, ended_id: str) -> list[str]:
-    """What a session's end decides for the sessions waiting on it: the ids to release."""
+def after_end(sessions: Sessions, ended_id: str, lost: bool = False) -> list[str]:
+    """What a session's end decides for the sessions waiting on it: the ids to release.
+    A LOST session (gone, how unknown: its record has no end) did not end well."""
     released: list[str] = []
     for record in list(sessions.values()):
         if ended_id in record.after:
-            released += settle(sessions, record.id, {})
+            released += settle(sessions, record.id, {ended_id: False} if lost else {})
     return released
 
 

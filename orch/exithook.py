@@ -24,7 +24,6 @@ from pathlib import Path
 if not __package__:  # run by path (python -I .../orch/exithook.py): find the package
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orch.dependencies import after_end, telling_blocked
 from orch.errors import OrchError, StateError
 from orch.frozen import replace
 from orch.session import Ending, Record, ending_from_exit, now_iso
@@ -91,29 +90,6 @@ def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
             for problem in run_hooks(rt, record, event):
                 print(f"orch: {problem}", file=sys.stderr)
     return recorded
-
-
-def release_dependents(store: StateStore, session_id: str, markers: Path) -> list[str]:
-    """Settle the sessions waiting on this one (--after): block them if it failed, or
-    write the marker whose path unit starts each one whose dependencies all succeeded."""
-    if not any(session_id in r.after for r in store.load(archived=False).values()):
-        # A waiting session is never archived: none waits on this one. (One recorded
-        # after this look judges its dependencies itself, once its path unit is armed.)
-        return []
-    released, blocked = store.update(
-        telling_blocked(lambda sessions: after_end(sessions, session_id)))
-    if blocked:  # they end here, never having run: their events and hooks say so
-        from orch.usecases.transitions import tell_blocked
-
-        with _runtime(store) as rt:
-            for problem in tell_blocked(rt, blocked):
-                print(f"orch: {problem}", file=sys.stderr)
-    if released:
-        markers.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for waiting_id in released:
-        # Written and closed: the path unit's PathChanged= fires on the close.
-        (markers / f"{waiting_id}.go").write_text(f"released by {session_id}\n")
-    return released
 
 
 def _started_at(store: StateStore, record: Record) -> str | None:
@@ -315,7 +291,11 @@ def main(argv: list[str]) -> int:
         if ended is not None and not again:
             tell_end(store, ended)
         if len(argv) == 2 and not again:
-            release_dependents(store, session_id, Path(argv[1]))
+            from orch.usecases.transitions import release_dependents
+
+            with _runtime(store) as rt:
+                for problem in release_dependents(rt, session_id, Path(argv[1])):
+                    print(f"orch: {problem}", file=sys.stderr)
     except OSError as err:
         print(f"orch: could not release the sessions waiting on this one: {err}",
               file=sys.stderr)

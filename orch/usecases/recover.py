@@ -6,16 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orch import dependencies, faults, secrets
+from orch.events import Kind
 from orch.frozen import replace
 from orch.queues import stranded
-from orch.session import Record, Session, UnitView
-from orch.spec import after_unit
+from orch.session import Record, Session, UnitView, derive_status
+from orch.spec import after_dir, after_unit
 from orch.state import Sessions
 from orch.systemd import GONE
 from orch.units import is_orch_unit
 from orch.usecases import queueing, unattended
 from orch.usecases.common import view
 from orch.usecases.launching import NotSubmitted, launch, start_after
+from orch.usecases.transitions import release_dependents, tell
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -82,6 +84,16 @@ def recover(rt: Runtime) -> RecoverReport:
             outcomes[session_id] = _restart(rt, session_id, errors)
         elif stranded(decision.record) and session_id in written:
             queueing.requeue_stranded(rt, decision.record)  # admission (below) decides
+        elif decision.outcome is Outcome.ENDED and session_id in written:
+            # An end its exit hook could not record, recorded here: told as the hook
+            # would have told it, and the sessions waiting on it settled.
+            errors += tell(rt, decision.record, Kind.ENDED,
+                           derive_status(decision.record, None, False))
+            errors += release_dependents(rt, session_id, after_dir(scope))
+        elif decision.outcome is Outcome.LOST:
+            # Lost is no recorded end (each recover finds it again, and tells nothing),
+            # but no dependent can wait on it any more: they are blocked, told once.
+            errors += release_dependents(rt, session_id, after_dir(scope), lost=True)
     for session_id in _adopt(rt, loaded, set(records)):
         outcomes[session_id] = Outcome.ADOPTED
     for record in store.load().values():

@@ -38,6 +38,30 @@ def tell_blocked(rt: Runtime, blocked: list[Record]) -> list[str]:
             for problem in tell(rt, record, Kind.ENDED, Status.FAILED, record.blocked)]
 
 
+def release_dependents(rt: Runtime, session_id: str, markers: Path,
+                       lost: bool = False) -> list[str]:
+    """Settle the sessions waiting on SESSION_ID, which has ended (or is LOST, recover
+    found: gone, how unknown): block them if it failed (told: they end here, never
+    having run), or write the marker in MARKERS whose path unit starts each one whose
+    dependencies all succeeded; the problems met, as tell's."""
+    from orch.dependencies import after_end, telling_blocked
+
+    store = rt.store
+    if not any(session_id in r.after for r in store.load(archived=False).values()):
+        # A waiting session is never archived: none waits on this one. (One recorded
+        # after this look judges its dependencies itself, once its path unit is armed.)
+        return []
+    released, blocked = store.update(
+        telling_blocked(lambda sessions: after_end(sessions, session_id, lost)))
+    problems = tell_blocked(rt, blocked)
+    if released:
+        markers.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for waiting_id in released:
+        # Written and closed: the path unit's PathChanged= fires on the close.
+        (markers / f"{waiting_id}.go").write_text(f"released by {session_id}\n")
+    return problems
+
+
 def note(state_dir: Path, record: Record, kind: Kind, status: Status | str,
          detail: str | None = None) -> Event:
     """Append event KIND of RECORD to the log; the event. Called under the state lock

@@ -337,5 +337,11 @@ def test_an_exit_hook_with_no_session_waiting_reads_no_archive(
     fresh = StateStore(store.directory)
     ending = Ending("2025-01-03T00:00:00+00:00", 0, None, "success")
     assert exithook.record_exit(fresh, _record(4).id, "4" * 32, ending)
-    assert exithook.release_dependents(fresh, _record(4).id, tmp_path / "markers") == []
+    from orch.runtime import Runtime
+    from orch.scope import Scope
+    from orch.usecases.transitions import release_dependents
+
+    assert release_dependents(Runtime(Scope.USER, fresh), _record(4).id,
+                              tmp_path / "markers") == []
+    assert not (tmp_path / "markers").exists()
     assert fresh.load(archived=False)[_record(4).id].result == "success"

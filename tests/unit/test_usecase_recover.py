@@ -72,6 +72,29 @@ def test_an_end_is_recorded_from_the_unit_or_the_journal(
     assert recover(rt).outcomes[by_unit.id] is Outcome.ALREADY_ENDED
 
 
+def test_an_end_recover_records_is_told_and_settles_its_dependents(
+        fake: FakeManager, rt: Runtime, evidence: Journal) -> None:
+    from orch import events
+
+    # Their exit hooks could not record how they ended (their state was unwritable).
+    failed = started(fake, rt, "failed")
+    fake.set(failed.unit, exited(fake.unit(failed.unit), 4))
+    lost = put(rt, "lost", invocation_id="d" * 32)
+    waiting = put(rt, "waiting", after=[lost.id])
+    fake.add(after_unit(waiting.unit), running(main_pid=0))  # its path unit, armed
+    report = recover(rt)
+    assert report.errors == [], report
+    ended = [(e.session_id, e.status) for e in events.read(rt.store.directory)
+             if e.event == "ended"]
+    # Before, none was told, and the dependent waited for ever ("starting"). Lost is
+    # found again by each recover, not recorded: not told.
+    assert sorted(ended) == sorted([(failed.id, "failed"), (waiting.id, "failed")])
+    assert rt.store.load()[waiting.id].blocked == f"dependency {lost.id[:8]} (lost) " \
+        "did not end successfully"
+    recover(rt)
+    assert len([e for e in events.read(rt.store.directory) if e.event == "ended"]) == 2
+
+
 def test_a_persistent_session_that_ended_under_it_starts_again(
         fake: FakeManager, rt: Runtime, evidence: Journal) -> None:
     record = put(rt, "keeper", invocation_id="e" * 32, persistent=True)
