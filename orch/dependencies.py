@@ -23,9 +23,12 @@ Sessions = dict[str, Record]
 
 def verdict(record: Record | None) -> bool | None:
     """True if RECORD ended successfully, False if it ended otherwise (or is blocked, or
-    unknown), None while it has yet to end, as far as its record tells."""
+    unknown), None while it has yet to end (or waits to run again after an API failure),
+    as far as its record tells."""
     if record is None or record.blocked is not None:
         return False
+    if record.resumes_at is not None and record.intent is None:
+        return None  # an API failure holds it: it runs again, and its end is to come
     ending = record.ending()
     if ending is None:
         return None

@@ -35,6 +35,11 @@ def test_verdicts() -> None:
     assert verdict(None) is False
     assert verdict(_record("a", ending=OK, intent=Intent.STOP)) is False
     assert verdict(_record("a", ending=OK, agent_error=True)) is False
+    # An agent the API failed waits to run again (limited, retrying): not its end yet.
+    # Before, its failed run blocked its dependents, though it went on to succeed.
+    waits = _record("a", ending=BAD, resumes_at="2025-01-01T01:00:00+00:00")
+    assert verdict(waits) is None
+    assert verdict(dataclasses.replace(waits, intent=Intent.STOP)) is False
 
 
 def test_released_only_when_the_last_dependency_succeeds() -> None:

@@ -46,6 +46,22 @@ def test_a_failed_stop_takes_its_intent_back(fake: FakeManager, rt: Runtime) -> 
     assert rt.store.load()[record.id].intent is None
 
 
+@pytest.mark.parametrize("act", [control.stop, control.kill])
+def test_ending_one_that_waits_to_resume_settles_its_dependents(
+        fake: FakeManager, rt: Runtime, act: object) -> None:
+    # An agent the API failed waits for its timer (limited): no unit runs, no exit hook
+    # comes. Ended here, its dependents can wait no longer: before, they did for ever.
+    limited = put(rt, "limited", invocation_id="a" * 32, ended_at=rt.now_iso(),
+                  exit_code=1, result="exit-code", resumes_at="2999-01-01T00:00:00+00:00",
+                  wait_kind="usage-limit", waiting_for="usage limit")
+    waiting = put(rt, "waiting", after=[limited.id])
+    act(rt, "limited")  # type: ignore[operator]
+    assert rt.store.load()[waiting.id].blocked == \
+        f"dependency {limited.id[:8]} (limited) did not end successfully"
+    told = [(e.session_id, e.status) for e in events.read(rt.store.directory)]
+    assert (waiting.id, "failed") in told
+
+
 def test_kill_records_the_result_then_signals(fake: FakeManager, rt: Runtime) -> None:
     record = started(fake, rt, "k")
     session = control.kill(rt, "k", "gave up", signum=signal.SIGINT)
