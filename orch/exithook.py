@@ -158,6 +158,23 @@ def wait_out(store: StateStore, session_id: str, verdict: Verdict) -> None:
     print(f"orch: {record.waiting_for}: resumes at {record.resumes_at}", file=sys.stderr)
 
 
+def collect_result(store: StateStore, record: Record) -> Record:
+    """RECORD with its agent's result, usage and cost read from its output and recorded
+    (orch.usecases.common.collect), as its run ends: for `ps`, `top` and the API at
+    once, and for the hooks its end runs. RECORD itself for any other session, or if
+    the journal cannot be read (whoever asks next reads it)."""
+    if not record.provider or record.final_result is not None:
+        return record
+    from orch.usecases.common import collect
+
+    try:
+        with _runtime(store) as rt:
+            return collect(rt, record)
+    except OrchError as err:
+        print(f"orch: could not read the agent's result: {err.message}", file=sys.stderr)
+        return record
+
+
 def tell_end(store: StateStore, record: Record) -> None:
     """Tell of the end just recorded in RECORD (orch.usecases.transitions): ended, or
     waiting for its timer (not for a run systemd starts again: runs_again). RECORD as
@@ -289,7 +306,7 @@ def main(argv: list[str]) -> int:
         # queue's slot wait for the session's end.
         again = ended is not None and runs_again(store, ended, ending)
         if ended is not None and not again:
-            tell_end(store, ended)
+            tell_end(store, collect_result(store, ended))
         if len(argv) == 2 and not again:
             from orch.usecases.transitions import release_dependents
 

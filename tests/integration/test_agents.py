@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import VENV_BIN, Orch
+from tests.integration.conftest import VENV_BIN, Orch, wait_for
 from tests.integration.fake_model import Error, Text, ToolUse, serve
 from tests.integration.test_logs import long_line, same_text
 
@@ -68,6 +68,22 @@ def test_claude_runs_to_its_result_and_the_key_is_nowhere(agent: Orch) -> None:
                         "orch show": agent.ok("show", "--json", sid) + agent.ok("show", sid),
                         "journal": journal.stdout}.items():
         assert KEY not in text, f"the key is in the {where}"
+
+
+def test_an_agents_result_and_cost_are_recorded_as_it_ends(agent: Orch) -> None:
+    told = agent.owned_file("told.txt")
+    hook = ["/bin/sh", "-c", f'cat "$ORCH_RESULT_FILE" > {told}']
+    agent.use_config(f"[hooks]\non_end = {json.dumps(hook)}\n")
+    with serve([Text("recorded at its end")]) as (url, _):
+        sid = _claude(agent, url, "say it")
+        # No wait, show or result asks for it: `ps` (and top, and the API) and the
+        # on_end hook have it from the end on. Before, all null, and the hook's file empty.
+        wait_for(lambda: next(s for s in agent.ps() if s["id"] == sid)["status"] == "exited",
+                 120, "its end")
+        wait_for(lambda: told.read_text() == "recorded at its end", 60, "its on_end hook")
+    listed = next(s for s in agent.ps() if s["id"] == sid)
+    assert listed["final_result"] == "recorded at its end"
+    assert listed["cost_usd"] and listed["usage"]["output_tokens"] > 0
 
 
 def test_resume_continues_the_agents_own_conversation(agent: Orch) -> None:
