@@ -14,7 +14,6 @@ from orch.state import Sessions, StateStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
 
     from orch.runtime import Runtime
 
@@ -129,9 +128,3 @@ def collect(rt: Runtime, record: Record) -> Record:
 
     return rt.store.update(change)
 
-
-def agent_fields(record: Record) -> dict[str, Any]:
-    """What RECORD says of its agent's run, as Session fields."""
-    return {"final_result": record.final_result,
-            "provider_session_id": record.provider_session_id,
-            "usage": record.usage, "cost_usd": record.cost_usd}

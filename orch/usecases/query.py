@@ -15,7 +15,6 @@ from orch.state import Sessions, StateStore
 from orch.systemd import GONE
 from orch.usecases.common import (
     RESULT_GRACE,
-    agent_fields,
     collect,
     ended_recently,
     find,
@@ -160,7 +159,7 @@ def result(rt: Runtime, ref: str) -> Session:
                               processes=[p.to_json() for p in meter.processes(record)])
     if session.status.ended:
         record = collect(rt, record)
-        session = replace(session, **agent_fields(record))
+        session = view(record, unit)  # its cost and tokens summed over every run, as ps's
     if session.status is Status.QUEUED:
         session = replace(session, position=positions(rt.store.load()).get(record.id))
     return conversing(session, record)

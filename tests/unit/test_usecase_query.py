@@ -133,6 +133,22 @@ def test_an_ended_agents_result_is_read_once_and_recorded(
     assert query.result(rt, record.id).final_result == "42" and len(reads) == 1
 
 
+def test_show_gives_the_cost_ps_gives_summed_over_every_run(
+        fake: FakeManager, rt: Runtime) -> None:
+    earlier = {"invocation_id": "e" * 32, "started_at": None, "ended_at": None,
+               "status": "exited", "exit_code": 0, "exit_signal": None,
+               "result": "success", "usage": {"output_tokens": 5}, "cost_usd": 0.25}
+    record = started(fake, rt, "resumed", provider="claude", agent={"prompt": "p"},
+                     history=[earlier], restarts=1, final_result="again",
+                     usage={"output_tokens": 2}, cost_usd=0.5)
+    fake.set(record.unit, exited(fake.unit(record.unit)))
+    [listed] = query.list_sessions(rt)
+    shown = query.result(rt, record.id)
+    # Before, show (and the API's one session) gave the last run's alone: 0.5 and 2.
+    assert (shown.cost_usd, shown.usage) == (listed.cost_usd, listed.usage) == \
+        (0.75, {"output_tokens": 7})
+
+
 def test_logs_read_the_records_journal(fake: FakeManager, rt: Runtime,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from orch import journal
