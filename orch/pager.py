@@ -47,6 +47,22 @@ def pager_env(env: Mapping[str, str]) -> dict[str, str]:
     return {**env, "LESS": env.get("SYSTEMD_LESS") or LESS_DEFAULT}
 
 
+@contextmanager
+def kept_open() -> Iterator[None]:
+    """Meanwhile, less stays up even for a text that fits one screen (its options
+    without F): for a caller that draws over the terminal as soon as the pager ends
+    (`orch top`), where a short log would flash by unread."""
+    before = os.environ.get("SYSTEMD_LESS")
+    os.environ["SYSTEMD_LESS"] = (before or LESS_DEFAULT).replace("F", "") or "R"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["SYSTEMD_LESS"]
+        else:
+            os.environ["SYSTEMD_LESS"] = before
+
+
 def _start(env: Mapping[str, str]) -> subprocess.Popen[str] | None:
     for command in pager_commands(env):
         try:

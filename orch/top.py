@@ -79,6 +79,12 @@ class Board:
         """Show MESSAGE instead of the keys' help for a few seconds from NOW."""
         self.message, self.message_until = message, now + MESSAGE_SECONDS
 
+    def take(self, told: list[str], now: float) -> None:
+        """Show the next of TOLD (what background actions said), taken from it, unless a
+        kill's question is being asked: that stays until answered."""
+        if told and self.confirming is None:
+            self.say(told.pop(0), now)
+
     def footer(self, now: float) -> str:
         """The line under the table: a question, a recent message, or the keys."""
         if self.confirming is not None or (self.message and now < self.message_until):
@@ -169,11 +175,11 @@ def summary(board: Board) -> str:
     """The headline: how many sessions, and what they use together."""
     sessions = [row.session for row in board.rows]
     live = sum(1 for s in sessions if s.get("status") in ("running", "idle", "starting"))
-    memory = sum(s.get("memory_current") or 0 for s in sessions)
+    memory = [s["memory_current"] for s in sessions if s.get("memory_current") is not None]
     cpu = sum(row.cpu_percent or 0.0 for row in board.rows)
     costs = [s["cost_usd"] for s in sessions if s.get("cost_usd") is not None]
     count = f"{len(sessions)} session" + ("" if len(sessions) == 1 else "s")
-    return (f"{count}, {live} running · MEM {format_bytes(memory)} · "
+    return (f"{count}, {live} running · MEM {format_bytes(sum(memory)) if memory else '-'} · "
             f"CPU {cpu:.1f}% · COST {money(sum(costs)) if costs else '-'} · "
             f"sorted by {board.sort}")
 
@@ -207,8 +213,9 @@ class Said:
 
 
 def view(board: Board, said: Callable[[dict[str, Any]], str], height: int,
-         hosts: bool, interval: float) -> RenderableType:
-    """The screen: headline, table (scrolled to keep the selection in sight), keys."""
+         hosts: bool, interval: float, width: int = 80) -> RenderableType:
+    """The screen of HEIGHT lines and WIDTH columns: headline (cut to one line), table
+    (scrolled to keep the selection in sight), keys (on as many lines as they take)."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -220,7 +227,8 @@ def view(board: Board, said: Callable[[dict[str, Any]], str], height: int,
         table.add_column(name, no_wrap=True, max_width=24 if name == "NAME" else None,
                          justify="right" if name in ("MEM", "CPU", "COST") else "left")
     table.add_column("LAST", no_wrap=True, ratio=1, overflow="ellipsis")
-    room = max(height - 4, 1)
+    footer = board.footer(time.monotonic())
+    room = max(height - 3 - max(1, -(-len(footer) // max(width, 1))), 1)
     keys = [row.key for row in board.rows]
     at = keys.index(board.selected) if board.selected in keys else 0
     first = min(max(at - room + 1, 0), max(len(keys) - room, 0))
@@ -233,8 +241,8 @@ def view(board: Board, said: Callable[[dict[str, Any]], str], height: int,
         if hosts:
             cells.insert(0, str(s.get("host", "")))
         table.add_row(*cells, style="reverse" if row.key == board.selected else None)
-    head = Text(f"orch top · {summary(board)} · every {interval:g}s", style="bold")
-    footer = board.footer(time.monotonic())
+    head = Text(f"orch top · {summary(board)} · every {interval:g}s", style="bold",
+                no_wrap=True, overflow="ellipsis")
     foot = Text(footer, style="dim" if footer == KEYS_HELP else "bold")
     if not board.rows:
         return Group(head, Text("no sessions"), foot)
@@ -312,9 +320,9 @@ def run(read: Sessions, act: Act, logs: Callable[[dict[str, Any]], None], *,
 
     def screen() -> RenderableType:
         with lock:
-            if done:
-                board.say(done.pop(), time.monotonic())
-        return view(board, said_now, console.size.height, hosts, interval)
+            board.take(done, time.monotonic())
+        return view(board, said_now, console.size.height, hosts, interval,
+                    console.size.width)
 
     def in_background(row: Row, verb: str) -> None:
         def work() -> None:
@@ -406,8 +414,10 @@ def command(interval: float = DEFAULT_INTERVAL, all_hosts: bool = False,
     def logs(session: dict[str, Any]) -> None:
         if session.get("host", hosts.LOCAL) == hosts.LOCAL:
             from orch.commands import logs as show_logs
+            from orch.pager import kept_open
 
-            show_logs(str(session["id"]), user=user, system=system)
+            with kept_open():  # top redraws over the terminal as soon as the pager ends
+                show_logs(str(session["id"]), user=user, system=system)
             return
         from orch import remote
 

@@ -312,6 +312,22 @@ def test_less_gets_systemds_options_unless_told_otherwise() -> None:
     assert pager_env({"LESS": "R", "SYSTEMD_LESS": "FX"})["LESS"] == "FX"
 
 
+def test_kept_open_less_stays_up_for_a_short_text_then_as_before(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from orch.pager import kept_open
+
+    monkeypatch.delenv("SYSTEMD_LESS", raising=False)
+    with kept_open():  # `orch top`'s logs: F would quit at once, and top draw over it
+        assert pager_env(dict(os.environ))["LESS"] == "RSXMK"
+    assert "SYSTEMD_LESS" not in os.environ
+    monkeypatch.setenv("SYSTEMD_LESS", "FX")
+    with kept_open():
+        assert pager_env(dict(os.environ))["LESS"] == "X"
+    assert os.environ["SYSTEMD_LESS"] == "FX"
+
+
 def test_the_whitespace_journald_drops_from_the_end_of_a_piece_is_put_back() -> None:
     # journald strips each piece: a cut just after a space loses it.
     width = 40

@@ -90,6 +90,19 @@ def test_stop_and_logs_act_at_once_a_kill_asks_first() -> None:
     assert board.press("q", now=3.0) == "quit"
 
 
+def test_a_question_stays_until_answered_what_else_is_said_waits() -> None:
+    board = Board()
+    board.update([_session("a"), _session("b")], now=1.0)
+    board.press("k", now=1.0)
+    told = ["b: stopped"]  # a stop in the background ended meanwhile
+    board.take(told, now=2.0)
+    # Before, that replaced the question, and a `y` then still killed.
+    assert board.footer(2.0) == "kill a (a-0000-4)? [y/N]" and told == ["b: stopped"]
+    board.press("n", now=3.0)
+    board.take(told, now=3.0)
+    assert board.footer(3.0) == "b: stopped" and told == []
+
+
 def test_a_kill_asked_for_is_of_the_session_asked_about() -> None:
     board = Board(Sort.AGE)
     a = _session("a", created_at="2026-12-06T12:00:00+00:00")
@@ -117,6 +130,7 @@ def test_summary_adds_up_what_is_known() -> None:
                               "sorted by memory")
     board.update([_session("a")], now=2.0)
     assert summary(board).startswith("1 session, 1 running") and "COST - " in summary(board)
+    assert "MEM - " in summary(board)  # not 0B: nothing is known of it (as its row's -)
 
 
 def test_said_shows_an_agents_tool_call_and_a_programs_line() -> None:
@@ -142,6 +156,18 @@ def test_the_view_marks_the_selection_and_keeps_it_in_sight() -> None:
     assert "s04" in text and "said s04" in text  # the selected (16th newest) is shown
     assert "s19" not in text  # the newest scrolled away
     assert text.splitlines()[0].startswith("orch top · 20 sessions")
+
+
+def test_the_view_fits_a_small_terminal_headline_cut_keys_whole() -> None:
+    board = Board()
+    board.update([_session(f"s{i:02}") for i in range(30)], now=1.0)
+    console = Console(file=io.StringIO(), width=60, height=20, record=True)
+    console.print(view(board, lambda s: "", 20, False, 2.0, width=60))
+    lines = console.export_text().splitlines()
+    # Before, the headline wrapped and the keys' second line fell off the screen.
+    assert len(lines) <= 20 and lines[0].startswith("orch top · 30 sessions")
+    assert lines[1].split()[:2] == ["NAME", "STATUS"]
+    assert "q quit" in " ".join(lines[-2:])
 
 
 def test_the_fleet_view_has_a_host_column() -> None:
