@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from orch.dbus import Property
-from orch.errors import SpawnFailed, UsageError
+from orch.errors import PermissionDenied, SpawnFailed, UsageError
 from orch.frozen import dataclass, field, shape
 from orch.scope import Scope
 from orch.units import syslog_identifier
@@ -267,10 +267,21 @@ def parse_env(assignments: list[str]) -> dict[str, str]:
 
 def resolve_cwd(cwd: str | None) -> str:
     """The session's working directory, absolute and existing."""
-    path = os.path.abspath(cwd or os.getcwd())
-    if not os.path.isdir(path):
-        why = "not a directory" if os.path.exists(path) else "no such directory"
-        raise UsageError(f"--cwd {cwd}: {why}")
+    import stat
+
+    try:
+        path = os.path.abspath(cwd or os.getcwd())
+    except OSError as err:  # the current directory was removed, or cannot be reached
+        raise UsageError(f"the current directory cannot be read ({err.strerror}): "
+                         "give --cwd DIR") from None
+    try:
+        is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+    except PermissionError:
+        raise PermissionDenied(f"--cwd {cwd or path}: permission denied") from None
+    except OSError:
+        raise UsageError(f"--cwd {cwd or path}: no such directory") from None
+    if not is_dir:
+        raise UsageError(f"--cwd {cwd or path}: not a directory")
     return path
 
 

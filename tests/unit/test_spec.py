@@ -290,3 +290,21 @@ def test_a_cwd_that_is_a_file_is_said_to_be_no_directory(tmp_path: Path) -> None
             resolve_cwd(given)
         assert err.value.message == f"--cwd {given}: {why}"
     assert resolve_cwd(str(tmp_path)) == str(tmp_path)
+
+
+def test_a_cwd_that_cannot_be_reached_is_said_so_not_an_internal_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orch.errors import PermissionDenied
+    from orch.spec import resolve_cwd
+
+    def refused(path: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "stat", refused)  # another user's directory, to this caller
+        with pytest.raises(PermissionDenied) as denied:
+            resolve_cwd(str(tmp_path))
+    assert denied.value.message == f"--cwd {tmp_path}: permission denied"  # was: no such
+    monkeypatch.setattr(os, "getcwd", lambda: refused("."))
+    with pytest.raises(UsageError, match="the current directory cannot be read"):
+        resolve_cwd(None)  # was: internal error, exit 70
