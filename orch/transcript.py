@@ -22,6 +22,9 @@ from orch.results import event as parse_event
 RESULT_LINES = 3
 # An event nobody renders is shown as its JSON, cut to this many characters.
 COMPACT_CHARS = 160
+# What claude tells that a transcript already shows otherwise: a tool call running over
+# a few seconds (its call and result are shown), the answer to orch's own interrupt.
+_CLAUDE_UNSHOWN = frozenset({"task_started", "task_notification", "control_response"})
 # The argument that says what a tool call does, by the names tools give it.
 KEY_ARGUMENTS = ("command", "cmd", "pattern", "query", "file_path", "path", "notebook_path",
                  "filePath", "absolute_path", "url", "prompt", "description")
@@ -199,6 +202,9 @@ class Transcript:
                 return []
             self._header = header
             return [header]
+        if kind in _CLAUDE_UNSHOWN or (kind == "system"
+                                       and event.get("subtype") in _CLAUDE_UNSHOWN):
+            return []
         if kind == "system":
             detail = {k: v for k, v in event.items()
                       if k not in ("type", "subtype", "session_id", "uuid")}

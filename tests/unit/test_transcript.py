@@ -160,6 +160,22 @@ def test_a_conversations_turns_share_one_header_until_the_next_invocation() -> N
     assert transcript.feed(init) == ["── claude · m · session s · /w ──"]
 
 
+def test_claudes_bookkeeping_of_a_long_tool_call_and_an_interrupt_is_not_shown() -> None:
+    # claude 2.1 tells of a tool call that runs over ~2 s (task_started, then
+    # task_notification) and answers orch's interrupt (control_response): the call and
+    # its result are shown already. Before, each was a line of raw JSON, and top's LAST.
+    transcript = Transcript(ResultFormat.CLAUDE_STREAM_JSON)
+    for event in ({"type": "system", "subtype": "task_started", "task_id": "b6",
+                   "tool_use_id": "t1", "description": "run it", "task_type": "local_bash"},
+                  {"type": "system", "subtype": "task_notification", "task_id": "b6",
+                   "status": "completed", "summary": "run it"},
+                  {"type": "control_response", "response": {"subtype": "success",
+                                                            "request_id": "orch-1"}}):
+        assert transcript.feed(json.dumps(event)) == []
+    other = {"type": "system", "subtype": "compact_boundary", "trigger": "auto"}
+    assert transcript.feed(json.dumps(other))[0].startswith("· compact_boundary ")
+
+
 def test_a_real_conversation_reads_turn_by_turn_and_each_turns_result_is_kept() -> None:
     from orch.results import turns
 
