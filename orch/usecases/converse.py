@@ -57,6 +57,8 @@ def send(rt: Runtime, ref: str, message: str | None, *, interrupt: bool = False)
         raise UsageError(f"{who} is not an agent session: it takes no messages")
     if (message is None) == (not interrupt):
         raise UsageError("give a message, or --interrupt")
+    if message is not None and not message.strip():
+        raise UsageError("the message is empty")  # as the API refuses it
     form = agents.output_format(record)
     session = conversing(view(record, rt.manager_of(Scope(record.scope)).unit(record.unit)),
                          record)

@@ -116,6 +116,9 @@ def test_send_refusals_are_one_line(fake: FakeManager, rt: Runtime,
         converse.send(rt, "talk", "x", interrupt=True)
     with pytest.raises(UsageError, match="an agent takes at most 262,144"):
         converse.send(rt, "talk", "x" * 300_000)
+    for empty in ("", " \n"):  # the API refused it; the CLI started a turn on nothing
+        with pytest.raises(UsageError, match=r"^the message is empty$"):
+            converse.send(rt, "talk", empty)
     # Nobody holds its input: the agent is gone though the unit still runs.
     with pytest.raises(OrchError, match=r"\(talk\) is ending"):
         converse.send(rt, talk.id, "hi")
