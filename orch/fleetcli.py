@@ -71,8 +71,11 @@ def schedule_add(schedule: str, command: list[str], settings: dict[str, object],
         asked.agent_prompt(command)
     parse_env(env or [])
     # What every run would be refused for is refused now, not at 3 a.m. in the journal.
-    if asked.cwd is not None:
-        resolve_cwd(asked.cwd)
+    # Without a --cwd (or one from the config), runs start where it was added, as a spawn
+    # from here would: not in the home directory the timer's service starts in.
+    here = resolve_cwd(asked.cwd)
+    if asked.cwd is None:
+        settings = {**settings, "cwd": here}
     if asked.queue is not None:
         from orch import config
 

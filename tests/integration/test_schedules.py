@@ -33,7 +33,8 @@ def test_a_schedule_fires_on_its_calendar_and_runs_now_on_demand(orch: Orch) -> 
                    "/bin/sh", "-c", f"echo tick >> {log}"):
         [listed] = json.loads(orch.ok("schedule", "list", "--json"))
         assert listed["name"] == name and listed["on_calendar"] == "*:*:0/2"
-        assert listed["spawn_args"] == ["--tag=mine", "--", "/bin/sh", "-c",
+        # Its runs start where it was added (before: in the home directory).
+        assert listed["spawn_args"] == ["--tag=mine", "--cwd=/", "--", "/bin/sh", "-c",
                                         f"echo tick >> {log}"]
         assert listed["next_run"] is not None
         home = orch.env.get("HOME", "/root")
@@ -46,6 +47,7 @@ def test_a_schedule_fires_on_its_calendar_and_runs_now_on_demand(orch: Orch) -> 
                  timeout=30, what="a run on the calendar")
         run = _runs(orch, name)[-1]
         assert run["name"] == name and set(run["tags"]) == {f"schedule:{name}", "mine"}
+        assert run["cwd"] == "/"  # where `orch schedule add` ran
         table = orch.ok("schedule", "list")
         assert name in table and "*:*:0/2" in table
         assert json.loads(orch.ok("schedule", "list", "--json"))[0]["last_run"] is not None
