@@ -13,6 +13,10 @@ that resumes it (orch.usecases.unattended). A session's end may free a slot of a
 
     python -I /path/to/orch/exithook.py --admit STATE_DIR     (a queue waited for memory)
     python -I /path/to/orch/exithook.py --wake STATE_DIR ID   (resume a waiting session)
+
+A session systemd starts itself (--after) has its start recorded by the same file:
+
+    python -I /path/to/orch/exithook.py --started STATE_DIR   (its ExecStartPost=)
 """
 
 from __future__ import annotations
@@ -283,6 +287,10 @@ def main(argv: list[str]) -> int:
         return _admit_only(StateStore(Path(argv[1])))
     if len(argv) == 3 and argv[0] == "--wake":
         return _wake(StateStore(Path(argv[1])), argv[2])
+    if len(argv) == 2 and argv[0] == "--started" and os.environ.get("ORCH_SESSION_ID"):
+        pid = os.environ.get("MAINPID", "")
+        return record_start(StateStore(Path(argv[1])), os.environ["ORCH_SESSION_ID"],
+                            os.environ.get("INVOCATION_ID"), int(pid) if pid.isdigit() else None)
     session_id = os.environ.get("ORCH_SESSION_ID")
     if len(argv) not in (1, 2) or not session_id:
         print("usage: exithook.py STATE_DIR [MARKER_DIR] (inside an orch session)",
@@ -325,6 +333,49 @@ def main(argv: list[str]) -> int:
             print(f"orch: could not arm the timer that resumes the session: {err.message}",
                   file=sys.stderr)
     return 0 if again else _admit_only(store)
+
+
+def record_start(store: StateStore, session_id: str, invocation_id: str | None,
+                 main_pid: int | None) -> int:
+    """ExecStartPost= of a session systemd started itself (--after): record its start
+    (invocation, MainPID, now), tell it (event and on_start hooks), remove its secrets
+    file (the manager has read it; with --restart it reads it again, and keeps it) and
+    stop its path unit, which has done its work. Nothing if its start is known already."""
+    from orch import secrets
+    from orch.events import Kind
+    from orch.scope import Scope
+    from orch.session import Status
+    from orch.spec import after_unit
+    from orch.usecases.transitions import note, run_hooks
+
+    told: list[Event] = []
+
+    def change(sessions: Sessions) -> Record | None:
+        record = sessions.get(session_id)
+        if record is None or record.invocation_id is not None or record.ending() is not None:
+            return None
+        sessions[session_id] = replace(record, invocation_id=invocation_id,
+                                       main_pid=main_pid, started_at=now_iso())
+        told.append(note(store.directory, sessions[session_id], Kind.STARTED, Status.RUNNING))
+        return sessions[session_id]
+
+    try:
+        started = store.update(change)
+    except StateError as err:
+        print(f"orch: could not record the session's start: {err.message}", file=sys.stderr)
+        return 0
+    if started is None:
+        return 0
+    if started.options.get("restart", "no") == "no":
+        secrets.discard(Scope(started.scope), started.id)
+    try:
+        with _runtime(store) as rt:
+            for problem in run_hooks(rt, started, told[0]):
+                print(f"orch: {problem}", file=sys.stderr)
+            rt.manager.stop(after_unit(started.unit))
+    except OrchError as err:
+        print(f"orch: {err.message}", file=sys.stderr)
+    return 0
 
 
 def _admit_only(store: StateStore) -> int:

@@ -401,6 +401,14 @@ def exit_hook_argv(state_dir: Path, markers: Path | None = None) -> list[str]:
             *([str(markers)] if markers else [])]
 
 
+def start_hook(state_dir: Path) -> Property:
+    """The ExecStartPost= of a session systemd starts itself (--after: its path unit),
+    which no spawn waits for: its start recorded and told as it starts (orch.exithook's
+    --started). A failure of it fails nothing ('-')."""
+    argv = [sys.executable, "-I", _exit_hook_path(), "--started", str(state_dir)]
+    return ("ExecStartPost", "a(sasb)", [(argv[0], literal_argv(argv), True)])
+
+
 @functools.cache
 def _exit_hook_path() -> str:
     return str(Path(__file__).resolve().parent / "exithook.py")

@@ -26,6 +26,7 @@ from orch.spec import (
     properties,
     resolve_program,
     session_path,
+    start_hook,
 )
 from orch.state import Sessions
 from orch.usecases.common import view
@@ -204,6 +205,7 @@ def _arm(rt: Runtime, manager: ManagerPort, record: Record, values: Secrets | No
     marker is written (by the last of its dependencies' exit hooks)."""
     props, secret_file = unit_properties(rt, record, SpawnOptions.from_json(record.options),
                                          values)
+    props.append(start_hook(rt.store.directory))  # no spawn waits for its start
     marker = after_marker(Scope(record.scope), record.id)
     # The path unit watches the directory for the marker (MakeDirectory= would make the
     # marker itself a directory).

@@ -66,6 +66,35 @@ def test_a_dependent_starts_only_after_all_its_dependencies_succeeded(orch: Orch
                           shown["unit"].replace(".service", ".path")).returncode == 0
 
 
+def test_a_dependents_start_is_recorded_and_told_as_it_starts(orch: Orch) -> None:
+    told = orch.owned_file("told.txt")
+    hook = ["/bin/sh", "-c", f'echo "$ORCH_NAME $ORCH_EVENT" >> {told}']
+    orch.use_config(f"[hooks]\non_start = {json.dumps(hook)}\n")
+    keys = orch.owned_file("keys.env", "TOKEN=not-for-long\n")
+    log = _log(orch)
+    first = orch.spawn(*_step("first", log, _gate(orch, "first")), opts=["--name", "first"])
+    after = orch.spawn(*_step("after", log, _gate(orch, "after")),
+                       opts=["--name", "after", "--after", first, "--env-file", str(keys)])
+    _open(_gate(orch, "first"))
+    assert orch("wait", first).returncode == 0
+    # The dependent runs now, started by systemd: its start is recorded, told and its
+    # hooks run as it starts, not at its end (before: at its end, with the end's time,
+    # and no on_start at all), its secrets are removed and its path unit is gone.
+    wait_for(lambda: "after started" in told.read_text(), 30, "its on_start hook")
+    shown = orch.show(after)
+    assert shown["status"] == "running" and shown["main_pid"] and shown["started_at"]
+    assert [e["event"] for e in map(json.loads, orch.ok("events", "--json", after)
+                                    .splitlines())] == ["spawned", "started"]
+    runtime = Path(f"/run/user/{orch.uid}" if orch.user else "/run")
+    assert not (runtime / "orch" / "secrets" / f"{after}.env").exists()
+    path_unit = shown["unit"].replace(".service", ".path")
+    wait_for(lambda: orch.systemctl("show", "-p", "LoadState", "--value", path_unit)
+             .stdout.strip() == "not-found", 30, "its path unit to go")
+    _open(_gate(orch, "after"))
+    assert orch("wait", after).returncode == 0
+    assert orch.show(after)["started_at"] == shown["started_at"]
+
+
 def test_a_failed_dependency_blocks_its_dependents_which_never_run(orch: Orch) -> None:
     log = _log(orch)
     failing = orch.spawn(*_step("failing", log, _gate(orch, "f"), code=3),
