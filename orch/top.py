@@ -17,7 +17,15 @@ from enum import StrEnum
 
 from orch.errors import OrchError, UsageError
 from orch.frozen import dataclass
-from orch.render import age, format_bytes, money, parse_time, resources, status_cell
+from orch.render import (
+    age,
+    format_bytes,
+    money,
+    parse_time,
+    resources,
+    status_cell,
+    visible,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -207,7 +215,9 @@ class Said:
             transcript = self._transcripts[unit] = Transcript(
                 provider_format(session.get("provider"), str(session.get("scope"))))
         lines = [text for text in transcript.feed(line) if text.strip()]
-        shown = " ".join(lines[-1].split()) if lines else (known[1] if known else "")
+        # One line, and nothing the terminal would take as a command (an escape
+        # sequence would redraw top's own screen).
+        shown = visible(" ".join(lines[-1].split())) if lines else (known[1] if known else "")
         self._shown[unit] = (line, shown)
         return shown
 
@@ -240,7 +250,9 @@ def view(board: Board, said: Callable[[dict[str, Any]], str], height: int,
                  age(s.get("created_at")), memory, cpu_cell(row), cost, said(s)]
         if hosts:
             cells.insert(0, str(s.get("host", "")))
-        table.add_row(*cells, style="reverse" if row.key == board.selected else None)
+        # As text, not rich's markup: a program's "[/b]" is its own words.
+        table.add_row(*(Text(cell) for cell in cells),
+                      style="reverse" if row.key == board.selected else None)
     head = Text(f"orch top · {summary(board)} · every {interval:g}s", style="bold",
                 no_wrap=True, overflow="ellipsis")
     foot = Text(footer, style="dim" if footer == KEYS_HELP else "bold")

@@ -170,6 +170,18 @@ def test_the_view_fits_a_small_terminal_headline_cut_keys_whole() -> None:
     assert "q quit" in " ".join(lines[-2:])
 
 
+def test_what_a_session_printed_reaches_the_screen_as_text_never_as_commands() -> None:
+    said = Said()
+    # An escape sequence (a pager's leave-alternate-screen) blanked top's own screen;
+    # rich's markup in a line ("[/b]") would have ended top with an error.
+    assert said.of(_session("less"), "a \x1b[?1049l b") == "a \\x1b[?1049l b"
+    board = Board()
+    board.update([_session("loud")], now=1.0)
+    console = Console(file=io.StringIO(), width=100, height=12, record=True)
+    console.print(view(board, lambda s: "[/b] not [bold]markup", 12, False, 2.0))
+    assert "[/b] not [bold]markup" in console.export_text()
+
+
 def test_the_fleet_view_has_a_host_column() -> None:
     board = Board()
     board.update([_session("a", host="gpu1")], now=1.0)
