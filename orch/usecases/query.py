@@ -210,7 +210,7 @@ def follow_logs(rt: Runtime, ref: str, write: Callable[[str], object], *,
     def watch() -> None:
         try:
             with watcher_rt:
-                outcomes.append(wait(watcher_rt, [record.id]))
+                outcomes.append(wait(watcher_rt, [record.id], to_the_end=True))
             latest = store.load().get(record.id, record)
             end.set(RESULT_GRACE if ended_recently(rt, latest) else 0.0)
         except BaseException as error:  # raised again in the caller's thread, below
@@ -253,9 +253,10 @@ POLL_S = 0.5
 
 
 def wait(rt: Runtime, refs: Sequence[str], *, any_: bool = False,
-         timeout: float | None = None) -> WaitOutcome:
+         timeout: float | None = None, to_the_end: bool = False) -> WaitOutcome:
     """Block until every session in REFS has ended, or is a conversation waiting for
-    its next message (idle), or the first of them has, with ANY_: driven by the
+    its next message (idle, unless TO_THE_END: `logs -f` follows a conversation's turns
+    until its end), or the first of them has, with ANY_: driven by the
     manager's signals, and for agents and queued sessions, their records (and a
     conversation's output) read every POLL_S seconds too.
     Unknown references raise NotFound before any waiting."""
@@ -283,7 +284,8 @@ def wait(rt: Runtime, refs: Sequence[str], *, any_: bool = False,
         nonlocal latest
         now = store.load()
         latest = [current(i, now) for i in wanted]
-        settled = sum(1 for s in latest if s.status.ended or s.status is Status.IDLE)
+        settled = sum(1 for s in latest if s.status.ended
+                      or (s.status is Status.IDLE and not to_the_end))
         return settled > 0 if any_ else settled == len(latest)
 
     # What changes in records alone, with no unit to signal it, is read every POLL_S: a

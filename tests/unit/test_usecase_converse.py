@@ -152,6 +152,8 @@ def test_ps_and_wait_see_a_conversation_waiting_for_its_next_message(
     outcome = query.wait(rt, [record.id], timeout=5)
     assert not outcome.timed_out and outcome.succeeded
     assert outcome.sessions[0].status is Status.IDLE
+    # logs -f follows its next turns: only its end ends it (before, it ended at once).
+    assert query.wait(rt, [record.id], timeout=0, to_the_end=True).timed_out
     _idle(monkeypatch, AgentResult("conv-1", "oops", True, None, None))
     assert not query.wait(rt, [record.id], timeout=5).succeeded
     _idle(monkeypatch, None)  # in a turn: not idle, and the wait times out
