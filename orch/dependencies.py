@@ -9,7 +9,7 @@ dependent is blocked (it never runs, and says why), and so are the sessions wait
 from __future__ import annotations
 
 from orch.frozen import replace
-from orch.session import Intent, Record, Status, ended_status
+from orch.session import Intent, Record, Status, ended_status, now_iso
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing's import would cost every session's exit hook 2 ms
@@ -42,11 +42,12 @@ def waiting(record: Record) -> bool:
 
 
 def block(sessions: Sessions, session_id: str, reason: str) -> list[str]:
-    """Block a waiting session and, in turn, every session waiting on it; their ids."""
+    """Block a waiting session and, in turn, every session waiting on it, ended now
+    without having run; their ids."""
     record = sessions.get(session_id)
     if record is None or not waiting(record):
         return []
-    sessions[session_id] = replace(record, blocked=reason)
+    sessions[session_id] = replace(record, blocked=reason, ended_at=now_iso())
     blocked = [session_id]
     for other in list(sessions.values()):
         if session_id in other.after:

@@ -287,16 +287,16 @@ def main(argv: list[str]) -> int:
         return _admit_only(StateStore(Path(argv[1])))
     if len(argv) == 3 and argv[0] == "--wake":
         return _wake(StateStore(Path(argv[1])), argv[2])
-    if len(argv) == 2 and argv[0] == "--started" and os.environ.get("ORCH_SESSION_ID"):
-        pid = os.environ.get("MAINPID", "")
-        return record_start(StateStore(Path(argv[1])), os.environ["ORCH_SESSION_ID"],
-                            os.environ.get("INVOCATION_ID"), int(pid) if pid.isdigit() else None)
+    env = dict(os.environ)  # systemd's words for this run, as ExecStartPost= gets them
+    if len(argv) == 2 and argv[0] == "--started" and env.get("ORCH_SESSION_ID"):
+        pid = env.get("MAINPID", "")
+        return record_start(StateStore(Path(argv[1])), env["ORCH_SESSION_ID"],
+                            env.get("INVOCATION_ID"), int(pid) if pid.isdigit() else None)
     session_id = os.environ.get("ORCH_SESSION_ID")
     if len(argv) not in (1, 2) or not session_id:
         print("usage: exithook.py STATE_DIR [MARKER_DIR] (inside an orch session)",
               file=sys.stderr)
         return 2
-    env = dict(os.environ)
     store = StateStore(Path(argv[0]))
     ending = ending_from_env(env)
     verdict = None

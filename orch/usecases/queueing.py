@@ -19,7 +19,7 @@ from orch.frozen import dataclass, replace
 from orch.memory import free_here
 from orch.queues import Admission, QueueLimits
 from orch.scope import Scope
-from orch.session import Intent, Record, Session, Status, recent
+from orch.session import Intent, Record, Session, Status, now_iso, recent
 from orch.state import Sessions
 from orch.usecases.common import view
 from orch.usecases.launching import NotSubmitted, launch
@@ -153,7 +153,7 @@ def _start(rt: Runtime, record: Record, problems: list[str]) -> Session | None:
 def _block(sessions: Sessions, session_id: str, reason: str) -> None:
     record = sessions.get(session_id)
     if record is not None and record.invocation_id is None:
-        sessions[session_id] = replace(record, blocked=reason)
+        sessions[session_id] = replace(record, blocked=reason, ended_at=now_iso())
 
 
 def _first_message(record: Record) -> bytes | None:

@@ -56,6 +56,9 @@ def test_a_failure_blocks_the_chain_and_says_why() -> None:
     assert sessions["b"].blocked == "dependency a (a) did not end successfully"
     assert sessions["c"].blocked == "dependency b (b) never ran"
     assert not waiting(sessions["b"]) and not waiting(sessions["c"])
+    # Ended now, never having run: when is told (before: ended_at null, and no age).
+    assert sessions["b"].ended_at and sessions["c"].ended_at
+    assert sessions["b"].ended_at <= sessions["c"].ended_at
 
 
 def test_a_vanished_dependency_blocks() -> None:
