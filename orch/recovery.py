@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from orch.dependencies import waiting
 from orch.frozen import replace
 from orch.queues import stranded
 from orch.session import (
@@ -40,7 +41,7 @@ class Outcome(StrEnum):
     LOST = "lost"  # gone with no evidence of how it ended
     RESTARTED = "restarted"  # a persistent session started again
     QUEUED = "queued"  # waits in its queue (or was let out of it, and recover starts it)
-    WAITING = "waiting"  # an API failure holds it until its timer resumes it
+    WAITING = "waiting"  # for its timer (an API failure holds it), or its dependencies
     ADOPTED = "adopted"  # a unit of ours with no record, recorded back
 
 
@@ -78,7 +79,7 @@ def decide(record: Record, unit: UnitView, alive: bool, journal: Ending | None,
                                    and status is Status.LOST):
         # A queue let the second out, but a crash came before its unit ran.
         return Decision(Outcome.QUEUED, record)
-    if status.waiting_to_resume:
+    if status.waiting_to_resume or waiting(record):
         return Decision(Outcome.WAITING, record)
     current = unit.loaded and (record.invocation_id is None
                                or unit.invocation_id == record.invocation_id)

@@ -148,5 +148,7 @@ def test_a_dependent_whose_path_unit_a_reboot_took_is_armed_again(
     second = put(rt, "second", after=[first.id], requested_at="2020-01-01T00:00:00+00:00")
     report = recover(rt)
     assert fake.called("submit_transient") == [after_unit(second.unit)]
-    assert report.outcomes[second.id] is Outcome.STARTING
+    # Waiting for its dependency, counted so (before: among the running, or starting).
+    assert report.outcomes[second.id] is Outcome.WAITING
+    assert report.counts["waiting"] == 1 and report.counts["running"] == 1
     assert {s.id: s.status for s in report.sessions}[second.id] is Status.STARTING
