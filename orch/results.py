@@ -118,25 +118,32 @@ def _claude(events: list[dict[str, Any]]) -> AgentResult:
     `assistant`/`user` messages, then one `result` event with the final text, is_error,
     usage and total_cost_usd. Every event carries session_id."""
     session_id: str | None = None
-    last_text: str | None = None
+    last_text: str | None = None  # said since the last turn's result (a conversation's)
     result: dict[str, Any] | None = None
+    answered: str | None = None  # what the turn RESULT ends said
     for event in events:
         session_id = _str(event.get("session_id")) or session_id
         kind = event.get("type")
         if kind == "assistant":
             last_text = _claude_text(event.get("message")) or last_text
         elif kind == "result":
-            result = event
+            result, answered, last_text = event, last_text, None
     if result is None:
         # Cut short (killed, or still running): the last thing it said is all there is.
         return AgentResult(session_id, last_text, False, None, None)
+    return _claude_result(session_id, result, answered)
+
+
+def _claude_result(session_id: str | None, result: dict[str, Any],
+                   answered: str | None) -> AgentResult:
+    """The AgentResult of claude's RESULT event, ANSWERED what was said in its turn."""
     subtype = result.get("subtype")
     is_error = result.get("is_error") is True or (
         isinstance(subtype, str) and subtype.startswith("error"))
     cost = result.get("total_cost_usd")
     return AgentResult(
         provider_session_id=session_id,
-        final_result=_str(result.get("result")) or last_text,
+        final_result=_str(result.get("result")) or answered,
         is_error=is_error,
         usage=_counts(result.get("usage")) or None,
         cost_usd=float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool)

@@ -84,6 +84,21 @@ def test_claude_error_subtype_is_an_error() -> None:
     assert result.final_result is None
 
 
+def test_a_conversations_interrupted_turn_has_no_answer_of_the_turn_before() -> None:
+    said = {"type": "assistant", "session_id": CLAUDE_SID, "message": {
+        "role": "assistant", "content": [{"type": "text", "text": "turn one's answer"}]}}
+    first = {"type": "result", "subtype": "success", "session_id": CLAUDE_SID,
+             "result": "turn one's answer"}
+    interrupted = {"type": "result", "subtype": "error_during_execution",
+                   "session_id": CLAUDE_SID, "is_error": True}
+    result = parse(ResultFormat.CLAUDE_STREAM_JSON, lines(said, first, interrupted))
+    # Before, the text said in turn one stood as this turn's answer: `result` printed
+    # it, exit 0, for a turn that answered nothing.
+    assert result.is_error and result.final_result is None
+    cut = parse(ResultFormat.CLAUDE_STREAM_JSON, lines(said, first))
+    assert cut.final_result == "turn one's answer"
+
+
 # -- codex -------------------------------------------------------------------------
 
 def test_codex_real_offline_output() -> None:
