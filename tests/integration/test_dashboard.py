@@ -56,3 +56,21 @@ def test_the_dashboard_lists_streams_spawns_and_stops(orch: Orch) -> None:
         wait_for(lambda: orch.show(sid)["status"] == "stopped", what="the stop button's stop")
         until(lambda: "stopped" in table_row(driver, "watched").text, what="the table to say so")
         assert orch.show("from-page")["status"] == "running"
+
+        # A spawn the API refuses says why, and keeps saying it past the next refresh
+        # (every 2 s; before, the refresh wiped it within 2 s).
+        driver.find_element(By.ID, "spawn-text").clear()
+        driver.find_element(By.ID, "spawn-text").send_keys("/nonexistent/x")
+        driver.find_element(By.CSS_SELECTOR, "#spawn button").click()
+        error = driver.find_element(By.ID, "error")
+        until(lambda: "cannot run" in error.text, what="the refusal")
+        refreshes = driver.execute_script("return window.orchRefreshes")
+        until(lambda: driver.execute_script("return window.orchRefreshes") > refreshes + 1,
+              timeout=10, what="two refreshes")
+        assert "cannot run" in error.text
+
+        # On a phone's width the page does not scroll sideways (the table does).
+        driver.set_window_size(390, 800)
+        until(lambda: driver.execute_script("const page = document.documentElement; "
+                                            "return page.scrollWidth <= page.clientWidth"),
+              what="the page to fit")
