@@ -142,11 +142,12 @@ def _unit_field(scope: str) -> str:
     return "UNIT" if scope == Scope.SYSTEM else "USER_UNIT"
 
 
-def _output_matches(record: Record) -> list[str]:
-    matches = [f"SYSLOG_IDENTIFIER={syslog_identifier(record.unit)}"]
-    if record.scope == Scope.USER:
-        matches.append(f"_UID={os.geteuid()}")
-    return matches
+def _output_matches(scope: str, units: Iterable[str]) -> list[str]:
+    """The journal matches of what UNITS' sessions of SCOPE wrote (as this user, where
+    a user's manager runs them)."""
+    own = [f"_UID={os.geteuid()}"] if scope == Scope.USER else []
+    return [*(f"SYSLOG_IDENTIFIER={syslog_identifier(unit)}" for unit in sorted(units)),
+            *own]
 
 
 def default_format(record: Record) -> LogFormat:
@@ -191,7 +192,7 @@ def logs_argv(record: Record, *, lines: int | None = None, follow: bool = False,
     argv += _since(since)
     if follow:
         argv.append("--follow")
-    return argv + _output_matches(record)
+    return argv + _output_matches(record.scope, [record.unit])
 
 
 def _check_lines(lines: int | None) -> None:
@@ -256,7 +257,7 @@ def write_logs(record: Record, write: Write, *, lines: int | None = None,
     or what came AFTER a journal cursor. In json, a line journald split is one entry
     (see joined)."""
     _check_lines(lines)
-    args = [*_since(since), *_after(after), *_output_matches(record)]
+    args = [*_since(since), *_after(after), *_output_matches(record.scope, [record.unit])]
     show = printer(record, output, write, style=style)
     if lines is not None:
         for entry in _tail(args, lines, finish=True)[0]:
@@ -282,15 +283,19 @@ def read_logs(record: Record, *, lines: int | None = None, since: str | None = N
 
 class OutputTail:
     """The last whole line each of some units' sessions wrote, as it comes: one
-    `journalctl --follow` over their output, started again when the units change (it
-    reads their last lines first, so nothing said meanwhile is missed)."""
+    `journalctl --follow` over their output, restarted when the units change (it reads
+    their last LINES first: nothing said meanwhile is missed); for those whose last line
+    that may not reach (a loud unit's push out a quiet one's), one read backwards until
+    each has said one (LOOK_BACK lines at most, LOOK_BACK_S a poll)."""
 
-    def __init__(self, scope: str, lines: int = 200) -> None:
-        self.scope = scope
-        self.lines = lines
+    def __init__(self, scope: str, lines: int = 200, look_back: int = 20_000,
+                 look_back_s: float = 0.1) -> None:
+        self.scope, self.lines, self.look_back, self.look_back_s = \
+            scope, lines, look_back, look_back_s
         self.last: dict[str, str] = {}  # unit: its last line
         self._units: dict[str, str] = {}  # syslog identifier: unit
         self._reader: _Reader | None = None
+        self._looking_back: _Reader | None = None
         self._joiner = Lines()
 
     def watch(self, units: Iterable[str]) -> None:
@@ -301,31 +306,48 @@ class OutputTail:
         self.close()
         self._units = wanted
         if wanted:
-            matches = [f"SYSLOG_IDENTIFIER={name}" for name in sorted(wanted)]
-            if self.scope == Scope.USER:
-                matches.append(f"_UID={os.geteuid()}")
-            self._reader = _Reader(["--follow", "--lines", _count(self.lines), *matches])
+            self._reader = _Reader(["--follow", "--lines", _count(self.lines),
+                                    *_output_matches(self.scope, wanted.values())])
+            unknown = [unit for unit in wanted.values() if unit not in self.last]
+            if unknown:
+                self._looking_back = _Reader(["--reverse", "--lines", _count(self.look_back),
+                                              *_output_matches(self.scope, unknown)])
 
     def poll(self, timeout: float = 0.0) -> bool:
         """Take in what has come within TIMEOUT seconds; whether anything did."""
-        if self._reader is None:
-            return False
-        batch = self._reader.read(timeout)
+        looked = self._look_back()
+        batch = None if self._reader is None else self._reader.read(timeout)
         if batch is None:
             self._reader = None
-            return False
+            return looked
         for entry in batch:
             for line in self._joiner.feed(entry):
-                unit = self._units.get(field_text(line.entry, "SYSLOG_IDENTIFIER"))
-                if unit is not None:
-                    self.last[unit] = message(line.entry).decode("utf-8", "replace")
-        return bool(batch)
+                self._heard(line.entry, newest=True)
+        return bool(batch) or looked
+
+    def _heard(self, entry: Entry, newest: bool) -> bool:
+        unit = self._units.get(field_text(entry, "SYSLOG_IDENTIFIER"))
+        if unit is None or (unit in self.last and not newest):
+            return False
+        self.last[unit] = message(entry).decode("utf-8", "replace")
+        return True
+
+    def _look_back(self) -> bool:
+        """A last line read backwards for each unit with none yet; whether any came."""
+        found, until = False, time.monotonic() + self.look_back_s
+        while self._looking_back is not None and time.monotonic() < until:
+            batch = self._looking_back.read(self.look_back_s)
+            found = any([self._heard(entry, newest=False) for entry in batch or ()]) or found
+            if batch is None or all(unit in self.last for unit in self._units.values()):
+                self._looking_back.close()
+                self._looking_back = None
+        return found
 
     def close(self) -> None:
         """Stop following."""
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        for reader in filter(None, (self._reader, self._looking_back)):
+            reader.close()
+        self._reader = self._looking_back = None
 
 
 class SessionEnd:
@@ -430,7 +452,7 @@ def follow_logs(record: Record, write: Write, end: SessionEnd, *, lines: int | N
     lines have arrived (see _settle). REFRESH gives the session's invocations again when
     one not known yet shows up. MARK hears each line's cursor before it is written."""
     _check_lines(lines)
-    args = [*_since(since), *_output_matches(record)]
+    args = [*_since(since), *_output_matches(record.scope, [record.unit])]
     show = printer(record, output, write, refresh, style)
 
     def take(entry: Entry) -> None:
@@ -444,7 +466,7 @@ def follow_logs(record: Record, write: Write, end: SessionEnd, *, lines: int | N
         for entry in shown:
             take(entry)
         collector = _Collector(take, joiner, cursor)
-    reader = _follower(args, _output_matches(record), collector.cursor, since)
+    reader = _follower(args, _output_matches(record.scope, [record.unit]), collector.cursor, since)
     try:
         while not end.is_set():
             batch = reader.read(0.2)
@@ -468,7 +490,7 @@ def output_lines(record: Record, *, complete: Callable[[list[str]], bool] | None
     or less, and lines may still be on their way: read on after what was read (see
     _settle), never from the start again.
     """
-    args = _output_matches(record)
+    args = _output_matches(record.scope, [record.unit])
     started = dict(invocation_starts(record)).get(record.invocation_id or "", 0)
     lines: list[str] = []
 

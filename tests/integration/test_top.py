@@ -65,6 +65,20 @@ def test_top_shows_the_sessions_and_acts_on_the_one_selected(orch: Orch) -> None
         assert terminal.ended() == 0
 
 
+def test_a_quiet_sessions_last_words_show_beside_a_loud_one(user_orch: Orch) -> None:
+    quiet = user_orch.spawn("/bin/sh", "-c", "echo quiet-words; exec sleep 300",
+                            opts=["--name", "quiet"])
+    wait_for(lambda: "quiet-words" in user_orch.logs_text(quiet), what="its one line")
+    loud = user_orch.spawn("/bin/sh", "-c", "seq 1 2000; exec sleep 300", opts=["--name", "loud"])
+    wait_for(lambda: "2000" in user_orch.logs_text(loud), what="the loud one's lines")
+    with top(user_orch) as terminal:
+        # Before, only the last 200 lines of all were read: the loud one's, and the
+        # quiet one's LAST stayed empty until it spoke again.
+        terminal.expect(b"quiet-words", drawn=True)
+        terminal.type(b"q")
+        assert terminal.ended() == 0
+
+
 def test_l_shows_the_selected_sessions_logs_and_comes_back(user_orch: Orch) -> None:
     user_orch.spawn("/bin/sh", "-c", "echo said-by-the-session; exec sleep 300",
                     opts=["--name", "talker"])

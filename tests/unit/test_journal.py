@@ -282,7 +282,7 @@ def test_a_missing_result_is_read_on_after_the_cursor_not_from_the_start(
     lines = journal.output_lines(_current(_record("system")),
                                  complete=lambda lines: "half/result" in lines, grace=3.0)
     assert lines == ["first", "half/result"]
-    assert fake.reads[0] == journal._output_matches(_record("system"))
+    assert fake.reads[0] == journal._output_matches("system", [_record("system").unit])
     assert fake.reads[1][-2:] == ["--after-cursor", "c1"] and len(fake.reads) == 2
 
 
