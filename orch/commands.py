@@ -196,7 +196,7 @@ def _every_result(ref: str, scope: Scope, as_json: bool) -> int:
             sys.stdout.write(f"-- turn {number}{failed} --\n"
                              f"{(turn.final_result or '').rstrip(chr(10))}\n")
     if not found:
-        say(f"orch: session {ref} has no result yet")
+        say(f"orch: session {ref} has no result")
         return 1
     return 0
 

@@ -144,19 +144,19 @@ def parse_seconds(value: str | int, what: str | None = None, *, zero: bool = Tru
     "infinity". UsageError in one line (naming WHAT, an option or variable, and listing
     the syntax) for anything systemd would refuse, and for 0 or infinity where the
     caller says they mean nothing (ZERO, INFINITY false)."""
-    bounds = [text for text, refused in (("more than 0", not zero),
-                                         ("less than infinity", not infinity)) if refused]
-    expected = (f"a duration {' and '.join(bounds)}, such as {_EXAMPLES} {_SYNTAX}" if bounds
-                else EXPECTED)
     shown = f"{what} {_show(value)}" if what else _show(value)
     try:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise ValueError("not a string or an int")
         usec = parse_usec(str(value))
-        if (usec == 0 and not zero) or (usec == USEC_INFINITY and not infinity):
-            raise ValueError("out of bounds")
     except ValueError:
-        raise UsageError(f"{shown}: expected {expected}") from None
+        raise UsageError(f"{shown}: expected {EXPECTED}") from None
+    # The bounds are named to a value that meets one: "abc" is no duration at all.
+    if (usec == 0 and not zero) or (usec == USEC_INFINITY and not infinity):
+        bounds = [text for text, refused in (("more than 0", not zero),
+                                             ("less than infinity", not infinity)) if refused]
+        raise UsageError(f"{shown}: expected a duration {' and '.join(bounds)}, "
+                         f"such as {_EXAMPLES} {_SYNTAX}")
     return math.inf if usec == USEC_INFINITY else usec / _SEC
 
 

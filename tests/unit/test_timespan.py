@@ -111,6 +111,14 @@ def test_parse_seconds_refuses_zero_or_infinity_where_they_mean_nothing(
         err.value.message
 
 
+def test_a_value_that_is_no_duration_is_told_so_without_the_bounds() -> None:
+    for value in ("abc", "-5", ""):  # before: "expected a duration less than infinity"
+        with pytest.raises(UsageError) as err:
+            parse_seconds(value, "--older-than", infinity=False)
+        assert "infinity" not in err.value.message.split("expected", 1)[1].split(",")[0]
+        assert ": expected a duration such as 90s" in err.value.message
+
+
 # --- every option and variable that takes a duration reads it so ------------------------
 
 def orch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
