@@ -327,12 +327,13 @@ SPAWN_SETTINGS: dict[str, Setting] = settings_table(
             metavar="N"),
     Setting("retries", Kind.INT, "Run an agent again, resuming its conversation, after "
             "this many transient API failures (overloaded, rate limited, unreachable).",
-            minimum=0, maximum=100, flag="--retries", metavar="N"),
+            minimum=0, maximum=100, flag="--retries", metavar="N", agent_only=True),
     Setting("retry_delay", Kind.DURATION, "The wait before the first retry, doubled at "
-            "each next one (default 30s).", flag="--retry-delay", metavar="DURATION"),
+            "each next one (default 30s).", flag="--retry-delay", metavar="DURATION",
+            agent_only=True),
     Setting("limit_wait", Kind.DURATION, "The wait after a usage limit whose reset time "
             "the agent does not tell (default 1h).", flag="--limit-wait",
-            metavar="DURATION"),
+            metavar="DURATION", agent_only=True),
     Setting("persistent", Kind.BOOL,
             "Start it again at boot (orch recover) if it was cut off; for a user, at boot "
             "only with lingering (loginctl enable-linger), else at login.",

@@ -411,7 +411,8 @@ def test_kinds_of_the_spawn_settings_are_closed() -> None:
 @pytest.mark.parametrize(("key", "value", "flag"), [
     ("model", "opus", "--model"), ("system_prompt", "be brief", "--system-prompt"),
     ("auto_approve", True, "--auto-approve"), ("interactive", True, "--interactive"),
-    ("max_turns", "3", "--max-turns")])
+    ("max_turns", "3", "--max-turns"), ("retries", "2", "--retries"),
+    ("retry_delay", "1s", "--retry-delay"), ("limit_wait", "1h", "--limit-wait")])
 def test_an_agents_option_given_to_a_plain_command_is_refused_not_dropped(
         key: str, value: object, flag: str) -> None:
     from orch.request import spawn_request
