@@ -124,6 +124,8 @@ def spawn_request(config: Config | None, profile: str | None,
         if value is not None:
             layers[key] = SPAWN_SETTINGS[key].from_flag(value)
     request = _typed(layers)
+    if flags.get("priority") is not None and request.queue is None:
+        raise UsageError("--priority orders a queue: give --queue NAME (or spawn.queue)")
     if request.agent is None:  # a plain command: an agent's option would be dropped
         for key, value in flags.items():
             setting = SPAWN_SETTINGS[key]

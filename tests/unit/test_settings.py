@@ -408,6 +408,14 @@ def test_kinds_of_the_spawn_settings_are_closed() -> None:
     assert {s.kind for s in SPAWN_SETTINGS.values()} <= set(Kind) - {Kind.ARGV}
 
 
+def test_a_priority_without_a_queue_is_refused_not_dropped() -> None:
+    from orch.request import spawn_request
+
+    with pytest.raises(UsageError, match=r"^--priority orders a queue: give --queue"):
+        spawn_request(None, None, {"priority": "5"})
+    assert spawn_request(None, None, {"priority": "5", "queue": "night"}).priority == 5
+
+
 @pytest.mark.parametrize(("key", "value", "flag"), [
     ("model", "opus", "--model"), ("system_prompt", "be brief", "--system-prompt"),
     ("auto_approve", True, "--auto-approve"), ("interactive", True, "--interactive"),
