@@ -11,8 +11,16 @@ MIN_PREFIX = 4
 
 
 def _listing(records: list[Record]) -> str:
+    """The newest five of RECORDS, each by its short id, name and creation (local time,
+    as every time orch prints)."""
+    from orch.render import format_timestamp, parse_time  # a refusal's alone
+
+    def created(record: Record) -> str:
+        when = parse_time(record.created_at)
+        return format_timestamp(when) if when else record.created_at
+
     newest = sorted(records, key=lambda r: r.created_at, reverse=True)
-    return ", ".join(f"{r.id[:8]} ({r.name}, {r.created_at[:19]})" for r in newest[:5])
+    return ", ".join(f"{r.id[:8]} ({r.name}, {created(r)})" for r in newest[:5])
 
 
 def resolve(ref: str, records: Iterable[Record]) -> Record:

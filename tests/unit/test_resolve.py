@@ -59,6 +59,23 @@ def test_shared_name_is_ambiguous_and_lists_both_short_ids() -> None:
     assert caught.value.exit_code == 2
 
 
+def test_an_ambiguous_names_sessions_are_listed_in_local_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        twin = _record("cccc4444-0000-4000-8000-000000000004", "alpha")
+        with pytest.raises(Ambiguous) as caught:
+            resolve("alpha", [A, twin])
+        # Before, a bare UTC stamp (2025-01-01T00:00:00), where every other time is local.
+        assert "(alpha, Wed 2025-01-01 09:00:00 JST)" in caught.value.message
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
 def test_ambiguous_prefix() -> None:
     with pytest.raises(Ambiguous) as caught:
         resolve("bbbb", POOL)
@@ -72,9 +89,14 @@ def test_a_name_that_is_another_sessions_id_prefix_is_ambiguous() -> None:
     named_like_a_prefix = _record("dddd5555-0000-4000-8000-000000000005", A.id[:8])
     with pytest.raises(Ambiguous) as caught:
         resolve(A.id[:8], [A, named_like_a_prefix])
+    from datetime import UTC, datetime
+
+    from orch.render import format_timestamp
+
+    made = format_timestamp(datetime(2025, 1, 1, tzinfo=UTC))  # in local time
     assert caught.value.message == (
         f"{A.id[:8]!r} names session dddd5555 and is an id prefix of 1 other(s): "
-        f"dddd5555 ({A.id[:8]}, 2025-01-01T00:00:00), aaaa1111 (alpha, 2025-01-01T00:00:00)")
+        f"dddd5555 ({A.id[:8]}, {made}), aaaa1111 (alpha, {made})")
     assert caught.value.exit_code == 2
     # Too short to be a prefix, or the prefix of no other: the name.
     assert resolve("aaa", [A, _record("dddd5555-0000-4000-8000-000000000005", "aaa")]).name \
