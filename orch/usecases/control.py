@@ -10,10 +10,10 @@ from orch.errors import OrchError, UsageError
 from orch.events import Kind
 from orch.scope import Scope
 from orch.session import Intent, Record, Session, Status
-from orch.spec import after_dir, after_marker, after_unit, read_text_arg
+from orch.spec import after_marker, after_unit, read_text_arg
 from orch.usecases import queueing, unattended
 from orch.usecases.common import SELF, clear_intent, lookup, mark, view
-from orch.usecases.transitions import release_dependents, tell, tell_blocked
+from orch.usecases.transitions import tell, tell_blocked, tell_ended
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,14 +40,14 @@ def stop(rt: Runtime, ref: str) -> Session:
     marked = mark(rt.store, record.id, Intent.STOP)
     if before.status.waiting_to_resume:  # no unit, no exit hook: its end is told here
         unattended.cancel_wake(rt, record)
-        _ended_here(rt, marked, Status.STOPPED, "stopped while waiting to resume")
+        tell_ended(rt, marked, Status.STOPPED, "stopped while waiting to resume")
     try:
         manager.stop(record.unit)
     except OrchError:
         clear_intent(rt.store, record.id, Intent.STOP)
         raise
     if unit.sub_state == AUTO_RESTART:  # its last run's hook ran, and no other will
-        _ended_here(rt, marked, Status.STOPPED, "stopped between restarts")
+        tell_ended(rt, marked, Status.STOPPED, "stopped between restarts")
     session = view(rt.store.load()[record.id], manager.unit(record.unit))
     if record.queue is not None:
         queueing.admit(rt)  # its hook did, unless it could not run
@@ -119,7 +119,7 @@ def kill(rt: Runtime, ref: str, result: str | None = None, *,
     marked = mark(rt.store, record.id, Intent.KILL, result)
     if before.status.waiting_to_resume:
         unattended.cancel_wake(rt, record)
-        _ended_here(rt, marked, Status.KILLED, "killed while waiting to resume")
+        tell_ended(rt, marked, Status.KILLED, "killed while waiting to resume")
     between_restarts = unit.sub_state == AUTO_RESTART  # nothing runs there to signal
     if not between_restarts:
         if is_self and signum not in (signal.SIGKILL, signal.SIGSTOP):
@@ -129,15 +129,8 @@ def kill(rt: Runtime, ref: str, result: str | None = None, *,
     if record.options.get("restart", "no") != "no" and not is_self:
         manager.stop(record.unit)  # a kill ends the session: no Restart= starts it again
     if between_restarts:  # its last run's hook ran, and no other will
-        _ended_here(rt, marked, Status.KILLED, "killed between restarts")
+        tell_ended(rt, marked, Status.KILLED, "killed between restarts")
     return view(rt.store.load()[record.id], manager.unit(record.unit))
-
-
-def _ended_here(rt: Runtime, record: Record, status: Status, detail: str) -> None:
-    """Tell the end of RECORD, which no exit hook will tell (no run of it is under way:
-    it waited to resume, or for a restart), and settle the sessions waiting on it."""
-    tell(rt, record, Kind.ENDED, status, detail)
-    release_dependents(rt, record.id, after_dir(Scope(record.scope)))
 
 
 def read_result_file(path: str) -> str:

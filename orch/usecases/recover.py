@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orch import dependencies, faults, secrets
-from orch.events import Kind
 from orch.frozen import replace
 from orch.queues import stranded
 from orch.session import Record, Session, UnitView, derive_status
@@ -17,7 +16,7 @@ from orch.units import is_orch_unit
 from orch.usecases import queueing, unattended
 from orch.usecases.common import view
 from orch.usecases.launching import NotSubmitted, launch, start_after
-from orch.usecases.transitions import release_dependents, tell
+from orch.usecases.transitions import release_dependents, tell_ended
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -87,9 +86,8 @@ def recover(rt: Runtime) -> RecoverReport:
         elif decision.outcome is Outcome.ENDED and session_id in written:
             # An end its exit hook could not record, recorded here: told as the hook
             # would have told it, and the sessions waiting on it settled.
-            errors += tell(rt, decision.record, Kind.ENDED,
-                           derive_status(decision.record, None, False))
-            errors += release_dependents(rt, session_id, after_dir(scope))
+            errors += tell_ended(rt, decision.record,
+                                 derive_status(decision.record, None, False))
         elif decision.outcome is Outcome.LOST:
             # Lost is no recorded end (each recover finds it again, and tells nothing),
             # but no dependent can wait on it any more: they are blocked, told once.

@@ -38,6 +38,16 @@ def tell_blocked(rt: Runtime, blocked: list[Record]) -> list[str]:
             for problem in tell(rt, record, Kind.ENDED, Status.FAILED, record.blocked)]
 
 
+def tell_ended(rt: Runtime, record: Record, status: Status, detail: str | None = None
+               ) -> list[str]:
+    """Tell the end of RECORD that no exit hook tells (event and hooks, as STATUS with
+    DETAIL), and settle the sessions waiting on it; the problems met, as tell's."""
+    from orch.spec import after_dir
+
+    return [*tell(rt, record, Kind.ENDED, status, detail),
+            *release_dependents(rt, record.id, after_dir(Scope(record.scope)))]
+
+
 def release_dependents(rt: Runtime, session_id: str, markers: Path,
                        lost: bool = False) -> list[str]:
     """Settle the sessions waiting on SESSION_ID, which has ended (or is LOST, recover
