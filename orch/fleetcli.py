@@ -5,6 +5,7 @@ schedule ...` (orch.commands holds the others; orch.commandline names these by
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from orch import api
@@ -57,7 +58,7 @@ def schedule_add(schedule: str, command: list[str], settings: dict[str, object],
     from orch import request, schedules
     from orch.commandline import spawn_words
     from orch.errors import UsageError
-    from orch.spec import parse_env, resolve_cwd
+    from orch.spec import parse_env, resolve_cwd, resolve_program, session_path
     from orch.unitfiles import this_orch
 
     scope = api.current_scope(user, system)
@@ -67,15 +68,22 @@ def schedule_add(schedule: str, command: list[str], settings: dict[str, object],
     if not command:
         raise UsageError("schedule add needs -- CMD [ARG...], or with --provider a PROMPT")
     loaded, asked = request.for_spawn(scope, profile, settings)
-    if asked.agent is not None:
-        asked.agent_prompt(command)
-    parse_env(env or [])
+    given_env = parse_env(env or [])
     # What every run would be refused for is refused now, not at 3 a.m. in the journal.
     # Without a --cwd (or one from the config), runs start where it was added, as a spawn
-    # from here would: not in the home directory the timer's service starts in.
+    # from here would: not in the home directory the timer's service starts in. They
+    # find their program on this PATH too (schedules.render), not the manager's.
     here = resolve_cwd(asked.cwd)
     if asked.cwd is None:
         settings = {**settings, "cwd": here}
+    argv = command
+    if asked.agent is not None:
+        from orch import agents
+
+        argv = agents.fresh_argv(asked.agent, asked.agent_request(asked.agent_prompt(command)),
+                                 scope, loaded)
+    resolve_program(argv[0], given_env.get("PATH", session_path(os.environ.get("PATH"))),
+                    here)
     if asked.queue is not None:
         from orch import config
 

@@ -20,6 +20,7 @@ from orch.errors import NotFound, OrchError, UsageError
 from orch.frozen import dataclass
 from orch.scope import Scope
 from orch.settings import NAME
+from orch.spec import session_path
 from orch.unitfiles import unit_dir, word
 
 TYPE_CHECKING = False
@@ -70,8 +71,12 @@ def render(schedule: Schedule, scope: Scope, orch: str) -> dict[str, str]:
     definition = json.dumps({"on_calendar": schedule.on_calendar,
                              "spawn_args": schedule.spawn_args,
                              "overlap": schedule.overlap}, ensure_ascii=False)
-    env = "".join(f"Environment={word(f'{v}={os.environ[v]}')}\n"
-                  for v in ("ORCH_STATE_DIR", "ORCH_CONFIG") if os.environ.get(v))
+    # Its runs find programs where a spawn from here would, this orch first: the
+    # manager's own PATH lacks the user's directories (~/.local/bin, npm's).
+    values = {"PATH": session_path(os.environ.get("PATH")),
+              **{v: os.environ[v] for v in ("ORCH_STATE_DIR", "ORCH_CONFIG")
+                 if os.environ.get(v)}}
+    env = "".join(f"Environment={word(f'{k}={v}')}\n" for k, v in values.items())
     fire = [orch, "schedule", "fire", f"--{scope}", *(["--overlap"] if schedule.overlap
                                                       else []), schedule.name,
             *schedule.spawn_args]

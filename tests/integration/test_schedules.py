@@ -98,3 +98,34 @@ def test_a_bad_calendar_or_name_is_one_line_and_leaves_nothing(orch: Orch) -> No
                        "/bin/true")
         assert refused.returncode == 2 and refused.stderr.startswith(says), refused.stderr
     assert orch.ok("schedule", "list", "--json").strip() == "[]"
+
+
+def test_runs_find_their_program_on_the_path_it_was_added_with(orch: Orch) -> None:
+    # A program outside the manager's own PATH (as ~/.local/bin or npm's directory is):
+    # before, it was added and every run failed in the journal.
+    tools = orch.state_dir.parent / "tools"
+    tools.mkdir()
+    tool = tools / "mytool"
+    tool.write_text("#!/bin/sh\necho tool ran\n")
+    tool.chmod(0o755)
+    path = {"PATH": f"{tools}:{orch.env['PATH']}"}
+    name = f"tool{orch.scope}"
+    done = orch("schedule", "add", name, "--on-calendar", "2099-01-01", "--", "mytool",
+                env=path)
+    assert done.returncode == 0, done.stderr
+    try:
+        orch.ok("schedule", "run", name)
+        wait_for(lambda: [r["status"] for r in _runs(orch, name)] == ["exited"],
+                 what="the run of a program on the adder's PATH")
+        assert "tool ran" in orch.ok("logs", _runs(orch, name)[0]["id"])
+    finally:
+        orch("schedule", "remove", name)
+    missing = orch("schedule", "add", name, "--on-calendar", "daily", "--", "mytool")
+    assert missing.returncode == 1 and missing.stderr == (
+        "orch: cannot run mytool: not found on PATH\n")
+    assert orch.ok("schedule", "list", "--json").strip() == "[]"
+    agent = orch("schedule", "add", name, "--on-calendar", "daily", "--provider", "claude",
+                 "review the code", env={"PATH": "/usr/bin:/bin"})
+    assert agent.returncode == 1 and agent.stderr == (
+        "orch: cannot run claude: not found on PATH\n")
+    assert orch.ok("schedule", "list", "--json").strip() == "[]"

@@ -16,7 +16,9 @@ ARGS = ["--provider=claude", "--tag=a", "--tag=b c", "--memory-max=2G", "--auto-
         "--", "Fix the $HOME 100% \"now\"\nplease"]
 
 
-def test_the_units_say_when_and_what_and_read_back_exactly() -> None:
+def test_the_units_say_when_and_what_and_read_back_exactly(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/home/u/.local/bin:/usr/bin")
     schedule = Schedule("nightly", "Mon..Fri 02:00", ARGS, overlap=False)
     texts = schedules.render(schedule, Scope.USER, "/opt/orch bin/orch")
     timer = texts["orch-schedule-nightly.timer"]
@@ -24,6 +26,9 @@ def test_the_units_say_when_and_what_and_read_back_exactly() -> None:
     assert "WantedBy=timers.target" in timer
     service = texts["orch-schedule-nightly.service"]
     assert "Type=oneshot" in service
+    # Its runs find programs on the PATH it was added with, not the manager's.
+    [path] = [line for line in service.splitlines() if line.startswith("Environment=PATH=")]
+    assert path.endswith(":/home/u/.local/bin:/usr/bin")
     exec_line = next(line for line in service.splitlines() if line.startswith("ExecStart="))
     # systemd expands $ and % there: both doubled; a word with blanks quoted.
     assert exec_line.startswith('ExecStart="/opt/orch bin/orch" schedule fire --user nightly '
