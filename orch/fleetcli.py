@@ -13,7 +13,9 @@ from orch.commands import emit_json, say
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from orch import schedules
     from orch.events import Event
+    from orch.scope import Scope
 
 
 def events(refs: list[str] | None = None, follow: bool = False, since: str | None = None,
@@ -103,7 +105,8 @@ def schedule_list(user: bool = False, system: bool = False, as_json: bool = Fals
 
     from orch import render, schedules
 
-    found = schedules.listed(api.current_scope(user, system))
+    scope = api.current_scope(user, system)
+    found = _counting_runs_now(schedules.listed(scope), scope)
     if as_json:
         emit_json([s.to_json() for s in found])
     elif found:
@@ -112,6 +115,33 @@ def schedule_list(user: bool = False, system: bool = False, as_json: bool = Fals
                   shlex.join(s.spawn_args)) for s in found]
         print(render.layout(rows, render.table_width(sys.stdout), [4]))
     return 0
+
+
+def _counting_runs_now(found: list[schedules.Schedule],
+                       scope: Scope) -> list[schedules.Schedule]:
+    """FOUND with each one's last run counting those its timer did not trigger (`orch
+    schedule run`): its newest session (tagged schedule:NAME), where that is later."""
+    from orch.frozen import replace
+    from orch.render import parse_time
+    from orch.runtime import Runtime
+
+    if not found:
+        return found
+    newest: dict[str, str] = {}
+    for record in Runtime(scope).store.load().values():
+        for tag in record.tags:
+            name = tag.removeprefix("schedule:")
+            if name != tag and record.created_at > newest.get(name, ""):
+                newest[name] = record.created_at
+
+    def later(schedule: schedules.Schedule) -> schedules.Schedule:
+        run = parse_time(newest.get(schedule.name))
+        last = parse_time(schedule.last_run)
+        if run is None or (last is not None and last >= run):
+            return schedule
+        return replace(schedule, last_run=newest[schedule.name])
+
+    return [later(s) for s in found]
 
 
 def _when(iso: str | None) -> str:

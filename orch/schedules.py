@@ -173,12 +173,17 @@ def remove(name: str, scope: Scope) -> Schedule:
 
 
 def run_now(name: str, scope: Scope) -> None:
-    """Start schedule NAME's service now, as its timer would (no second run while one is
-    active), without waiting for the run."""
+    """Start schedule NAME's service now, as its timer would, without waiting for the
+    run. OrchError while a run is under way (its service active: the one that may not
+    overlap, or an overlapping one's spawn), where the start would do nothing."""
     from orch.systemd import Manager
 
     schedule = find(name, scope)
     with Manager(scope) as manager:
+        listed = manager.loaded(schedule.service).get(schedule.service)
+        if listed is not None and listed[1][1] in ("activating", "active", "reloading"):
+            raise OrchError(f"schedule {name}: a run is under way, and runs do not overlap; "
+                            f"nothing started (orch ps --tag schedule:{name})")
         manager.start(schedule.service, wait=False)
 
 

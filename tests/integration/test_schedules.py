@@ -66,7 +66,11 @@ def test_runs_never_overlap_unless_asked(orch: Orch) -> None:
         orch.ok("schedule", "run", name)
         wait_for(lambda: [r["status"] for r in _runs(orch, name)] == ["running"],
                  what="the first run's session")
-        orch.ok("schedule", "run", name)  # while the first runs: merged into it
+        # While the first runs: refused in one line (before: "runs now", and nothing).
+        again = orch("schedule", "run", name)
+        assert again.returncode == 1 and again.stdout == "" and again.stderr == (
+            f"orch: schedule {name}: a run is under way, and runs do not overlap; nothing "
+            f"started (orch ps --tag schedule:{name})\n")
         service = f"orch-schedule-{name}.service"
         assert orch.systemctl("is-active", service).stdout.strip() == "activating"
         with gate.open("w") as opened:  # the session reads it: a line, so it exits 0
@@ -74,6 +78,9 @@ def test_runs_never_overlap_unless_asked(orch: Orch) -> None:
         wait_for(lambda: orch.systemctl("is-active", service).stdout.strip() == "inactive",
                  what="the run to end")
         assert [r["status"] for r in _runs(orch, name)] == ["exited"]
+        # Its LAST counts the run its timer did not trigger (before: none, ever).
+        [listed] = json.loads(orch.ok("schedule", "list", "--json"))
+        assert listed["last_run"] == _runs(orch, name)[0]["created_at"]
 
 
 def test_a_bad_calendar_or_name_is_one_line_and_leaves_nothing(orch: Orch) -> None:
