@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 Sessions = dict[str, "Record"]
 
-# How soon a queue held back only by memory looks again (nothing else would wake it).
-MEMORY_RETRY_S = 15
+# How soon a queue held back by what no session's end changes (too little memory, its
+# configuration unreadable or without it) looks again: nothing else would wake it.
+LOOK_AGAIN_S = 15
 
 
 @dataclass(frozen=True)

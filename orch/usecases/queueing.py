@@ -48,18 +48,25 @@ def admit(rt: Runtime, names: Iterable[str] | None = None,
     wanted = waiting if names is None else [n for n in dict.fromkeys(names) if n in waiting]
     if not wanted:
         return Started([], [])
+    started: list[Session] = []
+    problems: list[str] = []
     if config is None:
         from orch.config import load
 
-        config = load(rt.scope)
-    started: list[Session] = []
-    problems: list[str] = []
+        try:
+            config = load(rt.scope)
+        except OrchError as err:  # a file broken as someone edits it: not for ever
+            for name in wanted:
+                problems.append(f"queue {name} waits: {err.message}")
+                _look_again(rt, name, "its configuration", problems)
+            return Started(started, problems)
     for name in wanted:
         try:
             limits = config.queue_limits(name)
         except OrchError:
             problems.append(f"queue {name} is not in {config.path} any more: its sessions "
                             "wait until it is")
+            _look_again(rt, name, "its configuration", problems)
             continue
         _admit_queue(rt, name, limits, started, problems)
     return Started(started, problems)
@@ -80,9 +87,7 @@ def _admit_queue(rt: Runtime, name: str, limits: QueueLimits, started: list[Sess
         if decision.admitted:
             faults.point("queue.admitted")
         if decision.memory_short:
-            problem = _look_again(rt, name)
-            if problem:
-                problems.append(problem)
+            _look_again(rt, name, "free memory", problems)
         refused = 0
         for record in decision.admitted:
             session = _start(rt, record, problems)
@@ -174,15 +179,15 @@ def queue_wake_subject(rt: Runtime, name: str) -> str:
     return f"queue-{name}-{zlib.crc32(str(rt.store.directory).encode()):08x}"
 
 
-def _look_again(rt: Runtime, name: str) -> str | None:
-    """Arm a timer that admits again in a while, unless one waits already; a problem
-    if the manager would not."""
+def _look_again(rt: Runtime, name: str, wanted: str, problems: list[str]) -> None:
+    """Arm a timer that admits again in a while, unless one waits already (queue NAME
+    waits for WANTED); a problem added to PROBLEMS if the manager would not."""
     try:
-        arm_wake(rt, queue_wake_subject(rt, name), f"queue {name}: look again for free memory",
-                 queues.MEMORY_RETRY_S, ["--admit", str(rt.store.directory)])
+        arm_wake(rt, queue_wake_subject(rt, name), f"queue {name}: look again for {wanted}",
+                 queues.LOOK_AGAIN_S, ["--admit", str(rt.store.directory)])
     except OrchError as err:
-        return f"queue {name} waits for memory, but cannot look again later: {err.message}"
-    return None
+        problems.append(f"queue {name} waits for {wanted}, but cannot look again later: "
+                        f"{err.message}")
 
 
 def arm_wake(rt: Runtime, subject: str, what: str, delay_s: float, hook_args: list[str],

@@ -189,6 +189,27 @@ def test_short_memory_holds_the_queue_and_arms_one_timer_to_look_again(
     assert [s.name for s in queueing.admit(rt).sessions] == ["a", "b"]
 
 
+def test_a_queue_whose_configuration_is_unreadable_at_an_end_looks_again_later(
+        fake: FakeManager, rt: Runtime) -> None:
+    _config("[queues.q]\nmax_running = 1\n")
+    first = spawning.spawn(rt, ["/bin/sleep", "1"], name="first", queue="q")
+    assert _spawn(rt, "next") is Status.QUEUED
+    _config("[queues.q\nmax_running = 1\n")  # someone edits it as the first ends
+    _end(fake, rt, first.id)
+    started = queueing.admit(rt)
+    assert started.sessions == [] and started.problems[0].startswith("queue q waits: ")
+    # Before, nothing looked again: the queue waited for the next spawn into it.
+    [timer] = [u for u in fake.called("submit_transient") if str(u).endswith(".timer")]
+    assert str(timer).startswith(queueing.queue_wake_subject(rt, "q").join(("orch-wake-", "-")))
+    _config("[queues.r]\nmax_running = 1\n")  # readable, without the queue
+    fake.set(str(timer), dataclasses.replace(fake.unit(str(timer)), sub_state="running"))
+    started = queueing.admit(rt)
+    assert started.sessions == [] and "is not in" in started.problems[0]
+    assert len([u for u in fake.called("submit_transient") if str(u).endswith(".timer")]) == 2
+    _config("[queues.q]\nmax_running = 1\n")  # mended: the timer's look starts it
+    assert [s.name for s in queueing.admit(rt).sessions] == ["next"]
+
+
 def test_a_start_the_manager_refuses_fails_that_session_and_frees_its_slot(
         fake: FakeManager, rt: Runtime) -> None:
     _config("[queues.q]\nmax_running = 1\n")
