@@ -10,7 +10,7 @@ concurrent deciders never give one slot twice.
 
 from __future__ import annotations
 
-from orch.dependencies import end_unrun
+from orch.dependencies import end_unrun, verdict
 from orch.frozen import dataclass, replace
 from orch.session import Intent, Record
 
@@ -64,8 +64,10 @@ def holds_slot(record: Record, live: Callable[[Record], bool]) -> bool:
 
 
 def order(sessions: Mapping[str, Record], queue: str) -> list[Record]:
-    """QUEUE's waiting sessions, the next to start first: higher priority, then FIFO."""
-    waiting = [r for r in sessions.values() if r.queue == queue and r.queued]
+    """QUEUE's waiting sessions, the next to start first: higher priority, then FIFO.
+    One spawned with --after joins them once its dependencies have all succeeded."""
+    waiting = [r for r in sessions.values() if r.queue == queue and r.queued
+               and all(verdict(sessions.get(d)) for d in r.after)]
     return sorted(waiting, key=lambda r: (-r.priority, r.created_at, r.id))
 
 

@@ -191,9 +191,9 @@ class Record:
 
     @property
     def queued(self) -> bool:
-        """Whether it waits in its queue: not admitted, not ended, not being stopped."""
+        """Whether it waits in its queue: not admitted, ended, blocked nor stopped."""
         return (self.queue is not None and self.admitted_at is None and self.result is None
-                and self.intent is None)
+                and self.intent is None and self.blocked is None)
 
     def ending(self) -> Ending | None:
         """The recorded end of the current invocation, if there is one."""

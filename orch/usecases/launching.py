@@ -167,26 +167,31 @@ def _judge(manager: ManagerPort, sessions: Sessions, record: Record) -> dict[str
     return judged
 
 
+def settle_now(rt: Runtime, record: Record) -> list[str]:
+    """Judge the dependencies of RECORD, a new dependent, as they are now (the manager
+    tells of those not yet ended in their records) and settle it: blocked (and told) if
+    one failed; the ids released, it if they all succeeded."""
+    manager = rt.manager_of(Scope(record.scope))
+    judged = _judge(manager, rt.store.load(), record)
+    released, blocked = rt.store.update(dependencies.telling_blocked(
+        lambda s: dependencies.settle(s, record.id, judged)))
+    tell_blocked(rt, blocked)  # it (and none other: nothing waits on it yet)
+    return released
+
+
 def start_after(rt: Runtime, record: Record, values: Secrets | None = None,
                 message: bytes | None = None) -> Session:
     """Start a dependent now, never, or once its dependencies have all succeeded.
     VALUES as for unit_properties, MESSAGE as for launch."""
     manager = rt.manager_of(Scope(record.scope))
     store = rt.store
-
-    def settled(judged: dict[str, bool | None]) -> list[str]:
-        released, blocked = store.update(dependencies.telling_blocked(
-            lambda s: dependencies.settle(s, record.id, judged)))
-        tell_blocked(rt, blocked)  # it (and none other: nothing waits on it yet)
-        return released
-
-    released = settled(_judge(manager, store.load(), record))
+    released = settle_now(rt, record)
     current = store.load()[record.id]
     if current.blocked is None and not released:
         _arm(rt, manager, current, values, message)
         # A dependency may have ended while the path unit was being set up: its hook saw
         # no armed unit, so judge again; settle writes nothing twice.
-        released = settled(_judge(manager, store.load(), current))
+        released = settle_now(rt, current)
     current = store.load()[record.id]
     if released:
         marker = after_marker(Scope(record.scope), record.id)

@@ -26,7 +26,7 @@ from orch.spec import (
 from orch.state import Sessions
 from orch.units import unit_name
 from orch.usecases.common import collect, find, lookup, view
-from orch.usecases.launching import NotSubmitted, launch, start_after
+from orch.usecases.launching import NotSubmitted, launch, settle_now, start_after
 from orch.usecases.transitions import tell
 
 TYPE_CHECKING = False
@@ -87,9 +87,6 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
     known = store.load() if after else {}
     dependencies = list(dict.fromkeys(find(ref, known).id for ref in after))
     if queue is not None:
-        if dependencies:
-            raise UsageError("--queue and --after do not go together: a queued session "
-                             "starts when its queue has room, not after others")
         if config is None:
             from orch.config import load
 
@@ -121,6 +118,12 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
     faults.point("spawn.recorded")
     tell(rt, record, Kind.SPAWNED, Status.QUEUED if record.queued else Status.STARTING)
     if queue is not None:
+        if dependencies:  # it joins its queue once they have all succeeded
+            settle_now(rt, record)
+            if store.load()[record.id].blocked is not None:  # one failed: it never runs
+                from orch.systemd import GONE
+
+                return view(store.load()[record.id], GONE)
         return _enqueue(rt, record, values, config)
     if dependencies:
         try:
@@ -166,8 +169,8 @@ def _enqueue(rt: Runtime, record: Record, values: dict[str, str],
 
     session = view(current[record.id], GONE)
     session = replace(session, position=positions(current).get(record.id))
-    tell(rt, current[record.id], Kind.QUEUED, session.status,
-         f"queue {record.queue} #{session.position}")
+    where = f"#{session.position}" if session.position else "after its dependencies"
+    tell(rt, current[record.id], Kind.QUEUED, session.status, f"queue {record.queue} {where}")
     return session
 
 

@@ -61,8 +61,10 @@ def release_dependents(rt: Runtime, session_id: str, markers: Path,
         # A waiting session is never archived: none waits on this one. (One recorded
         # after this look judges its dependencies itself, once its path unit is armed.)
         return []
-    released, blocked = store.update(
-        telling_blocked(lambda sessions: after_end(sessions, session_id, lost)))
+    # One in a queue is not released by a marker: its queue starts it (every caller
+    # admits after this), once its dependencies have all succeeded (orch.queues.order).
+    released, blocked = store.update(telling_blocked(lambda sessions: [
+        i for i in after_end(sessions, session_id, lost) if sessions[i].queue is None]))
     problems = tell_blocked(rt, blocked)
     if released:
         markers.mkdir(mode=0o700, parents=True, exist_ok=True)

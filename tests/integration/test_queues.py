@@ -113,6 +113,31 @@ def test_a_queue_the_file_does_not_define_is_one_line(orch: Orch) -> None:
     assert orch.records() == []
 
 
+def test_an_after_spawn_into_the_default_queue_waits_then_takes_a_slot(orch: Orch) -> None:
+    # spawn.queue puts every spawn in q: before, every --after spawn was refused.
+    _queue(orch, "[spawn]\nqueue = \"q\"\n\n[queues.q]\nmax_running = 2\n")
+    log = _log(orch)
+    dep = orch.spawn(*_gated(orch, "dep", log), opts=["--name", "dep"])
+    then = orch.spawn("/bin/sh", "-c", f"echo +then >> {log}",
+                      opts=["--name", "then", "--after", dep])
+    failing = orch.spawn("/bin/false", opts=["--name", "failing"])
+    blocked = orch.spawn("/bin/true", opts=["--name", "blocked", "--after", failing])
+    listed = {s["name"]: s for s in orch.ps()}
+    # A slot is free, but then waits for dep: not yet in the line.
+    assert listed["then"]["status"] == "queued" and listed["then"]["position"] is None
+    assert orch.systemctl("list-units", "--all", "--plain", "--no-legend",
+                          f"orch-then-{then[:8]}*").stdout == ""  # no unit yet
+    wait_for(lambda: orch.show(blocked)["status"] == "failed", what="the blocked one")
+    assert orch.show(blocked)["blocked"].startswith(f"dependency {failing[:8]} (failing)")
+    _open(orch.state_dir.parent / "gate-dep")  # dep ends well: its hook starts then
+    assert orch("wait", "--timeout", "60", then).returncode == 0
+    assert log.read_text().split() == ["+dep", "-dep", "+then"]
+    told = [(e["event"], e.get("detail")) for e in
+            map(json.loads, orch.ok("events", "--json", then).splitlines())]
+    assert told[:2] == [("spawned", None), ("queued", "queue q after its dependencies")]
+    assert ("started", None) in told
+
+
 def test_recover_starts_a_session_a_crash_left_between_admission_and_start(
         orch: Orch) -> None:
     _queue(orch, "[queues.q]\nmax_running = 1\n")

@@ -12,16 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from orch import secrets
+from orch import events, secrets
 from orch.errors import SpawnFailed, UsageError
 from orch.exithook import record_exit
 from orch.recovery import Outcome
 from orch.runtime import Runtime
 from orch.scope import Scope
 from orch.session import Ending, Status, now_iso
+from orch.spec import after_dir, after_marker
 from orch.usecases import control, query, queueing, reap, recover
 from orch.usecases import spawn as spawning
-from tests.unit.fakemanager import FakeManager, exited, put, runtime
+from orch.usecases.transitions import release_dependents
+from tests.unit.fakemanager import FakeManager, exited, put, runtime, started
 
 
 def _config(body: str) -> None:
@@ -151,15 +153,52 @@ def test_stopping_a_running_member_starts_the_next(fake: FakeManager, rt: Runtim
     assert _statuses(rt)["c"] == "running"
 
 
-def test_a_queue_the_file_lacks_and_queue_with_after_are_refused(
-        fake: FakeManager, rt: Runtime) -> None:
+def test_a_queue_the_file_lacks_is_refused(fake: FakeManager, rt: Runtime) -> None:
     with pytest.raises(UsageError, match=r"--queue nope: no \[queues.nope\] in .*"
                                          r"\(known queues: q\)"):
         spawning.spawn(rt, ["/bin/true"], queue="nope")
-    other = put(rt, "other")
-    with pytest.raises(UsageError, match="--queue and --after do not go together"):
-        spawning.spawn(rt, ["/bin/true"], queue="q", after=[other.id])
-    assert list(rt.store.load()) == [other.id]
+    assert rt.store.load() == {}
+
+
+def _ends(fake: FakeManager, rt: Runtime, session_id: str, status: int = 0) -> None:
+    """What a session's exit hook does as it ends: record it, settle the sessions
+    waiting on it, start what the queues can start."""
+    record = rt.store.load()[session_id]
+    fake.set(record.unit, exited(fake.unit(record.unit), status))
+    record_exit(rt.store, session_id, record.invocation_id,
+                Ending(now_iso(), status, None, "success" if status == 0 else "exit-code"))
+    release_dependents(rt, session_id, after_dir(rt.scope))
+    queueing.admit(rt)
+
+
+def test_a_dependent_in_a_queue_joins_it_once_its_dependencies_have_succeeded(
+        fake: FakeManager, rt: Runtime) -> None:
+    # Before, --queue (or spawn.queue from the config) and --after were refused together.
+    _config("[queues.q]\nmax_running = 1\n")
+    dep = started(fake, rt, "dep")
+    member = spawning.spawn(rt, ["/bin/sleep", "9"], name="member", queue="q")
+    then = spawning.spawn(rt, ["/bin/true"], name="then", queue="q", after=[dep.id])
+    assert then.status is Status.QUEUED and then.position is None
+    assert fake.called("submit_transient") == [member.unit]  # no unit, no path unit
+    assert [e.detail for e in events.read(rt.store.directory) if e.event == "queued"
+            ] == ["queue q after its dependencies"]
+    _ends(fake, rt, dep.id)
+    assert not after_marker(rt.scope, then.id).exists()  # its queue starts it, no marker
+    listed = {s.name: s for s in query.list_sessions(rt)}
+    assert listed["then"].status is Status.QUEUED and listed["then"].position == 1
+    _ends(fake, rt, member.id)  # its slot frees
+    assert _statuses(rt)["then"] == "running"
+    # A dependency that fails blocks it; one failed already, at its spawn.
+    failing = started(fake, rt, "failing")
+    blocked = spawning.spawn(rt, ["/bin/true"], name="blocked", queue="q", after=[failing.id])
+    _ends(fake, rt, failing.id, status=1)
+    record = rt.store.load()[blocked.id]
+    assert record.blocked == f"dependency {failing.id[:8]} (failing) did not end successfully"
+    assert _statuses(rt)["blocked"] == "failed" and not record.queued
+    late = spawning.spawn(rt, ["/bin/true"], name="late", queue="q", after=[failing.id])
+    assert late.status is Status.FAILED and rt.store.load()[late.id].blocked is not None
+    assert [u for u in fake.called("submit_transient") if "blocked" in str(u)
+            or "late" in str(u)] == []
 
 
 def test_short_memory_holds_the_queue_and_arms_one_timer_to_look_again(
