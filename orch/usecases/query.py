@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 
-from orch.errors import UsageError
+from orch.errors import NotFound, UsageError
 from orch.frozen import dataclass, replace
 from orch.queues import positions
 from orch.scope import Scope
@@ -312,6 +312,18 @@ def with_dependencies(session_ids: list[str], records: Sessions) -> list[str]:
     return found
 
 
+def _told_only(told: list[Event], records: Sessions, scope: Scope) -> Sessions:
+    """The sessions the events TOLD tell of that RECORDS no longer hold (reaped), each
+    as a record of its id, name, scope and first event's time, for a reference to name."""
+    found: Sessions = {}
+    for event in told:
+        if event.session_id not in records and event.session_id not in found:
+            found[event.session_id] = Record(
+                id=event.session_id, name=event.name, unit="", scope=str(scope),
+                argv=[], cwd="", created_at=event.time)
+    return found
+
+
 def events(rt: Runtime, refs: Sequence[str], since: str | None
            ) -> tuple[list[Event], Position, set[str] | None]:
     """The events of the sessions REFS name (None: all), at or after SINCE (an ISO 8601
@@ -320,8 +332,16 @@ def events(rt: Runtime, refs: Sequence[str], since: str | None
     from orch import events as log
 
     store = rt.store
-    chosen = {find(ref, store.load()).id for ref in refs} if refs else None
     everything, end = log.read_to_end(store.directory)
+    chosen = None
+    if refs:
+        records = store.load()
+        chosen = set()
+        for ref in refs:
+            try:
+                chosen.add(find(ref, records).id)
+            except NotFound:  # reaped: its events are still in the log
+                chosen.add(find(ref, _told_only(everything, records, rt.scope)).id)
     found = [e for e in everything
              if (chosen is None or e.session_id in chosen)
              and (since is None or e.time >= since)]

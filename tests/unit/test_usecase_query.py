@@ -358,3 +358,22 @@ def test_a_programs_every_result_is_what_result_gives(fake: FakeManager, rt: Run
     rt.store.update(lambda s: s.__setitem__(plain.id, dataclasses.replace(
         s[plain.id], final_result="gave up")))
     assert [r.final_result for r in query.turn_results(rt, "plain")] == ["gave up"]
+
+
+def test_the_events_of_a_reaped_session_are_found_by_its_id_prefix_or_name(
+        fake: FakeManager, rt: Runtime) -> None:
+    from orch.errors import Ambiguous
+    from orch.usecases import spawn as spawning
+
+    kept = spawning.spawn(rt, ["/bin/true"], name="kept")
+    gone = [spawning.spawn(rt, ["/bin/true"], name=n) for n in ("gone", "twin", "twin")]
+    rt.store.update(lambda s: [s.pop(g.id) for g in gone])  # reaped
+    # Before, each was refused as "no session", though its events are in the log.
+    for ref in (gone[0].id, gone[0].id[:8], "gone"):
+        found, _, chosen = query.events(rt, [ref], None)
+        assert chosen == {gone[0].id} and [e.event for e in found] == ["spawned", "started"]
+    assert query.events(rt, ["kept"], None)[2] == {kept.id}  # a record first
+    with pytest.raises(Ambiguous, match="2 sessions are named 'twin'"):
+        query.events(rt, ["twin"], None)
+    with pytest.raises(NotFound):
+        query.events(rt, ["nothing"], None)
