@@ -62,26 +62,27 @@ def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
         record: Record | None = sessions.get(session_id)
         if record is None:
             return None
+        restart = None
         if record.invocation_id not in (None, invocation_id):
             if record.ending() is None or invocation_id is None:
                 return None  # an older invocation's late hook must not overwrite a newer one
             # systemd started the program again itself (Restart=): a new invocation of
-            # the session, which this hook is the first to hear of. A stop or kill asked
-            # for since the last run's end is this run's (after one, no restart comes).
-            record = replace(record.next_invocation(ending.ended_at or ""),
+            # the session, which this hook is the first to hear of (its start hook
+            # could not record it).
+            record = replace(_run_again(record, ending.ended_at or ""),
                              invocation_id=invocation_id,
-                             started_at=started_at(record) if started_at else None,
-                             intent=record.intent, final_result=record.final_result
-                             if record.intent is not None else None)
-        if record.started_at is None:
+                             started_at=started_at(record) if started_at else None)
+            restart = f"restart {record.restarts}"
+        if record.started_at is None or restart:
             # Ended before whoever started it confirmed the start (or started by systemd
-            # alone: --after): its start is told here, under the lock, before its end.
+            # alone: --after, Restart=, too soon for its start hook): its start is told
+            # here, under the lock, before its end.
             from orch.events import Kind
             from orch.session import Status
             from orch.usecases.transitions import note
 
             started.append((record, note(store.directory, record, Kind.STARTED,
-                                         Status.RUNNING)))
+                                         Status.RUNNING, restart)))
         ended = record.with_ending(ending, invocation_id)
         sessions[session_id] = then(ended) if then is not None else ended
         return sessions[session_id]
@@ -94,6 +95,14 @@ def record_exit(store: StateStore, session_id: str, invocation_id: str | None,
             for problem in run_hooks(rt, record, event):
                 print(f"orch: {problem}", file=sys.stderr)
     return recorded
+
+
+def _run_again(record: Record, requested_at: str) -> Record:
+    """RECORD, whose last run has ended, as systemd runs it again (Restart=, systemctl
+    restart): a new invocation. A stop or kill asked for since the last run's end is
+    this run's (after one, no restart comes)."""
+    return replace(record.next_invocation(requested_at), intent=record.intent,
+                   final_result=record.final_result if record.intent is not None else None)
 
 
 def _started_at(store: StateStore, record: Record) -> str | None:
@@ -337,10 +346,12 @@ def main(argv: list[str]) -> int:
 
 def record_start(store: StateStore, session_id: str, invocation_id: str | None,
                  main_pid: int | None) -> int:
-    """ExecStartPost= of a session systemd started itself (--after): record its start
-    (invocation, MainPID, now), tell it (event and on_start hooks), remove its secrets
-    file (the manager has read it; with --restart it reads it again, and keeps it) and
-    stop its path unit, which has done its work. Nothing if its start is known already."""
+    """ExecStartPost= of a session systemd starts itself (--after: its path unit; each
+    run of a --restart session): record its start (invocation, MainPID, now), a new
+    invocation if its last run has ended, tell it (event and on_start hooks), remove its
+    secrets file (the manager has read it; with --restart it reads it again, and keeps
+    it) and stop its path unit, which has done its work. Nothing if this start is known
+    already."""
     from orch import secrets
     from orch.events import Kind
     from orch.scope import Scope
@@ -352,11 +363,18 @@ def record_start(store: StateStore, session_id: str, invocation_id: str | None,
 
     def change(sessions: Sessions) -> Record | None:
         record = sessions.get(session_id)
-        if record is None or record.invocation_id is not None or record.ending() is not None:
+        if record is None or invocation_id is None:
+            return None
+        detail = None
+        if record.invocation_id not in (None, invocation_id) and record.ending() is not None:
+            record = _run_again(record, now_iso())  # systemd runs it again: Restart=
+            detail = f"restart {record.restarts}"
+        elif record.invocation_id is not None or record.ending() is not None:
             return None
         sessions[session_id] = replace(record, invocation_id=invocation_id,
                                        main_pid=main_pid, started_at=now_iso())
-        told.append(note(store.directory, sessions[session_id], Kind.STARTED, Status.RUNNING))
+        told.append(note(store.directory, sessions[session_id], Kind.STARTED, Status.RUNNING,
+                         detail))
         return sessions[session_id]
 
     try:
@@ -372,7 +390,8 @@ def record_start(store: StateStore, session_id: str, invocation_id: str | None,
         with _runtime(store) as rt:
             for problem in run_hooks(rt, started, told[0]):
                 print(f"orch: {problem}", file=sys.stderr)
-            rt.manager.stop(after_unit(started.unit))
+            if started.after:
+                rt.manager.stop(after_unit(started.unit))
     except OrchError as err:
         print(f"orch: {err.message}", file=sys.stderr)
     return 0

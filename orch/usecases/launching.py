@@ -48,9 +48,11 @@ class NotSubmitted(Exception):
 
 
 def unit_properties(rt: Runtime, record: Record, options: SpawnOptions,
-                    values: Secrets | None = None) -> tuple[list[Property], Path | None]:
+                    values: Secrets | None = None, *, started_by_manager: bool = False
+                    ) -> tuple[list[Property], Path | None]:
     """RECORD's unit properties (OPTIONS: its own, decoded), and the secrets file they
-    point at (if any). VALUES are its secrets if the caller has read them already."""
+    point at (if any). VALUES are its secrets if the caller has read them already.
+    STARTED_BY_MANAGER: its first start is the manager's (a path unit's), not a spawn's."""
     scope = Scope(record.scope)
     spec = SessionSpec(argv=record.argv, name=record.name, description=record.description,
                        tags=record.tags, env=record.env, cwd=record.cwd)
@@ -64,6 +66,10 @@ def unit_properties(rt: Runtime, record: Record, options: SpawnOptions,
                        program=program, cwd=record.cwd, path=path, state_dir=rt.store.directory,
                        options=options, secrets_file=secret_file,
                        conversation=bool(record.agent.get("interactive")))
+    if started_by_manager or options.restart is not Restart.NO:
+        # A start no spawn waits for (a path unit's, a Restart='s) is recorded and told
+        # as it happens, by the start hook.
+        props.append(start_hook(rt.store.directory))
     return props, secret_file
 
 
@@ -209,8 +215,7 @@ def _arm(rt: Runtime, manager: ManagerPort, record: Record, values: Secrets | No
     """Create RECORD's unit, not started, behind a path unit that starts it when its
     marker is written (by the last of its dependencies' exit hooks)."""
     props, secret_file = unit_properties(rt, record, SpawnOptions.from_json(record.options),
-                                         values)
-    props.append(start_hook(rt.store.directory))  # no spawn waits for its start
+                                         values, started_by_manager=True)
     marker = after_marker(Scope(record.scope), record.id)
     # The path unit watches the directory for the marker (MakeDirectory= would make the
     # marker itself a directory).

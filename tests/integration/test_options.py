@@ -67,6 +67,8 @@ def test_restart_on_failure_stops_at_the_start_limit(orch: Orch) -> None:
     assert all(run["started_at"] <= run["ended_at"] for run in shown["invocations"])
     # Its last run is its end, and told once (before: never, for any Restart= session).
     wait_for(lambda: _ended_events(orch, sid) == ["failed"], what="its one ended event")
+    # Each run is told as it starts (before: a run systemd started again, never).
+    assert _started_events(orch, sid) == [None, *[f"restart {n}" for n in range(1, 5)]]
     clean = orch.spawn("/bin/true", opts=["--restart", "on-failure"])  # no restart comes
     assert orch("wait", "--timeout", "60", clean).returncode == 0
     wait_for(lambda: _ended_events(orch, clean) == ["exited"], what="its ended event")
@@ -81,12 +83,25 @@ def test_a_restarting_session_stopped_outside_orch_tells_its_end(orch: Orch) -> 
     wait_for(lambda: orch.show(sid)["restarts"] == 1 and orch.show(sid)["status"] == "running",
              what="the restarted run")
     assert _ended_events(orch, sid) == []
+    # Its start is recorded and told as it starts, the run's invocation in the record:
+    # before, none was told, and `logs -f` headed it "invocation ?".
+    wait_for(lambda: _started_events(orch, sid) == [None, "restart 1"], what="its start")
+    [record] = [r.to_json() for r in orch.records() if r.id == sid]
+    assert record["invocation_id"] == orch.show(sid)["invocations"][-1]["invocation_id"]
+    assert record["invocation_id"] == orch.systemctl(
+        "show", "-P", "InvocationID", unit).stdout.strip()
     # A stop asked of the manager (systemctl stop, a shutdown) ends it: Restart= does not
     # start it again, so its exit hook tells the end. Before, it told none.
     orch.systemctl("stop", unit)
     wait_for(lambda: _ended_events(orch, sid), what="its ended event")
     assert _ended_events(orch, sid) == [orch.show(sid)["status"]]
     assert orch.show(sid)["status"] in ("stopped", "exited")
+
+
+def _started_events(orch: Orch, session_id: str) -> list[str | None]:
+    """The details of SESSION_ID's started events, as `orch events --json` prints them."""
+    found = map(json.loads, orch.ok("events", "--json", session_id).splitlines())
+    return [event["detail"] for event in found if event["event"] == "started"]
 
 
 def _ended_events(orch: Orch, session_id: str) -> list[str]:
