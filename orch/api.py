@@ -177,6 +177,15 @@ def find_record(ref: str, scope: Scope | None = None) -> Record:
         return query.find_record(rt, ref)
 
 
+def unenforced_limits(controllers: list[str], scope: Scope | None = None) -> list[str]:
+    """Those of CONTROLLERS ("memory", "pids", "cpu") that cannot limit the scope's
+    sessions here: a limit on them (MemoryMax=, TasksMax=, CPUQuota=) does nothing."""
+    from orch.usecases.measure import unenforced
+
+    with _runtime(scope) as rt:
+        return unenforced(rt, controllers)
+
+
 def show(ref: str, scope: Scope | None = None) -> Session:
     """The session REF names (id, id prefix, name, unit name, or `self`); for an ended
     agent session, with its result read from its output."""

@@ -137,7 +137,7 @@ class Accounting:
     def __init__(self, mountinfo: str | None = None) -> None:
         if mountinfo is None:
             mountinfo = (_read(MOUNTINFO) or b"").decode(errors="replace")
-        found = mounts(mountinfo)
+        found = self._mounts = mounts(mountinfo)
         self.unified = found.get("")
         enabled = set()
         if self.unified is not None:
@@ -154,6 +154,17 @@ class Accounting:
         if controller in enabled:
             return (self.unified or "", True)
         return None if v1 is None else (v1, False)
+
+    def limits(self, cgroup: str, controller: str) -> bool:
+        """Whether CONTROLLER ("memory", "pids", "cpu") can limit what runs below CGROUP
+        (a slice): the unified hierarchy gives it to CGROUP, or CGROUP is in the
+        controller's own v1 hierarchy (which a user manager cannot use)."""
+        if self.unified is not None:
+            given = (_read(f"{self.unified}{cgroup}/cgroup.controllers") or b"").split()
+            if controller.encode() in given:
+                return True
+        v1 = self._mounts.get(controller)
+        return v1 is not None and os.path.isdir(v1 + cgroup)
 
     def slice(self, cgroup: str) -> SliceFiles:
         """The files of CGROUP's children (a slice's units), to read many of them."""

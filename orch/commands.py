@@ -123,43 +123,22 @@ def spawn(command: list[str], settings: dict[str, object], name: str | None = No
     session = api.spawn_requested(command, asked, name=name, description=description,
                                   env=parse_env(env or []), scope=scope, after=after or [],
                                   placement=placement, config=loaded)
+    from orch import spawn_warnings
+
     if scope == "user":
-        _warn_without_lingering(asked.persistent)
+        spawn_warnings.without_lingering(asked.persistent)
+    spawn_warnings.unenforced(asked, scope)
     if session.position is not None:
         say(f"orch: session {session.id[:8]} queued in {session.queue}, "
             f"#{session.position} in line")
+    elif str(session.status) == "queued":
+        say(f"orch: session {session.id[:8]} queued in {session.queue}, after its "
+            "dependencies")
     if as_json:
         emit_json(session.to_json())
     else:
         print(session.id)
     return 0
-
-
-def linger_warning(user: str, persistent: bool) -> str:
-    """What a user-scope spawn says when USER has no lingering: logind stops a user's
-    manager, and every session in it, when their last login session ends, and starts it
-    at boot only for lingering users (a --persistent session's recovery runs in it)."""
-    after_reboot = ("; after a reboot this --persistent session comes back only when "
-                    f"{user} logs in" if persistent else "")
-    return (f"orch: warning: lingering is off for {user}: the session ends when {user}'s "
-            f"last login session ends{after_reboot}; keep it running with: "
-            f"loginctl enable-linger {user}")
-
-
-def _warn_without_lingering(persistent: bool) -> None:
-    """One line on stderr if logind says the caller does not linger (nothing if logind
-    cannot be asked: no false alarm where there is no logind)."""
-    import pwd
-
-    from orch.linger import lingering
-
-    uid = os.geteuid()
-    if lingering(uid) is False:
-        try:
-            user = pwd.getpwuid(uid).pw_name
-        except KeyError:
-            user = str(uid)
-        say(linger_warning(user, persistent))
 
 
 def result(ref: str, all_: bool = False, user: bool = False, system: bool = False,

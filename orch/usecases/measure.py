@@ -108,3 +108,11 @@ class Meter:
         """The processes in RECORD's unit now, in pid order."""
         cgroup = self.cgroup(record)
         return [] if cgroup is None else self.rt.accounting.processes(cgroup)
+
+
+def unenforced(rt: Runtime, controllers: list[str]) -> list[str]:
+    """Those of CONTROLLERS ("memory", "pids", "cpu") that cannot limit the runtime's
+    scope's sessions, as the cgroups of their slice say (none if it has no cgroup)."""
+    base = rt.manager_of(rt.scope).control_group(SESSION_SLICE[rt.scope])
+    return [] if base is None else [c for c in controllers
+                                    if not rt.accounting.limits(base, c)]

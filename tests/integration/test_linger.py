@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from orch.commands import linger_warning
+from orch.spawn_warnings import linger_warning
 from tests.integration.conftest import Machine, Orch, _state_dir, _stop_all
 from tests.waiting import wait_for
 

@@ -44,6 +44,26 @@ def test_limits_become_the_units_resource_properties(orch: Orch) -> None:
     assert orch.show(sid)["options"]["memory_max"] == 300 * 1024 * 1024
 
 
+def test_a_limit_the_cgroups_cannot_hold_is_warned_of(orch: Orch) -> None:
+    done = orch("spawn", "--memory-max", "300M", "--tasks-max", "64", "--", "sleep", "300")
+    assert done.returncode == 0, done.stderr
+    sid = done.stdout.strip()
+    # Whether the manager put a limit on the unit's cgroup, as the kernel files say.
+    cgroup = orch.systemctl("show", "-P", "ControlGroup", orch.show(sid)["unit"]).stdout.strip()
+    held = {"memory": "/sys/fs/cgroup/memory{0}/memory.limit_in_bytes "
+                      "/sys/fs/cgroup{0}/memory.max /sys/fs/cgroup/unified{0}/memory.max",
+            "pids": "/sys/fs/cgroup/pids{0}/pids.max /sys/fs/cgroup{0}/pids.max "
+                    "/sys/fs/cgroup/unified{0}/pids.max"}
+    for controller, flag in (("memory", "--memory-max"), ("pids", "--tasks-max")):
+        files = held[controller].format(cgroup)
+        enforced = orch.machine.run(["sh", "-c", f"ls {files}"]).stdout.strip() != ""
+        warning = (f"orch: warning: {flag} is not enforced: the {orch.scope} manager's "
+                   f"sessions have no {controller} cgroup controller here\n")
+        # Before, a user manager here took the limit without a word, and held nothing.
+        assert (warning in done.stderr) is not enforced, (controller, done.stderr)
+    orch.ok("stop", sid)
+
+
 def test_a_timeout_fails_the_session_with_result_timeout(orch: Orch) -> None:
     sid = orch.spawn("sleep", "300", opts=["--timeout", "1s"])
     assert orch("wait", "--timeout", "60", sid).returncode == 1

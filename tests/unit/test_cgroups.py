@@ -152,3 +152,18 @@ def test_processes_are_read_from_the_unit_and_its_sub_cgroups(tmp_path: Path) ->
 def test_a_units_cgroup_is_named_after_it_in_its_slice() -> None:
     assert unit_cgroup("/system.slice", "orch-a.service") == "/system.slice/orch-a.service"
     assert unit_cgroup("/", "orch-a.service") == "/orch-a.service"
+
+
+def test_a_limit_holds_where_the_slice_has_the_controller(tmp_path: Path) -> None:
+    slice_ = "/user.slice/user-1001.slice/user@1001.service/app.slice"
+    top = _unified(tmp_path, "")
+    _write(top / slice_.lstrip("/") / "cgroup.controllers", "cpu pids\n")  # delegated
+    memory = tmp_path / "memory"
+    _write(memory / "system.slice" / "memory.limit_in_bytes", "9223372036854771712\n")
+    accounting = Accounting(_mountinfo((str(top), "cgroup2", "rw"),
+                                       (str(memory), "cgroup", "rw,memory")))
+    assert [c for c in ("memory", "pids", "cpu") if accounting.limits(slice_, c)] == [
+        "pids", "cpu"]
+    # A system slice in the v1 memory hierarchy; a user manager never has one there.
+    assert accounting.limits("/system.slice", "memory")
+    assert not accounting.limits("/system.slice", "pids")

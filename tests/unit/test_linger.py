@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from orch import commands
 from orch import linger as logind
+from orch import spawn_warnings
 
 
 def _logind(monkeypatch: pytest.MonkeyPatch, root: Path, *, running: bool = True,
@@ -96,7 +96,7 @@ def test_one_line_only_when_logind_says_no(monkeypatch: pytest.MonkeyPatch,
         return answer
 
     monkeypatch.setattr(logind, "lingering", lingering)
-    commands._warn_without_lingering(persistent)
+    spawn_warnings.without_lingering(persistent)
     user = pwd.getpwuid(os.geteuid()).pw_name
     out, err = capsys.readouterr()
     assert asked == [os.geteuid()] and out == ""

@@ -1,0 +1,56 @@
+"""What `orch spawn` warns of, one line each on stderr, the session spawned all the
+same: a user manager that stops with its user's last login (lingering off), and a limit
+the cgroups here cannot hold."""
+
+from __future__ import annotations
+
+import os
+
+from orch import api
+from orch.commands import say
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orch.request import SpawnRequest
+    from orch.scope import Scope
+
+
+def unenforced(asked: SpawnRequest, scope: Scope) -> None:
+    """One line on stderr for each limit asked that the scope's cgroups cannot hold
+    (a user manager has none of its own on a hybrid cgroup v1 host, or without the
+    controller delegated): systemd accepts it and does nothing."""
+    asked_for = {controller: flag for controller, flag, value in (
+        ("memory", "--memory-max", asked.memory_max), ("pids", "--tasks-max", asked.tasks_max),
+        ("cpu", "--cpu-quota", asked.cpu_quota)) if value is not None}
+    if not asked_for:
+        return
+    for controller in api.unenforced_limits(list(asked_for), scope):
+        say(f"orch: warning: {asked_for[controller]} is not enforced: the {scope} manager's "
+            f"sessions have no {controller} cgroup controller here")
+
+
+def linger_warning(user: str, persistent: bool) -> str:
+    """What a user-scope spawn says when USER has no lingering: logind stops a user's
+    manager, and every session in it, when their last login session ends, and starts it
+    at boot only for lingering users (a --persistent session's recovery runs in it)."""
+    after_reboot = ("; after a reboot this --persistent session comes back only when "
+                    f"{user} logs in" if persistent else "")
+    return (f"orch: warning: lingering is off for {user}: the session ends when {user}'s "
+            f"last login session ends{after_reboot}; keep it running with: "
+            f"loginctl enable-linger {user}")
+
+
+def without_lingering(persistent: bool) -> None:
+    """One line on stderr if logind says the caller does not linger (nothing if logind
+    cannot be asked: no false alarm where there is no logind)."""
+    import pwd
+
+    from orch.linger import lingering
+
+    uid = os.geteuid()
+    if lingering(uid) is False:
+        try:
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            user = str(uid)
+        say(linger_warning(user, persistent))
