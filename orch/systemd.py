@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # typing costs ~5 ms of every command's start
     from typing import Any
 
 _WILDCARDS = frozenset("*?[")  # fnmatch(3)'s, in a ListUnitsByPatterns pattern
+NO_SUCH_PROCESS = "org.freedesktop.systemd1.NoSuchProcess"  # KillUnit main: none runs
 # sd-bus keeps a connection's matches until it closes: one that has watched this many
 # starts is closed after its use rather than kept idle.
 MAX_START_MATCHES = 256
@@ -234,6 +235,8 @@ class Manager:
         except (DBusNoSuchUnitError, DBusUnknownObjectError):
             raise  # the callers that expect these turn them into GONE
         except DBusBaseError as err:
+            if as_str(err.err_name) == NO_SUCH_PROCESS:
+                raise  # kill's: the program has ended
             if err.errno in (-errno.ETIMEDOUT, errno.ETIMEDOUT):
                 self._open.broken = True
                 raise unanswered(what, self.timeout) from None
@@ -333,12 +336,13 @@ class Manager:
         return results
 
     def kill(self, unit: str, signum: int) -> bool:
-        """Send SIGNUM to every process of UNIT; False if the unit is not loaded."""
-        from pystemd.dbusexc import DBusNoSuchUnitError
+        """Send SIGNUM to UNIT's program (its main process; never "all", which after its
+        end is orch's exit hook); False if it has none (ended, or UNIT is not loaded)."""
+        from pystemd.dbusexc import DBusBaseError
 
         try:
-            self._manager_call("KillUnit", b"ssi", [unit, "all", signum], f"the kill of {unit}")
-        except DBusNoSuchUnitError:
+            self._manager_call("KillUnit", b"ssi", [unit, "main", signum], f"the kill of {unit}")
+        except DBusBaseError:  # no such unit, or no main process
             return False
         return True
 
@@ -462,7 +466,7 @@ class Manager:
         )
 
     def reset_failed(self, unit: str) -> None:
-        """Forget UNIT's failed state (a no-op for a unit that is not loaded or not failed)."""
+        """Forget UNIT's failed state (a no-op where it is not loaded or not failed)."""
         from pystemd.dbusexc import DBusNoSuchUnitError
 
         with suppress(DBusNoSuchUnitError):
@@ -470,8 +474,7 @@ class Manager:
 
     def unit_file_state(self, unit: str) -> tuple[str, int, int]:
         """What the manager made of UNIT's file: its LoadState ("bad-setting" for a
-        setting it could not parse), and for a timer its next and last elapse
-        (realtime µs; 0: none)."""
+        setting it could not parse), and a timer's next and last elapse (µs; 0: none)."""
         path = bytes(self._manager_call("LoadUnit", b"s", [unit], f"a look-up of {unit}"))
         state = as_str(self._get(path, UNIT_IFACE, b"LoadState", unit))
         if state != "loaded" or not unit.endswith(".timer"):

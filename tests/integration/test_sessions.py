@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
@@ -188,6 +189,33 @@ def test_kill_records_the_result_before_signalling(orch: Orch) -> None:
     again = orch("kill", other, "late")
     assert again.returncode != 0 and "already ended" in again.stderr
     assert orch.show(other)["final_result"] == "from a file"
+
+
+def test_a_kill_never_reaches_the_exit_hook_recording_the_end(orch: Orch) -> None:
+    from tests.integration.test_after import _gate, _open
+
+    gate = _gate(orch, "exit")
+    sid = orch.spawn("/bin/sh", "-c", f"read _ < {gate}; exit 0")
+    unit = orch.show(sid)["unit"]
+    lock = os.open(orch.state_dir / "sessions.lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the exit hook waits for it to record the end
+        _open(gate)  # the program exits 0
+        wait_for(lambda: orch.systemctl("show", "-P", "SubState", unit).stdout.strip()
+                 == "stop-post", what="the exit hook to run")
+        # What `orch kill` asks of the manager, now: before, KillUnit "all" reached the
+        # hook (the unit's control process), and the end went unrecorded: lost.
+        asked = orch.machine.run(
+            [PYTHON, "-c", "import sys\nfrom orch.scope import Scope\n"
+             "from orch.systemd import Manager\nwith Manager(Scope(sys.argv[1])) as m:\n"
+             "    print(m.kill(sys.argv[2], 15))", orch.scope, unit],
+            user=orch.user, env=orch.env)
+        assert asked.stdout.strip() == "False", asked.stderr  # no program left to signal
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        os.close(lock)
+    assert orch("wait", "--timeout", "60", sid).returncode == 0
+    assert orch.show(sid)["status"] == "exited"
 
 
 def test_kill_self_from_inside_a_session(orch: Orch) -> None:
