@@ -401,6 +401,14 @@ def exit_hook_argv(state_dir: Path, markers: Path | None = None) -> list[str]:
             *([str(markers)] if markers else [])]
 
 
+def start_guard(cwd: str) -> Property:
+    """The ExecStartPre= of a session systemd starts itself (--after, Restart=): its
+    start fails, recorded by its exit hook, rather than its program run elsewhere, if
+    its working directory is gone (WorkingDirectory= does not fail: see properties)."""
+    argv = ["/usr/bin/test", "-d", cwd]
+    return ("ExecStartPre", "a(sasb)", [(argv[0], literal_argv(argv), False)])
+
+
 def start_hook(state_dir: Path) -> Property:
     """The ExecStartPost= of a session systemd starts itself (--after: its path unit),
     which no spawn waits for: its start recorded and told as it starts (orch.exithook's
@@ -484,7 +492,10 @@ def properties(spec: SessionSpec, *, session_id: str, unit: str, scope: Scope,
         ("Type", "s", "exec"),
         ("ExecStart", "a(sasb)", [(start[0], literal_argv(start[1]), False)]),
         ("ExecStopPost", "a(sasb)", [(hook[0], literal_argv(hook), True)]),
-        ("WorkingDirectory", "s", cwd),
+        # Missing is no failure ('-'): the exit hook runs in it too, and must record the
+        # end of a session whose directory was removed under it. The program never
+        # starts without it: a spawn checks it, and start_guard a start no spawn makes.
+        ("WorkingDirectory", "s", f"-{cwd}"),
         ("Environment", "as", [f"{k}={v}" for k, v in env.items()]),
         ("SyslogIdentifier", "s", syslog_identifier(unit)),
         # The exit hook keeps how it ended; the manager need not keep failed units.

@@ -461,7 +461,7 @@ class Manager:
             environment=[as_str(e) for e in self._get(path, SERVICE_IFACE, b"Environment", unit)],
             argv=[as_str(a).replace("$$", "$") for a in start[0][1]] if start else [],
             program=as_str(start[0][0]) if start else "",
-            cwd=as_str(self._get(path, SERVICE_IFACE, b"WorkingDirectory", unit)),
+            cwd=as_str(self._get(path, SERVICE_IFACE, b"WorkingDirectory", unit)).lstrip("!"),
             hook_argv=[as_str(a).replace("$$", "$") for a in hook[0][1]] if hook else [],
         )
 

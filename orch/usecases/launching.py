@@ -11,7 +11,7 @@ from pathlib import Path
 
 from orch import dependencies, faults, secrets
 from orch.dbus import Property
-from orch.errors import ManagerTimeout
+from orch.errors import ManagerTimeout, SpawnFailed
 from orch.events import Event, Kind
 from orch.frozen import replace
 from orch.scope import Scope
@@ -26,6 +26,7 @@ from orch.spec import (
     properties,
     resolve_program,
     session_path,
+    start_guard,
     start_hook,
 )
 from orch.state import Sessions
@@ -67,9 +68,9 @@ def unit_properties(rt: Runtime, record: Record, options: SpawnOptions,
                        options=options, secrets_file=secret_file,
                        conversation=bool(record.agent.get("interactive")))
     if started_by_manager or options.restart is not Restart.NO:
-        # A start no spawn waits for (a path unit's, a Restart='s) is recorded and told
-        # as it happens, by the start hook.
-        props.append(start_hook(rt.store.directory))
+        # A start no spawn makes (a path unit's, a Restart='s) checks its directory, and
+        # is recorded and told as it happens, by the start hook.
+        props += [start_guard(record.cwd), start_hook(rt.store.directory)]
     return props, secret_file
 
 
@@ -102,6 +103,9 @@ def launch(rt: Runtime, record: Record, values: Secrets | None = None,
     created no unit."""
     manager = rt.manager_of(Scope(record.scope))
     store = rt.store
+    if not os.path.isdir(record.cwd):  # removed since it was spawned (queued, resumed)
+        raise NotSubmitted(SpawnFailed(f"cannot run {record.argv[0]}: its working directory "
+                                       f"{record.cwd} no longer exists"))
     options = SpawnOptions.from_json(record.options)
     props, secret_file = unit_properties(rt, record, options, values)
     try:

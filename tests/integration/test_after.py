@@ -166,3 +166,32 @@ def test_a_stopped_or_killed_dependent_never_runs_and_blocks_its_own(orch: Orch)
     assert (shown[stopped]["status"], shown[killed]["status"]) == ("stopped", "killed")
     assert shown[killed]["final_result"] == "not needed"
     assert shown[stopped]["invocation_id"] is None and shown[killed]["invocation_id"] is None
+
+
+def test_a_removed_working_directory_never_loses_an_end_nor_runs_elsewhere(orch: Orch) -> None:
+    work = orch.state_dir.parent / "work"
+    work.mkdir()
+    os.chown(work, orch.uid, orch.uid)
+    log = _log(orch)
+    gate = _gate(orch, "first")
+    first = orch.spawn("/bin/sh", "-c", f"read _ < {gate}; exit 0",
+                       opts=["--name", "first", "--cwd", str(work)])
+    then = orch.spawn("/bin/sh", "-c", f"echo then ran in $PWD >> {log}",
+                      opts=["--name", "then", "--after", first])
+    gone = orch.spawn("/bin/sh", "-c", f"echo gone ran in $PWD >> {log}",
+                      opts=["--name", "gone", "--after", first, "--cwd", str(work)])
+    work.rmdir()  # as a worktree or a temporary directory is, while the session runs
+    _open(gate)
+    # Its end is recorded: before, its exit hook could not start there ("Failed at step
+    # CHDIR"), and the session that exited 0 was lost, its dependents blocked.
+    assert orch("wait", "--timeout", "60", first).returncode == 0
+    assert orch.show(first)["status"] == "exited"
+    assert orch("wait", "--timeout", "60", then).returncode == 0
+    # A dependent whose directory is gone fails to start, its end recorded and told; it
+    # never runs anywhere else.
+    assert orch("wait", "--timeout", "60", gone).returncode == 1
+    shown = orch.show(gone)
+    assert shown["status"] == "failed" and shown["ended_at"] is not None
+    assert log.read_text().splitlines() == [f"then ran in {orch.show(then)['cwd']}"]
+    told = [e["event"] for e in map(json.loads, orch.ok("events", "--json", gone).splitlines())]
+    assert told[-1] == "ended"

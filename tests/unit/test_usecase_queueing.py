@@ -324,3 +324,20 @@ def test_a_member_a_power_cut_ended_unrecorded_frees_its_slot_at_once(
     fake.units.clear()  # "next" is cut off too
     put(rt, "later", queue="q")
     assert queueing.admit(rt).sessions == []  # "flight" holds the one slot
+
+
+def test_a_queued_session_whose_directory_is_gone_fails_instead_of_running_elsewhere(
+        fake: FakeManager, rt: Runtime, tmp_path: Path) -> None:
+    _config("[queues.q]\nmax_running = 1\n")
+    first = spawning.spawn(rt, ["/bin/sleep", "9"], name="first", queue="q")
+    work = tmp_path / "work"
+    work.mkdir()
+    waiting = spawning.spawn(rt, ["/bin/true"], name="later", queue="q", cwd=str(work))
+    work.rmdir()
+    _end(fake, rt, first.id)
+    started = queueing.admit(rt)
+    assert started.sessions == [] and fake.called("submit_transient") == [first.unit]
+    assert rt.store.load()[waiting.id].blocked == (
+        f"could not be started from its queue: cannot run /bin/true: its working "
+        f"directory {work} no longer exists")
+    assert _statuses(rt)["later"] == "failed"
