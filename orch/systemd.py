@@ -268,11 +268,8 @@ class Manager:
         return self._conn
 
     def started(self, unit: str) -> UnitView:
-        """UNIT as it is when its start job has ended (call after wait_job()).
-
-        Peer to peer, this costs no call: the signals that came before the job's end
-        said it all (Connection.started). Otherwise the unit is read.
-        """
+        """UNIT as it is when its start job has ended (call after wait_job()). Peer to
+        peer, the signals before the job's end said it all (Connection.started): no call."""
         props = self._open.started(unit)
         return self.unit(unit) if props is None else unit_view(props)
 
@@ -350,11 +347,9 @@ class Manager:
         """What the manager says of UNIT now (GONE if it is not loaded).
 
         Listed first, with UNIT's own name as the pattern: one call gives its object path
-        and states, and lists nothing that is not loaded. (Reading at a unit's object
-        path would make the manager load a unit that is gone, as not-found, leaving it
-        listed until the next garbage collection.) The manager matches patterns without
-        escapes, so a name is its own pattern unless it holds a wildcard; such a name is
-        looked up with GetUnit."""
+        and states, and lists nothing that is not loaded (reading at the path of a unit
+        that is gone loads it as not-found). A name holding a wildcard (patterns have no
+        escapes) is looked up with GetUnit."""
         from pystemd.dbusexc import DBusNoSuchUnitError
 
         if not _WILDCARDS.intersection(unit):
@@ -374,8 +369,7 @@ class Manager:
 
     def view(self, path: bytes, unit: str,
              states: tuple[str, str, str, int] | None = None) -> UnitView:
-        """Read only what the status policy needs: a handful of Get calls costs a
-        fraction of one GetAll, which serialises some 400 properties."""
+        """Read what the status policy needs (a few Get calls cost less than GetAll)."""
         from pystemd.dbusexc import DBusNoSuchUnitError, DBusUnknownObjectError
 
         try:
@@ -398,7 +392,11 @@ class Manager:
                 props[name] = self._get(path, interface, name, unit)
         except (DBusNoSuchUnitError, DBusUnknownObjectError):
             return GONE
-        return unit_view(props)
+        view = unit_view(props)
+        # Collected since it was listed: the reads found the manager's not-found stand-in
+        # (no invocation), not the run the listing saw ending.
+        return GONE if view.invocation_id is None and view.active_state not in \
+            UnitView.GONE_STATES else view
 
     def control_group(self, unit: str) -> str | None:
         """UNIT's ControlGroup= path (where its cgroup files lie under each hierarchy's

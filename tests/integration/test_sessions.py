@@ -218,6 +218,25 @@ def test_a_kill_never_reaches_the_exit_hook_recording_the_end(orch: Orch) -> Non
     assert orch.show(sid)["status"] == "exited"
 
 
+def test_a_unit_collected_after_it_was_listed_reads_as_gone(orch: Orch) -> None:
+    sid = orch.spawn("/bin/true")
+    assert orch("wait", "--timeout", "60", sid).returncode == 0
+    unit = orch.show(sid)["unit"]
+    wait_for(lambda: orch.systemctl("show", "-P", "LoadState", unit).stdout.strip()
+             in ("not-found", ""), what="the unit to be collected")
+    # As a listing taken while its exit hook ran, and read after it was collected: the
+    # reads find the manager's not-found stand-in. Before, that was a unit deactivating
+    # with no invocation, and `ps` said `running` beside the recorded end.
+    read = orch.machine.run(
+        [PYTHON, "-c", "import sys\nfrom orch.scope import Scope\n"
+         "from orch.systemd import GONE, Manager\nfrom orch.units import object_path\n"
+         "with Manager(Scope(sys.argv[1])) as m:\n    print(m.view(object_path(sys.argv[2]), "
+         "sys.argv[2], ('loaded', 'deactivating', 'stop-post', 0)) == GONE)",
+         orch.scope, unit], user=orch.user, env=orch.env)
+    assert read.stdout.strip() == "True", read.stderr
+    assert orch.show(sid)["status"] == "exited"
+
+
 def test_kill_self_from_inside_a_session(orch: Orch) -> None:
     sid = orch.spawn("/bin/sh", "-c", 'orch kill self "done: 42" && sleep 300')
     assert orch("wait", "--timeout", "60", sid).returncode == 1
