@@ -18,7 +18,7 @@ from pathlib import Path
 
 from orch.errors import UsageError
 from orch.scope import Scope
-from orch.spec import read_text_arg
+from orch.spec import RESERVED_ENV, read_text_arg
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -209,9 +209,13 @@ def parse_env_file(path: str) -> dict[str, str]:
     # systemd reads \r as a newline, and the file again at each start: a regular one.
     text = read_text_arg(path, "--env-file", newline="", regular=True)
     try:
-        return parse_env_text(text)
+        values = parse_env_text(text)
     except _Refused as err:
         raise UsageError(f"{path}:{err.line}: {err.why}") from None
+    for key in RESERVED_ENV:  # the manager reads the file after orch's own: it would win
+        if key in values:
+            raise UsageError(f"--env-file {path}: {key}: orch sets this variable itself")
+    return values
 
 
 def _utf8(text: str) -> bool:

@@ -48,6 +48,12 @@ class NotSubmitted(Exception):
         self.error = error
 
 
+def relaunch_secrets(record: Record) -> Secrets:
+    """RECORD's secrets for a new run that a command asks for (resume, send, recover):
+    its env files read again, its secret variables from this environment."""
+    return secrets.gather(record.env_files, record.secret_env, os.environ)
+
+
 def unit_properties(rt: Runtime, record: Record, options: SpawnOptions,
                     values: Secrets | None = None, *, started_by_manager: bool = False
                     ) -> tuple[list[Property], Path | None]:
@@ -61,7 +67,7 @@ def unit_properties(rt: Runtime, record: Record, options: SpawnOptions,
     program = record.program or resolve_program(record.argv[0], record.env.get("PATH", path),
                                                 record.cwd)
     if values is None:
-        values = secrets.gather(record.env_files, record.secret_env, os.environ)
+        values = relaunch_secrets(record)
     secret_file = secrets.write(scope, record.id, values) if values else None
     props = properties(spec, session_id=record.id, unit=record.unit, scope=scope,
                        program=program, cwd=record.cwd, path=path, state_dir=rt.store.directory,

@@ -8,7 +8,6 @@ waits only for memory (nothing else would wake it).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable
 
@@ -140,8 +139,13 @@ def _start(rt: Runtime, record: Record, problems: list[str]) -> Session | None:
     scope = Scope(record.scope)
     try:
         values = secrets.saved(scope, record.id)
-        if values is None:
-            values = secrets.gather(record.env_files, record.secret_env, os.environ)
+        if values is None:  # gone (a reboot empties the runtime directory): the files are
+            # read again; the caller's variables are not here, and never another's
+            # (whoever admits it: an ending session's hook, in that session's environment)
+            if record.secret_env:
+                raise OrchError(f"its secret variables ({', '.join(record.secret_env)}) "
+                                "were lost with its saved copy (a reboot); spawn it again")
+            values = secrets.gather(record.env_files, (), {})
         session, _ = launch(rt, record, values, _first_message(record))
     except (NotSubmitted, OrchError) as failure:
         if isinstance(failure, NotSubmitted) and rt.manager_of(scope).unit(record.unit).loaded:

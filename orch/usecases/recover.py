@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orch import dependencies, faults, secrets
+from orch.errors import OrchError
 from orch.frozen import replace
 from orch.queues import stranded
 from orch.session import Record, Session, UnitView, derive_status
@@ -15,7 +16,7 @@ from orch.systemd import GONE
 from orch.units import is_orch_unit
 from orch.usecases import queueing, unattended
 from orch.usecases.common import view
-from orch.usecases.launching import NotSubmitted, launch, start_after
+from orch.usecases.launching import NotSubmitted, launch, relaunch_secrets, start_after
 from orch.usecases.transitions import release_dependents, tell_ended
 
 TYPE_CHECKING = False
@@ -149,6 +150,13 @@ def _restart(rt: Runtime, session_id: str, errors: list[str]) -> Outcome:
             sessions[session_id] = record.next_invocation(rt.now_iso())
         return sessions[session_id]
 
+    known = rt.store.load().get(session_id)
+    try:  # read before anything changes: one missing keeps it as it was, and recover goes on
+        values = relaunch_secrets(known) if known is not None else {}
+    except OrchError as err:
+        errors.append(f"cannot restart {session_id[:8]} ({known.name if known else '?'}): "
+                      f"{err.message}")
+        return Outcome.LOST
     record = rt.store.update(archive)
     if record is None:
         return Outcome.STARTING
@@ -159,7 +167,7 @@ def _restart(rt: Runtime, session_id: str, errors: list[str]) -> Outcome:
         record = rt.store.update(lambda s: _set_argv(s, session_id, argv)) or record
     rt.manager.reset_failed(record.unit)
     try:
-        launch(rt, record)
+        launch(rt, record, values)
     except NotSubmitted as failure:
         errors.append(f"cannot restart {record.id[:8]} ({record.name}): {failure.error}")
         return Outcome.LOST

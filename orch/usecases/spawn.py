@@ -26,7 +26,13 @@ from orch.spec import (
 from orch.state import Sessions
 from orch.units import unit_name
 from orch.usecases.common import collect, find, lookup, view
-from orch.usecases.launching import NotSubmitted, launch, settle_now, start_after
+from orch.usecases.launching import (
+    NotSubmitted,
+    launch,
+    relaunch_secrets,
+    settle_now,
+    start_after,
+)
 from orch.usecases.transitions import tell
 
 TYPE_CHECKING = False
@@ -262,11 +268,12 @@ def resume(rt: Runtime, ref: str, prompt: str | None = None) -> Session:
         from orch import conversation
 
         message = conversation.user_message(agents.output_format(record), prompt)
+    values = relaunch_secrets(record)  # one missing refuses it before anything changes
     fresh = rt.store.update(again)
     told(fresh)
     manager.reset_failed(record.unit)
     try:
-        session, _ = launch(rt, fresh, message=message)
+        session, _ = launch(rt, fresh, values, message=message)
     except NotSubmitted as failure:
         raise failure.error from None
     return session

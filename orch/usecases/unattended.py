@@ -155,7 +155,7 @@ def resume(rt: Runtime, record: Record, prompt: str | None) -> Session:
     if agents.can_resume(record):
         return resume_conversation(rt, record.id, prompt)
     from orch.errors import OrchError
-    from orch.usecases.launching import NotSubmitted, launch
+    from orch.usecases.launching import NotSubmitted, launch, relaunch_secrets
 
     def again(sessions: Sessions) -> Record:
         current = sessions[record.id]
@@ -164,10 +164,11 @@ def resume(rt: Runtime, record: Record, prompt: str | None) -> Session:
         sessions[record.id] = next_run(current)
         return sessions[record.id]
 
+    values = relaunch_secrets(record)  # one missing refuses it before anything changes
     fresh = rt.store.update(again)
     rt.manager_of(Scope(record.scope)).reset_failed(record.unit)
     try:
-        session, _ = launch(rt, fresh)
+        session, _ = launch(rt, fresh, values)
     except NotSubmitted as failure:
         raise failure.error from None
     return session

@@ -108,3 +108,14 @@ def test_a_file_given_to_read_keeps_its_newlines_as_open_would(tmp_path: Path) -
     path.write_bytes("one\r\ntwo\rthree\nfour €".encode())
     assert spec.read_text_arg(str(path), "--file") == "one\ntwo\nthree\nfour €"
     assert spec.read_text_arg(str(path), "--file", newline="") == "one\r\ntwo\rthree\nfour €"
+
+
+@pytest.mark.parametrize("name", ["ORCH_SESSION_ID", "ORCH_UNIT", "ORCH_SCOPE"])
+def test_an_env_file_may_not_set_what_orch_sets(tmp_path: Path, name: str) -> None:
+    # The manager reads it after orch's own values: an env file dumped inside another
+    # session made `orch kill self` kill that one. --env refuses them; so does a file.
+    path = tmp_path / "dumped.env"
+    path.write_text(f"OTHER=1\n{name}=c9350263-c3d5-415e-b281-a24d946c6c30\n")
+    with pytest.raises(UsageError) as err:
+        parse_env_file(str(path))
+    assert err.value.message == f"--env-file {path}: {name}: orch sets this variable itself"

@@ -341,3 +341,37 @@ def test_a_queued_session_whose_directory_is_gone_fails_instead_of_running_elsew
         f"could not be started from its queue: cannot run /bin/true: its working "
         f"directory {work} no longer exists")
     assert _statuses(rt)["later"] == "failed"
+
+
+def test_a_queued_sessions_lost_secrets_are_never_taken_from_whoever_admits_it(
+        fake: FakeManager, rt: Runtime, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _config("[queues.q]\nmax_running = 1\n")
+    first = spawning.spawn(rt, ["/bin/sleep", "9"], name="first", queue="q")
+    env_file = tmp_path / "b.env"
+    env_file.write_text("FROM_FILE=b\n")
+    monkeypatch.setenv("QSECRET", "the spawner's")
+    by_var = spawning.spawn(rt, ["/bin/true"], name="by-var", queue="q",
+                            secret_env=["QSECRET"])
+    by_file = spawning.spawn(rt, ["/bin/true"], name="by-file", queue="q",
+                             env_files=[str(env_file)])
+    for waiting in (by_var, by_file):  # as a reboot empties the runtime directory
+        (secrets.secrets_dir(rt.scope) / f"{waiting.id}.env").unlink()
+    # The admitter's environment (an ending session's hook) holds another's value: before,
+    # the queued session started with it.
+    monkeypatch.setenv("QSECRET", "another session's")
+    given: dict[str, dict[str, str]] = {}
+
+    def read_secrets(unit: str, props: list[tuple[str, str, object]]) -> None:
+        for name, _, value in props:
+            if name == "EnvironmentFiles":
+                given[unit] = secrets.parse_env_file(value[0][0])  # type: ignore[index]
+
+    fake.on_submit = read_secrets  # type: ignore[assignment]
+    _end(fake, rt, first.id)
+    started = queueing.admit(rt)
+    assert [s.name for s in started.sessions] == ["by-file"]
+    assert given == {by_file.unit: {"FROM_FILE": "b"}}  # its own file, read again
+    assert rt.store.load()[by_var.id].blocked == (
+        "could not be started from its queue: its secret variables (QSECRET) were lost "
+        "with its saved copy (a reboot); spawn it again")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -118,6 +119,26 @@ def test_a_restart_the_manager_refuses_is_lost_with_a_reason(
     report = recover(rt)
     assert report.outcomes == {record.id: Outcome.LOST}
     assert report.errors == [f"cannot restart {record.id[:8]} (keeper): no more units"]
+
+
+def test_a_restart_whose_secrets_are_missing_is_told_and_the_others_go_on(
+        fake: FakeManager, rt: Runtime, evidence: Journal, tmp_path: Path) -> None:
+    missing = put(rt, "needs-file", invocation_id="e" * 32, persistent=True,
+                  env_files=[str(tmp_path / "gone.env")])
+    unset = put(rt, "needs-var", invocation_id="f" * 32, persistent=True,
+                secret_env=["ORCH_TEST_NOT_SET"])
+    fine = put(rt, "keeper", invocation_id="a" * 32, persistent=True)
+    # Before, the first such refusal ended recover itself (exit 2), half done, at boot.
+    report = recover(rt)
+    assert report.outcomes == {missing.id: Outcome.LOST, unset.id: Outcome.LOST,
+                               fine.id: Outcome.RESTARTED}
+    assert sorted(report.errors) == sorted([
+        f"cannot restart {missing.id[:8]} (needs-file): "
+        f"--env-file {tmp_path / 'gone.env'}: No such file or directory",
+        f"cannot restart {unset.id[:8]} (needs-var): secret variable ORCH_TEST_NOT_SET "
+        "is not set in this environment"])
+    # Left as they were: no new run recorded that never starts.
+    assert rt.store.load()[missing.id] == missing and rt.store.load()[unset.id] == unset
 
 
 def test_a_unit_of_ours_without_a_record_is_adopted(fake: FakeManager, rt: Runtime,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from orch import journal, queues
+from orch.errors import UsageError
 from orch.runtime import Runtime
 from orch.session import Record, Status
 from orch.spec import SpawnOptions
@@ -155,6 +156,21 @@ def test_resume_and_send_by_hand_run_it_now_and_cancel_the_timer(
     assert ("stop", timer) in fake.calls
     now = rt.store.load()[record.id]
     assert now.retried == 0 and now.history[-1]["status"] == "failed"
+
+
+@pytest.mark.parametrize("resume", ["conversation", "from the start"])
+def test_a_resume_whose_secrets_are_missing_is_refused_before_anything_changes(
+        fake: FakeManager, rt: Runtime, claude: Path, output: dict[str, list[str]],
+        tmp_path: Path, resume: str) -> None:
+    fields: dict[str, object] = {"env_files": [str(tmp_path / "gone.env")]}
+    if resume == "from the start":
+        fields["provider_session_id"] = None
+    record = _failed(rt, claude, None, output, **fields)
+    with pytest.raises(UsageError, match=r"--env-file .*gone\.env: No such file"):
+        unattended.resume(rt, record, "go on")
+    # Before, a new run was recorded first, which never started: `starting`, then lost.
+    assert rt.store.load()[record.id] == record
+    assert fake.called("submit_transient") == []
 
 
 def test_a_provider_without_a_conversation_to_resume_runs_again_from_the_start(
