@@ -432,8 +432,9 @@ def _package_file(name: str) -> str:
 
 
 def tty_socket(scope: Scope, session_id: str) -> Path:
-    """Where `orch attach` reaches the terminal of session SESSION_ID of SCOPE."""
-    return scope.runtime_dir() / "orch" / "tty" / session_id
+    """Where `orch attach` reaches the terminal of session SESSION_ID of SCOPE: in a
+    directory of its own, which a sandbox leaves writable (and no other session's)."""
+    return scope.runtime_dir() / "orch" / "tty" / session_id / "socket"
 
 
 def literal_argv(argv: list[str]) -> list[str]:
@@ -481,9 +482,12 @@ def properties(spec: SessionSpec, *, session_id: str, unit: str, scope: Scope,
             env.setdefault(variable, os.environ[variable])
     hook = exit_hook_argv(state_dir, after_dir(scope))
     start = (program, spec.argv)
+    writable: list[str] = []
     if options is not None and options.tty:  # the holder runs the program on a terminal
         start = (sys.executable, [sys.executable, "-I", _tty_holder_path(),
                                   str(tty_socket(scope, session_id)), program, *spec.argv])
+        if options.sandbox:  # where the holder listens (made before the start)
+            writable.append(str(tty_socket(scope, session_id).parent))
     elif conversation:
         start = (sys.executable, [sys.executable, "-I", _package_file("convhold.py"),
                                   str(state_dir), program, *spec.argv])
@@ -502,6 +506,7 @@ def properties(spec: SessionSpec, *, session_id: str, unit: str, scope: Scope,
         ("CollectMode", "s", "inactive-or-failed"),
         *ACCOUNTING,
         *(options or SpawnOptions()).properties(scope, cwd),
+        *([("ReadWritePaths", "as", writable)] if writable else []),
         # Optional ('-'): every command of the unit reads it when it runs, the exit hook
         # too, long after orch removed it; only the program needs what it held.
         *([("EnvironmentFiles", "a(sb)", [(str(secrets_file), True)])] if secrets_file else []),

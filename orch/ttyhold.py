@@ -192,6 +192,7 @@ def main(argv: list[str]) -> int:
             server.close()
             with contextlib.suppress(OSError):
                 os.unlink(path)
+                os.rmdir(os.path.dirname(path))  # its own
         os._exit(0)
     # The unit's main process: the program, on the terminal.
     os.close(master)

@@ -28,6 +28,7 @@ from orch.spec import (
     session_path,
     start_guard,
     start_hook,
+    tty_socket,
 )
 from orch.state import Sessions
 from orch.usecases.common import view
@@ -69,6 +70,8 @@ def unit_properties(rt: Runtime, record: Record, options: SpawnOptions,
     if values is None:
         values = relaunch_secrets(record)
     secret_file = secrets.write(scope, record.id, values) if values else None
+    if options.tty:  # the holder's socket directory: a sandbox cannot make it
+        tty_socket(scope, record.id).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     props = properties(spec, session_id=record.id, unit=record.unit, scope=scope,
                        program=program, cwd=record.cwd, path=path, state_dir=rt.store.directory,
                        options=options, secrets_file=secret_file,

@@ -75,6 +75,18 @@ def test_a_shell_on_a_terminal_is_attached_detached_and_attached_again(
         user_orch("stop", plain)
 
 
+def test_a_sandboxed_terminal_session_is_attached(user_orch: Orch) -> None:
+    # Before, its holder could not listen in the read-only runtime directory: the session
+    # failed at once, and spawn said nothing.
+    sid = user_orch.spawn("/bin/sh", opts=["--tty", "--sandbox"])
+    with attached(user_orch, sid) as one:
+        one.expect(b"Ctrl-\\ detaches")
+        one.type(b"echo sand''boxed; exit 0\r")
+        one.expect(b"sandboxed")
+        assert one.ended() == 0
+    assert user_orch("wait", "--timeout", "60", sid).returncode == 0
+
+
 @pytest.mark.parametrize("signal_name", ["TERM"])
 def test_stopping_a_terminal_session_ends_its_attach(user_orch: Orch, signal_name: str) -> None:
     sid = user_orch.spawn("/bin/sh", opts=["--tty"])

@@ -79,8 +79,8 @@ def test_bad_usage_is_one_line() -> None:
 
 def test_a_socket_a_crash_left_behind_is_replaced_and_anything_else_left_alone(
         tmp_path: Path) -> None:
-    path = tmp_path / "tty" / "s2"
-    path.parent.mkdir(mode=0o700)
+    path = tmp_path / "tty" / "s2" / "socket"  # as orch.spec.tty_socket lays them out
+    path.parent.mkdir(mode=0o700, parents=True)
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(path))  # a holder that died: its socket file stays, nobody listens
     stale.close()
@@ -97,7 +97,10 @@ def test_a_socket_a_crash_left_behind_is_replaced_and_anything_else_left_alone(
         if holder.poll() is None:
             holder.kill()
             holder.wait()
-    other = tmp_path / "tty" / "s3"
+    # Its own directory goes with its socket, as the relay (the holder's child) ends.
+    wait_for(lambda: not path.parent.exists(), what="the socket's directory to go")
+    other = tmp_path / "tty" / "s3" / "socket"
+    other.parent.mkdir(mode=0o700)
     other.write_text("not a socket")
     refused = subprocess.run([sys.executable, "-I", str(HOLDER), str(other), "/bin/true",
                               "true"], capture_output=True, text=True, timeout=20, check=False)
