@@ -124,6 +124,10 @@ def spawn_request(config: Config | None, profile: str | None,
         if value is not None:
             layers[key] = SPAWN_SETTINGS[key].from_flag(value)
     request = _typed(layers)
+    if request.tty and request.interactive:  # its input would go to no one
+        raise UsageError("--tty and --interactive do not go together: --tty gives the "
+                         "agent's own terminal (orch attach), --interactive a conversation "
+                         "(orch send)")
     if flags.get("priority") is not None and request.queue is None:
         raise UsageError("--priority orders a queue: give --queue NAME (or spawn.queue)")
     if request.agent is None:  # a plain command: an agent's option would be dropped

@@ -282,6 +282,8 @@ def resolve_cwd(cwd: str | None) -> str:
         raise UsageError(f"--cwd {cwd or path}: no such directory") from None
     if not is_dir:
         raise UsageError(f"--cwd {cwd or path}: not a directory")
+    if not os.access(path, os.X_OK):  # the program could not start there, nor its hook run
+        raise PermissionDenied(f"--cwd {cwd or path}: permission denied")
     return path
 
 

@@ -1,5 +1,5 @@
 """Ending sessions on request: stop (through systemd, and wait) and kill (a result
-recorded first, then a signal to every process)."""
+recorded first, then a signal to its program)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 # The state of a service that ended and waits out RestartSec= before systemd starts it
 # again (Restart=): its ExecStopPost= hook has run.
 AUTO_RESTART = "auto-restart"
+# Signals that, unhandled, pause, continue or leave a process be: sent, not a kill.
+NOT_ENDING = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
+                        signal.SIGCONT, signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH})
 
 
 def stop(rt: Runtime, ref: str) -> Session:
@@ -106,6 +109,11 @@ def kill(rt: Runtime, ref: str, result: str | None = None, *,
     """
     is_self = ref == SELF
     record = lookup(rt, ref)
+    if signum in NOT_ENDING:
+        if result is not None:
+            raise UsageError(f"a RESULT ends the session; signal {signal.Signals(signum).name} "
+                             "does not: leave the RESULT out")
+        return _signal(rt, record, signum)
     cancelled = _cancel_waiting(rt, record, Intent.KILL, result)
     if cancelled is not None:
         return cancelled
@@ -117,6 +125,9 @@ def kill(rt: Runtime, ref: str, result: str | None = None, *,
         raise OrchError(f"session {record.id[:8]} ({record.name}) has already ended: "
                         f"{before.status}")
     marked = mark(rt.store, record.id, Intent.KILL, result)
+    if marked.intent is not Intent.KILL:  # its end was recorded meanwhile: no kill
+        ended = view(marked, manager.unit(record.unit)).status
+        raise OrchError(f"session {record.id[:8]} ({record.name}) has already ended: {ended}")
     if before.status.waiting_to_resume:
         unattended.cancel_wake(rt, record)
         tell_ended(rt, marked, Status.KILLED, "killed while waiting to resume")
@@ -130,6 +141,19 @@ def kill(rt: Runtime, ref: str, result: str | None = None, *,
         manager.stop(record.unit)  # a kill ends the session: no Restart= starts it again
     if between_restarts:  # its last run's hook ran, and no other will
         tell_ended(rt, marked, Status.KILLED, "killed between restarts")
+    return view(rt.store.load()[record.id], manager.unit(record.unit))
+
+
+def _signal(rt: Runtime, record: Record, signum: int) -> Session:
+    """Send SIGNUM, one that does not end a process (STOP, CONT, WINCH, ...), to
+    RECORD's program: nothing is recorded, and its end, whenever it comes, is its own."""
+    manager = rt.manager_of(Scope(record.scope))
+    unit = manager.unit(record.unit)
+    before = view(record, unit)
+    if before.status not in (Status.RUNNING, Status.IDLE) or not manager.kill(record.unit,
+                                                                             signum):
+        raise OrchError(f"session {record.id[:8]} ({record.name}) has no program running "
+                        f"to signal: {before.status}")
     return view(rt.store.load()[record.id], manager.unit(record.unit))
 
 

@@ -226,6 +226,13 @@ def test_bad_option_values_are_refused_in_one_line(orch: Orch) -> None:
     assert orch.ps() == []
 
 
+def test_a_directory_the_caller_cannot_enter_is_refused(user_orch: Orch) -> None:
+    # Before, recorded as failed but read `lost`: its exit hook could not start there.
+    done = user_orch("spawn", "--cwd", "/root", "--", "/bin/true")
+    assert (done.returncode, done.stderr) == (4, "orch: --cwd /root: permission denied\n")
+    assert user_orch.ps() == []
+
+
 def test_a_worktree_outside_a_repository_is_refused(orch: Orch) -> None:
     plain = _dir(orch, "plain")
     done = orch("spawn", "--worktree", "--cwd", str(plain), "--", "/bin/true")

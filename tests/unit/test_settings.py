@@ -416,6 +416,15 @@ def test_a_priority_without_a_queue_is_refused_not_dropped() -> None:
     assert spawn_request(None, None, {"priority": "5", "queue": "night"}).priority == 5
 
 
+def test_a_terminal_and_a_conversation_are_refused_together() -> None:
+    from orch.request import spawn_request
+
+    # Before, accepted: the prompt and every `orch send` went to no one.
+    with pytest.raises(UsageError, match=r"^--tty and --interactive do not go together"):
+        spawn_request(None, None, {"provider": "claude", "tty": True, "interactive": True})
+    assert spawn_request(None, None, {"provider": "claude", "tty": True}).tty
+
+
 @pytest.mark.parametrize(("key", "value", "flag"), [
     ("model", "opus", "--model"), ("system_prompt", "be brief", "--system-prompt"),
     ("auto_approve", True, "--auto-approve"), ("interactive", True, "--interactive"),

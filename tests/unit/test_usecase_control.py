@@ -71,6 +71,40 @@ def test_kill_records_the_result_then_signals(fake: FakeManager, rt: Runtime) ->
         control.kill(rt, "k")
 
 
+def test_a_signal_that_ends_nothing_is_sent_and_no_kill_recorded(
+        fake: FakeManager, rt: Runtime) -> None:
+    record = started(fake, rt, "paused")
+    fake.kill = lambda unit, signum: fake.calls.append(("kill", (unit, signum))) or True  # type: ignore[method-assign,func-returns-value]
+    for signum in (signal.SIGSTOP, signal.SIGCONT):
+        assert control.kill(rt, "paused", signum=signum).status is Status.RUNNING
+    assert fake.called("kill") == [(record.unit, signal.SIGSTOP), (record.unit, signal.SIGCONT)]
+    # Before, the kill was recorded: its later exit 0 read "killed (exit code 0)".
+    now = rt.store.load()[record.id]
+    assert now.intent is None and now.final_result is None
+    with pytest.raises(UsageError, match="a RESULT ends the session; signal SIGSTOP"):
+        control.kill(rt, "paused", "a result", signum=signal.SIGSTOP)
+
+
+def test_a_kill_that_meets_an_end_recorded_meanwhile_says_so_and_signals_nothing(
+        fake: FakeManager, rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orch.exithook import record_exit
+    from orch.session import now_iso
+
+    record = started(fake, rt, "quick")
+    really_mark = control.mark
+
+    def ended_first(*args: object) -> object:  # its exit hook takes the lock first
+        record_exit(rt.store, record.id, record.invocation_id, Ending(now_iso(), 0, None,
+                                                                     "success"))
+        return really_mark(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(control, "mark", ended_first)
+    # Before, kill said it signalled, and its result was never recorded.
+    with pytest.raises(OrchError, match="has already ended"):
+        control.kill(rt, "quick", "too late")
+    assert fake.called("kill") == [] and rt.store.load()[record.id].final_result is None
+
+
 def test_kill_self_outlives_its_own_signal(fake: FakeManager, rt: Runtime,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     record = started(fake, rt, "me")
