@@ -83,11 +83,15 @@ def conversing(session: Session, record: Record) -> Session:
     said = conversation.idle_result(record)
     if said is None:
         return session
-    # result: the last turn's verdict, as the agent gave it.
+    # result: the last turn's verdict, as the agent gave it; its cost and tokens (the
+    # run's so far, as the agent counts them) with its earlier runs', as Session.of sums.
+    from orch.results import summed
+
+    cost, tokens = summed([*record.history, {"usage": said.usage, "cost_usd": said.cost_usd}])
     return replace(session, status=Status.IDLE, final_result=said.final_result,
                    result="agent-error" if said.is_error else "success",
                    provider_session_id=said.provider_session_id or session.provider_session_id,
-                   usage=said.usage, cost_usd=said.cost_usd)
+                   usage=tokens, cost_usd=cost)
 
 
 def turn_results(rt: Runtime, ref: str) -> list[AgentResult]:

@@ -276,3 +276,18 @@ def test_orch_send_takes_the_message_from_its_argument_a_file_or_standard_input(
     for wrong in ({}, {"message": "x", "interrupt": True}, {"message": "x", "file": "f"}):
         with pytest.raises(UsageError, match="give one of: a MESSAGE, --file F, or --interrupt"):
             commands.send("talk", **wrong)  # type: ignore[arg-type]
+
+
+def test_an_idle_resumed_conversation_costs_every_run_so_far(
+        fake: FakeManager, rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    earlier = {"invocation_id": "a" * 32, "status": "stopped", "cost_usd": 0.0012,
+               "usage": {"input_tokens": 3, "output_tokens": 4}}
+    record = started(fake, rt, "talk", provider="claude", agent=INTERACTIVE,
+                     history=[earlier], restarts=1)
+    _idle(monkeypatch, AgentResult("conv-1", "again", False,
+                                   {"input_tokens": 3, "output_tokens": 4}, 0.01))
+    [session] = query.list_sessions(rt)
+    # Before, the current run's alone, until the session ended.
+    assert session.status is Status.IDLE and session.id == record.id
+    assert session.usage == {"input_tokens": 6, "output_tokens": 8}
+    assert session.cost_usd == pytest.approx(0.0112)
