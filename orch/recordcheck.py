@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from orch.frozen import Shape
 
-_STRINGS = ("id", "name", "unit", "scope", "cwd", "description", "created_at")
+_STRINGS = ("id", "name", "unit", "cwd", "description", "created_at")
 _OPTIONAL_STRINGS = ("parent_id", "invocation_id", "started_at", "ended_at", "exit_signal",
                      "result", "final_result", "program", "path", "requested_at", "provider",
                      "provider_session_id", "worktree", "worktree_repo", "blocked", "intent")
@@ -34,6 +34,7 @@ _NONE = type(None)
 # is not int here), so testing type(value) suffices, at a third of isinstance's cost.
 _TYPES: dict[str, tuple[str, frozenset[type] | Callable[[Any], bool]]] = {
     **dict.fromkeys(_STRINGS, ("a string", frozenset({str}))),
+    "scope": ('"user" or "system"', lambda v: v in ("user", "system")),
     **dict.fromkeys(_OPTIONAL_STRINGS, ("a string or null", frozenset({str, _NONE}))),
     **dict.fromkeys(("main_pid", "exit_code"), ("an integer or null", frozenset({int, _NONE}))),
     "argv": ("a non-empty list of strings", lambda v: _strings(v) and bool(v)),

@@ -330,8 +330,10 @@ def test_stop_post_between_restarts_is_not_the_end() -> None:
 
 # Each checked field with a value of the wrong JSON type and the words its error uses.
 WRONG_TYPES = [
-    *[(name, 1, "a string") for name in ("id", "name", "unit", "scope", "cwd",
+    *[(name, 1, "a string") for name in ("id", "name", "unit", "cwd",
                                          "description", "created_at")],
+    # Before, any string: `show` of a hand-edited "scope" failed as an internal error.
+    ("scope", 1, '"user" or "system"'), ("scope", "galaxy", '"user" or "system"'),
     *[(name, 1, "a string or null") for name in (
         "parent_id", "invocation_id", "started_at", "ended_at", "exit_signal", "result",
         "final_result", "program", "path", "requested_at", "provider",
