@@ -217,7 +217,8 @@ def validate(spec: SessionSpec) -> None:
         if not tag or len(tag) > MAX_TAG or _CONTROL.search(tag) or "," in tag:
             raise UsageError(f"--tag {tag!r}: tags are 1 to {MAX_TAG} characters, "
                              "with no commas or control characters")
-    _no_nul(spec.description, "--description")
+    if _CONTROL.search(spec.description):  # a line feed would forge show's next line
+        raise UsageError("--description: one line, with no control characters")
     for key, value in spec.env.items():
         _no_nul(key, f"--env {key!r}")
         if not ENV_NAME.fullmatch(key):

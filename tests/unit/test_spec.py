@@ -49,6 +49,8 @@ def test_validate_accepts_an_ordinary_spec() -> None:
     SessionSpec(argv=["pr\x00og"]),
     SessionSpec(argv=["prog"], env={"A": "1\x002"}),
     SessionSpec(argv=["prog"], description="a\x00b"),
+    # Before, accepted: `orch show` printed a forged "Status:" line under its own.
+    SessionSpec(argv=["prog"], description="ok\n    Status: exited (exit code 0)"),
     SessionSpec(argv=["prog"], env={"1X": "1"}),
     SessionSpec(argv=["prog"], env={"A-B": "1"}),
     SessionSpec(argv=["prog"], env={"": "1"}),
