@@ -20,7 +20,8 @@ def _listing(records: list[Record]) -> str:
         return format_timestamp(when) if when else record.created_at
 
     newest = sorted(records, key=lambda r: r.created_at, reverse=True)
-    return ", ".join(f"{r.id[:8]} ({r.name}, {created(r)})" for r in newest[:5])
+    shown = ", ".join(f"{r.id[:8]} ({r.name}, {created(r)})" for r in newest[:5])
+    return shown + (f", and {len(newest) - 5} older" if len(newest) > 5 else "")
 
 
 def resolve(ref: str, records: Iterable[Record]) -> Record:

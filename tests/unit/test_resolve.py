@@ -112,3 +112,13 @@ def test_a_unit_name_may_leave_out_its_service_suffix() -> None:
 def test_full_id_wins_over_a_name_equal_to_it() -> None:
     impostor = _record("eeee6666-0000-4000-8000-000000000006", A.id)
     assert resolve(A.id, [impostor, A]) is A
+
+
+def test_a_listing_cut_at_five_says_how_many_more() -> None:
+    runs = [_record(f"{n:04d}aaaa-0000-4000-8000-00000000000{n}", "nightly",
+                    f"2025-01-0{n}T00:00:00+00:00") for n in range(1, 8)]
+    with pytest.raises(Ambiguous) as caught:
+        resolve("nightly", runs)
+    # Before, "7 sessions are named" beside five, with no word of the other two.
+    assert caught.value.message.startswith("7 sessions are named 'nightly': 0007aaaa")
+    assert caught.value.message.endswith(", and 2 older")
