@@ -22,11 +22,25 @@ def unenforced(asked: SpawnRequest, scope: Scope) -> None:
     asked_for = {controller: flag for controller, flag, value in (
         ("memory", "--memory-max", asked.memory_max), ("pids", "--tasks-max", asked.tasks_max),
         ("cpu", "--cpu-quota", asked.cpu_quota)) if value is not None}
+    if asked.nice is not None and asked.nice < _lowest_nice(scope):
+        say(f"orch: warning: --nice {asked.nice} is not enforced: the {scope} manager may not "
+            f"raise a session's priority above nice {_lowest_nice(scope)}")
     if not asked_for:
         return
     for controller in api.unenforced_limits(list(asked_for), scope):
         say(f"orch: warning: {asked_for[controller]} is not enforced: the {scope} manager's "
             f"sessions have no {controller} cgroup controller here")
+
+
+def _lowest_nice(scope: Scope) -> int:
+    """The lowest nice value SCOPE's manager may give: any, as root; else what the
+    caller's RLIMIT_NICE allows below nice 0 (a user manager has the user's limits)."""
+    import resource
+
+    if str(scope) == "system" or os.geteuid() == 0:
+        return -20
+    soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
+    return -20 if soft == resource.RLIM_INFINITY else max(-20, min(0, 20 - soft))
 
 
 def linger_warning(user: str, persistent: bool) -> str:

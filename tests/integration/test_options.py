@@ -64,6 +64,17 @@ def test_a_limit_the_cgroups_cannot_hold_is_warned_of(orch: Orch) -> None:
     orch.ok("stop", sid)
 
 
+def test_a_priority_the_user_manager_may_not_give_is_warned_of(user_orch: Orch) -> None:
+    log = _file(user_orch, "nice")
+    done = user_orch("spawn", "--nice", "-5", "--", "/bin/sh", "-c", f"nice > {log}")
+    assert done.returncode == 0, done.stderr
+    assert user_orch("wait", "--timeout", "60", done.stdout.strip()).returncode == 0
+    # Before, it ran at nice 0 without a word, recorded as -5.
+    assert log.read_text().strip() == "0"
+    assert done.stderr == ("orch: warning: --nice -5 is not enforced: the user manager may "
+                           "not raise a session's priority above nice 0\n")
+
+
 def test_a_timeout_fails_the_session_with_result_timeout(orch: Orch) -> None:
     sid = orch.spawn("sleep", "300", opts=["--timeout", "1s"])
     assert orch("wait", "--timeout", "60", sid).returncode == 1
