@@ -1,12 +1,11 @@
 """A session's output, read from journald with journalctl, the reader users know.
 
 Every read goes through this module, the one place journalctl is run and its failures
-worded (a follower reads on through orch.journal_poll, which sees new lines sooner
-than journalctl --follow), and always as `journalctl --output json --all`: without
---all, journalctl gives any field over 4,096 bytes as null. orch renders the short, cat
-and json formats itself (orch.journal_format) from those entries, after joining the
-pieces of each line journald split at its LineMax= (orch.journal_entries), so that every
-format, `-n`, and the agents' results deal in whole lines.
+worded (a follower reads on through orch.journal_poll, sooner than journalctl --follow),
+always as `journalctl --output json --all` (without --all, a field over 4,096 bytes is
+null). orch renders the short, cat and json formats itself (orch.journal_format), after
+joining the pieces of each line journald split at its LineMax= (orch.journal_entries):
+every format, `-n`, and the agents' results deal in whole lines.
 """
 
 from __future__ import annotations
@@ -43,8 +42,8 @@ if TYPE_CHECKING:
     from orch.journal_poll import Poller
     from orch.transcript import Style
 
-# After a session ended, how long to wait for its last lines when journald cannot be
-# asked to catch up (journalctl --sync is root's): until nothing came for QUIET seconds.
+# After a session ended, how long to wait for its last lines where journald cannot be
+# asked to catch up (--sync is root's): until nothing came for QUIET seconds.
 QUIET = 1.0
 
 
@@ -55,7 +54,10 @@ _READ = ("journalctl", "--no-pager", "--quiet", "--all", "--output", "json")
 
 def _failed(code: int, stderr: bytes) -> OrchError:
     reason = stderr.decode("utf-8", "replace").strip().splitlines()
-    return OrchError(f"journalctl failed: {reason[-1] if reason else f'exit status {code}'}")
+    said = reason[-1] if reason else f"exit status {code}"
+    if said.startswith("Failed to seek to cursor"):  # the caller's --after-cursor: exit 2
+        return UsageError(f"--after-cursor: not a cursor of this journal ({said})")
+    return OrchError(f"journalctl failed: {said}")
 
 
 def _run(args: Sequence[str], *, check: bool = True) -> list[Entry]:
@@ -71,15 +73,13 @@ def _run(args: Sequence[str], *, check: bool = True) -> list[Entry]:
 
 def _parse(line: bytes) -> Entry | None:
     try:
-        value = json.loads(line)
+        return value if isinstance(value := json.loads(line), dict) else None
     except ValueError:
         return None
-    return value if isinstance(value, dict) else None
 
 
 class _Reader:
-    """A running `journalctl -o json --all ARGS` (following, or a long read), whose
-    entries are taken as they come, with a timeout."""
+    """A running `journalctl -o json --all ARGS`: its entries as they come (timed)."""
 
     def __init__(self, args: Sequence[str]) -> None:
         try:

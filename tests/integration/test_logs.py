@@ -197,7 +197,9 @@ def test_logs_go_on_after_a_cursor_and_follow_as_events_keyed_by_cursor(orch: Or
     assert (done.returncode, done.stdout) == (
         0, f"id: {cursors[1]}\ndata: two\n\nid: {cursors[2]}\ndata: three\n\n")
     for wrong, says in ((["-n", "1", "--after-cursor", cursors[0]], "do not go together"),
-                        (["--sse"], "--sse goes with -f")):
+                        (["--sse"], "--sse goes with -f"),
+                        # Before, journalctl's words, and exit 1.
+                        (["--after-cursor", "xyz"], "--after-cursor: not a cursor of this")):
         refused = orch("logs", *wrong, sid)
         assert refused.returncode == 2 and says in refused.stderr, refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
