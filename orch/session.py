@@ -1,8 +1,6 @@
 """Sessions: the records orch keeps, what systemd says of their units, and the pure
-policy that turns both into a status.
-
-Kept free of pystemd, psutil and typer: the ExecStopPost hook imports it on every
-session's exit and must start fast.
+policy that turns both into a status. Free of pystemd, psutil and typer: the exit hook
+imports it at every session's end, and must start fast.
 """
 
 from __future__ import annotations
@@ -285,6 +283,7 @@ class UnitView:
     exec_main_status: int
     result: str
     job_pending: bool = False  # a job is queued: with Restart=, a failed unit restarts
+    exec_main_exit_usec: int = 0  # realtime µs of the main process's end, 0 before
 
     GONE_STATES = ("inactive", "failed")
 
@@ -294,9 +293,10 @@ class UnitView:
             return None
         if self.active_state not in self.GONE_STATES and self.main_pid:
             return None
+        ended_at = usec_to_iso(self.exec_main_exit_usec)  # before its exit hook records it
         if self.exec_main_code == 1:
-            return Ending(None, self.exec_main_status, None, self.result)
-        return Ending(None, None, signal_name(self.exec_main_status), self.result)
+            return Ending(ended_at, self.exec_main_status, None, self.result)
+        return Ending(ended_at, None, signal_name(self.exec_main_status), self.result)
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,15 @@ def test_wait_exit_codes(orch: Orch) -> None:
     assert orch("wait", "--any", quick, sleeper).returncode == 0
     assert orch.show(sleeper)["status"] == "running"
 
+    # An end `wait` sees before its exit hook records it has its time: the manager's.
+    # Before, `ended_at` was null (5 waits of 5).
+    for _ in range(3):
+        brief = orch.spawn("sleep", "0.5")
+        [waited] = json.loads(orch.ok("wait", "--json", brief))
+        assert waited["status"] == "exited" and waited["ended_at"] is not None
+        assert waited["invocations"][-1]["ended_at"] == waited["ended_at"]
+        assert waited["ended_at"] >= waited["started_at"]
+
 
 def test_stop_ends_a_session_as_stopped(orch: Orch) -> None:
     sid = orch.spawn("sleep", "300", opts=["--name", "victim"])
