@@ -32,7 +32,10 @@ class Option:
                  default: object = None, multiple: bool = False, metavar: str | None = None,
                  hidden: bool = False, setting: bool = False) -> None:
         self.dest, self.flags, self.kind, self.help = dest, flags, kind, help
-        self.default, self.multiple, self.metavar = default, multiple, metavar
+        self.default, self.multiple = default, multiple
+        # What --help and the man page show for its value: its name, not typer's <str>.
+        self.metavar = metavar or (None if kind == "flag" else
+                                   _METAVARS.get(dest, dest.upper().replace("_", "-")))
         self.hidden = hidden
         self.setting = setting  # a spawn setting: the body gets it in `settings`
 
@@ -45,9 +48,16 @@ class Argument:
     def __init__(self, dest: str, kind: Kind, help: str | None = None, *,
                  metavar: str | None = None, variadic: bool = False,
                  required: bool = True) -> None:
-        self.dest, self.kind, self.help, self.metavar = dest, kind, help, metavar
+        self.dest, self.kind, self.help = dest, kind, help
+        self.metavar = metavar or _METAVARS.get(dest, dest.upper())
         self.variadic, self.required = variadic, required
         self.default = None
+
+
+# Value names where an option's or argument's own name would not say it.
+_METAVARS = {"env": "KEY=VALUE", "after": "ID", "ref": "ID", "refs": "ID...",
+             "description": "TEXT", "signal": "SIG", "since": "TIME", "profile": "NAME",
+             "file": "FILE", "signal_": "SIG"}
 
 
 class Command:
@@ -279,8 +289,8 @@ def _tree() -> dict[str, Command | Group]:
                                  SINCE_HELP.format(what="events"))),
         "stop": _scoped("stop", "Stop a session gracefully (SIGTERM, then SIGKILL after the "
                         "stop timeout).", REF),
-        "kill": _scoped("kill", "Record a final result, then signal all of a session's "
-                        "processes.", REF,
+        "kill": _scoped("kill", "Record a final result, then signal the session's program "
+                        "(STOP, CONT and the like: sent, nothing recorded).", REF,
                         Argument("result", "str", "The final result to record.",
                                  required=False),
                         Option("file", ("--file",), "str", "Read the result from a file."),
