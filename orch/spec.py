@@ -469,13 +469,14 @@ ACCOUNTING: list[Property] = [(f"{what}Accounting", "b", True)
 def properties(spec: SessionSpec, *, session_id: str, unit: str, scope: Scope,
                program: str, cwd: str, path: str, state_dir: Path,
                options: SpawnOptions | None = None,
-               secrets_file: Path | None = None, conversation: bool = False
-               ) -> list[Property]:
+               secrets_file: Path | None = None, conversation: bool = False,
+               git_dir: str | None = None) -> list[Property]:
     """The transient service's properties: argv as a list (no shell), Type=exec so a
     program that cannot be executed fails the start job, the exit hook, the options,
     and the file the manager reads the secrets from when it starts the program. A
     CONVERSATION's agent runs behind its relay (orch.convhold), which tells its turns'
-    ends."""
+    ends. GIT_DIR: the repository of the session's worktree, which a sandbox leaves
+    writable."""
     env = {"PATH": path, **spec.env,
            "ORCH_SESSION_ID": str(session_id), "ORCH_UNIT": unit, "ORCH_SCOPE": str(scope)}
     # What the exit hook reads: the same state, and the same configuration (a queue's
@@ -485,7 +486,10 @@ def properties(spec: SessionSpec, *, session_id: str, unit: str, scope: Scope,
             env.setdefault(variable, os.environ[variable])
     hook = exit_hook_argv(state_dir, after_dir(scope))
     start = (program, spec.argv)
-    writable: list[str] = []
+    # A sandbox leaves writable, beside the session's own directories: the state, for an
+    # `orch kill self` or a spawn inside it; a worktree's repository, to commit in it.
+    writable = [str(state_dir), *([git_dir] if git_dir else [])] \
+        if options is not None and options.sandbox else []
     if options is not None and options.tty:  # the holder runs the program on a terminal
         start = (sys.executable, [sys.executable, "-I", _tty_holder_path(),
                                   str(tty_socket(scope, session_id)), program, *spec.argv])

@@ -75,7 +75,9 @@ def unit_properties(rt: Runtime, record: Record, options: SpawnOptions,
     props = properties(spec, session_id=record.id, unit=record.unit, scope=scope,
                        program=program, cwd=record.cwd, path=path, state_dir=rt.store.directory,
                        options=options, secrets_file=secret_file,
-                       conversation=bool(record.agent.get("interactive")))
+                       conversation=bool(record.agent.get("interactive")),
+                       git_dir=os.path.join(record.worktree_repo, ".git")
+                       if record.worktree_repo else None)
     if started_by_manager or options.restart is not Restart.NO:
         # A start no spawn makes (a path unit's, a Restart='s) checks its directory, and
         # is recorded and told as it happens, by the start hook.

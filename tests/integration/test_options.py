@@ -156,6 +156,11 @@ def test_the_sandbox_lets_the_cwd_be_written_and_nothing_else(orch: Orch) -> Non
         assert orch.show(sid)["exit_code"] == 2  # recorded by the hook, outside the sandbox
     finally:
         outside.unlink(missing_ok=True)
+    # Its own orch still acts on it (before: the state was read-only, exit 5).
+    reporter = orch.spawn("/bin/sh", "-c", 'orch kill self "sandboxed result"; sleep 30',
+                          opts=["--sandbox", "--cwd", str(work)])
+    assert orch("wait", "--timeout", "60", reporter).returncode == 1
+    assert orch.show(reporter)["final_result"] == "sandboxed result"
 
 
 def test_secrets_reach_the_program_and_nowhere_else(orch: Orch) -> None:
@@ -203,6 +208,11 @@ def test_a_worktree_per_session_kept_until_reaped(orch: Orch) -> None:
     assert (repo / "README").read_text() == "hello\n"  # the checkout itself untouched
     assert orch.ok("reap", "--older-than", "0").split() == [sid]
     assert not tree.exists()
+    # Sandboxed, it commits in its worktree (before: the repository was read-only).
+    sid = orch.spawn("/bin/sh", "-c", f"echo sandboxed > README && {' '.join(git)} "
+                     "commit -qam 'from the sandbox'",
+                     opts=["--worktree", "--sandbox", "--cwd", str(repo)])
+    assert orch("wait", "--timeout", "60", sid).returncode == 0, orch.logs_text(sid)
 
 
 def test_config_defaults_and_profiles_apply_and_bad_values_are_one_line(orch: Orch) -> None:
