@@ -324,6 +324,11 @@ def main(argv: list[str]) -> int:
         again = ended is not None and runs_again(store, ended, ending)
         if ended is not None and not again:
             tell_end(store, collect_result(store, ended))
+            if ended.options.get("restart", "no") != "no":  # kept for its restarts till now
+                from orch import secrets
+                from orch.scope import Scope
+
+                secrets.discard(Scope(ended.scope), ended.id)
         if len(argv) == 2 and not again:
             from orch.usecases.transitions import release_dependents
 

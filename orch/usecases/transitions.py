@@ -33,9 +33,22 @@ def tell(rt: Runtime, record: Record, kind: Kind, status: Status | str,
 
 def tell_blocked(rt: Runtime, blocked: list[Record]) -> list[str]:
     """Tell that each of BLOCKED (--after) has ended without running, failed as its
-    block says; the problems met, as tell's."""
-    return [problem for record in blocked
-            for problem in tell(rt, record, Kind.ENDED, Status.FAILED, record.blocked)]
+    block says, once what would start it is gone: its path unit (and its unit, loaded,
+    never started) stopped, its secrets removed. The problems met, as tell's."""
+    from orch import secrets
+    from orch.spec import after_unit
+
+    problems: list[str] = []
+    for record in blocked:
+        scope = Scope(record.scope)
+        if record.queue is None:  # one in a queue has no unit yet
+            try:
+                rt.manager_of(scope).stop_all([after_unit(record.unit), record.unit])
+            except OrchError as err:
+                problems.append(f"session {record.id[:8]} ({record.name}): {err.message}")
+        secrets.discard(scope, record.id)
+        problems += tell(rt, record, Kind.ENDED, Status.FAILED, record.blocked)
+    return problems
 
 
 def tell_ended(rt: Runtime, record: Record, status: Status, detail: str | None = None

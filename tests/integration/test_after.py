@@ -108,12 +108,21 @@ def test_a_failed_dependency_blocks_its_dependents_which_never_run(orch: Orch) -
     assert shown["status"] == "failed" and shown["invocation_id"] is None
     assert shown["blocked"] == f"dependency {failing[:8]} (failing) did not end successfully"
     assert orch.show(grandchild)["blocked"] == f"dependency {child[:8]} (sh) never ran"
-    # Their ends are told, for `orch events` and the on_end/on_failed hooks (before: none).
-    ended = [(e["session_id"], e["status"], e["detail"]) for e in map(
-        json.loads, orch.ok("events", "--json").splitlines()) if e["event"] == "ended"]
-    assert (child, "failed", shown["blocked"]) in ended
-    assert (grandchild, "failed", f"dependency {child[:8]} (sh) never ran") in ended
+    # Their ends are told, for `orch events` and the on_end/on_failed hooks (before: none),
+    # by the failing one's exit hook, just after it recorded them blocked.
+    def ended() -> list[tuple[str, str, str]]:
+        return [(e["session_id"], e["status"], e["detail"]) for e in map(
+            json.loads, orch.ok("events", "--json").splitlines()) if e["event"] == "ended"]
+
+    wait_for(lambda: (grandchild, "failed", f"dependency {child[:8]} (sh) never ran")
+             in ended(), what="the blocked ones' ends to be told")
+    assert (child, "failed", shown["blocked"]) in ended()
     assert "Blocked: dependency" in orch.ok("show", child)
+    # Nothing is left to start them: their path units are gone (before: still armed).
+    for blocked in (child, grandchild):
+        path_unit = orch.show(blocked)["unit"].removesuffix(".service") + ".path"
+        wait_for(lambda u=path_unit: orch.systemctl("is-active", u).stdout.strip()
+                 in ("inactive", "unknown"), what=f"{path_unit} to be stopped")
 
 
 def test_dependencies_already_ended_decide_at_once(orch: Orch) -> None:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from tests.integration.conftest import Orch, wait_for
+from tests.integration.test_after import _gate, _open
 
 SECRET = "sk-very-secret-value-0123456789"
 
@@ -188,6 +189,17 @@ def test_secrets_reach_the_program_and_nowhere_else(orch: Orch) -> None:
     runtime = Path(f"/run/user/{orch.uid}" if orch.user else "/run") / "orch" / "secrets"
     leftovers = orch.machine.run(["ls", "-A", str(runtime)], user=orch.user).stdout
     assert leftovers.strip() == ""  # the manager read it; orch removed it
+    # With --restart each run reads it again: kept while the session lives, and removed
+    # at its end (before: left until reap).
+    gate = _gate(orch, "restart")
+    again = orch.spawn("/bin/sh", "-c", f'test -n "$API_KEY" && read _ < {gate}; exit 0',
+                       opts=["--env-file", str(env_file), "--restart", "on-failure"])
+    kept = runtime / f"{again}.env"
+    assert orch.machine.run(["test", "-e", str(kept)], user=orch.user).returncode == 0
+    _open(gate)
+    assert orch("wait", "--timeout", "60", again).returncode == 0
+    wait_for(lambda: orch.machine.run(["test", "-e", str(kept)], user=orch.user).returncode,
+             what="its secrets file to go at its end")
 
 
 def test_a_worktree_per_session_kept_until_reaped(orch: Orch) -> None:

@@ -135,7 +135,10 @@ def test_a_dependent_waiting_for_its_dependencies_never_starts_after_a_stop_or_k
     else:
         session = control.kill(rt, "second", "not needed")
     assert session.status is (Status.STOPPED if how == "stop" else Status.KILLED)
-    assert fake.called("stop") == [after_unit(second.unit), second.unit]
+    # The one blocked in turn has nothing left to start it either (before: its path unit
+    # stayed armed, and its secrets in place).
+    stopped = [after_unit(second.unit), second.unit, after_unit(third.unit), third.unit]
+    assert fake.called("stop") == stopped
     assert fake.called("kill") == [] and not marker.exists()
     records = rt.store.load()
     assert records[second.id].result == "canceled" and records[second.id].ended_at
@@ -150,7 +153,7 @@ def test_a_dependent_waiting_for_its_dependencies_never_starts_after_a_stop_or_k
             control.kill(rt, "second")
     else:
         assert control.stop(rt, "second").status is Status.STOPPED  # no second stop
-        assert fake.called("stop") == [after_unit(second.unit), second.unit]
+        assert fake.called("stop") == stopped
 
 
 @pytest.mark.parametrize("how", ["stop", "kill"])
