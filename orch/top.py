@@ -26,6 +26,7 @@ from orch.render import (
     status_cell,
     visible,
 )
+from orch.session import Status
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class Sort(StrEnum):
 
 
 SORT_KEYS = {"m": Sort.MEMORY, "c": Sort.CPU, "$": Sort.COST, "a": Sort.AGE}
+_ENDED = frozenset(str(status) for status in Status if status.ended)  # as JSON says them
 # Escape sequences of the keys a terminal sends, as read in cbreak mode.
 UP, DOWN = "\x1b[A", "\x1b[B"
 
@@ -120,13 +122,15 @@ class Board:
 
     def _order(self, row: Row) -> tuple[Any, ...]:
         session = row.session
+        # Ties (a user manager counts no memory: all `-`) go to the live, newest first.
+        rest = (session.get("status") in _ENDED, -started_at(session), row.key)
         if self.sort is Sort.MEMORY:
-            return (-(session.get("memory_current") or -1), row.key)
+            return (-(session.get("memory_current") or -1), *rest)
         if self.sort is Sort.CPU:
             cpu = row.cpu_percent if row.cpu_percent is not None else -1.0
-            return (-cpu, -(session.get("cpu_usage_nsec") or -1), row.key)
+            return (-cpu, -(session.get("cpu_usage_nsec") or -1), *rest)
         if self.sort is Sort.COST:
-            return (-(session.get("cost_usd") or -1.0), row.key)
+            return (-(session.get("cost_usd") or -1.0), *rest)
         return (-started_at(session), row.key)  # newest first
 
     def current(self) -> Row | None:

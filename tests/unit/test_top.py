@@ -58,6 +58,17 @@ def test_each_sort_key_orders_the_board_unknowns_last() -> None:
     assert board.footer(1.5) == "sorted by age" and board.footer(5.0) == KEYS_HELP
 
 
+def test_sessions_alike_in_the_sort_show_the_live_newest_first() -> None:
+    # A user manager counts no memory: every MEM is `-`. Before, they came in id order,
+    # and the one running among forty ended ones could be off the first screen.
+    board = Board()
+    ended = [_session(f"old{n}", status="exited", created_at=f"2026-12-06T1{n}:00:00+00:00")
+             for n in range(5)]
+    board.update([*ended, _session("live", created_at="2026-12-06T08:00:00+00:00")], now=1.0)
+    assert [r.session["name"] for r in board.rows] == ["live", "old4", "old3", "old2",
+                                                      "old1", "old0"]
+
+
 def test_the_selection_follows_its_session_across_readings() -> None:
     board = Board(Sort.AGE)
     a = _session("a", created_at="2026-12-06T12:00:00+00:00")
