@@ -71,8 +71,11 @@ def _with_typer(args: list[str], debug: bool) -> int:
             return 2
         ctx = getattr(err, "ctx", None)
         path = ctx.command_path.split(" ", 1)[-1] if ctx and " " in ctx.command_path else ""
-        where = f"orch {path} --help" if path else "orch --help"
-        _fail(f"{err.format_message()} (see `{where}`)".replace("\n", " "), err.exit_code)
+        hint = f"see `orch {path} --help`" if path else "see `orch --help`"
+        name = str(getattr(err, "option_name", ""))
+        if name[1:].replace(".", "", 1).isdigit():  # `orch config set spawn.nice -5`
+            hint = f"a negative value goes after --: `-- {name}`"
+        _fail(f"{err.format_message()} ({hint})".replace("\n", " "), err.exit_code)
     except typer.Abort:
         _fail("interrupted", 130)
     return code if isinstance(code, int) else 0

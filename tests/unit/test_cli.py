@@ -33,6 +33,16 @@ def test_a_usage_error_is_one_line_that_points_to_the_help() -> None:
     assert done.stderr.endswith("(see `orch ps --help`)\n")
 
 
+def test_a_negative_value_taken_for_an_option_is_told_how_to_give_it(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "orch", "config", "set", "spawn.nice", "-5"],
+                          capture_output=True, text=True, check=False, timeout=60,
+                          env={**os.environ, "ORCH_CONFIG": str(tmp_path / "config.toml")})
+    # Before, only "see `orch config set --help`", which does not say it.
+    assert (done.returncode, done.stderr) == (
+        2, "orch: No such option: -5 (a negative value goes after --: `-- -5`)\n")
+    assert not (tmp_path / "config.toml").exists()
+
+
 def test_a_result_given_twice_is_bad_usage(tmp_path: Path) -> None:
     given = tmp_path / "result"
     given.write_text("from the file\n")
