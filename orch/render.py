@@ -2,9 +2,8 @@
 the `orch ps` table fitted to the terminal as systemctl's tables are.
 
 Pure functions of the data, a given "now" and the local time zone, apart from
-table_width() and utf8(), which ask about stdout. What scripts read is --json's, never
-this text. Kept free of typer, pystemd and psutil at import.
-"""
+table_width() and utf8(), which ask about stdout. Scripts read --json's, never this
+text. Free of typer, pystemd and psutil at import."""
 
 from __future__ import annotations
 
@@ -13,16 +12,8 @@ import shlex
 import unicodedata
 from datetime import UTC, datetime
 
+from orch import timespan
 from orch.session import Status
-from orch.timespan import (
-    USEC_PER_DAY,
-    USEC_PER_HOUR,
-    USEC_PER_MINUTE,
-    USEC_PER_MONTH,
-    USEC_PER_SEC,
-    USEC_PER_WEEK,
-    USEC_PER_YEAR,
-)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,8 +30,9 @@ ASCII_ELLIPSIS = "..."  # systemd's special_glyph() outside a UTF-8 locale
 DEFAULT_COLUMNS = 80  # systemd's columns() when the terminal does not say
 
 # systemd's units in microseconds (orch.timespan owns them), under short names.
-_SEC, _MIN, _HOUR, _DAY = USEC_PER_SEC, USEC_PER_MINUTE, USEC_PER_HOUR, USEC_PER_DAY
-_WEEK, _MONTH, _YEAR = USEC_PER_WEEK, USEC_PER_MONTH, USEC_PER_YEAR
+_SEC, _MIN, _HOUR, _DAY = (timespan.USEC_PER_SEC, timespan.USEC_PER_MINUTE,
+                           timespan.USEC_PER_HOUR, timespan.USEC_PER_DAY)
+_WEEK, _MONTH, _YEAR = timespan.USEC_PER_WEEK, timespan.USEC_PER_MONTH, timespan.USEC_PER_YEAR
 _TIMESPAN_UNITS = (("y", _YEAR), ("month", _MONTH), ("w", _WEEK), ("d", _DAY),
                    ("h", _HOUR), ("min", _MIN), ("s", _SEC), ("ms", 1000), ("us", 1))
 
@@ -272,10 +264,18 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def key_values(data: dict[str, Any]) -> str:
-    """DATA as systemd writes settings: key=value, space-separated, values quoted where
-    they need it."""
-    return " ".join(f"{key}={shlex.quote(_value(value))}" for key, value in data.items())
+def key_values(options: dict[str, Any]) -> str:
+    """A session's OPTIONS as systemd writes settings (key=value, quoted where needed),
+    durations and sizes as it writes them: "timeout=2h", "memory_max=100.0M"."""
+    return " ".join(_option(key, value) for key, value in options.items())
+
+
+def _option(key: str, value: Any) -> str:
+    if key.endswith("_sec"):  # a duration, in seconds
+        return f"{key.removesuffix('_sec')}={format_timespan(_usec(value))}"
+    if key == "memory_max":
+        return f"{key}={format_bytes(value)}"
+    return f"{key}={shlex.quote(_value(value))}{'%' if key == 'cpu_quota' else ''}"
 
 
 def _result_text(text: str, ref: str, ellipsis: str) -> str:

@@ -248,3 +248,12 @@ def test_outside_utf8_only_ascii_marks() -> None:
     text = render.details(session, NOW, unicode=False)
     assert text.startswith("o review") and "... 10 more lines" in text
     assert text.replace("CET", "").isascii()
+
+
+def test_options_read_as_they_were_given_durations_and_sizes_as_systemd_writes_them() -> None:
+    # Before: timeout_sec=7200.0 memory_max=104857600, where 2h and 100M were given.
+    assert render.key_values({"timeout_sec": 7200.0, "memory_max": 104857600, "nice": 3,
+                              "cpu_quota": 50, "sandbox": True, "add_dirs": ["/a", "/b c"],
+                              "retry_delay_sec": 30.0}) == (
+        "timeout=2h memory_max=100.0M nice=3 cpu_quota=50% sandbox=yes add_dirs='/a,/b c' "
+        "retry_delay=30s")
