@@ -149,8 +149,9 @@ def parse_seconds(value: str | int, what: str | None = None, *, zero: bool = Tru
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise ValueError("not a string or an int")
         usec = parse_usec(str(value))
-    except ValueError:
-        raise UsageError(f"{shown}: expected {EXPECTED}") from None
+    except ValueError:  # "or infinity" only where it means something
+        expected = EXPECTED if infinity else f"a duration such as {_EXAMPLES} {_SYNTAX}"
+        raise UsageError(f"{shown}: expected {expected}") from None
     # The bounds are named to a value that meets one: "abc" is no duration at all.
     if (usec == 0 and not zero) or (usec == USEC_INFINITY and not infinity):
         bounds = [text for text, refused in (("more than 0", not zero),

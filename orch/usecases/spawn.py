@@ -104,7 +104,9 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
 
         tree = worktrees.create(work_dir, store.directory / "worktrees",
                                 f"{spec.label()}-{session_id[:8]}")
-        work_dir = tree[0] or work_dir
+        # The same directory of its own checkout: a subdirectory stays one.
+        work_dir = os.path.normpath(os.path.join(tree[0], os.path.relpath(
+            os.path.realpath(work_dir), os.path.realpath(tree[1]))))
     record = Record(id=session_id, name=spec.label(),
                     unit=unit_name(spec.label(), session_id), scope=str(scope),
                     argv=spec.argv, cwd=work_dir, tags=spec.tags,

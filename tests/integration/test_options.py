@@ -220,6 +220,15 @@ def test_a_worktree_per_session_kept_until_reaped(orch: Orch) -> None:
     assert (repo / "README").read_text() == "hello\n"  # the checkout itself untouched
     assert orch.ok("reap", "--older-than", "0").split() == [sid]
     assert not tree.exists()
+    # From a subdirectory, it starts in the same one of its worktree (before: its top).
+    (repo / "sub").mkdir()
+    (repo / "sub" / "f").write_text("x\n")
+    for made in (repo / "sub", repo / "sub" / "f"):
+        os.chown(made, orch.uid, orch.uid)
+    orch.machine.run([*git, "-C", str(repo), "add", "sub"], user=orch.user)
+    orch.machine.run([*git, "-C", str(repo), "commit", "-qm", "sub"], user=orch.user)
+    sid = orch.spawn("/bin/true", opts=["--worktree", "--cwd", str(repo / "sub")])
+    assert orch.show(sid)["cwd"] == str(Path(orch.show(sid)["worktree"]) / "sub")
     # Sandboxed, it commits in its worktree (before: the repository was read-only).
     sid = orch.spawn("/bin/sh", "-c", f"echo sandboxed > README && {' '.join(git)} "
                      "commit -qam 'from the sandbox'",

@@ -117,6 +117,8 @@ def test_a_value_that_is_no_duration_is_told_so_without_the_bounds() -> None:
             parse_seconds(value, "--older-than", infinity=False)
         assert "infinity" not in err.value.message.split("expected", 1)[1].split(",")[0]
         assert ": expected a duration such as 90s" in err.value.message
+        # Nor offered as an example where it is refused (before: "... 2h 30min or infinity").
+        assert "infinity" not in err.value.message
 
 
 # --- every option and variable that takes a duration reads it so ------------------------
