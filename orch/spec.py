@@ -21,6 +21,7 @@ from orch.units import syslog_identifier
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs every command some ms
+    from collections.abc import Sequence
     from typing import Any
 
 RESERVED_ENV = ("ORCH_SESSION_ID", "ORCH_UNIT", "ORCH_SCOPE")  # --env may not set these
@@ -114,8 +115,9 @@ class SpawnOptions:
                 values[name] = tuple(values[name])
         return cls(**values)
 
-    def properties(self, scope: Scope, cwd: str) -> list[Property]:
-        """The unit properties these options become."""
+    def properties(self, scope: Scope, cwd: str, also: Sequence[str] = ()) -> list[Property]:
+        """The unit properties these options become; ALSO: more paths a sandbox leaves
+        writable (the session's, not the agent's)."""
         props: list[Property] = []
         if self.timeout_sec:
             # RuntimeMaxSec=: the manager stops the unit when it runs longer (Result=timeout).
@@ -140,7 +142,7 @@ class SpawnOptions:
                       ("StartLimitBurst", "u", START_LIMIT_BURST),
                       ("StartLimitIntervalUSec", "t", START_LIMIT_INTERVAL_USEC)]
         if self.sandbox:
-            writable = [cwd, *self.add_dirs, *self.writable]
+            writable = [cwd, *self.add_dirs, *self.writable, *also]
             props += [("ProtectSystem", "s", "strict"), ("ProtectHome", "s", "read-only"),
                       ("ReadWritePaths", "as", writable), ("NoNewPrivileges", "b", True),
                       # The exit hook must still write the record outside the sandbox.
@@ -487,14 +489,13 @@ def properties(spec: SessionSpec, *, session_id: str, unit: str, scope: Scope,
     hook = exit_hook_argv(state_dir, after_dir(scope))
     start = (program, spec.argv)
     # A sandbox leaves writable, beside the session's own directories: the state, for an
-    # `orch kill self` or a spawn inside it; a worktree's repository, to commit in it.
-    writable = [str(state_dir), *([git_dir] if git_dir else [])] \
-        if options is not None and options.sandbox else []
+    # `orch kill self` or a spawn inside it; a worktree's repository, to commit in it; a
+    # terminal's socket directory (made before the start), for its holder to listen in.
+    writable = [str(state_dir), *([git_dir] if git_dir else [])]
     if options is not None and options.tty:  # the holder runs the program on a terminal
         start = (sys.executable, [sys.executable, "-I", _tty_holder_path(),
                                   str(tty_socket(scope, session_id)), program, *spec.argv])
-        if options.sandbox:  # where the holder listens (made before the start)
-            writable.append(str(tty_socket(scope, session_id).parent))
+        writable.append(str(tty_socket(scope, session_id).parent))
     elif conversation:
         start = (sys.executable, [sys.executable, "-I", _package_file("convhold.py"),
                                   str(state_dir), program, *spec.argv])
@@ -512,8 +513,7 @@ def properties(spec: SessionSpec, *, session_id: str, unit: str, scope: Scope,
         # The exit hook keeps how it ended; the manager need not keep failed units.
         ("CollectMode", "s", "inactive-or-failed"),
         *ACCOUNTING,
-        *(options or SpawnOptions()).properties(scope, cwd),
-        *([("ReadWritePaths", "as", writable)] if writable else []),
+        *(options or SpawnOptions()).properties(scope, cwd, writable),
         # Optional ('-'): every command of the unit reads it when it runs, the exit hook
         # too, long after orch removed it; only the program needs what it held.
         *([("EnvironmentFiles", "a(sb)", [(str(secrets_file), True)])] if secrets_file else []),

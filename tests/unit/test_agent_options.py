@@ -113,3 +113,12 @@ def test_an_agents_result_is_recorded_but_a_kill_result_wins() -> None:
 def test_an_agent_error_is_recorded_even_without_text() -> None:
     recorded = with_result(_agent_record(), AgentResult(None, None, True, None, None))
     assert recorded.agent_error is True and recorded.final_result is None
+
+
+def test_the_sessions_own_writable_paths_count_for_a_private_tmp() -> None:
+    # orch's state under /var/tmp (ORCH_STATE_DIR), left writable for `orch kill self`:
+    # a private /var/tmp would hide it, and the unit failed to start (exit status 226).
+    props = {name: value for name, _, value in SpawnOptions(sandbox=True).properties(
+        Scope.USER, "/home/u/src", ["/var/tmp/orch-state"])}
+    assert "PrivateTmp" not in props
+    assert props["ReadWritePaths"] == ["/home/u/src", "/var/tmp/orch-state"]
