@@ -484,14 +484,14 @@ def table(sessions: list[Session], width: int | None = None, ellipsis: str = ELL
 
 
 def event_line(event: Event) -> str:
-    """One `orch events` line: local time as journalctl's short format, the session,
-    what happened and how it stands now."""
+    """One `orch events` line: local time (journalctl's short), session, event, status."""
     when = parse_time(event.time)
     stamp = when.astimezone().strftime("%b %d %H:%M:%S") if when else event.time
     how = []
     if event.exit_code is not None:
         how.append(f"exit code {event.exit_code}")
-    if event.result and event.result not in ("success", event.status):
+    if event.result and event.result not in ("success", event.status) \
+            and not (event.detail or "").startswith(event.result):  # said once
         how.append(event.result)
     if event.detail:
         how.append(event.detail)

@@ -257,3 +257,16 @@ def test_options_read_as_they_were_given_durations_and_sizes_as_systemd_writes_t
                               "retry_delay_sec": 30.0}) == (
         "timeout=2h memory_max=100.0M nice=3 cpu_quota=50% sandbox=yes add_dirs='/a,/b c' "
         "retry_delay=30s")
+
+
+def test_an_event_line_says_each_thing_once() -> None:
+    from orch.events import Event
+
+    cancelled = Event("2026-12-07T04:20:00+00:00", "a" * 36, "q3", "ended", "killed", None,
+                      "canceled", "canceled while queued")
+    # Before: "ended, killed (canceled, canceled while queued)".
+    assert render.event_line(cancelled).endswith(" aaaaaaaa q3: ended, killed (canceled "
+                                                 "while queued)")
+    failed = Event("2026-12-07T04:20:00+00:00", "b" * 36, "job", "ended", "failed", 3,
+                   "exit-code", None)
+    assert render.event_line(failed).endswith(": ended, failed (exit code 3, exit-code)")
