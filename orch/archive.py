@@ -28,7 +28,7 @@ def archivable(record: Record) -> bool:
     """Whether RECORD belongs in the archive: its end is recorded, and neither Restart=
     nor its own timer (a run that waits out a usage limit or a retry delay) will run it
     again (a late exit hook, a resume or recover that does is still served)."""
-    return record.result is not None and record.options.get("restart", "no") == "no" \
+    return record.result is not None and not record.restarting \
         and record.resumes_at is None
 
 

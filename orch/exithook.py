@@ -244,8 +244,7 @@ def runs_again(store: StateStore, record: Record, ending: Ending) -> bool:
     ended by a signal, or one with Restart=."""
     if record.intent is not None:  # orch stops or kills it: no run comes after
         return False
-    restart = record.options.get("restart", "no") != "no"
-    if not restart and ending.exit_signal is None:
+    if not record.restarting and ending.exit_signal is None:
         return False
     try:
         with _runtime(store) as rt:
@@ -324,7 +323,7 @@ def main(argv: list[str]) -> int:
         again = ended is not None and runs_again(store, ended, ending)
         if ended is not None and not again:
             tell_end(store, collect_result(store, ended))
-            if ended.options.get("restart", "no") != "no":  # kept for its restarts till now
+            if ended.restarting:  # its secrets, kept for its restarts till now
                 from orch import secrets
                 from orch.scope import Scope
 
@@ -389,7 +388,7 @@ def record_start(store: StateStore, session_id: str, invocation_id: str | None,
         return 0
     if started is None:
         return 0
-    if started.options.get("restart", "no") == "no":
+    if not started.restarting:
         secrets.discard(Scope(started.scope), started.id)
     try:
         with _runtime(store) as rt:

@@ -97,9 +97,8 @@ class Ending:
 
 def ending_from_exit(code: str, status: str, result: str | None,
                      ended_at: str | None) -> Ending:
-    """An Ending from systemd's own words for an exit: EXIT_CODE (exited, killed, dumped)
-    and EXIT_STATUS (a number, or a signal name such as TERM), as both ExecStopPost='s
-    environment and the journal's exit records give them."""
+    """An Ending from systemd's words for an exit, as ExecStopPost='s environment and the
+    journal give them: EXIT_CODE (exited, killed, dumped), EXIT_STATUS (TERM, a number)."""
     exit_code: int | None = None
     exit_signal: str | None = None
     if code == "exited" and status.lstrip("-").isdigit():
@@ -188,6 +187,11 @@ class Record:
     retried: int = 0  # the transient API failures retried so far (--retries)
 
     @property
+    def restarting(self) -> bool:
+        """Whether systemd runs it again as a run ends (--restart: Restart=)."""
+        return bool(self.options.get("restart", "no") != "no")
+
+    @property
     def queued(self) -> bool:
         """Whether it waits in its queue: not admitted, ended, blocked nor stopped."""
         return (self.queue is not None and self.admitted_at is None and self.result is None
@@ -225,16 +229,14 @@ class Record:
             wait_kind=None, usage=None, cost_usd=None)
 
     def to_json(self) -> dict[str, Any]:
-        """The record as JSON data (shallow: json.dumps does not mutate; asdict's deep
-        copies cost more than the rest of a write)."""
+        """The record as JSON data (shallow: asdict's deep copies cost more than a write)."""
         data = {name: getattr(self, name) for name in _RECORD_FIELDS}
         data["intent"] = str(self.intent) if self.intent else None
         return data
 
     def to_sparse_json(self) -> dict[str, Any]:
         """As to_json, without the fields that hold their default: what the state file
-        keeps (a record of a plain command is a third of its full size, and loads as
-        much faster)."""
+        keeps (a plain command's record is a third of its size, and loads that faster)."""
         values = self.__dict__  # every field, and only fields: read at C speed
         data = {name: values[name] for name in _RECORD_FIELDS
                 if values[name] != _EMPTY.get(name, _REQUIRED)}
@@ -314,8 +316,7 @@ class UnitFacts:
 
 
 def ended_status(ending: Ending, intent: Intent | None, agent_error: bool | None = None) -> Status:
-    """The terminal status that an ENDING (and what orch had asked for, and the agent's
-    own verdict on its run) means."""
+    """The terminal status an ENDING means, given orch's INTENT and the agent's verdict."""
     if intent is Intent.KILL:
         return Status.KILLED
     if intent is Intent.STOP:
@@ -353,7 +354,7 @@ def derive_status(record: Record, unit: UnitView | None, main_alive: bool,
             return Status.STARTING
         if unit.active_state in ("active", "reloading", "deactivating") and unit.main_pid:
             return Status.RUNNING if main_alive else Status.LOST
-        if record.options.get("restart", "no") != "no" and record.intent is None:
+        if record.restarting and record.intent is None:
             # Between its runs a restarting unit passes through stop-post, auto-restart and
             # a moment of failed: it is over once collected, or stopped or killed by orch.
             return Status.STARTING
@@ -439,9 +440,9 @@ class Session:
     @classmethod
     def of(cls, record: Record, status: Status, unit: UnitView | None = None,
            usage: Usage = NO_USAGE) -> Session:
-        """RECORD with STATUS, completed from UNIT where the record lacks facts (a newer
-        run than its ended one, which systemd started itself, as the run's exit hook will
-        record it), with USAGE, and its cost and tokens summed over every invocation."""
+        """RECORD with STATUS, completed from UNIT where the record lacks facts (a run
+        systemd started again, not yet recorded), with USAGE, and its cost and tokens
+        summed over every invocation."""
         if unit is not None and unit.invocation_id and record.ending() is not None and \
                 record.invocation_id not in (None, unit.invocation_id) and \
                 unit.active_state not in UnitView.GONE_STATES:
@@ -501,8 +502,7 @@ class Session:
 
     def to_json(self) -> dict[str, Any]:
         """The session object of the JSON contract. Its lists and objects are copies one
-        level deep (dataclasses.asdict's recursive copy costs more than the rest of
-        `orch ps --json` at a thousand sessions)."""
+        level deep (asdict's recursive copy costs more than `orch ps --json` at 1,000)."""
         values = self.__dict__  # every field, and only fields: read at C speed
         data = {name: values[name] for name in _SESSION_FIELDS}
         data["status"] = str(self.status)

@@ -22,9 +22,10 @@ def unenforced(asked: SpawnRequest, scope: Scope) -> None:
     asked_for = {controller: flag for controller, flag, value in (
         ("memory", "--memory-max", asked.memory_max), ("pids", "--tasks-max", asked.tasks_max),
         ("cpu", "--cpu-quota", asked.cpu_quota)) if value is not None}
-    if asked.nice is not None and asked.nice < _lowest_nice(scope):
+    lowest = _lowest_nice(scope) if asked.nice is not None else 0
+    if asked.nice is not None and asked.nice < lowest:
         say(f"orch: warning: --nice {asked.nice} is not enforced: the {scope} manager may not "
-            f"raise a session's priority above nice {_lowest_nice(scope)}")
+            f"raise a session's priority above nice {lowest}")
     if not asked_for:
         return
     for controller in api.unenforced_limits(list(asked_for), scope):

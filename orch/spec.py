@@ -415,9 +415,9 @@ def start_guard(cwd: str) -> Property:
 
 
 def start_hook(state_dir: Path) -> Property:
-    """The ExecStartPost= of a session systemd starts itself (--after: its path unit),
-    which no spawn waits for: its start recorded and told as it starts (orch.exithook's
-    --started). A failure of it fails nothing ('-')."""
+    """The ExecStartPost= of a session systemd starts itself (--after: its path unit;
+    Restart=), which no spawn waits for: its start recorded and told as it starts
+    (orch.exithook's --started). A failure of it fails nothing ('-')."""
     argv = [sys.executable, "-I", _exit_hook_path(), "--started", str(state_dir)]
     return ("ExecStartPost", "a(sasb)", [(argv[0], literal_argv(argv), True)])
 

@@ -59,7 +59,7 @@ def mark(store: StateStore, session_id: str, intent: Intent,
     def change(sessions: Sessions) -> Record:
         record = sessions[session_id]
         if record.ending() is None or record.resumes_at is not None \
-                or record.options.get("restart", "no") != "no":
+                or record.restarting:
             record = replace(
                 record, intent=intent,
                 final_result=final_result if final_result is not None else record.final_result)

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import signal
 
-from orch import dependencies, secrets
+from orch import dependencies
 from orch.errors import OrchError, UsageError
 from orch.events import Kind
 from orch.scope import Scope
 from orch.session import Intent, Record, Session, Status
-from orch.spec import after_marker, after_unit, read_text_arg
+from orch.spec import read_text_arg
 from orch.usecases import queueing, unattended
 from orch.usecases.common import SELF, clear_intent, lookup, mark, view
-from orch.usecases.transitions import tell, tell_blocked, tell_ended
+from orch.usecases.transitions import disarm, tell, tell_blocked, tell_ended
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -70,15 +70,12 @@ def _cancel_waiting(rt: Runtime, record: Record, intent: Intent,
         lambda s: dependencies.cancel(s, record.id, rt.now_iso(), intent, result)))
     if cancelled is None:
         return None
-    scope = Scope(record.scope)
-    manager = rt.manager_of(scope)
     # Its path unit, so that no dependency's end starts it; and its own unit, loaded
     # but not started, unless a dependency's end started it a moment ago: its exit hook
     # then records how it ended, still as stopped or killed.
-    manager.stop_all([after_unit(record.unit), record.unit])
-    after_marker(scope, record.id).unlink(missing_ok=True)
-    secrets.discard(scope, record.id)
-    session = view(rt.store.load()[record.id], manager.unit(record.unit))
+    disarm(rt, record)
+    session = view(rt.store.load()[record.id],
+                   rt.manager_of(Scope(record.scope)).unit(record.unit))
     tell(rt, cancelled, Kind.ENDED, session.status, "canceled while waiting for "
          "its dependencies")
     tell_blocked(rt, blocked)  # those waiting on it, in turn
@@ -137,7 +134,7 @@ def kill(rt: Runtime, ref: str, result: str | None = None, *,
             # We are one of the processes about to be signalled: outlive it to report.
             signal.signal(signum, signal.SIG_IGN)
         manager.kill(record.unit, signum)
-    if record.options.get("restart", "no") != "no" and not is_self:
+    if record.restarting and not is_self:
         manager.stop(record.unit)  # a kill ends the session: no Restart= starts it again
     if between_restarts:  # its last run's hook ran, and no other will
         tell_ended(rt, marked, Status.KILLED, "killed between restarts")

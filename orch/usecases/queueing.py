@@ -22,7 +22,7 @@ from orch.session import Intent, Record, Session, Status, now_iso, recent
 from orch.state import Sessions
 from orch.usecases.common import view
 from orch.usecases.launching import NotSubmitted, launch
-from orch.usecases.transitions import tell, tell_blocked
+from orch.usecases.transitions import disarm, tell, tell_blocked
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ def cancel(rt: Runtime, record: Record, intent: Intent,
         lambda s: queues.cancel(s, record.id, rt.now_iso(), intent, result)))
     if cancelled is None:
         return None
-    secrets.discard(Scope(record.scope), record.id)
+    disarm(rt, cancelled)  # its saved secrets: it has no unit yet
     from orch.systemd import GONE
 
     session = view(cancelled, GONE)

@@ -81,7 +81,7 @@ def recover(rt: Runtime) -> RecoverReport:
         if decision.outcome in (Outcome.ENDED, Outcome.ALREADY_ENDED, Outcome.LOST):
             secrets.discard(scope, session_id)
         if decision.restart and session_id in written:
-            outcomes[session_id] = _restart(rt, session_id, errors)
+            outcomes[session_id] = _restart(rt, decision.record, errors)
         elif stranded(decision.record) and session_id in written:
             queueing.requeue_stranded(rt, decision.record)  # admission (below) decides
         elif decision.outcome is Outcome.ENDED and session_id in written:
@@ -134,10 +134,12 @@ def _apply(sessions: Sessions, seen: Sessions, decisions: dict[str, Decision]) -
     return applied
 
 
-def _restart(rt: Runtime, session_id: str, errors: list[str]) -> Outcome:
-    """Start a persistent session again: a new invocation of the same session."""
+def _restart(rt: Runtime, decided: Record, errors: list[str]) -> Outcome:
+    """Start a persistent session (as DECIDED) again: a new invocation of it."""
     from orch import agents
     from orch.recovery import Outcome
+
+    session_id = decided.id
 
     def archive(sessions: Sessions) -> Record | None:
         record = sessions.get(session_id)
@@ -150,12 +152,10 @@ def _restart(rt: Runtime, session_id: str, errors: list[str]) -> Outcome:
             sessions[session_id] = record.next_invocation(rt.now_iso())
         return sessions[session_id]
 
-    known = rt.store.load().get(session_id)
     try:  # read before anything changes: one missing keeps it as it was, and recover goes on
-        values = relaunch_secrets(known) if known is not None else {}
+        values = relaunch_secrets(decided)
     except OrchError as err:
-        errors.append(f"cannot restart {session_id[:8]} ({known.name if known else '?'}): "
-                      f"{err.message}")
+        errors.append(f"cannot restart {session_id[:8]} ({decided.name}): {err.message}")
         return Outcome.LOST
     record = rt.store.update(archive)
     if record is None:

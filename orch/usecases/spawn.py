@@ -128,10 +128,11 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
     if queue is not None:
         if dependencies:  # it joins its queue once they have all succeeded
             settle_now(rt, record)
-            if store.load()[record.id].blocked is not None:  # one failed: it never runs
+            settled = store.load()[record.id]
+            if settled.blocked is not None:  # one failed: it never runs
                 from orch.systemd import GONE
 
-                return view(store.load()[record.id], GONE)
+                return view(settled, GONE)
         return _enqueue(rt, record, values, config)
     if dependencies:
         try:

@@ -33,22 +33,29 @@ def tell(rt: Runtime, record: Record, kind: Kind, status: Status | str,
 
 def tell_blocked(rt: Runtime, blocked: list[Record]) -> list[str]:
     """Tell that each of BLOCKED (--after) has ended without running, failed as its
-    block says, once what would start it is gone: its path unit (and its unit, loaded,
-    never started) stopped, its secrets removed. The problems met, as tell's."""
-    from orch import secrets
-    from orch.spec import after_unit
-
+    block says, once what would start it is gone (disarm). The problems met, as tell's."""
     problems: list[str] = []
     for record in blocked:
-        scope = Scope(record.scope)
-        if record.queue is None:  # one in a queue has no unit yet
-            try:
-                rt.manager_of(scope).stop_all([after_unit(record.unit), record.unit])
-            except OrchError as err:
-                problems.append(f"session {record.id[:8]} ({record.name}): {err.message}")
-        secrets.discard(scope, record.id)
+        try:
+            disarm(rt, record)
+        except OrchError as err:
+            problems.append(f"session {record.id[:8]} ({record.name}): {err.message}")
         problems += tell(rt, record, Kind.ENDED, Status.FAILED, record.blocked)
     return problems
+
+
+def disarm(rt: Runtime, record: Record) -> None:
+    """Take away what would start RECORD, which will never run (canceled, blocked): its
+    secrets, its marker, and its path unit with its unit, loaded and never started (one
+    in a queue has neither yet). OrchError if the manager would not stop them."""
+    from orch import secrets
+    from orch.spec import after_marker, after_unit
+
+    scope = Scope(record.scope)
+    secrets.discard(scope, record.id)
+    after_marker(scope, record.id).unlink(missing_ok=True)
+    if record.queue is None:
+        rt.manager_of(scope).stop_all([after_unit(record.unit), record.unit])
 
 
 def tell_ended(rt: Runtime, record: Record, status: Status, detail: str | None = None
