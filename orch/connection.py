@@ -79,6 +79,17 @@ class Connection:
             self.closed = True
             self.bus.close()
 
+    def fileno(self) -> int:
+        """The socket's file descriptor; -1 if there is none to watch (closed, or a
+        remote's two ssh pipes)."""
+        if self.closed:
+            return -1
+        try:
+            fd = self.bus.get_fd()
+        except Exception:
+            return -1
+        return fd if fd >= 0 else -1
+
     def alive(self) -> bool:
         """Whether the connection still works (the manager may have re-executed or
         dropped it while it sat idle).
@@ -93,13 +104,13 @@ class Connection:
             return False
         self.undispatched += 1
         if self.undispatched > DRAIN_EVERY:  # calls only (queries): bound what waits
-            return self._drained()
+            return self.drained()
         try:
             fd = self.bus.get_fd()
         except Exception:
             return False
         if fd == -errno.EPERM:  # one fd in and another out (a remote's ssh pipes)
-            return self._drained()
+            return self.drained()
         if fd < 0:  # closed
             return False
         import select  # only here: a command's one call never reuses a connection
@@ -113,7 +124,7 @@ class Connection:
         ended = select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL
         return not any(mask & ended for _fd, mask in events)
 
-    def _drained(self) -> bool:
+    def drained(self) -> bool:
         """Whether the connection still works, found by reading and dispatching what
         queued on it: a connection the manager closed says so only after what it sent
         before (the process() that meets the end returns nothing, as sd-bus enters its
@@ -121,8 +132,10 @@ class Connection:
         quiet ones in a row, not one, mean it is open."""
         try:
             quiet = 0
-            while quiet < 3:
-                quiet = quiet + 1 if self.bus.process().is_empty() else 0
+            while quiet < 3:  # a message a callback took comes back as none, too
+                handled = self.handled
+                empty = self.bus.process().is_empty() and self.handled == handled
+                quiet = quiet + 1 if empty else 0
         except Exception:
             return False
         self.undispatched = 0

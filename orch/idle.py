@@ -1,10 +1,12 @@
 """Connections kept idle between uses, for a while only.
 
 A library that spawns many sessions connects to the manager once and reuses the
-connection. An idle direct connection still receives every signal the manager sends:
-they pile up in its socket, then in the manager's own queue for it, and the next use
-must read them all. So a connection idle for longer than its keep time is closed by a
-reaper thread (one per process, started with the first idle connection).
+connection. An idle direct connection still receives every signal the manager sends
+(some 13 KB for each unit another client starts). So one thread per process (started
+with the first idle connection) reads each idle connection as that traffic comes, as a
+long-lived client's event loop would, rather than leaving it to the connection's next
+use, which would read it all before its own answer; and it closes a connection once
+idle for longer than its keep time.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from contextlib import suppress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # not at run time: it costs every command's start nothing then
+    import select
+
     from orch.connection import Connection
 
 # Where a connection idles: the manager's address, the process and the thread.
@@ -23,16 +27,21 @@ Key = tuple[bytes | None, int, int]
 
 
 class IdlePool:
-    """At most one idle connection per key, closed once idle KEEP_S seconds.
+    """At most one idle connection per key, read as its traffic comes, closed once idle
+    KEEP_S seconds.
 
     Built on _thread's locks rather than threading's (which, with the weakref modules
     it loads, cost every command 2 ms at start): the reaper is a plain thread, ending
-    with the process as a daemon thread does; a lock released by put() wakes it when
-    it would otherwise wake too late.
+    with the process as a daemon thread does. It waits in epoll for traffic on the idle
+    connections' sockets and for news from put() (a byte on its pipe) when it would
+    otherwise wake too late.
     """
 
     def __init__(self, keep_s: float) -> None:
         self.keep_s = keep_s
+        self._poller: select.epoll | None = None
+        self._pipe: tuple[int, int] | None = None
+        self._traffic = 0
         self._reset()
         os.register_at_fork(after_in_child=self._reset)
 
@@ -41,49 +50,131 @@ class IdlePool:
         # the lock may have been held by a thread that does not exist here.
         self._lock = _thread.allocate_lock()  # guards what follows
         self._idle: dict[Key, tuple[Connection, float]] = {}
+        self._watched: dict[int, Key] = {}  # the idle sockets the reaper watches
+        # Connections being read by the reaper: a take() waits for the lock's release.
+        self._reading: dict[Key, _thread.LockType] = {}
         self._reaping = False
         self._until: float | None = None  # when the reaper wakes next (None: never)
-        # Released (by put, under _lock) when the reaper has news; held otherwise.
-        self._wake = _thread.allocate_lock()
-        self._wake.acquire()
+        self._woken = False  # a byte waits on the pipe
+        if self._poller is not None:  # the parent's, in this child
+            self._poller.close()
+        if self._pipe is not None:
+            for fd in self._pipe:
+                os.close(fd)
+        self._poller = self._pipe = None
 
     def take(self, key: Key) -> Connection | None:
         """KEY's idle connection, now no longer idle; None if there is none."""
-        with self._lock:
-            found = self._idle.pop(key, None)
-        return None if found is None else found[0]
+        while True:
+            with self._lock:
+                found = self._idle.pop(key, None)
+                if found is not None:
+                    self._unwatch(found[0])
+                    return found[0]
+                reading = self._reading.get(key)
+            if reading is None:
+                return None
+            with reading:  # released once the reaper has read it and put it back
+                pass
 
     def holds(self, key: Key) -> bool:
         """Whether a connection idles under KEY."""
         with self._lock:
-            return key in self._idle
+            return key in self._idle or key in self._reading
 
     def put(self, key: Key, conn: Connection) -> bool:
         """Keep CONN idle under KEY; False (and nothing kept) if one idles there already."""
         with self._lock:
-            if key in self._idle:
+            if key in self._idle or key in self._reading:
                 return False
             due = time.monotonic() + self.keep_s
             self._idle[key] = (conn, due)
             if not self._reaping:
                 self._reaping = True
+                import select  # only here: a command has its answer before it idles
+
+                # Armed once: after telling of traffic, a socket says nothing more until
+                # its connection has been read and is idle again.
+                self._traffic = select.EPOLLIN | select.EPOLLONESHOT
+                self._poller = select.epoll()
+                self._pipe = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+                self._poller.register(self._pipe[0], select.EPOLLIN)
                 _thread.start_new_thread(self._reap, ())
+            self._watch(key, conn)
             # A reaper that wakes in time for this one anyway is left asleep: waking it
             # for nothing would cost each spawn a switch to it and back.
-            if (self._until is None or due < self._until) and self._wake.locked():
-                self._wake.release()
+            if (self._until is None or due < self._until) and not self._woken:
+                self._woken = True
+                assert self._pipe is not None
+                os.write(self._pipe[1], b"\0")
             return True
 
+    def _watch(self, key: Key, conn: Connection) -> None:
+        """Have the reaper told of CONN's next traffic (under the lock)."""
+        fd = conn.fileno()
+        if fd < 0 or self._poller is None:  # ssh's two pipes: read at its next use
+            return
+        if self._watched.get(fd) == key:
+            self._poller.modify(fd, self._traffic)
+        else:
+            self._poller.register(fd, self._traffic)
+            self._watched[fd] = key
+
+    def _unwatch(self, conn: Connection) -> None:
+        """Stop watching CONN's socket (under the lock): it is in use, or goes."""
+        fd = conn.fileno()
+        if self._watched.pop(fd, None) is not None and self._poller is not None:
+            with suppress(OSError):
+                self._poller.unregister(fd)
+
     def _reap(self) -> None:
+        poller, (wake, _) = self._poller, self._pipe or (-1, -1)
+        assert poller is not None
         while True:
             with self._lock:
                 now = time.monotonic()
                 expired = [key for key, (_, due) in self._idle.items() if due <= now]
                 done = [self._idle.pop(key)[0] for key in expired]
+                for conn in done:
+                    self._unwatch(conn)
                 due = min((d for _, d in self._idle.values()), default=None)
                 self._until = due
             for conn in done:
                 with suppress(Exception):  # a connection nobody uses: nothing to report
                     conn.close()
-            if not done:
-                self._wake.acquire(timeout=-1 if due is None else max(due - now, 0.0))
+            if done:
+                continue
+            for fd, _events in poller.poll(-1 if due is None else max(due - now, 0.0)):
+                if fd == wake:
+                    with self._lock:
+                        with suppress(BlockingIOError):
+                            os.read(wake, 4096)
+                        self._woken = False
+                else:
+                    self._read(fd)
+
+    def _read(self, fd: int) -> None:
+        """Read what came on the idle connection at FD, off its next use's path; close
+        it if the manager has closed its end."""
+        with self._lock:
+            key = self._watched.get(fd)
+            entry = None if key is None else self._idle.pop(key, None)
+            if key is None or entry is None:  # taken meanwhile
+                return
+            reading = self._reading[key] = _thread.allocate_lock()
+            reading.acquire()
+        conn, due = entry
+        alive = False
+        with suppress(Exception):
+            alive = conn.drained()
+        with self._lock:
+            del self._reading[key]
+            reading.release()
+            if alive:
+                self._idle[key] = (conn, due)
+                self._watch(key, conn)
+            else:
+                self._unwatch(conn)
+        if not alive:
+            with suppress(Exception):
+                conn.close()

@@ -87,8 +87,8 @@ GONE = UnitView(False, "inactive", "dead", None, 0, 0, 0, 0, 0, "", False)
 
 # One idle connection per manager address, process and thread, kept between Managers
 # for IDLE_KEEP_S: a library that spawns many sessions connects (and authenticates)
-# once a burst. sd-bus connections are not shared between threads, nor inherited
-# across fork.
+# once a burst, and the pool reads what comes on it meanwhile. sd-bus connections are
+# not shared between threads (one uses it at a time), nor inherited across fork.
 IDLE_KEEP_S = 2.0
 _IDLE = IdlePool(IDLE_KEEP_S)
 

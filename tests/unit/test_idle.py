@@ -1,8 +1,12 @@
-"""The pool of idle manager connections: reuse within the keep time, closed after it."""
+"""The pool of idle manager connections: reuse within the keep time, closed after it,
+and read as traffic comes while idle."""
 
 from __future__ import annotations
 
+import _thread
 import os
+import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -13,11 +17,37 @@ OTHER = (b"unix:path=/run/user/1000/systemd/private", 1, 3)
 
 
 class FakeConnection:
-    def __init__(self) -> None:
+    """A connection with no socket to watch, unless given one: then each drained()
+    reads what came on it (and may first wait for HOLD to be released)."""
+
+    def __init__(self, sock: socket.socket | None = None, alive: bool = True) -> None:
         self.closes = 0
+        self.sock = sock
+        self.alive = alive
+        self.read: list[bytes] = []
+        self.reading = threading.Event()
+        self.hold: _thread.LockType | None = None
 
     def close(self) -> None:
         self.closes += 1
+
+    def fileno(self) -> int:
+        return -1 if self.sock is None else self.sock.fileno()
+
+    def drained(self) -> bool:
+        self.reading.set()
+        if self.hold is not None:
+            with self.hold:
+                pass
+        assert self.sock is not None
+        self.read.append(self.sock.recv(4096))
+        return self.alive
+
+
+def connected_pair() -> tuple[socket.socket, socket.socket]:
+    ours, managers = socket.socketpair()
+    ours.setblocking(False)
+    return ours, managers
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -97,3 +127,59 @@ def test_a_connection_due_sooner_than_the_reaper_wakes_is_closed_in_time() -> No
     pool.put(OTHER, soon)
     eventually(lambda: soon.closes == 1)
     assert pool.holds(KEY) and late.closes == 0
+
+
+def test_traffic_on_an_idle_connection_is_read_as_it_comes_and_it_stays_idle() -> None:
+    pool = IdlePool(keep_s=60.0)
+    ours, managers = connected_pair()
+    conn = FakeConnection(ours)
+    pool.put(KEY, conn)
+    managers.send(b"first")
+    eventually(lambda: conn.read == [b"first"])
+    managers.send(b"second")  # watched again once read
+    eventually(lambda: conn.read == [b"first", b"second"])
+    assert pool.take(KEY) is conn and conn.closes == 0
+
+
+def test_an_idle_connection_found_closed_while_read_is_dropped() -> None:
+    pool = IdlePool(keep_s=60.0)
+    ours, managers = connected_pair()
+    conn = FakeConnection(ours, alive=False)
+    pool.put(KEY, conn)
+    managers.send(b"bye")
+    eventually(lambda: conn.closes == 1)
+    assert pool.take(KEY) is None and not pool.holds(KEY)
+
+
+def test_a_take_while_the_connection_is_read_waits_for_it() -> None:
+    pool = IdlePool(keep_s=60.0)
+    ours, managers = connected_pair()
+    conn = FakeConnection(ours)
+    conn.hold = _thread.allocate_lock()
+    conn.hold.acquire()
+    pool.put(KEY, conn)
+    managers.send(b"traffic")
+    assert conn.reading.wait(10.0)
+    taken: list[object] = []
+    taker = threading.Thread(target=lambda: taken.append(pool.take(KEY)))
+    taker.start()
+    assert pool.holds(KEY) and not taken  # being read: neither idle nor handed out
+    conn.hold.release()
+    taker.join(10.0)
+    assert taken == [conn] and conn.read == [b"traffic"] and conn.closes == 0
+
+
+def test_a_connection_in_use_is_not_read_by_the_pool() -> None:
+    pool = IdlePool(keep_s=60.0)
+    ours, managers = connected_pair()
+    theirs, others = connected_pair()
+    conn, other = FakeConnection(ours), FakeConnection(theirs)
+    pool.put(KEY, conn)
+    assert pool.take(KEY) is conn
+    managers.send(b"its own answer")  # while its user reads it
+    pool.put(OTHER, other)
+    others.send(b"traffic")
+    eventually(lambda: other.read == [b"traffic"])  # the reaper has looked since
+    assert conn.read == []
+    pool.put(KEY, conn)  # idle again: what waits is read now
+    eventually(lambda: conn.read == [b"its own answer"])
