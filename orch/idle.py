@@ -49,7 +49,7 @@ class IdlePool:
         # In a forked child the parent's connections are not ours to use or close, and
         # the lock may have been held by a thread that does not exist here.
         self._lock = _thread.allocate_lock()  # guards what follows
-        self._idle: dict[Key, tuple[Connection, float]] = {}
+        self._idle: dict[Key, tuple[Connection, float, int]] = {}  # and its socket
         self._watched: dict[int, Key] = {}  # the idle sockets the reaper watches
         # Connections being read by the reaper: a take() waits for the lock's release.
         self._reading: dict[Key, _thread.LockType] = {}
@@ -69,7 +69,7 @@ class IdlePool:
             with self._lock:
                 found = self._idle.pop(key, None)
                 if found is not None:
-                    self._unwatch(found[0])
+                    self._unwatch(found[2])
                     return found[0]
                 reading = self._reading.get(key)
             if reading is None:
@@ -88,7 +88,8 @@ class IdlePool:
             if key in self._idle or key in self._reading:
                 return False
             due = time.monotonic() + self.keep_s
-            self._idle[key] = (conn, due)
+            fd = conn.fileno()
+            self._idle[key] = (conn, due, fd)
             if not self._reaping:
                 self._reaping = True
                 import select  # only here: a command has its answer before it idles
@@ -100,7 +101,7 @@ class IdlePool:
                 self._pipe = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
                 self._poller.register(self._pipe[0], select.EPOLLIN)
                 _thread.start_new_thread(self._reap, ())
-            self._watch(key, conn)
+            self._watch(key, fd)
             # A reaper that wakes in time for this one anyway is left asleep: waking it
             # for nothing would cost each spawn a switch to it and back.
             if (self._until is None or due < self._until) and not self._woken:
@@ -109,22 +110,25 @@ class IdlePool:
                 os.write(self._pipe[1], b"\0")
             return True
 
-    def _watch(self, key: Key, conn: Connection) -> None:
-        """Have the reaper told of CONN's next traffic (under the lock)."""
-        fd = conn.fileno()
+    def _watch(self, key: Key, fd: int) -> None:
+        """Have the reaper told of the next traffic on KEY's socket FD (under the lock)."""
         if fd < 0 or self._poller is None:  # ssh's two pipes: read at its next use
             return
-        if self._watched.get(fd) == key:
-            self._poller.modify(fd, self._traffic)
-        else:
+        try:
+            if fd in self._watched:
+                self._poller.modify(fd, self._traffic)
+            else:
+                self._poller.register(fd, self._traffic)
+        except FileNotFoundError:  # that socket was closed, and its number reused
             self._poller.register(fd, self._traffic)
-            self._watched[fd] = key
+        except FileExistsError:
+            self._poller.modify(fd, self._traffic)
+        self._watched[fd] = key
 
-    def _unwatch(self, conn: Connection) -> None:
-        """Stop watching CONN's socket (under the lock): it is in use, or goes."""
-        fd = conn.fileno()
+    def _unwatch(self, fd: int) -> None:
+        """Stop watching socket FD (under the lock): its connection is in use, or goes."""
         if self._watched.pop(fd, None) is not None and self._poller is not None:
-            with suppress(OSError):
+            with suppress(OSError):  # closed already: epoll forgot it itself
                 self._poller.unregister(fd)
 
     def _reap(self) -> None:
@@ -133,13 +137,13 @@ class IdlePool:
         while True:
             with self._lock:
                 now = time.monotonic()
-                expired = [key for key, (_, due) in self._idle.items() if due <= now]
-                done = [self._idle.pop(key)[0] for key in expired]
-                for conn in done:
-                    self._unwatch(conn)
-                due = min((d for _, d in self._idle.values()), default=None)
+                expired = [key for key, (_, due, _) in self._idle.items() if due <= now]
+                done = [self._idle.pop(key) for key in expired]
+                for _, _, fd in done:
+                    self._unwatch(fd)
+                due = min((d for _, d, _ in self._idle.values()), default=None)
                 self._until = due
-            for conn in done:
+            for conn, _, _ in done:
                 with suppress(Exception):  # a connection nobody uses: nothing to report
                     conn.close()
             if done:
@@ -163,7 +167,7 @@ class IdlePool:
                 return
             reading = self._reading[key] = _thread.allocate_lock()
             reading.acquire()
-        conn, due = entry
+        conn = entry[0]
         alive = False
         with suppress(Exception):
             alive = conn.drained()
@@ -171,10 +175,10 @@ class IdlePool:
             del self._reading[key]
             reading.release()
             if alive:
-                self._idle[key] = (conn, due)
-                self._watch(key, conn)
+                self._idle[key] = entry
+                self._watch(key, fd)
             else:
-                self._unwatch(conn)
+                self._unwatch(fd)
         if not alive:
             with suppress(Exception):
                 conn.close()

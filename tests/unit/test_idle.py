@@ -31,8 +31,9 @@ class FakeConnection:
     def close(self) -> None:
         self.closes += 1
 
-    def fileno(self) -> int:
-        return -1 if self.sock is None else self.sock.fileno()
+    def fileno(self) -> int:  # as sd-bus's: none once it found the connection closed
+        return -1 if self.sock is None or not self.alive and self.read else \
+            self.sock.fileno()
 
     def drained(self) -> bool:
         self.reading.set()
@@ -183,3 +184,20 @@ def test_a_connection_in_use_is_not_read_by_the_pool() -> None:
     assert conn.read == []
     pool.put(KEY, conn)  # idle again: what waits is read now
     eventually(lambda: conn.read == [b"its own answer"])
+
+
+def test_a_connection_found_closed_leaves_its_socket_number_to_the_next() -> None:
+    pool = IdlePool(keep_s=60.0)
+    ours, managers = connected_pair()
+    first = FakeConnection(ours, alive=False)
+    pool.put(KEY, first)
+    managers.send(b"bye")
+    eventually(lambda: first.closes == 1)
+    number = ours.fileno()
+    ours.close()
+    again, managers = connected_pair()
+    assert again.fileno() == number  # the lowest free number: the same
+    second = FakeConnection(again)
+    assert pool.put(KEY, second)
+    managers.send(b"traffic")
+    eventually(lambda: second.read == [b"traffic"])
