@@ -60,7 +60,8 @@ def schedule_add(schedule: str, command: list[str], settings: dict[str, object],
     from orch import request, schedules
     from orch.commandline import spawn_words
     from orch.errors import UsageError
-    from orch.spec import parse_env, resolve_cwd, resolve_program, session_path
+    from orch.locate import resolve_cwd, resolve_program, session_path
+    from orch.spec import parse_env
     from orch.unitfiles import this_orch
 
     scope = api.current_scope(user, system)

@@ -18,9 +18,9 @@ from pathlib import Path
 from orch import files
 from orch.errors import NotFound, OrchError, UsageError
 from orch.frozen import dataclass
+from orch.locate import session_path
 from orch.scope import Scope
 from orch.settings import NAME
-from orch.spec import session_path
 from orch.unitfiles import unit_dir, word
 
 TYPE_CHECKING = False

@@ -123,7 +123,7 @@ def unit_dir(scope: Scope) -> Path:
 
 def this_orch() -> str:
     """The absolute path of this installation's `orch` command."""
-    from orch.spec import orch_bin_dir
+    from orch.locate import orch_bin_dir
 
     directory = orch_bin_dir()
     if directory is None:

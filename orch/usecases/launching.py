@@ -14,6 +14,7 @@ from orch.dbus import Property
 from orch.errors import ManagerTimeout, SpawnFailed
 from orch.events import Event, Kind
 from orch.frozen import replace
+from orch.locate import resolve_program, session_path
 from orch.scope import Scope
 from orch.session import Record, Session, Status, usec_to_iso
 from orch.spec import (
@@ -24,8 +25,6 @@ from orch.spec import (
     after_properties,
     after_unit,
     properties,
-    resolve_program,
-    session_path,
     start_guard,
     start_hook,
     tty_socket,

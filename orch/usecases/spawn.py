@@ -13,16 +13,10 @@ from orch.errors import OrchError, SpawnFailed, UsageError
 from orch.events import Kind
 from orch.frozen import replace
 from orch.ids import new_session_id
+from orch.locate import resolve_cwd, resolve_program, session_path
 from orch.scope import Scope
 from orch.session import Record, Session, Status
-from orch.spec import (
-    SessionSpec,
-    SpawnOptions,
-    resolve_cwd,
-    resolve_program,
-    session_path,
-    validate,
-)
+from orch.spec import SessionSpec, SpawnOptions, validate
 from orch.state import Sessions
 from orch.units import unit_name
 from orch.usecases.common import collect, find, lookup, view

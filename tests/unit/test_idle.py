@@ -32,7 +32,7 @@ class FakeConnection:
         self.closes += 1
 
     def fileno(self) -> int:  # as sd-bus's: none once it found the connection closed
-        return -1 if self.sock is None or not self.alive and self.read else \
+        return -1 if self.sock is None or (not self.alive and self.read) else \
             self.sock.fileno()
 
     def drained(self) -> bool:

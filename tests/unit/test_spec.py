@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orch.errors import SpawnFailed, UsageError
+from orch.errors import UsageError
 from orch.scope import Scope
 from orch.settings import SPAWN_SETTINGS
 from orch.spec import (
@@ -22,8 +21,6 @@ from orch.spec import (
     description,
     parse_env,
     properties,
-    resolve_program,
-    session_path,
     validate,
 )
 
@@ -115,67 +112,6 @@ def test_label_prefers_name_then_program_basename() -> None:
     assert SessionSpec(argv=["/usr/bin/"]).label() == "session"
 
 
-def test_resolve_program_on_path(tmp_path: Path) -> None:
-    tool = _executable(tmp_path / "bin" / "sh")
-    found = resolve_program("sh", f"{tmp_path / 'empty'}:{tmp_path / 'bin'}", "/")
-    assert found == str(tool)
-    assert os.path.isabs(found)
-
-
-def test_resolve_program_first_on_path_wins(tmp_path: Path) -> None:
-    first = _executable(tmp_path / "one" / "tool")
-    _executable(tmp_path / "two" / "tool")
-    assert resolve_program("tool", f"{tmp_path / 'one'}:{tmp_path / 'two'}", "/") == str(first)
-
-
-def test_resolve_program_missing(tmp_path: Path) -> None:
-    with pytest.raises(SpawnFailed) as caught:
-        resolve_program("no-such-tool", str(tmp_path), "/")
-    assert "not found" in caught.value.message
-
-
-def test_a_program_named_with_a_space_is_quoted_where_it_cannot_run(tmp_path: Path) -> None:
-    for program, said in (("sleep 5", "cannot run 'sleep 5': not found on PATH"),
-                          ("", "cannot run '': not found on PATH"),
-                          ("no-such-tool", "cannot run no-such-tool: not found on PATH")):
-        with pytest.raises(SpawnFailed) as caught:
-            resolve_program(program, str(tmp_path), "/")
-        assert caught.value.message == said
-
-
-def test_resolve_program_not_executable_on_path(tmp_path: Path) -> None:
-    _executable(tmp_path / "bin" / "tool", mode=0o644)
-    with pytest.raises(SpawnFailed) as caught:
-        resolve_program("tool", str(tmp_path / "bin"), "/")
-    assert "not executable" in caught.value.message
-
-
-def test_resolve_program_relative_to_cwd(tmp_path: Path) -> None:
-    tool = _executable(tmp_path / "work" / "tool")
-    assert resolve_program("./tool", "/nonexistent", str(tmp_path / "work")) == str(tool)
-    assert resolve_program("../work/tool", "", str(tmp_path / "work")) == str(tool)
-
-
-def test_resolve_program_relative_missing(tmp_path: Path) -> None:
-    with pytest.raises(SpawnFailed) as caught:
-        resolve_program("./tool", "", str(tmp_path))
-    assert "no such file" in caught.value.message
-
-
-def test_resolve_program_absolute_not_executable(tmp_path: Path) -> None:
-    tool = _executable(tmp_path / "tool", mode=0o644)
-    with pytest.raises(SpawnFailed) as caught:
-        resolve_program(str(tool), "", "/")
-    assert "not executable" in caught.value.message
-
-
-def test_resolve_program_directory(tmp_path: Path) -> None:
-    (tmp_path / "adir").mkdir()
-    with pytest.raises(SpawnFailed) as caught:
-        resolve_program("./adir", "", str(tmp_path))
-    assert "directory" in caught.value.message
-
-
 NASTY_ARGV = ["prog", "$(rm -rf /)", "`id`", "a; b", "'quoted'", '"dq"', "line1\nline2",
               "", " lead", "*", "\\x20"]
 
@@ -245,26 +181,6 @@ def test_description_prefers_the_given_description() -> None:
         f"orch session {SID}: nightly")
 
 
-def test_session_path_keeps_caller_entries_once(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    orch = _executable(tmp_path / "venv" / "bin" / "orch")
-    monkeypatch.setattr(sys, "argv", [str(orch)])
-    own = str(orch.parent)
-    assert session_path("/a:/b") == f"{own}:/a:/b"
-    assert session_path(f"/a:{own}:/b") == f"{own}:/a:/b"
-    parts = session_path("/a:/b").split(":")
-    assert len(parts) == len(set(parts))
-
-
-def test_session_path_default_when_caller_has_none(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    orch = _executable(tmp_path / "bin" / "orch")
-    monkeypatch.setattr(sys, "argv", [str(orch)])
-    parts = session_path(None).split(":")
-    assert parts[0] == str(tmp_path / "bin")
-    assert "/usr/bin" in parts and "/bin" in parts
-
-
 def test_each_settings_unit_property_is_the_one_it_becomes() -> None:
     """The property a setting's help names is the one its option sets (over D-Bus, a time
     is in microseconds: RuntimeMaxSec= is RuntimeMaxUSec, CPUQuota= CPUQuotaPerSecUSec)."""
@@ -281,33 +197,3 @@ def test_each_settings_unit_property_is_the_one_it_becomes() -> None:
         field = fields.get(key, key)
         unset = dataclasses.replace(options, **{field: getattr(SpawnOptions(), field)})
         assert not [p for p in unset.properties(Scope.USER, "/") if p[0] in made], key
-
-
-def test_a_cwd_that_is_a_file_is_said_to_be_no_directory(tmp_path: Path) -> None:
-    from orch.spec import resolve_cwd
-
-    (tmp_path / "file").write_text("")
-    for given, why in ((str(tmp_path / "file"), "not a directory"),
-                       (str(tmp_path / "gone"), "no such directory")):
-        with pytest.raises(UsageError) as err:
-            resolve_cwd(given)
-        assert err.value.message == f"--cwd {given}: {why}"
-    assert resolve_cwd(str(tmp_path)) == str(tmp_path)
-
-
-def test_a_cwd_that_cannot_be_reached_is_said_so_not_an_internal_error(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from orch.errors import PermissionDenied
-    from orch.spec import resolve_cwd
-
-    def refused(path: object) -> None:
-        raise PermissionError(13, "Permission denied")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(os, "stat", refused)  # another user's directory, to this caller
-        with pytest.raises(PermissionDenied) as denied:
-            resolve_cwd(str(tmp_path))
-    assert denied.value.message == f"--cwd {tmp_path}: permission denied"  # was: no such
-    monkeypatch.setattr(os, "getcwd", lambda: refused("."))
-    with pytest.raises(UsageError, match="the current directory cannot be read"):
-        resolve_cwd(None)  # was: internal error, exit 70
