@@ -160,13 +160,15 @@ def result(ref: str, scope: Scope | None = None) -> Session:
 
 
 def list_sessions(scope: Scope | None = None, *, running: bool = False,
-                  tag: str | None = None) -> list[Session]:
+                  tag: str | Sequence[str] | None = None) -> list[Session]:
     """Every session of SCOPE, newest first, with live status from one listing pass:
-    a session running as recorded costs no call of its own."""
+    a session running as recorded costs no call of its own. TAG: only those with that
+    tag, or with every one of those tags."""
     from orch.usecases import query
 
+    tags = (tag,) if isinstance(tag, str) else tuple(tag or ())
     with _runtime(scope) as rt:
-        return query.list_sessions(rt, running=running, tag=tag)
+        return query.list_sessions(rt, running=running, tags=tags)
 
 
 def find_record(ref: str, scope: Scope | None = None) -> Record:

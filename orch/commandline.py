@@ -215,7 +215,8 @@ def _tree() -> dict[str, Command | Group]:
         "ps": Command("ps", "List sessions, newest first, with their live status.", [
             Option("running", ("--running",), "flag", "Only sessions not ended.",
                    default=False),
-            Option("tag", ("--tag",), "str", "Only sessions with this tag."),
+            Option("tag", ("--tag",), "str", "Only sessions with this tag (repeatable: "
+                   "with every one given).", multiple=True),
             *SCOPED, JSON,
             Option("all_hosts", ("--all-hosts",), "flag", "This machine's sessions and "
                    "every [hosts.NAME]'s, read at once (a HOST column; ORCH_HOST_TIMEOUT "

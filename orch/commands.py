@@ -75,14 +75,14 @@ def say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def ps_all_hosts(running: bool, tag: str | None, user: bool, system: bool,
+def ps_all_hosts(running: bool, tag: list[str], user: bool, system: bool,
                  as_json: bool, full: bool = False) -> int:
     """`orch ps --all-hosts`: a host that does not answer is a warning, not a failure;
     exit 3 only if none answered."""
     from orch import config, hosts, remote
     from orch.scope import Scope
 
-    ps_args = [*(["--running"] if running else []), *(["--tag", tag] if tag else []),
+    ps_args = [*(["--running"] if running else []), *(f"--tag={t}" for t in tag),
                *(["--user"] if user else []), *(["--system"] if system else [])]
     scope = Scope.choose(user, system)
     fleet = hosts.fleet(config.load(scope).hosts)
@@ -277,12 +277,12 @@ def _ellipsis() -> str:
     return render.ELLIPSIS if render.utf8(sys.stdout) else render.ASCII_ELLIPSIS
 
 
-def ps(running: bool = False, tag: str | None = None, user: bool = False,
+def ps(running: bool = False, tag: list[str] | None = None, user: bool = False,
        system: bool = False, as_json: bool = False, all_hosts: bool = False,
        full: bool = False) -> int:
     """`orch ps`: on a terminal the table fits its width, unless FULL."""
     if all_hosts:
-        return ps_all_hosts(running, tag, user, system, as_json, full)
+        return ps_all_hosts(running, tag or [], user, system, as_json, full)
     sessions = api.list_sessions(api.current_scope(user, system), running=running, tag=tag)
     if as_json:
         emit_json([s.json_view() for s in sessions])

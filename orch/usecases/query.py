@@ -33,21 +33,22 @@ if TYPE_CHECKING:
 
 
 def list_sessions(rt: Runtime, *, running: bool = False,
-                  tag: str | None = None) -> list[Session]:
+                  tags: Sequence[str] = ()) -> list[Session]:
     """Every session of the runtime's scope, newest first, with live status from one
     listing pass: a session running as recorded costs no call of its own
     (running_as_recorded).
     RUNNING lists only those that have not ended, and reads no archived record unless a
-    unit that may run is not a live record's (see may_run_archived)."""
+    unit that may run is not a live record's (see may_run_archived). TAGS: only those
+    with every one of them."""
     store = rt.store
     with Meter(rt) as meter:
         meter.read_ahead(rt.scope)  # while the records are read and the units listed
         records = store.load(archived=not running)
         manager = rt.manager  # connects even with no records: no manager, no answer
-        chosen = [r for r in records.values() if tag is None or tag in r.tags]
+        chosen = [r for r in records.values() if _tagged(r, tags)]
         listed = manager.loaded() if chosen or (running and store.keeps_archive()) else {}
         if running and may_run_archived(store, records, listed):
-            chosen = [r for r in store.load().values() if tag is None or tag in r.tags]
+            chosen = [r for r in store.load().values() if _tagged(r, tags)]
         sessions = []
         for record in chosen:
             entry = listed.get(record.unit)
@@ -70,6 +71,10 @@ def list_sessions(rt: Runtime, *, running: bool = False,
         sessions = [replace(s, position=places.get(s.id)) if s.status is Status.QUEUED
                     else s for s in sessions]
     return sorted(sessions, key=attrgetter("created_at", "id"), reverse=True)
+
+
+def _tagged(record: Record, tags: Sequence[str]) -> bool:
+    return all(tag in record.tags for tag in tags)
 
 
 def conversing(session: Session, record: Record) -> Session:

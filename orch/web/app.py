@@ -42,6 +42,7 @@ from orch.web.streams import EventStream, follow_events, follow_logs, follow_on_
 
 ACTION_TIMEOUT_S = 120.0  # another host's stop waits for the session to end
 LogFormatName = Literal["transcript", "short", "cat", "json"]
+NonEmpty = Annotated[str, Field(min_length=1)]
 
 class HostUnanswered(OrchError):
     """A host of the fleet did not answer, or its orch refused (502)."""
@@ -179,14 +180,14 @@ def create_app(scope: Scope) -> FastAPI:
 
     @app.get("/api/sessions", summary="Every session, newest first (as `orch ps --json`)")
     def list_sessions(running: bool = False,
-                      tag: Annotated[str | None, Query(min_length=1)] = None,
+                      tag: Annotated[list[NonEmpty] | None, Query()] = None,
                       host: Host = None) -> list[dict[str, Any]]:
         if host:
             from orch.remote import parse_listing
 
             listing = parse_listing(host, _on_host(scope, host, [
                 "ps", "--json", *(["--running"] if running else []),
-                *(["--tag", tag] if tag else [])]))
+                *(f"--tag={t}" for t in tag or [])]))
             if listing.problem is not None:
                 raise HostUnanswered(f"host {host}: {listing.problem}")
             return listing.sessions

@@ -35,6 +35,8 @@ def test_spawn_ps_wait_show_a_running_then_exited_session(orch: Orch) -> None:
 
     listed = orch.ps("--running")
     assert [s["id"] for s in listed] == [sid]
+    assert [s["id"] for s in orch.ps("--tag", "t2", "--tag", "t1")] == [sid]  # with both
+    assert orch.ps("--tag", "t1", "--tag", "t3") == []
 
     assert orch("wait", sid).returncode == 0
     ended = orch.show("napper")

@@ -79,9 +79,11 @@ def test_the_listing_reads_what_the_record_does_not_say(fake: FakeManager,
 
 def test_the_listing_filters_and_sorts_newest_first(fake: FakeManager, rt: Runtime) -> None:
     old = started(fake, rt, "old", tags=["x"], created_at="2024-01-01T00:00:00+00:00")
-    new = started(fake, rt, "new", tags=["x"], created_at="2025-01-01T00:00:00+00:00")
+    new = started(fake, rt, "new", tags=["x", "y"], created_at="2025-01-01T00:00:00+00:00")
     put(rt, "other", created_at="2023-01-01T00:00:00+00:00", requested_at=None)
-    assert [s.id for s in query.list_sessions(rt, tag="x")] == [new.id, old.id]
+    assert [s.id for s in query.list_sessions(rt, tags=["x"])] == [new.id, old.id]
+    assert [s.id for s in query.list_sessions(rt, tags=["x", "y"])] == [new.id]  # every one
+    assert [s.id for s in query.list_sessions(rt, tags=["y", "z"])] == []
     fake.set(old.unit, exited(fake.unit(old.unit)))
     assert [s.id for s in query.list_sessions(rt, running=True)] == [new.id]
 

@@ -67,6 +67,7 @@ def test_bad_parameters_are_refused_in_one_line(client: TestClient) -> None:
     assert "body.signal" in _error(client.post("/api/sessions/x/kill",
                                                json={"signal": True}), 400)
     assert "host" in _error(client.get("/api/sessions?host=a%20b"), 400)
+    assert "query.tag.1" in _error(client.get("/api/sessions?tag=a&tag="), 400)
 
 
 def test_an_unknown_host_is_not_found(client: TestClient) -> None:
