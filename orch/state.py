@@ -37,6 +37,7 @@ import errno
 import fcntl
 import os
 import stat
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -78,6 +79,7 @@ LOG_FILE = "sessions.log"
 LOCK_FILE = "sessions.lock"
 ARCHIVE_PREFIX = "sessions-archive."  # + its number + .json
 LOCK_TIMEOUT = 30.0
+LOCK_NOTICE_S = 1.0  # a wait for the lock this long says whom it waits for, once
 # The log is folded into a new snapshot once it is larger than this and than a quarter
 # of the snapshot: readers then replay at most that, and writers rewrite the records
 # once per so many changes.
@@ -475,16 +477,24 @@ class StateStore:
         except OSError as err:
             raise self._error(err, self.lock_path) from None
         try:
-            deadline = time.monotonic() + LOCK_TIMEOUT
-            delay = 0.001
+            started = time.monotonic()
+            delay, told = 0.001, False
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise StateError(f"{self.lock_path} stayed locked for "
-                                         f"{LOCK_TIMEOUT:.0f}s by another orch process") from None
+                    waited = time.monotonic() - started
+                    if waited > LOCK_TIMEOUT or (waited > LOCK_NOTICE_S and not told):
+                        from orch.locks import holder
+
+                        who = holder(fd) or "another orch process"
+                        if waited > LOCK_TIMEOUT:
+                            raise StateError(f"{self.lock_path} stayed locked for "
+                                             f"{LOCK_TIMEOUT:.0f}s by {who}") from None
+                        sys.stderr.write(f"orch: waiting for {self.lock_path}, held by "
+                                         f"{who}\n")
+                        told = True
                     time.sleep(delay)
                     delay = min(delay * 2, 0.02)
             yield

@@ -707,3 +707,64 @@ def test_a_write_reuses_the_lines_of_the_snapshot_it_read(tmp_path: Path,
     store.update(_add(_record(2)))
     assert reordered in store.path.read_text()
     assert set(StateStore(tmp_path).load()) == {first.id, _record(2).id}
+
+
+HOLD = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.read()  # held until the test closes our input
+"""
+
+
+def test_a_wait_for_the_lock_says_whom_it_waits_for_and_the_timeout_names_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+    import sys
+
+    store = StateStore(tmp_path / "state")
+    store.update(_add(_record(1)))
+    script = tmp_path / "hold\x1b[2J.py"  # a name no terminal should be handed whole
+    script.write_text(HOLD)
+    holder = subprocess.Popen([sys.executable, "-I", str(script), str(store.lock_path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        monkeypatch.setattr(state, "LOCK_NOTICE_S", 0.0)
+        monkeypatch.setattr(state, "LOCK_TIMEOUT", 0.2)
+        with pytest.raises(StateError) as err:
+            store.update(_add(_record(2)))
+        said = capsys.readouterr().err
+        who = f"pid {holder.pid} (hold [2J.py "  # its command, cut to 80 characters
+        assert said.startswith(f"orch: waiting for {store.lock_path}, held by {who}")
+        assert said.endswith(")\n") and said.count("\n") == 1 and "\x1b" not in said
+        assert err.value.message.startswith(
+            f"{store.lock_path} stayed locked for 0s by {who}")
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(10)
+    store.update(_add(_record(2)))  # once it is let go
+    assert sorted(store.load()) == sorted([_record(1).id, _record(2).id])
+
+
+def test_the_lock_holder_is_found_by_the_files_device_and_inode(tmp_path: Path) -> None:
+    from orch.locks import holder
+
+    path = tmp_path / "lock"
+    path.write_text("")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        info = os.fstat(fd)
+        named = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+        other = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino + 1}"
+        locks = (f"1: POSIX  ADVISORY  WRITE 11 {named} 0 EOF\n"
+                 f"2: FLOCK  ADVISORY  WRITE 22 {other} 0 EOF\n"
+                 f"3: FLOCK  ADVISORY  WRITE 4194303 {named} 0 EOF\n"
+                 f"3: -> FLOCK  ADVISORY  WRITE 33 {named} 0 EOF\n")
+        assert holder(fd, locks) == "pid 4194303"  # no such process: no command
+        assert holder(fd, locks.replace("4194303", "0")) is None  # not in our namespace
+    finally:
+        os.close(fd)
