@@ -183,8 +183,9 @@ def cpu_cell(row: Row) -> str:
     return resources(None, row.session.get("cpu_usage_nsec"), None)[1]
 
 
-def summary(board: Board) -> str:
-    """The headline: how many sessions, and what they use together."""
+def summary(board: Board, compact: bool = False) -> str:
+    """How many sessions, what they use together, and their order (COMPACT: in fewer
+    words)."""
     sessions = [row.session for row in board.rows]
     live = sum(1 for s in sessions if s.get("status") in ("running", "idle", "starting"))
     memory = [s["memory_current"] for s in sessions if s.get("memory_current") is not None]
@@ -193,7 +194,19 @@ def summary(board: Board) -> str:
     count = f"{len(sessions)} session" + ("" if len(sessions) == 1 else "s")
     return (f"{count}, {live} running · MEM {format_bytes(sum(memory)) if memory else '-'} · "
             f"CPU {cpu:.1f}% · COST {money(sum(costs)) if costs else '-'} · "
-            f"sorted by {board.sort}")
+            f"{'by' if compact else 'sorted by'} {board.sort}")
+
+
+def headline(board: Board, interval: float, width: int) -> str:
+    """The top line: the summary and how often it is read, in as many of its words as
+    WIDTH columns hold ("orch top" goes first; what is still too wide is cut)."""
+    every = f"every {interval:g}s"
+    fullest = f"orch top · {summary(board)} · {every}"
+    for text in (fullest, f"{summary(board)} · {every}",
+                 f"{summary(board, compact=True)} · {interval:g}s"):
+        if len(text) <= width:
+            return text
+    return text
 
 
 class Said:
@@ -257,8 +270,8 @@ def view(board: Board, said: Callable[[dict[str, Any]], str], height: int,
         # As text, not rich's markup: a program's "[/b]" is its own words.
         table.add_row(*(Text(cell) for cell in cells),
                       style="reverse" if row.key == board.selected else None)
-    head = Text(f"orch top · {summary(board)} · every {interval:g}s", style="bold",
-                no_wrap=True, overflow="ellipsis")
+    head = Text(headline(board, interval, width), style="bold", no_wrap=True,
+                overflow="ellipsis")
     foot = Text(footer, style="dim" if footer == KEYS_HELP else "bold")
     if not board.rows:
         return Group(head, Text("no sessions"), foot)

@@ -18,6 +18,7 @@ from orch.top import (
     Sort,
     cpu_cell,
     keys,
+    headline,
     summary,
     view,
 )
@@ -144,6 +145,18 @@ def test_summary_adds_up_what_is_known() -> None:
     assert "MEM - " in summary(board)  # not 0B: nothing is known of it (as its row's -)
 
 
+def test_the_headline_gives_up_words_before_facts_to_fit() -> None:
+    board = Board()
+    board.update([_session(f"s{i}", memory_current=(300 << 20) * i, cost_usd=1.25 * i)
+                  for i in range(12)], now=1.0)
+    full = headline(board, 2.0, 200)
+    assert full == ("orch top · 12 sessions, 12 running · MEM 19.3G · CPU 0.0% · "
+                    "COST $82.50 · sorted by memory · every 2s")
+    assert headline(board, 2.0, 80) == (  # a common terminal: every fact, whole
+        "12 sessions, 12 running · MEM 19.3G · CPU 0.0% · COST $82.50 · by memory · 2s")
+    assert headline(board, 2.0, 40) == headline(board, 2.0, 80)  # cut by the view
+
+
 def test_said_shows_an_agents_tool_call_and_a_programs_line() -> None:
     said = Said()
     agent = _session("agent", provider="claude")
@@ -166,7 +179,7 @@ def test_the_view_marks_the_selection_and_keeps_it_in_sight() -> None:
     text = console.export_text()
     assert "s04" in text and "said s04" in text  # the selected (16th newest) is shown
     assert "s19" not in text  # the newest scrolled away
-    assert text.splitlines()[0].startswith("orch top · 20 sessions")
+    assert text.splitlines()[0].startswith("20 sessions, 20 running")  # 80 columns
 
 
 def test_the_view_fits_a_small_terminal_headline_cut_keys_whole() -> None:
@@ -176,7 +189,7 @@ def test_the_view_fits_a_small_terminal_headline_cut_keys_whole() -> None:
     console.print(view(board, lambda s: "", 20, False, 2.0, width=60))
     lines = console.export_text().splitlines()
     # Before, the headline wrapped and the keys' second line fell off the screen.
-    assert len(lines) <= 20 and lines[0].startswith("orch top · 30 sessions")
+    assert len(lines) <= 20 and lines[0].startswith("30 sessions, 30 running")
     assert lines[1].split()[:2] == ["NAME", "STATUS"]
     assert "q quit" in " ".join(lines[-2:])
 
