@@ -17,8 +17,8 @@ from orch.top import (
     Said,
     Sort,
     cpu_cell,
-    keys,
     headline,
+    keys,
     summary,
     view,
 )
