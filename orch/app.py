@@ -31,7 +31,10 @@ def _annotation(param: Option | Argument) -> Any:
     if isinstance(param, Argument):
         info: Any = typer.Argument(help=param.help, metavar=param.metavar)
     else:
-        info = typer.Option(*param.flags, help=param.help or None, metavar=param.metavar,
+        flags = param.flags
+        if param.negative:  # click's secondary names: "--sandbox/--no-sandbox"
+            flags = (f"{flags[0]}/{'/'.join(param.negative)}", *flags[1:])
+        info = typer.Option(*flags, help=param.help or None, metavar=param.metavar,
                             hidden=param.hidden)
     return Annotated[base, info]
 

@@ -22,16 +22,19 @@ if TYPE_CHECKING:
 
 
 class Option:
-    """An option: its names (`flags`, the first long one naming it in messages), where
-    its value goes (`dest`, the body's parameter), and how it reads."""
+    """An option: its names (`flags`, the first long one naming it in messages; a flag
+    may have `negative` names, which set it false), where its value goes (`dest`, the
+    body's parameter), and how it reads."""
 
     __slots__ = ("default", "dest", "flags", "help", "hidden", "kind", "metavar",
-                 "multiple", "setting")
+                 "multiple", "negative", "setting")
 
     def __init__(self, dest: str, flags: tuple[str, ...], kind: Kind, help: str, *,
                  default: object = None, multiple: bool = False, metavar: str | None = None,
-                 hidden: bool = False, setting: bool = False) -> None:
+                 hidden: bool = False, setting: bool = False,
+                 negative: tuple[str, ...] = ()) -> None:
         self.dest, self.flags, self.kind, self.help = dest, flags, kind, help
+        self.negative = negative
         self.default, self.multiple = default, multiple
         # What --help and the man page show for its value: its name, not typer's <str>.
         self.metavar = metavar or (None if kind == "flag" else
@@ -125,8 +128,10 @@ ROOT_FLAGS = tuple(o.flags[0] for o in ROOT if o.kind == "flag" and o.dest != "v
 def _spawn_params() -> list[Option | Argument]:
     from orch.settings import SPAWN_SETTINGS
 
+    # A flag's --no- form sets it false for this spawn, whatever [spawn] or the profile say.
     settings = [Option(s.key, (s.flag,), s.cli_type, s.flag_help, multiple=s.repeatable,
-                       metavar=s.metavar, setting=True)
+                       metavar=s.metavar, setting=True,
+                       negative=(f"--no-{s.flag[2:]}",) if s.cli_type == "flag" else ())
                 for s in SPAWN_SETTINGS.values() if s.flag is not None]
     return [
         Argument("command", "str", "The program and its arguments; with --provider, the "
@@ -172,6 +177,9 @@ def spawn_words(values: dict[str, Any], command: list[str]) -> list[str]:
         if not isinstance(param, Option) or param.dest not in values:
             continue
         value = values[param.dest]
+        if value is False and param.negative:
+            words.append(param.negative[0])
+            continue
         if value in (None, False, [], ()) or (param.kind != "flag" and value == param.default):
             continue
         flag = next(f for f in param.flags if f.startswith("--"))

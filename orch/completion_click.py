@@ -62,7 +62,7 @@ def _param(param: commandline.Option | commandline.Argument) -> _Param:
     values = commandline.choices(param.kind)
     if isinstance(param, commandline.Argument):
         return ["argument", param.dest, [], [], True, param.variadic, False, None, values]
-    return ["option", param.dest, list(param.flags), [], param.kind != "flag",
+    return ["option", param.dest, list(param.flags), list(param.negative), param.kind != "flag",
             param.multiple, param.hidden, param.help or None, values]
 
 

@@ -116,6 +116,8 @@ def scan(args: list[str]) -> Scan:
         found.args += args[i:]
         return found
     options = {flag: p for p in command.params if isinstance(p, Option) for flag in p.flags}
+    negatives = {flag: p for p in command.params if isinstance(p, Option)
+                 for flag in p.negative}
     rest = args[i:]
     k = 0
     while k < len(rest):
@@ -140,6 +142,9 @@ def scan(args: list[str]) -> Scan:
         if token.startswith("--"):
             name, equals, inline = token.partition("=")
             option = options.get(name)
+            if option is None and name in negatives and not equals:
+                found.options.setdefault(negatives[name].dest, []).append(False)
+                continue
             if option is None:
                 found.plain = False  # an unknown option (or --help): typer's to refuse
                 continue
@@ -257,7 +262,7 @@ def _values(command: Command, found: Scan) -> dict[str, Any] | None:
             values[param.dest] = param.default
             continue
         if param.kind == "flag":
-            values[param.dest] = True
+            values[param.dest] = raws[-1]  # True, or False from its --no- form
             continue
         if any(raw.startswith("-") for raw in raws):
             return None  # a value or a forgotten one: typer decides

@@ -252,6 +252,13 @@ def test_config_defaults_and_profiles_apply_and_bad_values_are_one_line(orch: Or
     flag_wins = orch("spawn", "--memory-max", "100M", "--", "sleep", "300", env=env)
     props = _unit_props(orch, orch.show(flag_wins.stdout.strip())["unit"], "MemoryMax")
     assert props == {"MemoryMax": str(100 * 1024 * 1024)}
+    assert orch("config", "set", "spawn.sandbox", "true", env=env).returncode == 0
+    sandboxed = orch("spawn", "--", "sleep", "300", env=env).stdout.strip()
+    unboxed = orch("spawn", "--no-sandbox", "--", "sleep", "300", env=env).stdout.strip()
+    assert _unit_props(orch, orch.show(sandboxed)["unit"], "ProtectSystem") == {
+        "ProtectSystem": "strict"}
+    assert _unit_props(orch, orch.show(unboxed)["unit"], "ProtectSystem") == {
+        "ProtectSystem": "no"}  # the flag's --no- form wins over [spawn]
     config.write_text("[spawn]\nmemory_max = 'lots'\n")
     broken = orch("spawn", "--", "/bin/true", env=env)
     assert broken.returncode == 2 and str(config) in broken.stderr

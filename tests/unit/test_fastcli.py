@@ -105,6 +105,8 @@ def _definition_node(command: Command) -> dict[str, Any]:
         for flag in param.flags:
             options[flag] = [param.dest, kind, True if kind == "flag" else None,
                              param.multiple]
+        for flag in param.negative:  # a flag's --no- form
+            options[flag] = [param.dest, kind, False, param.multiple]
     return {"function": command.function, "interspersed": command.interspersed,
             "options": options, "arguments": arguments, "defaults": defaults}
 
@@ -157,6 +159,7 @@ def test_every_command_has_a_body_that_takes_its_values() -> None:
 COMMON = [
     ["spawn", "--", "/bin/sleep", "1000"],
     ["spawn", "--name", "fixer", "--tag", "a", "--tag", "b", "--", "claude", "-p", "x"],
+    ["spawn", "--sandbox", "--no-sandbox", "--no-worktree", "--", "sleep", "1"],
     ["spawn", "--json", "--env", "A=1", "--timeout=30m", "--nice", "5", "--", "prog"],
     ["spawn", "--provider", "claude", "--model", "opus", "--auto-approve", "fix it"],
     ["spawn", "--persistent", "--restart", "on-failure", "/bin/prog", "--json"],
@@ -215,7 +218,7 @@ def _token(leaf: Command) -> st.SearchStrategy[str]:
     words = st.sampled_from(["x", "a b", "-", "--", "0", "12", "1.5", "-3", "=", "a=b", "1.",
                              ".5", "²", "1_000", " 7", "007",
                              "--json", "-n", "json", "short", "é", ""])
-    flags = [f for p in leaf.params if isinstance(p, Option) for f in p.flags]
+    flags = [f for p in leaf.params if isinstance(p, Option) for f in (*p.flags, *p.negative)]
     options = st.sampled_from(sorted(flags) or ["--json"])
     attached = st.builds(lambda o, v: f"{o}={v}", options, words)
     return st.one_of(words, options, options, attached, st.text(max_size=4))
