@@ -55,6 +55,8 @@ def test_a_schedule_runs_the_very_spawn_it_was_given() -> None:
     assert (read["name"], read["env"], read["timeout"], read["command"]) == (
         "fixer", ["A=1"], "1h 30min", ["fix it"])
     assert read["model"] is None and read["description"] == ""
+    assert "--no-sandbox" in words and read["sandbox"] is False  # over a [spawn] default
+    assert read["worktree"] is None  # not given: the defaults decide
 
 
 @pytest.mark.parametrize("name", ["", "a b", "x/y", "..", "a" * 65])
