@@ -294,7 +294,8 @@ def build_argv(spec: ProviderSpec, request: AgentRequest) -> list[str]:
 def _live(spec: ProviderSpec, template: tuple[Item, ...] | None) -> tuple[Item, ...]:
     if template is None:
         raise UsageError(f"{spec.name} takes no messages while it runs, so it cannot be "
-                         "--interactive (claude can); `orch send` resumes it once it ended")
+                         "--interactive (claude can; --no-interactive overrides a default); "
+                         "`orch send` resumes it once it ended")
     return template
 
 
