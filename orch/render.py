@@ -61,8 +61,7 @@ def table_width(stream: TextIO, full: bool = False) -> int | None:
     As systemd's tables (table_print() in src/shared/format-table.c, v252, which
     `systemctl list-units` uses): whole lines with --full, and whole lines when STREAM
     is not a terminal (a pipe or a file: what reads it gets every character, whatever
-    $COLUMNS says); on a terminal, columns(). `systemctl list-units | cat` does the same.
-    """
+    $COLUMNS says); on a terminal, columns(). `systemctl list-units | cat` does the same."""
     if full or not stream.isatty():
         return None
     return columns(stream)
@@ -309,7 +308,8 @@ def details(session: Session, now: datetime | None = None, unicode: bool = True)
     ended = s.status.ended
     since = s.ended_at if ended else s.started_at
     stamp = _stamp(since, now)
-    state = outcome(status, s.exit_code, s.exit_signal, s.result) if ended else status
+    state = outcome(status, s.exit_code, s.exit_signal, s.result) if ended else \
+        "idle: waiting for its next message; running" if s.status is Status.IDLE else status
     fields: list[tuple[str, str | None]] = [
         ("Status", f"{state} since {stamp}" if stamp else state),
         ("Started", _stamp(s.started_at, now) if ended else None),

@@ -270,3 +270,10 @@ def test_an_event_line_says_each_thing_once() -> None:
     failed = Event("2026-12-07T04:20:00+00:00", "b" * 36, "job", "ended", "failed", 3,
                    "exit-code", None)
     assert render.event_line(failed).endswith(": ended, failed (exit code 3, exit-code)")
+
+
+def test_an_idle_conversation_says_it_waits_and_since_when_it_runs() -> None:
+    lines = render.details(_session(status=Status.IDLE), NOW).splitlines()
+    # Not "idle since" its start: the turn it waits after ended later than that.
+    assert ("    Status: idle: waiting for its next message; running since "
+            "Sat 2026-12-05 23:56:58 CET; 3min 2s ago") in lines
