@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from orch import dependencies, faults, secrets
 from orch.errors import OrchError
+from orch.events import Kind
 from orch.frozen import replace
 from orch.queues import stranded
-from orch.session import Record, Session, UnitView, derive_status
+from orch.session import Record, Session, Status, UnitView, derive_status
 from orch.spec import after_dir, after_unit
 from orch.state import Sessions
 from orch.systemd import GONE
@@ -17,7 +18,10 @@ from orch.units import is_orch_unit
 from orch.usecases import queueing, unattended
 from orch.usecases.common import view
 from orch.usecases.launching import NotSubmitted, launch, relaunch_secrets, start_after
-from orch.usecases.transitions import release_dependents, tell_ended
+from orch.usecases.transitions import release_dependents, tell, tell_ended
+
+# What an `ended` event of a lost session says.
+LOST_DETAIL = "gone, with no exit hook's record nor journal entry of how it ended"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -90,9 +94,12 @@ def recover(rt: Runtime) -> RecoverReport:
             errors += tell_ended(rt, decision.record,
                                  derive_status(decision.record, None, False))
         elif decision.outcome is Outcome.LOST:
-            # Lost is no recorded end (each recover finds it again, and tells nothing),
-            # but no dependent can wait on it any more: they are blocked, told once.
+            # Lost is no recorded end (each recover finds it again: evidence may come
+            # yet), but no dependent can wait on it any more: they are blocked. It is
+            # told once an invocation, with on_end and on_failed: nobody watched it end.
             errors += release_dependents(rt, session_id, after_dir(scope), lost=True)
+            if not _told_lost(rt, decision.record):
+                errors += tell(rt, decision.record, Kind.ENDED, Status.LOST, LOST_DETAIL)
     for session_id in _adopt(rt, loaded, set(records)):
         outcomes[session_id] = Outcome.ADOPTED
     for record in store.load().values():
@@ -172,6 +179,15 @@ def _restart(rt: Runtime, decided: Record, errors: list[str]) -> Outcome:
         errors.append(f"cannot restart {record.id[:8]} ({record.name}): {failure.error}")
         return Outcome.LOST
     return Outcome.RESTARTED
+
+
+def _told_lost(rt: Runtime, record: Record) -> bool:
+    """Whether the event log tells RECORD's current invocation lost already."""
+    from orch import events
+
+    since = record.started_at or record.created_at
+    return any(e.session_id == record.id and e.event == Kind.ENDED and e.status == Status.LOST
+               and e.time >= since for e in events.read(rt.store.directory))
 
 
 def _set_argv(sessions: Sessions, session_id: str, argv: list[str]) -> Record | None:

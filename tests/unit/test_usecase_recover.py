@@ -12,6 +12,7 @@ import pytest
 
 from orch import journal, secrets
 from orch.errors import OrchError
+from orch.frozen import replace
 from orch.recovery import Outcome
 from orch.runtime import Runtime
 from orch.session import Ending, Status, UnitFacts
@@ -88,12 +89,19 @@ def test_an_end_recover_records_is_told_and_settles_its_dependents(
     ended = [(e.session_id, e.status) for e in events.read(rt.store.directory)
              if e.event == "ended"]
     # Before, none was told, and the dependent waited for ever ("starting"). Lost is
-    # found again by each recover, not recorded: not told.
-    assert sorted(ended) == sorted([(failed.id, "failed"), (waiting.id, "failed")])
+    # found again by each recover, not recorded; it is told once an invocation.
+    assert sorted(ended) == sorted([(failed.id, "failed"), (waiting.id, "failed"),
+                                    (lost.id, "lost")])
     assert rt.store.load()[waiting.id].blocked == f"dependency {lost.id[:8]} (lost) " \
         "did not end successfully"
     recover(rt)
-    assert len([e for e in events.read(rt.store.directory) if e.event == "ended"]) == 2
+    assert len([e for e in events.read(rt.store.directory) if e.event == "ended"]) == 3
+    # Its next invocation (a resume, say), lost too, is told again.
+    rt.store.update(lambda s: s.__setitem__(lost.id, replace(
+        s[lost.id], invocation_id="e" * 32, started_at="2999-01-01T00:00:00+00:00")))
+    assert recover(rt).outcomes[lost.id] is Outcome.LOST
+    told = [e for e in events.read(rt.store.directory) if e.session_id == lost.id]
+    assert [(e.event, e.status) for e in told] == [("ended", "lost")] * 2
 
 
 def test_a_persistent_session_that_ended_under_it_starts_again(
