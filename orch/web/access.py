@@ -3,11 +3,15 @@
 - On a Unix socket, the peer's credentials (SO_PEERCRED): only the user the server runs
   as (root's socket: root) gets an answer; any other peer gets 403 and the connection
   closed, before its request is read. No token there: the socket's owner is the user.
+  The Host header must be a loopback name (localhost, 127.0.0.1, [::1]; any port: a
+  browser through `ssh -L` names its own end): a page elsewhere in the owner's browser
+  reaches the socket only through such a tunnel, and then as another site.
 - On TCP, every request needs the token: `Authorization: Bearer TOKEN`, the cookie a
-  browser got from opening the URL once with `?token=TOKEN` (as Jupyter does), or that
-  query itself. The Host header must name the listen address (no DNS rebinding), an
-  Origin, if sent, must be this server's (no cross-site requests; no CORS at all).
-- On both, a request body over MAX_BODY is refused (413) before any of it is parsed.
+  browser got from opening the URL once with `?token=TOKEN` (as Jupyter does, named
+  after the port: another server on this host keeps its own), or that query itself.
+  The Host header must name the listen address (no DNS rebinding).
+- On both, an Origin, if sent, must be the Host's own (no cross-site requests; no CORS
+  at all), and a request body over MAX_BODY is refused (413) before any is parsed.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import struct
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from orch.errors import UsageError
 
@@ -36,7 +40,7 @@ if TYPE_CHECKING:
     Send = Callable[[Message], Awaitable[None]]
     ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-COOKIE = "orch_token"
+COOKIE = "orch_token"  # and the port: orch_token_8765
 TOKEN_FILE = "web-token"
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 # A body is a spawn's command, prompt and settings, or a message: far below this, as is
@@ -120,6 +124,33 @@ def allowed_hosts(host: str, port: int) -> frozenset[str]:
     return frozenset(with_port | names if port == 80 else with_port)
 
 
+def loopback_authority(host: str) -> bool:
+    """Whether a Host header names this machine by a loopback name, on any port."""
+    name, colon, port = host.rpartition(":")
+    if not colon or (name.count(":") and not name.endswith("]")) or not port.isdigit():
+        name = host  # no port: "localhost", "[::1]"
+    return name in _LOOPBACK_NAMES or is_loopback(name.strip("[]"))
+
+
+def cross_site(headers: dict[str, str], host_ok: Callable[[str], bool]) -> str | None:
+    """Why a request is refused as coming from another site, or None: its Host must be
+    one HOST_OK takes (else DNS rebinding could name this server), and an Origin, if
+    sent, that same host (else a page elsewhere sent it: a form needs no CORS)."""
+    host = headers.get("host", "").lower()
+    if not host_ok(host):
+        return "this server answers only to its own address (the Host header names another)"
+    origin = headers.get("origin")
+    if origin is not None and origin.lower().partition("://")[2] != host:
+        return f"cross-origin request from {origin} refused"
+    return None
+
+
+def cookie_name(port: int) -> str:
+    """The token's cookie for a server on PORT: a browser sends a host's cookies to
+    every port, so each server names its own."""
+    return f"{COOKIE}_{port}"
+
+
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1")
             for k, v in scope.get("headers", [])}
@@ -135,13 +166,30 @@ async def refuse(send: Send, status: int, message: str,
     await send({"type": "http.response.body", "body": body})
 
 
-class TokenGate:
-    """ASGI middleware for TCP: the Host and Origin checks, then the token."""
+class SameSite:
+    """ASGI middleware for the Unix socket: the Host and Origin checks."""
 
-    def __init__(self, app: ASGIApp, token: str, hosts: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = None if scope["type"] != "http" else \
+            cross_site(_headers(scope), loopback_authority)
+        if refused is not None:
+            await refuse(send, 403, refused)
+            return
+        await self.app(scope, receive, send)
+
+
+class TokenGate:
+    """ASGI middleware for TCP: the Host and Origin checks, then the token. A browser
+    that opens the dashboard with ?token= gets the cookie and the page without it."""
+
+    def __init__(self, app: ASGIApp, token: str, hosts: frozenset[str], port: int) -> None:
         self.app = app
         self.token = token
         self.hosts = hosts
+        self.cookie = cookie_name(port)
 
     def _token_ok(self, given: str | None) -> bool:
         return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
@@ -151,20 +199,17 @@ class TokenGate:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        if headers.get("host", "").lower() not in self.hosts:
-            await refuse(send, 403, "this server answers only to its own address "
-                         "(the Host header names another)")
-            return
-        origin = headers.get("origin")
-        if origin is not None and origin.lower().partition("://")[2] not in self.hosts:
-            await refuse(send, 403, f"cross-origin request from {origin} refused")
+        refused = cross_site(headers, self.hosts.__contains__)
+        if refused is not None:
+            await refuse(send, 403, refused)
             return
         bearer = headers.get("authorization", "")
         given = bearer[7:].strip() if bearer.lower().startswith("bearer ") else None
         if given is None:
-            cookie = SimpleCookie(headers.get("cookie", ""))
-            given = cookie[COOKIE].value if COOKIE in cookie else None
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            cookies = SimpleCookie(headers.get("cookie", ""))
+            given = cookies[self.cookie].value if self.cookie in cookies else None
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"),
+                         keep_blank_values=True)
         from_query = query.get("token", [None])[0]
         if given is None or self._token_ok(from_query):  # the URL's, over a stale cookie
             given = from_query
@@ -175,12 +220,21 @@ class TokenGate:
         if from_query is None or not self._token_ok(from_query):
             await self.app(scope, receive, send)
             return
+        cookie = (b"set-cookie", f"{self.cookie}={self.token}; Path=/; HttpOnly; "
+                  "SameSite=Strict".encode())
+        if scope.get("method") == "GET" and scope.get("path") == "/":
+            # The dashboard opened from the printed URL: the token leaves the address
+            # bar (and the history) for the cookie.
+            rest = urlencode([(k, v) for k, vs in query.items() if k != "token" for v in vs])
+            await send({"type": "http.response.start", "status": 303, "headers": [
+                (b"location", ("/?" + rest if rest else "/").encode()), cookie,
+                (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
 
         async def with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
-                cookie = (f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict")
-                message["headers"] = [*message.get("headers", []),
-                                      (b"set-cookie", cookie.encode())]
+                message["headers"] = [*message.get("headers", []), cookie]
             await send(message)
 
         await self.app(scope, receive, with_cookie)

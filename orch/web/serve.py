@@ -18,6 +18,7 @@ from pathlib import Path
 
 from orch.errors import UsageError
 from orch.web.access import (
+    SameSite,
     TokenGate,
     allowed_hosts,
     is_loopback,
@@ -80,7 +81,8 @@ def _serve_tcp(scope: object, host: str, port: int, token: str) -> int:
 
     from orch.web.app import create_app
 
-    app = TokenGate(create_app(scope), token, allowed_hosts(host, port))  # type: ignore[arg-type]
+    app = TokenGate(create_app(scope), token, allowed_hosts(host, port),  # type: ignore[arg-type]
+                    port)
     try:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -102,7 +104,7 @@ def _serve_socket(scope: object, sock: socket.socket, idle_exit: float) -> int:
 
     from orch.web.app import create_app
 
-    config = _config(create_app(scope),  # type: ignore[arg-type]
+    config = _config(SameSite(create_app(scope)),  # type: ignore[arg-type]
                      http=peer_protocol(H11Protocol, os.geteuid()))
     server = uvicorn.Server(config)  # type: ignore[arg-type]
 

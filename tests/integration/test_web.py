@@ -63,9 +63,11 @@ def test_refusals_no_token_wrong_token_foreign_host_or_origin(orch: Orch) -> Non
         cross = server.request("POST", "/api/sessions", {"argv": ["true"]},
                                headers={"Origin": "http://evil.example"})
         assert cross.status == 403 and orch.ps() == []
-        page = server.request("GET", f"/?token={TOKEN}", token=None)
+        opened = server.request("GET", f"/?token={TOKEN}", token=None)
+        assert opened.status == 303 and opened.headers["location"] == "/"  # token gone
+        cookie = opened.headers["set-cookie"].split(";")[0]
+        page = server.request("GET", "/", token=None, headers={"Cookie": cookie})
         assert page.status == 200 and b"<title>orch</title>" in page.body
-        cookie = page.headers["set-cookie"].split(";")[0]
         assert server.request("GET", "/api/sessions", token=None,
                               headers={"Cookie": cookie}).status == 200
 

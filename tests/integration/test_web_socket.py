@@ -24,7 +24,7 @@ class UnixConnection(http.client.HTTPConnection):
         self.sock.connect(sys.argv[1])
 
 try:
-    connection = UnixConnection("localhost")
+    connection = UnixConnection(sys.argv[3])  # what the Host header names
     connection.request("GET", sys.argv[2])
     response = connection.getresponse()
     print(response.status)
@@ -38,9 +38,10 @@ def _socket_path(orch: Orch) -> str:
     return "/run/orch/web.sock" if orch.scope == "system" else f"/run/user/{orch.uid}/orch/web.sock"
 
 
-def _get(orch: Orch, path: str, user: str | None) -> tuple[str, str]:
-    done = orch.machine.run(["/usr/bin/python3", "-c", CLIENT, _socket_path(orch), path],
-                            user=user)
+def _get(orch: Orch, path: str, user: str | None,
+         host: str = "localhost") -> tuple[str, str]:
+    done = orch.machine.run(["/usr/bin/python3", "-c", CLIENT, _socket_path(orch), path,
+                             host], user=user)
     status, _, body = done.stdout.partition("\n")
     return status, body
 
@@ -65,6 +66,9 @@ def test_the_socket_serves_its_owner_only_and_comes_back_after_idling(orch: Orch
         status, body = _get(orch, "/api/sessions", orch.user)
         assert status == "200", body
         assert [s["id"] for s in json.loads(body)] == [sid]
+        # A page of another site, through a browser's ssh -L tunnel: its own name in Host.
+        status, body = _get(orch, "/api/sessions", orch.user, "attacker.example:8765")
+        assert status == "403" and "Host" in json.loads(body)["error"]
 
         # Another user: root on a user's socket passes the file's mode, not the check of
         # its credentials; a user on root's socket is kept out by the mode.

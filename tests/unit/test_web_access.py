@@ -15,25 +15,32 @@ from starlette.testclient import TestClient
 
 from orch.errors import UsageError
 from orch.web.access import (
-    COOKIE,
+    SameSite,
     TokenGate,
     allowed_hosts,
+    cookie_name,
     is_loopback,
     load_token,
+    loopback_authority,
     parse_listen,
     peer_protocol,
 )
 
 TOKEN = "s3cret-token-of-32-characters-xx"
 HOST = "127.0.0.1:8765"
+COOKIE = cookie_name(8765)
 
 
-def _client(port: int = 8765) -> TestClient:
+def _hello() -> Starlette:
     async def hello(request: object) -> PlainTextResponse:
         return PlainTextResponse("hello")
 
-    inner = Starlette(routes=[Route("/", hello), Route("/api/x", hello, methods=["GET", "POST"])])
-    gate = TokenGate(inner, TOKEN, allowed_hosts("127.0.0.1", port))
+    return Starlette(routes=[Route("/", hello),
+                             Route("/api/x", hello, methods=["GET", "POST"])])
+
+
+def _client(port: int = 8765) -> TestClient:
+    gate = TokenGate(_hello(), TOKEN, allowed_hosts("127.0.0.1", port), port)
     return TestClient(gate, base_url=f"http://127.0.0.1:{port}")
 
 
@@ -52,20 +59,30 @@ def test_the_token_in_a_header_or_cookie_is_let_through() -> None:
     assert client.get("/api/x", headers={"Cookie": f"{COOKIE}={TOKEN}"}).text == "hello"
 
 
-def test_the_token_in_the_url_sets_a_strict_http_only_cookie() -> None:
+def test_the_token_in_the_url_sets_a_strict_http_only_cookie_and_leaves_the_url() -> None:
     client = _client()
-    answer = client.get(f"/?token={TOKEN}")
-    assert answer.text == "hello"
+    answer = client.get(f"/?token={TOKEN}&host=h1", follow_redirects=False)
+    # The dashboard's address loses the token (out of the history), keeping the rest.
+    assert answer.status_code == 303 and answer.headers["location"] == "/?host=h1"
     cookie = answer.headers["set-cookie"]
-    assert cookie.startswith(f"{COOKIE}={TOKEN};")
+    assert cookie.startswith(f"orch_token_8765={TOKEN};")  # its port's own
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    assert client.get("/api/x").text == "hello"  # the browser's next request: the cookie
+    assert client.get("/").text == "hello"  # the browser's next request: the cookie
+    assert client.get("/api/x").text == "hello"
+    api = _client().get(f"/api/x?token={TOKEN}", follow_redirects=False)  # not the page
+    assert api.text == "hello" and api.headers["set-cookie"].startswith(f"{COOKIE}={TOKEN};")
 
 
 def test_the_token_in_the_url_wins_over_a_stale_cookie() -> None:
-    answer = _client().get(f"/?token={TOKEN}", headers={"Cookie": f"{COOKIE}=stale"})
-    assert answer.text == "hello"
+    answer = _client().get(f"/?token={TOKEN}", headers={"Cookie": f"{COOKIE}=stale"},
+                           follow_redirects=False)
+    assert answer.status_code == 303
     assert answer.headers["set-cookie"].startswith(f"{COOKIE}={TOKEN};")
+
+
+def test_another_ports_cookie_is_not_this_servers() -> None:
+    other = _client().get("/api/x", headers={"Cookie": f"{cookie_name(8766)}={TOKEN}"})
+    assert other.status_code == 401  # a server on another port: its own token, not ours
 
 
 def test_a_foreign_host_is_refused_even_with_the_token() -> None:
@@ -80,8 +97,9 @@ def test_a_foreign_host_is_refused_even_with_the_token() -> None:
 def test_a_foreign_origin_is_refused_and_no_cors_is_offered() -> None:
     client = _client()
     bearer = {"Authorization": f"Bearer {TOKEN}"}
-    answer = client.post("/api/x", headers={**bearer, "Origin": "http://evil.example"})
-    assert answer.status_code == 403 and "cross-origin" in answer.json()["error"]
+    for origin in ("http://evil.example", "null", "http://localhost:8765"):  # not Host's
+        answer = client.post("/api/x", headers={**bearer, "Origin": origin})
+        assert answer.status_code == 403 and "cross-origin" in answer.json()["error"]
     same = client.post("/api/x", headers={**bearer, "Origin": f"http://{HOST}"})
     assert same.text == "hello"
     assert not any(h.startswith("access-control-") for h in same.headers)
@@ -182,3 +200,36 @@ def test_a_refused_peer_reads_its_answer_even_when_it_sends_its_request_after_it
     asyncio.run(serve())
     assert answer[0].startswith(b"HTTP/1.1 403 Forbidden")
     assert b"may not use the sessions" in answer[0] and received == []
+
+
+def _socket_client() -> TestClient:
+    return TestClient(SameSite(_hello()), base_url="http://localhost")
+
+
+def test_on_the_socket_a_loopback_host_on_any_port_gets_in_without_a_token() -> None:
+    client = _socket_client()
+    for host in ("localhost", "localhost:8765", "127.0.0.1:1", "[::1]:8765", "[::1]"):
+        assert client.get("/api/x", headers={"Host": host}).text == "hello", host
+    same = client.post("/api/x", headers={"Host": "localhost:8765",
+                                          "Origin": "http://localhost:8765"})
+    assert same.text == "hello"
+
+
+def test_on_the_socket_another_sites_request_is_refused() -> None:
+    client = _socket_client()
+    # DNS rebinding through an ssh -L tunnel: the page's own name in Host.
+    for host in ("attacker.example:8765", "localhost.attacker.example", "x", ""):
+        answer = client.get("/api/x", headers={"Host": host})
+        assert answer.status_code == 403 and "Host" in answer.json()["error"], host
+    # A cross-site form posted through the tunnel: a loopback Host, another Origin.
+    form = client.post("/api/x", headers={"Host": "localhost:8765",
+                                          "Origin": "http://attacker.example:8765",
+                                          "Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 403 and "cross-origin" in form.json()["error"]
+
+
+def test_loopback_authorities() -> None:
+    assert all(map(loopback_authority, ["localhost", "localhost:80", "127.9.9.9:1",
+                                        "[::1]", "[::1]:8765", "::1"]))
+    assert not any(map(loopback_authority, ["", "x", "10.0.0.1:80", "[::2]:1",
+                                            "localhost:x", "example.org:8765"]))
