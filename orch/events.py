@@ -239,7 +239,9 @@ class _Tail:
         self.rest = b""
         for path in (self.path, self.rotated):
             if start.file and self._open(path, start.file):
-                self.offset = start.offset
+                assert self.fd is not None
+                # Past its end no event ever was: what comes next, then.
+                self.offset = min(start.offset, os.fstat(self.fd).st_size)
                 return
         # A log that had no event then, or a file rotated away since (twice): from the
         # start of the oldest file kept, if any yet.

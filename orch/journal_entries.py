@@ -67,6 +67,19 @@ def cursor_of(entry: Entry) -> str | None:
     return field_text(entry, "__CURSOR") or None
 
 
+# sd_journal_get_cursor()'s fields, each "KEY=HEX", ";"-separated: file (s), seqnum (i),
+# boot (b), monotonic (m), realtime (t) and xor hash (x).
+_CURSOR_KEYS = frozenset("sibmtx")
+
+
+def is_cursor(text: str) -> bool:
+    """Whether TEXT is written as a journal cursor is (journalctl refuses any other)."""
+    fields = [item.partition("=") for item in text.split(";")]
+    return bool(text) and all(key in _CURSOR_KEYS and eq and value and
+                              all(c in "0123456789abcdefABCDEF" for c in value)
+                              for key, eq, value in fields)
+
+
 def realtime_usec(entry: Entry) -> int:
     """When journald received the entry, in µs since the epoch (0 if unknown)."""
     try:

@@ -34,6 +34,7 @@ from orch.errors import (
     StateError,
     UsageError,
 )
+from orch.journal_entries import is_cursor
 from orch.scope import Scope
 from orch.session import Session
 from orch.settings import SPAWN_SETTINGS, Kind
@@ -252,6 +253,9 @@ def create_app(scope: Scope) -> FastAPI:
              format: LogFormatName | None = None, follow: bool = False,
              last_event_id: Annotated[str | None, Header()] = None, host: Host = None
              ) -> Response:
+        if follow and last_event_id and not is_cursor(last_event_id):
+            raise UsageError("Last-Event-ID: not a journal cursor (the id of an event of "
+                             "this stream)")
         if host:
             resumed = follow and bool(last_event_id)  # a cursor: what came after it
             words = ["logs", *(["-f", "--sse"] if follow else []), "--no-pager",

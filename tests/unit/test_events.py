@@ -105,6 +105,21 @@ def test_a_position_rotated_away_resumes_at_the_oldest_event_kept(tmp_path: Path
     assert _ids(resumed) == [f"s{n:03d}" for n in range(10, 25)]
 
 
+def test_a_position_past_the_end_of_its_file_follows_on_from_the_end(tmp_path: Path) -> None:
+    for n in range(3):
+        events.append(tmp_path, _event(n))
+    now = events.end(tmp_path)
+    beyond = Position(now.file, now.offset + 10 * LINE)  # no event was ever there
+    tail = events._Tail(tmp_path, beyond)  # as follow() starts
+    try:
+        for n in range(3, 5):
+            events.append(tmp_path, _event(n))
+        # Before, it heard nothing until the file grew past that offset.
+        assert _ids([event for _, event in tail.events()]) == ["s003", "s004"]
+    finally:
+        tail.close()
+
+
 def test_writers_and_a_follower_across_a_rotation_lose_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Four writers, one rotation among them (files of 300 events), one follower from

@@ -67,6 +67,9 @@ def test_bad_parameters_are_refused_in_one_line(client: TestClient) -> None:
     assert "body.signal" in _error(client.post("/api/sessions/x/kill",
                                                json={"signal": True}), 400)
     assert "host" in _error(client.get("/api/sessions?host=a%20b"), 400)
+    for garbage in ("garbage", "s=1;q=2", "s=zz", "s=1;"):
+        assert "Last-Event-ID" in _error(client.get(  # before the stream starts, not in it
+            "/api/sessions/x/logs?follow=true", headers={"Last-Event-ID": garbage}), 400)
     assert "query.tag.1" in _error(client.get("/api/sessions?tag=a&tag="), 400)
 
 
@@ -225,10 +228,11 @@ def test_another_hosts_output_is_followed_through_its_orch(far_client: TestClien
     words = (tmp_path / "bin" / "remote-orch.args").read_text().split()
     assert words == ["logs", "-f", "--sse", "--no-pager", "-n", "5", "--", "abcd"]
     # Resumed: after the last event's cursor, on that host, not its last lines again.
+    cursor = "s=1a;i=2b;b=3c;m=4d;t=5e;x=6f"  # as a journal's
     far_client.get("/api/sessions/abcd/logs?follow=true&host=h1&lines=5&format=cat",
-                   headers={"Last-Event-ID": "c2"})
+                   headers={"Last-Event-ID": cursor})
     words = (tmp_path / "bin" / "remote-orch.args").read_text().split()
-    assert words == ["logs", "-f", "--sse", "--no-pager", "--after-cursor=c2",
+    assert words == ["logs", "-f", "--sse", "--no-pager", f"--after-cursor={cursor}",
                      "-o", "cat", "--", "abcd"]
 
 
