@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    WithJsonSchema,
+    create_model,
+)
 from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -80,11 +88,12 @@ def _not_true_or_false(value: object) -> object:
     return value
 
 
-# A number, or the words that stand for one (2G, 1h, infinity, TERM).
+# A number, or the words that stand for one (2G, 1h, infinity, TERM). An on/off setting
+# takes true or false alone, as the configuration file does (not "yes", "on" or 1).
 NumberOrWord = Annotated[int | str, BeforeValidator(_not_true_or_false)]
 
 _JSON_TYPES: dict[Kind, Any] = {
-    Kind.BOOL: bool, Kind.INT: NumberOrWord, Kind.STRING_LIST: list[str],
+    Kind.BOOL: StrictBool, Kind.INT: NumberOrWord, Kind.STRING_LIST: list[str],
     Kind.DURATION: NumberOrWord, Kind.SIZE: NumberOrWord}
 
 # The spawn body: the command or prompt, spawn's own options, and every spawn setting

@@ -46,6 +46,8 @@ BAD_SPAWNS = [
     ({"argv": ["sleep"], "nice": 40}, "--nice: expected"),
     ({"argv": ["sleep"], "restart": "sometimes"}, "--restart: expected"),
     ({"argv": ["sleep"], "env": ["NOEQUALS"]}, "expected KEY=VALUE"),
+    *(({"argv": ["no-such-program"], "persistent": lax}, "body.persistent: ")
+      for lax in ("yes", "on", 1, "true")),  # as the config file refuses them
     *(({"argv": ["no-such-program"], key: True}, f"body.{key}: ")
       for key in ("timeout", "memory_max", "nice", "tasks_max", "max_turns")),
 ]
