@@ -67,17 +67,10 @@ def cursor_of(entry: Entry) -> str | None:
     return field_text(entry, "__CURSOR") or None
 
 
-# sd_journal_get_cursor()'s fields, each "KEY=HEX", ";"-separated: file (s), seqnum (i),
-# boot (b), monotonic (m), realtime (t) and xor hash (x).
-_CURSOR_KEYS = frozenset("sibmtx")
-
-
-def is_cursor(text: str) -> bool:
-    """Whether TEXT is written as a journal cursor is (journalctl refuses any other)."""
-    fields = [item.partition("=") for item in text.split(";")]
-    return bool(text) and all(key in _CURSOR_KEYS and eq and value and
-                              all(c in "0123456789abcdefABCDEF" for c in value)
-                              for key, eq, value in fields)
+# A journal cursor as sd_journal_get_cursor() writes one (journalctl refuses any other):
+# "KEY=HEX" fields, ";"-separated: file (s), seqnum (i), boot (b), monotonic (m),
+# realtime (t) and xor hash (x).
+CURSOR_PATTERN = r"^[sibmtx]=[0-9a-fA-F]+(;[sibmtx]=[0-9a-fA-F]+)*$"
 
 
 def realtime_usec(entry: Entry) -> int:

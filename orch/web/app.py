@@ -42,7 +42,7 @@ from orch.errors import (
     StateError,
     UsageError,
 )
-from orch.journal_entries import is_cursor
+from orch.journal_entries import CURSOR_PATTERN
 from orch.scope import Scope
 from orch.session import Session
 from orch.settings import SPAWN_SETTINGS, Kind
@@ -91,6 +91,11 @@ def _not_true_or_false(value: object) -> object:
 # A number, or the words that stand for one (2G, 1h, infinity, TERM). An on/off setting
 # takes true or false alone, as the configuration file does (not "yes", "on" or 1).
 NumberOrWord = Annotated[int | str, BeforeValidator(_not_true_or_false)]
+
+# A header a client may leave out, never null: the schema says a string (else a client
+# reading it could send "null").
+Cursor = Annotated[str | None, Header(pattern=CURSOR_PATTERN),
+                   WithJsonSchema({"type": "string", "pattern": CURSOR_PATTERN})]
 
 _JSON_TYPES: dict[Kind, Any] = {
     Kind.BOOL: StrictBool, Kind.INT: NumberOrWord, Kind.STRING_LIST: list[str],
@@ -260,11 +265,7 @@ def create_app(scope: Scope) -> FastAPI:
              response_class=PlainTextResponse, responses={200: _FOLLOWED})
     def logs(ref: str, lines: Annotated[int | None, Query(ge=0)] = None,
              format: LogFormatName | None = None, follow: bool = False,
-             last_event_id: Annotated[str | None, Header()] = None, host: Host = None
-             ) -> Response:
-        if follow and last_event_id and not is_cursor(last_event_id):
-            raise UsageError("Last-Event-ID: not a journal cursor (the id of an event of "
-                             "this stream)")
+             last_event_id: Cursor = None, host: Host = None) -> Response:
         if host:
             resumed = follow and bool(last_event_id)  # a cursor: what came after it
             words = ["logs", *(["-f", "--sse"] if follow else []), "--no-pager",

@@ -70,7 +70,7 @@ def test_bad_parameters_are_refused_in_one_line(client: TestClient) -> None:
                                                json={"signal": True}), 400)
     assert "host" in _error(client.get("/api/sessions?host=a%20b"), 400)
     for garbage in ("garbage", "s=1;q=2", "s=zz", "s=1;"):
-        assert "Last-Event-ID" in _error(client.get(  # before the stream starts, not in it
+        assert "last-event-id" in _error(client.get(  # before the stream starts, not in it
             "/api/sessions/x/logs?follow=true", headers={"Last-Event-ID": garbage}), 400)
     assert "query.tag.1" in _error(client.get("/api/sessions?tag=a&tag="), 400)
 
