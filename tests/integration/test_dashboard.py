@@ -68,9 +68,33 @@ def test_the_dashboard_lists_streams_spawns_and_stops(orch: Orch) -> None:
         until(lambda: driver.execute_script("return window.orchRefreshes") > refreshes + 1,
               timeout=10, what="two refreshes")
         assert "cannot run" in error.text
+        # Said where the user looks: in view under the header, however long the list.
+        assert driver.execute_script("const box = document.getElementById('error')"
+                                     ".getBoundingClientRect(); "
+                                     "return box.top >= 0 && box.bottom <= innerHeight")
 
-        # On a phone's width the page does not scroll sideways (the table does).
+        # A quote never closed is refused in the page, rather than dropped.
+        driver.find_element(By.ID, "spawn-text").clear()
+        driver.find_element(By.ID, "spawn-text").send_keys('echo "unbalanced')
+        driver.find_element(By.CSS_SELECTOR, "#spawn button").click()
+        until(lambda: "never closed" in error.text, what="the refusal of the quote")
+        assert not [s for s in orch.ps() if s["argv"][:1] == ["echo"]]
+
+        # An ended session's stop and kill are off.
+        table_row(driver, "watched").click()
+        until(lambda: driver.find_element(By.ID, "kill").get_attribute("disabled"),
+              what="kill disabled on an ended session")
+
+        # On a phone's width the page does not scroll sideways, and the status shows
+        # beside even a long name (cut, whole in its title).
+        orch.spawn("sleep", "300", opts=["--name", "a-rather-long-session-name-for-a-phone"])
         driver.set_window_size(390, 800)
         until(lambda: driver.execute_script("const page = document.documentElement; "
                                             "return page.scrollWidth <= page.clientWidth"),
               what="the page to fit")
+        row = until(lambda: table_row(driver, "a-rather-long-session-name-for-a-phone"),
+                    what="the long name listed")
+        until(lambda: driver.execute_script(
+            "const cell = arguments[0].cells[1].getBoundingClientRect(); "
+            "return cell.right <= document.documentElement.clientWidth", row),
+            what="the status in view")
