@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from orch.journal_entries import Entry, field_text, message, realtime_usec
 from orch.session import Record
+from orch.visible import MULTILINE, visible
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,7 +38,8 @@ def render_short(entry: Entry) -> str:
     pid = field_text(entry, "_PID", ",")
     ident = field_text(entry, "SYSLOG_IDENTIFIER", ",")
     host = field_text(entry, "_HOSTNAME", ",")
-    text = message(entry).decode("utf-8", "replace")
+    # A program's escape sequences shown, not run by the terminal (cat gives them raw).
+    text = visible(message(entry).decode("utf-8", "replace"), MULTILINE)
     return f"{_clock(realtime_usec(entry))} {host} {ident}{f'[{pid}]' if pid else ''}: {text}"
 
 

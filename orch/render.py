@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from orch import timespan
 from orch.session import Status
+from orch.visible import MULTILINE, visible
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -354,7 +355,7 @@ def details(session: Session, now: datetime | None = None, unicode: bool = True)
     indent = "\n" + " " * (width + 1)
     lines = [f"{_dot(s.status, unicode)} {s.name} ({s.id})"
              + (f" - {s.description}" if s.description else "")]
-    lines += [f"{label + ':':>{width}} {value.replace(chr(10), indent)}"
+    lines += [f"{label + ':':>{width}} {visible(value, MULTILINE).replace(chr(10), indent)}"
               for label, value in shown]
     if several:
         lines.append(f"{'Invocations:':>{width}}")
@@ -417,20 +418,6 @@ def _width(text: str) -> int:
         return len(text)
     return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF"
                else 1 for c in text)
-
-
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def visible(text: str) -> str:
-    """TEXT with what a terminal would not print as one character (a newline in an
-    argument, an escape sequence) shown escaped, as systemctl shows it: one cell, one
-    line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else _ESCAPES.get(c) or
-                   (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
-                   for c in text)
 
 
 def layout(rows: Sequence[Sequence[str]], width: int | None = None,

@@ -24,9 +24,9 @@ from orch.render import (
     parse_time,
     resources,
     status_cell,
-    visible,
 )
 from orch.session import Status
+from orch.visible import visible
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from orch.results import ResultFormat
 from orch.results import event as parse_event
+from orch.visible import MULTILINE, visible
 
 # A tool result is shown by its first lines, with a count of what was cut.
 RESULT_LINES = 3
@@ -137,10 +138,12 @@ class Transcript:
         self._render = renderers.get(format)
 
     def feed(self, line: str) -> list[str]:
-        """The transcript lines for one output LINE."""
+        """The transcript lines for one output LINE: what the agent, its tools and the
+        prompt said made visible (orch.visible) before it is styled."""
         event = parse_event(line)
         if event is None or self._render is None:
-            return [*self.flush(), line] if line.strip() else []
+            return [*self.flush(), visible(line, MULTILINE)] if line.strip() else []
+        event = _visible_in(event)
         try:
             shown = self._render(event)
         except (AttributeError, KeyError, TypeError, ValueError, IndexError):
@@ -387,6 +390,17 @@ class Transcript:
         if kind in COPILOT_QUIET or kind.startswith(("session.", "model.")):
             return []
         return [self._compact(event)]
+
+
+def _visible_in(value: Any) -> Any:
+    """VALUE (an event decoded from JSON) with each string in it made visible."""
+    if isinstance(value, str):
+        return visible(value, MULTILINE)
+    if isinstance(value, list):
+        return [_visible_in(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _visible_in(item) for key, item in value.items()}
+    return value
 
 
 def _is_gemini_delta(event: Event) -> bool:

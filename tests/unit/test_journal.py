@@ -97,6 +97,13 @@ def test_a_repeated_message_is_its_values_one_per_line_in_every_format() -> None
     assert json.loads(render_json(entry)) == entry
 
 
+def test_a_programs_escape_sequence_is_shown_in_short_and_given_raw_in_cat() -> None:
+    entry = {"MESSAGE": "red \x1b[31mtext\x1b]0;title\x07", "SYSLOG_IDENTIFIER": IDENT,
+             "_PID": "7", "_HOSTNAME": "vm", "__REALTIME_TIMESTAMP": "1795220983793025"}
+    assert render_short(entry).endswith(": red \\x1b[31mtext\\x1b]0;title\\x07")
+    assert render_cat(entry) == "red \x1b[31mtext\x1b]0;title\x07"  # asked for raw
+
+
 def test_json_values_are_strings_only_when_printable_utf8() -> None:
     assert json_value("tab\tand\nnewline é".encode()) == "tab\tand\nnewline é"
     assert json_value(b"\x1b[1mbold") == list(b"\x1b[1mbold")

@@ -277,3 +277,13 @@ def test_an_idle_conversation_says_it_waits_and_since_when_it_runs() -> None:
     # Not "idle since" its start: the turn it waits after ended later than that.
     assert ("    Status: idle: waiting for its next message; running since "
             "Sat 2026-12-05 23:56:58 CET; 3min 2s ago") in lines
+
+
+def test_what_others_wrote_is_shown_never_run_by_the_terminal() -> None:
+    text = render.details(_session(argv=["claude", "-p", "x\x1b]0;TITLE\x07"],
+                                   final_result="ok \x1b[2Jdone\nsecond line",
+                                   status=Status.EXITED, exit_code=0, result="success",
+                                   ended_at=_ago(minutes=1)), NOW)
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b]0;TITLE\\x07" in text and "ok \\x1b[2Jdone" in text
+    assert any(line.strip() == "second line" for line in text.splitlines())  # lines kept

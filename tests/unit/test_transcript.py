@@ -83,6 +83,26 @@ def test_lines_that_are_not_events_are_shown_as_written() -> None:
     assert transcript.feed("   ") == []
 
 
+def test_what_an_agent_its_tools_or_a_program_print_never_commands_the_terminal() -> None:
+    title, clear = "\x1b]0;PWNED\x07", "\x1b[2J"
+    said = [
+        {"type": "assistant", "message": {"content": [
+            {"type": "text", "text": f"first {title}red\nline two\tend"},
+            {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "cat x"}}]}},
+        {"type": "user", "message": {"content": [
+            {"type": "tool_result", "tool_use_id": "t1", "content": f"{clear}tool-red"}]}},
+    ]
+    transcript = Transcript(ResultFormat.CLAUDE_STREAM_JSON, Style(colour=True))
+    shown = [line for event in said for line in transcript.feed(json.dumps(event))]
+    shown += transcript.feed(f"plain {clear}output")
+    text = "\n".join(shown)
+    assert "\x1b]" not in text and "\x1b[2J" not in text and "\x07" not in text
+    assert "first \\x1b]0;PWNED\\x07red" in text and "\\x1b[2Jtool-red" in text
+    assert "line two\tend" in text  # a newline and a tab stay what they are
+    assert shown[-1] == "plain \\x1b[2Joutput"
+    assert any("\x1b[" in line for line in shown)  # orch's own colour still reaches it
+
+
 def test_gemini_shows_the_prompt_it_echoes_and_joins_streamed_text() -> None:
     shown = _render("gemini-offline-stream.jsonl", ResultFormat.GEMINI_JSON)
     assert shown[0] == ("── gemini · gemini-2.5-pro · "
