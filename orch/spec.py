@@ -142,12 +142,15 @@ class SpawnOptions:
                       ("StartLimitIntervalUSec", "t", START_LIMIT_INTERVAL_USEC)]
         if self.sandbox:
             writable = [cwd, *self.add_dirs, *self.writable, *also]
+            # A private /tmp and /var/tmp would hide a working directory kept there: then
+            # the shared ones stay writable (else the agent's own scratch files fail).
+            shared_tmp = any(_under_tmp(path) for path in writable)
             props += [("ProtectSystem", "s", "strict"), ("ProtectHome", "s", "read-only"),
-                      ("ReadWritePaths", "as", writable), ("NoNewPrivileges", "b", True),
+                      ("ReadWritePaths", "as", [*writable, *(_TMP if shared_tmp else ())]),
+                      ("NoNewPrivileges", "b", True),
                       # The exit hook must still write the record outside the sandbox.
                       ("PermissionsStartOnly", "b", True)]
-            if not any(_under_tmp(path) for path in writable):
-                # A private /tmp and /var/tmp would hide a working directory kept there.
+            if not shared_tmp:
                 props.append(("PrivateTmp", "b", True))
             if scope is Scope.USER:
                 # A user manager can set up these namespaces only inside a user namespace.
@@ -155,8 +158,11 @@ class SpawnOptions:
         return props
 
 
+_TMP = ("/tmp", "/var/tmp")
+
+
 def _under_tmp(path: str) -> bool:
-    return any(path == top or path.startswith(top + "/") for top in ("/tmp", "/var/tmp"))
+    return any(path == top or path.startswith(top + "/") for top in _TMP)
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,12 @@ def test_the_sandbox_lets_the_cwd_be_written_and_nothing_else(orch: Orch) -> Non
                           opts=["--sandbox", "--cwd", str(work)])
     assert orch("wait", "--timeout", "60", reporter).returncode == 1
     assert orch.show(reporter)["final_result"] == "sandboxed result"
+    # Its directory lies under /var/tmp, so /tmp is the shared one, not a private one:
+    # writable, as an agent's scratch files need (before, read-only: EROFS).
+    assert str(work).startswith(("/tmp/", "/var/tmp/"))
+    scratch = orch.spawn("/bin/sh", "-c", 'f=$(mktemp) && echo ok > "$f" && rm "$f"',
+                         opts=["--sandbox", "--cwd", str(work)])
+    assert orch("wait", scratch).returncode == 0, orch.logs_text(scratch)
 
 
 def test_secrets_reach_the_program_and_nowhere_else(orch: Orch) -> None:

@@ -46,8 +46,12 @@ def test_the_sandbox_for_a_user_unit() -> None:
 
 @pytest.mark.parametrize("cwd", ["/tmp", "/tmp/work", "/var/tmp/x"])
 def test_no_private_tmp_when_a_writable_path_lives_there(cwd: str) -> None:
-    assert "PrivateTmp" not in _props(SpawnOptions(sandbox=True), cwd=cwd)
-    assert _props(SpawnOptions(sandbox=True), cwd="/tmpfoo")["PrivateTmp"] is True
+    props = _props(SpawnOptions(sandbox=True), cwd=cwd)
+    assert "PrivateTmp" not in props
+    # The shared ones stay writable then: an agent's scratch files go there.
+    assert props["ReadWritePaths"] == [cwd, "/tmp", "/var/tmp"]
+    private = _props(SpawnOptions(sandbox=True), cwd="/tmpfoo")
+    assert private["PrivateTmp"] is True and private["ReadWritePaths"] == ["/tmpfoo"]
 
 
 def test_options_round_trip_through_the_record() -> None:
@@ -121,4 +125,5 @@ def test_the_sessions_own_writable_paths_count_for_a_private_tmp() -> None:
     props = {name: value for name, _, value in SpawnOptions(sandbox=True).properties(
         Scope.USER, "/home/u/src", ["/var/tmp/orch-state"])}
     assert "PrivateTmp" not in props
-    assert props["ReadWritePaths"] == ["/home/u/src", "/var/tmp/orch-state"]
+    assert props["ReadWritePaths"] == ["/home/u/src", "/var/tmp/orch-state", "/tmp",
+                                       "/var/tmp"]
