@@ -172,22 +172,20 @@ def waiting(scope: Scope, session_id: str) -> bool:
         os.close(fd)
 
 
-def idle_result(record: Record) -> AgentResult | None:
-    """What the agent said in its last turn, if RECORD is a conversation whose agent
-    waits for its next message; None while a turn is under way, or a message waits in
-    its input (it is about to be). Read from the current invocation's output: the
-    agent's own `result` event ends each turn. An invocation that has said nothing yet
-    waits only if it was started with nothing to say and has been sent nothing since (a
-    conversation resumed at boot); otherwise it is taking its first message."""
+def idle_result(record: Record) -> tuple[AgentResult, bool]:
+    """What the agent of RECORD, a conversation, said in its turns so far, and whether it
+    waits for its next message: not while a turn is
+    under way, or a message waits in its input (it is about to be). Read from the
+    current invocation's output: the agent's own `result` event ends each turn. An
+    invocation that has said nothing yet waits only if it was started with nothing to
+    say and has been sent nothing since (a conversation resumed at boot); otherwise it
+    is taking its first message."""
     from orch import agents, journal
 
     scope = Scope(record.scope)
     lines = journal.output_lines(record)
     last = next((found for found in map(event, reversed(lines)) if found is not None), None)
-    if last is None and not _quiet_path(scope, record.id).exists():
-        return None
-    if last is not None and last.get("type") != "result":
-        return None
-    if waiting(scope, record.id):
-        return None
-    return agents.read_result(record, lines)
+    said = agents.read_result(record, lines)
+    idle = (last is not None or _quiet_path(scope, record.id).exists()) and \
+        (last is None or last.get("type") == "result") and not waiting(scope, record.id)
+    return said, idle

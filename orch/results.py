@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -54,19 +54,24 @@ def parse(format: ResultFormat, lines: Iterable[str]) -> AgentResult:
 
 
 def turns(format: ResultFormat, lines: Iterable[str]) -> list[AgentResult]:
-    """What each turn in LINES said, oldest first: for claude, each `result` event ends
-    a turn (a conversation has one per message, a resumed session one per run; what
-    follows the last one is a turn cut short or under way); any other format's output
-    is one turn."""
+    """What each turn in LINES (one run's output) said, oldest first: for claude, each
+    `result` event ends a turn (a conversation has one per message; what follows the
+    last one is a turn cut short or under way), its cost what the run's total rose by;
+    any other format's output is one turn."""
     if format is not ResultFormat.CLAUDE_STREAM_JSON:
         whole = parse(format, lines)
         return [whole] if whole != EMPTY else []
     found: list[AgentResult] = []
     turn: list[dict[str, Any]] = []
+    spent = 0.0  # claude's total_cost_usd: the run's so far, not the turn's
     for event in _events([line.rstrip("\r\n") for line in lines]):
         turn.append(event)
         if event.get("type") == "result":
-            found.append(_claude(turn))
+            said = _claude(turn)
+            if said.cost_usd is not None:
+                cost, spent = max(said.cost_usd - spent, 0.0), said.cost_usd
+                said = replace(said, cost_usd=cost)
+            found.append(said)
             turn = []
     rest = _claude(turn)
     if rest.final_result is not None:
@@ -116,11 +121,13 @@ def _add(total: dict[str, int], counts: dict[str, int]) -> None:
 def _claude(events: list[dict[str, Any]]) -> AgentResult:
     """claude -p --output-format stream-json --verbose: a `system`/`init` event, then
     `assistant`/`user` messages, then one `result` event with the final text, is_error,
-    usage and total_cost_usd. Every event carries session_id."""
+    usage and total_cost_usd. Every event carries session_id. A conversation has a
+    `result` each turn: its usage the turn's (added up here), total_cost_usd the run's."""
     session_id: str | None = None
     last_text: str | None = None  # said since the last turn's result (a conversation's)
     result: dict[str, Any] | None = None
     answered: str | None = None  # what the turn RESULT ends said
+    usage: dict[str, int] = {}  # a conversation's turns' together: each result has its own
     for event in events:
         session_id = _str(event.get("session_id")) or session_id
         kind = event.get("type")
@@ -128,10 +135,11 @@ def _claude(events: list[dict[str, Any]]) -> AgentResult:
             last_text = _claude_text(event.get("message")) or last_text
         elif kind == "result":
             result, answered, last_text = event, last_text, None
+            _add(usage, _counts(event.get("usage")))
     if result is None:
         # Cut short (killed, or still running): the last thing it said is all there is.
         return AgentResult(session_id, last_text, False, None, None)
-    return _claude_result(session_id, result, answered)
+    return replace(_claude_result(session_id, result, answered), usage=usage or None)
 
 
 def _claude_result(session_id: str | None, result: dict[str, Any],

@@ -79,20 +79,23 @@ def _tagged(record: Record, tags: Sequence[str]) -> bool:
 
 def conversing(session: Session, record: Record) -> Session:
     """SESSION as IDLE, with its last turn's result, if it is a conversation whose agent
-    waits for its next message (what the manager cannot tell: its output says it)."""
+    waits for its next message (what the manager cannot tell: its output says it); while
+    a turn is under way, still RUNNING, with what its turns before cost."""
     if session.status is not Status.RUNNING or not record.agent.get("interactive") \
             or record.intent is not None:  # being stopped or killed: not waiting for anyone
         return session
     from orch import conversation
 
-    said = conversation.idle_result(record)
-    if said is None:
+    said, idle = conversation.idle_result(record)
+    if not idle and said.usage is None and said.cost_usd is None:
         return session
-    # result: the last turn's verdict, as the agent gave it; its cost and tokens (the
-    # run's so far, as the agent counts them) with its earlier runs', as Session.of sums.
+    # Its cost and tokens (the run's so far, as the agent counts them) with its earlier
+    # runs', as Session.of sums them; once idle, the last turn's verdict as the agent gave it.
     from orch.results import summed
 
     cost, tokens = summed([*record.history, {"usage": said.usage, "cost_usd": said.cost_usd}])
+    if not idle:
+        return replace(session, usage=tokens, cost_usd=cost)
     return replace(session, status=Status.IDLE, final_result=said.final_result,
                    result="agent-error" if said.is_error else "success",
                    provider_session_id=said.provider_session_id or session.provider_session_id,
@@ -111,8 +114,28 @@ def turn_results(rt: Runtime, ref: str) -> list[AgentResult]:
 
         return [] if record.final_result is None else [
             replace(EMPTY, final_result=record.final_result)]
-    lines = journal.read_logs(record, output=journal.LogFormat.CAT).splitlines()
-    return turns(agents.output_format(record), lines)
+    output = journal.read_logs(record, output=journal.LogFormat.JSON)
+    return [turn for run in runs(output) for turn in turns(agents.output_format(record), run)]
+
+
+def runs(output: str) -> list[list[str]]:
+    """The program's lines in OUTPUT (`orch logs -o json`), each invocation's apart,
+    oldest first: an agent's totals start again with each run. A line journald did not
+    stamp (a process gone at once) goes with the run before it."""
+    import json
+
+    from orch.journal_entries import field_text, message
+
+    found: list[list[str]] = []
+    current = None
+    for line in output.splitlines():
+        entry = json.loads(line)
+        stamped = field_text(entry, "_SYSTEMD_INVOCATION_ID")
+        if not found or (stamped and stamped != current):
+            found.append([])
+            current = stamped or current
+        found[-1].append(message(entry).decode("utf-8", "replace"))
+    return found
 
 
 def may_run_archived(store: StateStore, live: Sessions,

@@ -303,3 +303,30 @@ def test_junk_between_real_events_is_skipped() -> None:
 def test_no_output_is_an_empty_result(format: ResultFormat) -> None:
     assert parse(format, []) == AgentResult(None, None, False, None, None)
     assert parse(format, iter(["\n"])) == AgentResult(None, None, False, None, None)
+
+
+def test_a_conversations_tokens_add_up_its_turns_and_each_turn_costs_what_it_added() -> None:
+    from orch.results import turns
+
+    recorded = (DATA / "claude-conversation.jsonl").read_text().splitlines()
+    # Each turn's result has that turn's usage (12 in, 7 out), and the run's total cost.
+    whole = parse(ResultFormat.CLAUDE_STREAM_JSON, recorded)
+    assert whole.usage is not None and whole.cost_usd == 0.00047
+    assert (whole.usage["input_tokens"], whole.usage["output_tokens"]) == (24, 14)
+    each = turns(ResultFormat.CLAUDE_STREAM_JSON, recorded)
+    assert [t.final_result for t in each] == ["first answer", "second answer"]
+    assert [round(t.cost_usd or 0, 9) for t in each] == [0.000235, 0.000235]  # not 0.00047
+    assert [t.usage and t.usage["input_tokens"] for t in each] == [12, 12]
+
+
+def test_each_runs_lines_are_apart_so_totals_start_again() -> None:
+    from orch.usecases.query import runs
+
+    def entry(text: str, invocation: str | None) -> str:
+        stamped = {"_SYSTEMD_INVOCATION_ID": invocation} if invocation else {}
+        return json.dumps({"MESSAGE": text, **stamped})
+
+    output = "\n".join([entry("a1", "inv1"), entry("a2", "inv1"), entry("gone", None),
+                        entry("b1", "inv2"), entry("b2", None)])
+    assert runs(output) == [["a1", "a2", "gone"], ["b1", "b2"]]
+    assert runs("") == []

@@ -49,7 +49,11 @@ def _lines(fd: int) -> list[dict[str, object]]:
 
 
 def _idle(monkeypatch: pytest.MonkeyPatch, said: AgentResult | None) -> None:
-    monkeypatch.setattr(conversation, "idle_result", lambda record: said)
+    """The conversation waits, having said SAID; or (None) a turn is under way."""
+    from orch.results import EMPTY
+
+    monkeypatch.setattr(conversation, "idle_result",
+                        lambda record: (said or EMPTY, said is not None))
 
 
 DONE = AgentResult("conv-1", "the answer", False, {"input_tokens": 3}, 0.01)
@@ -203,26 +207,36 @@ def test_idle_is_read_from_the_output_the_quiet_mark_and_the_pipe(
                          "result": "done", "session_id": "conv"})
     agent_end = conversation.open_input(Scope.USER, record.id)  # started with a message
     try:
-        assert conversation.idle_result(record) is None  # taking its first message
+        assert not conversation.idle_result(record)[1]  # taking its first message
         said[:] = [json.dumps({"type": "system", "subtype": "init"}), result]
-        answer = conversation.idle_result(record)
-        assert answer is not None and answer.final_result == "done"
+        answer, idle = conversation.idle_result(record)
+        assert idle and answer.final_result == "done"
         said.append(json.dumps({"type": "assistant", "message": {"content": []}}))
-        assert conversation.idle_result(record) is None  # a new turn under way
+        assert not conversation.idle_result(record)[1]  # a new turn under way
         said[:] = [result]
         conversation.deliver(Scope.USER, record.id, b'{"type":"user"}\n')
-        assert conversation.idle_result(record) is None  # a message waits in its input
+        assert not conversation.idle_result(record)[1]  # a message waits in its input
     finally:
         os.close(agent_end)
     said.clear()
     agent_end = conversation.open_input(Scope.USER, record.id, quiet=True)  # at boot
     try:
-        assert conversation.idle_result(record) is not None  # nothing to say, nothing sent
+        assert conversation.idle_result(record)[1]  # nothing to say, nothing sent
         conversation.deliver(Scope.USER, record.id, b'{"type":"user"}\n')
         os.read(agent_end, 100)  # the agent took it, and has not answered yet
-        assert conversation.idle_result(record) is None
+        assert not conversation.idle_result(record)[1]
     finally:
         os.close(agent_end)
+
+
+def test_a_turn_under_way_keeps_what_the_turns_before_it_cost(
+        fake: FakeManager, rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    started(fake, rt, "talk", provider="claude", agent=INTERACTIVE)
+    monkeypatch.setattr(conversation, "idle_result", lambda record: (DONE, False))
+    [session] = query.list_sessions(rt)
+    # Before, cost and tokens went blank (COST -) for as long as the next turn ran.
+    assert session.status is Status.RUNNING and session.cost_usd == 0.01
+    assert session.usage == {"input_tokens": 3} and session.final_result is None
 
 
 def test_a_conversation_being_stopped_is_not_idle(fake: FakeManager, rt: Runtime,
