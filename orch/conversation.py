@@ -101,7 +101,12 @@ def remove_input(scope: Scope, session_id: str) -> None:
 
 
 def user_message(format: ResultFormat, text: str) -> bytes:
-    """TEXT as FORMAT's agent takes a user message on its input: one line."""
+    """TEXT as FORMAT's agent takes a user message on its input: one line. TEXT may be
+    MAX_MESSAGE_BYTES long, and the line must fit the input's pipe whole."""
+    size = len(text.encode("utf-8", "surrogateescape"))
+    if size > MAX_MESSAGE_BYTES:
+        raise UsageError(f"the message is {size:,} bytes; an agent takes at most "
+                         f"{MAX_MESSAGE_BYTES:,}")
     if format is ResultFormat.CLAUDE_STREAM_JSON:
         message = {"type": "user", "message": {"role": "user", "content": [
             {"type": "text", "text": text}]}}
@@ -109,9 +114,9 @@ def user_message(format: ResultFormat, text: str) -> bytes:
     else:
         raise UsageError(f"the {format} format takes no messages")
     data = line.encode("utf-8", "surrogateescape")
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise UsageError(f"the message is {len(data):,} bytes; an agent takes at most "
-                         f"{MAX_MESSAGE_BYTES:,}")
+    if len(data) > PIPE_BYTES:  # control characters, written escaped six times as long
+        raise UsageError(f"the message, written as the agent reads it, is {len(data):,} "
+                         f"bytes: more than its input takes ({PIPE_BYTES:,})")
     return data
 
 

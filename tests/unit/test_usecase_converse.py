@@ -118,8 +118,11 @@ def test_send_refusals_are_one_line(fake: FakeManager, rt: Runtime,
         converse.send(rt, "talk", None, interrupt=True)
     with pytest.raises(UsageError, match="give a message, or --interrupt"):
         converse.send(rt, "talk", "x", interrupt=True)
-    with pytest.raises(UsageError, match="an agent takes at most 262,144"):
+    with pytest.raises(UsageError, match="^the message is 300,000 bytes; an agent takes "
+                                         "at most 262,144$"):  # its own size, no envelope
         converse.send(rt, "talk", "x" * 300_000)
+    with pytest.raises(UsageError, match="more than its input takes"):  # escaped, 6 times
+        converse.send(rt, "talk", "\x01" * 200_000)
     for empty in ("", " \n"):  # the API refused it; the CLI started a turn on nothing
         with pytest.raises(UsageError, match=r"^the message is empty$"):
             converse.send(rt, "talk", empty)
@@ -305,3 +308,11 @@ def test_an_idle_resumed_conversation_costs_every_run_so_far(
     assert session.status is Status.IDLE and session.id == record.id
     assert session.usage == {"input_tokens": 6, "output_tokens": 8}
     assert session.cost_usd == pytest.approx(0.0112)
+
+
+def test_a_message_of_exactly_the_limit_is_taken() -> None:
+    from orch.results import ResultFormat
+
+    line = conversation.user_message(ResultFormat.CLAUDE_STREAM_JSON,
+                                     "b" * conversation.MAX_MESSAGE_BYTES)
+    assert line.endswith(b"\n") and len(line) > conversation.MAX_MESSAGE_BYTES
