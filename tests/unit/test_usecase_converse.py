@@ -118,8 +118,8 @@ def test_send_refusals_are_one_line(fake: FakeManager, rt: Runtime,
         converse.send(rt, "talk", None, interrupt=True)
     with pytest.raises(UsageError, match="give a message, or --interrupt"):
         converse.send(rt, "talk", "x", interrupt=True)
-    with pytest.raises(UsageError, match="^the message is 300,000 bytes; an agent takes "
-                                         "at most 262,144$"):  # its own size, no envelope
+    with pytest.raises(UsageError, match=r"^the message is 300,000 bytes; an agent takes "
+                                         r"at most 262,144$"):  # its own size, no envelope
         converse.send(rt, "talk", "x" * 300_000)
     with pytest.raises(UsageError, match="more than its input takes"):  # escaped, 6 times
         converse.send(rt, "talk", "\x01" * 200_000)
