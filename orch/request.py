@@ -130,12 +130,18 @@ def spawn_request(config: Config | None, profile: str | None,
                          "(orch send)")
     if flags.get("priority") is not None and request.queue is None:
         raise UsageError("--priority orders a queue: give --queue NAME (or spawn.queue)")
+    if request.interactive and any(flags.get(k) is not None for k in ("retries", "retry_delay")):
+        # Given, it would be dropped: a conversation's failed turn is not run again.
+        raise UsageError("--retries and --interactive do not go together: a conversation "
+                         "is not run again when the API fails a turn")
     if request.agent is None:  # a plain command: an agent's option would be dropped
         for key, value in flags.items():
             setting = SPAWN_SETTINGS[key]
             if setting.agent_only and value not in (None, False):
-                raise UsageError(f"{setting.flag} is an agent's option: give --provider "
-                                 "(claude, codex, ...) or leave it out")
+                given = "--provider exec runs a plain command: " \
+                    if request.provider == EXEC else ""
+                raise UsageError(f"{given}{setting.flag} is an agent's option: give "
+                                 "--provider (claude, codex, ...) or leave it out")
     return request
 
 

@@ -434,11 +434,22 @@ def test_an_agents_option_given_to_a_plain_command_is_refused_not_dropped(
         key: str, value: object, flag: str) -> None:
     from orch.request import spawn_request
 
-    for provider in (None, "exec"):
+    for provider, said in ((None, ""), ("exec", "--provider exec runs a plain command: ")):
         with pytest.raises(UsageError) as err:
             spawn_request(None, None, {"provider": provider, key: value})
-        assert err.value.message == (f"{flag} is an agent's option: give --provider "
+        assert err.value.message == (f"{said}{flag} is an agent's option: give --provider "
                                      "(claude, codex, ...) or leave it out")
     assert spawn_request(None, None, {"provider": "claude", key: value}).agent == "claude"
     # Not given (None, or a flag left off): nothing to refuse.
     assert spawn_request(None, None, {key: None}).agent is None
+
+
+def test_retries_given_to_a_conversation_are_refused_not_dropped() -> None:
+    from orch.request import spawn_request
+
+    for key, value in (("retries", "2"), ("retry_delay", "10s")):
+        with pytest.raises(UsageError, match="--retries and --interactive do not go"):
+            spawn_request(None, None, {"provider": "claude", "interactive": True, key: value})
+    # A [spawn] default for every spawn is no request of this one: left, as documented.
+    loaded = _config({"retries": 2})
+    assert spawn_request(loaded, None, {"provider": "claude", "interactive": True}).interactive
