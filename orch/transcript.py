@@ -61,8 +61,9 @@ class Style:
         return f"\x1b[{code}m{text}\x1b[0m" if self.colour and text else text
 
     def cut(self, text: str, indent: int = 0) -> str:
-        """TEXT on one line, cut to the width (less INDENT columns)."""
-        flat = " ".join(text.split())
+        """TEXT on one line (its line breaks marked ⏎), cut to the width (less INDENT
+        columns)."""
+        flat = " ⏎ ".join(" ".join(line.split()) for line in text.strip().splitlines())
         if self.width is None or len(flat) + indent <= self.width:
             return flat
         room = max(self.width - indent - 1, 8)
@@ -208,6 +209,8 @@ class Transcript:
         if kind in _CLAUDE_UNSHOWN or (kind == "system"
                                        and event.get("subtype") in _CLAUDE_UNSHOWN):
             return []
+        if kind == "system" and event.get("subtype") == "api_retry":
+            return [self.style.dim(f"· {_retry(event)}")]
         if kind == "system":
             detail = {k: v for k, v in event.items()
                       if k not in ("type", "subtype", "session_id", "uuid")}
@@ -231,8 +234,9 @@ class Transcript:
             return self._claude_result(event)
         if kind == "rate_limit_event":
             info = event.get("rate_limit_info") or {}
-            return [self.style.dim(f"· rate limit {info.get('status', '?')} "
-                                   f"({info.get('rateLimitType', '?')})")]
+            limit = info.get("rateLimitType")
+            return [self.style.dim(f"· rate limit {info.get('status', '?')}"
+                                   + (f" ({limit})" if limit else ""))]
         return [self._compact(event)]
 
     def _claude_blocks(self, blocks: list[Event]) -> list[str]:
@@ -390,6 +394,17 @@ class Transcript:
         if kind in COPILOT_QUIET or kind.startswith(("session.", "model.")):
             return []
         return [self._compact(event)]
+
+
+def _retry(event: Event) -> str:
+    """claude's own retry of a failed API call, as words: "retrying (1/10) in 0.5s: 529
+    overloaded"."""
+    attempt, most = event.get("attempt"), event.get("max_retries")
+    delay = event.get("retry_delay_ms")
+    why = " ".join(str(event[k]) for k in ("error_status", "error") if event.get(k))
+    return "retrying" + (f" ({attempt}/{most})" if attempt and most else "") + (
+        f" in {delay / 1000:.1f}s" if isinstance(delay, int | float) else "") + (
+        f": {why}" if why else "")
 
 
 def _visible_in(value: Any) -> Any:

@@ -254,3 +254,20 @@ def test_a_codex_run_shows_its_command_once_with_its_output() -> None:
         "  ⎿ p", "    q", "    r", "    … (+1 line)",  # at item.completed
         "Codex printed four lines.",
         "── turn done · 80 in / 16 out tokens ──"]
+
+
+def test_claudes_own_retries_rate_limits_and_multi_line_commands_read_as_words() -> None:
+    transcript = Transcript(ResultFormat.CLAUDE_STREAM_JSON)
+
+    def shown(event: dict[str, object]) -> list[str]:
+        return transcript.feed(json.dumps(event))
+
+    retry = {"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10,
+             "retry_delay_ms": 514.5662344453737, "error_status": 529, "error": "overloaded"}
+    assert shown(retry) == ["· retrying (1/10) in 0.5s: 529 overloaded"]  # not its JSON
+    allowed = {"type": "rate_limit_event", "rate_limit_info": {"status": "allowed"}}
+    assert shown(allowed) == ["· rate limit allowed"]  # not "(?)"
+    call = {"type": "assistant", "message": {"content": [{
+        "type": "tool_use", "id": "t", "name": "Bash",
+        "input": {"command": "echo multi\necho line"}}]}}
+    assert shown(call) == ["⏺ Bash  echo multi ⏎ echo line"]  # not one command of four words
