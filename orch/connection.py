@@ -124,16 +124,17 @@ class Connection:
         ended = select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL
         return not any(mask & ended for _fd, mask in events)
 
-    def drained(self) -> bool:
+    def drained(self, most: int | None = None) -> bool:
         """Whether the connection still works, found by reading and dispatching what
-        queued on it: a connection the manager closed says so only after what it sent
-        before (the process() that meets the end returns nothing, as sd-bus enters its
-        closing state; the next dispatches the closing; only the third fails). So three
-        quiet ones in a row, not one, mean it is open."""
+        queued on it (MOST messages at most, if given): a connection the manager closed
+        says so only after what it sent before (the process() that meets the end returns
+        nothing, as sd-bus enters its closing state; the next dispatches the closing;
+        only the third fails). So three quiet ones in a row, not one, mean it is open."""
         try:
-            quiet = 0
-            while quiet < 3:  # a message a callback took comes back as none, too
-                handled = self.handled
+            quiet = read = 0
+            while quiet < 3 and (most is None or read < most):
+                read += 1
+                handled = self.handled  # a message a callback took comes back as none too
                 empty = self.bus.process().is_empty() and self.handled == handled
                 quiet = quiet + 1 if empty else 0
         except Exception:

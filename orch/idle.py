@@ -24,6 +24,9 @@ if TYPE_CHECKING:  # not at run time: it costs every command's start nothing the
 
 # Where a connection idles: the manager's address, the process and the thread.
 Key = tuple[bytes | None, int, int]
+# Messages read from an idle connection at a time: on a busy manager more keep coming,
+# and a take() waits for the read to end. What is left wakes the reader again.
+READ_AT_MOST = 256
 
 
 class IdlePool:
@@ -69,7 +72,7 @@ class IdlePool:
             with self._lock:
                 found = self._idle.pop(key, None)
                 if found is not None:
-                    self._unwatch(found[2])
+                    self._unwatch(found[2], key)
                     return found[0]
                 reading = self._reading.get(key)
             if reading is None:
@@ -125,9 +128,13 @@ class IdlePool:
             self._poller.modify(fd, self._traffic)
         self._watched[fd] = key
 
-    def _unwatch(self, fd: int) -> None:
-        """Stop watching socket FD (under the lock): its connection is in use, or goes."""
-        if self._watched.pop(fd, None) is not None and self._poller is not None:
+    def _unwatch(self, fd: int, key: Key) -> None:
+        """Stop watching KEY's socket FD (under the lock): its connection is in use, or
+        goes. (Closed meanwhile, FD may be another key's socket now: that one stays.)"""
+        if self._watched.get(fd) != key:
+            return
+        del self._watched[fd]
+        if self._poller is not None:
             with suppress(OSError):  # closed already: epoll forgot it itself
                 self._poller.unregister(fd)
 
@@ -139,8 +146,8 @@ class IdlePool:
                 now = time.monotonic()
                 expired = [key for key, (_, due, _) in self._idle.items() if due <= now]
                 done = [self._idle.pop(key) for key in expired]
-                for _, _, fd in done:
-                    self._unwatch(fd)
+                for key, (_, _, fd) in zip(expired, done, strict=True):
+                    self._unwatch(fd, key)
                 due = min((d for _, d, _ in self._idle.values()), default=None)
                 self._until = due
             for conn, _, _ in done:
@@ -169,8 +176,8 @@ class IdlePool:
             reading.acquire()
         conn = entry[0]
         alive = False
-        with suppress(Exception):
-            alive = conn.drained()
+        with suppress(Exception):  # a bounded read: a take() waits for it to end
+            alive = conn.drained(READ_AT_MOST)
         with self._lock:
             del self._reading[key]
             reading.release()
@@ -178,7 +185,7 @@ class IdlePool:
                 self._idle[key] = entry
                 self._watch(key, fd)
             else:
-                self._unwatch(fd)
+                self._unwatch(fd, key)
         if not alive:
             with suppress(Exception):
                 conn.close()

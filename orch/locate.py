@@ -45,11 +45,10 @@ def resolve_program(program: str, search_path: str, cwd: str) -> str:
         if not candidate.exists():
             raise SpawnFailed(f"cannot run {shown}: no such file")
     else:
-        found = _on_path(program, search_path, cwd)
+        found, unusable = _on_path(program, search_path, cwd)
         if found is None:
-            if any(os.path.isfile(os.path.join(d, program)) for d in search_path.split(":") if d):
-                raise SpawnFailed(f"cannot run {shown}: not executable")
-            raise SpawnFailed(f"cannot run {shown}: not found on PATH")
+            raise SpawnFailed(f"cannot run {shown}: "
+                              f"{'not executable' if unusable else 'not found on PATH'}")
         return os.path.normpath(found)
     if candidate.is_dir():
         raise SpawnFailed(f"cannot run {shown}: is a directory")
@@ -58,19 +57,21 @@ def resolve_program(program: str, search_path: str, cwd: str) -> str:
     return os.path.normpath(candidate.absolute())
 
 
-def _on_path(program: str, search_path: str, cwd: str) -> str | None:
+def _on_path(program: str, search_path: str, cwd: str) -> tuple[str | None, bool]:
     """The first executable file named PROGRAM in SEARCH_PATH's directories, a relative
-    or empty one taken in CWD as the session's shell would: shutil.which's search,
-    without loading shutil (with its bz2 and lzma, 1 ms of every command's start)."""
-    seen = set()
+    or empty one taken in CWD as the session's shell would take it (shutil.which's order,
+    without loading shutil: with its bz2 and lzma, 1 ms of every command's start); and
+    whether a file of that name was found that is not executable."""
+    seen, unusable = set(), False
     for directory in search_path.split(":"):
         if directory in seen:
             continue
         seen.add(directory)
         candidate = os.path.join(cwd, directory, program)
         if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
-            return candidate
-    return None
+            return candidate, unusable
+        unusable = unusable or os.path.isfile(candidate)
+    return None, unusable
 
 
 def orch_bin_dir() -> str | None:

@@ -4,10 +4,10 @@ file, so that a wait for the state lock can say whom it waits for."""
 from __future__ import annotations
 
 import os
-import re
+
+from orch.visible import visible
 
 PROC_LOCKS = "/proc/locks"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def holder(fd: int, locks: str | None = None) -> str | None:
@@ -45,6 +45,5 @@ def _command(pid: int) -> str:
             words = words[1:]
     if not words:
         return ""
-    # Not ours to trust: no control character of it reaches a terminal.
-    text = _CONTROL.sub(" ", " ".join([os.path.basename(words[0]), *words[1:]]))
+    text = visible(" ".join([os.path.basename(words[0]), *words[1:]]))  # not ours to trust
     return f" ({text[:77]}...)" if len(text) > 80 else f" ({text})"

@@ -414,7 +414,7 @@ def _visible_in(value: Any) -> Any:
     if isinstance(value, list):
         return [_visible_in(item) for item in value]
     if isinstance(value, dict):
-        return {key: _visible_in(item) for key, item in value.items()}
+        return {visible(str(key)): _visible_in(item) for key, item in value.items()}
     return value
 
 

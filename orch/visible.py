@@ -15,6 +15,11 @@ def visible(text: str, keep: str = "") -> str:
     they are."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() or c in keep else _ESCAPES.get(c) or
-                   (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+    return "".join(c if c.isprintable() or c in keep else _ESCAPES.get(c) or _escape(ord(c))
                    for c in text)
+
+
+def _escape(code: int) -> str:
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

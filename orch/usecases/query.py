@@ -131,9 +131,9 @@ def runs(output: str) -> list[list[str]]:
     for line in output.splitlines():
         entry = json.loads(line)
         stamped = field_text(entry, "_SYSTEMD_INVOCATION_ID")
-        if not found or (stamped and stamped != current):
+        if not found or (stamped and current is not None and stamped != current):
             found.append([])
-            current = stamped or current
+        current = stamped or current
         found[-1].append(message(entry).decode("utf-8", "replace"))
     return found
 

@@ -80,6 +80,7 @@ def recover(rt: Runtime) -> RecoverReport:
         decisions[record.id] = decide(record, unit, alive, evidence)
     written = store.update(lambda s: _apply(s, records, decisions))
     faults.point("recover.decided")
+    told_lost: dict[str, str] | None = None  # read once, if one is lost
     for session_id, decision in decisions.items():
         outcomes[session_id] = decision.outcome
         if decision.outcome in (Outcome.ENDED, Outcome.ALREADY_ENDED, Outcome.LOST):
@@ -98,8 +99,10 @@ def recover(rt: Runtime) -> RecoverReport:
             # yet), but no dependent can wait on it any more: they are blocked. It is
             # told once an invocation, with on_end and on_failed: nobody watched it end.
             errors += release_dependents(rt, session_id, after_dir(scope), lost=True)
-            if not _told_lost(rt, decision.record):
-                errors += tell(rt, decision.record, Kind.ENDED, Status.LOST, LOST_DETAIL)
+            told_lost = _told_lost(rt) if told_lost is None else told_lost
+            record = decision.record
+            if told_lost.get(session_id, "") < (record.started_at or record.created_at):
+                errors += tell(rt, record, Kind.ENDED, Status.LOST, LOST_DETAIL)
     for session_id in _adopt(rt, loaded, set(records)):
         outcomes[session_id] = Outcome.ADOPTED
     for record in store.load().values():
@@ -181,13 +184,13 @@ def _restart(rt: Runtime, decided: Record, errors: list[str]) -> Outcome:
     return Outcome.RESTARTED
 
 
-def _told_lost(rt: Runtime, record: Record) -> bool:
-    """Whether the event log tells RECORD's current invocation lost already."""
+def _told_lost(rt: Runtime) -> dict[str, str]:
+    """When the event log last told each session lost (its last 80,000 events or so:
+    one told longer ago than that is told again)."""
     from orch import events
 
-    since = record.started_at or record.created_at
-    return any(e.session_id == record.id and e.event == Kind.ENDED and e.status == Status.LOST
-               and e.time >= since for e in events.read(rt.store.directory))
+    return {e.session_id: e.time for e in events.read(rt.store.directory)
+            if e.event == Kind.ENDED and e.status == Status.LOST}
 
 
 def _set_argv(sessions: Sessions, session_id: str, argv: list[str]) -> Record | None:

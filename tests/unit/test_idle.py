@@ -25,6 +25,7 @@ class FakeConnection:
         self.sock = sock
         self.alive = alive
         self.read: list[bytes] = []
+        self.order: list[str] = []  # "read" as drained() ends, and what a test adds
         self.reading = threading.Event()
         self.hold: _thread.LockType | None = None
 
@@ -35,13 +36,14 @@ class FakeConnection:
         return -1 if self.sock is None or (not self.alive and self.read) else \
             self.sock.fileno()
 
-    def drained(self) -> bool:
+    def drained(self, most: int | None = None) -> bool:
         self.reading.set()
         if self.hold is not None:
             with self.hold:
                 pass
         assert self.sock is not None
         self.read.append(self.sock.recv(4096))
+        self.order.append("read")
         return self.alive
 
 
@@ -162,12 +164,18 @@ def test_a_take_while_the_connection_is_read_waits_for_it() -> None:
     managers.send(b"traffic")
     assert conn.reading.wait(10.0)
     taken: list[object] = []
-    taker = threading.Thread(target=lambda: taken.append(pool.take(KEY)))
+
+    def take() -> None:
+        taken.append(pool.take(KEY))
+        conn.order.append("taken")
+
+    taker = threading.Thread(target=take)
     taker.start()
-    assert pool.holds(KEY) and not taken  # being read: neither idle nor handed out
+    assert pool.holds(KEY)  # being read: neither idle nor handed out
     conn.hold.release()
     taker.join(10.0)
     assert taken == [conn] and conn.read == [b"traffic"] and conn.closes == 0
+    assert conn.order == ["read", "taken"]  # handed out only once read
 
 
 def test_a_connection_in_use_is_not_read_by_the_pool() -> None:

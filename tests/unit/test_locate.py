@@ -133,3 +133,9 @@ def test_an_empty_or_relative_path_entry_is_taken_in_the_sessions_directory(
     assert resolve_program("tool", f"/nonexistent::{tmp_path / 'x'}", work) == str(here)
     assert resolve_program("other", "bin", work) == str(below)
     assert resolve_program("sh", "/nonexistent:/bin", work) == "/bin/sh"
+
+
+def test_a_file_not_executable_in_a_relative_path_entry_is_said_so(tmp_path: Path) -> None:
+    _executable(tmp_path / "work" / "bin" / "tool", mode=0o644)
+    with pytest.raises(SpawnFailed, match="not executable"):
+        resolve_program("tool", "bin", str(tmp_path / "work"))  # the session's bin/

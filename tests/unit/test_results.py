@@ -329,4 +329,7 @@ def test_each_runs_lines_are_apart_so_totals_start_again() -> None:
     output = "\n".join([entry("a1", "inv1"), entry("a2", "inv1"), entry("gone", None),
                         entry("b1", "inv2"), entry("b2", None)])
     assert runs(output) == [["a1", "a2", "gone"], ["b1", "b2"]]
+    # A first line not stamped is the first run's, not a run of its own.
+    assert runs("\n".join([entry("early", None), entry("a1", "inv1"), entry("b1", "inv2")])
+                ) == [["early", "a1"], ["b1"]]
     assert runs("") == []

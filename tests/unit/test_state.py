@@ -737,7 +737,7 @@ def test_a_wait_for_the_lock_says_whom_it_waits_for_and_the_timeout_names_it(
         with pytest.raises(StateError) as err:
             store.update(_add(_record(2)))
         said = capsys.readouterr().err
-        who = f"pid {holder.pid} (hold [2J.py "  # its command, cut to 80 characters
+        who = f"pid {holder.pid} (hold\\x1b[2J.py "  # its command, shown, cut to 80
         assert said.startswith(f"orch: waiting for {store.lock_path}, held by {who}")
         assert said.endswith(")\n") and said.count("\n") == 1 and "\x1b" not in said
         assert err.value.message.startswith(
