@@ -123,8 +123,7 @@ class _Reader:
 
 
 def _sync() -> bool:
-    """Ask journald to take in everything already sent to it (journalctl --sync
-    returns once it has); False where that is not allowed (only root may)."""
+    """Have journald take in all sent to it (journalctl --sync); False if not root."""
     if os.geteuid() != 0:
         return False
     try:
@@ -146,8 +145,7 @@ def _output_matches(scope: str, units: Iterable[str]) -> list[str]:
     """The journal matches of what UNITS' sessions of SCOPE wrote (as this user, where
     a user's manager runs them)."""
     own = [f"_UID={os.geteuid()}"] if scope == Scope.USER else []
-    return [*(f"SYSLOG_IDENTIFIER={syslog_identifier(unit)}" for unit in sorted(units)),
-            *own]
+    return [*(f"SYSLOG_IDENTIFIER={syslog_identifier(u)}" for u in sorted(units)), *own]
 
 
 def default_format(record: Record) -> LogFormat:
@@ -159,8 +157,7 @@ def default_format(record: Record) -> LogFormat:
 def printer(record: Record, output: LogFormat | None, write: Write,
             refresh: Callable[[], Sequence[tuple[str, int]]] | None = None,
             style: Style | None = None) -> Printer:
-    """A Printer of RECORD's output in OUTPUT format (None: its default_format); a
-    transcript is decorated in STYLE."""
+    """RECORD's output's Printer in OUTPUT format (None: its default); STYLE: a transcript's."""
     output = default_format(record) if output is None else output
     transcript = None
     if output is LogFormat.TRANSCRIPT:
@@ -190,8 +187,7 @@ def logs_argv(record: Record, *, lines: int | None = None, follow: bool = False,
     if lines is not None:
         argv += ["--lines", _count(lines)]
     argv += _since(since)
-    if follow:
-        argv.append("--follow")
+    argv += ["--follow"] if follow else []
     return argv + _output_matches(record.scope, [record.unit])
 
 
@@ -205,8 +201,7 @@ _COUNT_MAX = 2**32 - 1
 
 
 def _count(lines: int) -> str:
-    """--lines' argument for the last LINES entries: "all" beyond what journalctl counts
-    (and any journal holds)."""
+    """--lines' argument for the last LINES entries ("all" past what journalctl counts)."""
     return str(lines) if lines < _COUNT_MAX else "all"
 
 
@@ -314,16 +309,21 @@ class OutputTail:
                                               *_output_matches(self.scope, unknown)])
 
     def poll(self, timeout: float = 0.0) -> bool:
-        """Take in what has come within TIMEOUT seconds; whether anything did."""
-        looked = self._look_back()
-        batch = None if self._reader is None else self._reader.read(timeout)
-        if batch is None:
-            self._reader = None
-            return looked
-        for entry in batch:
-            for line in self._joiner.feed(entry):
-                self._heard(line.entry, newest=True)
-        return bool(batch) or looked
+        """Take in all that came within TIMEOUT seconds (a restart's last lines may be
+        megabytes: a read each poll lagged behind), LOOK_BACK_S at most; whether any did."""
+        looked, heard, until = self._look_back(), False, time.monotonic() + self.look_back_s
+        while self._reader is not None:
+            batch = self._reader.read(timeout)
+            if batch is None:
+                self._reader = None
+                break
+            for entry in batch:
+                for line in self._joiner.feed(entry):
+                    self._heard(line.entry, newest=True)
+            heard, timeout = heard or bool(batch), 0.0
+            if not batch or time.monotonic() > until:
+                break
+        return heard or looked
 
     def _heard(self, entry: Entry, newest: bool) -> bool:
         unit = self._units.get(field_text(entry, "SYSLOG_IDENTIFIER"))

@@ -370,3 +370,27 @@ def test_a_follower_polls_the_journal_unless_only_journalctl_knows_where_to_star
     monkeypatch.setattr(journal_poll, "available", lambda: False)  # no libsystemd
     assert journal._follower(["M=x"], ["M=x"], "c1", None) == (
         "journalctl", ["M=x", "--follow", "--after-cursor", "c1"])
+
+
+def test_a_tail_takes_in_all_that_came_in_one_poll_not_one_read() -> None:
+    from orch import journal
+
+    unit = "orch-agent-1a2b3c4d.service"
+
+    class Reader:  # journalctl --follow: each read() gives one chunk's entries
+        def __init__(self) -> None:
+            self.chunks = [[{"SYSLOG_IDENTIFIER": "orch-agent-1a2b3c4d",
+                             "MESSAGE": f"line {n}"}] for n in range(5)]
+
+        def read(self, timeout: float | None) -> list[dict[str, str]] | None:
+            return self.chunks.pop(0) if self.chunks else []
+
+        def close(self) -> None:
+            pass
+
+    tail = journal.OutputTail("system")
+    tail._units = {"orch-agent-1a2b3c4d": unit}
+    tail._reader = Reader()  # type: ignore[assignment]
+    assert tail.poll()
+    # Before, a poll took one read's worth (1 MiB of a restart's last lines) and lagged.
+    assert tail.last == {unit: "line 4"}
