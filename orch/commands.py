@@ -123,11 +123,10 @@ def spawn(command: list[str], settings: dict[str, object], name: str | None = No
     session = api.spawn_requested(command, asked, name=name, description=description,
                                   env=parse_env(env or []), scope=scope, after=after or [],
                                   placement=placement, config=loaded)
-    from orch import spawn_warnings
+    from orch.spawn_warnings import warnings
 
-    if scope == "user":
-        spawn_warnings.without_lingering(asked.persistent)
-    spawn_warnings.unenforced(asked, scope)
+    for warning in warnings(asked, scope):
+        say(warning)
     if session.position is not None:
         say(f"orch: session {session.id[:8]} queued in {session.queue}, "
             f"#{session.position} in line")

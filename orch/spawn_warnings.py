@@ -1,13 +1,12 @@
-"""What `orch spawn` warns of, one line each on stderr, the session spawned all the
-same: a user manager that stops with its user's last login (lingering off), and a limit
-the cgroups here cannot hold."""
+"""What a spawn warns of, a line each, the session spawned all the same: a user manager
+that stops with its user's last login (lingering off), and a limit the cgroups here
+cannot hold. `orch spawn` says them on stderr; the web API answers them in headers."""
 
 from __future__ import annotations
 
 import os
 
 from orch import api
-from orch.commands import say
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -15,22 +14,29 @@ if TYPE_CHECKING:
     from orch.scope import Scope
 
 
-def unenforced(asked: SpawnRequest, scope: Scope) -> None:
-    """One line on stderr for each limit asked that the scope's cgroups cannot hold
-    (a user manager has none of its own on a hybrid cgroup v1 host, or without the
-    controller delegated): systemd accepts it and does nothing."""
+def warnings(asked: SpawnRequest, scope: Scope) -> list[str]:
+    """What a spawn of ASKED in SCOPE warns of, each as its own line."""
+    lingering = without_lingering(asked.persistent) if str(scope) == "user" else []
+    return [*lingering, *unenforced(asked, scope)]
+
+
+def unenforced(asked: SpawnRequest, scope: Scope) -> list[str]:
+    """A line for each limit asked that the scope's cgroups cannot hold (a user manager
+    has none of its own on a hybrid cgroup v1 host, or without the controller
+    delegated): systemd accepts it and does nothing."""
+    said = []
     asked_for = {controller: flag for controller, flag, value in (
         ("memory", "--memory-max", asked.memory_max), ("pids", "--tasks-max", asked.tasks_max),
         ("cpu", "--cpu-quota", asked.cpu_quota)) if value is not None}
     lowest = _lowest_nice(scope) if asked.nice is not None else 0
     if asked.nice is not None and asked.nice < lowest:
-        say(f"orch: warning: --nice {asked.nice} is not enforced: the {scope} manager may not "
-            f"raise a session's priority above nice {lowest}")
-    if not asked_for:
-        return
-    for controller in api.unenforced_limits(list(asked_for), scope):
-        say(f"orch: warning: {asked_for[controller]} is not enforced: the {scope} manager's "
-            f"sessions have no {controller} cgroup controller here")
+        said.append(f"orch: warning: --nice {asked.nice} is not enforced: the {scope} "
+                    f"manager may not raise a session's priority above nice {lowest}")
+    if asked_for:
+        said += [f"orch: warning: {asked_for[controller]} is not enforced: the {scope} "
+                 f"manager's sessions have no {controller} cgroup controller here"
+                 for controller in api.unenforced_limits(list(asked_for), scope)]
+    return said
 
 
 def _lowest_nice(scope: Scope) -> int:
@@ -55,17 +61,18 @@ def linger_warning(user: str, persistent: bool) -> str:
             f"loginctl enable-linger {user}")
 
 
-def without_lingering(persistent: bool) -> None:
-    """One line on stderr if logind says the caller does not linger (nothing if logind
-    cannot be asked: no false alarm where there is no logind)."""
+def without_lingering(persistent: bool) -> list[str]:
+    """A line if logind says the caller does not linger (none if logind cannot be
+    asked: no false alarm where there is no logind)."""
     import pwd
 
     from orch.linger import lingering
 
     uid = os.geteuid()
-    if lingering(uid) is False:
-        try:
-            user = pwd.getpwuid(uid).pw_name
-        except KeyError:
-            user = str(uid)
-        say(linger_warning(user, persistent))
+    if lingering(uid) is not False:
+        return []
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
+    return [linger_warning(user, persistent)]

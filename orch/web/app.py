@@ -52,6 +52,8 @@ from orch.web.streams import EventStream, follow_events, follow_logs, follow_on_
 ACTION_TIMEOUT_S = 120.0  # another host's stop waits for the session to end
 LogFormatName = Literal["transcript", "short", "cat", "json"]
 NonEmpty = Annotated[str, Field(min_length=1)]
+# A spawn's warnings (as `orch spawn` says them on stderr), a header each.
+WARNING_HEADER = "X-Orch-Warning"
 
 class HostUnanswered(OrchError):
     """A host of the fleet did not answer, or its orch refused (502)."""
@@ -210,11 +212,14 @@ def create_app(scope: Scope) -> FastAPI:
 
     @app.post("/api/sessions", status_code=201,
               summary="Spawn a session (as `orch spawn`): argv, or an agent's prompt")
-    def spawn(body: Annotated[SpawnBody, Body()], host: Host = None) -> dict[str, Any]:
+    def spawn(body: Annotated[SpawnBody, Body()], response: Response,
+              host: Host = None) -> dict[str, Any]:
         values = body.model_dump(exclude_unset=True)
         if host:
             return _session_on_host(scope, host, _spawn_words(values))
-        session: Session = _spawn(scope, values)
+        session, warned = _spawn(scope, values)
+        for warning in warned:  # what `orch spawn` says on stderr: a limit not held, ...
+            response.headers.append(WARNING_HEADER, warning.removeprefix("orch: warning: "))
         return session.to_json()
 
     @app.get("/api/sessions/{ref}", summary="One session (as `orch show --json`)")
@@ -382,17 +387,20 @@ def _spawn_words(values: dict[str, Any]) -> list[str]:
     return ["spawn", "--json", *spawn_words(values, _command(values, asked.agent))]
 
 
-def _spawn(scope: Scope, values: dict[str, Any]) -> Session:
-    """The spawn VALUES ask for, checked as `orch spawn` checks its flags."""
+def _spawn(scope: Scope, values: dict[str, Any]) -> tuple[Session, list[str]]:
+    """The spawn VALUES ask for, checked as `orch spawn` checks its flags, and what it
+    warns of."""
     from orch import request
+    from orch.spawn_warnings import warnings
     from orch.spec import parse_env
 
     loaded, asked = request.for_spawn(scope, values.get("profile"), _settings(values))
-    return api.spawn_requested(_command(values, asked.agent), asked,
-                               name=values.get("name"),
-                               description=values.get("description", ""),
-                               env=parse_env(values.get("env", [])), scope=scope,
-                               after=values.get("after", []), config=loaded)
+    session = api.spawn_requested(_command(values, asked.agent), asked,
+                                  name=values.get("name"),
+                                  description=values.get("description", ""),
+                                  env=parse_env(values.get("env", [])), scope=scope,
+                                  after=values.get("after", []), config=loaded)
+    return session, warnings(asked, scope)
 
 
 def _settings(values: dict[str, Any]) -> dict[str, Any]:

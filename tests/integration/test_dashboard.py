@@ -92,9 +92,9 @@ def test_the_dashboard_lists_streams_spawns_and_stops(orch: Orch) -> None:
         until(lambda: driver.execute_script("const page = document.documentElement; "
                                             "return page.scrollWidth <= page.clientWidth"),
               what="the page to fit")
-        row = until(lambda: table_row(driver, "a-rather-long-session-name-for-a-phone"),
-                    what="the long name listed")
+        # The row is found anew each time: each refresh (2 s) draws the table afresh.
         until(lambda: driver.execute_script(
             "const cell = arguments[0].cells[1].getBoundingClientRect(); "
-            "return cell.right <= document.documentElement.clientWidth", row),
-            what="the status in view")
+            "return cell.right <= document.documentElement.clientWidth",
+            table_row(driver, "a-rather-long-session-name-for-a-phone")),
+            what="the long name listed, its status in view")

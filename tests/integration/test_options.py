@@ -46,6 +46,7 @@ def test_limits_become_the_units_resource_properties(orch: Orch) -> None:
 
 
 def test_a_limit_the_cgroups_cannot_hold_is_warned_of(orch: Orch) -> None:
+    warned: list[str] = []
     done = orch("spawn", "--memory-max", "300M", "--tasks-max", "64", "--", "sleep", "300")
     assert done.returncode == 0, done.stderr
     sid = done.stdout.strip()
@@ -62,7 +63,18 @@ def test_a_limit_the_cgroups_cannot_hold_is_warned_of(orch: Orch) -> None:
                    f"sessions have no {controller} cgroup controller here\n")
         # Before, a user manager here took the limit without a word, and held nothing.
         assert (warning in done.stderr) is not enforced, (controller, done.stderr)
+        if not enforced:
+            warned.append(warning.removeprefix("orch: warning: ").strip())
     orch.ok("stop", sid)
+    # The web API answers the same warnings, a header each (before, none: a 201 alone).
+    from tests.integration.web import serving
+
+    with serving(orch) as server:
+        answer = server.request("POST", "/api/sessions", {
+            "argv": ["sleep", "300"], "memory_max": "300M", "tasks_max": 64})
+        assert answer.status == 201, answer.body
+        assert [v for k, v in answer.every_header if k == "x-orch-warning"] == warned
+        orch.ok("stop", answer.json()["id"])
 
 
 def test_a_priority_the_user_manager_may_not_give_is_warned_of(user_orch: Orch) -> None:

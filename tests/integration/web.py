@@ -30,8 +30,9 @@ def free_port() -> int:
 @dataclass
 class Answer:
     status: int
-    headers: dict[str, str]
+    headers: dict[str, str]  # the last of each name
     body: bytes
+    every_header: list[tuple[str, str]] = field(default_factory=list)  # a name many times
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -64,7 +65,7 @@ class Server:
         connection.request(method, path, data, sent)
         response = connection.getresponse()
         answer = Answer(response.status, {k.lower(): v for k, v in response.getheaders()},
-                        response.read())
+                        response.read(), [(k.lower(), v) for k, v in response.getheaders()])
         connection.close()
         return answer
 
