@@ -123,9 +123,9 @@ def spawn(command: list[str], settings: dict[str, object], name: str | None = No
     session = api.spawn_requested(command, asked, name=name, description=description,
                                   env=parse_env(env or []), scope=scope, after=after or [],
                                   placement=placement, config=loaded)
-    from orch.spawn_warnings import warnings
+    from orch import spawn_warnings
 
-    for warning in warnings(asked, scope):
+    for warning in spawn_warnings.lines(asked, scope):
         say(warning)
     if session.position is not None:
         say(f"orch: session {session.id[:8]} queued in {session.queue}, "

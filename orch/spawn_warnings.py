@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from orch.scope import Scope
 
 
-def warnings(asked: SpawnRequest, scope: Scope) -> list[str]:
+def lines(asked: SpawnRequest, scope: Scope) -> list[str]:
     """What a spawn of ASKED in SCOPE warns of, each as its own line."""
     lingering = without_lingering(asked.persistent) if str(scope) == "user" else []
     return [*lingering, *unenforced(asked, scope)]

@@ -390,8 +390,7 @@ def _spawn_words(values: dict[str, Any]) -> list[str]:
 def _spawn(scope: Scope, values: dict[str, Any]) -> tuple[Session, list[str]]:
     """The spawn VALUES ask for, checked as `orch spawn` checks its flags, and what it
     warns of."""
-    from orch import request
-    from orch.spawn_warnings import warnings
+    from orch import request, spawn_warnings
     from orch.spec import parse_env
 
     loaded, asked = request.for_spawn(scope, values.get("profile"), _settings(values))
@@ -400,7 +399,7 @@ def _spawn(scope: Scope, values: dict[str, Any]) -> tuple[Session, list[str]]:
                                   description=values.get("description", ""),
                                   env=parse_env(values.get("env", [])), scope=scope,
                                   after=values.get("after", []), config=loaded)
-    return session, warnings(asked, scope)
+    return session, spawn_warnings.lines(asked, scope)
 
 
 def _settings(values: dict[str, Any]) -> dict[str, Any]:

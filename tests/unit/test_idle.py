@@ -144,16 +144,6 @@ def test_traffic_on_an_idle_connection_is_read_as_it_comes_and_it_stays_idle() -
     assert pool.take(KEY) is conn and conn.closes == 0
 
 
-def test_an_idle_connection_found_closed_while_read_is_dropped() -> None:
-    pool = IdlePool(keep_s=60.0)
-    ours, managers = connected_pair()
-    conn = FakeConnection(ours, alive=False)
-    pool.put(KEY, conn)
-    managers.send(b"bye")
-    eventually(lambda: conn.closes == 1)
-    assert pool.take(KEY) is None and not pool.holds(KEY)
-
-
 def test_a_take_while_the_connection_is_read_waits_for_it() -> None:
     pool = IdlePool(keep_s=60.0)
     ours, managers = connected_pair()
@@ -194,13 +184,15 @@ def test_a_connection_in_use_is_not_read_by_the_pool() -> None:
     eventually(lambda: conn.read == [b"its own answer"])
 
 
-def test_a_connection_found_closed_leaves_its_socket_number_to_the_next() -> None:
+def test_a_connection_found_closed_while_read_is_dropped_leaving_its_socket_number(
+        ) -> None:
     pool = IdlePool(keep_s=60.0)
     ours, managers = connected_pair()
     first = FakeConnection(ours, alive=False)
     pool.put(KEY, first)
     managers.send(b"bye")
     eventually(lambda: first.closes == 1)
+    assert pool.take(KEY) is None and not pool.holds(KEY)  # dropped, not kept idle
     number = ours.fileno()
     ours.close()
     again, managers = connected_pair()
