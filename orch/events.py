@@ -235,6 +235,7 @@ class _Tail:
         self.path, self.rotated = state_dir / EVENTS_FILE, state_dir / ROTATED_FILE
         self.fd: int | None = None
         self.identity = 0  # of the open file, once it has a line
+        self.done: int | None = None  # of the last file read to its end, once rotated
         self.offset = 0
         self.rest = b""
         for path in (self.path, self.rotated):
@@ -245,8 +246,7 @@ class _Tail:
                 return
         # A log that had no event then, or a file rotated away since (twice): from the
         # start of the oldest file kept, if any yet.
-        if not self._open(self.rotated, None):
-            self._open(self.path, None)
+        self._open_oldest(None)
 
     def _open(self, path: Path, identity: int | None) -> bool:
         """Read PATH from its start (if it is the file IDENTITY names, where given)."""
@@ -261,6 +261,29 @@ class _Tail:
         self.fd, self.identity, self.offset, self.rest = fd, found, 0, b""
         return True
 
+    def _open_oldest(self, done: int | None) -> bool:
+        """Read the oldest file kept from its start, but for DONE (the identity of one
+        read to its end): the rotated one, else the current one. False if none is yet."""
+        while True:
+            if self._open(self.rotated, None):
+                if self.identity != done:
+                    return True
+                self.close()
+            if not self._open(self.path, None):
+                return False
+            assert self.fd is not None
+            # Rotated between the two looks: that file came first; read it, then this.
+            try:
+                rotated = os.open(self.rotated, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except FileNotFoundError:
+                return True
+            try:
+                if _same_file(self.fd, self.rotated) or _identity_of(rotated) == done:
+                    return True
+            finally:
+                os.close(rotated)
+            self.close()
+
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
@@ -269,7 +292,7 @@ class _Tail:
     def events(self) -> Iterator[tuple[Position, Event]]:
         """Each event written since the last call, and where its line ends."""
         while True:
-            if self.fd is None and not self._open(self.path, None):
+            if self.fd is None and not self._open_oldest(self.done):
                 return
             assert self.fd is not None
             yield from self._read_on()
@@ -282,9 +305,9 @@ class _Tail:
             # rotated one if that is newer (rotated since as well), else the current.
             fcntl.flock(self.fd, fcntl.LOCK_SH)
             yield from self._read_on()
-            newer = self.rotated.exists() and not _same_file(self.fd, self.rotated)
+            self.done = self.identity
             self.close()
-            self._open(self.rotated if newer else self.path, None)
+            self._open_oldest(self.done)
 
     def _read_on(self) -> Iterator[tuple[Position, Event]]:
         assert self.fd is not None

@@ -36,8 +36,15 @@ def test_a_shell_on_a_terminal_is_attached_detached_and_attached_again(
         one.expect(b"hello-there")
         one.expect(b"30 100")  # the window's size reached the program
         one.resize(41, 120)
-        one.type(b"stty size\r")
-        one.expect(b"41 120")  # and every resize
+
+        def size_shown() -> bytes:
+            one.type(b"stty size\r")
+            one.expect(b"stty size\r\n")  # its echo
+            return one.expect(b"\r\n")  # its answer
+
+        # And every resize: it travels apart from the keys (a signal to attach), so keys
+        # typed at once may still meet the old size; a resize lost never shows.
+        wait_for(lambda: size_shown() == b"41 120\r\n", what="the new size in the session")
         with attached(user_orch, sid, rows=41, columns=120) as two:  # two at once
             two.expect(b"hello-there")  # what was shown before it attached
             two.type(b"echo from-two\r")

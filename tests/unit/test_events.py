@@ -150,6 +150,41 @@ def test_a_follower_from_an_empty_log_hears_a_file_rotated_before_it_began(
     assert _ids(seen) == [f"s{n:03d}" for n in range(15)]
 
 
+def test_a_follower_that_began_on_an_empty_log_hears_a_rotation_before_its_first_read(
+        tmp_path: Path, small: int) -> None:
+    # It began with no file to open; by its first read the log filled a file, rotated
+    # it and began the next: it reads the rotated one first. (It read only the next.)
+    tail = events._Tail(tmp_path, Position(0, 0))  # as follow() starts
+    try:
+        for n in range(15):
+            events.append(tmp_path, _event(n))
+        assert _ids([event for _, event in tail.events()]) == [f"s{n:03d}" for n in range(15)]
+    finally:
+        tail.close()
+
+
+def test_a_rotation_between_the_looks_for_the_oldest_file_is_seen(
+        tmp_path: Path, small: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The oldest file kept: no rotated one yet; before the current one is opened, it is
+    # rotated and another begun. The follower reads the rotated one, then that one.
+    for n in range(9):
+        events.append(tmp_path, _event(n))
+    opened = events._Tail._open
+
+    def rotating_first(self: events._Tail, path: Path, identity: int | None) -> bool:
+        if path == tmp_path / events.EVENTS_FILE and not (tmp_path / events.ROTATED_FILE).exists():
+            for n in range(9, 12):
+                events.append(tmp_path, _event(n))  # rotated at the tenth
+        return opened(self, path, identity)
+
+    monkeypatch.setattr(events._Tail, "_open", rotating_first)
+    tail = events._Tail(tmp_path, Position(0, 0))
+    try:
+        assert _ids([event for _, event in tail.events()]) == [f"s{n:03d}" for n in range(12)]
+    finally:
+        tail.close()
+
+
 def test_the_end_of_a_log_just_rotated_is_the_next_files_start(tmp_path: Path,
                                                                small: int) -> None:
     for n in range(10):
