@@ -37,7 +37,6 @@ import errno
 import fcntl
 import os
 import stat
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -492,8 +491,12 @@ class StateStore:
                         if waited > LOCK_TIMEOUT:
                             raise StateError(f"{self.lock_path} stayed locked for "
                                              f"{LOCK_TIMEOUT:.0f}s by {who}") from None
-                        sys.stderr.write(f"orch: waiting for {self.lock_path}, held by "
-                                         f"{who}\n")
+                        # Through logging: a program using the library chooses where
+                        # it goes; with none set up, Python writes it on stderr.
+                        import logging
+
+                        logging.getLogger("orch").warning(
+                            "orch: waiting for %s, held by %s", self.lock_path, who)
                         told = True
                     time.sleep(delay)
                     delay = min(delay * 2, 0.02)
