@@ -1,11 +1,65 @@
-"""Who holds a lock: the kernel's /proc/locks names the process holding a flock() on a
-file, so that a wait for the state lock can say whom it waits for."""
+"""Taking an flock() that another process may hold, and saying who holds it: the
+kernel's /proc/locks names the process, so that a long wait says whom it waits for."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import time
+from contextlib import contextmanager
 
+from orch.errors import StateError
 from orch.visible import visible
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+
+def take(fd: int, path: Path, timeout: float, notice_after: float) -> None:
+    """An exclusive flock() on FD (the file at PATH), waited for at most TIMEOUT
+    seconds: StateError, naming the holder, after that. A wait beyond NOTICE_AFTER
+    seconds says once whom it waits for, as a warning of the "orch" logger: a program
+    using the library decides where it goes; with no logging set up (the CLI), Python
+    writes it on stderr."""
+    started = time.monotonic()
+    delay, told = 0.001, False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            waited = time.monotonic() - started
+            if waited > timeout or (waited > notice_after and not told):
+                who = holder(fd) or "another orch process"
+                if waited > timeout:
+                    raise StateError(f"{path} stayed locked for {timeout:.0f}s by {who}") \
+                        from None
+                import logging
+
+                logging.getLogger("orch").warning("orch: waiting for %s, held by %s",
+                                                  path, who)
+                told = True
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+
+
+@contextmanager
+def held(path: Path, timeout: float, notice_after: float) -> Iterator[None]:
+    """The lock file PATH (made 0600 if new, in a directory that exists) taken as take()
+    does, while the body runs."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as err:
+        from orch import files
+
+        raise StateError(files.describe(err, path)) from None
+    try:
+        take(fd, path, timeout, notice_after)
+        yield
+    finally:
+        os.close(fd)
 
 PROC_LOCKS = "/proc/locks"
 

@@ -34,10 +34,8 @@ stops every command with one line naming it; it is never replaced.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import stat
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -45,6 +43,7 @@ from pathlib import Path
 from orch import faults, files
 from orch.archive import Changing, Live, archivable, merged
 from orch.errors import StateError
+from orch.locks import take
 from orch.stateformat import (
     READABLE_VERSIONS,
     SCHEMA_VERSION,
@@ -450,9 +449,10 @@ class StateStore:
         """Make the state directory (private) if it is not there yet: what a follower of
         its files watches."""
         if not self._prepared:
-            self._prepare_directory()
+            self.prepare_directory()
 
-    def _prepare_directory(self) -> None:
+    def prepare_directory(self) -> None:
+        """Make the state directory if it is missing, private to its owner."""
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             info = self.directory.stat()
@@ -465,41 +465,18 @@ class StateStore:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         if not self._prepared:
-            self._prepare_directory()
+            self.prepare_directory()
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             try:
                 fd = os.open(self.lock_path, flags, 0o600)
             except FileNotFoundError:  # the directory went away since: make it anew
-                self._prepare_directory()
+                self.prepare_directory()
                 fd = os.open(self.lock_path, flags, 0o600)
         except OSError as err:
             raise self._error(err, self.lock_path) from None
         try:
-            started = time.monotonic()
-            delay, told = 0.001, False
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    waited = time.monotonic() - started
-                    if waited > LOCK_TIMEOUT or (waited > LOCK_NOTICE_S and not told):
-                        from orch.locks import holder
-
-                        who = holder(fd) or "another orch process"
-                        if waited > LOCK_TIMEOUT:
-                            raise StateError(f"{self.lock_path} stayed locked for "
-                                             f"{LOCK_TIMEOUT:.0f}s by {who}") from None
-                        # Through logging: a program using the library chooses where
-                        # it goes; with none set up, Python writes it on stderr.
-                        import logging
-
-                        logging.getLogger("orch").warning(
-                            "orch: waiting for %s, held by %s", self.lock_path, who)
-                        told = True
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.02)
+            take(fd, self.lock_path, LOCK_TIMEOUT, LOCK_NOTICE_S)
             yield
         finally:
             os.close(fd)

@@ -9,10 +9,11 @@ from orch import dependencies, faults, secrets
 from orch.errors import OrchError
 from orch.events import Kind
 from orch.frozen import replace
+from orch.locks import held
 from orch.queues import stranded
 from orch.session import Record, Session, Status, UnitView, derive_status
 from orch.spec import after_dir, after_unit
-from orch.state import Sessions
+from orch.state import LOCK_NOTICE_S, Sessions
 from orch.systemd import GONE
 from orch.units import is_orch_unit
 from orch.usecases import queueing, unattended
@@ -47,6 +48,11 @@ class RecoverReport:
         return counts(self.outcomes.values())
 
 
+# One recover at a time per state: the next waits (up to RECOVER_WAIT_S) for this one.
+RECOVER_LOCK = "recover.lock"
+RECOVER_WAIT_S = 300.0
+
+
 def recover(rt: Runtime) -> RecoverReport:
     """Reconcile every record of the runtime's scope with its manager: refresh the
     running, record how the ended ended (from the exit hook, the unit, or the journal),
@@ -54,8 +60,16 @@ def recover(rt: Runtime) -> RecoverReport:
     have no record.
 
     Idempotent, and safe beside concurrent spawns and reaps: every write re-checks the
-    record under the state lock.
+    record under the state lock. One recover at a time (RECOVER_LOCK): two at once (a
+    boot's and a user's) could both find a persistent session gone between one's
+    decision and its start, and both start it again.
     """
+    rt.store.prepare_directory()
+    with held(rt.store.directory / RECOVER_LOCK, RECOVER_WAIT_S, LOCK_NOTICE_S):
+        return _recover(rt)
+
+
+def _recover(rt: Runtime) -> RecoverReport:
     from orch.journal import exit_evidence
     from orch.procs import main_alive
     from orch.recovery import Outcome, decide

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orch import state
+from orch import files, state
 from orch.errors import StateError
 from orch.ids import new_session_id
 from orch.session import Record
@@ -100,7 +100,7 @@ def test_damaged_state_is_one_line_and_left_as_it_was(orch: Orch, damage: str) -
 def test_a_symlink_at_the_snapshots_temp_path_is_not_written_through(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The temp file's name is the process's pid and a clock: make it one an attacker knew.
-    monkeypatch.setattr(state.time, "monotonic_ns", lambda: 42)
+    monkeypatch.setattr(files.time, "monotonic_ns", lambda: 42)
     store = state.StateStore(tmp_path / "orch")
     record = Record(id=new_session_id(), name="n", unit="orch-n-1.service", scope="user",
                     argv=["/bin/true"], cwd="/", created_at="2026-11-21T00:00:00+00:00")
