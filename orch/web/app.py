@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from orch import __version__, api
 from orch.errors import (
@@ -155,6 +156,16 @@ def _refusal(status: int, message: str, headers: Mapping[str, str] | None = None
                         headers=headers)
 
 
+def _allowed(app: FastAPI, request: Request) -> str:
+    """Every method some route takes at REQUEST's path (its Allow header)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
 def create_app(scope: Scope) -> FastAPI:
     """The API and dashboard over SCOPE's sessions, as the user running it."""
     # No /docs or /redoc: their pages load scripts from a CDN, which would run on this
@@ -178,7 +189,10 @@ def create_app(scope: Scope) -> FastAPI:
     # cannot be read.
     @app.exception_handler(HTTPException)
     async def refused(request: Request, err: HTTPException) -> JSONResponse:
-        return _refusal(err.status_code, str(err.detail), err.headers)
+        headers = err.headers
+        if err.status_code == 405:  # the framework names only the first route's methods
+            headers = {**(headers or {}), "Allow": _allowed(app, request)}
+        return _refusal(err.status_code, str(err.detail), headers)
 
     @app.exception_handler(Exception)  # a bug: its trace goes to the log all the same
     async def failed(request: Request, err: Exception) -> JSONResponse:

@@ -132,6 +132,8 @@ def test_the_frameworks_own_refusals_are_one_line_of_json(client: TestClient) ->
     assert _error(client.get("/api/nope"), 404)
     refused = client.delete("/api/hosts")
     assert _error(refused, 405) and refused.headers["allow"] == "GET"
+    refused = client.delete("/api/sessions")  # two routes at one path: both methods
+    assert _error(refused, 405) and refused.headers["allow"] == "GET, POST"
     json_type = {"content-type": "application/json"}
     for body, headers in ((b"[" * 100_000, json_type), (b"\xff\xfe", json_type),
                           (gzip.compress(b'{"argv": ["x"]}'),
