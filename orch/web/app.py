@@ -209,6 +209,14 @@ def create_app(scope: Scope) -> FastAPI:
 
         return sorted(config.load(scope).hosts)
 
+    @app.get("/api/providers", summary="What a spawn's provider takes: the built-in "
+             "providers and the configuration's [providers.NAME]")
+    def list_providers() -> list[str]:
+        from orch import config
+        from orch.providers import BUILTIN
+
+        return sorted({*BUILTIN, *config.load(scope).providers})
+
     @app.get("/api/sessions", summary="Every session, newest first (as `orch ps --json`)")
     def list_sessions(running: bool = False,
                       tag: Annotated[list[NonEmpty] | None, Query()] = None,

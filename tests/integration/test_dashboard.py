@@ -21,9 +21,15 @@ def test_the_dashboard_lists_streams_spawns_and_stops(orch: Orch) -> None:
     sid = orch.spawn(sys.executable, "-c", ECHO_ON_SIGNAL, str(trigger),
                      opts=["--name", "watched"])
     wait_for(lambda: "ready" in orch.logs_text(sid), what="the program to start")
+    orch.use_config('[providers.myagent]\nbinary = "my-agent"\n'
+                    'argv = ["run", "--", "{prompt!}"]\nresults = "text"\n')
     with serving(orch) as server, chromium() as driver:
         driver.get(server.url)  # the token once in the URL; a cookie from then on
         assert driver.title == "orch"
+        # The form offers this machine's providers, its configuration's too.
+        offered = until(lambda: [o.text for o in driver.find_elements(
+            By.CSS_SELECTOR, "#spawn-provider option")][1:], what="the providers")
+        assert offered == ["claude", "codex", "copilot", "gemini", "myagent", "ollama"]
         row = until(lambda: table_row(driver, "watched"), what="the CLI's session listed")
         assert "running" in row.text
         row.click()

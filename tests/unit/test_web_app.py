@@ -84,7 +84,7 @@ def test_an_unknown_host_is_not_found(client: TestClient) -> None:
 def test_the_schema_describes_every_route_and_the_spawn_settings(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert set(schema["paths"]) == {
-        "/api/hosts", "/api/sessions", "/api/sessions/{ref}", "/api/sessions/{ref}/stop",
+        "/api/hosts", "/api/providers", "/api/sessions", "/api/sessions/{ref}", "/api/sessions/{ref}/stop",
         "/api/sessions/{ref}/kill", "/api/sessions/{ref}/send", "/api/sessions/{ref}/logs",
         "/api/sessions/{ref}/interrupt",
         "/api/sessions/{ref}/transcript", "/api/events"}
@@ -126,6 +126,20 @@ def test_no_page_loads_scripts_from_elsewhere(client: TestClient) -> None:
     for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
         _error(client.get(path), 404)
     assert client.get("/openapi.json").status_code == 200
+
+
+def test_the_providers_are_the_built_in_ones_and_the_configurations(
+        client: TestClient, isolated_env: Path) -> None:
+    from orch.providers import BUILTIN
+
+    assert client.get("/api/providers").json() == sorted(BUILTIN)
+    config = isolated_env.parent / "config.toml"  # the client's
+    config.write_text(config.read_text() + '[providers.myagent]\nbinary = "my-agent"\n'
+                      'argv = ["run", "--", "{prompt!}"]\nresults = "text"\n')
+    assert client.get("/api/providers").json() == sorted({*BUILTIN, "myagent"})
+    config.write_text("[providers.bad\n")  # refused, naming the file, as /api/hosts is
+    assert "config.toml: not valid TOML" in _error(client.get("/api/providers"), 409)
+    assert _error(client.get("/api/hosts"), 409) == _error(client.get("/api/providers"), 409)
 
 
 def test_the_frameworks_own_refusals_are_one_line_of_json(client: TestClient) -> None:
