@@ -84,7 +84,8 @@ def test_an_unknown_host_is_not_found(client: TestClient) -> None:
 def test_the_schema_describes_every_route_and_the_spawn_settings(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert set(schema["paths"]) == {
-        "/api/hosts", "/api/providers", "/api/sessions", "/api/sessions/{ref}", "/api/sessions/{ref}/stop",
+        "/api/hosts", "/api/providers", "/api/sessions", "/api/sessions/{ref}",
+        "/api/sessions/{ref}/stop",
         "/api/sessions/{ref}/kill", "/api/sessions/{ref}/send", "/api/sessions/{ref}/logs",
         "/api/sessions/{ref}/interrupt",
         "/api/sessions/{ref}/transcript", "/api/events"}
