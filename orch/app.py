@@ -13,6 +13,23 @@ from orch.commandline import Argument, Command, Group, Option
 
 vendor.activate()  # before typer: a package's vendored copy must win
 import typer  # noqa: E402
+import typer.core  # noqa: E402
+import typer.main  # noqa: E402
+
+
+class _Argument(typer.core.TyperArgument):
+    """An argument shown as its metavar says, which carries its own brackets and dots
+    (`ID...`, `[ID...]`): typer would write `{ID...}...` in the usage line and add the
+    Python type (`<list[str]>`) in the help."""
+
+    def _usage_display_name(self) -> str:
+        return self.metavar if self.metavar is not None else super()._usage_display_name()
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None if self.metavar is not None else super().display_type_rich(ctx)
+
+
+typer.main.TyperArgument = _Argument  # type: ignore[attr-defined]  # what typer builds them of
 
 _TYPES: dict[str, type] = {"flag": bool, "str": str, "int": int, "float": float,
                            "path": Path}

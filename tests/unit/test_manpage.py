@@ -90,6 +90,24 @@ def test_every_command_has_a_section_with_its_usage_help_and_flags(page: str) ->
                 assert record is not None and record[0] in text, (path, param.name)
 
 
+def test_arguments_read_as_their_value_names(page: str) -> None:
+    # typer's own way read "orch wait [OPTIONS] {ID...}..." and "ID... <list[str]>".
+    root = manpage.root_context()
+    commands = dict(zip([path for path, _ in _tree(root.command, "orch")[1:]],
+                        manpage.commands(root), strict=True))
+    usages = {path: " ".join(ctx.command.collect_usage_pieces(ctx))
+              for path, ctx in commands.items()}
+    assert usages["orch wait"] == "[OPTIONS] ID..."
+    assert usages["orch spawn"] == "[OPTIONS] -- CMD [ARG...] | PROMPT"
+    assert usages["orch config set"] == "[OPTIONS] KEY VALUE"
+    for path, ctx in commands.items():
+        assert not re.search(r"[{}<>]", usages[path]), path
+        for param in ctx.command.params:
+            if param.param_type_name == "argument":
+                record = param.get_help_record(ctx)
+                assert record is not None and record[0] == param.metavar, (path, record)
+
+
 def test_root_options_are_under_options(page: str) -> None:
     root = manpage.root_context()
     text = _sections(page)["OPTIONS"]
