@@ -709,29 +709,15 @@ def test_a_write_reuses_the_lines_of_the_snapshot_it_read(tmp_path: Path,
     assert set(StateStore(tmp_path).load()) == {first.id, _record(2).id}
 
 
-HOLD = """
-import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
-fcntl.flock(fd, fcntl.LOCK_EX)
-print("held", flush=True)
-sys.stdin.read()  # held until the test closes our input
-"""
-
-
 def test_a_wait_for_the_lock_says_whom_it_waits_for_and_the_timeout_names_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    import subprocess
-    import sys
+    from tests.locking import held_elsewhere
 
     store = StateStore(tmp_path / "state")
     store.update(_add(_record(1)))
     script = tmp_path / "hold\x1b[2J.py"  # a name no terminal should be handed whole
-    script.write_text(HOLD)
-    holder = subprocess.Popen([sys.executable, "-I", str(script), str(store.lock_path)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with held_elsewhere(store.lock_path, script) as pid:
         monkeypatch.setattr(state, "LOCK_NOTICE_S", 0.0)
         monkeypatch.setattr(state, "LOCK_TIMEOUT", 0.2)
         with pytest.raises(StateError) as err:
@@ -739,16 +725,12 @@ def test_a_wait_for_the_lock_says_whom_it_waits_for_and_the_timeout_names_it(
         # Told once, as a warning of the library's logger (on stderr, unless the
         # program using it has logging send it elsewhere).
         [said] = [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
-        who = f"pid {holder.pid} (hold\\x1b[2J.py "  # its command, shown, cut to 80
+        who = f"pid {pid} (hold\\x1b[2J.py "  # its command, shown, cut to 80
         assert said[:2] == ("orch", "WARNING")
         assert said[2].startswith(f"orch: waiting for {store.lock_path}, held by {who}")
         assert said[2].endswith(")") and "\n" not in said[2] and "\x1b" not in said[2]
         assert err.value.message.startswith(
             f"{store.lock_path} stayed locked for 0s by {who}")
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(10)
     store.update(_add(_record(2)))  # once it is let go
     assert sorted(store.load()) == sorted([_record(1).id, _record(2).id])
 

@@ -183,46 +183,29 @@ def test_a_dependent_whose_path_unit_a_reboot_took_is_armed_again(
     assert {s.id: s.status for s in report.sessions}[second.id] is Status.STARTING
 
 
-HOLD = """
-import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
-fcntl.flock(fd, fcntl.LOCK_EX)
-print("held", flush=True)
-sys.stdin.read()  # held until the test closes our input
-"""
-
 
 def test_a_recover_waits_for_another_one_to_finish(
         fake: FakeManager, rt: Runtime, evidence: Journal, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     # Two at once could each find a persistent session gone and each start it again.
-    import subprocess
-    import sys
     import threading
 
     from orch.usecases import recover as recovering
+    from tests.locking import held_elsewhere
     from tests.waiting import wait_for
 
     record = put(rt, "persistent", persistent=True, invocation_id="e" * 32)
     lock = rt.store.directory / recovering.RECOVER_LOCK
-    other = subprocess.Popen([sys.executable, "-I", "-c", HOLD, str(lock)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     reports = []
-    try:
-        assert other.stdout is not None and other.stdout.readline() == "held\n"
+    with held_elsewhere(lock, tmp_path / "hold.py") as pid:
         monkeypatch.setattr(recovering, "LOCK_NOTICE_S", 0.0)
         waiting = threading.Thread(target=lambda: reports.append(recover(rt)))
         waiting.start()
         said = wait_for(lambda: [r.getMessage() for r in caplog.records
                                  if "waiting for" in r.getMessage()], 30, "the notice")
-        assert said[0].startswith(f"orch: waiting for {lock}, held by pid {other.pid}")
+        assert said[0].startswith(f"orch: waiting for {lock}, held by pid {pid}")
         assert waiting.is_alive() and not reports  # nothing done meanwhile
         assert rt.store.load()[record.id] == record
-    finally:
-        assert other.stdin is not None
-        other.stdin.close()
-        other.wait(10)
     waiting.join(30)
     assert [r.outcomes for r in reports] == [{record.id: Outcome.RESTARTED}]
     assert recover(rt).outcomes[record.id] is Outcome.RUNNING  # started once
-
