@@ -449,10 +449,9 @@ class StateStore:
         """Make the state directory (private) if it is not there yet: what a follower of
         its files watches."""
         if not self._prepared:
-            self.prepare_directory()
+            self._prepare_directory()
 
-    def prepare_directory(self) -> None:
-        """Make the state directory if it is missing, private to its owner."""
+    def _prepare_directory(self) -> None:
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             info = self.directory.stat()
@@ -465,13 +464,13 @@ class StateStore:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         if not self._prepared:
-            self.prepare_directory()
+            self._prepare_directory()
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             try:
                 fd = os.open(self.lock_path, flags, 0o600)
             except FileNotFoundError:  # the directory went away since: make it anew
-                self.prepare_directory()
+                self._prepare_directory()
                 fd = os.open(self.lock_path, flags, 0o600)
         except OSError as err:
             raise self._error(err, self.lock_path) from None

@@ -64,7 +64,7 @@ def recover(rt: Runtime) -> RecoverReport:
     boot's and a user's) could both find a persistent session gone between one's
     decision and its start, and both start it again.
     """
-    rt.store.prepare_directory()
+    rt.store.prepare()
     with held(rt.store.directory / RECOVER_LOCK, RECOVER_WAIT_S, LOCK_NOTICE_S):
         return _recover(rt)
 
