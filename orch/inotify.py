@@ -36,8 +36,9 @@ class Watch:
     def wait(self, timeout: float | None = None) -> None:
         """Block until the directory changes (then drain what inotify queued), or
         TIMEOUT seconds have passed."""
-        ready, _, _ = select.select([self._fd], [], [], timeout)
-        if not ready:
+        waiting = select.poll()  # not select(): a server's descriptors pass 1,023
+        waiting.register(self._fd, select.POLLIN)
+        if not waiting.poll(None if timeout is None else timeout * 1000):
             return
         try:
             while os.read(self._fd, _BUFFER):

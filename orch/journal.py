@@ -94,8 +94,9 @@ class _Reader:
     def read(self, timeout: float | None) -> list[Entry] | None:
         """The entries that arrive within TIMEOUT seconds (None: wait for some); None
         once journalctl has ended (an error if it failed)."""
-        ready, _, _ = select.select([self.fd], [], [], timeout)
-        if not ready:
+        waiting = select.poll()  # not select(): a server's descriptors pass 1,023
+        waiting.register(self.fd, select.POLLIN)
+        if not waiting.poll(None if timeout is None else timeout * 1000):
             return []
         chunk = os.read(self.fd, 1 << 20)
         if not chunk:

@@ -45,6 +45,18 @@ def activated_socket() -> socket.socket | None:
     return socket.socket(fileno=SD_LISTEN_FDS_START)
 
 
+def _raise_open_files() -> None:
+    """Let this process open as many files as its hard limit allows: each follower of a
+    session's output holds the journal's files open (some 40), so the usual soft limit
+    of 1,024 ran out at about 25 followers. (Every wait on a file orch does is a poll(),
+    which takes any descriptor number.)"""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def command(listen: str | None = None, token_file: str | None = None,
             allow_remote: bool = False, idle_exit: str | None = None,
             user: bool = False, system: bool = False) -> int:
@@ -55,6 +67,7 @@ def command(listen: str | None = None, token_file: str | None = None,
     vendor.activate()  # a package carries FastAPI and uvicorn there
 
     scope = api.current_scope(user, system)
+    _raise_open_files()
     idle = IDLE_EXIT_S if idle_exit is None else parse_seconds(idle_exit, "--idle-exit")
     activated = activated_socket() if listen is None else None
     if activated is not None:

@@ -48,6 +48,12 @@ async def _from_thread(work: Any, stop: threading.Event) -> Any:
             loop.call_soon_threadsafe(queue.put_nowait, ("error", err.message))
         except OSError as err:  # the journal or the state directory could not be read
             loop.call_soon_threadsafe(queue.put_nowait, ("error", str(err)))
+        except Exception:  # a bug: said as a request's is, its trace in the server's log
+            import traceback
+
+            traceback.print_exc()
+            loop.call_soon_threadsafe(queue.put_nowait,
+                                      ("error", "internal error (the server's log has its trace)"))
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
 
@@ -78,7 +84,9 @@ async def follow_logs(record: Any, lines: int | None, format: str | None,
     current: list[str | None] = [None]
 
     def work(put: Any) -> None:
-        watcher = threading.Thread(target=_watch_end, args=(record.id, scope, end, stop),
+        failed: list[Exception] = []
+        watcher = threading.Thread(target=_watch_end,
+                                   args=(record.id, scope, end, stop, failed),
                                    daemon=True, name="orch-web-end")
         watcher.start()
         journal.follow_logs(record, lambda text: put((current[0], text)), end, lines=lines,
@@ -87,15 +95,22 @@ async def follow_logs(record: Any, lines: int | None, format: str | None,
                             refresh=lambda: journal.invocation_starts(
                                 api.find_record(record.id, scope)),
                             after=after, mark=lambda cursor: current.__setitem__(0, cursor))
+        if failed:  # whether it ended is not known: said as an error, not as its end
+            raise failed[0]
 
+    failed = False
     async for kind, item in _from_thread(work, stop):
         if kind == "item":
             cursor, text = item
             yield sse.event(text.removesuffix("\n"), cursor)
         elif kind == "error":
+            failed = True
             yield sse.event(item, kind="error")
         elif kind == "end":
-            yield sse.event("{}", kind="end")
+            # Only a session that ended has an end; after an error the stream just
+            # closes, and a client that connects again (EventSource does) reads on.
+            if not failed:
+                yield sse.event("{}", kind="end")
         else:
             yield b": keepalive\n\n"
 
@@ -124,16 +139,22 @@ async def follow_on_host(name: str, host: Any, args: list[str]) -> Any:
             yield b"\n" + sse.event(item if kind == "error" else "{}", kind=kind)
 
 
-def _watch_end(session_id: str, scope: Scope, end: Any, stop: threading.Event) -> None:
+def _watch_end(session_id: str, scope: Scope, end: Any, stop: threading.Event,
+               failed: list[Exception]) -> None:
     """Set END once the session has ended (with time for its last lines if it was seen
-    running), or at once when STOP is set (the client left)."""
+    running), at once when STOP is set (the client left), or once whether it has ended
+    cannot be told (the reason in FAILED)."""
+    from orch.errors import NotFound
     from orch.usecases.common import RESULT_GRACE
 
     seen_running = False
     while not stop.is_set():
         try:
             outcome = api.wait([session_id], scope, timeout=CHECK_S)
-        except OrchError:
+        except NotFound:  # reaped meanwhile: it has ended, and nothing more comes
+            break
+        except Exception as err:  # the manager, or the files: the stream says so
+            failed.append(err)
             break
         if outcome.sessions[0].status.ended:
             break

@@ -106,6 +106,19 @@ def test_logs_follow_as_events_and_resume_after_the_last_one(orch: Orch) -> None
         assert orch.show(sid)["status"] == "stopped"
 
 
+def test_the_server_may_open_as_many_files_as_its_hard_limit(user_orch: Orch) -> None:
+    # Each follower holds the journal's files open: at a soft limit of 1,024, some 25
+    # followers at once made the rest fail (or, before, read a false end).
+    with serving(user_orch, open_files=64) as server:
+        limits = user_orch.machine.run(["cat", f"/proc/{server.pid}/limits"],
+                                       user=user_orch.user).stdout
+        [row] = [line.split() for line in limits.splitlines()
+                 if line.startswith("Max open files")]
+        soft, hard = row[3], row[4]
+        assert soft == hard and int(hard) > 64, row
+        assert server.ok("GET", "/api/sessions") == []
+
+
 def test_events_stream_each_state_change_and_resume(orch: Orch) -> None:
     with serving(orch) as server, server.events("/api/events") as stream:
         sid = orch.spawn("/bin/true", opts=["--name", "evented"])

@@ -127,13 +127,15 @@ class EventStream:
 
 
 @contextmanager
-def serving(orch: Orch, *args: str) -> Iterator[Server]:
-    """`orch serve --listen 127.0.0.1:PORT --token-file F ARGS` as ORCH's caller, until
-    it has said where it serves; ended by its PID (inside the box) afterwards."""
+def serving(orch: Orch, *args: str, open_files: int | None = None) -> Iterator[Server]:
+    """`orch serve --listen 127.0.0.1:PORT --token-file F ARGS` as ORCH's caller (with a
+    soft limit of OPEN_FILES, if given), until it has said where it serves; ended by its
+    PID (inside the box) afterwards."""
     server = Server(orch, free_port())
     token_file = orch.owned_file("web-token", TOKEN + "\n")
     os.chmod(token_file, 0o600)
-    argv = ["sh", "-c", 'echo "$$" >&2; exec "$0" "$@"', ORCH, "serve", "--listen",
+    limit = f"ulimit -Sn {open_files}; " if open_files is not None else ""
+    argv = ["sh", "-c", limit + 'echo "$$" >&2; exec "$0" "$@"', ORCH, "serve", "--listen",
             server.host, "--token-file", str(token_file), *args]
     process = orch.machine.popen(argv, user=orch.user, env=orch.env)
     assert process.stderr is not None
