@@ -128,8 +128,10 @@ class Connection:
         """Whether the connection still works, found by reading and dispatching what
         queued on it (MOST messages at most, if given): a connection the manager closed
         says so only after what it sent before (the process() that meets the end returns
-        nothing, as sd-bus enters its closing state; the next dispatches the closing;
-        only the third fails). So three quiet ones in a row, not one, mean it is open."""
+        nothing, as sd-bus enters its closing state; the next dispatches the closing,
+        with a message as empty as an unmatched signal's, and closes the socket). So
+        three quiet ones in a row, not one, end the reading, and then the bus tells
+        whether it is still connected."""
         try:
             quiet = read = 0
             while quiet < 3 and (most is None or read < most):
@@ -137,10 +139,11 @@ class Connection:
                 handled = self.handled  # a message a callback took comes back as none too
                 empty = self.bus.process().is_empty() and self.handled == handled
                 quiet = quiet + 1 if empty else 0
+            fd: int = self.bus.get_fd()
         except Exception:
             return False
         self.undispatched = 0
-        return True
+        return fd >= 0 or fd == -errno.EPERM  # closed: -ENOTCONN (EPERM: two ssh pipes)
 
     # -- signals and jobs ---------------------------------------------------------
 

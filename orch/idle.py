@@ -27,6 +27,7 @@ Key = tuple[bytes | None, int, int]
 # Messages read from an idle connection at a time: on a busy manager more keep coming,
 # and a take() waits for the read to end. What is left wakes the reader again.
 READ_AT_MOST = 256
+REAP_RETRY_S = 0.1  # after the reaper's own failure (none is known): how soon it goes on
 
 
 class IdlePool:
@@ -114,18 +115,24 @@ class IdlePool:
             return True
 
     def _watch(self, key: Key, fd: int) -> None:
-        """Have the reaper told of the next traffic on KEY's socket FD (under the lock)."""
+        """Have the reaper told of the next traffic on KEY's socket FD (under the lock).
+        One that cannot be watched (closed meanwhile) is left to its keep time, or to its
+        next use, which finds it closed."""
         if fd < 0 or self._poller is None:  # ssh's two pipes: read at its next use
             return
         try:
-            if fd in self._watched:
-                self._poller.modify(fd, self._traffic)
-            else:
+            try:
+                if fd in self._watched:
+                    self._poller.modify(fd, self._traffic)
+                else:
+                    self._poller.register(fd, self._traffic)
+            except FileNotFoundError:  # that socket was closed, and its number reused
                 self._poller.register(fd, self._traffic)
-        except FileNotFoundError:  # that socket was closed, and its number reused
-            self._poller.register(fd, self._traffic)
-        except FileExistsError:
-            self._poller.modify(fd, self._traffic)
+            except FileExistsError:
+                self._poller.modify(fd, self._traffic)
+        except OSError:
+            self._watched.pop(fd, None)
+            return
         self._watched[fd] = key
 
     def _unwatch(self, fd: int, key: Key) -> None:
@@ -139,6 +146,13 @@ class IdlePool:
                 self._poller.unregister(fd)
 
     def _reap(self) -> None:
+        while True:  # the thread serves the process's whole life: nothing may end it
+            try:
+                self._reap_until_failure()
+            except Exception:
+                time.sleep(REAP_RETRY_S)  # a failure of its own: again, not in a spin
+
+    def _reap_until_failure(self) -> None:
         poller, (wake, _) = self._poller, self._pipe or (-1, -1)
         assert poller is not None
         while True:
@@ -177,7 +191,8 @@ class IdlePool:
         conn = entry[0]
         alive = False
         with suppress(Exception):  # a bounded read: a take() waits for it to end
-            alive = conn.drained(READ_AT_MOST)
+            # Closed by it (its socket gone, the number perhaps another's now): dead.
+            alive = conn.drained(READ_AT_MOST) and conn.fileno() == fd
         with self._lock:
             del self._reading[key]
             reading.release()

@@ -100,10 +100,8 @@ class _Reader:
             return []
         chunk = os.read(self.fd, 1 << 20)
         if not chunk:
-            code = self.process.wait()
-            stderr = self.process.stderr.read() if self.process.stderr else b""
-            if code != 0:
-                raise _failed(code, stderr)
+            if (code := self.process.wait()) != 0:
+                raise _failed(code, self.process.stderr.read() if self.process.stderr else b"")
             return None
         *lines, self.buffer = (self.buffer + chunk).split(b"\n")
         return [entry for entry in map(_parse, lines) if entry is not None]

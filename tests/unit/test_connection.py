@@ -5,8 +5,10 @@ wait is a poll() (a fake bus over a socketpair stands in for pystemd's)."""
 from __future__ import annotations
 
 import errno
+import select
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,3 +190,21 @@ def test_without_one_fd_sd_bus_waits_a_slice_at_a_time(
     conn, _seen = _watching(bus)
     conn.dispatch(3600.0, 5.0)
     assert bus.waits == [int(GIL_SLICE * 1_000_000)]
+
+
+def test_a_hang_up_behind_a_signal_no_callback_takes_is_no_live_connection(
+        tmp_path: Path) -> None:
+    # The manager's last word before it goes (a daemon-reexec) is a signal orch does
+    # not match: sd-bus dispatches it as an empty message, then the closing as another,
+    # closing the socket. Before, three empty ones in a row read as "open".
+    from tests.unit.fakepeer import connected, signal
+
+    with connected(tmp_path) as (peer, bus):
+        conn = Connection(bus)
+        fd = conn.fileno()
+        peer.send_and_hang_up([signal(1, "Reloading", "x")])
+        hung_up = select.poll()
+        hung_up.register(fd, select.POLLRDHUP)
+        assert hung_up.poll(10_000)  # all of it is there to read, the end too
+        assert conn.drained(256) is False  # at the first look
+        assert bus.get_fd() < 0

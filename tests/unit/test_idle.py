@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from orch.idle import IdlePool
 
@@ -201,3 +202,24 @@ def test_a_connection_found_closed_while_read_is_dropped_leaving_its_socket_numb
     assert pool.put(KEY, second)
     managers.send(b"traffic")
     eventually(lambda: second.read == [b"traffic"])
+
+
+def test_a_connection_the_manager_closes_while_idle_is_dropped_and_the_reaper_goes_on(
+        tmp_path: Path) -> None:
+    # The manager's last word (a signal no callback takes) and its hang-up, on a real
+    # sd-bus connection: sd-bus closes the socket as it reads the end. Before, the pool
+    # took the connection for alive, and watching its closed socket killed the reaper:
+    # nothing idle was read or closed after that.
+    from orch.connection import Connection
+    from tests.unit.fakepeer import connected, signal
+
+    pool = IdlePool(keep_s=0.5)
+    with connected(tmp_path) as (peer, bus):
+        conn = Connection(bus)
+        assert pool.put(KEY, conn)  # type: ignore[arg-type]
+        peer.send_and_hang_up([signal(1, "Reloading", "x")])
+        eventually(lambda: not pool.holds(KEY))
+        assert conn.closed
+        later = FakeConnection()
+        assert pool.put(OTHER, later)  # type: ignore[arg-type]
+        eventually(lambda: later.closes == 1)  # its keep time over: the reaper is there
