@@ -25,7 +25,7 @@ the other) is already in the snapshot and is skipped. Readers take no lock: one 
 finds the log newer than the snapshot it read (a new snapshot came between its two
 reads), or the archive it names gone, reads again. A crash mid-append leaves at most an
 unfinished last line, a change never reported done: readers skip it, and the next
-writer cuts it off.
+writer drops it, writing the log anew under another name and renaming it over the old.
 
 A file that does not parse, or carries a schema version this orch does not know,
 stops every command with one line naming it; it is never replaced.
@@ -329,19 +329,20 @@ class StateStore:
                 removed: set[str]) -> None:
         """Add ENTRIES (which lead to SESSIONS, having removed REMOVED) to LOG: after its
         sound lines, or after a new header if it extends an older snapshot."""
-        try:
-            fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError as err:
-            raise self._error(err, self.log_path) from None
-        kept, data, cut = log.entries[:log.replayed], entries, None
-        if log.extends != generation:  # a crash came between a snapshot and this log
-            kept, data, cut = b"", log_header(generation) + entries, 0
-        elif log.size != log.sound:
-            cut = log.sound  # an append cut short: no change
-        try:
-            self._write_all(fd, data, cut)
-        except OSError as err:
-            raise self._error(err, self.log_path) from None
+        kept = log.entries[:log.replayed]
+        if log.extends != generation or log.size != log.sound:
+            # A crash came between a snapshot and this log, or cut an append short (no
+            # change): the log is written anew, and renamed over the old one rather than
+            # cut in place, where a reader between two reads would join the old file's
+            # start to the new one's end.
+            kept = kept if log.extends == generation else b""
+            self._write(self.log_path, log_header(generation) + kept + entries, sync_dir=True)
+        else:
+            try:
+                self._write_all(os.open(self.log_path, os.O_WRONLY | os.O_APPEND
+                                        | os.O_NOFOLLOW | os.O_CLOEXEC), entries)
+            except OSError as err:
+                raise self._error(err, self.log_path) from None
         self._replayed = (kept + entries, sessions, removed)  # read back, nothing to decode
         self._unsynced = True
 
@@ -415,12 +416,9 @@ class StateStore:
             raise self._error(err, self.directory) from None
 
     @staticmethod
-    def _write_all(fd: int, data: bytes, cut: int | None = None) -> None:
-        """Write DATA at FD in one write(2), after cutting the file to CUT bytes if given,
-        and close FD."""
+    def _write_all(fd: int, data: bytes) -> None:
+        """Write DATA at FD in one write(2), and close FD."""
         try:
-            if cut is not None:
-                os.ftruncate(fd, cut)
             if os.write(fd, data) != len(data):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         finally:

@@ -753,3 +753,35 @@ def test_the_lock_holder_is_found_by_the_files_device_and_inode(tmp_path: Path) 
         assert holder(fd, locks.replace("4194303", "0")) is None  # not in our namespace
     finally:
         os.close(fd)
+
+
+def test_a_reader_between_two_reads_of_a_log_cut_by_a_writer_sees_no_spliced_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A crash left an append cut short; a reader has read the log once (it reads on until
+    # a read comes back empty) when a writer cuts that line off and appends two records.
+    # Cut in place, the reader's next read began in the new lines: it joined the old
+    # unfinished line to the rest of a new one, a record never written.
+    writer, reader = StateStore(tmp_path), StateStore(tmp_path)
+    writer.update(_add(_record(1)))
+    writer.update(_add(_record(2)))
+    with open(tmp_path / state.LOG_FILE, "ab") as log:
+        log.write(b'{"set": {"id": "00000009-0000-4000-8000-000000000000", "name": "s9", "u')
+    real_read = os.read
+    between: list[int] = []
+
+    def read(fd: int, size: int) -> bytes:
+        data = real_read(fd, size)
+        if not between and os.readlink(f"/proc/self/fd/{fd}").endswith(state.LOG_FILE):
+            between.append(fd)
+            monkeypatch.setattr(os, "read", real_read)  # the writer reads as ever
+            writer.update(_add(_record(3), _record(4)))
+            monkeypatch.setattr(os, "read", read)
+        return data
+
+    monkeypatch.setattr(os, "read", read)
+    seen = reader.load()
+    monkeypatch.setattr(os, "read", real_read)
+    assert between
+    assert {r.name for r in seen.values()} in ({"s1", "s2"}, {"s1", "s2", "s3", "s4"})
+    assert all(seen[i] == r for i, r in StateStore(tmp_path).load().items() if i in seen)
+    assert {r.name for r in StateStore(tmp_path).load().values()} == {"s1", "s2", "s3", "s4"}
