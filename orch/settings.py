@@ -20,7 +20,7 @@ from enum import StrEnum
 from orch import timespan
 from orch.errors import UsageError
 from orch.frozen import dataclass
-from orch.spec import Restart
+from orch.spec import MAX_WAIT_S, Restart
 
 # Not `from typing import ...`: typing alone costs every command some ms.
 TYPE_CHECKING = False
@@ -57,7 +57,8 @@ class Setting:
     command line's option and the unit property it becomes.
 
     `choices` are the values of a CHOICE, and for an INT the words it also accepts (such
-    as "infinity"); `minimum` and `maximum` bound an INT; `pattern` is a regular expression
+    as "infinity"); `minimum` and `maximum` bound an INT, and a DURATION in seconds (so
+    it never is 0 or infinity); `pattern` is a regular expression
     a STRING, or every item of a STRING_LIST, must match in full. `flag` is spawn's option
     (None: the config file only), `metavar` what its help calls the value, and
     `unit_property` the systemd setting it becomes ("MemoryMax="), named in the help.
@@ -93,11 +94,14 @@ class Setting:
                 text += f" of at most {self.maximum}"
             return text + "".join(f' or "{word}"' for word in self.choices)
         if self.kind is Kind.DURATION:
-            return timespan.EXPECTED
+            if self.minimum is None and self.maximum is None:
+                return timespan.EXPECTED
+            return (f"a duration from {_span(self.minimum or 0)} to "
+                    f"{_span(self.maximum or 0)}, {timespan.EXPECTED_FINITE}")
         if self.kind is Kind.SIZE:
             return "a size such as 300M, 2G or infinity"
         if self.kind is Kind.PERCENT:
-            return 'a percentage such as "50%" or "200%"'
+            return PERCENT_EXPECTED
         if self.kind is Kind.CHOICE:
             return "one of " + ", ".join(f'"{c}"' for c in self.choices)
         if self.kind is Kind.STRING_LIST:
@@ -169,7 +173,9 @@ class Setting:
             return False
         try:
             if kind is Kind.DURATION:
-                parse_duration_seconds(value)
+                seconds = parse_duration_seconds(value)
+                return (self.minimum is None or seconds >= self.minimum) \
+                    and (self.maximum is None or seconds <= self.maximum)
             elif kind is Kind.SIZE:
                 parse_size_bytes(value)
             elif isinstance(value, str):
@@ -329,11 +335,11 @@ SPAWN_SETTINGS: dict[str, Setting] = settings_table(
             "this many transient API failures (overloaded, rate limited, unreachable).",
             minimum=0, maximum=100, flag="--retries", metavar="N", agent_only=True),
     Setting("retry_delay", Kind.DURATION, "The wait before the first retry, doubled at "
-            "each next one (default 30s).", flag="--retry-delay", metavar="DURATION",
-            agent_only=True),
+            "each next one up to 30 days (default 30s).", minimum=1, maximum=int(MAX_WAIT_S),
+            flag="--retry-delay", metavar="DURATION", agent_only=True),
     Setting("limit_wait", Kind.DURATION, "The wait after a usage limit whose reset time "
-            "the agent does not tell (default 1h).", flag="--limit-wait",
-            metavar="DURATION", agent_only=True),
+            "the agent does not tell (default 1h).", minimum=1, maximum=int(MAX_WAIT_S),
+            flag="--limit-wait", metavar="DURATION", agent_only=True),
     Setting("persistent", Kind.BOOL,
             "Start it again at boot (orch recover) if it was cut off; for a user, at boot "
             "only with lingering (loginctl enable-linger), else at login.",
@@ -342,6 +348,11 @@ SPAWN_SETTINGS: dict[str, Setting] = settings_table(
             "Names of the caller's environment variables handed to the agent as secrets.",
             pattern=ENV_NAME),
 )
+
+
+def _span(seconds: int) -> str:
+    """SECONDS as a time span reads it: 30d, 90s."""
+    return f"{seconds // 86400}d" if seconds and not seconds % 86400 else f"{seconds}s"
 
 
 def flag_value(key: str, value: object) -> object:
@@ -354,6 +365,9 @@ def flag_value(key: str, value: object) -> object:
 _NUMBER = r"\d+(?:\.\d+)?"
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _SIZE = rf"({_NUMBER})([KMGT]?)"  # compiled when first used
+# A CPU quota: up to ten thousand CPUs' worth (systemd holds it in µs a second, a uint64).
+MAX_PERCENT = 1_000_000
+PERCENT_EXPECTED = f'a percentage such as "50%" or "200%" (1% to {MAX_PERCENT}%)'
 # systemd keeps sizes and times in a uint64, the top value meaning infinity.
 _UINT64_MAX = 2**64 - 1
 
@@ -389,9 +403,10 @@ def parse_size_bytes(value: str | int) -> int | None:
 
 
 def parse_percent(value: str) -> int:
-    """50 from '50%': a whole number above 0 followed by '%'. UsageError otherwise."""
+    """50 from '50%': a whole number from 1 to MAX_PERCENT followed by '%'. UsageError
+    otherwise."""
     if isinstance(value, str):
-        match = re.fullmatch(r"(\d+)%", value)
-        if match is not None and int(match[1]) > 0:
+        match = re.fullmatch(r"(\d{1,12})%", value)
+        if match is not None and 0 < int(match[1]) <= MAX_PERCENT:
             return int(match[1])
-    raise UsageError(f'{show(value)}: expected a percentage such as "50%" or "200%"')
+    raise UsageError(f"{show(value)}: expected {PERCENT_EXPECTED}")

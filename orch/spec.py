@@ -45,6 +45,9 @@ RESTART_DELAY_USEC = 1_000_000
 # the wait after a usage limit whose reset the agent does not tell.
 DEFAULT_RETRY_DELAY_S = 30.0
 DEFAULT_LIMIT_WAIT_S = 3600.0
+# The longest a session waits to run again, its retries' doubling included: a wait
+# beyond any plan, and a clock far from the year 9999.
+MAX_WAIT_S = 30 * 86400.0
 START_LIMIT_BURST = 5
 START_LIMIT_INTERVAL_USEC = 600_000_000
 

@@ -45,6 +45,7 @@ _EXAMPLES = "90s, 30m, 1h30m, 2h 30min"
 _SYNTAX = ("(as systemd.time(7) reads it: a bare number is seconds; units us, ms, s, "
            "min or m, h, d, w, M (month), y)")
 EXPECTED = f"a duration such as {_EXAMPLES} or infinity {_SYNTAX}"
+EXPECTED_FINITE = f"such as {_EXAMPLES} {_SYNTAX}"
 
 
 def _skip(text: str, i: int, chars: str) -> int:
@@ -150,14 +151,14 @@ def parse_seconds(value: str | int, what: str | None = None, *, zero: bool = Tru
             raise ValueError("not a string or an int")
         usec = parse_usec(str(value))
     except ValueError:  # "or infinity" only where it means something
-        expected = EXPECTED if infinity else f"a duration such as {_EXAMPLES} {_SYNTAX}"
+        expected = EXPECTED if infinity else f"a duration {EXPECTED_FINITE}"
         raise UsageError(f"{shown}: expected {expected}") from None
     # The bounds are named to a value that meets one: "abc" is no duration at all.
     if (usec == 0 and not zero) or (usec == USEC_INFINITY and not infinity):
         bounds = [text for text, refused in (("more than 0", not zero),
                                              ("less than infinity", not infinity)) if refused]
         raise UsageError(f"{shown}: expected a duration {' and '.join(bounds)}, "
-                         f"such as {_EXAMPLES} {_SYNTAX}")
+                         f"{EXPECTED_FINITE}")
     return math.inf if usec == USEC_INFINITY else usec / _SEC
 
 

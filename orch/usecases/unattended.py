@@ -15,7 +15,13 @@ from orch import agents, limits
 from orch.frozen import dataclass, replace
 from orch.scope import Scope
 from orch.session import Ending, Record, Session, now_iso, usec_to_iso
-from orch.spec import DEFAULT_LIMIT_WAIT_S, DEFAULT_RETRY_DELAY_S, SpawnOptions, wake_unit
+from orch.spec import (
+    DEFAULT_LIMIT_WAIT_S,
+    DEFAULT_RETRY_DELAY_S,
+    MAX_WAIT_S,
+    SpawnOptions,
+    wake_unit,
+)
 from orch.state import Sessions
 from orch.usecases.common import RESULT_GRACE
 
@@ -122,7 +128,7 @@ def _resumes_at(record: Record, failure: limits.ApiFailure | None,
     if record.retried >= options.retries:
         return None
     delay = options.retry_delay_sec or DEFAULT_RETRY_DELAY_S
-    return now + delay * float(2 ** record.retried)
+    return now + min(delay * 2.0 ** min(record.retried, 64), MAX_WAIT_S)
 
 
 def _arm(rt: Runtime, record: Record, delay_s: float, jitter_s: float) -> None:

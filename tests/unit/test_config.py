@@ -331,7 +331,7 @@ BAD_FILES = [
     ('[spawn]\nmemory_max = "2g"\n', 'spawn.memory_max: expected a size'),
     ('[spawn]\nmemory_max = 0\n', 'spawn.memory_max: expected a size'),
     ('[spawn]\ncpu_quota = 50\n',
-     'spawn.cpu_quota: expected a percentage such as "50%" or "200%", got 50'),
+     'spawn.cpu_quota: expected a percentage such as "50%" or "200%" (1% to 1000000%), got 50'),
     ('[spawn]\ncpu_quota = "0%"\n', 'spawn.cpu_quota: expected a percentage'),
     ('[spawn]\ntimeout = "1..5h"\n', 'spawn.timeout: expected a duration such as 90s'),
     ('[spawn]\ntimeout = -1\n', 'spawn.timeout: expected a duration'),
@@ -435,7 +435,7 @@ BAD_SETS = [
     ("spawn.tasks_max", "many", 'expected an integer of at least 1 or "infinity", got "many"'),
     ("spawn.memory_max", "lots", 'expected a size such as 300M, 2G or infinity, got "lots"'),
     ("spawn.memory_max", "1.5", "expected a size"),
-    ("spawn.cpu_quota", "50", 'expected a percentage such as "50%" or "200%", got "50"'),
+    ("spawn.cpu_quota", "50", 'expected a percentage such as "50%" or "200%" (1% to 1000000%), got "50"'),
     ("spawn.timeout", "nan", 'expected a duration such as 90s, 30m, 1h30m, 2h 30min or '
      'infinity (as systemd.time(7) reads it: a bare number is seconds'),
     ("spawn.timeout", "-1", "expected a duration"),

@@ -144,6 +144,13 @@ def test_a_bad_flag_value_is_one_usage_error_naming_the_flag(key: str) -> None:
      'got "0"'),
     ("restart", "sometimes", '--restart: expected one of "no", "on-failure", "always", '
      'got "sometimes"'),
+    # Where a wait of infinity or nothing has no meaning, or overflowed: a retry's wait,
+    # infinite, crashed the exit hook that armed it and every `show` of the session.
+    ("retry_delay", "infinity", "--retry-delay: expected a duration from 1s to 30d, such "
+     "as 90s, 30m, 1h30m, 2h 30min (as systemd.time(7) reads it: a bare number is seconds; "
+     'units us, ms, s, min or m, h, d, w, M (month), y), got "infinity"'),
+    ("cpu_quota", "99999999999999999999%", '--cpu-quota: expected a percentage such as '
+     '"50%" or "200%" (1% to 1000000%), got "99999999999999999999%"'),
 ])
 def test_bad_flag_messages(key: str, value: object, message: str) -> None:
     with pytest.raises(UsageError) as err:
@@ -453,3 +460,24 @@ def test_retries_given_to_a_conversation_are_refused_not_dropped() -> None:
     # A [spawn] default for every spawn is no request of this one: left, as documented.
     loaded = _config({"retries": 2})
     assert spawn_request(loaded, None, {"provider": "claude", "interactive": True}).interactive
+
+
+@pytest.mark.parametrize("key", ["retry_delay", "limit_wait"])
+@pytest.mark.parametrize(("value", "taken"), [
+    ("1s", True), ("30d", True), ("5m", True), (90, True),
+    ("0", False), (0, False), ("infinity", False), ("30d 1s", False), ("1y", False)])
+def test_a_wait_to_run_again_is_finite_and_more_than_nothing(key: str, value: object,
+                                                          taken: bool) -> None:
+    setting = SPAWN_SETTINGS[key]
+    assert setting.accepts(setting.from_text(value) if isinstance(value, str) else value) \
+        is taken  # as `config set` checks it
+    if not taken:
+        with pytest.raises(UsageError):
+            flag_value(key, value)
+
+
+@pytest.mark.parametrize(("value", "taken"), [("1%", True), ("1000000%", True),
+                                              ("0%", False), ("1000001%", False),
+                                              ("99999999999999999999%", False)])
+def test_a_cpu_quota_fits_what_systemd_holds(value: str, taken: bool) -> None:
+    assert SPAWN_SETTINGS["cpu_quota"].accepts(value) is taken

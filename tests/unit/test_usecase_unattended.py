@@ -12,6 +12,7 @@ import pytest
 
 from orch import journal, queues
 from orch.errors import UsageError
+from orch.frozen import replace
 from orch.runtime import Runtime
 from orch.session import Record, Status
 from orch.spec import SpawnOptions
@@ -220,3 +221,17 @@ def test_a_limited_provider_holds_its_queued_sessions_but_not_others(
 
     assert [s.id for s in queueing.admit(rt).sessions] == [other.id]
     assert query.result(rt, later.id).status is Status.QUEUED
+
+
+def test_a_retrys_doubled_wait_stops_at_the_longest_wait(rt: Runtime) -> None:
+    # At --retries 100, 30 s doubled each time passed any clock (year 9999) by the
+    # fortieth retry, and the exit hook that armed it failed.
+    from orch.limits import ApiFailure, Failure
+    from orch.spec import MAX_WAIT_S
+
+    record = put(rt, "agent", provider="claude",
+                 options=SpawnOptions(retries=100, retry_delay_sec=30.0).to_json())
+    overloaded = ApiFailure(Failure.TRANSIENT, "API overloaded (529)")
+    waits = [unattended._resumes_at(replace(record, retried=n), overloaded, 0.0)
+             for n in (0, 1, 10, 20, 99)]
+    assert waits == [30.0, 60.0, 30.0 * 2**10, MAX_WAIT_S, MAX_WAIT_S]
