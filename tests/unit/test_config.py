@@ -435,7 +435,8 @@ BAD_SETS = [
     ("spawn.tasks_max", "many", 'expected an integer of at least 1 or "infinity", got "many"'),
     ("spawn.memory_max", "lots", 'expected a size such as 300M, 2G or infinity, got "lots"'),
     ("spawn.memory_max", "1.5", "expected a size"),
-    ("spawn.cpu_quota", "50", 'expected a percentage such as "50%" or "200%" (1% to 1000000%), got "50"'),
+    ("spawn.cpu_quota", "50",
+     'expected a percentage such as "50%" or "200%" (1% to 1000000%), got "50"'),
     ("spawn.timeout", "nan", 'expected a duration such as 90s, 30m, 1h30m, 2h 30min or '
      'infinity (as systemd.time(7) reads it: a bare number is seconds'),
     ("spawn.timeout", "-1", "expected a duration"),
