@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     Act = Callable[[dict[str, Any], str], str]
 
 DEFAULT_INTERVAL = 2.0
+MAX_INTERVAL = 86400.0
 MESSAGE_SECONDS = 3.0
 KEYS_HELP = ("↑/↓ select  m memory  c CPU  $ cost  a age  l logs  s stop  k kill  "
              "q quit")
@@ -80,6 +81,7 @@ class Board:
         self.sort = sort
         self.rows: list[Row] = []
         self.selected: str | None = None
+        self.first = 0  # the first row in sight: it moves only to keep the selection in sight
         self.confirming: str | None = None  # the key of a session a kill awaits a yes for
         self.message = ""
         self.message_until = 0.0  # monotonic seconds: a message shows until then
@@ -133,6 +135,16 @@ class Board:
             return (-(session.get("cost_usd") or -1.0), *rest)
         return (-started_at(session), row.key)  # newest first
 
+    def in_sight(self, room: int) -> list[Row]:
+        """The ROOM rows to show: from the first in sight, moved only as far as it takes
+        to keep the selection in sight (a list that got shorter shows its end)."""
+        keys = [row.key for row in self.rows]
+        at = keys.index(self.selected) if self.selected in keys else 0
+        first = min(self.first, at)
+        first = max(first, at - room + 1)
+        self.first = min(max(first, 0), max(len(keys) - room, 0))
+        return self.rows[self.first:self.first + room]
+
     def current(self) -> Row | None:
         """The selected row."""
         return next((row for row in self.rows if row.key == self.selected), None)
@@ -157,9 +169,10 @@ class Board:
             return None
         if key in ("q", "Q", "\x03"):
             return "quit"
-        if key in SORT_KEYS:
+        if key in SORT_KEYS:  # the top of the new order in sight, and selected
             self.sort = SORT_KEYS[key]
             self.rows.sort(key=self._order)
+            self.selected, self.first = (self.rows[0].key if self.rows else None), 0
             self.say(f"sorted by {self.sort}", now)
         elif key in (UP, DOWN):
             self.move(-1 if key == UP else 1)
@@ -189,11 +202,13 @@ def summary(board: Board, compact: bool = False) -> str:
     sessions = [row.session for row in board.rows]
     live = sum(1 for s in sessions if s.get("status") in ("running", "idle", "starting"))
     memory = [s["memory_current"] for s in sessions if s.get("memory_current") is not None]
-    cpu = sum(row.cpu_percent or 0.0 for row in board.rows)
+    # Before a second reading there is no percentage to add up: '-', not 0.0%.
+    percents = [row.cpu_percent for row in board.rows if row.cpu_percent is not None]
+    cpu = f"{sum(percents):.1f}%" if percents else "-"
     costs = [s["cost_usd"] for s in sessions if s.get("cost_usd") is not None]
     count = f"{len(sessions)} session" + ("" if len(sessions) == 1 else "s")
     return (f"{count}, {live} running · MEM {format_bytes(sum(memory)) if memory else '-'} · "
-            f"CPU {cpu:.1f}% · COST {money(sum(costs)) if costs else '-'} · "
+            f"CPU {cpu} · COST {money(sum(costs)) if costs else '-'} · "
             f"{'by' if compact else 'sorted by'} {board.sort}")
 
 
@@ -256,10 +271,7 @@ def view(board: Board, said: Callable[[dict[str, Any]], str], height: int,
     table.add_column("LAST", no_wrap=True, ratio=1, overflow="ellipsis")
     footer = board.footer(time.monotonic())
     room = max(height - 3 - max(1, -(-len(footer) // max(width, 1))), 1)
-    keys = [row.key for row in board.rows]
-    at = keys.index(board.selected) if board.selected in keys else 0
-    first = min(max(at - room + 1, 0), max(len(keys) - room, 0))
-    for row in board.rows[first:first + room]:
+    for row in board.in_sight(room):
         s = row.session
         memory, _, cost = resources(s.get("memory_current"), None, s.get("cost_usd"))
         cells = [str(s.get("name", "")), status_cell(str(s.get("status", "")),
@@ -321,11 +333,12 @@ def run(read: Sessions, act: Act, logs: Callable[[dict[str, Any]], None], *,
 
     from orch.journal import OutputTail
 
+    if not 0 < interval <= MAX_INTERVAL:  # NaN too
+        raise UsageError(f"--interval must be more than 0 and at most {MAX_INTERVAL:.0f} "
+                         "(seconds)")
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("orch top needs a terminal: use `orch ps` (or `ps --json`) "
                          "elsewhere")
-    if interval <= 0:
-        raise UsageError("--interval must be more than 0")
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)
     console = Console()

@@ -49,3 +49,10 @@ def test_a_result_given_twice_is_bad_usage(tmp_path: Path) -> None:
     done = orch("kill", "nosuch", "inline", "--file", str(given))
     assert (done.returncode, done.stderr) == (
         2, "orch: give the result as an argument or with --file, not both\n")  # was exit 1
+
+
+@pytest.mark.parametrize("interval", ["nan", "inf", "1e400", "0", "-1", "86401"])
+def test_a_top_interval_that_is_no_number_of_seconds_is_bad_usage(interval: str) -> None:
+    done = orch("top", "-i", interval)  # NaN and infinity were an internal error (exit 70)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "orch: --interval must be more than 0 and at most 86400 (seconds)\n"

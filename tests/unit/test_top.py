@@ -138,7 +138,9 @@ def test_summary_adds_up_what_is_known() -> None:
     board.update([_session("a", memory_current=1 << 20, cost_usd=0.5),
                   _session("b", memory_current=1 << 20, status="exited"),
                   _session("c", cost_usd=0.25, status="idle")], now=1.0)
-    assert summary(board) == ("3 sessions, 2 running · MEM 2.0M · CPU 0.0% · COST $0.75 · "
+    # Before a second reading no session has a percentage: '-' (it read 0.0% while a
+    # busy loop ran).
+    assert summary(board) == ("3 sessions, 2 running · MEM 2.0M · CPU - · COST $0.75 · "
                               "sorted by memory")
     board.update([_session("a")], now=2.0)
     assert summary(board).startswith("1 session, 1 running") and "COST - " in summary(board)
@@ -150,10 +152,10 @@ def test_the_headline_gives_up_words_before_facts_to_fit() -> None:
     board.update([_session(f"s{i}", memory_current=(300 << 20) * i, cost_usd=1.25 * i)
                   for i in range(12)], now=1.0)
     full = headline(board, 2.0, 200)
-    assert full == ("orch top · 12 sessions, 12 running · MEM 19.3G · CPU 0.0% · "
+    assert full == ("orch top · 12 sessions, 12 running · MEM 19.3G · CPU - · "
                     "COST $82.50 · sorted by memory · every 2s")
     assert headline(board, 2.0, 80) == (  # a common terminal: every fact, whole
-        "12 sessions, 12 running · MEM 19.3G · CPU 0.0% · COST $82.50 · by memory · 2s")
+        "12 sessions, 12 running · MEM 19.3G · CPU - · COST $82.50 · by memory · 2s")
     assert headline(board, 2.0, 40) == headline(board, 2.0, 80)  # cut by the view
 
 
@@ -180,6 +182,53 @@ def test_the_view_marks_the_selection_and_keeps_it_in_sight() -> None:
     assert "s04" in text and "said s04" in text  # the selected (16th newest) is shown
     assert "s19" not in text  # the newest scrolled away
     assert text.splitlines()[0].startswith("20 sessions, 20 running")  # 80 columns
+
+
+def _shown(board: Board, rows: int) -> list[str]:
+    return [row.session["name"] for row in board.in_sight(rows)]
+
+
+def _selected(board: Board) -> str:
+    row = board.current()
+    assert row is not None
+    return str(row.session["name"])
+
+
+def test_the_rows_in_sight_move_only_to_keep_the_selection_in_sight() -> None:
+    # Before, the selection was always the last row in sight once it had scrolled:
+    # going up scrolled the list, and nothing below the selection showed.
+    board = Board(Sort.AGE)
+    board.update([_session(f"s{i:02}", created_at=f"2026-12-06T{i:02}:00:00+00:00")
+                  for i in range(20)], now=1.0)  # s19 first: the newest
+    assert _shown(board, 5) == ["s19", "s18", "s17", "s16", "s15"]
+    for _ in range(6):
+        board.press(DOWN, now=1.0)  # to s13, the 7th
+    assert _shown(board, 5) == ["s17", "s16", "s15", "s14", "s13"]
+    board.press(UP, now=1.0)
+    board.press(UP, now=1.0)  # s15: in sight, nothing moves
+    assert _shown(board, 5) == ["s17", "s16", "s15", "s14", "s13"]
+    for _ in range(3):
+        board.press(UP, now=1.0)  # s18: above the first in sight
+    assert _shown(board, 5) == ["s18", "s17", "s16", "s15", "s14"]
+    board.update([_session("s00", created_at="2026-12-06T00:00:00+00:00"),
+                  _session("s18", created_at="2026-12-06T18:00:00+00:00")], now=2.0)
+    assert _shown(board, 5) == ["s18", "s00"]  # a shorter list shows whole
+
+
+def test_a_new_order_shows_and_selects_its_top() -> None:
+    # Before, the selection kept its session and the view scrolled to it: sorted by
+    # CPU, the busiest sessions were out of sight.
+    board = Board(Sort.MEMORY)
+    board.update([_session(f"s{i:02}", memory_current=(i + 1) << 20, cpu_usage_nsec=i)
+                  for i in range(12)], now=1.0)
+    board.update([_session(f"s{i:02}", memory_current=(i + 1) << 20,
+                           cpu_usage_nsec=i + (10**9 if i < 2 else 0)) for i in range(12)],
+                 now=2.0)
+    board.press(DOWN, now=2.0)
+    board.press(DOWN, now=2.0)
+    assert _shown(board, 3) == ["s11", "s10", "s09"] and _selected(board) == "s09"
+    board.press("c", now=2.0)
+    assert _shown(board, 3)[:2] == ["s01", "s00"] and _selected(board) == "s01"
 
 
 def test_the_view_fits_a_small_terminal_headline_cut_keys_whole() -> None:
