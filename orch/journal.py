@@ -141,15 +141,13 @@ def _unit_field(scope: str) -> str:
 
 
 def _output_matches(scope: str, units: Iterable[str]) -> list[str]:
-    """The journal matches of what UNITS' sessions of SCOPE wrote (as this user, where
-    a user's manager runs them)."""
+    """The journal matches of UNITS' sessions' output in SCOPE (a user's: as this user)."""
     own = [f"_UID={os.geteuid()}"] if scope == Scope.USER else []
     return [*(f"SYSLOG_IDENTIFIER={syslog_identifier(u)}" for u in sorted(units)), *own]
 
 
 def default_format(record: Record) -> LogFormat:
-    """How `orch logs` shows RECORD's output unless told: an agent's as its transcript,
-    any other program's as journalctl's short format."""
+    """How `orch logs` shows RECORD's output unless told: an agent's transcript, else short."""
     return LogFormat.TRANSCRIPT if record.provider not in (None, "exec") else LogFormat.SHORT
 
 
@@ -278,15 +276,17 @@ def read_logs(record: Record, *, lines: int | None = None, since: str | None = N
 class OutputTail:
     """The last whole line each of some units' sessions wrote, as it comes: one
     `journalctl --follow` over their output, restarted when the units change (it reads
-    their last LINES first: nothing said meanwhile is missed); for those whose last line
-    that may not reach (a loud unit's push out a quiet one's), one read backwards until
-    each has said one (LOOK_BACK lines at most, LOOK_BACK_S a poll)."""
+    their last LINES first: nothing said meanwhile is missed, nor a line older than the
+    one held taken); for those whose last line that may not reach (a loud unit's push
+    out a quiet one's), one read backwards until each has said one (LOOK_BACK lines at
+    most, LOOK_BACK_S a poll)."""
 
     def __init__(self, scope: str, lines: int = 200, look_back: int = 20_000,
                  look_back_s: float = 0.1) -> None:
         self.scope, self.lines, self.look_back, self.look_back_s = \
             scope, lines, look_back, look_back_s
         self.last: dict[str, str] = {}  # unit: its last line
+        self._when: dict[str, int] = {}  # unit: when journald got that line (µs)
         self._units: dict[str, str] = {}  # syslog identifier: unit
         self._reader: _Reader | None = None
         self._looking_back: _Reader | None = None
@@ -326,9 +326,10 @@ class OutputTail:
 
     def _heard(self, entry: Entry, newest: bool) -> bool:
         unit = self._units.get(field_text(entry, "SYSLOG_IDENTIFIER"))
-        if unit is None or (unit in self.last and not newest):
+        when = realtime_usec(entry)
+        if unit is None or (unit in self.last and (not newest or when < self._when[unit])):
             return False
-        self.last[unit] = message(entry).decode("utf-8", "replace")
+        self.last[unit], self._when[unit] = message(entry).decode("utf-8", "replace"), when
         return True
 
     def _look_back(self) -> bool:

@@ -394,3 +394,37 @@ def test_a_tail_takes_in_all_that_came_in_one_poll_not_one_read() -> None:
     assert tail.poll()
     # Before, a poll took one read's worth (1 MiB of a restart's last lines) and lagged.
     assert tail.last == {unit: "line 4"}
+
+
+def test_a_tail_restarted_on_other_units_never_goes_back_to_an_older_line() -> None:
+    # A restart (a session came or went) reads each unit's last lines again: before,
+    # they replaced the newer line held, so `top`'s LAST went line 151, 83, 140, 158.
+    from orch import journal
+
+    unit = "orch-agent-1a2b3c4d.service"
+
+    def said(n: int) -> dict[str, str]:
+        return {"SYSLOG_IDENTIFIER": "orch-agent-1a2b3c4d", "MESSAGE": f"line {n}",
+                "__REALTIME_TIMESTAMP": str(1_000_000 + n)}
+
+    class Reader:
+        def __init__(self, *chunks: list[dict[str, str]]) -> None:
+            self.chunks = list(chunks)
+
+        def read(self, timeout: float | None) -> list[dict[str, str]] | None:
+            return self.chunks.pop(0) if self.chunks else []
+
+        def close(self) -> None:
+            pass
+
+    tail = journal.OutputTail("system")
+    tail._units = {"orch-agent-1a2b3c4d": unit}
+    tail._reader = Reader([said(150), said(151)])  # type: ignore[assignment]
+    tail.poll()
+    assert tail.last == {unit: "line 151"}
+    tail._reader = Reader([said(83), said(140)])  # type: ignore[assignment]  # replayed
+    tail.poll()
+    assert tail.last == {unit: "line 151"}
+    tail._reader = Reader([said(151), said(152)])  # type: ignore[assignment]
+    tail.poll()
+    assert tail.last == {unit: "line 152"}
