@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
+from orch.errors import UsageError
 from orch.runtime import Runtime
 from orch.runtime import store_for as store_for
 from orch.scope import Scope
@@ -43,8 +44,49 @@ def current_scope(user: bool = False, system: bool = False) -> Scope:
     return Scope.for_command(user, system)
 
 
-def _runtime(scope: Scope | None) -> Runtime:
-    return Runtime(scope or current_scope())
+def _runtime(scope: Scope | str | None) -> Runtime:
+    if scope is None:
+        return Runtime(current_scope())
+    try:
+        return Runtime(Scope(scope))
+    except ValueError:
+        raise UsageError(f"scope {scope!r}: expected {Scope.USER.value!r} or "
+                         f"{Scope.SYSTEM.value!r}") from None
+
+
+# A library caller's arguments, checked where a type checker cannot: what the command
+# line could never give (a string where a list goes, a number where a string does).
+
+def _strings(value: object, what: str) -> list[str]:
+    """VALUE, a list (or other sequence) of strings, as a list; else UsageError."""
+    items = None if isinstance(value, str) or not isinstance(value, Iterable) else list(value)
+    if items is None:
+        raise UsageError(f"{what}: expected a list of strings, not {_kind(value)}")
+    for item in items:
+        if not isinstance(item, str):
+            raise UsageError(f"{what}: expected a list of strings, not one holding "
+                             f"{_kind(item)}")
+    return items
+
+
+def _optional_text(value: object, what: str) -> None:
+    if value is not None and not isinstance(value, str):
+        raise UsageError(f"{what}: expected a string, not {_kind(value)}")
+
+
+def _seconds(value: object, what: str, *, infinity: bool = True) -> None:
+    """VALUE, if given, is a number of seconds: 0 or more (and finite, unless INFINITY)."""
+    import math
+
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                              or math.isnan(value) or value < 0
+                              or (math.isinf(value) and not infinity)):
+        raise UsageError(f"{what}: expected a number of seconds, 0 or more, "
+                         f"got {value!r}"[:200])
+
+
+def _kind(value: object) -> str:
+    return repr(value)[:60] if isinstance(value, str) else type(value).__name__
 
 
 def spawn(argv: Sequence[str], *, name: str | None = None, description: str = "",
@@ -70,6 +112,15 @@ def spawn(argv: Sequence[str], *, name: str | None = None, description: str = ""
     """
     from orch.usecases import spawn as spawning
 
+    argv, tags = _strings(argv, "argv"), _strings(tags, "tags")
+    env_files, secret_env = _strings(env_files, "env_files"), _strings(secret_env, "secret_env")
+    after = _strings(after, "after")
+    for text, what in ((name, "name"), (description, "description"), (cwd, "cwd"),
+                       (provider, "provider"), (queue, "queue")):
+        _optional_text(text, what)
+    if env is not None and not (isinstance(env, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items())):
+        raise UsageError(f"env: expected a dict of strings to strings, not {_kind(env)}")
     with _runtime(scope) as rt:
         return spawning.spawn(rt, argv, name=name, description=description, tags=tags,
                               env=env, cwd=cwd, persistent=persistent, options=options,
@@ -239,6 +290,8 @@ def wait(refs: Sequence[str], scope: Scope | None = None, *, any_: bool = False,
     the manager's signals. Unknown references raise NotFound before any waiting."""
     from orch.usecases import query
 
+    refs = _strings(refs, "refs")
+    _seconds(timeout, "timeout")
     with _runtime(scope) as rt:
         return query.wait(rt, refs, any_=any_, timeout=timeout)
 
@@ -330,6 +383,7 @@ def reap(scope: Scope | None = None, *, older_than: float | None = None,
     otherwise, nor one whose spawn is still in flight. The reaped sessions."""
     from orch.usecases import reap as reaping
 
+    _seconds(older_than, "older_than", infinity=False)
     with _runtime(scope) as rt:
         age = reaping.DEFAULT_REAP_AGE if older_than is None else older_than
         return reaping.reap(rt, older_than=age, everything=everything,

@@ -32,6 +32,11 @@ def resolve(ref: str, records: Iterable[Record]) -> Record:
     ambiguous, and so is a name that is also another session's id prefix: orch will
     not guess which one to stop or kill.
     """
+    if not isinstance(ref, str):  # a library caller's: one line, not a traceback
+        from orch.errors import UsageError
+
+        raise UsageError(f"a session reference is a string (an id, a prefix, a name), "
+                         f"not {type(ref).__name__}")
     pool = list(records)
     unit = ref if ref.endswith(".service") else f"{ref}.service"
     for record in pool:

@@ -202,10 +202,10 @@ def logs_command(rt: Runtime, ref: str, *, lines: int | None = None, follow: boo
                  ) -> list[str]:
     """The journalctl command line that shows the session's output (OUTPUT: a
     LogFormat or its name; None: the session's default)."""
-    from orch.journal import LogFormat, logs_argv
+    from orch.journal import logs_argv
 
     return logs_argv(lookup(rt, ref), lines=lines, follow=follow, since=since,
-                     output=None if output is None else LogFormat(output))
+                     output=_format(output))
 
 
 def logs(rt: Runtime, ref: str, *, lines: int | None = None, since: str | None = None,
@@ -213,7 +213,22 @@ def logs(rt: Runtime, ref: str, *, lines: int | None = None, since: str | None =
     """The session's output so far, from the journal (OUTPUT: a LogFormat or its name)."""
     from orch.journal import LogFormat, read_logs
 
-    return read_logs(lookup(rt, ref), lines=lines, since=since, output=LogFormat(output))
+    return read_logs(lookup(rt, ref), lines=lines, since=since,
+                     output=_format(output) or LogFormat.CAT)
+
+
+def _format(output: LogFormat | str | None) -> LogFormat | None:
+    """OUTPUT as a LogFormat (None stays None); UsageError naming the formats if it
+    is none of them."""
+    from orch.journal import LogFormat
+
+    if output is None:
+        return None
+    try:
+        return LogFormat(output)
+    except ValueError:
+        raise UsageError(f"output {str(output)[:60]!r}: expected one of "
+                         + ", ".join(f.value for f in LogFormat)) from None
 
 
 def follow_logs(rt: Runtime, ref: str, write: Callable[[str], object], *,
@@ -255,7 +270,7 @@ def follow_logs(rt: Runtime, ref: str, write: Callable[[str], object], *,
     watcher = threading.Thread(target=watch, name="orch-logs-end", daemon=True)
     watcher.start()
     journal.follow_logs(record, write, end, lines=lines, since=since,
-                        output=None if output is None else journal.LogFormat(output),
+                        output=_format(output),
                         refresh=invocations, style=style, after=after, mark=mark)
     watcher.join()
     if failures:

@@ -71,6 +71,12 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
     scope = rt.scope
     store = rt.store
     options = options or SpawnOptions()
+    if priority and queue is None:  # the command line says so in its own words first
+        raise UsageError("priority orders a queue: give queue too")
+    if provider is not None:  # a library caller's: one that nothing could read the output of
+        from orch import agents
+
+        agents.provider_spec(provider, scope, config)
     spec = SessionSpec(argv=list(argv), name=name, description=description,
                        tags=list(tags), env=dict(env or {}), cwd=cwd)
     validate(spec)
