@@ -44,7 +44,11 @@ def _say(message: str) -> None:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    _say(f"orch: {message}")
+    from orch.visible import visible
+
+    # What the message quotes (a path, a program, a value given) may hold an escape
+    # sequence: shown, never handed to the terminal.
+    _say(f"orch: {visible(message)}")
     sys.exit(code)
 
 

@@ -71,8 +71,11 @@ def _item_encoder() -> Callable[[Any], str]:
 
 
 def say(message: str) -> None:
-    """MESSAGE on stderr."""
-    print(message, file=sys.stderr)
+    """MESSAGE on stderr, what it quotes (another host's words, a name) made visible
+    rather than handed to the terminal; its own line ends kept."""
+    from orch.visible import visible
+
+    print(visible(message, keep="\r\n"), file=sys.stderr)
 
 
 def ps_all_hosts(running: bool, tag: list[str], user: bool, system: bool,

@@ -56,3 +56,11 @@ def test_a_top_interval_that_is_no_number_of_seconds_is_bad_usage(interval: str)
     done = orch("top", "-i", interval)  # NaN and infinity were an internal error (exit 70)
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == "orch: --interval must be more than 0 and at most 86400 (seconds)\n"
+
+
+def test_what_an_error_quotes_never_reaches_the_terminal_as_a_command(tmp_path: Path) -> None:
+    escape = "\x1b[31mRED"  # before, a path or program given reached the terminal raw
+    for args in (["spawn", "--cwd", escape, "--", "true"], ["spawn", "--", escape]):
+        done = orch(*args)
+        assert done.returncode != 0 and done.stderr.count("\n") == 1, done.stderr
+        assert "\x1b" not in done.stderr and "\\x1b[31mRED" in done.stderr
