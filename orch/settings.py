@@ -137,14 +137,12 @@ class Setting:
         return self.kind is Kind.STRING_LIST
 
     @property
-    def cli_type(self) -> Literal["flag", "int", "str"]:
-        """How the command line reads a value: a flag takes none, an int only digits, a
-        str anything (checked by from_flag)."""
-        if self.kind is Kind.BOOL:
-            return "flag"
-        if self.kind is Kind.INT and not self.choices:
-            return "int"
-        return "str"
+    def cli_type(self) -> Literal["flag", "str"]:
+        """How the command line reads a value: a flag takes none; every other value is a
+        string that from_flag checks, as `config set` does (an int parser of the command
+        line's own took "1_0", " 5" and "5.0", which the file refuses, and said so in
+        other words)."""
+        return "flag" if self.kind is Kind.BOOL else "str"
 
     def accepts(self, value: object) -> bool:
         """Whether VALUE, as TOML holds it, is one this setting takes."""

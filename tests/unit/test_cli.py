@@ -64,3 +64,20 @@ def test_what_an_error_quotes_never_reaches_the_terminal_as_a_command(tmp_path: 
         done = orch(*args)
         assert done.returncode != 0 and done.stderr.count("\n") == 1, done.stderr
         assert "\x1b" not in done.stderr and "\\x1b[31mRED" in done.stderr
+
+
+@pytest.mark.parametrize("value", ["5.0", "1_0", " 5", "abc"])
+def test_an_integer_flag_takes_what_the_config_file_takes(value: str, tmp_path: Path) -> None:
+    # The command line's int parser took "1_0" (as 10), " 5" and "5.0", which `config
+    # set spawn.nice` refuses, and refused "abc" in other words than the file's.
+    env = {**os.environ, "ORCH_CONFIG": str(tmp_path / "config.toml")}
+    flag = subprocess.run([sys.executable, "-m", "orch", "spawn", "--nice", value, "--",
+                           "/nonexistent"], capture_output=True, text=True, env=env,
+                          check=False, timeout=60)
+    setting = subprocess.run([sys.executable, "-m", "orch", "config", "set", "spawn.nice",
+                              value], capture_output=True, text=True, env=env, check=False,
+                             timeout=60)
+    assert flag.returncode == setting.returncode == 2
+    assert flag.stderr == f'orch: --nice: expected an integer from -20 to 19, got "{value}"\n'
+    assert setting.stderr.startswith(f'orch: spawn.nice: expected an integer from -20 to 19, '
+                                     f'got "{value}"')

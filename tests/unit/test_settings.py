@@ -84,7 +84,8 @@ def test_restart_choices_are_the_restart_policies() -> None:
 
 @pytest.mark.parametrize(("key", "cli_type", "repeatable", "metavar"), [
     ("auto_approve", "flag", False, None), ("sandbox", "flag", False, None),
-    ("max_turns", "int", False, "N"), ("nice", "int", False, "N"),
+    # An integer is read as the file's is (from_flag), not by the command line's parser.
+    ("max_turns", "str", False, "N"), ("nice", "str", False, "N"),
     ("tasks_max", "str", False, "N"),  # takes "infinity" too
     ("timeout", "str", False, "DURATION"), ("memory_max", "str", False, "SIZE"),
     ("cpu_quota", "str", False, "PERCENT"), ("restart", "str", False, "POLICY"),
