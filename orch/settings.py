@@ -20,7 +20,7 @@ from enum import StrEnum
 from orch import timespan
 from orch.errors import UsageError
 from orch.frozen import dataclass
-from orch.spec import MAX_WAIT_S, Restart
+from orch.spec import MAX_WAIT_S, TAG, TAG_SHAPE, Restart
 
 # Not `from typing import ...`: typing alone costs every command some ms.
 TYPE_CHECKING = False
@@ -73,6 +73,7 @@ class Setting:
     minimum: int | None = None
     maximum: int | None = None
     pattern: str | None = None
+    shape: str | None = None  # what `pattern` takes, in words, where its text would not do
     flag: str | None = None
     metavar: str | None = None
     unit_property: str | None = None
@@ -81,7 +82,7 @@ class Setting:
     def expected(self) -> str:
         """What a valid value looks like, as the end of "expected ..."."""
         if self.kind is Kind.STRING:
-            return f"a string matching {self.pattern}" if self.pattern else "a non-empty string"
+            return self._one()
         if self.kind is Kind.BOOL:
             return "true or false"
         if self.kind is Kind.INT:
@@ -106,7 +107,7 @@ class Setting:
             return "one of " + ", ".join(f'"{c}"' for c in self.choices)
         if self.kind is Kind.STRING_LIST:
             if self.pattern:
-                return f"a list of strings matching {self.pattern}"
+                return "a list of " + self._one().replace("a string", "strings", 1)
             return "a list of non-empty strings"
         return "a list whose items are strings or lists of strings"
 
@@ -184,6 +185,12 @@ class Setting:
             return False
         return True
 
+    def _one(self) -> str:
+        """What one string of it must be, as the end of "expected ..."."""
+        if self.shape:
+            return f"a string of {self.shape}"
+        return f"a string matching {self.pattern}" if self.pattern else "a non-empty string"
+
     def _matches(self, text: str) -> bool:
         """TEXT is a string this setting (or an item of its list) takes."""
         return re.fullmatch(self.pattern, text) is not None if self.pattern else text != ""
@@ -222,8 +229,7 @@ class Setting:
         if self.repeatable and isinstance(value, (list, tuple)):
             for item in value:
                 if not (isinstance(item, str) and self._matches(item)):
-                    single = f"a string matching {self.pattern}" if self.pattern \
-                        else "a non-empty string"
+                    single = self._one()
                     raise UsageError(f"{self.option}: expected {single}, got {show(item)}")
             return list(value)
         converted: object = value
@@ -277,7 +283,7 @@ def settings_table(*settings: Setting) -> dict[str, Setting]:
 # In the order `orch spawn --help` lists them; secret_env, for the file only, last.
 SPAWN_SETTINGS: dict[str, Setting] = settings_table(
     Setting("tags", Kind.STRING_LIST, "Tags to find the session by (orch ps --tag).",
-            flag="--tag", metavar="TAG"),
+            pattern=TAG, shape=TAG_SHAPE, flag="--tag", metavar="TAG"),
     Setting("env_files", Kind.STRING_LIST,
             "A file of KEY=VALUE lines handed to the program as secrets (nothing records "
             "them).", flag="--env-file", metavar="FILE"),

@@ -31,6 +31,9 @@ ORCH_SET_ENV = (*RESERVED_ENV, "ORCH_STATE_DIR", "ORCH_CONFIG", "PATH")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_NAME = 128
 MAX_TAG = 64
+# A tag, as a flag, the config file and the library give one (a comma would split it).
+TAG = rf"[^\x00-\x1f\x7f,]{{1,{MAX_TAG}}}"
+TAG_SHAPE = f"1 to {MAX_TAG} characters, with no commas or control characters"
 # Linux's MAX_ARG_STRLEN (32 pages) less the NUL: the longest single argument or
 # environment entry execve passes. Longer, the program could never start.
 MAX_ARG_BYTES = 32 * 4096 - 1
@@ -224,9 +227,8 @@ def validate(spec: SessionSpec) -> None:
     if spec.name == "self":  # what a session calls itself: the name could never be named
         raise UsageError("--name self: self names the calling session; choose another")
     for tag in spec.tags:
-        if not tag or len(tag) > MAX_TAG or _CONTROL.search(tag) or "," in tag:
-            raise UsageError(f"--tag {tag!r}: tags are 1 to {MAX_TAG} characters, "
-                             "with no commas or control characters")
+        if not re.fullmatch(TAG, tag):
+            raise UsageError(f"--tag {tag!r}: expected a string of {TAG_SHAPE}")
     if _CONTROL.search(spec.description):  # a line feed would forge show's next line
         raise UsageError("--description: one line, with no control characters")
     for key, value in spec.env.items():

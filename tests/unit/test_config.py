@@ -21,6 +21,9 @@ from orch.settings import SPAWN_SETTINGS, Kind
 DATA = Path(__file__).parent / "data" / "config"
 USER = Scope.USER
 
+# What spawn.tags takes.
+TAGS = "a list of strings of 1 to 64 characters, with no commas or control characters"
+
 
 @pytest.fixture
 def path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -159,7 +162,7 @@ ROUND_TRIPS = [
     ("spawn.cpu_quota", "50%", "50%"),
     ("spawn.restart", "on-failure", "on-failure"),
     ("spawn.tags", "a, b", ["a", "b"]),
-    ("spawn.tags", "['x y', 'z,w']", ["x y", "z,w"]),
+    ("spawn.tags", "['x y', 'z w']", ["x y", "z w"]),
     ("spawn.add_dirs", "", []),
     ("spawn.env_files", "/etc/a.env", ["/etc/a.env"]),
     ("spawn.secret_env", "API_KEY,_OTHER2", ["API_KEY", "_OTHER2"]),
@@ -339,8 +342,8 @@ BAD_FILES = [
     ('[spawn]\nrestart = "sometimes"\n',
      'spawn.restart: expected one of "no", "on-failure", "always", got "sometimes"'),
     ('[spawn]\ntags = ["ok", 3]\n',
-     'spawn.tags: expected a list of non-empty strings, got ["ok", 3]'),
-    ('[spawn]\ntags = "ok"\n', 'spawn.tags: expected a list of non-empty strings, got "ok"'),
+     f'spawn.tags: expected {TAGS}, got ["ok", 3]'),
+    ('[spawn]\ntags = "ok"\n', f'spawn.tags: expected {TAGS}, got "ok"'),
     ('[spawn]\nsecret_env = ["API_KEY", "1BAD"]\n',
      'spawn.secret_env: expected a list of strings matching [A-Za-z_][A-Za-z0-9_]*'),
     ('[spawn]\nmodel = ""\n', 'spawn.model: expected a non-empty string, got ""'),
@@ -443,10 +446,12 @@ BAD_SETS = [
     ("spawn.restart", "sometimes", 'expected one of "no", "on-failure", "always"'),
     ("spawn.auto_approve", "maybe", 'expected true or false (or yes/no, 1/0), got "maybe"'),
     ("spawn.model", "", 'expected a non-empty string, got ""'),
-    ("spawn.tags", "a,,b", "expected a list of non-empty strings, comma-separated (a,b) or as "
+    ("spawn.tags", "a,,b", f"expected {TAGS}, comma-separated (a,b) or as "
      "a TOML array (['a', 'b'])"),
-    ("spawn.tags", "[1, 2]", "expected a list of non-empty strings"),
-    ("spawn.tags", "['a'", "expected a list of non-empty strings"),
+    ("spawn.tags", "[1, 2]", f"expected {TAGS}"),
+    ("spawn.tags", "['a'", f"expected {TAGS}"),
+    # What a spawn refused, the file refuses too (a comma would split it in `ps --tag`).
+    ("spawn.tags", "['a,b']", f"expected {TAGS}"),
     ("spawn.secret_env", "OK,1BAD", "expected a list of strings matching"),
     ("providers.x.argv", "--print --verbose", "expected a list whose items are strings or "
      "lists of strings, as a TOML array"),

@@ -138,7 +138,8 @@ def test_a_bad_flag_value_is_one_usage_error_naming_the_flag(key: str) -> None:
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("memory_max", "lots", '--memory-max: expected a size such as 300M, 2G or infinity, '
      'got "lots"'),
-    ("tags", ["ok", ""], '--tag: expected a non-empty string, got ""'),
+    ("tags", ["ok", ""], '--tag: expected a string of 1 to 64 characters, with no commas '
+     'or control characters, got ""'),
     ("add_dirs", [""], '--add-dir: expected a non-empty string, got ""'),
     ("nice", 40, "--nice: expected an integer from -20 to 19, got 40"),
     ("tasks_max", "0", '--tasks-max: expected an integer of at least 1 or "infinity", '
