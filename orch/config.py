@@ -410,6 +410,13 @@ def set_value(scope: Scope, dotted: str, raw: str) -> None:
             return
         node[key.key] = value
         _validate(doc, path)  # the whole file as it will be, before any byte is written
+        if key.parts()[0] == "providers":  # its templates as a spawn will read them
+            from orch.providers import check_table_value
+
+            try:
+                check_table_value(key.parts()[1], key.key, value, str(path))
+            except UsageError as refused:
+                raise UsageError(f"{refused.message} (nothing written)") from None
         _write(target, path, tomli_w.dumps(doc).encode("utf-8"))
 
 

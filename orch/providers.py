@@ -270,7 +270,10 @@ def _build(spec: ProviderSpec, template: tuple[Item, ...], request: AgentRequest
         if name == "prompt" and request.interactive:
             continue
         if _asked(values, name) and name not in used:
-            raise UsageError(f"{spec.name} has no way to {what}{when} ({option})")
+            template_key = "resume_argv" if resuming else "argv"
+            why = f"({option})" if option.startswith("-") else \
+                f"(its {template_key} has no {{{name}}})"
+            raise UsageError(f"{spec.name} has no way to {what}{when} {why}")
     for name, suffixes in used.items():
         if "!" in suffixes and not _asked(values, name):
             raise UsageError(f"{spec.name} needs {_OPTIONS[name][1]}"
@@ -353,6 +356,14 @@ def _template(value: object, key: str, fail: _Fail) -> tuple[Item, ...]:
     except UsageError as error:
         fail(key, error.message)
     return tuple(items)
+
+
+def check_table_value(name: str, key: str, value: object, where: str) -> None:
+    """Refuse (UsageError, one line) what `config set providers.NAME.KEY VALUE` would
+    write that no spawn could use: a template with an unknown placeholder. (Whether the
+    table is whole, binary and argv, is for a spawn to say: it is set a key at a time.)"""
+    if key in ("argv", "resume_argv"):
+        _template(value, key, _Fail(where, name))
 
 
 class _Fail:

@@ -525,3 +525,20 @@ def test_unknown_profile_with_none_defined(path: Path) -> None:
     with pytest.raises(UsageError) as err:
         config.load(USER).spawn_defaults("fast")
     assert _one_line(err).endswith("(known profiles: none)")
+
+
+def test_a_provider_template_no_spawn_could_use_is_refused_at_set(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    # Before, it was written, and every spawn with that provider refused it.
+    path = tmp_path / "config.toml"
+    monkeypatch.setenv("ORCH_CONFIG", str(path))
+    with pytest.raises(UsageError) as err:
+        config.set_value(USER, "providers.mine.argv", "['{bogus}']")
+    assert err.value.message.startswith(f"{path}: provider mine: argv: unknown placeholder "
+                                        "{bogus} (known: ")
+    assert err.value.message.endswith("(nothing written)") and not path.exists()
+    config.set_value(USER, "providers.mine.argv", "['run', '{prompt!}']")  # a key at a time
+    config.set_value(USER, "providers.mine.binary", "my-agent")
+    assert config.load(USER).providers == {"mine": {"argv": ["run", "{prompt!}"],
+                                                    "binary": "my-agent"}}

@@ -127,7 +127,7 @@ def test_exec_takes_the_command_itself() -> None:
     ("codex", {"system_prompt": "s"}, "codex has no way to set a system prompt (--system-prompt)"),
     ("codex", {"max_turns": 3}, "codex has no way to limit the number of turns (--max-turns)"),
     ("codex", {"provider_session_id": SID},
-     "codex has no way to choose its session id (a provider session id)"),
+     "codex has no way to choose its session id (its argv has no {provider_session_id})"),
     ("gemini", {"system_prompt": "s"},
      "gemini has no way to set a system prompt (--system-prompt)"),
     ("gemini", {"max_turns": 3}, "gemini has no way to limit the number of turns (--max-turns)"),
@@ -143,7 +143,7 @@ def test_exec_takes_the_command_itself() -> None:
     ("ollama", {"auto_approve": True},
      "ollama has no way to approve tool use automatically (--auto-approve)"),
     ("ollama", {"provider_session_id": SID},
-     "ollama has no way to choose its session id (a provider session id)"),
+     "ollama has no way to choose its session id (its argv has no {provider_session_id})"),
 ])
 def test_an_option_without_a_flag_is_refused(name: str, change: dict[str, object],
                                              message: str) -> None:
