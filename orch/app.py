@@ -111,7 +111,7 @@ def _root() -> Any:
         extra: dict[str, Any] = {}
         if option.dest == "version":
             extra = {"callback": _version, "is_eager": True}
-        info = typer.Option(*option.flags, help=option.help, **extra)
+        info = typer.Option(*option.flags, help=option.help, metavar=option.metavar, **extra)
         base: Any = bool if option.kind == "flag" else str | None
         params.append(inspect.Parameter(option.dest, inspect.Parameter.KEYWORD_ONLY,
                                         default=option.default,

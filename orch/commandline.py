@@ -104,6 +104,11 @@ USER = Option("user", ("--user",), "flag", "Use the calling user's manager.", de
 SYSTEM = Option("system", ("--system",), "flag", "Use the system manager.", default=False)
 JSON = Option("as_json", ("--json",), "flag", "Print JSON on stdout.", default=False)
 SCOPED = [USER, SYSTEM]
+# A config command's --user and --system choose a file, not a manager.
+CONFIG_SCOPED = [Option("user", ("--user",), "flag", "The calling user's configuration file.",
+                        default=False),
+                 Option("system", ("--system",), "flag", "The system's configuration file "
+                        "(/etc/orch/config.toml).", default=False)]
 REF = Argument("ref", "str", "A session id, a unique id prefix (4+ characters), a name, a "
                "unit name, or `self`.")
 
@@ -116,9 +121,10 @@ ROOT = [
     Option("version", ("--version",), "flag", "Print the version.", default=False),
     Option("host", ("--host",), "str", "Run the command on another host over SSH: "
            "[USER@]HOST[:PORT] or a [hosts.NAME]; `auto` lets spawn choose the one with the "
-           "most free memory. Also ORCH_HOST. Accepted after the command name too."),
+           "most free memory. Also ORCH_HOST. Accepted after the command name too.",
+           metavar="HOST"),
     Option("label", ("--label",), "str", "spawn: choose among the hosts with this label "
-           "(implies --host auto)."),
+           "(implies --host auto).", metavar="LABEL"),
 ]
 # The root's options that take a value, and those that take none and run no command.
 HOST_OPTIONS = tuple(o.flags[0] for o in ROOT if o.kind != "flag")
@@ -191,8 +197,8 @@ def spawn_words(values: dict[str, Any], command: list[str]) -> list[str]:
 
 
 def _scoped(function: str, help: str, *params: Option | Argument,
-            json: bool = True) -> Command:
-    return Command(function, help, [*params, *SCOPED, *([JSON] if json else [])])
+            json: bool = True, scopes: list[Option] = SCOPED) -> Command:
+    return Command(function, help, [*params, *scopes, *([JSON] if json else [])])
 
 
 def _tree() -> dict[str, Command | Group]:
@@ -253,7 +259,7 @@ def _tree() -> dict[str, Command | Group]:
                        "last said; keys sort (m, c, $, a), show logs (l), stop (s) and kill "
                        "(k, asked first); q quits. Needs a terminal.",
                        Option("interval", ("-i", "--interval"), "float", "Seconds between "
-                              "refreshes.", default=2.0),
+                              "refreshes.", default=2.0, metavar="SECONDS"),
                        Option("all_hosts", ("--all-hosts",), "flag", "This machine's "
                               "sessions and every [hosts.NAME]'s (a HOST column).",
                               default=False), json=False),
@@ -331,16 +337,18 @@ def _tree() -> dict[str, Command | Group]:
                                       variadic=True)], interspersed=False),
             "shell": Command("box_shell", "Open a shell inside the box.", []),
         }),
-        "config": Group("Settings in config.toml ([spawn], [providers.NAME], "
-                        "[profiles.NAME]).", {
+        "config": Group("Settings in config.toml ([spawn], [hooks], [providers.NAME], "
+                        "[profiles.NAME], [hosts.NAME], [queues.NAME]).", {
             "get": _scoped("config_get", "Print one setting (dotted: spawn.memory_max); exit "
-                           "1 if it is not set.", Argument("key", "str"), json=False),
+                           "1 if it is not set.", Argument("key", "str"), json=False,
+                           scopes=CONFIG_SCOPED),
             "set": _scoped("config_set", "Set one setting, checked before anything is "
                            "written.", Argument("key", "str"), Argument("value", "str"),
-                           json=False),
+                           json=False, scopes=CONFIG_SCOPED),
             "unset": _scoped("config_unset", "Remove one setting.", Argument("key", "str"),
-                             json=False),
-            "list": _scoped("config_list", "Print every setting that is set."),
+                             json=False, scopes=CONFIG_SCOPED),
+            "list": _scoped("config_list", "Print every setting that is set.",
+                            scopes=CONFIG_SCOPED),
         }),
         "schedule": Group("Spawns on a calendar: timer units in the scope's unit "
                           "directory, so they survive reboots and catch up on a missed run.", {

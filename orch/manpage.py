@@ -133,7 +133,8 @@ FILES = (
                              "$ORCH_STATE_DIR move it."),
     ("/var/lib/orch/", "The system scope's state, laid out likewise."),
     ("~/.config/orch/config.toml", "The user scope's configuration: [spawn] defaults, "
-                                   "[providers.NAME] and [profiles.NAME]."),
+                                   "[hooks], [providers.NAME], [profiles.NAME], "
+                                   "[hosts.NAME] and [queues.NAME]."),
     ("/etc/orch/config.toml", "The system scope's configuration."),
     ("/run/orch/, /run/user/UID/orch/", "Runtime files of the system and user scopes: "
                                         "secrets/ (secrets waiting for the manager to start "

@@ -282,7 +282,7 @@ def settings_table(*settings: Setting) -> dict[str, Setting]:
 
 # In the order `orch spawn --help` lists them; secret_env, for the file only, last.
 SPAWN_SETTINGS: dict[str, Setting] = settings_table(
-    Setting("tags", Kind.STRING_LIST, "Tags to find the session by (orch ps --tag).",
+    Setting("tags", Kind.STRING_LIST, "A tag to find the session by, as orch ps --tag does.",
             pattern=TAG, shape=TAG_SHAPE, flag="--tag", metavar="TAG"),
     Setting("env_files", Kind.STRING_LIST,
             "A file of KEY=VALUE lines handed to the program as secrets (nothing records "

@@ -100,6 +100,7 @@ def test_arguments_read_as_their_value_names(page: str) -> None:
     assert usages["orch wait"] == "[OPTIONS] ID..."
     assert usages["orch spawn"] == "[OPTIONS] -- CMD [ARG...] | PROMPT"
     assert usages["orch config set"] == "[OPTIONS] KEY VALUE"
+    assert not re.search(r"<(str|int|float|path|list\[)", page)  # nor an option's (--host)
     for path, ctx in commands.items():
         assert not re.search(r"[{}<>]", usages[path]), path
         for param in ctx.command.params:
