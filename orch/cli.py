@@ -153,8 +153,7 @@ def _main(argv: list[str] | None) -> int:
 
         return completion.answer()
     args = list(sys.argv[1:] if argv is None else argv)
-    head = args[: args.index("--")] if "--" in args else args
-    debug = "--debug" in head or bool(os.environ.get("ORCH_DEBUG"))
+    debug = _debug_asked(args) or bool(os.environ.get("ORCH_DEBUG"))
     try:
         from orch import hostcli
 
@@ -178,6 +177,19 @@ def _main(argv: list[str] | None) -> int:
     except Exception as err:
         _internal(err, debug)
     return code
+
+
+def _debug_asked(args: list[str]) -> bool:
+    """Whether --debug is among the root's options, before the command: after it, it is
+    no option of the command's (the usage error says so, with no trace)."""
+    from orch.commandline import HOST_OPTIONS
+
+    at = 0
+    while at < len(args) and args[at].startswith("-") and args[at] != "--":
+        if args[at] == "--debug":
+            return True
+        at += 2 if args[at] in HOST_OPTIONS else 1  # --host H: H is no command
+    return False
 
 
 def _internal(err: Exception, debug: bool) -> NoReturn:

@@ -81,3 +81,11 @@ def test_an_integer_flag_takes_what_the_config_file_takes(value: str, tmp_path: 
     assert flag.stderr == f'orch: --nice: expected an integer from -20 to 19, got "{value}"\n'
     assert setting.stderr.startswith(f'orch: spawn.nice: expected an integer from -20 to 19, '
                                      f'got "{value}"')
+
+
+def test_debug_after_the_command_is_no_option_of_it_and_shows_no_trace() -> None:
+    done = orch("ps", "--debug")  # before: a traceback, then "No such option: --debug"
+    assert done.returncode == 2
+    assert done.stderr == "orch: No such option: --debug (see `orch ps --help`)\n"
+    shown = orch("--debug", "ps", "--no-such-option")  # before the command: a trace
+    assert shown.returncode == 2 and "Traceback" in shown.stderr
