@@ -34,7 +34,7 @@ def events(refs: list[str] | None = None, follow: bool = False, since: str | Non
         found = api.events(refs or [], scope, since=_since(since),
                            follow=emit if follow else None)
     except KeyboardInterrupt:
-        return 0  # Ctrl-C is how a follow ends
+        return 130  # how a follow ends, as `logs -f`'s: quietly, with SIGINT's status
     for event in found:
         emit(event)
     return 0

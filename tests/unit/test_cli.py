@@ -11,9 +11,14 @@ from pathlib import Path
 import pytest
 
 
+# As the command runs here, not forwarded into a box (as root's session commands are
+# where one runs): these are the command line's own words.
+HERE = {**os.environ, "ORCH_IN_BOX": "1"}
+
+
 def orch(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "orch", *args], capture_output=True,
-                          text=True, env=os.environ, check=False, timeout=60)
+                          text=True, env=HERE, check=False, timeout=60)
 
 
 @pytest.mark.parametrize("args", [[], ["config"], ["schedule"], ["units"], ["box"]])
@@ -70,7 +75,7 @@ def test_what_an_error_quotes_never_reaches_the_terminal_as_a_command(tmp_path: 
 def test_an_integer_flag_takes_what_the_config_file_takes(value: str, tmp_path: Path) -> None:
     # The command line's int parser took "1_0" (as 10), " 5" and "5.0", which `config
     # set spawn.nice` refuses, and refused "abc" in other words than the file's.
-    env = {**os.environ, "ORCH_CONFIG": str(tmp_path / "config.toml")}
+    env = {**HERE, "ORCH_CONFIG": str(tmp_path / "config.toml")}
     flag = subprocess.run([sys.executable, "-m", "orch", "spawn", "--nice", value, "--",
                            "/nonexistent"], capture_output=True, text=True, env=env,
                           check=False, timeout=60)
@@ -89,3 +94,26 @@ def test_debug_after_the_command_is_no_option_of_it_and_shows_no_trace() -> None
     assert done.stderr == "orch: No such option: --debug (see `orch ps --help`)\n"
     shown = orch("--debug", "ps", "--no-such-option")  # before the command: a trace
     assert shown.returncode == 2 and "Traceback" in shown.stderr
+
+
+def test_ctrl_c_ends_a_follow_of_the_events_with_sigints_status(tmp_path: Path) -> None:
+    import signal
+
+    from tests.waiting import wait_for
+
+    env = {**HERE, "ORCH_STATE_DIR": str(tmp_path / "state")}
+    follower = subprocess.Popen([sys.executable, "-m", "orch", "events", "-f"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def watching() -> bool:  # its inotify watch is set: it follows
+            fds = Path(f"/proc/{follower.pid}/fd")
+            return any(os.readlink(fd) == "anon_inode:inotify" for fd in fds.iterdir())
+
+        wait_for(watching, 30, "the follower to follow")
+        follower.send_signal(signal.SIGINT)
+        _, err = follower.communicate(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()  # ours, by its PID
+            follower.wait()
+    assert (follower.returncode, err) == (130, "")  # it was 0, as if it had ended well
