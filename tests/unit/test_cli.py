@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-
 # As the command runs here, not forwarded into a box (as root's session commands are
 # where one runs): these are the command line's own words.
 HERE = {**os.environ, "ORCH_IN_BOX": "1"}
