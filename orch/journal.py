@@ -205,7 +205,7 @@ def _count(lines: int) -> str:
 def _since(since: str | None) -> list[str]:
     """journalctl's arguments for --since SINCE, read as every command reads it (a
     time span ago, an ISO 8601 time: timespan.since_usec), as an exact @-timestamp."""
-    if not since:
+    if since is None:
         return []
     from orch.timespan import since_usec
 

@@ -116,3 +116,18 @@ def test_ctrl_c_ends_a_follow_of_the_events_with_sigints_status(tmp_path: Path) 
             follower.kill()  # ours, by its PID
             follower.wait()
     assert (follower.returncode, err) == (130, "")  # it was 0, as if it had ended well
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    # An empty value read as none: every session listed as none, the whole log shown.
+    (["ps", "--tag", ""], "orch: --tag '': expected a string of 1 to 64 characters, with "
+                          "no commas or control characters\n"),
+    (["logs", "some-session", "--after-cursor", ""],
+     "orch: --after-cursor '': expected a journal cursor (an entry's __CURSOR in -o json)\n"),
+])
+def test_an_empty_value_is_refused_not_read_as_none(args: list[str], said: str,
+                                                    tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "orch", *args], capture_output=True,
+                          text=True, env={**HERE, "ORCH_STATE_DIR": str(tmp_path)},
+                          check=False, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", said)

@@ -428,3 +428,12 @@ def test_a_tail_restarted_on_other_units_never_goes_back_to_an_older_line() -> N
     tail._reader = Reader([said(151), said(152)])  # type: ignore[assignment]
     tail.poll()
     assert tail.last == {unit: "line 152"}
+
+
+def test_an_empty_since_is_refused_as_events_refuses_it() -> None:
+    from orch import journal
+    from orch.errors import UsageError
+
+    with pytest.raises(UsageError):
+        journal._since("")  # it was read as none: the whole log
+    assert journal._since(None) == []
