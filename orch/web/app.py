@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import Body, FastAPI, Header, Query, Request
+from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import (
@@ -99,6 +99,32 @@ NumberOrWord = Annotated[int | str, BeforeValidator(_not_true_or_false)]
 # reading it could send "null").
 Cursor = Annotated[str | None, Header(pattern=CURSOR_PATTERN),
                    WithJsonSchema({"type": "string", "pattern": CURSOR_PATTERN})]
+# Where an event stream resumes: a position in the events log, as its ids give one.
+POSITION_PATTERN = r"^[0-9]+-[0-9]+$"
+Position = Annotated[str | None, Header(pattern=POSITION_PATTERN),
+                     WithJsonSchema({"type": "string", "pattern": POSITION_PATTERN})]
+
+
+def _query_names(dependant: Any) -> set[str]:
+    """The query parameters a route's dependant (FastAPI's) reads, its dependencies' too."""
+    names = {param.alias for param in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= _query_names(dependency)
+    return names
+
+
+def _known_query(request: Request) -> None:
+    """Refuse a query parameter the route does not take (a typo such as ?runing=true
+    would list every session): 400, naming it. ?token= is the server's own."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = _query_names(dependant)
+    unknown = sorted(set(request.query_params) - known - {"token"})
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise UsageError(f"{unknown[0][:60]}: no such query parameter here (it takes: {takes})")
 
 _JSON_TYPES: dict[Kind, Any] = {
     Kind.BOOL: StrictBool, Kind.INT: NumberOrWord, Kind.STRING_LIST: list[str],
@@ -171,7 +197,8 @@ def create_app(scope: Scope) -> FastAPI:
     # No /docs or /redoc: their pages load scripts from a CDN, which would run on this
     # origin with its cookie. The schema is at /openapi.json.
     app = FastAPI(title="orch", version=__version__, description=__doc__,
-                  responses=_ERRORS, docs_url=None, redoc_url=None)
+                  responses=_ERRORS, docs_url=None, redoc_url=None,
+                  dependencies=[Depends(_known_query)])
     app.add_middleware(BodyLimit)
 
     @app.exception_handler(OrchError)
@@ -319,7 +346,7 @@ def create_app(scope: Scope) -> FastAPI:
     @app.get("/api/events", summary="State changes as Server-Sent Events (as `orch events "
              "-f --json`), from now on, or after Last-Event-ID", status_code=200,
              response_class=EventStream)
-    def events(last_event_id: Annotated[str | None, Header()] = None,
+    def events(last_event_id: Position = None,
                host: Annotated[str | None, Query(include_in_schema=False)] = None
                ) -> EventStream:
         if host is not None:  # another host's orch writes no positions to resume after
@@ -434,7 +461,8 @@ def _command(values: dict[str, Any], agent: str | None) -> list[str]:
     argv: list[str] | None = values.get("argv")
     prompt: str | None = values.get("prompt")
     if (argv is None) == (prompt is None):
-        raise UsageError("give argv (a command) or prompt (with an agent provider), not both")
+        raise UsageError("give argv (a command) or prompt (with an agent provider): "
+                         + ("not both" if argv is not None else "neither was given"))
     if prompt is not None:
         if agent is None:
             raise UsageError("prompt needs an agent provider (provider: claude, codex, ...)")

@@ -73,6 +73,14 @@ def test_bad_parameters_are_refused_in_one_line(client: TestClient) -> None:
         assert "last-event-id" in _error(client.get(  # before the stream starts, not in it
             "/api/sessions/x/logs?follow=true", headers={"Last-Event-ID": garbage}), 400)
     assert "query.tag.1" in _error(client.get("/api/sessions?tag=a&tag="), 400)
+    # A typo read as no filter listed every session; a bad position streamed from now.
+    assert _error(client.get("/api/sessions?runing=true"), 400) == \
+        "runing: no such query parameter here (it takes: host, running, tag)"
+    assert client.get("/api/hosts?token=t").json() == ["h1"]  # the server's own
+    assert "last-event-id" in _error(client.get("/api/events",
+                                                headers={"Last-Event-ID": "bogus"}), 400)
+    assert _error(client.post("/api/sessions", json={}), 400) == \
+        "give argv (a command) or prompt (with an agent provider): neither was given"
 
 
 def test_an_unknown_host_is_not_found(client: TestClient) -> None:
