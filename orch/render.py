@@ -18,7 +18,7 @@ from orch.visible import MULTILINE, visible
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Collection, Mapping, Sequence
     from typing import Any, TextIO
 
     from orch.events import Event
@@ -322,7 +322,8 @@ def details(session: Session, now: datetime | None = None, unicode: bool = True)
         ("Command", shlex.join(s.argv) if s.argv else None),
         ("Directory", s.cwd),
         ("Tags", ", ".join(s.tags)),
-        ("After", ", ".join(s.after)),
+        ("After", ", ".join(s.after) + (" (waiting for them to end successfully)"
+                                         if waits_after(s.json_view()) else "")),
         ("Created", _stamp(s.created_at, now)),
         ("Parent", s.parent_id),
         ("Persistent", "yes" if s.persistent else None),
@@ -462,7 +463,7 @@ def table(sessions: list[Session], width: int | None = None, ellipsis: str = ELL
           now: datetime | None = None) -> str:
     """The `orch ps` table, fitted to WIDTH (None: every cell whole)."""
     rows: list[Sequence[str]] = [COLUMNS]
-    rows += [(s.id[:8], s.name, status_cell(str(s.status), s.position),
+    rows += [(s.id[:8], s.name, status_cell(s.json_view()),
               str(s.main_pid or "-"), *resources(s.memory_current, s.cpu_usage_nsec,
                                                  s.cost_usd),
               age(s.created_at, now), shlex.join(s.argv))
@@ -487,9 +488,20 @@ def event_line(event: Event) -> str:
             f"{event.status}{tail}")
 
 
-def status_cell(status: str, position: object) -> str:
-    """A status as `ps` shows it: a queued session with its place in its queue."""
-    return f"{status} #{position}" if isinstance(position, int) else status
+def status_cell(session: Mapping[str, Any]) -> str:
+    """A status as `ps` shows it (SESSION as --json gives it): a queued session with its
+    place in its queue; one whose unit waits for its dependencies (--after) as waiting
+    (--json: starting, the unit's own state)."""
+    status, position = str(session.get("status", "")), session.get("position")
+    if isinstance(position, int):
+        return f"{status} #{position}"
+    return "waiting" if waits_after(session) else status
+
+
+def waits_after(session: Mapping[str, Any]) -> bool:
+    """Whether SESSION (as --json gives it) has not started yet for its dependencies."""
+    return session.get("status") == "starting" and bool(session.get("after")) \
+        and not session.get("invocation_id")
 
 
 def hosts_table(sessions: list[dict[str, Any]], width: int | None = None,
@@ -499,7 +511,7 @@ def hosts_table(sessions: list[dict[str, Any]], width: int | None = None,
     header = ("HOST", *COLUMNS)
     rows: list[Sequence[str]] = [header]
     rows += [(str(s["host"]), str(s.get("id", ""))[:8], str(s.get("name", "")),
-              status_cell(str(s.get("status", "")), s.get("position")),
+              status_cell(s),
               str(s.get("main_pid") or "-"),
               *resources(s.get("memory_current"), s.get("cpu_usage_nsec"), s.get("cost_usd")),
               age(s.get("created_at"), now),

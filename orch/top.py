@@ -24,6 +24,7 @@ from orch.render import (
     parse_time,
     resources,
     status_cell,
+    waits_after,
 )
 from orch.session import Status
 from orch.visible import visible
@@ -200,7 +201,8 @@ def summary(board: Board, compact: bool = False) -> str:
     """How many sessions, what they use together, and their order (COMPACT: in fewer
     words)."""
     sessions = [row.session for row in board.rows]
-    live = sum(1 for s in sessions if s.get("status") in ("running", "idle", "starting"))
+    live = sum(1 for s in sessions if s.get("status") in ("running", "idle", "starting")
+               and not waits_after(s))
     memory = [s["memory_current"] for s in sessions if s.get("memory_current") is not None]
     # Before a second reading there is no percentage to add up: '-', not 0.0%.
     percents = [row.cpu_percent for row in board.rows if row.cpu_percent is not None]
@@ -274,8 +276,7 @@ def view(board: Board, said: Callable[[dict[str, Any]], str], height: int,
     for row in board.in_sight(room):
         s = row.session
         memory, _, cost = resources(s.get("memory_current"), None, s.get("cost_usd"))
-        cells = [str(s.get("name", "")), status_cell(str(s.get("status", "")),
-                                                     s.get("position")),
+        cells = [str(s.get("name", "")), status_cell(s),
                  age(s.get("created_at")), memory, cpu_cell(row), cost, said(s)]
         if hosts:
             cells.insert(0, str(s.get("host", "")))

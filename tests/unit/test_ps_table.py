@@ -239,3 +239,20 @@ def test_orch_ps_piped_prints_everything() -> None:
                           text=True, env=_env(COLUMNS="40"), timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert LONG_NAME in done.stdout and LONG_COMMAND[2] in done.stdout
+
+
+def test_a_session_waiting_for_its_dependencies_reads_as_waiting_not_starting() -> None:
+    # Before, `starting` for as long as its dependency ran (minutes), and counted live.
+    from orch.top import Board, summary
+
+    waiting = _session(1, status=Status.STARTING, after=["8c1d2e3f" * 4],
+                       invocation_id=None)
+    starting = _session(2, status=Status.STARTING, invocation_id=None)
+    rows = render.table([waiting, starting]).splitlines()
+    assert rows[1].split()[2] == "waiting" and rows[2].split()[2] == "starting"
+    assert "(waiting for them to end successfully)" in render.details(waiting)
+    assert "waiting for them" not in render.details(starting)
+    assert waiting.to_json()["status"] == "starting"  # the contract: the unit's own state
+    board = Board()
+    board.update([waiting.to_json(), starting.to_json()], now=1.0)
+    assert summary(board).startswith("2 sessions, 1 running")
