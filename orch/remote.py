@@ -10,6 +10,7 @@ D-Bus over SSH as `systemctl -H` does, to choose where a new session goes.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -91,6 +92,53 @@ def list_all(hosts: Sequence[Host], ps_args: Sequence[str],
         return []
     with ThreadPoolExecutor(min(len(jobs), _MAX_PARALLEL)) as pool:
         return list(pool.map(lambda job: job(), jobs))
+
+
+class Following:
+    """FLEET's sessions as each host last answered (`orch top --all-hosts`), each read
+    again in a thread of its own when asked once its last reading is done: a host that
+    does not answer holds up neither the view's keys nor its other rows (list_all waits
+    for every host), and says why, once (news)."""
+
+    def __init__(self, fleet: Sequence[Host], ps_args: Sequence[str]) -> None:
+        self.fleet, self.ps_args = fleet, ps_args
+        self._lock = threading.Lock()
+        self._reading: set[str] = set()
+        self._sessions: dict[str, list[dict[str, object]]] = {}
+        self._problems: dict[str, str] = {}
+        self._told: dict[str, str] = {}
+
+    def sessions(self) -> list[dict[str, object]]:
+        """Every host's sessions as it last answered (none from one that did not); a new
+        reading of each host that is not being read."""
+        with self._lock:
+            for host in self.fleet:
+                if host.name not in self._reading:
+                    self._reading.add(host.name)
+                    threading.Thread(target=self._read, args=(host,), daemon=True).start()
+            return [s for found in self._sessions.values() for s in found]
+
+    def _read(self, host: Host) -> None:
+        try:
+            [listing] = list_all([host], self.ps_args)
+            sessions, problem = listing.sessions, listing.problem
+        except Exception as err:  # a thread's end: said as the host's problem
+            sessions, problem = [], str(err) or type(err).__name__
+        with self._lock:
+            self._reading.discard(host.name)
+            self._sessions[host.name] = sessions
+            if problem is None:
+                self._problems.pop(host.name, None)
+            else:
+                self._problems[host.name] = problem
+
+    def news(self) -> list[str]:
+        """A line for each host that stopped answering (or failed anew) since last asked."""
+        with self._lock:
+            new = {name: problem for name, problem in self._problems.items()
+                   if self._told.get(name) != problem}
+            self._told = dict(self._problems)
+        return [f"host {name}: {problem}" for name, problem in sorted(new.items())]
 
 
 # --- placement ---------------------------------------------------------------------

@@ -323,9 +323,11 @@ def _read_keys(fd: int, timeout: float) -> list[str] | None:
 
 
 def run(read: Sessions, act: Act, logs: Callable[[dict[str, Any]], None], *,
-        scope: str, interval: float = DEFAULT_INTERVAL, hosts: bool = False) -> int:
+        scope: str, interval: float = DEFAULT_INTERVAL, hosts: bool = False,
+        notes: Callable[[], list[str]] | None = None) -> int:
     """Show READ's sessions until q; ACT(session, "stop"|"kill") does it and says what
-    happened; LOGS(session) shows its logs (the screen is left meanwhile)."""
+    happened; LOGS(session) shows its logs (the screen is left meanwhile); NOTES, asked
+    at each refresh, are news to say (a host that stopped answering)."""
     import termios
     import tty
 
@@ -354,6 +356,10 @@ def run(read: Sessions, act: Act, logs: Callable[[dict[str, Any]], None], *,
 
     def refresh() -> RenderableType:
         sessions = read()
+        if notes is not None:
+            news = notes()
+            with lock:
+                done.extend(news)
         tail.watch(str(s["unit"]) for s in sessions
                    if s.get("host", "local") == "local"
                    and s.get("status") not in ("queued", "lost"))
@@ -434,14 +440,16 @@ def command(interval: float = DEFAULT_INTERVAL, all_hosts: bool = False,
 
     read: Sessions = local
     fleet: dict[str, hosts.Host] = {}
+    others: remote.Following | None = None
     if all_hosts:
         from orch import config, remote
 
         fleet = hosts.fleet(config.load(scope).hosts)
+        others = remote.Following(list(fleet.values()), scope_args)
 
         def read() -> list[dict[str, Any]]:
-            listings = remote.list_all(list(fleet.values()), scope_args, local=local)
-            return [s for listing in listings for s in listing.sessions]
+            assert others is not None
+            return [*local(), *others.sessions()]
 
     def act(session: dict[str, Any], verb: str) -> str:
         name, ref = session.get("name"), str(session["id"])
@@ -467,7 +475,8 @@ def command(interval: float = DEFAULT_INTERVAL, all_hosts: bool = False,
         remote.run(fleet[str(session["host"])], ["logs", str(session["id"]), *scope_args],
                    terminal=True)
 
-    return run(read, act, logs, scope=str(scope), interval=interval, hosts=all_hosts)
+    return run(read, act, logs, scope=str(scope), interval=interval, hosts=all_hosts,
+               notes=others.news if others is not None else None)
 
 
 def started_at(session: dict[str, Any]) -> float:

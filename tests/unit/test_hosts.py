@@ -235,3 +235,36 @@ def test_the_local_listing_is_read_in_process_and_its_failure_is_a_problem() -> 
     [failed] = remote.list_all([], [], local=unreachable)
     assert failed == remote.Listing("local", [], "no systemd manager is reachable")
     assert remote.list_all([], []) == []
+
+
+def test_top_follows_each_host_apart_a_silent_one_holds_up_no_other(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before, every refresh waited for the slowest host (its timeout): keys stalled, the
+    # screen stayed blank, and a host that never answered was never named.
+    import threading
+
+    from tests.waiting import wait_for
+
+    release = threading.Event()
+
+    def list_all(fleet: list[Host], ps_args: list[str]) -> list[remote.Listing]:
+        [host] = fleet
+        if host.name == "slow":
+            release.wait(30)
+            return [remote.Listing("slow", [{"id": "s1", "host": "slow"}])]
+        if host.name == "down":
+            return [remote.Listing("down", [], "ssh: connect to host down: refused")]
+        return [remote.Listing(host.name, [{"id": "f1", "host": host.name}])]
+
+    monkeypatch.setattr(remote, "list_all", list_all)
+    fleet = [Host(name, parse_address(f"{name}.example"))
+             for name in ("fast", "slow", "down")]
+    following = remote.Following(fleet, [])
+    assert following.sessions() == []  # the first look: readings start, nothing waits
+    wait_for(lambda: following.sessions() == [{"id": "f1", "host": "fast"}], 10,
+             "the fast host's sessions while the slow one is still read")
+    wait_for(following.news, 10, "the silent host named")
+    assert following.news() == []  # once
+    release.set()
+    wait_for(lambda: {"id": "s1", "host": "slow"} in following.sessions(), 10,
+             "the slow host's sessions once it answers")
