@@ -46,14 +46,37 @@ def _annotation(param: Option | Argument) -> Any:
     if optional:
         base = base | None
     if isinstance(param, Argument):
-        info: Any = typer.Argument(help=param.help, metavar=param.metavar)
+        info: Any = typer.Argument(help=param.help, metavar=param.metavar,
+                                   autocompletion=_completer(param.completes))
     else:
         flags = param.flags
         if param.negative:  # click's secondary names: "--sandbox/--no-sandbox"
             flags = (f"{flags[0]}/{'/'.join(param.negative)}", *flags[1:])
         info = typer.Option(*flags, help=param.help or None, metavar=param.metavar,
-                            hidden=param.hidden)
+                            hidden=param.hidden, autocompletion=_words(param.completions))
     return Annotated[base, info]
+
+
+def _completer(source: str | None) -> Any:
+    """What Tab offers for an argument of SOURCE's values (orch.completion.values)."""
+    if source is None:
+        return None
+
+    def complete(ctx: typer.Context, incomplete: str) -> list[str]:
+        from orch.completion import values
+
+        return values(source, ctx.params, incomplete)
+    return complete
+
+
+def _words(words: tuple[str, ...]) -> Any:
+    """What Tab offers for an option that takes one of WORDS (--restart)."""
+    if not words:
+        return None
+
+    def complete(incomplete: str) -> list[str]:
+        return [word for word in words if word.startswith(incomplete)]
+    return complete
 
 
 def _parameter(param: Option | Argument) -> inspect.Parameter:

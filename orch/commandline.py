@@ -26,13 +26,14 @@ class Option:
     may have `negative` names, which set it false), where its value goes (`dest`, the
     body's parameter), and how it reads."""
 
-    __slots__ = ("default", "dest", "flags", "help", "hidden", "kind", "metavar",
-                 "multiple", "negative", "setting")
+    __slots__ = ("completions", "default", "dest", "flags", "help", "hidden", "kind",
+                 "metavar", "multiple", "negative", "setting")
 
     def __init__(self, dest: str, flags: tuple[str, ...], kind: Kind, help: str, *,
                  default: object = None, multiple: bool = False, metavar: str | None = None,
                  hidden: bool = False, setting: bool = False,
-                 negative: tuple[str, ...] = ()) -> None:
+                 negative: tuple[str, ...] = (), completions: tuple[str, ...] = ()) -> None:
+        self.completions = completions  # the words Tab offers for its value (--restart)
         self.dest, self.flags, self.kind, self.help = dest, flags, kind, help
         self.negative = negative
         self.default, self.multiple = default, multiple
@@ -46,15 +47,18 @@ class Option:
 class Argument:
     """A positional argument; a variadic one takes every word left."""
 
-    __slots__ = ("default", "dest", "help", "kind", "metavar", "required", "variadic")
+    __slots__ = ("completes", "default", "dest", "help", "kind", "metavar", "required",
+                 "variadic")
 
     def __init__(self, dest: str, kind: Kind, help: str | None = None, *,
                  metavar: str | None = None, variadic: bool = False,
-                 required: bool = True) -> None:
+                 required: bool = True, completes: str | None = None) -> None:
         self.dest, self.kind, self.help = dest, kind, help
         self.metavar = metavar or _METAVARS.get(dest, dest.upper())
         self.variadic, self.required = variadic, required
         self.default = None
+        # What a shell's Tab offers for it (orch.completion.VALUES names each source).
+        self.completes = completes
 
 
 # Value names where an option's or argument's own name would not say it.
@@ -136,7 +140,7 @@ def _spawn_params() -> list[Option | Argument]:
 
     # A flag's --no- form sets it false for this spawn, whatever [spawn] or the profile say.
     settings = [Option(s.key, (s.flag,), s.cli_type, s.flag_help, multiple=s.repeatable,
-                       metavar=s.metavar, setting=True,
+                       metavar=s.metavar, setting=True, completions=s.choices,
                        negative=(f"--no-{s.flag[2:]}",) if s.cli_type == "flag" else ())
                 for s in SPAWN_SETTINGS.values() if s.flag is not None]
     return [
@@ -340,13 +344,14 @@ def _tree() -> dict[str, Command | Group]:
         "config": Group("Settings in config.toml ([spawn], [hooks], [providers.NAME], "
                         "[profiles.NAME], [hosts.NAME], [queues.NAME]).", {
             "get": _scoped("config_get", "Print one setting (dotted: spawn.memory_max); exit "
-                           "1 if it is not set.", Argument("key", "str"), json=False,
-                           scopes=CONFIG_SCOPED),
-            "set": _scoped("config_set", "Set one setting, checked before anything is "
-                           "written.", Argument("key", "str"), Argument("value", "str"),
+                           "1 if it is not set.", Argument("key", "str", completes="keys"),
                            json=False, scopes=CONFIG_SCOPED),
-            "unset": _scoped("config_unset", "Remove one setting.", Argument("key", "str"),
-                             json=False, scopes=CONFIG_SCOPED),
+            "set": _scoped("config_set", "Set one setting, checked before anything is "
+                           "written.", Argument("key", "str", completes="keys"),
+                           Argument("value", "str"), json=False, scopes=CONFIG_SCOPED),
+            "unset": _scoped("config_unset", "Remove one setting.",
+                             Argument("key", "str", completes="keys"), json=False,
+                             scopes=CONFIG_SCOPED),
             "list": _scoped("config_list", "Print every setting that is set.",
                             scopes=CONFIG_SCOPED),
         }),
@@ -360,10 +365,13 @@ def _tree() -> dict[str, Command | Group]:
                             "runs next and ran last."),
             "remove": _scoped("fleetcli:schedule_remove", "Remove a schedule (a run in "
                               "progress goes on).", Argument("schedule", "str",
-                                                             metavar="NAME"), json=False),
+                                                             metavar="NAME",
+                                                             completes="schedules"),
+                              json=False),
             "run": _scoped("fleetcli:schedule_run", "Run a schedule now, as its timer "
                            "would (not while a run of it is still going).",
-                           Argument("schedule", "str", metavar="NAME"), json=False),
+                           Argument("schedule", "str", metavar="NAME",
+                                    completes="schedules"), json=False),
             "fire": Command("fleetcli:schedule_fire", "What a schedule's timer runs: spawn "
                             "with SPAWN_ARGS and, unless --overlap, wait for the session.", [
                 Argument("schedule", "str", metavar="NAME"),

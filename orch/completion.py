@@ -35,6 +35,8 @@ COMPLETE_VAR = "_ORCH_COMPLETE"
 # The parameters of the command tree that take session references: app.RefArg's `ref`
 # and wait's `refs` (tests/unit/test_completion.py holds this to the tree).
 REF_PARAMETERS = frozenset({"ref", "refs"})
+# The options that take one too: spawn's --after.
+REF_OPTIONS = frozenset({"--after"})
 # The id as `orch ps` shows it; the resolver takes any unique prefix of 4 or more.
 SHOWN_ID = 8
 
@@ -123,9 +125,11 @@ def session_scope(args: list[str], incomplete: str) -> tuple[bool, bool] | None:
         found = scan(args)
     except UsageError:
         return None  # the word being completed is --host's value
-    if (found.command is None or found.host is not None or found.label is not None
-            or found.pending is not None):
+    if found.command is None or found.host is not None or found.label is not None:
         return None
+    if found.pending is not None:  # the word is that option's value
+        return (found.given("user"), found.given("system")) \
+            if found.pending in REF_OPTIONS else None
     positional = len(found.arguments)
     for param in found.command.params:
         if not isinstance(param, commandline.Argument):
@@ -191,6 +195,31 @@ def reply(request: Request, items: list[tuple[str, str]]) -> tuple[str, int]:
     if request.action == "is-args":
         return "", 0 if items else 1
     return "\n".join(f"{value}\t{about}" for value, about in items), 0
+
+
+def values(source: str, params: Mapping[str, object], incomplete: str) -> list[str]:
+    """What Tab offers for an argument that names SOURCE's values (commandline.Argument's
+    `completes`): "keys", a config command's (every setting, and those the file sets);
+    "schedules", the scope's schedules. PARAMS: what the command line gave so far (its
+    --user, --system). None if they cannot be read: a completion never complains."""
+    from orch.errors import OrchError
+    from orch.scope import Scope
+
+    found: list[str] = []
+    try:
+        scope = Scope.for_command(bool(params.get("user")), bool(params.get("system")))
+        if source == "keys":
+            from orch import config
+
+            found = [key for key, _ in config.describe() if "NAME" not in key]
+            found += [key for key, _ in config.items(scope)]
+        elif source == "schedules":
+            from orch import schedules
+
+            found = schedules.names(scope)
+    except (OrchError, OSError):
+        pass
+    return sorted({value for value in found if value.startswith(incomplete)})
 
 
 def answer() -> int:

@@ -58,12 +58,15 @@ _HELP_OPTION: _Param = ["option", "help", ["--help"], [], False, False, False,
 
 def _param(param: commandline.Option | commandline.Argument) -> _Param:
     """PARAM as click's completion sees it: [kind, name, opts, secondary_opts,
-    takes_value, multiple, hidden, help, values (None, or the choices)]."""
+    takes_value, multiple, hidden, help, values (None, the choices, or the name of where
+    they are read when asked: orch.completion.values)]."""
     values = commandline.choices(param.kind)
     if isinstance(param, commandline.Argument):
-        return ["argument", param.dest, [], [], True, param.variadic, False, None, values]
+        return ["argument", param.dest, [], [], True, param.variadic, False, None,
+                values or param.completes]
     return ["option", param.dest, list(param.flags), list(param.negative), param.kind != "flag",
-            param.multiple, param.hidden, param.help or None, values]
+            param.multiple, param.hidden, param.help or None,
+            values or list(param.completions) or None]
 
 
 _NODES: dict[str, dict[str, Any]] = {}
@@ -226,6 +229,11 @@ def _items(request: _Request, args: list[str]) -> list[tuple[str, str | None]]:
         if target is None:
             target = next((p for p in params if p[0] == "argument"
                            and (p[5] or p[1] not in filled)), None)
+    if target is not None and isinstance(target[8], str):  # read now, as typer's would
+        from orch.completion import values
+
+        scope = {name: name in given for name in ("user", "system")}
+        return [(v, None) for v in values(target[8], scope, incomplete)]
     if target is not None:
         return [(v, None) for v in target[8] or () if v.startswith(incomplete)]
     found: list[tuple[str, str | None]] = []

@@ -132,6 +132,12 @@ def add(schedule: Schedule, scope: Scope, orch: str) -> Schedule:
         return _with_times(manager, schedule)
 
 
+def names(scope: Scope) -> list[str]:
+    """The names of the schedules installed for SCOPE, from their files alone."""
+    return sorted(path.name.removeprefix(PREFIX).removesuffix(".service")
+                  for path in unit_dir(scope).glob(f"{PREFIX}*.service"))
+
+
 def listed(scope: Scope) -> list[Schedule]:
     """Every schedule installed for SCOPE, by name, with its next and last run."""
     from orch.systemd import Manager

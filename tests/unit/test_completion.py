@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orch import api, cli, completion, hostcli, state
+from orch import api, cli, completion, completion_click, hostcli, schedules, state
 from orch.commandline import Argument, commands
 from orch.scope import Scope
 from orch.session import Record
@@ -236,6 +236,9 @@ def test_only_the_references_that_start_with_what_was_typed() -> None:
     ("orch box exec", None), ("orch show 1a2b3c4d", None), ("orch nosuch", None),
     ("orch --host h1 show", None), ("orch show --host h1", None),
     ("orch --label gpu show", None),
+    # --after's value is a session too (before, Tab offered nothing there).
+    ("orch spawn --after", (False, False)), ("orch spawn --user --after", (True, False)),
+    ("orch spawn --after 1a2b3c4d", None),
 ])
 def test_where_a_session_reference_is_being_typed(line: str,
                                                   scope: tuple[bool, bool] | None) -> None:
@@ -353,3 +356,30 @@ def test_fish_completes_session_names_with_their_ids(orch_bin: Path, tmp_path: P
                           capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["solo\t77776666"]
+
+
+def test_words_and_values_the_command_line_names_are_offered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before, Tab offered nothing for --restart, a config key or a schedule's name.
+    def offered(words: list[str], incomplete: str) -> list[str]:
+        request = completion.Request(completion.Shell.BASH, words, incomplete)
+        replied = completion_click.fast_reply(request)
+        assert replied is not None
+        return replied[0].split("\n") if replied[0] else []
+
+    assert offered(["spawn", "--restart"], "") == ["no", "on-failure", "always"]
+    assert offered(["spawn", "--tasks-max"], "") == ["infinity"]
+    assert offered(["config", "get"], "spawn.m") == ["spawn.max_turns", "spawn.memory_max",
+                                                    "spawn.model"]
+    config = tmp_path / "config.toml"
+    config.write_text('[hosts.gpu1]\naddress = "root@192.0.2.7"\n')
+    monkeypatch.setenv("ORCH_CONFIG", str(config))
+    assert offered(["config", "unset"], "hosts") == ["hosts.gpu1.address"]  # the file's too
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    units = tmp_path / "xdg" / "systemd" / "user"
+    units.mkdir(parents=True)
+    for name in ("nightly", "weekly"):
+        (units / f"orch-schedule-{name}.service").write_text("")
+    monkeypatch.setattr(schedules, "unit_dir", lambda scope: units)
+    assert offered(["schedule", "run"], "") == ["nightly", "weekly"]
+    assert offered(["schedule", "remove"], "w") == ["weekly"]
