@@ -424,26 +424,26 @@ def _width(text: str) -> int:
 def layout(rows: Sequence[Sequence[str]], width: int | None = None,
            flexible: Collection[int] = (), ellipsis: str = ELLIPSIS) -> str:
     """ROWS (the first is the header) in columns two spaces apart, each padded to its
-    widest cell but the last (in terminal columns; each cell made visible()).
-
-    With a WIDTH, lines wider than that are brought within it as systemd's tables are:
-    the widest of the FLEXIBLE columns is narrowed first, down to its heading's width,
-    its cut cells ending in ELLIPSIS; a line still too wide is then cut at WIDTH. With
-    no WIDTH every cell is whole.
-    """
+    widest cell but the last (in terminal columns; each cell made visible()). With a
+    WIDTH, lines wider than that are brought within it as systemd's tables are: the
+    widest of the FLEXIBLE columns is narrowed first, down to its heading's width, its
+    cut cells ending in ELLIPSIS; then the last columns are left out whole (a time cut
+    short would read as another: 19ms as 19m...). With no WIDTH every cell is whole."""
     rows = [[visible(cell) for cell in row] for row in rows]
     count = len(rows[0])
-    widths = [max(_width(row[i]) for row in rows) for i in range(count)]
+    widths = whole = [max(_width(row[i]) for row in rows) for i in range(count)]
     if width is not None:
-        excess = sum(widths) + len(_GAP) * (count - 1) - width
+        widths, excess = list(whole), sum(whole) + len(_GAP) * (count - 1) - width
         floor = {i: max(_width(rows[0][i]), _width(ellipsis) + 1) for i in flexible}
-        while excess > 0:
-            narrowable = [i for i in flexible if widths[i] > floor[i]]
-            if not narrowable:
-                break
+        while excess > 0 and (narrowable := [i for i in flexible if widths[i] > floor[i]]):
             widest = max(narrowable, key=lambda i: (widths[i], i))
-            widths[widest] -= 1
-            excess -= 1
+            widths[widest], excess = widths[widest] - 1, excess - 1
+        while excess > 0 and count > 1:
+            count, excess = count - 1, excess - widths[count - 1] - len(_GAP)
+        for i in (i for i in flexible if i < count):  # what the columns left out freed
+            back = min(-excess, whole[i] - widths[i]) if excess < 0 else 0
+            widths[i], excess = widths[i] + back, excess + back
+        rows = [row[:count] for row in rows]
     last = count - 1
     lines = []
     for row in rows:

@@ -256,3 +256,27 @@ def test_a_session_waiting_for_its_dependencies_reads_as_waiting_not_starting() 
     board = Board()
     board.update([waiting.to_json(), starting.to_json()], now=1.0)
     assert summary(board).startswith("2 sessions, 1 running")
+
+
+@pytest.mark.parametrize("width", [30, 40, 50, 60])
+def test_a_narrow_terminal_leaves_columns_out_whole_never_cuts_a_number(width: int) -> None:
+    # Before, the line was cut at the width: 19ms read 19m… (nineteen minutes).
+    busy = [_session(1, name="qa7-busy", memory_current=327_286_784,
+                     cpu_usage_nsec=178_123_000_000, argv=["sh", "-c", "while :; do :; done"])]
+    lines = render.table(busy, width, now=NOW).splitlines()
+    assert all(len(line) <= width for line in lines), "\n".join(lines)
+    header, row = lines[0].split(), lines[1].split()
+    assert header == list(render.COLUMNS[:len(header)])  # whole columns, from the left
+    for name, value in (("MEM", "312.1M"), ("CPU", "2min"), ("AGE", "1min")):
+        if name in header[:-1]:  # a column before the last is whole
+            assert value in lines[1], (name, lines[1])
+    assert not any(cell.endswith("\u2026") for cell in row[2:len(header) - 1])
+
+
+def test_the_room_columns_left_out_free_goes_back_to_the_name() -> None:
+    # Before, the name stayed at its floor ("qa7…") with the line cut after it.
+    long = [_session(1, name="qa7-busy-and-long-name", memory_current=327_286_784,
+                     cpu_usage_nsec=178_123_000_000)]
+    lines = render.table(long, 50, now=NOW).splitlines()
+    assert lines[0].split() == ["ID", "NAME", "STATUS", "PID", "MEM"]
+    assert lines[1].split()[1] == "qa7-busy-and-lon\u2026" and len(lines[1]) == 50
