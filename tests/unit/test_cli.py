@@ -123,7 +123,7 @@ def test_ctrl_c_ends_a_follow_of_the_events_with_sigints_status(tmp_path: Path) 
     (["ps", "--tag", ""], "orch: --tag '': expected a string of 1 to 64 characters, with "
                           "no commas or control characters\n"),
     (["logs", "some-session", "--after-cursor", ""],
-     "orch: --after-cursor '': expected a journal cursor (an entry's __CURSOR in -o json)\n"),
+     "orch: --after-cursor: not a cursor of this journal (it is empty)\n"),
 ])
 def test_an_empty_value_is_refused_not_read_as_none(args: list[str], said: str,
                                                     tmp_path: Path) -> None:
