@@ -176,8 +176,9 @@ def _every_result(ref: str, scope: Scope, as_json: bool) -> int:
             failed = " (error)" if turn.is_error else ""
             sys.stdout.write(f"-- turn {number}{failed} --\n"
                              f"{(turn.final_result or '').rstrip(chr(10))}\n")
-    if not found:
-        say(f"orch: session {ref} has no result")
+    if not found:  # named as `result` without --all names it
+        record = api.find_record(ref, scope)
+        say(f"orch: session {record.id[:8]} ({record.name}) has no result")
         return 1
     return 0
 

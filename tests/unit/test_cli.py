@@ -131,3 +131,19 @@ def test_an_empty_value_is_refused_not_read_as_none(args: list[str], said: str,
                           text=True, env={**HERE, "ORCH_STATE_DIR": str(tmp_path)},
                           check=False, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (2, "", said)
+
+
+def test_result_all_names_a_session_with_no_result_as_result_does(tmp_path: Path) -> None:
+    from orch.session import Record
+    from orch.state import StateStore
+
+    record = Record(id="5e5e0000-0000-4000-8000-000000000000", name="quiet",
+                    unit="orch-quiet-5e5e0000.service", scope="user", argv=["true"], cwd="/",
+                    created_at="2026-12-07T00:00:00+00:00")
+    StateStore(tmp_path).update(lambda s: s.__setitem__(record.id, record))
+    done = subprocess.run([sys.executable, "-m", "orch", "result", "--all", "quiet"],
+                          capture_output=True, text=True, check=False, timeout=60,
+                          env={**HERE, "ORCH_STATE_DIR": str(tmp_path)})
+    # Before: "session quiet has no result", as typed, where result says id and name.
+    assert (done.returncode, done.stderr) == (1, "orch: session 5e5e0000 (quiet) has no "
+                                                 "result\n")
