@@ -166,7 +166,8 @@ def find(name: str, scope: Scope) -> Schedule:
 
 def remove(name: str, scope: Scope) -> Schedule:
     """Stop and disable schedule NAME's timer (a run in progress goes on), remove its
-    units, reload the manager."""
+    units, reload the manager, and have it forget a run that failed (a failed unit of
+    the schedule's name stayed listed once its file was gone)."""
     from orch.systemd import Manager
 
     schedule = find(name, scope)
@@ -175,6 +176,8 @@ def remove(name: str, scope: Scope) -> Schedule:
         manager.disable([schedule.timer])
         _remove_files(unit_dir(scope), schedule)
         manager.reload()
+        for unit in (schedule.service, schedule.timer):
+            manager.reset_failed(unit)
     return schedule
 
 

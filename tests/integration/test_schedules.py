@@ -136,3 +136,15 @@ def test_runs_find_their_program_on_the_path_it_was_added_with(orch: Orch) -> No
     assert agent.returncode == 1 and agent.stderr == (
         "orch: cannot run claude: not found on PATH\n")
     assert orch.ok("schedule", "list", "--json").strip() == "[]"
+
+
+def test_removing_a_schedule_whose_run_failed_leaves_no_unit_behind(orch: Orch) -> None:
+    name = f"broken{orch.scope}"
+    unit = f"orch-schedule-{name}.service"
+    with _schedule(orch, name, "--on-calendar", "2099-01-01", "--", "/nonexistent/program"):
+        orch.ok("schedule", "run", name)
+        wait_for(lambda: "ActiveState=failed" in orch.systemctl(
+            "show", "-p", "ActiveState", unit).stdout, timeout=30, what="the run to fail")
+    # Before, the failed unit stayed listed after its files were gone.
+    listed = orch.systemctl("list-units", "--all", "--no-legend", f"orch-schedule-{name}.*")
+    assert listed.stdout.strip() == ""
