@@ -9,7 +9,6 @@ import time
 from contextlib import contextmanager
 
 from orch.errors import StateError
-from orch.visible import visible
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -99,5 +98,7 @@ def _command(pid: int) -> str:
             words = words[1:]
     if not words:
         return ""
+    from orch.visible import visible  # a wait's notice alone: not every command's start
+
     text = visible(" ".join([os.path.basename(words[0]), *words[1:]]))  # not ours to trust
     return f" ({text[:77]}...)" if len(text) > 80 else f" ({text})"
