@@ -47,12 +47,14 @@ from orch.journal_entries import CURSOR_PATTERN
 from orch.scope import Scope
 from orch.session import Session
 from orch.settings import SPAWN_SETTINGS, Kind
+from orch.spec import TAG
 from orch.web.access import BodyLimit
 from orch.web.streams import EventStream, follow_events, follow_logs, follow_on_host
 
 ACTION_TIMEOUT_S = 120.0  # another host's stop waits for the session to end
 LogFormatName = Literal["transcript", "short", "cat", "json"]
 NonEmpty = Annotated[str, Field(min_length=1)]
+Tag = Annotated[str, Field(pattern=f"^{TAG}$")]  # as spawn's --tag and ps --tag take one
 # A spawn's warnings (as `orch spawn` says them on stderr), a header each.
 WARNING_HEADER = "X-Orch-Warning"
 
@@ -246,7 +248,7 @@ def create_app(scope: Scope) -> FastAPI:
 
     @app.get("/api/sessions", summary="Every session, newest first (as `orch ps --json`)")
     def list_sessions(running: bool = False,
-                      tag: Annotated[list[NonEmpty] | None, Query()] = None,
+                      tag: Annotated[list[Tag] | None, Query()] = None,
                       host: Host = None) -> list[dict[str, Any]]:
         if host:
             from orch.remote import parse_listing
