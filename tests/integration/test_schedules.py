@@ -141,7 +141,10 @@ def test_runs_find_their_program_on_the_path_it_was_added_with(orch: Orch) -> No
 def test_removing_a_schedule_whose_run_failed_leaves_no_unit_behind(orch: Orch) -> None:
     name = f"broken{orch.scope}"
     unit = f"orch-schedule-{name}.service"
-    with _schedule(orch, name, "--on-calendar", "2099-01-01", "--", "/nonexistent/program"):
+    program = orch.owned_file("program", "#!/bin/sh\n")
+    os.chmod(program, 0o755)
+    with _schedule(orch, name, "--on-calendar", "2099-01-01", "--", str(program)):
+        program.unlink()  # gone since: the run cannot spawn it, and fails
         orch.ok("schedule", "run", name)
         wait_for(lambda: "ActiveState=failed" in orch.systemctl(
             "show", "-p", "ActiveState", unit).stdout, timeout=30, what="the run to fail")
