@@ -215,15 +215,17 @@ def list_sessions(scope: Scope | None = None, *, running: bool = False,
     """Every session of SCOPE, newest first, with live status from one listing pass:
     a session running as recorded costs no call of its own. TAG: only those with that
     tag, or with every one of those tags."""
-    import re
-
-    from orch.spec import TAG, TAG_SHAPE
     from orch.usecases import query
 
     tags = (tag,) if isinstance(tag, str) else tuple(_strings(tag or (), "tag"))
-    for one in tags:  # none could have it: a typo, not an empty listing
-        if not re.fullmatch(TAG, one):
-            raise UsageError(f"--tag {one!r}: expected a string of {TAG_SHAPE}")
+    if tags:  # none could have a bad one: a typo, not an empty listing
+        import re
+
+        from orch.spec import TAG, TAG_SHAPE  # not for a listing of every session
+
+        for one in tags:
+            if not re.fullmatch(TAG, one):
+                raise UsageError(f"--tag {one!r}: expected a string of {TAG_SHAPE}")
     with _runtime(scope) as rt:
         return query.list_sessions(rt, running=running, tags=tags)
 
