@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+PROC_LOCKS = "/proc/locks"
+
 
 def take(fd: int, path: Path, timeout: float, notice_after: float) -> None:
     """An exclusive flock() on FD (the file at PATH), waited for at most TIMEOUT
@@ -59,8 +61,6 @@ def held(path: Path, timeout: float, notice_after: float) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-PROC_LOCKS = "/proc/locks"
 
 
 def holder(fd: int, locks: str | None = None) -> str | None:

@@ -372,62 +372,56 @@ def test_a_follower_polls_the_journal_unless_only_journalctl_knows_where_to_star
         "journalctl", ["M=x", "--follow", "--after-cursor", "c1"])
 
 
-def test_a_tail_takes_in_all_that_came_in_one_poll_not_one_read() -> None:
+class _Chunks:
+    """journalctl --follow, faked: each read() gives the next chunk's entries."""
+
+    def __init__(self, *chunks: list[dict[str, str]]) -> None:
+        self.chunks = list(chunks)
+
+    def read(self, timeout: float | None) -> list[dict[str, str]] | None:
+        return self.chunks.pop(0) if self.chunks else []
+
+    def close(self) -> None:
+        pass
+
+
+def _said(n: int) -> dict[str, str]:
+    return {"SYSLOG_IDENTIFIER": "orch-agent-1a2b3c4d", "MESSAGE": f"line {n}",
+            "__REALTIME_TIMESTAMP": str(1_000_000 + n)}
+
+
+def _tail() -> Any:
     from orch import journal
 
-    unit = "orch-agent-1a2b3c4d.service"
-
-    class Reader:  # journalctl --follow: each read() gives one chunk's entries
-        def __init__(self) -> None:
-            self.chunks = [[{"SYSLOG_IDENTIFIER": "orch-agent-1a2b3c4d",
-                             "MESSAGE": f"line {n}"}] for n in range(5)]
-
-        def read(self, timeout: float | None) -> list[dict[str, str]] | None:
-            return self.chunks.pop(0) if self.chunks else []
-
-        def close(self) -> None:
-            pass
-
     tail = journal.OutputTail("system")
-    tail._units = {"orch-agent-1a2b3c4d": unit}
-    tail._reader = Reader()  # type: ignore[assignment]
+    tail._units = {"orch-agent-1a2b3c4d": TAIL_UNIT}
+    return tail
+
+
+TAIL_UNIT = "orch-agent-1a2b3c4d.service"
+
+
+def test_a_tail_takes_in_all_that_came_in_one_poll_not_one_read() -> None:
+    tail = _tail()
+    tail._reader = _Chunks(*([_said(n)] for n in range(5)))
     assert tail.poll()
     # Before, a poll took one read's worth (1 MiB of a restart's last lines) and lagged.
-    assert tail.last == {unit: "line 4"}
+    assert tail.last == {TAIL_UNIT: "line 4"}
 
 
 def test_a_tail_restarted_on_other_units_never_goes_back_to_an_older_line() -> None:
     # A restart (a session came or went) reads each unit's last lines again: before,
     # they replaced the newer line held, so `top`'s LAST went line 151, 83, 140, 158.
-    from orch import journal
-
-    unit = "orch-agent-1a2b3c4d.service"
-
-    def said(n: int) -> dict[str, str]:
-        return {"SYSLOG_IDENTIFIER": "orch-agent-1a2b3c4d", "MESSAGE": f"line {n}",
-                "__REALTIME_TIMESTAMP": str(1_000_000 + n)}
-
-    class Reader:
-        def __init__(self, *chunks: list[dict[str, str]]) -> None:
-            self.chunks = list(chunks)
-
-        def read(self, timeout: float | None) -> list[dict[str, str]] | None:
-            return self.chunks.pop(0) if self.chunks else []
-
-        def close(self) -> None:
-            pass
-
-    tail = journal.OutputTail("system")
-    tail._units = {"orch-agent-1a2b3c4d": unit}
-    tail._reader = Reader([said(150), said(151)])  # type: ignore[assignment]
+    tail = _tail()
+    tail._reader = _Chunks([_said(150), _said(151)])
     tail.poll()
-    assert tail.last == {unit: "line 151"}
-    tail._reader = Reader([said(83), said(140)])  # type: ignore[assignment]  # replayed
+    assert tail.last == {TAIL_UNIT: "line 151"}
+    tail._reader = _Chunks([_said(83), _said(140)])  # replayed
     tail.poll()
-    assert tail.last == {unit: "line 151"}
-    tail._reader = Reader([said(151), said(152)])  # type: ignore[assignment]
+    assert tail.last == {TAIL_UNIT: "line 151"}
+    tail._reader = _Chunks([_said(151), _said(152)])
     tail.poll()
-    assert tail.last == {unit: "line 152"}
+    assert tail.last == {TAIL_UNIT: "line 152"}
 
 
 def test_an_empty_since_is_refused_as_events_refuses_it() -> None:
