@@ -120,8 +120,8 @@ def _known_query(request: Request) -> None:
     would list every session): 400, naming it. ?token= is the server's own."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
-    if dependant is None:
-        return
+    if dependant is None or not getattr(route, "include_in_schema", True):
+        return  # the dashboard's page: what its address carries is the browser's
     known = _query_names(dependant)
     unknown = sorted(set(request.query_params) - known - {"token"})
     if unknown:

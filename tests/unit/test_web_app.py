@@ -77,6 +77,7 @@ def test_bad_parameters_are_refused_in_one_line(client: TestClient) -> None:
     assert _error(client.get("/api/sessions?runing=true"), 400) == \
         "runing: no such query parameter here (it takes: host, running, tag)"
     assert client.get("/api/hosts?token=t").json() == ["h1"]  # the server's own
+    assert client.get("/?from=bookmark").status_code == 200  # the page, not the API
     assert "last-event-id" in _error(client.get("/api/events",
                                                 headers={"Last-Event-ID": "bogus"}), 400)
     assert _error(client.post("/api/sessions", json={}), 400) == \
