@@ -145,20 +145,22 @@ def parse_seconds(value: str | int, what: str | None = None, *, zero: bool = Tru
     "infinity". UsageError in one line (naming WHAT, an option or variable, and listing
     the syntax) for anything systemd would refuse, and for 0 or infinity where the
     caller says they mean nothing (ZERO, INFINITY false)."""
-    shown = f"{what} {_show(value)}" if what else _show(value)
+    def refused(expected: str) -> UsageError:  # as a spawn setting's flag says it
+        if what:
+            return UsageError(f"{what}: expected {expected}, got {_show(value)}")
+        return UsageError(f"{_show(value)}: expected {expected}")
+
     try:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise ValueError("not a string or an int")
         usec = parse_usec(str(value))
     except ValueError:  # "or infinity" only where it means something
-        expected = EXPECTED if infinity else f"a duration {EXPECTED_FINITE}"
-        raise UsageError(f"{shown}: expected {expected}") from None
+        raise refused(EXPECTED if infinity else f"a duration {EXPECTED_FINITE}") from None
     # The bounds are named to a value that meets one: "abc" is no duration at all.
     if (usec == 0 and not zero) or (usec == USEC_INFINITY and not infinity):
         bounds = [text for text, refused in (("more than 0", not zero),
                                              ("less than infinity", not infinity)) if refused]
-        raise UsageError(f"{shown}: expected a duration {' and '.join(bounds)}, "
-                         f"{EXPECTED_FINITE}")
+        raise refused(f"a duration {' and '.join(bounds)}, {EXPECTED_FINITE}")
     return math.inf if usec == USEC_INFINITY else usec / _SEC
 
 
