@@ -219,13 +219,10 @@ def list_sessions(scope: Scope | None = None, *, running: bool = False,
 
     tags = (tag,) if isinstance(tag, str) else tuple(_strings(tag or (), "tag"))
     if tags:  # none could have a bad one: a typo, not an empty listing
-        import re
-
-        from orch.spec import TAG, TAG_SHAPE  # not for a listing of every session
+        from orch.spec import check_tag  # not for a listing of every session
 
         for one in tags:
-            if not re.fullmatch(TAG, one):
-                raise UsageError(f"--tag {one!r}: expected a string of {TAG_SHAPE}")
+            check_tag(one)
     with _runtime(scope) as rt:
         return query.list_sessions(rt, running=running, tags=tags)
 

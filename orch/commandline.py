@@ -57,7 +57,7 @@ class Argument:
         self.metavar = metavar or _METAVARS.get(dest, dest.upper())
         self.variadic, self.required = variadic, required
         self.default = None
-        # What a shell's Tab offers for it (orch.completion.VALUES names each source).
+        # What a shell's Tab offers for it (the sources orch.completion.values reads).
         self.completes = completes
 
 

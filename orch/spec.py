@@ -207,6 +207,13 @@ def _no_nul(text: str, what: str) -> None:
         raise UsageError(f"{what} is not valid UTF-8, which systemd cannot carry") from None
 
 
+def check_tag(tag: str) -> None:
+    """Refuse, with one line, TAG if it is none (TAG's pattern): a spawn's, or one a
+    listing filters by."""
+    if not re.fullmatch(TAG, tag):
+        raise UsageError(f"--tag {tag!r}: expected a string of {TAG_SHAPE}")
+
+
 def validate(spec: SessionSpec) -> None:
     """Refuse, with one line, what systemd or the state file could not carry verbatim."""
     if not spec.argv or not spec.argv[0]:
@@ -227,8 +234,7 @@ def validate(spec: SessionSpec) -> None:
     if spec.name == "self":  # what a session calls itself: the name could never be named
         raise UsageError("--name self: self names the calling session; choose another")
     for tag in spec.tags:
-        if not re.fullmatch(TAG, tag):
-            raise UsageError(f"--tag {tag!r}: expected a string of {TAG_SHAPE}")
+        check_tag(tag)
     if _CONTROL.search(spec.description):  # a line feed would forge show's next line
         raise UsageError("--description: one line, with no control characters")
     for key, value in spec.env.items():

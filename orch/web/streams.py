@@ -98,18 +98,18 @@ async def follow_logs(record: Any, lines: int | None, format: str | None,
         if failed:  # whether it ended is not known: said as an error, not as its end
             raise failed[0]
 
-    failed = False
+    errored = False
     async for kind, item in _from_thread(work, stop):
         if kind == "item":
             cursor, text = item
             yield sse.event(text.removesuffix("\n"), cursor)
         elif kind == "error":
-            failed = True
+            errored = True
             yield sse.event(item, kind="error")
         elif kind == "end":
             # Only a session that ended has an end; after an error the stream just
             # closes, and a client that connects again (EventSource does) reads on.
-            if not failed:
+            if not errored:
                 yield sse.event("{}", kind="end")
         else:
             yield b": keepalive\n\n"
