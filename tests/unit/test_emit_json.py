@@ -42,3 +42,22 @@ def test_an_empty_list_and_an_object(capsys: pytest.CaptureFixture[str]) -> None
 def test_what_json_cannot_encode_is_refused_as_json_refuses_it() -> None:
     with pytest.raises(TypeError, match="Object of type set is not JSON serializable"):
         commands.emit_json([{"a": {1}}])
+
+
+def test_a_long_list_is_written_a_batch_at_a_time_as_the_same_text(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A thousand sessions are a megabyte: written whole, it was made three times over.
+    items = [{"n": i, "s": "é" * (i % 7)} for i in range(50)] + ITEMS
+    writes: list[str] = []
+
+    class Recorder:
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+    monkeypatch.setattr(commands.sys, "stdout", Recorder())
+    monkeypatch.setattr(commands, "_BATCH_CHARS", 64)
+    commands.emit_json(items)
+    assert len(writes) > 10 and max(map(len, writes)) < 64 + 200
+    assert "".join(writes) == "[\n" + ",\n".join(
+        "  " + json.dumps(item, ensure_ascii=False) for item in items) + "\n]\n"
