@@ -69,15 +69,15 @@ class Meter:
         tree, base = self.rt.accounting.tree, self._slice(str(scope))
         if tree is None or base is None:
             return
-        try:
-            units = [n for n in os.listdir(tree + base)  # orch's, not the slice's others
-                     if n.startswith(PREFIX) and n.endswith(SUFFIX)]
+        try:  # a cgroup directory's links: its own two, and one of each child's ".."
+            children = os.stat(tree + base).st_nlink - 2
         except OSError:
             return
         files = self._slice_files(str(scope))
-        if files is None or len(units) < READ_AHEAD_MIN:
+        if files is None or children < READ_AHEAD_MIN:
             return
-        self._ahead = Aside(lambda: files.usages(units))
+        # The child lists them too: a millisecond at a thousand, that this one saves.
+        self._ahead = Aside(lambda: files.usages(_sessions_units(tree + base)))
 
     def cgroup(self, record: Record) -> str | None:
         """RECORD's unit's ControlGroup= path, None if its slice has no cgroup now."""
@@ -108,6 +108,14 @@ class Meter:
         """The processes in RECORD's unit now, in pid order."""
         cgroup = self.cgroup(record)
         return [] if cgroup is None else self.rt.accounting.processes(cgroup)
+
+
+def _sessions_units(directory: str) -> list[str]:
+    """The units of orch's sessions among DIRECTORY's cgroups (not the slice's others)."""
+    try:
+        return [n for n in os.listdir(directory) if n.startswith(PREFIX) and n.endswith(SUFFIX)]
+    except OSError:  # the slice is gone: each session's own read will say so
+        return []
 
 
 def unenforced(rt: Runtime, controllers: list[str]) -> list[str]:
