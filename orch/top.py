@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from rich.console import RenderableType
 
+    from orch.hosts import Host
     from orch.transcript import Transcript
 
     Sessions = Callable[[], "list[dict[str, Any]]"]
@@ -379,6 +380,8 @@ def run(read: Sessions, act: Act, logs: Callable[[dict[str, Any]], None], *,
                 text = act(row.session, verb)
             except OrchError as err:
                 text = f"{verb}: {err.message}"
+            except Exception as err:  # a thread's trace would be drawn over the screen
+                text = f"{verb}: internal error: {err!r}"
             with lock:
                 done.append(text)
 
@@ -425,6 +428,19 @@ def run(read: Sessions, act: Act, logs: Callable[[dict[str, Any]], None], *,
 ACTION_TIMEOUT = 120.0  # a stop waits for the session to end: up to its stop timeout
 
 
+def act_there(host: Host, verb: str, ref: str, name: object,
+              scope_args: list[str]) -> str:
+    """What `orch VERB REF` on HOST came to, in one line: its refusal (a session that
+    has ended), or ssh's reason (a host gone silent) included."""
+    from orch import ssh
+
+    try:
+        ssh.capture(host.address, [host.orch, verb, ref, *scope_args], ACTION_TIMEOUT)
+    except ssh.Unanswered as err:
+        return f"{verb} on {host.name}: {err.reason}"
+    return f"{name} on {host.name}: {verb} done"
+
+
 def command(interval: float = DEFAULT_INTERVAL, all_hosts: bool = False,
             user: bool = False, system: bool = False) -> int:
     """`orch top` (`--host H top` runs it there, on this terminal: orch.hostcli)."""
@@ -456,11 +472,7 @@ def command(interval: float = DEFAULT_INTERVAL, all_hosts: bool = False,
         if session.get("host", hosts.LOCAL) == hosts.LOCAL:
             ended = api.stop(ref, scope) if verb == "stop" else api.kill(ref, scope=scope)
             return f"{name}: {ended.status}"
-        from orch import ssh
-
-        host = fleet[str(session["host"])]
-        ssh.capture(host.address, [host.orch, verb, ref, *scope_args], ACTION_TIMEOUT)
-        return f"{name} on {host.name}: {verb} done"
+        return act_there(fleet[str(session["host"])], verb, ref, name, scope_args)
 
     def logs(session: dict[str, Any]) -> None:
         if session.get("host", hosts.LOCAL) == hosts.LOCAL:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import pytest
 from rich.console import Console
 
+from orch import top
 from orch.top import (
     DOWN,
     KEYS_HELP,
@@ -277,3 +279,24 @@ def test_keys_typed_fast_are_read_one_by_one() -> None:
     assert keys("\x1b[B\x1b[A$") == [DOWN, UP, "$"]
     assert keys("\x1b[1;5A") == ["\x1b[1;5A"]  # a modified arrow: one key, unknown
     assert keys("") == []
+
+
+def test_an_action_on_another_host_that_fails_is_one_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before, ssh's failure escaped the action's thread: a trace over the screen, and
+    # "killing x…" for good.
+    from orch import hosts, ssh
+
+    host = hosts.Host("build1", hosts.parse_address("me@build1"))
+    asked: list[list[str]] = []
+
+    def refuse(address: object, argv: list[str], timeout: float | None = None) -> str:
+        asked.append(argv)
+        raise ssh.Unanswered("session 45c58811 (x) has already ended: failed", 1)
+
+    monkeypatch.setattr(ssh, "capture", refuse)
+    assert top.act_there(host, "kill", "45c58811", "x", ["--user"]) == \
+        "kill on build1: session 45c58811 (x) has already ended: failed"
+    assert asked == [["orch", "kill", "45c58811", "--user"]]
+    monkeypatch.setattr(ssh, "capture", lambda *a, **k: "")
+    assert top.act_there(host, "stop", "45c58811", "x", []) == "x on build1: stop done"
