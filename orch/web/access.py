@@ -308,9 +308,10 @@ def peer_protocol(base: type[Any], owner: int) -> type[Any]:
             super().connection_made(transport)
             sock = transport.get_extra_info("socket")
             uid = peer_uid(sock) if sock is not None else None
-            if uid is not None and uid != owner:
+            if uid != owner:  # None: a caller that cannot be told is refused too
                 self.refused = True
-                body = json.dumps({"error": f"uid {uid} may not use the sessions of uid "
+                who = "a caller of unknown uid" if uid is None else f"uid {uid}"
+                body = json.dumps({"error": f"{who} may not use the sessions of uid "
                                             f"{owner}"}).encode()
                 transport.write(FORBIDDEN % (len(body), body))
                 transport.write_eof()

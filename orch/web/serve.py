@@ -42,7 +42,12 @@ def activated_socket() -> socket.socket | None:
         os.environ.pop(name, None)  # not for the sessions this server starts
     if count != 1:
         raise UsageError(f"orch serve takes one socket from systemd, not {count}")
-    return socket.socket(fileno=SD_LISTEN_FDS_START)
+    sock = socket.socket(fileno=SD_LISTEN_FDS_START)
+    if sock.family != socket.AF_UNIX:
+        # Only a Unix socket tells who calls (SO_PEERCRED), and no token guards this one.
+        raise UsageError("orch serve takes only a Unix socket from systemd (ListenStream= "
+                         "a path); for a TCP port, run it with --listen, behind its token")
+    return sock
 
 
 def _raise_open_files() -> None:

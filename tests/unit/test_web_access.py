@@ -202,6 +202,63 @@ def test_a_refused_peer_reads_its_answer_even_when_it_sends_its_request_after_it
     assert b"may not use the sessions" in answer[0] and received == []
 
 
+def test_a_peer_whose_uid_cannot_be_told_is_refused() -> None:
+    # A TCP peer has no SO_PEERCRED: let through, anyone on the machine got root's
+    # sessions from a socket-activated server given a TCP socket.
+    import asyncio
+    import socket
+
+    received: list[bytes] = []
+
+    class Base(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            received.append(data)
+
+    checked = peer_protocol(Base, owner=os.getuid())
+    answer: list[bytes] = []
+
+    def client(port: int) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /api/sessions HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(4096):
+                data += chunk
+            answer.append(data)
+
+    async def serve() -> None:
+        server = await asyncio.get_running_loop().create_server(checked, "127.0.0.1", 0)
+        try:
+            await asyncio.to_thread(client, server.sockets[0].getsockname()[1])
+        finally:
+            server.close()
+
+    asyncio.run(serve())
+    assert answer[0].startswith(b"HTTP/1.1 403 Forbidden")
+    assert b"a caller of unknown uid" in answer[0] and received == []
+
+
+def test_a_server_given_a_tcp_socket_by_systemd_refuses_to_serve_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from orch.web import serve
+
+    with socket.socket(socket.AF_INET) as tcp:
+        tcp.bind(("127.0.0.1", 0))
+        monkeypatch.setattr(serve, "SD_LISTEN_FDS_START", os.dup(tcp.fileno()))
+        monkeypatch.setenv("LISTEN_PID", str(os.getpid()))
+        monkeypatch.setenv("LISTEN_FDS", "1")
+        with pytest.raises(UsageError, match="only a Unix socket"):
+            serve.activated_socket()
+        with socket.socket(socket.AF_UNIX) as unix:
+            monkeypatch.setattr(serve, "SD_LISTEN_FDS_START", os.dup(unix.fileno()))
+            monkeypatch.setenv("LISTEN_PID", str(os.getpid()))
+            monkeypatch.setenv("LISTEN_FDS", "1")
+            given = serve.activated_socket()
+            assert given is not None and given.family == socket.AF_UNIX
+            given.close()
+
+
 def _socket_client() -> TestClient:
     return TestClient(SameSite(_hello()), base_url="http://localhost")
 
