@@ -175,7 +175,10 @@ def whole_lines(entries: Iterable[Entry]) -> Iterator[Entry]:
 MAIN_EXITED = "98e322203f7a4ed290d09fe03c09fe15"  # EXIT_CODE, EXIT_STATUS
 UNIT_FAILED = "d9b373ed55a64feb8242e02dbe79a49c"  # UNIT_RESULT
 UNIT_SUCCEEDED = "7ad2d189f7e94e70a38c781354912448"  # "Deactivated successfully."
-EXIT_MESSAGE_IDS = (MAIN_EXITED, UNIT_FAILED, UNIT_SUCCEEDED)
+UNIT_STOPPED = "9d1aaa27d60140bd96365438aad20286"  # "Stopped …": a stop job's end
+EXIT_MESSAGE_IDS = (MAIN_EXITED, UNIT_FAILED, UNIT_SUCCEEDED, UNIT_STOPPED)
+# The signal a stop sends (KillSignal=, which orch's units leave at its default).
+STOP_SIGNAL = "SIGTERM"
 
 
 def last_text(entry: Mapping[str, Any], name: str) -> str:
@@ -189,11 +192,14 @@ def endings_from_journal(entries: Iterable[Mapping[str, Any]]) -> dict[str, Endi
     """Each invocation's end as the manager logged it, keyed by invocation id.
 
     A main process that exits 0 is logged only at debug level: "Deactivated
-    successfully" alone then says the invocation ended well.
+    successfully" alone then says the invocation ended well. So is one that a stop's
+    signal ended, which systemd counts a success too: the stop job's "Stopped" tells it
+    apart (a user manager logs only that), and the invocation ended stopped.
     """
     exits: dict[str, Mapping[str, Any]] = {}
     results: dict[str, str] = {}
     succeeded: dict[str, str] = {}
+    stopped: dict[str, str] = {}
     for entry in entries:
         invocation = last_text(entry, "INVOCATION_ID") or last_text(entry, "USER_INVOCATION_ID")
         if not invocation:
@@ -205,14 +211,20 @@ def endings_from_journal(entries: Iterable[Mapping[str, Any]]) -> dict[str, Endi
             results[invocation] = last_text(entry, "UNIT_RESULT")
         elif message_id == UNIT_SUCCEEDED:
             succeeded[invocation] = _when(entry)
+        elif message_id == UNIT_STOPPED:
+            stopped[invocation] = _when(entry)
     endings: dict[str, Ending] = {}
-    for invocation in {*exits, *results, *succeeded}:
-        result = results.get(invocation) or ("success" if invocation in succeeded else None)
+    for invocation in {*exits, *results, *succeeded, *stopped}:
+        result = results.get(invocation) or (
+            "success" if invocation in succeeded or invocation in stopped else None)
         exit_entry = exits.get(invocation)
         if exit_entry is not None:
             endings[invocation] = ending_from_exit(last_text(exit_entry, "EXIT_CODE"),
                                                    last_text(exit_entry, "EXIT_STATUS"), result,
                                                    _when(exit_entry))
+        elif invocation in stopped and result == "success":
+            endings[invocation] = Ending(succeeded.get(invocation) or stopped[invocation],
+                                         None, STOP_SIGNAL, result)
         elif result is not None:
             endings[invocation] = Ending(succeeded.get(invocation), None, None, result)
     return endings

@@ -7,7 +7,9 @@ import os
 import pwd
 import signal
 import subprocess
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,38 @@ def test_recover_reads_how_a_session_ended_from_the_journal(user_orch: Orch) -> 
     shown = user_orch.show(sid)
     assert shown["status"] == "failed" and shown["exit_code"] == 7
     assert shown["result"] == "exit-code"
+
+
+@contextmanager
+def _state_dir_gone(orch: Orch) -> Iterator[None]:
+    """While in it, a file stands where ORCH's state directory was: nothing, not even
+    root, can record anything there."""
+    aside = orch.state_dir.with_name(orch.state_dir.name + ".aside")
+    orch.state_dir.rename(aside)
+    orch.state_dir.touch()
+    try:
+        yield
+    finally:
+        orch.state_dir.unlink()
+        aside.rename(orch.state_dir)
+
+
+def test_a_stop_by_the_manager_that_no_hook_recorded_reads_as_stopped(orch: Orch) -> None:
+    # The journal's "Stopped" tells it: before, the system manager's stop read as a clean
+    # exit (and a persistent session was not started again), the user manager's as lost.
+    plain = orch.spawn("/bin/sleep", "600")
+    kept = orch.spawn("/bin/sleep", "600", opts=["--persistent"])
+    units = [orch.show(sid)["unit"] for sid in (plain, kept)]
+    with _state_dir_gone(orch):  # the exit hooks cannot record the ends (root's either)
+        for unit in units:
+            orch.systemctl("stop", unit)
+        wait_for(lambda: all(orch.systemctl("is-active", unit).stdout.strip()
+                             in ("inactive", "failed", "unknown") for unit in units),
+                 what="the units to stop")
+    report = _recover(orch)
+    assert report["outcomes"] == {plain: "ended", kept: "restarted"}
+    assert orch.show(plain)["status"] == "stopped"
+    assert orch.show(kept)["status"] == "running"
 
 
 def _power_cut_and_boot(machine: Machine) -> None:

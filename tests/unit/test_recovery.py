@@ -382,6 +382,31 @@ def test_journal_deactivated_successfully_alone_means_exited(user: bool) -> None
     assert ended_status(endings[J_INV], None) is Status.EXITED
 
 
+def _stopped(invocation: str, *, user: bool = False) -> dict[str, Any]:
+    return {"MESSAGE_ID": "9d1aaa27d60140bd96365438aad20286", _inv_field(user): invocation,
+            _unit_field(user): "orch-x-744d0c2f.service", "__REALTIME_TIMESTAMP": TS,
+            "PRIORITY": "6", "SYSLOG_IDENTIFIER": "systemd", "JOB_TYPE": "stop",
+            "JOB_RESULT": "done", "MESSAGE": "Stopped orch-x-744d0c2f.service - orch session",
+            **_manager_trusted(user)}
+
+
+@pytest.mark.parametrize("user", [False, True], ids=["system", "user"])
+def test_journal_a_stop_by_the_manager_means_stopped(user: bool) -> None:
+    # Before, a system manager's stop read as a clean exit (a persistent session was not
+    # started again at boot), and a user manager's, which logs no "Deactivated
+    # successfully", as no evidence at all (lost).
+    for entries in ([_succeeded(J_INV, user=user), _stopped(J_INV, user=user)],
+                    [_stopped(J_INV, user=user)]):
+        endings = endings_from_journal(entries)
+        assert endings[J_INV].exit_signal == "SIGTERM", entries
+        assert ended_status(endings[J_INV], None) is Status.STOPPED
+    # What the main process's end says comes first: a stop that had to kill fails.
+    killed = endings_from_journal([_exited(J_INV, "killed", "KILL", user=user),
+                                   _result(J_INV, "timeout", user=user),
+                                   _stopped(J_INV, user=user)])
+    assert killed == {J_INV: Ending(TS_ISO, None, "SIGKILL", "timeout")}
+
+
 def test_journal_exit_zero_at_debug_level_with_success() -> None:
     endings = endings_from_journal([_exited(J_INV, "exited", "0"), _succeeded(J_INV)])
     assert endings == {J_INV: Ending(TS_ISO, 0, None, "success")}
