@@ -54,7 +54,7 @@ class Scope(StrEnum):
         """Where this scope's state file lives for the caller (ORCH_STATE_DIR overrides)."""
         override = os.environ.get("ORCH_STATE_DIR")
         if override:
-            return Path(override)
+            return _absolute("ORCH_STATE_DIR", override)
         if self is Scope.SYSTEM:
             return Path("/var/lib/orch")
         return xdg_dir("XDG_STATE_HOME", os.path.join(Path.home(), ".local", "state")) / "orch"
@@ -65,7 +65,7 @@ class Scope(StrEnum):
         need not load the config machinery."""
         override = os.environ.get("ORCH_CONFIG")
         if override:
-            return Path(override)
+            return _absolute("ORCH_CONFIG", override)
         if self is Scope.SYSTEM:
             return Path("/etc/orch/config.toml")
         return xdg_dir("XDG_CONFIG_HOME", os.path.join(Path.home(), ".config")) / "orch" / \
@@ -76,3 +76,14 @@ class Scope(StrEnum):
         if self is Scope.SYSTEM:
             return Path("/run")
         return xdg_dir("XDG_RUNTIME_DIR", f"/run/user/{os.geteuid()}")
+
+
+def _absolute(variable: str, value: str) -> Path:
+    """VALUE, which VARIABLE names, as a path: an absolute one only. A relative one would
+    name another place for the exit hook (run in the session's directory) and for the
+    units that `orch units install` writes."""
+    if not os.path.isabs(value):
+        from orch.errors import UsageError
+
+        raise UsageError(f"{variable}={value}: expected an absolute path")
+    return Path(value)

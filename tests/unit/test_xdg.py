@@ -53,3 +53,21 @@ def test_an_absolute_xdg_directory_is_used_and_an_empty_one_is_not(
     assert derive() == default
     monkeypatch.delenv(variable)
     assert derive() == default
+
+
+@pytest.mark.parametrize(("variable", "derive"), [
+    ("ORCH_STATE_DIR", Scope.USER.state_dir), ("ORCH_STATE_DIR", Scope.SYSTEM.state_dir),
+    ("ORCH_CONFIG", Scope.USER.config_path), ("ORCH_CONFIG", Scope.SYSTEM.config_path)])
+def test_orchs_own_paths_are_absolute_or_refused(monkeypatch: pytest.MonkeyPatch,
+                                                 variable: str,
+                                                 derive: Callable[[], Path]) -> None:
+    # A relative one was used as given: the exit hook, run in the session's directory,
+    # made a state directory there and the session read as lost.
+    from orch.errors import UsageError
+
+    monkeypatch.setenv(variable, "/abs/place")
+    assert derive() == Path("/abs/place")
+    for relative in ("relstate", "./x", "~/x"):
+        monkeypatch.setenv(variable, relative)
+        with pytest.raises(UsageError, match=f"{variable}={relative}: expected an absolute"):
+            derive()
