@@ -40,6 +40,7 @@ from orch.errors import (
 from orch.idle import IdlePool, Key
 from orch.scope import Scope
 from orch.session import UnitFacts, UnitView
+from orch.units import object_path
 
 # Service properties read for every loaded unit, and for one whose main process ended.
 _LIVE = (b"MainPID", b"ExecMainStartTimestamp", b"ExecMainStartTimestampMonotonic")
@@ -59,9 +60,7 @@ STOP_WINDOW = 32
 
 
 def _hex_id(raw: Any) -> str | None:
-    if not raw:
-        return None
-    return bytes(raw).hex()
+    return bytes(raw).hex() if raw else None
 
 
 def unit_view(props: dict[bytes, Any]) -> UnitView:
@@ -85,10 +84,9 @@ def unit_view(props: dict[bytes, Any]) -> UnitView:
 GONE = UnitView(False, "inactive", "dead", None, 0, 0, 0, 0, 0, "", False)
 
 
-# One idle connection per manager address, process and thread, kept between Managers
-# for IDLE_KEEP_S: a library that spawns many sessions connects (and authenticates)
-# once a burst, and the pool reads what comes on it meanwhile. sd-bus connections are
-# not shared between threads (one uses it at a time), nor inherited across fork.
+# One idle connection per manager address, process and thread, kept IDLE_KEEP_S between
+# Managers: a library that spawns many sessions connects (and authenticates) once a burst;
+# the pool reads what comes meanwhile. An sd-bus connection serves one thread, one process.
 IDLE_KEEP_S = 2.0
 _IDLE = IdlePool(IDLE_KEEP_S)
 
@@ -317,21 +315,28 @@ class Manager:
 
         self._open.watch_jobs()
         results: dict[str, str] = {}
-        waiting: dict[str, bytes] = {}
+        waiting: dict[str, tuple[bytes, float]] = {}
         queue = list(units)
         while queue or waiting:
             while queue and len(waiting) < STOP_WINDOW:
                 unit = queue.pop(0)
                 try:
-                    waiting[unit] = self._open.queued(self._manager_call(
-                        "StopUnit", b"ss", [unit, "replace"], f"the stop of {unit}"))
+                    waiting[unit] = (self._open.queued(self._manager_call(
+                        "StopUnit", b"ss", [unit, "replace"], f"the stop of {unit}")),
+                        self._stop_bound(unit))
                 except DBusNoSuchUnitError:
                     results[unit] = "gone"
             if waiting:  # the oldest; the others' results are kept meanwhile
-                unit, job = next(iter(waiting.items()))
-                results[unit] = self.wait_job(job, f"the stop of {unit}")
+                unit, (job, bound) = next(iter(waiting.items()))
+                results[unit] = self._open.wait_job(job, f"the stop of {unit}", bound)
                 del waiting[unit]
         return results
+
+    def _stop_bound(self, unit: str) -> float:
+        """How long UNIT's stop job may take: the manager waits its TimeoutStopSec= for
+        the program to end, then as long again for the exit hook; a call's time more."""
+        usec = int(self._get(object_path(unit), SERVICE_IFACE, b"TimeoutStopUSec", unit))
+        return self.timeout + (2 * usec / 1e6 if usec < 2**63 else 30 * 86400.0)
 
     def kill(self, unit: str, signum: int) -> bool:
         """Send SIGNUM to UNIT's program (its main process; never "all", which after its

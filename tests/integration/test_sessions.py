@@ -180,6 +180,19 @@ def test_stop_ends_a_session_as_stopped(orch: Orch) -> None:
     assert orch("wait", sid).returncode == 1  # ended, but not successfully
 
 
+def test_stop_waits_as_long_as_the_unit_may_take_to_stop(orch: Orch) -> None:
+    # The stop of a program that takes 3 s to end after SIGTERM, with a call bound
+    # (ORCH_CALL_TIMEOUT) of 1 s: before, the wait for the stop job had that bound too,
+    # and orch stop said "did not finish the stop within 1s" (exit 3) of a healthy
+    # manager still well within the unit's TimeoutStopSec.
+    sid = orch.spawn("/bin/sh", "-c", "trap 'sleep 3; exit 0' TERM; while :; do sleep 0.1; "
+                     "done", opts=["--name", "slow-stop"])
+    done = orch("stop", "slow-stop", env={"ORCH_CALL_TIMEOUT": "1s"})
+    assert done.returncode == 0, done.stderr
+    shown = orch.show(sid)  # its trap ran to its end: exit 0, not SIGKILL
+    assert (shown["status"], shown["exit_code"], shown["exit_signal"]) == ("stopped", 0, None)
+
+
 def test_kill_records_the_result_before_signalling(orch: Orch) -> None:
     sid = orch.spawn("sleep", "300")
     assert orch("kill", sid[:6], "the verdict").returncode == 0
