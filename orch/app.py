@@ -18,12 +18,16 @@ import typer.main  # noqa: E402
 
 
 class _Argument(typer.core.TyperArgument):
-    """An argument shown as its metavar says, which carries its own brackets and dots
-    (`ID...`, `[ID...]`): typer would write `{ID...}...` in the usage line and add the
-    Python type (`<list[str]>`) in the help."""
+    """An argument shown as its metavar says, which carries its own dots (`ID...`), and
+    in brackets where it may be left out: typer would write `{ID...}...` in the usage
+    line and add the Python type (`<list[str]>`) in the help."""
 
     def _usage_display_name(self) -> str:
-        return self.metavar if self.metavar is not None else super()._usage_display_name()
+        if self.metavar is None:
+            return super()._usage_display_name()
+        if self.required or self.metavar.startswith("["):
+            return self.metavar
+        return f"[{self.metavar}]"
 
     def display_type_rich(self, ctx: Any) -> str | None:
         return None if self.metavar is not None else super().display_type_rich(ctx)

@@ -100,6 +100,11 @@ def test_arguments_read_as_their_value_names(page: str) -> None:
     assert usages["orch wait"] == "[OPTIONS] ID..."
     assert usages["orch spawn"] == "[OPTIONS] -- CMD [ARG...] | PROMPT"
     assert usages["orch config set"] == "[OPTIONS] KEY VALUE"
+    # One that may be left out is in brackets (they showed as if required).
+    assert usages["orch kill"] == "[OPTIONS] ID [RESULT]"
+    assert usages["orch resume"] == "[OPTIONS] ID [PROMPT]"
+    assert usages["orch send"] == "[OPTIONS] ID [MESSAGE]"
+    assert usages["orch events"] == "[OPTIONS] [ID...]"
     assert not re.search(r"<(str|int|float|path|list\[)", page)  # nor an option's (--host)
     for path, ctx in commands.items():
         assert not re.search(r"[{}<>]", usages[path]), path
