@@ -117,7 +117,8 @@ def _add(group: typer.Typer, name: str, child: Command | Group) -> None:
         group.add_typer(sub, name=name)
         return
     settings = {} if child.interspersed else {"allow_interspersed_args": False}
-    group.command(name, context_settings=settings or None)(_callback(child))
+    group.command(name, context_settings=settings or None,
+                  hidden=child.hidden)(_callback(child))
 
 
 def _version(ctx: typer.Context, value: bool) -> None:

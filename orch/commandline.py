@@ -74,13 +74,13 @@ class Command:
     interspersed: options end at the first argument (the program of `spawn`, say, keeps
     its own options)."""
 
-    __slots__ = ("_params", "function", "help", "interspersed")
+    __slots__ = ("_params", "function", "help", "hidden", "interspersed")
 
     def __init__(self, function: str, help: str,
                  params: list[Option | Argument] | Callable[[], list[Option | Argument]],
-                 *, interspersed: bool = True) -> None:
+                 *, interspersed: bool = True, hidden: bool = False) -> None:
         self.function, self.help, self._params = function, help, params
-        self.interspersed = interspersed
+        self.interspersed, self.hidden = interspersed, hidden  # HIDDEN: orch's own use
 
     @property
     def params(self) -> list[Option | Argument]:
@@ -171,8 +171,9 @@ def _schedule_add_params() -> list[Option | Argument]:
         Argument("schedule", "str", "The schedule's name: letters, digits, _ and -.",
                  metavar="NAME"),
         *arguments,
-        Option("on_calendar", ("--on-calendar",), "str", "When it runs, in systemd's "
-               "calendar syntax (systemd.time(7)): daily, 'Mon..Fri 02:00', '*:0/30'.",
+        Option("on_calendar", ("--on-calendar",), "str", "When it runs (required), in "
+               "systemd's calendar syntax (systemd.time(7)): daily, 'Mon..Fri 02:00', "
+               "'*:0/30'.",
                metavar="SPEC"),
         Option("overlap", ("--overlap",), "flag", "Start the next run even if the last "
                "one's session still runs.", default=False),
@@ -379,12 +380,14 @@ def _tree() -> dict[str, Command | Group]:
                        default=False),
                 Argument("spawn_args", "str", "orch spawn's options, --, and the command.",
                          metavar="[SPAWN_ARGS...]", variadic=True, required=False),
-                *SCOPED], interspersed=False),
+                *SCOPED], interspersed=False, hidden=True),
         }),
-        "units": Group("The units that recover sessions at boot and reap daily.", {
+        "units": Group("The units that recover sessions at boot, reap daily, and answer "
+                       "the web API on a Unix socket.", {
             "install": _scoped("units_install", "Write orch-recover.service, "
-                               "orch-reap.service and .timer for this orch; enable them.",
-                               json=False),
+                               "orch-reap.service and .timer, orch-web.socket and .service "
+                               "for this orch; enable them, and start the timer and the "
+                               "socket.", json=False),
             "uninstall": _scoped("units_uninstall", "Disable and remove the units `orch "
                                  "units install` wrote.", json=False),
         }),

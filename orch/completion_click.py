@@ -93,7 +93,9 @@ def node_at(path: str) -> dict[str, Any]:
     interspersed = isinstance(item, commandline.Command) and item.interspersed
     found = {"params": [*map(_param, params), _HELP_OPTION],
              "help": help_text, "interspersed": interspersed,
-             "commands": None if isinstance(item, commandline.Command) else list(children)}
+             "commands": None if isinstance(item, commandline.Command) else list(children),
+             "hidden": {name for name, child in children.items()  # not offered, as click's
+                        if isinstance(child, commandline.Command) and child.hidden}}
     _NODES[path] = found
     return found
 
@@ -239,7 +241,7 @@ def _items(request: _Request, args: list[str]) -> list[tuple[str, str | None]]:
     found: list[tuple[str, str | None]] = []
     for name in node["commands"] or ():
         sub = node_at(f"{path} {name}".strip())
-        if name.startswith(incomplete):
+        if name.startswith(incomplete) and name not in node["hidden"]:
             found.append((name, about(sub)))
     if incomplete and not incomplete[0].isalnum():
         for param in params:

@@ -383,3 +383,5 @@ def test_words_and_values_the_command_line_names_are_offered(
     monkeypatch.setattr(schedules, "unit_dir", lambda scope: units)
     assert offered(["schedule", "run"], "") == ["nightly", "weekly"]
     assert offered(["schedule", "remove"], "w") == ["weekly"]
+    # What only a schedule's timer runs is no word to offer (nor in the help).
+    assert offered(["schedule"], "") == ["add", "list", "remove", "run"]
