@@ -70,8 +70,7 @@ def usec_to_iso(usec: int) -> str | None:
 
 def _iso(usec: int) -> str:
     # datetime's UTC isoformat(timespec="microseconds"), without loading datetime.
-    seconds, micro = divmod(usec, 1_000_000)
-    t = time.gmtime(seconds)
+    t, micro = time.gmtime(usec // 1_000_000), usec % 1_000_000
     return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
             f"{t.tm_sec:02d}.{micro:06d}+00:00")
 
@@ -465,6 +464,8 @@ class Session:
         if ending is not None:
             ended_at, exit_code = ending.ended_at, ending.exit_code
             exit_signal, result = ending.exit_signal, ending.result
+            if result == "success" and status is Status.FAILED and record.agent_error:
+                result = "agent-error"  # the program's success, the agent's failure
         current = {"invocation_id": invocation_id, "started_at": started_at,  # Invocation's
                    "ended_at": ended_at, "status": str(status), "exit_code": exit_code,
                    "exit_signal": exit_signal, "result": result,
@@ -474,8 +475,7 @@ class Session:
             from orch.results import summed
 
             cost, tokens = summed([*record.history, current])
-        # `orch ps` makes one a record: the fields go straight in, in their order, as a
-        # frozen dataclass's __init__ puts them, without its call per field.
+        # One a record for `orch ps`: the fields straight in, in order, as __init__ would.
         session = cls.__new__(cls)
         session.__dict__.update({
             "id": record.id, "name": record.name, "unit": record.unit,

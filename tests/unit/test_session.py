@@ -144,6 +144,19 @@ def test_a_failed_agent_runs_till_its_hook_said_whether_it_waits() -> None:
     assert derive_status(stopped, GONE, main_alive=False, now=NOW) is Status.STOPPED
 
 
+def test_an_agent_that_said_it_failed_reads_failed_with_the_result_agent_error() -> None:
+    # Before: "failed (result success)", the program's exit status against the agent's
+    # verdict; a conversation's turn already said agent-error.
+    said_failed = _record(provider="claude", agent_error=True, **ENDED_OK)
+    session = Session.of(said_failed, derive_status(said_failed, GONE, False, NOW))
+    assert (session.status, session.result) == (Status.FAILED, "agent-error")
+    assert session.invocations[-1]["result"] == "agent-error"
+    fine = Session.of(_record(provider="claude", agent_error=False, **ENDED_OK), Status.EXITED)
+    assert fine.result == "success"
+    killed = dataclasses.replace(said_failed, intent=Intent.KILL)
+    assert Session.of(killed, Status.KILLED).result == "success"  # what kill recorded
+
+
 def test_naive_created_at_does_not_crash() -> None:
     record = _record(invocation_id=None, created_at="2025-06-01T11:00:00")
     assert derive_status(record, None, main_alive=False, now=NOW) is Status.LOST
