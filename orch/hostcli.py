@@ -78,7 +78,9 @@ def run(args: list[str]) -> int | None:
     if command in _LOCAL_ONLY or command is None or command.startswith("-"):
         if target.host is None and target.label is None:
             return None  # ORCH_HOST does not send `orch box` or `orch --help` away
-        raise UsageError(f"--host and --label do not apply to `orch {command or ''}`".rstrip())
+        if command is None:
+            raise UsageError("--host and --label go with a command (see `orch --help`)")
+        raise UsageError(f"--host and --label do not apply to `orch {command}`")
     if command in ("ps", "top") and "--all-hosts" in target.args:
         if target.host is not None or target.label is not None:
             raise UsageError("--all-hosts lists every host: leave out --host and --label")
@@ -88,7 +90,7 @@ def run(args: list[str]) -> int | None:
     scope = _scope(target)
     known = _fleet(scope)
     if requested == hosts.AUTO or target.label is not None:
-        if requested not in (None, hosts.AUTO):
+        if target.host not in (None, hosts.AUTO):  # ORCH_HOST, a default, gives way
             raise UsageError("--label chooses the host: give it with --host auto, or alone")
         if command != "spawn":
             raise UsageError("--host auto and --label choose a host for a new session: "
@@ -97,7 +99,7 @@ def run(args: list[str]) -> int | None:
                                         target.label)
         print(f"orch: placing the session on {chosen.name} ({words})", file=sys.stderr)
         at = target.args.index("spawn") + 1
-        return remote.run(chosen, [*target.args[:at], "--placement", words,
+        return remote.run(chosen, [*target.args[:at], "--placement", f"{chosen.name} ({words})",
                                    *target.args[at:]])
     assert requested is not None  # else a label, which took the branch above
     return remote.run(hosts.resolve(requested, known), target.args,

@@ -61,9 +61,9 @@ ENVIRONMENT = (
                           f"{DEFAULT_CALL_TIMEOUT:g}s)."),
     ("ORCH_HOST", "Run every session command on this host, as --host does: [USER@]HOST[:PORT] "
                   "or a [hosts.NAME] (empty: this machine). `orch box` stays here."),
-    ("ORCH_HOST_TIMEOUT", "How long a host may take to answer over SSH (a time span; a "
-                          "bare number is seconds), for --host, "
-                          "ps --all-hosts and spawn --host auto (default "
+    ("ORCH_HOST_TIMEOUT", "How long a host may take to let orch in over SSH (a time span; "
+                          "a bare number is seconds; a command then has 5s more to answer), "
+                          "for --host, ps --all-hosts and spawn --host auto (default "
                           f"{DEFAULT_HOST_TIMEOUT:g}s)."),
     ("ORCH_SSH_CONFIG", "The ssh_config(5) file orch's ssh reads (ssh -F) instead of "
                         "~/.ssh/config."),

@@ -31,8 +31,11 @@ def run(host: Host, args: Sequence[str], terminal: bool = False) -> int:
     terminal there with TERMINAL: `orch attach`)."""
     code = ssh.run(host, [host.orch, *args], terminal=terminal)
     if code == ssh.NOT_FOUND:
+        ad_hoc = host.name == str(host.address)  # an address the fleet does not name
         raise OrchError(f"host {host.name} has no `{host.orch}` to run",
-                        hint=f"install orch there, or set hosts.{host.name}.orch to its path")
+                        hint="install orch there, or name the host in the config with "
+                        "its orch: [hosts.NAME] address = ..., orch = PATH" if ad_hoc else
+                        f"install orch there, or set hosts.{host.name}.orch to its path")
     return code
 
 

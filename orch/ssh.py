@@ -157,7 +157,7 @@ def capture(address: Address, argv: Sequence[str], timeout: float | None = None)
                               capture_output=True, text=True, errors="replace",
                               timeout=seconds + COMMAND_GRACE, check=False)
     except subprocess.TimeoutExpired:
-        raise Unanswered(f"no answer within {seconds:g}s") from None
+        raise Unanswered(f"no answer within {seconds + COMMAND_GRACE:g}s") from None
     except OSError as err:
         raise Unanswered(_cannot_run(err)) from None
     if done.returncode != 0:

@@ -187,8 +187,8 @@ def test_spawn_auto_takes_the_host_with_most_free_memory(fleet: Fleet, env: dict
         assert name == "h2"
         assert "placing the session on h2 (auto: most free memory" in spawned.stderr
         # Each limit less what that host's slice uses already: the hosts' own figures.
-        words = re.fullmatch(r"auto: most free memory, ([\d.]+)G; h1 (\d+)M free, "
-                             r"h3 (\d+)M free(?:, .*)?", session["placement"])
+        words = re.fullmatch(r"h2 \(auto: most free memory, ([\d.]+)G; h1 (\d+)M free, "
+                             r"h3 (\d+)M free(?:, .*)?\)", session["placement"])
         assert words is not None, session["placement"]
         assert 1.5 < float(words[1]) <= 2.0
         assert 150 < int(words[2]) <= 300 and 800 < int(words[3]) <= 1024
@@ -199,7 +199,7 @@ def test_spawn_auto_takes_the_host_with_most_free_memory(fleet: Fleet, env: dict
             _limit(fleet, fleet.host("h2"), "200M")
             moved = orch(env, "--host", "auto", "--label", "big", "spawn", "--", "sleep", "300")
             name, session = _placed(fleet, moved.stdout.strip())
-            assert name == "h3" and session["placement"].startswith("auto (label big)")
+            assert name == "h3" and session["placement"].startswith("h3 (auto (label big)")
         none = orch(env, "spawn", "--label", "nowhere", "--", "true", check=False)
         assert none.returncode == 2 and "no host with label 'nowhere'" in none.stderr
     finally:

@@ -152,6 +152,7 @@ def test_split_refuses_a_missing_value() -> None:
     (["ps", "--all-hosts", "--host", "h1"], "--all-hosts lists every host"),
     (["--host", "h1", "--label", "gpu", "spawn", "--", "x"], "--label chooses the host"),
     (["--host", "local", "ps"], "leave out --host"),
+    (["--host", "h1"], "--host and --label go with a command"),  # it read "`orch `"
 ])
 def test_host_options_misused_are_one_line(args: list[str], says: str,
                                            monkeypatch: pytest.MonkeyPatch,
@@ -160,6 +161,22 @@ def test_host_options_misused_are_one_line(args: list[str], says: str,
     with pytest.raises(UsageError) as caught:
         hostcli.run(args)
     assert says in caught.value.message
+
+
+def test_a_label_sets_orch_host_aside_and_the_placement_names_the_host(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # ORCH_HOST is a default: before, with it set, --label was refused as if --host had
+    # been given. The placement recorded named why, not where.
+    monkeypatch.setenv("ORCH_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("ORCH_HOST", "h1")
+    ran: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(remote, "place", lambda candidates, scope, label: (
+        _host("h2", "gpu"), "auto (label gpu): most free memory, 3.0G", []))
+    monkeypatch.setattr(remote, "run", lambda host, args, **_: ran.append((host.name, args))
+                        or 0)
+    assert hostcli.run(["spawn", "--label", "gpu", "--", "x"]) == 0
+    assert ran == [("h2", ["spawn", "--placement",
+                           "h2 (auto (label gpu): most free memory, 3.0G)", "--", "x"])]
 
 
 def test_no_host_named_runs_here(monkeypatch: pytest.MonkeyPatch) -> None:

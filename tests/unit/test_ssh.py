@@ -67,8 +67,8 @@ def test_a_failure_is_its_last_word_in_one_line(fake_ssh: Path, command: str,
 
 def test_no_answer_in_time_and_no_ssh_at_all_are_said_too(
         fake_ssh: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(ssh, "COMMAND_GRACE", 0.0)
-    with pytest.raises(ssh.Unanswered, match=r"^no answer within 0\.3s$"):
+    monkeypatch.setattr(ssh, "COMMAND_GRACE", 0.2)  # what it says is what it waited
+    with pytest.raises(ssh.Unanswered, match=r"^no answer within 0\.5s$"):
         ssh.capture(HOST.address, ["sleep", "30"], timeout=0.3)
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     assert ssh.check(HOST.address, timeout=5) == "cannot run ssh: No such file or directory"
@@ -90,6 +90,9 @@ def test_run_passes_the_status_through_and_names_a_lost_connection(
     assert caught.value.exit_code == 1
     assert caught.value.message == "host h1 has no `no-such-orch` to run"
     assert caught.value.hint == "install orch there, or set hosts.h1.orch to its path"
+    with pytest.raises(OrchError) as caught:  # an address no [hosts.NAME] names: no such key
+        remote.run(Host(str(HOST.address), HOST.address, orch="no-such-orch"), ["ps"])
+    assert caught.value.hint is not None and "[hosts.NAME]" in caught.value.hint
 
 
 def test_close_master_asks_the_shared_connection_to_end(
