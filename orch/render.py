@@ -310,7 +310,8 @@ def details(session: Session, now: datetime | None = None, unicode: bool = True)
     since = s.ended_at if ended else s.started_at
     stamp = _stamp(since, now)
     state = outcome(status, s.exit_code, s.exit_signal, s.result) if ended else \
-        "idle: waiting for its next message; running" if s.status is Status.IDLE else status
+        "idle: waiting for its next message; running" if s.status is Status.IDLE else \
+        status_cell(s.json_view())  # waiting, as ps says, for a dependent not yet started
     fields: list[tuple[str, str | None]] = [
         ("Status", f"{state} since {stamp}" if stamp else state),
         ("Started", _stamp(s.started_at, now) if ended else None),

@@ -252,6 +252,9 @@ def test_a_session_waiting_for_its_dependencies_reads_as_waiting_not_starting() 
     assert rows[1].split()[2] == "waiting" and rows[2].split()[2] == "starting"
     assert "(waiting for them to end successfully)" in render.details(waiting)
     assert "waiting for them" not in render.details(starting)
+    # show's Status line says it as ps does (it said starting).
+    assert render.details(waiting).splitlines()[1].split()[:2] == ["Status:", "waiting"]
+    assert render.details(starting).splitlines()[1].split()[:2] == ["Status:", "starting"]
     assert waiting.to_json()["status"] == "starting"  # the contract: the unit's own state
     board = Board()
     board.update([waiting.to_json(), starting.to_json()], now=1.0)
