@@ -14,7 +14,6 @@ import errno
 import os
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from types import TracebackType
 
 from orch.alarm import ALARM, bounded, call_timeout, unanswered
 from orch.booted import NO_SYSTEMD_HINT, systemd_is_pid1
@@ -183,8 +182,7 @@ class Manager:
     def __enter__(self) -> Manager:
         return self.open()
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, *_: object) -> None:
         self.close()
 
     def _unreachable(self, err: Exception) -> OrchError:
@@ -333,8 +331,10 @@ class Manager:
         return results
 
     def _stop_bound(self, unit: str) -> float:
-        """How long UNIT's stop job may take: the manager waits its TimeoutStopSec= for
-        the program to end, then as long again for the exit hook; a call's time more."""
+        """How long UNIT's stop job may take: a service's manager waits its
+        TimeoutStopSec= for the program, then as long for the exit hook; and a call."""
+        if not unit.endswith(".service"):
+            return self.timeout  # a timer's or a socket's stop waits for no program
         usec = int(self._get(object_path(unit), SERVICE_IFACE, b"TimeoutStopUSec", unit))
         return self.timeout + (2 * usec / 1e6 if usec < 2**63 else 30 * 86400.0)
 
