@@ -19,7 +19,7 @@ from orch import files
 from orch.errors import NotFound, OrchError, UsageError
 from orch.frozen import dataclass
 from orch.locate import session_path
-from orch.scope import Scope
+from orch.scope import Scope, paths_passed_on
 from orch.settings import NAME
 from orch.unitfiles import unit_dir, word
 
@@ -73,9 +73,7 @@ def render(schedule: Schedule, scope: Scope, orch: str) -> dict[str, str]:
                              "overlap": schedule.overlap}, ensure_ascii=False)
     # Its runs find programs where a spawn from here would, this orch first: the
     # manager's own PATH lacks the user's directories (~/.local/bin, npm's).
-    values = {"PATH": session_path(os.environ.get("PATH")),
-              **{v: os.environ[v] for v in ("ORCH_STATE_DIR", "ORCH_CONFIG")
-                 if os.environ.get(v)}}
+    values = {"PATH": session_path(os.environ.get("PATH")), **paths_passed_on()}
     env = "".join(f"Environment={word(f'{k}={v}')}\n" for k, v in values.items())
     fire = [orch, "schedule", "fire", f"--{scope}", *(["--overlap"] if schedule.overlap
                                                       else []), schedule.name,

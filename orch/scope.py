@@ -78,6 +78,16 @@ class Scope(StrEnum):
         return xdg_dir("XDG_RUNTIME_DIR", f"/run/user/{os.geteuid()}")
 
 
+PATH_VARIABLES = ("ORCH_STATE_DIR", "ORCH_CONFIG")
+
+
+def paths_passed_on() -> dict[str, str]:
+    """ORCH_STATE_DIR and ORCH_CONFIG, where set (absolute, or UsageError), for what
+    orch starts to read the same state and configuration: an exit hook, a timer's
+    service, the units `orch units install` writes."""
+    return {v: str(_absolute(v, os.environ[v])) for v in PATH_VARIABLES if os.environ.get(v)}
+
+
 def _absolute(variable: str, value: str) -> Path:
     """VALUE, which VARIABLE names, as a path: an absolute one only. A relative one would
     name another place for the exit hook (run in the session's directory) and for the

@@ -16,7 +16,7 @@ from pathlib import Path
 from orch.dbus import Property
 from orch.errors import UsageError
 from orch.frozen import dataclass, field, shape
-from orch.scope import Scope
+from orch.scope import PATH_VARIABLES, Scope, paths_passed_on
 from orch.units import syslog_identifier
 
 TYPE_CHECKING = False
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # typing costs every command some ms
 RESERVED_ENV = ("ORCH_SESSION_ID", "ORCH_UNIT", "ORCH_SCOPE")  # --env may not set these
 # Every variable orch itself puts in a unit's environment (properties()): what recover
 # does not take for the user's own when it adopts a unit.
-ORCH_SET_ENV = (*RESERVED_ENV, "ORCH_STATE_DIR", "ORCH_CONFIG", "PATH")
+ORCH_SET_ENV = (*RESERVED_ENV, *PATH_VARIABLES, "PATH")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_NAME = 128
 MAX_TAG = 64
@@ -322,8 +322,7 @@ def wake_properties(what: str, delay_s: float, hook_args: list[str], scope: Scop
     elapsed; and its one-shot service, which runs the exit hook with HOOK_ARGS
     (orch.exithook's --admit or --wake). WHAT says what it is for."""
     argv = [sys.executable, "-I", _exit_hook_path(), *hook_args]
-    env = [f"ORCH_SCOPE={scope}", *(f"{v}={os.environ[v]}" for v in
-                                    ("ORCH_STATE_DIR", "ORCH_CONFIG") if os.environ.get(v))]
+    env = [f"ORCH_SCOPE={scope}", *(f"{k}={v}" for k, v in paths_passed_on().items())]
     timer: list[Property] = [
         ("Description", "s", f"orch: {what}"),
         ("TimersMonotonic", "a(st)", [("OnActiveSec", max(1, round(delay_s * 1_000_000)))]),
@@ -428,9 +427,8 @@ def properties(spec: SessionSpec, *, session_id: str, unit: str, scope: Scope,
            "ORCH_SESSION_ID": str(session_id), "ORCH_UNIT": unit, "ORCH_SCOPE": str(scope)}
     # What the exit hook reads: the same state, and the same configuration (a queue's
     # limits) as the spawn did.
-    for variable in ("ORCH_STATE_DIR", "ORCH_CONFIG"):
-        if os.environ.get(variable):
-            env.setdefault(variable, os.environ[variable])
+    for variable, value in paths_passed_on().items():
+        env.setdefault(variable, value)
     hook = exit_hook_argv(state_dir, after_dir(scope))
     start = (program, spec.argv)
     # A sandbox leaves writable, beside the session's own directories: the state, for an

@@ -14,7 +14,7 @@ import termios
 import tty
 from pathlib import Path
 
-from orch.errors import OrchError
+from orch.errors import OrchError, PermissionDenied
 from orch.ttyhold import DATA, frame, window
 
 DETACH = b"\x1c"  # Ctrl-\
@@ -34,7 +34,7 @@ def attach(path: Path, who: str, notice: str) -> bool:
         raise OrchError(f"{who} has no terminal to attach to: it has ended") from None
     except PermissionError:
         server.close()
-        raise OrchError(f"{who}'s terminal is not yours to attach to") from None
+        raise PermissionDenied(f"{who}'s terminal is not yours to attach to") from None
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     saved = termios.tcgetattr(stdin)

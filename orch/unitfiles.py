@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 from orch import files
-from orch.errors import OrchError
-from orch.scope import Scope, xdg_dir
+from orch.errors import OrchError, PermissionDenied
+from orch.scope import Scope, paths_passed_on, xdg_dir
 from orch.systemd import Manager
 
 RECOVER = "orch-recover.service"
@@ -93,7 +93,8 @@ def render(scope: Scope, orch: str, state_dir: str | None = None,
             "[Socket]\n"
             f"ListenStream={WEB_SOCKET_PATH}\n"
             "SocketMode=0600\n"
-            "DirectoryMode=0700\n\n"
+            "DirectoryMode=0700\n"
+            "RemoveOnStop=yes\n\n"  # uninstalled, or the manager gone: no socket left
             "[Install]\n"
             "WantedBy=sockets.target\n"
         ),
@@ -137,8 +138,8 @@ def install(scope: Scope) -> list[Path]:
     if set), reload
     the manager, enable recovery and the reap timer, and start the timer."""
     directory = unit_dir(scope)
-    texts = render(scope, this_orch(), os.environ.get("ORCH_STATE_DIR"),
-                   os.environ.get("ORCH_CONFIG"))
+    passed = paths_passed_on()
+    texts = render(scope, this_orch(), passed.get("ORCH_STATE_DIR"), passed.get("ORCH_CONFIG"))
     written = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -147,9 +148,9 @@ def install(scope: Scope) -> list[Path]:
             files.write_atomically(path, text.encode(), 0o644)
             written.append(path)
     except OSError as err:
-        raise OrchError(f"cannot write units to {directory}: {err.strerror}") from None
+        raise _refused(err)(f"cannot write units to {directory}: {err.strerror}") from None
     except files.WriteFailed as failed:
-        raise OrchError(f"cannot write units: {failed}") from None
+        raise _refused(failed.error)(f"cannot write units: {failed}") from None
     with Manager(scope) as manager:
         manager.reload()
         manager.enable(list(ENABLED))
@@ -182,3 +183,8 @@ def write_tree(root: str, orch: str = "/usr/bin/orch") -> None:
         directory.mkdir(parents=True, exist_ok=True)
         for name, text in render(scope, orch).items():
             files.write_atomically(directory / name, text.encode(), 0o644)
+
+
+def _refused(err: OSError) -> type[OrchError]:
+    """The error to raise for ERR: a refusal (exit 4) where it was one."""
+    return PermissionDenied if isinstance(err, PermissionError) else OrchError

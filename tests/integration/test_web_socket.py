@@ -94,3 +94,6 @@ def test_the_socket_serves_its_owner_only_and_comes_back_after_idling(orch: Orch
         shutil.rmtree(drop_in, ignore_errors=True)
         orch("units", "uninstall")
     assert orch.systemctl("is-active", "orch-web.socket").stdout.strip() != "active"
+    # Nor is its file left behind (it was: systemd keeps it unless told otherwise).
+    assert orch.machine.sh(f"test -e {_socket_path(orch)} && echo left || echo gone"
+                           ).strip() == "gone"

@@ -57,6 +57,7 @@ def test_the_web_socket_is_its_users_alone_and_starts_serve(scope: Scope) -> Non
     assert _value(socket, "ListenStream") == ["%t/orch/web.sock"]
     assert _value(socket, "SocketMode") == ["0600"]
     assert _value(socket, "DirectoryMode") == ["0700"]
+    assert _value(socket, "RemoveOnStop") == ["yes"]
     assert _value(socket, "WantedBy") == ["sockets.target"]
     service = units[WEB]
     assert _value(service, "ExecStart") == [f"/opt/orch/bin/orch serve --{scope}"]
