@@ -120,3 +120,24 @@ def test_write_tree_writes_exactly_the_shipped_files(tmp_path: Path) -> None:
     for path in written:
         assert (tmp_path / path).read_text() == (UNITS / path).read_text()
         assert (tmp_path / path).stat().st_mode & 0o777 == 0o644  # whatever the umask
+
+
+def test_units_install_refused_a_place_to_write_is_exit_4_and_a_relative_state_dir_1_line(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # As the README's exit codes say: it was 1, a plain failure. And a relative
+    # ORCH_STATE_DIR was written into the units as given.
+    from orch import files, unitfiles
+    from orch.errors import PermissionDenied, UsageError
+
+    def refused(path: Path, data: bytes, mode: int) -> None:
+        raise files.WriteFailed(PermissionError(13, "Permission denied"), path)
+
+    monkeypatch.setattr(unitfiles, "unit_dir", lambda scope: tmp_path)
+    monkeypatch.setattr(files, "write_atomically", refused)
+    monkeypatch.delenv("ORCH_STATE_DIR", raising=False)
+    monkeypatch.delenv("ORCH_CONFIG", raising=False)
+    with pytest.raises(PermissionDenied, match="cannot write units"):
+        unitfiles.install(Scope.USER)
+    monkeypatch.setenv("ORCH_STATE_DIR", "relstate")
+    with pytest.raises(UsageError, match="ORCH_STATE_DIR=relstate: expected an absolute"):
+        unitfiles.install(Scope.USER)
