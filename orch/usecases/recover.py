@@ -159,7 +159,8 @@ def _apply(sessions: Sessions, seen: Sessions, decisions: dict[str, Decision]) -
 
 
 def _restart(rt: Runtime, decided: Record, errors: list[str]) -> Outcome:
-    """Start a persistent session (as DECIDED) again: a new invocation of it."""
+    """Start a persistent session (as DECIDED) again: a new invocation of it. Refused
+    before anything changed, it is as decided: ended if its end is known, else lost."""
     from orch import agents
     from orch.recovery import Outcome
 
@@ -180,7 +181,7 @@ def _restart(rt: Runtime, decided: Record, errors: list[str]) -> Outcome:
         values = relaunch_secrets(decided)
     except OrchError as err:
         errors.append(f"cannot restart {session_id[:8]} ({decided.name}): {err.message}")
-        return Outcome.LOST
+        return Outcome.LOST if decided.ending() is None else Outcome.ENDED
     record = rt.store.update(archive)
     if record is None:
         return Outcome.STARTING

@@ -147,6 +147,11 @@ def test_a_restart_whose_secrets_are_missing_is_told_and_the_others_go_on(
         "is not set in this environment"])
     # Left as they were: no new run recorded that never starts.
     assert rt.store.load()[missing.id] == missing and rt.store.load()[unset.id] == unset
+    # One whose end was recorded (stopped) stays what ps says, not lost as it was told.
+    stopped = put(rt, "stopped", invocation_id="c" * 32, persistent=True,
+                  env_files=[str(tmp_path / "gone.env")], ended_at="2026-01-01T00:00:00+00:00",
+                  exit_signal="SIGTERM", result="success")
+    assert recover(rt).outcomes[stopped.id] is Outcome.ENDED
 
 
 def test_a_unit_of_ours_without_a_record_is_adopted(fake: FakeManager, rt: Runtime,
