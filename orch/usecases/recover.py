@@ -19,6 +19,7 @@ from orch.units import is_orch_unit
 from orch.usecases import queueing, unattended
 from orch.usecases.common import view
 from orch.usecases.launching import NotSubmitted, launch, relaunch_secrets, start_after
+from orch.usecases.measure import Meter
 from orch.usecases.transitions import release_dependents, tell, tell_ended
 
 # What an `ended` event of a lost session says.
@@ -136,7 +137,9 @@ def _recover(rt: Runtime) -> RecoverReport:
         if outcome in (Outcome.RESTARTED, Outcome.ADOPTED) or session_id not in views:
             views[session_id] = manager.unit(final[session_id].unit) \
                 if session_id in final else GONE
-    sessions = [view(final[i], views[i]) for i in outcomes if i in final]
+    with Meter(rt) as meter:  # what those running use, as ps has it
+        sessions = [meter.measured(view(final[i], views[i]), final[i])
+                    for i in outcomes if i in final]
     return RecoverReport(outcomes, sessions, errors)
 
 

@@ -292,6 +292,19 @@ def test_wait_gives_what_a_session_still_running_uses(
     assert (session.status, session.memory_current) == (Status.RUNNING, 4096)
 
 
+def test_recover_gives_what_a_session_still_running_uses(
+        fake: FakeManager, isolated_env: Path, tmp_path: Path) -> None:
+    # Before, recover --json said null for a running session where ps gave its figures.
+    from orch.usecases.recover import recover
+
+    rt0 = runtime(fake, isolated_env)
+    a = started(fake, rt0, "a")
+    fake.control_groups["app.slice"] = "/user.slice/app.slice"
+    rt = runtime(fake, isolated_env, accounting=_cgroup_tree(tmp_path, {a.unit: 4096}))
+    [session] = recover(rt).sessions
+    assert (session.status, session.memory_current) == (Status.RUNNING, 4096)
+
+
 def test_a_slice_without_a_cgroup_leaves_usage_unknown(fake: FakeManager,
                                                       rt: Runtime) -> None:
     started(fake, rt, "a")
