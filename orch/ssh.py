@@ -247,8 +247,9 @@ def run(host: Host, argv: Sequence[str], terminal: bool = False) -> int:
                               check=False).returncode
     except OSError as err:
         raise OrchError(_cannot_run(err)) from None
-    if code == SSH_FAILED:
-        raise HostUnreachable(f"lost the ssh connection to host {host.name}")
+    if code == SSH_FAILED:  # ssh's own failure, or orch there ended by a signal: ssh can't tell
+        raise HostUnreachable(f"lost the ssh connection to host {host.name}, or orch there "
+                              "was killed")
     return code
 
 

@@ -83,7 +83,8 @@ def test_run_passes_the_status_through_and_names_a_lost_connection(
         fake_ssh: Path, capfd: pytest.CaptureFixture[str]) -> None:
     assert ssh.run(HOST, ["sh", "-c", "echo out; exit 7"]) == 7
     assert capfd.readouterr().out == "out\n"
-    with pytest.raises(ssh.HostUnreachable, match=r"^lost the ssh connection to host h1$"):
+    with pytest.raises(ssh.HostUnreachable,
+                       match=r"^lost the ssh connection to host h1, or orch there was killed$"):
         ssh.run(HOST, ["sh", "-c", "exit 255"])
     with pytest.raises(OrchError) as caught:  # the remote shell has no such command
         remote.run(Host("h1", HOST.address, orch="no-such-orch"), ["ps"])
