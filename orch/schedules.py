@@ -117,17 +117,23 @@ def add(schedule: Schedule, scope: Scope, orch: str) -> Schedule:
         raise UsageError(f"schedule {schedule.name} exists already: `orch schedule remove "
                          f"{schedule.name}` first")
     _write(directory, render(schedule, scope, orch))
-    with Manager(scope) as manager:
-        manager.reload()
-        state, _, _ = manager.unit_file_state(schedule.timer)
-        if state != "loaded":
-            _remove_files(directory, schedule)
+    try:
+        with Manager(scope) as manager:
             manager.reload()
-            raise UsageError(f"--on-calendar {schedule.on_calendar!r}: the {scope} manager "
-                             f"cannot use it ({state}); see systemd.time(7)")
-        manager.enable([schedule.timer])
-        manager.start(schedule.timer)
-        return _with_times(manager, schedule)
+            state, _, _ = manager.unit_file_state(schedule.timer)
+            if state != "loaded":
+                _remove_files(directory, schedule)
+                manager.reload()
+                raise UsageError(f"--on-calendar {schedule.on_calendar!r}: the {scope} "
+                                 f"manager cannot use it ({state}); see systemd.time(7)")
+            manager.enable([schedule.timer])
+            manager.start(schedule.timer)
+            return _with_times(manager, schedule)
+    except BaseException:
+        # All or nothing: files left by a manager that failed midway (gone, say) made
+        # the next add say the schedule existed, though it never ran.
+        _remove_files(directory, schedule)
+        raise
 
 
 def names(scope: Scope) -> list[str]:

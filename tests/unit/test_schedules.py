@@ -4,6 +4,8 @@ proves them against real managers)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from orch import fastcli, schedules
@@ -76,3 +78,28 @@ def test_json_has_every_field() -> None:
     assert data == {"name": "n", "on_calendar": "daily", "spawn_args": ["--", "x"],
                     "overlap": False, "timer": "orch-schedule-n.timer", "next_run": None,
                     "last_run": None}
+
+
+def test_an_add_the_manager_fails_midway_leaves_no_files(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Before, its files stayed: the next add said it existed already, though it never ran.
+    from orch import systemd
+    from orch.errors import ManagerUnreachable
+
+    directory = tmp_path
+
+    class Gone:
+        def __init__(self, scope: Scope) -> None:
+            pass
+
+        def __enter__(self) -> None:
+            raise ManagerUnreachable("no user manager is running")
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+    monkeypatch.setattr(schedules, "unit_dir", lambda scope: directory)
+    monkeypatch.setattr(systemd, "Manager", Gone)
+    with pytest.raises(ManagerUnreachable):
+        schedules.add(Schedule("nightly", "daily", ["--", "x"]), Scope.USER, "/usr/bin/orch")
+    assert list(directory.iterdir()) == []
