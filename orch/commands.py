@@ -371,6 +371,10 @@ def wait(refs: list[str], any_: bool = False, timeout: str | None = None,
     seconds = None if timeout is None else parse_seconds(timeout, "--timeout")
     if seconds == float("inf"):
         seconds = None
+    from orch.pager import when_reader_leaves
+
+    # Nobody left to tell (an ssh client gone, from `--host H wait`): no wait for hours.
+    when_reader_leaves(sys.stdout, then=lambda: os._exit(0))
     outcome = api.wait(refs, api.current_scope(user, system), any_=any_, timeout=seconds)
     if as_json:
         emit_json([s.to_json() for s in outcome.sessions])

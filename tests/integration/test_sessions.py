@@ -7,7 +7,7 @@ import json
 import os
 import stat
 
-from tests.integration.conftest import PYTHON, VENV_BIN, Orch, wait_for
+from tests.integration.conftest import ORCH, PYTHON, VENV_BIN, Orch, wait_for
 
 CONTRACT_KEYS = {
     "id", "name", "unit", "scope", "status", "main_pid", "invocation_id", "argv", "cwd",
@@ -167,6 +167,21 @@ def test_wait_exit_codes(orch: Orch) -> None:
         assert waited["status"] == "exited" and waited["ended_at"] is not None
         assert waited["invocations"][-1]["ended_at"] == waited["ended_at"]
         assert waited["ended_at"] >= waited["started_at"]
+
+
+def test_wait_ends_once_nobody_reads_it(orch: Orch) -> None:
+    # `orch --host H wait` whose ssh client was gone kept waiting on the host (for as
+    # long as the session ran: hours, for an agent).
+    sid = orch.spawn("sleep", "300")
+    waiting = orch.machine.popen([ORCH, "wait", sid], user=orch.user, env=orch.env)
+    try:
+        assert waiting.stdout is not None
+        waiting.stdout.close()  # its reader leaves
+        assert waiting.wait(timeout=30) == 0
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.wait()
 
 
 def test_stop_ends_a_session_as_stopped(orch: Orch) -> None:
