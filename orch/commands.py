@@ -109,8 +109,9 @@ def ps_all_hosts(running: bool, tag: list[str], user: bool, system: bool,
     listings = remote.list_all(
         list(fleet.values()), ps_args,
         local=lambda: [s.to_json() for s in api.list_sessions(scope, running=running, tag=tag)])
-    sessions = [s for listing in listings for s in listing.sessions]
-    for listing in listings:
+    sessions = sorted((s for listing in listings for s in listing.sessions), reverse=True,
+                      key=lambda s: (str(s.get("created_at") or ""), str(s.get("id") or "")))
+    for listing in listings:  # newest first, as one host's ps: a HOST column tells them
         if listing.problem is not None:
             say(f"orch: warning: host {listing.host}: {listing.problem}")
     if as_json:

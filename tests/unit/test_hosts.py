@@ -285,3 +285,23 @@ def test_top_follows_each_host_apart_a_silent_one_holds_up_no_other(
     release.set()
     wait_for(lambda: {"id": "s1", "host": "slow"} in following.sessions(), 10,
              "the slow host's sessions once it answers")
+
+
+def test_ps_all_hosts_lists_newest_first_whatever_the_host(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # They came grouped by host, local first, where ps --help says newest first.
+    import json
+
+    from orch import commands
+
+    def session(name: str, created: str, host: str) -> dict[str, object]:
+        return {"id": name * 8, "name": name, "created_at": created, "host": host}
+
+    monkeypatch.setenv("ORCH_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setattr(remote, "list_all", lambda hosts, args, local=None: [
+        remote.Listing("local", [session("a", "2026-12-07T10:00:00.000000+00:00", "local")]),
+        remote.Listing("h1", [session("b", "2026-12-07T11:00:00.000000+00:00", "h1"),
+                              session("c", "2026-12-07T09:00:00.000000+00:00", "h1")])])
+    assert commands.ps_all_hosts(False, [], False, False, as_json=True) == 0
+    assert [s["name"] for s in json.loads(capsys.readouterr().out)] == ["b", "a", "c"]
