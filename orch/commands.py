@@ -109,9 +109,10 @@ def ps_all_hosts(running: bool, tag: list[str], user: bool, system: bool,
     listings = remote.list_all(
         list(fleet.values()), ps_args,
         local=lambda: [s.to_json() for s in api.list_sessions(scope, running=running, tag=tag)])
+    # Newest first, as one host's ps lists them; the HOST column tells the hosts apart.
     sessions = sorted((s for listing in listings for s in listing.sessions), reverse=True,
                       key=lambda s: (str(s.get("created_at") or ""), str(s.get("id") or "")))
-    for listing in listings:  # newest first, as one host's ps: a HOST column tells them
+    for listing in listings:
         if listing.problem is not None:
             say(f"orch: warning: host {listing.host}: {listing.problem}")
     if as_json:
