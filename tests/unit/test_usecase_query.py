@@ -281,27 +281,18 @@ def test_the_listing_reads_each_running_units_cgroup_in_its_slice(
     assert query.result(rt, "ended").processes is None
 
 
-def test_wait_gives_what_a_session_still_running_uses(
-        fake: FakeManager, isolated_env: Path, tmp_path: Path) -> None:
-    # Before, `wait --json` said null for a running session: "not accounted here".
-    rt0 = runtime(fake, isolated_env)
-    a = started(fake, rt0, "a")
-    fake.control_groups["app.slice"] = "/user.slice/app.slice"
-    rt = runtime(fake, isolated_env, accounting=_cgroup_tree(tmp_path, {a.unit: 4096}))
-    [session] = query.wait(rt, ["a"], timeout=0).sessions
-    assert (session.status, session.memory_current) == (Status.RUNNING, 4096)
-
-
-def test_recover_gives_what_a_session_still_running_uses(
-        fake: FakeManager, isolated_env: Path, tmp_path: Path) -> None:
-    # Before, recover --json said null for a running session where ps gave its figures.
+@pytest.mark.parametrize("reading", ["wait", "recover"])
+def test_wait_and_recover_give_what_a_session_still_running_uses(
+        fake: FakeManager, isolated_env: Path, tmp_path: Path, reading: str) -> None:
+    # Before, `wait --json` and `recover --json` said null for a running session, where
+    # ps gave its figures.
     from orch.usecases.recover import recover
 
     rt0 = runtime(fake, isolated_env)
     a = started(fake, rt0, "a")
     fake.control_groups["app.slice"] = "/user.slice/app.slice"
     rt = runtime(fake, isolated_env, accounting=_cgroup_tree(tmp_path, {a.unit: 4096}))
-    [session] = recover(rt).sessions
+    [session] = (query.wait(rt, ["a"], timeout=0) if reading == "wait" else recover(rt)).sessions
     assert (session.status, session.memory_current) == (Status.RUNNING, 4096)
 
 
