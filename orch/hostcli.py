@@ -102,6 +102,7 @@ def run(args: list[str]) -> int | None:
         return remote.run(chosen, [*target.args[:at], "--placement", f"{chosen.name} ({words})",
                                    *target.args[at:]])
     assert requested is not None  # else a label, which took the branch above
+    # Off a terminal, no ssh -t (ssh would say it cannot): the orch there refuses alone.
     return remote.run(hosts.resolve(requested, known), target.args,
-                      terminal=command in ("attach", "top"))
+                      terminal=command in ("attach", "top") and os.isatty(0) and os.isatty(1))
 

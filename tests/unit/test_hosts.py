@@ -305,3 +305,17 @@ def test_ps_all_hosts_lists_newest_first_whatever_the_host(
                               session("c", "2026-12-07T09:00:00.000000+00:00", "h1")])])
     assert commands.ps_all_hosts(False, [], False, False, as_json=True) == 0
     assert [s["name"] for s in json.loads(capsys.readouterr().out)] == ["b", "a", "c"]
+
+
+def test_attach_or_top_on_a_host_asks_ssh_for_a_terminal_only_on_one(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Off a terminal, ssh -t said it could not allocate one, before the orch there refused.
+    monkeypatch.setenv("ORCH_CONFIG", str(tmp_path / "none.toml"))
+    asked: list[bool] = []
+    monkeypatch.setattr(remote, "run", lambda host, args, terminal=False: asked.append(
+        terminal) or 0)
+    for tty in (False, True):
+        monkeypatch.setattr(hostcli.os, "isatty", lambda fd, tty=tty: tty)
+        assert hostcli.run(["--host", "h1", "top"]) == 0
+        assert hostcli.run(["--host", "h1", "ps"]) == 0
+    assert asked == [False, False, True, False]
