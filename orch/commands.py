@@ -237,13 +237,13 @@ def send(ref: str, message: str | None = None, file: str | None = None,
 
 def attach(ref: str, user: bool = False, system: bool = False) -> int:
     """`orch attach`: 0 when detached or the session ended; 2 without a terminal here."""
-    if not (os.isatty(0) and os.isatty(1)):
-        raise UsageError("orch attach needs a terminal (standard input and output)")
-    from orch.terminal import attach as connect
+    from orch import terminal
 
+    if not terminal.on_terminal():
+        raise UsageError("orch attach needs a terminal (standard input and output)")
     session, path = api.terminal(ref, api.current_scope(user, system))
     who = f"session {session.id[:8]} ({session.name})"
-    if connect(path, who, f"orch: attached to {who}; Ctrl-\\ detaches"):
+    if terminal.attach(path, who, f"orch: attached to {who}; Ctrl-\\ detaches"):
         say(f"\r\norch: detached from {who}; it runs on (`orch attach {session.id[:8]}`)")
     else:
         say(f"\r\norch: {who} has ended")

@@ -97,12 +97,15 @@ def run(args: list[str]) -> int | None:
                              "only `orch spawn` takes them")
         chosen, words, _ = remote.place(hosts.matching(known, target.label), scope,
                                         target.label)
-        print(f"orch: placing the session on {chosen.name} ({words})", file=sys.stderr)
+        placement = f"{chosen.name} ({words})"  # said here, and recorded there
+        print(f"orch: placing the session on {placement}", file=sys.stderr)
         at = target.args.index("spawn") + 1
-        return remote.run(chosen, [*target.args[:at], "--placement", f"{chosen.name} ({words})",
+        return remote.run(chosen, [*target.args[:at], "--placement", placement,
                                    *target.args[at:]])
     assert requested is not None  # else a label, which took the branch above
+    from orch.terminal import on_terminal
+
     # Off a terminal, no ssh -t (ssh would say it cannot): the orch there refuses alone.
     return remote.run(hosts.resolve(requested, known), target.args,
-                      terminal=command in ("attach", "top") and os.isatty(0) and os.isatty(1))
+                      terminal=command in ("attach", "top") and on_terminal())
 

@@ -121,19 +121,19 @@ def add(schedule: Schedule, scope: Scope, orch: str) -> Schedule:
         with Manager(scope) as manager:
             manager.reload()
             state, _, _ = manager.unit_file_state(schedule.timer)
-            if state != "loaded":
-                _remove_files(directory, schedule)
-                manager.reload()
-                raise UsageError(f"--on-calendar {schedule.on_calendar!r}: the {scope} "
-                                 f"manager cannot use it ({state}); see systemd.time(7)")
-            manager.enable([schedule.timer])
-            manager.start(schedule.timer)
-            return _with_times(manager, schedule)
+            if state == "loaded":
+                manager.enable([schedule.timer])
+                manager.start(schedule.timer)
+                return _with_times(manager, schedule)
+            _remove_files(directory, schedule)
+            manager.reload()  # and the manager forgets the unit it could not use
     except BaseException:
         # All or nothing: files left by a manager that failed midway (gone, say) made
         # the next add say the schedule existed, though it never ran.
         _remove_files(directory, schedule)
         raise
+    raise UsageError(f"--on-calendar {schedule.on_calendar!r}: the {scope} manager cannot "
+                     f"use it ({state}); see systemd.time(7)")
 
 
 def names(scope: Scope) -> list[str]:

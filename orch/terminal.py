@@ -21,6 +21,11 @@ DETACH = b"\x1c"  # Ctrl-\
 _CHUNK = 65535  # the most one frame carries
 
 
+def on_terminal() -> bool:
+    """Whether standard input and output are a terminal (what attach and top need)."""
+    return os.isatty(0) and os.isatty(1)
+
+
 def attach(path: Path, who: str, notice: str) -> bool:
     """Connect this process's terminal to the one at PATH until Ctrl-\\ (True: detached)
     or the session's end (False). WHO names the session in errors; NOTICE is said on

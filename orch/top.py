@@ -340,7 +340,9 @@ def run(read: Sessions, act: Act, logs: Callable[[dict[str, Any]], None], *,
     if not 0 < interval <= MAX_INTERVAL:  # NaN too
         raise UsageError(f"--interval must be more than 0 and at most {MAX_INTERVAL:.0f} "
                          "(seconds)")
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    from orch.terminal import on_terminal
+
+    if not on_terminal():
         raise UsageError("orch top needs a terminal: use `orch ps` (or `ps --json`) "
                          "elsewhere")
     fd = sys.stdin.fileno()

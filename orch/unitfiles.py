@@ -187,4 +187,4 @@ def write_tree(root: str, orch: str = "/usr/bin/orch") -> None:
 
 def _refused(err: OSError) -> type[OrchError]:
     """The error to raise for ERR: a refusal (exit 4) where it was one."""
-    return PermissionDenied if isinstance(err, PermissionError) else OrchError
+    return PermissionDenied if files.is_permission(err) else OrchError
