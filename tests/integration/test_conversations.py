@@ -5,6 +5,7 @@ the ended session resuming it; another user cannot reach it."""
 from __future__ import annotations
 
 import json
+import pwd
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,14 @@ def _waited(orch: Orch, sid: str) -> tuple[int, dict[str, object]]:
     assert "Traceback" not in done.stderr
     [session] = json.loads(done.stdout)
     return done.returncode, session
+
+
+def _claude_transcript(orch: Orch, sid: str) -> str:
+    """What claude itself wrote of session SID's conversation (where its --resume reads
+    it), or "" before it wrote any."""
+    home = Path(pwd.getpwnam(orch.user).pw_dir)
+    found = list(home.glob(f".claude/projects/*/{orch.show(sid)['provider_session_id']}.jsonl"))
+    return found[0].read_text() if found else ""
 
 
 def test_a_conversation_takes_turns_is_idle_between_and_resumes_after_its_end(
@@ -91,6 +100,11 @@ def test_a_power_cut_brings_an_idle_conversation_back_resumed_and_idle(
         with serve([Text("before the cut"), Text("after the cut")]) as (url, script):
             sid = _claude(agent, url, "remember me", "--interactive", "--persistent")
             assert _waited(agent, sid)[1]["status"] == "idle"
+            # claude writes its own transcript up to 100 ms after the turn's result
+            # (queued, then appended): a cut before that loses the conversation for
+            # claude itself, and --resume ends in "No conversation found".
+            wait_for(lambda: "before the cut" in _claude_transcript(agent, sid), 30,
+                     "claude to write its transcript")
             _power_cut_and_boot(machine)
             # orch-recover.service resumes it at boot: idle, as it was, in a new invocation.
             wait_for(lambda: agent.show(sid)["restarts"] == 1, 60,
