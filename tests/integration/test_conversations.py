@@ -133,6 +133,9 @@ def test_a_conversation_killed_mid_turn_is_resumed_by_the_next_message(
         sid = _claude(agent, url, "start something slow", "--interactive", "--auto-approve")
         wait_for(lambda: "⏺ Bash  sleep 60" in agent.ok("logs", "--no-pager", sid), 60,
                  "the slow tool call")
+        # A kill before claude wrote its transcript would leave nothing to resume.
+        wait_for(lambda: "sleep 60" in _claude_transcript(agent, sid), 30,
+                 "claude to write its transcript")
         agent.ok("kill", sid)
         wait_for(lambda: agent.show(sid)["status"] == "killed", 60, "the kill to end it")
         resumed = agent("send", sid, "carry on")
