@@ -7,9 +7,11 @@ ORCH := $(VENV)/bin/orch
 TEST_USER ?= orch-test
 # A second one: the isolation tests need a user whose sessions the first cannot reach.
 TEST_USER2 ?= orch-test2
-# The real agent CLI the end-to-end tests run (an npm package), pinned.
+# The real agent CLIs the end-to-end tests run (npm packages), pinned.
 AGENTS_DIR ?= /opt/orch-dev/npm
 CLAUDE_CODE ?= @anthropic-ai/claude-code@2.1.197
+AGENT_PACKAGES ?= $(CLAUDE_CODE) @openai/codex@0.171.0 @google/gemini-cli@0.61.0 \
+	@github/copilot@1.0.102
 # openssh-server/-client and iproute2: the remote hosts of tests/remote (sshd in boxes in
 # network namespaces).
 APT_PACKAGES := libsystemd-dev pkg-config python3-venv python3-dev gcc util-linux systemd dbus-user-session git \
@@ -51,11 +53,14 @@ install: venv
 	$(PY) -m pip install -q ".[dev]"
 	$(PY) -m pip install -q --no-deps --force-reinstall .
 
+# Installed again unless every package is there at its pinned version.
 agents:
 	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
-	@[ -x $(AGENTS_DIR)/node_modules/.bin/claude ] && \
-		$(AGENTS_DIR)/node_modules/.bin/claude --version 2>/dev/null | grep -q "^$(lastword $(subst @, ,$(CLAUDE_CODE))) " || \
-		npm install --silent --no-fund --no-audit --prefix $(AGENTS_DIR) $(CLAUDE_CODE)
+	@(for p in $(AGENT_PACKAGES); do \
+		name=$${p%@*}; want=$${p##*@}; \
+		got=$$(node -p "require('$(AGENTS_DIR)/node_modules/$$name/package.json').version" 2>/dev/null); \
+		[ "$$got" = "$$want" ] || exit 1; \
+	done) || npm install --silent --no-fund --no-audit --prefix $(AGENTS_DIR) $(AGENT_PACKAGES)
 
 test-user:
 	@id -u $(TEST_USER) >/dev/null 2>&1 || useradd --create-home --shell /bin/bash $(TEST_USER)
