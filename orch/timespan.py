@@ -154,7 +154,10 @@ def parse_seconds(value: str | int, what: str | None = None, *, zero: bool = Tru
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise ValueError("not a string or an int")
         usec = parse_usec(str(value))
-    except ValueError:  # "or infinity" only where it means something
+    except ValueError as err:  # "or infinity" only where it means something
+        if str(err) == "out of range":  # well formed, but beyond what systemd counts
+            raise refused(f"a duration below {USEC_INFINITY // _SEC // 31557600:,} years"
+                          + ("" if not infinity else ", or infinity")) from None
         raise refused(EXPECTED if infinity else f"a duration {EXPECTED_FINITE}") from None
     # The bounds are named to a value that meets one: "abc" is no duration at all.
     if (usec == 0 and not zero) or (usec == USEC_INFINITY and not infinity):

@@ -235,3 +235,12 @@ def test_what_since_cannot_read_is_one_line(text: str) -> None:
         since_usec(text)
     assert err.value.message.startswith(f"--since {text!r}: expected an ISO 8601 time")
     assert err.value.exit_code == 2
+
+
+@pytest.mark.parametrize(("infinity", "tail"), [(True, ", or infinity"), (False, "")])
+def test_a_well_formed_span_beyond_what_systemd_counts_is_called_too_long(
+        infinity: bool, tail: str) -> None:
+    with pytest.raises(UsageError) as err:  # before: "expected a duration such as ..."
+        parse_seconds("99999999999y", "ORCH_HOST_TIMEOUT", infinity=infinity)
+    assert err.value.message == (f"ORCH_HOST_TIMEOUT: expected a duration below 584,542 years"
+                                 f'{tail}, got "99999999999y"')
