@@ -220,18 +220,23 @@ def _copilot(events: list[dict[str, Any]]) -> AgentResult:
     the last line, `result`, the session's id (sessionId, which --resume takes), its
     exit code and usage (premium requests and durations: no tokens, no cost)."""
     answer: str | None = None
+    error: str | None = None
     result: dict[str, Any] | None = None
     for event in events:
         data = event.get("data")
         if event.get("type") == "assistant.message" and isinstance(data, dict):
             answer = _str(data.get("content")) or answer
+        elif event.get("type") == "session.error" and isinstance(data, dict):
+            # Why a run failed (the model's HTTP error, its retries spent): the only
+            # words a failed run has, since it ends without an answer.
+            error = _str(data.get("message")) or error
         elif event.get("type") == "result":
             result = event
     if result is None:
         return AgentResult(None, answer, False, None, None)
-    code = result.get("exitCode")
-    return AgentResult(provider_session_id=_str(result.get("sessionId")), final_result=answer,
-                       is_error=_int(code) not in (None, 0),
+    failed = _int(result.get("exitCode")) not in (None, 0)
+    return AgentResult(provider_session_id=_str(result.get("sessionId")),
+                       final_result=error if failed and error else answer, is_error=failed,
                        usage=_counts(result.get("usage")) or None, cost_usd=None)
 
 

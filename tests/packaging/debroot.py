@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.cache import CACHE
+
 SUITE = "bookworm"
 COMPONENT = "main"
-CACHE = Path(os.environ.get("ORCH_TEST_CACHE", "/var/cache/orch-tests"))
 ETC_APT = Path("/etc/apt")
 # What a bookworm server running orch has: systemd as init, logind (for lingering user
 # managers) and the Debian packages orch's own package depends on, so that installing

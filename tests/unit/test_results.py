@@ -333,3 +333,29 @@ def test_each_runs_lines_are_apart_so_totals_start_again() -> None:
     assert runs("\n".join([entry("early", None), entry("a1", "inv1"), entry("b1", "inv2")])
                 ) == [["early", "a1"], ["b1"]]
     assert runs("") == []
+
+
+# -- copilot -----------------------------------------------------------------------
+
+COPILOT_SID = "5f0d2c1e-8a3b-4c6d-9e7f-0a1b2c3d4e5f"
+
+
+def test_a_failed_copilot_run_says_why_in_its_final_result() -> None:
+    # As copilot 1.0.102 ends a run whose model refused it (tests/integration/test_copilot).
+    failed = lines({"type": "session.error", "data": {
+                        "errorType": "rate_limit", "statusCode": 429,
+                        "message": "Retries exhausted. Last error: 429 slow down"}},
+                   {"type": "result", "sessionId": COPILOT_SID, "exitCode": 1,
+                    "usage": {"premiumRequests": 0}})
+    assert parse(ResultFormat.COPILOT_JSONL, failed) == AgentResult(
+        provider_session_id=COPILOT_SID,
+        final_result="Retries exhausted. Last error: 429 slow down", is_error=True,
+        usage={"premiumRequests": 0}, cost_usd=None)
+
+
+def test_a_copilot_run_that_recovered_from_an_error_keeps_its_answer() -> None:
+    recovered = lines({"type": "session.error", "data": {"message": "a hiccup"}},
+                      {"type": "assistant.message", "data": {"content": "done anyway"}},
+                      {"type": "result", "sessionId": COPILOT_SID, "exitCode": 0})
+    result = parse(ResultFormat.COPILOT_JSONL, recovered)
+    assert (result.final_result, result.is_error) == ("done anyway", False)
