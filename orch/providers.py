@@ -132,12 +132,13 @@ BUILTIN: dict[str, ProviderSpec] = {
         live_argv=_live_template(_CLAUDE_ARGV),
         live_resume_argv=_live_template(_CLAUDE_RESUME_ARGV),
     ),
-    # codex-cli 0.169.0, `codex exec --help` and `codex exec resume --help`;
-    # developers.openai.com/codex/noninteractive. exec runs in a read-only sandbox and
-    # never asks for approval; --full-auto is gone in 0.169 (an unexpected argument), and
-    # `resume` has no --sandbox or --add-dir, so auto-approve is the bypass flag, which
-    # both accept. --skip-git-repo-check: without it exec refuses to run outside a
-    # trusted git repository. No flag for a system prompt, turn limit or session id.
+    # codex-cli 0.171.0 (run end to end by tests/integration/test_codex.py), `codex exec
+    # --help` and `codex exec resume --help`; developers.openai.com/codex/noninteractive.
+    # exec runs in a read-only sandbox and never asks for approval; --full-auto is gone
+    # since 0.169 (an unexpected argument), and `resume` has no --sandbox or --add-dir, so
+    # auto-approve is the bypass flag, which both accept. --skip-git-repo-check: without
+    # it exec refuses to run outside a trusted git repository. No flag for a system
+    # prompt, turn limit or session id.
     "codex": ProviderSpec(
         name="codex",
         binary="codex",
