@@ -9,6 +9,7 @@ from typing import Any
 
 from orch import config
 from orch.errors import UsageError
+from orch.frozen import replace
 from orch.providers import (
     AgentRequest,
     ProviderSpec,
@@ -72,10 +73,15 @@ def resume_argv(record: Record, prompt: str | None) -> list[str]:
     if not record.provider_session_id:
         raise UsageError(f"session {record.id[:8]} ({record.name}): its agent never said "
                          "which conversation it was (no provider session id in its output)")
+    spec = provider_spec(record.provider, Scope(record.scope))
+    if not spec.resumes_unanswered and not answered(record):
+        raise UsageError(f"session {record.id[:8]} ({record.name}): {spec.name} never "
+                         "answered it, so it has no conversation to resume",
+                         hint="spawn the task again")
     request = dataclasses.replace(request_from_json(record.agent),
                                   prompt=prompt or CONTINUE_PROMPT,
                                   provider_session_id=record.provider_session_id)
-    return build_resume_argv(provider_spec(record.provider, Scope(record.scope)), request)
+    return build_resume_argv(spec, request)
 
 
 def can_resume(record: Record) -> bool:
@@ -83,9 +89,30 @@ def can_resume(record: Record) -> bool:
     if not record.provider or not record.provider_session_id:
         return False
     try:
-        return provider_spec(record.provider, Scope(record.scope)).resume_argv is not None
+        spec = provider_spec(record.provider, Scope(record.scope))
     except UsageError:
         return False
+    return spec.resume_argv is not None and (spec.resumes_unanswered or answered(record))
+
+
+def answered(record: Record) -> bool:
+    """Whether RECORD's model ever answered its agent (output tokens in any run)."""
+    runs = [*(run.get("usage") for run in record.history), record.usage]
+    return any((usage or {}).get("output_tokens", 0) > 0 for usage in runs)
+
+
+def started_over(record: Record) -> Record:
+    """RECORD set to start its agent's conversation over, under a new id where orch
+    chose the old one (the CLI may refuse an id it has begun a conversation with)."""
+    if not record.provider or not record.agent.get("provider_session_id"):
+        return record
+    import uuid
+
+    request = dataclasses.replace(request_from_json(record.agent),
+                                  provider_session_id=str(uuid.uuid4()))
+    return replace(record, argv=fresh_argv(record.provider, request, Scope(record.scope)),
+                   agent=request_to_json(request),
+                   provider_session_id=request.provider_session_id)
 
 
 def output_format(record: Record) -> ResultFormat:

@@ -12,7 +12,8 @@ What each provider says (README, "Running a fleet unattended"):
   with another subtype, or is_error false.
 - codex (`exec --json`) and gemini (stream-json) say it in text only, in an error or
   failed-turn event: "You've hit your usage limit", "exhausted your capacity ... reset
-  after 2h52m39s", "429 Too Many Requests", "RESOURCE_EXHAUSTED", "503".
+  after 2h52m39s", "exhausted your daily quota", "429 Too Many Requests",
+  "RESOURCE_EXHAUSTED", "503".
 """
 
 from __future__ import annotations
@@ -126,8 +127,10 @@ def _error_texts(events: list[dict[str, Any]]) -> list[str]:
 def _from_text(texts: list[str], now: float) -> ApiFailure | None:
     for text in reversed(texts):
         lowered = text.lower()
+        # gemini under an API key: a per-day quota spent ("You have exhausted your daily
+        # quota on this model."), its reset unsaid.
         if "usage limit" in lowered or "exhausted your capacity" in lowered \
-                or "quota will reset" in lowered:
+                or "quota will reset" in lowered or "exhausted your daily quota" in lowered:
             match = _GEMINI_RESET.search(text)
             resets = None
             if match and any(match.groups()):
@@ -135,10 +138,14 @@ def _from_text(texts: list[str], now: float) -> ApiFailure | None:
                 resets = now + hours * 3600 + minutes * 60 + seconds
             return ApiFailure(Failure.USAGE_LIMIT, "usage limit", resets)
         status = re.search(r"\b(408|429|50[0234]|529)\b", text)
-        if status or "resource_exhausted" in lowered or "overloaded" in lowered:
+        # gemini tells an API key or Vertex user to "request a quota increase" after
+        # every 429's message, which itself names no status ("Resource has been
+        # exhausted (e.g. check quota).").
+        rate_limited = "resource_exhausted" in lowered or "request a quota increase" in lowered
+        if status or rate_limited or "overloaded" in lowered:
             code = f" ({status[1]})" if status else ""
             word = _STATUS_WORDS.get(int(status[1]) if status else 0, "API error")
-            if "resource_exhausted" in lowered:
+            if rate_limited:
                 word = "rate limited"
             return ApiFailure(Failure.TRANSIENT, word + code)
     return None

@@ -56,6 +56,10 @@ class ProviderSpec:
     # provider takes no messages while it runs.
     live_argv: tuple[Item, ...] | None = None
     live_resume_argv: tuple[Item, ...] | None = None
+    # Whether a conversation the model never answered can be resumed. gemini 0.61 lists
+    # only conversations with a model turn ("No previous sessions found", exit 42) and
+    # refuses a new one with the same id ("already exists"): such a run starts over.
+    resumes_unanswered: bool = True
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,7 @@ BUILTIN: dict[str, ProviderSpec] = {
         ),
         results=ResultFormat.GEMINI_JSON,
         state_dir=".gemini",
+        resumes_unanswered=False,
     ),
     # GitHub Copilot CLI 1.0.102, `copilot --help`; docs.github.com/en/copilot/reference/
     # copilot-cli-reference/cli-programmatic-reference. --output-format json prints one

@@ -193,6 +193,8 @@ def _restart(rt: Runtime, decided: Record, errors: list[str]) -> Outcome:
         # The agent picks up its own conversation rather than starting over.
         argv = agents.resume_argv(record, None)
         record = rt.store.update(lambda s: _set_argv(s, session_id, argv)) or record
+    elif record.provider:  # over, under a new conversation id where orch chose the old
+        record = rt.store.update(lambda s: _started_over(s, session_id)) or record
     rt.manager.reset_failed(record.unit)
     try:
         launch(rt, record, values)
@@ -216,6 +218,16 @@ def _set_argv(sessions: Sessions, session_id: str, argv: list[str]) -> Record | 
     if record is None:
         return None
     sessions[session_id] = replace(record, argv=argv, program=None)
+    return sessions[session_id]
+
+
+def _started_over(sessions: Sessions, session_id: str) -> Record | None:
+    from orch import agents
+
+    record = sessions.get(session_id)
+    if record is None:
+        return None
+    sessions[session_id] = agents.started_over(record)
     return sessions[session_id]
 
 

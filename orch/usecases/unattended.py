@@ -14,7 +14,7 @@ from __future__ import annotations
 from orch import agents, limits
 from orch.frozen import dataclass, replace
 from orch.scope import Scope
-from orch.session import Ending, Record, Session, now_iso, usec_to_iso
+from orch.session import Ending, Record, Session, Status, now_iso, usec_to_iso
 from orch.spec import (
     DEFAULT_LIMIT_WAIT_S,
     DEFAULT_RETRY_DELAY_S,
@@ -161,17 +161,24 @@ def resume(rt: Runtime, record: Record, prompt: str | None) -> Session:
     if agents.can_resume(record):
         return resume_conversation(rt, record.id, prompt)
     from orch.errors import OrchError
+    from orch.events import Kind
     from orch.usecases.launching import NotSubmitted, launch, relaunch_secrets
+    from orch.usecases.transitions import tell
 
     def again(sessions: Sessions) -> Record:
         current = sessions[record.id]
         if current.invocation_id != record.invocation_id:
             raise OrchError(f"session {record.id[:8]} changed meanwhile; try again")
-        sessions[record.id] = next_run(current)
+        sessions[record.id] = agents.started_over(next_run(current))
         return sessions[record.id]
 
     values = relaunch_secrets(record)  # one missing refuses it before anything changes
     fresh = rt.store.update(again)
+    # Told as a resumed conversation is (orch.usecases.spawn.resume).
+    waited = record.resumes_at is not None
+    retried = waited and record.wait_kind == str(limits.Failure.TRANSIENT)
+    tell(rt, fresh, Kind.RETRIED if retried else Kind.RESUMED, Status.STARTING,
+         record.waiting_for if waited else None)
     rt.manager_of(Scope(record.scope)).reset_failed(record.unit)
     try:
         session, _ = launch(rt, fresh, values)

@@ -18,18 +18,23 @@ AGENT_BIN = Path(os.environ.get("ORCH_AGENT_BIN", "/opt/orch-dev/npm/node_module
 KEY = "sk-ant-e2e-secret-key-0123456789"
 
 
+def with_cli(orch: Orch, binary: str) -> Orch:
+    """ORCH with the agent CLIs on its PATH; the test fails if BINARY is not there."""
+    if not (AGENT_BIN / binary).exists():
+        pytest.fail(f"the {binary} CLI is missing from {AGENT_BIN}: `make agents` installs it")
+    orch.extra_env["PATH"] = f"{AGENT_BIN}:{VENV_BIN}:/usr/bin:/bin"
+    return orch
+
+
 @pytest.fixture
 def agent(user_orch: Orch) -> Orch:
     """The test user's orch, with the claude CLI on its PATH."""
-    if not (AGENT_BIN / "claude").exists():
-        pytest.fail(f"the claude CLI is missing from {AGENT_BIN}: `make setup` installs it")
-    user_orch.extra_env["PATH"] = f"{AGENT_BIN}:{VENV_BIN}:/usr/bin:/bin"
-    return user_orch
+    return with_cli(user_orch, "claude")
 
 
 def _owned(orch: Orch, path: Path, text: str | None = None) -> Path:
     if text is None:
-        path.mkdir()
+        path.mkdir(exist_ok=True)
     else:
         path.write_text(text)
     os.chown(path, orch.uid, orch.uid)

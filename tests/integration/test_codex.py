@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import VENV_BIN, Orch
+from tests.integration.conftest import Orch
 from tests.integration.fake_openai import MODEL, Error, FunctionCall, Reply, Text, serve
-from tests.integration.test_agents import AGENT_BIN, _owned
+from tests.integration.test_agents import _owned, with_cli
 
 KEY = "sk-openai-e2e-secret-key-0123456789"
 # How long a run may take: a codex left without its server retries for minutes.
@@ -22,10 +22,7 @@ RUN_LIMIT = "120"
 @pytest.fixture
 def codex(user_orch: Orch) -> Orch:
     """The test user's orch, with the codex CLI on its PATH."""
-    if not (AGENT_BIN / "codex").exists():
-        pytest.fail(f"the codex CLI is missing from {AGENT_BIN}: `make agents` installs it")
-    user_orch.extra_env["PATH"] = f"{AGENT_BIN}:{VENV_BIN}:/usr/bin:/bin"
-    return user_orch
+    return with_cli(user_orch, "codex")
 
 
 def _config(url: str) -> str:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.cache import CACHE as TEST_CACHE
-from tests.integration.conftest import VENV_BIN, Orch
+from tests.integration.conftest import Orch
 from tests.integration.fake_openai import MODEL, Error, FunctionCall, Reply, Text, serve
-from tests.integration.test_agents import AGENT_BIN, _owned
+from tests.integration.test_agents import _owned, with_cli
 
 KEY = "sk-copilot-e2e-secret-key-0123456789"
 # copilot unpacks ~235 MB into $XDG_CACHE_HOME at its first launch: one folder, kept
@@ -28,12 +28,9 @@ RUN_LIMIT = "300"
 def copilot(user_orch: Orch) -> Orch:
     """The test user's orch, with the copilot CLI on its PATH and the shared cache
     folder its own."""
-    if not (AGENT_BIN / "copilot").exists():
-        pytest.fail(f"the copilot CLI is missing from {AGENT_BIN}: `make agents` installs it")
     CACHE.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chown(CACHE, user_orch.uid, user_orch.uid)
-    user_orch.extra_env["PATH"] = f"{AGENT_BIN}:{VENV_BIN}:/usr/bin:/bin"
-    return user_orch
+    return with_cli(user_orch, "copilot")
 
 
 def _keys(orch: Orch, url: str) -> Path:

@@ -1,6 +1,6 @@
 """orch.limits: which failures the API caused, read from the agents' real output
-(tests/unit/data/agents: claude 2.1.197 against a scripted API) and, for codex and
-gemini, from the texts their sources print."""
+(tests/unit/data/agents: claude 2.1.197 and gemini 0.61.0 against scripted APIs) and,
+for codex and gemini, from the texts their sources print."""
 
 from __future__ import annotations
 
@@ -99,3 +99,13 @@ def test_gemini_gives_its_reset_as_a_delay() -> None:
 
 def test_plain_text_agents_are_never_classified() -> None:
     assert classify(ResultFormat.TEXT, ["429 Too Many Requests"], NOW) is None
+
+
+@pytest.mark.parametrize(("sample", "expected"), [
+    # An API key's day spent: a usage limit, its reset unsaid (--limit-wait decides).
+    ("gemini-daily-quota.jsonl", ApiFailure(Failure.USAGE_LIMIT, "usage limit")),
+    # A 429 whose words name no status: only gemini's advice after it says what it is.
+    ("gemini-rate-limited.jsonl", ApiFailure(Failure.TRANSIENT, "rate limited")),
+])
+def test_gemini_runs_as_the_api_ended_them(sample: str, expected: ApiFailure) -> None:
+    assert classify(ResultFormat.GEMINI_JSON, _sample(sample), NOW) == expected

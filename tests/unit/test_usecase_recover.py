@@ -214,3 +214,27 @@ def test_a_recover_waits_for_another_one_to_finish(
     waiting.join(30)
     assert [r.outcomes for r in reports] == [{record.id: Outcome.RESTARTED}]
     assert recover(rt).outcomes[record.id] is Outcome.RUNNING  # started once
+
+
+def test_a_persistent_agent_that_cannot_resume_starts_over_as_its_provider_needs(
+        fake: FakeManager, rt: Runtime, evidence: Journal, claude: Path) -> None:
+    gemini = claude.with_name("gemini")
+    gemini.write_text("#!/bin/sh\n")
+    gemini.chmod(0o755)
+    # A gemini whose model never answered: no conversation of gemini's to resume, and
+    # its id refused for a new one.
+    first = put(rt, "unanswered", invocation_id="e" * 32, persistent=True,
+                provider="gemini", provider_session_id="conv-1",
+                agent={"prompt": "hi", "provider_session_id": "conv-1"},
+                argv=["gemini", "--prompt=hi", "--session-id=conv-1"])
+    # A codex cut off before it said its thread: nothing to resume, nothing to renew.
+    second = put(rt, "no-thread", invocation_id="f" * 32, persistent=True,
+                 provider="codex", agent={"prompt": "hi"}, argv=[str(claude), "hi"])
+    report = recover(rt)
+    assert report.outcomes == {first.id: Outcome.RESTARTED, second.id: Outcome.RESTARTED}
+    now = rt.store.load()
+    fresh = now[first.id].provider_session_id
+    assert fresh not in (None, "conv-1") and now[first.id].argv == [
+        "gemini", "--prompt=hi", "--output-format", "stream-json", "--skip-trust",
+        f"--session-id={fresh}"]
+    assert now[second.id].argv == [str(claude), "hi"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orch import journal, queues
+from orch import events, journal, queues
 from orch.errors import UsageError
 from orch.frozen import replace
 from orch.runtime import Runtime
@@ -37,8 +37,9 @@ def _failed(rt: Runtime, claude: Path, sample: str | None, output: dict[str, lis
     """An agent session whose run just ended with exit status 1, printing SAMPLE."""
     fields.setdefault("provider_session_id", "conv-1")
     fields.setdefault("provider", "claude")
+    fields.setdefault("agent", {"prompt": "hi"})
     record = put(rt, "agent", argv=[str(claude), "-p", "hi"],
-                 agent={"prompt": "hi"}, invocation_id="a" * 32, ended_at=rt.now_iso(),
+                 invocation_id="a" * 32, ended_at=rt.now_iso(),
                  exit_code=1, result="exit-code", program=str(claude),
                  options=(options or SpawnOptions()).to_json(), **fields)
     if sample:
@@ -235,3 +236,50 @@ def test_a_retrys_doubled_wait_stops_at_the_longest_wait(rt: Runtime) -> None:
     waits = [unattended._resumes_at(replace(record, retried=n), overloaded, 0.0)
              for n in (0, 1, 10, 20, 99)]
     assert waits == [30.0, 60.0, 30.0 * 2**10, MAX_WAIT_S, MAX_WAIT_S]
+
+
+def _gemini(rt: Runtime, claude: Path, output: dict[str, list[str]],
+            **fields: object) -> Record:
+    """A gemini session (orch chose its conversation id, conv-1) whose first run gemini
+    ended on a rate limit (its real output), with a retry to come."""
+    gemini = claude.with_name("gemini")
+    gemini.write_text("#!/bin/sh\n")
+    gemini.chmod(0o755)
+    return _failed(rt, claude, "gemini-rate-limited.jsonl", output, SpawnOptions(retries=1),
+                   provider="gemini", agent={"prompt": "hi", "provider_session_id": "conv-1"},
+                   **fields)
+
+
+def test_a_gemini_run_its_model_never_answered_starts_over_under_a_new_id(
+        fake: FakeManager, rt: Runtime, claude: Path, output: dict[str, list[str]]) -> None:
+    # gemini keeps no conversation without a model turn ("No previous sessions found")
+    # and refuses the old id for a new one ("already exists").
+    record = _gemini(rt, claude, output)
+    assert unattended.after_exit(rt, record.id) is not None
+    said = rt.store.load()[record.id].provider_session_id  # as its output said it
+    woken = unattended.wake(rt, record.id)
+    assert woken is not None and woken.status is Status.RUNNING
+    now = rt.store.load()[record.id]
+    assert now.provider_session_id not in (None, "conv-1", said)
+    assert now.agent["provider_session_id"] == now.provider_session_id
+    assert now.argv[:2] == ["gemini", "--prompt=hi"]
+    assert f"--session-id={now.provider_session_id}" in now.argv
+    # Told as a retry, as a resumed conversation's is.
+    told = [(e.event, e.detail) for e in events.read(rt.store.directory)
+            if e.session_id == record.id]
+    assert told == [("retried", "rate limited"), ("started", None)]
+    # By hand, it is refused in one line: there is nothing to resume.
+    with pytest.raises(UsageError, match="gemini never answered it, so it has no "
+                                         "conversation to resume"):
+        spawning.resume(rt, _gemini(rt, claude, output).id, "go on")
+
+
+def test_a_gemini_conversation_its_model_answered_is_resumed(
+        fake: FakeManager, rt: Runtime, claude: Path, output: dict[str, list[str]]) -> None:
+    record = _gemini(rt, claude, output, history=[
+        {"status": "exited", "usage": {"input_tokens": 60, "output_tokens": 12}}])
+    assert unattended.after_exit(rt, record.id) is not None
+    said = rt.store.load()[record.id].provider_session_id
+    assert unattended.wake(rt, record.id) is not None
+    now = rt.store.load()[record.id]
+    assert now.provider_session_id == said and f"--resume={said}" in now.argv
