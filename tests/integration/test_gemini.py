@@ -60,8 +60,11 @@ def _gemini_home(orch: Orch, **general: object) -> Path:
 
 def _keys(orch: Orch, url: str, **general: object) -> Path:
     home = _gemini_home(orch, **general)
+    # Its report of each API error goes to TMPDIR: the test's, not the shared /tmp.
+    scratch = _owned(orch, orch.state_dir.parent / "gemini-tmp")
     return _owned(orch, orch.state_dir.parent / "gemini.env", (
         f"GEMINI_API_KEY={KEY}\nGOOGLE_GEMINI_BASE_URL={url}\nGEMINI_CLI_HOME={home}\n"
+        f"TMPDIR={scratch}\n"
         # Trusted without a trust dialog; no self re-spawn (halves its start-up).
         "GEMINI_CLI_TRUST_WORKSPACE=true\nGEMINI_CLI_NO_RELAUNCH=true\n"))
 
