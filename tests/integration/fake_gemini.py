@@ -15,24 +15,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.integration.scripted import ScriptedHandler, Text, serving
+
 MODEL = "gemini-2.5-pro"
-
-
-@dataclass(frozen=True)
-class Text:
-    """Reply with this text and stop, streamed in chunks of CHUNK characters (0: one)."""
-
-    text: str
-    chunk: int = 0
-
-    def chunks(self) -> list[str]:
-        """The text as the stream's responses carry it."""
-        if self.chunk <= 0 or not self.text:
-            return [self.text]
-        return [self.text[i:i + self.chunk] for i in range(0, len(self.text), self.chunk)]
 
 
 @dataclass(frozen=True)
@@ -135,51 +122,32 @@ def _responses(reply: Text | Call, stream: bool) -> list[dict[str, Any]]:
     return [_response([{"text": chunk}], i == len(chunks) - 1) for i, chunk in enumerate(chunks)]
 
 
-def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
+def _handler(script: Script) -> type[ScriptedHandler]:
+    class Handler(ScriptedHandler):
         def do_GET(self) -> None:
-            self._json(404, {"error": {"code": 404, "message": "not scripted",
+            self.send_json(404, {"error": {"code": 404, "message": "not scripted",
                                        "status": "NOT_FOUND"}})
 
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            try:
-                payload = json.loads(body or b"{}")
-            except json.JSONDecodeError:
-                payload = {}
             request = {"path": self.path, "headers": dict(self.headers.items()),
-                       "body": payload}
+                       "body": self.read_json()}
             if ":countTokens" in self.path:
                 with script.lock:
                     script.requests.append(request)
-                self._json(200, {"totalTokens": 60})
+                self.send_json(200, {"totalTokens": 60})
                 return
             reply = script.next(request)
             if isinstance(reply, Error):
-                self._json(reply.code, {"error": {
+                self.send_json(reply.code, {"error": {
                     "code": reply.code, "message": reply.message, "status": reply.status,
                     "details": list(reply.details)}})
             elif ":streamGenerateContent" in self.path:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Cache-Control", "no-cache")
-                self.end_headers()
+                self.begin_events()
                 for response in _responses(reply, stream=True):
                     self.wfile.write(f"data: {json.dumps(response)}\r\n\r\n".encode())
                     self.wfile.flush()
             else:
-                self._json(200, _responses(reply, stream=False)[0])
-
-        def _json(self, status: int, data: dict[str, Any]) -> None:
-            raw = json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
+                self.send_json(200, _responses(reply, stream=False)[0])
 
     return Handler
 
@@ -188,12 +156,5 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
 def serve(replies: list[Reply]) -> Iterator[tuple[str, Script]]:
     """Serve REPLIES on 127.0.0.1 (an ephemeral port) for the duration; (base URL, script)."""
     script = Script(list(replies))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", script
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(_handler(script)) as url:
+        yield url, script

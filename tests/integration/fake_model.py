@@ -14,23 +14,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Text:
-    """Reply with this text and end the turn, streamed in deltas of CHUNK characters
-    (0: one delta), as the API streams a long answer."""
-
-    text: str
-    chunk: int = 0
-
-    def deltas(self) -> list[str]:
-        """The text as the content_block_delta events carry it."""
-        if self.chunk <= 0 or not self.text:
-            return [self.text]
-        return [self.text[i:i + self.chunk] for i in range(0, len(self.text), self.chunk)]
+from tests.integration.scripted import ScriptedHandler, Text, serving
 
 
 @dataclass(frozen=True)
@@ -131,7 +117,7 @@ def _events(reply: Text | ToolUse, number: int) -> Iterator[tuple[str, dict[str,
     if isinstance(reply, Text):
         yield "content_block_start", {"type": "content_block_start", "index": 0,
                                       "content_block": {"type": "text", "text": ""}}
-        for delta in reply.deltas():
+        for delta in reply.chunks():
             yield "content_block_delta", {"type": "content_block_delta", "index": 0,
                                           "delta": {"type": "text_delta", "text": delta}}
         stop = "end_turn"
@@ -151,60 +137,31 @@ def _events(reply: Text | ToolUse, number: int) -> Iterator[tuple[str, dict[str,
     yield "message_stop", {"type": "message_stop"}
 
 
-def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
+def _handler(script: Script) -> type[ScriptedHandler]:
+    class Handler(ScriptedHandler):
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length)
-            try:
-                payload = json.loads(body or b"{}")
-            except json.JSONDecodeError:
-                payload = {}
+            payload = self.read_json()
             if not self.path.startswith("/v1/messages") or "count_tokens" in self.path:
-                self._json(404, {"type": "error", "error": {"type": "not_found_error",
+                self.send_json(404, {"type": "error", "error": {"type": "not_found_error",
                                                             "message": "not scripted"}})
                 return
             reply = script.next({"path": self.path, "headers": dict(self.headers.items()),
                                  "body": payload})
             if isinstance(reply, Error):
-                self._json(reply.status, {"type": "error", "error": {
+                self.send_json(reply.status, {"type": "error", "error": {
                     "type": reply.kind, "message": reply.message}}, reply.headers)
                 return
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache")
-            self.end_headers()
+            self.begin_events()
             for event, data in _events(reply, len(script.requests)):
                 self.wfile.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
                 self.wfile.flush()
-
-        def _json(self, status: int, data: dict[str, Any],
-                  headers: tuple[tuple[str, str], ...] = ()) -> None:
-            raw = json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            for name, value in headers:
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(raw)
 
     return Handler
 
 
 @contextmanager
 def serve(replies: list[Reply]) -> Iterator[tuple[str, Script]]:
-    """Serve SCRIPT on 127.0.0.1 (an ephemeral port) for the duration; (base URL, script)."""
+    """Serve REPLIES on 127.0.0.1 (an ephemeral port) for the duration; (base URL, script)."""
     script = Script(list(replies))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", script
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(_handler(script)) as url:
+        yield url, script

@@ -14,20 +14,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.integration.scripted import ScriptedHandler, Text, serving
 
 MODEL = "gpt-5.5"
 USAGE = {"input_tokens": 80, "input_tokens_details": {"cached_tokens": 0},
          "output_tokens": 16, "output_tokens_details": {"reasoning_tokens": 0},
          "total_tokens": 96}
-
-
-@dataclass(frozen=True)
-class Text:
-    """Reply with this text and end the turn."""
-
-    text: str
 
 
 @dataclass(frozen=True)
@@ -110,35 +104,24 @@ def _events(reply: Text | FunctionCall, number: int) -> Iterator[dict[str, Any]]
            "response": {**response, "status": "completed", "output": [done], "usage": USAGE}}
 
 
-def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
+def _handler(script: Script) -> type[ScriptedHandler]:
+    class Handler(ScriptedHandler):
         def do_GET(self) -> None:
             script.requests.append({"path": self.path, "headers": self._headers(), "body": {}})
-            self._json(404, {"error": {"type": "not_found", "message": "not scripted"}})
+            self.send_json(404, {"error": {"type": "not_found", "message": "not scripted"}})
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            try:
-                payload = json.loads(self.rfile.read(length) or b"{}")
-            except json.JSONDecodeError:
-                payload = {}
-            request = {"path": self.path, "headers": self._headers(), "body": payload}
+            request = {"path": self.path, "headers": self._headers(), "body": self.read_json()}
             if not self.path.rstrip("/").endswith("/responses"):
                 script.requests.append(request)
-                self._json(404, {"error": {"type": "not_found", "message": "not scripted"}})
+                self.send_json(404, {"error": {"type": "not_found", "message": "not scripted"}})
                 return
             reply = script.next(request)
             if isinstance(reply, Error):
-                self._json(reply.status, {"error": {"type": reply.kind, "code": None,
+                self.send_json(reply.status, {"error": {"type": reply.kind, "code": None,
                                                     "message": reply.message}})
                 return
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache")
-            self.end_headers()
+            self.begin_events()
             for sequence, data in enumerate(_events(reply, len(script.requests))):
                 data = {**data, "sequence_number": sequence}
                 self.wfile.write(f"event: {data['type']}\ndata: {json.dumps(data)}\n\n"
@@ -150,14 +133,6 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
             # Lower-cased: each CLI spells them its own way.
             return {name.lower(): value for name, value in self.headers.items()}
 
-        def _json(self, status: int, data: dict[str, Any]) -> None:
-            raw = json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
     return Handler
 
 
@@ -166,12 +141,5 @@ def serve(replies: list[Reply]) -> Iterator[tuple[str, Script]]:
     """Serve REPLIES on 127.0.0.1 (an ephemeral port) for the duration; (base URL
     ending in /v1, script)."""
     script = Script(list(replies))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", script
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(_handler(script)) as url:
+        yield f"{url}/v1", script

@@ -46,19 +46,36 @@ def _keys(orch: Orch, url: str) -> Path:
                   f"ANTHROPIC_API_KEY={KEY}\nANTHROPIC_BASE_URL={url}\n")
 
 
-def _claude(orch: Orch, url: str, prompt: str, *opts: str) -> str:
-    work = orch.state_dir.parent / "work"
-    if not work.exists():
-        _owned(orch, work)
-    return orch.ok("spawn", "--provider", "claude", "--env-file", str(_keys(orch, url)),
+def spawn_agent(orch: Orch, provider: str, env_file: Path, prompt: str, *opts: str) -> str:
+    """A session of PROVIDER's CLI given ENV_FILE, in the test's work folder; its id."""
+    work = _owned(orch, orch.state_dir.parent / "work")
+    return orch.ok("spawn", "--provider", provider, "--env-file", str(env_file),
                    "--cwd", str(work), *opts, prompt).strip()
+
+
+def waited(orch: Orch, sid: str, limit: str = "120") -> int:
+    """`orch wait` for SID's end, bounded by LIMIT seconds; its exit code."""
+    return orch("wait", "--timeout", limit, sid, timeout=float(limit) + 30).returncode
+
+
+def nowhere(orch: Orch, secret: str, sid: str, since: str) -> None:
+    """SECRET is in nothing orch keeps or shows of SID, nor in the journal since SINCE."""
+    journal = orch.machine.run(["journalctl", "--no-pager", "-o", "json", "--since", since])
+    for where, text in {"state file": orch.state_text(),
+                        "orch show": orch.ok("show", "--json", sid) + orch.ok("show", sid),
+                        "orch logs": orch.logs_text(sid), "journal": journal.stdout}.items():
+        assert secret not in text, f"the secret is in the {where}"
+
+
+def _claude(orch: Orch, url: str, prompt: str, *opts: str) -> str:
+    return spawn_agent(orch, "claude", _keys(orch, url), prompt, *opts)
 
 
 def test_claude_runs_to_its_result_and_the_key_is_nowhere(agent: Orch) -> None:
     since = f"@{int(time.time()) - 1}"
     with serve([Text("scripted hello")]) as (url, script):
         sid = _claude(agent, url, "say hello")
-        assert agent("wait", "--timeout", "120", sid).returncode == 0
+        assert waited(agent, sid) == 0
     shown = agent.show(sid)
     assert shown["status"] == "exited" and shown["provider"] == "claude"
     assert shown["final_result"] == "scripted hello"
@@ -68,11 +85,7 @@ def test_claude_runs_to_its_result_and_the_key_is_nowhere(agent: Orch) -> None:
     assert shown["argv"][:2] == ["claude", "-p"] and shown["argv"][-1] == "say hello"
     # The key reached the agent (it authenticated with it) and nothing else.
     assert {r["headers"].get("x-api-key") for r in script.requests} == {KEY}
-    journal = agent.machine.run(["journalctl", "--no-pager", "-o", "json", "--since", since])
-    for where, text in {"state file": agent.state_text(),
-                        "orch show": agent.ok("show", "--json", sid) + agent.ok("show", sid),
-                        "journal": journal.stdout}.items():
-        assert KEY not in text, f"the key is in the {where}"
+    nowhere(agent, KEY, sid, since)
 
 
 def test_an_agents_result_and_cost_are_recorded_as_it_ends(agent: Orch) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.integration.conftest import Orch
 from tests.integration.fake_openai import MODEL, Error, FunctionCall, Reply, Text, serve
-from tests.integration.test_agents import _owned, with_cli
+from tests.integration.test_agents import _owned, nowhere, spawn_agent, waited, with_cli
 
 KEY = "sk-openai-e2e-secret-key-0123456789"
 # How long a run may take: a codex left without its server retries for minutes.
@@ -62,16 +62,11 @@ def _keys(orch: Orch, url: str) -> Path:
 
 
 def _codex(orch: Orch, url: str, prompt: str, *opts: str) -> str:
-    work = orch.state_dir.parent / "work"
-    if not work.exists():
-        _owned(orch, work)
-    return orch.ok("spawn", "--provider", "codex", "--env-file", str(_keys(orch, url)),
-                   "--cwd", str(work), "--timeout", RUN_LIMIT, *opts, prompt).strip()
+    return spawn_agent(orch, "codex", _keys(orch, url), prompt, "--timeout", RUN_LIMIT, *opts)
 
 
 def _wait(orch: Orch, sid: str) -> int:
-    """`orch wait` for the run's end (bounded by RUN_LIMIT, as the run is); its exit code."""
-    return orch("wait", "--timeout", RUN_LIMIT, sid, timeout=float(RUN_LIMIT) + 30).returncode
+    return waited(orch, sid, RUN_LIMIT)
 
 
 def test_codex_runs_to_its_result_and_the_key_is_nowhere(codex: Orch) -> None:
@@ -90,12 +85,7 @@ def test_codex_runs_to_its_result_and_the_key_is_nowhere(codex: Orch) -> None:
     assert len(turns) == 1 and "say hello" in json.dumps(turns[0]["body"]["input"])
     # The key reached the agent (it authenticated with it) and nothing else.
     assert {r["headers"].get("authorization") for r in script.requests} == {f"Bearer {KEY}"}
-    journal = codex.machine.run(["journalctl", "--no-pager", "-o", "json", "--since", since])
-    for where, text in {"state file": codex.state_text(),
-                        "orch show": codex.ok("show", "--json", sid) + codex.ok("show", sid),
-                        "orch logs": codex.logs_text(sid),
-                        "journal": journal.stdout}.items():
-        assert KEY not in text, f"the key is in the {where}"
+    nowhere(codex, KEY, sid, since)
 
 
 def test_codex_logs_read_as_its_transcript(codex: Orch) -> None:

@@ -14,7 +14,7 @@ import pytest
 from tests.cache import CACHE as TEST_CACHE
 from tests.integration.conftest import Orch
 from tests.integration.fake_openai import MODEL, Error, FunctionCall, Reply, Text, serve
-from tests.integration.test_agents import _owned, with_cli
+from tests.integration.test_agents import _owned, nowhere, spawn_agent, waited, with_cli
 
 KEY = "sk-copilot-e2e-secret-key-0123456789"
 # copilot unpacks ~235 MB into $XDG_CACHE_HOME at its first launch: one folder, kept
@@ -50,16 +50,11 @@ def _keys(orch: Orch, url: str) -> Path:
 
 
 def _copilot(orch: Orch, url: str, prompt: str, *opts: str) -> str:
-    work = orch.state_dir.parent / "work"
-    if not work.exists():
-        _owned(orch, work)
-    return orch.ok("spawn", "--provider", "copilot", "--env-file", str(_keys(orch, url)),
-                   "--cwd", str(work), "--timeout", RUN_LIMIT, *opts, prompt).strip()
+    return spawn_agent(orch, "copilot", _keys(orch, url), prompt, "--timeout", RUN_LIMIT, *opts)
 
 
 def _wait(orch: Orch, sid: str) -> int:
-    """`orch wait` for the run's end (bounded by RUN_LIMIT, as the run is); its exit code."""
-    return orch("wait", "--timeout", RUN_LIMIT, sid, timeout=float(RUN_LIMIT) + 30).returncode
+    return waited(orch, sid, RUN_LIMIT)
 
 
 def test_copilot_runs_to_its_result_and_the_key_is_nowhere(copilot: Orch) -> None:
@@ -82,12 +77,7 @@ def test_copilot_runs_to_its_result_and_the_key_is_nowhere(copilot: Orch) -> Non
     assert len(turns) == 1 and "say hello" in json.dumps(turns[0]["body"]["input"])
     # The key reached the agent (it authenticated with it) and nothing else.
     assert {r["headers"].get("authorization") for r in turns} == {f"Bearer {KEY}"}
-    journal = copilot.machine.run(["journalctl", "--no-pager", "-o", "json", "--since", since])
-    for where, text in {"state file": copilot.state_text(),
-                        "orch show": copilot.ok("show", "--json", sid) + copilot.ok("show", sid),
-                        "orch logs": copilot.logs_text(sid),
-                        "journal": journal.stdout}.items():
-        assert KEY not in text, f"the key is in the {where}"
+    nowhere(copilot, KEY, sid, since)
     # Its config and conversations went to the per-test home, not the user's.
     home = copilot.state_dir.parent / "copilot-home"
     assert any(home.iterdir())

@@ -28,7 +28,7 @@ from tests.integration.fake_gemini import (
     rate_limited,
     serve,
 )
-from tests.integration.test_agents import _owned, with_cli
+from tests.integration.test_agents import _owned, nowhere, spawn_agent, waited, with_cli
 from tests.waiting import wait_for
 
 KEY = "AIza-e2e-secret-key-0123456789abcdef"
@@ -70,10 +70,8 @@ def _keys(orch: Orch, url: str, **general: object) -> Path:
 
 
 def _gemini(orch: Orch, url: str, prompt: str, *opts: str, **general: object) -> str:
-    work = _owned(orch, orch.state_dir.parent / "work")
-    keys = _keys(orch, url, **general)
-    return orch.ok("spawn", "--provider", "gemini", "--env-file", str(keys),
-                   "--cwd", str(work), "--model", MODEL, *opts, prompt).strip()
+    return spawn_agent(orch, "gemini", _keys(orch, url, **general), prompt, "--model", MODEL,
+                       *opts)
 
 
 def _real_home_changes(orch: Orch, since: Path) -> str:
@@ -87,7 +85,7 @@ def test_gemini_runs_to_its_result_and_the_key_is_nowhere(agent: Orch) -> None:
     marker = agent.owned_file("before-the-run")
     with serve([Text("scripted hello", chunk=5)]) as (url, script):
         sid = _gemini(agent, url, "say hello")
-        assert agent("wait", "--timeout", "120", sid).returncode == 0
+        assert waited(agent, sid) == 0
     shown = agent.show(sid)
     assert shown["status"] == "exited" and shown["provider"] == "gemini"
     assert shown["final_result"] == "scripted hello"  # the streamed chunks joined
@@ -102,11 +100,7 @@ def test_gemini_runs_to_its_result_and_the_key_is_nowhere(agent: Orch) -> None:
     turns = script.turns_asked
     assert turns and {r["headers"].get("x-goog-api-key") for r in turns} == {KEY}
     assert all(f"/models/{MODEL}:" in r["path"] for r in turns)
-    journal = agent.machine.run(["journalctl", "--no-pager", "-o", "json", "--since", since])
-    for where, text in {"state file": agent.state_text(),
-                        "orch show": agent.ok("show", "--json", sid) + agent.ok("show", sid),
-                        "journal": journal.stdout}.items():
-        assert KEY not in text, f"the key is in the {where}"
+    nowhere(agent, KEY, sid, since)
     # Its conversation is in the test's GEMINI_CLI_HOME, and its real home untouched.
     chats = list((agent.state_dir.parent / "gemini-home").glob("**/chats/session-*"))
     assert [c for c in chats if conversation[:8] in c.name], chats
@@ -120,7 +114,7 @@ def test_logs_of_gemini_read_as_its_transcript(agent: Orch) -> None:
         Text("The marker printed.\nNine numbers followed.", chunk=8)]
     with serve(replies) as (url, script):
         sid = _gemini(agent, url, "run the marker", "--auto-approve")
-        assert agent("wait", "--timeout", "120", sid).returncode == 0
+        assert waited(agent, sid) == 0
     shown = agent.show(sid)
     assert "--yolo" in shown["argv"]
     # The tool really ran: the CLI sent its output back as the function's response.
@@ -143,12 +137,12 @@ def test_logs_of_gemini_read_as_its_transcript(agent: Orch) -> None:
 def test_resume_continues_geminis_own_conversation(agent: Orch) -> None:
     with serve([Text("first answer")]) as (url, _):
         sid = _gemini(agent, url, "start")
-        assert agent("wait", "--timeout", "120", sid).returncode == 0
+        assert waited(agent, sid) == 0
     conversation = agent.show(sid)["provider_session_id"]
     with serve([Text("second answer")]) as (url, script):
         _keys(agent, url)
         assert agent.ok("resume", sid, "go on").strip() == sid
-        assert agent("wait", "--timeout", "120", sid).returncode == 0
+        assert waited(agent, sid) == 0
     shown = agent.show(sid)
     assert shown["final_result"] == "second answer" and shown["restarts"] == 1
     assert f"--resume={conversation}" in shown["argv"]
@@ -209,7 +203,7 @@ def test_a_rate_limit_is_retried_by_orch(agent: Orch) -> None:
     with serve([rate_limited(), Text("done at last")]) as (url, _):
         sid = _gemini(agent, url, "try hard", "--retries", "1", "--retry-delay", "1s",
                       maxAttempts=1)
-        assert agent("wait", "--timeout", "120", sid).returncode == 0
+        assert waited(agent, sid) == 0
     shown = agent.show(sid)
     assert shown["final_result"] == "done at last"
     assert [run["status"] for run in shown["invocations"]] == ["failed", "exited"]
