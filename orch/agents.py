@@ -96,22 +96,34 @@ def can_resume(record: Record) -> bool:
 
 
 def answered(record: Record) -> bool:
-    """Whether RECORD's model ever answered its agent (output tokens in any run)."""
-    runs = [*(run.get("usage") for run in record.history), record.usage]
-    return any((usage or {}).get("output_tokens", 0) > 0 for usage in runs)
+    """Whether RECORD's model may have answered its agent: not if every run that began
+    ended saying so (its usage counted no output token); a run cut off before it said
+    (no usage) may have."""
+    runs = [run.get("usage") for run in record.history]
+    if record.invocation_id is not None:  # the current run began
+        runs.append(record.usage)
+    for usage in runs:
+        tokens = usage.get("output_tokens") if isinstance(usage, dict) else None
+        if not isinstance(tokens, int) or tokens > 0:
+            return True
+    return False
 
 
 def started_over(record: Record) -> Record:
     """RECORD set to start its agent's conversation over, under a new id where orch
-    chose the old one (the CLI may refuse an id it has begun a conversation with)."""
+    chose the old one (the CLI may refuse an id it has begun a conversation with); as
+    it is where its provider can no longer say how (gone from the configuration)."""
     if not record.provider or not record.agent.get("provider_session_id"):
         return record
     import uuid
 
-    request = dataclasses.replace(request_from_json(record.agent),
-                                  provider_session_id=str(uuid.uuid4()))
-    return replace(record, argv=fresh_argv(record.provider, request, Scope(record.scope)),
-                   agent=request_to_json(request),
+    try:
+        request = dataclasses.replace(request_from_json(record.agent),
+                                      provider_session_id=str(uuid.uuid4()))
+        argv = fresh_argv(record.provider, request, Scope(record.scope))
+    except UsageError:
+        return record
+    return replace(record, argv=argv, program=None, agent=request_to_json(request),
                    provider_session_id=request.provider_session_id)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NoReturn
 
 from orch.argv_template import FLAG, LIST, Item, placeholders, render
@@ -431,11 +431,11 @@ def spec_from_table(name: str, table: Mapping[str, object], base: ProviderSpec |
                  + (repr(value) if isinstance(value, str) else _kind(value)))
         results = ResultFormat(value)
 
+    if base is not None:  # what a table cannot say stays the built-in's
+        return replace(base, binary=binary, argv=argv, resume_argv=resume_argv,
+                       results=results)
     return ProviderSpec(name=name, binary=binary, argv=argv, resume_argv=resume_argv,
-                        results=results, state_dir=base.state_dir if base else None,
-                        state_env=base.state_env if base else None,
-                        live_argv=base.live_argv if base else None,
-                        live_resume_argv=base.live_resume_argv if base else None)
+                        results=results)
 
 
 def find(name: str, tables: Mapping[str, Mapping[str, object]], where: str) -> ProviderSpec:

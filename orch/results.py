@@ -226,6 +226,7 @@ def _copilot(events: list[dict[str, Any]]) -> AgentResult:
         data = event.get("data")
         if event.get("type") == "assistant.message" and isinstance(data, dict):
             answer = _str(data.get("content")) or answer
+            error = None  # an error the model answered after was not the run's end
         elif event.get("type") == "session.error" and isinstance(data, dict):
             # Why a run failed (the model's HTTP error, its retries spent): the only
             # words a failed run has, since it ends without an answer.

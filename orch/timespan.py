@@ -39,7 +39,8 @@ _UNITS: tuple[tuple[str, int], ...] = (
 _WHITESPACE = " \t\n\r"  # systemd's WHITESPACE
 _C_SPACE = " \t\n\v\f\r"  # what strtoll() skips (isspace in the C locale)
 _DIGITS = "0123456789"
-_LLONG_MAX = 2**63 - 1
+_LLONG_MAX = 2**63 - 1  # the largest count strtoll() reads: any span under it parses
+OUT_OF_RANGE = "out of range"  # what ValueError says of a span too long to count
 
 _EXAMPLES = "90s, 30m, 1h30m, 2h 30min"
 _SYNTAX = ("(as systemd.time(7) reads it: a bare number is seconds; units us, ms, s, "
@@ -67,7 +68,7 @@ def _strtoll(text: str, start: int) -> tuple[int, int]:
         return 0, start
     value = sign * int(text[i:end])
     if not -_LLONG_MAX - 1 <= value <= _LLONG_MAX:
-        raise ValueError("out of range")
+        raise ValueError(OUT_OF_RANGE)
     return value, end
 
 
@@ -114,10 +115,10 @@ def parse_usec(text: str) -> int:
         multiplier = unit or _SEC
         p = s
         if number >= USEC_INFINITY // multiplier:
-            raise ValueError("out of range")
+            raise ValueError(OUT_OF_RANGE)
         k = number * multiplier
         if k >= USEC_INFINITY - usec:
-            raise ValueError("out of range")
+            raise ValueError(OUT_OF_RANGE)
         usec += k
         something = True
         if fraction:
@@ -126,7 +127,7 @@ def parse_usec(text: str) -> int:
             while b < len(text) and text[b] in _DIGITS:
                 k = int(text[b]) * m
                 if k >= USEC_INFINITY - usec:
-                    raise ValueError("out of range")
+                    raise ValueError(OUT_OF_RANGE)
                 usec += k
                 b += 1
                 m //= 10
@@ -155,8 +156,8 @@ def parse_seconds(value: str | int, what: str | None = None, *, zero: bool = Tru
             raise ValueError("not a string or an int")
         usec = parse_usec(str(value))
     except ValueError as err:  # "or infinity" only where it means something
-        if str(err) == "out of range":  # well formed, but beyond what systemd counts
-            raise refused(f"a duration below {USEC_INFINITY // _SEC // 31557600:,} years"
+        if str(err) == OUT_OF_RANGE:  # well formed, but beyond what systemd counts
+            raise refused(f"a duration below {_LLONG_MAX // USEC_PER_YEAR:,} years"
                           + ("" if not infinity else ", or infinity")) from None
         raise refused(EXPECTED if infinity else f"a duration {EXPECTED_FINITE}") from None
     # The bounds are named to a value that meets one: "abc" is no duration at all.

@@ -27,6 +27,8 @@ LOST_DETAIL = "gone, with no exit hook's record nor journal entry of how it ende
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from orch.recovery import Decision, Outcome
     from orch.runtime import ManagerPort, Runtime
 
@@ -192,9 +194,14 @@ def _restart(rt: Runtime, decided: Record, errors: list[str]) -> Outcome:
     if agents.can_resume(record):
         # The agent picks up its own conversation rather than starting over.
         argv = agents.resume_argv(record, None)
-        record = rt.store.update(lambda s: _set_argv(s, session_id, argv)) or record
-    elif record.provider:  # over, under a new conversation id where orch chose the old
-        record = rt.store.update(lambda s: _started_over(s, session_id)) or record
+        record = rt.store.update(lambda s: _set(s, session_id, argv=argv, program=None)) \
+            or record
+    else:  # started over, under a new conversation id where orch chose the old one
+        over = agents.started_over(record)
+        if over is not record:
+            record = rt.store.update(lambda s: _set(
+                s, session_id, argv=over.argv, program=None, agent=over.agent,
+                provider_session_id=over.provider_session_id)) or record
     rt.manager.reset_failed(record.unit)
     try:
         launch(rt, record, values)
@@ -213,21 +220,11 @@ def _told_lost(rt: Runtime) -> dict[str, str]:
             if e.event == Kind.ENDED and e.status == Status.LOST}
 
 
-def _set_argv(sessions: Sessions, session_id: str, argv: list[str]) -> Record | None:
+def _set(sessions: Sessions, session_id: str, **fields: Any) -> Record | None:
     record = sessions.get(session_id)
     if record is None:
         return None
-    sessions[session_id] = replace(record, argv=argv, program=None)
-    return sessions[session_id]
-
-
-def _started_over(sessions: Sessions, session_id: str) -> Record | None:
-    from orch import agents
-
-    record = sessions.get(session_id)
-    if record is None:
-        return None
-    sessions[session_id] = agents.started_over(record)
+    sessions[session_id] = replace(record, **fields)
     return sessions[session_id]
 
 

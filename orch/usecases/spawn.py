@@ -248,6 +248,11 @@ def resume(rt: Runtime, ref: str, prompt: str | None = None) -> Session:
     status = view(record, manager.unit(record.unit)).status
     if not status.ended and not status.waiting_to_resume:
         raise OrchError(f"session {record.id[:8]} ({record.name}) is still running")
+    if status.waiting_to_resume and not agents.can_resume(record):
+        from orch.usecases.unattended import resume as run_again
+
+        cancel_wake(rt, record)  # now, as its timer would have: from the start
+        return run_again(rt, record, prompt)
     argv = agents.resume_argv(record, prompt)
     program = resolve_program(argv[0], record.path or session_path(os.environ.get("PATH")),
                               record.cwd)

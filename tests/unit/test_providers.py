@@ -437,6 +437,13 @@ def test_find_lets_a_table_override_or_add_one() -> None:
     assert find("mine", tables, WHERE).argv == ("{prompt}",)
 
 
+def test_an_override_keeps_what_its_table_cannot_say() -> None:
+    # Before, a [providers.gemini] table dropped what gemini needs when it resumes.
+    tables: dict[str, dict[str, object]] = {"gemini": {"binary": "/opt/gemini"}}
+    assert find("gemini", tables, WHERE) == replace(BUILTIN["gemini"], binary="/opt/gemini")
+    assert find("gemini", tables, WHERE).resumes_unanswered is False
+
+
 def test_find_an_unknown_provider_lists_the_known_and_names_the_file() -> None:
     with pytest.raises(UsageError) as caught:
         find("nope", {"mine": {"binary": "mine", "argv": ["{prompt}"]}}, WHERE)

@@ -359,3 +359,11 @@ def test_a_copilot_run_that_recovered_from_an_error_keeps_its_answer() -> None:
                       {"type": "result", "sessionId": COPILOT_SID, "exitCode": 0})
     result = parse(ResultFormat.COPILOT_JSONL, recovered)
     assert (result.final_result, result.is_error) == ("done anyway", False)
+
+
+def test_a_failed_copilot_run_says_its_answer_where_an_error_came_before_it() -> None:
+    earlier = lines({"type": "session.error", "data": {"message": "an MCP server failed"}},
+                    {"type": "assistant.message", "data": {"content": "3 tests still fail"}},
+                    {"type": "result", "sessionId": COPILOT_SID, "exitCode": 1})
+    result = parse(ResultFormat.COPILOT_JSONL, earlier)
+    assert (result.final_result, result.is_error) == ("3 tests still fail", True)

@@ -240,7 +240,10 @@ def test_what_since_cannot_read_is_one_line(text: str) -> None:
 @pytest.mark.parametrize(("infinity", "tail"), [(True, ", or infinity"), (False, "")])
 def test_a_well_formed_span_beyond_what_systemd_counts_is_called_too_long(
         infinity: bool, tail: str) -> None:
-    with pytest.raises(UsageError) as err:  # before: "expected a duration such as ..."
-        parse_seconds("99999999999y", "ORCH_HOST_TIMEOUT", infinity=infinity)
-    assert err.value.message == (f"ORCH_HOST_TIMEOUT: expected a duration below 584,542 years"
-                                 f'{tail}, got "99999999999y"')
+    for value in ("99999999999y", "9223372036854775808us"):  # 292,271 years, in µs
+        with pytest.raises(UsageError) as err:  # before: "expected a duration such as ..."
+            parse_seconds(value, "ORCH_HOST_TIMEOUT", infinity=infinity)
+        assert err.value.message == ("ORCH_HOST_TIMEOUT: expected a duration below 292,271 "
+                                     f'years{tail}, got "{value}"')
+    # Every span below that bound is counted, in any unit.
+    assert parse_seconds("292270y") == 292270 * 31_557_600

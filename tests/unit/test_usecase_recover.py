@@ -221,20 +221,40 @@ def test_a_persistent_agent_that_cannot_resume_starts_over_as_its_provider_needs
     gemini = claude.with_name("gemini")
     gemini.write_text("#!/bin/sh\n")
     gemini.chmod(0o755)
-    # A gemini whose model never answered: no conversation of gemini's to resume, and
-    # its id refused for a new one.
+    # A gemini whose run ended saying its model answered nothing: no conversation of
+    # gemini's to resume, and its id refused for a new one.
+    agent = {"prompt": "hi", "provider_session_id": "conv-1"}
     first = put(rt, "unanswered", invocation_id="e" * 32, persistent=True,
-                provider="gemini", provider_session_id="conv-1",
-                agent={"prompt": "hi", "provider_session_id": "conv-1"},
+                provider="gemini", provider_session_id="conv-1", agent=agent,
+                usage={"input_tokens": 60, "output_tokens": 0},
                 argv=["gemini", "--prompt=hi", "--session-id=conv-1"])
+    # One cut off before it said: its model may have answered, so it is resumed.
+    third = put(rt, "cut-off", invocation_id="d" * 32, persistent=True, provider="gemini",
+                provider_session_id="conv-3", agent={**agent, "provider_session_id": "conv-3"},
+                argv=["gemini", "--prompt=hi", "--session-id=conv-3"])
     # A codex cut off before it said its thread: nothing to resume, nothing to renew.
     second = put(rt, "no-thread", invocation_id="f" * 32, persistent=True,
                  provider="codex", agent={"prompt": "hi"}, argv=[str(claude), "hi"])
     report = recover(rt)
-    assert report.outcomes == {first.id: Outcome.RESTARTED, second.id: Outcome.RESTARTED}
+    assert report.outcomes == {first.id: Outcome.RESTARTED, second.id: Outcome.RESTARTED,
+                               third.id: Outcome.RESTARTED}
     now = rt.store.load()
+    assert now[third.id].argv[:2] == ["gemini", "--resume=conv-3"]
     fresh = now[first.id].provider_session_id
     assert fresh not in (None, "conv-1") and now[first.id].argv == [
         "gemini", "--prompt=hi", "--output-format", "stream-json", "--skip-trust",
         f"--session-id={fresh}"]
     assert now[second.id].argv == [str(claude), "hi"]
+
+
+def test_a_persistent_agent_whose_provider_is_gone_restarts_as_recorded(
+        fake: FakeManager, rt: Runtime, evidence: Journal, claude: Path) -> None:
+    # [providers.mine] removed from the configuration since: neither resumed nor
+    # started over, and the sessions after it are restarted too.
+    gone = put(rt, "gone", invocation_id="e" * 32, persistent=True, provider="mine",
+               agent={"prompt": "hi", "provider_session_id": "conv-1"},
+               argv=[str(claude), "hi"])
+    other = put(rt, "other", invocation_id="f" * 32, persistent=True)
+    report = recover(rt)
+    assert report.outcomes == {gone.id: Outcome.RESTARTED, other.id: Outcome.RESTARTED}
+    assert rt.store.load()[gone.id].argv == [str(claude), "hi"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orch import events, journal, queues
+from orch import agents, events, journal, queues
 from orch.errors import UsageError
 from orch.frozen import replace
 from orch.runtime import Runtime
@@ -283,3 +283,26 @@ def test_a_gemini_conversation_its_model_answered_is_resumed(
     assert unattended.wake(rt, record.id) is not None
     now = rt.store.load()[record.id]
     assert now.provider_session_id == said and f"--resume={said}" in now.argv
+
+
+def test_a_gemini_run_cut_off_before_it_said_what_it_used_may_be_resumed(
+        fake: FakeManager, rt: Runtime, claude: Path, output: dict[str, list[str]]) -> None:
+    # Killed or cut mid-turn: no result, so no usage; its model may have answered
+    # (tool calls, say), and gemini then keeps the conversation.
+    for usage in (None, {"output_tokens": "5"}):  # the second, from a hand-edited file
+        record = _gemini(rt, claude, output, usage=usage)
+        assert agents.can_resume(record)
+        assert agents.resume_argv(record, "go on")[:2] == ["gemini", "--resume=conv-1"]
+
+
+def test_resuming_by_hand_a_waiting_gemini_its_model_never_answered_starts_it_over(
+        fake: FakeManager, rt: Runtime, claude: Path, output: dict[str, list[str]]) -> None:
+    record = _gemini(rt, claude, output)
+    unattended.after_exit(rt, record.id)
+    [timer] = _timers(fake, record)
+    said = rt.store.load()[record.id].provider_session_id
+    session = spawning.resume(rt, record.id, "go on")
+    assert session.status is Status.RUNNING and ("stop", timer) in fake.calls
+    now = rt.store.load()[record.id]
+    assert now.provider_session_id not in (None, "conv-1", said)
+    assert now.argv[:2] == ["gemini", "--prompt=hi"]
