@@ -15,6 +15,7 @@ from orch.providers import (
     ProviderSpec,
     build_argv,
     build_resume_argv,
+    carried,
     find,
 )
 from orch.results import AgentResult, ResultFormat, parse
@@ -81,7 +82,7 @@ def resume_argv(record: Record, prompt: str | None) -> list[str]:
     request = dataclasses.replace(request_from_json(record.agent),
                                   prompt=prompt or CONTINUE_PROMPT,
                                   provider_session_id=record.provider_session_id)
-    return build_resume_argv(spec, request)
+    return build_resume_argv(spec, carried(spec, request))
 
 
 def can_resume(record: Record) -> bool:

@@ -276,11 +276,15 @@ def tell_idle(store: StateStore, session_id: str) -> None:
 
 
 def _wake(store: StateStore, session_id: str) -> int:
-    from orch.usecases.unattended import wake
+    from orch.usecases.unattended import give_up, wake
 
     try:
         with _runtime(store) as rt:
-            wake(rt, session_id)
+            try:
+                wake(rt, session_id)
+            except OrchError as err:  # ended, as failed, with why: not waiting for ever
+                give_up(rt, session_id, f"could not run it again: {err.message}")
+                raise
     except OrchError as err:
         print(f"orch: could not resume session {session_id[:8]}: {err.message}",
               file=sys.stderr)

@@ -10,10 +10,11 @@ What each provider says (README, "Running a fleet unattended"):
   with status rejected and `resetsAt` (epoch seconds); status rejected without
   resetsAt is not one ("not your usage limit"). The task's own failure is a result
   with another subtype, or is_error false.
-- codex (`exec --json`) and gemini (stream-json) say it in text only, in an error or
-  failed-turn event: "You've hit your usage limit", "exhausted your capacity ... reset
-  after 2h52m39s", "exhausted your daily quota", "429 Too Many Requests",
-  "RESOURCE_EXHAUSTED", "503".
+- codex (`exec --json`), gemini (stream-json) and copilot (json) say it in text only,
+  in an error, failed-turn or session-error event: "You've hit your usage limit",
+  "exhausted your capacity ... reset after 2h52m39s", "exhausted your daily quota",
+  "429 Too Many Requests", "RESOURCE_EXHAUSTED", "503", "high demand" (codex's 500),
+  "Last error: 429" (copilot, its own retries spent).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def classify(form: ResultFormat, lines: Iterable[str], now: float) -> ApiFailure
     events = [e for e in map(event, lines) if e is not None]
     if form is ResultFormat.CLAUDE_STREAM_JSON:
         return _claude(events)
-    if form in (ResultFormat.CODEX_JSONL, ResultFormat.GEMINI_JSON):
+    if form in (ResultFormat.CODEX_JSONL, ResultFormat.GEMINI_JSON,
+                ResultFormat.COPILOT_JSONL):
         return _from_text(_error_texts(events), now)
     return None
 
@@ -111,13 +113,18 @@ def _rejected(events: list[dict[str, Any]]) -> ApiFailure | None:
 
 
 def _error_texts(events: list[dict[str, Any]]) -> list[str]:
-    """The messages of error events and failed turns or results (codex, gemini)."""
+    """The messages of error events and failed turns or results (codex, gemini), and of
+    copilot's session errors ("... retried 5 times ... Last error: 429 ...")."""
     texts = []
     for item in events:
         kind = item.get("type")
         error = item.get("error")
+        data = item.get("data")
         if kind == "error" and isinstance(item.get("message"), str):
             texts.append(item["message"])
+        elif kind == "session.error" and isinstance(data, dict) \
+                and isinstance(data.get("message"), str):
+            texts.append(data["message"])
         elif kind in ("turn.failed", "result") and isinstance(error, dict) \
                 and isinstance(error.get("message"), str):
             texts.append(error["message"])
@@ -142,10 +149,15 @@ def _from_text(texts: list[str], now: float) -> ApiFailure | None:
         # every 429's message, which itself names no status ("Resource has been
         # exhausted (e.g. check quota).").
         rate_limited = "resource_exhausted" in lowered or "request a quota increase" in lowered
-        if status or rate_limited or "overloaded" in lowered:
+        # codex 0.171 words every 500 as demand ("We're currently experiencing high
+        # demand, which may cause temporary errors."), with no status.
+        overloaded = "overloaded" in lowered or "high demand" in lowered
+        if status or rate_limited or overloaded:
             code = f" ({status[1]})" if status else ""
             word = _STATUS_WORDS.get(int(status[1]) if status else 0, "API error")
             if rate_limited:
                 word = "rate limited"
+            elif overloaded and not status:
+                word = "API overloaded"
             return ApiFailure(Failure.TRANSIENT, word + code)
     return None

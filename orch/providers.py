@@ -322,6 +322,20 @@ def build_resume_argv(spec: ProviderSpec, request: AgentRequest) -> list[str]:
     return _build(spec, spec.resume_argv, request, resuming=True)
 
 
+def carried(spec: ProviderSpec, request: AgentRequest) -> AgentRequest:
+    """REQUEST, a conversation's own, without the options SPEC's resume template cannot
+    pass: the conversation began with them, and a resume of it (at its wake, at boot,
+    by hand) is not refused for them (codex's `exec resume` has no --add-dir)."""
+    template = spec.live_resume_argv if request.interactive else spec.resume_argv
+    used = placeholders(template or ())
+    return replace(
+        request, model=request.model if "model" in used else None,
+        system_prompt=request.system_prompt if "system_prompt" in used else None,
+        max_turns=request.max_turns if "max_turns" in used else None,
+        add_dirs=request.add_dirs if LIST in used else (),
+        auto_approve=request.auto_approve and FLAG in used)
+
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _TABLE_KEYS = ("binary", "argv", "resume_argv", "results")
 

@@ -166,7 +166,6 @@ def _apply(sessions: Sessions, seen: Sessions, decisions: dict[str, Decision]) -
 def _restart(rt: Runtime, decided: Record, errors: list[str]) -> Outcome:
     """Start a persistent session (as DECIDED) again: a new invocation of it. Refused
     before anything changed, it is as decided: ended if its end is known, else lost."""
-    from orch import agents
     from orch.recovery import Outcome
 
     session_id = decided.id
@@ -184,6 +183,7 @@ def _restart(rt: Runtime, decided: Record, errors: list[str]) -> Outcome:
 
     try:  # read before anything changes: one missing keeps it as it was, and recover goes on
         values = relaunch_secrets(decided)
+        changes = _next_run(decided)
     except OrchError as err:
         errors.append(f"cannot restart {session_id[:8]} ({decided.name}): {err.message}")
         return Outcome.LOST if decided.ending() is None else Outcome.ENDED
@@ -191,17 +191,8 @@ def _restart(rt: Runtime, decided: Record, errors: list[str]) -> Outcome:
     if record is None:
         return Outcome.STARTING
     faults.point("recover.archived")
-    if agents.can_resume(record):
-        # The agent picks up its own conversation rather than starting over.
-        argv = agents.resume_argv(record, None)
-        record = rt.store.update(lambda s: _set(s, session_id, argv=argv, program=None)) \
-            or record
-    else:  # started over, under a new conversation id where orch chose the old one
-        over = agents.started_over(record)
-        if over is not record:
-            record = rt.store.update(lambda s: _set(
-                s, session_id, argv=over.argv, program=None, agent=over.agent,
-                provider_session_id=over.provider_session_id)) or record
+    if changes:
+        record = rt.store.update(lambda s: _set(s, session_id, **changes)) or record
     rt.manager.reset_failed(record.unit)
     try:
         launch(rt, record, values)
@@ -218,6 +209,22 @@ def _told_lost(rt: Runtime) -> dict[str, str]:
 
     return {e.session_id: e.time for e in events.read(rt.store.directory)
             if e.event == Kind.ENDED and e.status == Status.LOST}
+
+
+def _next_run(record: Record) -> dict[str, Any]:
+    """How RECORD's restart differs from its last run: its agent picks up its own
+    conversation rather than starting over, or starts over under a new conversation id
+    where orch chose the old one; nothing for a program. OrchError if its provider
+    refuses."""
+    from orch import agents
+
+    if agents.can_resume(record):
+        return {"argv": agents.resume_argv(record, None), "program": None}
+    over = agents.started_over(record)
+    if over is record:
+        return {}
+    return {"argv": over.argv, "program": None, "agent": over.agent,
+            "provider_session_id": over.provider_session_id}
 
 
 def _set(sessions: Sessions, session_id: str, **fields: Any) -> Record | None:

@@ -153,6 +153,28 @@ def wake(rt: Runtime, session_id: str) -> Session | None:
     return session
 
 
+def give_up(rt: Runtime, session_id: str, why: str) -> Record | None:
+    """End SESSION_ID, which waits to run again and cannot (its provider refused the
+    run its timer asked for): as its last run ended, told with WHY; None if it no
+    longer waits. Left waiting, it would wait for ever, its timer spent."""
+    from orch.usecases.queueing import admit
+    from orch.usecases.transitions import tell_ended
+
+    def ended(sessions: Sessions) -> Record | None:
+        current = sessions.get(session_id)
+        if current is None or current.resumes_at is None:
+            return None
+        sessions[session_id] = replace(current, resumes_at=None, waiting_for=None,
+                                       wait_kind=None)
+        return sessions[session_id]
+
+    record = rt.store.update(ended)
+    if record is not None:
+        tell_ended(rt, record, Status.FAILED, why)
+        admit(rt)  # a queue held back by it may go on now
+    return record
+
+
 def resume(rt: Runtime, record: Record, prompt: str | None) -> Session:
     """Run RECORD again now, as a new invocation: resuming its agent's conversation with
     PROMPT (the provider's "continue" if None) where it can, else from the start."""

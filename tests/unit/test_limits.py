@@ -109,3 +109,23 @@ def test_plain_text_agents_are_never_classified() -> None:
 ])
 def test_gemini_runs_as_the_api_ended_them(sample: str, expected: ApiFailure) -> None:
     assert classify(ResultFormat.GEMINI_JSON, _sample(sample), NOW) == expected
+
+
+def test_codex_s_words_for_a_500_are_an_overload() -> None:
+    # codex 0.171, its model server answering 500 (tests/integration/fake_openai.py).
+    demand = json.dumps({"type": "error", "message": "We\u2019re currently experiencing "
+                         "high demand, which may cause temporary errors."})
+    assert classify(ResultFormat.CODEX_JSONL, [demand], NOW) == ApiFailure(
+        Failure.TRANSIENT, "API overloaded")
+
+
+def test_copilot_says_it_in_its_session_error() -> None:
+    # copilot 1.0.102, its model server answering 429 each time: its own retries spent.
+    spent = json.dumps({"type": "session.error", "data": {
+        "errorType": "rate_limit", "statusCode": 429,
+        "message": "Failed to get response from the AI model; retried 5 times (total "
+                   "retry wait time: 56 seconds) Last error: 429 scripted rate limit"}})
+    copilot = ResultFormat.COPILOT_JSONL
+    assert classify(copilot, [spent], NOW) == ApiFailure(Failure.TRANSIENT, "rate limited (429)")
+    own = json.dumps({"type": "session.error", "data": {"message": "tool bash failed"}})
+    assert classify(copilot, [own], NOW) is None

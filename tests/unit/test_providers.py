@@ -24,6 +24,7 @@ from orch.providers import (
     ProviderSpec,
     build_argv,
     build_resume_argv,
+    carried,
     find,
     placeholders,
     render,
@@ -234,6 +235,17 @@ def test_codex_resume_refuses_directories_it_cannot_add() -> None:
         build_resume_argv(BUILTIN["codex"], request)
     assert caught.value.message == (
         "codex has no way to give access to more directories when resuming (--add-dir)")
+
+
+def test_a_conversation_is_resumed_with_what_its_resume_can_pass() -> None:
+    # codex's `exec resume` has no --add-dir: a codex spawned with one was never
+    # resumed (by hand, at its wake, at boot), its start refused.
+    request = AgentRequest(prompt="go on", model="M", add_dirs=("/d",), auto_approve=True,
+                           provider_session_id=SID)
+    assert build_resume_argv(BUILTIN["codex"], carried(BUILTIN["codex"], request)) == [
+        "codex", "exec", "resume", "--json", "--skip-git-repo-check", "--model=M",
+        "--dangerously-bypass-approvals-and-sandbox", "--", SID, "go on"]
+    assert carried(BUILTIN["gemini"], request) == request  # it passes them all
 
 
 def test_hostile_values_stay_verbatim_on_resume() -> None:

@@ -258,3 +258,23 @@ def test_a_persistent_agent_whose_provider_is_gone_restarts_as_recorded(
     report = recover(rt)
     assert report.outcomes == {gone.id: Outcome.RESTARTED, other.id: Outcome.RESTARTED}
     assert rt.store.load()[gone.id].argv == [str(claude), "hi"]
+
+
+def test_a_restart_its_provider_refuses_is_told_and_the_others_go_on(
+        fake: FakeManager, rt: Runtime, evidence: Journal, claude: Path) -> None:
+    # Before, the refusal came after its run was archived: recover stopped there, and
+    # the session was left `starting` with no unit.
+    import os
+
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "orch" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"[providers.picky]\nbinary = \"{claude}\"\nargv = [\"{{prompt}}\"]\n"
+                      "resume_argv = [\"{provider_session_id}\", \"{model!}\", \"{prompt}\"]\n")
+    picky = put(rt, "picky", invocation_id="e" * 32, persistent=True, provider="picky",
+                provider_session_id="conv-1", agent={"prompt": "hi"},
+                usage={"output_tokens": 3}, argv=[str(claude), "hi"])
+    other = put(rt, "other", invocation_id="f" * 32, persistent=True)
+    report = recover(rt)
+    assert report.outcomes == {picky.id: Outcome.LOST, other.id: Outcome.RESTARTED}
+    assert report.errors == [f"cannot restart {picky.id[:8]} (picky): picky needs --model"]
+    assert rt.store.load()[picky.id].history == picky.history  # nothing changed

@@ -306,3 +306,25 @@ def test_resuming_by_hand_a_waiting_gemini_its_model_never_answered_starts_it_ov
     now = rt.store.load()[record.id]
     assert now.provider_session_id not in (None, "conv-1", said)
     assert now.argv[:2] == ["gemini", "--prompt=hi"]
+
+
+def test_a_wake_its_provider_refuses_ends_the_session_as_failed_and_says_why(
+        fake: FakeManager, rt: Runtime, claude: Path, output: dict[str, list[str]]) -> None:
+    # A resume template that needs what the conversation never had: refused at each
+    # wake, which left it waiting for ever, its timer spent.
+    _config(f"[providers.picky]\nbinary = \"{claude}\"\nargv = [\"-p\", \"{{prompt}}\"]\n"
+            "resume_argv = [\"--resume={provider_session_id}\", \"--model={model!}\", "
+            "\"{prompt}\"]\n"
+            "results = \"claude-stream-json\"\n")
+    record = _failed(rt, claude, "claude-overloaded.jsonl", output, SpawnOptions(retries=1),
+                     provider="picky")
+    assert unattended.after_exit(rt, record.id) is not None
+    with pytest.raises(UsageError, match="picky needs --model"):
+        unattended.wake(rt, record.id)
+    ended = unattended.give_up(rt, record.id, "could not run it again: picky needs --model")
+    assert ended is not None and ended.resumes_at is None
+    assert query.result(rt, record.id).status is Status.FAILED
+    [told] = [(e.event, e.status, e.detail) for e in events.read(rt.store.directory)
+              if e.session_id == record.id]
+    assert told == ("ended", "failed", "could not run it again: picky needs --model")
+    assert unattended.give_up(rt, record.id, "again") is None  # no longer waits
