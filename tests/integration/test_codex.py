@@ -112,9 +112,12 @@ def test_codex_logs_read_as_its_transcript(codex: Orch) -> None:
 
 
 def test_codex_resume_continues_its_own_thread(codex: Orch) -> None:
+    more = _owned(codex, codex.state_dir.parent / "more")
     with serve([Text("first codex answer")]) as (url, _):
-        sid = _codex(codex, url, "start")
+        # --add-dir, which `codex exec resume` cannot pass: the resume still runs.
+        sid = _codex(codex, url, "start", "--add-dir", str(more))
         assert _wait(codex, sid) == 0
+    assert f"--add-dir={more}" in codex.show(sid)["argv"]
     thread = codex.show(sid)["provider_session_id"]
     with serve([Text("second codex answer")]) as (url, script):
         _keys(codex, url)  # the new server's address, in the same CODEX_HOME
@@ -123,6 +126,7 @@ def test_codex_resume_continues_its_own_thread(codex: Orch) -> None:
     shown = codex.show(sid)
     assert shown["final_result"] == "second codex answer" and shown["restarts"] == 1
     assert shown["argv"][:3] == ["codex", "exec", "resume"] and thread in shown["argv"]
+    assert not any(arg.startswith("--add-dir") for arg in shown["argv"])
     assert shown["provider_session_id"] == thread
     assert [run["status"] for run in shown["invocations"]] == ["exited", "exited"]
     # The model saw the earlier turn: codex resumed its own thread.
