@@ -217,20 +217,22 @@ def money(usd: float) -> str:
     return f"${Decimal(f'{usd:.4g}'):f}"
 
 
-# Token counts under the providers' own names (orch.results): those that add up to what
-# was processed. OpenAI's cached_input_tokens and reasoning_output_tokens are parts of
-# input and output; Anthropic's cache counts come on top of input_tokens.
+# Token counts (orch.results) that add up to what was processed: OpenAI's cached and
+# reasoning counts are parts of input and output; Anthropic's cache counts come on top.
 _ADDITIVE_TOKENS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
                     "cache_read_input_tokens")
 _TOKEN_LABELS = {"input_tokens": "input", "output_tokens": "output",
-                 "cache_creation_input_tokens": "cache write",
-                 "cache_read_input_tokens": "cache read", "cached_input_tokens": "cached",
-                 "reasoning_output_tokens": "reasoning"}
+                 "cache_creation_input_tokens": "cache write", "cached_input_tokens": "cached",
+                 "cache_read_input_tokens": "cache read", "reasoning_output_tokens": "reasoning",
+                 "premiumRequests": "premium requests"}
 
 
 def tokens(usage: dict[str, int]) -> str:
-    """USAGE as a total and its parts: "15,234 (input 1,200, output 34, cache read
-    14,000)". The total is the provider's own total_tokens where it gives one."""
+    """USAGE as a total (the provider's total_tokens where given) and its parts: "15,234
+    (input 1,200, output 34)"; "none counted (premium requests 2)" for copilot's."""
+    if not any(key.endswith("_tokens") for key in usage):
+        counted = (f"{_TOKEN_LABELS.get(key, key)} {n:,}" for key, n in usage.items())
+        return f"none counted ({', '.join(counted)})"
     total = usage.get("total_tokens")
     if total is None:
         total = sum(usage.get(key, 0) for key in _ADDITIVE_TOKENS)
@@ -325,8 +327,7 @@ def details(session: Session, now: datetime | None = None, unicode: bool = True)
         ("Tags", ", ".join(s.tags)),
         ("After", ", ".join(s.after) + (" (waiting for them to end successfully)"
                                          if waits_after(s.json_view()) else "")),
-        ("Created", _stamp(s.created_at, now)),
-        ("Parent", s.parent_id),
+        ("Created", _stamp(s.created_at, now)), ("Parent", s.parent_id),
         ("Persistent", "yes" if s.persistent else None),
         ("Restarts", str(s.restarts) if s.restarts else None),
         ("Provider", " ".join(filter(None, [
@@ -341,8 +342,7 @@ def details(session: Session, now: datetime | None = None, unicode: bool = True)
          "written" if s.io_read_bytes is not None and s.io_write_bytes is not None
          else None),
         ("Options", key_values(s.options)),
-        ("Worktree", s.worktree),
-        ("Placement", s.placement),
+        ("Worktree", s.worktree), ("Placement", s.placement),
         ("Queue", s.queue and s.queue + (f" (#{s.position} in line)" if s.position else "")),
         ("Resumes", s.resumes_at and f"{_stamp(s.resumes_at, now)} "
          f"({s.waiting_for})"),

@@ -218,7 +218,7 @@ def _copilot(events: list[dict[str, Any]]) -> AgentResult:
     """copilot --output-format json (1.0.102): one event per line, `{type, data, ...}`;
     `assistant.message` carries each answer's text (empty when it only calls tools), and
     the last line, `result`, the session's id (sessionId, which --resume takes), its
-    exit code and usage (premium requests and durations: no tokens, no cost)."""
+    exit code and usage (premium requests: no tokens, no cost)."""
     answer: str | None = None
     error: str | None = None
     result: dict[str, Any] | None = None
@@ -238,7 +238,15 @@ def _copilot(events: list[dict[str, Any]]) -> AgentResult:
     failed = _int(result.get("exitCode")) not in (None, 0)
     return AgentResult(provider_session_id=_str(result.get("sessionId")),
                        final_result=error if failed and error else answer, is_error=failed,
-                       usage=_counts(result.get("usage")) or None, cost_usd=None)
+                       usage=_premium(result.get("usage")), cost_usd=None)
+
+
+def _premium(usage: object) -> dict[str, int] | None:
+    """copilot's usage: its premium requests (its durations are times, not usage, and a
+    resumed run's session duration counts from the conversation's start)."""
+    counts = _counts(usage)
+    return {"premiumRequests": counts["premiumRequests"]} if "premiumRequests" in counts \
+        else None
 
 
 def _gemini(lines: list[str]) -> AgentResult:

@@ -367,3 +367,11 @@ def test_a_failed_copilot_run_says_its_answer_where_an_error_came_before_it() ->
                     {"type": "result", "sessionId": COPILOT_SID, "exitCode": 1})
     result = parse(ResultFormat.COPILOT_JSONL, earlier)
     assert (result.final_result, result.is_error) == ("3 tests still fail", True)
+
+
+def test_copilot_s_usage_is_its_premium_requests_not_its_durations() -> None:
+    # A resumed run's sessionDurationMs counts from the conversation's start: summed over
+    # invocations, it said nothing true.
+    done = lines({"type": "result", "sessionId": COPILOT_SID, "exitCode": 0, "usage": {
+        "premiumRequests": 1, "totalApiDurationMs": 57, "sessionDurationMs": 58_600}})
+    assert parse(ResultFormat.COPILOT_JSONL, done).usage == {"premiumRequests": 1}

@@ -157,6 +157,9 @@ def test_agent_fields_are_rendered_for_people_not_as_python() -> None:
     assert "     After: 0f0f0f0f" in text
     for python in ("{'", "['", "0.00013000000000000002", "True", "+00:00"):
         assert python not in text
+    # copilot counts premium requests, no tokens (before: "Tokens: 0", the 0 dropped).
+    copilot = _session(provider="copilot", usage={"premiumRequests": 0})
+    assert "    Tokens: none counted (premium requests 0)" in render.details(copilot, NOW)
 
 
 def test_each_invocation_with_start_end_run_time_and_outcome() -> None:
