@@ -60,6 +60,9 @@ class ProviderSpec:
     # only conversations with a model turn ("No previous sessions found", exit 42) and
     # refuses a new one with the same id ("already exists"): such a run starts over.
     resumes_unanswered: bool = True
+    # What the provider splits its directories option's value on (gemini's
+    # --include-directories, on commas): a directory holding it cannot be passed.
+    splits_dirs_on: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,7 @@ BUILTIN: dict[str, ProviderSpec] = {
         results=ResultFormat.GEMINI_JSON,
         state_dir=".gemini",
         resumes_unanswered=False,
+        splits_dirs_on=",",
     ),
     # GitHub Copilot CLI 1.0.102, `copilot --help`; docs.github.com/en/copilot/reference/
     # copilot-cli-reference/cli-programmatic-reference. --output-format json prints one
@@ -269,6 +273,11 @@ def _build(spec: ProviderSpec, template: tuple[Item, ...], request: AgentRequest
         raise UsageError("--max-turns must be at least 1")
     if any(not directory for directory in request.add_dirs):
         raise UsageError("--add-dir needs a directory")
+    split = spec.splits_dirs_on
+    for directory in request.add_dirs:
+        if split is not None and split in directory:
+            raise UsageError(f"{spec.name} splits its directories on {split!r}, so "
+                             f"--add-dir cannot give it {directory}")
     values = _request_values(spec, request)
     used = placeholders(template)
     when = " when resuming" if resuming else ""

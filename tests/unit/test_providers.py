@@ -462,3 +462,13 @@ def test_find_an_unknown_provider_lists_the_known_and_names_the_file() -> None:
     known = ", ".join(sorted({*BUILTIN, "mine"}))
     assert caught.value.message == (f"no provider named 'nope' (known: {known}; add one as "
                                     f"[providers.nope] in {WHERE})")
+
+
+def test_a_directory_gemini_would_split_is_refused() -> None:
+    # Before, gemini got --include-directories=/w/a,b and died: "/w/a" does not exist.
+    request = AgentRequest(prompt="hi", add_dirs=("/w/a,b",))
+    with pytest.raises(UsageError) as caught:
+        build_argv(BUILTIN["gemini"], request)
+    assert caught.value.message == (
+        "gemini splits its directories on ',', so --add-dir cannot give it /w/a,b")
+    assert "--add-dir=/w/a,b" in build_argv(BUILTIN["copilot"], request)
