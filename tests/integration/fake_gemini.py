@@ -11,12 +11,12 @@ short canned answer and do not move the script. Requests are kept for inspection
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from tests.integration import scripted
 from tests.integration.scripted import ScriptedHandler, Text, serving
 
 MODEL = "gemini-2.5-pro"
@@ -81,22 +81,12 @@ Reply = Text | Call | Error
 USAGE = {"promptTokenCount": 60, "candidatesTokenCount": 12, "totalTokenCount": 72}
 
 
-@dataclass
-class Script:
-    """Replies in order, one per streamed turn; the last one repeats once used."""
+def _aside(upcoming: Reply) -> Reply:
+    return Text("Scripted side answer")  # a classifier's, a token count's
 
-    replies: list[Reply]
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    turns: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def next(self, request: dict[str, Any]) -> Reply:
-        with self.lock:
-            self.requests.append(request)
-            if ":streamGenerateContent" not in request["path"]:
-                return Text("Scripted side answer")
-            self.turns += 1
-            return self.replies[min(self.turns, len(self.replies)) - 1]
+class Script(scripted.Script[Reply]):
+    """The replies, one per streamed turn."""
 
     @property
     def turns_asked(self) -> list[dict[str, Any]]:
@@ -136,7 +126,8 @@ def _handler(script: Script) -> type[ScriptedHandler]:
                     script.requests.append(request)
                 self.send_json(200, {"totalTokens": 60})
                 return
-            reply = script.next(request)
+            turn = ":streamGenerateContent" in self.path
+            reply = script.next(request, None if turn else _aside)
             if isinstance(reply, Error):
                 self.send_json(reply.code, {"error": {
                     "code": reply.code, "message": reply.message, "status": reply.status,

@@ -10,12 +10,12 @@ the helpers after it). Requests are kept for the test to inspect.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from tests.integration import scripted
 from tests.integration.scripted import ScriptedHandler, Text, serving
 
 
@@ -84,27 +84,16 @@ with `api_error_status` null ("Repeated 529 Overloaded errors")."""
 Reply = Text | ToolUse | Error
 
 
-@dataclass
-class Script:
-    """Replies in order; the last one repeats once the others are used."""
+Script = scripted.Script[Reply]
 
-    replies: list[Reply]
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    turns: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def next(self, request: dict[str, Any]) -> Reply:
-        with self.lock:
-            self.requests.append(request)
-            if not request["body"].get("tools"):
-                # The CLI's side requests (a title for the session, say) offer no tools:
-                # only the conversation itself follows the script.
-                upcoming = self.replies[min(self.turns + 1, len(self.replies)) - 1]
-                if isinstance(upcoming, Error) and upcoming.everywhere:
-                    return upcoming
-                return Text("Scripted title")
-            self.turns += 1
-            return self.replies[min(self.turns, len(self.replies)) - 1]
+def _aside(upcoming: Reply) -> Reply:
+    # The CLI's side requests (a title for the session, say) offer no tools: only the
+    # conversation itself follows the script, but an error meant for everything is
+    # theirs too.
+    if isinstance(upcoming, Error) and upcoming.everywhere:
+        return upcoming
+    return Text("Scripted title")
 
 
 def _events(reply: Text | ToolUse, number: int) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -146,7 +135,7 @@ def _handler(script: Script) -> type[ScriptedHandler]:
                                                             "message": "not scripted"}})
                 return
             reply = script.next({"path": self.path, "headers": dict(self.headers.items()),
-                                 "body": payload})
+                                 "body": payload}, None if payload.get("tools") else _aside)
             if isinstance(reply, Error):
                 self.send_json(reply.status, {"type": "error", "error": {
                     "type": reply.kind, "message": reply.message}}, reply.headers)

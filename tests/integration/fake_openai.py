@@ -10,12 +10,12 @@ usage), or with a scripted HTTP error. Requests are kept for the test to inspect
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from tests.integration import scripted
 from tests.integration.scripted import ScriptedHandler, Text, serving
 
 MODEL = "gpt-5.5"
@@ -45,18 +45,8 @@ class Error:
 Reply = Text | FunctionCall | Error
 
 
-@dataclass
-class Script:
-    """Replies in order; the last one repeats once the others are used."""
-
-    replies: list[Reply]
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def next(self, request: dict[str, Any]) -> Reply:
-        with self.lock:
-            self.requests.append(request)
-            return self.replies[min(len(self.requests), len(self.replies)) - 1]
+class Script(scripted.Script[Reply]):
+    """The replies, one per request for a model turn."""
 
     def conversation(self) -> list[dict[str, Any]]:
         """The requests that asked for a model turn (not the CLIs' other calls)."""

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,27 @@ class Text:
         if self.chunk <= 0 or not self.text:
             return [self.text]
         return [self.text[i:i + self.chunk] for i in range(0, len(self.text), self.chunk)]
+
+
+@dataclass
+class Script(Generic[R]):
+    """Replies in order, one per turn of the conversation (the last one repeats once the
+    others are used); every request kept for the test to inspect."""
+
+    replies: list[R]
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    turns: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next(self, request: dict[str, Any], aside: Callable[[R], R] | None = None) -> R:
+        """The reply to REQUEST: the next turn's; or, for a request of the CLI's own that
+        is no turn (a title, a classifier), what ASIDE makes of the turn to come."""
+        with self.lock:
+            self.requests.append(request)
+            if aside is not None:
+                return aside(self.replies[min(self.turns + 1, len(self.replies)) - 1])
+            self.turns += 1
+            return self.replies[min(self.turns, len(self.replies)) - 1]
 
 
 class ScriptedHandler(BaseHTTPRequestHandler):
