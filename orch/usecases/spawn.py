@@ -55,6 +55,27 @@ def parent_id() -> str | None:
         return None
 
 
+def _keeps_its_state(rt: Runtime, provider: str, config: Config | None,
+                     options: SpawnOptions, env: dict[str, str],
+                     values: dict[str, str]) -> SpawnOptions:
+    """OPTIONS with the agent's own state (its config, its conversations) writable in
+    its sandbox: where the caller's environment moves it (ENV, or VALUES from its env
+    files: CODEX_HOME=...), there; else in its home, named to it in ENV."""
+    from orch import agents
+
+    state = agents.state_dir(provider, rt.scope, config)
+    if state is None:
+        return options
+    directory, variable = state
+    moved = (env.get(variable) or values.get(variable)) if variable else None
+    if moved and os.path.isabs(moved):
+        directory = Path(moved)
+    elif variable and not moved:
+        env[variable] = str(directory)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return replace(options, writable=(*options.writable, str(directory)))
+
+
 def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
           description: str = "", tags: Iterable[str] = (), env: dict[str, str] | None = None,
           cwd: str | None = None, persistent: bool = False,
@@ -86,6 +107,8 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
             raise UsageError(f"--add-dir {directory}: no such directory")
     env_files = [os.path.abspath(f) for f in env_files]
     values = secrets.gather(env_files, secret_env, os.environ)  # bad files refused now
+    if provider is not None and options.sandbox:
+        options = _keeps_its_state(rt, provider, config, options, spec.env, values)
     path = session_path(os.environ.get("PATH"))
     program = resolve_program(spec.argv[0], spec.env.get("PATH", path), work_dir)
     session_id = new_session_id()
@@ -216,14 +239,6 @@ def spawn_agent(rt: Runtime, provider: str, request: AgentRequest, *,
     options = options or SpawnOptions()
     if scope is Scope.SYSTEM:
         env.setdefault("HOME", str(Path.home()))  # system units get none; agents need one
-    state = agents.state_dir(provider, scope, config)
-    if state is not None and options.sandbox:
-        # The agent must keep its own state (config, conversations) even in a sandbox.
-        directory, variable = state
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        options = replace(options, writable=(*options.writable, str(directory)))
-        if variable:
-            env.setdefault(variable, str(directory))
     message = None
     if request.interactive:  # the prompt is the conversation's first message
         from orch import conversation

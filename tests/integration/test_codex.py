@@ -145,3 +145,15 @@ def test_a_codex_model_error_fails_the_session_with_its_message(codex: Orch) -> 
     errors = [line for line in codex.ok("logs", "--no-pager", sid).splitlines()
               if line.startswith("✗ ")]
     assert errors and "429" in errors[-1]
+
+
+def test_codex_in_a_sandbox_keeps_the_home_its_env_file_names_writable(codex: Orch) -> None:
+    # CODEX_HOME comes from the env file: before, ~/.codex was made writable instead (a
+    # CODEX_HOME under the home then stayed read-only, and codex died: "Read-only file
+    # system"; this one, under /var/tmp, the sandbox leaves writable either way).
+    with serve([Text("sandboxed answer")]) as (url, _):
+        sid = _codex(codex, url, "hi from a sandbox", "--sandbox")
+        assert _wait(codex, sid) == 0, codex.logs_text(sid)
+    shown = codex.show(sid)
+    assert shown["final_result"] == "sandboxed answer"
+    assert shown["options"]["writable"] == [str(codex.state_dir.parent / "codex-home")]

@@ -249,6 +249,25 @@ def test_an_agent_runs_its_providers_command_and_keeps_its_state_in_a_sandbox(
     assert options.sandbox and len(options.writable) == 1
 
 
+def test_a_sandboxed_agent_keeps_its_state_where_its_environment_moves_it(
+        fake: FakeManager, rt: Runtime, claude: Path, tmp_path: Path) -> None:
+    # Before, ~/.claude was made writable and CLAUDE_CONFIG_DIR left where the env file
+    # put it: read-only, and the agent could not start.
+    from orch.providers import AgentRequest
+
+    moved = tmp_path / "claude-home"
+    env_file = tmp_path / "claude.env"
+    env_file.write_text(f"CLAUDE_CONFIG_DIR={moved}\n")
+    for how in ({"env_files": [str(env_file)]}, {"env": {"CLAUDE_CONFIG_DIR": str(moved)}}):
+        session = spawning.spawn_agent(rt, "claude", AgentRequest(prompt="hello"),
+                                       options=SpawnOptions(sandbox=True), **how)
+        record = rt.store.load()[session.id]
+        assert SpawnOptions.from_json(record.options).writable == (str(moved),)
+        assert record.env.get("CLAUDE_CONFIG_DIR") == how.get("env", {}).get(
+            "CLAUDE_CONFIG_DIR")  # the caller's own, or none (the file's then counts)
+        assert moved.is_dir()
+
+
 def test_resume_starts_the_next_invocation_of_an_ended_agent(
         fake: FakeManager, rt: Runtime, claude: Path) -> None:
     record = put(rt, "agent", provider="claude", argv=[str(claude), "-p", "hi"],
