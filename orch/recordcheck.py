@@ -29,6 +29,18 @@ def _strings(value: object) -> bool:
 
 
 _NONE = type(None)
+
+
+def _counts(value: object) -> bool:
+    return value is None or (type(value) is dict and all(
+        type(k) is str and type(n) is int for k, n in value.items()))
+
+
+def _runs(value: object) -> bool:
+    """A history: runs whose usage and cost add up (`show` sums them)."""
+    return type(value) is list and all(
+        type(run) is dict and _counts(run.get("usage"))
+        and type(run.get("cost_usd")) in (int, float, _NONE) for run in value)
 # Each field's JSON type, in words and as a test: the types its value may have, or a
 # function of the value. In the order a record is checked. JSON gives exact types (bool
 # is not int here), so testing type(value) suffices, at a third of isinstance's cost.
@@ -41,13 +53,11 @@ _TYPES: dict[str, tuple[str, frozenset[type] | Callable[[Any], bool]]] = {
     **dict.fromkeys(_STRING_LISTS, ("a list of strings", _strings)),
     "persistent": ("true or false", frozenset({bool})),
     "restarts": ("a count", lambda v: type(v) is int and v >= 0),
-    "history": ("a list of objects",
-                lambda v: type(v) is list and all(type(h) is dict for h in v)),
+    "history": ("a list of runs (objects whose usage is counts and cost a number)", _runs),
     "options": ("an object", frozenset({dict})),
     "agent": ("an object", frozenset({dict})),
     "agent_error": ("true, false or null", frozenset({bool, _NONE})),
-    "usage": ("an object of counts", lambda v: v is None or (type(v) is dict and all(
-        type(k) is str and type(n) is int for k, n in v.items()))),
+    "usage": ("an object of counts", _counts),
     "cost_usd": ("a number", frozenset({int, float, _NONE})),
     "env": ("an object of strings", lambda v: type(v) is dict and all(
         type(k) is str and type(x) is str for k, x in v.items())),

@@ -357,7 +357,10 @@ WRONG_TYPES = [
                                                             "secret_env", "after")],
     ("tags", "a", "a list of strings"), ("persistent", 1, "true or false"),
     ("restarts", -1, "a count"), ("restarts", 1.0, "a count"),
-    ("history", [[]], "a list of objects"), ("options", [], "an object"),
+    *[("history", runs, "a list of runs (objects whose usage is counts and cost a number)")
+      for runs in ([[]], [{"usage": {"output_tokens": "5"}}], [{"usage": "x"}],
+                   [{"cost_usd": "0.1"}])],  # before: `show` failed summing them
+    ("options", [], "an object"),
     ("agent", None, "an object"), ("agent_error", 0, "true, false or null"),
     ("usage", {"in": "1"}, "an object of counts"), ("usage", [], "an object of counts"),
     ("cost_usd", "1", "a number"), ("env", {"A": 1}, "an object of strings"),
