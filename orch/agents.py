@@ -9,7 +9,6 @@ from typing import Any
 
 from orch import config
 from orch.errors import UsageError
-from orch.frozen import replace
 from orch.providers import (
     AgentRequest,
     ProviderSpec,
@@ -110,12 +109,13 @@ def answered(record: Record) -> bool:
     return False
 
 
-def started_over(record: Record) -> Record:
-    """RECORD set to start its agent's conversation over, under a new id where orch
-    chose the old one (the CLI may refuse an id it has begun a conversation with); as
-    it is where its provider can no longer say how (gone from the configuration)."""
+def started_over(record: Record) -> dict[str, Any]:
+    """How RECORD's next run differs to start its agent's conversation over: a new id
+    where orch chose the old one (the CLI may refuse an id it has begun a conversation
+    with); nothing where it did not, or where its provider can no longer say how (gone
+    from the configuration): it then runs as recorded."""
     if not record.provider or not record.agent.get("provider_session_id"):
-        return record
+        return {}
     import uuid
 
     try:
@@ -123,9 +123,9 @@ def started_over(record: Record) -> Record:
                                       provider_session_id=str(uuid.uuid4()))
         argv = fresh_argv(record.provider, request, Scope(record.scope))
     except UsageError:
-        return record
-    return replace(record, argv=argv, program=None, agent=request_to_json(request),
-                   provider_session_id=request.provider_session_id)
+        return {}
+    return {"argv": argv, "program": None, "agent": request_to_json(request),
+            "provider_session_id": request.provider_session_id}
 
 
 def output_format(record: Record) -> ResultFormat:

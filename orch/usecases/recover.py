@@ -220,11 +220,7 @@ def _next_run(record: Record) -> dict[str, Any]:
 
     if agents.can_resume(record):
         return {"argv": agents.resume_argv(record, None), "program": None}
-    over = agents.started_over(record)
-    if over is record:
-        return {}
-    return {"argv": over.argv, "program": None, "agent": over.agent,
-            "provider_session_id": over.provider_session_id}
+    return agents.started_over(record)
 
 
 def _set(sessions: Sessions, session_id: str, **fields: Any) -> Record | None:

@@ -191,10 +191,11 @@ def resume(rt: Runtime, record: Record, prompt: str | None) -> Session:
         current = sessions[record.id]
         if current.invocation_id != record.invocation_id:
             raise OrchError(f"session {record.id[:8]} changed meanwhile; try again")
-        sessions[record.id] = agents.started_over(next_run(current))
+        sessions[record.id] = replace(next_run(current), **over)
         return sessions[record.id]
 
     values = relaunch_secrets(record)  # one missing refuses it before anything changes
+    over = agents.started_over(record)  # its provider asked outside the state's lock
     fresh = rt.store.update(again)
     # Told as a resumed conversation is (orch.usecases.spawn.resume).
     waited = record.resumes_at is not None
