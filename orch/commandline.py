@@ -117,8 +117,8 @@ REF = Argument("ref", "str", "A session id, a unique id prefix (4+ characters), 
                "unit name, or `self`.")
 
 # logs and events read --since alike (timespan.since_usec).
-SINCE_HELP = ("Only {what} since TIME: an ISO 8601 time (local without a zone), a time span "
-              "ago (1h, 30min, '2 min ago'), today or yesterday.")
+SINCE_HELP = ("Only {what} since TIME: an ISO 8601 time (local without a zone; 15:09 is "
+              "today's), a time span ago (1h, '2 min ago'), today or yesterday.")
 ROOT_HELP = "Run AI coding agents and other long-running commands as systemd services."
 ROOT = [
     Option("debug", ("--debug",), "flag", "Show tracebacks.", default=False),

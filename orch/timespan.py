@@ -170,20 +170,32 @@ def parse_seconds(value: str | int, what: str | None = None, *, zero: bool = Tru
 
 def since_usec(text: str) -> int:
     """The realtime µs that --since TEXT names: an ISO 8601 time (local time where it
-    gives no zone), a time span ago (1h, 30min, "2 min ago", -1h), or now, today or
-    yesterday (local midnight): the forms journalctl's --since and ISO 8601 share, read
-    the same by every command. One line otherwise."""
+    gives no zone), a time span ago (1h, 30min, "2 min ago", -1h), now, today or
+    yesterday (local midnight, or at a time: "yesterday 18:00"), or a time of day today
+    (15:09:36): the forms journalctl's --since and ISO 8601 share, read the same by
+    every command. One line otherwise."""
     import time
     from datetime import datetime, timedelta
+    from datetime import time as time_of_day
 
     words = text.strip()
     if words.lower() == "now":
         return int(time.time() * 1_000_000)
-    if words.lower() in ("today", "yesterday"):
+    # today or yesterday, at midnight or at a time of day; a time of day alone is today's
+    # (journalctl's reading: 15:09:36, as `orch logs` prints it, is what people copy).
+    day, _, clock = words.partition(" ") if words.lower().startswith(("today", "yesterday")) \
+        else ("today", "", words) if ":" in words and "-" not in words else ("", "", "")
+    if day.lower() in ("today", "yesterday"):
         midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0,
                                                        microsecond=0)
-        days = 1 if words.lower() == "yesterday" else 0
-        return int((midnight - timedelta(days=days)).timestamp() * 1_000_000)
+        try:
+            at = time_of_day.fromisoformat(clock.strip()) if clock.strip() else time_of_day()
+        except ValueError:
+            at = None
+        if at is not None:
+            days = 1 if day.lower() == "yesterday" else 0
+            when = datetime.combine(midnight.date() - timedelta(days=days), at)
+            return int((when if when.tzinfo else when.astimezone()).timestamp() * 1_000_000)
     try:
         when = datetime.fromisoformat(words)
     except ValueError:
@@ -195,7 +207,7 @@ def since_usec(text: str) -> int:
             usec = -1
         if usec < 0 or usec == USEC_INFINITY:
             raise UsageError(f"--since {text!r}: expected an ISO 8601 time "
-                             "(2026-12-06T09:00), a time span ago (1h, 30min, "
+                             "(2026-12-06T09:00, 15:09:36), a time span ago (1h, 30min, "
                              "'2 min ago'), today or yesterday") from None
         return int(time.time() * 1_000_000) - usec
     if when.tzinfo is None:

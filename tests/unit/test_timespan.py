@@ -227,7 +227,27 @@ def test_since_takes_an_iso_time_local_where_it_has_no_zone_and_days() -> None:
     assert since_usec("Yesterday") == int((today - timedelta(days=1)).timestamp()) * 1_000_000
 
 
-@pytest.mark.parametrize("text", ["yesterday-ish", "", "ago", "infinity", "1x", "-", "h"])
+def test_since_takes_a_time_of_day_today_or_yesterday_as_journalctl_does() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from orch.timespan import since_usec
+
+    today = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def at(day: datetime, hour: int, minute: int, second: int = 0) -> int:
+        local = datetime(day.year, day.month, day.day, hour, minute, second).astimezone()
+        return int(local.timestamp()) * 1_000_000
+
+    assert since_usec("15:09:36") == at(today, 15, 9, 36)  # as `orch logs` prints a time
+    assert since_usec("  07:30 ") == at(today, 7, 30)
+    assert since_usec("today 15:09") == at(today, 15, 9)
+    assert since_usec("yesterday 18:00:05") == at(today - timedelta(days=1), 18, 0, 5)
+    assert since_usec("15:00+00:00") == int(datetime(
+        today.year, today.month, today.day, 15, tzinfo=UTC).timestamp()) * 1_000_000
+
+
+@pytest.mark.parametrize("text", ["yesterday-ish", "", "ago", "infinity", "1x", "-", "h", "25:00",
+                                  "yesterday 9", "today 7:5x"])
 def test_what_since_cannot_read_is_one_line(text: str) -> None:
     from orch.timespan import since_usec
 
