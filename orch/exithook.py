@@ -168,7 +168,11 @@ def wait_out(store: StateStore, session_id: str, verdict: Verdict) -> None:
         return  # stopped meanwhile, or no wait
     with _runtime(store) as rt:
         arm(rt, record, verdict)
-    print(f"orch: {record.waiting_for}: resumes at {record.resumes_at}", file=sys.stderr)
+    from orch.render import format_timestamp, parse_time
+
+    when = parse_time(record.resumes_at)  # as systemctl writes a time, for logs and top
+    print(f"orch: {record.waiting_for}: resumes at "
+          f"{format_timestamp(when) if when else record.resumes_at}", file=sys.stderr)
 
 
 def collect_result(store: StateStore, record: Record) -> Record:

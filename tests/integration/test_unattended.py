@@ -6,6 +6,7 @@ resumes the conversation; an overload (529) is retried with --retries; stop canc
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -48,6 +49,11 @@ def test_a_usage_limit_waits_for_its_reset_then_resumes_the_conversation(
             time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(resets)))
         assert limited["main_pid"] is None and limited["exit_code"] == 1
         assert "limited" in agent.ok("ps") and "Resumes:" in agent.ok("show", sid)
+        # Its log (and so top's LAST) says when, as systemctl writes a time, not as ISO.
+        said = wait_for(lambda: re.findall(r"orch: usage limit \(five_hour\): resumes at (.*)",
+                                           agent.ok("logs", sid, "-o", "short")),
+                        timeout=30, what="its log to say when it resumes")
+        assert re.fullmatch(r"\w{3} \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+", said[-1])
         assert len(_wake_timers(agent, sid)) == 1
         assert agent("wait", "--timeout", "120", sid).returncode == 0
     shown = agent.show(sid)
