@@ -233,14 +233,18 @@ class Said:
 
     def __init__(self) -> None:
         self._transcripts: dict[str, Transcript] = {}
-        self._shown: dict[str, tuple[str, str]] = {}  # unit: (raw line, shown)
+        # unit: (the newest line fed to its transcript, what was shown)
+        self._shown: dict[str, tuple[tuple[int, str], str]] = {}
 
-    def of(self, session: dict[str, Any], line: str | None) -> str:
-        if not line:
+    def of(self, session: dict[str, Any], recent: Sequence[tuple[int, str]] | None) -> str:
+        """What SESSION said last, from RECENT, its last lines (when, text), oldest
+        first, as orch.journal_tail.OutputTail holds them: the newest its transcript shows
+        (an agent's newest line may be an event it does not show)."""
+        if not recent:
             return ""
         unit = str(session.get("unit"))
         known = self._shown.get(unit)
-        if known is not None and known[0] == line:
+        if known is not None and known[0] == recent[-1]:
             return known[1]
         transcript = self._transcripts.get(unit)
         if transcript is None:
@@ -249,11 +253,14 @@ class Said:
 
             transcript = self._transcripts[unit] = Transcript(
                 provider_format(session.get("provider"), str(session.get("scope"))))
-        lines = [text for text in transcript.feed(line) if text.strip()]
+        fed = known[0] if known is not None else None
+        new = recent if fed is None else recent[recent.index(fed) + 1:] if fed in recent \
+            else [line for line in recent if line[0] >= fed[0]]  # fed one scrolled out
+        lines = [text for _, line in new for text in transcript.feed(line) if text.strip()]
         # One line, and nothing the terminal would take as a command (an escape
         # sequence would redraw top's own screen).
         shown = visible(" ".join(lines[-1].split())) if lines else (known[1] if known else "")
-        self._shown[unit] = (line, shown)
+        self._shown[unit] = (recent[-1], shown)
         return shown
 
 
@@ -335,7 +342,7 @@ def run(read: Sessions, act: Act, logs: Callable[[dict[str, Any]], None], *,
     from rich.console import Console
     from rich.live import Live
 
-    from orch.journal import OutputTail
+    from orch.journal_tail import OutputTail
 
     if not 0 < interval <= MAX_INTERVAL:  # NaN too
         raise UsageError(f"--interval must be more than 0 and at most {MAX_INTERVAL:.0f} "
@@ -355,7 +362,7 @@ def run(read: Sessions, act: Act, logs: Callable[[dict[str, Any]], None], *,
     def said_now(session: dict[str, Any]) -> str:
         if session.get("host", "local") != "local":
             return ""  # another host's output stays there: `orch --host H top`
-        return said.of(session, tail.last.get(str(session.get("unit"))))
+        return said.of(session, tail.recent.get(str(session.get("unit"))))
 
     def refresh() -> RenderableType:
         sessions = read()

@@ -391,9 +391,9 @@ def _said(n: int) -> dict[str, str]:
 
 
 def _tail() -> Any:
-    from orch import journal
+    from orch.journal_tail import OutputTail
 
-    tail = journal.OutputTail("system")
+    tail = OutputTail("system")
     tail._units = {"orch-agent-1a2b3c4d": TAIL_UNIT}
     return tail
 
@@ -422,6 +422,36 @@ def test_a_tail_restarted_on_other_units_never_goes_back_to_an_older_line() -> N
     tail._reader = _Chunks([_said(151), _said(152)])
     tail.poll()
     assert tail.last == {TAIL_UNIT: "line 152"}
+
+
+def test_a_tail_holds_each_units_last_lines_in_order_without_a_replays_repeats() -> None:
+    from orch.journal_tail import RECENT
+
+    tail = _tail()
+    tail._reader = _Chunks([_said(n) for n in range(1, 4)])
+    tail.poll()
+    assert [text for _, text in tail.recent[TAIL_UNIT]] == ["line 1", "line 2", "line 3"]
+    tail._reader = _Chunks([_said(2), _said(3), _said(4)])  # a restart replays the last
+    tail.poll()
+    assert [text for _, text in tail.recent[TAIL_UNIT]] == [f"line {n}" for n in range(1, 5)]
+    tail._reader = _Chunks([_said(n) for n in range(5, 30)])
+    tail.poll()
+    assert [text for _, text in tail.recent[TAIL_UNIT]] == \
+        [f"line {n}" for n in range(30 - RECENT, 30)]
+
+
+def test_a_tails_look_back_puts_older_lines_before_those_held() -> None:
+    from orch.journal_tail import RECENT
+
+    tail = _tail()
+    tail._reader = _Chunks([_said(40)])
+    tail.poll()
+    tail._looking_back = _Chunks([_said(n) for n in range(40, 0, -1)])  # newest first
+    tail.poll()
+    assert [text for _, text in tail.recent[TAIL_UNIT]] == \
+        [f"line {n}" for n in range(41 - RECENT, 41)]
+    assert tail._looking_back is None  # it has all it holds: read no further
+    assert tail.last == {TAIL_UNIT: "line 40"}
 
 
 def test_an_empty_since_is_refused_as_events_refuses_it() -> None:

@@ -4,6 +4,7 @@ and what each key asks for (a kill only after a yes)."""
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import pytest
@@ -166,9 +167,27 @@ def test_said_shows_an_agents_tool_call_and_a_programs_line() -> None:
     agent = _session("agent", provider="claude")
     call = ('{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t1",'
             '"name":"Bash","input":{"command":"make test"}}]}}')
-    assert said.of(agent, call) == "⏺ Bash make test"  # on one line, spaces folded
-    assert said.of(_session("plain"), "  building   step 3  ") == "building step 3"
+    assert said.of(agent, [(1, call)]) == "⏺ Bash make test"  # on one line, spaces folded
+    assert said.of(_session("plain"), [(1, "  building   step 3  ")]) == "building step 3"
     assert said.of(_session("plain"), None) == ""
+
+
+def test_said_shows_the_newest_line_the_transcript_shows_not_a_quiet_event() -> None:
+    # copilot ends a turn with events its transcript does not show: LAST stayed empty
+    # when top first saw such a session, as it read one line a session.
+    said = Said()
+    agent = _session("copilot", provider="copilot")
+    answer = json.dumps({"type": "assistant.message", "data": {"content": "All done."}})
+    quiet = [json.dumps({"type": kind, "data": {}})
+             for kind in ("assistant.turn_end", "assistant.idle")]
+    recent = [(1, answer), (2, quiet[0])]
+    assert said.of(agent, recent) == "All done."
+    assert said.of(agent, [*recent, (3, quiet[1])]) == "All done."  # fed on, not again
+    call = json.dumps({"type": "tool.execution_start",
+                       "data": {"toolName": "bash", "arguments": {"command": "ls"}}})
+    # The line fed last has scrolled out of those held: what came after it is fed.
+    assert said.of(agent, [(3, quiet[1]), (4, call), (5, quiet[0])]) == "⏺ bash ls"
+    assert said.of(_session("plain"), [(1, "first"), (2, "")]) == "first"
 
 
 def test_the_view_marks_the_selection_and_keeps_it_in_sight() -> None:
@@ -249,7 +268,7 @@ def test_what_a_session_printed_reaches_the_screen_as_text_never_as_commands() -
     said = Said()
     # An escape sequence (a pager's leave-alternate-screen) blanked top's own screen;
     # rich's markup in a line ("[/b]") would have ended top with an error.
-    assert said.of(_session("less"), "a \x1b[?1049l b") == "a \\x1b[?1049l b"
+    assert said.of(_session("less"), [(1, "a \x1b[?1049l b")]) == "a \\x1b[?1049l b"
     board = Board()
     board.update([_session("loud")], now=1.0)
     console = Console(file=io.StringIO(), width=100, height=12, record=True)
