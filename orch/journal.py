@@ -241,6 +241,51 @@ def _tail(args: Sequence[str], count: int, *, finish: bool
         size *= 2
 
 
+def _shown_tail(record: Record, args: Sequence[str], count: int, output: LogFormat | None,
+                style: Style | None, *, finish: bool
+                ) -> tuple[list[Entry], int, Lines, str | None]:
+    """What _tail gives, for RECORD's transcript: entries whose rendering ends in the
+    last COUNT lines the transcript shows, whole, and how many lines it renders before
+    them (with an answer still coming as one: when following, it shows once whole). An
+    agent may stream one answer over hundreds of entries (gemini's deltas), so the last
+    COUNT entries may render a fragment: the window doubles until its last COUNT lines
+    come out the same twice, or all was read."""
+    size, before = max(count * 4, 64), None
+    while True:
+        entries, joiner, cursor = _tail(args, size, finish=finish)
+        rendered: list[str] = []
+        scratch = printer(record, output, rendered.append, style=style)
+        for entry in entries:
+            scratch(entry)
+        scratch.finish()  # an answer still coming counts as the line it will be
+        shown = "".join(rendered).splitlines(keepends=True)
+        last = shown[-count:] if count else []
+        if len(entries) < size or last == before:
+            return entries, len(shown) - len(last), joiner, cursor
+        before, size = last, size * 2
+
+
+def _skipping(write: Write, count: int) -> Write:
+    """WRITE, once the first COUNT lines written have been left out."""
+    left = count
+
+    def skip(text: str) -> None:
+        nonlocal left
+        while left and text:
+            end = text.find("\n")
+            if end < 0:
+                return  # the rest of a line left out
+            text, left = text[end + 1:], left - 1
+        if text:
+            write(text)
+
+    return skip
+
+
+def _transcribed(record: Record, output: LogFormat | None) -> bool:
+    return (default_format(record) if output is None else output) is LogFormat.TRANSCRIPT
+
+
 def write_logs(record: Record, write: Write, *, lines: int | None = None,
                since: str | None = None, output: LogFormat | None = None,
                style: Style | None = None, after: str | None = None) -> None:
@@ -252,7 +297,12 @@ def write_logs(record: Record, write: Write, *, lines: int | None = None,
     args = [*_since(since), *_after(after), *_output_matches(record.scope, [record.unit])]
     show = printer(record, output, write, style=style)
     if lines is not None:
-        for entry in _tail(args, lines, finish=True)[0]:
+        if _transcribed(record, output):  # -n counts the transcript's lines
+            entries, skip, _, _ = _shown_tail(record, args, lines, output, style, finish=True)
+            show = printer(record, output, _skipping(write, skip), style=style)
+        else:
+            entries = _tail(args, lines, finish=True)[0]
+        for entry in entries:
             show(entry)
         show.finish()
         return
@@ -385,7 +435,12 @@ def follow_logs(record: Record, write: Write, end: SessionEnd, *, lines: int | N
 
     collector = _Collector(take, cursor=after)
     if lines is not None and after is None:
-        shown, joiner, cursor = _tail(args, lines, finish=False)
+        if _transcribed(record, output):  # -n counts the transcript's lines
+            shown, skip, joiner, cursor = _shown_tail(record, args, lines, output, style,
+                                                      finish=False)
+            show = printer(record, output, _skipping(write, skip), refresh, style)
+        else:
+            shown, joiner, cursor = _tail(args, lines, finish=False)
         for entry in shown:
             take(entry)
         collector = _Collector(take, joiner, cursor)

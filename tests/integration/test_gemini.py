@@ -132,6 +132,9 @@ def test_logs_of_gemini_read_as_its_transcript(agent: Orch) -> None:
     assert lines[-1].startswith("── success · 1 tool call · 120 in / 24 out tokens · ")
     assert not any("\x1b[" in line for line in lines)  # piped: no colour
     assert shown["final_result"] == "The marker printed.\nNine numbers followed."
+    # -n counts the transcript's lines: the streamed answer whole, never a chunk of it
+    # (its 8-character deltas are journal lines of their own).
+    assert agent.ok("logs", "--no-pager", "-n", "3", sid).splitlines() == lines[-3:]
 
 
 def test_resume_continues_geminis_own_conversation(agent: Orch) -> None:

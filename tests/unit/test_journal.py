@@ -203,7 +203,7 @@ class FakeJournal:
             found = found[at + 1:]
         if "--lines" in args:
             count = int(args[args.index("--lines") + 1])
-            found = found[len(found) - count:] if count else []
+            found = found[max(len(found) - count, 0):] if count else []
         return found
 
     def sync(self) -> bool:
@@ -268,6 +268,44 @@ def test_write_logs_with_lines_prints_whole_lines(fake: FakeJournal) -> None:
     out.clear()
     journal.write_logs(_record("system"), out.append, lines=1, output=LogFormat.JSON)
     assert json.loads(out[0])["MESSAGE"] == "4.0/4.1/4.2/4.3/"
+
+
+def _streamed_answer(words: int) -> list[dict[str, Any]]:
+    """A gemini run: a prompt, then an answer streamed one word an entry."""
+    events = [{"type": "message", "role": "user", "content": "count"},
+              *({"type": "message", "role": "assistant", "content": f"w{n} ", "delta": True}
+                for n in range(words)),
+              {"type": "message", "role": "user", "content": "thanks"}]
+    return [_piece(json.dumps(event), n) for n, event in enumerate(events)]
+
+
+def _gemini(scope: str) -> Record:
+    return Record(**{**_record(scope).__dict__, "provider": "gemini"})
+
+
+def test_lines_of_a_transcript_count_its_lines_and_show_a_streamed_answer_whole(
+        fake: FakeJournal) -> None:
+    # Before, -n 2 read the last 2 entries: "w299 " alone, a fragment of the answer.
+    fake.entries = _streamed_answer(300)
+    out: list[str] = []
+    journal.write_logs(_gemini("system"), out.append, lines=2)
+    shown = "".join(out).splitlines()
+    assert len(shown) == 2 and shown[1] == "> thanks"
+    assert shown[0].rstrip() == " ".join(f"w{n}" for n in range(300))  # the answer, whole
+    out.clear()
+    journal.write_logs(_gemini("system"), out.append, lines=0)
+    assert out == []
+
+
+def test_following_a_transcript_from_its_last_lines_shows_them_whole(
+        fake: FakeJournal, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal, "_follower", lambda *args: _Chunks())
+    fake.entries = _streamed_answer(150)[:-1]  # still answering
+    out: list[str] = []
+    end = journal.SessionEnd()
+    end.set(0.0)  # it has ended: what the journal holds is all
+    journal.follow_logs(_gemini("system"), out.append, end, lines=1)
+    assert "".join(out).rstrip() == " ".join(f"w{n}" for n in range(150))
 
 
 # --- the collector ---------------------------------------------------------------------
