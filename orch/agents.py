@@ -4,6 +4,8 @@ agent's own output says of its run (its session id, final text, verdict, usage).
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +36,24 @@ def provider_spec(name: str, scope: Scope, loaded: config.Config | None = None) 
     return find(name, loaded.providers, str(loaded.path))
 
 
-def state_dir(provider: str, scope: Scope,
-              loaded: config.Config | None = None) -> tuple[Path, str | None] | None:
-    """Where PROVIDER keeps its own state for this caller, and the variable that puts it
-    all there (None for a provider without one)."""
+def state_dir(provider: str, scope: Scope, loaded: config.Config | None = None,
+              given: Mapping[str, str] | None = None) -> tuple[Path, str | None] | None:
+    """Where PROVIDER keeps its own state for this caller, whose agent's environment has
+    GIVEN (an absolute CODEX_HOME there moves it all; an absolute GEMINI_CLI_HOME, the
+    home it is kept in), and the variable to name it in for the agent where GIVEN does
+    not (None for a provider without one)."""
     spec = provider_spec(provider, scope, loaded)
     if spec.state_dir is None:
         return None
+    given = given or {}
+    moved = given.get(spec.state_env) if spec.state_env else None
+    if moved and os.path.isabs(moved):
+        return Path(moved), None
+    home = given.get(spec.state_home_env) if spec.state_home_env else None
+    if home and os.path.isabs(home):
+        return Path(home) / spec.state_dir, None
+    if moved or home:  # a relative one: the agent's to read, not named again
+        return Path.home() / spec.state_dir, None
     return Path.home() / spec.state_dir, spec.state_env
 
 

@@ -48,9 +48,11 @@ class ProviderSpec:
     results: ResultFormat  # which parser in orch.results reads its output
     # The directory under the home the agent keeps its own state in (config, sessions):
     # a sandbox must leave it writable, or the agent cannot run (claude then exits 0
-    # printing nothing). state_env names the variable that puts all of it there.
+    # printing nothing). state_env names the variable that puts all of it there;
+    # state_home_env one that names another home to keep state_dir in.
     state_dir: str | None = None
     state_env: str | None = None
+    state_home_env: str | None = None
     # Templates for a run that stays up between turns and takes each user message on its
     # standard input (orch.conversation), fresh and resumed: no prompt in them. None: the
     # provider takes no messages while it runs.
@@ -192,6 +194,7 @@ BUILTIN: dict[str, ProviderSpec] = {
         ),
         results=ResultFormat.GEMINI_JSON,
         state_dir=".gemini",
+        state_home_env="GEMINI_CLI_HOME",  # its docs: "creates a .gemini folder inside"
         resumes_unanswered=False,
         splits_dirs_on=",",
     ),
@@ -219,6 +222,7 @@ BUILTIN: dict[str, ProviderSpec] = {
         ),
         results=ResultFormat.COPILOT_JSONL,
         state_dir=".copilot",
+        state_env="COPILOT_HOME",  # all of ~/.copilot (docs.github.com: config dir reference)
     ),
     # ollama `run MODEL [PROMPT]` (docs.ollama.com/cli; cmd/cmd.go). Not installed here,
     # so unverified by running. A one-shot completion, not an agent: no tools, no

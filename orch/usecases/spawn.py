@@ -60,17 +60,15 @@ def _keeps_its_state(rt: Runtime, provider: str, config: Config | None,
                      values: dict[str, str]) -> SpawnOptions:
     """OPTIONS with the agent's own state (its config, its conversations) writable in
     its sandbox: where the caller's environment moves it (ENV, or VALUES from its env
-    files: CODEX_HOME=...), there; else in its home, named to it in ENV."""
+    files: CODEX_HOME=..., GEMINI_CLI_HOME=...), there; else in its home, named to it in
+    ENV."""
     from orch import agents
 
-    state = agents.state_dir(provider, rt.scope, config)
+    state = agents.state_dir(provider, rt.scope, config, {**values, **env})
     if state is None:
         return options
     directory, variable = state
-    moved = (env.get(variable) or values.get(variable)) if variable else None
-    if moved and os.path.isabs(moved):
-        directory = Path(moved)
-    elif variable and not moved:
+    if variable:
         env[variable] = str(directory)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     return replace(options, writable=(*options.writable, str(directory)))

@@ -107,6 +107,19 @@ def test_gemini_runs_to_its_result_and_the_key_is_nowhere(agent: Orch) -> None:
     assert _real_home_changes(agent, marker) == ""
 
 
+def test_gemini_in_a_sandbox_keeps_the_home_its_env_file_names_writable(agent: Orch) -> None:
+    # GEMINI_CLI_HOME comes from the env file: before, ~/.gemini was made writable, not
+    # this home's .gemini (which, under /var/tmp, the sandbox leaves writable anyway).
+    with serve([Text("sandboxed answer")]) as (url, _):
+        sid = _gemini(agent, url, "hi from a sandbox", "--sandbox")
+        assert waited(agent, sid) == 0, agent.logs_text(sid)
+    shown = agent.show(sid)
+    assert shown["final_result"] == "sandboxed answer"
+    home = agent.state_dir.parent / "gemini-home"
+    assert shown["options"]["writable"] == [str(home / ".gemini")]
+    assert list((home / ".gemini").glob("**/chats/session-*"))  # its conversation, there
+
+
 def test_logs_of_gemini_read_as_its_transcript(agent: Orch) -> None:
     replies: list[Reply] = [
         Call("run_shell_command", {"command": "echo ran-for-real; seq 1 9",

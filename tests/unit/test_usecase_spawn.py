@@ -268,6 +268,37 @@ def test_a_sandboxed_agent_keeps_its_state_where_its_environment_moves_it(
         assert moved.is_dir()
 
 
+@pytest.mark.parametrize(("provider", "variable", "kept"), [
+    ("copilot", "COPILOT_HOME", "."),  # all of ~/.copilot, moved
+    ("gemini", "GEMINI_CLI_HOME", ".gemini")])  # another home, its .gemini in it
+def test_a_sandboxed_gemini_or_copilot_keeps_its_state_where_its_env_file_moves_it(
+        fake: FakeManager, rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        provider: str, variable: str, kept: str) -> None:
+    # Before, only claude's and codex's variables were known: ~/.copilot or ~/.gemini
+    # was made writable, and the agent's own folder left read-only.
+    from orch.providers import AgentRequest
+
+    binary = tmp_path / "bin" / provider
+    binary.parent.mkdir()
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("PATH", str(binary.parent))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # its default made here, not in ours
+    moved = tmp_path / f"{provider}-home"
+    env_file = tmp_path / f"{provider}.env"
+    env_file.write_text(f"{variable}={moved}\n")
+    session = spawning.spawn_agent(rt, provider, AgentRequest(prompt="hello"),
+                                   options=SpawnOptions(sandbox=True), env_files=[str(env_file)])
+    record = rt.store.load()[session.id]
+    assert SpawnOptions.from_json(record.options).writable == (str((moved / kept).resolve()),)
+    assert variable not in record.env  # the file's own counts
+    home_default = spawning.spawn_agent(rt, provider, AgentRequest(prompt="hello"),
+                                        options=SpawnOptions(sandbox=True))
+    writable = SpawnOptions.from_json(rt.store.load()[home_default.id].options).writable
+    assert writable == (str(tmp_path / "home" / f".{provider}"),)
+    assert (tmp_path / "home" / f".{provider}").is_dir()
+
+
 def test_resume_starts_the_next_invocation_of_an_ended_agent(
         fake: FakeManager, rt: Runtime, claude: Path) -> None:
     record = put(rt, "agent", provider="claude", argv=[str(claude), "-p", "hi"],
