@@ -11,6 +11,8 @@ from selenium.webdriver.common.by import By
 
 from tests.browser import chromium, screenshot_dir, table_row, until
 from tests.integration.conftest import Orch
+from tests.integration.fake_model import Text, serve
+from tests.integration.test_agents import _claude, agent, waited  # noqa: F401  (fixture)
 from tests.integration.test_web import ECHO_ON_SIGNAL
 from tests.integration.web import serving
 from tests.waiting import wait_for
@@ -104,3 +106,23 @@ def test_the_dashboard_lists_streams_spawns_and_stops(orch: Orch) -> None:
             "return cell.right <= document.documentElement.clientWidth",
             table_row(driver, "a-rather-long-session-name-for-a-phone")),
             what="the long name listed, its status in view")
+
+
+def test_the_dashboard_shows_what_an_agent_counted_and_said(
+        agent: Orch) -> None:  # noqa: F811
+    with serve([Text("the answer, in full")]) as (url, _):
+        sid = _claude(agent, url, "say it")
+        assert waited(agent, sid) == 0
+    shown = agent.show(sid)
+    with serving(agent) as server, chromium() as driver:
+        driver.get(server.url)
+        until(lambda: table_row(driver, "claude"), what="the agent listed").click()
+        facts = driver.find_element(By.ID, "facts")
+        # Before, only the provider: no tokens, cost or result.
+        total = sum(shown["usage"].get(k, 0) for k in (
+            "input_tokens", "output_tokens", "cache_creation_input_tokens",
+            "cache_read_input_tokens"))
+        until(lambda: f"{total:,} tokens" in facts.text, what="its tokens")
+        assert f"{shown['usage']['output_tokens']:,} out" in facts.text
+        assert "$" in facts.text and "exit code 0" in facts.text
+        assert driver.find_element(By.ID, "result").text == "the answer, in full"
