@@ -130,6 +130,7 @@ class Transcript:
         self._pending: list[str] = []  # streamed assistant text not yet shown (gemini)
         self._shown_calls: set[str] = set()  # tool calls already shown when they began
         self._header = ""  # the last run's header: a conversation's turns repeat it
+        self._said_error = ""  # codex's last error event: its turn.failed repeats it
         renderers: dict[ResultFormat, Callable[[Event], list[str]]] = {
             ResultFormat.CLAUDE_STREAM_JSON: self._claude,
             ResultFormat.GEMINI_JSON: self._gemini,
@@ -319,6 +320,7 @@ class Transcript:
         if kind == "thread.started":
             return [self._turn(["codex", f"thread {event.get('thread_id', '?')}"])]
         if kind == "turn.started":
+            self._said_error = ""
             return []
         if kind in ("item.started", "item.completed"):
             return self._codex_item(event["item"], kind == "item.completed")
@@ -330,9 +332,11 @@ class Transcript:
                                 f"{_tokens(usage.get('input_tokens'))} in / "
                                 f"{_tokens(usage.get('output_tokens'))} out tokens"])]
         if kind == "turn.failed":
-            return [self._error(str((event.get("error") or {}).get("message", "turn failed")))]
+            said = str((event.get("error") or {}).get("message", "turn failed"))
+            return [] if said == self._said_error else [self._error(said)]
         if kind == "error":
-            return [self._error(str(event.get("message", "error")))]
+            self._said_error = str(event.get("message", "error"))
+            return [self._error(self._said_error)]
         return [self._compact(event)]
 
     def _codex_item(self, item: Event, completed: bool) -> list[str]:

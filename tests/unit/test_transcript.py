@@ -126,6 +126,18 @@ def test_codex_shows_its_thread_and_each_error_once() -> None:
     assert len(shown) == len(lines) - 1  # turn.started says nothing
 
 
+def test_a_codex_turn_that_fails_with_the_error_just_shown_shows_it_once() -> None:
+    # codex prints its error as an `error` event, then again as the turn's failure.
+    transcript = Transcript(ResultFormat.CODEX_JSONL)
+    said = "unexpected status 401 Unauthorized"
+    shown = [line for event in (
+        {"type": "turn.started"}, {"type": "error", "message": said},
+        {"type": "turn.failed", "error": {"message": said}},
+        {"type": "turn.started"}, {"type": "turn.failed", "error": {"message": said}})
+        for line in transcript.feed(json.dumps(event))]
+    assert shown == [f"✗ {said}", f"✗ {said}"]  # once for each turn that failed
+
+
 def test_a_codex_command_shows_when_it_starts_and_its_output_when_done() -> None:
     transcript = Transcript(ResultFormat.CODEX_JSONL)
     item = {"id": "item_1", "type": "command_execution", "command": "ls -1",
