@@ -80,6 +80,11 @@ def _host_option(scan: Scan, args: list[str], i: int) -> int | None:
         from orch.errors import UsageError
 
         raise UsageError(f"{name}: expected a value")
+    held = scan.host if name == "--host" else scan.label
+    if held is not None and held != value:  # which one was meant: not the last by chance
+        from orch.errors import UsageError
+
+        raise UsageError(f"{name} given twice ({held}, {value}): a command runs on one host")
     if name == "--host":
         scan.host = value
     else:

@@ -133,6 +133,7 @@ def test_bad_fleet_config_is_one_line(tmp_path: Path, monkeypatch: pytest.Monkey
     (["spawn", "--host", "auto", "sleep", "--host", "9"], "auto", None,
      ["spawn", "sleep", "--host", "9"]),
     (["--debug", "stop", "x"], None, None, ["--debug", "stop", "x"]),
+    (["--host", "h1", "ps", "--host", "h1"], "h1", None, ["ps"]),  # the same twice: one
 ])
 def test_split_takes_out_host_options_only(args: list[str], host: str | None,
                                            label: str | None, rest: list[str]) -> None:
@@ -153,6 +154,9 @@ def test_split_refuses_a_missing_value() -> None:
     (["--host", "h1", "--label", "gpu", "spawn", "--", "x"], "--label chooses the host"),
     (["--host", "local", "ps"], "leave out --host"),
     (["--host", "h1"], "--host and --label go with a command"),  # it read "`orch `"
+    # Twice, and not the same: before, the last won, whichever was meant.
+    (["--host", "h1", "ps", "--host=h2"], "--host given twice (h1, h2)"),
+    (["spawn", "--label", "gpu", "--label", "cpu", "--", "x"], "--label given twice"),
 ])
 def test_host_options_misused_are_one_line(args: list[str], says: str,
                                            monkeypatch: pytest.MonkeyPatch,
