@@ -71,3 +71,26 @@ def test_output_written_in_the_midst_of_a_command_ends_it_quietly(tmp_path: Path
 def test_output_flushed_at_exit_ends_it_quietly_with_its_status() -> None:
     done = _orch_into_a_closed_pipe(["--version"], {})
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_events_follow_ends_once_its_reader_goes_not_at_the_next_event(
+        tmp_path: Path) -> None:
+    # `orch --host H events -f` whose ssh client went lingered on the host until the
+    # next event was written (maybe hours later), and failed only then.
+    readable, writable = os.pipe()
+    follower = subprocess.Popen([sys.executable, "-m", "orch", "events", "--follow"],
+                                stdout=writable, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "ORCH_STATE_DIR": str(tmp_path)})
+    os.close(writable)
+    try:
+        with os.fdopen(readable) as reader:
+            events.append(tmp_path, events.Event("2026-12-06T12:00:00.000000+00:00",
+                                                 "session-1", "job", "spawned", "starting"))
+            assert "job: spawned" in reader.readline()  # it follows, and is read
+        # Its reader has gone: it ends, with nothing more written.
+        assert follower.wait(timeout=30) in (0, 130)
+        assert follower.stderr is not None and follower.stderr.read() == ""
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
