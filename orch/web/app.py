@@ -27,6 +27,7 @@ from pydantic import (
     create_model,
 )
 from pydantic_core import PydanticCustomError
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
@@ -57,6 +58,28 @@ NonEmpty = Annotated[str, Field(min_length=1)]
 Tag = Annotated[str, Field(pattern=f"^{TAG}$")]  # as spawn's --tag and ps --tag take one
 # A spawn's warnings (as `orch spawn` says them on stderr), a header each.
 WARNING_HEADER = "X-Orch-Warning"
+
+# What follows a session's reference in the routes below /api/sessions/REF.
+_ACTIONS = ("stop", "kill", "send", "interrupt", "logs", "transcript")
+
+
+class _SessionRef(Convertor[str]):
+    """A session's reference in a path: a name may hold "/" (fix/login, as %2F), but not
+    end in /ACTION there, so /api/sessions/x/logs is x's logs (a session named "x/logs"
+    is reached by its id), and a GET of /api/sessions/x/stop is refused as the wrong
+    method, not taken as a session "x/stop"."""
+
+    regex = f"(?:[^/]|/(?!(?:{'|'.join(_ACTIONS)})$))+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("ref", _SessionRef())
+
 
 class HostUnanswered(OrchError):
     """A host of the fleet did not answer, or its orch refused (502)."""
@@ -273,19 +296,19 @@ def create_app(scope: Scope) -> FastAPI:
             response.headers.append(WARNING_HEADER, warning.removeprefix("orch: warning: "))
         return session.to_json()
 
-    @app.get("/api/sessions/{ref}", summary="One session (as `orch show --json`)")
+    @app.get("/api/sessions/{ref:ref}", summary="One session (as `orch show --json`)")
     def show(ref: str, host: Host = None) -> dict[str, Any]:
         if host:
             return _session_on_host(scope, host, ["show", "--json", "--", ref])
         return api.show(ref, scope).to_json()
 
-    @app.post("/api/sessions/{ref}/stop", summary="Stop a session and wait for its end")
+    @app.post("/api/sessions/{ref:ref}/stop", summary="Stop a session and wait for its end")
     def stop(ref: str, host: Host = None) -> dict[str, Any]:
         if host:
             return _session_on_host(scope, host, ["stop", "--json", "--", ref])
         return api.stop(ref, scope).to_json()
 
-    @app.post("/api/sessions/{ref}/kill", summary="Record a result, then signal it")
+    @app.post("/api/sessions/{ref:ref}/kill", summary="Record a result, then signal it")
     def kill(ref: str, body: Annotated[KillBody | None, Body()] = None,
              host: Host = None) -> dict[str, Any]:
         body = body or KillBody(result=None, signal="TERM")
@@ -296,13 +319,13 @@ def create_app(scope: Scope) -> FastAPI:
                 *([body.result] if body.result is not None else [])])
         return api.kill(ref, body.result, scope, signum=signum).to_json()
 
-    @app.post("/api/sessions/{ref}/send", summary="A conversation's next message (as "
+    @app.post("/api/sessions/{ref:ref}/send", summary="A conversation's next message (as "
               "`orch send`); an ended agent session is resumed with it")
     def send(ref: str, body: Annotated[SendBody, Body()], host: Host = None
              ) -> dict[str, Any]:
         return _send(ref, body.message, host)
 
-    @app.post("/api/sessions/{ref}/interrupt", summary="Stop a conversation's current "
+    @app.post("/api/sessions/{ref:ref}/interrupt", summary="Stop a conversation's current "
               "turn (as `orch send --interrupt`)")
     def interrupt(ref: str, host: Host = None) -> dict[str, Any]:
         return _send(ref, None, host)
@@ -316,7 +339,7 @@ def create_app(scope: Scope) -> FastAPI:
         sent = api.send(ref, message, scope, interrupt=message is None)
         return {"how": sent.how, "session": sent.session.to_json()}
 
-    @app.get("/api/sessions/{ref}/logs", summary="A session's output (as `orch logs`); "
+    @app.get("/api/sessions/{ref:ref}/logs", summary="A session's output (as `orch logs`); "
              "follow=true: Server-Sent Events until it ends, resumable with Last-Event-ID",
              response_class=PlainTextResponse, responses={200: _FOLLOWED})
     def logs(ref: str, lines: Annotated[int | None, Query(ge=0)] = None,
@@ -339,7 +362,7 @@ def create_app(scope: Scope) -> FastAPI:
         shown = default_format(record) if format is None else LogFormat(format)
         return PlainTextResponse(read_logs(record, lines=lines, output=shown))
 
-    @app.get("/api/sessions/{ref}/transcript", response_class=PlainTextResponse,
+    @app.get("/api/sessions/{ref:ref}/transcript", response_class=PlainTextResponse,
              summary="An agent session's transcript (as `orch logs -o transcript`)")
     def transcript(ref: str, lines: Annotated[int | None, Query(ge=0)] = None,
                    host: Host = None) -> Response:

@@ -358,6 +358,24 @@ def test_a_ref_or_result_like_an_option_is_no_option_on_the_host(far_client: Tes
     assert _asked(tmp_path) == ["send", "--json", "--", "-x", "-n", "1"]
 
 
+def test_a_name_with_a_slash_reaches_its_session_by_every_route(far_client: TestClient,
+                                                                 tmp_path: Path) -> None:
+    # Before, a name like fix/login (as %2F) matched no route: 404 for an existing session.
+    _answer(tmp_path, b'{"id": "abcd", "status": "running"}')
+    assert far_client.get("/api/sessions/fix%2Flogin?host=h1").status_code == 200
+    assert _asked(tmp_path) == ["show", "--json", "--", "fix/login"]
+    far_client.post("/api/sessions/fix%2Flogin/stop?host=h1")
+    assert _asked(tmp_path) == ["stop", "--json", "--", "fix/login"]
+    _answer(tmp_path, b'{"id": "abcd", "sent": "sent"}')
+    far_client.post("/api/sessions/team%2Fa%2Fb/send?host=h1", json={"message": "go"})
+    assert _asked(tmp_path) == ["send", "--json", "--", "team/a/b", "go"]
+    far_client.get("/api/sessions/fix%2Flogin/transcript?host=h1")
+    assert _asked(tmp_path)[-2:] == ["--", "fix/login"]
+    # An action's name after a reference is that action, never part of a name.
+    refused = far_client.get("/api/sessions/fix%2Flogin/stop?host=h1")
+    assert _error(refused, 405) and refused.headers["allow"] == "POST"
+
+
 @pytest.mark.parametrize("given", ["NOPE", 0, 65, "", "SIGNOPE"])
 def test_a_bad_signal_is_refused_as_orch_kill_refuses_it(far_client: TestClient,
                                                          tmp_path: Path, given: object) -> None:
