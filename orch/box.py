@@ -83,10 +83,12 @@ def running_box() -> BoxInfo | None:
 
 
 def _inside(info: BoxInfo, argv: Sequence[str], cwd: str | None = None) -> list[str]:
-    # nsenter opens --wd=DIR in the caller's tree: right in a box sharing the host's,
-    # outside a box over another tree, where commands start at that tree's root.
+    # A box sharing the host's tree starts the command in the same directory, opened
+    # there (--wdns): one opened out here (--wd) is reached from outside the box's
+    # mounts, and each getcwd() in it then costs 0.2 ms, not 0.5 µs (a spawn calls one).
+    # A box over another tree starts it at that tree's root.
     shared = info.root == "/"
-    where = ([f"--wd={cwd}"] if cwd else []) if shared else ["--root", "--wd"]
+    where = ([f"--wdns={cwd}"] if cwd else []) if shared else ["--root", "--wd"]
     return ["nsenter", "-t", str(info.pid), *NAMESPACES, *where, "--", *argv]
 
 

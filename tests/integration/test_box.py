@@ -74,6 +74,30 @@ def test_box_exec_passes_the_exit_code_through(machine: Machine) -> None:
     assert _host("box", "exec", "--", "sh", "-c", "exit 7").returncode == 7
 
 
+# The directory a command starts in: its mount (from fdinfo) among the box's own mounts.
+CWD_MOUNT = ("import os; fd = os.open('.', os.O_RDONLY | os.O_DIRECTORY); "
+             "mount = next(int(l.split()[1]) for l in open(f'/proc/self/fdinfo/{fd}') "
+             "if l.startswith('mnt_id:')); "
+             "mine = {int(l.split()[0]) for l in open('/proc/self/mountinfo')}; "
+             "print(os.getcwd(), mount in mine)")
+
+
+def test_box_exec_starts_in_the_callers_directory_as_the_box_sees_it(
+        machine: Machine, tmp_path: Path) -> None:
+    # Before, nsenter opened it out here (--wd): a directory reached from outside the
+    # box's mounts, whose every getcwd() took 0.2 ms (a spawn makes one).
+    work = Path("/var/tmp") / f"orch-it-cwd-{uuid.uuid4().hex[:8]}"
+    work.mkdir()
+    try:
+        done = subprocess.run([ORCH, "box", "exec", "--", "python3", "-c", CWD_MOUNT],
+                              capture_output=True, text=True, check=False, timeout=60,
+                              cwd=work)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == [str(work), "True"]
+    finally:
+        work.rmdir()
+
+
 @pytest.mark.parametrize("user", [None, TEST_USER])
 def test_what_a_test_ran_in_the_box_ends_with_the_process_it_started(
         machine: Machine, user: str | None) -> None:
