@@ -94,7 +94,7 @@ def _host_option(scan: Scan, args: list[str], i: int) -> int | None:
 
 def scan(args: list[str]) -> Scan:
     """ARGS (without the program name) as click's parser splits them; UsageError only
-    for a --host or --label without its value."""
+    for a --host or --label without its value, or given twice with different ones."""
     found = Scan()
     node: dict[str, Command | Group] = commandline.tree()
     command: Command | None = None

@@ -31,12 +31,11 @@ def events(refs: list[str] | None = None, follow: bool = False, since: str | Non
 
     scope = api.current_scope(user, system)
     if follow:  # nobody reads any more (`| head`, an ssh client gone): end now, not at
-        # the next event, which may be hours away (a real SIGINT: it wakes the wait)
-        import signal
-
+        # the next event, which may be hours away; as `wait` does (nothing to flush, and
+        # no exception raised into whatever the main thread is doing then)
         from orch.pager import when_reader_leaves
 
-        when_reader_leaves(sys.stdout, then=lambda: os.kill(os.getpid(), signal.SIGINT))
+        when_reader_leaves(sys.stdout, then=lambda: os._exit(0))
     try:
         found = api.events(refs or [], scope, since=_since(since),
                            follow=emit if follow else None)

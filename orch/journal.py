@@ -241,6 +241,10 @@ def _tail(args: Sequence[str], count: int, *, finish: bool
         size *= 2
 
 
+# The most entries read for the last lines of a transcript (a second's journalctl).
+SHOWN_TAIL_MAX = 1 << 15
+
+
 def _shown_tail(record: Record, args: Sequence[str], count: int, output: LogFormat | None,
                 style: Style | None, *, finish: bool
                 ) -> tuple[list[Entry], int, Lines, str | None]:
@@ -249,7 +253,10 @@ def _shown_tail(record: Record, args: Sequence[str], count: int, output: LogForm
     them (with an answer still coming as one: when following, it shows once whole). An
     agent may stream one answer over hundreds of entries (gemini's deltas), so the last
     COUNT entries may render a fragment: the window doubles until its last COUNT lines
-    come out the same twice, or all was read."""
+    come out the same twice, or all was read, or it holds SHOWN_TAIL_MAX entries (an
+    answer streamed over more may start cut)."""
+    if count == 0:
+        return [], 0, *_tail(args, 0, finish=finish)[1:]
     size, before = max(count * 4, 64), None
     while True:
         entries, joiner, cursor = _tail(args, size, finish=finish)
@@ -260,7 +267,7 @@ def _shown_tail(record: Record, args: Sequence[str], count: int, output: LogForm
         scratch.finish()  # an answer still coming counts as the line it will be
         shown = "".join(rendered).splitlines(keepends=True)
         last = shown[-count:] if count else []
-        if len(entries) < size or last == before:
+        if len(entries) < size or last == before or size >= SHOWN_TAIL_MAX:
             return entries, len(shown) - len(last), joiner, cursor
         before, size = last, size * 2
 

@@ -95,7 +95,8 @@ class OutputTail:
         return True
 
     def _look_back(self) -> bool:
-        """A last line read backwards for each unit with none yet; whether any came."""
+        """Last lines read backwards for each unit with fewer than RECENT yet; whether any
+        came."""
         found, until = False, time.monotonic() + self.look_back_s
         while self._looking_back is not None and time.monotonic() < until:
             batch = self._looking_back.read(self.look_back_s)

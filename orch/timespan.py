@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 from orch.errors import UsageError
 
@@ -168,9 +169,48 @@ def parse_seconds(value: str | int, what: str | None = None, *, zero: bool = Tru
     return math.inf if usec == USEC_INFINITY else usec / _SEC
 
 
+# A time of day as journalctl and ISO 8601 write one: 9:05, 15:09:36, 15:09:36.5, with a
+# zone or none.
+_CLOCK = re.compile(r"\d{1,2}:\d\d(?::\d\d(?:\.\d{1,6})?)?(?:Z|[+-]\d\d:?\d\d)?")
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _as_iso(words: str) -> str:
+    """WORDS without what systemd adds to an ISO 8601 time when it writes one: a weekday
+    before it and a zone's name after it (UTC, or the local zone's: local time)."""
+    import time
+
+    first, _, rest = words.partition(" ")
+    if rest and first.isalpha() and first[:3].lower() in _WEEKDAYS:
+        words = rest.strip()
+    head, _, zone = words.rpartition(" ")
+    if head and zone.upper() in ("UTC", "GMT"):
+        return head + "+00:00"
+    return head if head and zone in time.tzname else words
+
+
+def _on_day(words: str) -> tuple[int, str] | None:
+    """The days ago and the time of day (empty: midnight) that WORDS name: today or
+    yesterday, alone or at a time, or a time of day alone (today's); None otherwise, or
+    if the time is no time of day."""
+    day, _, clock = words.partition(" ")
+    if day.lower() in ("today", "yesterday"):
+        clock = clock.strip()
+        return (1 if day.lower() == "yesterday" else 0, clock) \
+            if not clock or _CLOCK.fullmatch(clock) else None
+    return (0, words) if _CLOCK.fullmatch(words) else None
+
+
+def _unreadable(text: str) -> UsageError:
+    return UsageError(f"--since {text!r}: expected an ISO 8601 time (2026-12-06T09:00, "
+                      "15:09:36), a time span ago (1h, 30min, '2 min ago'), today or "
+                      "yesterday")
+
+
 def since_usec(text: str) -> int:
     """The realtime µs that --since TEXT names: an ISO 8601 time (local time where it
-    gives no zone), a time span ago (1h, 30min, "2 min ago", -1h), now, today or
+    gives no zone), as systemd writes one too ("Mon 2026-12-07 18:00:00 UTC", as `orch
+    show` prints it), a time span ago (1h, 30min, "2 min ago", -1h), now, today or
     yesterday (local midnight, or at a time: "yesterday 18:00"), or a time of day today
     (15:09:36): the forms journalctl's --since and ISO 8601 share, read the same by
     every command. One line otherwise."""
@@ -178,24 +218,19 @@ def since_usec(text: str) -> int:
     from datetime import datetime, timedelta
     from datetime import time as time_of_day
 
-    words = text.strip()
+    words = _as_iso(text.strip())
     if words.lower() == "now":
         return int(time.time() * 1_000_000)
-    # today or yesterday, at midnight or at a time of day; a time of day alone is today's
-    # (journalctl's reading: 15:09:36, as `orch logs` prints it, is what people copy).
-    day, _, clock = words.partition(" ") if words.lower().startswith(("today", "yesterday")) \
-        else ("today", "", words) if ":" in words and "-" not in words else ("", "", "")
-    if day.lower() in ("today", "yesterday"):
-        midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0,
-                                                       microsecond=0)
-        try:
-            at = time_of_day.fromisoformat(clock.strip()) if clock.strip() else time_of_day()
-        except ValueError:
-            at = None
-        if at is not None:
-            days = 1 if day.lower() == "yesterday" else 0
-            when = datetime.combine(midnight.date() - timedelta(days=days), at)
-            return int((when if when.tzinfo else when.astimezone()).timestamp() * 1_000_000)
+    day = _on_day(words)
+    if day is not None:
+        days_ago, clock = day
+        try:  # 9:05 as 09:05, as ISO 8601 writes it
+            at = time_of_day.fromisoformat("0" + clock if clock.index(":") == 1 else clock) \
+                if clock else time_of_day()
+        except ValueError:  # 25:00
+            raise _unreadable(text) from None
+        when = datetime.combine(datetime.now().date() - timedelta(days=days_ago), at)
+        return int((when if when.tzinfo else when.astimezone()).timestamp() * 1_000_000)
     try:
         when = datetime.fromisoformat(words)
     except ValueError:
@@ -206,9 +241,7 @@ def since_usec(text: str) -> int:
         except ValueError:
             usec = -1
         if usec < 0 or usec == USEC_INFINITY:
-            raise UsageError(f"--since {text!r}: expected an ISO 8601 time "
-                             "(2026-12-06T09:00, 15:09:36), a time span ago (1h, 30min, "
-                             "'2 min ago'), today or yesterday") from None
+            raise _unreadable(text) from None
         return int(time.time() * 1_000_000) - usec
     if when.tzinfo is None:
         when = when.astimezone()  # a local time, as people write one

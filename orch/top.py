@@ -233,8 +233,8 @@ class Said:
 
     def __init__(self) -> None:
         self._transcripts: dict[str, Transcript] = {}
-        # unit: (the newest line fed to its transcript, what was shown)
-        self._shown: dict[str, tuple[tuple[int, str], str]] = {}
+        # unit: the oldest and the newest line fed to its transcript, and what was shown
+        self._shown: dict[str, tuple[tuple[int, str], tuple[int, str], str]] = {}
 
     def of(self, session: dict[str, Any], recent: Sequence[tuple[int, str]] | None) -> str:
         """What SESSION said last, from RECENT, its last lines (when, text), oldest
@@ -244,23 +244,25 @@ class Said:
             return ""
         unit = str(session.get("unit"))
         known = self._shown.get(unit)
-        if known is not None and known[0] == recent[-1]:
-            return known[1]
+        if known is not None and known[1] == recent[-1] and known[0] <= recent[0]:
+            return known[2]
+        if known is not None and recent[0] < known[0]:
+            known = None  # older lines came (read back): all of them, to a new transcript
         transcript = self._transcripts.get(unit)
-        if transcript is None:
+        if transcript is None or known is None:
             from orch.agents import provider_format
             from orch.transcript import Transcript
 
             transcript = self._transcripts[unit] = Transcript(
                 provider_format(session.get("provider"), str(session.get("scope"))))
-        fed = known[0] if known is not None else None
+        fed = known[1] if known is not None else None
         new = recent if fed is None else recent[recent.index(fed) + 1:] if fed in recent \
             else [line for line in recent if line[0] >= fed[0]]  # fed one scrolled out
         lines = [text for _, line in new for text in transcript.feed(line) if text.strip()]
         # One line, and nothing the terminal would take as a command (an escape
         # sequence would redraw top's own screen).
-        shown = visible(" ".join(lines[-1].split())) if lines else (known[1] if known else "")
-        self._shown[unit] = (recent[-1], shown)
+        shown = visible(" ".join(lines[-1].split())) if lines else (known[2] if known else "")
+        self._shown[unit] = (recent[0] if known is None else known[0], recent[-1], shown)
         return shown
 
 

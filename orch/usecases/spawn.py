@@ -60,11 +60,13 @@ def _keeps_its_state(rt: Runtime, provider: str, config: Config | None,
                      values: dict[str, str]) -> SpawnOptions:
     """OPTIONS with the agent's own state (its config, its conversations) writable in
     its sandbox: where the caller's environment moves it (ENV, or VALUES from its env
-    files: CODEX_HOME=..., GEMINI_CLI_HOME=...), there; else in its home, named to it in
-    ENV."""
+    files, which win: CODEX_HOME=..., GEMINI_CLI_HOME=...), there; else in its home,
+    named to it in ENV."""
     from orch import agents
 
-    state = agents.state_dir(provider, rt.scope, config, {**values, **env})
+    # Its env files' values over --env's, as the manager applies EnvironmentFile= over
+    # Environment= (see orch.secrets).
+    state = agents.state_dir(provider, rt.scope, config, {**env, **values})
     if state is None:
         return options
     directory, variable = state

@@ -123,6 +123,6 @@ def test_the_dashboard_shows_what_an_agent_counted_and_said(
             "input_tokens", "output_tokens", "cache_creation_input_tokens",
             "cache_read_input_tokens"))
         until(lambda: f"{total:,} tokens" in facts.text, what="its tokens")
-        assert f"{shown['usage']['output_tokens']:,} out" in facts.text
+        assert f"output {shown['usage']['output_tokens']:,}" in facts.text  # as show says
         assert "$" in facts.text and "exit code 0" in facts.text
         assert driver.find_element(By.ID, "result").text == "the answer, in full"

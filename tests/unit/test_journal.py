@@ -293,8 +293,20 @@ def test_lines_of_a_transcript_count_its_lines_and_show_a_streamed_answer_whole(
     assert len(shown) == 2 and shown[1] == "> thanks"
     assert shown[0].rstrip() == " ".join(f"w{n}" for n in range(300))  # the answer, whole
     out.clear()
+    fake.reads.clear()
     journal.write_logs(_gemini("system"), out.append, lines=0)
-    assert out == []
+    assert out == [] and len(fake.reads) == 1  # nothing to show: one read, of the last
+
+
+def test_the_window_for_a_transcripts_last_lines_stops_growing_at_its_limit(
+        fake: FakeJournal, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal, "SHOWN_TAIL_MAX", 256)
+    fake.entries = _streamed_answer(5000)  # an answer longer than the limit
+    out: list[str] = []
+    journal.write_logs(_gemini("system"), out.append, lines=2)
+    assert "".join(out).splitlines()[-1] == "> thanks"
+    sizes = [int(read[read.index("--lines") + 1]) for read in fake.reads]
+    assert max(sizes) <= 257  # never past the limit (its last line read whole: one more)
 
 
 def test_following_a_transcript_from_its_last_lines_shows_them_whole(

@@ -222,9 +222,11 @@ def test_since_takes_an_iso_time_local_where_it_has_no_zone_and_days() -> None:
     assert since_usec("2026-12-06T09:00:00+00:00") == 1796547600 * 1_000_000
     assert since_usec("2026-12-06 09:00") == \
         int(datetime(2026, 12, 6, 9, 0).astimezone().timestamp()) * 1_000_000
-    today = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
-    assert since_usec("today") == int(today.timestamp()) * 1_000_000
-    assert since_usec("Yesterday") == int((today - timedelta(days=1)).timestamp()) * 1_000_000
+    # Midnights as local times: the day before a change of summer time has another offset.
+    today = datetime.combine(datetime.now().date(), datetime.min.time())
+    assert since_usec("today") == int(today.astimezone().timestamp()) * 1_000_000
+    assert since_usec("Yesterday") == \
+        int((today - timedelta(days=1)).astimezone().timestamp()) * 1_000_000
 
 
 def test_since_takes_a_time_of_day_today_or_yesterday_as_journalctl_does() -> None:
@@ -244,10 +246,27 @@ def test_since_takes_a_time_of_day_today_or_yesterday_as_journalctl_does() -> No
     assert since_usec("yesterday 18:00:05") == at(today - timedelta(days=1), 18, 0, 5)
     assert since_usec("15:00+00:00") == int(datetime(
         today.year, today.month, today.day, 15, tzinfo=UTC).timestamp()) * 1_000_000
+    assert since_usec("15:00-05:00") == int(datetime(
+        today.year, today.month, today.day, 20, tzinfo=UTC).timestamp()) * 1_000_000
+    assert since_usec("9:05") == at(today, 9, 5)  # as journalctl takes an hour's one digit
+    assert since_usec("12:00:00.5") == at(today, 12, 0) + 500_000
+
+
+def test_since_takes_a_time_as_systemd_and_orch_show_write_it() -> None:
+    import time
+    from datetime import UTC, datetime
+
+    from orch.timespan import since_usec
+
+    stamp = int(datetime(2026, 12, 7, 18, 0, 5, tzinfo=UTC).timestamp()) * 1_000_000
+    assert since_usec("Mon 2026-12-07 18:00:05 UTC") == stamp  # pasted from orch show
+    assert since_usec("2026-12-07 18:00:05 UTC") == stamp
+    local = int(datetime(2026, 12, 7, 18, 0, 5).astimezone().timestamp()) * 1_000_000
+    assert since_usec(f"Monday 2026-12-07 18:00:05 {time.tzname[0]}") == local
 
 
 @pytest.mark.parametrize("text", ["yesterday-ish", "", "ago", "infinity", "1x", "-", "h", "25:00",
-                                  "yesterday 9", "today 7:5x"])
+                                  "yesterday 9", "today 7:5x", "Mon", "today 12:61"])
 def test_what_since_cannot_read_is_one_line(text: str) -> None:
     from orch.timespan import since_usec
 

@@ -188,6 +188,10 @@ def test_said_shows_the_newest_line_the_transcript_shows_not_a_quiet_event() -> 
     # The line fed last has scrolled out of those held: what came after it is fed.
     assert said.of(agent, [(3, quiet[1]), (4, call), (5, quiet[0])]) == "⏺ bash ls"
     assert said.of(_session("plain"), [(1, "first"), (2, "")]) == "first"
+    # Lines read back (older) come after top first drew: they are shown too.
+    later = Said()
+    assert later.of(agent, [(2, quiet[0]), (3, quiet[1])]) == ""
+    assert later.of(agent, [(1, answer), (2, quiet[0]), (3, quiet[1])]) == "All done."
 
 
 def test_the_view_marks_the_selection_and_keeps_it_in_sight() -> None:

@@ -292,6 +292,12 @@ def test_a_sandboxed_gemini_or_copilot_keeps_its_state_where_its_env_file_moves_
     record = rt.store.load()[session.id]
     assert SpawnOptions.from_json(record.options).writable == (str((moved / kept).resolve()),)
     assert variable not in record.env  # the file's own counts
+    # Given both ways, the env file's wins, as the manager applies it over --env's.
+    both = spawning.spawn_agent(rt, provider, AgentRequest(prompt="hello"),
+                                options=SpawnOptions(sandbox=True), env_files=[str(env_file)],
+                                env={variable: str(tmp_path / "from-env")})
+    assert SpawnOptions.from_json(rt.store.load()[both.id].options).writable == \
+        (str((moved / kept).resolve()),)
     home_default = spawning.spawn_agent(rt, provider, AgentRequest(prompt="hello"),
                                         options=SpawnOptions(sandbox=True))
     writable = SpawnOptions.from_json(rt.store.load()[home_default.id].options).writable
