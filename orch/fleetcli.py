@@ -83,8 +83,19 @@ def schedule_add(schedule: str, command: list[str], settings: dict[str, object],
     # from here would: not in the home directory the timer's service starts in. They
     # find their program on this PATH too (schedules.render), not the manager's.
     here = resolve_cwd(asked.cwd)
-    if asked.cwd is None:
+    if asked.cwd is None or settings.get("cwd") is not None:  # absolute: runs start in ~
         settings = {**settings, "cwd": here}
+    given_files = settings.get("env_files")
+    if isinstance(given_files, list):  # as a spawn from here reads them: absolute
+        settings = {**settings, "env_files": [os.path.abspath(f) for f in given_files]}
+    from orch.secrets import parse_env_file
+
+    for path in asked.env_files:  # a file missing, unreadable or bad: refused now too
+        parse_env_file(os.path.abspath(path))
+    if asked.secret_env:  # read from the spawner's environment: the timer's has none
+        raise UsageError(f"spawn.secret_env names {', '.join(asked.secret_env)}, which a "
+                         "schedule's runs cannot read from your environment: give the "
+                         "schedule an --env-file with it (or a --profile without it)")
     argv = command
     if asked.agent is not None:
         from orch import agents

@@ -103,3 +103,36 @@ def test_an_add_the_manager_fails_midway_leaves_no_files(
     with pytest.raises(ManagerUnreachable):
         schedules.add(Schedule("nightly", "daily", ["--", "x"]), Scope.USER, "/usr/bin/orch")
     assert list(directory.iterdir()) == []
+
+
+def test_add_keeps_its_directory_and_env_files_as_absolute_paths(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Before, kept as typed: each run (started in the home directory) failed at once,
+    # "--cwd work: no such directory"; and a missing env file was taken, then failed.
+    from orch import fleetcli
+    from orch.errors import OrchError
+
+    (tmp_path / "work").mkdir()
+    (tmp_path / "keys.env").write_text("A=1\n")
+    monkeypatch.chdir(tmp_path)
+    added: list[Schedule] = []
+    monkeypatch.setattr(schedules, "add", lambda schedule, scope, orch: (
+        added.append(schedule), schedule)[1])
+    fleetcli.schedule_add("rel", ["/bin/pwd"], {"cwd": "work", "env_files": ["keys.env"]},
+                          on_calendar="yearly")
+    read = fastcli.parse(["spawn", *added[0].spawn_args])
+    assert read is not None
+    assert read.values["cwd"] == str(tmp_path / "work")
+    assert read.values["env_files"] == [str(tmp_path / "keys.env")]
+    with pytest.raises(OrchError, match=r"nonexistent\.env"):
+        fleetcli.schedule_add("missing", ["/bin/true"], {"env_files": ["/nonexistent.env"]},
+                              on_calendar="yearly")
+    assert len(added) == 1
+    # A secret the config reads from the spawner's environment: no run would have it.
+    config = tmp_path / "config.toml"
+    config.write_text('[spawn]\nsecret_env = ["ANTHROPIC_API_KEY"]\n')
+    monkeypatch.setenv("ORCH_CONFIG", str(config))
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "set here, not in the timer's runs")
+    with pytest.raises(UsageError, match="secret_env names ANTHROPIC_API_KEY"):
+        fleetcli.schedule_add("secret", ["/bin/true"], {}, on_calendar="yearly")
+    assert len(added) == 1
