@@ -34,8 +34,8 @@ def word(text: str, exec_line: bool = False) -> str:
     text = text.replace("%", "%%")
     if exec_line:
         text = text.replace("$", "$$")
-    if not any(c in text for c in " \t\n\"'\\;$"):
-        return text
+    if text and not any(c in text for c in " \t\n\"'\\;$"):
+        return text  # (an empty word is quoted: bare, it would be no word at all)
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
 

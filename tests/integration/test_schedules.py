@@ -30,12 +30,12 @@ def test_a_schedule_fires_on_its_calendar_and_runs_now_on_demand(orch: Orch) -> 
     log = orch.owned_file("ticks.log")
     name = f"tick{orch.scope}"
     with _schedule(orch, name, "--on-calendar", "*:*:0/2", "--tag", "mine", "--",
-                   "/bin/sh", "-c", f"echo tick >> {log}"):
+                   "/bin/sh", "-c", f"echo tick >> {log}", ""):
         [listed] = json.loads(orch.ok("schedule", "list", "--json"))
         assert listed["name"] == name and listed["on_calendar"] == "*:*:0/2"
         # Its runs start where it was added (before: in the home directory).
         assert listed["spawn_args"] == ["--tag=mine", "--cwd=/", "--", "/bin/sh", "-c",
-                                        f"echo tick >> {log}"]
+                                        f"echo tick >> {log}", ""]
         assert listed["next_run"] is not None
         home = orch.env.get("HOME", "/root")
         units = Path(home) / ".config/systemd/user" if orch.scope == "user" \
@@ -48,6 +48,8 @@ def test_a_schedule_fires_on_its_calendar_and_runs_now_on_demand(orch: Orch) -> 
         run = _runs(orch, name)[-1]
         assert run["name"] == name and set(run["tags"]) == {f"schedule:{name}", "mine"}
         assert run["cwd"] == "/"  # where `orch schedule add` ran
+        # Its argv verbatim, an empty word too (before, dropped from the unit's ExecStart=).
+        assert run["argv"] == ["/bin/sh", "-c", f"echo tick >> {log}", ""]
         table = orch.ok("schedule", "list")
         assert name in table and "*:*:0/2" in table
         assert json.loads(orch.ok("schedule", "list", "--json"))[0]["last_run"] is not None

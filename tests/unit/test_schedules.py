@@ -36,6 +36,9 @@ def test_the_units_say_when_and_what_and_read_back_exactly(
     assert exec_line.startswith('ExecStart="/opt/orch bin/orch" schedule fire --user nightly '
                                 '--provider=claude ')
     assert "$$HOME 100%%" in exec_line and "\\n" in exec_line
+    empty = schedules.render(Schedule("e", "daily", ["--", "printf", "%s|", "a", "", "b"]),
+                             Scope.USER, "/usr/bin/orch")["orch-schedule-e.service"]
+    assert ' -- printf %%s| a "" b\n' in empty  # an empty word kept: bare, it was none
     assert schedules.parse("nightly", service) == schedule
     overlapping = schedules.render(Schedule("n", "daily", ["--", "x"], overlap=True),
                                    Scope.SYSTEM, "/usr/bin/orch")["orch-schedule-n.service"]
