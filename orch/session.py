@@ -213,8 +213,7 @@ class Record:
         )
 
     def next_invocation(self, requested_at: str) -> Record:
-        """This record with its current invocation archived (with how it ended, or as
-        lost) and a new one requested: the same session, started again."""
+        """This record, its invocation archived (how it ended, or lost), a new one asked."""
         ending = self.ending()
         ended_as = ended_status(ending, self.intent) if ending else Status.LOST
         past = Invocation(self.invocation_id, self.started_at, self.ended_at, ended_as,
@@ -492,7 +491,8 @@ class Session:
             "options": dict(record.options), "worktree": record.worktree,
             "after": list(record.after), "blocked": record.blocked,
             "placement": record.placement, "queue": record.queue, "position": None,
-            "resumes_at": record.resumes_at, "waiting_for": record.waiting_for,
+            "resumes_at": None if status.ended else record.resumes_at,  # (once stopped)
+            "waiting_for": None if status.ended else record.waiting_for,
             **usage.__dict__, "processes": None})
         return session
 

@@ -143,7 +143,11 @@ def test_stop_and_kill_cancel_the_wait_and_its_timer(
         record = _failed(rt, claude, "claude-usage-limit.jsonl", output)
         unattended.after_exit(rt, record.id)
         [timer] = _timers(fake, record)
-        assert action(rt, record.id).status is status
+        ended = action(rt, record.id)
+        assert ended.status is status
+        # Ended: it resumes no more, and says no time (before, "Resumes: ... 25s left").
+        assert (ended.resumes_at, ended.waiting_for) == (None, None)
+        assert query.result(rt, record.id).resumes_at is None  # as show reads it
         assert ("stop", timer) in fake.calls
         assert unattended.wake(rt, record.id) is None  # a timer that fired anyway: nothing
 
