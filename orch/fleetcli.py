@@ -92,6 +92,10 @@ def schedule_add(schedule: str, command: list[str], settings: dict[str, object],
 
     for path in asked.env_files:  # a file missing, unreadable or bad: refused now too
         parse_env_file(os.path.abspath(path))
+    if asked.interactive or asked.tty:  # a run waits for its end, and these never end
+        raise UsageError(f"--{'interactive' if asked.interactive else 'tty'} is not for a "
+                         "schedule: each run waits for its session's end, and a session "
+                         "that waits for you (a conversation, a terminal) keeps running")
     if asked.secret_env:  # read from the spawner's environment: the timer's has none
         raise UsageError(f"spawn.secret_env names {', '.join(asked.secret_env)}, which a "
                          "schedule's runs cannot read from your environment: give the "

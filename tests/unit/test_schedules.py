@@ -131,6 +131,11 @@ def test_add_keeps_its_directory_and_env_files_as_absolute_paths(
         fleetcli.schedule_add("missing", ["/bin/true"], {"env_files": ["/nonexistent.env"]},
                               on_calendar="yearly")
     assert len(added) == 1
+    # A session that waits for its user never ends: each run would leave one more.
+    for flag, settings in (("interactive", {"interactive": True, "provider": "claude"}),
+                           ("tty", {"tty": True})):
+        with pytest.raises(UsageError, match=f"--{flag} is not for a schedule"):
+            fleetcli.schedule_add("talk", ["hi"], settings, on_calendar="yearly")
     # A secret the config reads from the spawner's environment: no run would have it.
     config = tmp_path / "config.toml"
     config.write_text('[spawn]\nsecret_env = ["ANTHROPIC_API_KEY"]\n')
