@@ -80,6 +80,7 @@ QUEUE_SETTINGS: dict[str, Setting] = settings_table(
 _HOOK = ("Run this command (a TOML array: the argv, no shell) as a unit of the session's "
          "manager when a session {}; ORCH_SESSION_ID, ORCH_NAME, ORCH_STATUS, "
          "ORCH_EXIT_CODE, ORCH_UNIT and ORCH_RESULT_FILE tell which and how.")
+DEFAULT_HOOK_LIMIT = "10min"  # a notifier that hangs (curl, no network) is ended
 HOOK_SETTINGS: dict[str, Setting] = settings_table(
     Setting("on_start", Kind.STRING_LIST, _HOOK.format("starts (each invocation)")),
     Setting("on_end", Kind.STRING_LIST, _HOOK.format("ends, however it ended")),
@@ -88,6 +89,8 @@ HOOK_SETTINGS: dict[str, Setting] = settings_table(
                                                       "message")),
     Setting("on_limited", Kind.STRING_LIST, _HOOK.format("waits for a usage limit's "
                                                          "reset")),
+    Setting("time_limit", Kind.DURATION, "The longest each hook may run before its "
+            f"manager ends it (default {DEFAULT_HOOK_LIMIT}).", minimum=1),
 )
 
 
@@ -183,6 +186,14 @@ class Config:
         """The command of hook KEY (on_end...), if the file sets one."""
         value = self.hooks.get(key)
         return [str(word) for word in value] if isinstance(value, list) and value else None
+
+    def hook_time_limit(self) -> float:
+        """The seconds each hook may run: hooks.time_limit, or DEFAULT_HOOK_LIMIT."""
+        from orch.settings import parse_duration_seconds
+
+        value = self.hooks.get("time_limit", DEFAULT_HOOK_LIMIT)
+        return parse_duration_seconds(value if isinstance(value, int | str)
+                                      else DEFAULT_HOOK_LIMIT)
 
     def queue_limits(self, name: str) -> QueueLimits:
         """What [queues.NAME] allows; UsageError if the file defines no such queue."""

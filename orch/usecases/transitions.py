@@ -7,6 +7,7 @@ transient unit of the session's own manager. A hook that fails is the manager's 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from orch.errors import OrchError
 from orch.events import Event, Kind
 from orch.scope import Scope
 from orch.session import Record, Status, now_iso
+from orch.timespan import USEC_INFINITY
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -150,7 +152,8 @@ def _run(rt: Runtime, config: Config, key: str, record: Record, event: Event) ->
         manager = rt.manager_of(scope)
         program = shutil.which(argv[0]) or argv[0]
         manager.wait_job(manager.submit_transient(
-            unit, _properties(record, key, event, program, argv, result_file)),
+            unit, _properties(record, key, event, program, argv, result_file,
+                              config.hook_time_limit())),
             f"the start of {unit}")
     except OrchError as err:
         result_file.unlink(missing_ok=True)
@@ -172,7 +175,7 @@ def _result_file(scope: Scope, record: Record, stamp: int) -> Path:
 
 
 def _properties(record: Record, key: str, event: Event, program: str, argv: list[str],
-                result_file: Path) -> list[Property]:
+                result_file: Path, limit_s: float) -> list[Property]:
     import shutil
 
     from orch.spec import literal_argv
@@ -190,4 +193,6 @@ def _properties(record: Record, key: str, event: Event, program: str, argv: list
         ("ExecStopPost", "a(sasb)", [(remove, [remove, "-f", os.fspath(result_file)],
                                       True)]),
         ("Environment", "as", [f"{k}={v}" for k, v in env.items()]),
+        ("RuntimeMaxUSec", "t", USEC_INFINITY if limit_s == math.inf  # hooks.time_limit
+         else round(limit_s * 1_000_000)),
         ("CollectMode", "s", "inactive-or-failed")]

@@ -57,6 +57,25 @@ def test_a_start_only_the_exit_hook_tells_runs_the_on_start_hooks(orch: Orch) ->
     assert [e["event"] for e in _events(orch)] == ["spawned", "started", "ended"]
 
 
+def test_a_hook_that_hangs_is_ended_at_its_time_limit(orch: Orch) -> None:
+    # Before, a hook that never ended (a notifier without network) ran for good, one
+    # more each session, past the session's end and `reap --all`.
+    started = orch.owned_file("started.txt")
+    hang = ["/bin/sh", "-c", f"echo $$ > {started}; exec sleep 600"]
+    orch.use_config(f'[hooks]\non_end = {json.dumps(hang)}\ntime_limit = "2s"\n')
+    assert orch("wait", orch.spawn("/bin/true")).returncode == 0
+    wait_for(lambda: started.read_text().strip(), what="the hook to start")
+
+    def hooks_running() -> str:
+        return orch.systemctl("list-units", "--no-legend", "orch-hook-end-*").stdout
+
+    unit = wait_for(lambda: hooks_running().split()[:1], what="the hook's unit")[0]
+    limit = orch.systemctl("show", "-p", "RuntimeMaxUSec", unit).stdout.strip()
+    assert limit == "RuntimeMaxUSec=2s"
+    wait_for(lambda: hooks_running().strip() == "", timeout=30,
+             what="the manager to end it at its limit")  # not 600 s later
+
+
 def test_a_follower_prints_each_event_as_it_comes(orch: Orch) -> None:
     follower = orch.machine.popen(["orch", "events", "--follow", "--json"], user=orch.user,
                                   env=orch.env)

@@ -9,6 +9,8 @@ import stat
 import threading
 from pathlib import Path
 
+import pytest
+
 from orch import events
 from orch.errors import OrchError
 from orch.events import Event, Kind
@@ -72,9 +74,21 @@ def test_hooks_run_as_units_with_the_session_in_their_environment(
     assert result.read_text() == "it broke" and stat.S_IMODE(result.stat().st_mode) == 0o600
     assert props["ExecStart"] == [("notify-send", ["notify-send", "done"], False)]
     assert props["ExecStopPost"][0][1][1:] == ["-f", str(result)]  # type: ignore[index]
+    assert props["RuntimeMaxUSec"] == 600_000_000  # a hook that hangs is ended: 10 min
     transitions.tell(rt, record, Kind.ENDED, Status.EXITED)  # not failed: on_end alone
     assert len(_hook_units(fake)) == 3
     assert [e.exit_code for e in events.read(rt.store.directory)] == [3, 3]
+
+
+@pytest.mark.parametrize(("limit", "usec"), [('"30s"', 30_000_000), ("5", 5_000_000),
+                                            ('"infinity"', 2**64 - 1)])
+def test_a_hooks_time_limit_is_the_configs(fake: FakeManager, rt: Runtime, limit: str,
+                                           usec: int) -> None:
+    _config(f'[hooks]\non_end = ["/bin/true"]\ntime_limit = {limit}\n')
+    record = put(rt, "job", exit_code=0, result="success", ended_at=rt.now_iso())
+    assert transitions.tell(rt, record, Kind.ENDED, Status.EXITED) == []
+    [unit] = _hook_units(fake)
+    assert dict((n, v) for n, _, v in fake.units[unit].properties)["RuntimeMaxUSec"] == usec
 
 
 def test_no_hook_without_a_config_and_a_refused_hook_is_a_problem_not_an_error(
