@@ -41,6 +41,7 @@ class Admission:
 
     admitted: list[Record]
     memory_short: bool = False
+    held_until: str | None = None  # when a usage limit that holds some of it resets
 
 
 def stranded(record: Record) -> bool:
@@ -80,12 +81,17 @@ def positions(sessions: Mapping[str, Record]) -> dict[str, int]:
     return found
 
 
-def limited_providers(sessions: Mapping[str, Record], now: str) -> set[str]:
-    """The agent providers a usage limit holds at NOW: a session of theirs waits for
-    the limit's reset. Their queued sessions wait too, rather than start and fail."""
-    return {r.provider for r in sessions.values()
-            if r.provider and r.wait_kind == "usage-limit" and r.intent is None
-            and r.resumes_at is not None and r.resumes_at > now}
+def limited_providers(sessions: Mapping[str, Record], now: str) -> dict[str, str]:
+    """The agent providers a usage limit holds at NOW, each with when it resets: a
+    session of theirs met it (and waits for the reset, or was stopped meanwhile: the
+    account's limit holds all the same). Their queued sessions wait too, rather than
+    start and fail."""
+    held: dict[str, str] = {}
+    for r in sessions.values():
+        if r.provider and r.wait_kind == "usage-limit" and r.resumes_at is not None \
+                and r.resumes_at > now:
+            held[r.provider] = max(held.get(r.provider, r.resumes_at), r.resumes_at)
+    return held
 
 
 def queues_with_waiting(sessions: Mapping[str, Record]) -> list[str]:
@@ -102,22 +108,25 @@ def admit(sessions: Sessions, queue: str, limits: QueueLimits,
     cost a call to the manager); None from it means no limit applies. LIVE as for
     holds_slot. A session of a provider a usage limit holds is passed over."""
     held = limited_providers(sessions, now)
-    waiting = [r for r in order(sessions, queue) if r.provider not in held]
+    queued = order(sessions, queue)
+    waiting = [r for r in queued if r.provider not in held]
+    resets = [held[r.provider] for r in queued if r.provider in held]
+    held_until = min(resets) if resets else None
     if not waiting:
-        return Admission([])
+        return Admission([], held_until=held_until)
     running = sum(1 for r in sessions.values() if r.queue == queue and holds_slot(r, live))
     slots = len(waiting) if limits.max_running is None else limits.max_running - running
     if slots <= 0:
-        return Admission([])
+        return Admission([], held_until=held_until)
     if limits.min_memory_available is not None:
         free = free_memory()
         if free is not None and free < limits.min_memory_available:
-            return Admission([], memory_short=True)
+            return Admission([], memory_short=True, held_until=held_until)
     admitted = []
     for record in waiting[:slots]:
         sessions[record.id] = replace(record, admitted_at=now, requested_at=now)
         admitted.append(sessions[record.id])
-    return Admission(admitted)
+    return Admission(admitted, held_until=held_until)
 
 
 def cancel(sessions: Sessions, session_id: str, now: str, intent: Intent,

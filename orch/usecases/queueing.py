@@ -87,6 +87,9 @@ def _admit_queue(rt: Runtime, name: str, limits: QueueLimits, started: list[Sess
             faults.point("queue.admitted")
         if decision.memory_short:
             _look_again(rt, name, "free memory", problems)
+        if decision.held_until is not None:  # at the reset (its limited session may have
+            # been stopped, and with it the wake that would have looked again then)
+            _look_again(rt, name, "a usage limit's reset", problems, decision.held_until)
         refused = 0
         for record in decision.admitted:
             session = _start(rt, record, problems)
@@ -183,12 +186,18 @@ def queue_wake_subject(rt: Runtime, name: str) -> str:
     return f"queue-{name}-{zlib.crc32(str(rt.store.directory).encode()):08x}"
 
 
-def _look_again(rt: Runtime, name: str, wanted: str, problems: list[str]) -> None:
-    """Arm a timer that admits again in a while, unless one waits already (queue NAME
-    waits for WANTED); a problem added to PROBLEMS if the manager would not."""
+def _look_again(rt: Runtime, name: str, wanted: str, problems: list[str],
+                at: str | None = None) -> None:
+    """Arm a timer that admits again in a while (or AT that time), unless one waits
+    already (queue NAME waits for WANTED); a problem added to PROBLEMS if the manager
+    would not."""
+    from datetime import datetime
+
+    delay = queues.LOOK_AGAIN_S if at is None else max(
+        0.0, (datetime.fromisoformat(at) - rt.now()).total_seconds())
     try:
         arm_wake(rt, queue_wake_subject(rt, name), f"queue {name}: look again for {wanted}",
-                 queues.LOOK_AGAIN_S, ["--admit", str(rt.store.directory)])
+                 delay, ["--admit", str(rt.store.directory)])
     except OrchError as err:
         problems.append(f"queue {name} waits for {wanted}, but cannot look again later: "
                         f"{err.message}")

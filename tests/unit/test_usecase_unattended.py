@@ -221,11 +221,24 @@ def test_a_limited_provider_holds_its_queued_sessions_but_not_others(
     unattended.after_exit(rt, limited.id)
     later = put(rt, "later", provider="claude", queue="q", argv=[str(claude)])
     other = put(rt, "other", queue="q", argv=["/bin/true"])
-    assert queues.limited_providers(rt.store.load(), rt.now_iso()) == {"claude"}
+    reset = rt.store.load()[limited.id].resumes_at
+    assert queues.limited_providers(rt.store.load(), rt.now_iso()) == {"claude": reset}
     from orch.usecases import queueing
 
     assert [s.id for s in queueing.admit(rt).sessions] == [other.id]
     assert query.result(rt, later.id).status is Status.QUEUED
+    # Stopped, the limited one no longer waits, but the account's limit holds: the
+    # queue's claude still waits (before, it started, to fail on the limit at once),
+    # and the queue looks again at the reset, the stopped session's wake gone.
+    control.stop(rt, limited.id)
+    assert queueing.admit(rt).sessions == []
+    assert query.result(rt, later.id).status is Status.QUEUED
+    looks = [str(u) for u in fake.called("submit_transient")
+             if str(u).startswith("orch-wake-queue-q-")]
+    assert looks, fake.calls
+    until = datetime.fromisoformat(str(reset)) - rt.now()
+    assert _timer_props(fake, looks[-1])["TimersMonotonic"] == [
+        ("OnActiveSec", round(until.total_seconds() * 1_000_000))]
 
 
 def test_a_retrys_doubled_wait_stops_at_the_longest_wait(rt: Runtime) -> None:
