@@ -69,8 +69,7 @@ def table_width(stream: TextIO, full: bool = False) -> int | None:
 
 
 def utf8(stream: TextIO) -> bool:
-    """STREAM can carry "…" and "●" (else orch prints "..." and "*", as systemd does
-    outside a UTF-8 locale)."""
+    """Whether STREAM carries "…" and "●" (else "..." and "*", as systemd outside UTF-8)."""
     try:
         (ELLIPSIS + ACTIVE + FAILED + ENDED).encode(stream.encoding or "ascii")
     except (UnicodeEncodeError, LookupError):
@@ -151,6 +150,13 @@ def format_timespan(usec: int, accuracy: int = _SEC) -> str:
         parts.append(f"{whole}{suffix}")
         usec = rest
     return " ".join(parts)
+
+
+def _in_line(s: Session) -> str:
+    """Where queued S waits, and how it is ordered: " (#2 in line, priority 5)"."""
+    said = [f"#{s.position} in line"] if s.position else []
+    said += [f"priority {s.priority}"] if s.priority else []
+    return f" ({', '.join(said)})" if said else ""
 
 
 def _stamp(iso: str | None, now: datetime) -> str | None:
@@ -248,8 +254,7 @@ _MAX_RESULT_LINES = 10
 
 def outcome(status: str, exit_code: int | None, exit_signal: str | None,
             result: str | None) -> str:
-    """A status with how it ended: "failed (exit code 3)", "stopped (SIGTERM)",
-    "failed (SIGKILL, timeout)"."""
+    """A status with how it ended: "failed (exit code 3)", "failed (SIGKILL, timeout)"."""
     why = [f"exit code {exit_code}" if exit_code is not None else exit_signal or ""]
     if result and result not in ("success", "exit-code", "signal"):
         why.append(result)
@@ -291,8 +296,7 @@ def _result_text(text: str, ref: str, ellipsis: str) -> str:
 
 
 def _dot(status: Status, unicode: bool) -> str:
-    """systemctl status's mark: ACTIVE for a session not ended, FAILED for a failed or
-    lost one, ENDED for the others."""
+    """systemctl status's mark: ACTIVE if not ended, FAILED if failed or lost, else ENDED."""
     if not status.ended:
         return ACTIVE if unicode else "*"
     if status in (Status.FAILED, Status.LOST):
@@ -335,19 +339,16 @@ def details(session: Session, now: datetime | None = None, unicode: bool = True)
         ("Tokens", tokens(s.usage) if s.usage else None),
         ("Cost", money(s.cost_usd) if s.cost_usd is not None else None),
         ("Tasks", str(s.tasks_current) if s.tasks_current is not None else None),
-        ("Memory", format_bytes(s.memory_current) if s.memory_current is not None
-         else None),
+        ("Memory", format_bytes(s.memory_current) if s.memory_current is not None else None),
         ("CPU", cpu_time(s.cpu_usage_nsec) if s.cpu_usage_nsec is not None else None),
         ("IO", f"{format_bytes(s.io_read_bytes)} read, {format_bytes(s.io_write_bytes)} "
          "written" if s.io_read_bytes is not None and s.io_write_bytes is not None
          else None),
         ("Options", key_values(s.options)),
         ("Worktree", s.worktree), ("Placement", s.placement),
-        ("Queue", s.queue and s.queue + (f" (#{s.position} in line)" if s.position else "")),
-        ("Resumes", s.resumes_at and f"{_stamp(s.resumes_at, now)} "
-         f"({s.waiting_for})"),
-        ("Result", _result_text(s.final_result, s.id[:8], ellipsis) if s.final_result
-         else None),
+        ("Queue", s.queue and s.queue + _in_line(s)),
+        ("Resumes", s.resumes_at and f"{_stamp(s.resumes_at, now)} ({s.waiting_for})"),
+        ("Result", _result_text(s.final_result, s.id[:8], ellipsis) if s.final_result else None),
         ("Processes", _processes(s.processes) if s.processes else None),
     ]
     shown = [(label, value) for label, value in fields if value]
@@ -507,8 +508,7 @@ def waits_after(session: Mapping[str, Any]) -> bool:
 
 def hosts_table(sessions: list[dict[str, Any]], width: int | None = None,
                 ellipsis: str = ELLIPSIS, now: datetime | None = None) -> str:
-    """The `orch ps --all-hosts` table: the sessions as `--json` gives them, each with
-    its host; laid out as table()."""
+    """The `orch ps --all-hosts` table: each session (as --json) with its host, as table()."""
     header = ("HOST", *COLUMNS)
     rows: list[Sequence[str]] = [header]
     rows += [(str(s["host"]), str(s.get("id", ""))[:8], str(s.get("name", "")),

@@ -233,8 +233,7 @@ class Record:
         return data
 
     def to_sparse_json(self) -> dict[str, Any]:
-        """As to_json, without the fields that hold their default: what the state file
-        keeps (a plain command's record is a third of its size, and loads that faster)."""
+        """As to_json, less the fields at their default: what the state file keeps."""
         values = self.__dict__  # every field, and only fields: read at C speed
         data = {name: values[name] for name in _RECORD_FIELDS
                 if values[name] != _EMPTY.get(name, _REQUIRED)}
@@ -332,9 +331,8 @@ STARTING_GRACE_SECONDS = 30.0
 
 def derive_status(record: Record, unit: UnitView | None, main_alive: bool,
                   now: datetime | None = None) -> Status:
-    """The session's status from its record, what the manager says of its unit (None
-    if it could not be read) and whether the unit's MainPID is still the process
-    systemd started (start time checked, so a reused PID never counts)."""
+    """The session's status from its record, what the manager says of its unit (None if
+    unread) and whether its MainPID is still systemd's process (start time checked)."""
     if record.blocked is not None:
         return Status.FAILED  # a dependency failed: it never ran
     if record.queued:
@@ -424,6 +422,7 @@ class Session:
     blocked: str | None = None
     placement: str | None = None
     queue: str | None = None
+    priority: int = 0  # its place in its queue: higher first (spawn --priority)
     position: int | None = None  # 1 for the next to start of its queue, while queued
     resumes_at: str | None = None  # while limited or retrying: when it runs again
     waiting_for: str | None = None  # and why
@@ -459,7 +458,9 @@ class Session:
                 None, record.invocation_id)):
             started_at = usec_to_iso(unit.exec_main_start_usec) or started_at
         invocation_id = record.invocation_id or (unit.invocation_id if unit else None)
-        ended_at = exit_code = exit_signal = result = None
+        # One that ended with no exit (blocked by a failed dependency) has its time too.
+        ended_at = record.ended_at if status.ended else None
+        exit_code = exit_signal = result = None
         if ending is not None:
             ended_at, exit_code = ending.ended_at, ending.exit_code
             exit_signal, result = ending.exit_signal, ending.result
@@ -487,11 +488,10 @@ class Session:
             "parent_id": record.parent_id, "persistent": record.persistent,
             "restarts": record.restarts, "invocations": [*record.history, current],
             "provider": record.provider, "provider_session_id": record.provider_session_id,
-            "usage": tokens, "cost_usd": cost,
-            "options": dict(record.options), "worktree": record.worktree,
-            "after": list(record.after), "blocked": record.blocked,
-            "placement": record.placement, "queue": record.queue, "position": None,
-            "resumes_at": None if status.ended else record.resumes_at,  # (once stopped)
+            "usage": tokens, "cost_usd": cost, "options": dict(record.options),
+            "worktree": record.worktree, "after": list(record.after), "blocked": record.blocked,
+            "placement": record.placement, "queue": record.queue, "priority": record.priority,
+            "position": None, "resumes_at": None if status.ended else record.resumes_at,
             "waiting_for": None if status.ended else record.waiting_for,
             **usage.__dict__, "processes": None})
         return session

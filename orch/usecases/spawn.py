@@ -262,7 +262,10 @@ def resume(rt: Runtime, ref: str, prompt: str | None = None) -> Session:
     manager = rt.manager_of(Scope(record.scope))
     status = view(record, manager.unit(record.unit)).status
     if not status.ended and not status.waiting_to_resume:
-        raise OrchError(f"session {record.id[:8]} ({record.name}) is still running")
+        raise OrchError(f"session {record.id[:8]} ({record.name}) is "
+                        f"{'' if status is Status.QUEUED else 'still '}{status}",
+                        hint={Status.QUEUED: "it has not run yet",
+                              Status.IDLE: "`orch send` gives it its next message"}.get(status))
     if status.waiting_to_resume and not agents.can_resume(record):
         from orch.usecases.unattended import resume as run_again
 

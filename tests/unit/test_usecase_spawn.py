@@ -204,6 +204,9 @@ def test_a_dependent_of_a_failed_session_is_blocked_and_never_submitted(
     assert second.status is Status.FAILED
     assert "did not end successfully" in (rt.store.load()[second.id].blocked or "")
     assert fake.called("submit_transient") == [first.unit]
+    # It ended then, never having run (before, no end time in show or --json).
+    assert second.ended_at == rt.store.load()[second.id].ended_at is not None
+    assert second.exit_code is None and second.started_at is None
 
 
 def test_a_dependency_that_ends_while_arming_releases_through_the_marker(
@@ -329,6 +332,12 @@ def test_resume_refuses_a_running_session_and_a_refused_start(
     with pytest.raises(OrchError, match="still running"):
         spawning.resume(rt, record.id)
     del fake.units[record.unit]
+    queued = put(rt, "later", provider="claude", argv=[str(claude)], agent={"prompt": "hi"},
+                 queue="q")
+    with pytest.raises(OrchError) as caught:  # before: "is still running", never having run
+        spawning.resume(rt, queued.id)
+    assert caught.value.message.endswith("(later) is queued")
+    assert caught.value.hint == "it has not run yet"
 
     def refuse(unit: str, props: object) -> None:
         raise OrchError("refused")
