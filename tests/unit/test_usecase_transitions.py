@@ -70,6 +70,7 @@ def test_hooks_run_as_units_with_the_session_in_their_environment(
     assert env["ORCH_SESSION_ID"] == record.id and env["ORCH_NAME"] == "job"
     assert (env["ORCH_STATUS"], env["ORCH_EXIT_CODE"], env["ORCH_UNIT"]) == (
         "failed", "3", record.unit)
+    assert env["ORCH_DETAIL"] == ""  # the event says no more than its status here
     result = Path(env["ORCH_RESULT_FILE"])
     assert result.read_text() == "it broke" and stat.S_IMODE(result.stat().st_mode) == 0o600
     assert props["ExecStart"] == [("notify-send", ["notify-send", "done"], False)]
@@ -89,6 +90,19 @@ def test_a_hooks_time_limit_is_the_configs(fake: FakeManager, rt: Runtime, limit
     assert transitions.tell(rt, record, Kind.ENDED, Status.EXITED) == []
     [unit] = _hook_units(fake)
     assert dict((n, v) for n, _, v in fake.units[unit].properties)["RuntimeMaxUSec"] == usec
+
+
+def test_a_hook_is_told_why_a_session_ended_without_running(
+        fake: FakeManager, rt: Runtime) -> None:
+    # Before, a blocked session's on_failed hook had only "failed", no exit code and an
+    # empty result: nothing said it never ran, nor why.
+    _config('[hooks]\non_failed = ["/bin/true"]\n')
+    why = "dependency 0a0a0a0a (job) did not end successfully"
+    blocked = put(rt, "dependent", blocked=why, ended_at=rt.now_iso())
+    assert transitions.tell(rt, blocked, Kind.ENDED, Status.FAILED, why) == []
+    [unit] = _hook_units(fake)
+    told = {name: value for name, _, value in fake.units[unit].properties}
+    assert f"ORCH_DETAIL={why}" in told["Environment"]  # type: ignore[operator]
 
 
 def test_no_hook_without_a_config_and_a_refused_hook_is_a_problem_not_an_error(
