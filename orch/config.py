@@ -78,8 +78,8 @@ QUEUE_SETTINGS: dict[str, Setting] = settings_table(
 
 
 _HOOK = ("Run this command (a TOML array: the argv, no shell) as a unit of the session's "
-         "manager when a session {}; ORCH_SESSION_ID, ORCH_NAME, ORCH_STATUS, "
-         "ORCH_EXIT_CODE, ORCH_UNIT and ORCH_RESULT_FILE tell which and how.")
+         "manager when a session {}; ORCH_SESSION_ID, ORCH_NAME, ORCH_STATUS, ORCH_EVENT, "
+         "ORCH_EXIT_CODE, ORCH_UNIT, ORCH_DETAIL and ORCH_RESULT_FILE tell which and how.")
 DEFAULT_HOOK_LIMIT = "10min"  # a notifier that hangs (curl, no network) is ended
 HOOK_SETTINGS: dict[str, Setting] = settings_table(
     Setting("on_start", Kind.STRING_LIST, _HOOK.format("starts (each invocation)")),

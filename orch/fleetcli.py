@@ -82,12 +82,12 @@ def schedule_add(schedule: str, command: list[str], settings: dict[str, object],
     # Without a --cwd (or one from the config), runs start where it was added, as a spawn
     # from here would: not in the home directory the timer's service starts in. They
     # find their program on this PATH too (schedules.render), not the manager's.
+    # Its directory and env files pinned as paths from here (the flags' or the config's),
+    # as a spawn from here reads them: each run starts in the home directory.
     here = resolve_cwd(asked.cwd)
-    if asked.cwd is None or settings.get("cwd") is not None:  # absolute: runs start in ~
-        settings = {**settings, "cwd": here}
-    given_files = settings.get("env_files")
-    if isinstance(given_files, list):  # as a spawn from here reads them: absolute
-        settings = {**settings, "env_files": [os.path.abspath(f) for f in given_files]}
+    settings = {**settings, "cwd": here}
+    if asked.env_files:
+        settings = {**settings, "env_files": [os.path.abspath(f) for f in asked.env_files]}
     from orch.secrets import parse_env_file
 
     for path in asked.env_files:  # a file missing, unreadable or bad: refused now too
@@ -98,8 +98,8 @@ def schedule_add(schedule: str, command: list[str], settings: dict[str, object],
                          "that waits for you (a conversation, a terminal) keeps running")
     if asked.secret_env:  # read from the spawner's environment: the timer's has none
         raise UsageError(f"spawn.secret_env names {', '.join(asked.secret_env)}, which a "
-                         "schedule's runs cannot read from your environment: give the "
-                         "schedule an --env-file with it (or a --profile without it)")
+                         "schedule's runs cannot read from your environment: give it a "
+                         "--profile whose secret_env = [], and an --env-file with them")
     argv = command
     if asked.agent is not None:
         from orch import agents

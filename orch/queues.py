@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from orch.dependencies import end_unrun, verdict
 from orch.frozen import dataclass, replace
-from orch.session import Intent, Record
+from orch.session import Intent, Record, Session, Status
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -79,6 +79,36 @@ def positions(sessions: Mapping[str, Record]) -> dict[str, int]:
         if queue is not None:
             found.update((r.id, n) for n, r in enumerate(order(sessions, queue), 1))
     return found
+
+
+@dataclass(frozen=True)
+class InLine:
+    """What `ps` and `show` say of a queued session beyond its record: its place in its
+    queue, and while a usage limit holds its provider, when that resets and why."""
+
+    position: int
+    resumes_at: str | None = None
+    waiting_for: str | None = None
+
+
+def in_line(sessions: Mapping[str, Record], now: str) -> dict[str, InLine]:
+    """Each queued session's InLine, by id."""
+    held = limited_providers(sessions, now)
+    said: dict[str, InLine] = {}
+    for session_id, place in positions(sessions).items():
+        provider = sessions[session_id].provider
+        said[session_id] = InLine(place) if provider not in held else InLine(
+            place, held[provider], f"the usage limit of {provider}")
+    return said
+
+
+def placed(session: Session, said: Mapping[str, InLine]) -> Session:
+    """SESSION with what SAID (in_line) says of it, if it is queued."""
+    line = said.get(session.id)
+    if line is None or session.status is not Status.QUEUED:
+        return session
+    return replace(session, position=line.position, resumes_at=line.resumes_at,
+                   waiting_for=line.waiting_for)
 
 
 def limited_providers(sessions: Mapping[str, Record], now: str) -> dict[str, str]:

@@ -97,8 +97,11 @@ class Setting:
         if self.kind is Kind.DURATION:
             if self.minimum is None and self.maximum is None:
                 return timespan.EXPECTED
+            if self.maximum is None:  # infinity too
+                return (f"a duration of at least {_span(self.minimum or 0)}, "
+                        + timespan.EXPECTED.removeprefix("a duration "))
             return (f"a duration from {_span(self.minimum or 0)} to "
-                    f"{_span(self.maximum or 0)}, {timespan.EXPECTED_FINITE}")
+                    f"{_span(self.maximum)}, {timespan.EXPECTED_FINITE}")
         if self.kind is Kind.SIZE:
             return "a size such as 300M, 2G or infinity"
         if self.kind is Kind.PERCENT:

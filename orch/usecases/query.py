@@ -8,7 +8,7 @@ from operator import attrgetter
 
 from orch.errors import NotFound, UsageError
 from orch.frozen import dataclass, replace
-from orch.queues import positions
+from orch.queues import in_line, placed
 from orch.scope import Scope
 from orch.session import Record, Session, Status, UnitView
 from orch.state import Sessions, StateStore
@@ -67,9 +67,8 @@ def list_sessions(rt: Runtime, *, running: bool = False,
     if running:
         sessions = [s for s in sessions if not s.status.ended]
     if any(s.status is Status.QUEUED for s in sessions):
-        places = positions(records)
-        sessions = [replace(s, position=places.get(s.id)) if s.status is Status.QUEUED
-                    else s for s in sessions]
+        said = in_line(records, rt.now_iso())
+        sessions = [placed(s, said) for s in sessions]
     return sorted(sessions, key=attrgetter("created_at", "id"), reverse=True)
 
 
@@ -193,7 +192,7 @@ def result(rt: Runtime, ref: str) -> Session:
         record = collect(rt, record)
         session = view(record, unit)  # its cost and tokens summed over every run, as ps's
     if session.status is Status.QUEUED:
-        session = replace(session, position=positions(rt.store.load()).get(record.id))
+        session = placed(session, in_line(rt.store.load(), rt.now_iso()))
     return conversing(session, record)
 
 

@@ -188,16 +188,21 @@ def queue_wake_subject(rt: Runtime, name: str) -> str:
 
 def _look_again(rt: Runtime, name: str, wanted: str, problems: list[str],
                 at: str | None = None) -> None:
-    """Arm a timer that admits again in a while (or AT that time), unless one waits
-    already (queue NAME waits for WANTED); a problem added to PROBLEMS if the manager
-    would not."""
+    """Arm a timer that admits again in a while, unless one waits already (queue NAME
+    waits for WANTED); a problem added to PROBLEMS if the manager would not. AT: a
+    usage limit's reset, on a timer of its own (a wait of hours must not stand in for
+    the next look at free memory), with the limit's jitter (a fleet not all at once)."""
     from datetime import datetime
+
+    from orch.usecases.unattended import LIMIT_JITTER_S
 
     delay = queues.LOOK_AGAIN_S if at is None else max(
         0.0, (datetime.fromisoformat(at) - rt.now()).total_seconds())
     try:
-        arm_wake(rt, queue_wake_subject(rt, name), f"queue {name}: look again for {wanted}",
-                 delay, ["--admit", str(rt.store.directory)])
+        arm_wake(rt, ("reset-" if at else "") + queue_wake_subject(rt, name),
+                 f"queue {name}: look again for {wanted}", delay,
+                 ["--admit", str(rt.store.directory)],
+                 jitter_s=0.0 if at is None else min(LIMIT_JITTER_S, delay / 10))
     except OrchError as err:
         problems.append(f"queue {name} waits for {wanted}, but cannot look again later: "
                         f"{err.message}")

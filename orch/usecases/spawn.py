@@ -197,10 +197,9 @@ def _enqueue(rt: Runtime, record: Record, values: dict[str, str],
     current = rt.store.load()
     if current[record.id].blocked is not None:
         raise SpawnFailed(f"cannot run {record.argv[0]}: {current[record.id].blocked}")
-    from orch.queues import positions
+    from orch.queues import in_line, placed
 
-    session = view(current[record.id], GONE)
-    session = replace(session, position=positions(current).get(record.id))
+    session = placed(view(current[record.id], GONE), in_line(current, rt.now_iso()))
     where = f"#{session.position}" if session.position else "after its dependencies"
     tell(rt, current[record.id], Kind.QUEUED, session.status, f"queue {record.queue} {where}")
     return session
@@ -262,10 +261,12 @@ def resume(rt: Runtime, ref: str, prompt: str | None = None) -> Session:
     manager = rt.manager_of(Scope(record.scope))
     status = view(record, manager.unit(record.unit)).status
     if not status.ended and not status.waiting_to_resume:
+        unrun = status is Status.QUEUED or record.invocation_id is None  # (or its --after)
         raise OrchError(f"session {record.id[:8]} ({record.name}) is "
-                        f"{'' if status is Status.QUEUED else 'still '}{status}",
-                        hint={Status.QUEUED: "it has not run yet",
-                              Status.IDLE: "`orch send` gives it its next message"}.get(status))
+                        f"{'' if unrun else 'still '}{status}",
+                        hint="it has not run yet" if unrun else
+                        "`orch send` gives it its next message" if status is Status.IDLE
+                        else None)
     if status.waiting_to_resume and not agents.can_resume(record):
         from orch.usecases.unattended import resume as run_again
 

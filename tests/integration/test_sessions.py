@@ -14,7 +14,7 @@ CONTRACT_KEYS = {
     "tags", "description", "created_at", "started_at", "ended_at", "exit_code",
     "exit_signal", "result", "final_result", "parent_id", "persistent", "restarts",
     "invocations", "provider", "provider_session_id", "usage", "cost_usd", "options",
-    "worktree", "after", "blocked", "placement", "queue", "position", "resumes_at",
+    "worktree", "after", "blocked", "placement", "queue", "priority", "position", "resumes_at",
     "waiting_for", "memory_current", "cpu_usage_nsec", "tasks_current", "io_read_bytes",
     "io_write_bytes", "processes",
 }

@@ -542,3 +542,20 @@ def test_a_provider_template_no_spawn_could_use_is_refused_at_set(tmp_path: Path
     config.set_value(USER, "providers.mine.binary", "my-agent")
     assert config.load(USER).providers == {"mine": {"argv": ["run", "{prompt!}"],
                                                     "binary": "my-agent"}}
+
+
+@pytest.mark.parametrize("value", ['"abc"', "0", '"500ms"', "true"])
+def test_a_bad_hook_time_limit_says_what_it_takes(path: Path, value: str) -> None:
+    _write(path, f'[hooks]\ntime_limit = {value}\n')
+    with pytest.raises(ConfigError) as err:
+        config.load(USER)
+    # Before: "a duration from 1s to 0s", and no infinity, which it takes.
+    assert "hooks.time_limit: expected a duration of at least 1s, such as" in _one_line(err)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [('"30s"', 30.0), ("90", 90.0),
+                                                ('"infinity"', float("inf"))])
+def test_a_hook_time_limit_is_read_as_a_duration(path: Path, value: str,
+                                                 seconds: float) -> None:
+    _write(path, f'[hooks]\ntime_limit = {value}\n')
+    assert config.load(USER).hook_time_limit() == seconds

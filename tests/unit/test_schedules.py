@@ -136,8 +136,16 @@ def test_add_keeps_its_directory_and_env_files_as_absolute_paths(
                            ("tty", {"tty": True})):
         with pytest.raises(UsageError, match=f"--{flag} is not for a schedule"):
             fleetcli.schedule_add("talk", ["hi"], settings, on_calendar="yearly")
-    # A secret the config reads from the spawner's environment: no run would have it.
+    # The same from the config: pinned too (each run would read them again from ~).
     config = tmp_path / "config.toml"
+    config.write_text('[spawn]\ncwd = "work"\nenv_files = ["keys.env"]\n')
+    monkeypatch.setenv("ORCH_CONFIG", str(config))
+    fleetcli.schedule_add("conf", ["/bin/pwd"], {}, on_calendar="yearly")
+    read = fastcli.parse(["spawn", *added[-1].spawn_args])
+    assert read is not None and read.values["cwd"] == str(tmp_path / "work")
+    assert read.values["env_files"] == [str(tmp_path / "keys.env")]
+    del added[-1]
+    # A secret the config reads from the spawner's environment: no run would have it.
     config.write_text('[spawn]\nsecret_env = ["ANTHROPIC_API_KEY"]\n')
     monkeypatch.setenv("ORCH_CONFIG", str(config))
     monkeypatch.setenv("ANTHROPIC_API_KEY", "set here, not in the timer's runs")

@@ -232,13 +232,25 @@ def test_a_limited_provider_holds_its_queued_sessions_but_not_others(
     # and the queue looks again at the reset, the stopped session's wake gone.
     control.stop(rt, limited.id)
     assert queueing.admit(rt).sessions == []
-    assert query.result(rt, later.id).status is Status.QUEUED
+    held = query.result(rt, later.id)
+    assert held.status is Status.QUEUED
+    # It says why it waits, and until when (before: only "queued #1").
+    assert (held.waiting_for, held.resumes_at) == ("the usage limit of claude", reset)
+    [listed] = [s for s in query.list_sessions(rt) if s.id == later.id]
+    assert (listed.position, listed.resumes_at) == (1, reset)
     looks = [str(u) for u in fake.called("submit_transient")
-             if str(u).startswith("orch-wake-queue-q-")]
+             if str(u).startswith("orch-wake-reset-queue-q-")]
     assert looks, fake.calls
-    until = datetime.fromisoformat(str(reset)) - rt.now()
+    until = (datetime.fromisoformat(str(reset)) - rt.now()).total_seconds()
     assert _timer_props(fake, looks[-1])["TimersMonotonic"] == [
-        ("OnActiveSec", round(until.total_seconds() * 1_000_000))]
+        ("OnActiveSec", round(until * 1_000_000))]
+    assert _timer_props(fake, looks[-1])["RandomizedDelayUSec"] == 120_000_000  # a fleet
+    # Its own timer: a wait of hours for the reset stands in for no look at memory.
+    _config("[queues.q]\nmax_running = 3\nmin_memory_available = \"100T\"\n")
+    put(rt, "plain", queue="q", argv=["/bin/true"])
+    queueing.admit(rt)
+    assert [u for u in fake.called("submit_transient")
+            if str(u).startswith("orch-wake-queue-q-")], fake.calls
 
 
 def test_a_retrys_doubled_wait_stops_at_the_longest_wait(rt: Runtime) -> None:
