@@ -266,7 +266,7 @@ def _shown_tail(record: Record, args: Sequence[str], count: int, output: LogForm
             scratch(entry)
         scratch.finish()  # an answer still coming counts as the line it will be
         shown = "".join(rendered).splitlines(keepends=True)
-        last = shown[-count:] if count else []
+        last = shown[-count:]
         if len(entries) < size or last == before or size >= SHOWN_TAIL_MAX:
             return entries, len(shown) - len(last), joiner, cursor
         before, size = last, size * 2
@@ -302,17 +302,18 @@ def write_logs(record: Record, write: Write, *, lines: int | None = None,
     (see joined)."""
     _check_lines(lines)
     args = [*_since(since), *_after(after), *_output_matches(record.scope, [record.unit])]
-    show = printer(record, output, write, style=style)
     if lines is not None:
         if _transcribed(record, output):  # -n counts the transcript's lines
             entries, skip, _, _ = _shown_tail(record, args, lines, output, style, finish=True)
-            show = printer(record, output, _skipping(write, skip), style=style)
+            write = _skipping(write, skip)
         else:
             entries = _tail(args, lines, finish=True)[0]
+        show = printer(record, output, write, style=style)
         for entry in entries:
             show(entry)
         show.finish()
         return
+    show = printer(record, output, write, style=style)
     reader = _Reader(args)
     try:
         for entry in whole_lines(reader.entries()):
@@ -433,6 +434,15 @@ def follow_logs(record: Record, write: Write, end: SessionEnd, *, lines: int | N
     one not known yet shows up. MARK hears each line's cursor before it is written."""
     _check_lines(lines)
     args = [*_since(since), *_output_matches(record.scope, [record.unit])]
+    tail: tuple[list[Entry], Lines, str | None] | None = None
+    if lines is not None and after is None:
+        if _transcribed(record, output):  # -n counts the transcript's lines
+            shown, skip, joiner, cursor = _shown_tail(record, args, lines, output, style,
+                                                      finish=False)
+            write = _skipping(write, skip)
+            tail = shown, joiner, cursor
+        else:
+            tail = _tail(args, lines, finish=False)
     show = printer(record, output, write, refresh, style)
 
     def take(entry: Entry) -> None:
@@ -441,16 +451,10 @@ def follow_logs(record: Record, write: Write, end: SessionEnd, *, lines: int | N
         show(entry)
 
     collector = _Collector(take, cursor=after)
-    if lines is not None and after is None:
-        if _transcribed(record, output):  # -n counts the transcript's lines
-            shown, skip, joiner, cursor = _shown_tail(record, args, lines, output, style,
-                                                      finish=False)
-            show = printer(record, output, _skipping(write, skip), refresh, style)
-        else:
-            shown, joiner, cursor = _tail(args, lines, finish=False)
-        for entry in shown:
+    if tail is not None:
+        for entry in tail[0]:
             take(entry)
-        collector = _Collector(take, joiner, cursor)
+        collector = _Collector(take, tail[1], tail[2])
     reader = _follower(args, _output_matches(record.scope, [record.unit]), collector.cursor, since)
     try:
         while not end.is_set():

@@ -152,7 +152,7 @@ def format_timespan(usec: int, accuracy: int = _SEC) -> str:
     return " ".join(parts)
 
 
-def _in_line(s: Session) -> str:
+def _queue_place(s: Session) -> str:
     """Where queued S waits, and how it is ordered: " (#2 in line, priority 5)"."""
     said = [f"#{s.position} in line"] if s.position else []
     said += [f"priority {s.priority}"] if s.priority else []
@@ -346,7 +346,7 @@ def details(session: Session, now: datetime | None = None, unicode: bool = True)
          else None),
         ("Options", key_values(s.options)),
         ("Worktree", s.worktree), ("Placement", s.placement),
-        ("Queue", s.queue and s.queue + _in_line(s)),
+        ("Queue", s.queue and s.queue + _queue_place(s)),
         ("Resumes", s.resumes_at and f"{_stamp(s.resumes_at, now)} ({s.waiting_for})"),
         ("Result", _result_text(s.final_result, s.id[:8], ellipsis) if s.final_result else None),
         ("Processes", _processes(s.processes) if s.processes else None),

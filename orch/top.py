@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from orch.hosts import Host
-    from orch.transcript import Transcript
 
     Sessions = Callable[[], "list[dict[str, Any]]"]
     Act = Callable[[dict[str, Any], str], str]
@@ -232,37 +231,30 @@ class Said:
     current tool call, or its last words); a plain program's last line."""
 
     def __init__(self) -> None:
-        self._transcripts: dict[str, Transcript] = {}
-        # unit: the oldest and the newest line fed to its transcript, and what was shown
+        # unit: the oldest and newest of the lines last read, and what was shown
         self._shown: dict[str, tuple[tuple[int, str], tuple[int, str], str]] = {}
 
     def of(self, session: dict[str, Any], recent: Sequence[tuple[int, str]] | None) -> str:
         """What SESSION said last, from RECENT, its last lines (when, text), oldest
-        first, as orch.journal_tail.OutputTail holds them: the newest its transcript shows
-        (an agent's newest line may be an event it does not show)."""
+        first, as orch.journal_tail.OutputTail holds them: the newest its transcript
+        shows (an agent's newest line may be an event it does not show), read afresh
+        whenever they change; what was shown before if none of them shows anything."""
         if not recent:
             return ""
         unit = str(session.get("unit"))
         known = self._shown.get(unit)
-        if known is not None and known[1] == recent[-1] and known[0] <= recent[0]:
+        if known is not None and known[:2] == (recent[0], recent[-1]):
             return known[2]
-        if known is not None and recent[0] < known[0]:
-            known = None  # older lines came (read back): all of them, to a new transcript
-        transcript = self._transcripts.get(unit)
-        if transcript is None or known is None:
-            from orch.agents import provider_format
-            from orch.transcript import Transcript
+        from orch.agents import provider_format
+        from orch.transcript import Transcript
 
-            transcript = self._transcripts[unit] = Transcript(
-                provider_format(session.get("provider"), str(session.get("scope"))))
-        fed = known[1] if known is not None else None
-        new = recent if fed is None else recent[recent.index(fed) + 1:] if fed in recent \
-            else [line for line in recent if line[0] >= fed[0]]  # fed one scrolled out
-        lines = [text for _, line in new for text in transcript.feed(line) if text.strip()]
+        transcript = Transcript(provider_format(session.get("provider"),
+                                                str(session.get("scope"))))
+        lines = [text for _, line in recent for text in transcript.feed(line) if text.strip()]
         # One line, and nothing the terminal would take as a command (an escape
         # sequence would redraw top's own screen).
         shown = visible(" ".join(lines[-1].split())) if lines else (known[2] if known else "")
-        self._shown[unit] = (recent[0] if known is None else known[0], recent[-1], shown)
+        self._shown[unit] = (recent[0], recent[-1], shown)
         return shown
 
 

@@ -194,7 +194,7 @@ def _look_again(rt: Runtime, name: str, wanted: str, problems: list[str],
     the next look at free memory), with the limit's jitter (a fleet not all at once)."""
     from datetime import datetime
 
-    from orch.usecases.unattended import LIMIT_JITTER_S
+    from orch.usecases.unattended import limit_jitter
 
     delay = queues.LOOK_AGAIN_S if at is None else max(
         0.0, (datetime.fromisoformat(at) - rt.now()).total_seconds())
@@ -202,7 +202,7 @@ def _look_again(rt: Runtime, name: str, wanted: str, problems: list[str],
         arm_wake(rt, ("reset-" if at else "") + queue_wake_subject(rt, name),
                  f"queue {name}: look again for {wanted}", delay,
                  ["--admit", str(rt.store.directory)],
-                 jitter_s=0.0 if at is None else min(LIMIT_JITTER_S, delay / 10))
+                 jitter_s=0.0 if at is None else limit_jitter(delay))
     except OrchError as err:
         problems.append(f"queue {name} waits for {wanted}, but cannot look again later: "
                         f"{err.message}")

@@ -79,9 +79,14 @@ def arm(rt: Runtime, record: Record, verdict: Verdict) -> None:
     if verdict.resumes is None or verdict.failure is None:
         return
     delay = max(0.0, verdict.resumes - verdict.judged_at)
-    jitter = min(LIMIT_JITTER_S, delay / 10) \
-        if verdict.failure.kind is limits.Failure.USAGE_LIMIT else 0.0
+    jitter = limit_jitter(delay) if verdict.failure.kind is limits.Failure.USAGE_LIMIT else 0.0
     _arm(rt, record, delay, jitter)
+
+
+def limit_jitter(delay_s: float) -> float:
+    """The most a wake DELAY_S away at a usage limit's reset is put off at random, so
+    that a fleet held by one limit does not come back in one second."""
+    return min(LIMIT_JITTER_S, delay_s / 10)
 
 
 def after_exit(rt: Runtime, session_id: str) -> Record | None:

@@ -103,6 +103,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_every_address(host: str) -> bool:
+    """Whether HOST is the wildcard address (IPv4's or IPv6's, however written)."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
 def allowed_hosts(host: str, port: int) -> frozenset[str]:
     """The Host headers a request to HOST:PORT may carry: the listen address itself,
     and on loopback its usual names; on a wildcard address, this machine's names and
@@ -110,7 +118,7 @@ def allowed_hosts(host: str, port: int) -> frozenset[str]:
     names = {f"[{host}]" if ":" in host else host}
     if is_loopback(host):
         names.update(_LOOPBACK_NAMES)
-    elif host in ("0.0.0.0", "::"):
+    elif is_every_address(host):  # (only with --allow-remote, and the token always)
         names.update({socket.gethostname(), socket.getfqdn(), *_LOOPBACK_NAMES})
         import psutil
 
