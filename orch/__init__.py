@@ -159,10 +159,11 @@ if _LighterImports.PENDING:
 
 
 def __getattr__(name: str) -> Any:
+    # Asked too by each first `from orch import SUBMODULE`: importlib (and warnings) only
+    # for a name of its own.
+    module = "orch.api" if name in _API else _MODELS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orch' has no attribute {name!r}")
     import importlib
 
-    if name in _API:
-        return getattr(importlib.import_module("orch.api"), name)
-    if name in _MODELS:
-        return getattr(importlib.import_module(_MODELS[name]), name)
-    raise AttributeError(f"module 'orch' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -9,7 +9,7 @@ compose a view.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from orch.errors import UsageError
 from orch.runtime import Runtime
@@ -215,6 +215,13 @@ def list_sessions(scope: Scope | None = None, *, running: bool = False,
     """Every session of SCOPE, newest first, with live status from one listing pass:
     a session running as recorded costs no call of its own. TAG: only those with that
     tag, or with every one of those tags."""
+    return list(each_session(scope, running=running, tag=tag))
+
+
+def each_session(scope: Scope | None = None, *, running: bool = False,
+                 tag: str | Sequence[str] | None = None) -> Iterator[Session]:
+    """list_sessions' sessions, each made as it is asked for (see query.each_session);
+    the arguments are checked at once, the connection closed once all are read."""
     from orch.usecases import query
 
     tags = (tag,) if isinstance(tag, str) else tuple(_strings(tag or (), "tag"))
@@ -223,8 +230,12 @@ def list_sessions(scope: Scope | None = None, *, running: bool = False,
 
         for one in tags:
             check_tag(one)
-    with _runtime(scope) as rt:
-        return query.list_sessions(rt, running=running, tags=tags)
+    rt = _runtime(scope)
+
+    def sessions() -> Iterator[Session]:
+        with rt:
+            yield from query.each_session(rt, running=running, tags=tags)
+    return sessions()
 
 
 def find_record(ref: str, scope: Scope | None = None) -> Record:

@@ -12,7 +12,6 @@ box, to wait for boot): the product talks to managers over D-Bus only (orch.syst
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from orch import jsontext
 from orch.booted import systemd_is_pid1 as systemd_is_pid1  # the box's question too
 from orch.errors import OrchError, PermissionDenied
 
@@ -66,7 +66,7 @@ def _require_root() -> None:
 
 def _read_record() -> BoxInfo | None:
     try:
-        data = json.loads((box_dir() / "box.json").read_text())
+        data = jsontext.loads((box_dir() / "box.json").read_text())
         info = BoxInfo(pid=int(data["pid"]), start_ticks=int(data["start_ticks"]),
                        root=str(data.get("root", "/")))
     except (OSError, ValueError, KeyError, TypeError):
@@ -261,7 +261,7 @@ def up(root: Path | None = None) -> BoxInfo:
     record: dict[str, object] = {"pid": pid, "start_ticks": ticks, "root": info.root}
     if cgroups:
         record.update(cgroup=relative, cgroups=[str(c) for c in cgroups])
-    (directory / "box.json").write_text(json.dumps(record))
+    (directory / "box.json").write_text(jsontext.dumps(record))
     state = _wait_booted(info, deadline)
     if state not in ("running", "degraded"):
         raise OrchError(f"the box's manager did not come up (state: {state})",
@@ -293,7 +293,7 @@ def down() -> bool:
 def _remove_recorded_cgroups() -> None:
     """Remove the cgroups the box's record names (ORCH_BOX_CGROUP), once it is gone."""
     try:
-        data = json.loads((box_dir() / "box.json").read_text())
+        data = jsontext.loads((box_dir() / "box.json").read_text())
         remove_cgroups([str(d) for d in data.get("cgroups", [])], str(data["cgroup"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass

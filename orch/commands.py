@@ -10,16 +10,15 @@ so each command has one body. Kept free of typer, pystemd and psutil at import.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+from collections.abc import Iterator
 
-from orch import __version__, api
+from orch import __version__, api, jsontext
 from orch.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
     from typing import Any
 
@@ -32,15 +31,16 @@ WAIT_TIMEOUT = 124
 
 
 def emit_json(data: Any) -> None:
-    """DATA as JSON on stdout: a list with one item per line (json's C encoder; its
-    indenting one is pure Python, and slow for a thousand sessions), else indented."""
-    if not isinstance(data, list):
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    """DATA as JSON on stdout: a list (or the items of an iterator) with one item per
+    line (json's C encoder; its indenting one is pure Python, and slow for a thousand
+    sessions), else indented."""
+    if not isinstance(data, (list, Iterator)):
+        sys.stdout.write(jsontext.pretty(data) + "\n")
         return
     # Written a batch at a time: the whole text at once (a megabyte at a thousand
     # sessions) was made three times over (joined, framed, encoded), each in memory
     # new to the process, whose first touch costs more than the encoding.
-    encode, write = _item_encoder(), sys.stdout.write
+    encode, write = jsontext.item_encoder(), sys.stdout.write
     batch: list[str] = []
     size, separator = 0, "[\n  "
     for item in data:
@@ -50,38 +50,11 @@ def emit_json(data: Any) -> None:
         if size >= _BATCH_CHARS:
             write("".join(batch))
             batch, size = [], 0
-    write("".join(batch) + "\n]\n" if data else "[]\n")
+    written = separator != "[\n  "  # an item was: its list is opened
+    write("".join(batch) + "\n]\n" if written else "[]\n")
 
 
 _BATCH_CHARS = 1 << 15
-
-
-def _item_encoder() -> Callable[[Any], str]:
-    """JSONEncoder(ensure_ascii=False).encode, as json's C encoders made once for all
-    items (JSONEncoder.encode makes one a call: 5 ms of `orch ps --json` at a thousand
-    sessions). An item is first encoded to ASCII, a fifth faster: where that wrote no
-    \\u escape, the text is the same as the other's; where it did, the item is encoded
-    again, keeping its non-ASCII text as it is. What it is given is plain data, never
-    circular."""
-    import json.encoder
-
-    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)  # not in the stubs
-    if c_make_encoder is None:  # a Python without json's C speedups
-        return json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
-
-    def default(value: object) -> object:
-        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-    to_ascii, to_text = (c_make_encoder(None, default, escape, None, ": ", ", ", False,
-                                        False, True)
-                         for escape in (json.encoder.encode_basestring_ascii,
-                                        json.encoder.encode_basestring))
-
-    def encode(item: Any) -> str:
-        text = "".join(to_ascii(item, 0))
-        return text if "\\u" not in text else "".join(to_text(item, 0))
-
-    return encode
 
 
 def say(message: str) -> None:
@@ -257,7 +230,7 @@ def config_get(key: str, user: bool = False, system: bool = False) -> int:
     value = config.get(api.current_scope(user, system), key)
     if value is None:
         return 1
-    print(json.dumps(value) if not isinstance(value, str) else value)
+    print(jsontext.dumps(value) if not isinstance(value, str) else value)
     return 0
 
 
@@ -286,7 +259,7 @@ def config_list(user: bool = False, system: bool = False, as_json: bool = False)
     if as_json:
         emit_json(dict(entries))
     for key, value in [] if as_json else entries:
-        print(f"{key} = {json.dumps(value)}")
+        print(f"{key} = {jsontext.dumps(value)}")
     return 0
 
 
@@ -302,10 +275,12 @@ def ps(running: bool = False, tag: list[str] | None = None, user: bool = False,
     """`orch ps`: on a terminal the table fits its width, unless FULL."""
     if all_hosts:
         return ps_all_hosts(running, tag or [], user, system, as_json, full)
-    sessions = api.list_sessions(api.current_scope(user, system), running=running, tag=tag)
-    if as_json:
-        emit_json([s.json_view() for s in sessions])
-    elif sessions:
+    scope = api.current_scope(user, system)
+    if as_json:  # written as they come
+        emit_json(s.json_view() for s in api.each_session(scope, running=running, tag=tag))
+        return 0
+    sessions = api.list_sessions(scope, running=running, tag=tag)
+    if sessions:
         from orch import render
 
         print(render.table(sessions, render.table_width(sys.stdout, full), _ellipsis()))

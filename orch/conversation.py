@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import stat
 import termios
@@ -21,6 +20,7 @@ import uuid
 from contextlib import suppress
 from pathlib import Path
 
+from orch import jsontext
 from orch.errors import OrchError, UsageError
 from orch.results import ResultFormat, event
 from orch.scope import Scope
@@ -110,7 +110,7 @@ def user_message(format: ResultFormat, text: str) -> bytes:
     if format is ResultFormat.CLAUDE_STREAM_JSON:
         message = {"type": "user", "message": {"role": "user", "content": [
             {"type": "text", "text": text}]}}
-        line = json.dumps(message, ensure_ascii=False) + "\n"
+        line = jsontext.dumps(message, ascii=False) + "\n"
     else:
         raise UsageError(f"the {format} format takes no messages")
     data = line.encode("utf-8", "surrogateescape")
@@ -126,7 +126,7 @@ def interrupt(format: ResultFormat) -> bytes:
         raise UsageError(f"the {format} format has no way to interrupt a turn")
     request = {"type": "control_request", "request_id": f"orch-{uuid.uuid4().hex[:12]}",
                "request": {"subtype": "interrupt"}}
-    return (json.dumps(request) + "\n").encode()
+    return (jsontext.dumps(request) + "\n").encode()
 
 
 def deliver(scope: Scope, session_id: str, data: bytes) -> None:

@@ -17,12 +17,11 @@ appends through it.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from enum import StrEnum
 from pathlib import Path
 
-from orch import files
+from orch import files, jsontext
 from orch.frozen import dataclass
 
 TYPE_CHECKING = False
@@ -125,11 +124,14 @@ def _same_file(fd: int, path: Path) -> bool:
     return (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
 
 
+# An event's line: compact, its text as it is.
+_LINE = jsontext.encoder(ascii=False, compact=True)
+
+
 def append(state_dir: Path, event: Event) -> None:
     """Add EVENT to STATE_DIR's events (one write; the file made 0600 if new), and
     rotate the file if that took it to ROTATE_AT."""
-    line = (json.dumps(event.to_json(), separators=(",", ":"), ensure_ascii=False)
-            + "\n").encode()
+    line = (_LINE(event.to_json()) + "\n").encode()
     path = state_dir / EVENTS_FILE
     while True:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
@@ -164,7 +166,7 @@ def _rotate(state_dir: Path) -> None:
 
 def _parse(line: bytes) -> Event | None:
     try:
-        return Event.from_json(json.loads(line))
+        return Event.from_json(jsontext.loads(line))
     except ValueError:
         return None
 

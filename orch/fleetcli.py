@@ -4,11 +4,10 @@ schedule ...` (orch.commands holds the others; orch.commandline names these by
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
-from orch import api
+from orch import api, jsontext
 from orch.commands import emit_json, say
 
 TYPE_CHECKING = False
@@ -24,7 +23,7 @@ def events(refs: list[str] | None = None, follow: bool = False, since: str | Non
     from orch.render import event_line
 
     def emit(event: Event) -> None:
-        line = json.dumps(event.to_json(), ensure_ascii=False) if as_json \
+        line = jsontext.dumps(event.to_json(), ascii=False) if as_json \
             else event_line(event)
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
@@ -211,7 +210,7 @@ def schedule_fire(schedule: str, overlap: bool = False, spawn_args: list[str] | 
     sys.stderr.write(done.stderr)
     if done.returncode != 0:
         return done.returncode
-    session = json.loads(done.stdout)
+    session = jsontext.loads(done.stdout)
     say(f"orch: schedule {schedule}: session {session['id']} ({session['name']}) "
         f"{session['status']}")
     if overlap:

@@ -10,7 +10,6 @@ every format, `-n`, and the agents' results deal in whole lines.
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import subprocess
@@ -18,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+from orch import jsontext
 from orch.errors import OrchError, UsageError
 from orch.journal_entries import (
     EXIT_MESSAGE_IDS,
@@ -73,7 +73,7 @@ def _run(args: Sequence[str], *, check: bool = True) -> list[Entry]:
 
 def _parse(line: bytes) -> Entry | None:
     try:
-        return value if isinstance(value := json.loads(line), dict) else None
+        return value if isinstance(value := jsontext.loads(line), dict) else None
     except ValueError:
         return None
 

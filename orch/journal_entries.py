@@ -5,10 +5,10 @@ how a unit's invocation ended. Pure: reading the journal is orch.journal's.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from orch import jsontext
 from orch.session import Ending, ending_from_exit, now_iso, usec_to_iso
 
 Entry = dict[str, Any]  # one journal entry as `journalctl -o json` gives it
@@ -31,7 +31,7 @@ def field_values(entry: Mapping[str, Any], name: str) -> list[bytes]:
         if isinstance(item, list) and all(isinstance(v, int) for v in item):
             found.append(_bytes(item))
         elif item is not None:
-            found.append((item if isinstance(item, str) else json.dumps(item)).encode())
+            found.append((item if isinstance(item, str) else jsontext.dumps(item)).encode())
     return found
 
 

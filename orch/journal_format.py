@@ -4,11 +4,11 @@ mark where each invocation's output starts."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 
+from orch import jsontext
 from orch.journal_entries import Entry, field_text, message, realtime_usec
 from orch.session import Record
 from orch.visible import MULTILINE, visible
@@ -50,7 +50,7 @@ def render_cat(entry: Entry) -> str:
 
 def render_json(entry: Entry) -> str:
     """The entry as one line of journalctl's json format."""
-    return json.dumps(entry, ensure_ascii=False)
+    return jsontext.dumps(entry, ascii=False)
 
 
 class InvocationMarks:

@@ -9,14 +9,13 @@ D-Bus over SSH as `systemctl -H` does, to choose where a new session goes.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
-from orch import ssh
+from orch import jsontext, ssh
 from orch.errors import OrchError, UsageError
 from orch.hosts import LOCAL, Host
 from orch.memory import SESSION_SLICE, combined, meminfo_available
@@ -61,7 +60,7 @@ def _listing(host: Host, ps_args: Sequence[str], timeout: float) -> Listing:
 def parse_listing(name: str, answer: str) -> Listing:
     """Host NAME's sessions from ANSWER, its `orch ps --json`."""
     try:
-        sessions = json.loads(answer)
+        sessions = jsontext.loads(answer)
         if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
             raise ValueError("not a list of sessions")
     except ValueError as err:

@@ -8,11 +8,12 @@ fast wherever records are read.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
+
+from orch import jsontext
 
 
 class ResultFormat(StrEnum):
@@ -85,7 +86,7 @@ def event(line: str) -> dict[str, Any] | None:
     if not stripped.startswith("{"):
         return None
     try:
-        value = json.loads(stripped)
+        value = jsontext.loads(stripped)
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
@@ -304,13 +305,12 @@ def _last_document(lines: list[str]) -> dict[str, Any] | None:
     """The last JSON object in the text that starts at the beginning of a line, however
     many lines it spans (gemini pretty-prints its json output)."""
     text = "\n".join(lines)
-    decoder = json.JSONDecoder()
     found: dict[str, Any] | None = None
     offset = 0
     for line in lines:
         if line.startswith("{"):
             try:
-                value, _ = decoder.raw_decode(text, offset)
+                value, _ = jsontext.raw_decode(text, offset)
             except ValueError:
                 value = None
             if isinstance(value, dict):

@@ -11,11 +11,10 @@ firings overlap. The service's first line keeps the definition as JSON, for `lis
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from orch import files
+from orch import files, jsontext
 from orch.errors import NotFound, OrchError, UsageError
 from orch.frozen import dataclass
 from orch.locate import session_path
@@ -68,9 +67,9 @@ def check_name(name: str) -> str:
 
 def render(schedule: Schedule, scope: Scope, orch: str) -> dict[str, str]:
     """The timer and service files of SCHEDULE for SCOPE, running ORCH."""
-    definition = json.dumps({"on_calendar": schedule.on_calendar,
+    definition = jsontext.dumps({"on_calendar": schedule.on_calendar,
                              "spawn_args": schedule.spawn_args,
-                             "overlap": schedule.overlap}, ensure_ascii=False)
+                             "overlap": schedule.overlap}, ascii=False)
     # Its runs find programs where a spawn from here would, this orch first: the
     # manager's own PATH lacks the user's directories (~/.local/bin, npm's).
     values = {"PATH": session_path(os.environ.get("PATH")), **paths_passed_on()}
@@ -100,7 +99,7 @@ def parse(name: str, service_text: str) -> Schedule | None:
     if not first.startswith(_DEFINITION):
         return None
     try:
-        data = json.loads(first.removeprefix(_DEFINITION))
+        data = jsontext.loads(first.removeprefix(_DEFINITION))
         return Schedule(name, str(data["on_calendar"]), [str(w) for w in data["spawn_args"]],
                         bool(data.get("overlap", False)))
     except (ValueError, KeyError, TypeError):

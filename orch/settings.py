@@ -12,12 +12,11 @@ Light at import, for every spawn loads it: no typer, tomllib or pystemd.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from enum import StrEnum
 
-from orch import timespan
+from orch import jsontext, timespan
 from orch.errors import UsageError
 from orch.frozen import dataclass
 from orch.spec import MAX_WAIT_S, TAG, TAG_SHAPE, Restart
@@ -268,7 +267,7 @@ def show(value: object) -> str:
     elif isinstance(value, str):
         # Cut inside the quotes, so the value still reads as a string.
         cut = value if len(value) <= _SHOW_MAX else value[:_SHOW_MAX - 5] + "..."
-        return json.dumps(cut, ensure_ascii=False)
+        return jsontext.dumps(cut, ascii=False)
     elif isinstance(value, (list, tuple)):
         text = "[" + ", ".join(show(item) for item in value) + "]"
     elif isinstance(value, dict):

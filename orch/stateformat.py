@@ -11,9 +11,9 @@ Versions 1 to 4 had no archive (4 had the generation, 1 to 3 neither).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
+from orch import jsontext
 from orch.session import Record
 
 SCHEMA_VERSION = 5
@@ -26,8 +26,8 @@ READABLE_VERSIONS = (1, 2, 3, 4, 5)
 # A v4 log holds the very same lines as a v5 one.
 LOG_VERSIONS = (4, 5)
 
-# One encoder for every record: json.dumps with an option makes a new one per call.
-_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+# One encoder for every record.
+_ENCODE = jsontext.encoder(ascii=False)
 
 Sessions = dict[str, Record]
 # Each record's line in the state file, by session id, with the record it encodes.
@@ -107,8 +107,8 @@ def read_snapshot(raw: bytes, where: str, *, archive: bool = False) -> Snapshot:
     """What a snapshot's bytes (an ARCHIVE's) hold; ValueError with a one-line reason
     otherwise."""
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        doc = jsontext.loads(raw.decode("utf-8"))
+    except ValueError as err:  # json's error, or UnicodeDecodeError
         raise ValueError(f"{where} is not a valid orch state file ({err})") from None
     if not isinstance(doc, dict) or "version" not in doc:
         raise ValueError(f"{where} is not an orch state file (no schema version)")
@@ -182,7 +182,7 @@ class LineCache:
 def read_units(head: bytes, where: str) -> list[str]:
     """The units an archive holds, from its first line (HEAD)."""
     try:
-        doc = json.loads(head.rstrip(b"\n") + b"]}")
+        doc = jsontext.loads(head.rstrip(b"\n") + b"]}")
     except ValueError:
         doc = None
     if not isinstance(doc, dict) or not _is_units(doc.get("units")):
@@ -225,7 +225,7 @@ def log_entries(changed: list[tuple[str, Record | None]], lines: Lines) -> bytes
     for session_id, record in changed:
         if record is None:
             lines.pop(session_id, None)
-            out.append(f'{{"remove": {json.dumps(session_id)}}}\n')
+            out.append(f'{{"remove": {jsontext.dumps(session_id)}}}\n')
         else:
             text = _line(record, lines)
             lines[session_id] = (record, text)
@@ -251,7 +251,7 @@ class Log:
         if header_end == 0:
             return
         try:
-            header = json.loads(complete[:header_end])
+            header = jsontext.loads(complete[:header_end])
         except ValueError:
             header = None
         if not isinstance(header, dict) or set(header) != {"version", "extends"} \
@@ -280,7 +280,7 @@ def replay(sessions: Sessions, entries: bytes, where: str,
     while done < len(entries):  # a line at a time, to find the cut or name the line
         end = entries.index(b"\n", done) + 1
         try:
-            change = _change(json.loads(entries[done:end]), where)
+            change = _change(jsontext.loads(entries[done:end]), where)
         except ValueError as err:
             if end == len(entries):
                 break  # cut short by a crash: no change that was reported done
@@ -308,7 +308,7 @@ def _decode_all(entries: bytes) -> list[object]:
         return []
     if not entries.endswith(b"\n"):
         raise ValueError("a line cut short")
-    decoded = json.loads(b"[" + entries[:-1].replace(b"\n", b",") + b"]")
+    decoded = jsontext.loads(b"[" + entries[:-1].replace(b"\n", b",") + b"]")
     if type(decoded) is not list or len(decoded) != entries.count(b"\n"):
         raise ValueError("a line that is no value of its own")
     return decoded

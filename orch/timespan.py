@@ -6,10 +6,10 @@ exactly the time spans of systemd.time(7) and gets the same microseconds.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 
+from orch import jsontext
 from orch.errors import UsageError
 
 USEC_INFINITY = 2**64 - 1  # systemd's usec_t maximum, which means "infinity"
@@ -137,7 +137,7 @@ def parse_usec(text: str) -> int:
 
 
 def _show(value: object) -> str:
-    text = json.dumps(str(value), ensure_ascii=False) if isinstance(value, str) else str(value)
+    text = jsontext.dumps(str(value), ascii=False) if isinstance(value, str) else str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -9,12 +9,12 @@ renderer does not know is shown compactly on one line: never a crash, never a bl
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from orch import jsontext
 from orch.results import ResultFormat
 from orch.results import event as parse_event
 from orch.visible import MULTILINE, visible
@@ -83,7 +83,7 @@ def key_argument(arguments: Any) -> str:
     """What a tool call does, in a few words: its command, path or pattern."""
     if isinstance(arguments, str):
         try:
-            arguments = json.loads(arguments)
+            arguments = jsontext.loads(arguments)
         except ValueError:
             return str(arguments)
     if not isinstance(arguments, dict):
@@ -95,7 +95,7 @@ def key_argument(arguments: Any) -> str:
     for value in arguments.values():
         if isinstance(value, str) and value:
             return value
-    return json.dumps(arguments, ensure_ascii=False) if arguments else ""
+    return jsontext.dumps(arguments, ascii=False) if arguments else ""
 
 
 def _text_of(content: Any) -> str:
@@ -171,7 +171,7 @@ class Transcript:
 
     def _compact(self, event: Event) -> str:
         kind = event.get("type", "?")
-        text = json.dumps(event, ensure_ascii=False)
+        text = jsontext.dumps(event, ascii=False)
         if len(text) > COMPACT_CHARS:
             text = text[:COMPACT_CHARS - 1] + "…"
         return self.style.dim(f"· {kind} {text}")
@@ -216,7 +216,7 @@ class Transcript:
             detail = {k: v for k, v in event.items()
                       if k not in ("type", "subtype", "session_id", "uuid")}
             return [self.style.dim(f"· {event.get('subtype', 'system')} "
-                                   f"{self.style.cut(json.dumps(detail), 20)}")]
+                                   f"{self.style.cut(jsontext.dumps(detail), 20)}")]
         if kind == "assistant":
             return self._claude_blocks(event["message"].get("content") or [])
         if kind == "user":

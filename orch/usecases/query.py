@@ -3,12 +3,12 @@ output (logs, follow), and wait for sessions to end."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from operator import attrgetter
 
 from orch.errors import NotFound, UsageError
 from orch.frozen import dataclass, replace
-from orch.queues import in_line, placed
+from orch.queues import InLine, in_line, placed
 from orch.scope import Scope
 from orch.session import Record, Session, Status, UnitView
 from orch.state import Sessions, StateStore
@@ -28,15 +28,23 @@ if TYPE_CHECKING:
     from orch.events import Event, Position
     from orch.journal import LogFormat
     from orch.results import AgentResult
-    from orch.runtime import Runtime
+    from orch.runtime import ManagerPort, Runtime
     from orch.transcript import Style
 
 
 def list_sessions(rt: Runtime, *, running: bool = False,
                   tags: Sequence[str] = ()) -> list[Session]:
+    """Every session of the runtime's scope, newest first (see each_session)."""
+    return list(each_session(rt, running=running, tags=tags))
+
+
+def each_session(rt: Runtime, *, running: bool = False,
+                 tags: Sequence[str] = ()) -> Iterator[Session]:
     """Every session of the runtime's scope, newest first, with live status from one
     listing pass: a session running as recorded costs no call of its own
-    (running_as_recorded).
+    (running_as_recorded). Each is made as it is asked for, so that a listing written
+    as it goes never holds a thousand of them at once (memory new to a process costs
+    more than making them).
     RUNNING lists only those that have not ended, and reads no archived record unless a
     unit that may run is not a live record's (see may_run_archived). TAGS: only those
     with every one of them."""
@@ -49,27 +57,32 @@ def list_sessions(rt: Runtime, *, running: bool = False,
         listed = manager.loaded() if chosen or (running and store.keeps_archive()) else {}
         if running and may_run_archived(store, records, listed):
             chosen = [r for r in store.load().values() if _tagged(r, tags)]
-        sessions = []
+        chosen.sort(key=attrgetter("created_at", "id"), reverse=True)
+        said: dict[str, InLine] | None = None  # each queued session's place, once needed
         for record in chosen:
-            entry = listed.get(record.unit)
-            if entry is None:
-                if running and record.result is not None:
-                    continue  # its end recorded and its unit gone: ended, whatever else
-                sessions.append(view(record, GONE))
+            session = _session(record, listed.get(record.unit), manager, meter, running)
+            if session is None or (running and session.status.ended):
                 continue
-            path, states = entry
-            if running_as_recorded(record, states):
-                session = Session.of(record, Status.RUNNING, None, meter.usage(record))
-            else:
-                unit = manager.view(path, record.unit, states)
-                session = meter.measured(view(record, unit), record)
-            sessions.append(conversing(session, record))
-    if running:
-        sessions = [s for s in sessions if not s.status.ended]
-    if any(s.status is Status.QUEUED for s in sessions):
-        said = in_line(records, rt.now_iso())
-        sessions = [placed(s, said) for s in sessions]
-    return sorted(sessions, key=attrgetter("created_at", "id"), reverse=True)
+            if session.status is Status.QUEUED:
+                said = said if said is not None else in_line(records, rt.now_iso())
+                session = placed(session, said)
+            yield session
+
+
+def _session(record: Record, entry: tuple[bytes, tuple[str, str, str, int]] | None,
+             manager: ManagerPort, meter: Meter, running: bool) -> Session | None:
+    """RECORD's session, from its unit's ENTRY in the manager's listing (None: not
+    loaded); None if a listing of RUNNING sessions leaves it out."""
+    if entry is None:
+        if running and record.result is not None:
+            return None  # its end recorded and its unit gone: ended, whatever else
+        return view(record, GONE)
+    path, states = entry
+    if running_as_recorded(record, states):
+        return conversing(Session.of(record, Status.RUNNING, None, meter.usage(record)),
+                          record)
+    unit = manager.view(path, record.unit, states)
+    return conversing(meter.measured(view(record, unit), record), record)
 
 
 def _tagged(record: Record, tags: Sequence[str]) -> bool:
@@ -121,14 +134,13 @@ def runs(output: str) -> list[list[str]]:
     """The program's lines in OUTPUT (`orch logs -o json`), each invocation's apart,
     oldest first: an agent's totals start again with each run. A line journald did not
     stamp (a process gone at once) goes with the run before it."""
-    import json
-
+    from orch import jsontext
     from orch.journal_entries import field_text, message
 
     found: list[list[str]] = []
     current = None
     for line in output.splitlines():
-        entry = json.loads(line)
+        entry = jsontext.loads(line)
         stamped = field_text(entry, "_SYSTEMD_INVOCATION_ID")
         if not found or (stamped and current is not None and stamped != current):
             found.append([])

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import os
 import secrets
 import socket
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlencode
 
+from orch import jsontext
 from orch.errors import UsageError
 
 TYPE_CHECKING = False
@@ -167,7 +167,7 @@ def _headers(scope: Scope) -> dict[str, str]:
 async def refuse(send: Send, status: int, message: str,
                  extra: list[tuple[bytes, bytes]] | None = None) -> None:
     """Answer with STATUS and MESSAGE as the API's one-line JSON error."""
-    body = json.dumps({"error": message}).encode()
+    body = jsontext.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode()), *(extra or [])]})
@@ -319,7 +319,7 @@ def peer_protocol(base: type[Any], owner: int) -> type[Any]:
             if uid != owner:  # None: a caller that cannot be told is refused too
                 self.refused = True
                 who = "a caller of unknown uid" if uid is None else f"uid {uid}"
-                body = json.dumps({"error": f"{who} may not use the sessions of uid "
+                body = jsontext.dumps({"error": f"{who} may not use the sessions of uid "
                                             f"{owner}"}).encode()
                 transport.write(FORBIDDEN % (len(body), body))
                 transport.write_eof()

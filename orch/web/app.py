@@ -8,7 +8,6 @@ before a request gets here (orch.web.access).
 
 from __future__ import annotations
 
-import json
 import signal
 from collections.abc import Mapping
 from importlib import resources
@@ -32,7 +31,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from orch import __version__, api
+from orch import __version__, api, jsontext
 from orch.errors import (
     Ambiguous,
     ManagerTimeout,
@@ -431,7 +430,7 @@ def _fleet_host(scope: Scope, name: str) -> Any:
 def _session_on_host(scope: Scope, name: str, args: list[str]) -> dict[str, Any]:
     """A session object, as host NAME's `orch ARGS` (with --json) gives it."""
     try:
-        session = json.loads(_on_host(scope, name, args))
+        session = jsontext.loads(_on_host(scope, name, args))
         if not isinstance(session, dict):
             raise ValueError("not a session")
     except ValueError as err:  # as orch.remote.parse_listing words it

@@ -7,13 +7,12 @@ event loop as it comes; a comment now and then learns whether the client is stil
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from typing import Any
 
 from fastapi.responses import StreamingResponse
 
-from orch import api, sse
+from orch import api, jsontext, sse
 from orch.errors import OrchError
 from orch.scope import Scope
 
@@ -184,7 +183,7 @@ async def follow_events(scope: Scope, last_event_id: str | None) -> Any:
     async for kind, item in _from_thread(work, stop):
         if kind == "item":
             at, event = item
-            yield sse.event(json.dumps(event.to_json()), str(at))
+            yield sse.event(jsontext.dumps(event.to_json()), str(at))
         elif kind == "keepalive":
             yield b": keepalive\n\n"
         elif kind == "error":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -61,3 +63,23 @@ def test_a_long_list_is_written_a_batch_at_a_time_as_the_same_text(
     assert len(writes) > 10 and max(map(len, writes)) < 64 + 200
     assert "".join(writes) == "[\n" + ",\n".join(
         "  " + json.dumps(item, ensure_ascii=False) for item in items) + "\n]\n"
+
+
+def test_the_items_of_an_iterator_are_written_as_those_of_a_list(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # `ps --json` writes sessions as they are made, never holding them all.
+    items = [{"n": i, "s": "é" * (i % 7)} for i in range(50)] + ITEMS
+    monkeypatch.setattr(commands, "_BATCH_CHARS", 64)  # some batches written already
+    commands.emit_json(items)
+    as_list = capsys.readouterr().out
+    made: list[int] = []
+
+    def one_at_a_time() -> Iterator[dict[str, Any]]:
+        for item in items:
+            made.append(len(made))
+            yield item
+    commands.emit_json(one_at_a_time())
+    assert capsys.readouterr().out == as_list and len(made) == len(items)
+    commands.emit_json(iter([]))
+    commands.emit_json(iter([{}]))
+    assert capsys.readouterr().out == "[]\n[\n  {}\n]\n"

@@ -88,6 +88,20 @@ def test_the_listing_filters_and_sorts_newest_first(fake: FakeManager, rt: Runti
     assert [s.id for s in query.list_sessions(rt, running=True)] == [new.id]
 
 
+def test_each_session_is_made_when_it_is_asked_for(fake: FakeManager, rt: Runtime) -> None:
+    # `ps --json` writes each as it comes: a thousand are never held at once.
+    old = started(fake, rt, "old", created_at="2024-01-01T00:00:00+00:00")
+    new = started(fake, rt, "new", created_at="2025-01-01T00:00:00+00:00")
+    fake.set(old.unit, exited(fake.unit(old.unit)))
+    fake.set(new.unit, exited(fake.unit(new.unit)))
+    sessions = query.each_session(rt)
+    assert fake.called("view") == []
+    assert next(sessions).id == new.id and fake.called("view") == [new.unit]
+    assert [s.id for s in sessions] == [old.id]
+    assert fake.called("view") == [new.unit, old.unit]
+    assert query.list_sessions(rt) == list(query.each_session(rt))
+
+
 def test_an_empty_listing_still_needs_a_manager(isolated_env: Path) -> None:
     rt = Runtime(Scope.USER, runtime(FakeManager(), isolated_env).store, connect=unreachable)
     with pytest.raises(ManagerUnreachable):
