@@ -48,8 +48,11 @@ def loads(text: str | bytes | bytearray) -> Any:
             value, end = _scan(document, start)
             if end == len(document) or not document[end:].strip(_WHITESPACE):
                 return value
-        except (StopIteration, ValueError):
-            pass  # json tells why, in its words (or reads UTF-16, as it may)
+        except (StopIteration, ValueError, SystemError):
+            # json tells why, in its words (or reads UTF-16, as it may). The scanner words
+            # an error with json.decoder's class only once json is loaded; before, its
+            # error is a SystemError (returned NULL without setting an exception).
+            pass
     import json
 
     return json.loads(text)
@@ -63,6 +66,8 @@ def raw_decode(text: str, index: int) -> tuple[Any, int]:
             return _scan(text, index)
         except StopIteration:
             raise ValueError(f"no JSON value at character {index}") from None
+        except SystemError:  # an error the scanner words only once json is loaded (loads)
+            pass
     import json
 
     value: tuple[Any, int] = json.JSONDecoder().raw_decode(text, index)

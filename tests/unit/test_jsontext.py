@@ -80,6 +80,55 @@ def test_bad_text_is_refused_in_json_own_words(text: str) -> None:
     assert str(found.value) == str(expected.value)
 
 
+FRESH_PROBE = """
+import sys
+from orch import jsontext
+found = []
+for text in BAD:
+    try:
+        jsontext.loads(text)
+    except ValueError as err:
+        found.append(repr(err))
+try:
+    jsontext.raw_decode('{"a', 0)
+except ValueError as err:
+    found.append(repr(err))
+import json
+expected = []
+for text in BAD:
+    try:
+        json.loads(text)
+    except ValueError as err:
+        expected.append(repr(err))
+try:
+    json.JSONDecoder().raw_decode('{"a', 0)
+except ValueError as err:
+    expected.append(repr(err))
+print(len(found), found == expected)
+"""
+
+
+def test_bad_text_is_refused_in_json_own_words_before_json_is_loaded() -> None:
+    # The C scanner words its errors with json.decoder's class, which it only finds once
+    # json is loaded: before, a SystemError ("returned NULL without setting an
+    # exception") came out of `orch ps` on a truncated state file.
+    bad = ['{"a', *BAD]  # first: an error the scanner words itself
+    probe = f"BAD = {bad!r}\n" + FRESH_PROBE
+    done = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60, check=True)
+    assert done.stdout.split() == [str(len(bad) + 1), "True"], done.stderr
+
+
+def test_raw_decode_words_an_error_as_json_does_before_json_is_loaded() -> None:
+    probe = ("from orch import jsontext\ntry:\n    jsontext.raw_decode('[{\"a', 1)\n"
+             "except ValueError as err:\n    print(repr(err))\n")
+    done = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60, check=True)
+    with pytest.raises(ValueError) as expected:
+        json.JSONDecoder().raw_decode('[{"a', 1)
+    assert done.stdout == repr(expected.value) + "\n", done.stderr
+
+
 def test_bytes_that_are_no_text_are_refused_as_json_refuses_them() -> None:
     raw = b'{"a": "\xff"}'
     with pytest.raises(ValueError) as expected:
