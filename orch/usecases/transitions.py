@@ -182,7 +182,7 @@ def _properties(record: Record, key: str, event: Event, program: str, argv: list
 
     env = {"ORCH_SESSION_ID": record.id, "ORCH_NAME": record.name,
            "ORCH_STATUS": event.status, "ORCH_EVENT": event.event,
-           "ORCH_EXIT_CODE": "" if record.exit_code is None else str(record.exit_code),
+           "ORCH_EXIT_CODE": "" if event.exit_code is None else str(event.exit_code),
            "ORCH_UNIT": record.unit, "ORCH_RESULT_FILE": os.fspath(result_file),
            "ORCH_DETAIL": event.detail or "",  # why: "dependency x never ran", ...
            "ORCH_SCOPE": record.scope, "PATH": os.environ.get("PATH", "/usr/bin:/bin")}

@@ -81,6 +81,22 @@ def test_hooks_run_as_units_with_the_session_in_their_environment(
     assert [e.exit_code for e in events.read(rt.store.directory)] == [3, 3]
 
 
+def test_a_hook_is_told_the_exit_code_its_event_tells(fake: FakeManager, rt: Runtime) -> None:
+    # Before, a limited session's hook had the failed run's exit code ("1") while its
+    # event said none; a resumed one's start hook, its last run's.
+    _config('[hooks]\non_limited = ["/bin/true"]\non_start = ["/bin/true"]\n')
+    record = put(rt, "job", exit_code=1, result="exit-code", ended_at=rt.now_iso())
+    transitions.tell(rt, record, Kind.LIMITED, Status.LIMITED, "usage limit (five_hour)")
+    transitions.tell(rt, record, Kind.STARTED, Status.RUNNING)
+    told = [e.exit_code for e in events.read(rt.store.directory)]
+    units = _hook_units(fake)
+    assert len(units) == 2 and told == [None, None]
+    for unit in units:
+        props = {name: value for name, _, value in fake.units[unit].properties}
+        env = dict(item.split("=", 1) for item in props["Environment"])  # type: ignore[union-attr]
+        assert env["ORCH_EXIT_CODE"] == ""
+
+
 @pytest.mark.parametrize(("limit", "usec"), [('"30s"', 30_000_000), ("5", 5_000_000),
                                             ('"infinity"', 2**64 - 1)])
 def test_a_hooks_time_limit_is_the_configs(fake: FakeManager, rt: Runtime, limit: str,
