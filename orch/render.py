@@ -313,7 +313,7 @@ def details(session: Session, now: datetime | None = None, unicode: bool = True)
     s = session
     status = str(s.status)
     ended = s.status.ended
-    since = s.ended_at if ended else s.started_at
+    since = s.ended_at if ended or s.status.waiting_to_resume else s.started_at  # run's end
     stamp = _stamp(since, now)
     state = outcome(status, s.exit_code, s.exit_signal, s.result) if ended else \
         "idle: waiting for its next message; running" if s.status is Status.IDLE else \

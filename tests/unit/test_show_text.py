@@ -276,6 +276,15 @@ def test_an_event_line_says_each_thing_once() -> None:
     assert render.event_line(failed).endswith(": ended, failed (exit code 3, exit-code)")
 
 
+def test_a_limited_session_is_limited_since_its_run_ended() -> None:
+    # Before: since its failed run started.
+    limited = _session(status=Status.LIMITED, main_pid=None, ended_at=_ago(minutes=1),
+                       exit_code=1, result="exit-code", resumes_at=_ago(hours=-2),
+                       waiting_for="usage limit (five_hour)")
+    [line] = [x for x in render.details(limited, NOW).splitlines() if "Status:" in x]
+    assert line.endswith("limited since Sat 2026-12-05 23:59:00 CET; 1min 0s ago")
+
+
 def test_an_idle_conversation_says_it_waits_and_since_when_it_runs() -> None:
     lines = render.details(_session(status=Status.IDLE), NOW).splitlines()
     # Not "idle since" its start: the turn it waits after ended later than that.
