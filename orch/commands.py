@@ -284,6 +284,9 @@ def ps(running: bool = False, tag: list[str] | None = None, user: bool = False,
         from orch import render
 
         print(render.table(sessions, render.table_width(sys.stdout, full), _ellipsis()))
+    else:  # said, not listed: a script reading the table finds it empty
+        tagged = f" tagged {' and '.join(tag)}" if tag else ""
+        say(f"orch: no {'running ' if running else ''}sessions{tagged}")
     return 0
 
 
@@ -384,8 +387,10 @@ def kill(ref: str, result: str | None = None, file: str | None = None,
     if as_json:
         emit_json(session.to_json())
     else:
-        # One that waited (in its queue, for its dependencies) was canceled instead.
-        done = "canceled before it ran:" if session.result == "canceled" else "signalled"
+        # One that waited (in its queue, for its dependencies) was canceled instead; one
+        # that waited to resume (limited, retrying) had nothing running: killed at once.
+        done = "canceled before it ran:" if session.result == "canceled" else \
+            "killed" if session.status.ended else "signalled"
         say(f"orch: {done} session {session.id[:8]} ({session.name})")
     return 0
 

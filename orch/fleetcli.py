@@ -135,6 +135,9 @@ def schedule_list(user: bool = False, system: bool = False, as_json: bool = Fals
         rows += [(s.name, s.on_calendar, _when(s.next_run), _when(s.last_run),
                   shlex.join(s.spawn_args)) for s in found]
         print(render.layout(rows, render.table_width(sys.stdout), [4]))
+    else:
+        say("orch: no schedules (`orch schedule add NAME --on-calendar SPEC -- CMD...` "
+            "adds one)")
     return 0
 
 

@@ -54,6 +54,9 @@ def test_a_schedule_fires_on_its_calendar_and_runs_now_on_demand(orch: Orch) -> 
         assert name in table and "*:*:0/2" in table
         assert json.loads(orch.ok("schedule", "list", "--json"))[0]["last_run"] is not None
     assert orch.ok("schedule", "list", "--json").strip() == "[]"
+    none = orch("schedule", "list")  # said on stderr: a script finds the table empty
+    assert (none.returncode, none.stdout) == (0, "")
+    assert none.stderr.startswith("orch: no schedules (`orch schedule add NAME")
     listed_units = orch.systemctl("list-unit-files", f"orch-schedule-{name}.*").stdout
     assert f"orch-schedule-{name}" not in listed_units
 

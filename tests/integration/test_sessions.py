@@ -37,6 +37,9 @@ def test_spawn_ps_wait_show_a_running_then_exited_session(orch: Orch) -> None:
     assert [s["id"] for s in listed] == [sid]
     assert [s["id"] for s in orch.ps("--tag", "t2", "--tag", "t1")] == [sid]  # with both
     assert orch.ps("--tag", "t1", "--tag", "t3") == []
+    none = orch("ps", "--running", "--tag", "t1", "--tag", "t3")  # the table: empty, said
+    assert (none.returncode, none.stdout) == (0, "")
+    assert none.stderr == "orch: no running sessions tagged t1 and t3\n"
 
     assert orch("wait", sid).returncode == 0
     ended = orch.show("napper")

@@ -108,6 +108,21 @@ def test_stop_cancels_a_limited_session_and_its_timer(agent: Orch) -> None:  # n
     assert waiting.returncode == 1, err
 
 
+def test_kill_ends_a_limited_session_and_says_it_killed_it(agent: Orch) -> None:  # noqa: F811
+    with serve([usage_limit(int(time.time()) + 3600)]) as (url, _):
+        sid = _spawn(agent, url, "later")
+        wait_for(lambda: agent.show(sid)["status"] == "limited", timeout=60,
+                 what="the session to be limited")
+    done = agent("kill", sid, "not today")
+    assert done.returncode == 0, done.stderr
+    # Before: "signalled", though nothing ran to signal.
+    assert done.stderr.startswith(f"orch: killed session {sid[:8]} ")
+    shown = agent.show(sid)
+    assert (shown["status"], shown["final_result"], shown["resumes_at"]) == \
+        ("killed", "not today", None)
+    wait_for(lambda: _wake_timers(agent, sid) == [], what="its timer to be gone")
+
+
 @pytest.mark.skipif(box.systemd_is_pid1(), reason="a power cut needs a box")
 def test_a_reboot_takes_the_timer_and_recover_arms_it_again(
         agent: Orch, machine: Machine) -> None:  # noqa: F811
