@@ -101,9 +101,7 @@ class _LighterImports:
             sys.meta_path.remove(cls)
         if lazy in sys.modules:
             return None
-        from importlib.machinery import PathFinder
-
-        spec = PathFinder.find_spec(name, path)
+        spec = _find_spec(name, path)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return None
         run_body = spec.loader.exec_module
@@ -119,6 +117,14 @@ class _LighterImports:
 
         spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
+
+
+def _find_spec(name: str, path: Any = None) -> ModuleSpec | None:
+    """importlib.machinery.PathFinder.find_spec (the finder of modules on sys.path),
+    without loading importlib's package, and warnings with it."""
+    from _frozen_importlib_external import PathFinder
+
+    return PathFinder.find_spec(name, path)
 
 
 def _stand_in(name: str, functions: tuple[str, ...]) -> ModuleType:

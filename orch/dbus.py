@@ -52,10 +52,11 @@ def load_pystemd() -> None:
     if "pystemd" in sys.modules:  # the real package is loaded already
         import pystemd.dbuslib
         return
-    import importlib.util
     import types
 
-    spec = importlib.util.find_spec("pystemd")
+    from orch import _find_spec
+
+    spec = _find_spec("pystemd")
     if spec is None or spec.submodule_search_locations is None:
         raise OrchError("pystemd is not installed", hint="run `make setup`")
     stand_in = types.ModuleType("pystemd")
