@@ -131,13 +131,13 @@ def _stand_in(name: str, functions: tuple[str, ...]) -> ModuleType:
     """A module NAME whose attributes are the real module's, imported when one is first
     read; FUNCTIONS, which a `from NAME import ...` reads at once, import it when first
     called."""
-    import importlib
     import types
 
     def real() -> ModuleType:
         if sys.modules.get(name) is stand_in:  # used while its importer still loads
             del sys.modules[name]
-        return importlib.import_module(name)
+        __import__(name)  # importlib.import_module, without loading importlib
+        return sys.modules[name]
 
     def attribute(attr: str) -> object:
         if attr.startswith("__"):  # what the import system asks of any module
