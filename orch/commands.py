@@ -120,8 +120,9 @@ def spawn(command: list[str], settings: dict[str, object], name: str | None = No
     for warning in spawn_warnings.lines(asked, scope):
         say(warning)
     if session.position is not None:
+        held = f"; waiting for {session.waiting_for}" if session.waiting_for else ""
         say(f"orch: session {session.id[:8]} queued in {session.queue}, "
-            f"#{session.position} in line")
+            f"#{session.position} in line{held}")
     elif str(session.status) == "queued":
         say(f"orch: session {session.id[:8]} queued in {session.queue}, after its "
             "dependencies")

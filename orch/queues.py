@@ -91,14 +91,32 @@ class InLine:
     waiting_for: str | None = None
 
 
-def in_line(sessions: Mapping[str, Record], now: str) -> dict[str, InLine]:
-    """Each queued session's InLine, by id."""
+# What holds a queue's next sessions back for want of memory: how many of them its free
+# slots would start now (None: all, no cap), and why they wait.
+MemoryHold = tuple["int | None", str]
+
+
+def _unheld(queue: str) -> MemoryHold | None:
+    return None
+
+
+def in_line(sessions: Mapping[str, Record], now: str,
+            memory: Callable[[str], MemoryHold | None] = _unheld) -> dict[str, InLine]:
+    """Each queued session's InLine, by id. MEMORY tells of a queue held back for want of
+    memory (queueing.memory_holds), asked once per queue with a session waiting."""
     held = limited_providers(sessions, now)
+    short: dict[str, str] = {}  # each session next up in a queue that memory holds: why
+    for queue in queues_with_waiting(sessions):
+        hold = memory(queue)
+        if hold is not None:
+            waiting = [r for r in order(sessions, queue) if r.provider not in held]
+            short.update((r.id, hold[1]) for r in waiting[:hold[0]])
     said: dict[str, InLine] = {}
     for session_id, place in positions(sessions).items():
         provider = sessions[session_id].provider
-        said[session_id] = InLine(place) if provider not in held else InLine(
-            place, held[provider], f"the usage limit of {provider}")
+        said[session_id] = InLine(place, None, short.get(session_id)) \
+            if provider not in held else \
+            InLine(place, held[provider], f"the usage limit of {provider}")
     return said
 
 

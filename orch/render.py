@@ -104,8 +104,7 @@ def format_relative(when: datetime, now: datetime) -> str:
     """How long before (or after) NOW WHEN is, as systemd's format_timestamp_relative()
     (src/basic/time-util.c): "3min 2s ago", "2h 5min ago", "1 day 3h ago", "5s left"."""
     d = _usec((now - when).total_seconds())
-    suffix = "ago" if d > 0 else "left"
-    d = abs(d)
+    suffix, d = "ago" if d > 0 else "left", abs(d)
     if d >= _YEAR:
         return f"{d // _YEAR} years {d % _YEAR // _MONTH} months {suffix}"
     if d >= _MONTH:
@@ -153,10 +152,11 @@ def format_timespan(usec: int, accuracy: int = _SEC) -> str:
 
 
 def _queue_place(s: Session) -> str:
-    """Where queued S waits, and how it is ordered: " (#2 in line, priority 5)"."""
+    """Where queued S waits, how it is ordered, and what holds it with no time (memory)."""
     said = [f"#{s.position} in line"] if s.position else []
     said += [f"priority {s.priority}"] if s.priority else []
-    return f" ({', '.join(said)})" if said else ""
+    held = f"; waiting for {s.waiting_for}" if s.waiting_for and not s.resumes_at else ""
+    return (f" ({', '.join(said)})" if said else "") + held
 
 
 def _stamp(iso: str | None, now: datetime) -> str | None:

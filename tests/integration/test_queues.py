@@ -59,6 +59,25 @@ def test_a_queue_keeps_its_cap_and_each_end_starts_the_next_in_order(orch: Orch)
     assert peak == 2
 
 
+def test_a_queue_short_of_memory_says_so_and_starts_once_it_is_not(orch: Orch) -> None:
+    # Against the real slice and /proc/meminfo; its look again is a real timer.
+    _queue(orch, "[queues.q]\nmax_running = 1\nmin_memory_available = \"1000T\"\n")
+    done = orch("spawn", "--queue", "q", "--name", "big", "--", "/bin/sleep", "100")
+    assert done.returncode == 0, done.stderr
+    sid = done.stdout.strip()
+    assert "queued in q, #1 in line; waiting for free memory: " in done.stderr
+    assert done.stderr.rstrip().endswith(" available, queue q asks for 1000.0T")
+    shown = orch.show(sid)
+    assert shown["status"] == "queued" and shown["resumes_at"] is None
+    assert shown["waiting_for"].startswith("free memory: ")
+    assert "(#1 in line); waiting for free memory: " in orch.ok("show", sid)
+    _queue(orch, "[queues.q]\nmax_running = 1\nmin_memory_available = \"1K\"\n")
+    wait_for(lambda: orch.show(sid)["status"] == "running", timeout=60,
+             what="the queue's next look to start it")
+    assert orch.show(sid)["waiting_for"] is None
+    orch.ok("stop", sid)
+
+
 def test_stop_cancels_a_queued_session_and_kill_too(orch: Orch) -> None:
     _queue(orch, "[queues.q]\nmax_running = 1\n")
     log = _log(orch)

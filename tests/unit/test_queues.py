@@ -91,6 +91,30 @@ def test_too_little_memory_admits_none_and_says_so() -> None:
     assert full == queues.Admission([])  # no slot: memory is not even read
 
 
+def test_a_memory_hold_is_said_of_those_the_free_slots_would_start_in_order() -> None:
+    later = "2026-12-06T18:00:00.000000+00:00"
+    limited = _record(9, queue=None, provider="claude", wait_kind="usage-limit",
+                      resumes_at=later, waiting_for="usage limit (five_hour)")
+    # s1 waits for claude's limit: it is passed over, as admit passes it over.
+    sessions = _sessions(limited, _record(1, provider="claude"), _record(2), _record(3),
+                         _record(4, queue="other"))
+    asked: list[str] = []
+
+    def memory(queue: str) -> queues.MemoryHold | None:
+        asked.append(queue)
+        return (1, "free memory: 1.0G available") if queue == "q" else None
+    said = queues.in_line(sessions, NOW, memory)
+    assert sorted(asked) == ["other", "q"]  # once a queue
+    by_name = {sessions[i].name: line for i, line in said.items()}
+    assert by_name["s1"] == queues.InLine(1, later, "the usage limit of claude")
+    assert by_name["s2"] == queues.InLine(2, None, "free memory: 1.0G available")
+    assert by_name["s3"] == queues.InLine(3) and by_name["s4"] == queues.InLine(1)
+    everyone = queues.in_line(sessions, NOW, lambda q: (None, "m") if q == "q" else None)
+    assert [everyone[r.id].waiting_for for r in (sessions[_record(n).id] for n in (2, 3))] \
+        == ["m", "m"]  # no cap: all of them
+    assert queues.in_line(sessions, NOW)[_record(2).id] == queues.InLine(2)
+
+
 def test_cancel_stops_a_waiting_session_before_it_ran_and_nothing_else() -> None:
     waiting, admitted = _record(1), _record(2, admitted_at=NOW)
     sessions = _sessions(waiting, admitted)

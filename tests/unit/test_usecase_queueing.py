@@ -214,7 +214,8 @@ def test_short_memory_holds_the_queue_and_arms_one_timer_to_look_again(
     fake.set(str(timers[0]), armed)
     assert _spawn(rt, "b") is Status.QUEUED
     assert len(fake.called("submit_transient")) == 1  # armed once, not per look
-    assert fake.called("memory_available") == ["app.slice", "app.slice"]
+    # Each spawn looks twice: to admit, and to say why it waits.
+    assert fake.called("memory_available") == ["app.slice"] * 4
     # It fires: its service looks again, still short, and arms the next look (before,
     # its own timer, active while its service ran, read as one armed: none came again).
     fake.set(str(timers[0]), dataclasses.replace(armed, sub_state="running"))
@@ -226,6 +227,32 @@ def test_short_memory_holds_the_queue_and_arms_one_timer_to_look_again(
     fake.slice_memory["app.slice"] = 1 << 20  # the kernel has more, the slice less
     _config("[queues.q]\nmax_running = 2\nmin_memory_available = \"1M\"\n")
     assert [s.name for s in queueing.admit(rt).sessions] == ["a", "b"]
+
+
+def test_a_queue_held_for_memory_says_so_of_those_its_free_slots_would_start(
+        fake: FakeManager, rt: Runtime) -> None:
+    # Before, `show` said only "#1 in line": nothing told why a free slot stayed free.
+    _config("[queues.q]\nmax_running = 2\nmin_memory_available = \"64T\"\n")
+    running = spawning.spawn(rt, ["/bin/sleep", "100"], name="running")
+    first = spawning.spawn(rt, ["/bin/sleep", "100"], name="first", queue="q")
+    assert first.status is Status.QUEUED and first.resumes_at is None
+    assert first.waiting_for is not None and first.waiting_for.startswith("free memory: ")
+    assert first.waiting_for.endswith(" available, queue q asks for 64.0T")
+    spawning.spawn(rt, ["/bin/sleep", "100"], name="second", queue="q")
+    listed = {s.name: s for s in query.list_sessions(rt)}
+    assert (listed["first"].position, listed["first"].waiting_for) == (1, first.waiting_for)
+    assert listed["running"].waiting_for is None
+    # Two slots free: both are next up; with one taken, the second waits for a slot.
+    assert query.result(rt, "second").waiting_for == first.waiting_for
+    held = rt.store.load()
+    rt.store.update(lambda s: s.__setitem__(running.id, dataclasses.replace(
+        held[running.id], queue="q", admitted_at=now_iso())))
+    assert query.result(rt, "second").waiting_for is None
+    assert query.result(rt, "first").waiting_for == first.waiting_for
+    _config("[queues.q]\nmax_running = 2\n")  # no memory asked for: no hold said
+    assert query.result(rt, "first").waiting_for is None
+    events_said = [e.detail for e in events.read(rt.store.directory) if e.event == "queued"]
+    assert events_said[0] == f"queue q #1; waiting for {first.waiting_for}"
 
 
 def test_a_queue_whose_configuration_is_unreadable_at_an_end_looks_again_later(
