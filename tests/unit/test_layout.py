@@ -242,12 +242,22 @@ def test_files_are_renamed_only_by_orch_files() -> None:
                if isinstance(n, ast.Call))
 
 
-def test_only_the_systemd_adapter_imports_pystemd() -> None:
-    offenders = set()
+def _importers(top: str) -> set[str]:
+    """The modules of orch that import TOP or one of its submodules, anywhere in them."""
+    found = set()
     for path in _modules():
         for node in ast.walk(_tree(path)):
             names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            if any(name.split(".")[0] == "pystemd" for name in names):
-                offenders.add(_name(path))
-    assert offenders - PYSTEMD_MODULES == set()
+            if any(name.split(".")[0] == top for name in names):
+                found.add(_name(path))
+    return found
+
+
+def test_only_orch_jsontext_imports_json() -> None:
+    # Loading json costs each command some 5 ms (its import compiles regexes).
+    assert _importers("json") == {"orch/jsontext.py"}
+
+
+def test_only_the_systemd_adapter_imports_pystemd() -> None:
+    assert _importers("pystemd") - PYSTEMD_MODULES == set()
