@@ -91,32 +91,16 @@ class InLine:
     waiting_for: str | None = None
 
 
-# What holds a queue's next sessions back for want of memory: how many of them its free
-# slots would start now (None: all, no cap), and why they wait.
-MemoryHold = tuple["int | None", str]
-
-
-def _unheld(queue: str) -> MemoryHold | None:
-    return None
-
-
-def in_line(sessions: Mapping[str, Record], now: str,
-            memory: Callable[[str], MemoryHold | None] = _unheld) -> dict[str, InLine]:
-    """Each queued session's InLine, by id. MEMORY tells of a queue held back for want of
-    memory (queueing.memory_holds), asked once per queue with a session waiting."""
+def in_line(sessions: Mapping[str, Record], now: str) -> dict[str, InLine]:
+    """Each queued session's InLine, by id: while a usage limit holds its provider, when
+    that resets; else what its queue's last admission said holds it (memory)."""
     held = limited_providers(sessions, now)
-    short: dict[str, str] = {}  # each session next up in a queue that memory holds: why
-    for queue in queues_with_waiting(sessions):
-        hold = memory(queue)
-        if hold is not None:
-            waiting = [r for r in order(sessions, queue) if r.provider not in held]
-            short.update((r.id, hold[1]) for r in waiting[:hold[0]])
     said: dict[str, InLine] = {}
     for session_id, place in positions(sessions).items():
-        provider = sessions[session_id].provider
-        said[session_id] = InLine(place, None, short.get(session_id)) \
-            if provider not in held else \
-            InLine(place, held[provider], f"the usage limit of {provider}")
+        record = sessions[session_id]
+        said[session_id] = InLine(place, None, record.waiting_for) \
+            if record.provider not in held else \
+            InLine(place, held[record.provider], f"the usage limit of {record.provider}")
     return said
 
 
@@ -160,21 +144,37 @@ def admit(sessions: Sessions, queue: str, limits: QueueLimits,
     waiting = [r for r in queued if r.provider not in held]
     resets = [held[r.provider] for r in queued if r.provider in held]
     held_until = min(resets) if resets else None
-    if not waiting:
-        return Admission([], held_until=held_until)
     running = sum(1 for r in sessions.values() if r.queue == queue and holds_slot(r, live))
     slots = len(waiting) if limits.max_running is None else limits.max_running - running
-    if slots <= 0:
+    if not waiting or slots <= 0:
+        _say_held(sessions, queued, [], None)
         return Admission([], held_until=held_until)
     if limits.min_memory_available is not None:
         free = free_memory()
         if free is not None and free < limits.min_memory_available:
+            from orch.render import format_bytes
+
+            _say_held(sessions, queued, waiting[:slots], f"free memory (queue {queue} "
+                      f"asks for {format_bytes(limits.min_memory_available)} available)")
             return Admission([], memory_short=True, held_until=held_until)
+    _say_held(sessions, queued, [], None)
     admitted = []
-    for record in waiting[:slots]:
-        sessions[record.id] = replace(record, admitted_at=now, requested_at=now)
+    for record in waiting[:slots]:  # as _say_held left them
+        sessions[record.id] = replace(sessions[record.id], admitted_at=now, requested_at=now)
         admitted.append(sessions[record.id])
     return Admission(admitted, held_until=held_until)
+
+
+def _say_held(sessions: Sessions, queued: list[Record], held: list[Record],
+              why: str | None) -> None:
+    """Record WHY (None: nothing) as what holds HELD, the next of QUEUED its free slots
+    would start (memory), and nothing for the others: `ps` and `show` read it there,
+    as this admission decided it. A record is written only where that changes."""
+    chosen = {r.id for r in held}
+    for record in queued:
+        said = why if record.id in chosen else None
+        if record.waiting_for != said:
+            sessions[record.id] = replace(record, waiting_for=said)
 
 
 def cancel(sessions: Sessions, session_id: str, now: str, intent: Intent,

@@ -64,20 +64,9 @@ def each_session(rt: Runtime, *, running: bool = False,
             if session is None or (running and session.status.ended):
                 continue
             if session.status is Status.QUEUED:
-                said = said if said is not None else _in_line(rt, records, listed)
+                said = said if said is not None else in_line(records, rt.now_iso())
                 session = placed(session, said)
             yield session
-
-
-def _in_line(rt: Runtime, records: Sessions,
-             listed: dict[str, tuple[bytes, tuple[str, str, str, int]]] | None = None
-             ) -> dict[str, InLine]:
-    """Each queued session's place, and what holds it (in_line); LISTED, the manager's
-    listing if read already: a unit listed is live."""
-    from orch.usecases.queueing import memory_holds
-
-    live = None if listed is None else (lambda r: r.unit in listed)
-    return in_line(records, rt.now_iso(), memory_holds(rt, records, live))
 
 
 def _session(record: Record, entry: tuple[bytes, tuple[str, str, str, int]] | None,
@@ -215,7 +204,7 @@ def result(rt: Runtime, ref: str) -> Session:
         record = collect(rt, record)
         session = view(record, unit)  # its cost and tokens summed over every run, as ps's
     if session.status is Status.QUEUED:
-        session = placed(session, _in_line(rt, rt.store.load()))
+        session = placed(session, in_line(rt.store.load(), rt.now_iso()))
     return conversing(session, record)
 
 

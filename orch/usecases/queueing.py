@@ -26,8 +26,6 @@ from orch.usecases.transitions import disarm, tell, tell_blocked
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from orch.config import Config
     from orch.runtime import Runtime
 
@@ -120,53 +118,6 @@ def _liveness(rt: Runtime) -> Callable[[Record], bool]:
         return listed is not None or (record.invocation_id is None
                                       and recent(record.requested_at or "", now))
     return live
-
-
-def memory_holds(rt: Runtime, sessions: Sessions,
-                 live: Callable[[Record], bool] | None = None
-                 ) -> Callable[[str], queues.MemoryHold | None]:
-    """What holds each queue back for want of memory now, for queues.in_line: as admit
-    decides it (queues.admit), a queue with free slots whose min_memory_available is
-    more than is free. LIVE as for holds_slot (default: asked of the manager). The
-    configuration and free memory are read once, when first needed."""
-    read: dict[str, Any] = {}
-
-    def limits_of(queue: str) -> QueueLimits | None:
-        if "config" not in read:
-            from orch.config import load
-
-            try:
-                read["config"] = load(rt.scope)
-            except OrchError:  # a file broken as someone edits it: nothing to tell
-                read["config"] = None
-        try:
-            return read["config"].queue_limits(queue) if read["config"] else None
-        except OrchError:  # not in the file: its sessions wait for it, as admit says
-            return None
-
-    def hold(queue: str) -> queues.MemoryHold | None:
-        limits = limits_of(queue)
-        if limits is None or limits.min_memory_available is None:
-            return None
-        if "free" not in read:
-            read["free"] = free_here(rt.manager_of(rt.scope), rt.scope)
-        free: int | None = read["free"]
-        if free is None or free >= limits.min_memory_available:
-            return None
-        slots = None
-        if limits.max_running is not None:
-            if live is None and "live" not in read:
-                read["live"] = _liveness(rt)
-            alive = live or read["live"]
-            slots = limits.max_running - sum(
-                1 for r in sessions.values() if r.queue == queue and queues.holds_slot(r, alive))
-            if slots <= 0:
-                return None  # they wait for a slot first
-        from orch.render import format_bytes
-
-        return slots, (f"free memory: {format_bytes(free)} available, queue {queue} asks "
-                       f"for {format_bytes(limits.min_memory_available)}")
-    return hold
 
 
 def requeue_stranded(rt: Runtime, record: Record) -> bool:

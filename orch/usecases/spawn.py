@@ -198,10 +198,8 @@ def _enqueue(rt: Runtime, record: Record, values: dict[str, str],
     if current[record.id].blocked is not None:
         raise SpawnFailed(f"cannot run {record.argv[0]}: {current[record.id].blocked}")
     from orch.queues import in_line, placed
-    from orch.usecases.queueing import memory_holds
 
-    session = placed(view(current[record.id], GONE),
-                     in_line(current, rt.now_iso(), memory_holds(rt, current)))
+    session = placed(view(current[record.id], GONE), in_line(current, rt.now_iso()))
     where = f"#{session.position}" if session.position else "after its dependencies"
     where += f"; waiting for {session.waiting_for}" if session.waiting_for else ""
     tell(rt, current[record.id], Kind.QUEUED, session.status, f"queue {record.queue} {where}")

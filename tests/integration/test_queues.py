@@ -65,12 +65,12 @@ def test_a_queue_short_of_memory_says_so_and_starts_once_it_is_not(orch: Orch) -
     done = orch("spawn", "--queue", "q", "--name", "big", "--", "/bin/sleep", "100")
     assert done.returncode == 0, done.stderr
     sid = done.stdout.strip()
-    assert "queued in q, #1 in line; waiting for free memory: " in done.stderr
-    assert done.stderr.rstrip().endswith(" available, queue q asks for 1000.0T")
+    assert "queued in q, #1 in line; waiting for free memory (queue q asks for 1000.0T " \
+        "available)" in done.stderr
     shown = orch.show(sid)
     assert shown["status"] == "queued" and shown["resumes_at"] is None
-    assert shown["waiting_for"].startswith("free memory: ")
-    assert "(#1 in line); waiting for free memory: " in orch.ok("show", sid)
+    assert shown["waiting_for"] == "free memory (queue q asks for 1000.0T available)"
+    assert "(#1 in line); waiting for free memory (queue q" in orch.ok("show", sid)
     _queue(orch, "[queues.q]\nmax_running = 1\nmin_memory_available = \"1K\"\n")
     wait_for(lambda: orch.show(sid)["status"] == "running", timeout=60,
              what="the queue's next look to start it")

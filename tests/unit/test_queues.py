@@ -97,22 +97,21 @@ def test_a_memory_hold_is_said_of_those_the_free_slots_would_start_in_order() ->
                       resumes_at=later, waiting_for="usage limit (five_hour)")
     # s1 waits for claude's limit: it is passed over, as admit passes it over.
     sessions = _sessions(limited, _record(1, provider="claude"), _record(2), _record(3),
-                         _record(4, queue="other"))
-    asked: list[str] = []
-
-    def memory(queue: str) -> queues.MemoryHold | None:
-        asked.append(queue)
-        return (1, "free memory: 1.0G available") if queue == "q" else None
-    said = queues.in_line(sessions, NOW, memory)
-    assert sorted(asked) == ["other", "q"]  # once a queue
-    by_name = {sessions[i].name: line for i, line in said.items()}
-    assert by_name["s1"] == queues.InLine(1, later, "the usage limit of claude")
-    assert by_name["s2"] == queues.InLine(2, None, "free memory: 1.0G available")
-    assert by_name["s3"] == queues.InLine(3) and by_name["s4"] == queues.InLine(1)
-    everyone = queues.in_line(sessions, NOW, lambda q: (None, "m") if q == "q" else None)
-    assert [everyone[r.id].waiting_for for r in (sessions[_record(n).id] for n in (2, 3))] \
-        == ["m", "m"]  # no cap: all of them
-    assert queues.in_line(sessions, NOW)[_record(2).id] == queues.InLine(2)
+                         _record(4))
+    limits = QueueLimits(max_running=3, min_memory_available=8 << 30)
+    running = _record(5, admitted_at=NOW)  # takes one of the three slots
+    sessions[running.id] = running
+    decided = queues.admit(sessions, "q", limits, lambda: 1 << 30, _live, NOW)
+    assert decided.admitted == [] and decided.memory_short
+    why = "free memory (queue q asks for 8.0G available)"
+    said = {sessions[i].name: line for i, line in queues.in_line(sessions, NOW).items()}
+    assert said["s1"] == queues.InLine(1, later, "the usage limit of claude")
+    assert (said["s2"], said["s3"]) == (queues.InLine(2, None, why), queues.InLine(3, None, why))
+    assert said["s4"] == queues.InLine(4)  # beyond the free slots: waits for one first
+    # Memory enough: the next two start, and nothing holds the one left.
+    decided = queues.admit(sessions, "q", limits, lambda: 9 << 30, _live, NOW)
+    assert [r.name for r in decided.admitted] == ["s2", "s3"]
+    assert [sessions[_record(n).id].waiting_for for n in (2, 3, 4)] == [None, None, None]
 
 
 def test_cancel_stops_a_waiting_session_before_it_ran_and_nothing_else() -> None:

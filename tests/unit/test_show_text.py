@@ -287,10 +287,10 @@ def test_a_limited_session_is_limited_since_its_run_ended() -> None:
 
 def test_a_queued_session_held_for_memory_says_why_on_its_queue_line() -> None:
     held = _session(status=Status.QUEUED, main_pid=None, started_at=None, queue="night",
-                    position=1, waiting_for="free memory: 1.2G available, queue night "
-                    "asks for 8.0G")
-    assert ("     Queue: night (#1 in line); waiting for free memory: 1.2G available, "
-            "queue night asks for 8.0G") in render.details(held, NOW).splitlines()
+                    position=1, waiting_for="free memory (queue night asks for 8.0G "
+                    "available)")
+    assert ("     Queue: night (#1 in line); waiting for free memory (queue night asks for "
+            "8.0G available)") in render.details(held, NOW).splitlines()
 
 
 def test_an_idle_conversation_says_it_waits_and_since_when_it_runs() -> None:

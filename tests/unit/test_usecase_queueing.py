@@ -214,8 +214,7 @@ def test_short_memory_holds_the_queue_and_arms_one_timer_to_look_again(
     fake.set(str(timers[0]), armed)
     assert _spawn(rt, "b") is Status.QUEUED
     assert len(fake.called("submit_transient")) == 1  # armed once, not per look
-    # Each spawn looks twice: to admit, and to say why it waits.
-    assert fake.called("memory_available") == ["app.slice"] * 4
+    assert fake.called("memory_available") == ["app.slice", "app.slice"]
     # It fires: its service looks again, still short, and arms the next look (before,
     # its own timer, active while its service ran, read as one armed: none came again).
     fake.set(str(timers[0]), dataclasses.replace(armed, sub_state="running"))
@@ -233,26 +232,31 @@ def test_a_queue_held_for_memory_says_so_of_those_its_free_slots_would_start(
         fake: FakeManager, rt: Runtime) -> None:
     # Before, `show` said only "#1 in line": nothing told why a free slot stayed free.
     _config("[queues.q]\nmax_running = 2\nmin_memory_available = \"64T\"\n")
+    why = "free memory (queue q asks for 64.0T available)"
     running = spawning.spawn(rt, ["/bin/sleep", "100"], name="running")
     first = spawning.spawn(rt, ["/bin/sleep", "100"], name="first", queue="q")
     assert first.status is Status.QUEUED and first.resumes_at is None
-    assert first.waiting_for is not None and first.waiting_for.startswith("free memory: ")
-    assert first.waiting_for.endswith(" available, queue q asks for 64.0T")
+    assert first.waiting_for == why  # as the admission that held it decided
     spawning.spawn(rt, ["/bin/sleep", "100"], name="second", queue="q")
     listed = {s.name: s for s in query.list_sessions(rt)}
-    assert (listed["first"].position, listed["first"].waiting_for) == (1, first.waiting_for)
-    assert listed["running"].waiting_for is None
-    # Two slots free: both are next up; with one taken, the second waits for a slot.
-    assert query.result(rt, "second").waiting_for == first.waiting_for
+    assert (listed["first"].position, listed["first"].waiting_for) == (1, why)
+    assert (listed["second"].waiting_for, listed["running"].waiting_for) == (why, None)
+    # One slot taken: the next look says it of the first alone (the second waits for a
+    # slot first); reading it costs ps nothing (no configuration, no free memory).
     held = rt.store.load()
     rt.store.update(lambda s: s.__setitem__(running.id, dataclasses.replace(
         held[running.id], queue="q", admitted_at=now_iso())))
+    queueing.admit(rt)
+    asked = len(fake.called("memory_available"))
+    assert query.result(rt, "first").waiting_for == why
     assert query.result(rt, "second").waiting_for is None
-    assert query.result(rt, "first").waiting_for == first.waiting_for
-    _config("[queues.q]\nmax_running = 2\n")  # no memory asked for: no hold said
-    assert query.result(rt, "first").waiting_for is None
+    assert len(fake.called("memory_available")) == asked
+    _config("[queues.q]\nmax_running = 3\n")  # no memory asked for: it starts, said no more
+    assert [s.name for s in queueing.admit(rt).sessions] == ["first", "second"]
+    assert {r.name: r.waiting_for for r in rt.store.load().values()} == \
+        {"running": None, "first": None, "second": None}
     events_said = [e.detail for e in events.read(rt.store.directory) if e.event == "queued"]
-    assert events_said[0] == f"queue q #1; waiting for {first.waiting_for}"
+    assert events_said[0] == f"queue q #1; waiting for {why}"
 
 
 def test_a_queue_whose_configuration_is_unreadable_at_an_end_looks_again_later(
