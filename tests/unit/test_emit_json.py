@@ -83,3 +83,17 @@ def test_the_items_of_an_iterator_are_written_as_those_of_a_list(
     commands.emit_json(iter([]))
     commands.emit_json(iter([{}]))
     assert capsys.readouterr().out == "[]\n[\n  {}\n]\n"
+
+
+def test_an_iterator_that_fails_midway_writes_nothing(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before, `ps --json` whose listing failed after 32K of it left half a list on stdout.
+    monkeypatch.setattr(commands, "_BATCH_CHARS", 64)
+
+    def failing() -> Iterator[dict[str, Any]]:
+        for n in range(50):
+            yield {"n": n, "s": "x" * 40}
+        raise RuntimeError("the manager went away")
+    with pytest.raises(RuntimeError, match="went away"):
+        commands.emit_json(failing())
+    assert capsys.readouterr().out == ""
