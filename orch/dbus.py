@@ -54,8 +54,6 @@ def load_pystemd() -> None:
         return
     import types
 
-    from orch import _find_spec
-
     spec = _find_spec("pystemd")
     if spec is None or spec.submodule_search_locations is None:
         raise OrchError("pystemd is not installed", hint="run `make setup`")
@@ -75,6 +73,17 @@ def load_pystemd() -> None:
         import pystemd.dbuslib  # noqa: F401  (the real utils and pprint this time)
     finally:
         _drop(stand_ins)
+
+
+def _find_spec(name: str) -> Any:
+    """importlib.util.find_spec(NAME) for a package not loaded yet: asked of every finder
+    (sys.path's, an editable install's), without loading importlib's package."""
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        spec = find(name, None) if find is not None else None
+        if spec is not None:
+            return spec
+    return None
 
 
 def _drop(stand_ins: dict[str, Any]) -> None:

@@ -40,8 +40,8 @@ _scan: Callable[[str, int], tuple[Any, int]] | None = \
 
 def loads(text: str | bytes | bytearray) -> Any:
     """json.loads(TEXT): the value, or ValueError (json.JSONDecodeError, or
-    UnicodeDecodeError) saying why not."""
-    if _scan is not None:
+    UnicodeDecodeError) saying why not (TypeError if TEXT is no text)."""
+    if _scan is not None and isinstance(text, (str, bytes, bytearray)):
         try:
             document = text if isinstance(text, str) else text.decode("utf-8")
             start = len(document) - len(document.lstrip(_WHITESPACE))
@@ -64,9 +64,7 @@ def raw_decode(text: str, index: int) -> tuple[Any, int]:
     if _scan is not None:
         try:
             return _scan(text, index)
-        except StopIteration:
-            raise ValueError(f"no JSON value at character {index}") from None
-        except SystemError:  # an error the scanner words only once json is loaded (loads)
+        except (StopIteration, SystemError):  # json words it (see loads)
             pass
     import json
 

@@ -129,6 +129,15 @@ def test_raw_decode_words_an_error_as_json_does_before_json_is_loaded() -> None:
     assert done.stdout == repr(expected.value) + "\n", done.stderr
 
 
+@pytest.mark.parametrize("value", [None, 3, ["[]"], memoryview(b"[]")])
+def test_what_is_no_text_is_refused_as_json_refuses_it(value: Any) -> None:
+    with pytest.raises(TypeError) as expected:
+        json.loads(value)
+    with pytest.raises(TypeError) as found:
+        jsontext.loads(value)
+    assert str(found.value) == str(expected.value)
+
+
 def test_bytes_that_are_no_text_are_refused_as_json_refuses_them() -> None:
     raw = b'{"a": "\xff"}'
     with pytest.raises(ValueError) as expected:
@@ -142,8 +151,11 @@ def test_raw_decode_reads_one_value_where_it_starts() -> None:
     text = 'noise {"a": [1]} {"b": 2}\ntail'
     assert jsontext.raw_decode(text, 6) == json.JSONDecoder().raw_decode(text, 6)
     assert jsontext.raw_decode(text, 17) == ({"b": 2}, 25)
-    with pytest.raises(ValueError, match="no JSON value at character 0"):
-        jsontext.raw_decode(text, 0)
+    with pytest.raises(ValueError) as expected:
+        json.JSONDecoder().raw_decode("[1,]", 0)
+    with pytest.raises(ValueError) as found:
+        jsontext.raw_decode("[1,]", 0)
+    assert str(found.value) == str(expected.value) == "Expecting value: line 1 column 4 (char 3)"
     with pytest.raises(ValueError, match="Unterminated string"):
         jsontext.raw_decode('{"a', 0)
 

@@ -74,3 +74,21 @@ def test_deferred_pformat_words_as_pprint() -> None:
 
     value = [b"as", [b"x" * 40] * 4, {"k": (1, 2)}]
     assert dbus._pformat(value) == pformat(value)
+
+
+def test_a_package_is_found_by_every_finder_not_only_on_sys_path(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # As importlib.util.find_spec: an editable install's finder is one of sys.meta_path.
+    import importlib.machinery
+    import sys
+
+    made = importlib.machinery.ModuleSpec("pystemd_elsewhere", None)
+
+    class Editable:
+        @staticmethod
+        def find_spec(name: str, path: object = None, target: object = None) -> object:
+            return made if name == "pystemd_elsewhere" else None
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Editable])
+    assert dbus._find_spec("pystemd_elsewhere") is made
+    assert dbus._find_spec("no_such_package_anywhere") is None
+    assert dbus._find_spec("pystemd").origin.endswith("__init__.py")
