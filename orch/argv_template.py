@@ -28,7 +28,8 @@ from orch.errors import UsageError
 
 Item = str | tuple[str, ...]
 
-_TOKEN = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)([!*?]?)\}")
+# Compiled (and cached by re) when first used: a plain spawn loads this module too.
+_TOKEN = r"\{([A-Za-z_][A-Za-z0-9_]*)([!*?]?)\}"
 SCALARS = ("binary", "prompt", "model", "system_prompt", "max_turns", "provider_session_id")
 LIST = "add_dir"
 FLAG = "auto_approve"
@@ -52,7 +53,7 @@ def placeholders(template: Sequence[Item]) -> dict[str, set[str]]:
     used: dict[str, set[str]] = {}
     for item in template:
         for word in _group(item):
-            for match in _TOKEN.finditer(word):
+            for match in re.finditer(_TOKEN, word):
                 _check_token(match[1], match[2])
                 used.setdefault(match[1], set()).add(match[2])
     return used
@@ -83,7 +84,7 @@ def _values(value: object) -> list[str]:
 
 
 def _render_group(group: tuple[str, ...], values: Mapping[str, object]) -> list[str]:
-    tokens = [(m[1], m[2]) for word in group for m in _TOKEN.finditer(word)]
+    tokens = [(m[1], m[2]) for word in group for m in re.finditer(_TOKEN, word)]
     for name, suffix in tokens:
         _check_token(name, suffix)
     names = {name for name, _ in tokens}
@@ -114,7 +115,7 @@ def _render_group(group: tuple[str, ...], values: Mapping[str, object]) -> list[
             return scalars[name] or ""
 
         for word in group:
-            rendered = _TOKEN.sub(substitute, word)
+            rendered = re.sub(_TOKEN, substitute, word)
             # Only removing the flag token can empty a word: that word goes too.
             if rendered or not word:
                 words.append(rendered)

@@ -170,8 +170,8 @@ def parse_seconds(value: str | int, what: str | None = None, *, zero: bool = Tru
 
 
 # A time of day as journalctl and ISO 8601 write one: 9:05, 15:09:36, 15:09:36.5, with a
-# zone or none.
-_CLOCK = re.compile(r"\d{1,2}:\d\d(?::\d\d(?:\.\d{1,6})?)?(?:Z|[+-]\d\d:?\d\d)?")
+# zone or none. Compiled (and cached by re) when first used: --since needs it, not spawn.
+_CLOCK = r"\d{1,2}:\d\d(?::\d\d(?:\.\d{1,6})?)?(?:Z|[+-]\d\d:?\d\d)?"
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -197,8 +197,8 @@ def _on_day(words: str) -> tuple[int, str] | None:
     if day.lower() in ("today", "yesterday"):
         clock = clock.strip()
         return (1 if day.lower() == "yesterday" else 0, clock) \
-            if not clock or _CLOCK.fullmatch(clock) else None
-    return (0, words) if _CLOCK.fullmatch(words) else None
+            if not clock or re.fullmatch(_CLOCK, clock) else None
+    return (0, words) if re.fullmatch(_CLOCK, words) else None
 
 
 def _unreadable(text: str) -> UsageError:
