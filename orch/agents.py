@@ -37,22 +37,29 @@ def provider_spec(name: str, scope: Scope, loaded: config.Config | None = None) 
 
 
 def state_dir(provider: str, scope: Scope, loaded: config.Config | None = None,
-              given: Mapping[str, str] | None = None) -> tuple[Path, str | None] | None:
+              given: Mapping[str, str] | None = None,
+              work_dir: str | None = None) -> tuple[Path, str | None] | None:
     """Where PROVIDER keeps its own state for this caller, whose agent's environment has
-    GIVEN (an absolute CODEX_HOME there moves it all; an absolute GEMINI_CLI_HOME, the
-    home it is kept in), and the variable to name it in for the agent where GIVEN does
-    not (None for a provider without one)."""
+    GIVEN (a CODEX_HOME there moves it all; a GEMINI_CLI_HOME, the home it is kept in;
+    a relative one is in WORK_DIR, where the agent runs), and the variable to name it in
+    for the agent where GIVEN does not (None for a provider without one)."""
     spec = provider_spec(provider, scope, loaded)
     if spec.state_dir is None:
         return None
     given = given or {}
     moved = given.get(spec.state_env) if spec.state_env else None
-    if moved and os.path.isabs(moved):
-        return Path(moved), None
     home = given.get(spec.state_home_env) if spec.state_home_env else None
-    if home and os.path.isabs(home):
-        return Path(home) / spec.state_dir, None
-    if moved or home:  # a relative one: the agent's to read, not named again
+
+    def known(value: str | None) -> bool:
+        return bool(value) and (os.path.isabs(value or "") or work_dir is not None)
+
+    def where(value: str) -> Path:  # an absolute VALUE is itself
+        return Path(os.path.normpath(os.path.join(work_dir or "/", value)))
+    if moved and known(moved):
+        return where(moved), None
+    if home and known(home):
+        return where(home) / spec.state_dir, None
+    if moved or home:  # relative, to a directory not known here: the agent's to read
         return Path.home() / spec.state_dir, None
     return Path.home() / spec.state_dir, spec.state_env
 

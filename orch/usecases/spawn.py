@@ -57,16 +57,16 @@ def parent_id() -> str | None:
 
 def _keeps_its_state(rt: Runtime, provider: str, config: Config | None,
                      options: SpawnOptions, env: dict[str, str],
-                     values: dict[str, str]) -> SpawnOptions:
+                     values: dict[str, str], work_dir: str) -> SpawnOptions:
     """OPTIONS with the agent's own state (its config, its conversations) writable in
     its sandbox: where the caller's environment moves it (ENV, or VALUES from its env
-    files, which win: CODEX_HOME=..., GEMINI_CLI_HOME=...), there; else in its home,
-    named to it in ENV."""
+    files, which win: CODEX_HOME=..., GEMINI_CLI_HOME=...; a relative one, in WORK_DIR,
+    where the agent runs), there; else in its home, named to it in ENV."""
     from orch import agents
 
     # Its env files' values over --env's, as the manager applies EnvironmentFile= over
     # Environment= (see orch.secrets).
-    state = agents.state_dir(provider, rt.scope, config, {**env, **values})
+    state = agents.state_dir(provider, rt.scope, config, {**env, **values}, work_dir)
     if state is None:
         return options
     directory, variable = state
@@ -107,8 +107,6 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
             raise UsageError(f"--add-dir {directory}: no such directory")
     env_files = [os.path.abspath(f) for f in env_files]
     values = secrets.gather(env_files, secret_env, os.environ)  # bad files refused now
-    if provider is not None and options.sandbox:
-        options = _keeps_its_state(rt, provider, config, options, spec.env, values)
     path = session_path(os.environ.get("PATH"))
     program = resolve_program(spec.argv[0], spec.env.get("PATH", path), work_dir)
     session_id = new_session_id()
@@ -130,6 +128,8 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
         # The same directory of its own checkout: a subdirectory stays one.
         work_dir = os.path.normpath(os.path.join(tree[0], os.path.relpath(
             os.path.realpath(work_dir), os.path.realpath(tree[1]))))
+    if provider is not None and options.sandbox:  # where it runs: a relative home is there
+        options = _keeps_its_state(rt, provider, config, options, spec.env, values, work_dir)
     record = Record(id=session_id, name=spec.label(),
                     unit=unit_name(spec.label(), session_id), scope=str(scope),
                     argv=spec.argv, cwd=work_dir, tags=spec.tags,

@@ -157,3 +157,19 @@ def test_codex_in_a_sandbox_keeps_the_home_its_env_file_names_writable(codex: Or
     shown = codex.show(sid)
     assert shown["final_result"] == "sandboxed answer"
     assert shown["options"]["writable"] == [str(codex.state_dir.parent / "codex-home")]
+
+
+def test_codex_in_a_sandbox_keeps_a_relative_home_writable_where_it_runs(codex: Orch) -> None:
+    # A relative CODEX_HOME is codex's working directory's: before, ~/.codex was made
+    # writable instead (this one, under /var/tmp, the sandbox leaves writable anyway).
+    with serve([Text("relative answer")]) as (url, _):
+        _keys(codex, url)
+        env = codex.state_dir.parent / "codex-relative.env"
+        env.unlink(missing_ok=True)
+        _owned(codex, env, f"ORCH_E2E_OPENAI_KEY={KEY}\nCODEX_HOME=../codex-home\n")
+        sid = spawn_agent(codex, "codex", env, "hi from afar", "--timeout", RUN_LIMIT,
+                          "--sandbox")  # in the test's work folder, beside codex-home
+        assert _wait(codex, sid) == 0, codex.logs_text(sid)
+    shown = codex.show(sid)
+    assert shown["final_result"] == "relative answer"
+    assert shown["options"]["writable"] == [str(codex.state_dir.parent / "codex-home")]

@@ -272,6 +272,31 @@ def test_a_sandboxed_agent_keeps_its_state_where_its_environment_moves_it(
 
 
 @pytest.mark.parametrize(("provider", "variable", "kept"), [
+    ("codex", "CODEX_HOME", "."), ("gemini", "GEMINI_CLI_HOME", ".gemini")])
+def test_a_relative_agent_home_is_in_the_directory_the_agent_runs_in(
+        fake: FakeManager, rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        provider: str, variable: str, kept: str) -> None:
+    # Before, a relative one left the default home's folder writable, and the agent,
+    # which reads it from its own directory, could not write its state.
+    from orch.providers import AgentRequest
+
+    binary = tmp_path / "bin" / provider
+    binary.parent.mkdir()
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("PATH", str(binary.parent))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    work = tmp_path / "work"
+    work.mkdir()
+    session = spawning.spawn_agent(rt, provider, AgentRequest(prompt="hello"), cwd=str(work),
+                                   options=SpawnOptions(sandbox=True),
+                                   env={variable: "state/here"})
+    writable = SpawnOptions.from_json(rt.store.load()[session.id].options).writable
+    assert writable == (str(Path(os.path.normpath(work / "state/here" / kept))),)
+    assert not (tmp_path / "home" / f".{provider}").exists()
+
+
+@pytest.mark.parametrize(("provider", "variable", "kept"), [
     ("copilot", "COPILOT_HOME", "."),  # all of ~/.copilot, moved
     ("gemini", "GEMINI_CLI_HOME", ".gemini")])  # another home, its .gemini in it
 def test_a_sandboxed_gemini_or_copilot_keeps_its_state_where_its_env_file_moves_it(
