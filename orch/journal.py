@@ -78,7 +78,7 @@ def _parse(line: bytes) -> Entry | None:
         return None
 
 
-class _Reader:
+class Reader:
     """A running `journalctl -o json --all ARGS`: its entries as they come (timed)."""
 
     def __init__(self, args: Sequence[str]) -> None:
@@ -140,7 +140,7 @@ def _unit_field(scope: str) -> str:
     return "UNIT" if scope == Scope.SYSTEM else "USER_UNIT"
 
 
-def _output_matches(scope: str, units: Iterable[str]) -> list[str]:
+def output_matches(scope: str, units: Iterable[str]) -> list[str]:
     """The journal matches of UNITS' sessions' output in SCOPE (a user's: as this user)."""
     own = [f"_UID={os.geteuid()}"] if scope == Scope.USER else []
     return [*(f"SYSLOG_IDENTIFIER={syslog_identifier(u)}" for u in sorted(units)), *own]
@@ -182,10 +182,10 @@ def logs_argv(record: Record, *, lines: int | None = None, follow: bool = False,
         shown = LogFormat.CAT
     argv = ["journalctl", "--no-pager", "--quiet", "--all", "--output", str(shown)]
     if lines is not None:
-        argv += ["--lines", _count(lines)]
+        argv += ["--lines", lines_arg(lines)]
     argv += _since(since)
     argv += ["--follow"] if follow else []
-    return argv + _output_matches(record.scope, [record.unit])
+    return argv + output_matches(record.scope, [record.unit])
 
 
 def _check_lines(lines: int | None) -> None:
@@ -197,7 +197,7 @@ def _check_lines(lines: int | None) -> None:
 _COUNT_MAX = 2**32 - 1
 
 
-def _count(lines: int) -> str:
+def lines_arg(lines: int) -> str:
     """--lines' argument for the last LINES entries ("all" past what journalctl counts)."""
     return str(lines) if lines < _COUNT_MAX else "all"
 
@@ -229,7 +229,7 @@ def _tail(args: Sequence[str], count: int, *, finish: bool
     """
     size = count + 1
     while True:
-        entries = _run([*args, "--lines", _count(size)])
+        entries = _run([*args, "--lines", lines_arg(size)])
         joiner = Lines()
         lines = [line for entry in entries for line in joiner.feed(entry)]
         if finish:
@@ -301,7 +301,7 @@ def write_logs(record: Record, write: Write, *, lines: int | None = None,
     or what came AFTER a journal cursor. In json, a line journald split is one entry
     (see joined)."""
     _check_lines(lines)
-    args = [*_since(since), *_after(after), *_output_matches(record.scope, [record.unit])]
+    args = [*_since(since), *_after(after), *output_matches(record.scope, [record.unit])]
     if lines is not None:
         if _transcribed(record, output):  # -n counts the transcript's lines
             entries, skip, _, _ = _shown_tail(record, args, lines, output, style, finish=True)
@@ -314,7 +314,7 @@ def write_logs(record: Record, write: Write, *, lines: int | None = None,
         show.finish()
         return
     show = printer(record, output, write, style=style)
-    reader = _Reader(args)
+    reader = Reader(args)
     try:
         for entry in whole_lines(reader.entries()):
             show(entry)
@@ -393,7 +393,7 @@ def _settle(args: Sequence[str], collector: _Collector, grace: float,
     if _sync():
         collector.feed(_run([*args, *_after(collector.cursor)]))
         return
-    follower = _Reader([*args, "--follow", *(_after(collector.cursor) or ["--lines", "all"])])
+    follower = Reader([*args, "--follow", *(_after(collector.cursor) or ["--lines", "all"])])
     try:
         deadline = time.monotonic() + grace
         quiet_until = time.monotonic() + QUIET
@@ -411,7 +411,7 @@ def _settle(args: Sequence[str], collector: _Collector, grace: float,
 
 
 def _follower(args: Sequence[str], matches: Sequence[str], cursor: str | None,
-              since: str | None) -> _Reader | Poller:
+              since: str | None) -> Reader | Poller:
     """What follows the entries of ARGS (MATCHES, and --since SINCE) after CURSOR, or
     from the start: the journal's files polled (orch.journal_poll: lines come within
     its POLL, not journald's half second), unless only journalctl can tell where to
@@ -420,7 +420,7 @@ def _follower(args: Sequence[str], matches: Sequence[str], cursor: str | None,
 
     if journal_poll.available() and (cursor is not None or since is None):
         return journal_poll.Poller(matches, cursor)
-    return _Reader([*args, "--follow", *(_after(cursor) or ["--lines", "all"])])
+    return Reader([*args, "--follow", *(_after(cursor) or ["--lines", "all"])])
 
 
 def follow_logs(record: Record, write: Write, end: SessionEnd, *, lines: int | None = None,
@@ -433,7 +433,7 @@ def follow_logs(record: Record, write: Write, end: SessionEnd, *, lines: int | N
     lines have arrived (see _settle). REFRESH gives the session's invocations again when
     one not known yet shows up. MARK hears each line's cursor before it is written."""
     _check_lines(lines)
-    args = [*_since(since), *_output_matches(record.scope, [record.unit])]
+    args = [*_since(since), *output_matches(record.scope, [record.unit])]
     tail: tuple[list[Entry], Lines, str | None] | None = None
     if lines is not None and after is None:
         if _transcribed(record, output):  # -n counts the transcript's lines
@@ -455,7 +455,7 @@ def follow_logs(record: Record, write: Write, end: SessionEnd, *, lines: int | N
         for entry in tail[0]:
             take(entry)
         collector = _Collector(take, tail[1], tail[2])
-    reader = _follower(args, _output_matches(record.scope, [record.unit]), collector.cursor, since)
+    reader = _follower(args, output_matches(record.scope, [record.unit]), collector.cursor, since)
     try:
         while not end.is_set():
             batch = reader.read(0.2)
@@ -479,7 +479,7 @@ def output_lines(record: Record, *, complete: Callable[[list[str]], bool] | None
     or less, and lines may still be on their way: read on after what was read (see
     _settle), never from the start again.
     """
-    args = _output_matches(record.scope, [record.unit])
+    args = output_matches(record.scope, [record.unit])
     started = dict(invocation_starts(record)).get(record.invocation_id or "", 0)
     lines: list[str] = []
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable
 
 # journal's own reader and matches: this module is its part for top.
-from orch.journal import _count, _output_matches, _Reader
+from orch.journal import Reader, lines_arg, output_matches
 from orch.journal_entries import Entry, Lines, field_text, message, realtime_usec
 from orch.units import syslog_identifier
 
@@ -31,8 +31,8 @@ class OutputTail:
         # unit: its last lines, oldest first, each as (when journald got it (µs), text)
         self.recent: dict[str, list[tuple[int, str]]] = {}
         self._units: dict[str, str] = {}  # syslog identifier: unit
-        self._reader: _Reader | None = None
-        self._looking_back: _Reader | None = None
+        self._reader: Reader | None = None
+        self._looking_back: Reader | None = None
         self._joiner = Lines()
 
     def watch(self, units: Iterable[str]) -> None:
@@ -43,13 +43,13 @@ class OutputTail:
         self.close()
         self._units = wanted
         if wanted:
-            self._reader = _Reader(["--follow", "--lines", _count(self.lines),
-                                    *_output_matches(self.scope, wanted.values())])
+            self._reader = Reader(["--follow", "--lines", lines_arg(self.lines),
+                                    *output_matches(self.scope, wanted.values())])
             unknown = [unit for unit in wanted.values()
                        if len(self.recent.get(unit, ())) < RECENT]
             if unknown:
-                self._looking_back = _Reader(["--reverse", "--lines", _count(self.look_back),
-                                              *_output_matches(self.scope, unknown)])
+                self._looking_back = Reader(["--reverse", "--lines", lines_arg(self.look_back),
+                                              *output_matches(self.scope, unknown)])
 
     def poll(self, timeout: float = 0.0) -> bool:
         """Take in all that came within TIMEOUT seconds (a restart's last lines may be

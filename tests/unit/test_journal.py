@@ -339,7 +339,7 @@ def test_a_missing_result_is_read_on_after_the_cursor_not_from_the_start(
     lines = journal.output_lines(_current(_record("system")),
                                  complete=lambda lines: "half/result" in lines, grace=3.0)
     assert lines == ["first", "half/result"]
-    assert fake.reads[0] == journal._output_matches("system", [_record("system").unit])
+    assert fake.reads[0] == journal.output_matches("system", [_record("system").unit])
     assert fake.reads[1][-2:] == ["--after-cursor", "c1"] and len(fake.reads) == 2
 
 
@@ -410,7 +410,7 @@ def test_a_follower_polls_the_journal_unless_only_journalctl_knows_where_to_star
 
     monkeypatch.setattr(journal_poll, "available", lambda: True)
     monkeypatch.setattr(journal_poll, "Poller", lambda matches, cursor: ("poller", cursor))
-    monkeypatch.setattr(journal, "_Reader", lambda args: ("journalctl", list(args)))
+    monkeypatch.setattr(journal, "Reader", lambda args: ("journalctl", list(args)))
     since = ["--since", "1h ago", "M=x"]
     assert journal._follower(["M=x"], ["M=x"], "c1", None) == ("poller", "c1")
     assert journal._follower(["M=x"], ["M=x"], None, None) == ("poller", None)
