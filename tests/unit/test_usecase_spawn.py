@@ -271,6 +271,17 @@ def test_a_sandboxed_agent_keeps_its_state_where_its_environment_moves_it(
         assert moved.is_dir()
 
 
+def _provider_cli(provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PROVIDER's CLI on PATH (a script that does nothing), and a home of the test's own
+    (where its default state folder is made, not in ours)."""
+    binary = tmp_path / "bin" / provider
+    binary.parent.mkdir()
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("PATH", str(binary.parent))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
 @pytest.mark.parametrize(("provider", "variable", "kept"), [
     ("codex", "CODEX_HOME", "."), ("gemini", "GEMINI_CLI_HOME", ".gemini")])
 def test_a_relative_agent_home_is_in_the_directory_the_agent_runs_in(
@@ -280,12 +291,7 @@ def test_a_relative_agent_home_is_in_the_directory_the_agent_runs_in(
     # which reads it from its own directory, could not write its state.
     from orch.providers import AgentRequest
 
-    binary = tmp_path / "bin" / provider
-    binary.parent.mkdir()
-    binary.write_text("#!/bin/sh\n")
-    binary.chmod(0o755)
-    monkeypatch.setenv("PATH", str(binary.parent))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    _provider_cli(provider, tmp_path, monkeypatch)
     work = tmp_path / "work"
     work.mkdir()
     session = spawning.spawn_agent(rt, provider, AgentRequest(prompt="hello"), cwd=str(work),
@@ -306,12 +312,7 @@ def test_a_sandboxed_gemini_or_copilot_keeps_its_state_where_its_env_file_moves_
     # was made writable, and the agent's own folder left read-only.
     from orch.providers import AgentRequest
 
-    binary = tmp_path / "bin" / provider
-    binary.parent.mkdir()
-    binary.write_text("#!/bin/sh\n")
-    binary.chmod(0o755)
-    monkeypatch.setenv("PATH", str(binary.parent))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # its default made here, not in ours
+    _provider_cli(provider, tmp_path, monkeypatch)
     moved = tmp_path / f"{provider}-home"
     env_file = tmp_path / f"{provider}.env"
     env_file.write_text(f"{variable}={moved}\n")
