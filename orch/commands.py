@@ -41,12 +41,11 @@ def emit_json(data: Any) -> None:
     # was made three times over (joined, framed, encoded), each in memory new to the
     # process, whose first touch costs more than the encoding. Written once every item
     # is made: an iterator that fails midway leaves stdout empty, never half a list.
-    encode = jsontext.item_encoder()
     batches: list[str] = []
     batch: list[str] = []
     size, separator = 0, "[\n  "
     for item in data:
-        text = encode(item)
+        text = jsontext.item(item)
         batch += (separator, text)
         separator, size = ",\n  ", size + len(text)
         if size >= _BATCH_CHARS:

@@ -78,11 +78,10 @@ def schedule_add(schedule: str, command: list[str], settings: dict[str, object],
     loaded, asked = request.for_spawn(scope, profile, settings)
     given_env = parse_env(env or [])
     # What every run would be refused for is refused now, not at 3 a.m. in the journal.
-    # Without a --cwd (or one from the config), runs start where it was added, as a spawn
-    # from here would: not in the home directory the timer's service starts in. They
-    # find their program on this PATH too (schedules.render), not the manager's.
-    # Its directory and env files pinned as paths from here (the flags' or the config's),
-    # as a spawn from here reads them: each run starts in the home directory.
+    # Runs start where a spawn from here would, not in the home directory the timer's
+    # service starts in: the directory and env files (the flags' or the config's) are
+    # pinned as paths from here, and the program is found on this PATH too
+    # (schedules.render), not the manager's.
     here = resolve_cwd(asked.cwd)
     settings = {**settings, "cwd": here}
     if asked.env_files:

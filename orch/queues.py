@@ -146,18 +146,17 @@ def admit(sessions: Sessions, queue: str, limits: QueueLimits,
     held_until = min(resets) if resets else None
     running = sum(1 for r in sessions.values() if r.queue == queue and holds_slot(r, live))
     slots = len(waiting) if limits.max_running is None else limits.max_running - running
-    if not waiting or slots <= 0:
-        _say_held(sessions, queued, [], None)
-        return Admission([], held_until=held_until)
-    if limits.min_memory_available is not None:
+    short = None  # why free slots stay free: too little memory
+    if waiting and slots > 0 and limits.min_memory_available is not None:
         free = free_memory()
         if free is not None and free < limits.min_memory_available:
             from orch.render import format_bytes
 
-            _say_held(sessions, queued, waiting[:slots], f"free memory (queue {queue} "
-                      f"asks for {format_bytes(limits.min_memory_available)} available)")
-            return Admission([], memory_short=True, held_until=held_until)
-    _say_held(sessions, queued, [], None)
+            short = (f"free memory (queue {queue} asks for "
+                     f"{format_bytes(limits.min_memory_available)} available)")
+    _say_held(sessions, queued, waiting[:slots] if short else [], short)
+    if not waiting or slots <= 0 or short:
+        return Admission([], memory_short=short is not None, held_until=held_until)
     admitted = []
     for record in waiting[:slots]:  # as _say_held left them
         sessions[record.id] = replace(sessions[record.id], admitted_at=now, requested_at=now)

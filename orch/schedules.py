@@ -68,8 +68,8 @@ def check_name(name: str) -> str:
 def render(schedule: Schedule, scope: Scope, orch: str) -> dict[str, str]:
     """The timer and service files of SCHEDULE for SCOPE, running ORCH."""
     definition = jsontext.dumps({"on_calendar": schedule.on_calendar,
-                             "spawn_args": schedule.spawn_args,
-                             "overlap": schedule.overlap}, ascii=False)
+                                 "spawn_args": schedule.spawn_args,
+                                 "overlap": schedule.overlap}, ascii=False)
     # Its runs find programs where a spawn from here would, this orch first: the
     # manager's own PATH lacks the user's directories (~/.local/bin, npm's).
     values = {"PATH": session_path(os.environ.get("PATH")), **paths_passed_on()}

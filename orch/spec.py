@@ -17,6 +17,7 @@ from orch.dbus import Property
 from orch.errors import UsageError
 from orch.frozen import dataclass, field, shape
 from orch.scope import PATH_VARIABLES, Scope, paths_passed_on
+from orch.timespan import usec
 from orch.units import syslog_identifier
 
 TYPE_CHECKING = False
@@ -127,8 +128,7 @@ class SpawnOptions:
         if self.timeout_sec:
             # RuntimeMaxSec=: the manager stops the unit when it runs longer (Result=timeout).
             # D-Bus carries times in microseconds, hence the other name.
-            # round: 249 us is 0.000249 s, which times 10**6 is 248.99999999999997.
-            props.append(("RuntimeMaxUSec", "t", round(self.timeout_sec * 1_000_000)))
+            props.append(("RuntimeMaxUSec", "t", usec(self.timeout_sec)))
         if self.memory_max is not None:
             props.append((_named("memory_max"), "t", self.memory_max))
         if self.cpu_quota is not None:
@@ -325,8 +325,8 @@ def wake_properties(what: str, delay_s: float, hook_args: list[str], scope: Scop
     env = [f"ORCH_SCOPE={scope}", *(f"{k}={v}" for k, v in paths_passed_on().items())]
     timer: list[Property] = [
         ("Description", "s", f"orch: {what}"),
-        ("TimersMonotonic", "a(st)", [("OnActiveSec", max(1, round(delay_s * 1_000_000)))]),
-        ("RandomizedDelayUSec", "t", round(jitter_s * 1_000_000)),
+        ("TimersMonotonic", "a(st)", [("OnActiveSec", max(1, usec(delay_s)))]),
+        ("RandomizedDelayUSec", "t", usec(jitter_s)),
         # Not the default minute's slack: a retry 1s later is meant 1s later.
         ("AccuracyUSec", "t", 1_000_000),
         ("RemainAfterElapse", "b", False)]

@@ -7,7 +7,6 @@ transient unit of the session's own manager. A hook that fails is the manager's 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from orch.errors import OrchError
 from orch.events import Event, Kind
 from orch.scope import Scope
 from orch.session import Record, Status, now_iso
-from orch.timespan import USEC_INFINITY
+from orch.timespan import usec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -194,6 +193,5 @@ def _properties(record: Record, key: str, event: Event, program: str, argv: list
         ("ExecStopPost", "a(sasb)", [(remove, [remove, "-f", os.fspath(result_file)],
                                       True)]),
         ("Environment", "as", [f"{k}={v}" for k, v in env.items()]),
-        ("RuntimeMaxUSec", "t", USEC_INFINITY if limit_s == math.inf  # hooks.time_limit
-         else round(limit_s * 1_000_000)),
+        ("RuntimeMaxUSec", "t", usec(limit_s)),  # hooks.time_limit
         ("CollectMode", "s", "inactive-or-failed")]

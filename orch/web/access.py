@@ -320,7 +320,7 @@ def peer_protocol(base: type[Any], owner: int) -> type[Any]:
                 self.refused = True
                 who = "a caller of unknown uid" if uid is None else f"uid {uid}"
                 body = jsontext.dumps({"error": f"{who} may not use the sessions of uid "
-                                            f"{owner}"}).encode()
+                                                f"{owner}"}).encode()
                 transport.write(FORBIDDEN % (len(body), body))
                 transport.write_eof()
                 import asyncio

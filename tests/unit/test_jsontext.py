@@ -157,8 +157,8 @@ def test_pretty_indents_by_two_keeping_text() -> None:
     assert jsontext.pretty({"a": [1], "b": "é"}) == '{\n  "a": [\n    1\n  ],\n  "b": "é"\n}'
 
 
-def test_item_encoder_keeps_text_and_escapes_only_what_json_escapes() -> None:
-    encode = jsontext.item_encoder()
+def test_a_listing_item_keeps_text_and_escapes_only_what_json_escapes() -> None:
+    encode = jsontext.item
     for value in VALUES:
         assert encode(value) == json.dumps(value, ensure_ascii=False)
     assert encode({"a": "a literal \\u00e9"}) == '{"a": "a literal \\\\u00e9"}'
