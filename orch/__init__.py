@@ -80,26 +80,30 @@ if TYPE_CHECKING:
 
 
 class _LighterImports:
-    """An import hook, once per module: two modules every command loads import another
-    for a rarely used feature, at a cost above their own. dataclasses imports inspect
+    """An import hook, once per module: two modules every command loads import others
+    for rarely used features, at a cost above their own. dataclasses imports inspect
     (with ast, dis and tokenize, some 10 ms) only to word a docstring for a class that
-    has none, and every class of orch's has one; pathlib imports urllib.parse (with
-    ipaddress, some 3 ms) only for Path.as_uri. While either loads, what it imports is a
-    stand-in that imports the real module when it is used; every later importer gets
-    the real one. Nothing changes for a module loaded already."""
+    has none, and every class of orch's has one. pathlib imports urllib.parse (with
+    ipaddress, some 3 ms) only for Path.as_uri, and re, fnmatch and warnings (some 2 ms)
+    only for glob, match and two deprecated methods. While either loads, what it imports
+    is a stand-in that imports the real module when it is used; every later importer
+    gets the real one. Nothing changes for a module loaded already."""
 
-    # The module loading: what it imports, and the functions it takes from it.
-    PENDING: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {"dataclasses": ("inspect", ()),
-               "pathlib": ("urllib.parse", ("quote_from_bytes",))}
+    # The module loading: what it imports, each with the functions it takes from it.
+    PENDING: ClassVar[dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
+        "dataclasses": (("inspect", ()),),
+        "pathlib": (("urllib.parse", ("quote_from_bytes",)), ("re", ()), ("fnmatch", ()),
+                    ("warnings", ()))}
 
     @classmethod
     def find_spec(cls, name: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
         if name not in cls.PENDING:
             return None
-        lazy, functions = cls.PENDING.pop(name)
+        lazies = [(lazy, functions) for lazy, functions in cls.PENDING.pop(name)
+                  if lazy not in sys.modules]
         if not cls.PENDING:
             sys.meta_path.remove(cls)
-        if lazy in sys.modules:
+        if not lazies:
             return None
         spec = _find_spec(name, path)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
@@ -107,13 +111,14 @@ class _LighterImports:
         run_body = spec.loader.exec_module
 
         def exec_module(module: ModuleType) -> None:
-            stand_in = _stand_in(lazy, functions)
-            sys.modules[lazy] = stand_in
+            stand_ins = {lazy: _stand_in(lazy, functions) for lazy, functions in lazies}
+            sys.modules.update(stand_ins)
             try:
                 run_body(module)
             finally:
-                if sys.modules.get(lazy) is stand_in:
-                    del sys.modules[lazy]
+                for lazy, stand_in in stand_ins.items():
+                    if sys.modules.get(lazy) is stand_in:
+                        del sys.modules[lazy]
 
         spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec

@@ -21,7 +21,6 @@ the template (`{binary}` is there for a template that must pass it on).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from orch.errors import UsageError
@@ -50,6 +49,8 @@ def _check_token(name: str, suffix: str) -> None:
 def placeholders(template: Sequence[Item]) -> dict[str, set[str]]:
     """The placeholders TEMPLATE uses, by name, each with the suffixes it carries
     ('' or '!' for scalars); UsageError for an unknown one."""
+    import re  # an agent's spawn's alone: a plain one loads none
+
     used: dict[str, set[str]] = {}
     for item in template:
         for word in _group(item):
@@ -84,6 +85,8 @@ def _values(value: object) -> list[str]:
 
 
 def _render_group(group: tuple[str, ...], values: Mapping[str, object]) -> list[str]:
+    import re  # see placeholders
+
     tokens = [(m[1], m[2]) for word in group for m in re.finditer(_TOKEN, word)]
     for name, suffix in tokens:
         _check_token(name, suffix)

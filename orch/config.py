@@ -63,7 +63,7 @@ PROVIDER_SETTINGS: dict[str, Setting] = settings_table(
 HOST_SETTINGS: dict[str, Setting] = settings_table(
     Setting("address", Kind.STRING, "Where SSH reaches the host: [USER@]HOST[:PORT]."),
     Setting("labels", Kind.STRING_LIST, "Labels that `orch spawn --label` chooses hosts by.",
-            pattern=NAME.pattern),
+            pattern=NAME),
     Setting("orch", Kind.STRING, "The command that runs orch on the host (default: orch)."),
 )
 
@@ -146,7 +146,7 @@ def _check_named(where: str, tables: object,
         raise ValueError(f"{where}: expected a table, got {show(tables)}")
     checked: dict[str, dict[str, object]] = {}
     for name, table in tables.items():
-        if not NAME.fullmatch(name):
+        if not re.fullmatch(NAME, name):
             raise ValueError(f"{where}.{_key_text(name)}: expected a name of letters, digits, "
                              "_ and -")
         checked[name] = _check_table(f"{where}.{name}", table, settings)
@@ -355,7 +355,7 @@ def _split(dotted: str, unknown_ok: bool = False) -> tuple[_Key, Setting | None]
         found = _Key(parts[0], None, parts[1])
     elif parts[0] in NAMED and len(parts) == 3:
         found = _Key(parts[0], parts[1], parts[2])
-        if not NAME.fullmatch(parts[1]):
+        if not re.fullmatch(NAME, parts[1]):
             kind = parts[0].removesuffix("s")
             raise UsageError(f"no such setting: {_key_text(dotted)}; {kind} names are letters, "
                              "digits, _ and -")
@@ -363,7 +363,7 @@ def _split(dotted: str, unknown_ok: bool = False) -> tuple[_Key, Setting | None]
         raise UsageError(f"no such setting: {_key_text(dotted)}; {shape}")
     settings = _settings_of(found.table)
     setting = settings.get(found.key)
-    if setting is None and not (unknown_ok and NAME.fullmatch(found.key)):
+    if setting is None and not (unknown_ok and re.fullmatch(NAME, found.key)):
         raise UsageError(f"no such setting: {_key_text(dotted)}; "
                          f"{_unknown_key(found.key, settings)}")
     return found, setting

@@ -121,9 +121,7 @@ def schedule_add(schedule: str, command: list[str], settings: dict[str, object],
 
 def schedule_list(user: bool = False, system: bool = False, as_json: bool = False) -> int:
     """`orch schedule list`."""
-    import shlex
-
-    from orch import render, schedules
+    from orch import render, schedules, shellwords
 
     scope = api.current_scope(user, system)
     found = _counting_runs_now(schedules.listed(scope), scope)
@@ -132,7 +130,7 @@ def schedule_list(user: bool = False, system: bool = False, as_json: bool = Fals
     elif found:
         rows = [("NAME", "CALENDAR", "NEXT", "LAST", "SPAWN")]
         rows += [(s.name, s.on_calendar, _when(s.next_run), _when(s.last_run),
-                  shlex.join(s.spawn_args)) for s in found]
+                  shellwords.join(s.spawn_args)) for s in found]
         print(render.layout(rows, render.table_width(sys.stdout), [4]))
     else:
         say("orch: no schedules (`orch schedule add NAME --on-calendar SPEC -- CMD...` "

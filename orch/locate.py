@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from orch import shellwords
 from orch.errors import PermissionDenied, SpawnFailed, UsageError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -37,9 +38,7 @@ def resolve_cwd(cwd: str | None) -> str:
 
 def resolve_program(program: str, search_path: str, cwd: str) -> str:
     """PROGRAM as an absolute path to an executable file, found as a shell would."""
-    import shlex
-
-    shown = shlex.quote(program)  # 'sleep 5' is one word that names no program
+    shown = shellwords.quote(program)  # 'sleep 5' is one word that names no program
     if "/" in program:
         candidate = Path(cwd, program) if not os.path.isabs(program) else Path(program)
         if not candidate.exists():

@@ -8,11 +8,10 @@ text. Free of typer, pystemd and psutil at import."""
 from __future__ import annotations
 
 import os
-import shlex
 import unicodedata
 from datetime import UTC, datetime
 
-from orch import timespan
+from orch import shellwords, timespan
 from orch.session import Status
 from orch.visible import MULTILINE, visible
 
@@ -282,7 +281,7 @@ def _option(key: str, value: Any) -> str:
         return f"{key.removesuffix('_sec')}={format_timespan(_usec(value))}"
     if key == "memory_max":
         return f"{key}={format_bytes(value)}"
-    return f"{key}={shlex.quote(_value(value))}{'%' if key == 'cpu_quota' else ''}"
+    return f"{key}={shellwords.quote(_value(value))}{'%' if key == 'cpu_quota' else ''}"
 
 
 def _result_text(text: str, ref: str, ellipsis: str) -> str:
@@ -326,7 +325,7 @@ def details(session: Session, now: datetime | None = None, unicode: bool = True)
         ("Blocked", s.blocked),
         ("Unit", f"{s.unit} ({s.scope})"),
         ("Invocation", s.invocation_id),
-        ("Command", shlex.join(s.argv) if s.argv else None),
+        ("Command", shellwords.join(s.argv) if s.argv else None),
         ("Directory", s.cwd),
         ("Tags", ", ".join(s.tags)),
         ("After", ", ".join(s.after) + (" (waiting for them to end successfully)"
@@ -370,7 +369,7 @@ def details(session: Session, now: datetime | None = None, unicode: bool = True)
 def _processes(processes: list[dict[str, Any]]) -> str:
     """A session's processes, one a line: pid, memory, CPU time and command line."""
     rows = [(str(p["pid"]), format_bytes(p["memory_rss"]), cpu_time(p["cpu_usage_nsec"]),
-             shlex.join(p["command"])) for p in processes]
+             shellwords.join(p["command"])) for p in processes]
     return layout(rows)
 
 
@@ -468,7 +467,7 @@ def table(sessions: list[Session], width: int | None = None, ellipsis: str = ELL
     rows += [(s.id[:8], s.name, status_cell(s.json_view()),
               str(s.main_pid or "-"), *resources(s.memory_current, s.cpu_usage_nsec,
                                                  s.cost_usd),
-              age(s.created_at, now), shlex.join(s.argv))
+              age(s.created_at, now), shellwords.join(s.argv))
              for s in sessions]
     return layout(rows, width, _flexible(COLUMNS), ellipsis)
 
@@ -516,5 +515,5 @@ def hosts_table(sessions: list[dict[str, Any]], width: int | None = None,
               str(s.get("main_pid") or "-"),
               *resources(s.get("memory_current"), s.get("cpu_usage_nsec"), s.get("cost_usd")),
               age(s.get("created_at"), now),
-              shlex.join(str(word) for word in s.get("argv") or [])) for s in sessions]
+              shellwords.join(str(word) for word in s.get("argv") or [])) for s in sessions]
     return layout(rows, width, _flexible(header), ellipsis)

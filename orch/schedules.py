@@ -12,6 +12,7 @@ firings overlap. The service's first line keeps the definition as JSON, for `lis
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from orch import files, jsontext
@@ -59,7 +60,7 @@ class Schedule:
 
 def check_name(name: str) -> str:
     """NAME, if it can name a schedule (and its units); UsageError otherwise."""
-    if not NAME.fullmatch(name) or len(name) > 64:
+    if not re.fullmatch(NAME, name) or len(name) > 64:
         raise UsageError(f"schedule name {name!r}: expected up to 64 letters, digits, "
                          "_ and -")
     return name

@@ -11,16 +11,13 @@ are recorded, so a restart can read them again.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping
 from enum import Enum, auto
 from pathlib import Path
 
 from orch.errors import UsageError
 from orch.scope import Scope
-from orch.spec import RESERVED_ENV, read_text_arg
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+from orch.spec import RESERVED_ENV, is_env_name, read_text_arg
 
 
 class _State(Enum):
@@ -95,7 +92,7 @@ def _parse_env(text: str, comments_continue: bool) -> _Parse:
 
     def push() -> None:
         name = "".join(key[:last_key_ws])
-        if not _NAME.fullmatch(name):
+        if not is_env_name(name):
             raise _Refused(key_line, f"{name!r} is not a variable name (letters, digits and "
                            "_, not starting with a digit), so systemd would skip the line")
         found.assignments.append((key_line, name, "".join(value)))

@@ -7,27 +7,26 @@ from (orch.request) all derive from SPAWN_SETTINGS; adding a setting is one entr
 and its field in orch.request.SpawnRequest. Options of spawn that are no setting (--name,
 --env, --profile, --after, ...) are not here: they have no config key.
 
-Light at import, for every spawn loads it: no typer, tomllib or pystemd.
+Light at import, for every spawn loads it: no typer, tomllib or pystemd, and no re (a
+value is matched against its pattern only when one is given).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from enum import StrEnum
 
 from orch import jsontext, timespan
 from orch.errors import UsageError
 from orch.frozen import dataclass
-from orch.spec import MAX_WAIT_S, TAG, TAG_SHAPE, Restart
+from orch.spec import ENV_NAME, MAX_WAIT_S, TAG, TAG_SHAPE, Restart
 
 # Not `from typing import ...`: typing alone costs every command some ms.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Literal
 
-NAME = re.compile(r"[A-Za-z0-9_-]+")  # a provider, profile or host name
-ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+NAME = r"[A-Za-z0-9_-]+"  # a provider, profile or host name
 # Longest value quoted back in an error: a system prompt can be pages long.
 _SHOW_MAX = 60
 # TOML integers are 64-bit signed.
@@ -195,11 +194,15 @@ class Setting:
 
     def _matches(self, text: str) -> bool:
         """TEXT is a string this setting (or an item of its list) takes."""
+        import re
+
         return re.fullmatch(self.pattern, text) is not None if self.pattern else text != ""
 
     def from_text(self, raw: str) -> object:
         """RAW, a command-line string, as the TOML value this setting stores; ValueError
         if it cannot be one (accepts() checks the value afterwards)."""
+        import re
+
         kind = self.kind
         if kind is Kind.BOOL:
             if raw.lower() in _TRUE:
@@ -294,7 +297,7 @@ SPAWN_SETTINGS: dict[str, Setting] = settings_table(
     Setting("provider", Kind.STRING,
             "Run an agent: claude, codex, gemini, copilot, ollama, one added as "
             "[providers.NAME], or exec (a command).",
-            pattern=NAME.pattern, flag="--provider", metavar="NAME"),
+            pattern=NAME, flag="--provider", metavar="NAME"),
     Setting("model", Kind.STRING, "The agent's model.", flag="--model", metavar="MODEL",
             agent_only=True),
     Setting("system_prompt", Kind.STRING, "The agent's system prompt.",
@@ -332,7 +335,7 @@ SPAWN_SETTINGS: dict[str, Setting] = settings_table(
     Setting("worktree", Kind.BOOL, "Run in a git worktree of its own (kept until reaped).",
             flag="--worktree"),
     Setting("queue", Kind.STRING, "Start it when this queue ([queues.NAME]) has room; "
-            "until then it is queued.", pattern=NAME.pattern, flag="--queue",
+            "until then it is queued.", pattern=NAME, flag="--queue",
             metavar="NAME"),
     Setting("priority", Kind.INT, "Its place in its queue: higher starts first, then "
             "first come, first served.", minimum=-1000, maximum=1000, flag="--priority",
@@ -396,6 +399,8 @@ def parse_size_bytes(value: str | int) -> int | None:
     if isinstance(value, int):
         size = value
     else:
+        import re
+
         match = re.fullmatch(_SIZE, value)
         # A fraction of a byte means nothing: a decimal point needs a unit.
         if match is None or ("." in match[1] and not match[2]):
@@ -412,6 +417,8 @@ def parse_percent(value: str) -> int:
     """50 from '50%': a whole number from 1 to MAX_PERCENT followed by '%'. UsageError
     otherwise."""
     if isinstance(value, str):
+        import re
+
         match = re.fullmatch(r"(\d{1,12})%", value)
         if match is not None and 0 < int(match[1]) <= MAX_PERCENT:
             return int(match[1])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import stat
 import sys
 from enum import StrEnum
@@ -29,7 +28,7 @@ RESERVED_ENV = ("ORCH_SESSION_ID", "ORCH_UNIT", "ORCH_SCOPE")  # --env may not s
 # Every variable orch itself puts in a unit's environment (properties()): what recover
 # does not take for the user's own when it adopts a unit.
 ORCH_SET_ENV = (*RESERVED_ENV, *PATH_VARIABLES, "PATH")
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"  # a variable systemd passes on
 MAX_NAME = 128
 MAX_TAG = 64
 # A tag, as a flag, the config file and the library give one (a comma would split it).
@@ -39,7 +38,9 @@ TAG_SHAPE = f"1 to {MAX_TAG} characters, with no commas or control characters"
 # environment entry execve passes. Longer, the program could never start.
 MAX_ARG_BYTES = 32 * 4096 - 1
 TEXT_FILE_MAX = 4 << 20  # a message, a result or an env file read from a file
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 controls and DEL: checked for, and replaced, on every spawn, where re is not loaded.
+_CONTROL = frozenset(map(chr, (*range(0x20), 0x7f)))
+_CONTROL_TO_SPACE = dict.fromkeys(map(ord, _CONTROL), " ")
 
 
 # A bounded start limit for --restart: at most this many starts in the interval, then
@@ -210,8 +211,21 @@ def _no_nul(text: str, what: str) -> None:
 def check_tag(tag: str) -> None:
     """Refuse, with one line, TAG if it is none (TAG's pattern): a spawn's, or one a
     listing filters by."""
+    import re  # a plain spawn's checks load none (see validate)
+
     if not re.fullmatch(TAG, tag):
         raise UsageError(f"--tag {tag!r}: expected a string of {TAG_SHAPE}")
+
+
+def is_env_name(name: str) -> bool:
+    """Whether NAME is an environment variable name (ENV_NAME)."""
+    import re  # by the first --env: a plain spawn's checks load none
+
+    return re.fullmatch(ENV_NAME, name) is not None
+
+
+def _has_control(text: str) -> bool:
+    return not _CONTROL.isdisjoint(text)
 
 
 def validate(spec: SessionSpec) -> None:
@@ -228,18 +242,18 @@ def validate(spec: SessionSpec) -> None:
     if spec.cwd is not None:
         _no_nul(spec.cwd, "--cwd")
     if spec.name is not None and (
-            not spec.name.strip() or len(spec.name) > MAX_NAME or _CONTROL.search(spec.name)):
+            not spec.name.strip() or len(spec.name) > MAX_NAME or _has_control(spec.name)):
         raise UsageError(f"--name must be 1 to {MAX_NAME} characters, not all blank, "
                          "with no control characters")
     if spec.name == "self":  # what a session calls itself: the name could never be named
         raise UsageError("--name self: self names the calling session; choose another")
     for tag in spec.tags:
         check_tag(tag)
-    if _CONTROL.search(spec.description):  # a line feed would forge show's next line
+    if _has_control(spec.description):  # a line feed would forge show's next line
         raise UsageError("--description: one line, with no control characters")
     for key, value in spec.env.items():
         _no_nul(key, f"--env {key!r}")
-        if not ENV_NAME.fullmatch(key):
+        if not is_env_name(key):
             raise UsageError(f"--env {key!r}: not a valid environment variable name")
         if key in RESERVED_ENV:
             raise UsageError(f"--env {key}: orch sets this variable itself")
@@ -397,10 +411,10 @@ def literal_argv(argv: list[str]) -> list[str]:
 
 def description(session_id: str, spec: SessionSpec) -> str:
     """The unit's Description=: carries the session id, so systemd alone can name it."""
-    import shlex  # a spawn's alone
+    from orch import shellwords  # a spawn's alone
 
-    summary = spec.description or shlex.join(spec.argv)
-    summary = _CONTROL.sub(" ", summary)
+    summary = spec.description or shellwords.join(spec.argv)
+    summary = summary.translate(_CONTROL_TO_SPACE)
     if len(summary) > 200:
         summary = summary[:199] + "…"
     return f"orch session {session_id}: {summary}"

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 import os
-import shlex
 import subprocess
 from collections.abc import Callable, Container, Sequence
 from pathlib import Path
 
+from orch import shellwords
 from orch.errors import ManagerUnreachable, OrchError
 from orch.hosts import Address, Host
 from orch.scope import Scope
@@ -115,7 +115,7 @@ def command_argv(address: Address, argv: Sequence[str],
                  timeout: float | None = None, terminal: bool = False) -> list[str]:
     """ssh running ARGV on the host. ssh hands its command to the remote user's shell as
     one string: each word is quoted, so the shell sees exactly these words."""
-    return [*base_argv(address, timeout, terminal), shlex.join(argv)]
+    return [*base_argv(address, timeout, terminal), shellwords.join(argv)]
 
 
 # --- running ssh: the one place, and its one wording of failures ----------------------
@@ -283,7 +283,7 @@ def bus_address(address: Address, user: bool, timeout: float | None = None) -> b
                   "exec systemd-stdio-bridge --user"]
     else:
         bridge = ["systemd-stdio-bridge"]
-    argv = [*base_argv(address, timeout), shlex.join(bridge)]
+    argv = [*base_argv(address, timeout), shellwords.join(bridge)]
     parts = [f"path={_escape(argv[0])}"]
     parts += [f"argv{i}={_escape(word)}" for i, word in enumerate(argv) if i > 0]
     return ("unixexec:" + ",".join(parts)).encode()

@@ -7,7 +7,6 @@ exactly the time spans of systemd.time(7) and gets the same microseconds.
 from __future__ import annotations
 
 import math
-import re
 
 from orch import jsontext
 from orch.errors import UsageError
@@ -199,6 +198,8 @@ def _on_day(words: str) -> tuple[int, str] | None:
     """The days ago and the time of day (empty: midnight) that WORDS name: today or
     yesterday, alone or at a time, or a time of day alone (today's); None otherwise, or
     if the time is no time of day."""
+    import re  # --since's alone: no command that takes no time loads it
+
     day, _, clock = words.partition(" ")
     if day.lower() in ("today", "yesterday"):
         clock = clock.strip()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 PREFIX = "orch-"
 SUFFIX = ".service"
 MAX_UNIT_NAME = 255  # UNIT_NAME_MAX in systemd, including the suffix
@@ -13,7 +11,7 @@ SHORT_ID_LEN = 8
 # (systemd-escape's rule). '-' is valid in a service name, and keeping it keeps names
 # readable ("orch-code-reviewer-1a2b3c4d.service").
 _KEEP = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_.-")
-_UNIT_RE = r"^orch-(?P<label>.*)-(?P<short>[0-9a-f]{8})\.service$"  # compiled when first used
+_HEX = frozenset("0123456789abcdef")
 
 
 def escape_label(label: str) -> str:
@@ -72,8 +70,12 @@ def unit_name(label: str, session_id: str) -> str:
 
 
 def is_orch_unit(name: str) -> bool:
-    """True for unit names orch builds."""
-    return re.match(_UNIT_RE, name) is not None
+    """True for unit names orch builds: PREFIX, a label, "-", a short id, SUFFIX."""
+    if not (name.startswith(PREFIX) and name.endswith(SUFFIX)) or "\n" in name:
+        return False
+    middle = name[len(PREFIX):-len(SUFFIX)]  # the label (maybe empty), "-", the short id
+    return len(middle) > SHORT_ID_LEN and middle[-SHORT_ID_LEN - 1] == "-" \
+        and all(c in _HEX for c in middle[-SHORT_ID_LEN:])
 
 
 def syslog_identifier(unit: str) -> str:

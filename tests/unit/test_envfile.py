@@ -15,6 +15,7 @@ from orch import secrets
 from orch.errors import UsageError
 from orch.scope import Scope
 from orch.secrets import parse_env_file
+from orch.spec import is_env_name
 from tests.envfiles import CASES, ENV_FILES, REFUSED
 
 
@@ -47,7 +48,7 @@ def test_any_file_is_read_or_refused_in_one_line(text: str) -> None:
     except secrets._Refused as err:
         assert "\n" not in err.why and 1 <= err.line <= text.count("\n") + 1
     else:
-        assert all(secrets._NAME.fullmatch(name) for name in values)
+        assert all(is_env_name(name) for name in values)
 
 
 _VALUES = st.dictionaries(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True),

@@ -1,7 +1,7 @@
 """orch's one import hook: dataclasses loads without inspect and pathlib without
-urllib.parse, which every command would otherwise pay for, and whoever uses them later
-gets the real modules. Each probe runs in a fresh interpreter: this one has loaded them
-all long ago."""
+urllib.parse, re, fnmatch or warnings, which every command would otherwise pay for, and
+whoever uses them later gets the real modules. Each probe runs in a fresh interpreter:
+this one has loaded them all long ago."""
 
 from __future__ import annotations
 
@@ -46,17 +46,30 @@ def test_nothing_changes_when_dataclasses_or_inspect_came_first() -> None:
 
 # An editable install's path finder loads pathlib (and urllib.parse) before any code
 # runs: the probes that need pathlib unloaded take it out first.
-_UNLOAD_PATHLIB = ("for name in ('pathlib', 'urllib.parse', 'ipaddress'):\n"
-                   "    sys.modules.pop(name, None)\n")
+# The probe's own json loaded re: that goes too, to see whether pathlib loads it again.
+_UNLOAD_PATHLIB = ("for name in [m for m in sys.modules if m in ('pathlib', 'urllib.parse', "
+                   "'ipaddress', 're', 'fnmatch', 'warnings') or m.startswith('re.')]:\n"
+                   "    del sys.modules[name]\n")
 
 
-def test_pathlib_loads_without_urllib_parse() -> None:
+def test_pathlib_loads_without_urllib_parse_re_fnmatch_or_warnings() -> None:
     out = probe("import orch.state, orch.commands\n"
                 "import pathlib\n"
                 "out['pathlib'] = pathlib.Path.__module__\n"
-                "out['urllib.parse'] = 'urllib.parse' in sys.modules\n"
-                "out['ipaddress'] = 'ipaddress' in sys.modules", prelude=_UNLOAD_PATHLIB)
-    assert out == {"pathlib": "pathlib", "urllib.parse": False, "ipaddress": False}
+                "out['loaded'] = sorted(m for m in ('urllib.parse', 'ipaddress', 're', "
+                "'fnmatch', 'warnings') if m in sys.modules)", prelude=_UNLOAD_PATHLIB)
+    assert out == {"pathlib": "pathlib", "loaded": []}
+
+
+def test_pathlibs_patterns_work_whole_afterwards() -> None:
+    out = probe("import orch, pathlib\n"
+                "out['glob'] = [p.name for p in pathlib.Path('orch').glob('__init__.p?')]\n"
+                "out['match'] = pathlib.PurePath('a/b.py').match('*.py')\n"
+                "import re, fnmatch\n"
+                "out['real'] = [re.__name__, fnmatch.fnmatchcase('ab', 'a?')]\n"
+                "out['same'] = pathlib.re.compile is re.compile", prelude=_UNLOAD_PATHLIB)
+    assert out == {"glob": ["__init__.py"], "match": True, "real": ["re", True],
+                   "same": True}
 
 
 def test_pathlib_and_urllib_parse_work_whole_afterwards() -> None:
