@@ -35,6 +35,10 @@ DRAIN_EVERY = 16
 # The longest a wait through sd-bus itself holds the GIL (see Connection._wait).
 GIL_SLICE = 0.05
 
+# What wait_job() gives for a start whose program exited before its job ended: no job
+# result (that comes only after the unit's ExecStopPost=); the unit tells how it went.
+PROGRAM_EXITED = "program-exited"
+
 
 def as_str(value: Any) -> str:
     """A D-Bus string (bytes from pystemd) as text."""
@@ -65,6 +69,9 @@ class Connection:
         self.direct = False
         self.starting: dict[bytes, list[Any]] = {}
         self.start_matches: set[bytes] = set()  # paths with a match installed
+        # By job, the object path of the unit it starts, where starting collects its
+        # signals: wait_job() need not wait for a start job that outlives its program.
+        self.start_jobs: dict[bytes, bytes] = {}
         # pystemd hands sd-bus a bare pointer to each callback: keep them alive here.
         self.callbacks: list[Callable[..., None]] = []
         self.handled = 0  # signals our callbacks ran for (see _process)
@@ -201,8 +208,7 @@ class Connection:
         """
         latest: dict[bytes, dict[bytes, Any]] = {}
         for msg in reversed(self.starting.pop(object_path(unit), None) or ()):
-            msg.process_reply(False)  # decoding is what costs: the newest two suffice
-            interface, changed, _invalidated = msg.body
+            interface, changed = _decoded(msg)  # what costs: the newest two suffice
             latest.setdefault(bytes(interface), changed)
             if UNIT_IFACE in latest and SERVICE_IFACE in latest:
                 break
@@ -268,19 +274,26 @@ class Connection:
         poller.register(fd, select.POLLIN)  # a hang-up ends it too: process() reports it
         poller.poll(max(1, int(seconds * 1000) + 1))
 
-    def queued(self, job: Any) -> bytes:
+    def queued(self, job: Any, unit: str | None = None) -> bytes:
         """JOB (a call's answer) as awaited: its JobRemoved is kept for wait_job(). Marked
-        before anything dispatches signals, which only waiting does."""
+        before anything dispatches signals, which only waiting does. UNIT: the unit it
+        starts (told by its signals, if watch_start() watches it)."""
         path = bytes(job)
         self.jobs[path] = None
+        if unit is not None and object_path(unit) in self.starting:
+            self.start_jobs[path] = object_path(unit)
         return path
 
     def wait_job(self, job: bytes, what: str, timeout: float) -> str:
         """Wait up to TIMEOUT for JOB (from queued()) to finish; its result ('done',
-        'failed', ...)."""
+        'failed', ...), or PROGRAM_EXITED if the unit it starts says first that its
+        program has already exited (see _exited)."""
         deadline = time.monotonic() + timeout
+        unit = self.start_jobs.pop(job, None)
         try:
             while (result := self.jobs.get(job)) is None:
+                if unit is not None and self._exited(unit):
+                    return PROGRAM_EXITED
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise ManagerTimeout(f"the systemd manager did not finish {what} "
@@ -289,6 +302,24 @@ class Connection:
             return result
         finally:
             self.jobs.pop(job, None)
+
+    def _exited(self, path: bytes) -> bool:
+        """Whether the unit at PATH says its program has exited: its newest signal (of
+        its Unit interface, which the manager sends after its Service one) says it is
+        past its start, and the one before it has the program's exit (ExecMainCode, 0
+        until then; the unit is inactive before its start too). The start job of a
+        program that exits at once, before the manager saw it executed, ends only once
+        the unit is inactive, after its ExecStopPost= (orch's exit hook: some 40 ms of
+        Python) has run. Peer to peer only (see watch_start)."""
+        messages = self.starting.get(path) or ()
+        if len(messages) < 2:
+            return False
+        interface, changed = _decoded(messages[-1])
+        if interface != UNIT_IFACE or changed.get(b"ActiveState") not in (
+                b"deactivating", b"inactive", b"failed"):
+            return False
+        interface, changed = _decoded(messages[-2])
+        return interface == SERVICE_IFACE and bool(changed.get(b"ExecMainCode"))
 
     def wait_for(self, done: Callable[[], bool], timeout: float | None,
                  call_timeout: float, poll: float | None = None) -> bool:
@@ -311,3 +342,12 @@ class Connection:
                         break
                     remaining = min(remaining, polled - now)
                 self.dispatch(remaining, call_timeout)
+
+
+def _decoded(msg: Any) -> tuple[bytes, dict[bytes, Any]]:
+    """A PropertiesChanged signal's interface and changed properties, decoded once:
+    pystemd keeps the body it decoded, and a second decoding would read nothing."""
+    if msg.body is None:
+        msg.process_reply(False)
+    interface, changed, _invalidated = msg.body
+    return bytes(interface), changed

@@ -265,14 +265,14 @@ class Manager:
         return self._conn
 
     def started(self, unit: str) -> UnitView:
-        """UNIT as it is when its start job has ended (call after wait_job()). Peer to
-        peer, the signals before the job's end said it all (Connection.started): no call."""
+        """UNIT as it is when wait_job() returned. Peer to peer, the signals before that
+        said it all (Connection.started): no call."""
         props = self._open.started(unit)
         return self.unit(unit) if props is None else unit_view(props)
 
     def wait_job(self, job: bytes, what: str) -> str:
-        """Wait for JOB (from submit_transient()) to finish; its result ('done',
-        'failed', ...)."""
+        """Wait for JOB (from submit_transient()) to finish; its result ('done', ...), or
+        PROGRAM_EXITED if its unit says so first (see Connection._exited)."""
         return self._open.wait_job(job, what, self.timeout)
 
     # -- operations ---------------------------------------------------------------
@@ -298,7 +298,7 @@ class Manager:
             args.append((-1, None))
         args.append((-1, None))
         return self._open.queued(self._call(MANAGER_PATH, MANAGER_IFACE, b"StartTransientUnit",
-                                       args, f"the start of {unit}"))
+                                       args, f"the start of {unit}"), unit)
 
     def stop(self, unit: str) -> str:
         """Stop UNIT (SIGTERM, then SIGKILL after its stop timeout) and wait for it; the

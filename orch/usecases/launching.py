@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from orch import dependencies, faults, secrets
+from orch.connection import PROGRAM_EXITED
 from orch.dbus import Property
 from orch.errors import ManagerTimeout, SpawnFailed
 from orch.events import Event, Kind
@@ -144,6 +145,9 @@ def launch(rt: Runtime, record: Record, values: Secrets | None = None,
             secrets.remove(secret_file)
     unit_now = manager.started(record.unit)
     faults.point("launch.started")
+    # The program ran (its start is told) once its exec succeeded, even if it has exited.
+    ran = outcome == "done" or (outcome == PROGRAM_EXITED and
+                                program_ran(view(record, unit_now, pid_known=True)))
 
     started: list[Event] = []
 
@@ -153,7 +157,7 @@ def launch(rt: Runtime, record: Record, values: Secrets | None = None,
             return record
         if unit_now.loaded and unit_now.invocation_id and \
                 current.invocation_id in (None, unit_now.invocation_id):
-            if outcome == "done" and current.started_at is None and current.result is None:
+            if ran and current.started_at is None and current.result is None:
                 # Told here, under the lock, unless its exit hook ran first and told it.
                 started.append(note(store.directory, current, Kind.STARTED, Status.RUNNING))
             current = replace(
@@ -172,6 +176,14 @@ def launch(rt: Runtime, record: Record, values: Secrets | None = None,
     for event in started:
         run_hooks(rt, confirmed, event)
     return view(confirmed, unit_now, pid_known=True), outcome
+
+
+def program_ran(session: Session) -> bool:
+    """Whether the program itself ran: a start job also fails when a program that did run
+    exits at once; only statuses 200-243 are systemd's own (it could not be run)."""
+    if session.exit_signal is not None:
+        return True
+    return session.exit_code is not None and not 200 <= session.exit_code <= 243
 
 
 def _judge(manager: ManagerPort, sessions: Sessions, record: Record) -> dict[str, bool | None]:

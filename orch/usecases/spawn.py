@@ -23,6 +23,7 @@ from orch.usecases.common import collect, find, lookup, view
 from orch.usecases.launching import (
     NotSubmitted,
     launch,
+    program_ran,
     relaunch_secrets,
     settle_now,
     start_after,
@@ -305,14 +306,6 @@ def resume(rt: Runtime, ref: str, prompt: str | None = None) -> Session:
     except NotSubmitted as failure:
         raise failure.error from None
     return session
-
-
-def program_ran(session: Session) -> bool:
-    """Whether the program itself ran: a start job also fails when a program that did run
-    exits at once; only statuses 200-243 are systemd's own (it could not be run)."""
-    if session.exit_signal is not None:
-        return True
-    return session.exit_code is not None and not 200 <= session.exit_code <= 243
 
 
 def start_failure(session: Session, outcome: str) -> str:

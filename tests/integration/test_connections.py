@@ -213,3 +213,44 @@ out['timed_out'] = outcomes[0].timed_out
 out['status'] = outcomes[0].sessions[0].status.value
 """)
     assert out == {"main_ran_on": True, "timed_out": False, "status": "stopped"}
+
+
+def test_a_start_is_not_waited_for_to_the_end_of_its_exit_hook(orch: Orch) -> None:
+    """A program that exits at once, before the manager sees it executed, leaves its
+    start job to end only once the unit is inactive: after its ExecStopPost= (orch's
+    exit hook) has run. The wait ends when the unit says the program exited. Here the
+    stop-post command blocks until the test releases it: a program that cannot be
+    executed always takes that path; /bin/true often does."""
+    out = run_program(orch, """
+import os, tempfile, time
+from orch.connection import PROGRAM_EXITED
+fifo = os.path.join(tempfile.mkdtemp(), 'release')
+os.mkfifo(fifo)
+out['starts'] = []
+with Manager(scope, timeout=20) as m:
+    for n, argv in enumerate([['/nonexistent/program'], ['/bin/true']]):
+        unit = f'test-hookwait-{os.getpid()}-{n}.service'
+        job = m.submit_transient(unit, [
+            ('Description', 's', 'orch test'), ('Type', 's', 'exec'),
+            ('ExecStart', 'a(sasb)', [(argv[0], argv, False)]),
+            ('ExecStopPost', 'a(sasb)', [('/bin/sh', ['/bin/sh', '-c', f'read x < {fifo}'],
+                                          False)]),
+            ('CollectMode', 's', 'inactive-or-failed')])
+        try:
+            result = m.wait_job(job, 'the start')
+            view = m.started(unit)
+            held = m.unit(unit).active_state  # the stop-post command still blocks
+            out['starts'].append([result == PROGRAM_EXITED, result, view.exec_main_status,
+                                  held])
+        finally:
+            with open(fifo, 'w') as release:  # blocks until the stop-post reads it
+                release.write('go\\n')
+        deadline = time.monotonic() + 30
+        while m.unit(unit).loaded and time.monotonic() < deadline:
+            time.sleep(0.05)
+""")
+    failed, true = out["starts"]
+    assert failed == [True, "program-exited", 203, "deactivating"]
+    early, result, status, held = true
+    assert (early and status == 0 and held == "deactivating") or \
+        (result == "done" and held in ("active", "deactivating"))

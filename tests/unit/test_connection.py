@@ -1,6 +1,7 @@
 """Connection.alive: whether an idle connection may be handed out again, told by its
 socket; Connection.dispatch: what sd-bus queued is all dispatched before a wait, and a
-wait is a poll() (a fake bus over a socketpair stands in for pystemd's)."""
+wait is a poll(); Connection.wait_job: a start whose program exits at once is not waited
+for to its ExecStopPost= (a fake bus over a socketpair stands in for pystemd's)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from orch.connection import DRAIN_EVERY, GIL_SLICE, Connection
+from orch.connection import DRAIN_EVERY, GIL_SLICE, PROGRAM_EXITED, Connection
+from orch.dbus import SERVICE_IFACE, UNIT_IFACE
+from orch.errors import ManagerTimeout
 
 
 class Message:
@@ -208,3 +211,105 @@ def test_a_hang_up_behind_a_signal_no_callback_takes_is_no_live_connection(
         assert hung_up.poll(10_000)  # all of it is there to read, the end too
         assert conn.drained(256) is False  # at the first look
         assert bus.get_fd() < 0
+
+
+# --- a start whose program exits at once -------------------------------------------------
+
+UNIT_PATH = b"/org/freedesktop/systemd1/unit/orch_2dtrue_2d1a2b3c4d_2eservice"
+JOB = b"/org/freedesktop/systemd1/job/7"
+
+
+class Changed:
+    """A PropertiesChanged as pystemd hands it over: decoded (body) when asked."""
+
+    def __init__(self, interface: bytes, changed: dict[bytes, Any]) -> None:
+        self.body: Any = None
+        self.decodes = 0
+        self._decoded = (interface, changed, [])
+
+    def process_reply(self, with_headers: bool) -> None:
+        self.decodes += 1
+        self.body = self._decoded if self.decodes == 1 else None  # read once, as sd-bus
+
+
+def _service(code: int) -> Changed:
+    return Changed(SERVICE_IFACE, {b"ExecMainCode": code, b"ExecMainStatus": 0, b"MainPID": 0})
+
+
+def _unit(state: bytes) -> Changed:
+    return Changed(UNIT_IFACE, {b"ActiveState": state, b"InvocationID": b"\x01" * 16})
+
+
+class StartBus(SocketBus):
+    """Each dispatch delivers the next batch of what the manager sends during a start:
+    the unit's signals (as watch_start's callback keeps them), or its job's end."""
+
+    def __init__(self, sock: socket.socket, batches: list[list[Changed | str]]) -> None:
+        super().__init__(sock)
+        self.conn = Connection(self)
+        self.batches = batches
+        self.pending: list[Changed | str] | None = None
+
+    def process(self) -> Message:
+        if self.pending is None and self.batches:
+            self.pending = list(self.batches.pop(0))
+        if not self.pending:
+            self.pending = None
+            return Message(empty=True)
+        item = self.pending.pop(0)
+        if isinstance(item, str):
+            self.conn.jobs[JOB] = item
+        else:
+            self.conn.starting[UNIT_PATH].append(item)
+        self.conn.handled += 1
+        return Message(empty=False)
+
+
+def _start(pair: tuple[socket.socket, socket.socket],
+           batches: list[list[Changed | str]]) -> Connection:
+    ours, manager = pair
+    manager.sendall(b"x")  # always readable: a wait never blocks the test
+    bus = StartBus(ours, batches)
+    bus.conn.starting[UNIT_PATH] = []
+    bus.conn.queued(JOB, "orch-true-1a2b3c4d.service")
+    return bus.conn
+
+
+def test_a_start_ends_with_its_job_when_the_program_runs_on(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    conn = _start(pair, [[_service(0), _unit(b"inactive")], [_service(0), _unit(b"activating")],
+                         [_service(0), _unit(b"active"), "done"]])
+    assert conn.wait_job(JOB, "the start", 5.0) == "done"
+
+
+def test_a_program_that_exits_at_once_ends_the_wait_before_its_job(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    # The job would end only after the unit's ExecStopPost=: the wait ends when the
+    # unit says its program exited, and decodes no signal twice.
+    early = [_service(0), _unit(b"activating")]
+    exited = [_service(1), _unit(b"deactivating")]
+    conn = _start(pair, [early, exited, ["failed"]])
+    assert conn.wait_job(JOB, "the start", 5.0) == PROGRAM_EXITED
+    assert [c.decodes for c in early + exited] == [0, 1, 1, 1]
+    props = conn.started("orch-true-1a2b3c4d.service")
+    assert props is not None and props[b"ExecMainCode"] == 1
+    assert props[b"ActiveState"] == b"deactivating"
+    assert JOB not in conn.jobs and not conn.start_jobs  # its JobRemoved, later, is not kept
+
+
+def test_an_inactive_unit_before_its_start_is_no_exit(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    # Created, the unit is inactive with no exit yet; half a batch says nothing either.
+    conn = _start(pair, [[_service(0), _unit(b"inactive")], [_service(1)]])
+    with pytest.raises(ManagerTimeout):
+        conn.wait_job(JOB, "the start", 0.2)
+
+
+def test_a_job_not_watched_is_waited_for_to_its_end(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, manager = pair
+    manager.sendall(b"x")
+    bus = StartBus(ours, [[_service(1), _unit(b"deactivating")], ["failed"]])
+    bus.conn.queued(JOB, "orch-true-1a2b3c4d.service")  # no watch_start() before it
+    bus.conn.starting[UNIT_PATH] = []
+    assert bus.conn.wait_job(JOB, "the start", 5.0) == "failed"

@@ -10,14 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from orch import secrets
+from orch import events, secrets
+from orch.connection import PROGRAM_EXITED
 from orch.errors import ManagerTimeout, ManagerUnreachable, OrchError, SpawnFailed, UsageError
 from orch.runtime import Runtime
 from orch.session import Record, Session, Status
 from orch.spec import Restart, SpawnOptions, after_dir, after_unit
 from orch.systemd import GONE
 from orch.usecases import spawn as spawning
-from tests.unit.fakemanager import FakeManager, exited, not_started, put, runtime, unreachable
+from tests.unit.fakemanager import (
+    FakeManager,
+    exited,
+    not_started,
+    put,
+    running,
+    runtime,
+    unreachable,
+)
 
 
 def test_a_spawn_records_then_starts_and_confirms_the_unit(fake: FakeManager,
@@ -105,6 +114,25 @@ def test_a_program_that_ran_and_failed_at_once_is_a_session(fake: FakeManager,
     fake.start = lambda unit: exited(not_started(), 1)
     fake.on_submit = lambda unit, props: fake.job_results.__setitem__(unit, "failed")
     assert spawning.spawn(rt, ["/bin/false"]).status is Status.FAILED
+
+
+@pytest.mark.parametrize("status", [0, 1, 203])
+def test_a_program_that_exited_before_its_start_job_ended(fake: FakeManager, rt: Runtime,
+                                                          status: int) -> None:
+    # The manager said the program had exited while the job waited for the exit hook:
+    # it ran (its start told, as a job that ended at its exec) unless systemd could not
+    # run it (203), which is a failed spawn as ever.
+    fake.start = lambda unit: dataclasses.replace(
+        exited(running(), status), active_state="deactivating", sub_state="stop-post")
+    fake.on_submit = lambda unit, props: fake.job_results.__setitem__(unit, PROGRAM_EXITED)
+    if status == 203:
+        with pytest.raises(SpawnFailed, match=re.escape(
+                "cannot run /bin/true: exec failed (exit status 203)")):
+            spawning.spawn(rt, ["/bin/true"])
+    else:
+        assert spawning.spawn(rt, ["/bin/true"]).exit_code == status
+    told = [e.event for e in events.read(rt.store.directory) if e.event == "started"]
+    assert told == ([] if status == 203 else ["started"])
 
 
 def test_start_failure_names_a_signal() -> None:
