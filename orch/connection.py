@@ -69,8 +69,9 @@ class Connection:
         self.direct = False
         self.starting: dict[bytes, list[Any]] = {}
         self.start_matches: set[bytes] = set()  # paths with a match installed
-        # By job, the object path of the unit it starts, where starting collects its
-        # signals: wait_job() need not wait for a start job that outlives its program.
+        # The units (by path) whose start need not be waited for past their program's
+        # exit, and by job, the path of such a unit it starts (see wait_job).
+        self.exit_ends_start: set[bytes] = set()
         self.start_jobs: dict[bytes, bytes] = {}
         # pystemd hands sd-bus a bare pointer to each callback: keep them alive here.
         self.callbacks: list[Callable[..., None]] = []
@@ -182,10 +183,13 @@ class Connection:
         self.match(MANAGER_PATH, MANAGER_IFACE, b"JobRemoved", on_job_removed)
         self.job_match = True
 
-    def watch_start(self, unit: str) -> None:
-        """Collect what the manager's signals say of UNIT from now on (see started())."""
+    def watch_start(self, unit: str, restarts: bool = False) -> None:
+        """Collect what the manager's signals say of UNIT from now on (see started()); and
+        unless RESTARTS (the manager runs its program again when it exits: Restart=), let
+        the wait for its start job end at its program's exit (see _exited)."""
         path = object_path(unit)
         self.starting[path] = []
+        (self.exit_ends_start.discard if restarts else self.exit_ends_start.add)(path)
         if path in self.start_matches:
             return
 
@@ -277,10 +281,10 @@ class Connection:
     def queued(self, job: Any, unit: str | None = None) -> bytes:
         """JOB (a call's answer) as awaited: its JobRemoved is kept for wait_job(). Marked
         before anything dispatches signals, which only waiting does. UNIT: the unit it
-        starts (told by its signals, if watch_start() watches it)."""
+        starts (see watch_start)."""
         path = bytes(job)
         self.jobs[path] = None
-        if unit is not None and object_path(unit) in self.starting:
+        if unit is not None and object_path(unit) in self.exit_ends_start:
             self.start_jobs[path] = object_path(unit)
         return path
 

@@ -279,16 +279,15 @@ class Manager:
 
     def submit_transient(self, unit: str, properties: Sequence[Property],
                          aux: Sequence[tuple[str, Sequence[Property]]] = ()) -> bytes:
-        """Ask the manager to start a transient UNIT; the start job's path. AUX units are
-        created with it, loaded but not started (a path unit's trigger, say).
-
-        If this raises, no unit was created. Follow with wait_job() for its result.
-        """
+        """Ask the manager to start a transient UNIT; the start job's path (for wait_job()).
+        AUX units are created with it, loaded but not started (a path unit's trigger, say).
+        If this raises, no unit was created."""
         from pystemd.dbuslib import apply_signature
 
         self._open.watch_jobs()
+        again = any(p[0] == "Restart" and p[2] != "no" for p in properties)  # the manager's
         if self._open.direct:
-            self._open.watch_start(unit)
+            self._open.watch_start(unit, restarts=again)
         args = apply_signature(b"ss", [unit.encode(), b"fail"])
         args += properties_args(properties)
         args.append((ord("a"), b"(sa(sv))"))

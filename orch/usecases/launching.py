@@ -145,9 +145,10 @@ def launch(rt: Runtime, record: Record, values: Secrets | None = None,
             secrets.remove(secret_file)
     unit_now = manager.started(record.unit)
     faults.point("launch.started")
-    # The program ran (its start is told) once its exec succeeded, even if it has exited.
-    ran = outcome == "done" or (outcome == PROGRAM_EXITED and
-                                program_ran(view(record, unit_now, pid_known=True)))
+    if outcome == PROGRAM_EXITED:  # its exit says how its start went (Manager.wait_job)
+        ending = unit_now.ending()
+        ran = ending is not None and program_ran(ending.exit_code, ending.exit_signal)
+        outcome = "done" if ran else "failed"
 
     started: list[Event] = []
 
@@ -157,7 +158,7 @@ def launch(rt: Runtime, record: Record, values: Secrets | None = None,
             return record
         if unit_now.loaded and unit_now.invocation_id and \
                 current.invocation_id in (None, unit_now.invocation_id):
-            if ran and current.started_at is None and current.result is None:
+            if outcome == "done" and current.started_at is None and current.result is None:
                 # Told here, under the lock, unless its exit hook ran first and told it.
                 started.append(note(store.directory, current, Kind.STARTED, Status.RUNNING))
             current = replace(
@@ -178,12 +179,13 @@ def launch(rt: Runtime, record: Record, values: Secrets | None = None,
     return view(confirmed, unit_now, pid_known=True), outcome
 
 
-def program_ran(session: Session) -> bool:
-    """Whether the program itself ran: a start job also fails when a program that did run
-    exits at once; only statuses 200-243 are systemd's own (it could not be run)."""
-    if session.exit_signal is not None:
+def program_ran(exit_code: int | None, exit_signal: str | None) -> bool:
+    """Whether the program itself ran, by how it ended: a start job also fails when a
+    program that did run exits at once; only statuses 200-243 are systemd's own (it
+    could not be run)."""
+    if exit_signal is not None:
         return True
-    return session.exit_code is not None and not 200 <= session.exit_code <= 243
+    return exit_code is not None and not 200 <= exit_code <= 243
 
 
 def _judge(manager: ManagerPort, sessions: Sessions, record: Record) -> dict[str, bool | None]:

@@ -215,6 +215,7 @@ def test_a_hang_up_behind_a_signal_no_callback_takes_is_no_live_connection(
 
 # --- a start whose program exits at once -------------------------------------------------
 
+UNIT = "orch-true-1a2b3c4d.service"
 UNIT_PATH = b"/org/freedesktop/systemd1/unit/orch_2dtrue_2d1a2b3c4d_2eservice"
 JOB = b"/org/freedesktop/systemd1/job/7"
 
@@ -250,6 +251,9 @@ class StartBus(SocketBus):
         self.batches = batches
         self.pending: list[Changed | str] | None = None
 
+    def match_signal(self, *args: object) -> None:
+        pass  # watch_start's match: the batches stand for what it would collect
+
     def process(self) -> Message:
         if self.pending is None and self.batches:
             self.pending = list(self.batches.pop(0))
@@ -270,8 +274,8 @@ def _start(pair: tuple[socket.socket, socket.socket],
     ours, manager = pair
     manager.sendall(b"x")  # always readable: a wait never blocks the test
     bus = StartBus(ours, batches)
-    bus.conn.starting[UNIT_PATH] = []
-    bus.conn.queued(JOB, "orch-true-1a2b3c4d.service")
+    bus.conn.watch_start(UNIT)
+    bus.conn.queued(JOB, UNIT)
     return bus.conn
 
 
@@ -291,7 +295,7 @@ def test_a_program_that_exits_at_once_ends_the_wait_before_its_job(
     conn = _start(pair, [early, exited, ["failed"]])
     assert conn.wait_job(JOB, "the start", 5.0) == PROGRAM_EXITED
     assert [c.decodes for c in early + exited] == [0, 1, 1, 1]
-    props = conn.started("orch-true-1a2b3c4d.service")
+    props = conn.started(UNIT)
     assert props is not None and props[b"ExecMainCode"] == 1
     assert props[b"ActiveState"] == b"deactivating"
     assert JOB not in conn.jobs and not conn.start_jobs  # its JobRemoved, later, is not kept
@@ -305,11 +309,16 @@ def test_an_inactive_unit_before_its_start_is_no_exit(
         conn.wait_job(JOB, "the start", 0.2)
 
 
-def test_a_job_not_watched_is_waited_for_to_its_end(
-        pair: tuple[socket.socket, socket.socket]) -> None:
+@pytest.mark.parametrize("watched", ["not watched", "restarts"])
+def test_a_job_whose_unit_is_not_watched_or_restarts_is_waited_for_to_its_end(
+        pair: tuple[socket.socket, socket.socket], watched: str) -> None:
+    # Through a bus no signals of the unit come; one the manager starts again when its
+    # program exits (Restart=) goes on with its start job through those exits.
     ours, manager = pair
     manager.sendall(b"x")
-    bus = StartBus(ours, [[_service(1), _unit(b"deactivating")], ["failed"]])
-    bus.conn.queued(JOB, "orch-true-1a2b3c4d.service")  # no watch_start() before it
+    bus = StartBus(ours, [[_service(1), _unit(b"deactivating")], ["done"]])
+    if watched == "restarts":
+        bus.conn.watch_start(UNIT, restarts=True)
+    bus.conn.queued(JOB, UNIT)
     bus.conn.starting[UNIT_PATH] = []
-    assert bus.conn.wait_job(JOB, "the start", 5.0) == "failed"
+    assert bus.conn.wait_job(JOB, "the start", 5.0) == "done"

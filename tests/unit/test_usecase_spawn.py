@@ -138,7 +138,7 @@ def test_a_program_that_exited_before_its_start_job_ended(fake: FakeManager, rt:
 def test_start_failure_names_a_signal() -> None:
     session = dataclasses.replace(_a_session(), exit_signal="SIGKILL", exit_code=None)
     assert spawning.start_failure(session, "failed") == "killed by SIGKILL while starting"
-    assert spawning.program_ran(session)
+    assert spawning.program_ran(session.exit_code, session.exit_signal)
 
 
 def _a_session() -> Session:
@@ -425,3 +425,18 @@ def test_an_agent_whose_conversation_id_orch_may_choose_records_it_at_spawn(
     # codex has no flag for it: its id comes from its output, as before.
     other = spawning.spawn_agent(rt, "codex", AgentRequest(prompt="hi"))
     assert rt.store.load()[other.id].provider_session_id is None
+
+
+def test_an_agent_that_exited_before_its_start_job_ended_started(
+        fake: FakeManager, rt: Runtime, claude: Path) -> None:
+    # Its view reads running while its exit hook may still make the failure a wait; how
+    # its start went is in the unit's exit all the same.
+    from orch.providers import AgentRequest
+
+    fake.start = lambda unit: dataclasses.replace(
+        exited(running(), 1), active_state="deactivating", sub_state="stop-post")
+    fake.on_submit = lambda unit, props: fake.job_results.__setitem__(unit, PROGRAM_EXITED)
+    session = spawning.spawn_agent(rt, "claude", AgentRequest(prompt="hello"))
+    assert session.status is Status.RUNNING
+    assert [e.event for e in events.read(rt.store.directory)
+            if e.event == "started"] == ["started"]
