@@ -84,16 +84,18 @@ class _LighterImports:
     for rarely used features, at a cost above their own. dataclasses imports inspect
     (with ast, dis and tokenize, some 10 ms) only to word a docstring for a class that
     has none, and every class of orch's has one. pathlib imports urllib.parse (with
-    ipaddress, some 3 ms) only for Path.as_uri, and re, fnmatch and warnings (some 2 ms)
-    only for glob, match and two deprecated methods. While either loads, what it imports
+    ipaddress, some 3 ms) only for Path.as_uri, and (in 3.11, Debian bookworm's) re,
+    fnmatch and warnings (some 2 ms) only for glob, match and two deprecated methods
+    (a later pathlib uses them as it loads). While either loads, what it imports
     is a stand-in that imports the real module when it is used; every later importer
     gets the real one. Nothing changes for a module loaded already."""
 
     # The module loading: what it imports, each with the functions it takes from it.
     PENDING: ClassVar[dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
         "dataclasses": (("inspect", ()),),
-        "pathlib": (("urllib.parse", ("quote_from_bytes",)), ("re", ()), ("fnmatch", ()),
-                    ("warnings", ()))}
+        "pathlib": (("urllib.parse", ("quote_from_bytes",)),
+                    *((("re", ()), ("fnmatch", ()), ("warnings", ()))
+                      if sys.version_info < (3, 12) else ()))}
 
     @classmethod
     def find_spec(cls, name: str, path: Any = None, target: Any = None) -> ModuleSpec | None:

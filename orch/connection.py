@@ -35,9 +35,12 @@ DRAIN_EVERY = 16
 # The longest a wait through sd-bus itself holds the GIL (see Connection._wait).
 GIL_SLICE = 0.05
 
-# What wait_job() gives for a start whose program exited before its job ended: no job
-# result (that comes only after the unit's ExecStopPost=); the unit tells how it went.
+# What wait_job() gives for a start whose program ran and exited before its job ended
+# (see Connection._exited).
 PROGRAM_EXITED = "program-exited"
+# The exit statuses systemd gives a unit's process that it could not make run the
+# program as asked (a directory, an exec, a namespace: systemd.exec(5)).
+NOT_RUN = range(200, 244)
 
 
 def as_str(value: Any) -> str:
@@ -69,9 +72,7 @@ class Connection:
         self.direct = False
         self.starting: dict[bytes, list[Any]] = {}
         self.start_matches: set[bytes] = set()  # paths with a match installed
-        # The units (by path) whose start need not be waited for past their program's
-        # exit, and by job, the path of such a unit it starts (see wait_job).
-        self.exit_ends_start: set[bytes] = set()
+        # By job, the path of the unit it starts, if its signals may end its wait.
         self.start_jobs: dict[bytes, bytes] = {}
         # pystemd hands sd-bus a bare pointer to each callback: keep them alive here.
         self.callbacks: list[Callable[..., None]] = []
@@ -183,13 +184,14 @@ class Connection:
         self.match(MANAGER_PATH, MANAGER_IFACE, b"JobRemoved", on_job_removed)
         self.job_match = True
 
-    def watch_start(self, unit: str, restarts: bool = False) -> None:
-        """Collect what the manager's signals say of UNIT from now on (see started()); and
-        unless RESTARTS (the manager runs its program again when it exits: Restart=), let
-        the wait for its start job end at its program's exit (see _exited)."""
+    def watch_start(self, unit: str, timeout: float) -> None:
+        """Collect what the manager's signals say of UNIT from now on (see started()):
+        those it sent before, of an earlier run of a unit of that name (a session's
+        next invocation), are read first, and not kept."""
         path = object_path(unit)
+        if path in self.start_matches:
+            self._process(timeout)
         self.starting[path] = []
-        (self.exit_ends_start.discard if restarts else self.exit_ends_start.add)(path)
         if path in self.start_matches:
             return
 
@@ -202,8 +204,8 @@ class Connection:
         self.start_matches.add(path)
 
     def started(self, unit: str) -> dict[bytes, Any] | None:
-        """UNIT's properties as the signals watch_start() collected said them when its
-        start job ended; None if they did not say all a UnitView needs.
+        """UNIT's properties as the signals watch_start() collected said them when
+        wait_job() returned; None if they did not say all a UnitView needs.
 
         Peer to peer, the manager flushes the unit's pending PropertiesChanged (of its
         Service interface, then its Unit interface) before it sends a job's JobRemoved,
@@ -281,10 +283,12 @@ class Connection:
     def queued(self, job: Any, unit: str | None = None) -> bytes:
         """JOB (a call's answer) as awaited: its JobRemoved is kept for wait_job(). Marked
         before anything dispatches signals, which only waiting does. UNIT: the unit it
-        starts (see watch_start)."""
+        starts, whose signals (if watch_start() collects them) may end the wait first
+        (see _exited); not one the manager runs again when its program exits (Restart=):
+        its start job goes on through those exits."""
         path = bytes(job)
         self.jobs[path] = None
-        if unit is not None and object_path(unit) in self.exit_ends_start:
+        if unit is not None and object_path(unit) in self.starting:
             self.start_jobs[path] = object_path(unit)
         return path
 
@@ -308,22 +312,24 @@ class Connection:
             self.jobs.pop(job, None)
 
     def _exited(self, path: bytes) -> bool:
-        """Whether the unit at PATH says its program has exited: its newest signal (of
-        its Unit interface, which the manager sends after its Service one) says it is
-        past its start, and the one before it has the program's exit (ExecMainCode, 0
-        until then; the unit is inactive before its start too). The start job of a
-        program that exits at once, before the manager saw it executed, ends only once
-        the unit is inactive, after its ExecStopPost= (orch's exit hook: some 40 ms of
-        Python) has run. Peer to peer only (see watch_start)."""
+        """Whether the unit at PATH says its program ran and has exited: its newest
+        signal (of its Unit interface, which the manager sends after its Service one)
+        says it is deactivating, and the one before it has the program's exit
+        (ExecMainCode, 0 until then), not one of systemd's own statuses (NOT_RUN). The
+        start job of a program that exits at once, before the manager saw it executed,
+        ends only once the unit is inactive: after its ExecStopPost= (orch's exit hook,
+        some 40 ms of Python) has run. A program systemd could not run is waited for to
+        its job's end, as before. Peer to peer only (see watch_start)."""
         messages = self.starting.get(path) or ()
         if len(messages) < 2:
             return False
         interface, changed = _decoded(messages[-1])
-        if interface != UNIT_IFACE or changed.get(b"ActiveState") not in (
-                b"deactivating", b"inactive", b"failed"):
+        if interface != UNIT_IFACE or changed.get(b"ActiveState") != b"deactivating":
             return False
         interface, changed = _decoded(messages[-2])
-        return interface == SERVICE_IFACE and bool(changed.get(b"ExecMainCode"))
+        code, status = changed.get(b"ExecMainCode", 0), changed.get(b"ExecMainStatus", 0)
+        # CLD_EXITED with a status, or killed (CLD_KILLED, CLD_DUMPED) by a signal.
+        return interface == SERVICE_IFACE and (code > 1 or (code == 1 and status not in NOT_RUN))
 
     def wait_for(self, done: Callable[[], bool], timeout: float | None,
                  call_timeout: float, poll: float | None = None) -> bool:

@@ -194,15 +194,15 @@ class Setting:
 
     def _matches(self, text: str) -> bool:
         """TEXT is a string this setting (or an item of its list) takes."""
+        if not self.pattern:
+            return text != ""
         import re
 
-        return re.fullmatch(self.pattern, text) is not None if self.pattern else text != ""
+        return re.fullmatch(self.pattern, text) is not None
 
     def from_text(self, raw: str) -> object:
         """RAW, a command-line string, as the TOML value this setting stores; ValueError
         if it cannot be one (accepts() checks the value afterwards)."""
-        import re
-
         kind = self.kind
         if kind is Kind.BOOL:
             if raw.lower() in _TRUE:
@@ -213,10 +213,14 @@ class Setting:
         if kind is Kind.INT:
             if raw in self.choices:
                 return raw
+            import re
+
             if not re.fullmatch(r"[+-]?\d+", raw):
                 raise ValueError(raw)
             return int(raw)
         if kind in (Kind.DURATION, Kind.SIZE):
+            import re
+
             # Whole seconds or bytes go in as TOML integers, anything else as written.
             return int(raw) if re.fullmatch(r"\d+", raw) else raw
         if kind is Kind.STRING_LIST:

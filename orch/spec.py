@@ -1,6 +1,8 @@
 """What to run: a session's spec, checked, and the transient unit properties it becomes.
 
-No D-Bus here. Where its directory and program are on this host: orch.locate.
+No D-Bus here. Where its directory and program are on this host: orch.locate. The
+checks import re only for a value that needs a pattern (a tag, an --env name): a plain
+spawn loads none.
 """
 
 from __future__ import annotations
@@ -211,7 +213,7 @@ def _no_nul(text: str, what: str) -> None:
 def check_tag(tag: str) -> None:
     """Refuse, with one line, TAG if it is none (TAG's pattern): a spawn's, or one a
     listing filters by."""
-    import re  # a plain spawn's checks load none (see validate)
+    import re
 
     if not re.fullmatch(TAG, tag):
         raise UsageError(f"--tag {tag!r}: expected a string of {TAG_SHAPE}")
@@ -219,7 +221,7 @@ def check_tag(tag: str) -> None:
 
 def is_env_name(name: str) -> bool:
     """Whether NAME is an environment variable name (ENV_NAME)."""
-    import re  # by the first --env: a plain spawn's checks load none
+    import re
 
     return re.fullmatch(ENV_NAME, name) is not None
 

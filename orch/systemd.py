@@ -272,7 +272,7 @@ class Manager:
 
     def wait_job(self, job: bytes, what: str) -> str:
         """Wait for JOB (from submit_transient()) to finish; its result ('done', ...), or
-        PROGRAM_EXITED if its unit says so first (see Connection._exited)."""
+        PROGRAM_EXITED if its unit says first its program ran and exited."""
         return self._open.wait_job(job, what, self.timeout)
 
     # -- operations ---------------------------------------------------------------
@@ -285,9 +285,9 @@ class Manager:
         from pystemd.dbuslib import apply_signature
 
         self._open.watch_jobs()
-        again = any(p[0] == "Restart" and p[2] != "no" for p in properties)  # the manager's
+        restarts = any(p[0] == "Restart" and p[2] != "no" for p in properties)
         if self._open.direct:
-            self._open.watch_start(unit, restarts=again)
+            self._open.watch_start(unit, self.timeout)
         args = apply_signature(b"ss", [unit.encode(), b"fail"])
         args += properties_args(properties)
         args.append((ord("a"), b"(sa(sv))"))
@@ -297,7 +297,8 @@ class Manager:
             args.append((-1, None))
         args.append((-1, None))
         return self._open.queued(self._call(MANAGER_PATH, MANAGER_IFACE, b"StartTransientUnit",
-                                       args, f"the start of {unit}"), unit)
+                                       args, f"the start of {unit}"),
+                                 None if restarts else unit)
 
     def stop(self, unit: str) -> str:
         """Stop UNIT (SIGTERM, then SIGKILL after its stop timeout) and wait for it; the

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from orch import dependencies, faults, secrets
-from orch.connection import PROGRAM_EXITED
+from orch.connection import NOT_RUN, PROGRAM_EXITED
 from orch.dbus import Property
 from orch.errors import ManagerTimeout, SpawnFailed
 from orch.events import Event, Kind
@@ -145,10 +145,8 @@ def launch(rt: Runtime, record: Record, values: Secrets | None = None,
             secrets.remove(secret_file)
     unit_now = manager.started(record.unit)
     faults.point("launch.started")
-    if outcome == PROGRAM_EXITED:  # its exit says how its start went (Manager.wait_job)
-        ending = unit_now.ending()
-        ran = ending is not None and program_ran(ending.exit_code, ending.exit_signal)
-        outcome = "done" if ran else "failed"
+    if outcome == PROGRAM_EXITED:  # it ran: its start job would have ended 'done' at its exec
+        outcome = "done"
 
     started: list[Event] = []
 
@@ -179,13 +177,12 @@ def launch(rt: Runtime, record: Record, values: Secrets | None = None,
     return view(confirmed, unit_now, pid_known=True), outcome
 
 
-def program_ran(exit_code: int | None, exit_signal: str | None) -> bool:
-    """Whether the program itself ran, by how it ended: a start job also fails when a
-    program that did run exits at once; only statuses 200-243 are systemd's own (it
-    could not be run)."""
-    if exit_signal is not None:
+def program_ran(session: Session) -> bool:
+    """Whether the program itself ran: a start job also fails when a program that did run
+    exits at once; only statuses NOT_RUN are systemd's own (it could not be run)."""
+    if session.exit_signal is not None:
         return True
-    return exit_code is not None and not 200 <= exit_code <= 243
+    return session.exit_code is not None and session.exit_code not in NOT_RUN
 
 
 def _judge(manager: ManagerPort, sessions: Sessions, record: Record) -> dict[str, bool | None]:

@@ -170,7 +170,7 @@ def spawn(rt: Runtime, argv: Sequence[str], *, name: str | None = None,
     except NotSubmitted as failure:
         store.update(lambda s: s.pop(record.id, None))  # no unit: no session
         raise failure.error from None
-    if outcome != "done" and not program_ran(session.exit_code, session.exit_signal):
+    if outcome != "done" and not program_ran(session):
         raise SpawnFailed(f"cannot run {spec.argv[0]}: {start_failure(session, outcome)}",
                           hint=f"session {session.id} is recorded as {session.status}")
     return session
@@ -190,7 +190,7 @@ def _enqueue(rt: Runtime, record: Record, values: dict[str, str],
     mine = [s for s in started.sessions if s.id == record.id]
     if mine:
         session = mine[0]
-        if session.status.ended and not program_ran(session.exit_code, session.exit_signal):
+        if session.status.ended and not program_ran(session):
             raise SpawnFailed(f"cannot run {record.argv[0]}: "
                               f"{start_failure(session, str(session.result))}",
                               hint=f"session {session.id} is recorded as {session.status}")

@@ -233,8 +233,9 @@ class Changed:
         self.body = self._decoded if self.decodes == 1 else None  # read once, as sd-bus
 
 
-def _service(code: int) -> Changed:
-    return Changed(SERVICE_IFACE, {b"ExecMainCode": code, b"ExecMainStatus": 0, b"MainPID": 0})
+def _service(code: int, status: int = 0) -> Changed:
+    return Changed(SERVICE_IFACE, {b"ExecMainCode": code, b"ExecMainStatus": status,
+                                   b"MainPID": 0})
 
 
 def _unit(state: bytes) -> Changed:
@@ -263,18 +264,23 @@ class StartBus(SocketBus):
         item = self.pending.pop(0)
         if isinstance(item, str):
             self.conn.jobs[JOB] = item
-        else:
-            self.conn.starting[UNIT_PATH].append(item)
+        elif (messages := self.conn.starting.get(UNIT_PATH)) is not None:
+            messages.append(item)  # as watch_start's callback: kept while a start waits
         self.conn.handled += 1
         return Message(empty=False)
 
 
-def _start(pair: tuple[socket.socket, socket.socket],
-           batches: list[list[Changed | str]]) -> Connection:
+def _start(pair: tuple[socket.socket, socket.socket], batches: list[list[Changed | str]],
+           *, earlier: bool = False) -> Connection:
+    """A connection waiting for JOB, the start of UNIT, to which the manager sends
+    BATCHES; EARLIER: one that watched an earlier start of a unit of that name."""
     ours, manager = pair
     manager.sendall(b"x")  # always readable: a wait never blocks the test
     bus = StartBus(ours, batches)
-    bus.conn.watch_start(UNIT)
+    if earlier:
+        bus.conn.watch_start(UNIT, 5.0)
+        bus.conn.started(UNIT)
+    bus.conn.watch_start(UNIT, 5.0)
     bus.conn.queued(JOB, UNIT)
     return bus.conn
 
@@ -301,6 +307,28 @@ def test_a_program_that_exits_at_once_ends_the_wait_before_its_job(
     assert JOB not in conn.jobs and not conn.start_jobs  # its JobRemoved, later, is not kept
 
 
+def test_signals_of_an_earlier_run_do_not_end_the_next_starts_wait(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    # A session's next invocation, on a connection that has not read the end of its last.
+    stale = [_service(1), _unit(b"deactivating")]
+    conn = _start(pair, [stale, [_service(0), _unit(b"activating")],
+                         [_service(0), _unit(b"active"), "done"]], earlier=True)
+    assert conn.wait_job(JOB, "the start", 5.0) == "done"
+
+
+def test_a_program_systemd_could_not_run_is_waited_for_to_its_jobs_end(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    conn = _start(pair, [[_service(1, 203), _unit(b"deactivating")], ["failed"]])
+    assert conn.wait_job(JOB, "the start", 5.0) == "failed"
+
+
+@pytest.mark.parametrize("signal_code", [2, 3])  # killed, dumped
+def test_a_program_killed_at_once_ran(pair: tuple[socket.socket, socket.socket],
+                                      signal_code: int) -> None:
+    conn = _start(pair, [[_service(signal_code, 9), _unit(b"deactivating")], ["failed"]])
+    assert conn.wait_job(JOB, "the start", 5.0) == PROGRAM_EXITED
+
+
 def test_an_inactive_unit_before_its_start_is_no_exit(
         pair: tuple[socket.socket, socket.socket]) -> None:
     # Created, the unit is inactive with no exit yet; half a batch says nothing either.
@@ -317,8 +345,10 @@ def test_a_job_whose_unit_is_not_watched_or_restarts_is_waited_for_to_its_end(
     ours, manager = pair
     manager.sendall(b"x")
     bus = StartBus(ours, [[_service(1), _unit(b"deactivating")], ["done"]])
-    if watched == "restarts":
-        bus.conn.watch_start(UNIT, restarts=True)
-    bus.conn.queued(JOB, UNIT)
-    bus.conn.starting[UNIT_PATH] = []
+    if watched == "restarts":  # as Manager.submit_transient queues it
+        bus.conn.watch_start(UNIT, 5.0)
+        bus.conn.queued(JOB, None)
+    else:
+        bus.conn.queued(JOB, UNIT)
+        bus.conn.starting[UNIT_PATH] = []
     assert bus.conn.wait_job(JOB, "the start", 5.0) == "done"
