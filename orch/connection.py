@@ -319,9 +319,15 @@ class Connection:
         start job of a program that exits at once, before the manager saw it executed,
         ends only once the unit is inactive: after its ExecStopPost= (orch's exit hook,
         some 40 ms of Python) has run. A program systemd could not run is waited for to
-        its job's end, as before. Peer to peer only (see watch_start)."""
+        its job's end, as before. Peer to peer only (see watch_start).
+
+        The manager tells of the unit in pairs of signals: as it is made (inactive), as
+        it starts, as its program exits. Only a third pair or later is looked at:
+        decoding is what costs, and a start that goes on decodes none before its job
+        ends. (Should the manager tell of two changes in one pair, the job is waited
+        for, as before.)"""
         messages = self.starting.get(path) or ()
-        if len(messages) < 2:
+        if len(messages) < 6 or len(messages) % 2:
             return False
         interface, changed = _decoded(messages[-1])
         if interface != UNIT_IFACE or changed.get(b"ActiveState") != b"deactivating":

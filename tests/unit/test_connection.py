@@ -285,22 +285,31 @@ def _start(pair: tuple[socket.socket, socket.socket], batches: list[list[Changed
     return bus.conn
 
 
+def _made() -> list[Changed | str]:
+    return [_service(0), _unit(b"inactive")]  # as the manager tells of a new unit
+
+
+def _starts() -> list[Changed | str]:
+    return [_service(0), _unit(b"activating")]
+
+
 def test_a_start_ends_with_its_job_when_the_program_runs_on(
         pair: tuple[socket.socket, socket.socket]) -> None:
-    conn = _start(pair, [[_service(0), _unit(b"inactive")], [_service(0), _unit(b"activating")],
-                         [_service(0), _unit(b"active"), "done"]])
+    batches = [_made(), _starts(), [_service(0), _unit(b"active"), "done"]]
+    conn = _start(pair, batches)
     assert conn.wait_job(JOB, "the start", 5.0) == "done"
 
 
 def test_a_program_that_exits_at_once_ends_the_wait_before_its_job(
         pair: tuple[socket.socket, socket.socket]) -> None:
     # The job would end only after the unit's ExecStopPost=: the wait ends when the
-    # unit says its program exited, and decodes no signal twice.
-    early = [_service(0), _unit(b"activating")]
+    # unit says its program exited, having decoded only the pair that says so, once.
+    made, early = _made(), _starts()
     exited = [_service(1), _unit(b"deactivating")]
-    conn = _start(pair, [early, exited, ["failed"]])
+    conn = _start(pair, [made, early, exited, ["failed"]])
     assert conn.wait_job(JOB, "the start", 5.0) == PROGRAM_EXITED
-    assert [c.decodes for c in early + exited] == [0, 1, 1, 1]
+    assert [c.decodes for c in made + early + exited if isinstance(c, Changed)] == [
+        0, 0, 0, 0, 1, 1]
     props = conn.started(UNIT)
     assert props is not None and props[b"ExecMainCode"] == 1
     assert props[b"ActiveState"] == b"deactivating"
@@ -310,29 +319,31 @@ def test_a_program_that_exits_at_once_ends_the_wait_before_its_job(
 def test_signals_of_an_earlier_run_do_not_end_the_next_starts_wait(
         pair: tuple[socket.socket, socket.socket]) -> None:
     # A session's next invocation, on a connection that has not read the end of its last.
-    stale = [_service(1), _unit(b"deactivating")]
-    conn = _start(pair, [stale, [_service(0), _unit(b"activating")],
-                         [_service(0), _unit(b"active"), "done"]], earlier=True)
+    stale = [*_made(), *_starts(), _service(1), _unit(b"deactivating")]
+    conn = _start(pair, [stale, _made(), _starts(), [_service(0), _unit(b"active"), "done"]],
+                  earlier=True)
     assert conn.wait_job(JOB, "the start", 5.0) == "done"
 
 
 def test_a_program_systemd_could_not_run_is_waited_for_to_its_jobs_end(
         pair: tuple[socket.socket, socket.socket]) -> None:
-    conn = _start(pair, [[_service(1, 203), _unit(b"deactivating")], ["failed"]])
+    conn = _start(pair, [_made(), _starts(), [_service(1, 203), _unit(b"deactivating")],
+                         ["failed"]])
     assert conn.wait_job(JOB, "the start", 5.0) == "failed"
 
 
 @pytest.mark.parametrize("signal_code", [2, 3])  # killed, dumped
 def test_a_program_killed_at_once_ran(pair: tuple[socket.socket, socket.socket],
                                       signal_code: int) -> None:
-    conn = _start(pair, [[_service(signal_code, 9), _unit(b"deactivating")], ["failed"]])
+    conn = _start(pair, [_made(), _starts(),
+                         [_service(signal_code, 9), _unit(b"deactivating")], ["failed"]])
     assert conn.wait_job(JOB, "the start", 5.0) == PROGRAM_EXITED
 
 
 def test_an_inactive_unit_before_its_start_is_no_exit(
         pair: tuple[socket.socket, socket.socket]) -> None:
-    # Created, the unit is inactive with no exit yet; half a batch says nothing either.
-    conn = _start(pair, [[_service(0), _unit(b"inactive")], [_service(1)]])
+    # Made, the unit is inactive with no exit yet; half a pair says nothing either.
+    conn = _start(pair, [_made(), _starts(), _made(), [_service(1)]])
     with pytest.raises(ManagerTimeout):
         conn.wait_job(JOB, "the start", 0.2)
 
@@ -344,7 +355,7 @@ def test_a_job_whose_unit_is_not_watched_or_restarts_is_waited_for_to_its_end(
     # program exits (Restart=) goes on with its start job through those exits.
     ours, manager = pair
     manager.sendall(b"x")
-    bus = StartBus(ours, [[_service(1), _unit(b"deactivating")], ["done"]])
+    bus = StartBus(ours, [_made(), _starts(), [_service(1), _unit(b"deactivating")], ["done"]])
     if watched == "restarts":  # as Manager.submit_transient queues it
         bus.conn.watch_start(UNIT, 5.0)
         bus.conn.queued(JOB, None)
