@@ -295,7 +295,7 @@ class Connection:
     def wait_job(self, job: bytes, what: str, timeout: float) -> str:
         """Wait up to TIMEOUT for JOB (from queued()) to finish; its result ('done',
         'failed', ...), or PROGRAM_EXITED if the unit it starts says first that its
-        program has already exited (see _exited)."""
+        program ran and has exited (see _exited)."""
         deadline = time.monotonic() + timeout
         unit = self.start_jobs.pop(job, None)
         try:
