@@ -27,6 +27,8 @@ def usec(seconds: float) -> int:
     """SECONDS as D-Bus carries a time span: in microseconds, USEC_INFINITY for math.inf.
     round: 249 us is 0.000249 s, which times 10**6 is 248.99999999999997."""
     return USEC_INFINITY if seconds == math.inf else round(seconds * USEC_PER_SEC)
+
+
 # In extract_multiplier()'s order: the first suffix the text starts with wins, so the
 # longer spellings come first ("ms" before "m", "months" before "m").
 _UNITS: tuple[tuple[str, int], ...] = (

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from orch import dependencies, faults, secrets
-from orch.connection import NOT_RUN, PROGRAM_EXITED
+from orch.connection import PROGRAM_EXITED
 from orch.dbus import Property
 from orch.errors import ManagerTimeout, SpawnFailed
 from orch.events import Event, Kind
@@ -175,14 +175,6 @@ def launch(rt: Runtime, record: Record, values: Secrets | None = None,
     for event in started:
         run_hooks(rt, confirmed, event)
     return view(confirmed, unit_now, pid_known=True), outcome
-
-
-def program_ran(session: Session) -> bool:
-    """Whether the program itself ran: a start job also fails when a program that did run
-    exits at once; only statuses NOT_RUN are systemd's own (it could not be run)."""
-    if session.exit_signal is not None:
-        return True
-    return session.exit_code is not None and session.exit_code not in NOT_RUN
 
 
 def _judge(manager: ManagerPort, sessions: Sessions, record: Record) -> dict[str, bool | None]:

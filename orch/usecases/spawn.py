@@ -9,6 +9,7 @@ from pathlib import Path
 
 from orch import faults, secrets
 from orch.argv_template import placeholders
+from orch.connection import NOT_RUN
 from orch.errors import OrchError, SpawnFailed, UsageError
 from orch.events import Kind
 from orch.frozen import replace
@@ -23,7 +24,6 @@ from orch.usecases.common import collect, find, lookup, view
 from orch.usecases.launching import (
     NotSubmitted,
     launch,
-    program_ran,
     relaunch_secrets,
     settle_now,
     start_after,
@@ -306,6 +306,14 @@ def resume(rt: Runtime, ref: str, prompt: str | None = None) -> Session:
     except NotSubmitted as failure:
         raise failure.error from None
     return session
+
+
+def program_ran(session: Session) -> bool:
+    """Whether the program itself ran: a start job also fails when a program that did run
+    exits at once; only statuses NOT_RUN are systemd's own (it could not be run)."""
+    if session.exit_signal is not None:
+        return True
+    return session.exit_code is not None and session.exit_code not in NOT_RUN
 
 
 def start_failure(session: Session, outcome: str) -> str:
