@@ -30,12 +30,7 @@ from orch.dbus import (
     properties_args,
     to_bytes,
 )
-from orch.errors import (
-    ManagerUnreachable,
-    OrchError,
-    PermissionDenied,
-    UsageError,
-)
+from orch.errors import ManagerUnreachable, OrchError, PermissionDenied, UsageError
 from orch.idle import IdlePool, Key
 from orch.scope import Scope
 from orch.session import UnitFacts, UnitView
@@ -437,11 +432,15 @@ class Manager:
         queued job id or 0)."""
         listed = self._manager_call("ListUnitsByPatterns", b"asas", [[], [pattern]],
                                     "the list of units")
-        # pystemd's strings are bytes: decoded here, not by as_str (4,000 calls at 1,000).
-        return {row[0].decode(errors="replace"): (bytes(row[6]), (
-                    row[2].decode(errors="replace"), row[3].decode(errors="replace"),
-                    row[4].decode(errors="replace"), int(row[7])))
-                for row in listed}
+        said: dict[tuple[bytes, bytes, bytes, int], tuple[str, str, str, int]] = {}
+        units = {}
+        for name, _, load, active, sub, _, path, job, _, _ in listed:
+            states = said.get((load, active, sub, job))
+            if states is None:  # pystemd's bytes: the few states of many units decoded once
+                states = said[load, active, sub, job] = (load.decode(errors="replace"),
+                    active.decode(errors="replace"), sub.decode(errors="replace"), int(job))
+            units[name.decode(errors="replace")] = (bytes(path), states)
+        return units
 
     def job_type(self, unit: str) -> str | None:
         """The type of the job queued for UNIT ("stop", "restart", ...); None if none is,

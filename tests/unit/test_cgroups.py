@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from orch.cgroups import NO_USAGE, Accounting, Usage, mounts, unit_cgroup
+from orch.cgroups import NO_USAGE, Accounting, Usage, mounts, unit_cgroup, usage_of
 
 UNIT = "/system.slice/orch-job-1a2b3c4d.service"
 
@@ -167,3 +167,11 @@ def test_a_limit_holds_where_the_slice_has_the_controller(tmp_path: Path) -> Non
     # A system slice in the v1 memory hierarchy; a user manager never has one there.
     assert accounting.limits("/system.slice", "memory")
     assert not accounting.limits("/system.slice", "pids")
+
+
+def test_a_usage_made_from_values_is_the_one_its_fields_make_in_their_order() -> None:
+    made = usage_of((1, 2, None, 4, 5))
+    assert made == Usage(memory_current=1, cpu_usage_nsec=2, tasks_current=None,
+                         io_read_bytes=4, io_write_bytes=5)
+    assert list(made.__dict__.items()) == list(Usage(1, 2, None, 4, 5).__dict__.items())
+    assert made != usage_of((1, 2, 3, 4, 5))
