@@ -38,14 +38,13 @@ Values = tuple[int | None, int | None, int | None, int | None, int | None]  # a 
 def usage_of(values: Values) -> Usage:
     """The Usage of VALUES: its fields set in its dict, as a frozen __init__ does, a
     third of the cost of the call (a listing makes one a session)."""
-    usage = _new(Usage)
+    usage = object.__new__(Usage)
     fields = usage.__dict__
     (fields["memory_current"], fields["cpu_usage_nsec"], fields["tasks_current"],
      fields["io_read_bytes"], fields["io_write_bytes"]) = values
     return usage
 
 
-_new = object.__new__
 USAGE_FIELDS = ("memory_current", "cpu_usage_nsec", "tasks_current", "io_read_bytes",
                 "io_write_bytes")
 
