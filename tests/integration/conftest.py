@@ -237,10 +237,13 @@ def _state_dir(owner: int) -> Path:
 
 def _stop_all(orch: Orch) -> None:
     """End every unit this test started, by the units its records name."""
-    units = [record.unit for record in orch.records()]
+    records = orch.records()
+    units = [record.unit for record in records]
     # A session waiting on others (--after) has a path unit of the same stem that would
     # otherwise keep waiting, and keep its service loaded, in the managers later tests use.
     units += [u.removesuffix(".service") + ".path" for u in units if u.endswith(".service")]
+    # One waiting out a usage limit has a timer (spec.wake_unit) that would wake it later.
+    units += [f"orch-wake-{record.id}-*.timer" for record in records]
     if units:
         orch.systemctl("stop", "--no-block", *units)
 
