@@ -184,6 +184,15 @@ class Connection:
         self.match(MANAGER_PATH, MANAGER_IFACE, b"JobRemoved", on_job_removed)
         self.job_match = True
 
+    def forget_use(self) -> None:
+        """Forget what one use asked of the manager, before the connection idles for the
+        next: each job and start was waited for in it, or given up with it (a spawn that
+        failed between its submit and its wait)."""
+        self.jobs.clear()
+        self.starting.clear()
+        self.start_jobs.clear()
+        self.watched, self.changed = frozenset(), False
+
     def watch_start(self, unit: str, timeout: float) -> None:
         """Collect what the manager's signals say of UNIT from now on (see started()):
         those it sent before, of an earlier run of a unit of that name (a session's

@@ -159,9 +159,7 @@ class Manager:
         if conn.subscribed or conn.broken or len(conn.start_matches) >= MAX_START_MATCHES:
             conn.close()
             return
-        conn.jobs.clear()  # every job waited for in this use was waited for in it
-        conn.starting.clear()
-        conn.watched, conn.changed = frozenset(), False
+        conn.forget_use()
         if not _IDLE.put(key, conn):  # one idles there already: nested Managers
             conn.close()
 

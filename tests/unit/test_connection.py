@@ -363,3 +363,14 @@ def test_a_job_whose_unit_is_not_watched_or_restarts_is_waited_for_to_its_end(
         bus.conn.queued(JOB, UNIT)
         bus.conn.starting[UNIT_PATH] = []
     assert bus.conn.wait_job(JOB, "the start", 5.0) == "done"
+
+
+def test_a_use_that_gave_up_its_start_leaves_nothing_for_the_next(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    # A spawn that failed between its submit and its wait: the connection idles after
+    # it, and must not keep the job, the unit's signals or the job's unit.
+    conn = _start(pair, [_made(), _starts()])
+    conn.jobs[JOB] = None
+    assert conn.start_jobs and conn.starting
+    conn.forget_use()
+    assert (conn.jobs, conn.starting, conn.start_jobs) == ({}, {}, {})
