@@ -60,3 +60,18 @@ class SpawnFailed(OrchError):
     """The agent's unit could not be started."""
 
     exit_code = 1
+
+
+class suppress:  # lower case: named as the one it stands in for
+    """contextlib.suppress: the body's exceptions of KINDS end it quietly. contextlib's
+    import would cost every command 0.6-0.8 ms."""
+
+    def __init__(self, *kinds: type[BaseException]) -> None:
+        self.kinds = kinds
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 trace: object) -> bool:
+        return kind is not None and issubclass(kind, self.kinds)

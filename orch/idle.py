@@ -14,7 +14,8 @@ from __future__ import annotations
 import _thread
 import os
 import time
-from contextlib import suppress
+
+from orch.errors import suppress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # not at run time: it costs every command's start nothing then

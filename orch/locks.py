@@ -6,13 +6,12 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from contextlib import contextmanager
 
 from orch.errors import StateError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
 PROC_LOCKS = "/proc/locks"
@@ -46,21 +45,42 @@ def take(fd: int, path: Path, timeout: float, notice_after: float) -> None:
             delay = min(delay * 2, 0.02)
 
 
-@contextmanager
-def held(path: Path, timeout: float, notice_after: float) -> Iterator[None]:
+class Held:
+    """The lock file at PATH, opened by OPEN_FD, taken as take() does while a `with` body
+    runs and closed after it. (A class: contextlib's import costs every command.)"""
+
+    def __init__(self, open_fd: Callable[[], int], path: Path, timeout: float,
+                 notice_after: float) -> None:
+        self._open_fd, self._path = open_fd, path
+        self._timeout, self._notice_after = timeout, notice_after
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        fd = self._open_fd()
+        try:
+            take(fd, self._path, self._timeout, self._notice_after)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def __exit__(self, *_: object) -> None:
+        fd, self._fd = self._fd, -1
+        os.close(fd)
+
+
+def held(path: Path, timeout: float, notice_after: float) -> Held:
     """The lock file PATH (made 0600 if new, in a directory that exists) taken as take()
     does, while the body runs."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as err:
-        from orch import files
+    def open_fd() -> int:
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as err:
+            from orch import files
 
-        raise StateError(files.describe(err, path)) from None
-    try:
-        take(fd, path, timeout, notice_after)
-        yield
-    finally:
-        os.close(fd)
+            raise StateError(files.describe(err, path)) from None
+
+    return Held(open_fd, path, timeout, notice_after)
 
 
 def holder(fd: int, locks: str | None = None) -> str | None:

@@ -36,14 +36,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from pathlib import Path
 
 from orch import faults, files
 from orch.archive import Changing, Live, archivable, merged
-from orch.errors import StateError
-from orch.locks import take
+from orch.errors import StateError, suppress
+from orch.locks import Held
 from orch.stateformat import (
     READABLE_VERSIONS,
     SCHEMA_VERSION,
@@ -459,24 +458,21 @@ class StateStore:
             raise self._error(err) from None
         self._prepared = True
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self) -> Held:
+        return Held(self._open_lock, self.lock_path, LOCK_TIMEOUT, LOCK_NOTICE_S)
+
+    def _open_lock(self) -> int:
         if not self._prepared:
             self._prepare_directory()
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             try:
-                fd = os.open(self.lock_path, flags, 0o600)
+                return os.open(self.lock_path, flags, 0o600)
             except FileNotFoundError:  # the directory went away since: make it anew
                 self._prepare_directory()
-                fd = os.open(self.lock_path, flags, 0o600)
+                return os.open(self.lock_path, flags, 0o600)
         except OSError as err:
             raise self._error(err, self.lock_path) from None
-        try:
-            take(fd, self.lock_path, LOCK_TIMEOUT, LOCK_NOTICE_S)
-            yield
-        finally:
-            os.close(fd)
 
     def _write(self, path: Path, data: bytes, *, sync_dir: bool = False) -> None:
         try:

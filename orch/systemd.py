@@ -13,7 +13,6 @@ import _thread
 import errno
 import os
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 
 from orch.alarm import ALARM, bounded, call_timeout, unanswered
 from orch.booted import NO_SYSTEMD_HINT, systemd_is_pid1
@@ -30,7 +29,7 @@ from orch.dbus import (
     properties_args,
     to_bytes,
 )
-from orch.errors import ManagerUnreachable, OrchError, PermissionDenied, UsageError
+from orch.errors import ManagerUnreachable, OrchError, PermissionDenied, UsageError, suppress
 from orch.idle import IdlePool, Key
 from orch.scope import Scope
 from orch.session import UnitFacts, UnitView

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 from orch.errors import NotFound
 from orch.frozen import replace
-from orch.resolve import resolve
 from orch.session import Intent, Record, Session, UnitView, derive_status
 from orch.state import Sessions, StateStore
 
@@ -43,6 +42,8 @@ def find(ref: str, records: Sessions) -> Record:
         if not own:
             raise NotFound("`self` names a session only inside one (ORCH_SESSION_ID is unset)")
         ref = own
+    from orch.resolve import resolve  # not for a listing
+
     return resolve(ref, records.values())
 
 

@@ -5,8 +5,7 @@ resume and recover's restarts all start units through here."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
 from orch import dependencies, faults, secrets
@@ -85,25 +84,36 @@ def unit_properties(rt: Runtime, record: Record, options: SpawnOptions,
     return props, secret_file
 
 
-@contextmanager
-def _listening(record: Record, props: list[Property], message: bytes | None
-               ) -> Iterator[None]:
+class _listening:  # lower case: used as the context manager function it was
     """For a conversation, its input, opened with MESSAGE in it to be read first, in
     PROPS for the manager while the block creates the unit: the manager holds its own
-    descriptor after that. Nothing for any other session."""
-    if not record.agent.get("interactive"):
-        yield
-        return
-    from orch import conversation
+    descriptor after that. Nothing for any other session. (A class: contextlib's import
+    would cost every spawn.)"""
 
-    fd = conversation.open_input(Scope(record.scope), record.id, quiet=not message)
-    try:
-        if message:
-            os.write(fd, message)  # an empty pipe of PIPE_BYTES takes a whole message
-        props.append(("StandardInputFileDescriptor", "h", fd))
-        yield
-    finally:
-        os.close(fd)
+    def __init__(self, record: Record, props: list[Property], message: bytes | None) -> None:
+        self._record, self._props, self._message = record, props, message
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        if not self._record.agent.get("interactive"):
+            return
+        from orch import conversation
+
+        fd = conversation.open_input(Scope(self._record.scope), self._record.id,
+                                     quiet=not self._message)
+        try:
+            if self._message:  # an empty pipe of PIPE_BYTES takes a whole message
+                os.write(fd, self._message)
+            self._props.append(("StandardInputFileDescriptor", "h", fd))
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def __exit__(self, *_: object) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 def launch(rt: Runtime, record: Record, values: Secrets | None = None,

@@ -8,7 +8,6 @@ from operator import attrgetter
 
 from orch.errors import NotFound, UsageError
 from orch.frozen import dataclass, replace
-from orch.queues import InLine, in_line, placed
 from orch.scope import Scope
 from orch.session import Record, Session, Status, UnitView
 from orch.state import Sessions, StateStore
@@ -27,6 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from orch.events import Event, Position
     from orch.journal import LogFormat
+    from orch.queues import InLine
     from orch.results import AgentResult
     from orch.runtime import ManagerPort, Runtime
     from orch.transcript import Style
@@ -64,6 +64,8 @@ def each_session(rt: Runtime, *, running: bool = False,
             if session is None or (running and session.status.ended):
                 continue
             if session.status is Status.QUEUED:
+                from orch.queues import in_line, placed  # a listing of none queued: not loaded
+
                 said = said if said is not None else in_line(records, rt.now_iso())
                 session = placed(session, said)
             yield session
@@ -204,6 +206,8 @@ def result(rt: Runtime, ref: str) -> Session:
         record = collect(rt, record)
         session = view(record, unit)  # its cost and tokens summed over every run, as ps's
     if session.status is Status.QUEUED:
+        from orch.queues import in_line, placed
+
         session = placed(session, in_line(rt.store.load(), rt.now_iso()))
     return conversing(session, record)
 

@@ -6,13 +6,12 @@ transient unit of the session's own manager. A hook that fails is the manager's 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from pathlib import Path
 
 from orch import events
-from orch.errors import OrchError
+from orch.errors import OrchError, suppress
 from orch.events import Event, Kind
 from orch.scope import Scope
 from orch.session import Record, Status, now_iso
@@ -104,7 +103,7 @@ def note(state_dir: Path, record: Record, kind: Kind, status: Status | str,
                   record.exit_code if ended else None, record.result if ended else None,
                   detail)
     # The state file says what happened; the event log only tells of it.
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         events.append(state_dir, event)
     return event
 
