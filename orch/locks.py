@@ -8,6 +8,7 @@ import os
 import time
 
 from orch.errors import StateError
+from orch.files import OpenFor
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,31 +46,7 @@ def take(fd: int, path: Path, timeout: float, notice_after: float) -> None:
             delay = min(delay * 2, 0.02)
 
 
-class Held:
-    """The lock file at PATH, opened by OPEN_FD, taken as take() does while a `with` body
-    runs and closed after it. (A class: contextlib's import costs every command.)"""
-
-    def __init__(self, open_fd: Callable[[], int], path: Path, timeout: float,
-                 notice_after: float) -> None:
-        self._open_fd, self._path = open_fd, path
-        self._timeout, self._notice_after = timeout, notice_after
-        self._fd = -1
-
-    def __enter__(self) -> None:
-        fd = self._open_fd()
-        try:
-            take(fd, self._path, self._timeout, self._notice_after)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-
-    def __exit__(self, *_: object) -> None:
-        fd, self._fd = self._fd, -1
-        os.close(fd)
-
-
-def held(path: Path, timeout: float, notice_after: float) -> Held:
+def held(path: Path, timeout: float, notice_after: float) -> OpenFor:
     """The lock file PATH (made 0600 if new, in a directory that exists) taken as take()
     does, while the body runs."""
     def open_fd() -> int:
@@ -80,7 +57,14 @@ def held(path: Path, timeout: float, notice_after: float) -> Held:
 
             raise StateError(files.describe(err, path)) from None
 
-    return Held(open_fd, path, timeout, notice_after)
+    return holding(open_fd, path, timeout, notice_after)
+
+
+def holding(open_fd: Callable[[], int], path: Path, timeout: float,
+            notice_after: float) -> OpenFor:
+    """The lock file at PATH, opened by OPEN_FD, taken as take() does while a `with` body
+    runs, and closed after it."""
+    return OpenFor(open_fd, lambda fd: take(fd, path, timeout, notice_after))
 
 
 def holder(fd: int, locks: str | None = None) -> str | None:

@@ -42,7 +42,7 @@ from pathlib import Path
 from orch import faults, files
 from orch.archive import Changing, Live, archivable, merged
 from orch.errors import StateError, suppress
-from orch.locks import Held
+from orch.locks import holding
 from orch.stateformat import (
     READABLE_VERSIONS,
     SCHEMA_VERSION,
@@ -458,8 +458,8 @@ class StateStore:
             raise self._error(err) from None
         self._prepared = True
 
-    def _locked(self) -> Held:
-        return Held(self._open_lock, self.lock_path, LOCK_TIMEOUT, LOCK_NOTICE_S)
+    def _locked(self) -> files.OpenFor:
+        return holding(self._open_lock, self.lock_path, LOCK_TIMEOUT, LOCK_NOTICE_S)
 
     def _open_lock(self) -> int:
         if not self._prepared:

@@ -13,6 +13,7 @@ from orch.connection import PROGRAM_EXITED
 from orch.dbus import Property
 from orch.errors import ManagerTimeout, SpawnFailed
 from orch.events import Event, Kind
+from orch.files import OpenFor
 from orch.frozen import replace
 from orch.locate import resolve_program, session_path
 from orch.scope import Scope
@@ -84,36 +85,23 @@ def unit_properties(rt: Runtime, record: Record, options: SpawnOptions,
     return props, secret_file
 
 
-class _listening:  # lower case: used as the context manager function it was
+def _listening(record: Record, props: list[Property], message: bytes | None) -> OpenFor:
     """For a conversation, its input, opened with MESSAGE in it to be read first, in
     PROPS for the manager while the block creates the unit: the manager holds its own
-    descriptor after that. Nothing for any other session. (A class: contextlib's import
-    would cost every spawn.)"""
-
-    def __init__(self, record: Record, props: list[Property], message: bytes | None) -> None:
-        self._record, self._props, self._message = record, props, message
-        self._fd = -1
-
-    def __enter__(self) -> None:
-        if not self._record.agent.get("interactive"):
-            return
+    descriptor after that. Nothing for any other session."""
+    def open_fd() -> int:
+        if not record.agent.get("interactive"):
+            return -1
         from orch import conversation
 
-        fd = conversation.open_input(Scope(self._record.scope), self._record.id,
-                                     quiet=not self._message)
-        try:
-            if self._message:  # an empty pipe of PIPE_BYTES takes a whole message
-                os.write(fd, self._message)
-            self._props.append(("StandardInputFileDescriptor", "h", fd))
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
+        return conversation.open_input(Scope(record.scope), record.id, quiet=not message)
 
-    def __exit__(self, *_: object) -> None:
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)
+    def prepare(fd: int) -> None:
+        if message:  # an empty pipe of PIPE_BYTES takes a whole message
+            os.write(fd, message)
+        props.append(("StandardInputFileDescriptor", "h", fd))
+
+    return OpenFor(open_fd, prepare)
 
 
 def launch(rt: Runtime, record: Record, values: Secrets | None = None,

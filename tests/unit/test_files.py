@@ -68,3 +68,37 @@ def test_errors_are_worded_once(code: int, said: str) -> None:
     error = OSError(code, os.strerror(code))
     assert files.describe(error, Path("/x")) == said
     assert files.is_permission(error) is (code in (errno.EACCES, errno.EPERM))
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def test_a_descriptor_held_for_a_body_is_prepared_then_closed_and_closed_if_preparing_fails(
+        tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    def open_fd() -> int:
+        seen.append(os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT, 0o600))
+        return seen[-1]
+
+    with files.OpenFor(open_fd, lambda fd: os.write(fd, b"prepared")):
+        assert _is_open(seen[0])
+    assert not _is_open(seen[0])
+    assert (tmp_path / "f").read_bytes() == b"prepared"
+
+    def refuse(fd: int) -> None:
+        raise OSError(errno.EAGAIN, "not now")
+
+    with pytest.raises(OSError), files.OpenFor(open_fd, refuse):
+        pytest.fail("the body runs only once prepared")
+    assert not _is_open(seen[1])
+
+    prepared: list[int] = []
+    with files.OpenFor(lambda: -1, prepared.append):  # none: nothing prepared or closed
+        pass
+    assert prepared == []
