@@ -8,7 +8,7 @@ import os
 import time
 
 from orch.errors import StateError
-from orch.files import OpenFor
+from orch.files import OpenFor, describe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,9 +53,7 @@ def held(path: Path, timeout: float, notice_after: float) -> OpenFor:
         try:
             return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as err:
-            from orch import files
-
-            raise StateError(files.describe(err, path)) from None
+            raise StateError(describe(err, path)) from None
 
     return holding(open_fd, path, timeout, notice_after)
 
