@@ -273,7 +273,7 @@ def replay(sessions: Sessions, entries: bytes, where: str,
     A last line that does not parse is an append cut short, and ends the replay; any
     other is corruption (ValueError)."""
     try:  # all at once, as a sound log is: one decoding call, not one a line
-        found = _last_made(_decode_all(entries), where)
+        found = [_change(entry, where) for entry in _decode_all(entries)]
         done = len(entries)
     except ValueError:
         found, done = [], 0
@@ -312,28 +312,6 @@ def _decode_all(entries: bytes) -> list[object]:
     if type(decoded) is not list or len(decoded) != entries.count(b"\n"):
         raise ValueError("a line that is no value of its own")
     return decoded
-
-
-# Where a record set again later in the same log stands until its last line sets it.
-_LATER: Record = object()  # type: ignore[assignment]
-
-
-def _last_made(entries: list[object], where: str) -> list[tuple[str, Record | None]]:
-    """ENTRIES' changes, each record made (and checked) from its last line only: a spawn
-    sets its record twice (asked, then started), and making a record costs more than
-    decoding it. An earlier line of the same id holds its place (_LATER), so that the
-    records come out in the order a line-by-line replay gives. ValueError as _change."""
-    changes: list[tuple[str, dict[str, object] | None]] = []
-    for entry in entries:
-        data = entry.get("set") if type(entry) is dict and len(entry) == 1 else None
-        if type(data) is dict and type(data.get("id")) is str:
-            changes.append((data["id"], data))
-        else:  # a remove (a set of no record, or anything else, is refused)
-            changes.append((_change(entry, where)[0], None))
-    last = {session_id: index for index, (session_id, _) in enumerate(changes)}
-    return [(session_id, None if data is None else
-             Record.from_json(data, where) if last[session_id] == index else _LATER)
-            for index, (session_id, data) in enumerate(changes)]
 
 
 def _change(entry: object, where: str) -> tuple[str, Record | None]:

@@ -27,6 +27,7 @@ import pytest
 from orch import box, state
 from orch.errors import OrchError
 from orch.session import Record
+from orch.spec import wake_unit
 from tests.waiting import wait_for  # noqa: F401  (the integration tests' poller)
 
 pytestmark = pytest.mark.integration
@@ -242,8 +243,9 @@ def _stop_all(orch: Orch) -> None:
     # A session waiting on others (--after) has a path unit of the same stem that would
     # otherwise keep waiting, and keep its service loaded, in the managers later tests use.
     units += [u.removesuffix(".service") + ".path" for u in units if u.endswith(".service")]
-    # One waiting out a usage limit has a timer (spec.wake_unit) that would wake it later.
-    units += [f"orch-wake-{record.id}-*.timer" for record in records]
+    # One waiting out a usage limit has a timer that would wake it later, and its service.
+    timers = [wake_unit(record.id, "*") for record in records]
+    units += [*timers, *(t.removesuffix(".timer") + ".service" for t in timers)]
     if units:
         orch.systemctl("stop", "--no-block", *units)
 

@@ -22,3 +22,5 @@ def test_suppress_ends_the_body_on_the_kinds_it_names_and_no_other(make: type) -
     with make():
         reached.append(2)
     assert reached == [1, 2]
+    with pytest.raises(KeyboardInterrupt), make(Exception):  # not an Exception
+        raise KeyboardInterrupt

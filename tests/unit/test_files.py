@@ -98,6 +98,14 @@ def test_a_descriptor_held_for_a_body_is_prepared_then_closed_and_closed_if_prep
         pytest.fail("the body runs only once prepared")
     assert not _is_open(seen[1])
 
+    held = files.OpenFor(open_fd, lambda fd: None)
+    with pytest.raises(KeyError), held:
+        with pytest.raises(RuntimeError), held:  # not reentrant: the one held stays held
+            pass
+        assert _is_open(seen[2])
+        raise KeyError("the body fails")
+    assert not _is_open(seen[2])
+
     prepared: list[int] = []
     with files.OpenFor(lambda: -1, prepared.append):  # none: nothing prepared or closed
         pass

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from orch import state
 from orch.errors import StateError
@@ -692,53 +690,6 @@ def test_a_log_replays_whole_or_up_to_a_cut_last_line() -> None:
         assert replay(sessions, entries + tail, "log", removed=removed) == sound
         assert list(sessions) == [_record(n).id for n in (0, 2, 3, 4)]
         assert removed == {_record(1).id}
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 4)), max_size=14),
-       st.sets(st.integers(0, 3), max_size=2))
-def test_a_log_replays_as_its_lines_do_one_by_one_making_each_record_once(
-        ops: list[tuple[int, int]], before: set[int]) -> None:
-    """Each op sets session N's record (a version V of it) or, for V 0, removes it; the
-    replay's records, their order and the ids removed are what applying each line in
-    turn gives, and each record is made from its id's last line alone."""
-    from orch import stateformat
-
-    def line(n: int, version: int) -> bytes:
-        if not version:
-            return b'{"remove": "%s"}\n' % _record(n).id.encode()
-        record = _record(n, restarts=version)
-        return b'{"set": ' + json.dumps(record.to_sparse_json()).encode() + b"}\n"
-
-    base = {_record(n).id: _record(n) for n in sorted(before)}
-    expected, expected_removed = dict(base), set()
-    for n, version in ops:
-        if version:
-            expected[_record(n).id] = _record(n, restarts=version)
-            expected_removed.discard(_record(n).id)
-        else:
-            expected.pop(_record(n).id, None)
-            expected_removed.add(_record(n).id)
-    made: list[str] = []
-    real = stateformat.Record.from_json
-
-    def counted(data: object, where: str) -> Record:
-        made.append(real(data, where).id)
-        return real(data, where)
-
-    entries = b"".join(line(n, version) for n, version in ops)
-    sessions, removed = dict(base), set()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(stateformat.Record, "from_json", counted)
-        assert stateformat.replay(sessions, entries, "log", removed=removed) == len(entries)
-    assert list(sessions.items()) == list(expected.items())
-    assert removed == expected_removed
-    assert sorted(made) == sorted({_record(n).id for n, version in ops
-                                   if version and _last(ops, n)[1]})
-
-
-def _last(ops: list[tuple[int, int]], n: int) -> tuple[int, int]:
-    return [op for op in ops if op[0] == n][-1]
 
 
 def test_a_write_reuses_the_lines_of_the_snapshot_it_read(tmp_path: Path,
