@@ -46,23 +46,24 @@ def take(fd: int, path: Path, timeout: float, notice_after: float) -> None:
             delay = min(delay * 2, 0.02)
 
 
-def held(path: Path, timeout: float, notice_after: float) -> OpenFor:
-    """The lock file PATH (made 0600 if new, in a directory that exists) taken as take()
-    does, while the body runs."""
-    def open_fd() -> int:
+def open_lock(path: Path) -> int:
+    """The lock file PATH, made 0600 if new (in a directory that exists), opened; OSError
+    as os.open raises it."""
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
+def held(path: Path, timeout: float, notice_after: float,
+         open_fd: Callable[[], int] | None = None) -> OpenFor:
+    """The lock file PATH taken as take() does while a `with` body runs, and closed after
+    it. OPEN_FD opens it (a caller that makes its directory first); else open_lock(),
+    its failure a StateError."""
+    def opened() -> int:
         try:
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            return open_lock(path)
         except OSError as err:
             raise StateError(describe(err, path)) from None
 
-    return holding(open_fd, path, timeout, notice_after)
-
-
-def holding(open_fd: Callable[[], int], path: Path, timeout: float,
-            notice_after: float) -> OpenFor:
-    """The lock file at PATH, opened by OPEN_FD, taken as take() does while a `with` body
-    runs, and closed after it."""
-    return OpenFor(open_fd, lambda fd: take(fd, path, timeout, notice_after))
+    return OpenFor(open_fd or opened, lambda fd: take(fd, path, timeout, notice_after))
 
 
 def holder(fd: int, locks: str | None = None) -> str | None:

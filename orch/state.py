@@ -42,7 +42,7 @@ from pathlib import Path
 from orch import faults, files
 from orch.archive import Changing, Live, archivable, merged
 from orch.errors import StateError, suppress
-from orch.locks import holding
+from orch.locks import held, open_lock
 from orch.stateformat import (
     READABLE_VERSIONS,
     SCHEMA_VERSION,
@@ -459,18 +459,17 @@ class StateStore:
         self._prepared = True
 
     def _locked(self) -> files.OpenFor:
-        return holding(self._open_lock, self.lock_path, LOCK_TIMEOUT, LOCK_NOTICE_S)
+        return held(self.lock_path, LOCK_TIMEOUT, LOCK_NOTICE_S, self._open_lock)
 
     def _open_lock(self) -> int:
         if not self._prepared:
             self._prepare_directory()
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             try:
-                return os.open(self.lock_path, flags, 0o600)
+                return open_lock(self.lock_path)
             except FileNotFoundError:  # the directory went away since: make it anew
                 self._prepare_directory()
-                return os.open(self.lock_path, flags, 0o600)
+                return open_lock(self.lock_path)
         except OSError as err:
             raise self._error(err, self.lock_path) from None
 

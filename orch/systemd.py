@@ -432,9 +432,9 @@ class Manager:
         said: dict[tuple[bytes, bytes, bytes, int], tuple[str, str, str, int]] = {}
         units = {}
         for name, _, load, active, sub, _, path, job, _, _ in listed:
-            states = said.get((load, active, sub, job))
+            states = said.get(key := (load, active, sub, job))
             if states is None:  # pystemd's bytes: the few states of many units decoded once
-                states = said[load, active, sub, job] = (load.decode(errors="replace"),
+                states = said[key] = (load.decode(errors="replace"),
                     active.decode(errors="replace"), sub.decode(errors="replace"), int(job))
             units[name.decode(errors="replace")] = (bytes(path), states)
         return units
